@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * syscap record format: the one definition shared by the eBPF program,
+ * the kernel module and the user-space consumer (capture_lib).
+ *
+ * Every record in a ring and in a trace file is one struct syscap_event,
+ * fixed size, little-endian on every architecture syscap supports.
+ * Syscall records are written once per syscall, at exit, carrying the entry
+ * time and the duration measured from a per-thread entry timestamp.
+ * Bump SYSCAP_RECORD_VERSION whenever the layout changes.
+ */
+#ifndef SYSCAP_RECORD_H
+#define SYSCAP_RECORD_H
+
+#if defined(__KERNEL__) || defined(__BPF__) || defined(__bpf__)
+/* the kernel and vmlinux.h provide __u8 .. __u64 */
+#else
+#include <linux/types.h>
+#endif
+
+#define SYSCAP_RECORD_VERSION	1
+
+/* Syscall numbers at or above this are not traced (x86-64 and arm64 stay
+ * well below; x32 numbers carry bit 30 and are ignored). */
+#define SYSCAP_MAX_SYSCALLS	512
+#define SYSCAP_COMM_LEN		16
+#define SYSCAP_MAX_COMMS	8
+#define SYSCAP_MAX_CPUS		256
+
+/* syscap_event.kind */
+enum syscap_kind {
+	SYSCAP_EV_SYSCALL	= 1,	/* one finished (or never-returning) syscall */
+	SYSCAP_EV_FORK		= 2,	/* a task was created: tgid/tid are the child's */
+	SYSCAP_EV_EXEC		= 3,	/* a successful exec: proc.comm is the new comm */
+	SYSCAP_EV_EXIT		= 4,	/* a task exited: ret is the exit code */
+};
+
+/* syscap_event.flags */
+#define SYSCAP_F_NORETURN	0x01	/* exit/exit_group (or exec on old arm64):
+					 * written when the task left; ret is 0 */
+#define SYSCAP_F_COMPAT		0x02	/* 32-bit compat task: nr is from the
+					 * compat table */
+#define SYSCAP_F_GROUP_DEAD	0x04	/* on EXIT: the last thread of the
+					 * process exited */
+
+struct syscap_proc_info {
+	__u32 parent_tgid;		/* FORK: the creator; EXEC: old tid */
+	__u32 parent_tid;
+	__u64 reserved;
+	char comm[SYSCAP_COMM_LEN];	/* FORK/EXEC/EXIT: the task's comm */
+	__u64 pad[2];
+};
+
+struct syscap_event {
+	__u64 ts_ns;		/* entry time (syscall) or event time, CLOCK_MONOTONIC */
+	__u64 dur_ns;		/* syscall duration; 0 for process events */
+	__s64 ret;		/* syscall return value; exit code for EXIT */
+	union {
+		__u64 args[6];			/* SYSCALL: arguments */
+		struct syscap_proc_info proc;	/* FORK / EXEC / EXIT */
+	};
+	__u32 tgid;
+	__u32 tid;
+	__u32 seq;		/* per-CPU sequence number of syscall records
+				 * generated on this CPU, counting drops: a gap
+				 * in a CPU's sequence is exactly the loss */
+	__u16 nr;		/* syscall number (SYSCALL) */
+	__u8 kind;		/* enum syscap_kind */
+	__u8 flags;		/* SYSCAP_F_* */
+};
+
+#define SYSCAP_EVENT_SIZE	88
+
+/*
+ * Per-CPU counters kept by the probe. Totals are exact even when a ring
+ * overflows: the ring then only loses detail, and the loss is counted here.
+ */
+struct syscap_cpu_stats {
+	__u64 events;		/* syscall records generated (passed the filters) */
+	__u64 drops;		/* syscall records lost because the ring was full */
+	__u64 proc_events;	/* FORK/EXEC/EXIT records generated */
+	__u64 proc_drops;	/* FORK/EXEC/EXIT records lost */
+	__u64 calls[SYSCAP_MAX_SYSCALLS];
+	__u64 errors[SYSCAP_MAX_SYSCALLS];
+	__u64 total_ns[SYSCAP_MAX_SYSCALLS];
+};
+
+/* syscap_filter.flags */
+#define SYSCAP_FILTER_SYSCALLS		0x01	/* only syscalls set in the bitmap */
+#define SYSCAP_FILTER_PIDS		0x02	/* only processes in the include set
+						 * (the set follows fork) */
+#define SYSCAP_FILTER_COMM		0x04	/* only tasks whose comm is listed */
+#define SYSCAP_FILTER_COMM_EXCLUDE	0x08	/* ... or: all but those listed */
+#define SYSCAP_FILTER_FAILED		0x10	/* only failed syscalls (-4095..-1) */
+
+/* values of the process set (kernel map or table), keyed by tgid */
+#define SYSCAP_PID_INCLUDE	1
+#define SYSCAP_PID_EXCLUDE	2
+
+/*
+ * The in-kernel filter. The process set itself lives in a kernel table
+ * keyed by tgid (BPF hash map / module hash table), updated separately.
+ */
+struct syscap_filter {
+	__u64 syscalls[SYSCAP_MAX_SYSCALLS / 64];	/* bitmap by syscall number */
+	__u32 flags;			/* SYSCAP_FILTER_* */
+	__u32 self_tgid;		/* the consumer: never traced */
+	__u32 ncomm;			/* entries used in comm[] */
+	__u32 generation;		/* bumped on every change: cached
+					 * per-task verdicts are then recomputed */
+	char comm[SYSCAP_MAX_COMMS][SYSCAP_COMM_LEN];
+};
+
+static inline int syscap_is_error(__s64 ret)
+{
+	return ret < 0 && ret >= -4095;
+}
+
+#endif /* SYSCAP_RECORD_H */

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Sets up syscap on a Debian 12 machine, as root: system packages, a virtualenv
+# at .venv, and the native build (BPF program, capture_lib, cffi binding).
+# Idempotent: a second run installs nothing new and rebuilds only what changed.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+	say "must run as root (it installs Debian packages): run 'sudo ./setup.sh'"
+	exit 1
+fi
+
+# Build and test dependencies from Debian.
+APT_PACKAGES=(
+	build-essential make pkg-config clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
+	python3 python3-venv python3-dev
+	strace tmux bpftrace
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+	say "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+	say "creating .venv"
+	"$PY" -m venv .venv
+fi
+stamp=.venv/.syscap-deps
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+	say "installing Python packages into .venv"
+	.venv/bin/pip install -q --upgrade pip
+	.venv/bin/pip install -q -e '.[dev]'
+	touch "$stamp"
+fi
+
+say "building capture_lib (BPF program, library, Python binding)"
+make -s -C capture_lib PYTHON="$PWD/.venv/bin/python"
+
+# The eBPF backend needs tracefs only for diagnostics; mount it if absent.
+if [ -d /sys/kernel/tracing ] && [ ! -e /sys/kernel/tracing/trace ]; then
+	mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
+fi
+say "done"
