@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The consumer's view of a capture backend (eBPF or kernel module).
+ *
+ * Both backends expose per-CPU rings with the memory layout of a BPF ring
+ * buffer, so one consumer drains both:
+ *   page 0            consumer position (u64 at offset 0), mapped read-write
+ *   page 1            producer position (u64 at offset 0), mapped read-only
+ *   data (size bytes) mapped twice back to back, read-only, so a record never
+ *                     wraps for the reader
+ * Each record is an 8-byte header { u32 len; u32 pg_off; } followed by len
+ * bytes of payload, the whole rounded up to 8 bytes. Bit 31 of len marks a
+ * record still being written (stop there), bit 30 one the producer discarded
+ * (skip it). Positions only grow; offset = pos & (size - 1).
+ */
+#ifndef SYSCAP_BACKEND_H
+#define SYSCAP_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "syscap_record.h"
+
+#define SYSCAP_RB_BUSY_BIT	(1U << 31)
+#define SYSCAP_RB_DISCARD_BIT	(1U << 30)
+#define SYSCAP_RB_HDR_SZ	8
+
+struct syscap_ring {
+	int cpu;
+	uint64_t size;				/* data bytes, a power of two */
+	volatile uint64_t *consumer_pos;	/* mapped read-write */
+	const volatile uint64_t *producer_pos;	/* mapped read-only */
+	const uint8_t *data;			/* mapped twice */
+	uint64_t max_used;			/* highest fill seen by drain */
+	void *map_base;				/* for munmap */
+	size_t map_len;
+};
+
+struct syscap_backend;
+
+struct syscap_backend_ops {
+	/* Replace the filter; bumps nothing itself: callers set generation. */
+	int (*set_filter)(struct syscap_backend *b, const struct syscap_filter *f);
+	/* Process set: value SYSCAP_PID_INCLUDE/EXCLUDE, or 0 to remove. */
+	int (*set_pid)(struct syscap_backend *b, uint32_t tgid, int value);
+	/* Fill out[0..ncpu) with each CPU's counters since start. */
+	int (*read_stats)(struct syscap_backend *b, struct syscap_cpu_stats *out, int ncpu);
+	/* Probe runs the kernel skipped (e.g. BPF recursion protection). */
+	uint64_t (*missed)(struct syscap_backend *b);
+	int (*start)(struct syscap_backend *b);
+	int (*stop)(struct syscap_backend *b);
+	void (*close)(struct syscap_backend *b);
+};
+
+struct syscap_backend {
+	const char *name;		/* "bpf" or "kmod" */
+	const struct syscap_backend_ops *ops;
+	int ncpu;			/* possible CPUs: stats arrays have this many */
+	int nrings;			/* rings[] used (one per possible CPU) */
+	struct syscap_ring *rings;
+	int wait_fd;			/* pollable for "data available", or -1 */
+	void *priv;
+};
+
+/*
+ * Open a backend with ring_size bytes per CPU (a power of two, at least one
+ * page). On failure return a negative errno and write one actionable line
+ * (what is missing and how to fix it) into err.
+ */
+int syscap_bpf_open(struct syscap_backend **out, uint64_t ring_size, char *err, size_t errlen);
+int syscap_kmod_open(struct syscap_backend **out, uint64_t ring_size, char *err, size_t errlen);
+
+typedef void (*syscap_event_fn)(void *ctx, const struct syscap_event *ev);
+
+/*
+ * Hand every complete record of the ring to fn, in place (no copy), in
+ * order; advance the consumer position once, after the batch. Stops at a
+ * record still being written or after max_records. Returns records handed.
+ */
+long syscap_ring_drain(struct syscap_ring *r, syscap_event_fn fn, void *ctx, long max_records);
+
+/* Bytes written and not yet consumed. */
+uint64_t syscap_ring_used(const struct syscap_ring *r);
+
+#endif /* SYSCAP_BACKEND_H */
