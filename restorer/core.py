@@ -1,0 +1,426 @@
+"""Parse an x86-64 ELF core file from the kernel or from gdb's gcore.
+
+What is read (include/uapi/linux/elf.h, fs/binfmt_elf.c, gdb's linux-tdep.c):
+PT_LOAD segments (the memory), and from PT_NOTE: NT_PRSTATUS per thread (registers incl.
+fs_base, signal masks), NT_FPREGSET and NT_X86_XSTATE following it, NT_PRPSINFO, NT_SIGINFO,
+NT_AUXV and NT_FILE (file-backed mappings). NT_FILE offsets are counted in units of its
+page-size field: the kernel writes the real page size (offsets in pages), gdb writes 1
+(offsets in bytes); multiplying by the field handles both.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from restorer.arch import (
+    EM_X86_64,
+    FXSAVE_SIZE,
+    MACHINE_NAMES,
+    PAGE_SIZE,
+    PRSTATUS_REG_OFFSET,
+    REGS_SIZE,
+    Registers,
+)
+from restorer.errors import CoreFormatError
+
+PT_LOAD = 1
+PT_NOTE = 4
+ET_CORE = 4
+PN_XNUM = 0xFFFF
+PF_X, PF_W, PF_R = 1, 2, 4
+
+NT_PRSTATUS = 1
+NT_FPREGSET = 2
+NT_PRPSINFO = 3
+NT_AUXV = 6
+NT_X86_XSTATE = 0x202
+NT_SIGINFO = 0x53494749
+NT_FILE = 0x46494C45
+NT_GNU_BUILD_ID = 3
+
+AT_PHDR = 3
+AT_BASE = 7
+AT_ENTRY = 9
+AT_SYSINFO_EHDR = 33
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One PT_LOAD: memory [vaddr, vaddr+memsz); the first filesz bytes are in the core."""
+
+    vaddr: int
+    memsz: int
+    flags: int
+    offset: int
+    filesz: int
+
+    @property
+    def end(self) -> int:
+        return self.vaddr + self.memsz
+
+    @property
+    def prot(self) -> int:
+        """PROT_* bits (PROT_READ=1, PROT_WRITE=2, PROT_EXEC=4) from PF_* flags."""
+        return (
+            (1 if self.flags & PF_R else 0)
+            | (2 if self.flags & PF_W else 0)
+            | (4 if self.flags & PF_X else 0)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FileMapping:
+    """One NT_FILE entry: [start, end) maps `path` from byte `offset`."""
+
+    start: int
+    end: int
+    offset: int
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadState:
+    """One thread's NT_PRSTATUS and the register notes that follow it."""
+
+    tid: int
+    cursig: int
+    sigpend: int
+    sighold: int
+    regs: Registers
+    fpregs: bytes | None
+    xstate: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class SigInfo:
+    signo: int
+    errno: int
+    code: int
+    addr: int  # si_addr for fault signals, else the raw next word
+
+
+def _u(fmt: str, data: bytes | memoryview, off: int) -> tuple[int, ...]:
+    return struct.unpack_from(fmt, data, off)
+
+
+class Core:
+    """A parsed core file. Memory is read through an mmap of the file (no copies)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError as e:
+            raise CoreFormatError(
+                f"cannot open core {self.path}: {e.strerror}; check the path"
+            ) from e
+        try:
+            self.size = os.fstat(fd).st_size
+            if self.size < 64:
+                raise CoreFormatError(
+                    f"{self.path} is not an ELF core ({self.size} bytes); pass a core file "
+                    "written by the kernel or by gdb's gcore"
+                )
+            self._map = mmap.mmap(fd, self.size, prot=mmap.PROT_READ)
+        finally:
+            os.close(fd)
+        self.data = memoryview(self._map)
+        try:
+            self._parse()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- lifecycle -------------------------------------------------------------------
+    def close(self) -> None:
+        if getattr(self, "_map", None) is not None:
+            self.data.release()
+            self._map.close()
+            self._map = None  # type: ignore[assignment]
+
+    def __enter__(self) -> Core:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- parsing ---------------------------------------------------------------------
+    def _bad(self, what: str) -> CoreFormatError:
+        return CoreFormatError(f"{self.path} {what}")
+
+    def _parse(self) -> None:
+        d = self.data
+        if bytes(d[:4]) != b"\x7fELF":
+            raise self._bad(
+                "is not an ELF core (no ELF magic); pass a core file written by the kernel "
+                "or by gdb's gcore"
+            )
+        ei_class, ei_data = d[4], d[5]
+        if ei_data != 1:
+            raise self._bad("is a big-endian ELF file; only x86-64 cores can be restored")
+        if ei_class == 1:
+            machine = _u("<H", d, 18)[0]
+            name = MACHINE_NAMES.get(machine, f"machine {machine}")
+            raise self._bad(f"is a 32-bit {name} core; only x86-64 cores can be restored here")
+        if ei_class != 2:
+            raise self._bad("has an unknown ELF class; pass an x86-64 ELF core")
+        (e_type, e_machine) = _u("<HH", d, 16)
+        if e_type != ET_CORE:
+            kind = {1: "a relocatable object", 2: "an executable", 3: "a shared object or PIE"}
+            raise self._bad(
+                f"is {kind.get(e_type, f'ELF type {e_type}')}, not a core; pass the core file "
+                "(from the kernel's core_pattern or gdb's gcore), and the program with --exe"
+            )
+        if e_machine != EM_X86_64:
+            name = MACHINE_NAMES.get(e_machine, f"machine {e_machine}")
+            raise self._bad(
+                f"is a core of another architecture ({name}); restore it on a {name} machine"
+            )
+        e_phoff, e_shoff = _u("<QQ", d, 32)
+        e_phentsize, e_phnum, _shentsize, _shnum = _u("<HHHH", d, 54)
+        if e_phnum == PN_XNUM:
+            if e_shoff + 64 > self.size:
+                raise self._truncated()
+            e_phnum = _u("<I", d, e_shoff + 44)[0]  # sh_info of section 0
+        if e_phentsize != 56 or e_phoff + e_phnum * 56 > self.size:
+            raise self._truncated()
+        segments: list[Segment] = []
+        notes: list[tuple[int, int]] = []
+        for i in range(e_phnum):
+            p_type, p_flags, p_offset, p_vaddr, _pa, p_filesz, p_memsz, _al = _u(
+                "<IIQQQQQQ", d, e_phoff + i * 56
+            )
+            if p_offset + p_filesz > self.size:
+                raise self._truncated()
+            if p_type == PT_LOAD:
+                segments.append(Segment(p_vaddr, p_memsz, p_flags, p_offset, p_filesz))
+            elif p_type == PT_NOTE:
+                notes.append((p_offset, p_filesz))
+        self.segments: tuple[Segment, ...] = tuple(sorted(segments, key=lambda s: s.vaddr))
+        self._seg_starts = [s.vaddr for s in self.segments]
+        self._parse_notes(notes)
+
+    def _truncated(self) -> CoreFormatError:
+        return self._bad(
+            f"is truncated ({self.size} bytes; its headers describe more); the dump was cut "
+            "short (disk full or a size limit: check `ulimit -c`) - take the core again"
+        )
+
+    def _iter_notes(self, notes: list[tuple[int, int]]) -> Iterator[tuple[str, int, memoryview]]:
+        d = self.data
+        for off, size in notes:
+            pos, end = off, off + size
+            while pos + 12 <= end:
+                namesz, descsz, ntype = _u("<III", d, pos)
+                name_off = pos + 12
+                desc_off = name_off + ((namesz + 3) & ~3)
+                nxt = desc_off + ((descsz + 3) & ~3)
+                if desc_off + descsz > end:
+                    raise self._truncated()
+                name = (
+                    bytes(d[name_off : name_off + namesz]).rstrip(b"\0").decode("ascii", "replace")
+                )
+                yield name, ntype, d[desc_off : desc_off + descsz]
+                pos = nxt
+
+    def _parse_notes(self, notes: list[tuple[int, int]]) -> None:
+        threads: list[dict[str, object]] = []
+        self.files: tuple[FileMapping, ...] = ()
+        self.auxv: dict[int, int] = {}
+        self.siginfo: SigInfo | None = None
+        self.pid = 0
+        self.fname = ""
+        self.psargs = ""
+        for name, ntype, desc in self._iter_notes(notes):
+            if name == "CORE" and ntype == NT_PRSTATUS:
+                if len(desc) < PRSTATUS_REG_OFFSET + REGS_SIZE:
+                    raise self._bad("has a short NT_PRSTATUS note; it is not an x86-64 core")
+                cursig = _u("<h", desc, 12)[0]
+                sigpend, sighold = _u("<QQ", desc, 16)
+                tid = _u("<i", desc, 32)[0]
+                regs = Registers.unpack(bytes(desc[PRSTATUS_REG_OFFSET:]))
+                threads.append(
+                    {"tid": tid, "cursig": cursig, "sigpend": sigpend, "sighold": sighold,
+                     "regs": regs, "fpregs": None, "xstate": None}
+                )  # fmt: skip
+            elif name == "CORE" and ntype == NT_FPREGSET and threads:
+                if len(desc) >= FXSAVE_SIZE:
+                    threads[-1]["fpregs"] = bytes(desc[:FXSAVE_SIZE])
+            elif name == "LINUX" and ntype == NT_X86_XSTATE and threads:
+                threads[-1]["xstate"] = bytes(desc)
+            elif name == "CORE" and ntype == NT_PRPSINFO and len(desc) >= 136:
+                self.pid = _u("<i", desc, 24)[0]
+                self.fname = bytes(desc[40:56]).split(b"\0")[0].decode(errors="replace")
+                self.psargs = bytes(desc[56:136]).split(b"\0")[0].decode(errors="replace")
+            elif name == "CORE" and ntype == NT_AUXV:
+                for i in range(0, len(desc) - 15, 16):
+                    key, val = _u("<QQ", desc, i)
+                    if key == 0:
+                        break
+                    self.auxv[key] = val
+            elif name == "CORE" and ntype == NT_SIGINFO and len(desc) >= 24:
+                signo, errno_, code = _u("<iii", desc, 0)
+                self.siginfo = SigInfo(signo, errno_, code, _u("<Q", desc, 16)[0])
+            elif name == "CORE" and ntype == NT_FILE:
+                self.files = self._parse_nt_file(desc)
+        if not threads:
+            raise self._bad("has no NT_PRSTATUS note (no thread registers); it cannot be restored")
+        self.threads: tuple[ThreadState, ...] = tuple(
+            ThreadState(**t)
+            for t in threads  # type: ignore[arg-type]
+        )
+        if not self.pid:
+            self.pid = self.threads[0].tid
+
+    def _parse_nt_file(self, desc: memoryview) -> tuple[FileMapping, ...]:
+        if len(desc) < 16:
+            raise self._bad("has a malformed NT_FILE note")
+        count, page = _u("<QQ", desc, 0)
+        table_end = 16 + count * 24
+        if table_end > len(desc):
+            raise self._bad("has a malformed NT_FILE note")
+        names = bytes(desc[table_end:]).split(b"\0")
+        if len(names) < count:
+            raise self._bad("has a malformed NT_FILE note (missing file names)")
+        out = []
+        for i in range(count):
+            start, end, ofs = _u("<QQQ", desc, 16 + i * 24)
+            out.append(
+                FileMapping(start, end, ofs * page, names[i].decode(errors="surrogateescape"))
+            )
+        return tuple(sorted(out, key=lambda f: f.start))
+
+    # -- queries ---------------------------------------------------------------------
+    @property
+    def signal_thread(self) -> ThreadState:
+        """The thread that took the signal: the kernel and gdb both write it first."""
+        return self.threads[0]
+
+    def thread(self, tid: int) -> ThreadState | None:
+        for t in self.threads:
+            if t.tid == tid:
+                return t
+        return None
+
+    @property
+    def vdso_addr(self) -> int | None:
+        return self.auxv.get(AT_SYSINFO_EHDR)
+
+    def segment_at(self, addr: int) -> Segment | None:
+        import bisect
+
+        i = bisect.bisect_right(self._seg_starts, addr) - 1
+        if i >= 0 and self.segments[i].vaddr <= addr < self.segments[i].end:
+            return self.segments[i]
+        return None
+
+    def file_at(self, addr: int) -> FileMapping | None:
+        for f in self.files:
+            if f.start <= addr < f.end:
+                return f
+        return None
+
+    def read(self, addr: int, size: int) -> bytes | None:
+        """Bytes at `addr` as saved in the core, or None if not all of them were dumped."""
+        out = bytearray()
+        while size > 0:
+            seg = self.segment_at(addr)
+            if seg is None:
+                return None
+            rel = addr - seg.vaddr
+            if rel >= seg.filesz:
+                return None
+            n = min(size, seg.filesz - rel)
+            out += self.data[seg.offset + rel : seg.offset + rel + n]
+            addr += n
+            size -= n
+        return bytes(out)
+
+    def read_u64(self, addr: int) -> int | None:
+        b = self.read(addr, 8)
+        return None if b is None else int.from_bytes(b, "little")
+
+    @property
+    def exe_path(self) -> str | None:
+        """Path of the main executable: the NT_FILE entry holding AT_ENTRY (or AT_PHDR)."""
+        for key in (AT_ENTRY, AT_PHDR):
+            addr = self.auxv.get(key)
+            if addr:
+                f = self.file_at(addr)
+                if f is not None:
+                    return f.path
+        return self.files[0].path if self.files else None
+
+    def mapped_paths(self) -> list[str]:
+        seen: list[str] = []
+        for f in self.files:
+            if f.path not in seen:
+                seen.append(f.path)
+        return seen
+
+    def build_id_in_memory(self, path: str) -> bytes | None:
+        """The GNU build-id of `path` as mapped in the core (its ELF headers are dumped)."""
+        first = [f for f in self.files if f.path == path and f.offset == 0]
+        if not first:
+            return None
+        base = first[0].start
+        ehdr = self.read(base, 64)
+        if ehdr is None or ehdr[:4] != b"\x7fELF":
+            return None
+        phoff = _u("<Q", ehdr, 32)[0]
+        phnum = _u("<H", ehdr, 56)[0]
+        phdrs = self.read(base + phoff, phnum * 56)
+        if phdrs is None:
+            return None
+        loads = []
+        note_hdrs = []
+        for i in range(phnum):
+            p_type, _fl, p_offset, p_vaddr, _pa, p_filesz, _ms, _al = _u("<IIQQQQQQ", phdrs, i * 56)
+            if p_type == PT_LOAD:
+                loads.append((p_offset, p_vaddr))
+            elif p_type == PT_NOTE:
+                note_hdrs.append((p_vaddr, p_filesz))
+        if not loads:
+            return None
+        first_off, first_vaddr = min(loads)
+        bias = base - (first_vaddr - first_off)
+        for vaddr, size in note_hdrs:
+            blob = self.read(bias + vaddr, size)
+            if blob is None:
+                continue
+            found = find_build_id(blob)
+            if found is not None:
+                return found
+        return None
+
+
+def find_build_id(notes: bytes) -> bytes | None:
+    """The NT_GNU_BUILD_ID descriptor in a block of ELF notes."""
+    pos = 0
+    while pos + 12 <= len(notes):
+        namesz, descsz, ntype = struct.unpack_from("<III", notes, pos)
+        name_off = pos + 12
+        desc_off = name_off + ((namesz + 3) & ~3)
+        if ntype == NT_GNU_BUILD_ID and notes[name_off : name_off + namesz].rstrip(b"\0") == b"GNU":
+            return notes[desc_off : desc_off + descsz]
+        pos = desc_off + ((descsz + 3) & ~3)
+    return None
+
+
+def page_align_down(x: int) -> int:
+    return x & ~(PAGE_SIZE - 1)
+
+
+def page_align_up(x: int) -> int:
+    return (x + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)

@@ -1,0 +1,147 @@
+"""A thin ctypes binding to ptrace(2). errno becomes OSError in exactly one place (_call).
+
+Request numbers and options from include/uapi/linux/ptrace.h and
+arch/x86/include/uapi/asm/ptrace-abi.h.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+from restorer.arch import REGS_SIZE, Registers
+
+PTRACE_TRACEME = 0
+PTRACE_CONT = 7
+PTRACE_KILL = 8
+PTRACE_SINGLESTEP = 9
+PTRACE_GETREGS = 12
+PTRACE_SETREGS = 13
+PTRACE_GETFPREGS = 14
+PTRACE_SETFPREGS = 15
+PTRACE_DETACH = 17
+PTRACE_SETOPTIONS = 0x4200
+PTRACE_GETEVENTMSG = 0x4201
+PTRACE_GETSIGINFO = 0x4202
+PTRACE_GETREGSET = 0x4204
+PTRACE_SETREGSET = 0x4205
+PTRACE_GETSIGMASK = 0x420A
+PTRACE_SETSIGMASK = 0x420B
+
+PTRACE_O_TRACESYSGOOD = 0x1
+PTRACE_O_TRACEFORK = 0x2
+PTRACE_O_TRACEEXEC = 0x10
+PTRACE_O_EXITKILL = 0x100000
+
+PTRACE_EVENT_FORK = 1
+PTRACE_EVENT_EXEC = 4
+
+NT_X86_XSTATE = 0x202
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_ptrace = _libc.ptrace
+_ptrace.restype = ctypes.c_long
+_ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def _call(request: int, pid: int, addr: int | None, data: int | None) -> int:
+    ctypes.set_errno(0)
+    ret: int = _ptrace(request, pid, addr, data)
+    if ret == -1:
+        err = ctypes.get_errno()
+        if err:
+            raise OSError(err, f"ptrace({request:#x}, pid {pid}): {os.strerror(err)}")
+    return ret
+
+
+def _addr(buf: ctypes.Array[ctypes.c_char] | ctypes.Structure) -> int:
+    return ctypes.addressof(buf)
+
+
+def traceme() -> None:
+    _call(PTRACE_TRACEME, 0, None, None)
+
+
+def setoptions(pid: int, options: int) -> None:
+    _call(PTRACE_SETOPTIONS, pid, None, options)
+
+
+def cont(pid: int, sig: int = 0) -> None:
+    _call(PTRACE_CONT, pid, None, sig)
+
+
+def singlestep(pid: int, sig: int = 0) -> None:
+    _call(PTRACE_SINGLESTEP, pid, None, sig)
+
+
+def detach(pid: int, sig: int = 0) -> None:
+    _call(PTRACE_DETACH, pid, None, sig)
+
+
+def geteventmsg(pid: int) -> int:
+    out = ctypes.c_ulong(0)
+    _call(PTRACE_GETEVENTMSG, pid, None, ctypes.addressof(out))
+    return int(out.value)
+
+
+def getsiginfo(pid: int) -> bytes:
+    buf = ctypes.create_string_buffer(128)
+    _call(PTRACE_GETSIGINFO, pid, None, _addr(buf))
+    return buf.raw
+
+
+def getregs(pid: int) -> Registers:
+    buf = ctypes.create_string_buffer(REGS_SIZE)
+    _call(PTRACE_GETREGS, pid, None, _addr(buf))
+    return Registers.unpack(buf.raw)
+
+
+def setregs(pid: int, regs: Registers) -> None:
+    buf = ctypes.create_string_buffer(regs.pack(), REGS_SIZE)
+    _call(PTRACE_SETREGS, pid, None, _addr(buf))
+
+
+def getfpregs(pid: int) -> bytes:
+    buf = ctypes.create_string_buffer(512)
+    _call(PTRACE_GETFPREGS, pid, None, _addr(buf))
+    return buf.raw
+
+
+def setfpregs(pid: int, data: bytes) -> None:
+    buf = ctypes.create_string_buffer(data, 512)
+    _call(PTRACE_SETFPREGS, pid, None, _addr(buf))
+
+
+def getregset(pid: int, note_type: int, size: int) -> bytes:
+    buf = ctypes.create_string_buffer(size)
+    iov = _IoVec(_addr(buf), size)
+    _call(PTRACE_GETREGSET, pid, note_type, _addr(iov))
+    return buf.raw[: iov.len]
+
+
+def setregset(pid: int, note_type: int, data: bytes) -> None:
+    buf = ctypes.create_string_buffer(data, len(data))
+    iov = _IoVec(_addr(buf), len(data))
+    _call(PTRACE_SETREGSET, pid, note_type, _addr(iov))
+
+
+def getsigmask(pid: int) -> int:
+    out = ctypes.c_uint64(0)
+    _call(PTRACE_GETSIGMASK, pid, 8, ctypes.addressof(out))
+    return int(out.value)
+
+
+def setsigmask(pid: int, mask: int) -> None:
+    val = ctypes.c_uint64(mask)
+    _call(PTRACE_SETSIGMASK, pid, 8, ctypes.addressof(val))
+
+
+def personality(persona: int) -> int:
+    """personality(2); used in the child before exec."""
+    ret: int = _libc.personality(ctypes.c_ulong(persona))
+    return ret

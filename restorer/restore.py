@@ -1,0 +1,629 @@
+"""Rebuild a live process from an ELF core.
+
+Start the executable under ptrace, stopped at exec. Through injected syscalls: map a
+one-page gadget, move the fresh process's own vDSO and vvar pages to the core's vDSO
+address (the vDSO reads vvar relative to itself, so a live pair keeps clock_gettime
+working even for gcore cores, which leave [vvar] out), unmap everything else, rebuild
+every mapping of the core (anonymous, or from its file via NT_FILE, including file
+mappings gcore left out), write the saved bytes, move brk where the kernel allows it,
+unmap the gadget. Then load the chosen thread's registers, FP/xstate and signal mask.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from restorer import ptrace
+from restorer.arch import (
+    EM_X86_64,
+    ERESTART_RESTARTBLOCK,
+    PAGE_SIZE,
+    SYS_CLOSE,
+    SYS_MMAP,
+    SYS_MREMAP,
+    SYS_MUNMAP,
+    SYS_OPENAT,
+    SYS_PRCTL,
+    SYSCALL_INSN,
+    VSYSCALL_ADDR,
+)
+from restorer.core import Core, Segment, ThreadState, page_align_down, page_align_up
+from restorer.elf_file import read_elf
+from restorer.errors import RestoreError
+from restorer.inject import PatchedSyscall, SyscallInjector
+from restorer.tracee import Tracee, wait_stop
+
+PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+MAP_PRIVATE = 0x02
+MAP_FIXED = 0x10
+MAP_ANONYMOUS = 0x20
+MAP_GROWSDOWN = 0x100
+MAP_FIXED_NOREPLACE = 0x100000
+MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
+AT_FDCWD = -100
+O_RDONLY, O_CLOEXEC = 0, 0o2000000
+PR_SET_MM, PR_SET_MM_MAP = 35, 14
+TASK_SIZE = 0x7FFFFFFFF000
+SPECIAL_NAMES = ("[vvar]", "[vvar_vclock]", "[vdso]")
+CAP_SYS_RESOURCE = 24
+ADDR_NO_RANDOMIZE = 0x0040000
+SYS_PERSONALITY = 135
+
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """One mapping to create in the restored process."""
+
+    start: int
+    end: int
+    prot: int
+    path: str | None  # None: anonymous
+    offset: int  # file offset when path is set
+    dump: Segment | None  # bytes saved in the core for [start, start+dump.filesz)
+    grows_down: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MapsEntry:
+    start: int
+    end: int
+    perms: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreReport:
+    pid: int
+    tid: int
+    exe: str
+    left_out: tuple[int, ...]
+    warnings: tuple[str, ...]
+    brk_restored: bool
+    brk: int | None
+    restarted_syscall: int | None
+    regions: int
+    bytes_written: int
+    seconds: float
+
+
+@dataclass
+class Restored:
+    """A restored process, stopped under ptrace, ready to continue."""
+
+    tracee: Tracee
+    report: RestoreReport
+    core: Core
+    exe: str
+    path_map: dict[str, str] = field(default_factory=dict)
+
+
+def read_maps(pid: int) -> list[MapsEntry]:
+    out = []
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split(None, 5)
+            lo, hi = parts[0].split("-")
+            name = parts[5].strip() if len(parts) > 5 else ""
+            out.append(MapsEntry(int(lo, 16), int(hi, 16), parts[1], name))
+    return out
+
+
+def has_cap_sys_resource() -> bool:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> CAP_SYS_RESOURCE & 1)
+    return False
+
+
+# ---------------------------------------------------------------------------------------
+# planning (pure: core + files on disk -> list of regions)
+
+
+def choose_thread(core: Core, tid: int | None) -> ThreadState:
+    if tid is None:
+        return core.signal_thread
+    t = core.thread(tid)
+    if t is None:
+        tids = ", ".join(str(x.tid) for x in core.threads)
+        raise RestoreError(f"thread {tid} is not in the core; it has threads {tids} (use --tid)")
+    return t
+
+
+def resolve_exe(core: Core, exe: str | None) -> tuple[str, dict[str, str]]:
+    """The executable to start and a map core path -> path to use."""
+    core_exe = core.exe_path
+    path_map: dict[str, str] = {}
+    if exe is None:
+        if core_exe is None:
+            raise RestoreError(
+                f"{core.path} names no executable (no NT_FILE note); pass it with --exe PATH"
+            )
+        exe = core_exe
+    elif core_exe is not None:
+        path_map[core_exe] = exe
+    if not os.path.isfile(exe):
+        raise RestoreError(
+            f"executable {exe} not found; pass the program that produced the core with --exe PATH"
+        )
+    info = read_elf(exe)
+    if info is None:
+        raise RestoreError(f"{exe} is not a 64-bit ELF executable; pass the right one with --exe")
+    if info.machine != EM_X86_64:
+        raise RestoreError(f"{exe} is not an x86-64 executable; pass the right one with --exe")
+    if core_exe is not None:
+        want = core.build_id_in_memory(core_exe)
+        if want is not None and info.build_id is not None and want != info.build_id:
+            raise RestoreError(
+                f"{exe} is not the program that wrote this core (build-id {info.build_id.hex()}, "
+                f"core has {want.hex()}); pass the right one with --exe PATH"
+            )
+        if want is None:
+            _check_layout(core, core_exe, exe)
+    return exe, path_map
+
+
+def _check_layout(core: Core, core_exe: str, exe: str) -> None:
+    """Without a build-id: the exe's file mappings must fall inside its load segments."""
+    info = read_elf(exe)
+    assert info is not None
+    size = os.path.getsize(exe)
+    for f in core.files:
+        if f.path != core_exe:
+            continue
+        if f.offset >= size or info.prot_for_offset(f.offset) is None:
+            raise RestoreError(
+                f"{exe} does not match the core's executable {core_exe} (its mapping at "
+                f"{f.start:#x} is not a load segment of {exe}); pass the right one with --exe"
+            )
+
+
+def specials_span(core: Core, fresh: list[MapsEntry]) -> tuple[int, int] | None:
+    """Where the live [vvar]..[vdso] block will go: same offsets around the core's vDSO."""
+    vdso = core.vdso_addr
+    specials = [m for m in fresh if m.name in SPECIAL_NAMES]
+    fresh_vdso = [m for m in specials if m.name == "[vdso]"]
+    if vdso is None or not fresh_vdso:
+        return None
+    lo = min(m.start for m in specials)
+    hi = max(m.end for m in specials)
+    delta = vdso - fresh_vdso[0].start
+    return lo + delta, hi + delta
+
+
+def plan_regions(
+    core: Core,
+    path_map: dict[str, str],
+    skip: tuple[int, int] | None,
+    main_sp: int | None,
+    warn: Warn,
+) -> list[Region]:
+    """Every mapping to rebuild, sorted by address."""
+    regions: list[Region] = []
+    missing: dict[str, int] = {}
+
+    def usable(path: str) -> str | None:
+        real = path_map.get(path, path)
+        return real if os.path.isfile(real) else None
+
+    for seg in core.segments:
+        if seg.vaddr == VSYSCALL_ADDR or seg.vaddr >= TASK_SIZE:
+            continue
+        if skip is not None and skip[0] <= seg.vaddr < skip[1]:
+            continue
+        f = core.file_at(seg.vaddr)
+        grows = main_sp is not None and seg.vaddr <= main_sp < seg.end and f is None
+        if f is not None:
+            real = usable(f.path)
+            if real is None:
+                if seg.filesz < seg.memsz:
+                    missing.setdefault(f.path, seg.vaddr)
+                    continue
+                warn(f"{f.path} is missing; its mapping at {seg.vaddr:#x} comes back anonymous")
+                regions.append(Region(seg.vaddr, seg.end, seg.prot, None, 0, seg))
+                continue
+            off = f.offset + (seg.vaddr - f.start)
+            regions.append(Region(seg.vaddr, seg.end, seg.prot, real, off, seg))
+        else:
+            regions.append(Region(seg.vaddr, seg.end, seg.prot, None, 0, seg, grows))
+    # NT_FILE ranges with no PT_LOAD (gcore leaves out untouched library text).
+    starts = [s.vaddr for s in core.segments]
+    for f in core.files:
+        for lo, hi in _uncovered(f.start, f.end, core.segments, starts):
+            real = usable(f.path)
+            if real is None:
+                missing.setdefault(f.path, lo)
+                continue
+            off = f.offset + (lo - f.start)
+            info = read_elf(real)
+            prot = info.prot_for_offset(off) if info is not None else None
+            regions.append(Region(lo, hi, prot if prot is not None else PROT_READ, real, off, None))
+    if missing:
+        path, addr = next(iter(missing.items()))
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise RestoreError(
+            f"{path} (mapped at {addr:#x}) is missing{more} and the core does not hold its "
+            "contents; install it at that path or restore on the machine that wrote the core"
+        )
+    regions.sort(key=lambda r: r.start)
+    return regions
+
+
+def _uncovered(
+    lo: int, hi: int, segs: tuple[Segment, ...], starts: list[int]
+) -> list[tuple[int, int]]:
+    out = []
+    pos = lo
+    i = max(bisect.bisect_right(starts, lo) - 1, 0)
+    while pos < hi and i < len(segs):
+        s = segs[i]
+        if s.end <= pos:
+            i += 1
+            continue
+        if s.vaddr >= hi:
+            break
+        if s.vaddr > pos:
+            out.append((pos, s.vaddr))
+        pos = max(pos, s.end)
+        i += 1
+    if pos < hi:
+        out.append((pos, hi))
+    return out
+
+
+def check_build_ids(core: Core, path_map: dict[str, str], warn: Warn) -> None:
+    for path in core.mapped_paths():
+        real = path_map.get(path, path)
+        want = core.build_id_in_memory(path)
+        if want is None or not os.path.isfile(real):
+            continue
+        info = read_elf(real)
+        if info is not None and info.build_id is not None and info.build_id != want:
+            warn(
+                f"{real} differs from the file the core was made with (build-id "
+                f"{info.build_id.hex()}, core has {want.hex()}); code from it may not match"
+            )
+
+
+def _free_range(size: int, busy: list[tuple[int, int]], start: int = 0x100000) -> int:
+    addr = start
+    for lo, hi in sorted(busy):
+        if addr + size <= lo:
+            return addr
+        addr = max(addr, page_align_up(hi))
+    return addr
+
+
+# ---------------------------------------------------------------------------------------
+# doing it
+
+
+def start_stopped(exe: str) -> Tracee:
+    """fork + PTRACE_TRACEME + execve: the child stops right after exec.
+
+    The child execs without address randomization, so its initial brk sits at the lowest
+    address a PIE or non-PIE program's heap can have. Where brk cannot be moved to the core's
+    heap, every later brk() from glibc then fails cleanly (the kernel returns a value below
+    the request) and glibc grows the heap with mmap. A randomized fresh brk above the core's
+    heap would instead be returned as "success" for requests below it, and glibc would write
+    past the heap.
+    """
+    pid = os.fork()
+    if pid == 0:  # child: nothing but exec
+        try:
+            ptrace.personality(ptrace.personality(0xFFFFFFFF) | ADDR_NO_RANDOMIZE)
+            ptrace.traceme()
+            os.execv(exe, [exe])
+        finally:
+            os._exit(127)
+    stop = wait_stop(pid)
+    if not stop.alive:
+        raise RestoreError(f"cannot start {exe} ({stop.describe()}); check it runs on its own")
+    ptrace.setoptions(pid, ptrace.PTRACE_O_EXITKILL)
+    return Tracee(pid)
+
+
+class _Restorer:
+    def __init__(self, core: Core, warn: Warn, set_brk: bool = True) -> None:
+        self.core = core
+        self.warn = warn
+        self.set_brk = set_brk
+        self.warnings: list[str] = []
+
+    def _warn(self, msg: str) -> None:
+        self.warnings.append(msg)
+        self.warn(msg)
+
+    def run(self, exe: str | None, tid: int | None) -> Restored:
+        t0 = time.perf_counter()
+        core = self.core
+        thread = choose_thread(core, tid)
+        exe_path, path_map = resolve_exe(core, exe)
+        check_build_ids(core, path_map, self._warn)
+        main = core.thread(core.pid)
+        main_sp = main.regs.rsp if main is not None else None
+        # Plan once without knowing the fresh specials, to fail early on bad input.
+        plan_regions(core, path_map, None, main_sp, lambda _m: None)
+        tracee = start_stopped(exe_path)
+        try:
+            restored = self._rebuild(tracee, thread, exe_path, path_map, main_sp, t0)
+        except BaseException:
+            tracee.kill()
+            raise
+        return restored
+
+    def _rebuild(
+        self,
+        tracee: Tracee,
+        thread: ThreadState,
+        exe: str,
+        path_map: dict[str, str],
+        main_sp: int | None,
+        t0: float,
+    ) -> Restored:
+        core = self.core
+        fresh = read_maps(tracee.pid)
+        span = specials_span(core, fresh)
+        regions = plan_regions(core, path_map, span, main_sp, self._warn)
+        busy = [(r.start, r.end) for r in regions] + [(m.start, m.end) for m in fresh]
+        busy += [(f.start, f.end) for f in core.files]
+        if span is not None:
+            busy.append(span)
+        gadget = _free_range(PAGE_SIZE, busy)
+
+        base = tracee.regs()
+        boot = SyscallInjector(tracee, base.rip, base)
+        with PatchedSyscall(tracee, base.rip):
+            got = boot.check(
+                SYS_MMAP, gadget, PAGE_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0, what="mmap of the gadget",
+            )  # fmt: skip
+        if got != gadget:
+            raise RestoreError(f"gadget page landed at {got:#x}, not {gadget:#x}")
+        tracee.write(gadget, SYSCALL_INSN)
+        sys = SyscallInjector(tracee, gadget, base)
+        scratch = gadget + 64
+
+        self._place_specials(tracee, sys, fresh, span, busy + [(gadget, gadget + PAGE_SIZE)])
+        keep = [(gadget, gadget + PAGE_SIZE)]
+        if span is not None:
+            keep.append(span)
+        pos = 0x1000
+        for lo, hi in sorted(keep):
+            if lo > pos:
+                sys.check(SYS_MUNMAP, pos, lo - pos, what="munmap of the fresh layout")
+            pos = hi
+        if pos < TASK_SIZE:
+            sys.check(SYS_MUNMAP, pos, TASK_SIZE - pos, what="munmap of the fresh layout")
+
+        fds: dict[str, int] = {}
+        for r in regions:
+            flags = MAP_PRIVATE | MAP_FIXED
+            fd = -1
+            if r.path is None:
+                flags |= MAP_ANONYMOUS | (MAP_GROWSDOWN if r.grows_down else 0)
+            else:
+                fd = fds.get(r.path, -1)
+                if fd < 0:
+                    raw = os.fsencode(r.path) + b"\0"
+                    if len(raw) > PAGE_SIZE - 1024:
+                        raise RestoreError(f"path too long to open: {r.path}")
+                    tracee.write(scratch, raw)
+                    fd = sys.check(
+                        SYS_OPENAT, AT_FDCWD, scratch, O_RDONLY | O_CLOEXEC, 0,
+                        what=f"open of {r.path}",
+                    )  # fmt: skip
+                    fds[r.path] = fd
+            got = sys.check(
+                SYS_MMAP, r.start, r.end - r.start, r.prot, flags, fd, r.offset,
+                what=f"mmap of {r.start:#x}-{r.end:#x} ({r.path or 'anonymous'})",
+            )  # fmt: skip
+            if got != r.start:
+                raise RestoreError(f"mapping {r.start:#x} landed at {got:#x}")
+        for fd in fds.values():
+            sys(SYS_CLOSE, fd)
+
+        written = self._write_memory(tracee, regions)
+        brk_ok, brk = self._set_brk(tracee, sys, exe, regions, scratch)
+        # Children it execs later get randomization back.
+        sys(SYS_PERSONALITY, ptrace.personality(0xFFFFFFFF))
+        sys.check(SYS_MUNMAP, gadget, PAGE_SIZE, what="munmap of the gadget")
+        restarted = self._load_thread(tracee, thread)
+        left_out = tuple(t.tid for t in core.threads if t.tid != thread.tid)
+        report = RestoreReport(
+            pid=tracee.pid, tid=thread.tid, exe=exe, left_out=left_out,
+            warnings=tuple(self.warnings), brk_restored=brk_ok, brk=brk,
+            restarted_syscall=restarted, regions=len(regions), bytes_written=written,
+            seconds=time.perf_counter() - t0,
+        )  # fmt: skip
+        return Restored(tracee, report, core, exe, path_map)
+
+    def _place_specials(
+        self,
+        tracee: Tracee,
+        sys: SyscallInjector,
+        fresh: list[MapsEntry],
+        span: tuple[int, int] | None,
+        busy: list[tuple[int, int]],
+    ) -> None:
+        specials = [m for m in fresh if m.name in SPECIAL_NAMES]
+        if span is None:
+            if self.core.vdso_addr is not None:
+                self._warn("this kernel has no vDSO to give the restored process")
+            return
+        lo = min(m.start for m in specials)
+        delta = span[0] - lo
+        if delta == 0:
+            return
+        size = span[1] - span[0]
+        moves = [delta]
+        if span[0] < lo + size and lo < span[1]:  # overlapping: go through a free spot
+            tmp = _free_range(size, busy)
+            moves = [tmp - lo, delta]
+        cur = 0
+        for d in moves:
+            for m in specials:
+                size_m = m.end - m.start
+                sys.check(
+                    SYS_MREMAP, m.start + cur, size_m, size_m, MREMAP_MAYMOVE | MREMAP_FIXED,
+                    m.start + d, what=f"mremap of {m.name}",
+                )  # fmt: skip
+            cur = d
+
+    def _write_memory(self, tracee: Tracee, regions: list[Region]) -> int:
+        data = self.core.data
+        zero = bytes(PAGE_SIZE)
+        written = 0
+        for r in regions:
+            seg = r.dump
+            if seg is None or seg.filesz == 0:
+                continue
+            if r.path is not None:
+                tracee.write(r.start, data[seg.offset : seg.offset + seg.filesz])
+                written += seg.filesz
+                continue
+            # Anonymous memory starts zeroed: write only the runs of non-zero pages.
+            run_start = -1
+            n = seg.filesz
+            for off in range(0, n + PAGE_SIZE, PAGE_SIZE):
+                is_zero = off >= n or data[seg.offset + off : seg.offset + off + PAGE_SIZE] == zero
+                if not is_zero and run_start < 0:
+                    run_start = off
+                elif is_zero and run_start >= 0:
+                    end = min(off, n)
+                    tracee.write(
+                        r.start + run_start, data[seg.offset + run_start : seg.offset + end]
+                    )
+                    written += end - run_start
+                    run_start = -1
+        return written
+
+    def _set_brk(
+        self, tracee: Tracee, sys: SyscallInjector, exe: str, regions: list[Region], scratch: int
+    ) -> tuple[bool, int | None]:
+        """Move the kernel's brk to the core's heap with prctl(PR_SET_MM_MAP)."""
+        heap = find_heap(self.core, exe, regions)
+        if heap is None:
+            self._warn("no heap found in the core; brk left where the new process had it")
+            return False, None
+        if not self.set_brk:
+            return False, heap[1]
+        start_brk, brk, code, data_ = heap
+        stat = _stat_fields(tracee.pid)
+        values = [
+            code[0], code[1], data_[0], data_[1], start_brk, brk,
+            stat["start_stack"], stat["arg_start"], stat["arg_end"], stat["env_start"],
+            stat["env_end"],
+        ]  # fmt: skip
+        blob = struct.pack("<11QQII", *values, 0, 0, 0xFFFFFFFF)
+        tracee.write(scratch, blob)
+        ret = sys(SYS_PRCTL, PR_SET_MM, PR_SET_MM_MAP, scratch, len(blob), 0)
+        if ret == 0:
+            return True, brk
+        why = os.strerror(-ret)
+        if ret == -1 and not has_cap_sys_resource():  # EPERM
+            why = "EPERM: the restorer lacks CAP_SYS_RESOURCE"
+        self._warn(
+            f"brk not restored (prctl PR_SET_MM: {why}); the heap keeps its contents and "
+            "grows in a new area (glibc handles this)"
+        )
+        return False, brk
+
+    def _load_thread(self, tracee: Tracee, thread: ThreadState) -> int | None:
+        regs = thread.regs
+        restarted = regs.interrupted_syscall
+        if restarted is not None:
+            if -regs.syscall_result == ERESTART_RESTARTBLOCK:
+                self._warn(
+                    f"syscall {restarted} was interrupted with ERESTART_RESTARTBLOCK; it is "
+                    "restarted from the beginning with its original arguments"
+                )
+            # What the kernel does on restart: run the same syscall again.
+            regs = regs.replace(rax=regs.orig_rax, rip=regs.rip - 2)
+        regs = regs.replace(orig_rax=(1 << 64) - 1)
+        tracee.set_regs(regs)
+        if thread.fpregs is not None:
+            ptrace.setfpregs(tracee.pid, thread.fpregs)
+        if thread.xstate is not None:
+            try:
+                # The kernel takes only a whole buffer of its own size; gdb writes a shorter
+                # one (up to the features it knows), the rest stays in init state.
+                size = len(ptrace.getregset(tracee.pid, ptrace.NT_X86_XSTATE, 1 << 16))
+                ptrace.setregset(
+                    tracee.pid, ptrace.NT_X86_XSTATE, thread.xstate[:size].ljust(size, b"\0")
+                )
+            except OSError as e:
+                self._warn(f"extended FP state not restored ({e.strerror}); SSE state was")
+        ptrace.setsigmask(tracee.pid, thread.sighold)
+        return restarted
+
+
+def _stat_fields(pid: int) -> dict[str, int]:
+    with open(f"/proc/{pid}/stat") as f:
+        text = f.read()
+    fields = text[text.rindex(")") + 2 :].split()
+
+    # fields[0] is field 3 (state); field N is fields[N - 3]
+    def fld(n: int) -> int:
+        return int(fields[n - 3])
+
+    return {
+        "start_stack": fld(28), "arg_start": fld(48), "arg_end": fld(49),
+        "env_start": fld(50), "env_end": fld(51),
+    }  # fmt: skip
+
+
+def find_heap(
+    core: Core, exe: str, regions: list[Region]
+) -> tuple[int, int, tuple[int, int], tuple[int, int]] | None:
+    """(start_brk, brk, code range, data range) from the exe's segments and the core's maps.
+
+    The heap is the first anonymous mapping at or after the end of the exe's bss (the kernel
+    puts start_brk there, up to 1 GiB further when randomized: arch_randomize_brk).
+    """
+    core_exe = core.exe_path
+    info = read_elf(exe)
+    if core_exe is None or info is None or not info.segments:
+        return None
+    first = [f for f in core.files if f.path == core_exe and f.offset == 0]
+    if not first:
+        return None
+    lowest = min(info.segments, key=lambda s: s.vaddr)
+    bias = first[0].start - page_align_down(lowest.vaddr)
+    exec_segs = [s for s in info.segments if s.prot & PROT_EXEC]
+    data_segs = [s for s in info.segments if s.prot & PROT_WRITE]
+    if not exec_segs or not data_segs:
+        return None
+    code = (bias + exec_segs[0].vaddr, bias + exec_segs[0].vaddr + exec_segs[0].memsz)
+    data = (bias + data_segs[-1].vaddr, bias + data_segs[-1].vaddr + data_segs[-1].filesz)
+    bss_end = page_align_up(bias + max(s.vaddr + s.memsz for s in info.segments))
+    for r in regions:
+        if (
+            r.path is None
+            and bss_end <= r.start < bss_end + (1 << 30) + PAGE_SIZE
+            and (r.prot == PROT_READ | PROT_WRITE)
+        ):
+            return r.start, r.end, code, data
+    return None
+
+
+def restore(
+    core: Core,
+    exe: str | None = None,
+    tid: int | None = None,
+    warn: Warn | None = None,
+    set_brk: bool = True,
+) -> Restored:
+    """Restore `core` into a new process stopped under ptrace (see the module docstring).
+
+    Raises RestoreError with a one-line, actionable message for bad input; no process is
+    left behind then. set_brk=False leaves brk alone (as where PR_SET_MM is refused).
+    """
+    return _Restorer(core, warn or (lambda _m: None), set_brk).run(exe, tid)

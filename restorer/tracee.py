@@ -1,0 +1,140 @@
+"""A process stopped under ptrace: wait for stops, read and write its registers and memory."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+
+from restorer import ptrace
+from restorer.arch import Registers
+
+WALL = 0x40000000  # __WALL: wait for all children, clone or not
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """What waitpid reported: a ptrace stop, an exit, or death by a signal."""
+
+    kind: str  # "stopped", "exited", "killed"
+    signal: int = 0  # stop signal, or the killing signal
+    status: int = 0  # exit status
+    event: int = 0  # PTRACE_EVENT_* for event stops
+
+    @property
+    def alive(self) -> bool:
+        return self.kind == "stopped"
+
+    def describe(self) -> str:
+        if self.kind == "exited":
+            return f"exited with status {self.status}"
+        if self.kind == "killed":
+            return f"killed by {signal_name(self.signal)}"
+        if self.event:
+            return f"stopped at ptrace event {self.event}"
+        return f"stopped by {signal_name(self.signal)}"
+
+    @property
+    def exit_code(self) -> int:
+        """A shell-style exit code: the status, or 128+signal."""
+        if self.kind == "exited":
+            return self.status
+        if self.kind == "killed":
+            return 128 + self.signal
+        return 0
+
+
+def signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def wait_stop(pid: int) -> Stop:
+    """Block until `pid` stops or ends; EINTR is retried by Python."""
+    _, status = os.waitpid(pid, WALL)
+    if os.WIFEXITED(status):
+        return Stop("exited", status=os.WEXITSTATUS(status))
+    if os.WIFSIGNALED(status):
+        return Stop("killed", signal=os.WTERMSIG(status))
+    sig = os.WSTOPSIG(status)
+    return Stop("stopped", signal=sig & 0x7F, event=(status >> 16) & 0xFF)
+
+
+class Tracee:
+    """A ptrace-stopped thread. The caller owns it: kill() or detach() when done."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._mem: int | None = None
+        self.alive = True
+
+    # memory through /proc/PID/mem: works on read-only pages (FOLL_FORCE), one syscall per run
+    def _mem_fd(self) -> int:
+        if self._mem is None:
+            self._mem = os.open(f"/proc/{self.pid}/mem", os.O_RDWR | os.O_CLOEXEC)
+        return self._mem
+
+    def read(self, addr: int, size: int) -> bytes:
+        data = os.pread(self._mem_fd(), size, addr)
+        if len(data) != size:
+            raise OSError(f"short read of {size} bytes at {addr:#x} in pid {self.pid}")
+        return data
+
+    def write(self, addr: int, data: bytes | memoryview) -> None:
+        fd = self._mem_fd()
+        view = memoryview(data)
+        done = 0
+        while done < len(view):
+            n = os.pwrite(fd, view[done:], addr + done)
+            if n <= 0:
+                raise OSError(f"cannot write {len(view)} bytes at {addr:#x} in pid {self.pid}")
+            done += n
+
+    def regs(self) -> Registers:
+        return ptrace.getregs(self.pid)
+
+    def set_regs(self, regs: Registers) -> None:
+        ptrace.setregs(self.pid, regs)
+
+    def step(self, sig: int = 0) -> Stop:
+        ptrace.singlestep(self.pid, sig)
+        return self._after(wait_stop(self.pid))
+
+    def cont(self, sig: int = 0) -> Stop:
+        ptrace.cont(self.pid, sig)
+        return self._after(wait_stop(self.pid))
+
+    def _after(self, stop: Stop) -> Stop:
+        if not stop.alive:
+            self.alive = False
+            self.close_mem()
+        return stop
+
+    def close_mem(self) -> None:
+        if self._mem is not None:
+            os.close(self._mem)
+            self._mem = None
+
+    def kill(self) -> None:
+        """SIGKILL the process and reap it (it is our child or our tracee)."""
+        self.close_mem()
+        if not self.alive:
+            return
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            while True:
+                stop = wait_stop(self.pid)
+                if not stop.alive:
+                    break
+        except ChildProcessError:
+            pass
+        self.alive = False
+
+    def detach(self, sig: int = 0) -> None:
+        self.close_mem()
+        ptrace.detach(self.pid, sig)
