@@ -1,0 +1,1 @@
+"""syscap capture: kernel backends, the native consumer, trace files, snapshots."""

@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * syscap eBPF probe: one record per syscall, written at sys_exit.
+ *
+ * The order of work in the probes is the point of this file: the cheap
+ * syscall-bitmap test and the cached per-task verdict come first, so a
+ * filtered-out syscall costs a few loads. Totals are kept in per-CPU counters
+ * (exact even when a ring is full); records go to this CPU's ring buffer
+ * without a wakeup, except when the ring passes the watermark.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "syscap_record.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Written by user space through the mmaped .bss; generation tells the
+ * probes that cached per-task verdicts are stale. */
+struct syscap_filter filter;
+__u64 wakeup_watermark;	/* bytes of unread data that justify a wakeup */
+
+/* Syscall numbers that never return to sys_exit (set before load). */
+const volatile __u32 nr_exit = 0xffff;
+const volatile __u32 nr_exit_group = 0xffff;
+
+struct task_state {
+	__u64 ts;		/* entry time of the pending syscall */
+	__u32 gen;		/* filter generation the verdict belongs to */
+	__u16 nr;		/* pending syscall */
+	__u8 traced;		/* verdict: this task passes the process filters */
+	__u8 pending;		/* a syscall entered and has not been recorded */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_state);
+} tasks SEC(".maps");
+
+/* Process set, keyed by tgid: SYSCAP_PID_INCLUDE or SYSCAP_PID_EXCLUDE. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} pidset SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct syscap_cpu_stats);
+} stats SEC(".maps");
+
+struct ring {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);	/* resized by the loader */
+};
+
+/* One ring per possible CPU; max_entries is set to the CPU count at load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct ring);
+} rings SEC(".maps");
+
+static __always_inline int comm_eq(const char *a, const char *b)
+{
+	for (int i = 0; i < SYSCAP_COMM_LEN; i++) {
+		if (a[i] != b[i])
+			return 0;
+		if (!a[i])
+			return 1;
+	}
+	return 1;
+}
+
+/* The process part of the filter; cached per task, keyed by generation. */
+static __always_inline int task_passes(struct task_struct *task, __u32 tgid)
+{
+	__u32 flags = filter.flags;
+	__u8 *v;
+
+	if (tgid == filter.self_tgid)
+		return 0;
+	v = bpf_map_lookup_elem(&pidset, &tgid);
+	if (v && *v == SYSCAP_PID_EXCLUDE)
+		return 0;
+	if ((flags & SYSCAP_FILTER_PIDS) && !(v && *v == SYSCAP_PID_INCLUDE))
+		return 0;
+	if (flags & (SYSCAP_FILTER_COMM | SYSCAP_FILTER_COMM_EXCLUDE)) {
+		char comm[SYSCAP_COMM_LEN];
+		__u32 n = filter.ncomm;
+		int match = 0;
+
+		bpf_probe_read_kernel(comm, sizeof(comm), task->comm);
+		for (__u32 i = 0; i < SYSCAP_MAX_COMMS; i++) {
+			if (i >= n)
+				break;
+			if (comm_eq(comm, filter.comm[i])) {
+				match = 1;
+				break;
+			}
+		}
+		if ((flags & SYSCAP_FILTER_COMM) && !match)
+			return 0;
+		if ((flags & SYSCAP_FILTER_COMM_EXCLUDE) && match)
+			return 0;
+	}
+	return 1;
+}
+
+static __always_inline struct task_state *state_of(struct task_struct *task, __u32 tgid,
+						   __u64 create)
+{
+	struct task_state *st;
+
+	st = bpf_task_storage_get(&tasks, task, 0, create);
+	if (!st)
+		return 0;
+	if (st->gen != filter.generation) {
+		st->traced = task_passes(task, tgid);
+		st->gen = filter.generation;
+	}
+	return st;
+}
+
+/*
+ * Arguments as syscall_get_arguments() sees them. regs is a trusted BTF
+ * pointer here, so plain loads work (no probe_read helper calls); at exit
+ * the entry registers are still in pt_regs for everything but exec and
+ * sigreturn, whose arguments are then the new image's.
+ */
+static __always_inline void read_args(__u64 *a, struct pt_regs *regs)
+{
+#if defined(__TARGET_ARCH_x86)
+	a[0] = regs->di;
+	a[1] = regs->si;
+	a[2] = regs->dx;
+	a[3] = regs->r10;
+	a[4] = regs->r8;
+	a[5] = regs->r9;
+#elif defined(__TARGET_ARCH_arm64)
+	a[0] = regs->orig_x0;	/* x0 already holds the return value */
+	a[1] = regs->regs[1];
+	a[2] = regs->regs[2];
+	a[3] = regs->regs[3];
+	a[4] = regs->regs[4];
+	a[5] = regs->regs[5];
+#else
+#error "syscap: unsupported architecture"
+#endif
+}
+
+static __always_inline struct syscap_cpu_stats *cpu_stats(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&stats, &zero);
+}
+
+static __always_inline __u64 submit_flags(void *rb, __u32 seq)
+{
+	/* Ask the ring's fill level only every 64th record: the query is
+	 * cheap, a wakeup is not. */
+	if ((seq & 63) == 0 &&
+	    bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) > wakeup_watermark)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void emit_syscall(struct task_state *st, __u64 now, long ret,
+					 struct pt_regs *regs, __u64 pid_tgid, __u8 flags)
+{
+	struct syscap_cpu_stats *s = cpu_stats();
+	__u32 cpu = bpf_get_smp_processor_id();
+	__u32 nr = st->nr & (SYSCAP_MAX_SYSCALLS - 1);
+	__u64 dur = now - st->ts;
+	struct syscap_event *e;
+	void *rb;
+	__u32 seq;
+
+	if (!s)
+		return;
+	seq = s->events++;
+	s->calls[nr]++;
+	s->total_ns[nr] += dur;
+	if (syscap_is_error(ret))
+		s->errors[nr]++;
+
+	rb = bpf_map_lookup_elem(&rings, &cpu);
+	if (!rb) {
+		s->drops++;
+		return;
+	}
+	e = bpf_ringbuf_reserve(rb, sizeof(*e), 0);
+	if (!e) {
+		s->drops++;
+		return;
+	}
+	e->ts_ns = st->ts;
+	e->dur_ns = dur;
+	e->ret = ret;
+	if (regs)
+		read_args(e->args, regs);
+	else
+		__builtin_memset(e->args, 0, sizeof(e->args));
+	e->tgid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->seq = seq;
+	e->nr = nr;
+	e->kind = SYSCAP_EV_SYSCALL;
+	e->flags = flags;
+	bpf_ringbuf_submit(e, submit_flags(rb, seq));
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
+{
+	struct task_struct *task;
+	struct task_state *st;
+	__u64 pid_tgid;
+
+	if ((unsigned long)id >= SYSCAP_MAX_SYSCALLS)
+		return 0;
+	if ((filter.flags & SYSCAP_FILTER_SYSCALLS) &&
+	    !(filter.syscalls[id >> 6] & (1ULL << (id & 63))))
+		return 0;
+	pid_tgid = bpf_get_current_pid_tgid();
+	if ((__u32)(pid_tgid >> 32) == filter.self_tgid)
+		return 0;
+	task = bpf_get_current_task_btf();
+	st = state_of(task, pid_tgid >> 32, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st || !st->traced)
+		return 0;
+	st->nr = id;
+	st->pending = 1;
+	st->ts = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
+{
+	struct task_state *st;
+
+	st = bpf_task_storage_get(&tasks, bpf_get_current_task_btf(), 0, 0);
+	if (!st || !st->pending)
+		return 0;
+	st->pending = 0;
+	if ((filter.flags & SYSCAP_FILTER_FAILED) && !syscap_is_error(ret))
+		return 0;
+	emit_syscall(st, bpf_ktime_get_ns(), ret, regs, bpf_get_current_pid_tgid(), 0);
+	return 0;
+}
+
+static __always_inline void emit_proc(struct task_struct *task, __u8 kind, __u32 ptgid,
+				      __u32 ptid, long ret, __u8 flags)
+{
+	struct syscap_cpu_stats *s = cpu_stats();
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct syscap_event *e;
+	void *rb;
+
+	if (!s)
+		return;
+	s->proc_events++;
+	rb = bpf_map_lookup_elem(&rings, &cpu);
+	e = rb ? bpf_ringbuf_reserve(rb, sizeof(*e), 0) : 0;
+	if (!e) {
+		s->proc_drops++;
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->ret = ret;
+	e->proc.parent_tgid = ptgid;
+	e->proc.parent_tid = ptid;
+	bpf_probe_read_kernel(e->proc.comm, sizeof(e->proc.comm), task->comm);
+	e->tgid = task->tgid;
+	e->tid = task->pid;
+	e->kind = kind;
+	e->flags = flags;
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid = child->tgid;
+	struct task_state *st;
+	__u8 *v;
+
+	/* The process set follows children: a new process inherits its
+	 * parent's membership before it can make its first syscall. */
+	if (ptgid != ctgid) {
+		v = bpf_map_lookup_elem(&pidset, &ptgid);
+		if (v) {
+			__u8 val = *v;
+
+			bpf_map_update_elem(&pidset, &ctgid, &val, BPF_ANY);
+		}
+	}
+	st = state_of(child, ctgid, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (st && st->traced)
+		emit_proc(child, SYSCAP_EV_FORK, ptgid, parent->pid, 0, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct task_state *st;
+
+	st = bpf_task_storage_get(&tasks, task, 0, 0);
+	if (st)
+		st->gen = 0;	/* comm changed: recompute the verdict */
+	st = state_of(task, task->tgid, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (st && st->traced)
+		emit_proc(task, SYSCAP_EV_EXEC, task->tgid, old_pid, 0, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *task)
+{
+	struct task_state *st;
+	__u32 tgid = task->tgid;
+	int group_dead;
+	__u8 flags = 0;
+
+	group_dead = BPF_CORE_READ(task, signal, live.counter) == 0;
+	if (group_dead)
+		flags = SYSCAP_F_GROUP_DEAD;
+	st = bpf_task_storage_get(&tasks, task, 0, 0);
+	if (st && st->traced) {
+		/* exit and exit_group never reach sys_exit: record them here,
+		 * so every syscall the task entered is counted once. */
+		if (st->pending && (st->nr == nr_exit || st->nr == nr_exit_group)) {
+			st->pending = 0;
+			emit_syscall(st, bpf_ktime_get_ns(), 0, 0, bpf_get_current_pid_tgid(),
+				     SYSCAP_F_NORETURN);
+		}
+		emit_proc(task, SYSCAP_EV_EXIT, tgid, task->pid, task->exit_code, flags);
+	}
+	if (group_dead)
+		bpf_map_delete_elem(&pidset, &tgid);
+	return 0;
+}

@@ -1,0 +1,17 @@
+"""Errors with messages a user can act on: the CLI prints str(e) as one line."""
+
+
+class SyscapError(Exception):
+    """Base class: str() is one line saying what is wrong and how to fix it."""
+
+
+class UsageError(SyscapError):
+    """Bad command-line input."""
+
+
+class CaptureError(SyscapError):
+    """A backend cannot start or failed while running."""
+
+
+class TraceError(SyscapError):
+    """A trace file cannot be read."""

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * capture_lib's C API: live capture sessions, aggregation into snapshots,
+ * and trace files. This is what the Python binding (cffi) sees; per-event
+ * work stays on this side.
+ */
+#ifndef SYSCAP_H
+#define SYSCAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "syscap_record.h"
+#include "syscap_trace.h"
+
+#define SYSCAP_HIST_BUCKETS	64	/* log2 buckets of nanoseconds */
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+struct syscap_snap_row {		/* one syscall, in one process or in all */
+	uint32_t tgid;			/* 0 in the all-process rows */
+	uint32_t nr;
+	uint64_t count;
+	uint64_t errors;
+	uint64_t total_ns;
+	uint64_t p50_ns;
+	uint64_t p99_ns;
+	int32_t last_errno;		/* positive errno of the last failure, or 0 */
+	uint32_t reserved;
+};
+
+struct syscap_snap_proc {
+	uint32_t tgid;
+	uint32_t exited;		/* the process ended */
+	char comm[SYSCAP_COMM_LEN];
+	uint64_t count;
+	uint64_t errors;
+	uint64_t total_ns;
+	uint64_t p50_ns;
+	uint64_t p99_ns;
+	uint32_t first_row;		/* its rows: rows[first_row .. first_row + nrows) */
+	uint32_t nrows;			/* sorted by count, highest first */
+};
+
+struct syscap_snap_ring {
+	int32_t cpu;
+	uint32_t reserved;
+	uint64_t size;
+	uint64_t used;
+	uint64_t max_used;
+	uint64_t events;		/* since start (kernel counter) */
+	uint64_t drops;			/* since start (kernel counter) */
+};
+
+struct syscap_snapshot {
+	uint64_t start_ns;		/* interval, CLOCK_MONOTONIC */
+	uint64_t end_ns;
+	uint64_t events;		/* syscall records aggregated in the interval */
+	uint64_t drops;			/* syscall records lost in the interval */
+	uint64_t missed;		/* probe runs skipped by the kernel, since start */
+	uint32_t nprocs;
+	uint32_t nrows;
+	uint32_t nsys;
+	uint32_t nrings;
+	struct syscap_snap_proc *procs;	/* sorted by count, highest first */
+	struct syscap_snap_row *rows;
+	struct syscap_snap_row *sys;	/* per syscall over all processes */
+	struct syscap_snap_ring *rings;
+};
+
+/* ---- aggregation (used by live sessions, reports and replay) ------------- */
+
+struct syscap_agg;
+
+struct syscap_agg *syscap_agg_new(void);
+void syscap_agg_free(struct syscap_agg *a);
+/* Only events of this process (0: all) are aggregated. */
+void syscap_agg_set_pid(struct syscap_agg *a, uint32_t tgid);
+/* Look up comms of processes never seen in a FORK/EXEC record in /proc. */
+void syscap_agg_use_proc(struct syscap_agg *a, int on);
+void syscap_agg_add(struct syscap_agg *a, const struct syscap_event *ev, uint32_t n);
+/* Add events with ts_ns < until_ns; returns how many of ev[0..n) it took
+ * (it stops at the first later one). */
+uint32_t syscap_agg_add_until(struct syscap_agg *a, const struct syscap_event *ev, uint32_t n,
+			      uint64_t until_ns);
+/*
+ * Build a snapshot of everything added since the previous snapshot, then
+ * start a new interval. The arrays belong to the aggregator and stay valid
+ * until its next snapshot.
+ */
+int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out);
+
+/* ---- live capture --------------------------------------------------------- */
+
+struct syscap_session;
+
+/* backend: "bpf", "kmod" or "auto". ring_size: bytes per CPU (power of 2). */
+struct syscap_session *syscap_session_open(const char *backend, uint64_t ring_size,
+					   char *err, size_t errlen);
+const char *syscap_session_backend(struct syscap_session *s);
+int syscap_session_ncpu(struct syscap_session *s);
+/* self_tgid and generation are filled in here. */
+int syscap_session_set_filter(struct syscap_session *s, const struct syscap_filter *f);
+int syscap_session_set_pid(struct syscap_session *s, uint32_t tgid, int value);
+/* Record every drained record into a trace file (before start). */
+int syscap_session_record(struct syscap_session *s, const char *path, const char *names,
+			  uint32_t names_len, uint32_t nsyscalls, char *err, size_t errlen);
+/* Aggregate drained records for snapshots (off by default for record). */
+void syscap_session_aggregate(struct syscap_session *s, int on);
+/* Attach the probes and start the consumer thread. */
+int syscap_session_start(struct syscap_session *s, char *err, size_t errlen);
+/* Detach, drain what is left, finish the trace file (END block). */
+int syscap_session_stop(struct syscap_session *s);
+int syscap_session_snapshot(struct syscap_session *s, struct syscap_snapshot *out);
+/* Exact kernel totals since start: fills st; rows (may be NULL) gets up to
+ * max nonzero syscalls; returns the number of nonzero syscalls. */
+int syscap_session_totals(struct syscap_session *s, struct syscap_trace_stats *st,
+			  struct syscap_trace_sysrow *rows, int max);
+/* Records consumed since start. */
+uint64_t syscap_session_consumed(struct syscap_session *s);
+/* First error the consumer thread hit (e.g. trace write failed), or NULL. */
+const char *syscap_session_error(struct syscap_session *s);
+void syscap_session_close(struct syscap_session *s);
+
+/* Copy up to max pending records out of the rings (tools and tests; only
+ * when the consumer thread is not running). */
+long syscap_session_read(struct syscap_session *s, struct syscap_event *out, long max);
+
+/* ---- trace files ---------------------------------------------------------- */
+
+struct syscap_trace;
+
+struct syscap_trace_block {
+	uint32_t type;			/* enum syscap_block_type */
+	uint32_t count;			/* events, or stats rows */
+	uint64_t offset;		/* in the file */
+	const struct syscap_event *events;		/* EVENTS, in place */
+	const struct syscap_trace_stats *stats;		/* STATS/END */
+	const struct syscap_trace_sysrow *rows;		/* STATS/END */
+};
+
+struct syscap_trace *syscap_trace_open(const char *path, char *err, size_t errlen);
+const struct syscap_trace_header *syscap_trace_header(struct syscap_trace *t);
+/* The name of syscall nr from the trace's own table, or NULL. */
+const char *syscap_trace_name(struct syscap_trace *t, uint32_t nr);
+/* 1 and a block, or 0 at the end of the readable data. */
+int syscap_trace_next(struct syscap_trace *t, struct syscap_trace_block *out);
+/* After the end: 1 if the file ended cleanly (END block), else 0. */
+int syscap_trace_complete(struct syscap_trace *t);
+/* Newline-separated notes on skipped or truncated data ("" if none). */
+const char *syscap_trace_warnings(struct syscap_trace *t);
+void syscap_trace_rewind(struct syscap_trace *t);
+void syscap_trace_close(struct syscap_trace *t);
+
+/* Fill header fields that describe this machine (arch, release, clock). */
+void syscap_trace_header_init(struct syscap_trace_header *h, const char *backend, int ncpu);
+
+#endif /* SYSCAP_H */

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The ioctl and mmap ABI of /dev/syscap (kmod/syscap.c), shared by the module
+ * and capture_lib's kmod backend. Every ioctl argument is a fixed-size struct;
+ * bump SYSCAP_KMOD_ABI whenever one of them or the mmap layout changes.
+ *
+ * One open file at a time: a second open() fails with EBUSY.
+ *
+ * mmap layout. Each possible CPU c owns a window of cpu_stride bytes of file
+ * offset starting at c * cpu_stride (cpu_stride = 2 * page + 2 * ring_size):
+ *   +0                 consumer position page: the only page that may be
+ *                      mapped writable, and only when mapped on its own
+ *   +page              producer position page, read-only
+ *   +2*page            the ring_size data bytes, then the same pages again,
+ *                      read-only: a record never wraps for the reader
+ * This is the BPF ring buffer layout (see syscap_backend.h): map the consumer
+ * page read-write (one page at +0) and the rest read-only (page + 2 *
+ * ring_size bytes at +page). A mapping must stay inside one CPU's window.
+ * The ring size can only change while nothing is mapped and capture is
+ * stopped. Records are struct syscap_event behind the 8-byte header; the
+ * module writes no busy bit (it publishes producer_pos after the record) and
+ * puts 0 in pg_off.
+ *
+ * Sequence numbers: syscall records carry a per-CPU sequence that counts
+ * records generated on that CPU, dropped ones included (a gap is the loss);
+ * FORK/EXEC/EXIT records carry seq 0, as the eBPF program's do.
+ */
+#ifndef SYSCAP_KMOD_H
+#define SYSCAP_KMOD_H
+
+#ifdef __KERNEL__
+#include <linux/ioctl.h>
+#include <linux/types.h>
+#else
+#include <sys/ioctl.h>
+#include <linux/types.h>
+#endif
+#include "syscap_record.h"
+
+#define SYSCAP_KMOD_ABI		1
+#define SYSCAP_KMOD_DEV		"/dev/syscap"
+
+/* Ring sizes accepted by SYSCAP_IOC_SET_RING: powers of two in this range. */
+#define SYSCAP_KMOD_RING_MIN	4096ULL
+#define SYSCAP_KMOD_RING_MAX	(256ULL << 20)
+
+struct syscap_kmod_info {
+	__u32 abi;		/* SYSCAP_KMOD_ABI */
+	__u32 record_version;	/* SYSCAP_RECORD_VERSION */
+	__u32 record_size;	/* SYSCAP_EVENT_SIZE */
+	__u32 page_size;
+	__u32 nr_cpu_ids;	/* CPU ids are 0..nr_cpu_ids-1 */
+	__u32 running;		/* capture started */
+	__u64 ring_size;	/* data bytes per CPU */
+	__u64 watermark;	/* unread bytes that make poll() report POLLIN */
+	__u64 cpu_stride;	/* file offset between two CPUs' windows */
+	__u64 possible[SYSCAP_MAX_CPUS / 64];	/* CPUs that have a ring */
+	__u64 missed;		/* syscalls not followed: task table full */
+	__u64 pidset_full;	/* children not added: process set full */
+	__u64 reserved[4];
+};
+
+struct syscap_kmod_ring {
+	__u64 size;		/* data bytes per CPU: a power of two */
+	__u64 watermark;	/* 1..size, or 0 for size / 4 */
+};
+
+struct syscap_kmod_pid {
+	__u32 tgid;
+	__u32 value;		/* SYSCAP_PID_INCLUDE, _EXCLUDE, or 0: remove */
+};
+
+struct syscap_kmod_stats {
+	__u64 buf;		/* user pointer: ncpu struct syscap_cpu_stats */
+	__u32 ncpu;		/* entries in buf (1..SYSCAP_MAX_CPUS); ids at
+				 * or above nr_cpu_ids, and CPUs that are not
+				 * possible, are filled with zeros */
+	__u32 entry_size;	/* sizeof(struct syscap_cpu_stats) */
+};
+
+#define SYSCAP_IOC_MAGIC	0xb7
+#define SYSCAP_IOC_GET_INFO	_IOR(SYSCAP_IOC_MAGIC, 1, struct syscap_kmod_info)
+/* Stopped and unmapped only (else EBUSY). */
+#define SYSCAP_IOC_SET_RING	_IOW(SYSCAP_IOC_MAGIC, 2, struct syscap_kmod_ring)
+/* Takes effect for every task at its next syscall; generation is the
+ * caller's business, the module keeps its own. */
+#define SYSCAP_IOC_SET_FILTER	_IOW(SYSCAP_IOC_MAGIC, 3, struct syscap_filter)
+#define SYSCAP_IOC_SET_PID	_IOW(SYSCAP_IOC_MAGIC, 4, struct syscap_kmod_pid)
+/* Counters since the last START; exact once capture is stopped. */
+#define SYSCAP_IOC_READ_STATS	_IOW(SYSCAP_IOC_MAGIC, 5, struct syscap_kmod_stats)
+/* Both idempotent. START resets the counters and the per-task state. */
+#define SYSCAP_IOC_START	_IO(SYSCAP_IOC_MAGIC, 6)
+#define SYSCAP_IOC_STOP		_IO(SYSCAP_IOC_MAGIC, 7)
+
+#endif /* SYSCAP_KMOD_H */

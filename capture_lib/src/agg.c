@@ -1,0 +1,500 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * Aggregation of records per process x syscall: counts, errors, total
+ * latency and a log2 latency histogram, plus a process table (comm, exit)
+ * fed by FORK/EXEC/EXIT records. Built for the consumer's hot loop: one
+ * open-addressing table, a last-key cache, no allocation per event.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "syscap.h"
+
+struct agg_entry {
+	uint64_t key;			/* tgid << 32 | nr, 0 = empty */
+	uint64_t count;
+	uint64_t errors;
+	uint64_t total_ns;
+	int32_t last_errno;
+	uint32_t hist[SYSCAP_HIST_BUCKETS];
+};
+
+struct proc_entry {
+	uint32_t tgid;			/* 0 = empty */
+	uint32_t exited;
+	uint32_t comm_known;
+	char comm[SYSCAP_COMM_LEN];
+};
+
+struct syscap_agg {
+	struct agg_entry *tab;
+	uint32_t cap;			/* power of two */
+	uint32_t used;
+	struct agg_entry *last;		/* cache: consecutive records often match */
+	struct proc_entry *procs;
+	uint32_t pcap;
+	uint32_t pused;
+	uint32_t pid_filter;
+	int use_proc;
+	uint64_t events;		/* syscall records in this interval */
+	uint64_t first_ns, last_ns;	/* record time span of the interval */
+	uint64_t interval_start;
+	/* snapshot output, reused */
+	struct syscap_snap_proc *out_procs;
+	struct syscap_snap_row *out_rows;
+	struct syscap_snap_row *out_sys;
+	uint32_t out_rcap;
+	uint32_t sys_hist[SYSCAP_MAX_SYSCALLS][SYSCAP_HIST_BUCKETS];
+};
+
+static inline uint64_t hash64(uint64_t k)
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdULL;
+	k ^= k >> 33;
+	return k;
+}
+
+static inline unsigned int bucket_of(uint64_t ns)
+{
+	return ns ? 64 - __builtin_clzll(ns) : 0;	/* ns in [2^(b-1), 2^b) */
+}
+
+static uint64_t mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+struct syscap_agg *syscap_agg_new(void)
+{
+	struct syscap_agg *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	a->cap = 1024;
+	a->tab = calloc(a->cap, sizeof(*a->tab));
+	a->pcap = 256;
+	a->procs = calloc(a->pcap, sizeof(*a->procs));
+	if (!a->tab || !a->procs) {
+		syscap_agg_free(a);
+		return NULL;
+	}
+	a->interval_start = mono_now();
+	return a;
+}
+
+void syscap_agg_free(struct syscap_agg *a)
+{
+	if (!a)
+		return;
+	free(a->tab);
+	free(a->procs);
+	free(a->out_procs);
+	free(a->out_rows);
+	free(a->out_sys);
+	free(a);
+}
+
+void syscap_agg_set_pid(struct syscap_agg *a, uint32_t tgid)
+{
+	a->pid_filter = tgid;
+}
+
+void syscap_agg_use_proc(struct syscap_agg *a, int on)
+{
+	a->use_proc = on;
+}
+
+static int grow(struct syscap_agg *a)
+{
+	uint32_t ncap = a->cap * 2;
+	struct agg_entry *nt = calloc(ncap, sizeof(*nt));
+
+	if (!nt)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < a->cap; i++) {
+		struct agg_entry *e = &a->tab[i];
+		uint32_t j;
+
+		if (!e->key)
+			continue;
+		for (j = hash64(e->key) & (ncap - 1); nt[j].key; j = (j + 1) & (ncap - 1))
+			;
+		nt[j] = *e;
+	}
+	free(a->tab);
+	a->tab = nt;
+	a->cap = ncap;
+	a->last = NULL;
+	return 0;
+}
+
+static struct agg_entry *lookup(struct syscap_agg *a, uint64_t key)
+{
+	uint32_t i;
+
+	if (a->last && a->last->key == key)
+		return a->last;
+	for (i = hash64(key) & (a->cap - 1); a->tab[i].key; i = (i + 1) & (a->cap - 1))
+		if (a->tab[i].key == key)
+			return a->last = &a->tab[i];
+	if ((a->used + 1) * 4 > a->cap * 3) {	/* keep load under 3/4 */
+		if (grow(a))
+			return NULL;
+		return lookup(a, key);
+	}
+	a->used++;
+	a->tab[i].key = key;
+	return a->last = &a->tab[i];
+}
+
+static struct proc_entry *proc_lookup(struct syscap_agg *a, uint32_t tgid, int create)
+{
+	uint32_t i;
+
+	for (i = hash64(tgid) & (a->pcap - 1); a->procs[i].tgid; i = (i + 1) & (a->pcap - 1))
+		if (a->procs[i].tgid == tgid)
+			return &a->procs[i];
+	if (!create)
+		return NULL;
+	if ((a->pused + 1) * 4 > a->pcap * 3) {
+		uint32_t ncap = a->pcap * 2;
+		struct proc_entry *np = calloc(ncap, sizeof(*np));
+
+		if (!np)
+			return NULL;
+		for (uint32_t k = 0; k < a->pcap; k++) {
+			uint32_t j;
+
+			if (!a->procs[k].tgid)
+				continue;
+			for (j = hash64(a->procs[k].tgid) & (ncap - 1); np[j].tgid;
+			     j = (j + 1) & (ncap - 1))
+				;
+			np[j] = a->procs[k];
+		}
+		free(a->procs);
+		a->procs = np;
+		a->pcap = ncap;
+		return proc_lookup(a, tgid, create);
+	}
+	a->pused++;
+	a->procs[i].tgid = tgid;
+	return &a->procs[i];
+}
+
+static void add_proc_event(struct syscap_agg *a, const struct syscap_event *ev)
+{
+	struct proc_entry *p = proc_lookup(a, ev->tgid, 1);
+
+	if (!p)
+		return;
+	switch (ev->kind) {
+	case SYSCAP_EV_FORK:
+		if (!p->comm_known || ev->tid == ev->tgid) {
+			memcpy(p->comm, ev->proc.comm, SYSCAP_COMM_LEN);
+			p->comm_known = 1;
+		}
+		p->exited = 0;
+		break;
+	case SYSCAP_EV_EXEC:
+		memcpy(p->comm, ev->proc.comm, SYSCAP_COMM_LEN);
+		p->comm_known = 1;
+		p->exited = 0;
+		break;
+	case SYSCAP_EV_EXIT:
+		if (!p->comm_known) {
+			memcpy(p->comm, ev->proc.comm, SYSCAP_COMM_LEN);
+			p->comm_known = 1;
+		}
+		if (ev->flags & SYSCAP_F_GROUP_DEAD)
+			p->exited = 1;
+		break;
+	}
+}
+
+static inline void add_one(struct syscap_agg *a, const struct syscap_event *ev)
+{
+	struct agg_entry *e;
+
+	if (a->pid_filter && ev->tgid != a->pid_filter)
+		return;
+	if (ev->kind != SYSCAP_EV_SYSCALL) {
+		add_proc_event(a, ev);
+		return;
+	}
+	e = lookup(a, (uint64_t)ev->tgid << 32 | ev->nr | 1ULL << 31);
+	if (!e)
+		return;
+	e->count++;
+	e->total_ns += ev->dur_ns;
+	if (syscap_is_error(ev->ret)) {
+		e->errors++;
+		e->last_errno = (int32_t)-ev->ret;
+	}
+	e->hist[bucket_of(ev->dur_ns)]++;
+	a->events++;
+	if (!a->first_ns || ev->ts_ns < a->first_ns)
+		a->first_ns = ev->ts_ns;
+	if (ev->ts_ns + ev->dur_ns > a->last_ns)
+		a->last_ns = ev->ts_ns + ev->dur_ns;
+}
+
+void syscap_agg_add(struct syscap_agg *a, const struct syscap_event *ev, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		add_one(a, &ev[i]);
+}
+
+uint32_t syscap_agg_add_until(struct syscap_agg *a, const struct syscap_event *ev, uint32_t n,
+			      uint64_t until_ns)
+{
+	uint32_t i;
+
+	for (i = 0; i < n && ev[i].ts_ns < until_ns; i++)
+		add_one(a, &ev[i]);
+	return i;
+}
+
+/* Quantile q (0..1) of a log2 histogram: interpolated inside the bucket. */
+static uint64_t quantile(const uint32_t *hist, uint64_t total, double q)
+{
+	uint64_t rank, seen = 0;
+
+	if (!total)
+		return 0;
+	rank = (uint64_t)(q * (double)total);
+	if (rank >= total)
+		rank = total - 1;
+	for (unsigned int b = 0; b < SYSCAP_HIST_BUCKETS; b++) {
+		if (seen + hist[b] > rank) {
+			uint64_t lo = b ? 1ULL << (b - 1) : 0;
+			uint64_t hi = b ? (b >= 64 ? UINT64_MAX : 1ULL << b) : 1;
+			double frac = (double)(rank - seen + 1) / (double)hist[b];
+
+			return lo + (uint64_t)(frac * (double)(hi - lo));
+		}
+		seen += hist[b];
+	}
+	return 0;
+}
+
+static void fill_row(struct syscap_snap_row *r, uint32_t tgid, uint32_t nr, uint64_t count,
+		     uint64_t errors, uint64_t total_ns, int32_t last_errno, const uint32_t *hist)
+{
+	r->tgid = tgid;
+	r->nr = nr;
+	r->count = count;
+	r->errors = errors;
+	r->total_ns = total_ns;
+	r->p50_ns = quantile(hist, count, 0.50);
+	r->p99_ns = quantile(hist, count, 0.99);
+	r->last_errno = last_errno;
+	r->reserved = 0;
+}
+
+static int cmp_entry_key(const void *x, const void *y)
+{
+	const struct agg_entry *a = *(const struct agg_entry *const *)x;
+	const struct agg_entry *b = *(const struct agg_entry *const *)y;
+	uint32_t ta = a->key >> 32, tb = b->key >> 32;
+
+	if (ta != tb)
+		return ta < tb ? -1 : 1;
+	if (a->count != b->count)
+		return a->count > b->count ? -1 : 1;
+	return (a->key & 0xffff) < (b->key & 0xffff) ? -1 : 1;
+}
+
+static int cmp_proc(const void *x, const void *y)
+{
+	const struct syscap_snap_proc *a = x, *b = y;
+
+	if (a->count != b->count)
+		return a->count > b->count ? -1 : 1;
+	return a->tgid < b->tgid ? -1 : (a->tgid > b->tgid);
+}
+
+static int cmp_sys(const void *x, const void *y)
+{
+	const struct syscap_snap_row *a = x, *b = y;
+
+	if (a->count != b->count)
+		return a->count > b->count ? -1 : 1;
+	return a->nr < b->nr ? -1 : (a->nr > b->nr);
+}
+
+static void read_proc_comm(uint32_t tgid, char *comm)
+{
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%u/comm", tgid);
+	f = fopen(path, "re");
+	if (f) {
+		if (fgets(comm, SYSCAP_COMM_LEN, f))
+			comm[strcspn(comm, "\n")] = 0;
+		fclose(f);
+	}
+}
+
+/* Drop exited processes from the table (rebuilt: open addressing has no
+ * cheap delete). On allocation failure they simply stay. */
+static void forget_exited(struct syscap_agg *a)
+{
+	struct proc_entry *old = a->procs;
+	uint32_t cap = a->pcap;
+	struct proc_entry *fresh = calloc(cap, sizeof(*fresh));
+
+	if (!fresh)
+		return;
+	a->procs = fresh;
+	a->pused = 0;
+	for (uint32_t i = 0; i < cap; i++) {
+		struct proc_entry *pe;
+
+		if (!old[i].tgid || old[i].exited)
+			continue;
+		pe = proc_lookup(a, old[i].tgid, 1);
+		if (pe)
+			*pe = old[i];
+	}
+	free(old);
+}
+
+int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
+{
+	struct agg_entry **order = NULL;
+	uint32_t n = 0, np = 0, ns = 0;
+	uint32_t (*sys_hist)[SYSCAP_HIST_BUCKETS] = a->sys_hist;
+	struct sys_sum {
+		uint64_t count, errors, total_ns;
+		int32_t last_errno;
+	} *sys = NULL;
+	uint32_t phist[SYSCAP_HIST_BUCKETS];
+
+	memset(out, 0, sizeof(*out));
+	out->start_ns = a->interval_start;
+	out->end_ns = mono_now();
+	out->events = a->events;
+
+	if (a->out_rcap < a->used + 1) {
+		free(a->out_rows);
+		a->out_rcap = a->used + 1;
+		a->out_rows = calloc(a->out_rcap, sizeof(*a->out_rows));
+		free(a->out_procs);
+		a->out_procs = calloc(a->out_rcap, sizeof(*a->out_procs));
+		if (!a->out_rows || !a->out_procs) {
+			a->out_rcap = 0;
+			return -ENOMEM;
+		}
+	}
+	if (!a->out_sys) {
+		a->out_sys = calloc(SYSCAP_MAX_SYSCALLS, sizeof(*a->out_sys));
+		if (!a->out_sys)
+			return -ENOMEM;
+	}
+	order = malloc((a->used + 1) * sizeof(*order));
+	sys = calloc(SYSCAP_MAX_SYSCALLS, sizeof(*sys));
+	if (!order || !sys) {
+		free(order);
+		free(sys);
+		return -ENOMEM;
+	}
+	memset(a->sys_hist, 0, sizeof(a->sys_hist));
+	for (uint32_t i = 0; i < a->cap; i++)
+		if (a->tab[i].key)
+			order[n++] = &a->tab[i];
+	qsort(order, n, sizeof(*order), cmp_entry_key);
+
+	for (uint32_t i = 0; i < n;) {
+		uint32_t tgid = order[i]->key >> 32;
+		struct syscap_snap_proc *p = &a->out_procs[np++];
+		struct proc_entry *pe = proc_lookup(a, tgid, a->use_proc);
+
+		memset(p, 0, sizeof(*p));
+		memset(phist, 0, sizeof(phist));
+		p->tgid = tgid;
+		p->first_row = i;
+		if (pe && !pe->comm_known && a->use_proc) {
+			read_proc_comm(tgid, pe->comm);
+			pe->comm_known = 1;
+		}
+		if (pe) {
+			memcpy(p->comm, pe->comm, SYSCAP_COMM_LEN);
+			p->exited = pe->exited;
+		}
+		for (; i < n && (uint32_t)(order[i]->key >> 32) == tgid; i++) {
+			struct agg_entry *e = order[i];
+			uint32_t nr = e->key & (SYSCAP_MAX_SYSCALLS - 1);
+
+			fill_row(&a->out_rows[i], tgid, nr, e->count, e->errors, e->total_ns,
+				 e->last_errno, e->hist);
+			p->count += e->count;
+			p->errors += e->errors;
+			p->total_ns += e->total_ns;
+			sys[nr].count += e->count;
+			sys[nr].errors += e->errors;
+			sys[nr].total_ns += e->total_ns;
+			if (e->last_errno)
+				sys[nr].last_errno = e->last_errno;
+			for (unsigned int b = 0; b < SYSCAP_HIST_BUCKETS; b++) {
+				phist[b] += e->hist[b];
+				sys_hist[nr][b] += e->hist[b];
+			}
+		}
+		p->nrows = i - p->first_row;
+		p->p50_ns = quantile(phist, p->count, 0.50);
+		p->p99_ns = quantile(phist, p->count, 0.99);
+	}
+	/* Processes that only exited or exec'd in the interval show with no calls. */
+	for (uint32_t i = 0; i < a->pcap; i++) {
+		struct proc_entry *pe = &a->procs[i];
+
+		if (pe->tgid && pe->exited) {
+			int found = 0;
+
+			for (uint32_t k = 0; k < np && !found; k++)
+				found = a->out_procs[k].tgid == pe->tgid;
+			if (!found && np < a->out_rcap) {
+				struct syscap_snap_proc *p = &a->out_procs[np++];
+
+				memset(p, 0, sizeof(*p));
+				p->tgid = pe->tgid;
+				p->exited = 1;
+				memcpy(p->comm, pe->comm, SYSCAP_COMM_LEN);
+			}
+		}
+	}
+	qsort(a->out_procs, np, sizeof(*a->out_procs), cmp_proc);
+	for (uint32_t nr = 0; nr < SYSCAP_MAX_SYSCALLS; nr++)
+		if (sys[nr].count)
+			fill_row(&a->out_sys[ns++], 0, nr, sys[nr].count, sys[nr].errors,
+				 sys[nr].total_ns, sys[nr].last_errno, sys_hist[nr]);
+	qsort(a->out_sys, ns, sizeof(*a->out_sys), cmp_sys);
+
+	out->procs = a->out_procs;
+	out->nprocs = np;
+	out->rows = a->out_rows;
+	out->nrows = n;
+	out->sys = a->out_sys;
+	out->nsys = ns;
+	free(order);
+	free(sys);
+
+	/* New interval: counters restart; the process table keeps comms but
+	 * forgets processes that have exited (they were reported once). */
+	memset(a->tab, 0, a->cap * sizeof(*a->tab));
+	a->used = 0;
+	a->last = NULL;
+	a->events = 0;
+	a->first_ns = a->last_ns = 0;
+	a->interval_start = out->end_ns;
+	forget_exited(a);
+	return 0;
+}

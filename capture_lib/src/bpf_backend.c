@@ -1,0 +1,332 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * eBPF backend: loads syscap.bpf.c through its libbpf skeleton, creates one
+ * BPF ring buffer per possible CPU (inner maps of the `rings` array) and maps
+ * them for the shared drain loop. Every way this can fail on a user's machine
+ * ends in one line saying what is missing.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "syscap_backend.h"
+#include "syscap.skel.h"
+
+struct bpf_priv {
+	struct syscap_bpf *skel;
+	int *ring_fds;
+	size_t page;
+	int attached;
+};
+
+static char libbpf_last[512];
+
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char line[512];
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	line[strcspn(line, "\n")] = 0;
+	if (line[0])
+		memcpy(libbpf_last, line, sizeof(line));
+	return 0;
+}
+
+static int has_cap(const struct __user_cap_data_struct *d, int cap)
+{
+	return !!(d[cap / 32].effective & (1U << (cap % 32)));
+}
+
+/* "" when the process may load tracing programs, else what it lacks. */
+static const char *missing_caps(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2] = { 0 };
+
+	if (syscall(SYS_capget, &h, d))
+		return "";
+	if (has_cap(d, CAP_SYS_ADMIN))
+		return "";
+	if (!has_cap(d, 39 /* CAP_BPF */) && !has_cap(d, 38 /* CAP_PERFMON */))
+		return "CAP_BPF and CAP_PERFMON";
+	if (!has_cap(d, 39))
+		return "CAP_BPF";
+	if (!has_cap(d, 38))
+		return "CAP_PERFMON";
+	return "";
+}
+
+static int kernel_at_least(int major, int minor)
+{
+	struct utsname u;
+	int ma = 0, mi = 0;
+
+	if (uname(&u) || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+		return 1;
+	return ma > major || (ma == major && mi >= minor);
+}
+
+static int bpf_set_filter(struct syscap_backend *b, const struct syscap_filter *f)
+{
+	struct bpf_priv *p = b->priv;
+	struct syscap_filter *dst = &p->skel->bss->filter;
+	uint32_t gen = f->generation;
+
+	/* Everything but the generation first: the probes recompute their
+	 * cached verdicts only once they see the new generation. */
+	memcpy(dst->syscalls, f->syscalls, sizeof(dst->syscalls));
+	memcpy(dst->comm, f->comm, sizeof(dst->comm));
+	dst->ncomm = f->ncomm;
+	dst->self_tgid = f->self_tgid;
+	__atomic_store_n(&dst->flags, f->flags, __ATOMIC_RELEASE);
+	__atomic_store_n(&dst->generation, gen, __ATOMIC_RELEASE);
+	return 0;
+}
+
+static int bpf_set_pid(struct syscap_backend *b, uint32_t tgid, int value)
+{
+	struct bpf_priv *p = b->priv;
+	int fd = bpf_map__fd(p->skel->maps.pidset);
+	uint8_t v = (uint8_t)value;
+
+	if (!value)
+		return bpf_map_delete_elem(fd, &tgid) && errno != ENOENT ? -errno : 0;
+	return bpf_map_update_elem(fd, &tgid, &v, BPF_ANY) ? -errno : 0;
+}
+
+static int bpf_read_stats(struct syscap_backend *b, struct syscap_cpu_stats *out, int ncpu)
+{
+	struct bpf_priv *p = b->priv;
+	uint32_t zero = 0;
+
+	if (ncpu < b->ncpu)
+		return -EINVAL;
+	if (bpf_map_lookup_elem(bpf_map__fd(p->skel->maps.stats), &zero, out))
+		return -errno;
+	return 0;
+}
+
+static uint64_t bpf_missed(struct syscap_backend *b)
+{
+	struct bpf_priv *p = b->priv;
+	struct bpf_program *prog;
+	uint64_t total = 0;
+
+	bpf_object__for_each_program(prog, p->skel->obj) {
+		struct bpf_prog_info info;
+		__u32 len = sizeof(info);
+
+		memset(&info, 0, sizeof(info));
+		if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0)
+			total += info.recursion_misses;
+	}
+	return total;
+}
+
+static int bpf_start(struct syscap_backend *b)
+{
+	struct bpf_priv *p = b->priv;
+	int err;
+
+	if (p->attached)
+		return 0;
+	err = syscap_bpf__attach(p->skel);
+	if (err)
+		return err;
+	p->attached = 1;
+	return 0;
+}
+
+static int bpf_stop(struct syscap_backend *b)
+{
+	struct bpf_priv *p = b->priv;
+
+	if (p->attached)
+		syscap_bpf__detach(p->skel);
+	p->attached = 0;
+	return 0;
+}
+
+static void bpf_close(struct syscap_backend *b)
+{
+	struct bpf_priv *p;
+
+	if (!b)
+		return;
+	p = b->priv;
+	if (p) {
+		bpf_stop(b);
+		for (int i = 0; b->rings && i < b->nrings; i++) {
+			struct syscap_ring *r = &b->rings[i];
+
+			if (r->consumer_pos)
+				munmap((void *)r->consumer_pos, p->page);
+			if (r->map_base)
+				munmap(r->map_base, r->map_len);
+		}
+		for (int i = 0; p->ring_fds && i < b->nrings; i++)
+			if (p->ring_fds[i] >= 0)
+				close(p->ring_fds[i]);
+		syscap_bpf__destroy(p->skel);
+		free(p->ring_fds);
+		free(p);
+	}
+	if (b->wait_fd >= 0)
+		close(b->wait_fd);
+	free(b->rings);
+	free(b);
+}
+
+static const struct syscap_backend_ops bpf_ops = {
+	.set_filter = bpf_set_filter,
+	.set_pid = bpf_set_pid,
+	.read_stats = bpf_read_stats,
+	.missed = bpf_missed,
+	.start = bpf_start,
+	.stop = bpf_stop,
+	.close = bpf_close,
+};
+
+static void arch_exit_numbers(struct syscap_bpf *skel)
+{
+#if defined(__x86_64__)
+	skel->rodata->nr_exit = 60;
+	skel->rodata->nr_exit_group = 231;
+#elif defined(__aarch64__)
+	skel->rodata->nr_exit = 93;
+	skel->rodata->nr_exit_group = 94;
+#endif
+}
+
+int syscap_bpf_open(struct syscap_backend **out, uint64_t ring_size, char *err, size_t errlen)
+{
+	struct syscap_backend *b = NULL;
+	struct bpf_priv *p = NULL;
+	const char *caps = missing_caps();
+	long page = sysconf(_SC_PAGESIZE);
+	int ncpu, ret;
+
+	*out = NULL;
+	if (caps[0]) {
+		snprintf(err, errlen, "the eBPF backend needs %s (or root): run syscap as root "
+			 "or give it those capabilities", caps);
+		return -EPERM;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		snprintf(err, errlen, "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing; "
+			 "it needs CONFIG_DEBUG_INFO_BTF): use the module backend, --backend kmod");
+		return -ENOTSUP;
+	}
+	if (!kernel_at_least(5, 11)) {
+		snprintf(err, errlen, "the eBPF backend needs kernel 5.11 or newer (BPF ring "
+			 "buffers and task storage): use the module backend, --backend kmod");
+		return -ENOTSUP;
+	}
+	if (ring_size < (uint64_t)page || (ring_size & (ring_size - 1))) {
+		snprintf(err, errlen, "ring size %llu is not a power of two of at least %ld bytes",
+			 (unsigned long long)ring_size, page);
+		return -EINVAL;
+	}
+	libbpf_set_print(libbpf_log);
+	ncpu = libbpf_num_possible_cpus();
+	if (ncpu <= 0 || ncpu > SYSCAP_MAX_CPUS) {
+		snprintf(err, errlen, "cannot use %d possible CPUs (syscap supports up to %d)", ncpu,
+			 SYSCAP_MAX_CPUS);
+		return -EINVAL;
+	}
+	b = calloc(1, sizeof(*b));
+	p = calloc(1, sizeof(*p));
+	if (!b || !p)
+		goto nomem;
+	b->wait_fd = -1;
+	b->name = "bpf";
+	b->ops = &bpf_ops;
+	b->priv = p;
+	b->ncpu = b->nrings = ncpu;
+	p->page = (size_t)page;
+	b->rings = calloc((size_t)ncpu, sizeof(*b->rings));
+	p->ring_fds = calloc((size_t)ncpu, sizeof(*p->ring_fds));
+	if (!b->rings || !p->ring_fds)
+		goto nomem;
+	for (int cpu = 0; cpu < ncpu; cpu++)
+		p->ring_fds[cpu] = -1;
+
+	p->skel = syscap_bpf__open();
+	if (!p->skel) {
+		snprintf(err, errlen, "cannot open the BPF program: %s", libbpf_last);
+		goto fail;
+	}
+	arch_exit_numbers(p->skel);
+	bpf_map__set_max_entries(p->skel->maps.rings, (uint32_t)ncpu);
+	/* The rings exist before the program: the first one is the template
+	 * the kernel checks every inner map against (type and size). */
+	for (int cpu = 0; cpu < ncpu; cpu++) {
+		p->ring_fds[cpu] = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "syscap_ring", 0, 0,
+						  (uint32_t)ring_size, NULL);
+		if (p->ring_fds[cpu] < 0)
+			goto sysfail;
+	}
+	if (bpf_map__set_inner_map_fd(p->skel->maps.rings, p->ring_fds[0]))
+		goto sysfail;
+	ret = syscap_bpf__load(p->skel);
+	if (ret) {
+		snprintf(err, errlen, "the kernel refused the BPF program (%s): %s", strerror(-ret),
+			 libbpf_last[0] ? libbpf_last : "see 'dmesg'");
+		goto fail;
+	}
+	p->skel->bss->wakeup_watermark = ring_size / 2;
+
+	b->wait_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (b->wait_fd < 0)
+		goto sysfail;
+	for (int cpu = 0; cpu < ncpu; cpu++) {
+		struct syscap_ring *r = &b->rings[cpu];
+		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)cpu };
+		void *cons, *prod;
+		int fd = p->ring_fds[cpu];
+
+		if (bpf_map_update_elem(bpf_map__fd(p->skel->maps.rings), &cpu, &fd, BPF_ANY))
+			goto sysfail;
+		cons = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (cons == MAP_FAILED)
+			goto sysfail;
+		r->consumer_pos = cons;
+		prod = mmap(NULL, (size_t)page + 2 * ring_size, PROT_READ, MAP_SHARED, fd, page);
+		if (prod == MAP_FAILED)
+			goto sysfail;
+		r->map_base = prod;
+		r->map_len = (size_t)page + 2 * ring_size;
+		r->producer_pos = prod;
+		r->data = (const uint8_t *)prod + page;
+		r->size = ring_size;
+		r->cpu = cpu;
+		if (epoll_ctl(b->wait_fd, EPOLL_CTL_ADD, fd, &ev))
+			goto sysfail;
+	}
+	*out = b;
+	return 0;
+nomem:
+	snprintf(err, errlen, "out of memory setting up the eBPF backend");
+	bpf_close(b);
+	return -ENOMEM;
+sysfail:
+	ret = -errno;
+	snprintf(err, errlen, "setting up the BPF rings failed: %s (ring size %llu bytes per CPU; "
+		 "a smaller --buffer-size may help)", strerror(errno), (unsigned long long)ring_size);
+	bpf_close(b);
+	return ret;
+fail:
+	bpf_close(b);
+	return -EINVAL;
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* Pieces of capture_lib shared between its C files, not part of the API. */
+#ifndef SYSCAP_INTERNAL_H
+#define SYSCAP_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "syscap.h"
+#include "syscap_backend.h"
+
+struct trace_writer;
+
+/* Create path and write its header; NULL and a message in err on failure. */
+struct trace_writer *trace_writer_open(const char *path, const struct syscap_trace_header *h,
+				       const char *names, uint32_t names_len, char *err,
+				       size_t errlen);
+/* Queue one record; a full block is written out. 0 or -errno. */
+int trace_writer_add(struct trace_writer *w, const struct syscap_event *ev);
+/* Write the pending partial block, if any. 0 or -errno. */
+int trace_writer_flush(struct trace_writer *w);
+/* Write a STATS or END block. */
+int trace_writer_stats(struct trace_writer *w, uint32_t type, const struct syscap_trace_stats *st,
+		       const struct syscap_trace_sysrow *rows, uint32_t nrows);
+/* Close the file (does not flush). */
+void trace_writer_close(struct trace_writer *w);
+const char *trace_writer_error(struct trace_writer *w);
+
+uint32_t syscap_crc32(uint32_t crc, const void *buf, size_t len);
+uint64_t syscap_mono_ns(void);
+uint64_t syscap_real_ns(void);
+
+/* Exact totals from per-CPU counters: st (summed), rows (nonzero syscalls,
+ * up to max), returns the number of nonzero syscalls. */
+int syscap_sum_stats(const struct syscap_cpu_stats *percpu, int ncpu,
+		     struct syscap_trace_stats *st, struct syscap_trace_sysrow *rows, int max);
+
+#endif /* SYSCAP_INTERNAL_H */

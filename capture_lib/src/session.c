@@ -1,0 +1,343 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * A live capture session: a backend, one consumer thread that drains every
+ * CPU's ring in place, and what the records feed (the aggregator for
+ * snapshots, the trace writer for record). The consumer sleeps 1 ms after
+ * a busy pass, doubling to 32 ms while the rings stay empty; the probes wake
+ * it early when a ring passes half full.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+#include "internal.h"
+
+#define DRAIN_BATCH	4096
+#define FLUSH_NS	1000000000ULL	/* trace blocks hit the disk at least this often */
+#define MAX_SLEEP_MS	32
+
+struct syscap_session {
+	struct syscap_backend *b;
+	struct syscap_filter filter;
+	struct syscap_agg *agg;
+	int aggregate;
+	struct trace_writer *tw;
+	uint64_t ring_size;
+	pthread_mutex_t lock;		/* guards agg against snapshot() */
+	pthread_t thread;
+	int running;
+	int stopping;
+	uint64_t consumed;
+	uint64_t last_flush;
+	uint64_t prev_drops;
+	struct syscap_cpu_stats *stats;	/* per CPU, for totals */
+	struct syscap_snap_ring *snap_rings;
+	char err[256];
+};
+
+int syscap_kmod_open(struct syscap_backend **out, uint64_t ring_size, char *err, size_t errlen)
+	__attribute__((weak));
+
+struct syscap_session *syscap_session_open(const char *backend, uint64_t ring_size,
+					   char *err, size_t errlen)
+{
+	struct syscap_session *s = calloc(1, sizeof(*s));
+	int ret = -ENOENT;
+
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (!strcmp(backend, "kmod") ||
+	    (!strcmp(backend, "auto") && syscap_kmod_open && access("/dev/syscap", F_OK) == 0)) {
+		if (!syscap_kmod_open)
+			snprintf(err, errlen, "this build of capture_lib has no module backend");
+		else
+			ret = syscap_kmod_open(&s->b, ring_size, err, errlen);
+	} else if (!strcmp(backend, "bpf") || !strcmp(backend, "auto")) {
+		ret = syscap_bpf_open(&s->b, ring_size, err, errlen);
+	} else {
+		snprintf(err, errlen, "unknown backend '%s': use auto, bpf or kmod", backend);
+	}
+	if (ret || !s->b) {
+		free(s);
+		return NULL;
+	}
+	s->ring_size = ring_size;
+	s->agg = syscap_agg_new();
+	s->stats = calloc((size_t)s->b->ncpu, sizeof(*s->stats));
+	s->snap_rings = calloc((size_t)s->b->nrings, sizeof(*s->snap_rings));
+	if (!s->agg || !s->stats || !s->snap_rings) {
+		snprintf(err, errlen, "out of memory");
+		syscap_session_close(s);
+		return NULL;
+	}
+	syscap_agg_use_proc(s->agg, 1);
+	pthread_mutex_init(&s->lock, NULL);
+	s->filter.self_tgid = (uint32_t)getpid();
+	s->filter.generation = 1;
+	s->b->ops->set_filter(s->b, &s->filter);
+	return s;
+}
+
+const char *syscap_session_backend(struct syscap_session *s)
+{
+	return s->b->name;
+}
+
+int syscap_session_ncpu(struct syscap_session *s)
+{
+	return s->b->ncpu;
+}
+
+int syscap_session_set_filter(struct syscap_session *s, const struct syscap_filter *f)
+{
+	uint32_t gen = s->filter.generation + 1;
+
+	s->filter = *f;
+	s->filter.self_tgid = (uint32_t)getpid();
+	s->filter.generation = gen ? gen : 1;
+	return s->b->ops->set_filter(s->b, &s->filter);
+}
+
+int syscap_session_set_pid(struct syscap_session *s, uint32_t tgid, int value)
+{
+	int ret = s->b->ops->set_pid(s->b, tgid, value);
+
+	/* Cached verdicts include the process set: make the probes recompute. */
+	if (!ret)
+		ret = syscap_session_set_filter(s, &s->filter);
+	return ret;
+}
+
+void syscap_session_aggregate(struct syscap_session *s, int on)
+{
+	s->aggregate = on;
+}
+
+int syscap_session_record(struct syscap_session *s, const char *path, const char *names,
+			  uint32_t names_len, uint32_t nsyscalls, char *err, size_t errlen)
+{
+	struct syscap_trace_header h;
+
+	if (s->tw) {
+		snprintf(err, errlen, "the session already records");
+		return -EBUSY;
+	}
+	syscap_trace_header_init(&h, s->b->name, s->b->ncpu);
+	h.nsyscalls = nsyscalls;
+	s->tw = trace_writer_open(path, &h, names, names_len, err, errlen);
+	return s->tw ? 0 : -EIO;
+}
+
+static void on_event(void *ctx, const struct syscap_event *ev)
+{
+	struct syscap_session *s = ctx;
+
+	if (s->aggregate)
+		syscap_agg_add(s->agg, ev, 1);
+	if (s->tw && !s->err[0] && trace_writer_add(s->tw, ev))
+		snprintf(s->err, sizeof(s->err), "%s", trace_writer_error(s->tw));
+}
+
+static long drain_all(struct syscap_session *s)
+{
+	long total = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < s->b->nrings; i++) {
+		long n;
+
+		do {
+			n = syscap_ring_drain(&s->b->rings[i], on_event, s, DRAIN_BATCH);
+			total += n;
+		} while (n == DRAIN_BATCH);
+	}
+	s->consumed += (uint64_t)total;
+	pthread_mutex_unlock(&s->lock);
+	return total;
+}
+
+static int write_stats(struct syscap_session *s, uint32_t type)
+{
+	struct syscap_trace_sysrow rows[SYSCAP_MAX_SYSCALLS];
+	struct syscap_trace_stats st;
+	int n = syscap_session_totals(s, &st, rows, SYSCAP_MAX_SYSCALLS);
+
+	if (n < 0)
+		return n;
+	return trace_writer_stats(s->tw, type, &st, rows, (uint32_t)n);
+}
+
+static void *consumer(void *arg)
+{
+	struct syscap_session *s = arg;
+	int sleep_ms = 1;
+
+	while (!__atomic_load_n(&s->stopping, __ATOMIC_ACQUIRE)) {
+		struct epoll_event evs[16];
+		long n = drain_all(s);
+
+		if (s->tw && !s->err[0] && syscap_mono_ns() - s->last_flush >= FLUSH_NS) {
+			if (trace_writer_flush(s->tw) || write_stats(s, SYSCAP_BLOCK_STATS))
+				snprintf(s->err, sizeof(s->err), "%s", trace_writer_error(s->tw));
+			s->last_flush = syscap_mono_ns();
+		}
+		if (n)
+			sleep_ms = 1;
+		else if (sleep_ms < MAX_SLEEP_MS)
+			sleep_ms *= 2;
+		epoll_wait(s->b->wait_fd, evs, 16, n ? 1 : sleep_ms);
+	}
+	return NULL;
+}
+
+int syscap_session_start(struct syscap_session *s, char *err, size_t errlen)
+{
+	int ret;
+
+	if (s->running)
+		return 0;
+	ret = s->b->ops->start(s->b);
+	if (ret) {
+		snprintf(err, errlen, "attaching the %s probes failed: %s", s->b->name,
+			 strerror(ret < 0 ? -ret : ret));
+		return ret < 0 ? ret : -ret;
+	}
+	s->last_flush = syscap_mono_ns();
+	s->stopping = 0;
+	ret = pthread_create(&s->thread, NULL, consumer, s);
+	if (ret) {
+		s->b->ops->stop(s->b);
+		snprintf(err, errlen, "cannot start the consumer thread: %s", strerror(ret));
+		return -ret;
+	}
+	s->running = 1;
+	return 0;
+}
+
+int syscap_session_stop(struct syscap_session *s)
+{
+	int ret = 0;
+
+	if (s->running) {
+		__atomic_store_n(&s->stopping, 1, __ATOMIC_RELEASE);
+		pthread_join(s->thread, NULL);
+		s->running = 0;
+	}
+	s->b->ops->stop(s->b);
+	/* Probes are detached: what is in the rings now is all there is. */
+	while (drain_all(s))
+		;
+	if (s->tw) {
+		if (!s->err[0] && (trace_writer_flush(s->tw) || write_stats(s, SYSCAP_BLOCK_END)))
+			snprintf(s->err, sizeof(s->err), "%s", trace_writer_error(s->tw));
+		trace_writer_close(s->tw);
+		s->tw = NULL;
+		ret = s->err[0] ? -EIO : 0;
+	}
+	return ret;
+}
+
+int syscap_session_totals(struct syscap_session *s, struct syscap_trace_stats *st,
+			  struct syscap_trace_sysrow *rows, int max)
+{
+	int ret = s->b->ops->read_stats(s->b, s->stats, s->b->ncpu);
+	int n;
+
+	if (ret)
+		return ret;
+	n = syscap_sum_stats(s->stats, s->b->ncpu, st, rows, max);
+	st->missed = s->b->ops->missed(s->b);
+	st->ring_size = s->ring_size;
+	for (int i = 0; i < s->b->nrings; i++)
+		if (s->b->rings[i].max_used > st->max_used)
+			st->max_used = s->b->rings[i].max_used;
+	return n;
+}
+
+int syscap_session_snapshot(struct syscap_session *s, struct syscap_snapshot *out)
+{
+	uint64_t drops = 0;
+	int ret;
+
+	if (!s->running)
+		drain_all(s);
+	pthread_mutex_lock(&s->lock);
+	ret = syscap_agg_snapshot(s->agg, out);
+	pthread_mutex_unlock(&s->lock);
+	if (ret)
+		return ret;
+	ret = s->b->ops->read_stats(s->b, s->stats, s->b->ncpu);
+	if (ret)
+		return ret;
+	for (int i = 0; i < s->b->nrings; i++) {
+		struct syscap_ring *r = &s->b->rings[i];
+		struct syscap_snap_ring *sr = &s->snap_rings[i];
+
+		sr->cpu = r->cpu;
+		sr->size = r->size;
+		sr->used = syscap_ring_used(r);
+		sr->max_used = r->max_used;
+		sr->events = r->cpu < s->b->ncpu ? s->stats[r->cpu].events : 0;
+		sr->drops = r->cpu < s->b->ncpu ? s->stats[r->cpu].drops : 0;
+		drops += sr->drops;
+	}
+	out->rings = s->snap_rings;
+	out->nrings = (uint32_t)s->b->nrings;
+	out->drops = drops - s->prev_drops;
+	s->prev_drops = drops;
+	out->missed = s->b->ops->missed(s->b);
+	return 0;
+}
+
+uint64_t syscap_session_consumed(struct syscap_session *s)
+{
+	return __atomic_load_n(&s->consumed, __ATOMIC_RELAXED);
+}
+
+const char *syscap_session_error(struct syscap_session *s)
+{
+	return s->err[0] ? s->err : NULL;
+}
+
+struct copy_ctx {
+	struct syscap_event *out;
+	long n;
+};
+
+static void copy_event(void *ctx, const struct syscap_event *ev)
+{
+	struct copy_ctx *c = ctx;
+
+	c->out[c->n++] = *ev;
+}
+
+long syscap_session_read(struct syscap_session *s, struct syscap_event *out, long max)
+{
+	struct copy_ctx c = { .out = out, .n = 0 };
+
+	if (s->running)
+		return -EBUSY;
+	for (int i = 0; i < s->b->nrings && c.n < max; i++)
+		syscap_ring_drain(&s->b->rings[i], copy_event, &c, max - c.n);
+	s->consumed += (uint64_t)c.n;
+	return c.n;
+}
+
+void syscap_session_close(struct syscap_session *s)
+{
+	if (!s)
+		return;
+	if (s->running || s->tw)
+		syscap_session_stop(s);
+	if (s->b)
+		s->b->ops->close(s->b);
+	syscap_agg_free(s->agg);
+	free(s->stats);
+	free(s->snap_rings);
+	free(s);
+}
