@@ -1,0 +1,563 @@
+"""SyscapTop: the `syscap top` application.
+
+The refresh path, in one place:
+
+    timer (every -d s) -> SnapshotFetcher.request()      [app thread: only signals]
+    fetch thread: source.snapshot() -> post SnapshotReady [one fetch in flight]
+    on_snapshot_ready -> apply_snapshot(): inside batch_update(), the model takes
+    the snapshot, the panels redraw, and LiveTable repaints only changed lines.
+
+Pause freezes the table but not the header, gauges and cost line. Tests call
+`apply_snapshot` directly with the thread off (`threaded=False`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol, runtime_checkable
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.markup import escape
+from textual.message import Message
+from textual.widgets import Footer, Input, Static
+
+from capture_lib.snapshot import Filter, Snapshot, SnapshotSource
+from tui.filters import FilterChoice, SyscallTable
+from tui.model import TopModel, local_user
+from tui.panels import HostInfo, cost_markup, header_markup, rings_markup
+from tui.refresh import SnapshotFetcher
+from tui.screens import FilterScreen, HelpScreen, KillScreen, NoCaptureScreen, RestorerPane
+from tui.table import LiveTable
+from tui.views import UserOf
+
+# Sort keys (htop-like): letter -> column keys it means, first one the view has wins.
+SORT_KEYS: dict[str, tuple[str, ...]] = {
+    "P": ("rate",),
+    "E": ("errors",),
+    "T": ("avg",),
+    "L": ("p99",),
+    "N": ("pid", "nr"),
+    "C": ("comm", "name"),
+    "U": ("user",),
+}
+
+
+@runtime_checkable
+class ReplayControls(Protocol):
+    """What capture_lib.replay.ReplaySource adds to SnapshotSource."""
+
+    speed: float
+    paused: bool
+    at_end: bool
+
+    def step(self) -> None: ...
+
+
+def own_cpu_meter() -> Callable[[], float | None]:
+    """syscap's own CPU use in percent of one CPU since the previous call (psutil)."""
+    try:
+        import psutil
+
+        proc = psutil.Process(os.getpid())
+        proc.cpu_percent(None)
+    except Exception:
+        return lambda: None
+
+    def measure() -> float | None:
+        try:
+            return float(proc.cpu_percent(None))
+        except Exception:
+            return None
+
+    return measure
+
+
+def _send_signal(pid: int, sig: int) -> None:
+    os.kill(pid, sig)
+
+
+@dataclass
+class TopOptions:
+    interval_s: float = 1.0
+    readonly: bool = False
+    low_color: bool = False
+    animations: bool = True
+    mouse: bool = True
+    host: HostInfo = field(
+        default_factory=lambda: HostInfo(socket.gethostname(), os.uname().release)
+    )
+    syscall_table: SyscallTable | None = None
+    initial_filter: FilterChoice = field(default_factory=FilterChoice)
+    user_of: UserOf = local_user
+    cpu_meter: Callable[[], float | None] | None = None  # None: psutil on this process
+    send_signal: Callable[[int, int], None] = _send_signal
+    threaded: bool = True  # False: no timer or thread; call apply_snapshot yourself
+    startup_error: str | None = None  # live capture failed: show it and offer replay
+    open_replay: Callable[[str], SnapshotSource] | None = None
+
+
+class SnapshotReady(Message):
+    """A snapshot from the fetch thread. A newer one replaces an unhandled older one."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SnapshotReady)
+
+
+class SourceFailed(Message):
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class SearchInput(Input):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Clear search", id="search.cancel",
+                tooltip="Clear the search and return to the table"),
+    ]  # fmt: skip
+
+    class Cancelled(Message):
+        pass
+
+    def action_cancel(self) -> None:
+        self.post_message(self.Cancelled())
+
+
+class SyscapTop(App[None]):
+    CSS_PATH = "top.tcss"
+    TITLE = "syscap top"
+    ENABLE_COMMAND_PALETTE = False
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1,question_mark,h", "help", "Help", key_display="F1/?", id="help",
+                tooltip="Show every key"),
+        Binding("f2,v", "toggle_view", "View", key_display="F2/v", id="view",
+                tooltip="Switch between the processes and the syscalls view"),
+        Binding("f4,backslash", "filter", "Filter", key_display="F4/\\", id="filter",
+                tooltip="In-kernel filter: syscall groups and names, pids, comms, failed only"),
+        Binding("slash", "search", "Search", key_display="/", id="search", show=False,
+                tooltip="Show only rows matching a text (Esc clears)"),
+        Binding("f6,greater_than_sign", "sort(1)", "Sort", key_display="F6/>", id="sort.next",
+                tooltip="Sort by the next column"),
+        Binding("less_than_sign", "sort(-1)", "Sort back", show=False, id="sort.prev",
+                tooltip="Sort by the previous column"),
+        Binding("I", "invert_sort", "Invert", show=False, id="sort.invert",
+                tooltip="Reverse the sort order"),
+        *[
+            Binding(letter, f"sort_by('{letter}')", f"Sort {letter}", show=False,
+                    id=f"sort.{letter}", tooltip=f"Sort by {'/'.join(cols).upper()}")
+            for letter, cols in SORT_KEYS.items()
+        ],
+        Binding("o", "toggle_stable", "Stable", show=False, id="order.stable",
+                tooltip="Stable ordering: rows keep their place between refreshes"),
+        Binding("p,space", "pause", "Pause", key_display="p", id="pause",
+                tooltip="Pause: freeze the table (gauges stay live); replay: pause playback"),
+        Binding("backspace,escape", "go_back", "Back", show=False, id="back",
+                tooltip="Back out of a drill-down (Enter drills into the row)"),
+        Binding("full_stop", "replay_step", "Step", key_display=".", id="replay.step",
+                tooltip="Replay: advance one interval while paused"),
+        Binding("plus,right_square_bracket", "replay_speed(2.0)", "Faster", key_display="+",
+                id="replay.faster", tooltip="Replay: play twice as fast"),
+        Binding("minus,left_square_bracket", "replay_speed(0.5)", "Slower", key_display="-",
+                id="replay.slower", tooltip="Replay: play half as fast"),
+        Binding("f9,k", "kill", "Kill", key_display="F9/k", id="kill",
+                tooltip="Send a signal to the selected process (asks first)"),
+        Binding("f8,c", "restorer", "Core", key_display="F8/c", id="restorer",
+                tooltip="Coredump restorer pane"),
+        Binding("f10,q", "quit", "Quit", key_display="F10/q", id="quit", tooltip="Quit"),
+    ]  # fmt: skip
+
+    def __init__(self, source: SnapshotSource | None, options: TopOptions | None = None) -> None:
+        super().__init__()
+        self.options = options = options or TopOptions()
+        self.source = source
+        self.model = TopModel(options.user_of)
+        self.filter_choice = options.initial_filter
+        self.failure: str | None = None
+        self.fetcher: SnapshotFetcher | None = None
+        self._cpu_meter = options.cpu_meter
+        self._own_cpu: float | None = None
+        self._cursor_memory: dict[int, Hashable | None] = {}
+        if not options.animations:
+            self.animation_level = "none"
+
+    # -- layout ----------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(id="header")
+        yield Static(id="rings")
+        yield Static(id="cost")
+        yield Static(id="status")
+        yield LiveTable(id="table")
+        yield Static(id="totals")
+        yield SearchInput(placeholder="search (Enter keeps it, Esc clears)", id="search")
+        yield Footer(compact=True, show_command_palette=False)
+
+    @property
+    def table(self) -> LiveTable:
+        return self.query_one("#table", LiveTable)
+
+    def on_mount(self) -> None:
+        if self.options.low_color:
+            self.theme = "ansi-dark"
+        self.query_one("#search", SearchInput).display = False
+        self._show_view()
+        self.table.focus()
+        self._update_panels()
+        if self.source is not None:
+            self._start(self.source)
+        elif self.options.startup_error is not None:
+            self.push_screen(
+                NoCaptureScreen(self.options.startup_error, self._open_replay),
+            )
+
+    def _start(self, source: SnapshotSource) -> None:
+        self.source = source
+        if self._cpu_meter is None:
+            self._cpu_meter = own_cpu_meter()
+        if not self.options.threaded:
+            return
+        self.fetcher = SnapshotFetcher(
+            source,
+            on_snapshot=self._post_snapshot,
+            on_error=self._post_failure,
+        )
+        self.fetcher.start()
+        interval = self.options.interval_s
+        self.set_interval(interval, self._tick)
+        self.set_timer(min(0.5, interval), self._tick)
+
+    def _post_snapshot(self, snap: Snapshot) -> None:
+        self.post_message(SnapshotReady(snap))  # from the fetch thread: thread-safe
+
+    def _post_failure(self, exc: BaseException) -> None:
+        self.post_message(SourceFailed(_one_line(exc)))
+
+    def _open_replay(self, path: str) -> str | None:
+        """NoCaptureScreen's replay offer: open the trace, or say why not."""
+        if self.options.open_replay is None:
+            return "replay is not available"
+        try:
+            source = self.options.open_replay(path)
+        except Exception as exc:
+            return _one_line(exc)
+        self.options.cpu_meter = self._cpu_meter
+        self._start(source)
+        self._update_panels()
+        return None
+
+    def on_unmount(self) -> None:
+        if self.fetcher is not None:
+            self.fetcher.stop()
+        if self.source is not None:
+            try:
+                self.source.close()
+            except Exception:
+                pass
+
+    # -- refresh path ------------------------------------------------------------------
+    def _tick(self) -> None:
+        if self.fetcher is None or self.failure is not None:
+            return
+        replay = self.replay
+        if replay is not None and (replay.paused or replay.at_end):
+            self._update_panels()
+            return
+        self.fetcher.request()
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        self.apply_snapshot(message.snapshot)
+
+    def on_source_failed(self, message: SourceFailed) -> None:
+        self.failure = message.error
+        self._update_panels()
+        self.notify(message.error, title="capture stopped", severity="error", timeout=15)
+
+    def apply_snapshot(self, snap: Snapshot) -> None:
+        """Take one snapshot into the model and the screen (app thread)."""
+        with self.batch_update():
+            if self._cpu_meter is not None:
+                self._own_cpu = self._cpu_meter()
+            changed = self.model.apply(snap)
+            self._update_panels()
+            if changed:
+                self._update_table()
+
+    # -- drawing --------------------------------------------------------------------------
+    @property
+    def replay(self) -> ReplayControls | None:
+        src = self.source
+        if src is not None and src.backend == "replay" and isinstance(src, ReplayControls):
+            return src
+        return None
+
+    def state_text(self) -> str:
+        if self.failure is not None:
+            return "FAILED"
+        replay = self.replay
+        if replay is not None:
+            if replay.at_end:
+                return "REPLAY END"
+            return f"REPLAY {replay.speed:g}x" + (" PAUSED" if replay.paused else "")
+        if self.source is None:
+            return "NO CAPTURE"
+        return "PAUSED (table frozen)" if self.model.paused else "LIVE"
+
+    def _update_panels(self) -> None:
+        backend = self.source.backend if self.source is not None else "-"
+        self.query_one("#header", Static).update(
+            header_markup(self.options.host, backend, self.options.interval_s, self.state_text())
+        )
+        rings = self.query_one("#rings", Static)
+        text, dropping = rings_markup(self.model.latest, max(self.size.width, 40))
+        rings.update(text)
+        rings.set_class(dropping, "-dropping")
+        hook = getattr(self.source, "hook_cost_ns", None) if self.replay is None else None
+        self.query_one("#cost", Static).update(
+            cost_markup(self._own_cpu, float(hook) if hook else None, self.model.latest)
+        )
+        self._update_status()
+
+    def _update_status(self) -> None:
+        view = self.model.view
+        col = view.column(view.sort_key)
+        parts = [
+            f"[b]{_esc(self.model.breadcrumb())}[/]",
+            f"sort {col.title}{'▼' if view.sort_descending else '▲'}",
+            f"filter: {_esc(self.filter_choice.describe())}",
+        ]
+        if self.model.search:
+            parts.append(f"search: [b]{_esc(self.model.search)}[/]")
+        if self.model.stable:
+            parts.append("stable order")
+        if self.failure is not None:
+            parts = [f"[b $error]capture stopped: {_esc(self.failure)}[/]  (q quits)"]
+        self.query_one("#status", Static).update("  ".join(parts))
+
+    def _show_view(self) -> None:
+        view = self.model.view
+        self.table.set_view(view.columns, view.cells, view.sort_key, view.sort_descending)
+        self._update_table()
+
+    def _update_table(self) -> None:
+        self.table.set_rows(self.model.rows)
+        self.query_one("#totals", Static).update(_esc(self.model.totals()))
+        self._update_status()
+
+    # -- actions: views and sorting ---------------------------------------------------------
+    def on_live_table_row_activated(self, message: LiveTable.RowActivated) -> None:
+        depth = len(self.model.stack)
+        self._cursor_memory[depth] = self.table.cursor_key
+        if self.model.drill(message.row):
+            self._show_view()
+
+    def action_go_back(self) -> None:
+        if self.model.search:
+            self._clear_search()
+            return
+        depth = len(self.model.stack) - 1
+        if self.model.back():
+            self._show_view()
+            key = self._cursor_memory.pop(depth, None)
+            if key is not None:
+                self.table.move_cursor_to(key)
+
+    def action_toggle_view(self) -> None:
+        base = "syscalls" if self.model.stack[0] is self.model.processes else "processes"
+        self.model.show_view(base)
+        self._cursor_memory.clear()
+        self.query_one("#search", SearchInput).value = ""
+        self._show_view()
+
+    def _resort(self) -> None:
+        view = self.model.view
+        self.table.set_view(view.columns, view.cells, view.sort_key, view.sort_descending)
+        self._update_table()
+
+    def on_live_table_header_clicked(self, message: LiveTable.HeaderClicked) -> None:
+        self.model.set_sort(message.column)
+        self._resort()
+
+    def action_sort(self, step: int) -> None:
+        self.model.cycle_sort(step)
+        self._resort()
+
+    def action_sort_by(self, letter: str) -> None:
+        keys = {c.key for c in self.model.view.columns if c.sortable}
+        for key in SORT_KEYS.get(letter, ()):
+            if key in keys:
+                self.model.set_sort(key, self.model.view.column(key).descending)
+                self._resort()
+                return
+
+    def action_invert_sort(self) -> None:
+        self.model.invert_sort()
+        self._resort()
+
+    def action_toggle_stable(self) -> None:
+        self.model.toggle_stable()
+        self._update_table()
+
+    # -- search -------------------------------------------------------------------------------
+    def action_search(self) -> None:
+        box = self.query_one("#search", SearchInput)
+        box.display = True
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "search":
+            self.model.set_search(event.value.strip())
+            self._update_table()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "search":
+            event.input.display = False
+            self.table.focus()
+
+    def on_search_input_cancelled(self) -> None:
+        self._clear_search()
+
+    def _clear_search(self) -> None:
+        box = self.query_one("#search", SearchInput)
+        box.value = ""
+        box.display = False
+        self.model.set_search("")
+        self._update_table()
+        self.table.focus()
+
+    # -- pause, replay --------------------------------------------------------------------------
+    def action_pause(self) -> None:
+        replay = self.replay
+        if replay is not None:
+            paused = not replay.paused
+            self._source_call(lambda: setattr(replay, "paused", paused))
+        else:
+            self.model.set_paused(not self.model.paused)
+            if not self.model.paused:
+                self._update_table()
+        self._update_panels()
+
+    def action_replay_step(self) -> None:
+        replay = self.replay
+        if replay is None:
+            return
+        if not replay.paused:
+            self._source_call(lambda: setattr(replay, "paused", True))
+        self._source_call(replay.step)
+        if self.fetcher is not None:
+            self.fetcher.request()
+        self._update_panels()
+
+    def action_replay_speed(self, factor: float) -> None:
+        replay = self.replay
+        if replay is None:
+            return
+        speed = min(max(replay.speed * factor, 0.125), 64.0)
+        self._source_call(lambda: setattr(replay, "speed", speed))
+        self._update_panels()
+        self.notify(f"replay speed {speed:g}x", timeout=2)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action.startswith("replay_"):
+            return self.replay is not None
+        if action == "kill":
+            if self.replay is not None:
+                return False  # the recorded processes are not on this machine
+            if self.options.readonly:
+                return None  # shown dimmed: --readonly
+        return True
+
+    # -- filter ----------------------------------------------------------------------------------
+    def action_filter(self) -> None:
+        if self.source is None:
+            return
+        self.push_screen(
+            FilterScreen(self.filter_choice, self._validate_filter), self._filter_chosen
+        )
+
+    def _validate_filter(self, choice: FilterChoice) -> str | None:
+        try:
+            choice.to_filter(self.options.syscall_table)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    def _filter_chosen(self, choice: FilterChoice | None) -> None:
+        if choice is None:
+            return
+        flt = choice.to_filter(self.options.syscall_table)
+        self.filter_choice = choice
+        self.apply_filter(flt)
+        self._update_status()
+
+    def apply_filter(self, flt: Filter) -> None:
+        source = self.source
+        if source is None:
+            return
+        self._source_call(lambda: source.set_filter(flt))
+
+    def _source_call(self, fn: Callable[[], None]) -> None:
+        """Run a source call on the fetch thread (one caller), or here without a thread."""
+        if self.fetcher is not None:
+            self.fetcher.call(fn)
+            return
+        try:
+            fn()
+        except Exception as exc:
+            self.post_message(SourceFailed(_one_line(exc)))
+
+    # -- other screens -----------------------------------------------------------------------------
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self._all_bindings()))
+
+    def _all_bindings(self) -> Iterable[Binding]:
+        for b in [*self.BINDINGS, *LiveTable.BINDINGS]:
+            if isinstance(b, Binding):
+                yield b
+
+    def action_restorer(self) -> None:
+        self.push_screen(RestorerPane())
+
+    def action_kill(self) -> None:
+        if self.options.readonly:
+            self.notify("read-only mode (--readonly): signals are off", severity="warning")
+            return
+        pid = self.model.view.pid_of(self.table.cursor_row)
+        if pid is None:
+            self.notify("select a process first", severity="warning")
+            return
+        comm = next(
+            (p.comm for p in (self.model.latest.processes if self.model.latest else ())
+             if p.pid == pid),
+            "?",
+        )  # fmt: skip
+
+        def chosen(sig: int | None) -> None:
+            if sig is None:
+                return
+            try:
+                self.options.send_signal(pid, sig)
+            except OSError as exc:
+                self.notify(f"signal to {pid} failed: {exc.strerror}", severity="error")
+            else:
+                self.notify(f"sent signal {sig} to {pid} ({comm})")
+
+        self.push_screen(KillScreen(pid, comm), chosen)
+
+    def on_resize(self) -> None:
+        self._update_panels()
+
+
+def _esc(text: str) -> str:
+    return escape(text)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

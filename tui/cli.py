@@ -1,0 +1,183 @@
+"""`syscap top`: argument parsing and start-up (the lead wires `register` into `syscap`).
+
+Nothing here imports Textual or the live backends at module level, so `syscap --help`
+works on a machine where capture is not built yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from tui.filters import FilterChoice, SyscallTable, parse_syscalls, split_words
+
+if TYPE_CHECKING:
+    from capture_lib.snapshot import SnapshotSource
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `top` subcommand."""
+    p = sub.add_parser(
+        "top",
+        help="live view of per-process syscall rates, ring fill and drops",
+        description="Live view of per-process syscall rates, in-kernel filter toggles, "
+        "ring fill and drops, and the cost of watching. Keys: F1 or ? for help.",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("auto", "bpf", "kmod"),
+        default="auto",
+        help="capture backend (default: auto, the first that works here)",
+    )
+    p.add_argument(
+        "--replay",
+        metavar="TRACE",
+        help="play a recorded trace instead of capturing (no privileges needed)",
+    )
+    p.add_argument(
+        "-p",
+        "--pid",
+        dest="pids",
+        metavar="PID",
+        type=int,
+        action="append",
+        default=[],
+        help="trace only this process tree (repeatable)",
+    )
+    p.add_argument(
+        "--comm",
+        dest="comms",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="trace only processes with this command name (repeatable)",
+    )
+    p.add_argument(
+        "-e",
+        dest="syscalls",
+        metavar="SYSCALLS",
+        default="",
+        help="trace only these syscalls or groups, comma-separated "
+        "(e.g. openat,read or file,network)",
+    )
+    p.add_argument(
+        "-d",
+        "--delay",
+        dest="delay",
+        metavar="SECONDS",
+        type=float,
+        default=1.0,
+        help="refresh interval in seconds (default 1)",
+    )
+    p.add_argument(
+        "-M", "--no-mouse", dest="no_mouse", action="store_true", help="do not capture the mouse"
+    )
+    p.add_argument(
+        "--low-color",
+        dest="low_color",
+        action="store_true",
+        help="use only the 16 basic terminal colours",
+    )
+    p.add_argument(
+        "--readonly",
+        action="store_true",
+        help="disable actions that change the system (sending signals)",
+    )
+    p.set_defaults(func=run)  # fmt: skip
+
+
+def syscall_table() -> SyscallTable | None:
+    """capture_lib.syscalls for this machine, or None when it is not available."""
+    try:
+        from capture_lib import syscalls
+    except ImportError:
+        return None
+    from tui.filters import ModuleTable
+
+    return ModuleTable(syscalls.GROUPS, syscalls.number)
+
+
+def open_replay(path: str) -> SnapshotSource:
+    from capture_lib.replay import ReplaySource  # type: ignore[import-not-found,unused-ignore]
+
+    source: SnapshotSource = ReplaySource(path)
+    return source
+
+
+def _say(msg: str) -> None:
+    print(f"syscap top: {msg}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.delay > 0:
+        _say("-d needs a positive number of seconds")
+        return 2
+    groups, names = parse_syscalls(split_words(args.syscalls))
+    choice = FilterChoice(
+        groups=groups,
+        syscalls=names,
+        pids=frozenset(args.pids),
+        comms=frozenset(args.comms),
+    )
+    table = syscall_table()
+    try:
+        flt = choice.to_filter(table)
+    except ValueError as exc:
+        _say(str(exc))
+        return 2
+    if args.low_color:
+        # Read by Textual when it is imported, which happens below.
+        os.environ["TEXTUAL_COLOR_SYSTEM"] = "standard"
+
+    source: SnapshotSource | None = None
+    startup_error: str | None = None
+    if args.replay:
+        try:
+            source = open_replay(args.replay)
+        except Exception as exc:
+            _say(f"cannot replay {args.replay}: {_one_line(exc)}")
+            return 1
+    else:
+        try:
+            from capture_lib.live import (  # type: ignore[import-not-found,unused-ignore]
+                open_source,
+            )
+        except ImportError as exc:
+            startup_error = f"live capture is not built here ({exc}); run ./setup.sh"
+        else:
+            try:
+                live: SnapshotSource = open_source(args.backend, flt)
+                source = live
+            except Exception as exc:  # CaptureError: one actionable line
+                startup_error = _one_line(exc)
+
+    from tui.app import SyscapTop, TopOptions
+
+    replaying = source is not None and source.backend == "replay"
+    options = TopOptions(
+        interval_s=args.delay,
+        readonly=args.readonly,
+        low_color=args.low_color,
+        animations="SSH_CONNECTION" not in os.environ,
+        mouse=not args.no_mouse,
+        syscall_table=table,
+        initial_filter=choice,
+        startup_error=startup_error,
+        open_replay=open_replay,
+    )
+    if replaying:
+        options.user_of = _no_user
+    app = SyscapTop(source, options)
+    app.run(mouse=not args.no_mouse)
+    return 0
+
+
+def _no_user(pid: int) -> str:
+    return "-"
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

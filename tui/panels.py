@@ -1,0 +1,91 @@
+"""Text of the header, ring panel, cost-of-watching line and status line.
+
+Functions return Textual content markup that names theme variables ($error,
+$warning, ...) instead of colours, so every theme (and --low-color) applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.markup import escape
+
+from capture_lib.snapshot import RingStats, Snapshot
+from tui import format as fmt
+
+GAUGE_WIDTH = 6
+
+
+@dataclass(frozen=True, slots=True)
+class HostInfo:
+    host: str
+    kernel: str
+
+
+def header_markup(info: HostInfo, backend: str, interval_s: float, state: str) -> str:
+    """'syscap top  host  Linux 6.1  bpf  every 1.0s  LIVE' with the state coloured."""
+    colour = {"LIVE": "$success", "FAILED": "$error"}.get(state.split()[0], "$warning")
+    return (
+        f"[b]syscap top[/]  {escape(info.host)}  Linux {escape(info.kernel)}  "
+        f"backend [b]{escape(backend)}[/]  every {interval_s:g}s  [b {colour}]{state}[/]"
+    )
+
+
+def _fill_colour(fill: float) -> str:
+    return "$error" if fill >= 0.95 else "$warning" if fill >= 0.8 else "$success"
+
+
+def _ring_gauges(rings: tuple[RingStats, ...], width: int) -> str:
+    item = 4 + GAUGE_WIDTH + 2 + 5  # 'c12▕██████▏ 42% '
+    if len(rings) * item + 6 <= width:
+        parts = []
+        for r in rings:
+            bar = fmt.gauge(r.fill, GAUGE_WIDTH)
+            parts.append(f"{r.cpu:>2}▕[{_fill_colour(r.fill)}]{bar}[/]▏{r.fill * 100:3.0f}%")
+        return "fill " + "  ".join(parts)
+    # Many CPUs: one cell per CPU, height shows fill.
+    blocks = "▁▂▃▄▅▆▇█"
+    worst = max(rings, key=lambda r: r.fill)
+    room = max(width - 30, 8)
+    cells = "".join(
+        f"[{_fill_colour(r.fill)}]{blocks[min(7, int(r.fill * 8))]}[/]" for r in rings[:room]
+    )
+    more = "…" if len(rings) > room else ""
+    return f"fill cpu0-{rings[-1].cpu} {cells}{more}  max {worst.fill * 100:.0f}% cpu{worst.cpu}"
+
+
+def rings_markup(snap: Snapshot | None, width: int) -> tuple[str, bool]:
+    """Two lines (gauges; rates and drops) and whether records are being dropped now."""
+    if snap is None:
+        return "fill (waiting for the first snapshot)\nevents -  drops -", False
+    interval = snap.interval_s
+    dropping = snap.drops > 0
+    total_drops = snap.total_drops
+    drops = f"drops {fmt.rate(snap.drops / interval)}/s"
+    if dropping:
+        drops = f"[b $error]{drops}[/]"
+    total = f"total drops {total_drops}"
+    if total_drops:
+        total = f"[{'$error' if dropping else '$warning'}]{total}[/]"
+    unread = sum(r.used for r in snap.rings)
+    line2 = (
+        f"events {fmt.rate(snap.events / interval)}/s  {drops}  {total}  "
+        f"lag {fmt.size(unread)} unread"
+    )
+    if snap.missed:
+        line2 += f"  [$warning]missed {snap.missed}[/]"
+    return _ring_gauges(snap.rings, width) + "\n" + line2, dropping
+
+
+def cost_markup(own_cpu: float | None, hook_cost_ns: float | None, snap: Snapshot | None) -> str:
+    """The cost of watching: syscap's CPU use and the hook time it adds to traced work."""
+    own = "-" if own_cpu is None else f"{own_cpu:.1f}%"
+    text = f"[b]cost of watching[/]  syscap {own} CPU"
+    if hook_cost_ns is None or snap is None:
+        return text + "  hooks: n/a" + ("" if snap is None else " (replay)")
+    per_s = (snap.events + snap.drops) / snap.interval_s
+    added = hook_cost_ns * per_s / 1e9 * 100  # percent of one CPU
+    return (
+        f"{text}  hooks ≈ [b]{added:.1f}%[/] CPU "
+        f"({hook_cost_ns:.0f}ns × {fmt.rate(per_s)}/s)"  # noqa: RUF001
+    )

@@ -1,0 +1,84 @@
+"""The refresh path's background half: one thread that talks to the snapshot source.
+
+The app's timer only calls `request()`. This thread calls `source.snapshot()` (and
+`set_filter`, so the source sees one caller), then hands the result to a callback
+that posts a message to the app. At most one fetch is in flight: a request while
+one runs is dropped, so a slow backend cannot pile work up.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from capture_lib.snapshot import Filter, Snapshot, SnapshotSource
+
+
+class SnapshotFetcher:
+    def __init__(
+        self,
+        source: SnapshotSource,
+        on_snapshot: Callable[[Snapshot], None],
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        self.source = source
+        self._on_snapshot = on_snapshot
+        self._on_error = on_error
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._want_snapshot = False
+        self._pending: list[Callable[[], None]] = []  # source calls to run before the next fetch
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name="syscap-snapshot", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request(self) -> bool:
+        """Ask for one snapshot; False (and nothing queued) if one is already in flight."""
+        with self._lock:
+            if self._busy or self._want_snapshot:
+                return False
+            self._want_snapshot = True
+        self._wake.set()
+        return True
+
+    def call(self, fn: Callable[[], None]) -> None:
+        """Run `fn` on the source thread (before the next snapshot)."""
+        with self._lock:
+            self._pending.append(fn)
+        self._wake.set()
+
+    def set_filter(self, flt: Filter) -> None:
+        self.call(lambda: self.source.set_filter(flt))
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            with self._lock:
+                pending, self._pending = self._pending, []
+                want, self._want_snapshot = self._want_snapshot, False
+                self._busy = want
+            try:
+                for fn in pending:
+                    fn()
+                if want:
+                    snap = self.source.snapshot()
+                    if not self._stop.is_set():
+                        self._on_snapshot(snap)
+            except Exception as exc:  # any backend failure becomes a message in the UI
+                if not self._stop.is_set():
+                    self._on_error(exc)
+            finally:
+                with self._lock:
+                    self._busy = False

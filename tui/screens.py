@@ -1,0 +1,240 @@
+"""Screens over the main view: help, filter, signal confirm, no-capture, restorer slot."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterable
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.markup import escape
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Checkbox, Footer, Input, Label, SelectionList, Static
+
+from tui.filters import GROUP_ORDER, FilterChoice, parse_pids, split_words
+
+_CLOSE = "escape,q,question_mark,f1,h"
+
+
+def key_display(binding: Binding) -> str:
+    if binding.key_display:
+        return binding.key_display
+    names = {"question_mark": "?", "backslash": "\\", "slash": "/", "less_than_sign": "<",
+             "greater_than_sign": ">", "space": "Space", "full_stop": ".", "plus": "+",
+             "minus": "-", "left_square_bracket": "[", "right_square_bracket": "]",
+             "backspace": "Bksp", "escape": "Esc", "enter": "Enter"}  # fmt: skip
+    return "/".join(names.get(k, k.upper() if k.startswith("f") and k[1:].isdigit() else k)
+                    for k in binding.key.split(","))  # fmt: skip
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key the app knows, generated from the bindings themselves."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(_CLOSE, "dismiss", "Close", id="help.close", tooltip="Close the help"),
+    ]
+
+    def __init__(self, bindings: Iterable[Binding]) -> None:
+        super().__init__()
+        self._keys = list(bindings)
+
+    def compose(self) -> ComposeResult:
+        lines = ["[b]syscap top: keys[/]", ""]
+        for b in self._keys:
+            desc = b.tooltip or b.description
+            lines.append(f"  [b]{escape(key_display(b)):<14}[/] {escape(desc)}")
+        lines += ["", "Click a column title to sort by it; click again to reverse.",
+                  "Esc, q or ? closes this help."]  # fmt: skip
+        with VerticalScroll(id="help-body"):
+            yield Static("\n".join(lines), id="help-text")
+
+
+class KillScreen(ModalScreen[int | None]):
+    """Confirm before sending a signal; returns the signal number or None."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,n", "dismiss(None)", "Cancel", id="kill.cancel", tooltip="Send nothing"),
+    ]
+
+    def __init__(self, pid: int, comm: str) -> None:
+        super().__init__()
+        self.pid, self.comm = pid, comm
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="kill-box"):
+            yield Label(f"Send a signal to PID {self.pid} ({escape(self.comm)})?")
+            with Horizontal(id="kill-buttons"):
+                yield Button("SIGTERM", id="sigterm", variant="warning")
+                yield Button("SIGKILL", id="sigkill", variant="error")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        chosen = {"sigterm": signal.SIGTERM, "sigkill": signal.SIGKILL}.get(event.button.id or "")
+        self.dismiss(int(chosen) if chosen is not None else None)
+
+
+class FilterScreen(ModalScreen[FilterChoice | None]):
+    """Edit the in-kernel filter: groups, single syscalls, pids, comms, failed-only."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss(None)", "Cancel", id="filter.cancel",
+                tooltip="Close without changing the filter"),
+        Binding("ctrl+s,f4", "apply", "Apply", id="filter.apply",
+                tooltip="Apply the filter in the kernel"),
+    ]  # fmt: skip
+
+    def __init__(self, current: FilterChoice, validate: Callable[[FilterChoice], str | None]):
+        super().__init__()
+        self.current = current
+        self._validate = validate
+
+    def compose(self) -> ComposeResult:
+        c = self.current
+        with Vertical(id="filter-box"):
+            yield Label("[b]In-kernel filter[/]  (Space toggles, Tab moves, Ctrl+S applies)")
+            with Horizontal(id="filter-columns"):
+                yield SelectionList[str](
+                    *[(g, g, g in c.groups) for g in GROUP_ORDER], id="filter-groups"
+                )
+                with Vertical(id="filter-fields"):
+                    for ident, label, value in (
+                        ("syscalls", "syscalls", ",".join(sorted(c.syscalls))),
+                        ("pids", "pids", ",".join(map(str, sorted(c.pids)))),
+                        ("xpids", "not pids", ",".join(map(str, sorted(c.exclude_pids)))),
+                        ("comms", "comms", ",".join(sorted(c.comms))),
+                        ("xcomms", "not comms", ",".join(sorted(c.exclude_comms))),
+                    ):
+                        with Horizontal(classes="filter-row"):
+                            yield Label(label, classes="filter-label")
+                            yield Input(value, id=f"filter-{ident}", compact=True,
+                                        placeholder="any")  # fmt: skip
+                    yield Checkbox("failed calls only", c.failed_only, id="filter-failed")
+            yield Label("", id="filter-error")
+            with Horizontal(id="filter-buttons"):
+                yield Button("Apply", id="apply", variant="primary")
+                yield Button("Clear", id="clear")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#filter-groups", SelectionList).focus()
+
+    def _value(self, ident: str) -> str:
+        return self.query_one(f"#filter-{ident}", Input).value
+
+    def choice(self) -> FilterChoice:
+        """What the form says now. Raises ValueError for a malformed pid list."""
+        groups: SelectionList[str] = self.query_one("#filter-groups", SelectionList)
+        return FilterChoice(
+            groups=frozenset(groups.selected),
+            syscalls=frozenset(split_words(self._value("syscalls"))),
+            pids=parse_pids(self._value("pids")),
+            exclude_pids=parse_pids(self._value("xpids")),
+            comms=frozenset(split_words(self._value("comms"))),
+            exclude_comms=frozenset(split_words(self._value("xcomms"))),
+            failed_only=self.query_one("#filter-failed", Checkbox).value,
+        )
+
+    def action_apply(self) -> None:
+        try:
+            choice = self.choice()
+        except ValueError as exc:
+            self.query_one("#filter-error", Label).update(f"[$error]{escape(str(exc))}[/]")
+            return
+        problem = self._validate(choice)
+        if problem:
+            self.query_one("#filter-error", Label).update(f"[$error]{escape(problem)}[/]")
+            return
+        self.dismiss(choice)
+
+    def on_input_submitted(self) -> None:
+        self.action_apply()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "apply":
+            self.action_apply()
+        elif event.button.id == "clear":
+            self.dismiss(FilterChoice())
+        else:
+            self.dismiss(None)
+
+
+class RestorerPane(Screen[None]):
+    """The slot for the coredump restorer (restorer/ fills it in)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,backspace,f8,c", "dismiss", "Back", id="restorer.back",
+                key_display="Esc", tooltip="Back to the live view"),
+        Binding("f10,q", "app.quit", "Quit", id="restorer.quit", key_display="F10/q",
+                tooltip="Quit syscap top"),
+    ]  # fmt: skip
+
+    def compose(self) -> ComposeResult:
+        yield Static(
+            "[b]Coredump restorer[/]\n\n"
+            "The restorer pane is not wired yet.\n\n"
+            "Meanwhile: [b]syscap restore CORE [--exe PATH] [--run | --hold][/]\n\n"
+            "Esc goes back to the live view.",
+            id="restorer-placeholder",
+        )
+        yield Footer()
+
+
+class NoCaptureScreen(Screen[str | None]):
+    """Live capture failed to start: say why, and offer replay of a recorded trace."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f10,ctrl+q", "app.quit", "Quit", id="nocap.quit", key_display="F10",
+                tooltip="Quit syscap top"),
+    ]  # fmt: skip
+
+    def __init__(self, reason: str, open_replay: Callable[[str], str | None]) -> None:
+        super().__init__()
+        self.reason = reason
+        self._open_replay = open_replay
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="nocap-box"):
+            yield Static("[b $error]Live capture is not available[/]", id="nocap-title")
+            yield Static(escape(self.reason), id="nocap-reason")
+            yield Static(
+                "syscap top needs root, or CAP_BPF and CAP_PERFMON (eBPF), or the syscap "
+                "kernel module loaded (kmod). Run [b]syscap info[/] to see which backend "
+                "works here.\n\nA recorded trace needs no privileges: "
+                "type its path and press Enter to replay it "
+                "(record one with [b]syscap record -o TRACE[/]).",
+                id="nocap-help",
+            )
+            yield Input(placeholder="path to a trace (syscap record -o ...)", id="nocap-path")
+            yield Label("", id="nocap-error")
+            with Horizontal(id="nocap-buttons"):
+                yield Button("Replay", id="replay", variant="primary")
+                yield Button("Quit", id="quit")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#nocap-path", Input).focus()
+
+    def _try_replay(self) -> None:
+        path = self.query_one("#nocap-path", Input).value.strip()
+        if not path:
+            self.query_one("#nocap-error", Label).update("[$error]type a trace path first[/]")
+            return
+        problem = self._open_replay(path)
+        if problem:
+            self.query_one("#nocap-error", Label).update(f"[$error]{escape(problem)}[/]")
+        else:
+            self.dismiss(path)
+
+    def on_input_submitted(self) -> None:
+        self._try_replay()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "replay":
+            self._try_replay()
+        else:
+            self.app.exit()

@@ -1,0 +1,441 @@
+"""What each table shows: columns, rows built from snapshots, drill-down targets.
+
+Pure Python (no Textual), so the views are testable and cheap: rows carry raw values
+(sorting uses them); cells are formatted only for the rows on screen.
+
+Four views: processes, syscalls (all processes together), one process's syscalls
+(Enter on a process) and the processes making one syscall (Enter on a syscall).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from capture_lib.snapshot import ProcessStats, Snapshot, SyscallStats
+from tui import format as fmt
+
+TREND_SAMPLES = 8
+LINGER_TICKS = 5  # an idle process stays listed (at 0/s) this many refreshes
+
+Cell = tuple[str, str]  # (text, style class: "" | "alarm" | "dim" | "accent")
+UserOf = Callable[[int], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str
+    title: str
+    width: int
+    align: str = "right"  # "left" | "right"
+    sortable: bool = True
+    descending: bool = True  # first click sorts highest first
+    flex: bool = False  # takes the spare width
+    drop: int = 0  # dropped when the terminal is narrow: highest first (0 never)
+
+
+@dataclass(slots=True)
+class Row:
+    key: Hashable
+    values: tuple[Any, ...]  # one per column, raw (sortable) values
+    faded: bool = False  # exited or idle
+
+
+def _no_user(pid: int) -> str:
+    return ""
+
+
+class View:
+    """Base: subclasses set `kind`, `columns`, `default_sort` and fill in the hooks."""
+
+    kind = ""
+    columns: tuple[Column, ...] = ()
+    default_sort = ""
+
+    def __init__(self) -> None:
+        self.sort_key = self.default_sort
+        self.sort_descending = self.column(self.default_sort).descending
+        self._hist: dict[Hashable, deque[float]] = {}
+        self.user_of: UserOf = _no_user
+
+    # -- hooks -----------------------------------------------------------------
+    def title(self) -> str:
+        raise NotImplementedError
+
+    def observe(self, snap: Snapshot) -> None:
+        """Record one interval (trend history); called for every snapshot, paused or not."""
+        raise NotImplementedError
+
+    def rows(self) -> list[Row]:
+        """Rows for the most recently observed interval, unsorted."""
+        raise NotImplementedError
+
+    def cells(self, row: Row) -> tuple[Cell, ...]:
+        raise NotImplementedError
+
+    def drill(self, row: Row) -> View | None:
+        return None
+
+    def pid_of(self, row: Row | None) -> int | None:
+        """The process a signal would go to from this row."""
+        return None
+
+    def totals(self, rows: list[Row], shown: int) -> str:
+        return ""
+
+    def search_text(self, row: Row) -> str:
+        return " ".join(str(v) for v, c in zip(row.values, self.columns, strict=True) if c.sortable)
+
+    # -- shared ----------------------------------------------------------------
+    def column(self, key: str) -> Column:
+        for col in self.columns:
+            if col.key == key:
+                return col
+        raise KeyError(key)
+
+    def sort_index(self) -> int:
+        return [c.key for c in self.columns].index(self.sort_key)
+
+    def set_sort(self, key: str, descending: bool | None = None) -> None:
+        col = self.column(key)
+        if not col.sortable:
+            return
+        if descending is None:
+            descending = (not self.sort_descending) if key == self.sort_key else col.descending
+        self.sort_key, self.sort_descending = key, descending
+
+    def _push(self, key: Hashable, value: float) -> tuple[float, ...]:
+        hist = self._hist.get(key)
+        if hist is None:
+            hist = self._hist[key] = deque(maxlen=TREND_SAMPLES)
+        hist.append(value)
+        return tuple(hist)
+
+    def _prune(self, alive: Iterable[Hashable]) -> None:
+        keep = set(alive)
+        for key in [k for k in self._hist if k not in keep]:
+            del self._hist[key]
+
+
+def _avg(total_ns: int, count: int) -> float:
+    return total_ns / count if count else 0.0
+
+
+def _err_cell(rate: float) -> Cell:
+    return (fmt.rate(rate), "alarm" if rate > 0 else "")
+
+
+def _trend_cell(trend: tuple[float, ...]) -> Cell:
+    return (fmt.sparkline(trend, TREND_SAMPLES), "accent")
+
+
+class ProcessesView(View):
+    kind = "processes"
+    columns = (
+        Column("pid", "PID", 7, descending=False),
+        Column("user", "USER", 8, align="left", descending=False, drop=2),
+        Column("comm", "COMM", 9, align="left", descending=False, flex=True),
+        Column("rate", "SYSC/s", 7),
+        Column("errors", "ERR/s", 6),
+        Column("top", "TOP SYSCALL", 11, align="left", descending=False, drop=3),
+        Column("avg", "AVG", 7),
+        Column("p99", "P99", 7),
+        Column("trend", "TREND", TREND_SAMPLES, sortable=False, drop=1),
+    )
+    default_sort = "rate"
+
+    def __init__(self, user_of: UserOf = _no_user) -> None:
+        super().__init__()
+        self.user_of = user_of
+        self._users: dict[int, str] = {}
+        self._last: dict[int, tuple[ProcessStats, int]] = {}  # pid -> (stats, idle ticks)
+        self._rows: list[Row] = []
+        self._interval = 1.0
+
+    def title(self) -> str:
+        return "Processes"
+
+    def user(self, pid: int) -> str:
+        user = self._users.get(pid)
+        if user is None:
+            user = self._users[pid] = self.user_of(pid)
+        return user
+
+    def observe(self, snap: Snapshot) -> None:
+        interval = snap.interval_s
+        self._interval = interval
+        last = self._last
+        seen: set[int] = set()
+        rows: list[Row] = []
+        for p in snap.processes:
+            seen.add(p.pid)
+            last[p.pid] = (p, 0)
+        for pid in list(last):
+            p, idle = last[pid]
+            if pid not in seen:
+                idle += 1
+                if idle > LINGER_TICKS or p.exited:
+                    del last[pid]
+                    self._users.pop(pid, None)
+                    continue
+                last[pid] = (p, idle)
+            active = idle == 0
+            rate = p.count / interval if active else 0.0
+            err = p.errors / interval if active else 0.0
+            top = p.syscalls[0].name if p.syscalls else ""
+            avg = _avg(p.total_ns, p.count) if active else 0.0
+            p99 = float(p.p99_ns) if active else 0.0
+            trend = self._push(pid, rate)
+            rows.append(
+                Row(
+                    pid,
+                    (pid, self.user(pid), p.comm, rate, err, top, avg, p99, trend),
+                    faded=p.exited or not active,
+                )
+            )
+        self._prune(last)
+        self._rows = rows
+
+    def rows(self) -> list[Row]:
+        return self._rows
+
+    def cells(self, row: Row) -> tuple[Cell, ...]:
+        pid, user, comm, rate, err, top, avg, p99, trend = row.values
+        return (
+            (str(pid), ""),
+            (user, ""),
+            (comm, ""),
+            (fmt.rate(rate), ""),
+            _err_cell(err),
+            (top, ""),
+            (fmt.latency(avg), ""),
+            (fmt.latency(p99), ""),
+            _trend_cell(trend),
+        )
+
+    def drill(self, row: Row) -> View | None:
+        pid = row.values[0]
+        p = self._last.get(pid)
+        return ProcessSyscallsView(pid, p[0].comm if p else "?")
+
+    def pid_of(self, row: Row | None) -> int | None:
+        return int(row.values[0]) if row else None
+
+    def totals(self, rows: list[Row], shown: int) -> str:
+        rate = sum(r.values[3] for r in rows)
+        err = sum(r.values[4] for r in rows)
+        part = f" ({shown} shown)" if shown != len(rows) else ""
+        return f"{len(rows)} processes{part}  {fmt.rate(rate)} syscalls/s  {fmt.rate(err)} errors/s"
+
+
+class SyscallsView(View):
+    """All processes together, one row per syscall (csysdig's syscalls view)."""
+
+    kind = "syscalls"
+    columns = (
+        Column("name", "SYSCALL", 16, align="left", descending=False, flex=True),
+        Column("nr", "NR", 4, descending=False, drop=2),
+        Column("rate", "CALLS/s", 8),
+        Column("errors", "ERR/s", 7),
+        Column("avg", "AVG", 8),
+        Column("p99", "P99", 8),
+        Column("last_err", "LAST ERR", 9, align="left", descending=False, drop=3),
+        Column("trend", "TREND", TREND_SAMPLES, sortable=False, drop=1),
+    )
+    default_sort = "rate"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rows: list[Row] = []
+
+    def title(self) -> str:
+        return "Syscalls"
+
+    def _stats(self, snap: Snapshot) -> Iterable[SyscallStats]:
+        return snap.syscalls
+
+    def observe(self, snap: Snapshot) -> None:
+        interval = snap.interval_s
+        rows = []
+        for s in self._stats(snap):
+            rate = s.count / interval
+            trend = self._push(s.nr, rate)
+            rows.append(
+                Row(
+                    s.nr,
+                    (
+                        s.name,
+                        s.nr,
+                        rate,
+                        s.errors / interval,
+                        _avg(s.total_ns, s.count),
+                        float(s.p99_ns),
+                        fmt.errno_name(s.last_errno),
+                        trend,
+                    ),
+                )
+            )
+        self._prune(r.key for r in rows)
+        self._rows = rows
+
+    def rows(self) -> list[Row]:
+        return self._rows
+
+    def cells(self, row: Row) -> tuple[Cell, ...]:
+        name, nr, rate, err, avg, p99, last_err, trend = row.values
+        return (
+            (name, ""),
+            (str(nr), ""),
+            (fmt.rate(rate), ""),
+            _err_cell(err),
+            (fmt.latency(avg), ""),
+            (fmt.latency(p99), ""),
+            (last_err, "alarm" if last_err else ""),
+            _trend_cell(trend),
+        )
+
+    def drill(self, row: Row) -> View | None:
+        return SyscallProcessesView(int(row.values[1]), str(row.values[0]))
+
+    def totals(self, rows: list[Row], shown: int) -> str:
+        rate = sum(r.values[2] for r in rows)
+        err = sum(r.values[3] for r in rows)
+        part = f" ({shown} shown)" if shown != len(rows) else ""
+        return f"{len(rows)} syscalls{part}  {fmt.rate(rate)} calls/s  {fmt.rate(err)} errors/s"
+
+
+class ProcessSyscallsView(SyscallsView):
+    """One process's syscalls (Enter on a process)."""
+
+    kind = "process-syscalls"
+
+    def __init__(self, pid: int, comm: str) -> None:
+        super().__init__()
+        self.pid, self.comm = pid, comm
+
+    def title(self) -> str:
+        return f"{self.pid} {self.comm}"
+
+    def _stats(self, snap: Snapshot) -> Iterable[SyscallStats]:
+        for p in snap.processes:
+            if p.pid == self.pid:
+                self.comm = p.comm
+                return p.syscalls
+        return ()
+
+    def drill(self, row: Row) -> View | None:
+        return None
+
+    def pid_of(self, row: Row | None) -> int | None:
+        return self.pid
+
+
+class SyscallProcessesView(View):
+    """The processes making one syscall (Enter on a syscall)."""
+
+    kind = "syscall-processes"
+    columns = (
+        Column("pid", "PID", 7, descending=False),
+        Column("user", "USER", 8, align="left", descending=False, drop=2),
+        Column("comm", "COMM", 10, align="left", descending=False, flex=True),
+        Column("rate", "CALLS/s", 8),
+        Column("errors", "ERR/s", 7),
+        Column("avg", "AVG", 8),
+        Column("p99", "P99", 8),
+        Column("last_err", "LAST ERR", 9, align="left", descending=False, drop=3),
+        Column("trend", "TREND", TREND_SAMPLES, sortable=False, drop=1),
+    )
+    default_sort = "rate"
+
+    def __init__(self, nr: int, name: str) -> None:
+        super().__init__()
+        self.nr, self.name = nr, name
+        self._rows: list[Row] = []
+
+    def title(self) -> str:
+        return self.name
+
+    def observe(self, snap: Snapshot) -> None:
+        interval = snap.interval_s
+        rows = []
+        nr = self.nr
+        for p in snap.processes:
+            for s in p.syscalls:
+                if s.nr == nr:
+                    rate = s.count / interval
+                    trend = self._push(p.pid, rate)
+                    rows.append(
+                        Row(
+                            p.pid,
+                            (
+                                p.pid,
+                                self.user_of(p.pid),
+                                p.comm,
+                                rate,
+                                s.errors / interval,
+                                _avg(s.total_ns, s.count),
+                                float(s.p99_ns),
+                                fmt.errno_name(s.last_errno),
+                                trend,
+                            ),
+                            faded=p.exited,
+                        )
+                    )
+                    break
+        self._prune(r.key for r in rows)
+        self._rows = rows
+
+    def rows(self) -> list[Row]:
+        return self._rows
+
+    def cells(self, row: Row) -> tuple[Cell, ...]:
+        pid, user, comm, rate, err, avg, p99, last_err, trend = row.values
+        return (
+            (str(pid), ""),
+            (user, ""),
+            (comm, ""),
+            (fmt.rate(rate), ""),
+            _err_cell(err),
+            (fmt.latency(avg), ""),
+            (fmt.latency(p99), ""),
+            (last_err, "alarm" if last_err else ""),
+            _trend_cell(trend),
+        )
+
+    def drill(self, row: Row) -> View | None:
+        return ProcessSyscallsView(int(row.values[0]), str(row.values[2]))
+
+    def pid_of(self, row: Row | None) -> int | None:
+        return int(row.values[0]) if row else None
+
+    def totals(self, rows: list[Row], shown: int) -> str:
+        rate = sum(r.values[3] for r in rows)
+        part = f" ({shown} shown)" if shown != len(rows) else ""
+        return f"{len(rows)} processes{part} calling {self.name}  {fmt.rate(rate)} calls/s"
+
+
+def order_rows(
+    view: View, rows: list[Row], previous: list[Hashable] | None, search: str
+) -> list[Row]:
+    """Rows sorted by the view's sort column (text case-folded), narrowed by `search`.
+
+    With `previous` (stable ordering), rows keep their earlier positions; new rows are
+    appended in sort order and vanished ones dropped, so the table does not jump.
+    """
+    if search:
+        needle = search.casefold()
+        rows = [r for r in rows if needle in view.search_text(r).casefold()]
+    idx = view.sort_index()
+
+    def sort_value(r: Row) -> Any:
+        v = r.values[idx]
+        return v.casefold() if isinstance(v, str) else v
+
+    ordered = sorted(rows, key=sort_value, reverse=view.sort_descending)
+    if previous is None:
+        return ordered
+    by_key = {r.key: r for r in ordered}
+    kept = [by_key.pop(k) for k in previous if k in by_key]
+    return kept + [r for r in ordered if r.key in by_key]
