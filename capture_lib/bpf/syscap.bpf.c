@@ -215,6 +215,9 @@ static __always_inline void emit_syscall(struct task_state *st, __u64 now, long 
 	e->nr = nr;
 	e->kind = SYSCAP_EV_SYSCALL;
 	e->flags = flags;
+	e->cpu = cpu;
+	e->reserved0 = 0;
+	e->reserved1 = 0;
 	bpf_ringbuf_submit(e, submit_flags(rb, seq));
 }
 
@@ -285,6 +288,7 @@ static __always_inline void emit_proc(struct task_struct *task, __u8 kind, __u32
 	e->tid = task->pid;
 	e->kind = kind;
 	e->flags = flags;
+	e->cpu = cpu;
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 

@@ -4,7 +4,8 @@
  * the kernel module and the user-space consumer (capture_lib).
  *
  * Every record in a ring and in a trace file is one struct syscap_event,
- * fixed size, little-endian on every architecture syscap supports.
+ * fixed size (SYSCAP_EVENT_SIZE bytes, producers must fill every field
+ * including cpu and zero the reserved ones), little-endian on every architecture syscap supports.
  * Syscall records are written once per syscall, at exit, carrying the entry
  * time and the duration measured from a per-thread entry timestamp.
  * Bump SYSCAP_RECORD_VERSION whenever the layout changes.
@@ -67,9 +68,13 @@ struct syscap_event {
 	__u16 nr;		/* syscall number (SYSCALL) */
 	__u8 kind;		/* enum syscap_kind */
 	__u8 flags;		/* SYSCAP_F_* */
+	__u16 cpu;		/* the CPU whose ring carried the record: with
+				 * seq it orders and checks records per CPU */
+	__u16 reserved0;	/* zero */
+	__u32 reserved1;	/* zero */
 };
 
-#define SYSCAP_EVENT_SIZE	88
+#define SYSCAP_EVENT_SIZE	96
 
 /*
  * Per-CPU counters kept by the probe. Totals are exact even when a ring
