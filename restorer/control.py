@@ -1,22 +1,345 @@
-"""Control a restored process (placeholder, expanded below)."""
+"""Control a restored process: the Python API under the console and the UI pane.
+
+All calls are synchronous: the process is stopped between calls. `cont` returns at the next
+stop (breakpoint, signal, exit); `interrupt` (from another thread) stops a running process.
+Breakpoints are int3 bytes written only while the process runs, so memory read at a stop
+is the program's own.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+from dataclasses import dataclass
+
+from restorer import ptrace
+from restorer.arch import BREAKPOINT_INSN, Registers
+from restorer.checkpoint import Checkpoint, Checkpoints
 from restorer.restore import Restored
-from restorer.tracee import wait_stop
+from restorer.symbols import Location, SymbolTable
+from restorer.tracee import Stop, Tracee, wait_stop
+
+
+class ControlError(Exception):
+    """A control request that cannot be done (process gone, bad address, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Instruction:
+    addr: int
+    size: int
+    mnemonic: str
+    op_str: str
+    raw: bytes
+    location: Location
+
+    def __str__(self) -> str:
+        return f"{self.addr:#x} <{self.location}>: {self.mnemonic} {self.op_str}".rstrip()
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    index: int
+    pc: int
+    location: Location
+
+    def __str__(self) -> str:
+        return f"#{self.index} {self.pc:#x} in {self.location}"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Result of a control step: the stop, where it happened, and why in words."""
+
+    stop: Stop
+    pc: int | None
+    reason: str  # "step", "breakpoint", "signal", "interrupted", "exited", "killed"
+
+    def describe(self) -> str:
+        if self.pc is None:
+            return f"process {self.stop.describe()}"
+        return f"{self.reason} ({self.stop.describe()}) at {self.pc:#x}"
 
 
 class Controller:
-    def __init__(self, restored: Restored) -> None:
+    def __init__(self, restored: Restored, checkpoint_every: int | None = None) -> None:
         self.restored = restored
-        self.tracee = restored.tracee
+        self.core = restored.core
+        self.tracee: Tracee = restored.tracee
+        self.symbols = SymbolTable(restored.core, restored.path_map)
+        self.breakpoints: set[int] = set()
+        self.steps = 0  # instructions single-stepped since restore (the timeline's clock)
+        self.checkpoints = Checkpoints(self)
+        self.checkpoint_every = checkpoint_every
+        self.last: Event | None = None
+        self._interrupted = False
+        self._lock = threading.Lock()
+
+    # -- state -------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self.tracee.alive
+
+    def _need_alive(self) -> None:
+        if not self.tracee.alive:
+            raise ControlError("the process has ended; go back to a checkpoint or quit")
+
+    def regs(self) -> Registers:
+        self._need_alive()
+        return self.tracee.regs()
+
+    def set_regs(self, **changes: int) -> Registers:
+        self._need_alive()
+        regs = self.tracee.regs().replace(**changes)
+        self.tracee.set_regs(regs)
+        return regs
+
+    @property
+    def pc(self) -> int:
+        return self.regs().rip
+
+    def read_memory(self, addr: int, size: int) -> bytes:
+        self._need_alive()
+        try:
+            return self.tracee.read(addr, size)
+        except OSError as e:
+            raise ControlError(f"cannot read {size} bytes at {addr:#x}: not mapped") from e
+
+    def write_memory(self, addr: int, data: bytes) -> None:
+        self._need_alive()
+        try:
+            self.tracee.write(addr, data)
+        except OSError as e:
+            raise ControlError(f"cannot write {len(data)} bytes at {addr:#x}: not mapped") from e
+
+    def jump(self, addr: int) -> None:
+        """Set the PC; the next cont/step starts there."""
+        self.set_regs(rip=addr)
+
+    def location(self, addr: int) -> Location:
+        return self.symbols.lookup(addr)
+
+    def resolve(self, text: str) -> int:
+        """An address from '0x1234', '1234' (hex), '$reg', 'symbol' or 'symbol+0x10'."""
+        text = text.strip()
+        base, _, off = text.partition("+")
+        extra = int(off, 0) if off else 0
+        if base.startswith("$"):
+            regs = self.regs().as_dict()
+            if base[1:] not in regs:
+                raise ControlError(f"no register {base[1:]!r}")
+            return regs[base[1:]] + extra
+        try:
+            return int(text, 16)
+        except ValueError:
+            pass
+        addr = self.symbols.resolve(base)
+        if addr is None:
+            raise ControlError(f"no symbol or address {text!r}")
+        return addr + extra
+
+    # -- breakpoints -------------------------------------------------------------------
+    def add_breakpoint(self, addr: int) -> None:
+        self.read_memory(addr, 1)  # must be mapped
+        self.breakpoints.add(addr)
+
+    def remove_breakpoint(self, addr: int) -> None:
+        self.breakpoints.discard(addr)
+
+    def _insert(self, skip: int | None) -> dict[int, bytes]:
+        saved = {}
+        for a in self.breakpoints:
+            if a == skip:
+                continue
+            saved[a] = self.tracee.read(a, 1)
+            self.tracee.write(a, BREAKPOINT_INSN)
+        return saved
+
+    def _remove(self, saved: dict[int, bytes]) -> None:
+        if self.tracee.alive:
+            for a, b in saved.items():
+                self.tracee.write(a, b)
+
+    # -- running -----------------------------------------------------------------------
+    def _event(self, stop: Stop, reason: str) -> Event:
+        if not stop.alive:
+            ev = Event(stop, None, "exited" if stop.kind == "exited" else "killed")
+        else:
+            ev = Event(stop, self.tracee.regs().rip, reason)
+        self.last = ev
+        return ev
+
+    def step(self, count: int = 1) -> Event:
+        """Execute `count` instructions (fewer if the process stops otherwise)."""
+        self._need_alive()
+        ev: Event | None = None
+        for _ in range(count):
+            stop = self.tracee.step()
+            if stop.alive and stop.signal == signal.SIGTRAP and not stop.event:
+                self.steps += 1
+                ev = self._event(stop, "step")
+                if self.checkpoint_every and self.steps % self.checkpoint_every == 0:
+                    self.checkpoints.take()
+                continue
+            return self._event(stop, "signal")
+        assert ev is not None
+        return ev
+
+    def cont(self, sig: int = 0) -> Event:
+        """Run until a breakpoint, a signal or the end. `sig` is delivered on resuming."""
+        self._need_alive()
+        pc = self.tracee.regs().rip
+        if pc in self.breakpoints:  # step off the breakpoint first, without it inserted
+            stop = self.tracee.step(sig)
+            sig = 0
+            if not (stop.alive and stop.signal == signal.SIGTRAP):
+                return self._event(stop, "signal")
+        saved = self._insert(None)
+        try:
+            with self._lock:
+                self._interrupted = False
+            stop = self.tracee.cont(sig)
+        finally:
+            self._remove(saved)
+        if not stop.alive:
+            return self._event(stop, "exited")
+        regs = self.tracee.regs()
+        if stop.signal == signal.SIGTRAP and regs.rip - 1 in saved:
+            self.tracee.set_regs(regs.with_pc(regs.rip - 1))
+            return self._event(stop, "breakpoint")
+        if stop.signal == signal.SIGSTOP and self._interrupted:
+            return self._event(stop, "interrupted")
+        return self._event(stop, "signal")
+
+    def interrupt(self) -> None:
+        """Stop a process running in cont() (call from another thread)."""
+        with self._lock:
+            self._interrupted = True
+        os.kill(self.tracee.pid, signal.SIGSTOP)
+
+    def run_to(self, addr: int) -> Event:
+        """Continue until `addr` (a temporary breakpoint), or an earlier stop."""
+        had = addr in self.breakpoints
+        self.breakpoints.add(addr)
+        try:
+            return self.cont()
+        finally:
+            if not had:
+                self.breakpoints.discard(addr)
+
+    def step_over(self) -> Event:
+        """One instruction, treating a call as one instruction."""
+        insn = self.disassemble(self.pc, 1)[0]
+        if insn.mnemonic.startswith("call"):
+            return self.run_to(insn.addr + insn.size)
+        return self.step()
+
+    def run_to_exit(self) -> Event:
+        """Continue, passing signals on, until the process ends."""
+        sig = 0
+        while True:
+            ev = self.cont(sig)
+            if not ev.stop.alive:
+                return ev
+            sig = 0 if ev.stop.signal == signal.SIGTRAP else ev.stop.signal
 
     def run_detached(self) -> int:
+        """Let the process go (no tracing) and wait for its end: a shell-style exit code."""
+        self._need_alive()
+        pid = self.tracee.pid
+        if pid != self.restored.report.pid:  # not our child (a checkpoint's fork)
+            return self.run_to_exit().stop.exit_code
         self.tracee.detach()
-        stop = wait_stop(self.tracee.pid)
-        while stop.alive:
-            stop = wait_stop(self.tracee.pid)
-        return stop.exit_code
+        self.tracee.alive = False
+        while True:
+            stop = wait_stop(pid)
+            if not stop.alive:
+                return stop.exit_code
+
+    # -- inspection --------------------------------------------------------------------
+    def disassemble(self, addr: int, count: int = 10) -> list[Instruction]:
+        import capstone
+
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        data = b""
+        for size in (count * 15, 64, 16):
+            try:
+                data = self.read_memory(addr, size)
+                break
+            except ControlError:
+                continue
+        out = []
+        for insn in md.disasm(data, addr):
+            out.append(
+                Instruction(
+                    insn.address, insn.size, insn.mnemonic, insn.op_str, bytes(insn.bytes),
+                    self.location(insn.address),
+                )  # fmt: skip
+            )
+            if len(out) == count:
+                break
+        if not out:
+            raise ControlError(f"no instruction can be decoded at {addr:#x}")
+        return out
+
+    def disassemble_around(self, addr: int | None = None, before: int = 4, after: int = 6) -> list[
+        Instruction
+    ]:
+        """Instructions around `addr` (default PC); earlier ones found from the symbol start."""
+        pc = self.pc if addr is None else addr
+        loc = self.location(pc)
+        prior: list[Instruction] = []
+        if loc.symbol is not None and 0 < pc - loc.symbol.addr < 4096:
+            start = loc.symbol.addr
+            n = pc - start
+            try:
+                prior = [i for i in self.disassemble(start, n) if i.addr < pc][-before:]
+            except ControlError:
+                prior = []
+        return prior + self.disassemble(pc, after)
+
+    def backtrace(self, limit: int = 32) -> list[Frame]:
+        """PC, then return addresses along the frame-pointer chain (rbp) while it is sane."""
+        regs = self.regs()
+        frames = [Frame(0, regs.rip, self.location(regs.rip))]
+        fp = regs.rbp
+        while len(frames) < limit and fp and fp % 8 == 0:
+            try:
+                raw = self.read_memory(fp, 16)
+            except ControlError:
+                break
+            nxt = int.from_bytes(raw[:8], "little")
+            ret = int.from_bytes(raw[8:], "little")
+            if ret == 0 or self.core.file_at(ret) is None:
+                break
+            frames.append(Frame(len(frames), ret, self.location(ret)))
+            if nxt <= fp:
+                break
+            fp = nxt
+        return frames
+
+    # -- going back --------------------------------------------------------------------
+    def checkpoint(self) -> Checkpoint:
+        return self.checkpoints.take()
+
+    def back(self, checkpoint_id: int | None = None, to_step: int | None = None) -> Event:
+        """Make a fresh copy of a checkpoint the running process, then replay to `to_step`."""
+        return self.checkpoints.back(checkpoint_id, to_step)
+
+    def _switch(self, tracee: Tracee, steps: int) -> None:
+        old = self.tracee
+        if old.alive:
+            old.kill()
+        self.tracee = tracee
+        self.steps = steps
 
     def close(self) -> None:
-        self.tracee.kill()
+        """Kill the process and every checkpoint."""
+        if self.tracee.alive:
+            self.tracee.kill()
+        self.checkpoints.close()
+
+    def ptrace_options(self, fork: bool) -> None:
+        opts = ptrace.PTRACE_O_EXITKILL | (ptrace.PTRACE_O_TRACEFORK if fork else 0)
+        ptrace.setoptions(self.tracee.pid, opts)

@@ -305,7 +305,7 @@ def _free_range(size: int, busy: list[tuple[int, int]], start: int = 0x100000) -
 # doing it
 
 
-def start_stopped(exe: str) -> Tracee:
+def start_stopped(exe: str, stdio: tuple[int, int, int] | None = None) -> Tracee:
     """fork + PTRACE_TRACEME + execve: the child stops right after exec.
 
     The child execs without address randomization, so its initial brk sits at the lowest
@@ -318,6 +318,9 @@ def start_stopped(exe: str) -> Tracee:
     pid = os.fork()
     if pid == 0:  # child: nothing but exec
         try:
+            if stdio is not None:
+                for target, fd in enumerate(stdio):
+                    os.dup2(fd, target)
             ptrace.personality(ptrace.personality(0xFFFFFFFF) | ADDR_NO_RANDOMIZE)
             ptrace.traceme()
             os.execv(exe, [exe])
@@ -331,7 +334,14 @@ def start_stopped(exe: str) -> Tracee:
 
 
 class _Restorer:
-    def __init__(self, core: Core, warn: Warn, set_brk: bool = True) -> None:
+    def __init__(
+        self,
+        core: Core,
+        warn: Warn,
+        set_brk: bool = True,
+        stdio: tuple[int, int, int] | None = None,
+    ) -> None:
+        self.stdio = stdio
         self.core = core
         self.warn = warn
         self.set_brk = set_brk
@@ -351,7 +361,7 @@ class _Restorer:
         main_sp = main.regs.rsp if main is not None else None
         # Plan once without knowing the fresh specials, to fail early on bad input.
         plan_regions(core, path_map, None, main_sp, lambda _m: None)
-        tracee = start_stopped(exe_path)
+        tracee = start_stopped(exe_path, self.stdio)
         try:
             restored = self._rebuild(tracee, thread, exe_path, path_map, main_sp, t0)
         except BaseException:
@@ -620,10 +630,12 @@ def restore(
     tid: int | None = None,
     warn: Warn | None = None,
     set_brk: bool = True,
+    stdio: tuple[int, int, int] | None = None,
 ) -> Restored:
     """Restore `core` into a new process stopped under ptrace (see the module docstring).
 
     Raises RestoreError with a one-line, actionable message for bad input; no process is
     left behind then. set_brk=False leaves brk alone (as where PR_SET_MM is refused).
+    stdio: file descriptors to become the process's 0, 1, 2 (default: the caller's).
     """
-    return _Restorer(core, warn or (lambda _m: None), set_brk).run(exe, tid)
+    return _Restorer(core, warn or (lambda _m: None), set_brk, stdio).run(exe, tid)

@@ -1,0 +1,113 @@
+"""Checkpoints: copies of the stopped process made by injecting fork(), as gdb's checkpoint does.
+
+A checkpoint is a forked child kept stopped under ptrace. Going back forks the checkpoint
+again and makes that copy the running process, so a checkpoint can be returned to any
+number of times. Replaying forward single-steps: exact where the program is deterministic
+(no input, time or other processes involved). The copy shares open file descriptions with
+the original (fork semantics): file offsets are not rewound.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from restorer import ptrace
+from restorer.arch import SYS_FORK
+from restorer.inject import InjectionError, PatchedSyscall, SyscallInjector
+from restorer.tracee import Stop, Tracee, wait_stop
+
+if TYPE_CHECKING:
+    from restorer.control import Controller, Event
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    id: int
+    pid: int
+    step: int  # the controller's step count when taken
+    pc: int
+
+
+def fork_copy(tracee: Tracee) -> Tracee:
+    """A stopped, traced copy of the stopped `tracee`, with the same registers."""
+    saved = tracee.regs()
+    ptrace.setoptions(tracee.pid, ptrace.PTRACE_O_EXITKILL | ptrace.PTRACE_O_TRACEFORK)
+    try:
+        with PatchedSyscall(tracee, saved.rip) as at:
+            inj = SyscallInjector(tracee, at, saved)
+            ret = inj(SYS_FORK)
+        original = tracee.read(saved.rip, 2)
+    finally:
+        if tracee.alive:
+            tracee.set_regs(saved)
+            ptrace.setoptions(tracee.pid, ptrace.PTRACE_O_EXITKILL)
+    if ret < 0 or not inj.forked:
+        raise InjectionError(f"fork() in the process failed ({ret}); no checkpoint taken")
+    child = Tracee(inj.forked[0])
+    stop = wait_stop(child.pid)  # the auto-attached child starts with SIGSTOP
+    if not stop.alive or stop.signal != signal.SIGSTOP:
+        child.alive = stop.alive
+        child.kill()
+        raise InjectionError(f"the forked copy did not stop as expected ({stop.describe()})")
+    ptrace.setoptions(child.pid, ptrace.PTRACE_O_EXITKILL)
+    child.write(saved.rip, original)  # the copy was made while the syscall patch was in place
+    child.set_regs(saved)
+    return child
+
+
+class Checkpoints:
+    """The timeline of checkpoints of one controlled process."""
+
+    def __init__(self, ctl: Controller) -> None:
+        self.ctl = ctl
+        self._items: dict[int, tuple[Checkpoint, Tracee]] = {}
+        self._next = 1
+
+    def take(self) -> Checkpoint:
+        ctl = self.ctl
+        ctl._need_alive()
+        copy = fork_copy(ctl.tracee)
+        cp = Checkpoint(self._next, copy.pid, ctl.steps, copy.regs().rip)
+        self._items[cp.id] = (cp, copy)
+        self._next += 1
+        return cp
+
+    def timeline(self) -> list[Checkpoint]:
+        return sorted((c for c, _ in self._items.values()), key=lambda c: (c.step, c.id))
+
+    def get(self, cid: int | None) -> tuple[Checkpoint, Tracee]:
+        if not self._items:
+            from restorer.control import ControlError
+
+            raise ControlError("no checkpoints yet; take one with `checkpoint`")
+        if cid is None:
+            cid = max(self._items)
+        if cid not in self._items:
+            from restorer.control import ControlError
+
+            raise ControlError(f"no checkpoint {cid}; have {sorted(self._items)}")
+        return self._items[cid]
+
+    def back(self, cid: int | None, to_step: int | None) -> Event:
+        from restorer.control import Event
+
+        cp, holder = self.get(cid)
+        copy = fork_copy(holder)
+        self.ctl._switch(copy, cp.step)
+        ev = Event(Stop("stopped", signal=signal.SIGTRAP), copy.regs().rip, "back")
+        if to_step is not None and to_step > cp.step:
+            every = self.ctl.checkpoint_every
+            self.ctl.checkpoint_every = None
+            try:
+                ev = self.ctl.step(to_step - cp.step)
+            finally:
+                self.ctl.checkpoint_every = every
+        self.ctl.last = ev
+        return ev
+
+    def close(self) -> None:
+        for _, t in self._items.values():
+            t.kill()
+        self._items.clear()

@@ -1,0 +1,167 @@
+"""The `--hold` console: a line-oriented front end to the Controller."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from restorer.control import ControlError, Controller, Event
+from restorer.errors import RestoreError
+
+HELP = """commands:
+  step [N] | s       execute N instructions (default 1)
+  next | n           step over a call
+  cont | c           continue to a breakpoint, a signal or the end
+  until ADDR         run to ADDR
+  break ADDR | b     set a breakpoint (ADDR: hex or symbol[+off]); `delete ADDR` removes it
+  jump ADDR | j      set the PC
+  regs | r           show registers
+  set REG VALUE      change a register
+  mem ADDR [LEN] | x hex dump (default 64 bytes)
+  dis [N] | d        disassemble around the PC
+  bt                 backtrace (frame pointers)
+  checkpoint | cp    fork a checkpoint of the process as it is now
+  timeline | tl      list checkpoints
+  back [ID [STEP]]   go back to checkpoint ID (default latest), replay to STEP
+  quit | q           kill the process and leave"""
+
+
+class Console:
+    def __init__(self, ctl: Controller, inp: TextIO | None = None, out: TextIO | None = None) -> None:
+        self.ctl = ctl
+        self.inp = inp or sys.stdin
+        self.out = out or sys.stdout
+        self.commands: dict[str, Callable[[list[str]], None]] = {
+            "step": self.do_step, "s": self.do_step, "next": self.do_next, "n": self.do_next,
+            "cont": self.do_cont, "c": self.do_cont, "until": self.do_until,
+            "break": self.do_break, "b": self.do_break, "delete": self.do_delete,
+            "jump": self.do_jump, "j": self.do_jump, "regs": self.do_regs, "r": self.do_regs,
+            "set": self.do_set, "mem": self.do_mem, "x": self.do_mem, "dis": self.do_dis,
+            "d": self.do_dis, "bt": self.do_bt, "checkpoint": self.do_checkpoint,
+            "cp": self.do_checkpoint, "timeline": self.do_timeline, "tl": self.do_timeline,
+            "back": self.do_back, "help": self.do_help, "?": self.do_help,
+        }  # fmt: skip
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def loop(self) -> int:
+        """Read commands until quit or end of input; returns the exit code for the CLI."""
+        self.show_where()
+        while True:
+            print("(syscap) ", end="", file=self.out, flush=True)
+            line = self.inp.readline()
+            if not line:
+                self.say("")
+                break
+            words = line.split()
+            if not words:
+                continue
+            if words[0] in ("quit", "q", "exit"):
+                break
+            handler = self.commands.get(words[0])
+            if handler is None:
+                self.say(f"unknown command {words[0]!r}; type help")
+                continue
+            try:
+                handler(words[1:])
+            except (ControlError, RestoreError, ValueError) as e:
+                self.say(f"error: {e}")
+        code = 0
+        if self.ctl.last is not None and not self.ctl.last.stop.alive:
+            code = self.ctl.last.stop.exit_code
+        return code
+
+    # -- helpers -----------------------------------------------------------------------
+    def show_where(self) -> None:
+        if not self.ctl.alive:
+            self.say("the process has ended (back to a checkpoint, or quit)")
+            return
+        insn = self.ctl.disassemble(self.ctl.pc, 1)[0]
+        self.say(f"step {self.ctl.steps}: {insn}")
+
+    def show_event(self, ev: Event) -> None:
+        self.say(ev.describe())
+        if ev.stop.alive:
+            self.show_where()
+
+    def _addr(self, args: list[str], what: str) -> int:
+        if not args:
+            raise ValueError(f"{what} needs an address")
+        return self.ctl.resolve(args[0])
+
+    # -- commands ----------------------------------------------------------------------
+    def do_help(self, _args: list[str]) -> None:
+        self.say(HELP)
+
+    def do_step(self, args: list[str]) -> None:
+        ev = self.ctl.step(int(args[0]) if args else 1)
+        self.show_event(ev)
+
+    def do_next(self, _args: list[str]) -> None:
+        self.show_event(self.ctl.step_over())
+
+    def do_cont(self, _args: list[str]) -> None:
+        self.show_event(self.ctl.cont())
+
+    def do_until(self, args: list[str]) -> None:
+        self.show_event(self.ctl.run_to(self._addr(args, "until")))
+
+    def do_break(self, args: list[str]) -> None:
+        a = self._addr(args, "break")
+        self.ctl.add_breakpoint(a)
+        self.say(f"breakpoint at {a:#x} <{self.ctl.location(a)}>")
+
+    def do_delete(self, args: list[str]) -> None:
+        self.ctl.remove_breakpoint(self._addr(args, "delete"))
+
+    def do_jump(self, args: list[str]) -> None:
+        self.ctl.jump(self._addr(args, "jump"))
+        self.show_where()
+
+    def do_regs(self, _args: list[str]) -> None:
+        items = list(self.ctl.regs().as_dict().items())
+        for i in range(0, len(items), 3):
+            self.say("  ".join(f"{k:>8} {v:#018x}" for k, v in items[i : i + 3]))
+
+    def do_set(self, args: list[str]) -> None:
+        if len(args) != 2:
+            raise ValueError("usage: set REG VALUE")
+        self.ctl.set_regs(**{args[0]: int(args[1], 0)})
+
+    def do_mem(self, args: list[str]) -> None:
+        a = self._addr(args, "mem")
+        n = int(args[1], 0) if len(args) > 1 else 64
+        data = self.ctl.read_memory(a, n)
+        for off in range(0, len(data), 16):
+            chunk = data[off : off + 16]
+            text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+            self.say(f"{a + off:#014x}  {chunk.hex(' '):<47}  {text}")
+
+    def do_dis(self, args: list[str]) -> None:
+        after = int(args[0]) if args else 6
+        pc = self.ctl.pc
+        for insn in self.ctl.disassemble_around(pc, after=after):
+            self.say(("=> " if insn.addr == pc else "   ") + str(insn))
+
+    def do_bt(self, _args: list[str]) -> None:
+        for f in self.ctl.backtrace():
+            self.say(str(f))
+
+    def do_checkpoint(self, _args: list[str]) -> None:
+        cp = self.ctl.checkpoint()
+        self.say(f"checkpoint {cp.id} at step {cp.step}, pc {cp.pc:#x} (pid {cp.pid})")
+
+    def do_timeline(self, _args: list[str]) -> None:
+        cps = self.ctl.checkpoints.timeline()
+        if not cps:
+            self.say("no checkpoints")
+        for cp in cps:
+            self.say(f"  [{cp.id}] step {cp.step:>6}  {cp.pc:#x} <{self.ctl.location(cp.pc)}>")
+        self.say(f"  now: step {self.ctl.steps}" + ("" if self.ctl.alive else " (ended)"))
+
+    def do_back(self, args: list[str]) -> None:
+        cid = int(args[0]) if args else None
+        to = int(args[1]) if len(args) > 1 else None
+        self.show_event(self.ctl.back(cid, to))

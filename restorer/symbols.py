@@ -1,0 +1,120 @@
+"""Function symbols of the executable and libraries, at their load addresses in the core.
+
+The load bias of each file comes from the core's NT_FILE note: the mapping of file offset 0
+sits at bias + (lowest PT_LOAD vaddr, page aligned); for a non-PIE executable the bias is 0.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from restorer.core import Core, page_align_down
+from restorer.elf_file import read_elf
+
+
+@dataclass(frozen=True, slots=True)
+class Symbol:
+    name: str
+    addr: int
+    size: int
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where an address falls: a symbol plus offset, or only a file."""
+
+    addr: int
+    symbol: Symbol | None
+    path: str | None
+
+    def __str__(self) -> str:
+        if self.symbol is not None:
+            off = self.addr - self.symbol.addr
+            return f"{self.symbol.name}+{off:#x}" if off else self.symbol.name
+        if self.path is not None:
+            return self.path.rsplit("/", 1)[-1]
+        return "??"
+
+
+class SymbolTable:
+    def __init__(self, core: Core, path_map: dict[str, str]) -> None:
+        self.core = core
+        self.path_map = path_map
+        self._loaded: dict[str, list[Symbol]] = {}
+        self._biases: dict[str, int] = {}
+        for f in core.files:
+            if f.offset != 0 or f.path in self._biases:
+                continue
+            real = path_map.get(f.path, f.path)
+            info = read_elf(real)
+            if info is None or not info.segments:
+                continue
+            lowest = min(s.vaddr for s in info.segments)
+            self._biases[f.path] = f.start - page_align_down(lowest)
+
+    def bias(self, core_path: str) -> int | None:
+        return self._biases.get(core_path)
+
+    def _symbols(self, core_path: str) -> list[Symbol]:
+        if core_path in self._loaded:
+            return self._loaded[core_path]
+        syms: list[Symbol] = []
+        bias = self._biases.get(core_path)
+        real = self.path_map.get(core_path, core_path)
+        if bias is not None:
+            try:
+                from elftools.elf.elffile import ELFFile
+
+                with open(real, "rb") as fh:
+                    elf = ELFFile(fh)
+                    seen: set[tuple[str, int]] = set()
+                    for secname in (".symtab", ".dynsym"):
+                        sec = elf.get_section_by_name(secname)
+                        if sec is None or not hasattr(sec, "iter_symbols"):
+                            continue
+                        for s in sec.iter_symbols():
+                            if s["st_info"]["type"] != "STT_FUNC" or not s["st_value"]:
+                                continue
+                            key = (s.name, s["st_value"])
+                            if key in seen or not s.name:
+                                continue
+                            seen.add(key)
+                            syms.append(
+                                Symbol(s.name, bias + s["st_value"], s["st_size"], core_path)
+                            )
+            except (OSError, ValueError):
+                syms = []
+        syms.sort(key=lambda s: s.addr)
+        self._loaded[core_path] = syms
+        return syms
+
+    def lookup(self, addr: int) -> Location:
+        f = self.core.file_at(addr)
+        if f is None:
+            return Location(addr, None, None)
+        syms = self._symbols(f.path)
+        starts = [s.addr for s in syms]
+        i = bisect.bisect_right(starts, addr) - 1
+        while i >= 0:
+            s = syms[i]
+            if s.addr <= addr < s.addr + max(s.size, 1):
+                return Location(addr, s, f.path)
+            if s.size:  # sized symbol not covering addr: stop looking further back
+                break
+            i -= 1
+        return Location(addr, None, f.path)
+
+    def resolve(self, name: str) -> int | None:
+        """Address of function `name`, searching the executable first."""
+        paths = []
+        exe = self.core.exe_path
+        if exe is not None:
+            paths.append(exe)
+        paths += [p for p in self._biases if p != exe]
+        for p in paths:
+            for s in self._symbols(p):
+                if s.name == name:
+                    return s.addr
+        return None

@@ -1,0 +1,145 @@
+"""Fixtures for restorer tests: compiled test programs, real kernel and gcore cores.
+
+Everything runs as root from the repo root. Cores go to per-test temporary directories; the
+kernel's core_pattern is set to a plain file name only if it pipes elsewhere, and is put back.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SOURCES = Path(__file__).resolve().parent / "programs"
+PYTHON = sys.executable
+CFLAGS = ["-O1", "-g", "-fPIE", "-pie", "-fno-omit-frame-pointer", "-Wall"]
+
+
+@dataclass(frozen=True)
+class Programs:
+    dir: Path
+
+    def __getitem__(self, name: str) -> Path:
+        return self.dir / name
+
+
+@pytest.fixture(scope="session")
+def programs(tmp_path_factory: pytest.TempPathFactory) -> Programs:
+    if shutil.which("gcc") is None:
+        pytest.fail("gcc is needed to build the test programs: apt-get install build-essential")
+    out = tmp_path_factory.mktemp("restorer-programs")
+    for name in ("resume", "crash", "blocked_read", "dontdump"):
+        subprocess.run(["gcc", *CFLAGS, "-o", out / name, SOURCES / f"{name}.c"], check=True)
+    subprocess.run(
+        ["gcc", *CFLAGS, "-pthread", "-o", out / "threads", SOURCES / "threads.c"], check=True
+    )
+    return Programs(out)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def core_pattern() -> Iterator[None]:
+    """Cores as files in the process's directory (restored afterwards if changed)."""
+    path = Path("/proc/sys/kernel/core_pattern")
+    old = path.read_text()
+    changed = old.startswith("|") or "/" in old
+    if changed:
+        path.write_text("core")
+    try:
+        yield
+    finally:
+        if changed:
+            path.write_text(old)
+
+
+def _unlimited_core() -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
+def find_core(directory: Path) -> Path:
+    cores = sorted(directory.glob("core*"))
+    assert cores, f"no core file written in {directory} (core_pattern/ulimit?)"
+    return cores[0]
+
+
+def kernel_core(
+    prog: Path, cwd: Path, *args: str, expect: int = signal.SIGQUIT
+) -> tuple[Path, str]:
+    """Run `prog` until it dumps core by signal `expect`; (core path, its stdout)."""
+    p = subprocess.run(
+        [prog, *args], cwd=cwd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        preexec_fn=_unlimited_core, check=False,
+    )  # fmt: skip
+    assert p.returncode == -expect, f"{prog.name} ended with {p.returncode}"
+    return find_core(cwd), p.stdout
+
+
+def gcore_core(prog: Path, cwd: Path, *args: str) -> tuple[Path, str]:
+    """Run `prog` until it stops itself with SIGSTOP, take a core with gdb's gcore, kill it."""
+    gcore = shutil.which("gcore")
+    if gcore is None:
+        pytest.fail("gcore (package gdb) is needed: add gdb to setup.sh's apt packages")
+    proc = subprocess.Popen([prog, *args], cwd=cwd, stdout=subprocess.PIPE, text=True)
+    try:
+        _, status = os.waitpid(proc.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status), "program did not stop itself"
+        subprocess.run(
+            [gcore, "-o", str(cwd / "gcore"), str(proc.pid)],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    finally:
+        proc.kill()
+        out = proc.stdout.read() if proc.stdout else ""
+        proc.wait()
+    return next(cwd.glob("gcore.*")), out
+
+
+def restore_cli(
+    core: Path, *args: str, stdin: str = "", timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`python -m restorer restore CORE ARGS...` from the repo root."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [PYTHON, "-m", "restorer", "restore", str(core), *args],
+        cwd=REPO, input=stdin, capture_output=True, text=True, timeout=timeout, env=env,
+        check=False,
+    )  # fmt: skip
+
+
+def processes_running(directory: Path) -> list[int]:
+    """PIDs of live processes whose executable is inside `directory`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            exe = os.readlink(entry / "exe")
+        except OSError:
+            continue
+        if exe.startswith(str(directory)):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes(programs: Programs) -> Iterator[None]:
+    """Every test must leave no process of the test programs running (killed if found)."""
+    yield
+    left = processes_running(programs.dir)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes left running: {left}"
+
+
+def after_marker(text: str) -> str:
+    marker = "--- dump point ---\n"
+    assert marker in text, text
+    return text.split(marker, 1)[1]
