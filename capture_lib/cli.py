@@ -1,0 +1,232 @@
+"""The `syscap` command: record, report, info here; top, restore, bench and
+export come from their packages, which register their own subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from typing import Any
+
+from capture_lib import syscalls
+from capture_lib.errors import SyscapError, UsageError
+from capture_lib.snapshot import Filter
+
+# Packages that add subcommands: module path -> what it provides.
+PLUGINS = ("tui.cli", "restorer.cli", "bench.cli", "capture_lib.export_cli")
+
+
+def _pid(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a process id")
+    return int(text)
+
+
+def add_filter_args(p: argparse.ArgumentParser) -> None:
+    """-p/--comm/-e/--failed, shared by record, top and exporters."""
+    p.add_argument("-p", "--pid", type=_pid, action="append", default=[], metavar="PID",
+                   help="trace this process and its future children (repeatable)")
+    p.add_argument("--comm", action="append", default=[], metavar="NAME",
+                   help="trace only tasks with this command name (repeatable)")
+    p.add_argument("-e", "--syscalls", metavar="SYSCALLS",
+                   help="only these syscalls: names, numbers or groups (%%file, %%network,"
+                        " ...), comma-separated")
+    p.add_argument("--failed", action="store_true", help="only failed syscalls")
+
+
+def filter_from_args(args: argparse.Namespace) -> Filter:
+    comms = frozenset(args.comm)
+    for c in comms:
+        if not c or len(c.encode()) > 15:
+            raise UsageError(f"--comm {c!r}: a command name has 1 to 15 bytes (as in ps -o comm)")
+    return Filter(
+        syscalls=syscalls.parse_set(args.syscalls) if args.syscalls else frozenset(),
+        pids=frozenset(args.pid),
+        comms=comms,
+        failed_only=bool(getattr(args, "failed", False)),
+    )
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from capture_lib.live import DEFAULT_RING_SIZE, parse_size
+    from capture_lib.record import record
+
+    command = args.command
+    if command and command[0] == "--":
+        command = command[1:]
+    if command and (args.all or args.pid):
+        raise UsageError("give either -a, -p PID or -- COMMAND, not several")
+    if args.all and args.pid:
+        raise UsageError("give either -a or -p PID, not both")
+    if args.duration is not None and args.duration <= 0:
+        raise UsageError(f"--duration {args.duration}: give a positive number of seconds")
+    ring = parse_size(args.buffer_size) if args.buffer_size else DEFAULT_RING_SIZE
+    res = record(
+        args.output, filter_from_args(args), backend=args.backend, ring_size=ring,
+        all_processes=args.all, command=command or None, duration=args.duration,
+    )
+    t = res.totals
+    fill = 100.0 * t.max_used / t.ring_size if t.ring_size else 0.0
+    print(
+        f"syscap: {res.consumed} records ({t.events} syscalls) written to {res.path}; "
+        f"{t.drops} dropped, {t.proc_drops} process events dropped, {t.missed} missed; "
+        f"max ring fill {fill:.1f}% of {t.ring_size >> 10} KiB per CPU",
+        file=sys.stderr,
+    )
+    return res.exit_status if res.exit_status is not None else 0
+
+
+def _us(ns: float) -> str:
+    return f"{ns / 1000:.1f}"
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from capture_lib.trace import build_report
+
+    rep = build_report(args.trace, pid=args.pid or 0)
+    key = {"count": lambda s: s.count, "time": lambda s: s.total_ns,
+           "errors": lambda s: s.errors}[args.sort]
+    rows = sorted(rep.syscalls.values(), key=lambda s: (-key(s), s.name))
+    if args.json:
+        out: dict[str, Any] = {
+            "trace": args.trace,
+            "arch": rep.info.arch,
+            "kernel": rep.info.kernel,
+            "backend": rep.info.backend,
+            "events": rep.events,
+            "dropped": rep.dropped,
+            "dropped_process_events": rep.dropped_process_events,
+            "missed": rep.missed,
+            "duration_s": round(rep.duration_s, 6),
+            "complete": rep.complete,
+            "exact": rep.exact,
+            "warnings": rep.warnings,
+            "max_ring_fill": rep.max_used / rep.ring_size if rep.ring_size else 0.0,
+            "syscalls": {
+                s.name: {"count": s.count, "errors": s.errors, "total_ns": s.total_ns,
+                         "avg_ns": round(s.avg_ns, 1), "p50_ns": s.p50_ns, "p99_ns": s.p99_ns}
+                for s in rows
+            },
+            "processes": [
+                {"pid": p.pid, "comm": p.comm, "count": p.count, "errors": p.errors,
+                 "exited": p.exited,
+                 "syscalls": {s.name: {"count": s.count, "errors": s.errors,
+                                       "total_ns": s.total_ns} for s in p.syscalls}}
+                for p in rep.snapshot.processes
+            ],
+        }
+        json.dump(out, sys.stdout, indent=1)
+        print()
+    else:
+        i = rep.info
+        print(f"trace {args.trace}: {i.arch}, kernel {i.kernel}, backend {i.backend}, "
+              f"{rep.duration_s:.3f} s, {rep.events} records, {rep.dropped} dropped"
+              + ("" if rep.exact else " (counts from records)"))
+        total_ns = sum(s.total_ns for s in rows) or 1
+        print(f"{'% time':>6} {'seconds':>11} {'usecs/call':>11} {'p99 usecs':>10} "
+              f"{'calls':>9} {'errors':>9} syscall")
+        print(f"{'-' * 6} {'-' * 11} {'-' * 11} {'-' * 10} {'-' * 9} {'-' * 9} {'-' * 16}")
+        for s in rows:
+            print(f"{100 * s.total_ns / total_ns:6.2f} {s.total_ns / 1e9:11.6f} "
+                  f"{_us(s.avg_ns):>11} {_us(s.p99_ns):>10} {s.count:9d} "
+                  f"{s.errors if s.errors else '':>9} {s.name}")
+        print(f"{'-' * 6} {'-' * 11} {'-' * 11} {'-' * 10} {'-' * 9} {'-' * 9} {'-' * 16}")
+        calls = sum(s.count for s in rows)
+        errors = sum(s.errors for s in rows)
+        print(f"{100.0:6.2f} {total_ns / 1e9:11.6f} {'':>11} {'':>10} {calls:9d} "
+              f"{errors:9d} total")
+        if args.pid:
+            for p in rep.snapshot.processes:
+                print(f"\nprocess {p.pid} ({p.comm}): {p.count} calls, {p.errors} errors")
+    for w in rep.warnings:
+        print(f"syscap: warning: {w}", file=sys.stderr)
+    return 0
+
+
+def backend_status() -> dict[str, str]:
+    """backend -> "ok" or the one-line reason it cannot run here."""
+    from capture_lib.live import Session
+
+    out: dict[str, str] = {}
+    for name in ("bpf", "kmod"):
+        if name == "kmod" and not os.path.exists("/dev/syscap"):
+            out[name] = ("/dev/syscap is missing: load the module (insmod kmod/syscap.ko; "
+                         "this kernel may not allow modules)")
+            continue
+        try:
+            Session(name, 1 << 16).close()
+            out[name] = "ok"
+        except SyscapError as e:
+            out[name] = str(e)
+    return out
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    if args.syscalls:
+        for nr, name in sorted(syscalls.table().items()):
+            print(f"{nr:4d} {name:24s} {syscalls.group_of(name)}")
+        return 0
+    u = os.uname()
+    print(f"syscap on {u.nodename}: {u.machine}, kernel {u.release}")
+    print(f"BTF: {'yes' if os.path.exists('/sys/kernel/btf/vmlinux') else 'no'}")
+    status = backend_status()
+    for name, s in status.items():
+        print(f"backend {name}: {'available' if s == 'ok' else 'unavailable: ' + s}")
+    usable = [n for n, s in status.items() if s == "ok"]
+    print(f"auto selects: {('kmod' if 'kmod' in usable else usable[0]) if usable else 'none'}")
+    return 0 if usable else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="syscap", description="Low-overhead syscall capture, live view and coredump restore."
+    )
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("record", help="capture syscalls into a trace file")
+    p.add_argument("-o", "--output", default="syscap.trace", metavar="TRACE")
+    p.add_argument("--backend", choices=("auto", "bpf", "kmod"), default="auto")
+    p.add_argument("-a", "--all", action="store_true", help="every process on the machine")
+    add_filter_args(p)
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--buffer-size", metavar="SIZE", help="ring bytes per CPU (default 8M)")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    p.set_defaults(func=_cmd_record)
+
+    p = sub.add_parser("report", help="summarise a trace (like strace -c)")
+    p.add_argument("trace", metavar="TRACE")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--sort", choices=("count", "time", "errors"), default="time")
+    p.add_argument("-p", "--pid", type=_pid, metavar="PID", help="only this process")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("info", help="which backends work here, and if not, why")
+    p.add_argument("--syscalls", action="store_true", help="list this machine's syscall table")
+    p.set_defaults(func=_cmd_info)
+
+    for mod in PLUGINS:
+        try:
+            register = importlib.import_module(mod).register
+        except ImportError:
+            continue
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SyscapError as e:
+        print(f"syscap: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Live capture: a Session over a kernel backend, and the SnapshotSource for the UI."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from capture_lib import native, syscalls
+from capture_lib.errors import CaptureError, UsageError
+from capture_lib.snapshot import Filter, Snapshot
+
+DEFAULT_RING_SIZE = 8 << 20  # bytes per CPU, as Falco's default
+BACKENDS = ("auto", "bpf", "kmod")
+
+
+def parse_size(text: str) -> int:
+    """'8M', '512K', '1G' or bytes -> a power-of-two byte count, else UsageError."""
+    m = re.fullmatch(r"(\d+)\s*([kKmMgG]?)(?:i?[bB])?", text.strip())
+    if not m:
+        raise UsageError(f"buffer size {text!r} is not a size: give e.g. 8M, 512K or 1G")
+    value = int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]
+    page = os.sysconf("SC_PAGE_SIZE")
+    if value < page or value & (value - 1):
+        raise UsageError(
+            f"buffer size {text!r} must be a power of two of at least {page} bytes, e.g. 8M"
+        )
+    if value > 1 << 30:
+        raise UsageError(f"buffer size {text!r} is over 1G per CPU: give at most 1G")
+    return value
+
+
+def names_blob(arch: str | None = None) -> tuple[bytes, int]:
+    """The syscall name table for a trace header: NUL-terminated names by number."""
+    _, lib = native.require()
+    n = lib.SYSCAP_MAX_SYSCALLS
+    table = syscalls.table(arch)
+    return b"".join(table.get(nr, "").encode() + b"\0" for nr in range(n)), n
+
+
+@dataclass(frozen=True, slots=True)
+class SyscallTotal:
+    name: str
+    count: int
+    errors: int
+    total_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Exact kernel counters since the session started (all CPUs)."""
+
+    events: int
+    drops: int
+    proc_events: int
+    proc_drops: int
+    missed: int
+    max_used: int
+    ring_size: int
+    syscalls: dict[int, SyscallTotal]
+
+
+class Session:
+    """One capture session: probes attached while started, one consumer thread."""
+
+    def __init__(self, backend: str = "auto", ring_size: int = DEFAULT_RING_SIZE) -> None:
+        if backend not in BACKENDS:
+            raise UsageError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+        ffi, lib = native.require()
+        self._ffi, self._lib = ffi, lib
+        err = native.errbuf()
+        s = lib.syscap_session_open(backend.encode(), ring_size, err, native.ERRLEN)
+        if s == ffi.NULL:
+            raise CaptureError(native.errstr(err))
+        self._s: Any = s
+        self._pids: dict[int, int] = {}
+        self.ring_size = ring_size
+        self.filter = Filter()
+
+    @property
+    def backend(self) -> str:
+        return str(self._ffi.string(self._lib.syscap_session_backend(self._s)).decode())
+
+    @property
+    def ncpu(self) -> int:
+        return int(self._lib.syscap_session_ncpu(self._s))
+
+    def set_filter(self, flt: Filter) -> None:
+        """Apply flt in the kernel: filter struct first, then the process set."""
+        lib = self._lib
+        wanted = {pid: lib.SYSCAP_PID_INCLUDE for pid in flt.pids}
+        wanted.update({pid: lib.SYSCAP_PID_EXCLUDE for pid in flt.exclude_pids})
+        for pid, value in wanted.items():
+            if self._pids.get(pid) != value:
+                self._check(lib.syscap_session_set_pid(self._s, pid, value), f"pid {pid}")
+        for pid in set(self._pids) - set(wanted):
+            self._check(lib.syscap_session_set_pid(self._s, pid, 0), f"pid {pid}")
+        self._pids = wanted
+        self._check(lib.syscap_session_set_filter(self._s, native.c_filter(flt)), "filter")
+        self.filter = flt
+
+    def _check(self, ret: int, what: str) -> None:
+        if ret < 0:
+            raise CaptureError(f"setting the {what} in the kernel failed: {os.strerror(-ret)}")
+
+    def record(self, path: str) -> None:
+        blob, n = names_blob()
+        err = native.errbuf()
+        if self._lib.syscap_session_record(self._s, path.encode(), blob, len(blob), n, err,
+                                           native.ERRLEN):
+            raise CaptureError(native.errstr(err))
+
+    def aggregate(self, on: bool = True) -> None:
+        self._lib.syscap_session_aggregate(self._s, int(on))
+
+    def start(self) -> None:
+        err = native.errbuf()
+        if self._lib.syscap_session_start(self._s, err, native.ERRLEN):
+            raise CaptureError(native.errstr(err))
+
+    def stop(self) -> None:
+        """Detach, drain the rest, finish the trace file."""
+        if self._lib.syscap_session_stop(self._s):
+            raise CaptureError(self.error or "finishing the capture failed")
+
+    @property
+    def error(self) -> str | None:
+        e = self._lib.syscap_session_error(self._s)
+        return None if e == self._ffi.NULL else str(self._ffi.string(e).decode())
+
+    @property
+    def consumed(self) -> int:
+        return int(self._lib.syscap_session_consumed(self._s))
+
+    def totals(self) -> Totals:
+        ffi, lib = self._ffi, self._lib
+        st = ffi.new("struct syscap_trace_stats *")
+        rows = ffi.new("struct syscap_trace_sysrow[]", lib.SYSCAP_MAX_SYSCALLS)
+        n = lib.syscap_session_totals(self._s, st, rows, lib.SYSCAP_MAX_SYSCALLS)
+        if n < 0:
+            raise CaptureError(f"reading the kernel counters failed: {os.strerror(-n)}")
+        return Totals(
+            events=st.events, drops=st.drops, proc_events=st.proc_events,
+            proc_drops=st.proc_drops, missed=st.missed, max_used=st.max_used,
+            ring_size=st.ring_size,
+            syscalls={
+                r.nr: SyscallTotal(syscalls.name(r.nr), r.calls, r.errors, r.total_ns)
+                for r in (rows[i] for i in range(min(n, lib.SYSCAP_MAX_SYSCALLS)))
+            },
+        )
+
+    def snapshot(self) -> Snapshot:
+        snap = self._ffi.new("struct syscap_snapshot *")
+        ret = self._lib.syscap_session_snapshot(self._s, snap)
+        if ret:
+            raise CaptureError(f"taking a snapshot failed: {os.strerror(-ret)}")
+        return native.convert_snapshot(snap, syscalls.name)
+
+    def read_events(self, max_events: int = 65536) -> Any:
+        """Copy pending records out (tools and tests; consumer thread not running)."""
+        buf = self._ffi.new("struct syscap_event[]", max_events)
+        n = self._lib.syscap_session_read(self._s, buf, max_events)
+        if n < 0:
+            raise CaptureError("read_events needs a stopped session")
+        return buf[0:n]
+
+    def close(self) -> None:
+        if self._s is not None:
+            self._lib.syscap_session_close(self._s)
+            self._s = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _getppid_ns(n: int) -> float:
+    """ns per getppid() measured in a forked child (the consumer is never traced)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.close(r)
+            t0 = time.perf_counter_ns()
+            for _ in range(n):
+                os.getppid()
+            os.write(w, str((time.perf_counter_ns() - t0) / n).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        value = float(f.read() or "nan")
+    os.waitpid(pid, 0)
+    return value
+
+
+class LiveSource:
+    """SnapshotSource over a live Session, for `syscap top` and exporters."""
+
+    def __init__(self, backend: str = "auto", flt: Filter | None = None,
+                 ring_size: int = DEFAULT_RING_SIZE, calibrate: bool = True) -> None:
+        self._session = Session(backend, ring_size)
+        self._session.aggregate(True)
+        self.hook_cost_ns = 0.0
+        try:
+            if calibrate:
+                before = min(_getppid_ns(20000) for _ in range(3))
+                self._session.start()
+                after = min(_getppid_ns(20000) for _ in range(3))
+                self.hook_cost_ns = max(after - before, 0.0)
+            if flt is not None:
+                self._session.set_filter(flt)
+            self._session.start()
+            self._session.snapshot()  # drop the calibration interval
+        except BaseException:
+            self._session.close()
+            raise
+
+    @property
+    def backend(self) -> str:
+        return self._session.backend
+
+    @property
+    def session(self) -> Session:
+        return self._session
+
+    def snapshot(self) -> Snapshot:
+        err = self._session.error
+        if err:
+            raise CaptureError(err)
+        return self._session.snapshot()
+
+    def set_filter(self, flt: Filter) -> None:
+        self._session.set_filter(flt)
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def open_source(backend: str = "auto", flt: Filter | None = None,
+                ring_size: int = DEFAULT_RING_SIZE) -> LiveSource:
+    return LiveSource(backend, flt, ring_size)

@@ -1,0 +1,156 @@
+"""`syscap record`: capture into a trace file until told to stop.
+
+Scopes: everything (-a), processes and their future children (-p), or a
+command and all its descendants (-- COMMAND), which is started stopped on a
+pipe so that its pid is in the kernel's process set before its first traced
+syscall.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from types import FrameType
+
+from capture_lib.errors import CaptureError, UsageError
+from capture_lib.live import Session, Totals
+from capture_lib.snapshot import Filter
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    path: str
+    totals: Totals
+    consumed: int
+    exit_status: int | None  # the command's, for -- COMMAND
+
+
+class _Stop(Exception):
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signum)
+
+
+def _spawn_held(argv: list[str]) -> tuple[int, int, int]:
+    """Fork a child that execs argv once released by a byte on the second fd.
+
+    Returns (pid, release fd, error fd); the error fd yields the exec error
+    text, or EOF once the exec succeeded (it is close-on-exec)."""
+    r, w = os.pipe()
+    err_r, err_w = os.pipe()
+    os.set_inheritable(err_w, False)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.close(w)
+            os.close(err_r)
+            os.read(r, 1)
+            os.close(r)
+            os.execvp(argv[0], argv)
+        except OSError as e:
+            os.write(err_w, f"{e.strerror}".encode())
+        finally:
+            os._exit(127)
+    os.close(r)
+    os.close(err_w)
+    return pid, w, err_r
+
+
+def _exit_status(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def record(
+    path: str,
+    flt: Filter,
+    *,
+    backend: str = "auto",
+    ring_size: int,
+    all_processes: bool = False,
+    command: list[str] | None = None,
+    duration: float | None = None,
+) -> RecordResult:
+    """Record until the command exits, the duration passes, or SIGINT/SIGTERM."""
+    if not (all_processes or flt.pids or command):
+        raise UsageError("say what to record: -a (everything), -p PID, or -- COMMAND [ARGS]")
+    if command is not None and not command:
+        raise UsageError("'--' must be followed by a command to run")
+    session = Session(backend, ring_size)
+    child = 0
+    release_fd = err_fd = -1
+    status: int | None = None
+    old = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if command:
+            child, release_fd, err_fd = _spawn_held(command)
+            flt = Filter(
+                syscalls=flt.syscalls, pids=flt.pids | {child}, exclude_pids=flt.exclude_pids,
+                comms=flt.comms, exclude_comms=flt.exclude_comms, failed_only=flt.failed_only,
+            )
+        session.set_filter(flt)
+        session.record(path)
+        session.start()
+        if child:
+            os.write(release_fd, b"x")
+            os.close(release_fd)
+            release_fd = -1
+            with os.fdopen(err_fd, "rb") as f:
+                err_fd = -1
+                exec_error = f.read().decode()
+            if exec_error:
+                os.waitpid(child, 0)
+                child = 0
+                raise UsageError(f"cannot run {command[0] if command else ''!r}: {exec_error}")
+        deadline = time.monotonic() + duration if duration else None
+        try:
+            while True:
+                if child:
+                    pid, st = os.waitpid(child, os.WNOHANG if deadline else 0)
+                    if pid:
+                        status = _exit_status(st)
+                        child = 0
+                        break
+                if session.error:
+                    raise CaptureError(session.error)
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    time.sleep(min(left, 0.05))
+                elif not child:
+                    signal.pause()
+        except _Stop as stop:
+            if child:  # pass the stop on to the command, then wait for it
+                try:
+                    os.kill(child, stop.signum)
+                except ProcessLookupError:
+                    pass
+            print("syscap: stopping", file=sys.stderr)
+        session.stop()
+        if child:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            _, st = os.waitpid(child, 0)
+            status = _exit_status(st)
+            child = 0
+        return RecordResult(path, session.totals(), session.consumed, status)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        for fd in (release_fd, err_fd):
+            if fd >= 0:
+                os.close(fd)
+        if child:
+            try:
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
+            except OSError:
+                pass
+        session.close()

@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * The kernel module backend: /dev/syscap (kmod/syscap.c) behind the consumer
+ * API of syscap_backend.h. The module's rings have the BPF ring buffer layout,
+ * so syscap_ring_drain() reads them like the eBPF backend's; this file only
+ * opens the device, maps one ring per possible CPU and turns the ops into
+ * ioctls (syscap_kmod.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "syscap_backend.h"
+#include "syscap_kmod.h"
+
+struct kmod_priv {
+	int fd;
+	struct syscap_kmod_info info;
+};
+
+static int fd_of(struct syscap_backend *b)
+{
+	return ((struct kmod_priv *)b->priv)->fd;
+}
+
+static int xioctl(struct syscap_backend *b, unsigned long cmd, void *arg)
+{
+	return ioctl(fd_of(b), cmd, arg) ? -errno : 0;
+}
+
+static int kmod_set_filter(struct syscap_backend *b, const struct syscap_filter *f)
+{
+	return xioctl(b, SYSCAP_IOC_SET_FILTER, (void *)f);
+}
+
+static int kmod_set_pid(struct syscap_backend *b, uint32_t tgid, int value)
+{
+	struct syscap_kmod_pid req = { .tgid = tgid, .value = (__u32)value };
+
+	return xioctl(b, SYSCAP_IOC_SET_PID, &req);
+}
+
+static int kmod_read_stats(struct syscap_backend *b, struct syscap_cpu_stats *out, int ncpu)
+{
+	struct syscap_kmod_stats req = {
+		.buf = (__u64)(uintptr_t)out,
+		.ncpu = (__u32)ncpu,
+		.entry_size = sizeof(*out),
+	};
+
+	if (ncpu <= 0 || ncpu > SYSCAP_MAX_CPUS)
+		return -EINVAL;
+	return xioctl(b, SYSCAP_IOC_READ_STATS, &req);
+}
+
+static uint64_t kmod_missed(struct syscap_backend *b)
+{
+	struct syscap_kmod_info info;
+
+	if (xioctl(b, SYSCAP_IOC_GET_INFO, &info))
+		return 0;
+	return info.missed;
+}
+
+static int kmod_start(struct syscap_backend *b)
+{
+	return xioctl(b, SYSCAP_IOC_START, NULL);
+}
+
+static int kmod_stop(struct syscap_backend *b)
+{
+	return xioctl(b, SYSCAP_IOC_STOP, NULL);
+}
+
+static void kmod_close(struct syscap_backend *b)
+{
+	struct kmod_priv *p;
+	int i;
+
+	if (!b)
+		return;
+	p = b->priv;
+	for (i = 0; i < b->nrings; i++)
+		if (b->rings[i].map_base)
+			munmap(b->rings[i].map_base, b->rings[i].map_len);
+	free(b->rings);
+	if (p && p->fd >= 0)
+		close(p->fd);	/* the module stops capture on release */
+	free(p);
+	free(b);
+}
+
+static const struct syscap_backend_ops kmod_ops = {
+	.set_filter = kmod_set_filter,
+	.set_pid = kmod_set_pid,
+	.read_stats = kmod_read_stats,
+	.missed = kmod_missed,
+	.start = kmod_start,
+	.stop = kmod_stop,
+	.close = kmod_close,
+};
+
+static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return ret;
+}
+
+/*
+ * One CPU's ring: one reservation of address space, the consumer page mapped
+ * read-write at its start and producer page + data (twice) read-only after
+ * it, so a single munmap releases both.
+ */
+static int map_ring(int fd, const struct syscap_kmod_info *info, int cpu, struct syscap_ring *r)
+{
+	size_t page = info->page_size, len = 2 * page + 2 * info->ring_size;
+	off_t off = (off_t)cpu * (off_t)info->cpu_stride;
+	uint8_t *base, *p;
+
+	base = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED)
+		return -errno;
+	p = mmap(base, page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, off);
+	if (p != MAP_FAILED)
+		p = mmap(base + page, len - page, PROT_READ, MAP_SHARED | MAP_FIXED, fd,
+			 off + (off_t)page);
+	if (p == MAP_FAILED) {
+		int e = -errno;
+
+		munmap(base, len);
+		return e;
+	}
+	r->cpu = cpu;
+	r->size = info->ring_size;
+	r->consumer_pos = (volatile uint64_t *)base;
+	r->producer_pos = (const volatile uint64_t *)(base + page);
+	r->data = base + 2 * page;
+	r->max_used = 0;
+	r->map_base = base;
+	r->map_len = len;
+	return 0;
+}
+
+int syscap_kmod_open(struct syscap_backend **out, uint64_t ring_size, char *err, size_t errlen)
+{
+	struct syscap_filter filter;
+	struct syscap_backend *b;
+	struct kmod_priv *p;
+	int cpu, ret;
+
+	*out = NULL;
+	b = calloc(1, sizeof(*b));
+	p = calloc(1, sizeof(*p));
+	if (!b || !p) {
+		free(b);
+		free(p);
+		return fail(err, errlen, -ENOMEM, "kmod backend: out of memory");
+	}
+	b->name = "kmod";
+	b->ops = &kmod_ops;
+	b->priv = p;
+	b->wait_fd = -1;
+	p->fd = open(SYSCAP_KMOD_DEV, O_RDWR | O_CLOEXEC);
+	if (p->fd < 0) {
+		ret = -errno;
+		kmod_close(b);
+		if (ret == -ENOENT || ret == -ENXIO || ret == -ENODEV)
+			return fail(err, errlen, ret,
+				    "%s does not exist: load the module (modprobe syscap, or insmod kmod/syscap.ko)",
+				    SYSCAP_KMOD_DEV);
+		if (ret == -EBUSY)
+			return fail(err, errlen, ret,
+				    "%s is in use: another syscap consumer is running (one at a time)",
+				    SYSCAP_KMOD_DEV);
+		if (ret == -EACCES || ret == -EPERM)
+			return fail(err, errlen, ret, "cannot open %s (mode 0600): run as root",
+				    SYSCAP_KMOD_DEV);
+		return fail(err, errlen, ret, "cannot open %s: %s", SYSCAP_KMOD_DEV, strerror(-ret));
+	}
+	if (ring_size) {
+		struct syscap_kmod_ring req = { .size = ring_size, .watermark = 0 };
+
+		ret = xioctl(b, SYSCAP_IOC_SET_RING, &req);
+		if (ret) {
+			kmod_close(b);
+			return fail(err, errlen, ret,
+				    "ring size %llu refused (%s): use a power of two from %llu to %llu bytes",
+				    (unsigned long long)ring_size, strerror(-ret),
+				    SYSCAP_KMOD_RING_MIN, SYSCAP_KMOD_RING_MAX);
+		}
+	}
+	ret = xioctl(b, SYSCAP_IOC_GET_INFO, &p->info);
+	if (ret || p->info.abi != SYSCAP_KMOD_ABI || p->info.record_size != SYSCAP_EVENT_SIZE) {
+		kmod_close(b);
+		return fail(err, errlen, ret ? ret : -EPROTO,
+			    "the loaded syscap module speaks another ABI (%u, want %u): rebuild and reload kmod/",
+			    ret ? 0 : p->info.abi, SYSCAP_KMOD_ABI);
+	}
+	b->ncpu = (int)p->info.nr_cpu_ids;
+	b->rings = calloc(b->ncpu, sizeof(*b->rings));
+	if (!b->rings) {
+		kmod_close(b);
+		return fail(err, errlen, -ENOMEM, "kmod backend: out of memory");
+	}
+	for (cpu = 0; cpu < b->ncpu; cpu++) {
+		if (!(p->info.possible[cpu / 64] & (1ULL << (cpu % 64))))
+			continue;
+		ret = map_ring(p->fd, &p->info, cpu, &b->rings[b->nrings]);
+		if (ret) {
+			kmod_close(b);
+			return fail(err, errlen, ret, "cannot map the ring of CPU %d: %s", cpu,
+				    strerror(-ret));
+		}
+		b->nrings++;
+	}
+	/* Until the caller sets its own filter: everything but ourselves. */
+	memset(&filter, 0, sizeof(filter));
+	filter.self_tgid = (__u32)getpid();
+	ret = kmod_set_filter(b, &filter);
+	if (ret) {
+		kmod_close(b);
+		return fail(err, errlen, ret, "cannot set the filter: %s", strerror(-ret));
+	}
+	b->wait_fd = p->fd;
+	*out = b;
+	return 0;
+}

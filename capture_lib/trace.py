@@ -1,0 +1,209 @@
+"""Trace files: reading them block by block and turning them into reports.
+
+Records stay in C: Python walks blocks and hands them to the aggregator.
+A trace decodes with its own syscall table, so a trace recorded on another
+architecture reads correctly anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from capture_lib import native
+from capture_lib.errors import TraceError
+from capture_lib.snapshot import Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class TraceInfo:
+    arch: str
+    kernel: str
+    backend: str
+    clock: str
+    start_mono_ns: int
+    start_real_ns: int
+    ncpu: int
+
+
+class TraceFile:
+    """An open trace. Blocks are handed out in place (valid while it is open)."""
+
+    def __init__(self, path: str) -> None:
+        ffi, lib = native.require()
+        self._ffi, self._lib = ffi, lib
+        if not os.path.exists(path):
+            raise TraceError(f"trace {path} does not exist: record one with 'syscap record -o {path}'")
+        err = native.errbuf()
+        t = lib.syscap_trace_open(path.encode(), err, native.ERRLEN)
+        if t == ffi.NULL:
+            raise TraceError(native.errstr(err))
+        self._t: Any = t
+        self.path = path
+        h = lib.syscap_trace_header(t)
+        s = ffi.string
+        self.info = TraceInfo(
+            arch=s(h.arch).decode(), kernel=s(h.release).decode(), backend=s(h.backend).decode(),
+            clock=s(h.clock).decode(), start_mono_ns=h.start_mono_ns,
+            start_real_ns=h.start_real_ns, ncpu=h.ncpu,
+        )
+        self._names: dict[int, str] = {}
+
+    def name(self, nr: int) -> str:
+        """The syscall's name in the trace's own table."""
+        name = self._names.get(nr)
+        if name is None:
+            p = self._lib.syscap_trace_name(self._t, nr)
+            name = self._ffi.string(p).decode() if p != self._ffi.NULL else f"syscall_{nr}"
+            self._names[nr] = name
+        return name
+
+    def blocks(self) -> Iterator[Any]:
+        """struct syscap_trace_block per readable block, from the start."""
+        self._lib.syscap_trace_rewind(self._t)
+        blk = self._ffi.new("struct syscap_trace_block *")
+        while self._lib.syscap_trace_next(self._t, blk):
+            yield blk
+
+    def next_block(self, blk: Any) -> bool:
+        return bool(self._lib.syscap_trace_next(self._t, blk))
+
+    def rewind(self) -> None:
+        self._lib.syscap_trace_rewind(self._t)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self._lib.syscap_trace_complete(self._t))
+
+    @property
+    def warnings(self) -> list[str]:
+        text = self._ffi.string(self._lib.syscap_trace_warnings(self._t)).decode()
+        return [line for line in text.splitlines() if line]
+
+    def close(self) -> None:
+        if self._t is not None:
+            self._lib.syscap_trace_close(self._t)
+            self._t = None
+
+    def __enter__(self) -> TraceFile:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Aggregator:
+    """The C aggregator: events in (by block), snapshots out."""
+
+    def __init__(self, pid: int = 0) -> None:
+        ffi, lib = native.require()
+        self._ffi, self._lib = ffi, lib
+        self._a: Any = ffi.gc(lib.syscap_agg_new(), lib.syscap_agg_free)
+        if pid:
+            lib.syscap_agg_set_pid(self._a, pid)
+
+    def add(self, events: Any, count: int) -> None:
+        self._lib.syscap_agg_add(self._a, events, count)
+
+    def add_until(self, events: Any, count: int, until_ns: int) -> int:
+        return int(self._lib.syscap_agg_add_until(self._a, events, count, until_ns))
+
+    def snapshot_c(self) -> Any:
+        snap = self._ffi.new("struct syscap_snapshot *")
+        if self._lib.syscap_agg_snapshot(self._a, snap):
+            raise TraceError("out of memory aggregating the trace")
+        return snap
+
+
+@dataclass(frozen=True, slots=True)
+class SyscallReport:
+    name: str
+    count: int
+    errors: int
+    total_ns: int
+    p50_ns: int
+    p99_ns: int
+
+    @property
+    def avg_ns(self) -> float:
+        return self.total_ns / self.count if self.count else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    info: TraceInfo
+    events: int  # syscall records in the file (read)
+    dropped: int  # syscall records lost while recording (kernel counter)
+    dropped_process_events: int
+    missed: int
+    duration_s: float
+    syscalls: dict[str, SyscallReport]
+    snapshot: Snapshot  # per process detail, from the records
+    complete: bool
+    exact: bool  # syscall counts come from the kernel's counters
+    warnings: list[str] = field(default_factory=list)
+    max_used: int = 0
+    ring_size: int = 0
+
+
+def build_report(path: str, pid: int = 0) -> Report:
+    """Aggregate a whole trace (records for detail, kernel counters for totals)."""
+    with TraceFile(path) as tf:
+        agg = Aggregator(pid)
+        stats: dict[str, int] | None = None
+        rows: dict[int, tuple[int, int, int]] = {}
+        end_stats = False
+        last_ns = tf.info.start_mono_ns
+        _, lib = native.require()
+        for blk in tf.blocks():
+            if blk.type == lib.SYSCAP_BLOCK_EVENTS:
+                agg.add(blk.events, blk.count)
+                if blk.count:
+                    ev = blk.events[blk.count - 1]
+                    last_ns = max(last_ns, ev.ts_ns + ev.dur_ns)
+            elif blk.type in (lib.SYSCAP_BLOCK_STATS, lib.SYSCAP_BLOCK_END):
+                st = blk.stats
+                stats = {k: getattr(st, k) for k in
+                         ("mono_ns", "events", "drops", "proc_events", "proc_drops", "missed",
+                          "max_used", "ring_size")}
+                rows = {r.nr: (r.calls, r.errors, r.total_ns)
+                        for r in (blk.rows[i] for i in range(blk.count))}
+                end_stats = blk.type == lib.SYSCAP_BLOCK_END
+                last_ns = max(last_ns, st.mono_ns)
+        csnap = agg.snapshot_c()
+        snap = native.convert_snapshot(csnap, tf.name, missed=stats["missed"] if stats else 0)
+        complete = tf.complete
+        warnings = tf.warnings
+        # A finished recording's kernel counters are exact for its scope; a
+        # cut-short one has records newer than its last counters.
+        exact = bool(end_stats and complete and not pid)
+        by_name: dict[str, SyscallReport] = {}
+        for s in snap.syscalls:
+            count, errors, total = (rows[s.nr] if exact and s.nr in rows
+                                    else (s.count, s.errors, s.total_ns))
+            by_name[s.name] = SyscallReport(s.name, count, errors, total, s.p50_ns, s.p99_ns)
+        if exact:  # syscalls whose every record was dropped still count
+            for nr, (count, errors, total) in rows.items():
+                name = tf.name(nr)
+                if name not in by_name:
+                    by_name[name] = SyscallReport(name, count, errors, total, 0, 0)
+        return Report(
+            info=tf.info,
+            events=sum(p.count for p in snap.processes),
+            dropped=stats["drops"] if stats else 0,
+            dropped_process_events=stats["proc_drops"] if stats else 0,
+            missed=stats["missed"] if stats else 0,
+            duration_s=max(last_ns - tf.info.start_mono_ns, 0) / 1e9,
+            syscalls=by_name,
+            snapshot=snap,
+            complete=complete,
+            exact=exact,
+            warnings=warnings,
+            max_used=stats["max_used"] if stats else 0,
+            ring_size=stats["ring_size"] if stats else 0,
+        )
