@@ -16,6 +16,7 @@ HELP = """commands:
   until ADDR         run to ADDR
   break ADDR | b     set a breakpoint (ADDR: hex or symbol[+off]); `delete ADDR` removes it
   jump ADDR | j      set the PC
+  skip               jump over the instruction at the PC (e.g. a faulting one)
   regs | r           show registers
   set REG VALUE      change a register
   mem ADDR [LEN] | x hex dump (default 64 bytes)
@@ -28,7 +29,9 @@ HELP = """commands:
 
 
 class Console:
-    def __init__(self, ctl: Controller, inp: TextIO | None = None, out: TextIO | None = None) -> None:
+    def __init__(
+        self, ctl: Controller, inp: TextIO | None = None, out: TextIO | None = None
+    ) -> None:
         self.ctl = ctl
         self.inp = inp or sys.stdin
         self.out = out or sys.stdout
@@ -36,7 +39,8 @@ class Console:
             "step": self.do_step, "s": self.do_step, "next": self.do_next, "n": self.do_next,
             "cont": self.do_cont, "c": self.do_cont, "until": self.do_until,
             "break": self.do_break, "b": self.do_break, "delete": self.do_delete,
-            "jump": self.do_jump, "j": self.do_jump, "regs": self.do_regs, "r": self.do_regs,
+            "jump": self.do_jump, "j": self.do_jump, "skip": self.do_skip,
+            "regs": self.do_regs, "r": self.do_regs,
             "set": self.do_set, "mem": self.do_mem, "x": self.do_mem, "dis": self.do_dis,
             "d": self.do_dis, "bt": self.do_bt, "checkpoint": self.do_checkpoint,
             "cp": self.do_checkpoint, "timeline": self.do_timeline, "tl": self.do_timeline,
@@ -118,6 +122,11 @@ class Console:
 
     def do_jump(self, args: list[str]) -> None:
         self.ctl.jump(self._addr(args, "jump"))
+        self.show_where()
+
+    def do_skip(self, _args: list[str]) -> None:
+        insn = self.ctl.disassemble(self.ctl.pc, 1)[0]
+        self.ctl.jump(insn.addr + insn.size)
         self.show_where()
 
     def do_regs(self, _args: list[str]) -> None:

@@ -273,9 +273,13 @@ class Controller:
         for insn in md.disasm(data, addr):
             out.append(
                 Instruction(
-                    insn.address, insn.size, insn.mnemonic, insn.op_str, bytes(insn.bytes),
+                    insn.address,
+                    insn.size,
+                    insn.mnemonic,
+                    insn.op_str,
+                    bytes(insn.bytes),
                     self.location(insn.address),
-                )  # fmt: skip
+                )
             )
             if len(out) == count:
                 break
@@ -283,9 +287,9 @@ class Controller:
             raise ControlError(f"no instruction can be decoded at {addr:#x}")
         return out
 
-    def disassemble_around(self, addr: int | None = None, before: int = 4, after: int = 6) -> list[
-        Instruction
-    ]:
+    def disassemble_around(
+        self, addr: int | None = None, before: int = 4, after: int = 6
+    ) -> list[Instruction]:
         """Instructions around `addr` (default PC); earlier ones found from the symbol start."""
         pc = self.pc if addr is None else addr
         loc = self.location(pc)

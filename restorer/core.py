@@ -14,7 +14,7 @@ import mmap
 import os
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -235,7 +235,7 @@ class Core:
                 pos = nxt
 
     def _parse_notes(self, notes: list[tuple[int, int]]) -> None:
-        threads: list[dict[str, object]] = []
+        threads: list[ThreadState] = []
         self.files: tuple[FileMapping, ...] = ()
         self.auxv: dict[int, int] = {}
         self.siginfo: SigInfo | None = None
@@ -250,15 +250,12 @@ class Core:
                 sigpend, sighold = _u("<QQ", desc, 16)
                 tid = _u("<i", desc, 32)[0]
                 regs = Registers.unpack(bytes(desc[PRSTATUS_REG_OFFSET:]))
-                threads.append(
-                    {"tid": tid, "cursig": cursig, "sigpend": sigpend, "sighold": sighold,
-                     "regs": regs, "fpregs": None, "xstate": None}
-                )  # fmt: skip
+                threads.append(ThreadState(tid, cursig, sigpend, sighold, regs, None, None))
             elif name == "CORE" and ntype == NT_FPREGSET and threads:
                 if len(desc) >= FXSAVE_SIZE:
-                    threads[-1]["fpregs"] = bytes(desc[:FXSAVE_SIZE])
+                    threads[-1] = replace(threads[-1], fpregs=bytes(desc[:FXSAVE_SIZE]))
             elif name == "LINUX" and ntype == NT_X86_XSTATE and threads:
-                threads[-1]["xstate"] = bytes(desc)
+                threads[-1] = replace(threads[-1], xstate=bytes(desc))
             elif name == "CORE" and ntype == NT_PRPSINFO and len(desc) >= 136:
                 self.pid = _u("<i", desc, 24)[0]
                 self.fname = bytes(desc[40:56]).split(b"\0")[0].decode(errors="replace")
@@ -276,10 +273,7 @@ class Core:
                 self.files = self._parse_nt_file(desc)
         if not threads:
             raise self._bad("has no NT_PRSTATUS note (no thread registers); it cannot be restored")
-        self.threads: tuple[ThreadState, ...] = tuple(
-            ThreadState(**t)
-            for t in threads  # type: ignore[arg-type]
-        )
+        self.threads: tuple[ThreadState, ...] = tuple(threads)
         if not self.pid:
             self.pid = self.threads[0].tid
 

@@ -401,7 +401,7 @@ class _Restorer:
         sys = SyscallInjector(tracee, gadget, base)
         scratch = gadget + 64
 
-        self._place_specials(tracee, sys, fresh, span, busy + [(gadget, gadget + PAGE_SIZE)])
+        self._place_specials(tracee, sys, fresh, span, [*busy, (gadget, gadget + PAGE_SIZE)])
         keep = [(gadget, gadget + PAGE_SIZE)]
         if span is not None:
             keep.append(span)

@@ -9,10 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-from restorer.control import Controller
-from restorer.core import Core
-from restorer.restore import restore
 from restore_helpers import (
     Programs,
     after_marker,
@@ -21,6 +17,10 @@ from restore_helpers import (
     kernel_core,
     restore_cli,
 )
+
+from restorer.control import Controller
+from restorer.core import Core
+from restorer.restore import restore
 
 
 def uninterrupted(prog: Path) -> tuple[str, int]:
@@ -31,7 +31,7 @@ def uninterrupted(prog: Path) -> tuple[str, int]:
 def test_kernel_core_resumes_with_the_rest_of_an_uninterrupted_run(
     programs: Programs, tmp_path: Path
 ) -> None:
-    core, before = kernel_core(programs["resume"], tmp_path, "kernel")
+    core, _ = kernel_core(programs["resume"], tmp_path, "kernel")
     expected, code = uninterrupted(programs["resume"])
     assert "monotonic advanced: yes" in expected
 

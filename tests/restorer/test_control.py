@@ -1,0 +1,158 @@
+"""Control API and --hold console on restored processes (acceptance 2 and 5)."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from restore_helpers import Programs, kernel_core, restore_cli
+
+from restorer.control import Controller
+from restorer.core import Core
+from restorer.restore import restore
+
+
+@contextmanager
+def controlled(core_path: Path, out: Path) -> Iterator[Controller]:
+    """A Controller on the restored core, its stdout going to `out`; killed afterwards."""
+    with Core(core_path) as core, open(out, "w") as fh:
+        ctl = Controller(restore(core, stdio=(0, fh.fileno(), 2)))
+        try:
+            yield ctl
+        finally:
+            ctl.close()
+
+
+def test_crash_stops_with_sigsegv_at_the_same_pc(programs: Programs, tmp_path: Path) -> None:
+    core, before = kernel_core(programs["crash"], tmp_path, expect=signal.SIGSEGV)
+    assert before == "before crash\n"
+    with Core(core) as c:
+        crash_pc = c.signal_thread.regs.rip
+    with controlled(core, tmp_path / "out") as ctl:
+        assert ctl.pc == crash_pc
+
+        ev = ctl.cont()
+
+        assert ev.reason == "signal"
+        assert ev.stop.signal == signal.SIGSEGV
+        assert ev.pc == crash_pc
+
+
+def test_jumping_past_the_faulting_instruction_lets_it_finish(
+    programs: Programs, tmp_path: Path
+) -> None:
+    core, _ = kernel_core(programs["crash"], tmp_path, expect=signal.SIGSEGV)
+    with controlled(core, tmp_path / "out") as ctl:
+        insn = ctl.disassemble(ctl.pc, 1)[0]
+        assert insn.mnemonic == "mov" and "[" in insn.op_str  # the store through NULL
+
+        ctl.jump(insn.addr + insn.size)
+        ev = ctl.run_to_exit()
+
+        assert ev.stop.kind == "exited" and ev.stop.status == 0
+    assert (tmp_path / "out").read_text() == "after crash\n"
+
+
+def test_symbols_and_backtrace_use_the_pie_load_bias(programs: Programs, tmp_path: Path) -> None:
+    core, _ = kernel_core(programs["crash"], tmp_path, expect=signal.SIGSEGV)
+    with controlled(core, tmp_path / "out") as ctl:
+        frames = ctl.backtrace()
+
+        assert frames[0].location.symbol is not None
+        assert frames[0].location.symbol.name == "main"
+        assert ctl.resolve("main") == frames[0].location.symbol.addr
+        assert frames[1].location.path is not None and "libc" in frames[1].location.path
+
+
+def test_breakpoint_and_run_to_address_stop_there(programs: Programs, tmp_path: Path) -> None:
+    core, _ = kernel_core(programs["resume"], tmp_path, "kernel")
+    with controlled(core, tmp_path / "out") as ctl:
+        target = ctl.resolve("clock_gettime")
+        ctl.add_breakpoint(target)
+
+        ev = ctl.cont()
+
+        assert ev.reason == "breakpoint" and ev.pc == target
+        ev = ctl.step()
+        assert ev.reason == "step" and ev.pc != target
+        assert ctl.read_memory(target, 1) != b"\xcc"  # breakpoints are out while stopped
+
+
+def test_step_over_a_call_returns_after_it(programs: Programs, tmp_path: Path) -> None:
+    core, _ = kernel_core(programs["crash"], tmp_path, expect=signal.SIGSEGV)
+    with controlled(core, tmp_path / "out") as ctl:
+        insn = ctl.disassemble(ctl.pc, 1)[0]
+        ctl.jump(insn.addr + insn.size)
+        while not ctl.disassemble(ctl.pc, 1)[0].mnemonic.startswith("call"):
+            ctl.step()
+        call = ctl.disassemble(ctl.pc, 1)[0]
+
+        ev = ctl.step_over()
+
+        assert ev.pc == call.addr + call.size
+    assert (tmp_path / "out").read_text() == "after crash\n"  # the call (printf) ran
+
+
+def test_checkpoint_run_to_exit_go_back_run_again_gives_the_same_output_twice(
+    programs: Programs, tmp_path: Path
+) -> None:
+    core, _ = kernel_core(programs["resume"], tmp_path, "kernel")
+    with controlled(core, tmp_path / "out") as ctl:
+        cp = ctl.checkpoint()
+        first = ctl.run_to_exit()
+        assert first.stop.kind == "exited"
+        mid = (tmp_path / "out").read_text()
+
+        ctl.back(cp.id)
+        second = ctl.run_to_exit()
+
+        assert second.stop == first.stop
+    out = (tmp_path / "out").read_text()
+    assert mid and "after: tls=" in mid
+    assert out == mid + mid
+
+
+def test_back_replays_forward_to_the_wanted_step(programs: Programs, tmp_path: Path) -> None:
+    core, _ = kernel_core(programs["resume"], tmp_path, "kernel")
+    with controlled(core, tmp_path / "out") as ctl:
+        cp = ctl.checkpoint()
+        ctl.step(25)
+        regs_at_25 = ctl.regs()
+        ctl.step(10)
+
+        ctl.back(cp.id, to_step=25)
+
+        assert ctl.steps == 25
+        assert ctl.regs().rip == regs_at_25.rip
+        assert ctl.regs().rsp == regs_at_25.rsp
+        assert [c.id for c in ctl.checkpoints.timeline()] == [cp.id]
+
+
+def test_hold_console_shows_registers_and_disassembly_and_quits(
+    programs: Programs, tmp_path: Path
+) -> None:
+    core, _ = kernel_core(programs["crash"], tmp_path, expect=signal.SIGSEGV)
+
+    result = restore_cli(core, "--hold", stdin="regs\ndis\nbt\ncheckpoint\ntimeline\ncont\nquit\n")
+
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "rip 0x" in out
+    assert "=> 0x" in out and "<main+" in out
+    assert "#0 0x" in out
+    assert "checkpoint 1 at step 0" in out
+    assert "stopped by SIGSEGV" in out
+
+
+def test_hold_console_skip_and_cont_finishes_the_crashed_program(
+    programs: Programs, tmp_path: Path
+) -> None:
+    core, _ = kernel_core(programs["crash"], tmp_path, expect=signal.SIGSEGV)
+
+    result = restore_cli(core, "--hold", stdin="skip\ncont\nquit\n")
+
+    assert "after crash\n" in result.stdout, result.stderr
+    assert "exited with status 0" in result.stdout
+    assert result.returncode == 0
