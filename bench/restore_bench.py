@@ -1,0 +1,113 @@
+"""Restore time for kernel cores of about 10 MB and 100 MB of resident memory.
+
+Builds a small C program that fills SIZE MB of heap with non-zero pseudo-random data (so
+the restorer cannot skip zero pages) and dumps core with SIGQUIT. Then restores each core
+RUNS times in this process through the library (Core + restore, up to the point where
+the process is ready to continue, then kills it) and prints the median.
+
+Run as root from the repo root:  .venv/bin/python -m bench.restore_bench [--runs N] [--cpu C]
+Goal (issue 5): under 1 s for 100 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from restorer.core import Core
+from restorer.restore import restore
+
+PROGRAM = r"""
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	size_t size = (size_t)atol(argv[1]) << 20;
+	uint64_t *p = malloc(size), x = 88172645463325252ull;
+
+	for (size_t i = 0; i < size / 8; i++) {
+		x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+		p[i] = x;
+	}
+	syscall(SYS_kill, getpid(), SIGQUIT);
+	printf("%lu\n", (unsigned long)(p[size / 16] & 0xff));
+	return 0;
+}
+"""
+
+
+def make_core(workdir: Path, exe: Path, size_mb: int) -> Path:
+    d = workdir / f"{size_mb}mb"
+    d.mkdir()
+
+    def unlimited() -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY,) * 2)
+
+    p = subprocess.run([exe, str(size_mb)], cwd=d, preexec_fn=unlimited, check=False)
+    if p.returncode != -signal.SIGQUIT:
+        raise SystemExit(f"benchmark program did not dump core (status {p.returncode})")
+    cores = sorted(d.glob("core*"))
+    if not cores:
+        raise SystemExit("no core written: core_pattern must name a plain file (e.g. 'core')")
+    return cores[0]
+
+
+def time_restore(core_path: Path) -> tuple[float, int, int]:
+    t0 = time.perf_counter()
+    with Core(core_path) as core:
+        restored = restore(core)
+        elapsed = time.perf_counter() - t0
+        restored.tracee.kill()
+        return elapsed, restored.report.bytes_written, restored.report.regions
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--sizes", default="10,100", help="resident MB per core (comma separated)")
+    ap.add_argument("--cpu", type=int, default=None, help="pin to this CPU")
+    args = ap.parse_args(argv)
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    pattern = Path("/proc/sys/kernel/core_pattern").read_text().strip()
+    if pattern.startswith("|"):
+        raise SystemExit(f"core_pattern pipes cores to {pattern!r}; set it to 'core' to run this")
+    with tempfile.TemporaryDirectory(prefix="restore-bench-") as tmp:
+        work = Path(tmp)
+        src = work / "fill.c"
+        src.write_text(PROGRAM)
+        exe = work / "fill"
+        subprocess.run(["gcc", "-O2", "-fPIE", "-pie", "-o", exe, src], check=True)
+        print(f"{'size':>8} {'core file':>10} {'written':>9} {'maps':>5} {'median':>9} "
+              f"{'min':>9} {'max':>9}  runs={args.runs}")  # fmt: skip
+        for size in (int(s) for s in args.sizes.split(",")):
+            core = make_core(work, exe, size)
+            times = []
+            written = regions = 0
+            for _ in range(args.runs):
+                t, written, regions = time_restore(core)
+                times.append(t)
+            print(
+                f"{size:>6}MB {core.stat().st_size / 1e6:>8.1f}MB {written / 1e6:>7.1f}MB "
+                f"{regions:>5} {statistics.median(times) * 1000:>7.1f}ms "
+                f"{min(times) * 1000:>7.1f}ms {max(times) * 1000:>7.1f}ms"
+            )
+            core.unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
