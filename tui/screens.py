@@ -6,6 +6,8 @@ import signal
 from collections.abc import Callable, Iterable
 from typing import ClassVar
 
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -19,8 +21,7 @@ _CLOSE = "escape,q,question_mark,f1,h"
 
 
 def key_display(binding: Binding) -> str:
-    if binding.key_display:
-        return binding.key_display
+    """Every key of a binding, readable: 'F1/?/h'."""
     names = {"question_mark": "?", "backslash": "\\", "slash": "/", "less_than_sign": "<",
              "greater_than_sign": ">", "space": "Space", "full_stop": ".", "plus": "+",
              "minus": "-", "left_square_bracket": "[", "right_square_bracket": "]",
@@ -41,14 +42,19 @@ class HelpScreen(ModalScreen[None]):
         self._keys = list(bindings)
 
     def compose(self) -> ComposeResult:
-        lines = ["[b]syscap top: keys[/]", ""]
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(style="bold", no_wrap=True)
+        keys.add_column()
         for b in self._keys:
-            desc = b.tooltip or b.description
-            lines.append(f"  [b]{escape(key_display(b)):<14}[/] {escape(desc)}")
-        lines += ["", "Click a column title to sort by it; click again to reverse.",
-                  "Esc, q or ? closes this help."]  # fmt: skip
+            keys.add_row(key_display(b), b.tooltip or b.description)
         with VerticalScroll(id="help-body"):
-            yield Static("\n".join(lines), id="help-text")
+            yield Static(Text("syscap top: keys", style="bold"), id="help-title")
+            yield Static(keys, id="help-text")
+            yield Static(
+                "Click a column title to sort by it; click again to reverse.\n"
+                "Esc, q or ? closes this help.",
+                id="help-foot",
+            )
 
 
 class KillScreen(ModalScreen[int | None]):

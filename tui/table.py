@@ -179,7 +179,16 @@ class LiveTable(ScrollView, can_focus=True):
             _, victim = max(droppable)
             cols = [(i, c) for i, c in cols if i != victim]
         spare = max(width - need(cols), 0)
-        self._layout = [(i, c.width + (spare if c.flex else 0)) for i, c in cols]
+        widths = {i: c.width for i, c in cols}
+        flex = [i for i, c in cols if c.flex]
+        if flex:  # the flex column (COMM) grows up to 12 more cells
+            grow = min(spare, 12)
+            widths[flex[0]] += grow
+            spare -= grow
+        others = [i for i, c in cols if not c.flex and c.sortable]
+        for n, i in enumerate(others):  # the rest is shared out evenly
+            widths[i] += spare // len(others) + (1 if n < spare % len(others) else 0)
+        self._layout = [(i, widths[i]) for i, _ in cols]
         self._layout_width = width
 
     # -- painting --------------------------------------------------------------------

@@ -1,0 +1,13 @@
+"""Fixtures for syscap top tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from tui.synthetic import SyntheticSource
+
+
+@pytest.fixture
+def source() -> SyntheticSource:
+    """40 synthetic processes; each snapshot() advances one deterministic interval."""
+    return SyntheticSource(n=40)

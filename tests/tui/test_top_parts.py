@@ -1,0 +1,221 @@
+"""The parts under the UI: formatting, filters, ordering, the fetch thread, the CLI, and
+LiveTable's repaint-only-what-changed promise."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import threading
+
+import pytest
+from textual.pilot import Pilot
+
+from capture_lib.snapshot import Filter, Snapshot
+from top_fakes import feed, make_app
+from tui import format as fmt
+from tui.cli import register
+from tui.filters import FilterChoice, parse_pids, parse_syscalls
+from tui.refresh import SnapshotFetcher
+from tui.synthetic import GROUPS, SYSCALLS, TABLE, SyntheticSource
+from tui.table import LiveTable
+from tui.views import ProcessesView, Row, order_rows
+
+
+def test_rates_and_latencies_fit_their_columns() -> None:
+    assert fmt.rate(0) == "0"
+    assert fmt.rate(2.54) == "2.5"
+    assert fmt.rate(1234.4) == "1234"
+    assert fmt.rate(123_456) == "123.5k"
+    assert fmt.rate(12_345_678) == "12.3M"
+    assert fmt.latency(850) == "850ns"
+    assert fmt.latency(12_345) == "12.3µs"
+    assert fmt.latency(4_500_000) == "4.5ms"
+    assert fmt.latency(0) == "-"
+    assert fmt.errno_name(2) == "ENOENT"
+    assert fmt.sparkline([0, 5, 10], 4) == " ▁▄█"
+    assert fmt.gauge(0.5, 4) == "██  "
+
+
+def test_filter_choice_turns_groups_and_names_into_numbers() -> None:
+    choice = FilterChoice(groups=frozenset({"memory"}), syscalls=frozenset({"openat"}))
+    flt = choice.to_filter(TABLE)
+    assert flt.syscalls == frozenset({SYSCALLS[n] for n in GROUPS["memory"]} | {257})
+    assert FilterChoice().to_filter(TABLE) == Filter()
+    with pytest.raises(ValueError, match="opneat"):
+        FilterChoice(syscalls=frozenset({"opneat"})).to_filter(TABLE)
+    assert FilterChoice(failed_only=True, exclude_comms=frozenset({"x"})).describe() == (
+        "not comm x; failed only"
+    )
+
+
+def test_parsers_split_groups_names_and_pids() -> None:
+    assert parse_syscalls(["file", "%network", "openat"]) == (
+        frozenset({"file", "network"}),
+        frozenset({"openat"}),
+    )
+    assert parse_pids("12, 34 56") == frozenset({12, 34, 56})
+    with pytest.raises(ValueError, match="abc"):
+        parse_pids("12 abc")
+
+
+def _rows() -> tuple[ProcessesView, list[Row]]:
+    view = ProcessesView()
+    view.observe(SyntheticSource(n=6).snapshot())
+    return view, view.rows()
+
+
+def test_order_rows_sorts_searches_and_keeps_stable_order() -> None:
+    view, rows = _rows()
+    ordered = order_rows(view, rows, None, "")
+    assert [r.values[3] for r in ordered] == sorted((r.values[3] for r in rows), reverse=True)
+    view.set_sort("pid")
+    assert view.sort_descending is False
+    previous = [r.key for r in reversed(order_rows(view, rows, None, ""))]
+    stable = order_rows(view, rows[1:], previous, "")  # one row gone
+    assert [r.key for r in stable] == [k for k in previous if k != rows[0].key]
+    assert {r.values[2] for r in order_rows(view, rows, None, "NGINX")} == {"nginx"}
+
+
+def test_idle_process_lingers_at_zero_then_goes() -> None:
+    src = SyntheticSource(n=3)
+    view = ProcessesView()
+    view.observe(src.snapshot())
+    assert len(view.rows()) == 3
+    src.set_filter(Filter(exclude_pids=frozenset({1000})))
+    view.observe(src.snapshot())
+    idle = next(r for r in view.rows() if r.key == 1000)
+    assert idle.faded and idle.values[3] == 0.0
+    for _ in range(6):
+        view.observe(src.snapshot())
+    assert 1000 not in {r.key for r in view.rows()}
+
+
+class _SlowSource(SyntheticSource):
+    def __init__(self) -> None:
+        super().__init__(n=2)
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.calls = 0
+
+    def snapshot(self) -> Snapshot:
+        self.calls += 1
+        self.entered.set()
+        self.release.wait(5)
+        return super().snapshot()
+
+
+def test_fetcher_keeps_one_fetch_in_flight_and_serialises_set_filter() -> None:
+    src = _SlowSource()
+    got: list[Snapshot] = []
+    done = threading.Event()
+
+    def on_snapshot(snap: Snapshot) -> None:
+        got.append(snap)
+        done.set()
+
+    fetcher = SnapshotFetcher(src, on_snapshot, lambda exc: None)
+    fetcher.start()
+    try:
+        assert fetcher.request() is True
+        assert src.entered.wait(5)
+        assert fetcher.request() is False  # one in flight: dropped, not queued
+        fetcher.set_filter(Filter(failed_only=True))
+        assert src.filters == []  # applied on the fetch thread, after the current fetch
+        src.release.set()
+        assert done.wait(5)
+        deadline = threading.Event()
+        for _ in range(50):
+            if src.filters:
+                break
+            deadline.wait(0.02)
+        assert src.filters == [Filter(failed_only=True)]
+        assert src.calls == 1 and len(got) == 1
+    finally:
+        fetcher.stop()
+
+
+def test_fetcher_reports_backend_errors() -> None:
+    src = SyntheticSource(n=1)
+    src.fail_with = RuntimeError("kaputt")
+    errors: list[BaseException] = []
+    seen = threading.Event()
+
+    def on_error(exc: BaseException) -> None:
+        errors.append(exc)
+        seen.set()
+
+    fetcher = SnapshotFetcher(src, lambda s: None, on_error)
+    fetcher.start()
+    try:
+        fetcher.request()
+        assert seen.wait(5)
+        assert str(errors[0]) == "kaputt"
+    finally:
+        fetcher.stop()
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="syscap")
+    register(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+def test_cli_accepts_the_documented_options() -> None:
+    args = _parse(
+        ["top", "--backend", "bpf", "-p", "1", "-p", "22", "--comm", "nginx", "-e",
+         "file,openat", "-d", "0.5", "--no-mouse", "--low-color", "--readonly"]
+    )  # fmt: skip
+    assert args.backend == "bpf" and args.pids == [1, 22] and args.comms == ["nginx"]
+    assert args.syscalls == "file,openat" and args.delay == 0.5
+    assert args.no_mouse and args.low_color and args.readonly
+    assert _parse(["top", "--replay", "x.trace"]).replay == "x.trace"
+    assert callable(args.func)
+
+
+def test_cli_rejects_a_bad_delay_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parse(["top", "-d", "0"])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "-d" in err
+
+
+def test_table_repaints_only_the_line_that_changed() -> None:
+    source = SyntheticSource(n=2000, only_one_changes=True)
+    app = make_app(source)
+
+    async def main() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            feed(app, source, 10)  # fill the trend history so other rows stop changing
+            await pilot.pause()
+            table = app.query_one("#table", LiveTable)
+            assert len(table.rows) == 2000
+            before = table.lines_refreshed
+            feed(app, source, 1)
+            await pilot.pause()
+            assert table.lines_refreshed - before == 1
+            first = table.rows[0]
+            assert first.key == 1000  # the one process whose load changes
+            feed(app, source, 1)
+            await pilot.pause()
+            assert table.lines_refreshed - before == 2
+
+    asyncio.run(main())
+
+
+def test_table_redraws_cursor_lines_only_when_cursor_moves() -> None:
+    source = SyntheticSource(n=50, only_one_changes=True)
+    app = make_app(source)
+
+    async def script(pilot: Pilot[None]) -> None:
+        feed(app, source, 10)
+        await pilot.pause()
+        table = app.query_one("#table", LiveTable)
+        before = table.lines_refreshed
+        await pilot.press("down")
+        assert table.lines_refreshed - before == 2  # old and new cursor line
+
+    async def main() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await script(pilot)
+
+    asyncio.run(main())

@@ -1,0 +1,41 @@
+"""Helpers for syscap top tests: a replay-like fake and an app with the fetch thread off."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tui.app import SyscapTop, TopOptions
+from tui.panels import HostInfo
+from tui.synthetic import TABLE, SyntheticSource, synthetic_user
+
+
+class FakeReplay(SyntheticSource):
+    """SyntheticSource with the replay controls of capture_lib.replay.ReplaySource."""
+
+    def __init__(self, n: int = 12) -> None:
+        super().__init__(n=n, backend="replay")
+        self.speed = 1.0
+        self.paused = False
+        self.at_end = False
+        self.steps = 0
+
+    def step(self) -> None:
+        self.steps += 1
+
+
+def make_app(source: SyntheticSource | None, **overrides: object) -> SyscapTop:
+    options = TopOptions(
+        threaded=False,
+        host=HostInfo("testhost", "6.1.0-test-amd64"),
+        syscall_table=TABLE,
+        user_of=synthetic_user,
+        cpu_meter=lambda: 1.5,
+    )
+    for key, value in overrides.items():
+        setattr(options, key, value)
+    return SyscapTop(source, options)
+
+
+def feed(app: SyscapTop, source: SyntheticSource, ticks: int = 3) -> None:
+    for _ in range(ticks):
+        app.apply_snapshot(source.snapshot())
