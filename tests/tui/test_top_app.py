@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, SelectionList, Static
+from top_fakes import FakeReplay, feed, make_app
 
 from capture_lib.errors import CaptureError
-from top_fakes import FakeReplay, feed, make_app
 from tui.app import SyscapTop
 from tui.screens import FilterScreen, HelpScreen, KillScreen, NoCaptureScreen, RestorerPane
 from tui.synthetic import GROUPS, SYSCALLS, SyntheticSource
@@ -472,7 +472,7 @@ def test_resize_to_80x24_keeps_table_and_footer_usable(source: SyntheticSource) 
     drive(app, script, size=(120, 40))
 
 
-# -- faults and replay ------------------------------------------------------------------------------
+# -- faults and replay ---------------------------------------------------------------------
 
 
 def test_backend_failure_while_running_shows_message_not_traceback() -> None:

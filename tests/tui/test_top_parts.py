@@ -9,9 +9,9 @@ import threading
 
 import pytest
 from textual.pilot import Pilot
+from top_fakes import feed, make_app
 
 from capture_lib.snapshot import Filter, Snapshot
-from top_fakes import feed, make_app
 from tui import format as fmt
 from tui.cli import register
 from tui.filters import FilterChoice, parse_pids, parse_syscalls

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from tui.app import SyscapTop, TopOptions
 from tui.panels import HostInfo
 from tui.synthetic import TABLE, SyntheticSource, synthetic_user
