@@ -12,9 +12,10 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FrameType
 
+from capture_lib import syscalls
 from capture_lib.errors import CaptureError, UsageError
 from capture_lib.live import Session, Totals
 from capture_lib.snapshot import Filter
@@ -48,11 +49,8 @@ def _spawn_held(argv: list[str]) -> tuple[int, int, int]:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
         try:
-            os.close(w)
-            os.close(err_r)
-            os.read(r, 1)
-            os.close(r)
-            os.execvp(argv[0], argv)
+            os.read(r, 1)  # released: from here on every syscall is traced
+            os.execvp(argv[0], argv)  # the pipes are close-on-exec
         except OSError as e:
             os.write(err_w, f"{e.strerror}".encode())
         finally:
@@ -60,6 +58,21 @@ def _spawn_held(argv: list[str]) -> tuple[int, int, int]:
     os.close(r)
     os.close(err_w)
     return pid, w, err_r
+
+
+def _wait_blocked_in_read(pid: int, timeout: float = 10.0) -> None:
+    """Wait until pid is blocked in read(2) (per /proc/PID/syscall)."""
+    want = str(syscalls.number("read"))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/syscall") as f:
+                if f.read().split(" ", 1)[0] == want:
+                    return
+        except OSError as e:
+            raise CaptureError(f"cannot watch the command (pid {pid}) start: {e}") from e
+        time.sleep(0.001)
+    raise CaptureError(f"the command (pid {pid}) did not reach its start point in {timeout} s")
 
 
 def _exit_status(status: int) -> int:
@@ -91,14 +104,17 @@ def record(
     try:
         if command:
             child, release_fd, err_fd = _spawn_held(command)
-            flt = Filter(
-                syscalls=flt.syscalls, pids=flt.pids | {child}, exclude_pids=flt.exclude_pids,
-                comms=flt.comms, exclude_comms=flt.exclude_comms, failed_only=flt.failed_only,
-            )
-        session.set_filter(flt)
+            flt = replace(flt, pids=flt.pids | {child})
+            # Held out until it sits in its read(): that read entered untraced,
+            # so neither it nor anything before the exec is recorded.
+            session.set_filter(replace(flt, exclude_pids=flt.exclude_pids | {child}))
+        else:
+            session.set_filter(flt)
         session.record(path)
         session.start()
         if child:
+            _wait_blocked_in_read(child)
+            session.set_filter(flt)
             os.write(release_fd, b"x")
             os.close(release_fd)
             release_fd = -1

@@ -344,7 +344,8 @@ int BPF_PROG(on_exit, struct task_struct *task)
 	if (st && st->traced) {
 		/* exit and exit_group never reach sys_exit: record them here,
 		 * so every syscall the task entered is counted once. */
-		if (st->pending && (st->nr == nr_exit || st->nr == nr_exit_group)) {
+		if (st->pending && (st->nr == nr_exit || st->nr == nr_exit_group) &&
+		    !(filter.flags & SYSCAP_FILTER_FAILED)) {
 			st->pending = 0;
 			emit_syscall(st, bpf_ktime_get_ns(), 0, 0, bpf_get_current_pid_tgid(),
 				     SYSCAP_F_NORETURN);

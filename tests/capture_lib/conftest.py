@@ -1,0 +1,57 @@
+"""Fixtures for capture tests against the real kernel (eBPF backend)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, build_c
+
+WORKLOADS = Path(__file__).parent / "workloads"
+SYSCAP = [sys.executable, "-m", "capture_lib.cli"]
+
+
+@pytest.fixture(scope="session")
+def bpf_ready() -> None:
+    """The eBPF backend must work here: as root it is a failure if it does not."""
+    if os.geteuid() != 0:
+        pytest.skip("capture tests need root (CAP_BPF + CAP_PERFMON); run them as root")
+    from capture_lib.cli import backend_status
+
+    status = backend_status()["bpf"]
+    assert status == "ok", f"eBPF backend unavailable as root: {status}"
+
+
+@pytest.fixture(scope="session")
+def workload(c_build_dir: Path) -> Path:
+    return build_c(WORKLOADS / "workload.c", c_build_dir, "-lpthread")
+
+
+@pytest.fixture(scope="session")
+def flood(c_build_dir: Path) -> Path:
+    return build_c(WORKLOADS / "flood.c", c_build_dir, "-lpthread")
+
+
+def syscap(*args: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Run the syscap CLI as a user would (a separate process)."""
+    proc = subprocess.run([*SYSCAP, *args], capture_output=True, text=True, cwd=ROOT, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"syscap {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+def report_json(trace: Path, *extra: str) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(syscap("report", str(trace), "--json", *extra).stdout)
+    return out
+
+
+@pytest.fixture
+def trace_path(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "t.trace"
