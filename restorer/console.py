@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from restorer.control import ControlError, Controller, Event
+from restorer.control import ControlError, Controller, Event, ignoring_signals
 from restorer.errors import RestoreError
 
 HELP = """commands:
   step [N] | s       execute N instructions (default 1)
   next | n           step over a call
-  cont | c           continue to a breakpoint, a signal or the end
+  cont | c           continue to a breakpoint, a signal or the end (^C stops it)
   until ADDR         run to ADDR
   break ADDR | b     set a breakpoint (ADDR: hex or symbol[+off]); `delete ADDR` removes it
   jump ADDR | j      set the PC
@@ -103,14 +104,20 @@ class Console:
         ev = self.ctl.step(int(args[0]) if args else 1)
         self.show_event(ev)
 
+    # While the process runs, ^C reaches it (same terminal process group) and stops it
+    # under ptrace; the console ignores it and reports the stop. The SIGINT is not delivered.
     def do_next(self, _args: list[str]) -> None:
-        self.show_event(self.ctl.step_over())
+        with ignoring_signals(signal.SIGINT):
+            self.show_event(self.ctl.step_over())
 
     def do_cont(self, _args: list[str]) -> None:
-        self.show_event(self.ctl.cont())
+        with ignoring_signals(signal.SIGINT):
+            self.show_event(self.ctl.cont())
 
     def do_until(self, args: list[str]) -> None:
-        self.show_event(self.ctl.run_to(self._addr(args, "until")))
+        addr = self._addr(args, "until")
+        with ignoring_signals(signal.SIGINT):
+            self.show_event(self.ctl.run_to(addr))
 
     def do_break(self, args: list[str]) -> None:
         a = self._addr(args, "break")

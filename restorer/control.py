@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from restorer import ptrace
@@ -19,6 +21,20 @@ from restorer.checkpoint import Checkpoint, Checkpoints
 from restorer.restore import Restored
 from restorer.symbols import Location, SymbolTable
 from restorer.tracee import Stop, Tracee, wait_stop
+
+
+@contextmanager
+def ignoring_signals(*sigs: int) -> Iterator[None]:
+    """Ignore `sigs` in this process for the duration (main thread only; else a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 class ControlError(Exception):
@@ -252,10 +268,12 @@ class Controller:
             return self.run_to_exit().stop.exit_code
         self.tracee.detach()
         self.tracee.alive = False
-        while True:
-            stop = wait_stop(pid)
-            if not stop.alive:
-                return stop.exit_code
+        # Like a shell waiting for its job: ^C and ^\ are for the process, not for us.
+        with ignoring_signals(signal.SIGINT, signal.SIGQUIT):
+            while True:
+                stop = wait_stop(pid)
+                if not stop.alive:
+                    return stop.exit_code
 
     # -- inspection --------------------------------------------------------------------
     def disassemble(self, addr: int, count: int = 10) -> list[Instruction]:

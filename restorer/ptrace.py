@@ -49,14 +49,18 @@ class _IoVec(ctypes.Structure):
     _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
 
 
-def _call(request: int, pid: int, addr: int | None, data: int | None) -> int:
-    ctypes.set_errno(0)
-    ret: int = _ptrace(request, pid, addr, data)
+def _check(ret: int, what: str) -> int:
+    """The one place errno becomes OSError (call right after the C function)."""
     if ret == -1:
         err = ctypes.get_errno()
         if err:
-            raise OSError(err, f"ptrace({request:#x}, pid {pid}): {os.strerror(err)}")
+            raise OSError(err, f"{what}: {os.strerror(err)}")
     return ret
+
+
+def _call(request: int, pid: int, addr: int | None, data: int | None) -> int:
+    ctypes.set_errno(0)
+    return _check(_ptrace(request, pid, addr, data), f"ptrace({request:#x}, pid {pid})")
 
 
 def _addr(buf: ctypes.Array[ctypes.c_char] | ctypes.Structure) -> int:
@@ -139,6 +143,42 @@ def getsigmask(pid: int) -> int:
 def setsigmask(pid: int, mask: int) -> None:
     val = ctypes.c_uint64(mask)
     _call(PTRACE_SETSIGMASK, pid, 8, ctypes.addressof(val))
+
+
+SYS_CLONE3 = 435
+SIGCHLD = 17
+
+# The same libc, called with the GIL held: a child made by clone3 must not have to take
+# the GIL back from a thread that does not exist in it.
+_libc_gil = ctypes.PyDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_syscall_gil = _libc_gil.syscall
+_syscall_gil.restype = ctypes.c_long
+
+
+class _CloneArgs(ctypes.Structure):  # struct clone_args, CLONE_ARGS_SIZE_VER1 (80 bytes)
+    _fields_ = [
+        (name, ctypes.c_uint64)
+        for name in (
+            "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack",
+            "stack_size", "tls", "set_tid", "set_tid_size",
+        )
+    ]  # fmt: skip
+
+
+def fork_with_pid(pid: int) -> int:
+    """fork() whose child gets PID `pid` (clone3 set_tid): 0 in the child, `pid` in the parent.
+
+    Needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) and a free `pid`; OSError otherwise
+    (EEXIST: in use, EPERM: not allowed). Only for a child that execs at once: Python's
+    own after-fork handlers do not run.
+    """
+    tids = (ctypes.c_int * 1)(pid)
+    args = _CloneArgs(exit_signal=SIGCHLD, set_tid=ctypes.addressof(tids), set_tid_size=1)
+    ctypes.set_errno(0)
+    ret: int = _syscall_gil(
+        ctypes.c_long(SYS_CLONE3), ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args))
+    )
+    return _check(ret, f"clone3 with pid {pid}")
 
 
 def personality(persona: int) -> int:

@@ -12,6 +12,7 @@ unmap the gadget. Then load the chosen thread's registers, FP/xstate and signal 
 from __future__ import annotations
 
 import bisect
+import errno
 import os
 import struct
 import time
@@ -305,8 +306,14 @@ def _free_range(size: int, busy: list[tuple[int, int]], start: int = 0x100000) -
 # doing it
 
 
-def start_stopped(exe: str, stdio: tuple[int, int, int] | None = None) -> Tracee:
+def start_stopped(
+    exe: str, stdio: tuple[int, int, int] | None = None, want_pid: int | None = None
+) -> tuple[Tracee, str | None]:
     """fork + PTRACE_TRACEME + execve: the child stops right after exec.
+
+    With `want_pid`, the child gets that PID if it is free and the kernel allows it
+    (clone3 set_tid), so the thread's cached TID in glibc (raise, pthread) and getpid()
+    stay right. Returns the tracee and, if the PID could not be had, why.
 
     The child execs without address randomization, so its initial brk sits at the lowest
     address a PIE or non-PIE program's heap can have. Where brk cannot be moved to the core's
@@ -315,7 +322,15 @@ def start_stopped(exe: str, stdio: tuple[int, int, int] | None = None) -> Tracee
     heap would instead be returned as "success" for requests below it, and glibc would write
     past the heap.
     """
-    pid = os.fork()
+    why: str | None = None
+    pid = -1
+    if want_pid is not None:
+        try:
+            pid = ptrace.fork_with_pid(want_pid)
+        except OSError as e:
+            why = "it is in use" if e.errno == errno.EEXIST else e.strerror
+    if pid < 0:
+        pid = os.fork()
     if pid == 0:  # child: nothing but exec
         try:
             if stdio is not None:
@@ -330,7 +345,7 @@ def start_stopped(exe: str, stdio: tuple[int, int, int] | None = None) -> Tracee
     if not stop.alive:
         raise RestoreError(f"cannot start {exe} ({stop.describe()}); check it runs on its own")
     ptrace.setoptions(pid, ptrace.PTRACE_O_EXITKILL)
-    return Tracee(pid)
+    return Tracee(pid), why
 
 
 class _Restorer:
@@ -361,7 +376,12 @@ class _Restorer:
         main_sp = main.regs.rsp if main is not None else None
         # Plan once without knowing the fresh specials, to fail early on bad input.
         plan_regions(core, path_map, None, main_sp, lambda _m: None)
-        tracee = start_stopped(exe_path, self.stdio)
+        tracee, why = start_stopped(exe_path, self.stdio, thread.tid)
+        if why is not None:
+            self._warn(
+                f"the process runs as pid {tracee.pid}, not {thread.tid} ({why}): code that "
+                "cached its pid or tid (raise, pthread) sees a stale value"
+            )
         try:
             restored = self._rebuild(tracee, thread, exe_path, path_map, main_sp, t0)
         except BaseException:

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,3 +144,32 @@ def after_marker(text: str) -> str:
     marker = "--- dump point ---\n"
     assert marker in text, text
     return text.split(marker, 1)[1]
+
+
+def wait_until_in_read(pid: int, deadline_s: float = 30.0) -> None:
+    """Block until /proc says `pid` sleeps in syscall 0 (read): a state wait, not a delay."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        with open(f"/proc/{pid}/syscall") as f:
+            if f.read().split()[0] == "0":
+                return
+        time.sleep(0.005)
+    raise AssertionError(f"pid {pid} never blocked in read()")
+
+
+def blocked_read_core(programs: Programs, cwd: Path) -> Path:
+    """A kernel core of blocked_read taken while it sleeps in read(0) on an empty pipe."""
+    proc = subprocess.Popen(
+        [programs["blocked_read"]], cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        preexec_fn=_unlimited_core,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"waiting\n"
+        wait_until_in_read(proc.pid)
+        os.kill(proc.pid, signal.SIGQUIT)
+        assert proc.wait() == -signal.SIGQUIT
+    finally:
+        proc.kill()
+        proc.wait()
+    return find_core(cwd)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from restore_helpers import Programs, kernel_core, restore_cli
+from restore_helpers import (
+    Programs,
+    blocked_read_core,
+    kernel_core,
+    restore_cli,
+    wait_until_in_read,
+)
 
 from restorer.control import Controller
 from restorer.core import Core
@@ -156,3 +164,34 @@ def test_hold_console_skip_and_cont_finishes_the_crashed_program(
     assert "after crash\n" in result.stdout, result.stderr
     assert "exited with status 0" in result.stdout
     assert result.returncode == 0
+
+
+def test_interrupt_stops_a_running_process_and_cont_resumes_it(
+    programs: Programs, tmp_path: Path
+) -> None:
+    core = blocked_read_core(programs, tmp_path)
+    r_fd, w_fd = os.pipe()
+    try:
+        with Core(core) as c, open(tmp_path / "out", "w") as fh:
+            ctl = Controller(restore(c, stdio=(r_fd, fh.fileno(), 2)))
+            try:
+                pid = ctl.tracee.pid
+                # stop it from another thread once it sleeps in read() again
+                stopper = threading.Thread(
+                    target=lambda: (wait_until_in_read(pid), ctl.interrupt())
+                )
+                stopper.start()
+                ev = ctl.cont()
+                stopper.join()
+                assert ev.reason == "interrupted"
+
+                os.write(w_fd, b"late\n")
+                ev = ctl.cont()
+
+                assert ev.stop.kind == "exited" and ev.stop.status == 0
+            finally:
+                ctl.close()
+    finally:
+        os.close(r_fd)
+        os.close(w_fd)
+    assert (tmp_path / "out").read_text() == "got 5: late\n"

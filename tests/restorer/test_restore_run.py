@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from restore_helpers import (
     Programs,
     after_marker,
-    find_core,
+    blocked_read_core,
     gcore_core,
     kernel_core,
     restore_cli,
@@ -59,35 +56,10 @@ def test_gcore_core_resumes_with_the_rest_of_an_uninterrupted_run(
     assert result.returncode == code
 
 
-def wait_until_in_read(pid: int, deadline_s: float = 30.0) -> None:
-    """Block until /proc says `pid` sleeps in syscall 0 (read). Not timing: a state wait."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        with open(f"/proc/{pid}/syscall") as f:
-            if f.read().split()[0] == "0":
-                return
-        time.sleep(0.01)
-    raise AssertionError("program never blocked in read()")
-
-
 def test_core_taken_in_read_completes_the_read_after_restore(
     programs: Programs, tmp_path: Path
 ) -> None:
-    proc = subprocess.Popen(
-        [programs["blocked_read"]], cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        preexec_fn=lambda: __import__("resource").setrlimit(
-            __import__("resource").RLIMIT_CORE, (-1, -1)),
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == b"waiting\n"
-        wait_until_in_read(proc.pid)
-        os.kill(proc.pid, signal.SIGQUIT)
-        assert proc.wait() == -signal.SIGQUIT
-    finally:
-        proc.kill()
-        proc.wait()
-    core = find_core(tmp_path)
+    core = blocked_read_core(programs, tmp_path)
     with Core(core) as c:
         assert c.signal_thread.regs.interrupted_syscall == 0  # read, to be restarted
 
@@ -182,3 +154,36 @@ def test_tid_option_rejects_a_thread_not_in_the_core(programs: Programs, tmp_pat
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1
     assert "thread 1 is not in the core" in result.stderr
+
+
+def test_restored_process_gets_the_pid_of_the_restored_thread(
+    programs: Programs, tmp_path: Path
+) -> None:
+    # glibc caches the tid in the thread descriptor (raise, pthread): same pid keeps it right.
+    core, _ = kernel_core(programs["resume"], tmp_path, "kernel")
+    with Core(core) as c:
+        r = restore(c)
+        try:
+            assert r.report.pid == c.signal_thread.tid
+            assert not [w for w in r.report.warnings if "runs as pid" in w]
+        finally:
+            r.tracee.kill()
+
+
+def test_other_thread_chosen_with_tid_runs_alone(programs: Programs, tmp_path: Path) -> None:
+    # The blocker thread sleeps in read() on a pipe that is not restored: its restarted
+    # read() fails with EBADF, the thread function returns and, as the only thread, ends
+    # the process with status 0.
+    core, _ = kernel_core(programs["threads"], tmp_path, "kernel")
+    with Core(core) as c:
+        blocked = [t for t in c.threads if t.regs.interrupted_syscall == 0]
+        assert len(blocked) == 1
+        tid = blocked[0].tid
+        others = [t.tid for t in c.threads if t.tid != tid]
+
+    result = restore_cli(core, "--run", "--tid", str(tid))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    line = next(x for x in result.stderr.splitlines() if "not restored" in x)
+    assert all(str(t) in line for t in others)
