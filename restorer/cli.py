@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from restorer.errors import RestoreError
+
+if TYPE_CHECKING:
+    from restorer.control import Controller
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,44 +38,76 @@ def _say(msg: str) -> None:
     print(f"syscap restore: {msg}", file=sys.stderr, flush=True)
 
 
+def _error(msg: str) -> int:
+    print(f"syscap restore: error: {msg}", file=sys.stderr)
+    return 2
+
+
 def run(args: argparse.Namespace) -> int:
+    """Restore args.core; --run: its exit status, --hold: the console, else a summary."""
     from restorer.core import Core
     from restorer.restore import restore
 
     try:
         core = Core(args.core)
     except RestoreError as e:
-        print(f"syscap restore: error: {e}", file=sys.stderr)
-        return 2
+        return _error(str(e))
     with core:
         try:
             restored = restore(
                 core, exe=args.exe, tid=args.tid, warn=lambda m: _say(f"warning: {m}")
             )
         except RestoreError as e:
-            print(f"syscap restore: error: {e}", file=sys.stderr)
-            return 2
-        rep = restored.report
-        if rep.left_out:
-            left = ", ".join(str(t) for t in rep.left_out)
-            _say(f"restored thread {rep.tid} only; threads not restored: {left}")
-        _say(
-            f"restored pid {rep.pid} from {core.path} ({rep.regions} mappings, "
-            f"{rep.bytes_written / 1e6:.1f} MB written, {rep.seconds * 1000:.0f} ms)"
-        )
-        if args.hold:
-            from restorer.console import Console
-            from restorer.control import Controller
+            return _error(str(e))
+        except OSError as e:
+            return _error(
+                f"ptrace or /proc access failed ({e.strerror}); run as root, and check "
+                "/proc/sys/kernel/yama/ptrace_scope"
+            )
+        from restorer.control import Controller
 
-            ctl = Controller(restored)
-            try:
+        ctl = Controller(restored)
+        try:
+            _report(ctl)
+            if args.hold:
+                from restorer.console import Console
+
                 return Console(ctl).loop()
-            finally:
-                ctl.close()
-        if args.run:
-            from restorer.control import Controller
+            if args.run:
+                return ctl.run_detached()
+            _summary(ctl)
+            return 0
+        finally:
+            ctl.close()
 
-            return Controller(restored).run_detached()
-        _say("neither --run nor --hold given: the restored process is killed; restore is verified")
-        restored.tracee.kill()
-        return 0
+
+def _report(ctl: Controller) -> None:
+    rep = ctl.restored.report
+    core = ctl.core
+    if rep.left_out:
+        left = ", ".join(str(t) for t in rep.left_out)
+        _say(f"restored thread {rep.tid} only; threads not restored: {left}")
+    if rep.restarted_syscall is not None:
+        _say(f"syscall {rep.restarted_syscall} was interrupted by the dump; it restarts on resume")
+    _say(
+        f"restored pid {rep.pid} from {core.path} ({rep.regions} mappings, "
+        f"{rep.bytes_written / 1e6:.1f} MB written, {rep.seconds * 1000:.0f} ms)"
+    )
+
+
+def _summary(ctl: Controller) -> None:
+    """Without --run or --hold: where the thread stands, then the process is killed."""
+    from restorer.control import ControlError
+    from restorer.tracee import signal_name
+
+    si = ctl.core.siginfo
+    if si is not None:
+        extra = f", fault address {si.addr:#x}" if si.signo in (4, 7, 8, 11) else ""
+        print(f"dumped by {signal_name(si.signo)}{extra}")
+    for frame in ctl.backtrace():
+        print(frame)
+    try:
+        print(ctl.disassemble(ctl.pc, 1)[0])
+    except ControlError:
+        pass
+    _say("no --run or --hold: the restored process is killed (use --hold to step it)")

@@ -540,8 +540,7 @@ class _Restorer:
     ) -> tuple[bool, int | None]:
         """Move the kernel's brk to the core's heap with prctl(PR_SET_MM_MAP)."""
         heap = find_heap(self.core, exe, regions)
-        if heap is None:
-            self._warn("no heap found in the core; brk left where the new process had it")
+        if heap is None:  # the program never used brk: nothing to continue
             return False, None
         if not self.set_brk:
             return False, heap[1]

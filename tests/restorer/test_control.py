@@ -195,3 +195,16 @@ def test_interrupt_stops_a_running_process_and_cont_resumes_it(
         os.close(r_fd)
         os.close(w_fd)
     assert (tmp_path / "out").read_text() == "got 5: late\n"
+
+
+def test_without_run_or_hold_it_prints_where_the_thread_stopped(
+    programs: Programs, tmp_path: Path
+) -> None:
+    core, _ = kernel_core(programs["crash"], tmp_path, expect=signal.SIGSEGV)
+
+    result = restore_cli(core)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "dumped by SIGSEGV, fault address 0x0"
+    assert lines[1].startswith("#0 0x") and " in main+0x" in lines[1]
