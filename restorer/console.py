@@ -24,6 +24,7 @@ HELP = """commands:
   dis [N] | d        disassemble around the PC
   bt                 backtrace (frame pointers)
   checkpoint | cp    fork a checkpoint of the process as it is now
+  cp every N         also take one every N steps (0: stop doing so)
   timeline | tl      list checkpoints
   back [ID [STEP]]   go back to checkpoint ID (default latest), replay to STEP
   quit | q           kill the process and leave"""
@@ -165,7 +166,14 @@ class Console:
         for f in self.ctl.backtrace():
             self.say(str(f))
 
-    def do_checkpoint(self, _args: list[str]) -> None:
+    def do_checkpoint(self, args: list[str]) -> None:
+        if args[:1] == ["every"]:
+            if len(args) != 2:
+                raise ValueError("usage: checkpoint every N")
+            n = int(args[1])
+            self.ctl.checkpoint_every = n if n > 0 else None
+            self.say(f"checkpoint every {n} steps" if n > 0 else "no automatic checkpoints")
+            return
         cp = self.ctl.checkpoint()
         self.say(f"checkpoint {cp.id} at step {cp.step}, pc {cp.pc:#x} (pid {cp.pid})")
 

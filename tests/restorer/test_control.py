@@ -208,3 +208,15 @@ def test_without_run_or_hold_it_prints_where_the_thread_stopped(
     lines = result.stdout.splitlines()
     assert lines[0] == "dumped by SIGSEGV, fault address 0x0"
     assert lines[1].startswith("#0 0x") and " in main+0x" in lines[1]
+
+
+def test_checkpoints_every_n_steps_form_a_timeline(programs: Programs, tmp_path: Path) -> None:
+    core, _ = kernel_core(programs["resume"], tmp_path, "kernel")
+    with controlled(core, tmp_path / "out") as ctl:
+        ctl.checkpoint_every = 5
+
+        ctl.step(12)
+
+        assert [c.step for c in ctl.checkpoints.timeline()] == [5, 10]
+        back = ctl.back(1)
+        assert ctl.steps == 5 and back.pc == ctl.checkpoints.timeline()[0].pc
