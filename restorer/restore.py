@@ -334,8 +334,10 @@ def start_stopped(
     if pid == 0:  # child: nothing but exec
         try:
             if stdio is not None:
-                for target, fd in enumerate(stdio):
+                high = [os.dup(fd) for fd in stdio]  # so (1, 0, 2) cannot clobber itself
+                for target, fd in enumerate(high):
                     os.dup2(fd, target)
+                    os.close(fd)
             ptrace.personality(ptrace.personality(0xFFFFFFFF) | ADDR_NO_RANDOMIZE)
             ptrace.traceme()
             os.execv(exe, [exe])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from restore_helpers import (
     gcore_core,
     kernel_core,
     restore_cli,
+    wait_until_in_read,
 )
 
 from restorer.control import Controller
@@ -66,6 +68,36 @@ def test_core_taken_in_read_completes_the_read_after_restore(
     result = restore_cli(core, "--run", stdin="hello\n")
 
     assert result.stdout == "got 6: hello\n", result.stderr
+    assert result.returncode == 0
+
+
+def test_gcore_core_taken_in_read_completes_the_read_after_restore(
+    programs: Programs, tmp_path: Path
+) -> None:
+    gcore = shutil.which("gcore")
+    if gcore is None:
+        pytest.fail("gcore (package gdb) is needed: add gdb to setup.sh's apt packages")
+    proc = subprocess.Popen(
+        [programs["blocked_read"]], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"waiting\n"
+        wait_until_in_read(proc.pid)
+        subprocess.run(
+            [gcore, "-o", str(tmp_path / "gcore"), str(proc.pid)],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    finally:
+        proc.kill()
+        proc.wait()
+    core = next(tmp_path.glob("gcore.*"))
+    with Core(core) as c:
+        assert c.signal_thread.regs.interrupted_syscall == 0  # gdb's attach interrupted read
+
+    result = restore_cli(core, "--run", stdin="again\n")
+
+    assert result.stdout == "got 6: again\n", result.stderr
     assert result.returncode == 0
 
 
