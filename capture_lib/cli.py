@@ -63,9 +63,15 @@ def _cmd_record(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         raise UsageError(f"--duration {args.duration}: give a positive number of seconds")
     ring = parse_size(args.buffer_size) if args.buffer_size else DEFAULT_RING_SIZE
+    def started() -> None:
+        if not command:  # a command's own output is left alone
+            until = f"for {args.duration:g} s" if args.duration else "until Ctrl-C"
+            print(f"syscap: recording to {args.output} {until}", file=sys.stderr, flush=True)
+
     res = record(
         args.output, filter_from_args(args), backend=args.backend, ring_size=ring,
         all_processes=args.all, command=command or None, duration=args.duration,
+        on_started=started,
     )
     t = res.totals
     fill = 100.0 * t.max_used / t.ring_size if t.ring_size else 0.0
@@ -86,9 +92,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from capture_lib.trace import build_report
 
     rep = build_report(args.trace, pid=args.pid or 0)
-    key = {"count": lambda s: s.count, "time": lambda s: s.total_ns,
-           "errors": lambda s: s.errors}[args.sort]
-    rows = sorted(rep.syscalls.values(), key=lambda s: (-key(s), s.name))
+    field = {"count": "count", "time": "total_ns", "errors": "errors"}[args.sort]
+    rows = sorted(rep.syscalls.values(), key=lambda s: (-int(getattr(s, field)), s.name))
     if args.json:
         out: dict[str, Any] = {
             "trace": args.trace,

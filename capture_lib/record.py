@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import FrameType
 
@@ -90,6 +91,7 @@ def record(
     all_processes: bool = False,
     command: list[str] | None = None,
     duration: float | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> RecordResult:
     """Record until the command exits, the duration passes, or SIGINT/SIGTERM."""
     if not (all_processes or flt.pids or command):
@@ -115,6 +117,8 @@ def record(
         if child:
             _wait_blocked_in_read(child)
             session.set_filter(flt)
+            if on_started:
+                on_started()
             os.write(release_fd, b"x")
             os.close(release_fd)
             release_fd = -1
@@ -125,6 +129,8 @@ def record(
                 os.waitpid(child, 0)
                 child = 0
                 raise UsageError(f"cannot run {command[0] if command else ''!r}: {exec_error}")
+        elif on_started:
+            on_started()
         deadline = time.monotonic() + duration if duration else None
         try:
             while True:

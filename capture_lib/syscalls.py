@@ -87,7 +87,7 @@ def _group_of(n: str) -> str:
         return "signal"
     if n.startswith(mem):
         return "memory"
-    if n.startswith(tim) and not n.startswith(("timerfd",)) or n.startswith("timer_"):
+    if (n.startswith(tim) and not n.startswith(("timerfd",))) or n.startswith("timer_"):
         return "time"
     if n.startswith(ipc):
         return "ipc"

@@ -36,7 +36,9 @@ class TraceFile:
         ffi, lib = native.require()
         self._ffi, self._lib = ffi, lib
         if not os.path.exists(path):
-            raise TraceError(f"trace {path} does not exist: record one with 'syscap record -o {path}'")
+            raise TraceError(
+                f"trace {path} does not exist: record one with 'syscap record -o {path}'"
+            )
         err = native.errbuf()
         t = lib.syscap_trace_open(path.encode(), err, native.ERRLEN)
         if t == ffi.NULL:

@@ -55,3 +55,15 @@ def report_json(trace: Path, *extra: str) -> dict[str, Any]:
 @pytest.fixture
 def trace_path(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path / "t.trace"
+
+
+def start_recorder(*args: str) -> subprocess.Popen[str]:
+    """Start `syscap record ARGS` and return once its probes are attached."""
+    proc = subprocess.Popen([*SYSCAP, "record", *args], cwd=ROOT, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    if "recording to" not in line:
+        proc.kill()
+        raise AssertionError(f"recorder did not start: {line}{proc.stderr.read()}")
+    return proc

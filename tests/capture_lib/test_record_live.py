@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.capture_lib.conftest import SYSCAP, report_json, syscap
+from tests.capture_lib.conftest import SYSCAP, report_json, start_recorder, syscap
 
 pytestmark = pytest.mark.usefixtures("bpf_ready")
 
@@ -127,12 +127,7 @@ def test_record_returns_the_command_exit_status(trace_path: Path) -> None:
 
 
 def test_sigterm_finishes_the_file(trace_path: Path) -> None:
-    proc = subprocess.Popen(
-        [*SYSCAP, "record", "-a", "-o", str(trace_path)],
-        cwd=Path(__file__).resolve().parents[2], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not trace_path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    proc = start_recorder("-a", "-o", str(trace_path))
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
@@ -146,21 +141,18 @@ def test_pid_scope_follows_new_children(trace_path: Path, tmp_path: Path) -> Non
     go = tmp_path / "go"
     script = f"while [ ! -e {go} ]; do sleep 0.05; done; /bin/true; /bin/true"
     shell = subprocess.Popen(["sh", "-c", script])
+    rec = start_recorder("-p", str(shell.pid), "-o", str(trace_path))
     try:
-        rec = subprocess.Popen(
-            [*SYSCAP, "record", "-p", str(shell.pid), "-o",
-             str(trace_path)], cwd=Path(__file__).resolve().parents[2])
-        deadline = time.monotonic() + 30
-        while not trace_path.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
         go.touch()
         shell.wait(timeout=30)
         rec.send_signal(signal.SIGINT)
-        rec.wait(timeout=30)
+        assert rec.wait(timeout=30) == 0
     finally:
         shell.kill()
+        rec.kill()
+        rec.wait()
     rep = report_json(trace_path)
-    comms = {p["comm"] for p in rep["processes"]}
-    assert "true" in comms, comms
+    by_comm = {p["comm"]: p for p in rep["processes"]}
+    assert "true" in by_comm, by_comm.keys()  # children forked after the start
+    assert "sh" in by_comm
     assert os.getpid() not in {p["pid"] for p in rep["processes"]}

@@ -1,0 +1,171 @@
+/* Trace files: round trip, a corrupt block skipped, a cut-short file. */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "check.h"
+#include "../../../capture_lib/src/internal.h"
+
+static char path[] = "/tmp/syscap-test-trace-XXXXXX";
+
+static const char names[] = "read\0write\0\0getppid\0";
+
+static void write_trace(uint32_t blocks_of_events, int finish)
+{
+	struct syscap_trace_header h;
+	struct syscap_trace_stats st = { .events = 42, .drops = 3 };
+	struct syscap_trace_sysrow row = { .nr = 3, .calls = 42 };
+	struct trace_writer *w;
+	char err[256];
+	uint32_t seq = 0;
+
+	syscap_trace_header_init(&h, "bpf", 2);
+	h.nsyscalls = 4;
+	w = trace_writer_open(path, &h, names, sizeof(names) - 1, err, sizeof(err));
+	CHECK(w != NULL);
+	for (uint32_t b = 0; b < blocks_of_events; b++) {
+		for (int i = 0; i < 100; i++) {
+			struct syscap_event e;
+
+			memset(&e, 0, sizeof(e));
+			e.kind = SYSCAP_EV_SYSCALL;
+			e.seq = seq++;
+			e.nr = 3;
+			CHECK_EQ(trace_writer_add(w, &e), 0);
+		}
+		CHECK_EQ(trace_writer_flush(w), 0);
+	}
+	CHECK_EQ(trace_writer_stats(w, SYSCAP_BLOCK_STATS, &st, &row, 1), 0);
+	if (finish)
+		CHECK_EQ(trace_writer_stats(w, SYSCAP_BLOCK_END, &st, &row, 1), 0);
+	trace_writer_close(w);
+}
+
+/* Count events and check their sequence numbers are consecutive. */
+static uint32_t read_all(struct syscap_trace *t, int *stats_blocks, uint32_t *gaps)
+{
+	struct syscap_trace_block b;
+	uint32_t n = 0, next = 0;
+
+	*stats_blocks = 0;
+	*gaps = 0;
+	while (syscap_trace_next(t, &b)) {
+		if (b.type == SYSCAP_BLOCK_EVENTS) {
+			for (uint32_t i = 0; i < b.count; i++) {
+				if (b.events[i].seq != next)
+					(*gaps)++;
+				next = b.events[i].seq + 1;
+			}
+			n += b.count;
+		} else {
+			CHECK_EQ(b.stats->events, 42);
+			CHECK_EQ(b.rows[0].calls, 42);
+			(*stats_blocks)++;
+		}
+	}
+	return n;
+}
+
+static void test_round_trip(void)
+{
+	struct syscap_trace *t;
+	char err[256];
+	int stats;
+	uint32_t gaps;
+
+	write_trace(5, 1);
+	t = syscap_trace_open(path, err, sizeof(err));
+	CHECK(t != NULL);
+	if (!t)
+		return;
+	CHECK(!strcmp(syscap_trace_header(t)->backend, "bpf"));
+	CHECK(!strcmp(syscap_trace_name(t, 0), "read"));
+	CHECK(!strcmp(syscap_trace_name(t, 3), "getppid"));
+	CHECK(syscap_trace_name(t, 2) == NULL);
+	CHECK(syscap_trace_name(t, 99) == NULL);
+	CHECK_EQ(read_all(t, &stats, &gaps), 500);
+	CHECK_EQ(stats, 2);
+	CHECK_EQ(gaps, 0);
+	CHECK(syscap_trace_complete(t));
+	CHECK(!strcmp(syscap_trace_warnings(t), ""));
+	syscap_trace_rewind(t);
+	CHECK_EQ(read_all(t, &stats, &gaps), 500);
+	syscap_trace_close(t);
+}
+
+static void test_corrupt_block_is_skipped(void)
+{
+	struct syscap_trace *t;
+	struct stat st;
+	char err[256];
+	int fd, stats;
+	uint32_t gaps;
+	off_t second;
+
+	write_trace(5, 1);
+	CHECK(stat(path, &st) == 0);
+	/* flip a byte in the second event block's payload */
+	t = syscap_trace_open(path, err, sizeof(err));
+	second = (off_t)syscap_trace_header(t)->header_size +
+		 (off_t)(sizeof(struct syscap_block_header) + 100 * SYSCAP_EVENT_SIZE);
+	syscap_trace_close(t);
+	fd = open(path, O_RDWR);
+	CHECK(pwrite(fd, "\xff", 1, second + 200) == 1);
+	close(fd);
+
+	t = syscap_trace_open(path, err, sizeof(err));
+	CHECK(t != NULL);
+	CHECK_EQ(read_all(t, &stats, &gaps), 400);
+	CHECK_EQ(gaps, 1);			/* the 100 records of the bad block */
+	CHECK(syscap_trace_complete(t));
+	CHECK(strstr(syscap_trace_warnings(t), "corrupt block at offset") != NULL);
+	syscap_trace_close(t);
+}
+
+static void test_cut_short_file(void)
+{
+	struct syscap_trace *t;
+	struct stat st;
+	char err[256];
+	int stats;
+	uint32_t gaps;
+
+	write_trace(3, 0);
+	CHECK(stat(path, &st) == 0);
+	CHECK(truncate(path, st.st_size - 10) == 0);	/* into the STATS block */
+	t = syscap_trace_open(path, err, sizeof(err));
+	CHECK(t != NULL);
+	CHECK_EQ(read_all(t, &stats, &gaps), 300);
+	CHECK_EQ(stats, 0);
+	CHECK(!syscap_trace_complete(t));
+	CHECK(strstr(syscap_trace_warnings(t), "truncated") != NULL);
+	syscap_trace_close(t);
+}
+
+static void test_not_a_trace(void)
+{
+	char err[256] = "";
+	int fd = open(path, O_WRONLY | O_TRUNC);
+
+	CHECK(write(fd, "hello, this is not a trace file at all, nor is it long enough?"
+		       "........................................................................"
+		       "........................................................................",
+		    206) == 206);
+	close(fd);
+	CHECK(syscap_trace_open(path, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "not a syscap trace") != NULL);
+}
+
+int main(void)
+{
+	int fd = mkstemp(path);
+
+	CHECK(fd >= 0);
+	close(fd);
+	test_round_trip();
+	test_corrupt_block_is_skipped();
+	test_cut_short_file();
+	test_not_a_trace();
+	unlink(path);
+	return check_report("test_trace");
+}
