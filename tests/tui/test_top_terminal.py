@@ -1,0 +1,159 @@
+"""`syscap top` in a real terminal (tmux) on the live eBPF backend.
+
+A helper process makes a known number of syscalls per second; the UI must show it
+within 25 %, and `q` must leave no process behind. Needs root, tmux and a built
+capture_lib (./setup.sh).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HELPER_COMM = "sctop-helper"
+CALLS_PER_TICK = 40  # getppid() calls every 10 ms ...
+TICKS_PER_S = 100  # ... plus one clock_nanosleep per tick
+EXPECTED_RATE = (CALLS_PER_TICK + 1) * TICKS_PER_S
+
+HELPER = f"""
+import os, time
+with open("/proc/self/comm", "w") as f:
+    f.write("{HELPER_COMM}")
+next_t = time.monotonic()
+while True:
+    for _ in range({CALLS_PER_TICK}):
+        os.getppid()
+    next_t += 1 / {TICKS_PER_S}
+    delay = next_t - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+"""
+
+
+def _live_available() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root for the eBPF backend"
+    if shutil.which("tmux") is None:
+        return "needs tmux"
+    try:
+        import capture_lib.live  # noqa: F401
+    except Exception as exc:  # not built here
+        return f"capture_lib.live is not usable: {exc}"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_live_available() is not None, reason=str(_live_available()))
+
+
+def _top_command() -> list[str]:
+    syscap = Path(sys.executable).parent / "syscap"
+    if syscap.exists():
+        return [str(syscap), "top"]
+    return [sys.executable, "-m", "tui", "top"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is not "behind": it has exited.
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return state != "Z"
+
+
+@pytest.fixture
+def helper() -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen([sys.executable, "-c", HELPER])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
+def tmux_session(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    name = f"syscap-top-test-{os.getpid()}"
+    yield name, tmp_path
+    subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+
+
+def _pane(session: str) -> str:
+    out = subprocess.run(
+        ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
+    )
+    return out.stdout
+
+
+def _helper_rate(screen: str, pid: int) -> float | None:
+    """The SYSC/s cell of the helper's row (right-aligned under the column title)."""
+    lines = screen.splitlines()
+    header = next((ln for ln in lines if "SYSC/s" in ln and "PID" in ln), None)
+    if header is None:
+        return None
+    end = header.index("SYSC/s") + len("SYSC/s") + 1
+    for line in lines:
+        if re.match(rf"\s*{pid}\s", line):
+            text = line[:end].split()[-1]
+            scale = {"k": 1e3, "M": 1e6}.get(text[-1], 1.0)
+            return float(text.rstrip("kM")) * scale
+    return None
+
+
+def test_live_top_shows_helper_rate_and_q_leaves_nothing_behind(
+    helper: subprocess.Popen[bytes], tmux_session: tuple[str, Path]
+) -> None:
+    session, tmp = tmux_session
+    pidfile, donefile = tmp / "top.pid", tmp / "done"
+    cmd = " ".join([*_top_command(), "--backend", "bpf", "-d", "1"])
+    script = f"echo $$ > {pidfile}; cd {ROOT}; exec {cmd}"
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
+         f"sh -c '{script}'; touch {donefile}; sleep 60"],
+        check=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    top_pid = int(pidfile.read_text())
+
+    rates: list[float] = []
+    screen = ""
+    while len(rates) < 4 and time.monotonic() < deadline:
+        time.sleep(1)
+        screen = _pane(session)
+        assert "Traceback" not in screen, screen
+        rate = _helper_rate(screen, helper.pid)
+        if rate is not None and rate > 0:
+            rates.append(rate)
+    size = subprocess.run(
+        ["tmux", "display", "-p", "-t", session, "#{window_width}x#{window_height}"],
+        capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    assert len(rates) >= 4, f"helper {helper.pid} never shown ({size}):\n{screen}"
+    measured = sorted(rates[1:])[1]  # median of the last three refreshes
+    assert abs(measured - EXPECTED_RATE) <= 0.25 * EXPECTED_RATE, (
+        f"shown {measured}/s, expected {EXPECTED_RATE}/s (samples {rates})"
+    )
+    print(f"helper shown at {rates}/s, expected {EXPECTED_RATE}/s")
+    assert "LIVE" in screen and "backend bpf" in screen
+
+    subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+    deadline = time.monotonic() + 15
+    while not donefile.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert donefile.exists(), "syscap top did not exit on q"
+    assert not _alive(top_pid)
+    leftovers = subprocess.run(
+        ["pgrep", "-P", str(top_pid)], capture_output=True, text=True
+    ).stdout.split()
+    assert leftovers == []
+    assert "Traceback" not in _pane(session)
