@@ -4,6 +4,10 @@ All calls are synchronous: the process is stopped between calls. `cont` returns 
 stop (breakpoint, signal, exit); `interrupt` (from another thread) stops a running process.
 Breakpoints are int3 bytes written only while the process runs, so memory read at a stop
 is the program's own.
+
+ptrace binds a tracee to the tracer *thread*: call restore() and every Controller method
+from one thread (a UI uses one worker thread for them); only interrupt() may come from
+another.
 """
 
 from __future__ import annotations

@@ -181,6 +181,15 @@ def fork_with_pid(pid: int) -> int:
     return _check(ret, f"clone3 with pid {pid}")
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def set_parent_death_signal(sig: int) -> None:
+    """prctl(PR_SET_PDEATHSIG): used in the child before exec."""
+    ctypes.set_errno(0)
+    _check(_libc.prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(sig), 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+
+
 def personality(persona: int) -> int:
     """personality(2); used in the child before exec."""
     ret: int = _libc.personality(ctypes.c_ulong(persona))

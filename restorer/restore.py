@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import errno
 import os
+import signal
 import struct
 import time
 from collections.abc import Callable
@@ -339,6 +340,9 @@ def start_stopped(
                     os.dup2(fd, target)
                     os.close(fd)
             ptrace.personality(ptrace.personality(0xFFFFFFFF) | ADDR_NO_RANDOMIZE)
+            # Until PTRACE_O_EXITKILL is set, a dying restorer must not leave the fresh
+            # program running on its own; cleared again during the restore.
+            ptrace.set_parent_death_signal(signal.SIGKILL)
             ptrace.traceme()
             os.execv(exe, [exe])
         finally:
@@ -464,8 +468,9 @@ class _Restorer:
 
         written = self._write_memory(tracee, regions)
         brk_ok, brk = self._set_brk(tracee, sys, exe, regions, scratch)
-        # Children it execs later get randomization back.
+        # Children it execs later get randomization back; it outlives us in --run.
         sys(SYS_PERSONALITY, ptrace.personality(0xFFFFFFFF))
+        sys(SYS_PRCTL, ptrace.PR_SET_PDEATHSIG, 0)
         sys.check(SYS_MUNMAP, gadget, PAGE_SIZE, what="munmap of the gadget")
         restarted = self._load_thread(tracee, thread)
         left_out = tuple(t.tid for t in core.threads if t.tid != thread.tid)

@@ -1,0 +1,81 @@
+"""Core parsing on real kernel and gcore cores of the same program."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from restore_helpers import CFLAGS, SOURCES, Programs, gcore_core, kernel_core, restore_cli
+
+from restorer.core import Core
+from restorer.elf_file import read_elf
+
+
+def libc_offsets(core: Core) -> tuple[str, list[int]]:
+    libc = next(p for p in core.mapped_paths() if "/libc.so" in p)
+    return libc, [f.offset for f in core.files if f.path == libc]
+
+
+def test_nt_file_offsets_are_bytes_for_kernel_pages_and_gcore_bytes_alike(
+    programs: Programs, tmp_path: Path
+) -> None:
+    (tmp_path / "k").mkdir()
+    (tmp_path / "g").mkdir()
+    kcore, _ = kernel_core(programs["resume"], tmp_path / "k", "kernel")
+    gcore, _ = gcore_core(programs["resume"], tmp_path / "g", "stop")
+    with Core(kcore) as k, Core(gcore) as g:
+        libc, k_offsets = libc_offsets(k)
+        _, g_offsets = libc_offsets(g)
+
+        assert k_offsets == g_offsets
+        assert max(k_offsets) > 0x1000  # not page numbers
+        info = read_elf(libc)
+        assert info is not None
+        assert all(info.prot_for_offset(o) is not None for o in k_offsets)
+        assert k.exe_path == g.exe_path == str(programs["resume"])
+
+
+def test_thread_state_has_tls_base_fp_and_xstate(programs: Programs, tmp_path: Path) -> None:
+    core, _ = kernel_core(programs["threads"], tmp_path, "kernel")
+    with Core(core) as c:
+        assert len(c.threads) == 3
+        for t in c.threads:
+            assert t.regs.fs_base != 0  # each thread's TLS block
+            assert t.fpregs is not None and len(t.fpregs) == 512
+            assert t.xstate is not None and len(t.xstate) > 512
+        assert len({t.regs.fs_base for t in c.threads}) == 3
+        assert c.siginfo is not None and c.siginfo.signo == 3  # SIGQUIT
+        assert (
+            c.build_id_in_memory(str(programs["threads"]))
+            == read_elf(str(programs["threads"])).build_id
+        )  # type: ignore[union-attr]
+
+
+def test_changed_library_gives_a_warning_and_still_restores(tmp_path: Path) -> None:
+    libdir = tmp_path / "lib"
+    libdir.mkdir()
+
+    def build_lib(build_id: str) -> None:
+        subprocess.run(
+            ["gcc", "-shared", "-fPIC", f"-Wl,--build-id=0x{build_id}", "-o",
+             libdir / "libgreet.so", SOURCES / "greet.c"],
+            check=True,
+        )  # fmt: skip
+
+    build_lib("1111")
+    exe = tmp_path / "uses_lib"
+    subprocess.run(
+        ["gcc", *CFLAGS, "-o", exe, SOURCES / "uses_lib.c", f"-L{libdir}", "-lgreet",
+         f"-Wl,-rpath,{libdir}"],
+        check=True,
+    )  # fmt: skip
+    core, _ = kernel_core(exe, tmp_path)
+    build_lib("2222")
+
+    result = restore_cli(core, "--run")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello from libgreet\n"
+    warning = next(x for x in result.stderr.splitlines() if "warning" in x)
+    assert "libgreet.so differs from the file the core was made with" in warning
+    assert "2222" in warning and "1111" in warning
