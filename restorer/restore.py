@@ -545,7 +545,14 @@ class _Restorer:
     def _set_brk(
         self, tracee: Tracee, sys: SyscallInjector, exe: str, regions: list[Region], scratch: int
     ) -> tuple[bool, int | None]:
-        """Move the kernel's brk to the core's heap with prctl(PR_SET_MM_MAP)."""
+        """Move the kernel's brk to the core's heap with prctl(PR_SET_MM_MAP).
+
+        kernel/sys.c checks CAP_SYS_RESOURCE for the single-field PR_SET_MM_START_BRK/_BRK
+        options, but PR_SET_MM_MAP (all fields at once, made for checkpoint/restore) is
+        handled before that check on kernels with CONFIG_CHECKPOINT_RESTORE, as here: root
+        without CAP_SYS_RESOURCE can still use it. Without that config it fails with EPERM;
+        then the heap keeps growing in a new area (see start_stopped).
+        """
         heap = find_heap(self.core, exe, regions)
         if heap is None:  # the program never used brk: nothing to continue
             return False, None
@@ -565,7 +572,7 @@ class _Restorer:
             return True, brk
         why = os.strerror(-ret)
         if ret == -1 and not has_cap_sys_resource():  # EPERM
-            why = "EPERM: the restorer lacks CAP_SYS_RESOURCE"
+            why = "EPERM: no CONFIG_CHECKPOINT_RESTORE and no CAP_SYS_RESOURCE"
         self._warn(
             f"brk not restored (prctl PR_SET_MM: {why}); the heap keeps its contents and "
             "grows in a new area (glibc handles this)"
