@@ -89,12 +89,14 @@ class SyntheticSource:
         cpus: int = 2,
         only_one_changes: bool = False,
         backend: str = "bpf",
+        ring_size: int = 8 << 20,
     ) -> None:
         self.n = n
         self.interval_ns = int(interval_s * 1e9)
         self.cpus = cpus
         self.only_one_changes = only_one_changes
         self._backend = backend
+        self.ring_size = ring_size
         self.tick = 0
         self.filters: list[Filter] = []
         self.flt = Filter()
@@ -195,7 +197,7 @@ class SyntheticSource:
             )
         totals.sort(key=lambda s: s.count, reverse=True)
         events = sum(p.count for p in procs)
-        size = 8 << 20
+        size = self.ring_size
         rings = []
         drops = 0
         for cpu in range(self.cpus):
