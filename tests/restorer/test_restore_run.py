@@ -27,11 +27,12 @@ def uninterrupted(prog: Path) -> tuple[str, int]:
     return p.stdout, p.returncode
 
 
+@pytest.mark.parametrize("build", ["resume", "resume-nopie", "resume-static"])
 def test_kernel_core_resumes_with_the_rest_of_an_uninterrupted_run(
-    programs: Programs, tmp_path: Path
+    programs: Programs, tmp_path: Path, build: str
 ) -> None:
-    core, _ = kernel_core(programs["resume"], tmp_path, "kernel")
-    expected, code = uninterrupted(programs["resume"])
+    core, _ = kernel_core(programs[build], tmp_path, "kernel")
+    expected, code = uninterrupted(programs[build])
     assert "monotonic advanced: yes" in expected
 
     result = restore_cli(core, "--run")
