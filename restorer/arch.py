@@ -49,6 +49,9 @@ SYS_FORK = 57
 SYS_PRCTL = 157
 SYS_OPENAT = 257
 SYS_RESTART_SYSCALL = 219
+SYS_RSEQ = 334
+RSEQ_SIG = 0x53053053  # glibc's signature before rseq abort handlers on x86
+RSEQ_MIN_LEN = 32  # ORIG_RSEQ_SIZE
 
 # include/linux/errno.h: kernel-internal restart codes seen in rax of an interrupted syscall.
 ERESTARTSYS = 512

@@ -25,19 +25,23 @@ from restorer.arch import (
     EM_X86_64,
     ERESTART_RESTARTBLOCK,
     PAGE_SIZE,
+    RSEQ_MIN_LEN,
+    RSEQ_SIG,
     SYS_CLOSE,
     SYS_MMAP,
     SYS_MREMAP,
     SYS_MUNMAP,
     SYS_OPENAT,
     SYS_PRCTL,
+    SYS_RSEQ,
     SYSCALL_INSN,
     VSYSCALL_ADDR,
 )
-from restorer.core import Core, Segment, ThreadState, page_align_down, page_align_up
+from restorer.core import AT_BASE, Core, Segment, ThreadState, page_align_down, page_align_up
 from restorer.elf_file import read_elf
 from restorer.errors import RestoreError
 from restorer.inject import PatchedSyscall, SyscallInjector
+from restorer.symbols import SymbolTable
 from restorer.tracee import Tracee, wait_stop
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
@@ -468,6 +472,7 @@ class _Restorer:
 
         written = self._write_memory(tracee, regions)
         brk_ok, brk = self._set_brk(tracee, sys, exe, regions, scratch)
+        self._register_rseq(tracee, sys, thread, path_map)
         # Children it execs later get randomization back; it outlives us in --run.
         sys(SYS_PERSONALITY, ptrace.personality(0xFFFFFFFF))
         sys(SYS_PRCTL, ptrace.PR_SET_PDEATHSIG, 0)
@@ -578,6 +583,34 @@ class _Restorer:
             "grows in a new area (glibc handles this)"
         )
         return False, brk
+
+    def _register_rseq(
+        self, tracee: Tracee, sys: SyscallInjector, thread: ThreadState, path_map: dict[str, str]
+    ) -> None:
+        """Register glibc's rseq area of the thread again, as glibc did at thread start.
+
+        glibc (2.35+) reads the current CPU from it (sched_getcpu); unregistered, it would
+        keep the CPU of the dump forever. The area is at fs_base + __rseq_offset.
+        """
+        interp = self.core.auxv.get(AT_BASE)  # ld.so defines both; static programs: none
+        if not interp:
+            return
+        syms = SymbolTable(self.core, path_map)
+        off_addr = syms.data_symbol("__rseq_offset", interp)
+        size_addr = syms.data_symbol("__rseq_size", interp)
+        if off_addr is None or size_addr is None:
+            return
+        offset = int.from_bytes(tracee.read(off_addr, 8), "little", signed=True)
+        size = int.from_bytes(tracee.read(size_addr, 4), "little")
+        if size == 0:  # glibc did not register one (tunable glibc.pthread.rseq=0)
+            return
+        area = thread.regs.fs_base + offset
+        ret = sys(SYS_RSEQ, area, max(size, RSEQ_MIN_LEN), 0, RSEQ_SIG)
+        if ret < 0:
+            self._warn(
+                f"rseq area not registered again ({os.strerror(-ret)}); sched_getcpu() may "
+                "report the CPU of the dump"
+            )
 
     def _load_thread(self, tracee: Tracee, thread: ThreadState) -> int | None:
         regs = thread.regs

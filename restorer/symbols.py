@@ -106,6 +106,32 @@ class SymbolTable:
             i -= 1
         return Location(addr, None, f.path)
 
+    def data_symbol(self, name: str, in_file_at: int | None = None) -> int | None:
+        """Load address of a dynamic data (STT_OBJECT) symbol, e.g. glibc's __rseq_offset.
+
+        `in_file_at`: search only the file mapped at that address (parsing every library's
+        .dynsym with pyelftools costs about 0.1 s).
+        """
+        files = list(self._biases.items())
+        if in_file_at is not None:
+            f = self.core.file_at(in_file_at)
+            files = [] if f is None else [(f.path, self._biases.get(f.path, 0))]
+        for core_path, bias in files:
+            real = self.path_map.get(core_path, core_path)
+            try:
+                from elftools.elf.elffile import ELFFile
+
+                with open(real, "rb") as fh:
+                    sec = ELFFile(fh).get_section_by_name(".dynsym")
+                    if sec is None or not hasattr(sec, "get_symbol_by_name"):
+                        continue
+                    for s in sec.get_symbol_by_name(name) or []:
+                        if s["st_info"]["type"] == "STT_OBJECT" and s["st_shndx"] != "SHN_UNDEF":
+                            return int(bias + s["st_value"])
+            except (OSError, ValueError):
+                continue
+        return None
+
     def resolve(self, name: str) -> int | None:
         """Address of function `name`, searching the executable first."""
         paths = []

@@ -38,7 +38,7 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> Programs:
     if shutil.which("gcc") is None:
         pytest.fail("gcc is needed to build the test programs: apt-get install build-essential")
     out = tmp_path_factory.mktemp("restorer-programs")
-    for name in ("resume", "crash", "blocked_read", "dontdump"):
+    for name in ("resume", "crash", "blocked_read", "dontdump", "getcpu"):
         subprocess.run(["gcc", *CFLAGS, "-o", out / name, SOURCES / f"{name}.c"], check=True)
     subprocess.run(
         ["gcc", *CFLAGS, "-pthread", "-o", out / "threads", SOURCES / "threads.c"], check=True

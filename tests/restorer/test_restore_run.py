@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 from restore_helpers import (
+    PYTHON,
+    REPO,
     Programs,
+    _unlimited_core,
     after_marker,
     blocked_read_core,
+    find_core,
     gcore_core,
     kernel_core,
     restore_cli,
@@ -220,3 +226,29 @@ def test_other_thread_chosen_with_tid_runs_alone(programs: Programs, tmp_path: P
     assert result.stdout == ""
     line = next(x for x in result.stderr.splitlines() if "not restored" in x)
     assert all(str(t) in line for t in others)
+
+
+def test_sched_getcpu_reports_the_cpu_it_runs_on_after_restore(
+    programs: Programs, tmp_path: Path
+) -> None:
+    # glibc reads the CPU from its rseq area; the kernel keeps it current only if the
+    # restored thread registered it again. Dump on one CPU, restore on another.
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs to tell a stale CPU number from a current one")
+    dump_cpu, run_cpu = cpus[0], cpus[1]
+    p = subprocess.run(
+        [programs["getcpu"]], cwd=tmp_path, capture_output=True, check=False,
+        preexec_fn=lambda: (os.sched_setaffinity(0, {dump_cpu}), _unlimited_core()),
+    )  # fmt: skip
+    assert p.returncode == -signal.SIGQUIT
+    core = find_core(tmp_path)
+
+    result = subprocess.run(
+        [PYTHON, "-m", "restorer", "restore", str(core), "--run"],
+        cwd=REPO, capture_output=True, text=True, check=False,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        preexec_fn=lambda: os.sched_setaffinity(0, {run_cpu}),
+    )  # fmt: skip
+
+    assert result.stdout == "sched_getcpu matches\n", result.stderr
