@@ -3,7 +3,9 @@
 Builds a small C program that fills SIZE MB of heap with non-zero pseudo-random data (so
 the restorer cannot skip zero pages) and dumps core with SIGQUIT. Then restores each core
 RUNS times in this process through the library (Core + restore, up to the point where
-the process is ready to continue, then kills it) and prints the median.
+the process is ready to continue, then kills it) and prints the median; interleaved with
+that, the whole command (`python -m restorer restore CORE`: interpreter start, imports,
+restore, summary, kill) as "cli median".
 
 Run as root from the repo root:  .venv/bin/python -m bench.restore_bench [--runs N] [--cpu C]
 Goal (issue 5): under 1 s for 100 MB.
@@ -74,6 +76,17 @@ def time_restore(core_path: Path) -> tuple[float, int, int]:
         return elapsed, restored.report.bytes_written, restored.report.regions
 
 
+def time_cli(core_path: Path) -> float:
+    """Wall time of `python -m restorer restore CORE` (start-up, restore, summary, kill)."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "restorer", "restore", str(core_path)],
+        check=True, capture_output=True, env=env,
+    )  # fmt: skip
+    return time.perf_counter() - t0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--runs", type=int, default=7)
@@ -92,18 +105,21 @@ def main(argv: list[str] | None = None) -> int:
         exe = work / "fill"
         subprocess.run(["gcc", "-O2", "-fPIE", "-pie", "-o", exe, src], check=True)
         print(f"{'size':>8} {'core file':>10} {'written':>9} {'maps':>5} {'median':>9} "
-              f"{'min':>9} {'max':>9}  runs={args.runs}")  # fmt: skip
+              f"{'min':>9} {'max':>9} {'cli median':>11}  runs={args.runs}")  # fmt: skip
         for size in (int(s) for s in args.sizes.split(",")):
             core = make_core(work, exe, size)
             times = []
             written = regions = 0
-            for _ in range(args.runs):
+            cli = []
+            for _ in range(args.runs):  # interleaved: library call, then whole command
                 t, written, regions = time_restore(core)
                 times.append(t)
+                cli.append(time_cli(core))
             print(
                 f"{size:>6}MB {core.stat().st_size / 1e6:>8.1f}MB {written / 1e6:>7.1f}MB "
                 f"{regions:>5} {statistics.median(times) * 1000:>7.1f}ms "
-                f"{min(times) * 1000:>7.1f}ms {max(times) * 1000:>7.1f}ms"
+                f"{min(times) * 1000:>7.1f}ms {max(times) * 1000:>7.1f}ms "
+                f"{statistics.median(cli) * 1000:>9.0f}ms"
             )
             core.unlink()
     return 0
