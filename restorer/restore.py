@@ -1,12 +1,18 @@
 """Rebuild a live process from an ELF core.
 
-Start the executable under ptrace, stopped at exec. Through injected syscalls: map a
-one-page gadget, move the fresh process's own vDSO and vvar pages to the core's vDSO
+Start the executable under ptrace, stopped at exec (with the PID of the restored thread
+where clone3 allows it, and without ASLR: see start_stopped). Through injected syscalls:
+map a one-page gadget, move the fresh process's own vDSO and vvar pages to the core's vDSO
 address (the vDSO reads vvar relative to itself, so a live pair keeps clock_gettime
 working even for gcore cores, which leave [vvar] out), unmap everything else, rebuild
 every mapping of the core (anonymous, or from its file via NT_FILE, including file
-mappings gcore left out), write the saved bytes, move brk where the kernel allows it,
-unmap the gadget. Then load the chosen thread's registers, FP/xstate and signal mask.
+mappings gcore left out), write the saved bytes (MADV_DONTDUMP ranges stay zero), move brk
+where the kernel allows it, register glibc's rseq area again, unmap the gadget. Then load
+the chosen thread's registers (fs_base included), FP/xstate and signal mask, and set up
+the restart of a syscall the dump interrupted.
+
+Not restored, because a core does not hold them: file descriptors beyond the restorer's
+stdio, signal handlers, other threads, shared mappings (they come back private).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from restorer.arch import (
     SYS_MREMAP,
     SYS_MUNMAP,
     SYS_OPENAT,
+    SYS_PERSONALITY,
     SYS_PRCTL,
     SYS_RSEQ,
     SYSCALL_INSN,
@@ -58,7 +65,6 @@ TASK_SIZE = 0x7FFFFFFFF000
 SPECIAL_NAMES = ("[vvar]", "[vvar_vclock]", "[vdso]")
 CAP_SYS_RESOURCE = 24
 ADDR_NO_RANDOMIZE = 0x0040000
-SYS_PERSONALITY = 135
 
 Warn = Callable[[str], None]
 
