@@ -17,6 +17,7 @@ import os
 import socket
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
 
 from textual.app import App, ComposeResult
@@ -131,7 +132,7 @@ class SearchInput(Input):
 
 
 class SyscapTop(App[None]):
-    CSS_PATH = "top.tcss"
+    CSS_PATH = Path(__file__).with_name("top.tcss")  # absolute: subclasses live elsewhere
     TITLE = "syscap top"
     ENABLE_COMMAND_PALETTE = False
 
@@ -185,6 +186,7 @@ class SyscapTop(App[None]):
         self._cpu_meter = options.cpu_meter
         self._own_cpu: float | None = None
         self._cursor_memory: dict[int, Hashable | None] = {}
+        self._shown_text: dict[str, str] = {}
         if not options.animations:
             self.animation_level = "none"
 
@@ -309,18 +311,25 @@ class SyscapTop(App[None]):
             return "NO CAPTURE"
         return "PAUSED (table frozen)" if self.model.paused else "LIVE"
 
+    def _set_text(self, selector: str, markup: str) -> Static:
+        """Update a one-line panel only when its text changed (an update repaints it)."""
+        widget = self.query_one(selector, Static)
+        if self._shown_text.get(selector) != markup:
+            self._shown_text[selector] = markup
+            widget.update(markup, layout=False)  # fixed-height lines: no layout pass
+        return widget
+
     def _update_panels(self) -> None:
         backend = self.source.backend if self.source is not None else "-"
-        self.query_one("#header", Static).update(
-            header_markup(self.options.host, backend, self.options.interval_s, self.state_text())
+        self._set_text(
+            "#header",
+            header_markup(self.options.host, backend, self.options.interval_s, self.state_text()),
         )
-        rings = self.query_one("#rings", Static)
         text, dropping = rings_markup(self.model.latest, max(self.size.width, 40))
-        rings.update(text)
-        rings.set_class(dropping, "-dropping")
+        self._set_text("#rings", text).set_class(dropping, "-dropping")
         hook = getattr(self.source, "hook_cost_ns", None) if self.replay is None else None
-        self.query_one("#cost", Static).update(
-            cost_markup(self._own_cpu, float(hook) if hook else None, self.model.latest)
+        self._set_text(
+            "#cost", cost_markup(self._own_cpu, float(hook) if hook else None, self.model.latest)
         )
         self._update_status()
 
@@ -338,7 +347,7 @@ class SyscapTop(App[None]):
             parts.append("stable order")
         if self.failure is not None:
             parts = [f"[b $error]capture stopped: {_esc(self.failure)}[/]  (q quits)"]
-        self.query_one("#status", Static).update("  ".join(parts))
+        self._set_text("#status", "  ".join(parts))
 
     def _show_view(self) -> None:
         view = self.model.view
@@ -347,7 +356,7 @@ class SyscapTop(App[None]):
 
     def _update_table(self) -> None:
         self.table.set_rows(self.model.rows)
-        self.query_one("#totals", Static).update(_esc(self.model.totals()))
+        self._set_text("#totals", _esc(self.model.totals()))
         self._update_status()
 
     # -- actions: views and sorting ---------------------------------------------------------

@@ -128,7 +128,9 @@ class LiveTable(ScrollView, can_focus=True):
         else:
             self._cursor = min(self._cursor, max(len(self._rows) - 1, 0))
             self.cursor_key = self._rows[self._cursor].key if self._rows else None
-        self.virtual_size = Size(self.size.width, len(self._rows) + 1)
+        size = Size(self.size.width, len(self._rows) + 1)
+        if size != self.virtual_size:  # setting it repaints the scrollbar
+            self.virtual_size = size
         if self._scroll_to_cursor():
             return  # scrolling repaints the whole widget
         self._repaint_changed()
@@ -247,7 +249,7 @@ class LiveTable(ScrollView, can_focus=True):
             if n:
                 segments.append(Segment(" ", style))
             segments.append(Segment(text, cell_style))
-        return Strip(segments).adjust_cell_length(width, style)
+        return Strip(segments).adjust_cell_length(width, style).simplify()
 
     def _header_strip(self, base: Style, width: int) -> Strip:
         header = base + self.get_component_rich_style("live-table--header", partial=True)
@@ -266,7 +268,7 @@ class LiveTable(ScrollView, can_focus=True):
             if n:
                 segments.append(Segment(" ", header))
             segments.append(Segment(title, sorted_style if is_sorted else header))
-        return Strip(segments).adjust_cell_length(width, header)
+        return Strip(segments).adjust_cell_length(width, header).simplify()
 
     def column_at(self, x: int) -> str | None:
         pos = 0
