@@ -43,6 +43,9 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> Programs:
     subprocess.run(
         ["gcc", *CFLAGS, "-pthread", "-o", out / "threads", SOURCES / "threads.c"], check=True
     )
+    subprocess.run(
+        ["gcc", *CFLAGS, "-mavx", "-o", out / "fpstate", SOURCES / "fpstate.c"], check=True
+    )
     plain = ["-O1", "-g", "-fno-omit-frame-pointer"]
     for name, flags in (("resume-nopie", ["-no-pie"]), ("resume-static", ["-static"])):
         subprocess.run(["gcc", *plain, *flags, "-o", out / name, SOURCES / "resume.c"], check=True)

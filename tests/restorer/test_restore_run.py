@@ -119,6 +119,33 @@ def test_dontdump_region_reads_back_as_zeros(programs: Programs, tmp_path: Path)
     assert result.returncode == 0
 
 
+def test_signal_mask_is_restored(programs: Programs, tmp_path: Path) -> None:
+    straight = subprocess.run([programs["dontdump"]], capture_output=True, text=True, check=True)
+    assert "sigusr1 blocked: yes\n" in straight.stdout
+    core, _ = kernel_core(programs["dontdump"], tmp_path, "kernel")
+
+    result = restore_cli(core, "--run")
+
+    assert "sigusr1 blocked: yes\n" in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("kind", ["kernel", "gcore"])
+def test_sse_and_avx_registers_survive_the_restore(
+    programs: Programs, tmp_path: Path, kind: str
+) -> None:
+    if "avx" not in Path("/proc/cpuinfo").read_text().split():
+        pytest.skip("the CPU has no AVX")
+    if kind == "kernel":
+        core, _ = kernel_core(programs["fpstate"], tmp_path, "kernel")
+    else:
+        core, _ = gcore_core(programs["fpstate"], tmp_path, "stop")
+
+    result = restore_cli(core, "--run")
+
+    assert result.stdout == "xmm8 kept\nymm9 kept\n", result.stderr
+    assert "warning" not in result.stderr
+
+
 def test_heap_keeps_growing_after_restore_with_brk_restored(
     programs: Programs, tmp_path: Path
 ) -> None:
