@@ -242,7 +242,10 @@ class Core:
         self.pid = 0
         self.fname = ""
         self.psargs = ""
+        self.from_gdb = False  # gcore writes a "GDB" note (its target description)
         for name, ntype, desc in self._iter_notes(notes):
+            if name == "GDB":
+                self.from_gdb = True
             if name == "CORE" and ntype == NT_PRSTATUS:
                 if len(desc) < PRSTATUS_REG_OFFSET + REGS_SIZE:
                     raise self._bad("has a short NT_PRSTATUS note; it is not an x86-64 core")

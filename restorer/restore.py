@@ -644,6 +644,8 @@ class _Restorer:
             except OSError as e:
                 self._warn(f"extended FP state not restored ({e.strerror}); SSE state was")
         ptrace.setsigmask(tracee.pid, thread.sighold)
+        if self.core.from_gdb and thread.sighold == 0:
+            self._warn("gcore does not save the signal mask; the thread runs with none blocked")
         return restarted
 
 
