@@ -220,3 +220,19 @@ def test_checkpoints_every_n_steps_form_a_timeline(programs: Programs, tmp_path:
         assert [c.step for c in ctl.checkpoints.timeline()] == [5, 10]
         back = ctl.back(1)
         assert ctl.steps == 5 and back.pc == ctl.checkpoints.timeline()[0].pc
+
+
+def test_registers_and_memory_can_be_read_and_written(programs: Programs, tmp_path: Path) -> None:
+    core, _ = kernel_core(programs["crash"], tmp_path, expect=signal.SIGSEGV)
+    with Core(core) as c:
+        saved = c.read(c.signal_thread.regs.rsp, 16)
+    with controlled(core, tmp_path / "out") as ctl:
+        sp = ctl.regs().rsp
+        assert ctl.read_memory(sp, 16) == saved  # the stack as it was dumped
+
+        ctl.write_memory(sp, b"syscap!!")
+        ctl.set_regs(rbx=0x1234)
+
+        assert ctl.read_memory(sp, 8) == b"syscap!!"
+        assert ctl.regs().rbx == 0x1234
+        assert ctl.resolve("$rbx+0x10") == 0x1244
