@@ -174,7 +174,8 @@ static __always_inline __u64 submit_flags(void *rb, __u32 seq)
 }
 
 static __always_inline void emit_syscall(struct task_state *st, __u64 now, long ret,
-					 struct pt_regs *regs, __u64 pid_tgid, __u8 flags)
+					 struct pt_regs *regs, struct task_struct *task,
+					 __u8 flags)
 {
 	struct syscap_cpu_stats *s = cpu_stats();
 	__u32 cpu = bpf_get_smp_processor_id();
@@ -209,8 +210,8 @@ static __always_inline void emit_syscall(struct task_state *st, __u64 now, long 
 		read_args(e->args, regs);
 	else
 		__builtin_memset(e->args, 0, sizeof(e->args));
-	e->tgid = pid_tgid >> 32;
-	e->tid = (__u32)pid_tgid;
+	e->tgid = task->tgid;
+	e->tid = task->pid;
 	e->seq = seq;
 	e->nr = nr;
 	e->kind = SYSCAP_EV_SYSCALL;
@@ -226,18 +227,14 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
 	struct task_struct *task;
 	struct task_state *st;
-	__u64 pid_tgid;
 
 	if ((unsigned long)id >= SYSCAP_MAX_SYSCALLS)
 		return 0;
 	if ((filter.flags & SYSCAP_FILTER_SYSCALLS) &&
 	    !(filter.syscalls[id >> 6] & (1ULL << (id & 63))))
 		return 0;
-	pid_tgid = bpf_get_current_pid_tgid();
-	if ((__u32)(pid_tgid >> 32) == filter.self_tgid)
-		return 0;
 	task = bpf_get_current_task_btf();
-	st = state_of(task, pid_tgid >> 32, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	st = state_of(task, task->tgid, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st || !st->traced)
 		return 0;
 	st->nr = id;
@@ -249,15 +246,16 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
+	struct task_struct *task = bpf_get_current_task_btf();
 	struct task_state *st;
 
-	st = bpf_task_storage_get(&tasks, bpf_get_current_task_btf(), 0, 0);
+	st = bpf_task_storage_get(&tasks, task, 0, 0);
 	if (!st || !st->pending)
 		return 0;
 	st->pending = 0;
 	if ((filter.flags & SYSCAP_FILTER_FAILED) && !syscap_is_error(ret))
 		return 0;
-	emit_syscall(st, bpf_ktime_get_ns(), ret, regs, bpf_get_current_pid_tgid(), 0);
+	emit_syscall(st, bpf_ktime_get_ns(), ret, regs, task, 0);
 	return 0;
 }
 
@@ -347,8 +345,7 @@ int BPF_PROG(on_exit, struct task_struct *task)
 		if (st->pending && (st->nr == nr_exit || st->nr == nr_exit_group) &&
 		    !(filter.flags & SYSCAP_FILTER_FAILED)) {
 			st->pending = 0;
-			emit_syscall(st, bpf_ktime_get_ns(), 0, 0, bpf_get_current_pid_tgid(),
-				     SYSCAP_F_NORETURN);
+			emit_syscall(st, bpf_ktime_get_ns(), 0, 0, task, SYSCAP_F_NORETURN);
 		}
 		emit_proc(task, SYSCAP_EV_EXIT, tgid, task->pid, task->exit_code, flags);
 	}
