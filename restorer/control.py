@@ -89,7 +89,9 @@ class Controller:
         self.tracee: Tracee = restored.tracee
         self.symbols = SymbolTable(restored.core, restored.path_map)
         self.breakpoints: set[int] = set()
-        self.steps = 0  # instructions single-stepped since restore (the timeline's clock)
+        # The timeline's clock: instructions single-stepped since restore. cont() and
+        # run_to() do not advance it, so replay to a step is exact only along steps.
+        self.steps = 0
         self.checkpoints = Checkpoints(self)
         self.checkpoint_every = checkpoint_every
         self.last: Event | None = None
@@ -217,8 +219,6 @@ class Controller:
                 return self._event(stop, "signal")
         saved = self._insert(None)
         try:
-            with self._lock:
-                self._interrupted = False
             stop = self.tracee.cont(sig)
         finally:
             self._remove(saved)
@@ -228,8 +228,11 @@ class Controller:
         if stop.signal == signal.SIGTRAP and regs.rip - 1 in saved:
             self.tracee.set_regs(regs.with_pc(regs.rip - 1))
             return self._event(stop, "breakpoint")
-        if stop.signal == signal.SIGSTOP and self._interrupted:
-            return self._event(stop, "interrupted")
+        if stop.signal == signal.SIGSTOP:
+            with self._lock:
+                asked, self._interrupted = self._interrupted, False
+            if asked:  # our SIGSTOP: reported, and not delivered on the next cont
+                return self._event(stop, "interrupted")
         return self._event(stop, "signal")
 
     def interrupt(self) -> None:
