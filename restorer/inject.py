@@ -51,7 +51,7 @@ class SyscallInjector:
                 continue
             if stop.signal == signal.SIGTRAP:
                 break
-            # Any other signal (e.g. SIGCHLD) is held back; keep stepping.
+            # Another signal stopped it first (e.g. SIGCHLD): it is dropped; step on.
             ptrace.singlestep(t.pid)
         return t.regs().syscall_result
 
