@@ -34,7 +34,7 @@ class Programs:
 
 
 @pytest.fixture(scope="session")
-def programs(tmp_path_factory: pytest.TempPathFactory) -> Programs:
+def programs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Programs]:
     if shutil.which("gcc") is None:
         pytest.fail("gcc is needed to build the test programs: apt-get install build-essential")
     out = tmp_path_factory.mktemp("restorer-programs")
@@ -49,7 +49,8 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> Programs:
     plain = ["-O1", "-g", "-fno-omit-frame-pointer"]
     for name, flags in (("resume-nopie", ["-no-pie"]), ("resume-static", ["-static"])):
         subprocess.run(["gcc", *plain, *flags, "-o", out / name, SOURCES / "resume.c"], check=True)
-    return Programs(out)
+    yield Programs(out)
+    shutil.rmtree(out, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -137,12 +138,14 @@ def processes_running(directory: Path) -> list[int]:
 
 
 @pytest.fixture(autouse=True)
-def no_leftover_processes(programs: Programs) -> Iterator[None]:
-    """Every test must leave no process of the test programs running (killed if found)."""
+def no_leftover_processes(programs: Programs, tmp_path: Path) -> Iterator[None]:
+    """No process of the test programs may be left running (killed if found); the test's
+    files (cores are megabytes) are removed."""
     yield
-    left = processes_running(programs.dir)
+    left = processes_running(programs.dir) + processes_running(tmp_path)
     for pid in left:
         os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(tmp_path, ignore_errors=True)
     assert not left, f"processes left running: {left}"
 
 
