@@ -31,7 +31,8 @@ from tui.filters import FilterChoice, SyscallTable
 from tui.model import TopModel, local_user
 from tui.panels import HostInfo, cost_markup, header_markup, rings_markup
 from tui.refresh import SnapshotFetcher
-from tui.screens import FilterScreen, HelpScreen, KillScreen, NoCaptureScreen, RestorerPane
+from tui.restorer_pane import RestorerPane
+from tui.screens import FilterScreen, HelpScreen, KillScreen, NoCaptureScreen
 from tui.table import LiveTable
 from tui.views import UserOf
 
@@ -115,6 +116,15 @@ class SnapshotReady(Message):
 class SourceFailed(Message):
     def __init__(self, error: str) -> None:
         super().__init__()
+        self.error = error
+
+
+class FilterFailed(Message):
+    """The backend rejected a filter: capture goes on with the previous one."""
+
+    def __init__(self, previous: FilterChoice, error: str) -> None:
+        super().__init__()
+        self.previous = previous
         self.error = error
 
 
@@ -501,25 +511,41 @@ class SyscapTop(App[None]):
         if choice is None:
             return
         flt = choice.to_filter(self.options.syscall_table)
-        self.filter_choice = choice
-        self.apply_filter(flt)
+        previous, self.filter_choice = self.filter_choice, choice
+        self.apply_filter(flt, previous)
         self._update_status()
 
-    def apply_filter(self, flt: Filter) -> None:
+    def apply_filter(self, flt: Filter, previous: FilterChoice | None = None) -> None:
+        """Hand `flt` to the backend (on the fetch thread); a rejection is reported."""
         source = self.source
         if source is None:
             return
-        self._source_call(lambda: source.set_filter(flt))
+        before = previous if previous is not None else self.filter_choice
 
-    def _source_call(self, fn: Callable[[], None]) -> None:
+        def rejected(exc: BaseException) -> None:
+            self.post_message(FilterFailed(before, _one_line(exc)))
+
+        self._source_call(lambda: source.set_filter(flt), rejected)
+
+    def on_filter_failed(self, message: FilterFailed) -> None:
+        self.filter_choice = message.previous
+        self._update_status()
+        self.notify(message.error, title="filter not applied", severity="error", timeout=10)
+
+    def _source_call(
+        self, fn: Callable[[], None], on_error: Callable[[BaseException], None] | None = None
+    ) -> None:
         """Run a source call on the fetch thread (one caller), or here without a thread."""
         if self.fetcher is not None:
-            self.fetcher.call(fn)
+            self.fetcher.call(fn, on_error)
             return
         try:
             fn()
         except Exception as exc:
-            self.post_message(SourceFailed(_one_line(exc)))
+            if on_error is not None:
+                on_error(exc)
+            else:
+                self.post_message(SourceFailed(_one_line(exc)))
 
     # -- other screens -----------------------------------------------------------------------------
     def action_help(self) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import MutableMapping
 from typing import TYPE_CHECKING
 
 from tui.filters import FilterChoice, SyscallTable, parse_syscalls, split_words
 
 if TYPE_CHECKING:
     from capture_lib.snapshot import SnapshotSource
+    from tui.app import TopOptions
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -111,6 +113,24 @@ def _say(msg: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    prepared = prepare(args, os.environ)
+    if isinstance(prepared, int):
+        return prepared
+    source, options = prepared
+    from tui.app import SyscapTop
+
+    SyscapTop(source, options).run(mouse=options.mouse)
+    return 0
+
+
+def prepare(
+    args: argparse.Namespace, environ: MutableMapping[str, str]
+) -> tuple[SnapshotSource | None, TopOptions] | int:
+    """Check the arguments and open the source: (source, options), or an exit status.
+
+    A live backend that cannot start is not an error here: the app shows why and
+    offers replay (source None, options.startup_error set).
+    """
     if not args.delay > 0:
         _say("-d needs a positive number of seconds")
         return 2
@@ -128,8 +148,8 @@ def run(args: argparse.Namespace) -> int:
         _say(str(exc))
         return 2
     if args.low_color:
-        # Read by Textual when it is imported, which happens below.
-        os.environ["TEXTUAL_COLOR_SYSTEM"] = "standard"
+        # Read by Textual when it is first imported, which happens below.
+        environ["TEXTUAL_COLOR_SYSTEM"] = "standard"
 
     source: SnapshotSource | None = None
     startup_error: str | None = None
@@ -153,25 +173,22 @@ def run(args: argparse.Namespace) -> int:
             except Exception as exc:  # CaptureError: one actionable line
                 startup_error = _one_line(exc)
 
-    from tui.app import SyscapTop, TopOptions
+    from tui.app import TopOptions
 
-    replaying = source is not None and source.backend == "replay"
     options = TopOptions(
         interval_s=args.delay,
         readonly=args.readonly,
         low_color=args.low_color,
-        animations="SSH_CONNECTION" not in os.environ,
+        animations="SSH_CONNECTION" not in environ,
         mouse=not args.no_mouse,
         syscall_table=table,
         initial_filter=choice,
         startup_error=startup_error,
         open_replay=open_replay,
     )
-    if replaying:
-        options.user_of = _no_user
-    app = SyscapTop(source, options)
-    app.run(mouse=not args.no_mouse)
-    return 0
+    if source is not None and source.backend == "replay":
+        options.user_of = _no_user  # the recorded pids are not this machine's
+    return source, options
 
 
 def _no_user(pid: int) -> str:

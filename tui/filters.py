@@ -83,6 +83,9 @@ class FilterChoice:
                     except (KeyError, ValueError):
                         continue  # the group lists a call this architecture lacks
             for name in self.syscalls:
+                if name.isdigit():  # a number, as `-e 257`
+                    numbers.add(int(name))
+                    continue
                 try:
                     numbers.add(table.number(name))
                 except KeyError:

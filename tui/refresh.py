@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from capture_lib.snapshot import Filter, Snapshot, SnapshotSource
 
+ErrorHandler = Callable[[BaseException], None]
+
 
 class SnapshotFetcher:
     def __init__(
@@ -28,7 +30,8 @@ class SnapshotFetcher:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._want_snapshot = False
-        self._pending: list[Callable[[], None]] = []  # source calls to run before the next fetch
+        # source calls to run before the next fetch, each with its own error handler
+        self._pending: list[tuple[Callable[[], None], ErrorHandler | None]] = []
         self._busy = False
         self._thread = threading.Thread(target=self._run, name="syscap-snapshot", daemon=True)
 
@@ -44,10 +47,14 @@ class SnapshotFetcher:
         self._wake.set()
         return True
 
-    def call(self, fn: Callable[[], None]) -> None:
-        """Run `fn` on the source thread (before the next snapshot)."""
+    def call(self, fn: Callable[[], None], on_error: ErrorHandler | None = None) -> None:
+        """Run `fn` on the source thread (before the next snapshot).
+
+        A failure goes to `on_error` if given (e.g. a rejected filter, capture goes
+        on), else to the fetcher's error callback (capture stopped).
+        """
         with self._lock:
-            self._pending.append(fn)
+            self._pending.append((fn, on_error))
         self._wake.set()
 
     def set_filter(self, flt: Filter) -> None:
@@ -70,8 +77,14 @@ class SnapshotFetcher:
                 want, self._want_snapshot = self._want_snapshot, False
                 self._busy = want
             try:
-                for fn in pending:
-                    fn()
+                for fn, on_error in pending:
+                    if on_error is None:
+                        fn()
+                        continue
+                    try:
+                        fn()
+                    except Exception as exc:
+                        on_error(exc)
                 if want:
                     snap = self.source.snapshot()
                     if not self._stop.is_set():

@@ -169,27 +169,6 @@ class FilterScreen(ModalScreen[FilterChoice | None]):
             self.dismiss(None)
 
 
-class RestorerPane(Screen[None]):
-    """The slot for the coredump restorer (restorer/ fills it in)."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,backspace,f8,c", "dismiss", "Back", id="restorer.back",
-                key_display="Esc", tooltip="Back to the live view"),
-        Binding("f10,q", "app.quit", "Quit", id="restorer.quit", key_display="F10/q",
-                tooltip="Quit syscap top"),
-    ]  # fmt: skip
-
-    def compose(self) -> ComposeResult:
-        yield Static(
-            "[b]Coredump restorer[/]\n\n"
-            "The restorer pane is not wired yet.\n\n"
-            "Meanwhile: [b]syscap restore CORE [--exe PATH] [--run | --hold][/]\n\n"
-            "Esc goes back to the live view.",
-            id="restorer-placeholder",
-        )
-        yield Footer()
-
-
 class NoCaptureScreen(Screen[str | None]):
     """Live capture failed to start: say why, and offer replay of a recorded trace."""
 

@@ -14,8 +14,10 @@ from textual.widgets import Checkbox, Input, SelectionList, Static
 from top_fakes import FakeReplay, feed, make_app
 
 from capture_lib.errors import CaptureError
+from capture_lib.snapshot import Filter
 from tui.app import SyscapTop
-from tui.screens import FilterScreen, HelpScreen, KillScreen, NoCaptureScreen, RestorerPane
+from tui.restorer_pane import RestorerPane
+from tui.screens import FilterScreen, HelpScreen, KillScreen, NoCaptureScreen
 from tui.synthetic import GROUPS, SYSCALLS, SyntheticSource
 from tui.table import LiveTable
 from tui.views import ProcessSyscallsView, SyscallProcessesView, SyscallsView
@@ -377,7 +379,7 @@ def test_every_binding_has_id_and_tooltip() -> None:
     from tui.app import SearchInput
 
     classes = [SyscapTop, LiveTable, SearchInput, screens.HelpScreen, screens.KillScreen,
-               screens.FilterScreen, screens.RestorerPane, screens.NoCaptureScreen]  # fmt: skip
+               screens.FilterScreen, RestorerPane, screens.NoCaptureScreen]  # fmt: skip
     for cls in classes:
         for b in cls.BINDINGS:
             assert isinstance(b, Binding)
@@ -549,5 +551,32 @@ def test_replay_keys_control_speed_pause_and_step() -> None:
         await pilot.press("k")  # the recorded processes are not on this machine
         assert not isinstance(app.screen, KillScreen)
         assert "hooks: n/a" in text_of(app, "#cost")
+
+    drive(app, script)
+
+
+class _PickySource(SyntheticSource):
+    def set_filter(self, flt: Filter) -> None:
+        if flt.failed_only:
+            raise CaptureError("this kernel cannot filter failed calls: update to 5.8")
+        super().set_filter(flt)
+
+
+def test_filter_rejected_by_backend_is_reported_and_capture_goes_on() -> None:
+    source = _PickySource(n=10)
+    app = make_app(source)
+
+    async def script(pilot: Pilot[None]) -> None:
+        feed(app, source)
+        await pilot.press("f4")
+        app.screen.query_one("#filter-failed", Checkbox).value = True
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert source.filters == []
+        assert app.failure is None
+        assert app.filter_choice.failed_only is False
+        assert "filter: none" in text_of(app, "#status")
+        feed(app, source, 1)
+        assert "LIVE" in text_of(app, "#header")
 
     drive(app, script)

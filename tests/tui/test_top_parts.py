@@ -219,3 +219,60 @@ def test_table_redraws_cursor_lines_only_when_cursor_moves() -> None:
             await script(pilot)
 
     asyncio.run(main())
+
+
+def test_cli_without_live_capture_starts_the_app_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import capture_lib.live
+    from capture_lib.errors import CaptureError
+    from tui.cli import prepare
+
+    def refuse(backend: str = "auto", flt: Filter | None = None) -> None:
+        raise CaptureError("the eBPF backend needs CAP_BPF and CAP_PERFMON: run as root")
+
+    monkeypatch.setattr(capture_lib.live, "open_source", refuse)
+    env = {"SSH_CONNECTION": "10.0.0.1 5555 10.0.0.2 22"}
+    prepared = prepare(_parse(["top", "--readonly", "-M", "-d", "2", "-p", "7"]), env)
+    assert not isinstance(prepared, int)
+    source, options = prepared
+    assert source is None
+    assert options.startup_error is not None and "CAP_BPF" in options.startup_error
+    assert options.animations is False  # over SSH
+    assert options.readonly and not options.mouse and options.interval_s == 2
+    assert options.initial_filter.pids == frozenset({7})
+    assert options.open_replay is not None
+
+
+def test_cli_low_color_selects_16_colours_before_textual_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from top_fakes import FakeReplay
+
+    import tui.cli
+
+    monkeypatch.setattr(tui.cli, "open_replay", lambda path: FakeReplay())
+    env: dict[str, str] = {}
+    prepared = tui.cli.prepare(_parse(["top", "--replay", "t.trace", "--low-color"]), env)
+    assert not isinstance(prepared, int)
+    source, options = prepared
+    assert env["TEXTUAL_COLOR_SYSTEM"] == "standard"
+    assert options.low_color and options.animations
+    assert source is not None and source.backend == "replay"
+    assert options.user_of(1234) == "-"  # recorded pids are not looked up here
+
+
+def test_cli_rejects_unknown_syscall(capsys: pytest.CaptureFixture[str]) -> None:
+    from tui.cli import prepare
+
+    assert prepare(_parse(["top", "-e", "opneat"]), {}) == 2
+    assert "opneat" in capsys.readouterr().err
+
+
+def test_syscall_numbers_are_accepted_in_filters() -> None:
+    assert FilterChoice(syscalls=frozenset({"257"})).to_filter(TABLE).syscalls == {257}
+
+
+def test_no_animations_when_asked() -> None:
+    assert make_app(SyntheticSource(n=1), animations=False).animation_level == "none"
+    assert make_app(SyntheticSource(n=1)).animation_level != "none"
