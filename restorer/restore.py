@@ -506,6 +506,7 @@ class _Restorer:
             if self.core.vdso_addr is not None:
                 self._warn("this kernel has no vDSO to give the restored process")
             return
+        self._compare_vdso(tracee, specials)
         lo = min(m.start for m in specials)
         delta = span[0] - lo
         if delta == 0:
@@ -524,6 +525,22 @@ class _Restorer:
                     m.start + d, what=f"mremap of {m.name}",
                 )  # fmt: skip
             cur = d
+
+    def _compare_vdso(self, tracee: Tracee, specials: list[MapsEntry]) -> None:
+        """Warn when the core's vDSO code is not this kernel's (a core from another kernel)."""
+        vdso = [m for m in specials if m.name == "[vdso]"]
+        core_vdso = self.core.vdso_addr
+        if not vdso or core_vdso is None:
+            return
+        size = vdso[0].end - vdso[0].start
+        saved = self.core.read(core_vdso, size)
+        if saved is None or saved == tracee.read(vdso[0].start, size):
+            return
+        self._warn(
+            "the core's vDSO differs from this kernel's (a core from another kernel?): the "
+            "live one is used, so time functions work, but a thread stopped inside the vDSO "
+            "would resume in different code"
+        )
 
     def _write_memory(self, tracee: Tracee, regions: list[Region]) -> int:
         data = self.core.data

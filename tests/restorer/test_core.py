@@ -79,3 +79,25 @@ def test_changed_library_gives_a_warning_and_still_restores(tmp_path: Path) -> N
     warning = next(x for x in result.stderr.splitlines() if "warning" in x)
     assert "libgreet.so differs from the file the core was made with" in warning
     assert "2222" in warning and "1111" in warning
+
+
+def test_a_vdso_from_another_kernel_is_replaced_with_a_warning(
+    programs: Programs, tmp_path: Path
+) -> None:
+    core, _ = kernel_core(programs["resume"], tmp_path, "kernel")
+    with Core(core) as c:
+        assert c.vdso_addr is not None
+        seg = c.segment_at(c.vdso_addr)
+        assert seg is not None and seg.filesz > 0x200
+        where = seg.offset + 0x100  # inside the vDSO text, away from the ELF header
+    data = bytearray(core.read_bytes())
+    data[where] ^= 0xFF
+    other = tmp_path / "other-kernel.core"
+    other.write_bytes(bytes(data))
+
+    result = restore_cli(other, "--run")
+
+    assert "the core's vDSO differs from this kernel's" in result.stderr
+    assert "monotonic advanced: yes" in result.stdout  # the live vDSO does the work
+    assert result.returncode == 3
+    assert "differs" not in restore_cli(core, "--run").stderr
