@@ -69,3 +69,19 @@ def test_unprivileged_user_is_told_what_is_missing(tmp_path: Path) -> None:
     )
     line = one_error_line(proc)
     assert "CAP_BPF" in line and "CAP_PERFMON" in line
+
+
+def test_info_names_the_usable_backends() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to load the probe")
+    proc = syscap("info")
+    assert "backend bpf: available" in proc.stdout
+    if not os.path.exists("/dev/syscap"):
+        assert "backend kmod: unavailable: /dev/syscap is missing" in proc.stdout
+        assert "auto selects: bpf" in proc.stdout
+
+
+def test_info_lists_the_syscall_table() -> None:
+    proc = syscap("info", "--syscalls")
+    lines = proc.stdout.splitlines()
+    assert any(line.split()[1:] == ["getppid", "process"] for line in lines if line.split())
