@@ -54,9 +54,13 @@ class ReplayControls(Protocol):
 
     speed: float
     paused: bool
-    at_end: bool
 
-    def step(self) -> None: ...
+    @property
+    def at_end(self) -> bool: ...
+
+    def step(self) -> Snapshot | None:
+        """Advance one interval while paused; returns that interval's snapshot."""
+        ...
 
 
 def own_cpu_meter() -> Callable[[], float | None]:
@@ -100,6 +104,7 @@ class TopOptions:
     threaded: bool = True  # False: no timer or thread; call apply_snapshot yourself
     startup_error: str | None = None  # live capture failed: show it and offer replay
     open_replay: Callable[[str], SnapshotSource] | None = None
+    replay_path: str | None = None  # shown in the header instead of this host
 
 
 class SnapshotReady(Message):
@@ -260,6 +265,8 @@ class SyscapTop(App[None]):
         except Exception as exc:
             return _one_line(exc)
         self.options.cpu_meter = self._cpu_meter
+        self.options.replay_path = path
+        self.model.set_user_lookup(lambda pid: "-")  # recorded pids are not this machine's
         self._start(source)
         self._update_panels()
         return None
@@ -333,15 +340,31 @@ class SyscapTop(App[None]):
         backend = self.source.backend if self.source is not None else "-"
         self._set_text(
             "#header",
-            header_markup(self.options.host, backend, self.options.interval_s, self.state_text()),
+            header_markup(self._host_info(), backend, self.options.interval_s, self.state_text()),
         )
-        text, dropping = rings_markup(self.model.latest, max(self.size.width, 40))
+        recorded = getattr(self.source, "drops", None) if self.replay is not None else None
+        text, dropping = rings_markup(
+            self.model.latest,
+            max(self.size.width, 40),
+            recorded_drops=recorded if isinstance(recorded, int) else None,
+        )
         self._set_text("#rings", text).set_class(dropping, "-dropping")
         hook = getattr(self.source, "hook_cost_ns", None) if self.replay is None else None
         self._set_text(
             "#cost", cost_markup(self._own_cpu, float(hook) if hook else None, self.model.latest)
         )
         self._update_status()
+
+    def _host_info(self) -> HostInfo:
+        """This machine, or for a replay the trace and the kernel it was recorded on."""
+        if self.replay is None:
+            return self.options.host
+        kernel = getattr(getattr(self.source, "info", None), "kernel", None)
+        path = self.options.replay_path
+        return HostInfo(
+            os.path.basename(path) if path else "trace",
+            kernel if isinstance(kernel, str) else "?",
+        )
 
     def _update_status(self) -> None:
         view = self.model.view
@@ -468,9 +491,13 @@ class SyscapTop(App[None]):
             return
         if not replay.paused:
             self._source_call(lambda: setattr(replay, "paused", True))
-        self._source_call(replay.step)
-        if self.fetcher is not None:
-            self.fetcher.request()
+
+        def step() -> None:
+            snap = replay.step()
+            if snap is not None:
+                self._post_snapshot(snap)
+
+        self._source_call(step)
         self._update_panels()
 
     def action_replay_speed(self, factor: float) -> None:

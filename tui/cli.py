@@ -185,6 +185,7 @@ def prepare(
         initial_filter=choice,
         startup_error=startup_error,
         open_replay=open_replay,
+        replay_path=args.replay,
     )
     if source is not None and source.backend == "replay":
         options.user_of = _no_user  # the recorded pids are not this machine's

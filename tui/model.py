@@ -60,6 +60,12 @@ class TopModel:
         self._all_rows: list[Row] = []
         self.on_change: Callable[[], None] = lambda: None
 
+    def set_user_lookup(self, user_of: UserOf) -> None:
+        """Replace how pids map to users (a replay's pids are not this machine's)."""
+        self.users = UserCache(user_of)
+        for view in (self.processes, self.syscalls, *self.stack):
+            view.user_of = self.users
+
     @property
     def view(self) -> View:
         return self.stack[-1]

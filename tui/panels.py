@@ -54,13 +54,18 @@ def _ring_gauges(rings: tuple[RingStats, ...], width: int) -> str:
     return f"fill cpu0-{rings[-1].cpu} {cells}{more}  max {worst.fill * 100:.0f}% cpu{worst.cpu}"
 
 
-def rings_markup(snap: Snapshot | None, width: int) -> tuple[str, bool]:
-    """Two lines (gauges; rates and drops) and whether records are being dropped now."""
+def rings_markup(
+    snap: Snapshot | None, width: int, recorded_drops: int | None = None
+) -> tuple[str, bool]:
+    """Two lines (gauges; rates and drops) and whether records are being dropped now.
+
+    `recorded_drops`: for a replay, the records the recorder lost so far.
+    """
     if snap is None:
         return "fill (waiting for the first snapshot)\nevents -  drops -", False
     interval = snap.interval_s
     dropping = snap.drops > 0
-    total_drops = snap.total_drops
+    total_drops = snap.total_drops if recorded_drops is None else recorded_drops
     drops = f"drops {fmt.rate(snap.drops / interval)}/s"
     if dropping:
         drops = f"[b $error]{drops}[/]"
@@ -74,7 +79,8 @@ def rings_markup(snap: Snapshot | None, width: int) -> tuple[str, bool]:
     )
     if snap.missed:
         line2 += f"  [$warning]missed {snap.missed}[/]"
-    return _ring_gauges(snap.rings, width) + "\n" + line2, dropping
+    gauges = _ring_gauges(snap.rings, width) if snap.rings else "fill (not in the trace)"
+    return gauges + "\n" + line2, dropping
 
 
 def cost_markup(own_cpu: float | None, hook_cost_ns: float | None, snap: Snapshot | None) -> str:

@@ -534,11 +534,12 @@ def test_without_capture_it_explains_and_offers_replay() -> None:
 
 def test_replay_keys_control_speed_pause_and_step() -> None:
     replay = FakeReplay()
-    app = make_app(replay)
+    app = make_app(replay, replay_path="/tmp/demo.trace")
 
     async def script(pilot: Pilot[None]) -> None:
         feed(app, replay, 2)
         assert "REPLAY 1x" in text_of(app, "#header")
+        assert "demo.trace" in text_of(app, "#header")
         await pilot.press("plus")
         assert replay.speed == 2.0
         await pilot.press("minus", "minus")
@@ -546,8 +547,12 @@ def test_replay_keys_control_speed_pause_and_step() -> None:
         await pilot.press("p")
         assert replay.paused is True
         assert "PAUSED" in text_of(app, "#header")
+        tick = replay.tick
         await pilot.press("full_stop")
+        await pilot.pause()
         assert replay.steps == 1
+        assert app.model.latest is not None
+        assert app.model.latest.end_ns == (tick + 1) * replay.interval_ns  # the step is shown
         await pilot.press("k")  # the recorded processes are not on this machine
         assert not isinstance(app.screen, KillScreen)
         assert "hooks: n/a" in text_of(app, "#cost")

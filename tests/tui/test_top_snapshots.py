@@ -52,7 +52,7 @@ def test_screens_80x24(snap_compare: SnapCompare, name: str, keys: Iterable[str]
 
 def test_low_color_replay_120x40(snap_compare: SnapCompare) -> None:
     replay = FakeReplay(n=20)
-    app = make_app(replay, low_color=True)
+    app = make_app(replay, low_color=True, replay_path="/var/tmp/nginx-load.trace")
 
     def before(pilot: Pilot[None]) -> None:
         feed(app, replay, 8)

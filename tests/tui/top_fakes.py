@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+from capture_lib.snapshot import Snapshot
 from tui.app import SyscapTop, TopOptions
 from tui.panels import HostInfo
 from tui.synthetic import TABLE, SyntheticSource, synthetic_user
@@ -16,9 +19,11 @@ class FakeReplay(SyntheticSource):
         self.paused = False
         self.at_end = False
         self.steps = 0
+        self.info = SimpleNamespace(kernel="6.1.0-recorded-arm64")  # as TraceInfo
 
-    def step(self) -> None:
+    def step(self) -> Snapshot:
         self.steps += 1
+        return self.snapshot()
 
 
 def make_app(source: SyntheticSource | None, **overrides: object) -> SyscapTop:
