@@ -16,7 +16,7 @@ fi
 APT_PACKAGES=(
 	build-essential make pkg-config clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
 	python3 python3-venv python3-dev
-	strace tmux bpftrace
+	strace tmux bpftrace gdb
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
