@@ -24,19 +24,22 @@ CALLS_PER_TICK = 40  # getppid() calls every 10 ms ...
 TICKS_PER_S = 100  # ... plus one clock_nanosleep per tick
 EXPECTED_RATE = (CALLS_PER_TICK + 1) * TICKS_PER_S
 
-HELPER = f"""
+HELPER_TEMPLATE = """
 import os, time
 with open("/proc/self/comm", "w") as f:
-    f.write("{HELPER_COMM}")
+    f.write("{comm}")
 next_t = time.monotonic()
 while True:
-    for _ in range({CALLS_PER_TICK}):
+    for _ in range({calls}):
         os.getppid()
-    next_t += 1 / {TICKS_PER_S}
+    next_t += 1 / {ticks}
     delay = next_t - time.monotonic()
     if delay > 0:
         time.sleep(delay)
 """
+HELPER = HELPER_TEMPLATE.format(comm=HELPER_COMM, calls=CALLS_PER_TICK, ticks=TICKS_PER_S)
+NOISE_RATE = (200 + 1) * TICKS_PER_S  # another process, which a pid filter must drop
+NOISE = HELPER_TEMPLATE.format(comm="sctop-noise", calls=200, ticks=TICKS_PER_S)
 
 
 def _live_available() -> str | None:
@@ -80,6 +83,14 @@ def helper() -> Iterator[subprocess.Popen[bytes]]:
 
 
 @pytest.fixture
+def noise() -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen([sys.executable, "-c", NOISE])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
 def tmux_session(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     name = f"syscap-top-test-{os.getpid()}"
     yield name, tmp_path
@@ -102,16 +113,12 @@ def _helper_rate(screen: str, pid: int) -> float | None:
     end = header.index("SYSC/s") + len("SYSC/s") + 1
     for line in lines:
         if re.match(rf"\s*{pid}\s", line):
-            text = line[:end].split()[-1]
-            scale = {"k": 1e3, "M": 1e6}.get(text[-1], 1.0)
-            return float(text.rstrip("kM")) * scale
+            return _rate(line[:end].split()[-1])
     return None
 
 
-def test_live_top_shows_helper_rate_and_q_leaves_nothing_behind(
-    helper: subprocess.Popen[bytes], tmux_session: tuple[str, Path]
-) -> None:
-    session, tmp = tmux_session
+def _start_top(session: str, tmp: Path) -> tuple[int, Path]:
+    """syscap top in a 120x40 tmux session: (its pid, a file created when it exits)."""
     pidfile, donefile = tmp / "top.pid", tmp / "done"
     cmd = " ".join([*_top_command(), "--backend", "bpf", "-d", "1"])
     script = f"echo $$ > {pidfile}; cd {ROOT}; exec {cmd}"
@@ -123,7 +130,20 @@ def test_live_top_shows_helper_rate_and_q_leaves_nothing_behind(
     deadline = time.monotonic() + 30
     while not pidfile.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
-    top_pid = int(pidfile.read_text())
+    return int(pidfile.read_text()), donefile
+
+
+def _rate(text: str) -> float:
+    scale = {"k": 1e3, "M": 1e6}.get(text[-1], 1.0)
+    return float(text.rstrip("kM")) * scale
+
+
+def test_live_top_shows_helper_rate_and_q_leaves_nothing_behind(
+    helper: subprocess.Popen[bytes], tmux_session: tuple[str, Path]
+) -> None:
+    session, tmp = tmux_session
+    top_pid, donefile = _start_top(session, tmp)
+    deadline = time.monotonic() + 30
 
     rates: list[float] = []
     screen = ""
@@ -157,3 +177,47 @@ def test_live_top_shows_helper_rate_and_q_leaves_nothing_behind(
     ).stdout.split()
     assert leftovers == []
     assert "Traceback" not in _pane(session)
+
+
+def _events_per_s(session: str) -> tuple[float, str]:
+    """The median of three refreshes' events/s, and the last screen."""
+    events: list[float] = []
+    screen = ""
+    for _ in range(3):
+        time.sleep(1)
+        screen = _pane(session)
+        m = re.search(r"events (\S+)/s", screen)
+        assert m, screen
+        events.append(_rate(m.group(1)))
+    return sorted(events)[1], screen
+
+
+def test_live_pid_filter_is_applied_in_the_kernel(
+    helper: subprocess.Popen[bytes],
+    noise: subprocess.Popen[bytes],
+    tmux_session: tuple[str, Path],
+) -> None:
+    """F4, pids = the helper: events/s (counted in the kernel) fall to the helper's rate."""
+    session, tmp = tmux_session
+    top_pid, donefile = _start_top(session, tmp)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _helper_rate(_pane(session), noise.pid) is None:
+        time.sleep(0.5)
+    before, screen = _events_per_s(session)
+    assert before >= 0.75 * (EXPECTED_RATE + NOISE_RATE), screen
+    for keys in (["F4"], ["Tab"], ["Tab"], [str(helper.pid)], ["C-s"]):
+        subprocess.run(["tmux", "send-keys", "-t", session, *keys], check=True)
+        time.sleep(0.3)
+    time.sleep(1.5)  # the next interval starts under the new filter
+    after, screen = _events_per_s(session)
+    assert f"filter: pid {helper.pid}" in screen, screen
+    print(f"events/s before the pid filter {before}, after {after}; helper {EXPECTED_RATE}")
+    assert abs(after - EXPECTED_RATE) <= 0.25 * EXPECTED_RATE, (
+        f"events/s {after} under a pid filter (before {before}), helper makes "
+        f"{EXPECTED_RATE}/s\n{screen}"
+    )
+    subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+    end = time.monotonic() + 15
+    while not donefile.exists() and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not _alive(top_pid)
