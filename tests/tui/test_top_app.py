@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable
 from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, SelectionList, Static
-from top_fakes import FakeReplay, feed, make_app
 
 from capture_lib.errors import CaptureError
 from capture_lib.snapshot import Filter
+from tests.tui.top_fakes import FakeReplay, feed, make_app
 from tui.app import SyscapTop
 from tui.restorer_pane import RestorerPane
 from tui.screens import FilterScreen, HelpScreen, KillScreen, NoCaptureScreen

@@ -9,9 +9,9 @@ import threading
 
 import pytest
 from textual.pilot import Pilot
-from top_fakes import feed, make_app
 
 from capture_lib.snapshot import Filter, Snapshot
+from tests.tui.top_fakes import feed, make_app
 from tui import format as fmt
 from tui.cli import register
 from tui.filters import FilterChoice, parse_pids, parse_syscalls
@@ -247,9 +247,8 @@ def test_cli_without_live_capture_starts_the_app_with_the_reason(
 def test_cli_low_color_selects_16_colours_before_textual_starts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from top_fakes import FakeReplay
-
     import tui.cli
+    from tests.tui.top_fakes import FakeReplay
 
     monkeypatch.setattr(tui.cli, "open_replay", lambda path: FakeReplay())
     env: dict[str, str] = {}

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable
 
 import pytest
 from textual.pilot import Pilot
-from top_fakes import FakeReplay, feed, make_app
 
+from tests.tui.top_fakes import FakeReplay, feed, make_app
 from tui.app import SyscapTop
 from tui.synthetic import SyntheticSource
 
