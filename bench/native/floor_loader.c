@@ -1,21 +1,26 @@
-/* floor_loader OBJ: attach every program of OBJ, say "ready", wait for a signal. */
+/* floor_loader OBJ: attach every program of OBJ, say "ready", wait for SIGTERM
+ * or SIGINT, detach. The signals are blocked before "ready" is printed and
+ * taken with sigwait, so one sent right after "ready" is never lost (with a
+ * handler and pause() it could arrive before pause() and leave the programs
+ * attached for good). */
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <bpf/libbpf.h>
 
-static void nothing(int sig)
-{
-	(void)sig;
-}
-
 int main(int argc, char **argv)
 {
 	struct bpf_object *obj;
 	struct bpf_program *prog;
+	sigset_t stop;
+	int sig;
 
 	if (argc != 2)
 		return 2;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigprocmask(SIG_BLOCK, &stop, NULL);
 	obj = bpf_object__open_file(argv[1], NULL);
 	if (!obj || bpf_object__load(obj)) {
 		fprintf(stderr, "floor_loader: cannot load %s\n", argv[1]);
@@ -27,11 +32,9 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	signal(SIGTERM, nothing);
-	signal(SIGINT, nothing);
 	printf("ready\n");
 	fflush(stdout);
-	pause();
+	sigwait(&stop, &sig);
 	bpf_object__close(obj);
 	return 0;
 }
