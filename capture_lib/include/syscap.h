@@ -65,6 +65,9 @@ struct syscap_snapshot {
 	struct syscap_snap_row *rows;
 	struct syscap_snap_row *sys;	/* per syscall over all processes */
 	struct syscap_snap_ring *rings;
+	/* per syscall over all processes: [SYSCAP_MAX_SYSCALLS][SYSCAP_HIST_BUCKETS]
+	 * counts in log2 buckets of duration (bucket b: [2^(b-1), 2^b) ns, b 0: 0 ns) */
+	const uint32_t *sys_hist;
 };
 
 /* ---- aggregation (used by live sessions, reports and replay) ------------- */
@@ -153,5 +156,35 @@ void syscap_trace_close(struct syscap_trace *t);
 
 /* Fill header fields that describe this machine (arch, release, clock). */
 void syscap_trace_header_init(struct syscap_trace_header *h, const char *backend, int ncpu);
+
+/* ---- Perfetto export (src/export_perfetto.c) ------------------------------ */
+
+struct syscap_export_opts {
+	uint64_t syscalls[SYSCAP_MAX_SYSCALLS / 64];	/* bitmap, if has_syscalls */
+	uint32_t has_syscalls;
+	uint32_t npids;			/* 0: every process */
+	const uint32_t *pids;		/* these processes and the children they fork */
+	uint64_t start_ns;		/* window on entry time, CLOCK_MONOTONIC; 0: open */
+	uint64_t end_ns;		/* 0: open */
+	uint64_t counter_ns;		/* width of the calls/s bins, at least 1 ms */
+};
+
+struct syscap_export_result {
+	uint64_t records;		/* records read (all kinds) */
+	uint64_t slices;		/* syscall slices written */
+	uint64_t counters;		/* counter values written */
+	uint64_t processes;
+	uint64_t threads;
+	uint64_t late;			/* calls that missed their counter bin */
+	uint64_t bytes;			/* size of the output */
+	int32_t complete;		/* the trace had its end marker */
+	uint32_t reserved;
+};
+
+/* Write the trace at trace_path to out_path in Perfetto's JSON trace-event
+ * format, streaming. 0, or -1 with err set. */
+int syscap_export_perfetto(const char *trace_path, const char *out_path,
+			   const struct syscap_export_opts *o, struct syscap_export_result *r,
+			   char *err, size_t errlen);
 
 #endif /* SYSCAP_H */

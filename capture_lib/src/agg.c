@@ -382,6 +382,7 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 	out->start_ns = a->interval_start;
 	out->end_ns = mono_now();
 	out->events = a->events;
+	out->sys_hist = &a->sys_hist[0][0];
 
 	if (a->out_rcap < a->used + 1) {
 		free(a->out_rows);
