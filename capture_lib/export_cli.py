@@ -1,0 +1,118 @@
+"""`syscap export` (a trace to Perfetto) and `syscap exporter` (a Prometheus endpoint)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+from capture_lib import syscalls
+from capture_lib.errors import UsageError
+
+
+def _pid(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a process id")
+    return int(text)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from capture_lib.perfetto import export_perfetto
+    from capture_lib.trace import TraceFile
+
+    if args.format != "perfetto":
+        raise UsageError(f"--format {args.format}: only 'perfetto' is supported")
+    wanted = None
+    if args.syscalls:
+        with TraceFile(args.trace) as tf:  # names from the trace's architecture
+            arch = tf.info.arch
+        wanted = syscalls.parse_set(args.syscalls, arch)
+    res = export_perfetto(
+        args.trace, args.output, pids=args.pid, syscalls=wanted, start_s=args.start,
+        end_s=args.end, counter_interval_s=args.counter_interval,
+    )
+    print(f"syscap: {res.slices} syscall slices from {res.records} records, "
+          f"{res.threads} threads in {res.processes} processes, {res.counters} counter values "
+          f"written to {args.output} ({res.bytes / 1e6:.1f} MB); open it in ui.perfetto.dev",
+          file=sys.stderr)
+    for w in res.warnings:
+        print(f"syscap: warning: {w}", file=sys.stderr)
+    return 0
+
+
+def _cmd_exporter(args: argparse.Namespace) -> int:
+    from prometheus_client import start_http_server
+
+    from capture_lib.cli import filter_from_args
+    from capture_lib.exporter import Exporter, make_registry, parse_listen
+    from capture_lib.live import DEFAULT_RING_SIZE, parse_size
+
+    host, port = parse_listen(args.listen)
+    if args.interval <= 0:
+        raise UsageError(f"--interval {args.interval:g}: give a positive number of seconds")
+    ring = parse_size(args.buffer_size) if args.buffer_size else DEFAULT_RING_SIZE
+    exp = Exporter(filter_from_args(args), args.top_comms, args.backend, ring)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    try:
+        try:
+            server, _ = start_http_server(port, addr=host, registry=make_registry(exp))
+        except OSError as e:
+            raise UsageError(f"cannot listen on {args.listen}: {e.strerror}; give another "
+                             "--listen HOST:PORT") from None
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        print(f"syscap: exporter on http://{args.listen}/metrics (backend "
+              f"{exp.session.backend}, top {args.top_comms} comms)", file=sys.stderr, flush=True)
+        try:
+            while not stop.wait(args.interval):
+                exp.refresh()  # keeps the aggregation table small between scrapes
+        finally:
+            server.shutdown()
+            server.server_close()
+    finally:
+        exp.close()
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add `export` and `exporter` to the syscap command."""
+    from capture_lib.cli import add_filter_args
+    from capture_lib.exporter import DEFAULT_LISTEN, DEFAULT_TOP_COMMS
+    from capture_lib.perfetto import DEFAULT_COUNTER_INTERVAL_S
+
+    p = sub.add_parser("export", help="convert a trace for Perfetto (ui.perfetto.dev)")
+    p.add_argument("trace", metavar="TRACE")
+    p.add_argument("--format", default="perfetto", choices=("perfetto",),
+                   help="Perfetto's JSON trace-event format (the default)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT")
+    p.add_argument("-p", "--pid", type=_pid, action="append", default=[], metavar="PID",
+                   help="only this process and the children it forks (repeatable)")
+    p.add_argument("-e", "--syscalls", metavar="SYSCALLS",
+                   help="only these syscalls: names, numbers or groups, comma-separated")
+    p.add_argument("--start", type=float, metavar="S",
+                   help="only syscalls entered S seconds or more after the trace's start")
+    p.add_argument("--end", type=float, metavar="S",
+                   help="only syscalls entered before S seconds after the trace's start")
+    p.add_argument("--counter-interval", type=float, default=DEFAULT_COUNTER_INTERVAL_S,
+                   metavar="S", help="bin width of the calls/s counters (default %(default)s)")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("exporter", help="serve live syscall metrics to Prometheus")
+    p.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
+                   help="address of the /metrics endpoint (default %(default)s)")
+    p.add_argument("--top-comms", type=int, default=DEFAULT_TOP_COMMS, metavar="N",
+                   help="comm label values besides 'other' (default %(default)s)")
+    p.add_argument("--interval", type=float, default=1.0, metavar="S",
+                   help="fold captured data into the totals this often (default %(default)s)")
+    p.add_argument("--backend", choices=("auto", "bpf", "kmod"), default="auto")
+    p.add_argument("--buffer-size", metavar="SIZE", help="ring bytes per CPU (default 8M)")
+    add_filter_args(p)
+    p.set_defaults(func=_cmd_exporter)
+

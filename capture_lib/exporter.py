@@ -1,0 +1,274 @@
+"""A Prometheus exporter fed by capture_lib's count mode.
+
+A live Session aggregates records in C; the exporter takes a snapshot (the
+aggregates since the previous one) on every scrape and on a timer, and adds
+each interval to running totals, so counters are monotonic and exact for the
+records captured (drops are exported next to them, per CPU). Exposition is
+prometheus_client's standard text format.
+
+Label cardinality is bounded: at most `top_comms` comm values plus "other".
+Comms compete by a decayed call rate (each interval halves the old score and
+adds the interval's calls); a comm outside the set takes the place of the
+weakest one inside only when its score is more than twice as high, so the set
+does not flap. A comm that leaves the set stops being exported (Prometheus
+marks its series stale) and its later calls count under "other".
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from capture_lib import native, syscalls
+from capture_lib.errors import CaptureError, UsageError
+from capture_lib.live import DEFAULT_RING_SIZE, Session
+from capture_lib.snapshot import Filter, Snapshot
+
+OTHER = "other"
+DEFAULT_LISTEN = "127.0.0.1:9477"
+DEFAULT_TOP_COMMS = 20
+# Histogram bounds: log2 buckets 10..34 of the C aggregator, i.e. durations
+# up to 2^b - 1 ns (about 1 us .. 17 s); smaller buckets fold into the first.
+HIST_FIRST, HIST_LAST = 10, 34
+HIST_BOUNDS = tuple(((1 << b) - 1) / 1e9 for b in range(HIST_FIRST, HIST_LAST + 1))
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """'HOST:PORT' or '[V6]:PORT' -> (host, port), else UsageError."""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--listen {text!r}: give HOST:PORT, e.g. {DEFAULT_LISTEN}")
+    return host, int(port)
+
+
+class CommLabels:
+    """Which comms get their own label value: at most `limit`, the rest are "other"."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 0:
+            raise UsageError(f"--top-comms {limit}: give 0 or more")
+        self.limit = limit
+        self.labeled: set[str] = set()
+        self.score: dict[str, float] = {}
+        self.evictions = 0
+
+    def update(self, calls_by_comm: dict[str, int]) -> list[str]:
+        """Take one interval's calls per comm; returns the comms evicted."""
+        for comm in list(self.score):
+            self.score[comm] /= 2
+            if self.score[comm] < 0.5 and comm not in self.labeled:
+                del self.score[comm]
+        for comm, n in calls_by_comm.items():
+            self.score[comm] = self.score.get(comm, 0.0) + n
+        # keep the candidate table bounded too
+        cap = max(64, 8 * self.limit)
+        if len(self.score) > cap:
+            keep = sorted(self.score, key=self.score.__getitem__, reverse=True)[:cap]
+            kept = set(keep) | self.labeled
+            self.score = {c: s for c, s in self.score.items() if c in kept}
+        outside = sorted((c for c in self.score if c not in self.labeled and c != OTHER),
+                         key=lambda c: (-self.score[c], c))
+        evicted: list[str] = []
+        for comm in outside:
+            if len(self.labeled) < self.limit:
+                self.labeled.add(comm)
+                continue
+            if not self.labeled:
+                break
+            weakest = min(self.labeled, key=lambda c: (self.score.get(c, 0.0), c))
+            if self.score[comm] <= 2 * self.score.get(weakest, 0.0) + 1:
+                break  # candidates are sorted: no later one qualifies either
+            self.labeled.discard(weakest)
+            self.labeled.add(comm)
+            evicted.append(weakest)
+            self.evictions += 1
+        return evicted
+
+    def label(self, comm: str) -> str:
+        return comm if comm in self.labeled else OTHER
+
+
+@dataclass
+class _Series:
+    calls: int = 0
+    errors: int = 0
+
+
+class Totals:
+    """Running totals built from snapshot intervals (all counters only grow)."""
+
+    def __init__(self, top_comms: int) -> None:
+        self.labels = CommLabels(top_comms)
+        self.by_comm: dict[tuple[str, str], _Series] = {}  # (comm label, syscall)
+        self.hist: dict[str, list[int]] = {}  # syscall -> bucket counts (not cumulative)
+        self.hist_sum_ns: dict[str, int] = {}
+        self.hist_count: dict[str, int] = {}
+        self.snapshots = 0
+        self.last: Snapshot | None = None
+
+    def add(self, snap: Snapshot, buckets_of: Callable[[int], Sequence[int]] | None) -> None:
+        """Add one interval. buckets_of(nr): the interval's log2 duration buckets of a
+        syscall (from the C snapshot); None leaves the histogram buckets alone."""
+        calls_by_comm: dict[str, int] = {}
+        for p in snap.processes:
+            if p.count:
+                calls_by_comm[p.comm] = calls_by_comm.get(p.comm, 0) + p.count
+        for comm in self.labels.update(calls_by_comm):
+            for key in [k for k in self.by_comm if k[0] == comm]:
+                del self.by_comm[key]
+        for p in snap.processes:
+            label = self.labels.label(p.comm)
+            for s in p.syscalls:
+                series = self.by_comm.setdefault((label, s.name), _Series())
+                series.calls += s.count
+                series.errors += s.errors
+        nb = HIST_LAST - HIST_FIRST + 2  # bounded buckets, then +Inf
+        for s in snap.syscalls:
+            buckets = self.hist.setdefault(s.name, [0] * nb)
+            if buckets_of is not None:
+                for b, n in enumerate(buckets_of(s.nr)):
+                    if n:
+                        buckets[min(max(b, HIST_FIRST), HIST_LAST + 1) - HIST_FIRST] += n
+            self.hist_sum_ns[s.name] = self.hist_sum_ns.get(s.name, 0) + s.total_ns
+            self.hist_count[s.name] = self.hist_count.get(s.name, 0) + s.count
+        self.snapshots += 1
+        self.last = snap
+
+
+class Exporter(Collector):
+    """A capture session and the metrics built from it."""
+
+    def __init__(self, flt: Filter, top_comms: int = DEFAULT_TOP_COMMS, backend: str = "auto",
+                 ring_size: int = DEFAULT_RING_SIZE) -> None:
+        self.session = Session(backend, ring_size)
+        self.totals = Totals(top_comms)
+        self._lock = threading.Lock()
+        self._ffi, self._lib = native.require()
+        self._csnap = self._ffi.new("struct syscap_snapshot *")
+        try:
+            self.session.aggregate(True)
+            self.session.set_filter(flt)
+            self.session.start()
+        except BaseException:
+            self.session.close()
+            raise
+        self.uname = os.uname()
+
+    def refresh(self) -> None:
+        """Fold everything captured since the last refresh into the totals."""
+        with self._lock:
+            err = self.session.error
+            if err:
+                raise CaptureError(err)
+            # Session.snapshot() drops the C histogram: take the C snapshot here
+            ret = self._lib.syscap_session_snapshot(self.session._s, self._csnap)
+            if ret:
+                raise CaptureError(f"taking a snapshot failed: {os.strerror(-ret)}")
+            snap = native.convert_snapshot(self._csnap, syscalls.name)
+            hist = self._csnap.sys_hist
+            nb = self._lib.SYSCAP_HIST_BUCKETS
+
+            def buckets_of(nr: int) -> Sequence[int]:
+                return list(self._ffi.unpack(hist + nr * nb, nb))
+
+            self.totals.add(snap, None if hist == self._ffi.NULL else buckets_of)
+
+    def collect(self) -> Iterator[Metric]:
+        self.refresh()
+        with self._lock:
+            yield from self._metrics()
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # collected on demand only
+
+    def _metrics(self) -> Iterator[Metric]:
+        t = self.totals
+        info = InfoMetricFamily("syscap_backend", "The capture backend and this host's kernel")
+        info.add_metric([], {"backend": self.session.backend, "kernel": self.uname.release,
+                             "arch": self.uname.machine,
+                             "ring_bytes_per_cpu": str(self.session.ring_size)})
+        yield info
+        calls = CounterMetricFamily(
+            "syscap_syscalls", "Syscalls captured, by command name (top N, then 'other')",
+            labels=["comm", "syscall"])
+        errors = CounterMetricFamily(
+            "syscap_syscall_errors", "Failed syscalls (-4095..-1) captured, by command name",
+            labels=["comm", "syscall"])
+        for (comm, name), s in sorted(t.by_comm.items()):
+            calls.add_metric([comm, name], s.calls)
+            errors.add_metric([comm, name], s.errors)
+        yield calls
+        yield errors
+        hist = HistogramMetricFamily(
+            "syscap_syscall_duration_seconds",
+            "Syscall durations, all processes; bounds are the capture's log2 buckets",
+            labels=["syscall"])
+        for name in sorted(t.hist):
+            cum, buckets = 0, []
+            for bound, n in zip(HIST_BOUNDS, t.hist[name], strict=False):
+                cum += n
+                buckets.append((repr(bound), float(cum)))
+            buckets.append(("+Inf", float(t.hist_count[name])))
+            hist.add_metric([name], buckets, t.hist_sum_ns[name] / 1e9)
+        yield hist
+        kernel = CounterMetricFamily(
+            "syscap_kernel_syscalls",
+            "Syscalls passing the filter, from the probe's exact per-CPU counters (also counts "
+            "calls whose records were dropped)", labels=["syscall"])
+        for row in sorted(self.session.totals().syscalls.values(), key=lambda r: r.name):
+            kernel.add_metric([row.name], row.count)
+        yield kernel
+        rings = t.last.rings if t.last else ()
+        fill = GaugeMetricFamily("syscap_ring_fill_ratio",
+                                 "Ring fill at the last snapshot (used / size)", labels=["cpu"])
+        max_used = GaugeMetricFamily("syscap_ring_max_used_bytes",
+                                     "Highest ring fill seen since start", labels=["cpu"])
+        size = GaugeMetricFamily("syscap_ring_size_bytes", "Ring size", labels=["cpu"])
+        events = CounterMetricFamily("syscap_ring_records",
+                                     "Syscall records generated on this CPU", labels=["cpu"])
+        drops = CounterMetricFamily("syscap_ring_drops",
+                                    "Syscall records lost because the ring was full",
+                                    labels=["cpu"])
+        for r in rings:
+            cpu = [str(r.cpu)]
+            fill.add_metric(cpu, r.fill)
+            max_used.add_metric(cpu, r.max_used)
+            size.add_metric(cpu, r.size)
+            events.add_metric(cpu, r.events)
+            drops.add_metric(cpu, r.drops)
+        yield from (fill, max_used, size, events, drops)
+        missed = CounterMetricFamily("syscap_probe_missed",
+                                     "Probe runs the kernel skipped (BPF recursion)")
+        missed.add_metric([], t.last.missed if t.last else 0)
+        yield missed
+        labeled = GaugeMetricFamily("syscap_comm_labels",
+                                    "Comm label values in use, 'other' not counted")
+        labeled.add_metric([], len(t.labels.labeled))
+        yield labeled
+        evictions = CounterMetricFamily("syscap_comm_label_evictions",
+                                        "Comms that lost their label to a busier one")
+        evictions.add_metric([], t.labels.evictions)
+        yield evictions
+
+    def close(self) -> None:
+        with self._lock:
+            self.session.close()
+
+
+def make_registry(exporter: Exporter) -> CollectorRegistry:
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(exporter)
+    return reg
