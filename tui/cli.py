@@ -113,6 +113,12 @@ def _say(msg: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.delay > 0:
+        _say("-d needs a positive number of seconds")
+        return 2
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        _say("needs a terminal (for a file, use 'syscap record' and 'syscap report')")
+        return 2
     prepared = prepare(args, os.environ)
     if isinstance(prepared, int):
         return prepared

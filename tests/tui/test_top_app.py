@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -583,5 +584,45 @@ def test_filter_rejected_by_backend_is_reported_and_capture_goes_on() -> None:
         assert "filter: none" in text_of(app, "#status")
         feed(app, source, 1)
         assert "LIVE" in text_of(app, "#header")
+
+    drive(app, script)
+
+
+def test_ring_panel_raises_the_alarm_while_dropping() -> None:
+    source = SyntheticSource(n=40, ring_size=3 << 18)  # small rings: CPU 1 overflows
+    app = make_app(source)
+
+    async def script(pilot: Pilot[None]) -> None:
+        feed(app, source, 2)
+        rings = app.query_one("#rings", Static)
+        assert rings.has_class("-dropping")
+        text = text_of(app, "#rings")
+        assert re.search(r"drops [1-9]\d*/s", text), text
+        total = app.model.latest.total_drops if app.model.latest else 0
+        assert total > 0 and f"total drops {total}" in text
+        assert "100%" in text  # CPU 1's gauge
+        source.set_filter(Filter(syscalls=frozenset({SYSCALLS["futex"]})))
+        feed(app, source, 1)  # filtering in the kernel: the ring drains, the alarm stops
+        assert not rings.has_class("-dropping")
+        assert "drops 0/s" in text_of(app, "#rings")
+
+    drive(app, script)
+
+
+def test_cost_of_watching_is_hook_cost_times_syscall_rate(source: SyntheticSource) -> None:
+    app = make_app(source)
+
+    async def script(pilot: Pilot[None]) -> None:
+        feed(app, source, 1)
+        snap = app.model.latest
+        assert snap is not None
+        per_s = (snap.events + snap.drops) / snap.interval_s
+        percent = source.hook_cost_ns * per_s / 1e9 * 100
+        cost = text_of(app, "#cost")
+        assert "syscap 1.5% CPU" in cost  # the injected own-CPU meter
+        assert f"hooks ≈ {percent:.1f}% CPU" in cost
+        source.set_filter(Filter(comms=frozenset({"cron"})))
+        feed(app, source, 1)
+        assert f"hooks ≈ {percent:.1f}% CPU" not in text_of(app, "#cost")  # a filter saves
 
     drive(app, script)

@@ -8,6 +8,7 @@ import asyncio
 import threading
 
 import pytest
+from textual.content import Content
 from textual.pilot import Pilot
 
 from capture_lib.snapshot import Filter, Snapshot
@@ -275,3 +276,21 @@ def test_syscall_numbers_are_accepted_in_filters() -> None:
 def test_no_animations_when_asked() -> None:
     assert make_app(SyntheticSource(n=1), animations=False).animation_level == "none"
     assert make_app(SyntheticSource(n=1)).animation_level != "none"
+
+
+def test_many_cpus_fit_one_line_at_80_columns() -> None:
+    from capture_lib.snapshot import RingStats
+    from tui.panels import rings_markup
+
+    rings = tuple(RingStats(c, 1000, 10 * c, 0, 0, 0) for c in range(64))
+    snap = Snapshot(0, 10**9, (), (), rings, events=5, drops=0)
+    text, dropping = rings_markup(snap, 80)
+    first = Content.from_markup(text).plain.splitlines()[0]
+    assert len(first) <= 80 and "cpu0-63" in first and "max 63% cpu63" in first
+    assert not dropping
+
+
+def test_cli_needs_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parse(["top", "--replay", "missing.trace"])
+    assert args.func(args) == 2  # pytest's stdin and stdout are not terminals
+    assert "needs a terminal" in capsys.readouterr().err
