@@ -188,6 +188,8 @@ class SyscapTop(App[None]):
         Binding("f8,c", "restorer", "Core", key_display="F8/c", id="restorer",
                 tooltip="Coredump restorer pane"),
         Binding("f10,q", "quit", "Quit", key_display="F10/q", id="quit", tooltip="Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="quit.interrupt",
+                tooltip="Quit (as in other terminal tools)"),
     ]  # fmt: skip
 
     def __init__(self, source: SnapshotSource | None, options: TopOptions | None = None) -> None:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING
 
+from capture_lib.snapshot import Filter
 from tui.filters import FilterChoice, SyscallTable, parse_syscalls, split_words
 
 if TYPE_CHECKING:
@@ -162,6 +163,8 @@ def prepare(
     if args.replay:
         try:
             source = open_replay(args.replay)
+            if flt != Filter():
+                source.set_filter(flt)  # replay applies it while reading
         except Exception as exc:
             _say(f"cannot replay {args.replay}: {_one_line(exc)}")
             return 1

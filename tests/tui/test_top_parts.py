@@ -251,9 +251,13 @@ def test_cli_low_color_selects_16_colours_before_textual_starts(
     import tui.cli
     from tests.tui.top_fakes import FakeReplay
 
-    monkeypatch.setattr(tui.cli, "open_replay", lambda path: FakeReplay())
+    replay = FakeReplay()
+    monkeypatch.setattr(tui.cli, "open_replay", lambda path: replay)
     env: dict[str, str] = {}
-    prepared = tui.cli.prepare(_parse(["top", "--replay", "t.trace", "--low-color"]), env)
+    prepared = tui.cli.prepare(
+        _parse(["top", "--replay", "t.trace", "--low-color", "--comm", "nginx"]), env
+    )
+    assert replay.filters == [Filter(comms=frozenset({"nginx"}))]  # -p/--comm/-e apply too
     assert not isinstance(prepared, int)
     source, options = prepared
     assert env["TEXTUAL_COLOR_SYSTEM"] == "standard"
