@@ -103,6 +103,8 @@ def record(
     release_fd = err_fd = -1
     status: int | None = None
     old = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    # a parent may have left them blocked (the mask is inherited): we must see them
+    old_mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         if command:
             child, release_fd, err_fd = _spawn_held(command)
@@ -166,6 +168,7 @@ def record(
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         for fd in (release_fd, err_fd):
             if fd >= 0:
                 os.close(fd)
