@@ -1,0 +1,1124 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * Guest-side tests of the syscap module, run by the lab's /init inside a
+ * QEMU guest, one test per process: `kmodtest NAME [ARG]`. Each prints one
+ * line "SYSCAP-TEST NAME PASS|FAIL detail" on stdout (the serial console).
+ *
+ * Workloads run in forked children that wait on a pipe until capture has
+ * started; they use syscall(2) directly so every counted call is one we made.
+ * Expected numbers are fixed by the workload, never read back from the module.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "syscap_backend.h"
+#include "syscap_kmod.h"
+
+#define MAGIC		0x5ca9c0deUL
+#define MAXCPU		SYSCAP_MAX_CPUS
+
+static const char *test_name = "?";
+static char detail[512];
+
+static int failf(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	return 1;
+}
+
+#define CHECK(cond, ...) do { if (!(cond)) return failf(__VA_ARGS__); } while (0)
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ backend */
+
+static struct syscap_backend *open_backend(uint64_t ring_size)
+{
+	struct syscap_backend *b;
+	char err[256];
+	int ret;
+
+	ret = syscap_kmod_open(&b, ring_size, err, sizeof(err));
+	if (ret) {
+		failf("syscap_kmod_open: %s (%d)", err, ret);
+		return NULL;
+	}
+	return b;
+}
+
+struct totals {
+	uint64_t events, drops, proc_events, proc_drops;
+	uint64_t calls[SYSCAP_MAX_SYSCALLS], errors[SYSCAP_MAX_SYSCALLS];
+	uint64_t total_ns[SYSCAP_MAX_SYSCALLS];
+	uint64_t cpu_events[MAXCPU], cpu_drops[MAXCPU];
+};
+
+static int read_totals(struct syscap_backend *b, struct totals *t)
+{
+	struct syscap_cpu_stats *st = calloc(b->ncpu, sizeof(*st));
+	int cpu, i, ret;
+
+	memset(t, 0, sizeof(*t));
+	ret = b->ops->read_stats(b, st, b->ncpu);
+	if (ret) {
+		free(st);
+		return failf("read_stats: %s", strerror(-ret));
+	}
+	for (cpu = 0; cpu < b->ncpu; cpu++) {
+		t->events += st[cpu].events;
+		t->drops += st[cpu].drops;
+		t->proc_events += st[cpu].proc_events;
+		t->proc_drops += st[cpu].proc_drops;
+		t->cpu_events[cpu] = st[cpu].events;
+		t->cpu_drops[cpu] = st[cpu].drops;
+		for (i = 0; i < SYSCAP_MAX_SYSCALLS; i++) {
+			t->calls[i] += st[cpu].calls[i];
+			t->errors[i] += st[cpu].errors[i];
+			t->total_ns[i] += st[cpu].total_ns[i];
+		}
+	}
+	free(st);
+	return 0;
+}
+
+static uint64_t sum_calls(const struct totals *t)
+{
+	uint64_t n = 0;
+	int i;
+
+	for (i = 0; i < SYSCAP_MAX_SYSCALLS; i++)
+		n += t->calls[i];
+	return n;
+}
+
+/* Records read by drain, copied out with the CPU whose ring held them. */
+struct rec {
+	struct syscap_event ev;
+	int cpu;
+};
+
+struct collector {
+	struct rec *recs;
+	size_t n, cap;
+	int cpu;
+	/* per-CPU order check of syscall records */
+	int64_t last_seq[MAXCPU];
+	uint64_t seq_errors;
+	uint64_t torn;
+};
+
+static void collect(void *ctx, const struct syscap_event *ev)
+{
+	struct collector *c = ctx;
+	struct rec *r;
+
+	if (c->n == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 4096;
+		c->recs = realloc(c->recs, c->cap * sizeof(*c->recs));
+		if (!c->recs)
+			abort();
+	}
+	r = &c->recs[c->n++];
+	memcpy(&r->ev, ev, sizeof(*ev));
+	r->cpu = c->cpu;
+	if (r->ev.kind == SYSCAP_EV_SYSCALL) {
+		if ((int64_t)r->ev.seq <= c->last_seq[c->cpu])
+			c->seq_errors++;
+		c->last_seq[c->cpu] = r->ev.seq;
+	} else if (r->ev.kind < SYSCAP_EV_SYSCALL || r->ev.kind > SYSCAP_EV_EXIT) {
+		c->torn++;
+	}
+}
+
+static void collector_init(struct collector *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (int i = 0; i < MAXCPU; i++)
+		c->last_seq[i] = -1;
+}
+
+static long drain(struct syscap_backend *b, struct collector *c)
+{
+	long n = 0;
+
+	for (int i = 0; i < b->nrings; i++) {
+		c->cpu = b->rings[i].cpu;
+		n += syscap_ring_drain(&b->rings[i], collect, c, 1L << 30);
+	}
+	return n;
+}
+
+static int set_filter(struct syscap_backend *b, uint32_t flags, const int *nrs, int nnr,
+		      const char *const *comms, int ncomm)
+{
+	struct syscap_filter f;
+	int ret;
+
+	memset(&f, 0, sizeof(f));
+	f.flags = flags;
+	f.self_tgid = (uint32_t)getpid();
+	for (int i = 0; i < nnr; i++)
+		f.syscalls[nrs[i] / 64] |= 1ULL << (nrs[i] % 64);
+	for (int i = 0; i < ncomm; i++)
+		strncpy(f.comm[i], comms[i], SYSCAP_COMM_LEN - 1);
+	f.ncomm = (uint32_t)ncomm;
+	ret = b->ops->set_filter(b, &f);
+	return ret ? failf("set_filter: %s", strerror(-ret)) : 0;
+}
+
+/* ------------------------------------------------------------ workloads */
+
+struct child {
+	pid_t pid;
+	int go;		/* write end: one byte starts the workload */
+};
+
+/*
+ * Fork a child that names itself, says it is ready, waits for the go byte,
+ * then runs fn(arg) and exits. spawn() returns once the child is ready, so
+ * its name is set before capture starts (verdicts are cached per task).
+ */
+static struct child spawn(int (*fn)(long), long arg, const char *comm)
+{
+	struct child c = { -1, -1 };
+	int p[2], r[2];
+	char x;
+
+	if (pipe(p) || pipe(r))
+		return c;
+	c.pid = fork();
+	if (c.pid == 0) {
+		close(p[1]);
+		close(r[0]);
+		if (comm)
+			prctl(PR_SET_NAME, comm);
+		if (write(r[1], "r", 1) != 1 || read(p[0], &x, 1) != 1)
+			_exit(100);
+		_exit(fn(arg));
+	}
+	close(p[0]);
+	close(r[1]);
+	if (read(r[0], &x, 1) != 1)
+		c.pid = -1;
+	close(r[0]);
+	c.go = p[1];
+	return c;
+}
+
+static void go(struct child *c)
+{
+	if (write(c->go, "g", 1) != 1)
+		abort();
+	close(c->go);
+}
+
+static int reap(struct child *c)
+{
+	int st;
+
+	if (waitpid(c->pid, &st, 0) != c->pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void getppids(long n, long tag)
+{
+	for (long i = 0; i < n; i++)
+		syscall(SYS_getppid, MAGIC, tag, i, ~i);
+}
+
+static void *thread_getppids(void *arg)
+{
+	long *a = arg;
+
+	getppids(a[0], a[1]);
+	return NULL;
+}
+
+/* exact workload: N getppid, M openat of which K fail, a fork, a thread */
+#define W_N	1000
+#define W_M	50
+#define W_K	20
+#define W_GRAND	100
+#define W_THREAD	200
+
+static int exact_workload(long unused)
+{
+	long targ[2] = { W_THREAD, 2 };
+	pthread_t th;
+	pid_t pid;
+	int st;
+
+	(void)unused;
+	getppids(W_N, 0);
+	for (int i = 0; i < W_M; i++) {
+		long fd = syscall(SYS_openat, AT_FDCWD, i < W_K ? "/nonexistent" : "/",
+				  O_RDONLY | O_DIRECTORY);
+
+		if (fd >= 0)
+			syscall(SYS_close, fd);
+	}
+	pid = fork();
+	if (pid == 0) {
+		getppids(W_GRAND, 1);
+		_exit(0);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return 2;
+	if (pthread_create(&th, NULL, thread_getppids, targ) || pthread_join(th, NULL))
+		return 3;
+	return 0;
+}
+
+static int getppid_workload(long n)
+{
+	getppids(n, 0);
+	return 0;
+}
+
+/* a chain: this process, a child and a grandchild each make n getppid */
+static int tree_workload(long n)
+{
+	pid_t pid;
+	int st;
+
+	getppids(n, 0);
+	pid = fork();
+	if (pid == 0) {
+		getppids(n, 1);
+		pid = fork();
+		if (pid == 0) {
+			getppids(n, 2);
+			_exit(0);
+		}
+		_exit(pid > 0 && waitpid(pid, &st, 0) == pid ? 0 : 1);
+	}
+	return pid > 0 && waitpid(pid, &st, 0) == pid && st == 0 ? 0 : 1;
+}
+
+static int mixed_workload(long n)
+{
+	for (long i = 0; i < n; i++) {
+		syscall(SYS_getppid, MAGIC, 0, i, ~i);
+		syscall(SYS_getpid);
+		syscall(SYS_openat, AT_FDCWD, "/nonexistent", O_RDONLY);
+	}
+	return 0;
+}
+
+/* n getppid in each of two threads (the flood) */
+static int flood_workload(long n)
+{
+	long a1[2] = { n, 1 }, a2[2] = { n, 2 };
+	pthread_t t1, t2;
+
+	if (pthread_create(&t1, NULL, thread_getppids, a1) ||
+	    pthread_create(&t2, NULL, thread_getppids, a2))
+		return 1;
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	return 0;
+}
+
+/* ------------------------------------------------------------ record checks */
+
+static size_t count_recs(const struct collector *c, int kind, int nr, uint32_t tgid, uint32_t tid)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->n; i++) {
+		const struct syscap_event *e = &c->recs[i].ev;
+
+		if (e->kind == kind && (nr < 0 || e->nr == nr) && (!tgid || e->tgid == tgid) &&
+		    (!tid || e->tid == tid))
+			n++;
+	}
+	return n;
+}
+
+/* ------------------------------------------------------------ tests */
+
+static int run_traced(struct syscap_backend *b, struct child *cs, int nc, struct collector *c,
+		      struct totals *t)
+{
+	int ret;
+
+	ret = b->ops->start(b);
+	CHECK(!ret, "start: %s", strerror(-ret));
+	for (int i = 0; i < nc; i++)
+		go(&cs[i]);
+	for (int i = 0; i < nc; i++) {
+		int st = reap(&cs[i]);
+
+		CHECK(st == 0, "workload %d exited with %d", i, st);
+		drain(b, c);
+	}
+	ret = b->ops->stop(b);
+	CHECK(!ret, "stop: %s", strerror(-ret));
+	drain(b, c);
+	return read_totals(b, t);
+}
+
+static int test_exact_counts(void)
+{
+	struct syscap_backend *b = open_backend(1 << 20);
+	struct collector c;
+	struct totals t;
+	struct child ch;
+	uint32_t grand = 0, thread = 0;
+	size_t n;
+
+	if (!b)
+		return 1;
+	collector_init(&c);
+	ch = spawn(exact_workload, 0, "exact");
+	CHECK(!set_filter(b, SYSCAP_FILTER_PIDS, NULL, 0, NULL, 0), "%s", detail);
+	CHECK(!b->ops->set_pid(b, ch.pid, SYSCAP_PID_INCLUDE), "set_pid");
+	if (run_traced(b, &ch, 1, &c, &t))
+		return 1;
+
+	CHECK(t.calls[SYS_getppid] == W_N + W_GRAND + W_THREAD,
+	      "getppid calls %llu, want %d", (unsigned long long)t.calls[SYS_getppid],
+	      W_N + W_GRAND + W_THREAD);
+	CHECK(t.errors[SYS_getppid] == 0, "getppid errors %llu", (unsigned long long)t.errors[SYS_getppid]);
+	CHECK(t.calls[SYS_openat] == W_M, "openat calls %llu, want %d",
+	      (unsigned long long)t.calls[SYS_openat], W_M);
+	CHECK(t.errors[SYS_openat] == W_K, "openat errors %llu, want %d",
+	      (unsigned long long)t.errors[SYS_openat], W_K);
+	CHECK(t.calls[SYS_close] == W_M - W_K, "close calls %llu, want %d",
+	      (unsigned long long)t.calls[SYS_close], W_M - W_K);
+	CHECK(t.calls[SYS_exit_group] == 2, "exit_group calls %llu, want 2 (child, grandchild)",
+	      (unsigned long long)t.calls[SYS_exit_group]);
+	CHECK(t.calls[SYS_exit] == 1, "exit calls %llu, want 1 (the thread)",
+	      (unsigned long long)t.calls[SYS_exit]);
+	CHECK(t.total_ns[SYS_getppid] > 0, "getppid total_ns is 0");
+	CHECK(t.drops == 0 && t.proc_drops == 0, "drops %llu/%llu with a 1 MiB ring",
+	      (unsigned long long)t.drops, (unsigned long long)t.proc_drops);
+	CHECK(sum_calls(&t) == t.events, "sum of calls %llu != events %llu",
+	      (unsigned long long)sum_calls(&t), (unsigned long long)t.events);
+	n = count_recs(&c, SYSCAP_EV_SYSCALL, -1, 0, 0);
+	CHECK(n == t.events, "%zu syscall records, counters say %llu", n,
+	      (unsigned long long)t.events);
+	CHECK(c.seq_errors == 0 && c.torn == 0, "order errors %llu, bad kinds %llu",
+	      (unsigned long long)c.seq_errors, (unsigned long long)c.torn);
+	for (int nr = 0; nr < SYSCAP_MAX_SYSCALLS; nr++) {
+		n = count_recs(&c, SYSCAP_EV_SYSCALL, nr, 0, 0);
+		CHECK(n == t.calls[nr], "syscall %d: %zu records, %llu counted", nr, n,
+		      (unsigned long long)t.calls[nr]);
+	}
+	/* the records themselves: who, what, in which order */
+	for (size_t i = 0; i < c.n; i++) {
+		const struct syscap_event *e = &c.recs[i].ev;
+
+		CHECK(e->tgid != (uint32_t)getpid(), "the consumer was traced");
+		if (e->kind == SYSCAP_EV_FORK && e->tgid != (uint32_t)ch.pid)
+			grand = e->tgid;
+		if (e->kind == SYSCAP_EV_FORK && e->tgid == (uint32_t)ch.pid)
+			thread = e->tid;
+		if (e->kind == SYSCAP_EV_SYSCALL && e->nr == SYS_getppid) {
+			CHECK(e->args[0] == MAGIC && e->args[3] == ~e->args[2],
+			      "getppid record with args %llx %llx %llx", (unsigned long long)e->args[0],
+			      (unsigned long long)e->args[2], (unsigned long long)e->args[3]);
+			CHECK(e->dur_ns < 1000000000ULL, "duration %llu ns", (unsigned long long)e->dur_ns);
+		}
+		if (e->kind == SYSCAP_EV_SYSCALL && e->nr == SYS_openat)
+			CHECK(e->args[2] == (O_RDONLY | O_DIRECTORY) && (e->ret == -ENOENT || e->ret >= 0),
+			      "openat record: flags %llx ret %lld", (unsigned long long)e->args[2],
+			      (long long)e->ret);
+	}
+	CHECK(grand && thread, "FORK records: grandchild %u, thread %u", grand, thread);
+	CHECK(count_recs(&c, SYSCAP_EV_SYSCALL, SYS_getppid, ch.pid, ch.pid) == W_N,
+	      "child's getppid records %zu", count_recs(&c, SYSCAP_EV_SYSCALL, SYS_getppid, ch.pid, ch.pid));
+	CHECK(count_recs(&c, SYSCAP_EV_SYSCALL, SYS_getppid, grand, grand) == W_GRAND,
+	      "grandchild's getppid records %zu", count_recs(&c, SYSCAP_EV_SYSCALL, SYS_getppid, grand, 0));
+	CHECK(count_recs(&c, SYSCAP_EV_SYSCALL, SYS_getppid, ch.pid, thread) == W_THREAD,
+	      "thread's getppid records %zu", count_recs(&c, SYSCAP_EV_SYSCALL, SYS_getppid, ch.pid, thread));
+	/* the child's getppid records: in call order, with its parent as ret */
+	{
+		uint64_t last_ts = 0;
+		long want = 0;
+
+		for (size_t i = 0; i < c.n; i++) {
+			const struct syscap_event *e = &c.recs[i].ev;
+
+			if (e->kind != SYSCAP_EV_SYSCALL || e->tid != (uint32_t)ch.pid ||
+			    e->nr != SYS_getppid)
+				continue;
+			CHECK((long)e->args[2] == want, "child getppid #%ld has arg %lld", want,
+			      (long long)e->args[2]);
+			CHECK(e->ret == getpid(), "getppid returned %lld", (long long)e->ret);
+			CHECK(e->ts_ns >= last_ts, "entry times go back");
+			last_ts = e->ts_ns + e->dur_ns;
+			want++;
+		}
+	}
+	CHECK(count_recs(&c, SYSCAP_EV_EXIT, -1, ch.pid, ch.pid) == 1, "child EXIT records %zu",
+	      count_recs(&c, SYSCAP_EV_EXIT, -1, ch.pid, ch.pid));
+	CHECK(count_recs(&c, SYSCAP_EV_EXIT, -1, grand, grand) == 1, "grandchild EXIT records");
+	CHECK(count_recs(&c, SYSCAP_EV_EXIT, -1, ch.pid, thread) == 1, "thread EXIT records");
+	for (size_t i = 0; i < c.n; i++) {
+		const struct syscap_event *e = &c.recs[i].ev;
+
+		if (e->kind == SYSCAP_EV_SYSCALL && (e->nr == SYS_exit || e->nr == SYS_exit_group))
+			CHECK(e->flags & SYSCAP_F_NORETURN, "exit record without NORETURN");
+		if (e->kind == SYSCAP_EV_EXIT && e->tid == (uint32_t)ch.pid)
+			CHECK(e->flags & SYSCAP_F_GROUP_DEAD, "child EXIT without GROUP_DEAD");
+		if (e->kind == SYSCAP_EV_EXIT && e->tid == thread)
+			CHECK(!(e->flags & SYSCAP_F_GROUP_DEAD), "thread EXIT with GROUP_DEAD");
+	}
+	snprintf(detail, sizeof(detail), "getppid=%llu openat=%llu/%llu failed events=%llu proc=%llu records=%zu",
+		 (unsigned long long)t.calls[SYS_getppid], (unsigned long long)t.calls[SYS_openat],
+		 (unsigned long long)t.errors[SYS_openat], (unsigned long long)t.events,
+		 (unsigned long long)t.proc_events, c.n);
+	b->ops->close(b);
+	return 0;
+}
+
+static int test_process_tree(void)
+{
+	struct syscap_backend *b = open_backend(1 << 20);
+	struct child cs[2];
+	struct collector c;
+	struct totals t;
+
+	if (!b)
+		return 1;
+	collector_init(&c);
+	cs[0] = spawn(tree_workload, 100, "tree-in");
+	cs[1] = spawn(tree_workload, 1000, "tree-out");
+	CHECK(!set_filter(b, SYSCAP_FILTER_PIDS, NULL, 0, NULL, 0), "%s", detail);
+	CHECK(!b->ops->set_pid(b, cs[0].pid, SYSCAP_PID_INCLUDE), "set_pid");
+	if (run_traced(b, cs, 2, &c, &t))
+		return 1;
+	CHECK(t.calls[SYS_getppid] == 300, "getppid %llu, want 300 (100 per generation)",
+	      (unsigned long long)t.calls[SYS_getppid]);
+	CHECK(count_recs(&c, SYSCAP_EV_FORK, -1, 0, 0) == 2, "FORK records %zu, want 2",
+	      count_recs(&c, SYSCAP_EV_FORK, -1, 0, 0));
+	{
+		uint32_t tree[3] = { (uint32_t)cs[0].pid, 0, 0 };
+		int nt = 1;
+
+		for (size_t i = 0; i < c.n; i++)
+			if (c.recs[i].ev.kind == SYSCAP_EV_FORK && nt < 3)
+				tree[nt++] = c.recs[i].ev.tgid;
+		for (size_t i = 0; i < c.n; i++) {
+			uint32_t tg = c.recs[i].ev.tgid;
+
+			CHECK(tg == tree[0] || tg == tree[1] || tg == tree[2],
+			      "a record of tgid %u, outside the tree %u %u %u", tg, tree[0], tree[1],
+			      tree[2]);
+		}
+	}
+	/* now exclude the same tree and trace everything else */
+	collector_init(&c);
+	cs[0] = spawn(tree_workload, 100, "tree-in");
+	cs[1] = spawn(tree_workload, 1000, "tree-out");
+	CHECK(!set_filter(b, 0, NULL, 0, NULL, 0), "%s", detail);
+	CHECK(!b->ops->set_pid(b, cs[1].pid, SYSCAP_PID_EXCLUDE), "set_pid");
+	if (run_traced(b, cs, 2, &c, &t))
+		return 1;
+	CHECK(t.calls[SYS_getppid] == 300, "with the other tree excluded: getppid %llu, want 300",
+	      (unsigned long long)t.calls[SYS_getppid]);
+	snprintf(detail, sizeof(detail), "include tree: 300 of 3300 getppid; exclude tree: 300");
+	b->ops->close(b);
+	return 0;
+}
+
+static int test_syscall_filter(void)
+{
+	struct syscap_backend *b = open_backend(1 << 20);
+	int nrs[] = { SYS_getppid };
+	struct collector c;
+	struct totals t;
+	struct child ch;
+
+	if (!b)
+		return 1;
+	collector_init(&c);
+	ch = spawn(mixed_workload, 500, "mixed");
+	CHECK(!set_filter(b, SYSCAP_FILTER_PIDS | SYSCAP_FILTER_SYSCALLS, nrs, 1, NULL, 0), "%s", detail);
+	CHECK(!b->ops->set_pid(b, ch.pid, SYSCAP_PID_INCLUDE), "set_pid");
+	if (run_traced(b, &ch, 1, &c, &t))
+		return 1;
+	CHECK(t.calls[SYS_getppid] == 500, "getppid %llu", (unsigned long long)t.calls[SYS_getppid]);
+	CHECK(t.events == 500, "events %llu, want 500: other syscalls passed the bitmap",
+	      (unsigned long long)t.events);
+	CHECK(count_recs(&c, SYSCAP_EV_SYSCALL, SYS_getppid, 0, 0) == 500, "records");
+	snprintf(detail, sizeof(detail), "bitmap {getppid}: 500 of 1500+ syscalls");
+	b->ops->close(b);
+	return 0;
+}
+
+static int test_failed_only(void)
+{
+	struct syscap_backend *b = open_backend(1 << 20);
+	struct collector c;
+	struct totals t;
+	struct child ch;
+
+	if (!b)
+		return 1;
+	collector_init(&c);
+	ch = spawn(mixed_workload, 300, "mixed");
+	CHECK(!set_filter(b, SYSCAP_FILTER_PIDS | SYSCAP_FILTER_FAILED, NULL, 0, NULL, 0), "%s", detail);
+	CHECK(!b->ops->set_pid(b, ch.pid, SYSCAP_PID_INCLUDE), "set_pid");
+	if (run_traced(b, &ch, 1, &c, &t))
+		return 1;
+	CHECK(t.calls[SYS_openat] == 300 && t.errors[SYS_openat] == 300, "openat %llu/%llu",
+	      (unsigned long long)t.calls[SYS_openat], (unsigned long long)t.errors[SYS_openat]);
+	CHECK(t.calls[SYS_getppid] == 0 && t.calls[SYS_getpid] == 0, "successful calls counted");
+	CHECK(t.events == 300, "events %llu, want 300", (unsigned long long)t.events);
+	for (size_t i = 0; i < c.n; i++)
+		if (c.recs[i].ev.kind == SYSCAP_EV_SYSCALL)
+			CHECK(syscap_is_error(c.recs[i].ev.ret), "a successful record");
+	snprintf(detail, sizeof(detail), "300 failed openat of 900 calls");
+	b->ops->close(b);
+	return 0;
+}
+
+static int test_comm_filter(void)
+{
+	struct syscap_backend *b = open_backend(1 << 20);
+	const char *names[] = { "wl-alpha" };
+	struct child cs[2];
+	struct collector c;
+	struct totals t;
+
+	if (!b)
+		return 1;
+	collector_init(&c);
+	cs[0] = spawn(getppid_workload, 123, "wl-alpha");
+	cs[1] = spawn(getppid_workload, 456, "wl-beta");
+	CHECK(!set_filter(b, SYSCAP_FILTER_COMM, NULL, 0, names, 1), "%s", detail);
+	if (run_traced(b, cs, 2, &c, &t))
+		return 1;
+	CHECK(t.calls[SYS_getppid] == 123, "include wl-alpha: getppid %llu, want 123",
+	      (unsigned long long)t.calls[SYS_getppid]);
+	collector_init(&c);
+	cs[0] = spawn(getppid_workload, 123, "wl-alpha");
+	cs[1] = spawn(getppid_workload, 456, "wl-beta");
+	CHECK(!set_filter(b, SYSCAP_FILTER_COMM_EXCLUDE, NULL, 0, names, 1), "%s", detail);
+	if (run_traced(b, cs, 2, &c, &t))
+		return 1;
+	CHECK(t.calls[SYS_getppid] == 456, "exclude wl-alpha: getppid %llu, want 456",
+	      (unsigned long long)t.calls[SYS_getppid]);
+	snprintf(detail, sizeof(detail), "include: 123, exclude: 456");
+	b->ops->close(b);
+	return 0;
+}
+
+static int test_self_exclusion(void)
+{
+	struct syscap_backend *b = open_backend(1 << 20);
+	struct collector c;
+	struct totals t;
+	struct child ch;
+
+	if (!b)
+		return 1;
+	collector_init(&c);
+	ch = spawn(getppid_workload, 100, "other");
+	/* the backend's default filter: everything but the consumer */
+	CHECK(!b->ops->start(b), "start");
+	getppids(500, 9);
+	go(&ch);
+	CHECK(reap(&ch) == 0, "workload");
+	getppids(500, 9);
+	CHECK(!b->ops->stop(b), "stop");
+	drain(b, &c);
+	if (read_totals(b, &t))
+		return 1;
+	CHECK(t.calls[SYS_getppid] == 100, "getppid %llu, want 100 (the consumer made 1000)",
+	      (unsigned long long)t.calls[SYS_getppid]);
+	CHECK(count_recs(&c, SYSCAP_EV_SYSCALL, -1, getpid(), 0) == 0, "consumer records");
+	snprintf(detail, sizeof(detail), "100 counted, consumer's 1000 not; %llu events system-wide",
+		 (unsigned long long)t.events);
+	b->ops->close(b);
+	return 0;
+}
+
+/*
+ * Flood a ring while draining it: every record is read once, in order per
+ * CPU, never torn; captured + dropped == generated, exactly.
+ */
+static int flood(uint64_t ring, long per_thread, int drain_sleep_us, const char *what)
+{
+	struct syscap_backend *b = open_backend(ring);
+	int nrs[] = { SYS_getppid };
+	uint64_t captured = 0, seen_gaps = 0, polls = 0;
+	long next[3] = { 0, 0, 0 };
+	struct collector c;
+	struct totals t;
+	struct child ch;
+	int running = 1;
+
+	if (!b)
+		return 1;
+	collector_init(&c);
+	ch = spawn(flood_workload, per_thread, "flood");
+	CHECK(!set_filter(b, SYSCAP_FILTER_PIDS | SYSCAP_FILTER_SYSCALLS, nrs, 1, NULL, 0), "%s", detail);
+	CHECK(!b->ops->set_pid(b, ch.pid, SYSCAP_PID_INCLUDE), "set_pid");
+	CHECK(!b->ops->start(b), "start");
+	go(&ch);
+	while (running) {
+		struct pollfd pfd = { .fd = b->wait_fd, .events = POLLIN };
+
+		if (waitpid(ch.pid, NULL, WNOHANG) == ch.pid)
+			running = 0;
+		if (drain_sleep_us)
+			usleep(drain_sleep_us);
+		else if (poll(&pfd, 1, 10) > 0)
+			polls++;
+		drain(b, &c);
+	}
+	CHECK(!b->ops->stop(b), "stop");
+	drain(b, &c);
+	if (read_totals(b, &t))
+		return 1;
+	/* each record once and in order: per thread, arg 2 only grows */
+	for (size_t i = 0; i < c.n; i++) {
+		const struct syscap_event *e = &c.recs[i].ev;
+		long tag = (long)e->args[1], seq = (long)e->args[2];
+
+		if (e->kind != SYSCAP_EV_SYSCALL)
+			continue;
+		captured++;
+		CHECK(e->nr == SYS_getppid && e->args[0] == MAGIC && e->args[3] == ~e->args[2] &&
+		      tag >= 1 && tag <= 2 && e->ret > 0,
+		      "torn record: nr %u args %llx %llx %llx %llx ret %lld", e->nr,
+		      (unsigned long long)e->args[0], (unsigned long long)e->args[1],
+		      (unsigned long long)e->args[2], (unsigned long long)e->args[3], (long long)e->ret);
+		CHECK(seq >= next[tag], "thread %ld: call %ld read after %ld (duplicate or reordered)",
+		      tag, seq, next[tag] - 1);
+		seen_gaps += (uint64_t)(seq - next[tag]);
+		next[tag] = seq + 1;
+	}
+	seen_gaps += (uint64_t)(per_thread - next[1]) + (uint64_t)(per_thread - next[2]);
+	CHECK(c.seq_errors == 0, "%llu records out of per-CPU sequence", (unsigned long long)c.seq_errors);
+	CHECK(t.events == 2ULL * per_thread, "generated %llu, the workload made %ld",
+	      (unsigned long long)t.events, 2 * per_thread);
+	CHECK(captured + t.drops == t.events, "captured %llu + dropped %llu != generated %llu",
+	      (unsigned long long)captured, (unsigned long long)t.drops, (unsigned long long)t.events);
+	CHECK(seen_gaps == t.drops, "calls missing from the records %llu, drops counted %llu",
+	      (unsigned long long)seen_gaps, (unsigned long long)t.drops);
+	/* per CPU: the sequence numbers account for the drops of that CPU */
+	for (int cpu = 0; cpu < b->ncpu; cpu++) {
+		uint64_t n = 0;
+
+		for (size_t i = 0; i < c.n; i++)
+			if (c.recs[i].cpu == cpu && c.recs[i].ev.kind == SYSCAP_EV_SYSCALL)
+				n++;
+		CHECK(n + t.cpu_drops[cpu] == t.cpu_events[cpu],
+		      "cpu %d: %llu read + %llu dropped != %llu generated", cpu,
+		      (unsigned long long)n, (unsigned long long)t.cpu_drops[cpu],
+		      (unsigned long long)t.cpu_events[cpu]);
+	}
+	snprintf(detail, sizeof(detail),
+		 "%s ring %llu B: generated %llu = captured %llu + dropped %llu; polls %llu",
+		 what, (unsigned long long)ring, (unsigned long long)t.events,
+		 (unsigned long long)captured, (unsigned long long)t.drops, (unsigned long long)polls);
+	b->ops->close(b);
+	return 0;
+}
+
+static int test_loss_accounting(void)
+{
+	/* one page per CPU holds 42 records: most of the flood is dropped */
+	if (flood(4096, 20000, 2000, "tiny"))
+		return 1;
+	return strstr(detail, "dropped 0;") ? failf("no drops with a tiny ring: %s", detail) : 0;
+}
+
+static int test_mmap_order(void)
+{
+	return flood(64 << 10, 50000, 0, "poll-driven");
+}
+
+static int test_second_open(void)
+{
+	struct syscap_backend *b = open_backend(1 << 20), *b2 = NULL;
+	struct collector c;
+	struct totals t;
+	struct child ch;
+	char err[256];
+	int fd, ret;
+
+	if (!b)
+		return 1;
+	fd = open(SYSCAP_KMOD_DEV, O_RDWR);
+	CHECK(fd < 0 && errno == EBUSY, "second open: fd %d errno %d, want EBUSY", fd, errno);
+	ret = syscap_kmod_open(&b2, 0, err, sizeof(err));
+	CHECK(ret == -EBUSY && strstr(err, "in use"), "second backend: %d %s", ret, err);
+	collector_init(&c);
+	ch = spawn(getppid_workload, 777, "after2nd");
+	CHECK(!set_filter(b, SYSCAP_FILTER_PIDS, NULL, 0, NULL, 0), "%s", detail);
+	CHECK(!b->ops->set_pid(b, ch.pid, SYSCAP_PID_INCLUDE), "set_pid");
+	if (run_traced(b, &ch, 1, &c, &t))
+		return 1;
+	CHECK(t.calls[SYS_getppid] == 777 && count_recs(&c, SYSCAP_EV_SYSCALL, SYS_getppid, 0, 0) == 777,
+	      "first open after a refused second: %llu counted", (unsigned long long)t.calls[SYS_getppid]);
+	b->ops->close(b);
+	b = open_backend(0);
+	CHECK(b, "reopen after close: %s", detail);
+	b->ops->close(b);
+	snprintf(detail, sizeof(detail), "second open EBUSY; first served 777/777; reopen works");
+	return 0;
+}
+
+static int test_mmap_rules(void)
+{
+	struct syscap_backend *b = open_backend(16384);
+	struct syscap_kmod_ring req = { 8192, 0 };
+	struct syscap_kmod_info info;
+	int fd, page = getpagesize();
+	void *p;
+
+	if (!b)
+		return 1;
+	fd = b->wait_fd;
+	CHECK(!ioctl(fd, SYSCAP_IOC_GET_INFO, &info), "GET_INFO");
+	p = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, page);
+	CHECK(p == MAP_FAILED, "producer page mapped writable");
+	p = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(p == MAP_FAILED, "consumer + producer pages mapped writable");
+	p = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 2 * page);
+	CHECK(p == MAP_FAILED, "data page mapped writable");
+	p = mmap(NULL, page, PROT_READ, MAP_SHARED, fd, 2 * page);
+	CHECK(p != MAP_FAILED, "data page read-only: %s", strerror(errno));
+	CHECK(mprotect(p, page, PROT_READ | PROT_WRITE) != 0, "mprotect made data writable");
+	munmap(p, page);
+	p = mmap(NULL, 2 * page, PROT_READ, MAP_SHARED, fd, (off_t)info.cpu_stride - page);
+	CHECK(p == MAP_FAILED, "a mapping across two CPU windows");
+	p = mmap(NULL, page, PROT_READ, MAP_SHARED, fd, (off_t)info.cpu_stride * info.nr_cpu_ids);
+	CHECK(p == MAP_FAILED, "a mapping past the last CPU");
+	CHECK(ioctl(fd, SYSCAP_IOC_SET_RING, &req) && errno == EBUSY, "SET_RING while mapped");
+	req.size = 12288;
+	CHECK(ioctl(fd, SYSCAP_IOC_SET_RING, &req) && errno == EINVAL, "SET_RING not a power of 2");
+	CHECK(ioctl(fd, _IOW(SYSCAP_IOC_MAGIC, 99, int), &req) && errno == ENOTTY, "unknown ioctl");
+	b->ops->close(b);
+	snprintf(detail, sizeof(detail), "RW refused outside the consumer page; windows enforced");
+	return 0;
+}
+
+/* ------------------------------------------------------------ robustness */
+
+struct meminfo {
+	long slab_unreclaim, vmalloc_used, percpu;
+};
+
+static void read_meminfo(struct meminfo *m)
+{
+	char line[256];
+	FILE *f;
+
+	/* let RCU callbacks (kfree_rcu) and freed slabs settle */
+	sync();
+	usleep(200000);
+	memset(m, 0, sizeof(*m));
+	f = fopen("/proc/meminfo", "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		sscanf(line, "SUnreclaim: %ld", &m->slab_unreclaim);
+		sscanf(line, "VmallocUsed: %ld", &m->vmalloc_used);
+		sscanf(line, "Percpu: %ld", &m->percpu);
+	}
+	fclose(f);
+}
+
+static uint64_t rnd_state = 88172645463325252ULL;
+
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+static int quick_check(const char *when)
+{
+	struct syscap_backend *b = open_backend(1 << 16);
+	struct collector c;
+	struct totals t;
+	struct child ch;
+
+	if (!b)
+		return 1;
+	collector_init(&c);
+	ch = spawn(getppid_workload, 321, "check");
+	CHECK(!set_filter(b, SYSCAP_FILTER_PIDS, NULL, 0, NULL, 0), "%s", detail);
+	CHECK(!b->ops->set_pid(b, ch.pid, SYSCAP_PID_INCLUDE), "set_pid");
+	if (run_traced(b, &ch, 1, &c, &t))
+		return 1;
+	CHECK(t.calls[SYS_getppid] == 321, "%s: getppid %llu, want 321", when,
+	      (unsigned long long)t.calls[SYS_getppid]);
+	b->ops->close(b);
+	return 0;
+}
+
+static int test_ioctl_fuzz(long iterations)
+{
+	static const unsigned long cmds[] = {
+		SYSCAP_IOC_GET_INFO, SYSCAP_IOC_SET_RING, SYSCAP_IOC_SET_FILTER, SYSCAP_IOC_SET_PID,
+		SYSCAP_IOC_READ_STATS, SYSCAP_IOC_START, SYSCAP_IOC_STOP,
+	};
+	long page = getpagesize(), ok = 0, maps = 0;
+	struct meminfo before, after;
+	uint8_t *buf, *edge;
+	int fd;
+
+	rnd_state ^= (uint64_t)time(NULL);
+	if (quick_check("before"))
+		return 1;
+	read_meminfo(&before);
+	/* buf: a random-filled area; edge: the last bytes before a hole */
+	buf = mmap(NULL, 4 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(buf != MAP_FAILED, "mmap");
+	munmap(buf + 3 * page, page);
+	edge = buf + 3 * page;
+	fd = open(SYSCAP_KMOD_DEV, O_RDWR);
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	for (long i = 0; i < iterations; i++) {
+		unsigned long cmd;
+		uint64_t r = rnd();
+		void *arg;
+
+		if (i % 4096 == 0) {
+			/* a new open now and then: release with whatever state */
+			close(fd);
+			fd = open(SYSCAP_KMOD_DEV, O_RDWR);
+			CHECK(fd >= 0, "reopen: %s", strerror(errno));
+		}
+		for (int j = 0; j < 3 * page / 8; j++)
+			((uint64_t *)buf)[j] = (j + i) % 7 ? rnd() : rnd() & 0xffff;
+		switch (r % 4) {
+		case 0:
+			cmd = cmds[(r >> 8) % 7];
+			break;
+		case 1:	/* a real command with another size or direction */
+			cmd = cmds[(r >> 8) % 7] ^ ((rnd() & 0x3fff) << 16);
+			break;
+		case 2:
+			cmd = (SYSCAP_IOC_MAGIC << 8) | ((r >> 8) & 0xff) | ((rnd() & 0xffff) << 16);
+			break;
+		default:
+			cmd = (uint32_t)rnd();
+		}
+		switch ((r >> 32) % 8) {
+		case 0:
+			arg = NULL;
+			break;
+		case 1:
+			arg = (void *)(uintptr_t)rnd();
+			break;
+		case 2:
+			arg = (void *)(uintptr_t)0xffff888000000000ULL;	/* kernel */
+			break;
+		case 3:
+			arg = edge - (rnd() % 256);	/* runs into the hole */
+			break;
+		case 4:
+			arg = edge;	/* unmapped */
+			break;
+		default:
+			arg = buf + (rnd() % page);
+		}
+		/* a valid stats request now and then, with random sizes */
+		if (cmd == SYSCAP_IOC_READ_STATS && arg == buf) {
+			struct syscap_kmod_stats *s = (void *)buf;
+
+			s->buf = (uint64_t)(uintptr_t)(buf + page);
+			s->entry_size = rnd() % 3 ? sizeof(struct syscap_cpu_stats) : (uint32_t)rnd();
+			s->ncpu = (uint32_t)(rnd() % 4);
+		}
+		if (ioctl(fd, cmd, arg) == 0)
+			ok++;
+		if (i % 16 == 0) {
+			size_t len = (size_t)((rnd() % 8) + 1) * page;
+			off_t off = (off_t)((rnd() % 64) * page);
+			int prot = rnd() % 2 ? PROT_READ : PROT_READ | PROT_WRITE;
+			void *p = mmap(NULL, len, prot, MAP_SHARED, fd, off);
+
+			if (p != MAP_FAILED) {
+				maps++;
+				munmap(p, len);
+			}
+		}
+	}
+	ioctl(fd, SYSCAP_IOC_STOP);
+	close(fd);
+	munmap(buf, 3 * page);
+	if (quick_check("after"))
+		return 1;
+	read_meminfo(&after);
+	CHECK(after.vmalloc_used - before.vmalloc_used < 256 &&
+	      after.slab_unreclaim - before.slab_unreclaim < 1024 && after.percpu <= before.percpu,
+	      "leak? SUnreclaim %ld -> %ld kB, VmallocUsed %ld -> %ld kB, Percpu %ld -> %ld kB",
+	      before.slab_unreclaim, after.slab_unreclaim, before.vmalloc_used, after.vmalloc_used,
+	      before.percpu, after.percpu);
+	snprintf(detail, sizeof(detail),
+		 "%ld ioctls (%ld succeeded), %ld mmaps; SUnreclaim %+ld kB, VmallocUsed %+ld kB, Percpu %+ld kB",
+		 iterations, ok, maps, after.slab_unreclaim - before.slab_unreclaim,
+		 after.vmalloc_used - before.vmalloc_used, after.percpu - before.percpu);
+	return 0;
+}
+
+static int flood_forever(long unused)
+{
+	(void)unused;
+	for (;;) {
+		long fd = syscall(SYS_openat, AT_FDCWD, "/", O_RDONLY);
+
+		syscall(SYS_getppid, MAGIC, 1, 0, ~0L);
+		if (fd >= 0)
+			syscall(SYS_close, fd);
+	}
+	return 0;
+}
+
+static int module_cycle(int modfd, int capture)
+{
+	struct syscap_backend *b;
+
+	if (syscall(SYS_finit_module, modfd, "ring_size=16384", 0))
+		return failf("finit_module: %s", strerror(errno));
+	if (capture) {
+		b = open_backend(0);
+		if (!b)
+			return 1;
+		if (set_filter(b, 0, NULL, 0, NULL, 0))
+			return 1;
+		if (b->ops->start(b))
+			return failf("start");
+		usleep(1000);
+		if (capture == 2)
+			b->ops->stop(b);	/* else release stops */
+		b->ops->close(b);
+	}
+	for (int tries = 0; syscall(SYS_delete_module, "syscap", O_NONBLOCK); tries++) {
+		if (errno != EAGAIN && errno != EBUSY)
+			return failf("delete_module: %s", strerror(errno));
+		if (tries > 1000)
+			return failf("delete_module: still busy after 1 s");
+		usleep(1000);
+	}
+	return 0;
+}
+
+static int test_load_unload(long cycles)
+{
+	struct meminfo before, after;
+	struct child fl[2];
+	uint64_t t0;
+	int modfd;
+
+	modfd = open("/syscap.ko", O_RDONLY | O_CLOEXEC);
+	CHECK(modfd >= 0, "/syscap.ko: %s", strerror(errno));
+	/* start unloaded; one warm-up cycle so first-use allocations settle */
+	syscall(SYS_delete_module, "syscap", O_NONBLOCK);
+	if (module_cycle(modfd, 2))
+		return 1;
+	read_meminfo(&before);
+	fl[0] = spawn(flood_forever, 0, "flood1");
+	fl[1] = spawn(flood_forever, 0, "flood2");
+	go(&fl[0]);
+	go(&fl[1]);
+	t0 = now_ns();
+	for (long i = 0; i < cycles; i++) {
+		if (module_cycle(modfd, (int)(i % 3))) {
+			kill(fl[0].pid, SIGKILL);
+			kill(fl[1].pid, SIGKILL);
+			return failf("cycle %ld: %s", i, detail);
+		}
+	}
+	t0 = now_ns() - t0;
+	kill(fl[0].pid, SIGKILL);
+	kill(fl[1].pid, SIGKILL);
+	reap(&fl[0]);
+	reap(&fl[1]);
+	read_meminfo(&after);
+	CHECK(access(SYSCAP_KMOD_DEV, F_OK) != 0, "/dev/syscap left after unload");
+	CHECK(after.vmalloc_used - before.vmalloc_used < 256 &&
+	      after.slab_unreclaim - before.slab_unreclaim < 1024 && after.percpu <= before.percpu,
+	      "leak? SUnreclaim %ld -> %ld kB, VmallocUsed %ld -> %ld kB, Percpu %ld -> %ld kB",
+	      before.slab_unreclaim, after.slab_unreclaim, before.vmalloc_used, after.vmalloc_used,
+	      before.percpu, after.percpu);
+	/* leave it loaded for what follows */
+	if (syscall(SYS_finit_module, modfd, "", 0))
+		return failf("final load: %s", strerror(errno));
+	close(modfd);
+	snprintf(detail, sizeof(detail),
+		 "%ld cycles in %.1f s under a 2-process flood (1/3 idle, 1/3 stop+close, 1/3 close while running); SUnreclaim %+ld kB, VmallocUsed %+ld kB, Percpu %+ld kB",
+		 cycles, t0 / 1e9, after.slab_unreclaim - before.slab_unreclaim,
+		 after.vmalloc_used - before.vmalloc_used, after.percpu - before.percpu);
+	return 0;
+}
+
+/* ------------------------------------------------------------ main */
+
+int main(int argc, char **argv)
+{
+	long arg = argc > 2 ? atol(argv[2]) : 0;
+	int ret;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: kmodtest TEST [ARG]\n");
+		return 2;
+	}
+	test_name = argv[1];
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!strcmp(test_name, "exact_counts"))
+		ret = test_exact_counts();
+	else if (!strcmp(test_name, "process_tree"))
+		ret = test_process_tree();
+	else if (!strcmp(test_name, "syscall_filter"))
+		ret = test_syscall_filter();
+	else if (!strcmp(test_name, "failed_only"))
+		ret = test_failed_only();
+	else if (!strcmp(test_name, "comm_filter"))
+		ret = test_comm_filter();
+	else if (!strcmp(test_name, "self_exclusion"))
+		ret = test_self_exclusion();
+	else if (!strcmp(test_name, "loss_accounting"))
+		ret = test_loss_accounting();
+	else if (!strcmp(test_name, "mmap_order"))
+		ret = test_mmap_order();
+	else if (!strcmp(test_name, "second_open"))
+		ret = test_second_open();
+	else if (!strcmp(test_name, "mmap_rules"))
+		ret = test_mmap_rules();
+	else if (!strcmp(test_name, "ioctl_fuzz"))
+		ret = test_ioctl_fuzz(arg ? arg : 100000);
+	else if (!strcmp(test_name, "load_unload"))
+		ret = test_load_unload(arg ? arg : 1000);
+	else
+		ret = failf("unknown test");
+	printf("SYSCAP-TEST %s %s %s\n", test_name, ret ? "FAIL" : "PASS", detail);
+	return ret;
+}

@@ -1,0 +1,544 @@
+#!/usr/bin/env python3
+"""syscap guest lab: build the module for a Debian cloud kernel and test it in QEMU.
+
+One run, for one kernel id (5.10-amd64, 6.1-amd64, 6.12-amd64, 6.1-arm64):
+
+1. resolve the kernel ABI from the metapackages linux-image-cloud-ARCH /
+   linux-headers-cloud-ARCH with a private apt configuration (the machine's
+   apt sources are never touched);
+2. download kernel image, headers, kbuild and busybox-static .debs into the
+   cache (SYSCAP_LAB_CACHE, default /var/cache/syscap-lab), reused when present,
+   and unpack them there;
+3. build syscap.ko against those headers and the static guest test program
+   (kmod/lab/guest/kmodtest.c with capture_lib's ring.c and kmod_backend.c);
+4. pack a busybox initramfs, boot it under QEMU TCG and collect the serial
+   console: one "SYSCAP-TEST <name> PASS|FAIL|SKIP <detail>" line per guest
+   test, and each test's dmesg between "SYSCAP-DMESG <name> BEGIN/END".
+
+`python3 kmod/lab/lab.py run 6.1-amd64` prints the parsed results;
+tests/kmod drives the same functions through pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+KMOD = REPO / "kmod"
+LAB = KMOD / "lab"
+INCLUDE = REPO / "capture_lib" / "include"
+CAPTURE_SRC = REPO / "capture_lib" / "src"
+MIRROR = "http://deb.debian.org/debian"
+
+# Lines in dmesg that mean the kernel found a bug (its own or ours).
+DMESG_BAD = re.compile(
+    r"(Oops|BUG:|WARNING:|kernel BUG|general protection fault|Call Trace:|"
+    r"Kernel panic|UBSAN|KASAN|list_add corruption|list_del corruption|"
+    r"refcount_t:|soft lockup|hard LOCKUP|rcu_sched self-detected|"
+    r"rcu: INFO|blocked for more than|Unable to handle kernel|page allocation failure)"
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Kernel:
+    """A kernel of the matrix: Debian suite and architecture."""
+
+    kid: str
+    suite: str
+    arch: str
+
+    @property
+    def flavour(self) -> str:
+        return f"cloud-{self.arch}"
+
+    @property
+    def cross(self) -> str:
+        return "aarch64-linux-gnu-" if self.arch == "arm64" else ""
+
+
+KERNELS: dict[str, Kernel] = {
+    k.kid: k
+    for k in (
+        Kernel("5.10-amd64", "bullseye", "amd64"),
+        Kernel("6.1-amd64", "bookworm", "amd64"),
+        Kernel("6.12-amd64", "trixie", "amd64"),
+        Kernel("6.1-arm64", "bookworm", "arm64"),
+    )
+}
+
+
+class LabError(RuntimeError):
+    """A lab step failed; the message says which and why."""
+
+
+def log(msg: str) -> None:
+    print(f"lab: {msg}", file=sys.stderr, flush=True)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SYSCAP_LAB_CACHE", "/var/cache/syscap-lab"))
+
+
+def run(cmd: list[str], cwd: Path | None = None, timeout: float = 900) -> str:
+    try:
+        p = subprocess.run(
+            cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except FileNotFoundError as e:
+        raise LabError(f"{cmd[0]} not found: install it (see kmod/lab/README.md)") from e
+    if p.returncode != 0:
+        raise LabError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}{p.stderr}")
+    return p.stdout + p.stderr
+
+
+# ---------------------------------------------------------------- apt
+
+
+class PrivateApt:
+    """apt-get/apt-cache with their own sources, lists and caches for one suite."""
+
+    def __init__(self, suite: str, arch: str) -> None:
+        self.suite = suite
+        self.arch = arch
+        self.root = cache_dir() / "apt" / f"{suite}-{arch}"
+
+    def opts(self) -> list[str]:
+        r = self.root
+        archs = "amd64,arm64" if self.arch == "arm64" else "amd64"
+        return [
+            "-o", f"Dir::Etc::SourceList={r / 'sources.list'}",
+            "-o", "Dir::Etc::SourceParts=-",
+            "-o", f"Dir::State::Lists={r / 'lists'}",
+            "-o", f"Dir::Cache={r / 'cache'}",
+            "-o", f"Dir::State::status={r / 'status'}",
+            "-o", "Dir::Cache::pkgcache=",
+            "-o", "Dir::Cache::srcpkgcache=",
+            "-o", f"APT::Architectures={archs}",
+            "-o", "APT::Architecture=amd64",
+            "-o", "APT::Sandbox::User=root",
+            "-o", "Acquire::Languages=none",
+        ]  # fmt: skip
+
+    def update(self, max_age_s: float = 12 * 3600) -> None:
+        lists = self.root / "lists"
+        stamp = self.root / "updated"
+        (lists / "partial").mkdir(parents=True, exist_ok=True)
+        (self.root / "status").touch()  # nothing installed: candidates are the suite's
+        (self.root / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+        archs = "amd64,arm64" if self.arch == "arm64" else "amd64"
+        (self.root / "sources.list").write_text(f"deb [arch={archs}] {MIRROR} {self.suite} main\n")
+        if stamp.exists() and time.time() - stamp.stat().st_mtime < max_age_s:
+            return
+        try:
+            run(["apt-get", *self.opts(), "-qq", "update"], timeout=600)
+        except LabError:
+            if stamp.exists():
+                log(f"apt update for {self.suite} failed; using the lists already here")
+                return
+            raise
+        stamp.touch()
+
+    def field(self, pkg: str, name: str) -> str:
+        out = run(["apt-cache", *self.opts(), "show", "--no-all-versions", pkg])
+        for line in out.splitlines():
+            if line.startswith(name + ":"):
+                return line.split(":", 1)[1].strip()
+        raise LabError(f"{pkg}: no {name} field in the {self.suite} lists")
+
+    def depends(self, pkg: str) -> list[str]:
+        """Names (no versions) in pkg's Depends."""
+        deps = self.field(pkg, "Depends")
+        return [d.split("(")[0].split("|")[0].strip() for d in deps.split(",")]
+
+    def download(self, pkg: str, dest: Path) -> Path:
+        """pkg (name or name:arch) as a .deb in dest, downloaded only once."""
+        name = pkg.split(":")[0]
+        version = self.field(pkg, "Version").replace(":", "%3a")
+        fname = f"{name}_{version}_{self.field(pkg, 'Architecture')}.deb"
+        path = dest / fname
+        if not path.exists():
+            log(f"downloading {fname}")
+            dest.mkdir(parents=True, exist_ok=True)
+            run(["apt-get", *self.opts(), "-qq", "download", pkg], cwd=dest, timeout=900)
+            if not path.exists():
+                raise LabError(f"apt-get download {pkg} did not produce {fname}")
+        return path
+
+
+# ---------------------------------------------------------------- kernel tree
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KernelTree:
+    """An unpacked kernel: image, module headers, busybox for the guest."""
+
+    kernel: Kernel
+    abi: str
+    root: Path
+
+    @property
+    def release(self) -> str:
+        return f"{self.abi}-{self.kernel.flavour}"
+
+    @property
+    def image(self) -> Path:
+        return self.root / "boot" / f"vmlinuz-{self.release}"
+
+    @property
+    def headers(self) -> Path:
+        return self.root / "usr" / "src" / f"linux-headers-{self.release}"
+
+    @property
+    def busybox(self) -> Path:
+        usr = self.root / "usr" / "bin" / "busybox"  # merged /usr (trixie)
+        return usr if usr.exists() else self.root / "bin" / "busybox"
+
+
+def fetch(kernel: Kernel) -> KernelTree:
+    """Resolve the suite's current cloud kernel and unpack it into the cache."""
+    apt = PrivateApt(kernel.suite, kernel.arch)
+    apt.update()
+    sfx = f":{kernel.arch}" if kernel.arch != "amd64" else ""
+    image_deps = apt.depends(f"linux-image-{kernel.flavour}{sfx}")
+    m = None
+    for d in image_deps:
+        m = re.fullmatch(rf"linux-image-(.+)-{kernel.flavour}(-unsigned)?", d)
+        if m:
+            break
+    if not m:
+        raise LabError(f"cannot find the ABI in {image_deps}")
+    abi = m.group(1)
+    image_pkg = m.group(0)
+    headers_pkg = f"linux-headers-{abi}-{kernel.flavour}"
+    # The headers need their -common part and kbuild (host tools: always amd64).
+    extra = [d for d in apt.depends(headers_pkg + sfx) if "-common" in d or "kbuild" in d]
+    root = cache_dir() / "kernels" / f"{kernel.kid}-{abi}"
+    done = root / ".unpacked"
+    if not done.exists():
+        debs = cache_dir() / "debs"
+        pkgs = [image_pkg + sfx, headers_pkg + sfx, f"busybox-static{sfx}"]
+        pkgs += [d + (":amd64" if "kbuild" in d else "") for d in extra]
+        files = [apt.download(p, debs) for p in pkgs]
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir(parents=True)
+        for f in files:
+            run(["dpkg-deb", "-x", str(f), str(root)])
+        fix_headers(root, abi, kernel)
+        done.touch()
+    tree = KernelTree(kernel, abi, root)
+    for p in (tree.image, tree.headers, tree.busybox):
+        if not p.exists():
+            raise LabError(f"{p} missing after unpacking {kernel.kid}")
+    return tree
+
+
+def fix_headers(root: Path, abi: str, kernel: Kernel) -> None:
+    """Make the unpacked headers self-contained: absolute /usr/src and
+    /usr/lib/linux-kbuild paths point into root instead."""
+    hdr = root / "usr" / "src" / f"linux-headers-{abi}-{kernel.flavour}"
+    for f in [hdr / "Makefile", *hdr.glob("*.mk")]:
+        if not f.is_file():
+            continue
+        text = f.read_text()
+        new = re.sub(r"(?<![\w/])/usr/(src|lib)/", lambda mm: f"{root}/usr/{mm.group(1)}/", text)
+        if new != text:
+            f.write_text(new)
+    # Symlinks such as scripts -> /usr/lib/linux-kbuild-X/scripts (absolute).
+    for base in (hdr, *root.glob("usr/src/linux-headers-*-common")):
+        for link in base.iterdir():
+            if link.is_symlink():
+                target = os.readlink(link)
+                if target.startswith("/usr/"):
+                    link.unlink()
+                    link.symlink_to(str(root) + target)
+
+
+# ---------------------------------------------------------------- build
+
+
+def build_dir(tree: KernelTree) -> Path:
+    return cache_dir() / "build" / f"{tree.kernel.kid}-{tree.abi}"
+
+
+def warnings_in(output: str) -> list[str]:
+    return [ln for ln in output.splitlines() if re.search(r"\bwarning\b|\bWarning\b", ln)]
+
+
+def build_module(tree: KernelTree) -> tuple[Path, list[str]]:
+    """syscap.ko for this kernel, and the warning lines of the build."""
+    src = build_dir(tree) / "src"
+    if src.exists():
+        shutil.rmtree(src)
+    (src / "kmod").mkdir(parents=True)
+    for f in ("syscap.c", "Kbuild"):
+        shutil.copy(KMOD / f, src / "kmod" / f)
+    shutil.copytree(INCLUDE, src / "capture_lib" / "include")
+    cmd = ["make", "-C", str(tree.headers), f"M={src / 'kmod'}", "modules",
+           # no BTF for out-of-tree modules: the headers carry no vmlinux
+           "CONFIG_DEBUG_INFO_BTF_MODULES="]  # fmt: skip
+    if tree.kernel.cross:
+        cmd += ["ARCH=arm64", f"CROSS_COMPILE={tree.kernel.cross}"]
+    out = run(cmd, timeout=600)
+    (build_dir(tree) / "module-build.log").write_text(out)
+    return src / "kmod" / "syscap.ko", warnings_in(out)
+
+
+def build_tests(tree: KernelTree) -> tuple[Path, list[str]]:
+    """The static guest test program, and the warning lines of the build."""
+    ring = CAPTURE_SRC / "ring.c"
+    if not ring.exists():
+        raise LabError(f"{ring} is missing: the guest tests use capture_lib's drain loop")
+    out_bin = build_dir(tree) / "kmodtest"
+    cc = f"{tree.kernel.cross}gcc"
+    cmd = [cc, "-static", "-O2", "-g", "-Wall", "-Wextra", "-pthread", f"-I{INCLUDE}",
+           str(LAB / "guest" / "kmodtest.c"), str(CAPTURE_SRC / "kmod_backend.c"), str(ring),
+           "-o", str(out_bin)]  # fmt: skip
+    out = run(cmd, timeout=300)
+    return out_bin, warnings_in(out)
+
+
+# ---------------------------------------------------------------- initramfs
+
+
+def _cpio_entry(name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)) -> bytes:
+    fields = [0, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(name) + 1, 0]
+    hdr = "070701" + "".join(f"{v:08x}" for v in fields)
+    out = hdr.encode() + name.encode() + b"\0"
+    out += b"\0" * (-len(out) % 4)
+    out += data + b"\0" * (-len(data) % 4)
+    return out
+
+
+def write_initramfs(path: Path, files: dict[str, tuple[bytes, int]]) -> None:
+    """A newc cpio archive: the directories the guest needs, /dev/console, files."""
+    out = bytearray()
+    for d in ("bin", "dev", "proc", "sys", "tmp"):
+        out += _cpio_entry(d, 0o040755)
+    out += _cpio_entry("dev/console", 0o020600, rdev=(5, 1))
+    for name, (data, mode) in files.items():
+        out += _cpio_entry(name, 0o100000 | mode, data)
+    out += _cpio_entry("TRAILER!!!", 0)
+    path.write_bytes(bytes(out))
+
+
+# Guest tests in the order they run; load_unload comes last (it reloads the
+# module itself), ARG is filled in from the options.
+GUEST_TESTS = [
+    "second_open",
+    "mmap_rules",
+    "exact_counts",
+    "process_tree",
+    "syscall_filter",
+    "failed_only",
+    "comm_filter",
+    "self_exclusion",
+    "loss_accounting",
+    "mmap_order",
+    "ioctl_fuzz",
+    "load_unload",
+]
+# Reported by /init itself around the program's tests.
+INIT_TESTS = ["load", "device_node", "unload"]
+
+
+def init_script(tests: list[tuple[str, int]]) -> str:
+    lines = [
+        "#!/bin/busybox sh",
+        "/bin/busybox --install -s /bin",
+        "export PATH=/bin",
+        "mount -t proc proc /proc",
+        "mount -t sysfs sysfs /sys",
+        "mount -t devtmpfs devtmpfs /dev",
+        'echo "SYSCAP-LAB BEGIN $(uname -r) $(uname -m) cpus=$(nproc)"',
+        'echo "SYSCAP-DMESG boot BEGIN"; dmesg -c; echo "SYSCAP-DMESG boot END"',
+        "if insmod /syscap.ko; then echo 'SYSCAP-TEST load PASS insmod'; "
+        "else echo 'SYSCAP-TEST load FAIL insmod failed'; fi",
+        'm=$(stat -c "%A %u" /dev/syscap 2>&1)',
+        'if [ "$m" = "crw------- 0" ]; then echo "SYSCAP-TEST device_node PASS $m"; '
+        'else echo "SYSCAP-TEST device_node FAIL $m"; fi',
+        'echo "SYSCAP-DMESG load BEGIN"; dmesg -c; echo "SYSCAP-DMESG load END"',
+    ]
+    for name, arg in tests:
+        lines += [
+            f'echo "SYSCAP-RUN {name}"',
+            f"timeout 900 /kmodtest {name} {arg or ''} || echo 'SYSCAP-EXIT {name} '$?",
+            f'echo "SYSCAP-DMESG {name} BEGIN"; dmesg -c; echo "SYSCAP-DMESG {name} END"',
+        ]
+    lines += [
+        "if rmmod syscap && [ ! -e /dev/syscap ] && ! grep -q '^syscap ' /proc/modules; "
+        "then echo 'SYSCAP-TEST unload PASS rmmod'; "
+        "else echo 'SYSCAP-TEST unload FAIL module or device left'; fi",
+        'echo "SYSCAP-DMESG unload BEGIN"; dmesg -c; echo "SYSCAP-DMESG unload END"',
+        'echo "SYSCAP-LAB END"',
+        "poweroff -f",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- boot
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TestResult:
+    status: str  # PASS, FAIL, SKIP
+    detail: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GuestRun:
+    """What one boot reported."""
+
+    kid: str
+    release: str
+    results: dict[str, TestResult]
+    dmesg: dict[str, str]
+    completed: bool  # /init reached its end
+    console: Path
+    module_warnings: list[str]
+    test_warnings: list[str]
+    seconds: float
+
+    def dmesg_problems(self, segment: str) -> list[str]:
+        return [ln for ln in self.dmesg.get(segment, "").splitlines() if DMESG_BAD.search(ln)]
+
+
+def parse_console(text: str) -> tuple[dict[str, TestResult], dict[str, str], bool]:
+    results: dict[str, TestResult] = {}
+    dmesg: dict[str, list[str]] = {}
+    current: str | None = None
+    completed = False
+    for raw in text.splitlines():
+        line = raw.rstrip("\r")
+        m = re.match(r"SYSCAP-DMESG (\S+) (BEGIN|END)$", line)
+        if m:
+            current = m.group(1) if m.group(2) == "BEGIN" else None
+            dmesg.setdefault(m.group(1), [])
+            continue
+        if current is not None:
+            dmesg[current].append(line)
+            continue
+        m = re.match(r"SYSCAP-TEST (\S+) (PASS|FAIL|SKIP) ?(.*)$", line)
+        if m:
+            results[m.group(1)] = TestResult(m.group(2), m.group(3))
+        m = re.match(r"SYSCAP-EXIT (\S+) (\d+)$", line)
+        if m and m.group(1) not in results:
+            results[m.group(1)] = TestResult("FAIL", f"exited with {m.group(2)}, no result line")
+        if line.startswith("SYSCAP-LAB END"):
+            completed = True
+    return results, {k: "\n".join(v) for k, v in dmesg.items()}, completed
+
+
+def qemu_command(tree: KernelTree, initrd: Path) -> list[str]:
+    common = ["-m", "1024", "-smp", "2", "-nographic", "-no-reboot", "-kernel", str(tree.image),
+              "-initrd", str(initrd)]  # fmt: skip
+    if tree.kernel.arch == "arm64":
+        return ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72",
+                "-accel", "tcg,thread=single", *common,
+                "-append", "console=ttyAMA0 panic=-1 loglevel=5 nokaslr"]  # fmt: skip
+    return ["qemu-system-x86_64", "-accel", "tcg,thread=single", "-cpu", "max", *common,
+            "-append", "console=ttyS0 panic=-1 loglevel=5"]  # fmt: skip
+
+
+def run_guest(
+    kid: str,
+    cycles: int = 1000,
+    fuzz: int = 100000,
+    timeout: float = 1800,
+    only: list[str] | None = None,
+) -> GuestRun:
+    """Fetch, build, boot and parse one kernel of the matrix."""
+    t0 = time.monotonic()
+    tree = fetch(KERNELS[kid])
+    bdir = build_dir(tree)
+    bdir.mkdir(parents=True, exist_ok=True)
+    ko, mod_warn = build_module(tree)
+    test_bin, test_warn = build_tests(tree)
+    args = {"load_unload": cycles, "ioctl_fuzz": fuzz}
+    tests = [(t, args.get(t, 0)) for t in GUEST_TESTS if not only or t in only]
+    initrd = bdir / "initrd.cpio"
+    write_initramfs(
+        initrd,
+        {
+            "init": (init_script(tests).encode(), 0o755),
+            "bin/busybox": (tree.busybox.read_bytes(), 0o755),
+            "kmodtest": (test_bin.read_bytes(), 0o755),
+            "syscap.ko": (ko.read_bytes(), 0o644),
+        },
+    )
+    console = bdir / "console.log"
+    log(f"booting {tree.release} ({kid})")
+    with console.open("wb") as out:
+        try:
+            subprocess.run(
+                qemu_command(tree, initrd),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            log(f"{kid}: guest did not finish in {timeout:.0f} s")
+    text = console.read_bytes().decode(errors="replace")
+    results, dmesg, completed = parse_console(text)
+    return GuestRun(
+        kid,
+        tree.release,
+        results,
+        dmesg,
+        completed,
+        console,
+        mod_warn,
+        test_warn,
+        time.monotonic() - t0,
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("step", choices=["fetch", "run"])
+    ap.add_argument("kernels", nargs="+", choices=[*KERNELS, "all"])
+    ap.add_argument("--cycles", type=int, default=1000, help="module load/unload cycles")
+    ap.add_argument("--fuzz", type=int, default=100000, help="fuzzed ioctls")
+    ap.add_argument("--only", help="comma-separated guest tests to run")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds for one boot")
+    a = ap.parse_args()
+    kids = list(KERNELS) if "all" in a.kernels else a.kernels
+    failed = 0
+    for kid in kids:
+        if a.step == "fetch":
+            tree = fetch(KERNELS[kid])
+            print(f"{kid}: {tree.release} in {tree.root}")
+            continue
+        only = a.only.split(",") if a.only else None
+        r = run_guest(kid, a.cycles, a.fuzz, a.timeout, only)
+        print(f"== {kid} ({r.release}) in {r.seconds:.0f} s, console: {r.console}")
+        for w in r.module_warnings + r.test_warnings:
+            print(f"  build warning: {w}")
+            failed += 1
+        for name in [*INIT_TESTS[:2], *GUEST_TESTS, INIT_TESTS[2]]:
+            if only and name in GUEST_TESTS and name not in only:
+                continue
+            res = r.results.get(name, TestResult("FAIL", "no result"))
+            bad = r.dmesg_problems(name)
+            failed += res.status != "PASS" or bool(bad)
+            print(f"  {res.status} {name}: {res.detail}")
+            for b in bad:
+                print(f"    dmesg: {b}")
+        if not r.completed:
+            print("  guest did not reach the end of /init")
+            failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

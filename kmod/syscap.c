@@ -1,0 +1,1058 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * syscap: syscall capture into per-CPU rings, read in place through mmap.
+ *
+ * Probes on sys_enter/sys_exit and sched_process_fork/exec/exit write one
+ * record per finished syscall (at sys_exit, with the entry time and duration)
+ * plus process events into this CPU's ring. The rings use the BPF ring buffer
+ * memory layout (syscap_backend.h), so capture_lib drains them with the same
+ * loop as the eBPF backend. The ABI is in syscap_kmod.h.
+ *
+ * The order of work in the probes is the point: the syscall bitmap and the
+ * consumer's tgid are tested first, then the task's cached verdict; only a
+ * traced syscall takes a timestamp. Totals go to per-CPU counters, exact even
+ * when a ring is full. Nothing on the probe path sleeps, locks, faults or
+ * wakes anyone: a reader is woken through irq_work when a ring crosses its
+ * watermark.
+ *
+ * Probes are registered only while capture runs (START .. STOP), so the module
+ * costs nothing when idle, and everything they touch is freed only after
+ * tracepoint_synchronize_unregister().
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/atomic.h>
+#include <linux/compat.h>
+#include <linux/fs.h>
+#include <linux/hash.h>
+#include <linux/irq_work.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/percpu.h>
+#include <linux/poll.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/string.h>
+#include <linux/timekeeping.h>
+#include <linux/tracepoint.h>
+#include <linux/uaccess.h>
+#include <linux/version.h>
+#include <linux/vmalloc.h>
+#include <linux/wait.h>
+#include <asm/syscall.h>
+#include <asm/unistd.h>
+
+#include "syscap_kmod.h"
+
+#define SYSCAP_REC_SIZE		(8 + SYSCAP_EVENT_SIZE)	/* header + record */
+#define SYSCAP_PID_SLOTS	16384	/* process set entries, a power of 2 */
+#define SYSCAP_PROBE_MAX	64	/* hash probes before giving up */
+#define SYSCAP_TASK_GONE	((struct task_struct *)1UL)	/* released slot */
+
+static unsigned long ring_size = 8UL << 20;
+module_param(ring_size, ulong, 0444);
+MODULE_PARM_DESC(ring_size, "Default ring size per CPU in bytes (power of two, default 8 MiB)");
+
+static unsigned int task_slots = 32768;
+module_param(task_slots, uint, 0444);
+MODULE_PARM_DESC(task_slots, "Threads followed at once (rounded up to a power of two)");
+
+/* One CPU's ring: BPF ring buffer layout, single producer (that CPU). */
+struct syscap_ring {
+	u64 *consumer_pos;		/* in cons_page, written by the reader */
+	u64 *producer_pos;		/* in prod_page */
+	u8 *data;			/* data pages mapped twice, back to back */
+	u64 mask;			/* size - 1 */
+	u64 watermark;
+	u64 prod;			/* the producer's own position */
+	struct page *cons_page;
+	struct page *prod_page;
+	struct page **pages;		/* npages data pages */
+	unsigned int npages;
+	struct irq_work wakeup;
+	wait_queue_head_t *wq;
+};
+
+/* Per-thread state, found by hashing the task pointer. Only the task itself
+ * (or its own sched_process_exit) touches its slot once it owns it. */
+struct syscap_task {
+	struct task_struct *owner;	/* NULL: never used; SYSCAP_TASK_GONE */
+	u64 ts;				/* entry time of the pending syscall */
+	u32 gen;			/* generation the verdict belongs to */
+	u16 nr;				/* pending syscall */
+	u8 traced;			/* verdict of the process filters */
+	u8 pending;			/* entered, not yet recorded */
+};
+
+struct syscap_kfilter {
+	struct syscap_filter f;
+	struct rcu_head rcu;
+};
+
+struct syscap_pcpu {
+	struct syscap_cpu_stats st;	/* copied out by READ_STATS */
+	u64 missed;
+	u64 pidset_full;
+};
+
+/* Everything one open file owns; the probes get it as their data pointer. */
+struct syscap_session {
+	struct mutex lock;		/* ioctl, mmap, release */
+	bool running;
+	atomic_t nmaps;			/* live vmas */
+	u64 ring_size;
+	u64 watermark;
+	struct syscap_ring **rings;	/* [nr_cpu_ids], NULL until needed */
+	struct syscap_pcpu __percpu *pcpu;
+	struct syscap_kfilter __rcu *filter;
+	atomic_t gen;			/* bumped by filter and process set changes */
+	/* process set: u64 entries (value << 32 | tgid); value 0: removed */
+	u64 *pidset;
+	raw_spinlock_t pidset_lock;	/* writers only */
+	int npids;			/* entries with a value */
+	struct syscap_task *tasks;	/* task_slots entries while running */
+	unsigned int task_bits;
+	wait_queue_head_t wq;
+};
+
+static atomic_t syscap_busy = ATOMIC_INIT(0);
+
+/* The tracepoints, found by name at load. */
+static struct tracepoint *tp_sys_enter, *tp_sys_exit;
+static struct tracepoint *tp_fork, *tp_exec, *tp_exit;
+
+/* ------------------------------------------------------------ process set */
+
+static u32 pidset_lookup(struct syscap_session *s, u32 tgid)
+{
+	unsigned int i, h = hash_32(tgid, ilog2(SYSCAP_PID_SLOTS));
+
+	for (i = 0; i < SYSCAP_PROBE_MAX; i++) {
+		u64 e = READ_ONCE(s->pidset[(h + i) & (SYSCAP_PID_SLOTS - 1)]);
+
+		if (!e)
+			return 0;
+		if ((u32)e == tgid)
+			return e >> 32;
+	}
+	return 0;
+}
+
+/* value 0 removes. Returns -ENOSPC when the set is full. */
+static int pidset_store(struct syscap_session *s, u32 tgid, u32 value)
+{
+	unsigned int i, h = hash_32(tgid, ilog2(SYSCAP_PID_SLOTS));
+	u64 *free = NULL, *slot = NULL;
+	unsigned long flags;
+	int ret = 0;
+
+	raw_spin_lock_irqsave(&s->pidset_lock, flags);
+	for (i = 0; i < SYSCAP_PROBE_MAX; i++) {
+		u64 *p = &s->pidset[(h + i) & (SYSCAP_PID_SLOTS - 1)];
+
+		if ((u32)*p == tgid && *p) {
+			slot = p;
+			break;
+		}
+		if (!free && !(*p >> 32))
+			free = p;	/* empty or removed: reusable */
+		if (!*p)
+			break;
+	}
+	if (slot) {
+		if (!(*slot >> 32) && value)
+			s->npids++;
+		else if ((*slot >> 32) && !value)
+			s->npids--;
+		WRITE_ONCE(*slot, (u64)value << 32 | tgid);
+	} else if (value) {
+		if (free) {
+			WRITE_ONCE(*free, (u64)value << 32 | tgid);
+			s->npids++;
+		} else {
+			ret = -ENOSPC;
+		}
+	}
+	raw_spin_unlock_irqrestore(&s->pidset_lock, flags);
+	return ret;
+}
+
+/* ------------------------------------------------------------ per-task state */
+
+static bool comm_eq(const char *a, const char *b)
+{
+	int i;
+
+	for (i = 0; i < SYSCAP_COMM_LEN; i++) {
+		if (a[i] != b[i])
+			return false;
+		if (!a[i])
+			return true;
+	}
+	return true;
+}
+
+/* The process part of the filter: same rules as the eBPF program. */
+static bool task_passes(struct syscap_session *s, const struct syscap_filter *f,
+			struct task_struct *task)
+{
+	u32 tgid = task->tgid, v = 0;
+
+	if (tgid == f->self_tgid)
+		return false;
+	if (READ_ONCE(s->npids))
+		v = pidset_lookup(s, tgid);
+	if (v == SYSCAP_PID_EXCLUDE)
+		return false;
+	if ((f->flags & SYSCAP_FILTER_PIDS) && v != SYSCAP_PID_INCLUDE)
+		return false;
+	if (f->flags & (SYSCAP_FILTER_COMM | SYSCAP_FILTER_COMM_EXCLUDE)) {
+		char comm[SYSCAP_COMM_LEN];
+		bool match = false;
+		u32 i;
+
+		memcpy(comm, task->comm, sizeof(comm));
+		for (i = 0; i < f->ncomm && i < SYSCAP_MAX_COMMS; i++) {
+			if (comm_eq(comm, f->comm[i])) {
+				match = true;
+				break;
+			}
+		}
+		if ((f->flags & SYSCAP_FILTER_COMM) && !match)
+			return false;
+		if ((f->flags & SYSCAP_FILTER_COMM_EXCLUDE) && match)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The slot of task, or NULL. With create, claim one (only the task itself
+ * creates its slot, so a task is never in the table twice). Released slots
+ * are reused but do not end a search; a never-used one does.
+ */
+static struct syscap_task *task_slot(struct syscap_session *s, struct task_struct *task,
+				     bool create)
+{
+	unsigned int i, tries, h = hash_ptr(task, s->task_bits);
+	unsigned int mask = (1U << s->task_bits) - 1;
+	struct syscap_task *t, *cand;
+	struct task_struct *owner, *old;
+
+	for (tries = 0; tries < 4; tries++) {
+		cand = NULL;
+		old = NULL;
+		for (i = 0; i < SYSCAP_PROBE_MAX; i++) {
+			t = &s->tasks[(h + i) & mask];
+			owner = READ_ONCE(t->owner);
+			if (owner == task)
+				return t;
+			if (!owner) {
+				if (!cand)
+					cand = t;
+				break;
+			}
+			if (owner == SYSCAP_TASK_GONE && !cand) {
+				cand = t;
+				old = SYSCAP_TASK_GONE;
+			}
+		}
+		if (!create || !cand)
+			return NULL;	/* absent, or the table is full here */
+		/* another task may claim cand first: then look again */
+		if (cmpxchg(&cand->owner, old, task) == old) {
+			cand->ts = 0;
+			cand->gen = 0;
+			cand->nr = 0;
+			cand->traced = 0;
+			cand->pending = 0;
+			return cand;
+		}
+	}
+	return NULL;
+}
+
+static bool task_traced(struct syscap_session *s, const struct syscap_filter *f,
+			struct syscap_task *t, struct task_struct *task)
+{
+	u32 gen = atomic_read(&s->gen);
+
+	if (t->gen != gen) {
+		t->traced = task_passes(s, f, task);
+		t->gen = gen;
+	}
+	return t->traced;
+}
+
+/* ------------------------------------------------------------ rings */
+
+static struct syscap_event *ring_reserve(struct syscap_ring *r, u64 *used)
+{
+	u64 cons = smp_load_acquire(r->consumer_pos);
+
+	/* The reader owns consumer_pos and may write anything there: a
+	 * position ahead of ours or too far behind only makes the ring look
+	 * full. Offsets come from our own position alone. */
+	*used = r->prod - cons;
+	if (*used > r->mask + 1 - SYSCAP_REC_SIZE)
+		return NULL;
+	return (struct syscap_event *)(r->data + (r->prod & r->mask) + 8);
+}
+
+static void ring_commit(struct syscap_ring *r, struct syscap_event *ev, u64 used)
+{
+	u32 *hdr = (u32 *)ev - 2;
+
+	hdr[0] = SYSCAP_EVENT_SIZE;
+	hdr[1] = 0;
+	r->prod += SYSCAP_REC_SIZE;
+	smp_store_release(r->producer_pos, r->prod);
+	/* Wake only on crossing the watermark: a reader above it is awake. */
+	if (used < r->watermark && used + SYSCAP_REC_SIZE >= r->watermark)
+		irq_work_queue(&r->wakeup);
+}
+
+static void ring_wakeup(struct irq_work *work)
+{
+	struct syscap_ring *r = container_of(work, struct syscap_ring, wakeup);
+
+	wake_up_interruptible(r->wq);
+}
+
+static void ring_free(struct syscap_ring *r)
+{
+	unsigned int i;
+
+	if (!r)
+		return;
+	irq_work_sync(&r->wakeup);
+	if (r->data)
+		vunmap(r->data);
+	for (i = 0; i < r->npages; i++)
+		if (r->pages[i])
+			__free_page(r->pages[i]);
+	kvfree(r->pages);
+	if (r->cons_page)
+		__free_page(r->cons_page);
+	if (r->prod_page)
+		__free_page(r->prod_page);
+	kfree(r);
+}
+
+static struct syscap_ring *ring_alloc(int cpu, u64 size, u64 watermark, wait_queue_head_t *wq)
+{
+	unsigned int i, n = size >> PAGE_SHIFT;
+	int node = cpu_to_node(cpu);
+	struct page **map = NULL;
+	struct syscap_ring *r;
+
+	r = kzalloc_node(sizeof(*r), GFP_KERNEL, node);
+	if (!r)
+		return NULL;
+	init_irq_work(&r->wakeup, ring_wakeup);
+	r->wq = wq;
+	r->mask = size - 1;
+	r->watermark = watermark;
+	r->pages = kvcalloc(n, sizeof(*r->pages), GFP_KERNEL);
+	map = kvcalloc(2 * n, sizeof(*map), GFP_KERNEL);
+	if (!r->pages || !map)
+		goto fail;
+	r->npages = n;
+	r->cons_page = alloc_pages_node(node, GFP_KERNEL | __GFP_ZERO, 0);
+	r->prod_page = alloc_pages_node(node, GFP_KERNEL | __GFP_ZERO, 0);
+	if (!r->cons_page || !r->prod_page)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		r->pages[i] = alloc_pages_node(node, GFP_KERNEL | __GFP_ZERO, 0);
+		if (!r->pages[i])
+			goto fail;
+		map[i] = map[i + n] = r->pages[i];
+	}
+	r->data = vmap(map, 2 * n, VM_MAP, PAGE_KERNEL);
+	if (!r->data)
+		goto fail;
+	kvfree(map);
+	r->consumer_pos = page_address(r->cons_page);
+	r->producer_pos = page_address(r->prod_page);
+	return r;
+fail:
+	kvfree(map);
+	ring_free(r);
+	return NULL;
+}
+
+static void rings_free(struct syscap_session *s)
+{
+	int cpu;
+
+	if (!s->rings)
+		return;
+	for (cpu = 0; cpu < nr_cpu_ids; cpu++)
+		ring_free(s->rings[cpu]);
+	kfree(s->rings);
+	s->rings = NULL;
+}
+
+static int rings_alloc(struct syscap_session *s)
+{
+	int cpu;
+
+	if (s->rings)
+		return 0;
+	s->rings = kcalloc(nr_cpu_ids, sizeof(*s->rings), GFP_KERNEL);
+	if (!s->rings)
+		return -ENOMEM;
+	for_each_possible_cpu(cpu) {
+		s->rings[cpu] = ring_alloc(cpu, s->ring_size, s->watermark, &s->wq);
+		if (!s->rings[cpu]) {
+			rings_free(s);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ probes */
+
+static void read_args(struct pt_regs *regs, u64 *out)
+{
+	unsigned long a[6];
+	int i;
+
+	syscall_get_arguments(current, regs, a);
+	for (i = 0; i < 6; i++)
+		out[i] = a[i];
+}
+
+/* Count a finished syscall and write its record; preemption is off. */
+static void emit_syscall(struct syscap_session *s, struct syscap_task *t, long ret,
+			 struct pt_regs *regs, u8 flags)
+{
+	struct syscap_pcpu *pc = this_cpu_ptr(s->pcpu);
+	struct syscap_ring *r = s->rings[smp_processor_id()];
+	u64 now = ktime_get_mono_fast_ns();
+	u64 dur = now - t->ts, used;
+	struct syscap_event *ev;
+	u32 nr = t->nr, seq;
+
+	seq = pc->st.events++;
+	pc->st.calls[nr]++;
+	pc->st.total_ns[nr] += dur;
+	if (syscap_is_error(ret))
+		pc->st.errors[nr]++;
+
+	ev = ring_reserve(r, &used);
+	if (!ev) {
+		pc->st.drops++;
+		return;
+	}
+	ev->ts_ns = t->ts;
+	ev->dur_ns = dur;
+	ev->ret = ret;
+	if (regs)
+		read_args(regs, ev->args);
+	else
+		memset(ev->args, 0, sizeof(ev->args));
+	ev->tgid = current->tgid;
+	ev->tid = current->pid;
+	ev->seq = seq;
+	ev->nr = nr;
+	ev->kind = SYSCAP_EV_SYSCALL;
+	ev->flags = flags;
+	ring_commit(r, ev, used);
+}
+
+static void emit_proc(struct syscap_session *s, struct task_struct *task, u8 kind,
+		      u32 ptgid, u32 ptid, long ret, u8 flags)
+{
+	struct syscap_pcpu *pc = this_cpu_ptr(s->pcpu);
+	struct syscap_ring *r = s->rings[smp_processor_id()];
+	struct syscap_event *ev;
+	u64 used;
+
+	pc->st.proc_events++;
+	ev = ring_reserve(r, &used);
+	if (!ev) {
+		pc->st.proc_drops++;
+		return;
+	}
+	memset(ev, 0, sizeof(*ev));
+	ev->ts_ns = ktime_get_mono_fast_ns();
+	ev->ret = ret;
+	ev->proc.parent_tgid = ptgid;
+	ev->proc.parent_tid = ptid;
+	memcpy(ev->proc.comm, task->comm, sizeof(ev->proc.comm));
+	ev->tgid = task->tgid;
+	ev->tid = task->pid;
+	ev->kind = kind;
+	ev->flags = flags;
+	ring_commit(r, ev, used);
+}
+
+static void probe_sys_enter(void *data, struct pt_regs *regs, long id)
+{
+	struct syscap_session *s = data;
+	const struct syscap_filter *f;
+	struct syscap_task *t;
+
+	if ((unsigned long)id >= SYSCAP_MAX_SYSCALLS)
+		return;
+	preempt_disable_notrace();
+	f = &rcu_dereference_sched(s->filter)->f;
+	if ((f->flags & SYSCAP_FILTER_SYSCALLS) &&
+	    !(f->syscalls[id >> 6] & (1ULL << (id & 63))))
+		goto out;
+	if (current->tgid == f->self_tgid || in_compat_syscall())
+		goto out;
+	t = task_slot(s, current, true);
+	if (!t) {
+		this_cpu_inc(s->pcpu->missed);
+		goto out;
+	}
+	if (!task_traced(s, f, t, current))
+		goto out;
+	t->nr = id;
+	t->pending = 1;
+	t->ts = ktime_get_mono_fast_ns();
+out:
+	preempt_enable_notrace();
+}
+
+static void probe_sys_exit(void *data, struct pt_regs *regs, long ret)
+{
+	struct syscap_session *s = data;
+	const struct syscap_filter *f;
+	struct syscap_task *t;
+
+	preempt_disable_notrace();
+	f = &rcu_dereference_sched(s->filter)->f;
+	if (current->tgid == f->self_tgid)
+		goto out;
+	t = task_slot(s, current, false);
+	if (!t || !t->pending)
+		goto out;
+	t->pending = 0;
+	if ((f->flags & SYSCAP_FILTER_FAILED) && !syscap_is_error(ret))
+		goto out;
+	emit_syscall(s, t, ret, regs, 0);
+out:
+	preempt_enable_notrace();
+}
+
+static void probe_fork(void *data, struct task_struct *parent, struct task_struct *child)
+{
+	struct syscap_session *s = data;
+	const struct syscap_filter *f;
+	u32 ptgid = parent->tgid, ctgid = child->tgid;
+
+	preempt_disable_notrace();
+	f = &rcu_dereference_sched(s->filter)->f;
+	/* The process set follows children: a new process inherits its
+	 * parent's membership before it can make its first syscall. */
+	if (ptgid != ctgid && READ_ONCE(s->npids)) {
+		u32 v = pidset_lookup(s, ptgid);
+
+		if (v && pidset_store(s, ctgid, v))
+			this_cpu_inc(s->pcpu->pidset_full);
+	}
+	if (task_passes(s, f, child))
+		emit_proc(s, child, SYSCAP_EV_FORK, ptgid, parent->pid, 0, 0);
+	preempt_enable_notrace();
+}
+
+static void probe_exec(void *data, struct task_struct *task, pid_t old_pid,
+		       struct linux_binprm *bprm)
+{
+	struct syscap_session *s = data;
+	const struct syscap_filter *f;
+	struct syscap_task *t;
+	bool traced;
+
+	preempt_disable_notrace();
+	f = &rcu_dereference_sched(s->filter)->f;
+	/* comm changed: the verdict is recomputed now */
+	traced = task_passes(s, f, task);
+	t = task == current ? task_slot(s, task, false) : NULL;
+	if (t) {
+		t->traced = traced;
+		t->gen = atomic_read(&s->gen);
+	}
+	if (traced)
+		emit_proc(s, task, SYSCAP_EV_EXEC, task->tgid, old_pid, 0, 0);
+	preempt_enable_notrace();
+}
+
+static void probe_exit(void *data, struct task_struct *task)
+{
+	struct syscap_session *s = data;
+	const struct syscap_filter *f;
+	struct syscap_task *t = NULL;
+	bool group_dead, traced;
+
+	preempt_disable_notrace();
+	f = &rcu_dereference_sched(s->filter)->f;
+	group_dead = atomic_read(&task->signal->live) == 0;
+	if (task == current)
+		t = task_slot(s, task, false);
+	traced = t ? task_traced(s, f, t, task) : task_passes(s, f, task);
+	if (t && traced && t->pending &&
+	    (t->nr == __NR_exit || t->nr == __NR_exit_group) &&
+	    !(f->flags & SYSCAP_FILTER_FAILED)) {
+		/* exit and exit_group never reach sys_exit: record them here,
+		 * so every syscall the task entered is counted once. */
+		t->pending = 0;
+		emit_syscall(s, t, 0, NULL, SYSCAP_F_NORETURN);
+	}
+	if (traced)
+		emit_proc(s, task, SYSCAP_EV_EXIT, task->tgid, task->pid, task->exit_code,
+			  group_dead ? SYSCAP_F_GROUP_DEAD : 0);
+	if (t)
+		smp_store_release(&t->owner, SYSCAP_TASK_GONE);
+	if (group_dead && READ_ONCE(s->npids) && pidset_lookup(s, task->tgid))
+		pidset_store(s, task->tgid, 0);
+	preempt_enable_notrace();
+}
+
+/* ------------------------------------------------------------ start / stop */
+
+static void probes_unregister(struct syscap_session *s, int n)
+{
+	/* reverse order of registration: process exit goes last */
+	switch (n) {
+	case 5:
+		tracepoint_probe_unregister(tp_sys_enter, probe_sys_enter, s);
+		fallthrough;
+	case 4:
+		tracepoint_probe_unregister(tp_sys_exit, probe_sys_exit, s);
+		fallthrough;
+	case 3:
+		tracepoint_probe_unregister(tp_exec, probe_exec, s);
+		fallthrough;
+	case 2:
+		tracepoint_probe_unregister(tp_fork, probe_fork, s);
+		fallthrough;
+	case 1:
+		tracepoint_probe_unregister(tp_exit, probe_exit, s);
+	}
+	tracepoint_synchronize_unregister();
+}
+
+static int capture_start(struct syscap_session *s)
+{
+	int cpu, n = 0, err;
+
+	if (s->running)
+		return 0;
+	err = rings_alloc(s);
+	if (err)
+		return err;
+	s->task_bits = ilog2(roundup_pow_of_two(clamp(task_slots, 1024U, 1U << 22)));
+	s->tasks = vzalloc(sizeof(*s->tasks) << s->task_bits);
+	if (!s->tasks)
+		return -ENOMEM;
+	for_each_possible_cpu(cpu)
+		memset(per_cpu_ptr(s->pcpu, cpu), 0, sizeof(struct syscap_pcpu));
+	atomic_inc(&s->gen);
+
+	/* process exit first and last: a slot claimed in sys_enter is always
+	 * released when its task exits */
+	err = tracepoint_probe_register(tp_exit, probe_exit, s);
+	if (!err && ++n)
+		err = tracepoint_probe_register(tp_fork, probe_fork, s);
+	if (!err && ++n)
+		err = tracepoint_probe_register(tp_exec, probe_exec, s);
+	if (!err && ++n)
+		err = tracepoint_probe_register(tp_sys_exit, probe_sys_exit, s);
+	if (!err && ++n)
+		err = tracepoint_probe_register(tp_sys_enter, probe_sys_enter, s);
+	if (!err && ++n) {
+		s->running = true;
+		return 0;
+	}
+	probes_unregister(s, n);
+	vfree(s->tasks);
+	s->tasks = NULL;
+	return err;
+}
+
+static void capture_stop(struct syscap_session *s)
+{
+	if (!s->running)
+		return;
+	probes_unregister(s, 5);
+	vfree(s->tasks);
+	s->tasks = NULL;
+	s->running = false;
+	wake_up_interruptible(&s->wq);	/* the reader drains the rest */
+}
+
+/* ------------------------------------------------------------ ioctls */
+
+static long ioc_get_info(struct syscap_session *s, void __user *arg)
+{
+	struct syscap_kmod_info info;
+	int cpu;
+
+	memset(&info, 0, sizeof(info));
+	info.abi = SYSCAP_KMOD_ABI;
+	info.record_version = SYSCAP_RECORD_VERSION;
+	info.record_size = SYSCAP_EVENT_SIZE;
+	info.page_size = PAGE_SIZE;
+	info.nr_cpu_ids = nr_cpu_ids;
+	info.running = s->running;
+	info.ring_size = s->ring_size;
+	info.watermark = s->watermark;
+	info.cpu_stride = 2 * PAGE_SIZE + 2 * s->ring_size;
+	for_each_possible_cpu(cpu)
+		info.possible[cpu / 64] |= 1ULL << (cpu % 64);
+	for_each_possible_cpu(cpu) {
+		info.missed += per_cpu_ptr(s->pcpu, cpu)->missed;
+		info.pidset_full += per_cpu_ptr(s->pcpu, cpu)->pidset_full;
+	}
+	return copy_to_user(arg, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+static long ioc_set_ring(struct syscap_session *s, void __user *arg)
+{
+	struct syscap_kmod_ring req;
+
+	if (copy_from_user(&req, arg, sizeof(req)))
+		return -EFAULT;
+	if (req.size < SYSCAP_KMOD_RING_MIN || req.size > SYSCAP_KMOD_RING_MAX ||
+	    !is_power_of_2(req.size) || req.size < PAGE_SIZE || req.watermark > req.size)
+		return -EINVAL;
+	if (s->running || atomic_read(&s->nmaps))
+		return -EBUSY;
+	rings_free(s);
+	s->ring_size = req.size;
+	s->watermark = req.watermark ? req.watermark : req.size / 4;
+	return 0;
+}
+
+static long ioc_set_filter(struct syscap_session *s, void __user *arg)
+{
+	const u32 known = SYSCAP_FILTER_SYSCALLS | SYSCAP_FILTER_PIDS | SYSCAP_FILTER_COMM |
+			  SYSCAP_FILTER_COMM_EXCLUDE | SYSCAP_FILTER_FAILED;
+	struct syscap_kfilter *nf, *old;
+	int i;
+
+	nf = kzalloc(sizeof(*nf), GFP_KERNEL);
+	if (!nf)
+		return -ENOMEM;
+	if (copy_from_user(&nf->f, arg, sizeof(nf->f))) {
+		kfree(nf);
+		return -EFAULT;
+	}
+	if ((nf->f.flags & ~known) || nf->f.ncomm > SYSCAP_MAX_COMMS ||
+	    ((nf->f.flags & SYSCAP_FILTER_COMM) && (nf->f.flags & SYSCAP_FILTER_COMM_EXCLUDE))) {
+		kfree(nf);
+		return -EINVAL;
+	}
+	for (i = 0; i < SYSCAP_MAX_COMMS; i++)
+		nf->f.comm[i][SYSCAP_COMM_LEN - 1] = '\0';
+	old = rcu_replace_pointer(s->filter, nf, lockdep_is_held(&s->lock));
+	atomic_inc(&s->gen);
+	kfree_rcu(old, rcu);
+	return 0;
+}
+
+static long ioc_set_pid(struct syscap_session *s, void __user *arg)
+{
+	struct syscap_kmod_pid req;
+	int err;
+
+	if (copy_from_user(&req, arg, sizeof(req)))
+		return -EFAULT;
+	if (!req.tgid || req.tgid > PID_MAX_LIMIT ||
+	    (req.value != 0 && req.value != SYSCAP_PID_INCLUDE && req.value != SYSCAP_PID_EXCLUDE))
+		return -EINVAL;
+	err = pidset_store(s, req.tgid, req.value);
+	atomic_inc(&s->gen);
+	return err;
+}
+
+static long ioc_read_stats(struct syscap_session *s, void __user *arg)
+{
+	struct syscap_kmod_stats req;
+	struct syscap_cpu_stats __user *out;
+	u32 cpu;
+
+	if (copy_from_user(&req, arg, sizeof(req)))
+		return -EFAULT;
+	if (req.entry_size != sizeof(struct syscap_cpu_stats) || !req.ncpu ||
+	    req.ncpu > SYSCAP_MAX_CPUS)
+		return -EINVAL;
+	out = u64_to_user_ptr(req.buf);
+	for (cpu = 0; cpu < req.ncpu; cpu++) {
+		unsigned long left;
+
+		if (cpu < nr_cpu_ids && cpu_possible(cpu))
+			left = copy_to_user(&out[cpu], &per_cpu_ptr(s->pcpu, cpu)->st,
+					    sizeof(out[cpu]));
+		else
+			left = clear_user(&out[cpu], sizeof(out[cpu]));
+		if (left)
+			return -EFAULT;
+	}
+	return 0;
+}
+
+static long syscap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct syscap_session *s = file->private_data;
+	void __user *uarg = (void __user *)arg;
+	long ret;
+
+	mutex_lock(&s->lock);
+	switch (cmd) {
+	case SYSCAP_IOC_GET_INFO:
+		ret = ioc_get_info(s, uarg);
+		break;
+	case SYSCAP_IOC_SET_RING:
+		ret = ioc_set_ring(s, uarg);
+		break;
+	case SYSCAP_IOC_SET_FILTER:
+		ret = ioc_set_filter(s, uarg);
+		break;
+	case SYSCAP_IOC_SET_PID:
+		ret = ioc_set_pid(s, uarg);
+		break;
+	case SYSCAP_IOC_READ_STATS:
+		ret = ioc_read_stats(s, uarg);
+		break;
+	case SYSCAP_IOC_START:
+		ret = capture_start(s);
+		break;
+	case SYSCAP_IOC_STOP:
+		capture_stop(s);
+		ret = 0;
+		break;
+	default:
+		ret = -ENOTTY;
+	}
+	mutex_unlock(&s->lock);
+	return ret;
+}
+
+/* ------------------------------------------------------------ mmap, poll */
+
+static void syscap_vm_open(struct vm_area_struct *vma)
+{
+	struct syscap_session *s = vma->vm_private_data;
+
+	atomic_inc(&s->nmaps);
+}
+
+static void syscap_vm_close(struct vm_area_struct *vma)
+{
+	struct syscap_session *s = vma->vm_private_data;
+
+	atomic_dec(&s->nmaps);
+}
+
+static const struct vm_operations_struct syscap_vm_ops = {
+	.open = syscap_vm_open,
+	.close = syscap_vm_close,
+};
+
+static int syscap_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct syscap_session *s = file->private_data;
+	unsigned long i, stride, cpu, rel, len = vma_pages(vma);
+	struct syscap_ring *r;
+	int err;
+
+	mutex_lock(&s->lock);
+	err = rings_alloc(s);
+	if (err)
+		goto out;
+	err = -EINVAL;
+	stride = 2 + 2 * (s->ring_size >> PAGE_SHIFT);
+	cpu = vma->vm_pgoff / stride;
+	rel = vma->vm_pgoff % stride;
+	if (cpu >= nr_cpu_ids || !s->rings[cpu] || !len || len > stride - rel)
+		goto out;
+	r = s->rings[cpu];
+	if (rel != 0 || len != 1) {
+		/* positions and data are read-only for the reader */
+		err = -EPERM;
+		if (vma->vm_flags & VM_WRITE)
+			goto out;
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+		vm_flags_clear(vma, VM_MAYWRITE);
+#else
+		vma->vm_flags &= ~VM_MAYWRITE;
+#endif
+	}
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
+#else
+	vma->vm_flags |= VM_DONTEXPAND | VM_DONTDUMP;
+#endif
+	for (i = 0; i < len; i++) {
+		unsigned long pg = rel + i;
+		struct page *page;
+
+		if (pg == 0)
+			page = r->cons_page;
+		else if (pg == 1)
+			page = r->prod_page;
+		else
+			page = r->pages[(pg - 2) % r->npages];
+		err = vm_insert_page(vma, vma->vm_start + i * PAGE_SIZE, page);
+		if (err)
+			goto out;
+	}
+	vma->vm_ops = &syscap_vm_ops;
+	vma->vm_private_data = s;
+	atomic_inc(&s->nmaps);
+	err = 0;
+out:
+	mutex_unlock(&s->lock);
+	return err;
+}
+
+static __poll_t syscap_poll(struct file *file, poll_table *wait)
+{
+	struct syscap_session *s = file->private_data;
+	struct syscap_ring **rings;
+	__poll_t mask = 0;
+	int cpu;
+
+	poll_wait(file, &s->wq, wait);
+	mutex_lock(&s->lock);	/* SET_RING may free the rings */
+	rings = s->rings;
+	for_each_possible_cpu(cpu) {
+		struct syscap_ring *r = rings ? rings[cpu] : NULL;
+		u64 used;
+
+		if (!r)
+			break;
+		used = smp_load_acquire(r->producer_pos) - READ_ONCE(*r->consumer_pos);
+		if (used >= r->watermark || (used && !s->running)) {
+			mask = EPOLLIN | EPOLLRDNORM;
+			break;
+		}
+	}
+	mutex_unlock(&s->lock);
+	return mask;
+}
+
+/* ------------------------------------------------------------ open, release */
+
+static int syscap_open(struct inode *inode, struct file *file)
+{
+	struct syscap_session *s;
+	struct syscap_kfilter *f;
+
+	if (atomic_cmpxchg(&syscap_busy, 0, 1))
+		return -EBUSY;
+	s = kzalloc(sizeof(*s), GFP_KERNEL);
+	f = kzalloc(sizeof(*f), GFP_KERNEL);
+	if (!s || !f)
+		goto fail;
+	mutex_init(&s->lock);
+	init_waitqueue_head(&s->wq);
+	raw_spin_lock_init(&s->pidset_lock);
+	atomic_set(&s->gen, 1);
+	s->ring_size = ring_size;
+	if (!is_power_of_2(s->ring_size) || s->ring_size < PAGE_SIZE ||
+	    s->ring_size < SYSCAP_KMOD_RING_MIN || s->ring_size > SYSCAP_KMOD_RING_MAX)
+		s->ring_size = 8UL << 20;
+	s->watermark = s->ring_size / 4;
+	s->pcpu = alloc_percpu(struct syscap_pcpu);
+	s->pidset = kvcalloc(SYSCAP_PID_SLOTS, sizeof(u64), GFP_KERNEL);
+	if (!s->pcpu || !s->pidset)
+		goto fail;
+	RCU_INIT_POINTER(s->filter, f);
+	file->private_data = s;
+	return nonseekable_open(inode, file);
+fail:
+	if (s) {
+		free_percpu(s->pcpu);
+		kvfree(s->pidset);
+	}
+	kfree(s);
+	kfree(f);
+	atomic_set(&syscap_busy, 0);
+	return -ENOMEM;
+}
+
+static int syscap_release(struct inode *inode, struct file *file)
+{
+	struct syscap_session *s = file->private_data;
+
+	/* no vma is left (each holds the file), and no ioctl runs */
+	capture_stop(s);
+	rings_free(s);
+	free_percpu(s->pcpu);
+	kvfree(s->pidset);
+	kfree(rcu_dereference_protected(s->filter, 1));
+	mutex_destroy(&s->lock);
+	kfree(s);
+	atomic_set(&syscap_busy, 0);
+	return 0;
+}
+
+static const struct file_operations syscap_fops = {
+	.owner = THIS_MODULE,
+	.open = syscap_open,
+	.release = syscap_release,
+	.unlocked_ioctl = syscap_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.mmap = syscap_mmap,
+	.poll = syscap_poll,
+};
+
+static struct miscdevice syscap_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "syscap",
+	.fops = &syscap_fops,
+	.mode = 0600,
+};
+
+/* ------------------------------------------------------------ load, unload */
+
+static void find_tracepoint(struct tracepoint *tp, void *priv)
+{
+	static const char * const names[] = {
+		"sys_enter", "sys_exit", "sched_process_fork", "sched_process_exec",
+		"sched_process_exit",
+	};
+	struct tracepoint **slots[] = { &tp_sys_enter, &tp_sys_exit, &tp_fork, &tp_exec, &tp_exit };
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(names); i++)
+		if (!strcmp(tp->name, names[i]))
+			*slots[i] = tp;
+}
+
+static int __init syscap_init(void)
+{
+	if (nr_cpu_ids > SYSCAP_MAX_CPUS) {
+		pr_err("%u CPUs: at most %d supported\n", nr_cpu_ids, SYSCAP_MAX_CPUS);
+		return -E2BIG;
+	}
+	for_each_kernel_tracepoint(find_tracepoint, NULL);
+	if (!tp_sys_enter || !tp_sys_exit || !tp_fork || !tp_exec || !tp_exit) {
+		pr_err("tracepoints missing (kernel without CONFIG_HAVE_SYSCALL_TRACEPOINTS?)\n");
+		return -ENXIO;
+	}
+	return misc_register(&syscap_misc);
+}
+
+static void __exit syscap_exit(void)
+{
+	/* an open file holds a module reference: no session exists here */
+	misc_deregister(&syscap_misc);
+}
+
+module_init(syscap_init);
+module_exit(syscap_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("syscap: syscall capture into per-CPU mmap rings");
+MODULE_VERSION("0.1");
