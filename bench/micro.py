@@ -2,202 +2,143 @@
 
 Every round runs every configuration once, in a rotated order, so drift on
 this noisy machine hits all of them alike. The loop runs on CPU 1, tracers
-and their consumers on CPU 0. Added cost = median - baseline median, both
-from the same run; the goal is read against the floor's added cost.
+and their consumers on CPU 0 (per-process tracers wrap the loop and are
+pinned there too). Added cost is taken round by round (run i minus the
+baseline's run i) and summarised by its median and interval; "x floor" is the
+added cost over the floor's, the number the goals are read against.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import signal
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-NATIVE = HERE / "native" / "build"
-RESULTS = HERE / "results"
-LOOP_CPU, TRACER_CPU = "1", "0"
+from bench import harness, stats
+from bench.harness import Row
+from bench.tracers import (
+    BASELINE,
+    FLOOR,
+    NATIVE,
+    WORK_CPU,
+    BenchError,
+    Target,
+    Tracer,
+    TracerError,
+    all_tracers,
+)
+
+# getppid calls per run, full and quick: about a third of a second each here.
+CALLS = {"perf-trace": (5_000, 1_000), "strace": (20_000, 5_000)}
+DEFAULT_CALLS = (2_000_000, 500_000)
+ROUNDS = (10, 3)
+GOALS = {"syscap-record": 1.5, "syscap-count": 1.1}  # added cost <= N x the floor's
 
 
 @dataclass(frozen=True)
-class Config:
-    name: str
-    calls: int  # per run: about a third of a second each
-    start: Callable[[Path], subprocess.Popen[str] | None]  # None: no tracer
-    wrap: Callable[[list[str]], list[str]] | None = None  # tracers that run the loop
+class Options:
+    rounds: int
+    quick: bool
 
 
-@dataclass
-class Row:
-    name: str
-    runs: list[float]
-    median_ns: float = 0.0
-    added_ns: float = 0.0
-    vs_floor: float | None = None
-    note: str = ""
+def calls_for(key: str, quick: bool) -> int:
+    full, short = CALLS.get(key, DEFAULT_CALLS)
+    return short if quick else full
 
 
-def _wait_ready(proc: subprocess.Popen[str], word: str, stream: str = "stdout") -> None:
-    pipe = proc.stdout if stream == "stdout" else proc.stderr
-    assert pipe is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = pipe.readline()
-        if not line:
-            break
-        if word in line:
-            return
-    proc.kill()
-    raise RuntimeError(f"tracer did not start (waited for {word!r})")
+def one_run(tracer: Tracer, calls: int, work: Path) -> float:
+    loop = ["taskset", "-c", str(WORK_CPU), str(NATIVE / "getppid_loop"), str(calls)]
+    with tracer.attached(work, Target()):
+        cmd = tracer.wrap(loop) if tracer.wrap else loop
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+        except subprocess.TimeoutExpired as e:
+            raise TracerError(f"{tracer.name}: the loop did not finish in 300 s") from e
+        if p.returncode:
+            last = (p.stderr.strip().splitlines() or ["?"])[-1]
+            raise TracerError(f"{tracer.name}: the loop failed ({p.returncode}): {last}")
+    return float(p.stdout.strip().splitlines()[-1])
 
 
-def _pinned(cmd: list[str]) -> list[str]:
-    return ["taskset", "-c", TRACER_CPU, *cmd]
-
-
-def _floor(tmp: Path) -> subprocess.Popen[str]:
-    p = subprocess.Popen(_pinned([str(NATIVE / "floor_loader"), str(NATIVE / "floor.bpf.o")]),
-                         stdout=subprocess.PIPE, text=True)
-    _wait_ready(p, "ready")
-    return p
-
-
-def _syscap(mode: str) -> Callable[[Path], subprocess.Popen[str]]:
-    def start(tmp: Path) -> subprocess.Popen[str]:
-        if mode == "record":
-            cmd = [sys.executable, "-m", "capture_lib.cli", "record", "-a", "-o",
-                   str(tmp / "micro.trace")]
-            p = subprocess.Popen(_pinned(cmd), stderr=subprocess.PIPE, text=True, cwd=ROOT)
-            _wait_ready(p, "recording to", "stderr")
-        else:  # count mode: what `syscap top` runs, aggregation without a file
-            code = ("import signal,sys; from capture_lib.live import Session; s=Session(); "
-                    "s.aggregate(True); s.start(); print('ready', flush=True); "
-                    "signal.sigwait({signal.SIGTERM}); s.stop(); s.close()")
-            p = subprocess.Popen(_pinned([sys.executable, "-c", code]), stdout=subprocess.PIPE,
-                                 text=True, cwd=ROOT)
-            _wait_ready(p, "ready")
-        return p
-    return start
-
-
-def _bpftrace(tmp: Path) -> subprocess.Popen[str]:
-    prog = "tracepoint:raw_syscalls:sys_enter { @[pid, args->id] = count(); }"
-    p = subprocess.Popen(_pinned(["bpftrace", "-e", prog]), stdout=subprocess.PIPE, text=True)
-    _wait_ready(p, "Attaching")
-    time.sleep(0.5)  # "Attaching" is printed just before the probes are live
-    return p
-
-
-def configs() -> list[Config]:
-    def none(tmp: Path) -> None:
-        return None
-
-    cs = [
-        Config("baseline", 2_000_000, none),
-        Config("floor (empty tp_btf enter+exit)", 2_000_000, _floor),
-        Config("syscap count (top)", 2_000_000, _syscap("count")),
-        Config("syscap record -a to file", 2_000_000, _syscap("record")),
-    ]
-    if shutil.which("bpftrace"):
-        cs.append(Config("bpftrace count per pid+syscall", 1_000_000, _bpftrace))
-    if shutil.which("strace"):
-        cs.append(Config("strace -f", 20_000, none,
-                         wrap=lambda cmd: ["strace", "-f", "-qq", "-o", "/dev/null", *cmd]))
-    return cs
-
-
-def _stop(p: subprocess.Popen[str] | None) -> None:
-    if p is None:
-        return
-    p.send_signal(signal.SIGTERM if p.args and "bpftrace" not in str(p.args) else signal.SIGINT)
-    try:
-        p.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.communicate()
-
-
-@contextmanager
-def _tracer(cfg: Config, tmp: Path) -> Iterator[None]:
-    p = cfg.start(tmp)
-    try:
-        yield
-    finally:
-        _stop(p)
-
-
-def one_run(cfg: Config, tmp: Path) -> float:
-    loop = ["taskset", "-c", LOOP_CPU, str(NATIVE / "getppid_loop"), str(cfg.calls)]
-    with _tracer(cfg, tmp):
-        cmd = cfg.wrap(loop) if cfg.wrap else loop
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return float(out.strip().splitlines()[-1])
-
-
-def summarise(rows: list[Row]) -> list[Row]:
-    """Medians, added cost over baseline, and ratio to the floor's added cost."""
+def summarise(rows: list[Row]) -> list[dict[str, Any]]:
+    """Per row: median ns and interval, added ns over baseline (paired, per
+    round) and the added cost in floors."""
+    base = next(r for r in rows if r.key == BASELINE)
+    floor = next((r for r in rows if r.key == FLOOR), None)
+    floor_added = (stats.added(floor.runs, base.runs).median
+                   if floor is not None and floor.ok and base.ok else None)
+    out: list[dict[str, Any]] = []
     for r in rows:
-        r.median_ns = statistics.median(r.runs)
-    base = next(r for r in rows if r.name == "baseline").median_ns
-    floor_rows = [r for r in rows if r.name.startswith("floor")]
-    for r in rows:
-        r.added_ns = r.median_ns - base
-    if floor_rows and floor_rows[0].added_ns > 0:
-        for r in rows:
-            if r.name != "baseline":
-                r.vs_floor = r.added_ns / floor_rows[0].added_ns
-    return rows
+        d: dict[str, Any] = {"key": r.key, "name": r.name, "status": r.status(),
+                             "why": r.why, "note": r.note, "unit": "ns/syscall",
+                             "runs": r.runs}
+        est = r.estimate()
+        if est is not None:
+            d.update(est.as_json())
+            if base.ok and r.key != BASELINE:
+                add = stats.added(r.runs, base.runs)
+                d["added_ns"] = add.as_json()
+                d["x_floor"] = (None if floor_added is None
+                                else stats.ratio(add.median, floor_added))
+        out.append(d)
+    return out
 
 
-def run(rounds: int = 5) -> dict[str, object]:
-    subprocess.run(["make", "-s", "-C", str(HERE / "native")], check=True)
-    cs = configs()
-    rows = [Row(c.name, []) for c in cs]
-    with tempfile.TemporaryDirectory() as d:
-        for rnd in range(rounds):
-            order = list(range(len(cs)))
-            order = order[rnd % len(order):] + order[:rnd % len(order)]
-            for i in order:
-                rows[i].runs.append(one_run(cs[i], Path(d)))
-    summarise(rows)
-    u = os.uname()
+def run(opts: Options) -> dict[str, Any]:
+    if why := harness.build_native():
+        raise BenchError(why)
+    tracers = all_tracers()
+    rows = [Row(t.key, t.name, why=t.why_not() or "") for t in tracers]
+    with tempfile.TemporaryDirectory(prefix="syscap-bench-") as d:
+        def one(i: int, rnd: int) -> float:
+            return one_run(tracers[i], calls_for(tracers[i].key, opts.quick), Path(d))
+        harness.interleave(rows, opts.rounds, one, harness.say)
     return {
         "benchmark": "micro",
-        "machine": f"{u.nodename} {u.machine}, {os.cpu_count()} CPUs",
-        "kernel": u.release,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "rounds": rounds,
-        "rows": [asdict(r) for r in rows],
+        "method": "getppid loop on CPU 1, tracers on CPU 0; ns per call; added cost "
+                  "paired per round against the baseline",
+        "machine": harness.machine(),
+        "rounds": opts.rounds,
+        "quick": opts.quick,
+        "calls": {t.key: calls_for(t.key, opts.quick) for t in tracers},
+        "rows": summarise(rows),
     }
 
 
-def table(result: dict[str, object]) -> str:
-    rows = result["rows"]
-    assert isinstance(rows, list)
-    out = [f"micro: getppid ns/call, median of {result['rounds']} interleaved rounds "
-           f"({result['machine']}, kernel {result['kernel']})",
-           f"{'configuration':34} {'median':>9} {'added':>9} {'x floor':>8}"]
+def table(result: dict[str, Any]) -> str:
+    rows: list[dict[str, Any]] = result["rows"]
+    level = next((r["interval_level"] for r in rows if "interval_level" in r), None)
+    out = harness.header("micro: getppid, ns per call (lower is better)", result["machine"],
+                         result["rounds"], level)
+    out.append(f"  {'configuration':34} {'median':>9} {'interval':>19} {'added':>9} "
+               f"{'added interval':>19} {'x floor':>8}")
     for r in rows:
-        vs = f"{r['vs_floor']:.2f}" if r["vs_floor"] is not None else "-"
-        out.append(f"{r['name']:34} {r['median_ns']:9.1f} {r['added_ns']:9.1f} {vs:>8}")
+        if r["status"] != "ok":
+            out.append(f"  {r['name']:34} {r['status']}: {r['why'] or r['note']}")
+            continue
+        add = r.get("added_ns")
+        iv = f"[{r['interval'][0]:.1f}, {r['interval'][1]:.1f}]"
+        aiv = f"[{add['interval'][0]:.1f}, {add['interval'][1]:.1f}]" if add else "-"
+        xf = r.get("x_floor")
+        out.append(f"  {r['name']:34} {r['median']:9.1f} {iv:>19} "
+                   f"{harness.fmt(add['median'] if add else None)} {aiv:>19} "
+                   f"{harness.fmt(xf, 2, 8)}")
+    for key, limit in GOALS.items():
+        g = next((x for x in rows if x["key"] == key), None)
+        if g is not None and g.get("x_floor") is not None:
+            met = "met" if g["x_floor"] <= limit else "NOT met"
+            out.append(f"  goal: {g['name']} added <= {limit}x floor: {g['x_floor']:.2f}x, {met}")
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
-    rounds = int(argv[0]) if argv else 5
-    result = run(rounds)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "micro.json").write_text(json.dumps(result, indent=1) + "\n")
+    """python -m bench.micro [ROUNDS]: as before, the table and bench/results/micro.json."""
+    rounds = int(argv[0]) if argv else ROUNDS[0]
+    result = run(Options(rounds, quick=False))
+    harness.write_result("micro", result)
     print(table(result))
     return 0
 

@@ -132,6 +132,8 @@ def run(processes: int, ticks: int, interval: float, cols: int, rows: int) -> di
         "ticks_measured": len(ui_cpu_ms),
         "ui_cpu_ms_per_tick": {"median": statistics.median(ui_cpu_ms), "max": max(ui_cpu_ms)},
         "apply_cpu_ms_per_tick": {"median": statistics.median(apply_ms), "max": max(apply_ms)},
+        "apply_cpu_ms_each": [round(v, 1) for v in apply_ms],
+        "ui_cpu_ms_each": [round(v, 1) for v in ui_cpu_ms],
         "bytes_per_tick": {"median": statistics.median(tick_bytes), "max": max(tick_bytes)},
         "synthetic_source_ms_per_snapshot": statistics.median(fetch_ms) if fetch_ms else None,
         "first_paint_bytes": sum(n for t, n in chunks if t < marks[0]["mono"]),

@@ -1,0 +1,129 @@
+"""`syscap bench`: syscap against every peer, side by side, tables, JSON and plots.
+
+Sub-benchmarks: micro (ns per getppid), nginx (requests/s and loss by
+concurrency), throughput (zero-drop rate by ring size), guest (the kernel
+module, in a QEMU guest of kmod/lab); all runs them in that order. Each prints
+a table and writes bench/results/NAME.json (NAME.quick.json for --quick, so a
+quick run never replaces a full one) and its plot as PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from bench import guest, harness, micro, nginx, plots, throughput
+from capture_lib.errors import UsageError
+
+NAMES = ("micro", "nginx", "throughput", "guest")
+SUMMARY_KEYS = ("median", "interval", "interval_level", "n", "added_ns", "x_floor", "loss_pct",
+                "loss_minus_floor_points")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("bench", help="benchmark syscap against other tracers (root)",
+                       description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("which", nargs="?", choices=(*NAMES, "all"), default="all",
+                   help="sub-benchmark (default: all)")
+    p.add_argument("--quick", action="store_true",
+                   help="reduced run, under 3 minutes for all; every row still printed")
+    p.add_argument("--json", action="store_true",
+                   help="print the results as JSON on stdout (tables go to stderr)")
+    p.add_argument("--rounds", type=int, metavar="N",
+                   help="interleaved rounds for micro and nginx (default 10, quick 3)")
+    p.add_argument("--results", type=Path, default=harness.RESULTS, metavar="DIR",
+                   help="where JSON and plots go (default bench/results)")
+    p.set_defaults(func=run)
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    """Per row key: status, why, and its median and interval (the --json contract)."""
+    out: dict[str, Any] = {}
+    for r in result["rows"]:
+        key = r.get("key") or f"ring-{r['ring_mib']}MiB"
+        d: dict[str, Any] = {"name": r.get("name", key), "status": r.get("status", "ok"),
+                             "why": r.get("why", "")}
+        if "ring_mib" in r:  # throughput: one bisection, no repeated runs
+            best = r.get("best")
+            d["status"] = "ok" if best else "not run" if r.get("why") else "drops"
+            if best:
+                d["median"] = round(best["recorded"])
+                d["interval"] = [round(best["recorded"]), round(best["recorded"])]
+                d["interval_level"] = None
+                d["consumer_cpu_pct"] = round(best["consumer_cpu_pct"], 1)
+                d["bound"] = r["bound"]
+        d.update({k: r[k] for k in SUMMARY_KEYS if k in r})
+        out[key] = d
+    return out
+
+
+def _one(name: str, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    q = 1 if args.quick else 0
+    if name == "micro":
+        rounds = args.rounds or micro.ROUNDS[q]
+        res = micro.run(micro.Options(rounds, args.quick))
+        return res, micro.table(res)
+    if name == "nginx":
+        rounds = args.rounds or nginx.ROUNDS[q]
+        res = nginx.run(nginx.Options(rounds, args.quick, min(rounds, nginx.SWEEP_ROUNDS[q])))
+        return res, nginx.table(res)
+    if name == "throughput":
+        res = throughput.run(throughput.Options(args.quick))
+        return res, throughput.table(res)
+    res = guest.run(args.quick)
+    return res, guest.table(res)
+
+
+PLOTS: dict[str, Callable[[dict[str, Any], Path], Path | None]] = {
+    "micro": plots.micro,
+    "nginx": plots.nginx_concurrency,
+    "throughput": plots.throughput,
+}
+
+
+def _term(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # unwinds every tracer's and nginx's cleanup
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.rounds is not None and not 1 <= args.rounds <= 1000:
+        raise UsageError(f"--rounds {args.rounds}: give 1 to 1000 rounds")
+    harness.require_root()
+    names = NAMES if args.which == "all" else (args.which,)
+    out = sys.stderr if args.json else sys.stdout
+    if warning := harness.load_warning():
+        harness.say(warning)
+    old = signal.signal(signal.SIGTERM, _term)
+    doc: dict[str, Any] = {"machine": harness.machine(), "quick": args.quick, "benchmarks": {},
+                           "tracers": {}}
+    t0 = time.monotonic()
+    try:
+        for name in names:
+            started = time.monotonic()
+            res, text = _one(name, args)
+            res["seconds"] = round(time.monotonic() - started, 1)
+            stem = f"{name}.quick" if args.quick else name
+            files = [harness.write_result(stem, res, args.results)]
+            if name in PLOTS:
+                png = PLOTS[name](res, args.results / f"{stem}.png")
+                if png is not None:
+                    files.append(png)
+            print(text, file=out)
+            print(f"  ({res['seconds']:.0f} s; " + ", ".join(map(str, files)) + ")\n",
+                  file=out, flush=True)
+            doc["benchmarks"][name] = res
+            doc["tracers"][name] = summary(res)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    doc["seconds"] = round(time.monotonic() - t0, 1)
+    if args.json:
+        json.dump(doc, sys.stdout, indent=1)
+        print()
+    return 0

@@ -1,0 +1,163 @@
+"""What every sub-benchmark shares: rows, interleaved rounds, results files.
+
+A Row is one configuration (usually one tracer). It either ran, with one value
+per round, or says in one line why it did not (why). Rounds rotate the order
+of the rows, so slow drift and a neighbour's bursts hit every row alike.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.stats import Estimate, estimate, finite
+from bench.tracers import HERE, BenchError, TracerError
+
+RESULTS = HERE / "results"
+
+
+@dataclass
+class Row:
+    key: str
+    name: str
+    runs: list[float] = field(default_factory=list)
+    why: str = ""  # set: this row did not run (or stopped), and why
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.why and bool(finite(self.runs))
+
+    def estimate(self) -> Estimate | None:
+        xs = finite(self.runs)
+        return estimate(xs) if xs and not self.why else None
+
+    def status(self) -> str:
+        if self.ok:
+            return "ok"
+        return "failed" if self.runs else "not run"
+
+
+def rotated(n: int, rnd: int) -> list[int]:
+    """Round rnd's order of n rows: 0..n-1 rotated by rnd."""
+    k = rnd % n if n else 0
+    return [*range(k, n), *range(k)]
+
+
+def interleave(rows: Sequence[Row], rounds: int, one: Callable[[int, int], float],
+               progress: Callable[[str], None] | None = None) -> None:
+    """rounds x every runnable row, rotated; one(row index, round) -> value.
+
+    A row whose run fails gets NaN for that round; after two failures it stops
+    and its why says what went wrong, so one broken tracer never ends the run."""
+    failures = [0] * len(rows)
+    for rnd in range(rounds):
+        for i in rotated(len(rows), rnd):
+            row = rows[i]
+            if row.why:
+                continue
+            if progress:
+                progress(f"round {rnd + 1}/{rounds}: {row.name}")
+            try:
+                row.runs.append(one(i, rnd))
+            except TracerError as e:
+                row.runs.append(math.nan)
+                failures[i] += 1
+                row.note = str(e)
+                if failures[i] >= 2:
+                    row.why = f"failed: {e}"
+
+
+def machine() -> dict[str, Any]:
+    u = os.uname()
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()
+    return {
+        "host": u.nodename,
+        "arch": u.machine,
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": u.release,
+        "distro": platform.freedesktop_os_release().get("PRETTY_NAME", "")
+        if hasattr(platform, "freedesktop_os_release") else "",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "loadavg_at_start": [round(x, 2) for x in load],
+    }
+
+
+def load_warning() -> str | None:
+    """A line to print when the machine is busy before we start (results noisy)."""
+    one, _, _ = os.getloadavg()
+    cpus = os.cpu_count() or 1
+    if one > 0.5:
+        return (f"load average {one:.2f} on {cpus} CPUs before starting: other work is "
+                "running, these numbers are noisy (do not quote them)")
+    return None
+
+
+def write_result(name: str, result: dict[str, Any], out_dir: Path = RESULTS) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def build_native() -> str | None:
+    """make -C bench/native; None, or why it failed (one line)."""
+    try:
+        p = subprocess.run(["make", "-s", "-C", str(HERE / "native")], capture_output=True,
+                           text=True, timeout=300, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"building bench/native failed: {e}"
+    if p.returncode:
+        last = (p.stderr.strip().splitlines() or ["?"])[-1]
+        return f"building bench/native failed: {last}"
+    return None
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise BenchError("syscap bench attaches kernel tracers: run it as root")
+
+
+def say(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def fmt(value: float | None, digits: int = 1, width: int = 9) -> str:
+    if value is None or not math.isfinite(value):
+        return f"{'-':>{width}}"
+    return f"{value:{width}.{digits}f}"
+
+
+def fmt_interval(e: Estimate | None, digits: int = 1) -> str:
+    if e is None:
+        return "-"
+    return f"[{e.low:.{digits}f}, {e.high:.{digits}f}]"
+
+
+def header(title: str, info: dict[str, Any], rounds: int, level: float | None) -> list[str]:
+    lvl = f", intervals {100 * level:.1f} %" if level is not None else ""
+    return [
+        f"{title}",
+        f"  {info['host']} {info['arch']} ({info['cpus']} CPUs, {info['cpu_model']}), "
+        f"kernel {info['kernel']}, {info['date']}; {rounds} interleaved rounds{lvl}",
+    ]

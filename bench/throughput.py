@@ -1,0 +1,168 @@
+"""throughput: the highest syscall rate syscap records with zero drops, per ring size.
+
+For each ring size (bytes per CPU) a syscap session records every process
+(-a) to a file, exactly as `syscap record` does, but in this process, so the
+consumer's CPU time is this process's (its main thread only waits). The load
+is bench/native/syscall_rate: getppid() from one pinned thread per CPU, paced
+in 1 ms ticks at an offered rate. First a trial as fast as the generator can
+go; if that drops nothing the ring is generator-bound. Otherwise the offered
+rate is bisected between 0 and that maximum. A trial passes when the kernel's
+drop counter stays at 0 for the whole trial; the rate reported is the
+recorded rate (every syscall on the machine, from the exact in-kernel
+counters) of the best passing trial. Short trials favour big rings (they
+absorb the whole trial), so the trial length is part of the result.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import harness
+from bench.tracers import NATIVE, BenchError, _syscap_bpf
+
+RING_MIB = (1, 2, 4, 8, 16, 32, 64)
+TRIAL_S = (5.0, 1.0)  # full, quick
+STEPS = (6, 3)  # bisection steps after the unpaced trial
+GOAL_RATE, GOAL_RING_MIB = 2_000_000, 8
+
+
+@dataclass(frozen=True)
+class Options:
+    quick: bool
+    ring_mib: tuple[int, ...] = RING_MIB
+
+
+@dataclass(frozen=True)
+class Trial:
+    offered: float  # calls/s asked of the generator; 0: as fast as it goes
+    generated: float  # calls/s the generator made
+    recorded: float  # syscalls/s counted in the kernel, all processes
+    drops: int
+    max_fill_pct: float
+    consumer_cpu_pct: float  # of one CPU
+
+
+def cpus() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
+def trial(ring: int, rate: float, seconds: float, work: Path) -> Trial:
+    from capture_lib.errors import SyscapError
+    from capture_lib.live import Session
+
+    trace = work / "throughput.trace"
+    gen = [str(NATIVE / "syscall_rate"), f"{rate:.0f}", f"{seconds}",
+           ",".join(map(str, cpus()))]
+    try:
+        s = Session("bpf", ring)
+    except SyscapError as e:
+        raise BenchError(f"syscap cannot start: {e}") from e
+    try:
+        s.record(str(trace))
+        s.start()
+        r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+        try:
+            p = subprocess.run(gen, capture_output=True, text=True, timeout=seconds + 60,
+                               check=True)
+        finally:
+            s.stop()
+        r1, t1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+        tot = s.totals()
+    finally:
+        s.close()
+        trace.unlink(missing_ok=True)
+    calls, gen_s = p.stdout.split()
+    cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+    return Trial(
+        offered=rate, generated=int(calls) / float(gen_s), recorded=tot.events / float(gen_s),
+        drops=tot.drops, max_fill_pct=100.0 * tot.max_used / tot.ring_size if tot.ring_size
+        else 0.0, consumer_cpu_pct=100.0 * cpu / (t1 - t0),
+    )
+
+
+def search(ring: int, seconds: float, steps: int, work: Path) -> dict[str, Any]:
+    """Bisect the offered rate for the highest drop-free trial at this ring size."""
+    trials = [trial(ring, 0, seconds, work)]
+    best: Trial | None = trials[0] if trials[0].drops == 0 else None
+    bound = "generator" if best else "drops"
+    lo, hi = 0.0, trials[0].generated
+    for _ in range(steps if best is None else 0):
+        mid = (lo + hi) / 2
+        t = trial(ring, mid, seconds, work)
+        trials.append(t)
+        if t.drops == 0:
+            lo = mid
+            if best is None or t.recorded > best.recorded:
+                best = t
+        else:
+            hi = mid
+    return {
+        "ring_mib": ring >> 20,
+        "best": asdict(best) if best else None,
+        "bound": bound,  # generator: no drops even at full speed (a lower bound)
+        "trials": [asdict(t) for t in trials],
+    }
+
+
+def why_not() -> str | None:
+    return _syscap_bpf() or harness.build_native()
+
+
+def run(opts: Options) -> dict[str, Any]:
+    seconds = TRIAL_S[1] if opts.quick else TRIAL_S[0]
+    steps = STEPS[1] if opts.quick else STEPS[0]
+    why = why_not()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="syscap-bench-tp-", dir="/var/tmp") as d:
+        for mib in opts.ring_mib:
+            if why:
+                rows.append({"ring_mib": mib, "best": None, "why": why, "trials": []})
+                continue
+            harness.say(f"throughput: ring {mib} MiB per CPU")
+            rows.append(search(mib << 20, seconds, steps, Path(d)))
+    return {
+        "benchmark": "throughput",
+        "method": f"syscall_rate: getppid from one pinned thread per CPU ({len(cpus())}), "
+                  f"paced; syscap records -a to a file; {seconds} s trials; zero drops",
+        "machine": harness.machine(),
+        "quick": opts.quick,
+        "trial_s": seconds,
+        "steps": steps,
+        "rows": rows,
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    out = [
+        "throughput: highest syscalls/s syscap records with zero drops (higher is better)",
+        f"  {m['host']} {m['arch']} ({m['cpus']} CPUs), kernel {m['kernel']}, {m['date']}; "
+        f"{result['trial_s']} s trials, {result['steps']} bisection steps",
+        f"  {'ring/CPU':>9} {'recorded/s':>12} {'generated/s':>12} {'consumer CPU':>13} "
+        f"{'max fill':>9}  bound",
+    ]
+    for r in result["rows"]:
+        b = r.get("best")
+        if b is None:
+            why = r.get("why") or (
+                f"drops at every rate tried (lowest {min(t['offered'] for t in r['trials']):.0f}"
+                "/s offered)" if r["trials"] else "not run")
+            out.append(f"  {r['ring_mib']:>5} MiB  {why}")
+            continue
+        bound = ("none found: no drops at the generator's full speed (a lower bound)"
+                 if r["bound"] == "generator" else "drops above this rate")
+        out.append(f"  {r['ring_mib']:>5} MiB {b['recorded']:12.0f} {b['generated']:12.0f} "
+                   f"{b['consumer_cpu_pct']:12.1f}% {b['max_fill_pct']:8.1f}%  {bound}")
+    goal = next((r for r in result["rows"] if r["ring_mib"] == GOAL_RING_MIB), None)
+    if goal is not None and goal.get("best"):
+        rate = goal["best"]["recorded"]
+        out.append(f"  goal: >= {GOAL_RATE / 1e6:.0f} M/s with zero drops at {GOAL_RING_MIB} MiB: "
+                   f"{rate / 1e6:.2f} M/s, {'met' if rate >= GOAL_RATE else 'NOT met'}")
+    return "\n".join(out)

@@ -1,0 +1,389 @@
+"""The tracers every sub-benchmark compares, and how each is started and stopped.
+
+Two kinds: system-wide tracers (the floor, syscap, bpftrace, ftrace, sysdig)
+attach before the workload runs and see every process; per-process tracers
+(strace, perf trace) either wrap the workload's command (micro) or attach to
+its running processes (nginx). Tracers and their consumers run on TRACER_CPU,
+the workload on WORK_CPU. Every process started here is in its own session and
+is stopped (then killed, with its group) when its block ends, failure or not;
+the ftrace instance is removed the same way. A tracer that cannot run here says
+why in one line (why_not), and its row prints that instead of a number.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from capture_lib.errors import SyscapError
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+NATIVE = HERE / "native" / "build"
+WORK_CPU, TRACER_CPU = 1, 0
+TRACEFS = Path("/sys/kernel/tracing")
+
+
+class BenchError(SyscapError):
+    """The benchmark cannot run at all (the message says what to do)."""
+
+
+class TracerError(SyscapError):
+    """One tracer failed to start or died; its row says so and the run goes on."""
+
+
+def pinned(cmd: list[str], cpu: int = TRACER_CPU) -> list[str]:
+    return ["taskset", "-c", str(cpu), *cmd]
+
+
+@dataclass
+class Proc:
+    """A started process whose output is collected (the tail is kept for errors)."""
+
+    popen: subprocess.Popen[bytes]
+    label: str
+    tail: list[str] = field(default_factory=list)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, cmd: list[str], label: str, ready: str | None = None,
+              stream: str = "stdout", timeout: float = 60.0) -> Proc:
+        """Start cmd; with ready, return once that text appears on stream."""
+        try:
+            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, start_new_session=True, cwd=ROOT)
+        except OSError as e:
+            raise TracerError(f"{label}: cannot start {cmd[0]}: {e.strerror}") from e
+        proc = cls(p, label)
+        try:
+            if ready is not None:
+                proc._wait_for(ready, stream, timeout)
+        except BaseException:
+            proc.kill()
+            raise
+        proc._drain()
+        return proc
+
+    def _wait_for(self, word: str, stream: str, timeout: float) -> None:
+        pipe = self.popen.stdout if stream == "stdout" else self.popen.stderr
+        other = self.popen.stderr if stream == "stdout" else self.popen.stdout
+        assert pipe is not None and other is not None
+        sel = selectors.DefaultSelector()
+        sel.register(pipe, selectors.EVENT_READ)
+        sel.register(other, selectors.EVENT_READ)
+        seen = b""
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                for key, _ in sel.select(timeout=0.2):
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        sel.unregister(key.fileobj)
+                        continue
+                    if key.fileobj is pipe:
+                        seen += chunk
+                    self._keep(chunk)
+                    if word.encode() in seen:
+                        return
+                if not sel.get_map():
+                    break
+            code = self.popen.poll()
+            what = f"exited with {code}" if code is not None else f"not ready in {timeout:.0f} s"
+            raise TracerError(f"{self.label} {what}: {self.last_words()}")
+        finally:
+            sel.close()
+
+    def _keep(self, chunk: bytes) -> None:
+        self.tail.extend(chunk.decode(errors="replace").splitlines())
+        del self.tail[:-20]
+
+    def _drain(self) -> None:
+        """Read both pipes to their end in the background (no tracer blocks on a
+        full pipe)."""
+        for pipe in (self.popen.stdout, self.popen.stderr):
+            if pipe is not None:
+                t = threading.Thread(target=self._read_all, args=(pipe.fileno(),), daemon=True)
+                t.start()
+                self._threads.append(t)
+
+    def _read_all(self, fd: int) -> None:
+        try:
+            while chunk := os.read(fd, 65536):
+                self._keep(chunk)
+        except OSError:
+            pass
+
+    def last_words(self) -> str:
+        lines = [ln.strip() for ln in self.tail if ln.strip()]
+        return lines[-1] if lines else "no output"
+
+    def check_alive(self) -> None:
+        code = self.popen.poll()
+        if code is not None:
+            for t in self._threads:
+                t.join(timeout=1)
+            raise TracerError(f"{self.label} died (exit {code}): {self.last_words()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        if self.popen.poll() is None:
+            try:
+                self.popen.send_signal(sig)
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the process group this process leads (only what we started)."""
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.popen.wait()
+        for t in self._threads:
+            t.join(timeout=2)
+        for pipe in (self.popen.stdout, self.popen.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+@dataclass(frozen=True)
+class Target:
+    """What per-process tracers follow: running pids (nginx), or nothing when the
+    workload's command is wrapped instead (micro)."""
+
+    pids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Tracer:
+    key: str  # JSON key, stable
+    name: str  # row label
+    why_not: Callable[[], str | None]
+    attach: Callable[[Path, Target], Iterator[Proc | None]]
+    per_process: bool = False  # strace, perf trace: follow the workload, not the system
+    wrap: Callable[[list[str]], list[str]] | None = None
+    note: str = ""
+
+    @contextmanager
+    def attached(self, work: Path, target: Target) -> Iterator[Proc | None]:
+        """The tracer running for the duration of the block (none for wrapped
+        per-process tracers without pids: they run as the workload's parent)."""
+        if self.per_process and not target.pids:
+            yield None
+            return
+        with contextmanager(self.attach)(work, target) as proc:
+            yield proc
+            if proc is not None:
+                proc.check_alive()
+
+
+# ------------------------------------------------------------------ why_not checks
+
+
+def _need(*tools: str) -> str | None:
+    for t in tools:
+        if not shutil.which(t):
+            pkg = {"bpftrace": "bpftrace", "perf": "linux-perf", "strace": "strace",
+                   "sysdig": "sysdig", "taskset": "util-linux"}.get(t, t)
+            return f"{t} is not installed (apt-get install {pkg})"
+    return None
+
+
+def _root() -> str | None:
+    return None if os.geteuid() == 0 else "needs root (BPF and tracefs): run as root"
+
+
+def _native(*names: str) -> str | None:
+    for n in names:
+        if not (NATIVE / n).exists():
+            return f"bench/native/build/{n} was not built (make -C bench/native)"
+    return None
+
+
+def _syscap_bpf() -> str | None:
+    if r := _root():
+        return r
+    try:
+        from capture_lib.cli import backend_status
+
+        status = backend_status()["bpf"]
+    except SyscapError as e:
+        return f"syscap eBPF backend unavailable: {e}"
+    except ImportError as e:  # the native binding is not built
+        return f"capture_lib is not built ({e}): run ./setup.sh"
+    return None if status == "ok" else f"syscap eBPF backend unavailable: {status}"
+
+
+def _tracefs() -> str | None:
+    if r := _root():
+        return r
+    if not (TRACEFS / "instances").is_dir():
+        return f"tracefs is not mounted: mount -t tracefs nodev {TRACEFS}"
+    if not (TRACEFS / "events" / "raw_syscalls").is_dir():
+        return "this kernel has no raw_syscalls trace events (CONFIG_FTRACE_SYSCALLS)"
+    return None
+
+
+def _sysdig() -> str | None:
+    if r := _need("sysdig") or _root():
+        return r
+    if os.path.exists("/dev/scap0"):
+        return None
+    if not os.path.exists("/proc/modules"):
+        return ("sysdig needs its scap kernel module (or an eBPF probe built from kernel "
+                f"headers), and this kernel ({os.uname().release}) cannot load modules; "
+                "see the guest rows")
+    return "sysdig's scap module is not loaded (apt-get install falcosecurity-scap-dkms)"
+
+
+# ------------------------------------------------------------------ attach functions
+
+
+def _none(work: Path, target: Target) -> Iterator[Proc | None]:
+    yield None
+
+
+def _floor(work: Path, target: Target) -> Iterator[Proc | None]:
+    p = Proc.start(pinned([str(NATIVE / "floor_loader"), str(NATIVE / "floor.bpf.o")]),
+                   "floor_loader", ready="ready")
+    try:
+        yield p
+    finally:
+        p.stop(signal.SIGTERM)
+
+
+_COUNT_CODE = (
+    "import signal,sys; from capture_lib.live import Session; "
+    "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT}); "
+    "s=Session('bpf'); s.aggregate(True); s.start(); print('ready', flush=True); "
+    "signal.sigwait({signal.SIGTERM, signal.SIGINT}); s.stop(); s.close()"
+)
+
+
+def _syscap_count(work: Path, target: Target) -> Iterator[Proc | None]:
+    # What `syscap top` runs: in-kernel filter + per-process aggregation, no file.
+    p = Proc.start(pinned([sys.executable, "-c", _COUNT_CODE]), "syscap count", ready="ready")
+    try:
+        yield p
+    finally:
+        p.stop(signal.SIGTERM)
+
+
+def _syscap_record(work: Path, target: Target) -> Iterator[Proc | None]:
+    trace = work / "bench.trace"
+    cmd = [sys.executable, "-m", "capture_lib.cli", "record", "--backend", "bpf", "-a",
+           "-o", str(trace)]
+    p = Proc.start(pinned(cmd), "syscap record", ready="recording to", stream="stderr")
+    try:
+        yield p
+    finally:
+        p.stop(signal.SIGTERM)
+        trace.unlink(missing_ok=True)
+
+
+def _bpftrace(work: Path, target: Target) -> Iterator[Proc | None]:
+    prog = "tracepoint:raw_syscalls:sys_enter { @[pid, args->id] = count(); }"
+    p = Proc.start(pinned(["bpftrace", "-e", prog]), "bpftrace", ready="Attaching")
+    try:
+        time.sleep(0.5)  # "Attaching" is printed just before the probes are live
+        yield p
+    finally:
+        p.stop(signal.SIGINT)
+
+
+def _ftrace(work: Path, target: Target) -> Iterator[Proc | None]:
+    # A private instance (other users of tracefs are not disturbed), its
+    # raw_syscalls events on, and a reader draining trace_pipe as a consumer.
+    inst = TRACEFS / "instances" / f"syscap-bench-{os.getpid()}"
+    try:
+        inst.mkdir()
+    except OSError as e:
+        raise TracerError(f"ftrace: cannot create {inst}: {e.strerror}") from e
+    p: Proc | None = None
+    try:
+        (inst / "events" / "raw_syscalls" / "enable").write_text("1\n")
+        p = Proc.start(pinned(["sh", "-c", f"exec cat {inst}/trace_pipe > /dev/null"]),
+                       "ftrace reader")
+        time.sleep(0.1)
+        yield p
+    finally:
+        if p is not None:
+            p.stop(signal.SIGTERM)
+        try:
+            (inst / "events" / "raw_syscalls" / "enable").write_text("0\n")
+        finally:
+            inst.rmdir()
+
+
+def _perf_trace(work: Path, target: Target) -> Iterator[Proc | None]:
+    pids = ",".join(map(str, target.pids))
+    p = Proc.start(pinned(["perf", "trace", "-p", pids, "-o", "/dev/null"]), "perf trace")
+    try:
+        time.sleep(1.5)  # perf trace says nothing once attached; give it time
+        p.check_alive()
+        yield p
+    finally:
+        p.stop(signal.SIGINT)
+
+
+def _strace(work: Path, target: Target) -> Iterator[Proc | None]:
+    args = [a for pid in target.pids for a in ("-p", str(pid))]
+    p = Proc.start(pinned(["strace", "-f", "-o", "/dev/null", *args]), "strace",
+                   ready="attached", stream="stderr")
+    try:
+        yield p
+    finally:
+        p.stop(signal.SIGINT)
+
+
+def _sysdig_attach(work: Path, target: Target) -> Iterator[Proc | None]:
+    p = Proc.start(pinned(["sysdig", "-w", "/dev/null"]), "sysdig")
+    try:
+        time.sleep(2.0)
+        p.check_alive()
+        yield p
+    finally:
+        p.stop(signal.SIGINT)
+
+
+def _wrap_strace(cmd: list[str]) -> list[str]:
+    return pinned(["strace", "-f", "-qq", "-o", "/dev/null", *cmd])
+
+
+def _wrap_perf(cmd: list[str]) -> list[str]:
+    return pinned(["perf", "trace", "-o", "/dev/null", "--", *cmd])
+
+
+BASELINE = "baseline"
+FLOOR = "floor"
+
+
+def all_tracers() -> list[Tracer]:
+    """The rows of micro and nginx, in table order (baseline and floor first)."""
+    return [
+        Tracer(BASELINE, "baseline (no tracing)", lambda: None, _none),
+        Tracer(FLOOR, "floor (empty tp_btf enter+exit)",
+               lambda: _root() or _native("floor_loader", "floor.bpf.o"), _floor),
+        Tracer("syscap-count", "syscap count mode (top)", _syscap_bpf, _syscap_count),
+        Tracer("syscap-record", "syscap record -a to file", _syscap_bpf, _syscap_record),
+        Tracer("bpftrace", "bpftrace count per pid+syscall",
+               lambda: _need("bpftrace") or _root(), _bpftrace),
+        Tracer("ftrace", "ftrace raw_syscalls (trace_pipe)", _tracefs, _ftrace),
+        Tracer("perf-trace", "perf trace", lambda: _need("perf") or _root(), _perf_trace,
+               per_process=True, wrap=_wrap_perf),
+        Tracer("strace", "strace -f", lambda: _need("strace"), _strace, per_process=True,
+               wrap=_wrap_strace),
+        Tracer("sysdig", "sysdig -w /dev/null", _sysdig, _sysdig_attach),
+    ]
