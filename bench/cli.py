@@ -38,6 +38,9 @@ def register(sub: Any) -> None:
                    help="print the results as JSON on stdout (tables go to stderr)")
     p.add_argument("--rounds", type=int, metavar="N",
                    help="interleaved rounds for micro and nginx (default 10, quick 3)")
+    p.add_argument("--tracers", metavar="KEYS",
+                   help="only these tracers in micro and nginx, comma-separated keys (e.g. "
+                        "floor,syscap-record; baseline always runs)")
     p.add_argument("--results", type=Path, default=harness.RESULTS, metavar="DIR",
                    help="where JSON and plots go (default bench/results)")
     p.set_defaults(func=run)
@@ -66,13 +69,15 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
 
 def _one(name: str, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     q = 1 if args.quick else 0
+    keys = tuple(k.strip() for k in args.tracers.split(",") if k.strip()) if args.tracers else None
     if name == "micro":
         rounds = args.rounds or micro.ROUNDS[q]
-        res = micro.run(micro.Options(rounds, args.quick))
+        res = micro.run(micro.Options(rounds, args.quick, keys))
         return res, micro.table(res)
     if name == "nginx":
         rounds = args.rounds or nginx.ROUNDS[q]
-        res = nginx.run(nginx.Options(rounds, args.quick, min(rounds, nginx.SWEEP_ROUNDS[q])))
+        res = nginx.run(nginx.Options(rounds, args.quick, min(rounds, nginx.SWEEP_ROUNDS[q]),
+                                       keys))
         return res, nginx.table(res)
     if name == "throughput":
         res = throughput.run(throughput.Options(args.quick))

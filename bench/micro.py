@@ -28,7 +28,7 @@ from bench.tracers import (
     Target,
     Tracer,
     TracerError,
-    all_tracers,
+    select,
 )
 
 # getppid calls per run, full and quick: about a third of a second each here.
@@ -42,6 +42,7 @@ GOALS = {"syscap-record": 1.5, "syscap-count": 1.1}  # added cost <= N x the flo
 class Options:
     rounds: int
     quick: bool
+    tracers: tuple[str, ...] | None = None  # keys; None: all
 
 
 def calls_for(key: str, quick: bool) -> int:
@@ -90,7 +91,7 @@ def summarise(rows: list[Row]) -> list[dict[str, Any]]:
 def run(opts: Options) -> dict[str, Any]:
     if why := harness.build_native():
         raise BenchError(why)
-    tracers = all_tracers()
+    tracers = select(opts.tracers)
     rows = [Row(t.key, t.name, why=t.why_not() or "") for t in tracers]
     with tempfile.TemporaryDirectory(prefix="syscap-bench-") as d:
         def one(i: int, rnd: int) -> float:

@@ -34,7 +34,7 @@ from bench.tracers import (
     Proc,
     Target,
     TracerError,
-    all_tracers,
+    select,
 )
 
 CONCURRENCY = 50
@@ -55,6 +55,7 @@ class Options:
     rounds: int
     quick: bool
     sweep_rounds: int
+    tracers: tuple[str, ...] | None = None  # keys; None: all
 
 
 def why_not() -> str | None:
@@ -208,7 +209,7 @@ def summarise(rows: list[Row], sweep: dict[str, dict[int, list[float]]]) -> list
 
 
 def run(opts: Options) -> dict[str, Any]:
-    tracers = all_tracers()
+    tracers = select(opts.tracers)
     rows = [Row(t.key, t.name, why=t.why_not() or "") for t in tracers]
     if why := why_not():
         for r in rows:

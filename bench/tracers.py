@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from capture_lib.errors import SyscapError
+from capture_lib.errors import SyscapError, UsageError
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -387,3 +387,14 @@ def all_tracers() -> list[Tracer]:
                wrap=_wrap_strace),
         Tracer("sysdig", "sysdig -w /dev/null", _sysdig, _sysdig_attach),
     ]
+
+
+def select(keys: tuple[str, ...] | None) -> list[Tracer]:
+    """The tracers named by keys (baseline always, first), or all of them."""
+    tracers = all_tracers()
+    if not keys:
+        return tracers
+    known = {t.key for t in tracers}
+    if unknown := [k for k in keys if k not in known]:
+        raise UsageError(f"unknown tracer {', '.join(unknown)}: choose from {', '.join(known)}")
+    return [t for t in tracers if t.key == BASELINE or t.key in keys]

@@ -1,0 +1,183 @@
+"""The harness's arithmetic on recorded sample results (no timing, no kernel)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench import cli, guest, harness, micro, nginx, stats
+from bench.harness import Row
+from bench.tracers import TracerError
+
+# ns per getppid from a recorded 10-round micro run (machine under load).
+BASE = [168.7, 107.1, 435.7, 131.2, 129.9, 128.4, 133.0, 126.8, 130.5, 127.9]
+FLOOR = [231.0, 157.3, 313.9, 262.1, 259.4, 258.8, 266.0, 255.2, 260.7, 257.5]
+RECORD = [382.2, 328.2, 602.3, 339.0, 336.1, 331.7, 340.4, 333.3, 337.9, 335.0]
+
+
+def test_median_interval_uses_order_statistics_for_95_percent() -> None:
+    k, coverage = stats.median_rank(10)
+    assert k == 2  # [x(2), x(9)]
+    assert coverage == pytest.approx(1 - 2 * 11 / 1024)
+    e = stats.estimate(BASE)
+    xs = sorted(BASE)
+    assert e.median == pytest.approx((xs[4] + xs[5]) / 2)
+    assert (e.low, e.high) == (xs[1], xs[8])
+    assert e.n == 10
+
+
+@pytest.mark.parametrize(("n", "k"), [(6, 1), (9, 2), (10, 2), (17, 5), (20, 6), (30, 10)])
+def test_median_rank_is_the_widest_k_at_95_percent(n: int, k: int) -> None:
+    got, coverage = stats.median_rank(n)
+    assert got == k
+    assert coverage >= 0.95
+    # one step narrower would fall below 95 %
+    assert 1 - 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n < 0.95
+
+
+def test_too_few_runs_give_min_max_and_say_the_real_level() -> None:
+    e = stats.estimate([3.0, 1.0, 2.0])
+    assert (e.low, e.median, e.high) == (1.0, 2.0, 3.0)
+    assert e.level == pytest.approx(0.75)
+    single = stats.estimate([5.0])
+    assert (single.low, single.high, single.level) == (5.0, 5.0, 0.0)
+
+
+def test_added_cost_is_paired_per_round() -> None:
+    add = stats.added(RECORD, BASE)
+    diffs = sorted(r - b for r, b in zip(RECORD, BASE, strict=True))
+    assert add.median == pytest.approx((diffs[4] + diffs[5]) / 2)
+    assert (add.low, add.high) == pytest.approx((diffs[1], diffs[8]))
+
+
+def test_a_failed_round_is_left_out_of_the_pairs() -> None:
+    runs = [2.0, math.nan, 4.0]
+    assert stats.paired(runs, [1.0, 1.0, math.nan]) == [(2.0, 1.0)]
+    assert stats.added(runs, [1.0, 1.0, 1.0]).median == pytest.approx(2.0)
+
+
+def test_loss_percent_against_the_same_rounds_baseline() -> None:
+    base = [21700.0, 20000.0, 22000.0]
+    traced = [18445.0, 17000.0, 19800.0]  # -15 %, -15 %, -10 %
+    loss = stats.loss_pct(traced, base)
+    assert loss.median == pytest.approx(15.0)
+    assert (loss.low, loss.high) == pytest.approx((10.0, 15.0))
+
+
+def test_ratio_is_none_without_a_positive_denominator() -> None:
+    assert stats.ratio(3.0, 2.0) == 1.5
+    assert stats.ratio(3.0, 0.0) is None
+    assert stats.ratio(3.0, -1.0) is None
+
+
+def test_micro_summary_gives_added_ns_and_cost_in_floors() -> None:
+    rows = [Row("baseline", "baseline", BASE), Row("floor", "floor", FLOOR),
+            Row("syscap-record", "record", RECORD),
+            Row("sysdig", "sysdig", why="sysdig needs its scap kernel module")]
+    out = {r["key"]: r for r in micro.summarise(rows)}
+    floor_added = stats.added(FLOOR, BASE).median
+    rec_added = stats.added(RECORD, BASE).median
+    assert out["syscap-record"]["added_ns"]["median"] == pytest.approx(rec_added, abs=0.01)
+    assert out["syscap-record"]["x_floor"] == pytest.approx(rec_added / floor_added)
+    assert out["floor"]["x_floor"] == pytest.approx(1.0)
+    assert "added_ns" not in out["baseline"]
+    assert out["sysdig"]["status"] == "not run"
+    assert out["sysdig"]["why"] == "sysdig needs its scap kernel module"
+    assert "median" not in out["sysdig"]
+    for key in ("baseline", "floor", "syscap-record"):
+        assert {"median", "interval", "interval_level"} <= set(out[key])
+
+
+def test_nginx_summary_gives_loss_and_points_over_the_floor() -> None:
+    base = [21700.0, 21500.0, 21900.0]
+    floor = [20900.0, 20700.0, 21100.0]
+    rec = [20600.0, 20400.0, 20900.0]
+    sweep = {"baseline": {1: [5000.0, 5100.0, math.nan], 1000: [9000.0, 9100.0, math.nan]},
+             "syscap-record": {1: [4500.0, 4590.0, math.nan], 1000: [math.nan] * 3}}
+    rows = [Row("baseline", "b", base), Row("floor", "f", floor), Row("syscap-record", "r", rec)]
+    out = {r["key"]: r for r in nginx.summarise(rows, sweep)}
+    floor_loss = stats.loss_pct(floor, base).median
+    rec_loss = stats.loss_pct(rec, base).median
+    assert out["syscap-record"]["loss_pct"]["median"] == pytest.approx(rec_loss, abs=0.01)
+    assert out["syscap-record"]["loss_minus_floor_points"] == pytest.approx(
+        rec_loss - floor_loss, abs=0.01)
+    c1 = out["syscap-record"]["concurrency"]["1"]
+    assert c1["loss_pct"]["median"] == pytest.approx(10.0)
+    assert "1000" not in out["syscap-record"]["concurrency"]  # no run at that level
+    assert out["baseline"]["concurrency"]["1000"]["median"] == pytest.approx(9050.0)
+
+
+AB_OUTPUT = """\
+Concurrency Level:      50
+Time taken for tests:   1.382 seconds
+Complete requests:      30000
+Failed requests:        12
+   (Connect: 0, Receive: 0, Length: 12, Exceptions: 0)
+Non-2xx responses:      3
+Requests per second:    21706.23 [#/sec] (mean)
+"""
+
+
+def test_ab_report_is_parsed() -> None:
+    assert nginx.parse_ab(AB_OUTPUT) == (21706.23, 15)
+    with pytest.raises(ValueError):
+        nginx.parse_ab("apr_socket_recv: Connection refused (111)")
+
+
+def test_rounds_rotate_so_every_row_leads_once() -> None:
+    assert [harness.rotated(3, r) for r in range(3)] == [[0, 1, 2], [1, 2, 0], [2, 0, 1]]
+
+
+def test_a_tracer_failing_twice_stops_with_its_reason_and_the_others_go_on() -> None:
+    rows = [Row("baseline", "b"), Row("bad", "bad"), Row("skip", "s", why="not installed")]
+
+    def one(i: int, rnd: int) -> float:
+        if i == 1:
+            raise TracerError("bad died (exit 1): no such probe")
+        return 100.0 + rnd
+
+    harness.interleave(rows, 3, one)
+    assert rows[0].runs == [100.0, 101.0, 102.0]
+    assert len(rows[1].runs) == 2 and all(math.isnan(x) for x in rows[1].runs)
+    assert rows[1].why == "failed: bad died (exit 1): no such probe"
+    assert rows[1].status() == "failed"
+    assert rows[2].runs == [] and rows[2].status() == "not run"
+
+
+def test_guest_rows_are_all_printed_when_the_lab_cannot_run() -> None:
+    rows = guest.rows_from(None, "kmod/lab/lab.py offers no bench_guest() yet")
+    assert [r.key for r in rows] == ["baseline", "kmod", "bpf", "sysdig"]
+    assert all(r.why == "kmod/lab/lab.py offers no bench_guest() yet" for r in rows)
+
+
+def test_guest_rows_from_a_lab_result_get_loss_against_the_guest_baseline() -> None:
+    result = {"rows": [
+        {"key": "baseline", "name": "b", "runs": [1000.0, 1010.0, 990.0]},
+        {"key": "kmod", "name": "k", "runs": [900.0, 909.0, 891.0]},
+        {"key": "sysdig", "name": "s", "runs": [], "why": "scap did not build"},
+    ]}
+    out = {r["key"]: r for r in guest.summarise(guest.rows_from(result, ""))}
+    assert out["kmod"]["loss_pct"]["median"] == pytest.approx(10.0)
+    assert out["sysdig"]["why"] == "scap did not build"
+    assert out["bpf"]["why"] == "the lab returned no such row"
+
+
+def test_json_summary_has_median_and_interval_per_tracer() -> None:
+    rows = [Row("baseline", "b", BASE), Row("floor", "f", FLOOR),
+            Row("strace", "s", why="strace is not installed (apt-get install strace)")]
+    s = cli.summary({"rows": micro.summarise(rows)})
+    assert set(s) == {"baseline", "floor", "strace"}
+    assert s["floor"]["median"] == stats.estimate(FLOOR).as_json()["median"]
+    assert len(s["floor"]["interval"]) == 2
+    assert s["strace"]["status"] == "not run" and "apt-get install strace" in s["strace"]["why"]
+
+
+def test_throughput_summary_marks_generator_bound_and_dropping_rings() -> None:
+    best = {"offered": 0, "generated": 1.8e6, "recorded": 1.85e6, "drops": 0,
+            "max_fill_pct": 10.0, "consumer_cpu_pct": 10.3}
+    rows = [{"ring_mib": 8, "best": best, "bound": "generator", "trials": [best]},
+            {"ring_mib": 1, "best": None, "bound": "drops", "trials": [best]}]
+    s = cli.summary({"rows": rows})
+    assert s["ring-8MiB"]["median"] == 1850000 and s["ring-8MiB"]["bound"] == "generator"
+    assert s["ring-1MiB"]["status"] == "drops"
