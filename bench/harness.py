@@ -155,7 +155,14 @@ def fmt_interval(e: Estimate | None, digits: int = 1) -> str:
 
 
 def header(title: str, info: dict[str, Any], rounds: int, level: float | None) -> list[str]:
-    lvl = f", intervals {100 * level:.1f} %" if level is not None else ""
+    if level is None:
+        lvl = ""
+    elif level >= 0.95:
+        lvl = f", intervals {100 * level:.1f} %"
+    elif level > 0:
+        lvl = f", intervals only {100 * level:.1f} % (95 % needs 6 or more rounds)"
+    else:
+        lvl = ", no intervals (one round)"
     return [
         f"{title}",
         f"  {info['host']} {info['arch']} ({info['cpus']} CPUs, {info['cpu_model']}), "

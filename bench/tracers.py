@@ -331,11 +331,34 @@ def _perf_trace(work: Path, target: Target) -> Iterator[Proc | None]:
     pids = ",".join(map(str, target.pids))
     p = Proc.start(pinned(["perf", "trace", "-p", pids, "-o", "/dev/null"]), "perf trace")
     try:
-        time.sleep(1.5)  # perf trace says nothing once attached; give it time
-        p.check_alive()
+        # perf trace says nothing once attached: wait for its perf events
+        # (enter and exit per traced thread), then a little for enabling them.
+        _wait_fds(p, "anon_inode:[perf_event]", 2 * len(target.pids))
+        time.sleep(0.3)
         yield p
     finally:
         p.stop(signal.SIGINT)
+
+
+def _wait_fds(p: Proc, link: str, count: int, timeout: float = 20.0) -> None:
+    """Wait until p holds count open files that are link (e.g. perf events)."""
+    deadline = time.monotonic() + timeout
+    fds = Path(f"/proc/{p.popen.pid}/fd")
+    while time.monotonic() < deadline:
+        p.check_alive()
+        n = 0
+        try:
+            for fd in fds.iterdir():
+                try:
+                    n += os.readlink(fd) == link
+                except OSError:
+                    continue
+        except OSError:
+            pass
+        if n >= count:
+            return
+        time.sleep(0.05)
+    raise TracerError(f"{p.label} did not attach in {timeout:.0f} s: {p.last_words()}")
 
 
 def _strace(work: Path, target: Target) -> Iterator[Proc | None]:
