@@ -12,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -40,7 +41,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def stop(proc: subprocess.Popen[str], timeout: float = 10.0) -> None:
+def stop(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
     """SIGTERM, then SIGKILL; always reaped."""
     if proc.poll() is None:
         proc.terminate()
@@ -51,11 +52,11 @@ def stop(proc: subprocess.Popen[str], timeout: float = 10.0) -> None:
             proc.wait()
 
 
-def wait_http(url: str, proc: subprocess.Popen[str], timeout: float = 20.0) -> None:
+def wait_http(url: str, proc: subprocess.Popen[Any], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"{proc.args} exited {proc.returncode} before serving {url}")
+            raise AssertionError(f"{proc.args!r} exited {proc.returncode} before serving {url}")
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status == 200:
