@@ -4,7 +4,8 @@ Sub-benchmarks: micro (ns per getppid), nginx (requests/s and loss by
 concurrency), throughput (zero-drop rate by ring size), guest (the kernel
 module, in a QEMU guest of kmod/lab); all runs them in that order. Each prints
 a table and writes bench/results/NAME.json (NAME.quick.json for --quick, so a
-quick run never replaces a full one) and its plot as PNG.
+quick run never replaces a full one), the table as Markdown for the README
+(NAME.md) and its plot (NAME.png).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import guest, harness, micro, nginx, plots, throughput
+from bench import guest, harness, markdown, micro, nginx, plots, throughput
 from capture_lib.errors import UsageError
 
 NAMES = ("micro", "nginx", "throughput", "guest")
@@ -116,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
             res["seconds"] = round(time.monotonic() - started, 1)
             stem = f"{name}.quick" if args.quick else name
             files = [harness.write_result(stem, res, args.results)]
+            md = args.results / f"{stem}.md"
+            md.write_text(markdown.TABLES[name](res) + "\n")
+            files.append(md)
             if name in PLOTS:
                 png = PLOTS[name](res, args.results / f"{stem}.png")
                 if png is not None:

@@ -181,3 +181,18 @@ def test_throughput_summary_marks_generator_bound_and_dropping_rings() -> None:
     s = cli.summary({"rows": rows})
     assert s["ring-8MiB"]["median"] == 1850000 and s["ring-8MiB"]["bound"] == "generator"
     assert s["ring-1MiB"]["status"] == "drops"
+
+
+def test_markdown_tables_list_every_row_with_its_source() -> None:
+    from bench import markdown
+
+    rows = [Row("baseline", "baseline", BASE), Row("floor", "floor", FLOOR),
+            Row("sysdig", "sysdig", why="sysdig needs its scap kernel module")]
+    result = {"rows": micro.summarise(rows), "rounds": 10, "quick": False,
+              "machine": {"host": "vm", "cpus": 2, "cpu_model": "Xeon", "arch": "x86_64",
+                          "kernel": "6.18", "distro": "Debian 12", "date": "2026-11-25",
+                          "loadavg_at_start": [0.1, 0.1, 0.1]}}
+    text = markdown.micro(result)
+    assert "| floor | 259.1 | [231.0, 266.0] |" in text
+    assert "| sysdig | not run: sysdig needs its scap kernel module |" in text
+    assert "kernel 6.18" in text and "10 interleaved rounds" in text

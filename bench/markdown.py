@@ -1,0 +1,100 @@
+"""The tables as Markdown, ready for the README, each with where it came from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _iv(d: dict[str, Any], digits: int) -> str:
+    lo, hi = d["interval"]
+    return f"[{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _source(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    rounds = f", {result['rounds']} interleaved rounds" if "rounds" in result else ""
+    quick = " (quick run: not for quoting)" if result.get("quick") else ""
+    return (f"_{m['host']}, {m['cpus']} x {m['cpu_model'] or m['arch']}, kernel {m['kernel']}, "
+            f"{m['distro']}, {m['date']}{rounds}; load average at start "
+            f"{m['loadavg_at_start'][0]}{quick}._")
+
+
+def _not_run(r: dict[str, Any], cols: int) -> str:
+    return f"| {r['name']} | {r['status']}: {r['why'] or r.get('note', '')} |" + " |" * (cols - 2)
+
+
+def micro(result: dict[str, Any]) -> str:
+    out = ["| configuration | ns/getppid (median) | interval | added ns | x floor |",
+           "|---|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        if r["status"] != "ok":
+            out.append(_not_run(r, 5))
+            continue
+        add = r.get("added_ns")
+        xf = r.get("x_floor")
+        out.append(f"| {r['name']} | {r['median']:.1f} | {_iv(r, 1)} | "
+                   f"{add['median']:.1f} | {xf:.2f} |" if add and xf is not None else
+                   f"| {r['name']} | {r['median']:.1f} | {_iv(r, 1)} | "
+                   f"{add['median'] if add else '-'} | - |")
+    return "\n".join([*out, "", _source(result)])
+
+
+def nginx(result: dict[str, Any]) -> str:
+    levels = result["levels"]
+    out = ["| configuration | requests/s (median) | interval | loss % | loss interval | "
+           + " | ".join(f"loss % c={c}" for c in levels) + " |",
+           "|---|---:|---:|---:|---:|" + "---:|" * len(levels)]
+    for r in result["rows"]:
+        if r["status"] != "ok":
+            out.append(_not_run(r, 5 + len(levels)))
+            continue
+        loss = r.get("loss_pct")
+        conc = r.get("concurrency", {})
+        cells = []
+        for c in levels:
+            lv = conc.get(str(c), {})
+            if "loss_pct" in lv:
+                cells.append(f"{lv['loss_pct']['median']:.1f}")
+            elif "median" in lv:
+                cells.append(f"({lv['median']:.0f}/s)")
+            else:
+                cells.append("-")
+        out.append(f"| {r['name']} | {r['median']:.0f} | {_iv(r, 0)} | "
+                   + (f"{loss['median']:.1f} | {_iv(loss, 1)} | " if loss else "- | - | ")
+                   + " | ".join(cells) + " |")
+    return "\n".join([*out, "", _source(result)])
+
+
+def throughput(result: dict[str, Any]) -> str:
+    out = ["| ring per CPU | syscalls/s recorded, zero drops | consumer CPU | max ring fill |",
+           "|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        b = r.get("best")
+        if b is None:
+            out.append(f"| {r['ring_mib']} MiB | {r.get('why') or 'drops at every rate tried'} "
+                       "| | |")
+            continue
+        ge = "≥ " if r["bound"] == "generator" else ""
+        out.append(f"| {r['ring_mib']} MiB | {ge}{b['recorded']:,.0f} | "
+                   f"{b['consumer_cpu_pct']:.1f} % | {b['max_fill_pct']:.1f} % |")
+    out += ["", f"≥: no drops even at the load generator's full speed. "
+            f"{result['trial_s']} s trials.", "", _source(result)]
+    return "\n".join(out)
+
+
+def guest(result: dict[str, Any]) -> str:
+    out = ["| configuration (in one QEMU guest) | requests/s (median) | interval | loss % |",
+           "|---|---:|---:|---:|"]
+    for r in result["rows"]:
+        if r["status"] != "ok":
+            out.append(_not_run(r, 4))
+            continue
+        loss = r.get("loss_pct")
+        out.append(f"| {r['name']} | {r['median']:.0f} | {_iv(r, 0)} | "
+                   f"{loss['median']:.1f} |" if loss else
+                   f"| {r['name']} | {r['median']:.0f} | {_iv(r, 0)} | - |")
+    return "\n".join([*out, "", f"Guest kernel {result.get('guest_kernel') or '-'}.", "",
+                      _source(result)])
+
+
+TABLES = {"micro": micro, "nginx": nginx, "throughput": throughput, "guest": guest}
