@@ -106,6 +106,8 @@ class TopOptions:
     startup_error: str | None = None  # live capture failed: show it and offer replay
     open_replay: Callable[[str], SnapshotSource] | None = None
     replay_path: str | None = None  # shown in the header instead of this host
+    record_size: int | None = None  # bytes per ring record: consumer lag as time
+    keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys (remapping)
 
 
 class SnapshotReady(Message):
@@ -225,6 +227,8 @@ class SyscapTop(App[None]):
         return self.query_one("#table", LiveTable)
 
     def on_mount(self) -> None:
+        if self.options.keymap:
+            self.set_keymap(self.options.keymap)
         if self.options.low_color:
             self.theme = "ansi-dark"
         self.query_one("#search", SearchInput).display = False
@@ -357,6 +361,7 @@ class SyscapTop(App[None]):
             self.model.latest,
             max(self.size.width, 40),
             recorded_drops=recorded if isinstance(recorded, int) else None,
+            record_size=self.options.record_size,
         )
         self._set_text("#rings", text).set_class(dropping, "-dropping")
         hook = getattr(self.source, "hook_cost_ns", None) if self.replay is None else None

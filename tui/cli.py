@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "top",
         help="live view of per-process syscall rates, ring fill and drops",
         description="Live view of per-process syscall rates, in-kernel filter toggles, "
-        "ring fill and drops, and the cost of watching. Keys: F1 or ? for help.",
+        "ring fill and drops, and the cost of watching. Keys: F1 or ? for help. "
+        "Remap keys with SYSCAP_TOP_KEYS='binding-id=keys;...' (ids in the help).",
     )
     p.add_argument(
         "--backend",
@@ -195,10 +196,33 @@ def prepare(
         startup_error=startup_error,
         open_replay=open_replay,
         replay_path=args.replay,
+        record_size=_record_size(),
+        keymap=parse_keymap(environ.get("SYSCAP_TOP_KEYS", "")),
     )
     if source is not None and source.backend == "replay":
         options.user_of = _no_user  # the recorded pids are not this machine's
     return source, options
+
+
+def parse_keymap(text: str) -> dict[str, str]:
+    """SYSCAP_TOP_KEYS='quit=ctrl+x;filter=f5,x' -> {binding id: keys} (ids: see F1)."""
+    keymap = {}
+    for item in text.split(";"):
+        ident, _, keys = item.partition("=")
+        if ident.strip() and keys.strip():
+            keymap[ident.strip()] = keys.strip()
+    return keymap
+
+
+def _record_size() -> int | None:
+    """Bytes per ring record (syscap_record.h), if capture_lib is built."""
+    try:
+        from capture_lib import native
+
+        _, lib = native.require()
+        return int(lib.SYSCAP_EVENT_SIZE)
+    except Exception:
+        return None
 
 
 def _no_user(pid: int) -> str:

@@ -55,11 +55,16 @@ def _ring_gauges(rings: tuple[RingStats, ...], width: int) -> str:
 
 
 def rings_markup(
-    snap: Snapshot | None, width: int, recorded_drops: int | None = None
+    snap: Snapshot | None,
+    width: int,
+    recorded_drops: int | None = None,
+    record_size: int | None = None,
 ) -> tuple[str, bool]:
     """Two lines (gauges; rates and drops) and whether records are being dropped now.
 
     `recorded_drops`: for a replay, the records the recorder lost so far.
+    `record_size`: bytes per ring record; with it the consumer lag is also given as
+    time (unread records at the current event rate).
     """
     if snap is None:
         return "fill (waiting for the first snapshot)\nevents -  drops -", False
@@ -77,6 +82,9 @@ def rings_markup(
         f"events {fmt.rate(snap.events / interval)}/s  {drops}  {total}  "
         f"lag {fmt.size(unread)} unread"
     )
+    if record_size and snap.events:
+        behind_s = unread / record_size / (snap.events / interval)
+        line2 += f" ≈ {fmt.latency(behind_s * 1e9) if unread else '0'}"
     if snap.missed:
         line2 += f"  [$warning]missed {snap.missed}[/]"
     gauges = _ring_gauges(snap.rings, width) if snap.rings else "fill (not in the trace)"

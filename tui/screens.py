@@ -45,13 +45,15 @@ class HelpScreen(ModalScreen[None]):
         keys = Table.grid(padding=(0, 2))
         keys.add_column(style="bold", no_wrap=True)
         keys.add_column()
+        keys.add_column(style="dim", no_wrap=True)
         for b in self._keys:
-            keys.add_row(key_display(b), b.tooltip or b.description)
+            keys.add_row(key_display(b), b.tooltip or b.description, b.id or "")
         with VerticalScroll(id="help-body"):
             yield Static(Text("syscap top: keys", style="bold"), id="help-title")
             yield Static(keys, id="help-text")
             yield Static(
                 "Click a column title to sort by it; click again to reverse.\n"
+                "Remap keys by id: SYSCAP_TOP_KEYS='quit=ctrl+x;filter=f5,x'\n"
                 "Esc, q or ? closes this help.",
                 id="help-foot",
             )

@@ -298,3 +298,35 @@ def test_cli_needs_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
     args = _parse(["top", "--replay", "missing.trace"])
     assert args.func(args) == 2  # pytest's stdin and stdout are not terminals
     assert "needs a terminal" in capsys.readouterr().err
+
+
+def test_consumer_lag_is_also_given_as_time() -> None:
+    from capture_lib.snapshot import RingStats
+    from tui.panels import rings_markup
+
+    rings = (RingStats(0, 1 << 20, 96 * 960, 0, 0, 0),)  # 960 records unread
+    snap = Snapshot(0, 10**9, (), (), rings, events=96_000, drops=0)  # 96 000 records/s
+    text, _ = rings_markup(snap, 100, record_size=96)
+    assert "lag 90 KiB unread ≈ 10.0ms" in Content.from_markup(text).plain
+
+
+def test_keymap_from_environment() -> None:
+    from tui.cli import parse_keymap
+
+    assert parse_keymap("quit=ctrl+x; filter=f5,x;;bad") == {"quit": "ctrl+x", "filter": "f5,x"}
+    assert parse_keymap("") == {}
+
+
+def test_keys_can_be_remapped_by_binding_id() -> None:
+    from tui.screens import HelpScreen
+
+    app = make_app(SyntheticSource(n=3), keymap={"help": "f12"})
+
+    async def main() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("question_mark")
+            assert not isinstance(app.screen, HelpScreen)  # the old keys are replaced
+            await pilot.press("f12")
+            assert isinstance(app.screen, HelpScreen)
+
+    asyncio.run(main())
