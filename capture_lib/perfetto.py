@@ -9,7 +9,8 @@ ui.perfetto.dev (also offline) and in chrome://tracing:
   raw arguments as hex strings in its args;
 - process and thread names from the trace's FORK/EXEC/EXIT records (the
   newest comm wins); processes the trace never names are shown by pid;
-- a "calls/s" counter track per process, binned by syscall completion time.
+- a "syscalls" counter track per process (calls/s), binned by syscall
+  completion time (--counter-interval, 0.1 s by default).
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@
  * processes in the trace, never with the number of records: the trace's
  * pages are released from this process's mapping once they are written out.
  *
- * Counter tracks: one "calls/s" counter per process, in bins of counter_ns
- * by completion time (ts_ns + dur_ns). Records are written to the rings at
+ * Counter tracks: a "syscalls" counter per process (value "calls/s"), in bins
+ * of counter_ns by completion time (ts_ns + dur_ns). Records are written to the rings at
  * syscall exit, so completion times arrive nearly in order; a bin is written
  * once the latest completion time seen is LAG past its end, and only when
  * its value differs from the process's previous bin (a counter is a step
@@ -39,6 +39,7 @@ struct thread_entry {
 struct proc_entry {
 	uint32_t tgid;			/* 0 = empty */
 	uint32_t included;		/* passes the pid filter */
+	uint32_t parent;		/* from its FORK record, or 0 */
 	uint64_t comm_ts;
 	int named;
 	char comm[SYSCAP_COMM_LEN];
@@ -186,7 +187,7 @@ static void counter(struct exporter *x, struct proc_entry *p, int64_t bin, uint6
 	uint64_t ns = (uint64_t)bin * x->o->counter_ns;
 
 	sep(x);
-	fprintf(x->out, "{\"ph\":\"C\",\"name\":\"calls/s\",\"pid\":%u,\"ts\":", p->tgid);
+	fprintf(x->out, "{\"ph\":\"C\",\"name\":\"syscalls\",\"pid\":%u,\"ts\":", p->tgid);
 	put_us(x->out, ns);
 	/* calls per second: exact as a decimal for bins that divide a second */
 	fprintf(x->out, ",\"args\":{\"calls/s\":%.9g}}", (double)calls * 1e9 / (double)x->o->counter_ns);
@@ -258,16 +259,62 @@ static void name_task(struct exporter *x, const struct syscap_event *ev)
 	}
 }
 
+/* Give the pages of the trace before p back: they are read and written out. */
+static void release(const void *p, uintptr_t *done)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t hi = (uintptr_t)p & ~(page - 1);
+
+	if (!*done)
+		*done = hi;
+	else if (hi > *done) {
+		madvise((void *)*done, hi - *done, MADV_DONTNEED);
+		*done = hi;
+	}
+}
+
 static void proc_event(struct exporter *x, const struct syscap_event *ev)
 {
-	if (ev->kind == SYSCAP_EV_FORK && ev->tid == ev->tgid && x->o->npids) {
-		struct proc_entry *parent = proc_get(x, ev->proc.parent_tgid, 1);
-		struct proc_entry *child = proc_get(x, ev->tgid, 1);
-
-		if (parent && child && parent->included)
-			child->included = 1;	/* -p follows fork, as record does */
-	}
 	name_task(x, ev);
+}
+
+/*
+ * -p follows fork, as record does. Records reach the trace per CPU, so a
+ * child's first calls can come before the FORK record that makes it a child:
+ * a first pass collects the fork tree, then membership is settled once.
+ */
+static void resolve_pids(struct exporter *x, uintptr_t *done)
+{
+	struct syscap_trace_block blk;
+
+	while (syscap_trace_next(x->t, &blk)) {
+		if (blk.type != SYSCAP_BLOCK_EVENTS)
+			continue;
+		for (uint32_t i = 0; i < blk.count; i++) {
+			const struct syscap_event *ev = &blk.events[i];
+			struct proc_entry *child;
+
+			if (ev->kind != SYSCAP_EV_FORK || ev->tid != ev->tgid)
+				continue;
+			child = proc_get(x, ev->tgid, 1);
+			if (child && proc_get(x, ev->proc.parent_tgid, 1))	/* for the walk */
+				child->parent = ev->proc.parent_tgid;
+		}
+		release(blk.events, done);
+	}
+	for (uint32_t i = 0; i < x->procs.cap; i++) {
+		struct proc_entry *p = (struct proc_entry *)x->procs.slots + i;
+		struct proc_entry *up = p;
+
+		/* bounded walk: reused pids can make a cycle */
+		for (int depth = 0; p->tgid && !p->included && up && depth < 256; depth++) {
+			up = up->parent ? proc_get(x, up->parent, 0) : NULL;
+			if (up && up->included && up != p)
+				p->included = 1;
+		}
+	}
+	syscap_trace_rewind(x->t);
+	*done = 0;
 }
 
 static void slice(struct exporter *x, const struct syscap_event *ev)
@@ -352,20 +399,6 @@ static void names(struct exporter *x)
 	}
 }
 
-/* Give the pages of the trace before p back: they are read and written out. */
-static void release(const void *p, uintptr_t *done)
-{
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t hi = (uintptr_t)p & ~(page - 1);
-
-	if (!*done)
-		*done = hi;
-	else if (hi > *done) {
-		madvise((void *)*done, hi - *done, MADV_DONTNEED);
-		*done = hi;
-	}
-}
-
 int syscap_export_perfetto(const char *trace_path, const char *out_path,
 			   const struct syscap_export_opts *o, struct syscap_export_result *r,
 			   char *err, size_t errlen)
@@ -400,6 +433,12 @@ int syscap_export_perfetto(const char *trace_path, const char *out_path,
 	}
 	setvbuf(x.out, buf, _IOFBF, OUT_BUF);
 	h = syscap_trace_header(x.t);
+	if (o->npids)
+		resolve_pids(&x, &done);
+	if (x.oom) {
+		snprintf(err, errlen, "out of memory exporting %s", trace_path);
+		goto out;
+	}
 	fputs("{\"displayTimeUnit\":\"ns\",\"otherData\":{\"generator\":\"syscap export\",\"arch\":", x.out);
 	put_str(x.out, h->arch, sizeof(h->arch));
 	fputs(",\"kernel\":", x.out);

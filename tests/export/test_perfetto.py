@@ -70,7 +70,7 @@ def validate(doc: Any) -> list[dict[str, Any]]:
             assert isinstance(ev["args"]["name"], str) and ev["args"]["name"]
         elif ph == "C":
             assert set(ev) == {"ph", "name", "pid", "ts", "args"}, ev
-            assert ev["name"] == "calls/s" and set(ev["args"]) == {"calls/s"}
+            assert ev["name"] == "syscalls" and set(ev["args"]) == {"calls/s"}
             assert isinstance(ev["args"]["calls/s"], int | float) and ev["args"]["calls/s"] >= 0
         else:
             raise AssertionError(f"unexpected event phase {ph!r}: {ev}")
