@@ -121,8 +121,9 @@ def run(args: argparse.Namespace) -> int:
             md.write_text(markdown.TABLES[name](res) + "\n")
             files.append(md)
             if name in PLOTS:
-                png = PLOTS[name](res, args.results / f"{stem}.png")
-                if png is not None:
+                if no_plots := plots.why_not():
+                    harness.say(no_plots)
+                elif png := PLOTS[name](res, args.results / f"{stem}.png"):
                     files.append(png)
             print(text, file=out)
             print(f"  ({res['seconds']:.0f} s; " + ", ".join(map(str, files)) + ")\n",

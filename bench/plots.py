@@ -8,6 +8,15 @@ from typing import Any
 from bench.tracers import BASELINE
 
 
+def why_not() -> str | None:
+    """None when plots can be drawn, else why not (one line)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return "plots skipped: matplotlib is not installed (.venv/bin/pip install matplotlib)"
+    return None
+
+
 def _pyplot() -> Any:
     import matplotlib
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bench import throughput
+from bench import plots, throughput
 from bench.tracers import TRACEFS, all_tracers
 from tests.conftest import ROOT
 
@@ -67,7 +67,7 @@ def test_micro_quick_json_has_every_row_with_median_and_interval(tmp_path: Path)
     for t in all_tracers():  # the table (on stderr with --json) prints every row
         assert t.name in p.stderr
     assert (tmp_path / "micro.quick.json").exists()
-    assert (tmp_path / "micro.quick.png").exists()
+    assert (tmp_path / "micro.quick.png").exists() or plots.why_not()
     assert leftovers() == []
 
 
@@ -82,7 +82,7 @@ def test_nginx_quick_runs_and_stops_its_server(tmp_path: Path) -> None:
     assert "loss_pct" in rows["syscap-record"]
     levels = doc["benchmarks"]["nginx"]["rows"][0]["concurrency"]
     assert set(levels) == {"1", "10", "100", "1000"}
-    assert (tmp_path / "nginx.quick.png").exists()
+    assert (tmp_path / "nginx.quick.png").exists() or plots.why_not()
     assert leftovers() == []
 
 
