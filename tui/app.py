@@ -364,9 +364,15 @@ class SyscapTop(App[None]):
             record_size=self.options.record_size,
         )
         self._set_text("#rings", text).set_class(dropping, "-dropping")
-        hook = getattr(self.source, "hook_cost_ns", None) if self.replay is None else None
+        hook = getattr(self.source, "hook_cost_ns", None)
         self._set_text(
-            "#cost", cost_markup(self._own_cpu, float(hook) if hook else None, self.model.latest)
+            "#cost",
+            cost_markup(
+                self._own_cpu,
+                float(hook) if isinstance(hook, int | float) else None,
+                self.model.latest,
+                replay=self.replay is not None,
+            ),
         )
         self._update_status()
 
@@ -465,7 +471,9 @@ class SyscapTop(App[None]):
     def action_search(self) -> None:
         box = self.query_one("#search", SearchInput)
         box.display = True
-        box.focus()
+        # Focus now, not later (Widget.focus defers): the next keys may already be
+        # queued (typed fast, pasted, or sent by tmux) and must not reach 'q' = quit.
+        self.screen.set_focus(box)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "search":

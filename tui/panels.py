@@ -91,12 +91,25 @@ def rings_markup(
     return gauges + "\n" + line2, dropping
 
 
-def cost_markup(own_cpu: float | None, hook_cost_ns: float | None, snap: Snapshot | None) -> str:
-    """The cost of watching: syscap's CPU use and the hook time it adds to traced work."""
+def cost_markup(
+    own_cpu: float | None,
+    hook_cost_ns: float | None,
+    snap: Snapshot | None,
+    replay: bool = False,
+) -> str:
+    """The cost of watching: syscap's CPU use and the hook time it adds to traced work.
+
+    The added time is the per-syscall hook cost measured at start-up times the
+    current rate of syscalls that reach the probe's record path.
+    """
     own = "-" if own_cpu is None else f"{own_cpu:.1f}%"
     text = f"[b]cost of watching[/]  syscap {own} CPU"
+    if replay:
+        return text + "  hooks: n/a (replay)"
     if hook_cost_ns is None or snap is None:
-        return text + "  hooks: n/a" + ("" if snap is None else " (replay)")
+        return text + "  hooks: n/a"
+    if hook_cost_ns <= 0:
+        return text + "  hooks: not measurable at start-up"
     per_s = (snap.events + snap.drops) / snap.interval_s
     added = hook_cost_ns * per_s / 1e9 * 100  # percent of one CPU
     return (

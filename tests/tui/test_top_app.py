@@ -626,3 +626,27 @@ def test_cost_of_watching_is_hook_cost_times_syscall_rate(source: SyntheticSourc
         assert f"hooks ≈ {percent:.1f}% CPU" not in text_of(app, "#cost")  # a filter saves
 
     drive(app, script)
+
+
+def test_q_queued_right_after_slash_does_not_quit(source: SyntheticSource) -> None:
+    """'/' then 'q' in one terminal read (fast typing, paste, tmux) must not quit."""
+    from textual import events
+
+    app = make_app(source)
+
+    async def script(pilot: Pilot[None]) -> None:
+        feed(app, source)
+        driver = app._driver
+        assert driver is not None
+        for key, char in (("slash", "/"), ("q", "q")):
+            event = events.Key(key, char)  # queued together, as from one terminal read
+            event.set_sender(app)
+            driver.send_message(event)
+        await pilot.pause()
+        await pilot.pause()
+        assert app.is_running
+        assert isinstance(app.focused, Input)
+        await pilot.press("n", "g")
+        assert app.query_one("#search", Input).value.endswith("ng")
+
+    drive(app, script)

@@ -330,3 +330,13 @@ def test_keys_can_be_remapped_by_binding_id() -> None:
             assert isinstance(app.screen, HelpScreen)
 
     asyncio.run(main())
+
+
+def test_cost_line_says_when_the_hook_cost_is_unknown() -> None:
+    from tui.panels import cost_markup
+
+    snap = SyntheticSource(n=2).snapshot()
+    assert "not measurable" in cost_markup(1.0, 0.0, snap)
+    assert "n/a (replay)" in cost_markup(1.0, 130.0, snap, replay=True)
+    assert "hooks: n/a" in cost_markup(1.0, None, snap)
+    assert "hooks ≈" in cost_markup(1.0, 130.0, snap)
