@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -61,6 +62,24 @@ class Totals:
     max_used: int
     ring_size: int
     syscalls: dict[int, SyscallTotal]
+
+
+class EventBatch:
+    """Records copied out of the rings; owns the buffer its items point into."""
+
+    def __init__(self, buf: Any, n: int) -> None:
+        self._buf, self._n = buf, n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: int) -> Any:
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        return self._buf[i]
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self._buf[i] for i in range(self._n))
 
 
 class Session:
@@ -121,6 +140,16 @@ class Session:
         if self._lib.syscap_session_start(self._s, err, native.ERRLEN):
             raise CaptureError(native.errstr(err))
 
+    def attach(self) -> None:
+        """Attach the probes without the consumer thread (for read_events)."""
+        err = native.errbuf()
+        if self._lib.syscap_session_attach(self._s, err, native.ERRLEN):
+            raise CaptureError(native.errstr(err))
+
+    def detach(self) -> None:
+        """Detach the probes; what they wrote stays in the rings."""
+        self._lib.syscap_session_detach(self._s)
+
     def stop(self) -> None:
         """Detach, drain the rest, finish the trace file."""
         if self._lib.syscap_session_stop(self._s):
@@ -159,13 +188,14 @@ class Session:
             raise CaptureError(f"taking a snapshot failed: {os.strerror(-ret)}")
         return native.convert_snapshot(snap, syscalls.name)
 
-    def read_events(self, max_events: int = 65536) -> Any:
-        """Copy pending records out (tools and tests; consumer thread not running)."""
+    def read_events(self, max_events: int = 65536) -> EventBatch:
+        """The next batch of pending records, copied out of the rings (tools and
+        tests; the consumer thread must not be running). Empty when none are left."""
         buf = self._ffi.new("struct syscap_event[]", max_events)
         n = self._lib.syscap_session_read(self._s, buf, max_events)
         if n < 0:
-            raise CaptureError("read_events needs a stopped session")
-        return buf[0:n]
+            raise CaptureError("read_events needs a session without its consumer thread")
+        return EventBatch(buf, n)
 
     def close(self) -> None:
         if self._s is not None:

@@ -111,6 +111,10 @@ int syscap_session_record(struct syscap_session *s, const char *path, const char
 void syscap_session_aggregate(struct syscap_session *s, int on);
 /* Attach the probes and start the consumer thread. */
 int syscap_session_start(struct syscap_session *s, char *err, size_t errlen);
+/* Attach the probes only: records stay in the rings for syscap_session_read. */
+int syscap_session_attach(struct syscap_session *s, char *err, size_t errlen);
+/* Detach the probes only (records stay in the rings). */
+int syscap_session_detach(struct syscap_session *s);
 /* Detach, drain what is left, finish the trace file (END block). */
 int syscap_session_stop(struct syscap_session *s);
 int syscap_session_snapshot(struct syscap_session *s, struct syscap_snapshot *out);

@@ -195,18 +195,32 @@ static void *consumer(void *arg)
 	return NULL;
 }
 
+int syscap_session_attach(struct syscap_session *s, char *err, size_t errlen)
+{
+	int ret = s->b->ops->start(s->b);
+
+	if (ret) {
+		snprintf(err, errlen, "attaching the %s probes failed: %s", s->b->name,
+			 strerror(ret < 0 ? -ret : ret));
+		return ret < 0 ? ret : -ret;
+	}
+	return 0;
+}
+
+int syscap_session_detach(struct syscap_session *s)
+{
+	return s->b->ops->stop(s->b);
+}
+
 int syscap_session_start(struct syscap_session *s, char *err, size_t errlen)
 {
 	int ret;
 
 	if (s->running)
 		return 0;
-	ret = s->b->ops->start(s->b);
-	if (ret) {
-		snprintf(err, errlen, "attaching the %s probes failed: %s", s->b->name,
-			 strerror(ret < 0 ? -ret : ret));
-		return ret < 0 ? ret : -ret;
-	}
+	ret = syscap_session_attach(s, err, errlen);
+	if (ret)
+		return ret;
 	s->last_flush = syscap_mono_ns();
 	s->stopping = 0;
 	ret = pthread_create(&s->thread, NULL, consumer, s);
