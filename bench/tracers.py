@@ -212,18 +212,27 @@ def _native(*names: str) -> str | None:
     return None
 
 
-def _syscap_bpf() -> str | None:
+def _syscap(backend: str) -> str | None:
     if r := _root():
         return r
+    what = {"bpf": "eBPF", "kmod": "kernel module"}[backend]
     try:
         from capture_lib.cli import backend_status
 
-        status = backend_status()["bpf"]
+        status = backend_status()[backend]
     except SyscapError as e:
-        return f"syscap eBPF backend unavailable: {e}"
+        return f"syscap {what} backend unavailable: {e}"
     except ImportError as e:  # the native binding is not built
         return f"capture_lib is not built ({e}): run ./setup.sh"
-    return None if status == "ok" else f"syscap eBPF backend unavailable: {status}"
+    if status == "ok":
+        return None
+    if backend == "kmod" and not os.path.exists("/proc/modules"):
+        return (f"this kernel ({os.uname().release}) cannot load modules: see the guest rows")
+    return f"syscap {what} backend unavailable: {status}"
+
+
+def _syscap_bpf() -> str | None:
+    return _syscap("bpf")
 
 
 def _tracefs() -> str | None:
@@ -281,16 +290,19 @@ def _syscap_count(work: Path, target: Target) -> Iterator[Proc | None]:
         p.stop(signal.SIGTERM)
 
 
-def _syscap_record(work: Path, target: Target) -> Iterator[Proc | None]:
-    trace = work / "bench.trace"
-    cmd = [sys.executable, "-m", "capture_lib.cli", "record", "--backend", "bpf", "-a",
-           "-o", str(trace)]
-    p = Proc.start(pinned(cmd), "syscap record", ready="recording to", stream="stderr")
-    try:
-        yield p
-    finally:
-        p.stop(signal.SIGTERM)
-        trace.unlink(missing_ok=True)
+def _syscap_record(backend: str) -> Callable[[Path, Target], Iterator[Proc | None]]:
+    def attach(work: Path, target: Target) -> Iterator[Proc | None]:
+        trace = work / "bench.trace"
+        cmd = [sys.executable, "-m", "capture_lib.cli", "record", "--backend", backend, "-a",
+               "-o", str(trace)]
+        p = Proc.start(pinned(cmd), f"syscap record ({backend})", ready="recording to",
+                       stream="stderr")
+        try:
+            yield p
+        finally:
+            p.stop(signal.SIGTERM)
+            trace.unlink(missing_ok=True)
+    return attach
 
 
 def _bpftrace(work: Path, target: Target) -> Iterator[Proc | None]:
@@ -400,7 +412,9 @@ def all_tracers() -> list[Tracer]:
         Tracer(FLOOR, "floor (empty tp_btf enter+exit)",
                lambda: _root() or _native("floor_loader", "floor.bpf.o"), _floor),
         Tracer("syscap-count", "syscap count mode (top)", _syscap_bpf, _syscap_count),
-        Tracer("syscap-record", "syscap record -a to file", _syscap_bpf, _syscap_record),
+        Tracer("syscap-record", "syscap record -a to file", _syscap_bpf, _syscap_record("bpf")),
+        Tracer("syscap-record-kmod", "syscap record -a, kmod backend", lambda: _syscap("kmod"),
+               _syscap_record("kmod")),
         Tracer("bpftrace", "bpftrace count per pid+syscall",
                lambda: _need("bpftrace") or _root(), _bpftrace),
         Tracer("ftrace", "ftrace raw_syscalls (trace_pipe)", _tracefs, _ftrace),
