@@ -98,7 +98,8 @@ def run(quick: bool) -> dict[str, Any]:
         try:
             result = entry(quick)
         except Exception as e:  # any lab failure becomes the rows' reason
-            why = f"the guest lab failed: {str(e).strip().splitlines()[0] if str(e) else e!r}"
+            text = str(e).strip()
+            why = f"the guest lab failed: {text.splitlines()[0] if text else repr(e)}"
     rows = rows_from(result, why)
     return {
         "benchmark": "guest",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -196,3 +197,49 @@ def test_markdown_tables_list_every_row_with_its_source() -> None:
     assert "| floor | 259.1 | [231.0, 266.0] |" in text
     assert "| sysdig | not run: sysdig needs its scap kernel module |" in text
     assert "kernel 6.18" in text and "10 interleaved rounds" in text
+
+
+FAKE_LAB = '''
+import dataclasses
+
+@dataclasses.dataclass(frozen=True)
+class K:
+    kid: str
+
+def bench_guest(quick):
+    return {"kernel": "6.1.0-50-cloud-amd64", "method": "fake", "rows": [
+        {"key": "baseline", "name": "baseline", "runs": [100.0, 102.0, 98.0]},
+        {"key": "kmod", "name": "kmod", "runs": [95.0, 96.9, 93.1]},
+        {"key": "bpf", "name": "bpf", "runs": [90.0, 91.8, 88.2]},
+        {"key": "sysdig", "name": "sysdig", "runs": [47.0, 48.0, 46.0]},
+    ]}
+'''
+
+
+def test_guest_takes_its_rows_from_the_labs_bench_guest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = tmp_path / "kmod" / "lab" / "lab.py"
+    lab.parent.mkdir(parents=True)
+    lab.write_text(FAKE_LAB)
+    monkeypatch.setattr(guest, "LAB", lab)
+    monkeypatch.setattr(guest, "ROOT", tmp_path)
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+    res = guest.run(quick=True)
+    rows = {r["key"]: r for r in res["rows"]}
+    assert res["guest_kernel"] == "6.1.0-50-cloud-amd64"
+    assert rows["kmod"]["loss_pct"]["median"] == pytest.approx(5.0)
+    assert rows["sysdig"]["median"] == 47.0
+
+
+def test_guest_rows_say_so_when_the_lab_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = tmp_path / "kmod" / "lab" / "lab.py"
+    lab.parent.mkdir(parents=True)
+    lab.write_text("def bench_guest(quick):\n"
+                   "    raise RuntimeError('qemu: no KVM and TCG too slow')\n")
+    monkeypatch.setattr(guest, "LAB", lab)
+    monkeypatch.setattr(guest, "ROOT", tmp_path)
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+    rows = guest.run(quick=True)["rows"]
+    assert len(rows) == 4
+    assert all(r["why"] == "the guest lab failed: qemu: no KVM and TCG too slow" for r in rows)
