@@ -176,10 +176,13 @@ static void sep(struct exporter *x)
 	x->first = 0;
 }
 
-/* Perfetto's JSON takes microseconds; a fraction keeps nanoseconds exact. */
+static char *fmt_us(char *p, uint64_t ns);
+
 static void put_us(FILE *f, uint64_t ns)
 {
-	fprintf(f, "%llu.%03u", (unsigned long long)(ns / 1000), (unsigned int)(ns % 1000));
+	char buf[32];
+
+	fwrite(buf, 1, (size_t)(fmt_us(buf, ns) - buf), f);
 }
 
 static void counter(struct exporter *x, struct proc_entry *p, int64_t bin, uint64_t calls)
@@ -317,13 +320,92 @@ static void resolve_pids(struct exporter *x, uintptr_t *done)
 	*done = 0;
 }
 
+/* Formatting for the per-slice hot path: into a buffer, one fwrite per slice. */
+static char *fmt_str(char *p, const char *s)
+{
+	while (*s)
+		*p++ = *s++;
+	return p;
+}
+
+static char *fmt_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	int n = 0;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while (v /= 10);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+static char *fmt_s64(char *p, int64_t v)
+{
+	if (v < 0) {
+		*p++ = '-';
+		return fmt_u64(p, -(uint64_t)v);
+	}
+	return fmt_u64(p, (uint64_t)v);
+}
+
+/* as printf's %#llx: "0", or "0x" and lower-case digits */
+static char *fmt_hex(char *p, uint64_t v)
+{
+	char tmp[16];
+	int n = 0;
+
+	if (!v) {
+		*p++ = '0';
+		return p;
+	}
+	while (v) {
+		tmp[n++] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	}
+	*p++ = '0';
+	*p++ = 'x';
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+/* Perfetto's JSON takes microseconds; three decimals keep nanoseconds exact. */
+static char *fmt_us(char *p, uint64_t ns)
+{
+	unsigned int frac = (unsigned int)(ns % 1000);
+
+	p = fmt_u64(p, ns / 1000);
+	*p++ = '.';
+	*p++ = (char)('0' + frac / 100);
+	*p++ = (char)('0' + frac / 10 % 10);
+	*p++ = (char)('0' + frac % 10);
+	return p;
+}
+
+/* A name from the trace's table, if it is a plain identifier (the table is
+ * data from a file: nothing in it may break the JSON). */
+static int plain_name(const char *name)
+{
+	size_t i;
+
+	if (!name)
+		return 0;
+	for (i = 0; name[i] && i < 64; i++)
+		if (!(name[i] == '_' || (name[i] >= 'a' && name[i] <= 'z') ||
+		      (name[i] >= 'A' && name[i] <= 'Z') || (name[i] >= '0' && name[i] <= '9')))
+			return 0;
+	return i > 0 && !name[i];
+}
+
 static void slice(struct exporter *x, const struct syscap_event *ev)
 {
 	const struct syscap_export_opts *o = x->o;
 	struct proc_entry *p;
 	struct thread_entry *th;
 	const char *name;
-	FILE *f = x->out;
+	char buf[640], *b = buf;
 
 	if (ev->nr >= SYSCAP_MAX_SYSCALLS)
 		return;
@@ -338,29 +420,45 @@ static void slice(struct exporter *x, const struct syscap_event *ev)
 	if (th)
 		th->tgid = ev->tgid;
 	name = syscap_trace_name(x->t, ev->nr);
-	sep(x);
-	fputs("{\"ph\":\"X\",\"cat\":\"syscall\",\"name\":\"", f);
-	if (name)
-		fputs(name, f);	/* the table holds [a-z0-9_] names */
-	else
-		fprintf(f, "syscall_%u", ev->nr);
-	fprintf(f, "\",\"pid\":%u,\"tid\":%u,\"ts\":", ev->tgid, ev->tid);
-	put_us(f, ev->ts_ns);
-	fputs(",\"dur\":", f);
-	put_us(f, ev->dur_ns);
-	fprintf(f, ",\"args\":{\"ret\":%lld", (long long)ev->ret);
+	if (!x->first)
+		b = fmt_str(b, ",\n");
+	x->first = 0;
+	b = fmt_str(b, "{\"ph\":\"X\",\"cat\":\"syscall\",\"name\":\"");
+	if (plain_name(name)) {
+		b = fmt_str(b, name);
+	} else {
+		b = fmt_str(b, "syscall_");
+		b = fmt_u64(b, ev->nr);
+	}
+	b = fmt_str(b, "\",\"pid\":");
+	b = fmt_u64(b, ev->tgid);
+	b = fmt_str(b, ",\"tid\":");
+	b = fmt_u64(b, ev->tid);
+	b = fmt_str(b, ",\"ts\":");
+	b = fmt_us(b, ev->ts_ns);
+	b = fmt_str(b, ",\"dur\":");
+	b = fmt_us(b, ev->dur_ns);
+	b = fmt_str(b, ",\"args\":{\"ret\":");
+	b = fmt_s64(b, ev->ret);
 	if (syscap_is_error(ev->ret)) {
 		const char *e = strerrorname_np((int)-ev->ret);
 
-		if (e)
-			fprintf(f, ",\"errno\":\"%s\"", e);
+		if (e && strlen(e) < 32) {
+			b = fmt_str(b, ",\"errno\":\"");
+			b = fmt_str(b, e);
+			*b++ = '"';
+		}
 	}
 	if (ev->flags & SYSCAP_F_NORETURN)
-		fputs(",\"noreturn\":true", f);
-	fprintf(f, ",\"args\":[\"%#llx\",\"%#llx\",\"%#llx\",\"%#llx\",\"%#llx\",\"%#llx\"]}}",
-		(unsigned long long)ev->args[0], (unsigned long long)ev->args[1],
-		(unsigned long long)ev->args[2], (unsigned long long)ev->args[3],
-		(unsigned long long)ev->args[4], (unsigned long long)ev->args[5]);
+		b = fmt_str(b, ",\"noreturn\":true");
+	b = fmt_str(b, ",\"args\":[");
+	for (int i = 0; i < 6; i++) {
+		b = fmt_str(b, i ? ",\"" : "\"");
+		b = fmt_hex(b, ev->args[i]);
+		*b++ = '"';
+	}
+	b = fmt_str(b, "]}}");
+	fwrite(buf, 1, (size_t)(b - buf), x->out);
 	x->r->slices++;
 	count_call(x, p, ev->ts_ns + ev->dur_ns);
 }
