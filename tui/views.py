@@ -314,6 +314,7 @@ class ProcessSyscallsView(SyscallsView):
     def __init__(self, pid: int, comm: str) -> None:
         super().__init__()
         self.pid, self.comm = pid, comm
+        self.state = ""  # "", "idle" or "exited"
 
     def title(self) -> str:
         return f"{self.pid} {self.comm}"
@@ -322,8 +323,18 @@ class ProcessSyscallsView(SyscallsView):
         for p in snap.processes:
             if p.pid == self.pid:
                 self.comm = p.comm
+                self.state = "exited" if p.exited else ""
                 return p.syscalls
+        if self.state != "exited":
+            self.state = "idle"
         return ()
+
+    def totals(self, rows: list[Row], shown: int) -> str:
+        if self.state == "exited" and not rows:
+            return f"process {self.pid} has exited"
+        if self.state == "idle":
+            return f"process {self.pid} made no syscalls in this interval (idle or gone)"
+        return super().totals(rows, shown)
 
     def drill(self, row: Row) -> View | None:
         return None

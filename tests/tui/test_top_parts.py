@@ -340,3 +340,16 @@ def test_cost_line_says_when_the_hook_cost_is_unknown() -> None:
     assert "n/a (replay)" in cost_markup(1.0, 130.0, snap, replay=True)
     assert "hooks: n/a" in cost_markup(1.0, None, snap)
     assert "hooks ≈" in cost_markup(1.0, 130.0, snap)
+
+
+def test_drilled_process_that_goes_quiet_says_so() -> None:
+    from tui.views import ProcessSyscallsView
+
+    src = SyntheticSource(n=3)
+    view = ProcessSyscallsView(1007, "postgres")
+    view.observe(src.snapshot())
+    assert view.rows() and "syscalls" in view.totals(view.rows(), len(view.rows()))
+    src.set_filter(Filter(exclude_pids=frozenset({1007})))
+    view.observe(src.snapshot())
+    assert view.rows() == []
+    assert "1007 made no syscalls" in view.totals([], 0)
