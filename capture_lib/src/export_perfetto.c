@@ -537,7 +537,8 @@ int syscap_export_perfetto(const char *trace_path, const char *out_path,
 		snprintf(err, errlen, "out of memory exporting %s", trace_path);
 		goto out;
 	}
-	fputs("{\"displayTimeUnit\":\"ns\",\"otherData\":{\"generator\":\"syscap export\",\"arch\":", x.out);
+	fputs("{\"displayTimeUnit\":\"ns\",\"otherData\":{\"generator\":\"syscap export\","
+	      "\"arch\":", x.out);
 	put_str(x.out, h->arch, sizeof(h->arch));
 	fputs(",\"kernel\":", x.out);
 	put_str(x.out, h->release, sizeof(h->release));
