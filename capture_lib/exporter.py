@@ -36,6 +36,7 @@ from capture_lib.live import DEFAULT_RING_SIZE, Session
 from capture_lib.snapshot import Filter, Snapshot
 
 OTHER = "other"
+UNKNOWN = "unknown"  # a process that exited before its comm could be read
 DEFAULT_LISTEN = "127.0.0.1:9477"
 DEFAULT_TOP_COMMS = 20
 # Histogram bounds: log2 buckets 10..34 of the C aggregator, i.e. durations
@@ -125,12 +126,13 @@ class Totals:
         calls_by_comm: dict[str, int] = {}
         for p in snap.processes:
             if p.count:
-                calls_by_comm[p.comm] = calls_by_comm.get(p.comm, 0) + p.count
+                comm = p.comm or UNKNOWN
+                calls_by_comm[comm] = calls_by_comm.get(comm, 0) + p.count
         for comm in self.labels.update(calls_by_comm):
             for key in [k for k in self.by_comm if k[0] == comm]:
                 del self.by_comm[key]
         for p in snap.processes:
-            label = self.labels.label(p.comm)
+            label = self.labels.label(p.comm or UNKNOWN)
             for s in p.syscalls:
                 series = self.by_comm.setdefault((label, s.name), _Series())
                 series.calls += s.count
