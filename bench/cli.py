@@ -94,6 +94,14 @@ PLOTS: dict[str, Callable[[dict[str, Any], Path], Path | None]] = {
 }
 
 
+def _noise_line(m: dict[str, Any]) -> str:
+    other = m["other_cpus"]
+    verdict = ("quiet enough" if other < 0.1 else
+               "NOISY: do not quote these numbers" if other >= 0.3 else "some noise")
+    return (f"\n  other work during this run: {other:.2f} CPUs on average, steal "
+            f"{m['steal_cpus']:.2f} ({verdict})")
+
+
 def _term(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # unwinds every tracer's and nginx's cleanup
 
@@ -113,8 +121,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         for name in names:
             started = time.monotonic()
+            before = harness.CpuSample.now()
             res, text = _one(name, args)
             res["seconds"] = round(time.monotonic() - started, 1)
+            res["machine"]["loadavg_before_bench"] = doc["machine"]["loadavg_at_start"]
+            res["machine"].update(harness.other_load(before, harness.CpuSample.now()))
+            text += _noise_line(res["machine"])
             stem = f"{name}.quick" if args.quick else name
             files = [harness.write_result(stem, res, args.results)]
             md = args.results / f"{stem}.md"

@@ -101,6 +101,37 @@ def machine() -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class CpuSample:
+    """System CPU time (/proc/stat) and ours (this process and its reaped children)."""
+
+    wall: float
+    busy: float  # user + nice + system, all CPUs, seconds
+    steal: float
+    ours: float
+
+    @classmethod
+    def now(cls) -> CpuSample:
+        import resource
+
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        ticks = [int(x) for x in fields] + [0] * 8
+        hz = os.sysconf("SC_CLK_TCK")
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return cls(time.monotonic(), (ticks[0] + ticks[1] + ticks[2]) / hz, ticks[7] / hz,
+                   me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime)
+
+
+def other_load(start: CpuSample, end: CpuSample) -> dict[str, float]:
+    """CPUs' worth of work that was not ours during the run (a noise gauge:
+    near 0 on a quiet machine), and the hypervisor's steal, averaged."""
+    wall = max(end.wall - start.wall, 1e-9)
+    other = (end.busy - start.busy) - (end.ours - start.ours)
+    return {"other_cpus": round(max(other, 0.0) / wall, 2),
+            "steal_cpus": round((end.steal - start.steal) / wall, 2)}
+
+
 def load_warning() -> str | None:
     """A line to print when the machine is busy before we start (results noisy)."""
     one, _, _ = os.getloadavg()

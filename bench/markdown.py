@@ -14,9 +14,11 @@ def _source(result: dict[str, Any]) -> str:
     m = result["machine"]
     rounds = f", {result['rounds']} interleaved rounds" if "rounds" in result else ""
     quick = " (quick run: not for quoting)" if result.get("quick") else ""
+    load = m.get("loadavg_before_bench", m["loadavg_at_start"])[0]
+    other = (f", other work {m['other_cpus']:.2f} CPUs on average" if "other_cpus" in m
+             else "")
     return (f"_{m['host']}, {m['cpus']} x {m['cpu_model'] or m['arch']}, kernel {m['kernel']}, "
-            f"{m['distro']}, {m['date']}{rounds}; load average at start "
-            f"{m['loadavg_at_start'][0]}{quick}._")
+            f"{m['distro']}, {m['date']}{rounds}; load average before {load}{other}{quick}._")
 
 
 def _not_run(r: dict[str, Any], cols: int) -> str:

@@ -171,6 +171,14 @@ def ab(port: int, requests: int, concurrency: int) -> float:
     return rps
 
 
+def alive(server: Proc) -> None:
+    """nginx must outlive every tracer; if it died the whole run is void."""
+    try:
+        server.check_alive()
+    except TracerError as e:
+        raise BenchError(f"nginx died during the run: {e}") from e
+
+
 def requests_for(key: str, base: int) -> int:
     return max(100, int(base * SCALE.get(key, 1.0)))
 
@@ -222,6 +230,7 @@ def run(opts: Options) -> dict[str, Any]:
     sweep_n = SWEEP_REQUESTS[1] if opts.quick else SWEEP_REQUESTS[0]
     sweep: dict[str, dict[int, list[float]]] = {
         t.key: {c: [math.nan] * opts.sweep_rounds for c in LEVELS} for t in tracers}
+    sweep_notes: dict[str, dict[str, str]] = {}
     if not why_not():
         with tempfile.TemporaryDirectory(prefix="syscap-bench-nginx-") as d:
             port = free_port()
@@ -232,12 +241,17 @@ def run(opts: Options) -> dict[str, Any]:
                 def one(i: int, rnd: int) -> float:
                     t = tracers[i]
                     with t.attached(Path(d), target):
-                        server.check_alive()
+                        alive(server)
                         rps = ab(port, requests_for(t.key, main_n), CONCURRENCY)
                         if rnd < opts.sweep_rounds:
                             for j in harness.rotated(len(LEVELS), rnd + i):
                                 c = LEVELS[j]
-                                sweep[t.key][c][rnd] = ab(port, requests_for(t.key, sweep_n), c)
+                                try:
+                                    v = ab(port, requests_for(t.key, sweep_n), c)
+                                    sweep[t.key][c][rnd] = v
+                                except TracerError as e:  # this level only: note it
+                                    sweep_notes.setdefault(t.key, {})[str(c)] = str(e)
+                                    alive(server)
                     return rps
 
                 harness.interleave(rows, opts.rounds, one, harness.say)
@@ -257,6 +271,7 @@ def run(opts: Options) -> dict[str, Any]:
         "concurrency": CONCURRENCY,
         "levels": list(LEVELS),
         "rows": summarise(rows, sweep),
+        "concurrency_failures": sweep_notes,  # tracer -> level -> last failure
     }
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import harness
-from bench.tracers import NATIVE, BenchError, _syscap_bpf
+from bench.tracers import NATIVE, BenchError, syscap_why_not
 
 RING_MIB = (1, 2, 4, 8, 16, 32, 64)
 TRIAL_S = (5.0, 1.0)  # full, quick
@@ -70,9 +70,11 @@ def trial(ring: int, rate: float, seconds: float, work: Path) -> Trial:
         r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
         try:
             p = subprocess.run(gen, capture_output=True, text=True, timeout=seconds + 60,
-                               check=True)
+                               check=False)
         finally:
             s.stop()
+        if p.returncode:
+            raise BenchError(f"syscall_rate failed ({p.returncode}): {p.stderr.strip()}")
         r1, t1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
         tot = s.totals()
     finally:
@@ -112,7 +114,7 @@ def search(ring: int, seconds: float, steps: int, work: Path) -> dict[str, Any]:
 
 
 def why_not() -> str | None:
-    return _syscap_bpf() or harness.build_native()
+    return syscap_why_not("bpf") or harness.build_native()
 
 
 def run(opts: Options) -> dict[str, Any]:

@@ -212,7 +212,8 @@ def _native(*names: str) -> str | None:
     return None
 
 
-def _syscap(backend: str) -> str | None:
+def syscap_why_not(backend: str) -> str | None:
+    """None when syscap's backend works here, else why not (one line)."""
     if r := _root():
         return r
     what = {"bpf": "eBPF", "kmod": "kernel module"}[backend]
@@ -232,7 +233,7 @@ def _syscap(backend: str) -> str | None:
 
 
 def _syscap_bpf() -> str | None:
-    return _syscap("bpf")
+    return syscap_why_not("bpf")
 
 
 def _tracefs() -> str | None:
@@ -412,9 +413,10 @@ def all_tracers() -> list[Tracer]:
         Tracer(FLOOR, "floor (empty tp_btf enter+exit)",
                lambda: _root() or _native("floor_loader", "floor.bpf.o"), _floor),
         Tracer("syscap-count", "syscap count mode (top)", _syscap_bpf, _syscap_count),
-        Tracer("syscap-record", "syscap record -a to file", _syscap_bpf, _syscap_record("bpf")),
-        Tracer("syscap-record-kmod", "syscap record -a, kmod backend", lambda: _syscap("kmod"),
-               _syscap_record("kmod")),
+        Tracer("syscap-record", "syscap record -a to file", _syscap_bpf,
+               _syscap_record("bpf")),
+        Tracer("syscap-record-kmod", "syscap record -a, kmod backend",
+               lambda: syscap_why_not("kmod"), _syscap_record("kmod")),
         Tracer("bpftrace", "bpftrace count per pid+syscall",
                lambda: _need("bpftrace") or _root(), _bpftrace),
         Tracer("ftrace", "ftrace raw_syscalls (trace_pipe)", _tracefs, _ftrace),

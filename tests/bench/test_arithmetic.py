@@ -243,3 +243,10 @@ def test_guest_rows_say_so_when_the_lab_fails(
     rows = guest.run(quick=True)["rows"]
     assert len(rows) == 4
     assert all(r["why"] == "the guest lab failed: qemu: no KVM and TCG too slow" for r in rows)
+
+
+def test_other_load_is_busy_cpu_time_that_was_not_ours() -> None:
+    start = harness.CpuSample(wall=100.0, busy=500.0, steal=1.0, ours=20.0)
+    end = harness.CpuSample(wall=110.0, busy=520.0, steal=1.5, ours=25.0)
+    # 20 s busy in 10 s, 5 of them ours: 1.5 CPUs of other work
+    assert harness.other_load(start, end) == {"other_cpus": 1.5, "steal_cpus": 0.05}
