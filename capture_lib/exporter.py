@@ -20,20 +20,16 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    InfoMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector, CollectorRegistry
+from typing import TYPE_CHECKING
 
 from capture_lib import native, syscalls
 from capture_lib.errors import CaptureError, UsageError
 from capture_lib.live import DEFAULT_RING_SIZE, Session
 from capture_lib.snapshot import Filter, Snapshot
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+    from prometheus_client.registry import CollectorRegistry
 
 OTHER = "other"
 UNKNOWN = "unknown"  # a process that exited before its comm could be read
@@ -150,8 +146,11 @@ class Totals:
         self.last = snap
 
 
-class Exporter(Collector):
-    """A capture session and the metrics built from it."""
+class Exporter:
+    """A capture session and the metrics built from it (a prometheus_client collector).
+
+    prometheus_client is imported when metrics are built, so `syscap` itself
+    starts without it."""
 
     def __init__(self, flt: Filter, top_comms: int = DEFAULT_TOP_COMMS, backend: str = "auto",
                  ring_size: int = DEFAULT_RING_SIZE) -> None:
@@ -197,6 +196,13 @@ class Exporter(Collector):
         return iter(())  # collected on demand only
 
     def _metrics(self) -> Iterator[Metric]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+            InfoMetricFamily,
+        )
+
         t = self.totals
         info = InfoMetricFamily("syscap_backend", "The capture backend and this host's kernel")
         info.add_metric([], {"backend": self.session.backend, "kernel": self.uname.release,
@@ -271,6 +277,8 @@ class Exporter(Collector):
 
 
 def make_registry(exporter: Exporter) -> CollectorRegistry:
+    from prometheus_client.registry import CollectorRegistry
+
     reg = CollectorRegistry(auto_describe=False)
     reg.register(exporter)
     return reg
