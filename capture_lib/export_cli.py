@@ -44,7 +44,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_exporter(args: argparse.Namespace) -> int:
-    from prometheus_client import start_http_server
+    try:
+        from prometheus_client import start_http_server
+    except ImportError:
+        raise UsageError("the exporter needs prometheus_client: pip install prometheus_client "
+                         "(into syscap's virtualenv)") from None
 
     from capture_lib.cli import filter_from_args
     from capture_lib.exporter import Exporter, make_registry, parse_listen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -121,3 +122,15 @@ def test_comm_labels_stay_within_the_bound_with_5000_short_lived_processes(
         assert scrapes > 5
     finally:
         stop(proc)
+
+
+def test_a_taken_port_is_a_one_line_error(bpf_ready: None) -> None:
+    from tests.capture_lib.conftest import syscap
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = syscap("exporter", "--listen", f"127.0.0.1:{port}", check=False, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "cannot listen on" in r.stderr, r.stderr
