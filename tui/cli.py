@@ -13,7 +13,7 @@ from collections.abc import MutableMapping
 from typing import TYPE_CHECKING
 
 from capture_lib.snapshot import Filter
-from tui.filters import FilterChoice, SyscallTable, parse_syscalls, split_words
+from tui.filters import FilterChoice, SyscallTable, check_comms, parse_syscalls, split_words
 
 if TYPE_CHECKING:
     from capture_lib.snapshot import SnapshotSource
@@ -60,12 +60,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "-e",
+        "--syscalls",
         dest="syscalls",
         metavar="SYSCALLS",
         default="",
         help="trace only these syscalls or groups, comma-separated "
         "(e.g. openat,read or file,network)",
     )
+    p.add_argument("--failed", action="store_true", help="start with failed calls only")
     p.add_argument(
         "-d",
         "--delay",
@@ -148,9 +150,11 @@ def prepare(
         syscalls=names,
         pids=frozenset(args.pids),
         comms=frozenset(args.comms),
+        failed_only=args.failed,
     )
     table = syscall_table()
     try:
+        check_comms(choice.comms)
         flt = choice.to_filter(table)
     except ValueError as exc:
         _say(str(exc))

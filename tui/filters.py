@@ -115,6 +115,16 @@ def parse_pids(text: str) -> frozenset[int]:
     return frozenset(pids)
 
 
+COMM_MAX_BYTES = 15  # TASK_COMM_LEN - 1: what the kernel keeps of a command name
+
+
+def check_comms(comms: Iterable[str]) -> None:
+    """ValueError for a name the kernel's comm can never equal (as in ps -o comm)."""
+    for comm in comms:
+        if not 0 < len(comm.encode()) <= COMM_MAX_BYTES:
+            raise ValueError(f"comm {comm!r}: a command name has 1 to 15 bytes (as in ps -o comm)")
+
+
 def parse_syscalls(
     words: Iterable[str], groups: Iterable[str] = GROUP_ORDER
 ) -> tuple[frozenset[str], frozenset[str]]:

@@ -15,7 +15,7 @@ from textual.markup import escape
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, SelectionList, Static
 
-from tui.filters import GROUP_ORDER, FilterChoice, parse_pids, split_words
+from tui.filters import GROUP_ORDER, FilterChoice, check_comms, parse_pids, split_words
 
 _CLOSE = "escape,q,question_mark,f1,h"
 
@@ -137,6 +137,7 @@ class FilterScreen(ModalScreen[FilterChoice | None]):
     def choice(self) -> FilterChoice:
         """What the form says now. Raises ValueError for a malformed pid list."""
         groups: SelectionList[str] = self.query_one("#filter-groups", SelectionList)
+        check_comms(split_words(self._value("comms")) + split_words(self._value("xcomms")))
         return FilterChoice(
             groups=frozenset(groups.selected),
             syscalls=frozenset(split_words(self._value("syscalls"))),

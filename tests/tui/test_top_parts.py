@@ -353,3 +353,26 @@ def test_drilled_process_that_goes_quiet_says_so() -> None:
     view.observe(src.snapshot())
     assert view.rows() == []
     assert "1007 made no syscalls" in view.totals([], 0)
+
+
+def test_cli_rejects_a_comm_the_kernel_cannot_hold(capsys: pytest.CaptureFixture[str]) -> None:
+    from tui.cli import prepare
+
+    assert prepare(_parse(["top", "--comm", "a-very-long-command-name"]), {}) == 2
+    assert "1 to 15 bytes" in capsys.readouterr().err
+
+
+def test_cli_failed_and_long_syscalls_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tui.cli
+    from tests.tui.top_fakes import FakeReplay
+
+    replay = FakeReplay()
+    monkeypatch.setattr(tui.cli, "open_replay", lambda path: replay)
+    argv = ["top", "--replay", "t", "--failed", "--syscalls", "openat"]
+    prepared = tui.cli.prepare(_parse(argv), {})
+    assert not isinstance(prepared, int)
+    from capture_lib import syscalls
+
+    openat = syscalls.number("openat")  # this machine's number
+    assert replay.filters == [Filter(syscalls=frozenset({openat}), failed_only=True)]
+    assert prepared[1].initial_filter.failed_only
