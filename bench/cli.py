@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -98,8 +99,12 @@ def _noise_line(m: dict[str, Any]) -> str:
     other = m["other_cpus"]
     verdict = ("quiet enough" if other < 0.1 else
                "NOISY: do not quote these numbers" if other >= 0.3 else "some noise")
-    return (f"\n  other work during this run: {other:.2f} CPUs on average, steal "
+    line = (f"\n  other work during this run: {other:.2f} CPUs on average, steal "
             f"{m['steal_cpus']:.2f} ({verdict})")
+    if hooks := m.get("foreign_syscall_hooks"):
+        line += (f"\n  {len(hooks)} other processes had BPF programs on sys_enter/sys_exit "
+                 "throughout: every number includes their cost (do not quote)")
+    return line
 
 
 def _term(signum: int, frame: FrameType | None) -> None:
@@ -112,11 +117,14 @@ def run(args: argparse.Namespace) -> int:
     harness.require_root()
     names = NAMES if args.which == "all" else (args.which,)
     out = sys.stderr if args.json else sys.stdout
-    if warning := harness.load_warning():
-        harness.say(warning)
+    hooks = harness.syscall_hooks(exclude=os.getpid())
+    for warning in (harness.load_warning(), harness.hooks_warning(hooks)):
+        if warning:
+            harness.say(warning)
     old = signal.signal(signal.SIGTERM, _term)
     doc: dict[str, Any] = {"machine": harness.machine(), "quick": args.quick, "benchmarks": {},
                            "tracers": {}}
+    doc["machine"]["foreign_syscall_hooks"] = {str(k): v for k, v in hooks.items()}
     t0 = time.monotonic()
     try:
         for name in names:
@@ -125,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
             res, text = _one(name, args)
             res["seconds"] = round(time.monotonic() - started, 1)
             res["machine"]["loadavg_before_bench"] = doc["machine"]["loadavg_at_start"]
+            res["machine"]["foreign_syscall_hooks"] = doc["machine"]["foreign_syscall_hooks"]
             res["machine"].update(harness.other_load(before, harness.CpuSample.now()))
             text += _noise_line(res["machine"])
             stem = f"{name}.quick" if args.quick else name

@@ -132,6 +132,39 @@ def other_load(start: CpuSample, end: CpuSample) -> dict[str, float]:
             "steal_cpus": round((end.steal - start.steal) / wall, 2)}
 
 
+def syscall_hooks(exclude: int | None = None) -> dict[int, str]:
+    """Processes (pid -> comm) holding BPF links on sys_enter/sys_exit, found in
+    /proc/*/fdinfo. Left over from elsewhere, they slow every syscall, the
+    baseline's too, and hide part of every tracer's cost."""
+    found: dict[int, str] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == exclude:
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                try:
+                    if os.readlink(fd) != "anon_inode:bpf_link":
+                        continue
+                    info = (proc / "fdinfo" / fd.name).read_text()
+                except OSError:
+                    continue
+                if any(line.split() in (["tp_name:", "sys_enter"], ["tp_name:", "sys_exit"])
+                       for line in info.splitlines()):
+                    found[int(proc.name)] = (proc / "comm").read_text().strip()
+                    break
+        except OSError:
+            continue
+    return found
+
+
+def hooks_warning(hooks: dict[int, str]) -> str | None:
+    if not hooks:
+        return None
+    who = ", ".join(f"{pid} ({comm})" for pid, comm in sorted(hooks.items()))
+    return (f"{len(hooks)} other processes hold BPF programs on sys_enter/sys_exit: {who}; "
+            "every row, the baseline too, pays for them: stop them for a clean run")
+
+
 def load_warning() -> str | None:
     """A line to print when the machine is busy before we start (results noisy)."""
     one, _, _ = os.getloadavg()

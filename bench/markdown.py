@@ -17,6 +17,8 @@ def _source(result: dict[str, Any]) -> str:
     load = m.get("loadavg_before_bench", m["loadavg_at_start"])[0]
     other = (f", other work {m['other_cpus']:.2f} CPUs on average" if "other_cpus" in m
              else "")
+    if m.get("foreign_syscall_hooks"):
+        quick += f"; {len(m['foreign_syscall_hooks'])} foreign syscall probes attached"
     return (f"_{m['host']}, {m['cpus']} x {m['cpu_model'] or m['arch']}, kernel {m['kernel']}, "
             f"{m['distro']}, {m['date']}{rounds}; load average before {load}{other}{quick}._")
 

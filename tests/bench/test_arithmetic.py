@@ -250,3 +250,11 @@ def test_other_load_is_busy_cpu_time_that_was_not_ours() -> None:
     end = harness.CpuSample(wall=110.0, busy=520.0, steal=1.5, ours=25.0)
     # 20 s busy in 10 s, 5 of them ours: 1.5 CPUs of other work
     assert harness.other_load(start, end) == {"other_cpus": 1.5, "steal_cpus": 0.05}
+
+
+def test_foreign_syscall_probes_are_named_in_the_warning() -> None:
+    assert harness.hooks_warning({}) is None
+    text = harness.hooks_warning({658: "floor_loader", 11467: "syscap"})
+    assert text is not None
+    assert text.startswith("2 other processes hold BPF programs on sys_enter/sys_exit: "
+                           "658 (floor_loader), 11467 (syscap);")
