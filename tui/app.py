@@ -280,9 +280,8 @@ class SyscapTop(App[None]):
         return None
 
     def on_unmount(self) -> None:
-        if self.fetcher is not None:
-            self.fetcher.stop()
-        if self.source is not None:
+        stopped = self.fetcher.stop() if self.fetcher is not None else True
+        if self.source is not None and stopped:  # never close under a running snapshot()
             try:
                 self.source.close()
             except Exception:

@@ -60,11 +60,13 @@ class SnapshotFetcher:
     def set_filter(self, flt: Filter) -> None:
         self.call(lambda: self.source.set_filter(flt))
 
-    def stop(self, timeout: float = 2.0) -> None:
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Stop the thread; False if it is still inside a source call after `timeout`."""
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def _run(self) -> None:
         while True:
