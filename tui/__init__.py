@@ -1,0 +1,17 @@
+"""`syscap top`: the Textual live view (the only package that imports Textual).
+
+Where things are:
+    cli.py            the `top` subcommand: arguments, opening the source (register/run)
+    app.py            SyscapTop: layout, keys, and the refresh path (timer -> fetch thread
+                      -> SnapshotReady -> batch_update)
+    refresh.py        the fetch thread: one snapshot() in flight, source calls serialised
+    model.py          TopModel: view stack, sort, search, pause (no Textual)
+    views.py          the four tables: processes, syscalls, and their drill-downs (no Textual)
+    table.py          LiveTable: virtualised, repaints only changed lines, cursor on a key
+    panels.py         header, ring panel, cost-of-watching line
+    filters.py        FilterChoice (what the user picked) -> capture_lib Filter
+    screens.py        help, filter dialog, signal confirm, no-capture screen
+    restorer_pane.py  the slot for the coredump restorer pane
+    synthetic.py      a deterministic source for tests, screenshots and the benchmark
+    screenshots.py    regenerates screenshots/*.svg and *.png
+"""
