@@ -69,6 +69,8 @@ def export_perfetto(
         raise UsageError(f"--counter-interval {counter_interval_s:g}: give at least 0.001 s")
     if os.path.isdir(out):
         raise UsageError(f"-o {out} is a directory: give a file name such as {out}/trace.json")
+    if os.path.exists(out) and os.path.samefile(trace, out):
+        raise UsageError(f"-o {out} is the trace itself: give another file name")
 
     opts = ffi.new("struct syscap_export_opts *")
     if syscalls is not None:

@@ -224,3 +224,11 @@ def test_export_memory_stays_flat_on_a_trace_ten_times_larger(
         trace.unlink()
     # the large trace is ~140 MiB: growing with it would show as +100 MiB
     assert rss[1] - rss[0] < 8 * 1024, rss
+
+
+def test_writing_over_the_trace_itself_is_refused(recorded: Any) -> None:
+    trace = recorded[0]
+    size = trace.stat().st_size
+    r = syscap("export", str(trace), "-o", str(trace), check=False)
+    assert r.returncode == 2 and "the trace itself" in r.stderr
+    assert trace.stat().st_size == size
