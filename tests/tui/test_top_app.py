@@ -650,3 +650,27 @@ def test_q_queued_right_after_slash_does_not_quit(source: SyntheticSource) -> No
         assert app.query_one("#search", Input).value.endswith("ng")
 
     drive(app, script)
+
+
+def test_paging_and_clicks_move_the_cursor_and_scroll(source: SyntheticSource) -> None:
+    app = make_app(source)
+
+    async def script(pilot: Pilot[None]) -> None:
+        feed(app, source)
+        t = table(app)
+        body = t.size.height - 1
+        await pilot.press("pagedown")
+        assert t.rows.index(t.cursor_row) == body - 1  # type: ignore[arg-type]
+        await pilot.press("end")
+        assert t.cursor_row is t.rows[-1]
+        assert round(t.scroll_y) == len(t.rows) - body  # the last row is on screen
+        await pilot.press("home")
+        assert t.cursor_row is t.rows[0] and round(t.scroll_y) == 0
+        await pilot.click("#table", offset=(3, 3))  # third data line
+        assert t.cursor_row is t.rows[2]
+        pid = t.cursor_key
+        await pilot.click("#table", offset=(3, 3), times=2)  # double click drills in
+        view = app.model.view
+        assert isinstance(view, ProcessSyscallsView) and view.pid == pid
+
+    drive(app, script, size=(100, 20))
