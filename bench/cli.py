@@ -58,10 +58,14 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
         if "ring_mib" in r:  # throughput: one bisection, no repeated runs
             best = r.get("best")
             d["status"] = "ok" if best else "not run" if r.get("why") else "drops"
-            if best:
+            if best and "recorded" in r:  # repeated: median and interval
+                d.update(r["recorded"])
+                d["consumer_cpu_pct"] = r["consumer_cpu_pct"]["median"]
+                d["bound"] = r["bound"]
+            elif best:  # one trial (quick): no interval to speak of
                 d["median"] = round(best["recorded"])
                 d["interval"] = [round(best["recorded"]), round(best["recorded"])]
-                d["interval_level"] = None
+                d["interval_level"] = 0.0
                 d["consumer_cpu_pct"] = round(best["consumer_cpu_pct"], 1)
                 d["bound"] = r["bound"]
         d.update({k: r[k] for k in SUMMARY_KEYS if k in r})

@@ -70,17 +70,21 @@ def nginx(result: dict[str, Any]) -> str:
 
 
 def throughput(result: dict[str, Any]) -> str:
-    out = ["| ring per CPU | syscalls/s recorded, zero drops | consumer CPU | max ring fill |",
-           "|---:|---:|---:|---:|"]
+    out = ["| ring per CPU | syscalls/s recorded, zero drops | interval | consumer CPU "
+           "| max ring fill |", "|---:|---:|---:|---:|---:|"]
     for r in result["rows"]:
         b = r.get("best")
         if b is None:
             out.append(f"| {r['ring_mib']} MiB | {r.get('why') or 'drops at every rate tried'} "
-                       "| | |")
+                       "| | | |")
             continue
         ge = "≥ " if r["bound"] == "generator" else ""
-        out.append(f"| {r['ring_mib']} MiB | {ge}{b['recorded']:,.0f} | "
-                   f"{b['consumer_cpu_pct']:.1f} % | {b['max_fill_pct']:.1f} % |")
+        rec = r.get("recorded")
+        iv = _iv(rec, 0) if rec else "-"
+        med = rec["median"] if rec else b["recorded"]
+        cpu = r["consumer_cpu_pct"]["median"] if "consumer_cpu_pct" in r else b["consumer_cpu_pct"]
+        out.append(f"| {r['ring_mib']} MiB | {ge}{med:,.0f} | {iv} | "
+                   f"{cpu:.1f} % | {b['max_fill_pct']:.1f} % |")
     out += ["", f"≥: no drops even at the load generator's full speed. "
             f"{result['trial_s']} s trials.", "", _source(result)]
     return "\n".join(out)

@@ -74,9 +74,14 @@ def throughput(result: dict[str, Any], path: Path) -> Path | None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     xs = [r["ring_mib"] for r in rows]
-    rate = [r["best"]["recorded"] / 1e6 for r in rows]
+    rate = [(r.get("recorded") or {}).get("median", r["best"]["recorded"]) / 1e6 for r in rows]
     lower = [r["bound"] == "generator" for r in rows]
-    ax.plot(xs, rate, marker="o", color="tab:blue", label="zero-drop syscalls/s (M)")
+    lo = [r - (x.get("recorded") or {}).get("interval", [r * 1e6])[0] / 1e6
+          for r, x in zip(rate, rows, strict=True)]
+    hi = [(x.get("recorded") or {}).get("interval", [0, r * 1e6])[1] / 1e6 - r
+          for r, x in zip(rate, rows, strict=True)]
+    ax.errorbar(xs, rate, yerr=[lo, hi], marker="o", capsize=3, color="tab:blue",
+                label="zero-drop syscalls/s (M)")
     lb = [(x, y) for x, y, b in zip(xs, rate, lower, strict=True) if b]
     if lb:
         ax.plot([x for x, _ in lb], [y for _, y in lb], linestyle="none", marker="o",
@@ -88,7 +93,9 @@ def throughput(result: dict[str, Any], path: Path) -> Path | None:
     ax.set_ylabel("syscalls/s recorded with zero drops (millions)", color="tab:blue")
     ax.set_ylim(bottom=0)
     ax2 = ax.twinx()
-    ax2.plot(xs, [r["best"]["consumer_cpu_pct"] for r in rows], marker="s", color="tab:red",
+    cpu = [(r.get("consumer_cpu_pct") or {}).get("median", r["best"]["consumer_cpu_pct"])
+           for r in rows]
+    ax2.plot(xs, cpu, marker="s", color="tab:red",
              linestyle="--", label="consumer CPU (%)")
     ax2.set_ylabel("consumer CPU (% of one CPU)", color="tab:red")
     ax2.set_ylim(bottom=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -258,3 +259,52 @@ def test_foreign_syscall_probes_are_named_in_the_warning() -> None:
     assert text is not None
     assert text.startswith("2 other processes hold BPF programs on sys_enter/sys_exit: "
                            "658 (floor_loader), 11467 (syscap);")
+
+
+def fake_trials(capacity: float, full_speed: float, flaky: set[int] | None = None) -> Any:
+    """A consumer that keeps up to capacity calls/s; trial number i in flaky drops anyway."""
+    from bench.throughput import Trial
+
+    count = [0]
+
+    def trial(ring: int, rate: float, seconds: float, work: Path) -> Trial:
+        count[0] += 1
+        made = rate if rate > 0 else full_speed
+        drops = int(made > capacity) + int(count[0] in (flaky or set()))
+        return Trial(rate, made, made, drops, 50.0, made / 1e5)
+    return trial
+
+
+def test_throughput_bisects_to_the_highest_drop_free_rate(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import throughput
+
+    monkeypatch.setattr(throughput, "trial", fake_trials(1.95e6, 4.0e6))
+    row = throughput.search(8 << 20, 1.0, steps=6, confirm=3, work=Path("/nonexistent"))
+    assert row["bound"] == "drops"
+    # 6 halvings of [0, 4 M]: 1.9375 M is the best rate under 1.95 M
+    assert row["best"]["offered"] == pytest.approx(1.9375e6)
+    assert row["recorded"]["median"] == pytest.approx(1.9375e6)
+    assert row["recorded"]["n"] == 4  # the best trial and three repeats
+    assert len(row["trials"]) == 1 + 6 + 3
+
+
+def test_throughput_lowers_the_rate_when_a_repeat_drops(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import throughput
+
+    # trial 9 is the second repeat of the best rate: it drops, so 90 % of it is tried
+    monkeypatch.setattr(throughput, "trial", fake_trials(1.95e6, 4.0e6, flaky={9}))
+    row = throughput.search(8 << 20, 1.0, steps=6, confirm=3, work=Path("/nonexistent"))
+    assert row["best"]["offered"] == pytest.approx(0.9 * 1.9375e6)
+    assert row["recorded"]["n"] == 4
+
+
+def test_throughput_without_drops_at_full_speed_is_a_lower_bound(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import throughput
+
+    monkeypatch.setattr(throughput, "trial", fake_trials(5.0e6, 4.0e6))
+    row = throughput.search(64 << 20, 1.0, steps=6, confirm=0, work=Path("/nonexistent"))
+    assert row["bound"] == "generator"
+    assert row["best"]["recorded"] == 4.0e6
+    assert len(row["trials"]) == 1
