@@ -29,8 +29,9 @@ def _pyplot() -> Any:
 def _footer(fig: Any, result: dict[str, Any]) -> None:
     m = result["machine"]
     quick = " (quick run)" if result.get("quick") else ""
+    noise = (f"; other work {m['other_cpus']:.2f} CPUs" if "other_cpus" in m else "")
     fig.text(0.01, 0.01, f"{m['host']}, {m['cpus']} CPUs, kernel {m['kernel']}, "
-             f"{m['date']}{quick}", fontsize=7, color="0.4")
+             f"{m['date']}{noise}{quick}", fontsize=7, color="0.4")
 
 
 def nginx_concurrency(result: dict[str, Any], path: Path) -> Path | None:
@@ -39,7 +40,7 @@ def nginx_concurrency(result: dict[str, Any], path: Path) -> Path | None:
     if not rows:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(10.5, 5))
     for r in rows:
         xs, ys, lo, hi = [], [], [], []
         for c in result["levels"]:
@@ -57,7 +58,7 @@ def nginx_concurrency(result: dict[str, Any], path: Path) -> Path | None:
     ax.set_xlabel("ab concurrency")
     ax.set_ylabel("requests/s lost vs. no tracing (%)")
     ax.set_title("nginx + ab on loopback: cost of each tracer by concurrency")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(True, alpha=0.3)
     _footer(fig, result)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
