@@ -240,6 +240,7 @@ def run(opts: Options) -> dict[str, Any]:
 
                 def one(i: int, rnd: int) -> float:
                     t = tracers[i]
+                    got: dict[int, float] = {}
                     with t.attached(Path(d), target):
                         alive(server)
                         rps = ab(port, requests_for(t.key, main_n), CONCURRENCY)
@@ -247,11 +248,13 @@ def run(opts: Options) -> dict[str, Any]:
                             for j in harness.rotated(len(LEVELS), rnd + i):
                                 c = LEVELS[j]
                                 try:
-                                    v = ab(port, requests_for(t.key, sweep_n), c)
-                                    sweep[t.key][c][rnd] = v
+                                    got[c] = ab(port, requests_for(t.key, sweep_n), c)
                                 except TracerError as e:  # this level only: note it
                                     sweep_notes.setdefault(t.key, {})[str(c)] = str(e)
                                     alive(server)
+                    # kept only now that the tracer is known to have lived throughout
+                    for c, v in got.items():
+                        sweep[t.key][c][rnd] = v
                     return rps
 
                 harness.interleave(rows, opts.rounds, one, harness.say)
