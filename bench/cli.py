@@ -69,6 +69,8 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
                 d["consumer_cpu_pct"] = round(best["consumer_cpu_pct"], 1)
                 d["bound"] = r["bound"]
         d.update({k: r[k] for k in SUMMARY_KEYS if k in r})
+        for k in ("median", "interval", "interval_level"):  # same keys for every row
+            d.setdefault(k, None)
         out[key] = d
     return out
 

@@ -173,6 +173,7 @@ def test_json_summary_has_median_and_interval_per_tracer() -> None:
     assert s["floor"]["median"] == stats.estimate(FLOOR).as_json()["median"]
     assert len(s["floor"]["interval"]) == 2
     assert s["strace"]["status"] == "not run" and "apt-get install strace" in s["strace"]["why"]
+    assert s["strace"]["median"] is None and s["strace"]["interval"] is None
 
 
 def test_throughput_summary_marks_generator_bound_and_dropping_rings() -> None:
