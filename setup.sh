@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # Sets up syscap on a Debian 12 machine, as root: system packages, a virtualenv
 # at .venv, and the native build (BPF program, capture_lib, cffi binding).
+# With --tests it also installs what the test suite drives (strace, tmux,
+# Prometheus, QEMU for the module's guests, ...), which a box that only runs
+# syscap does not need.
 # Idempotent: a second run installs nothing new and rebuilds only what changed.
 set -euo pipefail
 cd "$(dirname "$0")"
+
+for_tests=0
+case "${1:-}" in
+	--tests) for_tests=1 ;;
+	"") ;;
+	*) printf 'setup: unknown option %s: use ./setup.sh or ./setup.sh --tests\n' "$1" >&2
+	   exit 2 ;;
+esac
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -12,12 +23,17 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 
-# Build and test dependencies from Debian.
+# Build and run dependencies from Debian (gdb: gcore takes cores of live
+# processes for the restorer).
 APT_PACKAGES=(
 	build-essential make pkg-config clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
-	python3 python3-venv python3-dev
-	strace tmux bpftrace gdb
+	xz-utils python3 python3-venv python3-dev gdb
 )
+# What the tests drive: oracles and peers, a terminal, a real Prometheus.
+TEST_PACKAGES=(
+	strace tmux bpftrace prometheus
+)
+[ "$for_tests" = 1 ] && APT_PACKAGES+=("${TEST_PACKAGES[@]}")
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,6 +43,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# Debian starts a Prometheus on all interfaces; the tests run their own.
+	if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+		systemctl disable --now prometheus >/dev/null 2>&1 || true
+	fi
 fi
 
 PY=${PYTHON:-python3}

@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from capture_lib import native, syscalls
 from capture_lib.errors import CaptureError, UsageError
 from capture_lib.live import DEFAULT_RING_SIZE, Session
 from capture_lib.snapshot import Filter, Snapshot
@@ -157,8 +156,6 @@ class Exporter:
         self.session = Session(backend, ring_size)
         self.totals = Totals(top_comms)
         self._lock = threading.Lock()
-        self._ffi, self._lib = native.require()
-        self._csnap = self._ffi.new("struct syscap_snapshot *")
         try:
             self.session.aggregate(True)
             self.session.set_filter(flt)
@@ -174,18 +171,8 @@ class Exporter:
             err = self.session.error
             if err:
                 raise CaptureError(err)
-            # Session.snapshot() drops the C histogram: take the C snapshot here
-            ret = self._lib.syscap_session_snapshot(self.session._s, self._csnap)
-            if ret:
-                raise CaptureError(f"taking a snapshot failed: {os.strerror(-ret)}")
-            snap = native.convert_snapshot(self._csnap, syscalls.name)
-            hist = self._csnap.sys_hist
-            nb = self._lib.SYSCAP_HIST_BUCKETS
-
-            def buckets_of(nr: int) -> Sequence[int]:
-                return list(self._ffi.unpack(hist + nr * nb, nb))
-
-            self.totals.add(snap, None if hist == self._ffi.NULL else buckets_of)
+            snap, hists = self.session.snapshot_with_histograms()
+            self.totals.add(snap, hists.__getitem__ if hists else None)
 
     def collect(self) -> Iterator[Metric]:
         self.refresh()

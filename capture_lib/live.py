@@ -181,12 +181,26 @@ class Session:
             },
         )
 
-    def snapshot(self) -> Snapshot:
+    def _snapshot_c(self) -> Any:
         snap = self._ffi.new("struct syscap_snapshot *")
         ret = self._lib.syscap_session_snapshot(self._s, snap)
         if ret:
             raise CaptureError(f"taking a snapshot failed: {os.strerror(-ret)}")
-        return native.convert_snapshot(snap, syscalls.name)
+        return snap
+
+    def snapshot(self) -> Snapshot:
+        return native.convert_snapshot(self._snapshot_c(), syscalls.name)
+
+    def snapshot_with_histograms(self) -> tuple[Snapshot, dict[int, list[int]]]:
+        """A snapshot plus, per syscall seen, its log2 latency histogram over all
+        processes: bucket b counts durations in [2^(b-1), 2^b) ns (b = 0: 0 ns)."""
+        c = self._snapshot_c()
+        nb = self._lib.SYSCAP_HIST_BUCKETS
+        hists = {
+            c.sys[i].nr: list(self._ffi.unpack(c.sys_hist + c.sys[i].nr * nb, nb))
+            for i in range(c.nsys)
+        } if c.sys_hist != self._ffi.NULL else {}
+        return native.convert_snapshot(c, syscalls.name), hists
 
     def read_events(self, max_events: int = 65536) -> EventBatch:
         """The next batch of pending records, copied out of the rings (tools and
