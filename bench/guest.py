@@ -16,7 +16,9 @@ kmod/lab/lab.py:
                   "runs": [float, ...],      # requests/s, one per interleaved round
                   "why": str}]               # non-empty: did not run, and why
 
-The lab may raise an exception whose message says why the guest cannot run.
+With quick the lab should finish within a minute (syscap bench --quick must
+stay under 3). The lab may raise an exception whose message says why the
+guest cannot run.
 Whatever happens, each of the four rows is printed, with numbers or a reason.
 """
 

@@ -155,7 +155,7 @@ def run(opts: Options) -> dict[str, Any]:
     confirm = CONFIRM[1] if opts.quick else CONFIRM[0]
     why = why_not()
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="syscap-bench-tp-", dir="/var/tmp") as d:
+    with tempfile.TemporaryDirectory(prefix="syscap-bench-tp-") as d:  # $TMPDIR
         for mib in opts.ring_mib:
             if why:
                 rows.append({"ring_mib": mib, "best": None, "why": why, "trials": []})
