@@ -270,6 +270,8 @@ class SyscapTop(App[None]):
             return "replay is not available"
         try:
             source = self.options.open_replay(path)
+            if not self.filter_choice.is_empty:  # -p/--comm/-e given on the command line
+                source.set_filter(self.filter_choice.to_filter(self.options.syscall_table))
         except Exception as exc:
             return _one_line(exc)
         self.options.cpu_meter = self._cpu_meter

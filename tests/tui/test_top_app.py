@@ -17,6 +17,7 @@ from capture_lib.errors import CaptureError
 from capture_lib.snapshot import Filter
 from tests.tui.top_fakes import FakeReplay, feed, make_app
 from tui.app import SyscapTop
+from tui.filters import FilterChoice
 from tui.restorer_pane import RestorerPane
 from tui.screens import FilterScreen, HelpScreen, KillScreen, NoCaptureScreen
 from tui.synthetic import GROUPS, SYSCALLS, SyntheticSource
@@ -513,6 +514,7 @@ def test_without_capture_it_explains_and_offers_replay() -> None:
         None,
         startup_error="the eBPF backend needs CAP_BPF and CAP_PERFMON (run as root)",
         open_replay=open_replay,
+        initial_filter=FilterChoice(comms=frozenset({"nginx"})),
     )
 
     async def script(pilot: Pilot[None]) -> None:
@@ -527,8 +529,9 @@ def test_without_capture_it_explains_and_offers_replay() -> None:
         assert opened == ["good.trace"]
         assert not isinstance(app.screen, NoCaptureScreen)
         assert app.source is replay
+        assert replay.filters == [Filter(comms=frozenset({"nginx"}))]  # the CLI's filter
         feed(app, replay, 2)
-        assert len(table(app).rows) == 12
+        assert {r.values[2] for r in table(app).rows} == {"nginx"}
 
     drive(app, script)
 
