@@ -80,7 +80,7 @@ def throughput(result: dict[str, Any]) -> str:
             continue
         ge = "≥ " if r["bound"] == "generator" else ""
         rec = r.get("recorded")
-        iv = _iv(rec, 0) if rec else "-"
+        iv = _iv(rec, 0) if rec and rec.get("n", 1) > 1 else "-"
         med = rec["median"] if rec else b["recorded"]
         cpu = r["consumer_cpu_pct"]["median"] if "consumer_cpu_pct" in r else b["consumer_cpu_pct"]
         out.append(f"| {r['ring_mib']} MiB | {ge}{med:,.0f} | {iv} | "

@@ -180,8 +180,9 @@ def table(result: dict[str, Any]) -> str:
     out = [
         "throughput: highest syscalls/s syscap records with zero drops (higher is better)",
         f"  {m['host']} {m['arch']} ({m['cpus']} CPUs), kernel {m['kernel']}, {m['date']}; "
-        f"{result['trial_s']} s trials, {result['steps']} bisection steps, best rate repeated "
-        f"{result.get('confirm', 0)} times (median and interval of those)",
+        f"{result['trial_s']} s trials, {result['steps']} bisection steps, "
+        + (f"best rate repeated {result['confirm']} times (median and interval of those)"
+           if result.get("confirm") else "best rate not repeated (no interval)"),
         f"  {'ring/CPU':>9} {'recorded/s':>12} {'interval':>21} {'generated/s':>12} "
         f"{'consumer CPU':>13} {'max fill':>9}  bound",
     ]
@@ -197,7 +198,8 @@ def table(result: dict[str, Any]) -> str:
                  if r["bound"] == "generator" else "drops above this rate")
         rec = r.get("recorded") or {"median": b["recorded"], "interval": [b["recorded"]] * 2}
         cpu = r.get("consumer_cpu_pct", {}).get("median", b["consumer_cpu_pct"])
-        iv = f"[{rec['interval'][0]:.0f}, {rec['interval'][1]:.0f}]"
+        iv = (f"[{rec['interval'][0]:.0f}, {rec['interval'][1]:.0f}]"
+              if rec.get("n", 1) > 1 else "-")
         out.append(f"  {r['ring_mib']:>5} MiB {rec['median']:12.0f} {iv:>21} "
                    f"{b['generated']:12.0f} {cpu:12.1f}% {b['max_fill_pct']:8.1f}%  {bound}")
     goal = next((r for r in result["rows"] if r["ring_mib"] == GOAL_RING_MIB), None)
