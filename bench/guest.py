@@ -19,12 +19,17 @@ kmod/lab/lab.py:
 With quick the lab should finish within a minute (syscap bench --quick must
 stay under 3). The lab may raise an exception whose message says why the
 guest cannot run.
+
+The lab need not write the rounds itself: bench/guest_rounds.sh runs them in
+the guest (tracers given as start/stop commands in its environment) and
+from_console() turns the guest's console into the dict above.
 Whatever happens, each of the four rows is printed, with numbers or a reason.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import math
 import shutil
 import sys
 from collections.abc import Callable
@@ -63,6 +68,40 @@ def lab_entry() -> tuple[Callable[[bool], dict[str, Any]] | None, str]:
         return None, ("kmod/lab/lab.py offers no bench_guest() yet (the guest image with "
                       "nginx, ab, sysdig and syscap is the lab's; see bench/guest.py)")
     return entry, ""
+
+
+SCRIPT = ROOT / "bench" / "guest_rounds.sh"
+
+
+def from_console(text: str, method: str = "") -> dict[str, Any]:
+    """bench_guest's result from the console of a guest that ran guest_rounds.sh."""
+    names = dict(ROWS)
+    runs: dict[str, dict[int, float]] = {}
+    why: dict[str, str] = {}
+    kernel = None
+    for raw in text.splitlines():
+        parts = raw.strip().split(maxsplit=4)
+        if len(parts) < 3 or parts[0] != "SYSCAP-BENCH":
+            continue
+        if parts[1] == "KERNEL":
+            kernel = parts[2]
+        elif parts[1] == "RUN" and len(parts) == 5 and parts[2].isdigit():
+            try:
+                value = float(parts[4])
+            except ValueError:
+                value = math.nan
+            runs.setdefault(parts[3], {})[int(parts[2])] = value
+        elif parts[1] == "SKIP":
+            why[parts[2]] = " ".join(parts[3:])
+    rounds = max((r for rs in runs.values() for r in rs), default=0)
+    rows = []
+    for key in dict.fromkeys([*names, *runs, *why]):
+        got = runs.get(key, {})
+        rows.append({"key": key, "name": names.get(key, key),
+                     "runs": [got.get(r, math.nan) for r in range(1, rounds + 1)] if got else [],
+                     "why": why.get(key, "" if got else "the guest reported no runs")})
+    return {"kernel": kernel, "method": method or "bench/guest_rounds.sh in one guest",
+            "rows": rows}
 
 
 def rows_from(result: dict[str, Any] | None, why: str) -> list[Row]:

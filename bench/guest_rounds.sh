@@ -1,0 +1,103 @@
+#!/bin/sh
+# guest_rounds.sh ROUNDS REQUESTS [CONCURRENCY]: the nginx benchmark's rounds,
+# run inside a guest (POSIX sh; busybox or Debian), for the guest rows of
+# `syscap bench guest`. The lab boots a guest holding nginx, ab and the
+# tracers, runs this script and hands the console to bench.guest.from_console.
+#
+# Tracers come from the environment, one pair per key (baseline needs none):
+#   BENCH_KEYS="baseline kmod bpf sysdig"      the rows, in order
+#   BENCH_START_<key>="command"                starts it in the background (its
+#                                              output redirected: the script waits
+#                                              for the command's output to end) and
+#                                              returns once it is attached
+#   BENCH_STOP_<key>="command"                 stops it
+# A key whose start command fails is reported once as skipped, with its output.
+#
+# Output, one line per run or skip (everything else is ignored):
+#   SYSCAP-BENCH RUN <round> <key> <requests/s>
+#   SYSCAP-BENCH SKIP <key> <why>
+#   SYSCAP-BENCH KERNEL <uname -r>
+set -u
+rounds=${1:?rounds}
+requests=${2:?requests}
+conc=${3:-50}
+keys=${BENCH_KEYS:-baseline}
+dir=$(mktemp -d /tmp/syscap-bench-guest.XXXXXX)
+port=8080
+cpus=$(nproc)
+last=$((cpus - 1))
+
+mkdir -p "$dir/www" "$dir/tmp"
+printf '<html><body>syscap benchmark page</body></html>\n' > "$dir/www/index.html"
+chmod -R a+rX "$dir"
+cat > "$dir/nginx.conf" <<EOF
+daemon on;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log $dir/access.log;
+    client_body_temp_path $dir/tmp;
+    proxy_temp_path $dir/tmp;
+    fastcgi_temp_path $dir/tmp;
+    uwsgi_temp_path $dir/tmp;
+    scgi_temp_path $dir/tmp;
+    server { listen 127.0.0.1:$port; location / { root $dir/www; } }
+}
+EOF
+
+pin() {	# pin CPU COMMAND...: on that CPU where there are several and taskset exists
+	cpu=$1
+	shift
+	if [ "$cpus" -gt 1 ] && command -v taskset >/dev/null; then
+		taskset -c "$cpu" "$@"
+	else
+		"$@"
+	fi
+}
+
+stop_all() {
+	[ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null
+	rm -rf "$dir"
+}
+trap stop_all EXIT INT TERM
+
+echo "SYSCAP-BENCH KERNEL $(uname -r)"
+if ! nginx -p "$dir" -c "$dir/nginx.conf"; then
+	for k in $keys; do echo "SYSCAP-BENCH SKIP $k nginx did not start"; done
+	exit 1
+fi
+worker=$(pgrep -P "$(cat "$dir/nginx.pid")" | head -n 1)
+[ "$cpus" -gt 1 ] && [ -n "$worker" ] && taskset -pc "$last" "$worker" >/dev/null
+
+skipped=""
+order=$keys
+r=0
+while [ "$r" -lt "$rounds" ]; do
+	r=$((r + 1))
+	for k in $order; do
+		case " $skipped " in *" $k "*) continue ;; esac
+		start=$(eval "echo \"\${BENCH_START_$k:-}\"")
+		stop=$(eval "echo \"\${BENCH_STOP_$k:-}\"")
+		if [ "$k" != baseline ] && [ -z "$start" ]; then
+			echo "SYSCAP-BENCH SKIP $k no BENCH_START_$k given"
+			skipped="$skipped $k"
+			continue
+		fi
+		if [ -n "$start" ] && ! out=$(sh -c "$start" 2>&1); then
+			echo "SYSCAP-BENCH SKIP $k start failed: $(echo "$out" | tail -n 1)"
+			skipped="$skipped $k"
+			continue
+		fi
+		rps=$(pin 0 ab -q -n "$requests" -c "$conc" "http://127.0.0.1:$port/" 2>/dev/null |
+			awk '/^Requests per second/ { print $4 }')
+		[ -n "$stop" ] && sh -c "$stop" >/dev/null 2>&1
+		echo "SYSCAP-BENCH RUN $r $k ${rps:-nan}"
+	done
+	# rotate the order by one for the next round
+	set -- $order
+	first=$1
+	shift
+	order="$* $first"
+done
