@@ -22,6 +22,7 @@ from types import FrameType
 from typing import Any
 
 from bench import guest, harness, markdown, micro, nginx, plots, throughput
+from bench.tracers import select
 from capture_lib.errors import UsageError
 
 NAMES = ("micro", "nginx", "throughput", "guest")
@@ -75,9 +76,18 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def tracer_keys(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """--tracers as keys, checked (UsageError names the known ones)."""
+    if not args.tracers:
+        return None
+    keys = tuple(k.strip() for k in args.tracers.split(",") if k.strip())
+    select(keys)
+    return keys
+
+
 def _one(name: str, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     q = 1 if args.quick else 0
-    keys = tuple(k.strip() for k in args.tracers.split(",") if k.strip()) if args.tracers else None
+    keys = tracer_keys(args)
     if name == "micro":
         rounds = args.rounds or micro.ROUNDS[q]
         res = micro.run(micro.Options(rounds, args.quick, keys))
@@ -120,6 +130,7 @@ def _term(signum: int, frame: FrameType | None) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.rounds is not None and not 1 <= args.rounds <= 1000:
         raise UsageError(f"--rounds {args.rounds}: give 1 to 1000 rounds")
+    tracer_keys(args)
     harness.require_root()
     names = NAMES if args.which == "all" else (args.which,)
     out = sys.stderr if args.json else sys.stdout

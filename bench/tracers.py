@@ -439,7 +439,7 @@ def select(keys: tuple[str, ...] | None) -> list[Tracer]:
     tracers = all_tracers()
     if not keys:
         return tracers
-    known = {t.key for t in tracers}
+    known = [t.key for t in tracers]
     if unknown := [k for k in keys if k not in known]:
         raise UsageError(f"unknown tracer {', '.join(unknown)}: choose from {', '.join(known)}")
     return [t for t in tracers if t.key == BASELINE or t.key in keys]
