@@ -136,10 +136,16 @@ def start_nginx(d: Path, port: int) -> tuple[Proc, int]:
         raise
 
 
-def _more_files() -> None:  # pragma: no cover - runs in the child
+def more_files(want: int = 8192) -> None:
+    """Raise this process's open-file limit (ab -c 1000 inherits it). Set here,
+    not in a preexec_fn: that is unsafe with the tracers' reader threads."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = 8192 if hard == resource.RLIM_INFINITY else min(8192, hard)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), max(hard, want)))
+    if soft >= want:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def parse_ab(out: str) -> tuple[float, int]:
@@ -158,7 +164,7 @@ def ab(port: int, requests: int, concurrency: int) -> float:
            "-c", str(concurrency), f"http://127.0.0.1:{port}/"]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=AB_TIMEOUT,
-                           preexec_fn=_more_files, check=False)
+                           check=False)
     except subprocess.TimeoutExpired as e:
         raise TracerError(f"ab -c {concurrency} did not finish in {AB_TIMEOUT:.0f} s") from e
     try:
@@ -232,6 +238,7 @@ def run(opts: Options) -> dict[str, Any]:
         t.key: {c: [math.nan] * opts.sweep_rounds for c in LEVELS} for t in tracers}
     sweep_notes: dict[str, dict[str, str]] = {}
     if not why_not():
+        more_files()
         with tempfile.TemporaryDirectory(prefix="syscap-bench-nginx-") as d:
             port = free_port()
             server, worker = start_nginx(Path(d), port)
