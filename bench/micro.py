@@ -3,9 +3,10 @@
 Every round runs every configuration once, in a rotated order, so drift on
 this noisy machine hits all of them alike. The loop runs on CPU 1, tracers
 and their consumers on CPU 0 (per-process tracers wrap the loop; perf trace
-is pinned to CPU 0, strace is not: see tracers._wrap_strace). Added cost is taken round by round (run i minus the
-baseline's run i) and summarised by its median and interval; "x floor" is the
-added cost over the floor's, the number the goals are read against.
+is pinned to CPU 0, strace is not: see tracers._wrap_strace). Added cost is
+taken round by round (run i minus the baseline's run i) and summarised by its
+median and interval; "x floor" is the added cost over the floor's, the number
+the goals are read against.
 """
 
 from __future__ import annotations
