@@ -39,7 +39,11 @@ def test_fallback_object_loads_and_attaches_here(fallbacks: None) -> None:
          str(LIB / "build" / platform.machine() / "syscap.bpf.o")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert loader.stdout is not None
-    line = loader.stdout.readline()
-    loader.send_signal(signal.SIGTERM)
-    _, err = loader.communicate(timeout=30)
+    try:
+        line = loader.stdout.readline()
+        loader.send_signal(signal.SIGTERM)
+        _, err = loader.communicate(timeout=30)
+    finally:  # never leave programs attached to every syscall
+        loader.kill()
+        loader.wait()
     assert line.strip() == "ready", err
