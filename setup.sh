@@ -43,9 +43,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	# Debian starts a Prometheus on all interfaces; the tests run their own.
+	# Debian starts Prometheus and nginx on all interfaces; the tests and
+	# benchmarks run their own on loopback.
 	if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-		systemctl disable --now prometheus >/dev/null 2>&1 || true
+		systemctl disable --now prometheus nginx >/dev/null 2>&1 || true
 	fi
 fi
 
