@@ -156,3 +156,19 @@ def test_pid_scope_follows_new_children(trace_path: Path, tmp_path: Path) -> Non
     assert "true" in by_comm, rep  # children forked after the start
     assert "sh" in by_comm, rep
     assert os.getpid() not in {p["pid"] for p in rep["processes"]}
+
+
+def test_comm_filter_selects_tasks_by_name(workload: Path, flood: Path, trace_path: Path,
+                                          tmp_path: Path) -> None:
+    # Record everything named "flood" while both programs run: only flood's
+    # syscalls (and its exit) may be there, and all of its getppid.
+    rec = start_recorder("-a", "--comm", "flood", "-o", str(trace_path))
+    try:
+        subprocess.run([str(workload), *map(str, ARGS)], check=True)
+        subprocess.run([str(flood), "2", "1000"], check=True)
+    finally:
+        rec.send_signal(signal.SIGINT)
+        rec.wait(timeout=30)
+    rep = report_json(trace_path)
+    assert {p["comm"] for p in rep["processes"]} == {"flood"}
+    assert counts(rep, "getppid") == (2000, 0)
