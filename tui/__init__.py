@@ -11,7 +11,8 @@ Where things are:
     panels.py         header, ring panel, cost-of-watching line
     filters.py        FilterChoice (what the user picked) -> capture_lib Filter
     screens.py        help, filter dialog, signal confirm, no-capture screen
-    restorer_pane.py  the slot for the coredump restorer pane
+    restorer_pane.py  the coredump restorer pane: open or take a core, step, go back
+    restorer_session.py  its engine: one thread owns the restored process (no Textual)
     synthetic.py      a deterministic source for tests, screenshots and the benchmark
     screenshots.py    regenerates screenshots/*.svg and *.png
 """

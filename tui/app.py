@@ -32,7 +32,7 @@ from tui.filters import FilterChoice, SyscallTable
 from tui.model import TopModel, local_user
 from tui.panels import HostInfo, cost_markup, header_markup, rings_markup
 from tui.refresh import SnapshotFetcher
-from tui.restorer_pane import RestorerPane
+from tui.restorer_pane import RestorerPane, TakeCoreScreen
 from tui.screens import FilterScreen, HelpScreen, KillScreen, NoCaptureScreen
 from tui.table import LiveTable
 from tui.views import UserOf
@@ -534,6 +534,8 @@ class SyscapTop(App[None]):
         self.notify(f"replay speed {speed:g}x", timeout=2)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action != "quit" and any(isinstance(s, RestorerPane) for s in self.screen_stack):
+            return False  # the live view's keys do nothing under the restorer pane
         if action.startswith("replay_"):
             return self.replay is not None
         if action == "kill":
@@ -608,7 +610,26 @@ class SyscapTop(App[None]):
                 yield b
 
     def action_restorer(self) -> None:
-        self.push_screen(RestorerPane())
+        """The restorer pane; on a live process, offer to take a core of it first."""
+        pid = None
+        if self.source is not None and self.replay is None:
+            pid = self.model.view.pid_of(self.table.cursor_row)
+        if pid is None:
+            self.push_screen(RestorerPane())
+            return
+        comm = next(
+            (p.comm for p in (self.model.latest.processes if self.model.latest else ())
+             if p.pid == pid),
+            "?",
+        )  # fmt: skip
+
+        def chosen(choice: str | None) -> None:
+            if choice == "take":
+                self.push_screen(RestorerPane(take_pid=pid))
+            elif choice == "open":
+                self.push_screen(RestorerPane())
+
+        self.push_screen(TakeCoreScreen(pid, comm), chosen)
 
     def action_kill(self) -> None:
         if self.options.readonly:

@@ -406,7 +406,7 @@ def test_restorer_slot_opens_and_returns(source: SyntheticSource) -> None:
     async def script(pilot: Pilot[None]) -> None:
         await pilot.press("c")
         assert isinstance(app.screen, RestorerPane)
-        assert "not wired yet" in str(app.screen.query_one("#restorer-placeholder").render())
+        assert "no core open" in str(app.screen.query_one("#rp-status").render())
         await pilot.press("escape")
         assert not isinstance(app.screen, RestorerPane)
         await pilot.press("f8")

@@ -1,0 +1,340 @@
+"""The restorer pane's engine: one dedicated thread owns the restored process (no Textual).
+
+ptrace binds a tracee to the thread that attached it, so restore() and every Controller
+call run on this session's single worker thread; the pane only submits requests and
+receives a `DebugState` (a frozen picture of registers, code, memory, stack, timeline)
+or a one-line error through callbacks, which run on the worker thread (the pane posts
+them on as messages). `interrupt()` is the one call made from the UI thread.
+
+The restored process's stdin is /dev/null and its stdout and stderr go to a log file
+the pane shows, so its output never reaches the terminal the UI draws on.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from restorer.control import Controller, Event
+from restorer.core import Core
+from restorer.restore import restore
+from restorer.tracee import signal_name
+
+REG_ORDER = ("rip", "rsp", "rbp", "rax", "rbx", "rcx", "rdx", "rsi", "rdi",
+             "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "eflags",
+             "fs_base")  # fmt: skip
+MEMORY_BYTES = 224  # 14 lines of 16
+LOG_TAIL_BYTES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class CodeLine:
+    addr: int
+    location: str
+    text: str  # mnemonic and operands
+    is_pc: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointMark:
+    id: int
+    step: int
+    pc: int
+    location: str
+
+
+@dataclass(frozen=True, slots=True)
+class DebugState:
+    """What the pane shows after a request. Registers etc. are empty once the process ended."""
+
+    core: str
+    pid: int | None
+    alive: bool
+    status: str  # one line: why it stopped, or how it ended
+    steps: int
+    registers: tuple[tuple[str, int, bool], ...]  # name, value, changed by the last request
+    code: tuple[CodeLine, ...]
+    memory_addr: int | None
+    memory: bytes
+    memory_follows_sp: bool
+    stack: tuple[str, ...]
+    checkpoints: tuple[CheckpointMark, ...]
+    warnings: tuple[str, ...]
+
+
+class RestorerSession:
+    """A core restored and controlled on one worker thread.
+
+    on_state and on_error are called on the worker thread after each request.
+    """
+
+    def __init__(
+        self,
+        on_state: Callable[[DebugState], object],
+        on_error: Callable[[str], object],
+        on_busy: Callable[[str], object] | None = None,
+    ) -> None:
+        self._on_state = on_state
+        self._on_error = on_error
+        self._on_busy = on_busy or (lambda _text: None)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="restorer")
+        self._dir = Path(tempfile.mkdtemp(prefix="syscap-restorer-"))
+        self.log_path = self._dir / "output.log"
+        self.log_path.touch()
+        self._ctl: Controller | None = None
+        self._core: Core | None = None
+        self._core_path = ""
+        self._warnings: list[str] = []
+        self._memory_expr: str | None = None  # None: follow SP
+        self._last_regs: dict[str, int] = {}
+        self._pending_signal = 0
+        self._running = threading.Event()
+        self._closed = False
+
+    # -- called from the UI thread ---------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """A continue is in flight (only interrupt() gets through)."""
+        return self._running.is_set()
+
+    def open(self, core_path: str, exe: str | None = None) -> Future[None]:
+        return self._submit(lambda: self._open(core_path, exe))
+
+    def take_and_open(self, pid: int) -> Future[None]:
+        """gcore the live process `pid` (it keeps running), then restore that core."""
+        return self._submit(lambda: self._take(pid))
+
+    def step(self) -> Future[None]:
+        return self._control(lambda c: c.step())
+
+    def step_over(self) -> Future[None]:
+        return self._control(lambda c: c.step_over())
+
+    def cont(self) -> Future[None]:
+        return self._control(self._cont)
+
+    def jump(self, where: str) -> Future[None]:
+        def go(c: Controller) -> str:
+            addr = c.resolve(where)
+            c.jump(addr)
+            return f"jumped to {addr:#x} <{c.location(addr)}>"
+
+        return self._control(go)
+
+    def checkpoint(self) -> Future[None]:
+        def take(c: Controller) -> str:
+            cp = c.checkpoint()
+            return f"checkpoint {cp.id} at step {cp.step}, {cp.pc:#x}"
+
+        return self._control(take)
+
+    def back(self, checkpoint_id: int | None = None) -> Future[None]:
+        def go(c: Controller) -> str:
+            c.back(checkpoint_id)
+            cp = c.checkpoints.get(checkpoint_id)[0]
+            return f"back at checkpoint {cp.id} (step {cp.step})"
+
+        return self._control(go, allow_ended=True)
+
+    def show_memory(self, expr: str | None) -> Future[None]:
+        """Show memory at `expr` (address, symbol, $reg), or follow SP with None."""
+
+        def show(c: Controller) -> str | None:
+            if expr is not None:
+                c.resolve(expr)  # a bad address is an error here, not a blank view
+            self._memory_expr = expr
+            return None
+
+        return self._control(show, keep_status=True)
+
+    def interrupt(self) -> None:
+        """Stop a running continue (UI thread)."""
+        ctl = self._ctl
+        if ctl is not None and self._running.is_set():
+            try:
+                ctl.interrupt()
+            except ProcessLookupError:
+                pass
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Kill the process and its checkpoints, end the thread, remove the files."""
+        if self._closed:
+            return
+        self._closed = True
+        self.interrupt()
+        done = self._pool.submit(self._shutdown)
+        try:
+            done.result(timeout=timeout)
+        except Exception:
+            pass
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def log_tail(self, limit: int = LOG_TAIL_BYTES) -> str:
+        """The end of the restored process's output (any thread)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, os.fstat(f.fileno()).st_size - limit))
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    # -- the worker thread -----------------------------------------------------------
+    def _submit(self, fn: Callable[[], None]) -> Future[None]:
+        if self._closed:
+            done: Future[None] = Future()
+            done.set_result(None)
+            return done
+
+        def guarded() -> None:
+            try:
+                fn()
+            except Exception as exc:  # every failure is one line in the pane
+                self._on_error(one_line(exc))
+
+        return self._pool.submit(guarded)
+
+    def _control(
+        self,
+        op: Callable[[Controller], str | Event | None],
+        allow_ended: bool = False,
+        keep_status: bool = False,
+    ) -> Future[None]:
+        def run() -> None:
+            ctl = self._ctl
+            if ctl is None:
+                raise ValueError("no core is open: press o to open one")
+            if not ctl.alive and not allow_ended:
+                raise ValueError("the process has ended: go back to a checkpoint or open a core")
+            result = op(ctl)
+            if isinstance(result, Event):
+                status = self._describe(result)
+            elif result is None and keep_status and ctl.last is not None:
+                status = self._describe(ctl.last)
+            else:
+                status = result or ""
+            self._publish(status)
+
+        return self._submit(run)
+
+    def _open(self, core_path: str, exe: str | None) -> None:
+        self._on_busy(f"restoring {core_path} ...")
+        self._drop()
+        self._warnings = []
+        core = Core(core_path)
+        try:
+            log = open(self.log_path, "ab")
+            null = os.open(os.devnull, os.O_RDONLY)
+            try:
+                restored = restore(
+                    core, exe or None, warn=self._warnings.append,
+                    stdio=(null, log.fileno(), log.fileno()),
+                )  # fmt: skip
+            finally:
+                os.close(null)
+                log.close()
+        except BaseException:
+            core.close()
+            raise
+        self._core, self._core_path = core, core_path
+        self._ctl = Controller(restored)
+        self._memory_expr = None
+        self._last_regs = {}
+        self._pending_signal = 0
+        sig = core.signal_thread.cursig
+        why = f"core dumped by {signal_name(sig)}" if sig else "core restored"
+        self._publish(f"{why}; stopped at {self._ctl.pc:#x} <{self._ctl.location(self._ctl.pc)}>")
+
+    def _take(self, pid: int) -> None:
+        from restorer.live import take_core
+
+        self._on_busy(f"taking a core of pid {pid} (gcore; it keeps running) ...")
+        path = take_core(pid, self._dir)
+        self._open(str(path), None)
+
+    def _cont(self, ctl: Controller) -> Event:
+        sig, self._pending_signal = self._pending_signal, 0
+        self._running.set()
+        self._on_busy("running (i stops it)")
+        try:
+            return ctl.cont(sig)
+        finally:
+            self._running.clear()
+
+    def _describe(self, ev: Event) -> str:
+        stop = ev.stop
+        self._pending_signal = 0
+        if not stop.alive:
+            return f"process {stop.describe()}"
+        if ev.reason == "signal" and stop.signal not in (signal.SIGTRAP, signal.SIGSTOP):
+            self._pending_signal = stop.signal
+            return (f"stopped by {signal_name(stop.signal)} at {ev.pc:#x}; continue passes it "
+                    "on, jump moves past it")  # fmt: skip
+        return ev.describe()
+
+    def _publish(self, status: str) -> None:
+        ctl = self._ctl
+        assert ctl is not None
+        marks = tuple(
+            CheckpointMark(cp.id, cp.step, cp.pc, str(ctl.location(cp.pc)))
+            for cp in ctl.checkpoints.timeline()
+        )
+        if not ctl.alive:
+            ended = DebugState(
+                self._core_path, None, False, status, ctl.steps, (), (), None, b"",
+                self._memory_expr is None, (), marks, tuple(self._warnings),
+            )  # fmt: skip
+            self._on_state(ended)
+            return
+        regs = ctl.regs().as_dict()
+        shown = tuple(
+            (n, regs[n], bool(self._last_regs) and self._last_regs.get(n) != regs[n])
+            for n in REG_ORDER
+        )
+        self._last_regs = regs
+        pc = regs["rip"]
+        try:
+            code = tuple(
+                CodeLine(i.addr, str(i.location), f"{i.mnemonic} {i.op_str}".strip(), i.addr == pc)
+                for i in ctl.disassemble_around(pc, before=6, after=14)
+            )
+        except Exception as exc:
+            code = (CodeLine(pc, "", f"({one_line(exc)})", True),)
+        mem_addr = regs["rsp"] if self._memory_expr is None else ctl.resolve(self._memory_expr)
+        try:
+            memory = ctl.read_memory(mem_addr, MEMORY_BYTES)
+        except Exception:
+            memory = b""
+        stack = tuple(str(f) for f in ctl.backtrace())
+        state = DebugState(
+            self._core_path, ctl.tracee.pid, True, status, ctl.steps, shown, code, mem_addr,
+            memory, self._memory_expr is None, stack, marks, tuple(self._warnings),
+        )  # fmt: skip
+        self._on_state(state)
+
+    def _drop(self) -> None:
+        """Kill the current process and its checkpoints; close its core."""
+        if self._ctl is not None:
+            self._ctl.close()
+            self._ctl = None
+        if self._core is not None:
+            self._core.close()
+            self._core = None
+
+    def _shutdown(self) -> None:
+        try:
+            self._drop()
+        except Exception:
+            pass
+
+
+def one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
