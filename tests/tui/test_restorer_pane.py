@@ -1,0 +1,512 @@
+"""The restorer pane of syscap top, driven through Pilot with real cores of a small C program.
+
+The program is static and non-PIE and dumps with ASLR off, an empty environment and an
+executable path of fixed length, so the core's addresses (code, stack, TLS) are the same
+on every run and the SVG snapshot is deterministic; only the PID is masked. Needs root,
+gcc (static glibc) and gdb's gcore.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from textual.pilot import Pilot
+from textual.widgets import Input, Static
+
+from capture_lib.snapshot import ProcessStats, Snapshot
+from restorer import ptrace
+from restorer.core import Core
+from tests.tui.top_fakes import make_app
+from tui.app import SyscapTop
+from tui.restorer_pane import OpenCoreScreen, RestorerPane, TakeCoreScreen
+from tui.screens import HelpScreen
+from tui.synthetic import SyntheticSource
+
+SnapCompare = Callable[..., bool]
+Script = Callable[[Pilot[None]], Awaitable[None]]
+
+PROGRAM = r"""
+/* "trap": stops at an int3 (kernel core by SIGTRAP); "wait": blocks in read(0);
+ * "spin": loops until stopped. Then finishes and exits with status 7. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+char message[64] = "syscap restorer pane";
+volatile long counter;
+
+__attribute__((noinline)) long work(long n)
+{
+	long s = 0;
+	for (long i = 0; i < n; i++)
+		s += i * 3;
+	return s;
+}
+
+int main(int argc, char **argv)
+{
+	char buf[16];
+	setvbuf(stdout, NULL, _IONBF, 0);
+	counter = work(10);
+	printf("before: %ld\n", counter);
+	if (argc > 1 && !strcmp(argv[1], "trap"))
+		__asm__ volatile("int3");
+	if (argc > 1 && !strcmp(argv[1], "wait")) {
+		printf("waiting\n");
+		printf("read %zd\n", read(0, buf, sizeof buf));
+	}
+	if (argc > 1 && !strcmp(argv[1], "spin"))
+		for (;;)
+			counter++;
+	counter += work(20);
+	printf("after: %ld\n", counter);
+	return 7;
+}
+"""
+ADDR_NO_RANDOMIZE = 0x0040000
+
+
+@pytest.fixture(scope="module")
+def program() -> Iterator[Path]:
+    """The test program, built static in /tmp/syscap-pane-XXXXXXXX (a fixed-length path)."""
+    if shutil.which("gcc") is None:
+        pytest.fail("gcc is needed to build the test program: apt-get install build-essential")
+    out = Path(tempfile.mkdtemp(prefix="syscap-pane-", dir="/tmp"))
+    (out / "pane.c").write_text(PROGRAM)
+    subprocess.run(
+        ["gcc", "-O1", "-static", "-fno-omit-frame-pointer", "-fno-stack-protector",
+         "-o", out / "pane", out / "pane.c"],
+        check=True,
+    )  # fmt: skip
+    yield out / "pane"
+    shutil.rmtree(out, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def trap_core(program: Path) -> Iterator[Path]:
+    """A kernel core of the program at its int3 (core_pattern made a plain file if needed)."""
+    pattern = Path("/proc/sys/kernel/core_pattern")
+    old = pattern.read_text()
+    changed = old.startswith("|") or "/" in old
+    if changed:
+        pattern.write_text("core")
+    cwd = program.parent / "cores"
+    cwd.mkdir()
+
+    def setup() -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        ptrace.personality(ptrace.personality(0xFFFFFFFF) | ADDR_NO_RANDOMIZE)
+
+    try:
+        p = subprocess.run([program, "trap"], cwd=cwd, env={}, preexec_fn=setup,
+                           capture_output=True, check=False)  # fmt: skip
+    finally:
+        if changed:
+            pattern.write_text(old)
+    assert p.returncode == -signal.SIGTRAP, p
+    cores = sorted(cwd.glob("core*"))
+    assert cores, f"no core in {cwd} (core_pattern {old.strip()!r})"
+    yield cores[0]
+
+
+def running_from(directory: Path) -> list[int]:
+    """PIDs of live (not zombie) processes whose executable is in `directory`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            exe = os.readlink(entry / "exe")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if exe.startswith(str(directory)) and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers(program: Path) -> Iterator[None]:
+    before = set(running_from(program.parent))
+    yield
+    left = [p for p in running_from(program.parent) if p not in before]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes left running: {left}"
+
+
+def drive(app: SyscapTop, script: Script) -> None:
+    async def main() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            await script(pilot)
+
+    asyncio.run(main())
+
+
+async def settle(pilot: Pilot[None], pane: RestorerPane, timeout: float = 20.0) -> None:
+    """Wait until the pane has the answer to its last request."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    await pilot.pause()
+    while pane.busy is not None or (pane.state is None and pane.error is None):
+        assert loop.time() < end, f"the pane is still busy: {pane.busy}"
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
+async def open_pane(pilot: Pilot[None], app: SyscapTop, **kwargs: object) -> RestorerPane:
+    pane = RestorerPane(**kwargs)  # type: ignore[arg-type]
+    await app.push_screen(pane)
+    await settle(pilot, pane)
+    return pane
+
+
+def text(pane: RestorerPane, selector: str) -> str:
+    return str(pane.query_one(selector, Static).render())
+
+
+def reg(pane: RestorerPane, name: str) -> int:
+    assert pane.state is not None
+    return next(v for n, v, _ in pane.state.registers if n == name)
+
+
+def core_pc(core: Path) -> int:
+    with Core(core) as c:
+        return c.signal_thread.regs.rip
+
+
+# -- open, step, checkpoints, continue --------------------------------------------------
+
+
+def test_open_shows_the_cores_pc_in_registers_and_code(trap_core: Path) -> None:
+    app = make_app(SyntheticSource(n=5))
+    pc = core_pc(trap_core)
+
+    async def script(pilot: Pilot[None]) -> None:
+        pane = await open_pane(pilot, app, core=str(trap_core))
+        assert pane.error is None
+        assert reg(pane, "rip") == pc
+        assert f"rip     {pc:016x}" in text(pane, "#rp-regs")
+        code = text(pane, "#rp-code")
+        marked = [line for line in code.splitlines() if line.startswith("▶")]
+        assert len(marked) == 1 and f"{pc:#014x} <main+" in marked[0]
+        assert "core dumped by SIGTRAP" in text(pane, "#rp-status")
+        assert "main+" in text(pane, "#rp-stack")
+
+    drive(app, script)
+
+
+def test_step_advances_the_pc_to_the_next_instruction(trap_core: Path) -> None:
+    app = make_app(SyntheticSource(n=5))
+    pc = core_pc(trap_core)
+
+    async def script(pilot: Pilot[None]) -> None:
+        pane = await open_pane(pilot, app, core=str(trap_core))
+        assert pane.state is not None
+        addrs = [c.addr for c in pane.state.code]
+        following = addrs[addrs.index(pc) + 1]  # the instruction at the PC is a mov
+
+        await pilot.press("s")
+        await settle(pilot, pane)
+
+        assert reg(pane, "rip") == following
+        assert pane.state.steps == 1
+        assert "step 1" in text(pane, "#rp-status")
+
+    drive(app, script)
+
+
+def test_checkpoint_then_back_returns_to_the_checkpointed_pc(trap_core: Path) -> None:
+    app = make_app(SyntheticSource(n=5))
+
+    async def script(pilot: Pilot[None]) -> None:
+        pane = await open_pane(pilot, app, core=str(trap_core))
+        await pilot.press("s")
+        await settle(pilot, pane)
+        at_checkpoint = reg(pane, "rip")
+        await pilot.press("t")
+        await settle(pilot, pane)
+        assert "#1" in text(pane, "#rp-timeline")
+        for _ in range(3):
+            await pilot.press("s")
+            await settle(pilot, pane)
+        assert reg(pane, "rip") != at_checkpoint
+
+        await pilot.press("b")
+        assert pane.query_one("#rp-prompt", Input).display
+        await pilot.press("enter")  # the latest checkpoint
+        await settle(pilot, pane)
+
+        assert pane.error is None
+        assert reg(pane, "rip") == at_checkpoint
+        assert pane.state is not None and pane.state.steps == 1
+        assert "back at checkpoint 1" in text(pane, "#rp-status")
+
+    drive(app, script)
+
+
+def test_continue_runs_to_exit_and_the_pane_says_so(trap_core: Path) -> None:
+    app = make_app(SyntheticSource(n=5))
+
+    async def script(pilot: Pilot[None]) -> None:
+        pane = await open_pane(pilot, app, core=str(trap_core))
+        await pilot.press("c")
+        await settle(pilot, pane)
+
+        assert pane.state is not None and not pane.state.alive
+        assert "process exited with status 7" in text(pane, "#rp-status")
+        # The process's stdout went to the log panel, not to the terminal.
+        assert "after: 705" in text(pane, "#rp-log")
+        assert app.screen is pane
+        await pilot.press("s")  # nothing to step: the key is off, nothing breaks
+        assert pane.error is None and pane.busy is None
+
+    drive(app, script)
+
+
+def test_stop_interrupts_a_running_process_and_jump_moves_the_pc(
+    program: Path, tmp_path: Path
+) -> None:
+    app = make_app(SyntheticSource(n=5))
+    spinner = subprocess.Popen([program, "spin"], stdout=subprocess.DEVNULL)
+
+    async def script(pilot: Pilot[None]) -> None:
+        pane = await open_pane(pilot, app, take_pid=spinner.pid)
+        spinner.kill()
+        assert pane.error is None, pane.error
+        await pilot.press("c")
+        await pilot.pause(0.2)
+        assert pane.busy is not None and "running" in pane.busy
+
+        await pilot.press("i")
+        await settle(pilot, pane)
+
+        assert pane.state is not None and pane.state.alive
+        assert "interrupted" in text(pane, "#rp-status")
+        await pilot.press("j", *"work", "enter")
+        await settle(pilot, pane)
+        assert "jumped to" in text(pane, "#rp-status")
+        assert "<work>" in text(pane, "#rp-code").splitlines()[0]
+
+    try:
+        drive(app, script)
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+# -- errors and cleanup ------------------------------------------------------------------
+
+
+def test_a_bad_core_file_shows_a_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-core"
+    bad.write_text("this is not an ELF core\n")
+    app = make_app(SyntheticSource(n=5))
+
+    async def script(pilot: Pilot[None]) -> None:
+        pane = RestorerPane()
+        await app.push_screen(pane)
+        await pilot.press("o")
+        assert isinstance(app.screen, OpenCoreScreen)
+        app.screen.query_one("#rp-open-core", Input).value = str(bad)
+        await pilot.press("enter")
+        assert app.screen is pane
+        await settle(pilot, pane)
+
+        assert pane.error is not None and "\n" not in pane.error
+        status = text(pane, "#rp-status")
+        assert status.startswith("error: ") and len(status.splitlines()) == 1
+        assert "Traceback" not in status
+
+    drive(app, script)
+
+
+def test_the_open_dialog_refuses_a_missing_file(tmp_path: Path) -> None:
+    app = make_app(SyntheticSource(n=5))
+
+    async def script(pilot: Pilot[None]) -> None:
+        await app.push_screen(RestorerPane())
+        await pilot.press("o")
+        dialog = app.screen
+        assert isinstance(dialog, OpenCoreScreen)
+        dialog.query_one("#rp-open-core", Input).value = str(tmp_path / "nothing")
+        await pilot.press("enter")
+        assert app.screen is dialog
+        assert "no such file" in str(dialog.query_one("#rp-open-error").render())
+
+    drive(app, script)
+
+
+def test_closing_the_pane_kills_the_process_and_its_checkpoints(
+    program: Path, trap_core: Path
+) -> None:
+    app = make_app(SyntheticSource(n=5))
+
+    async def script(pilot: Pilot[None]) -> None:
+        pane = await open_pane(pilot, app, core=str(trap_core))
+        await pilot.press("t")
+        await settle(pilot, pane)
+        assert len(running_from(program.parent)) == 2  # the process and its checkpoint
+
+        await pilot.press("escape")
+        await pilot.pause()
+
+        assert not isinstance(app.screen, RestorerPane)
+        assert running_from(program.parent) == []
+
+    drive(app, script)
+
+
+def test_quitting_the_app_with_the_pane_open_leaves_nothing_running(
+    program: Path, trap_core: Path
+) -> None:
+    app = make_app(SyntheticSource(n=5))
+
+    async def script(pilot: Pilot[None]) -> None:
+        pane = await open_pane(pilot, app, core=str(trap_core))
+        await pilot.press("t")
+        await settle(pilot, pane)
+        await pilot.press("q")
+
+    drive(app, script)
+    assert running_from(program.parent) == []
+
+
+# -- taking a core of a live process ----------------------------------------------------------
+
+
+def test_c_on_a_live_process_takes_a_core_and_the_process_keeps_running(program: Path) -> None:
+    proc = subprocess.Popen(
+        [program, "wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdin is not None
+    assert proc.stdout.readline() == b"before: 135\n"
+    assert proc.stdout.readline() == b"waiting\n"
+    source = SyntheticSource(n=5)
+    app = make_app(source)
+    snap = Snapshot(
+        0, 10**9, (ProcessStats(proc.pid, "pane", 10, 0, 1000, 100, 100, ()),), (), (), 10, 0
+    )
+
+    async def script(pilot: Pilot[None]) -> None:
+        app.apply_snapshot(snap)
+        await pilot.pause()
+        await pilot.press("c")
+        dialog = app.screen
+        assert isinstance(dialog, TakeCoreScreen) and dialog.pid == proc.pid
+        await pilot.click("#rp-take-ok")
+        pane = app.screen
+        assert isinstance(pane, RestorerPane)
+        await settle(pilot, pane)
+
+        assert pane.error is None, pane.error
+        assert pane.state is not None and pane.state.alive
+        assert pane.state.pid != proc.pid
+        assert proc.poll() is None  # the original runs on
+        await pilot.press("c")  # the copy's stdin is /dev/null: its read() returns 0
+        await settle(pilot, pane)
+        assert "exited with status 7" in text(pane, "#rp-status")
+        assert "read 0" in text(pane, "#rp-log")
+
+    try:
+        drive(app, script)
+        proc.stdin.write(b"live\n")
+        proc.stdin.close()
+        assert proc.stdout.read().startswith(b"read 5\n")
+        assert proc.wait(timeout=10) == 7
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_take_core_dialog_can_be_cancelled() -> None:
+    source = SyntheticSource(n=5)
+    app = make_app(source)
+
+    async def script(pilot: Pilot[None]) -> None:
+        app.apply_snapshot(source.snapshot())
+        await pilot.pause()
+        await pilot.press("c")
+        assert isinstance(app.screen, TakeCoreScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, (TakeCoreScreen, RestorerPane))
+
+    drive(app, script)
+
+
+# -- keys ---------------------------------------------------------------------------------------
+
+
+def test_help_lists_the_pane_keys_and_every_binding_has_id_and_tooltip() -> None:
+    from textual.binding import Binding
+
+    for cls in (RestorerPane, OpenCoreScreen, TakeCoreScreen):
+        for b in cls.BINDINGS:
+            assert isinstance(b, Binding)
+            assert b.id and b.tooltip, f"{cls.__name__}: {b.key}"
+    app = make_app(SyntheticSource(n=5))
+
+    async def script(pilot: Pilot[None]) -> None:
+        await app.push_screen(RestorerPane())
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        console = Console(width=120, file=io.StringIO(), record=True)
+        console.print(app.screen.query_one("#help-text", Static).content)
+        shown = console.export_text()
+        for words in ("Execute one instruction", "Take a checkpoint", "Go back to a checkpoint",
+                      "Stop (interrupt)", "Set the PC"):  # fmt: skip
+            assert words in shown
+
+    drive(app, script)
+
+
+def test_live_view_keys_do_nothing_under_the_pane() -> None:
+    sent: list[tuple[int, int]] = []
+    source = SyntheticSource(n=5)
+    app = make_app(source, send_signal=lambda pid, sig: sent.append((pid, sig)))
+
+    async def script(pilot: Pilot[None]) -> None:
+        app.apply_snapshot(source.snapshot())
+        view = app.model.stack[0]
+        await app.push_screen(RestorerPane())
+        await pilot.press("k", "v", "f4")
+        assert isinstance(app.screen, RestorerPane)  # no signal dialog, no filter dialog
+        assert app.model.stack[0] is view and sent == []
+
+    drive(app, script)
+
+
+# -- snapshot ----------------------------------------------------------------------------------
+
+
+def test_pane_snapshot_120x40(snap_compare: SnapCompare, trap_core: Path, program: Path) -> None:
+    """After a step and a checkpoint, memory shown at `message`; the PID is masked."""
+    nm = subprocess.run(["nm", program], capture_output=True, text=True, check=True).stdout
+    message = next(line.split()[0] for line in nm.splitlines() if line.endswith(" message"))
+    app = make_app(SyntheticSource(n=5))
+
+    async def before(pilot: Pilot[None]) -> None:
+        pane = await open_pane(pilot, app, core=str(trap_core))
+        for key in ("s", "t"):
+            await pilot.press(key)
+            await settle(pilot, pane)
+        await pilot.press("m", *f"0x{message.lstrip('0')}", "enter")
+        await settle(pilot, pane)
+        assert pane.state is not None and pane.error is None
+        pane.show(dataclasses.replace(pane.state, pid=4242))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=before)
