@@ -94,6 +94,7 @@ class RestorerSession:
         self._warnings: list[str] = []
         self._memory_expr: str | None = None  # None: follow SP
         self._last_regs: dict[str, int] = {}
+        self._changed: set[str] = set()
         self._pending_signal = 0
         self._running = threading.Event()
         self._closed = False
@@ -133,7 +134,7 @@ class RestorerSession:
             cp = c.checkpoint()
             return f"checkpoint {cp.id} at step {cp.step}, {cp.pc:#x}"
 
-        return self._control(take)
+        return self._control(take, ran=False)
 
     def back(self, checkpoint_id: int | None = None) -> Future[None]:
         def go(c: Controller) -> str:
@@ -152,7 +153,7 @@ class RestorerSession:
             self._memory_expr = expr
             return None
 
-        return self._control(show, keep_status=True)
+        return self._control(show, keep_status=True, ran=False)
 
     def interrupt(self) -> None:
         """Stop a running continue (UI thread)."""
@@ -206,6 +207,7 @@ class RestorerSession:
         op: Callable[[Controller], str | Event | None],
         allow_ended: bool = False,
         keep_status: bool = False,
+        ran: bool = True,
     ) -> Future[None]:
         def run() -> None:
             ctl = self._ctl
@@ -220,7 +222,7 @@ class RestorerSession:
                 status = self._describe(ctl.last)
             else:
                 status = result or ""
-            self._publish(status)
+            self._publish(status, ran=ran)
 
         return self._submit(run)
 
@@ -243,10 +245,15 @@ class RestorerSession:
         except BaseException:
             core.close()
             raise
+        if restored.report.left_out:
+            left = ", ".join(str(t) for t in restored.report.left_out)
+            self._warnings.append(
+                f"restored thread {restored.report.tid} only; threads not restored: {left}"
+            )
         self._core, self._core_path = core, core_path
         self._ctl = Controller(restored)
         self._memory_expr = None
-        self._last_regs = {}
+        self._last_regs, self._changed = {}, set()
         self._pending_signal = 0
         sig = core.signal_thread.cursig
         why = f"core dumped by {signal_name(sig)}" if sig else "core restored"
@@ -257,7 +264,8 @@ class RestorerSession:
 
         self._on_busy(f"taking a core of pid {pid} (gcore; it keeps running) ...")
         path = take_core(pid, self._dir)
-        self._open(str(path), None)
+        if not self._closed:  # the pane went away while gcore ran
+            self._open(str(path), None)
 
     def _cont(self, ctl: Controller) -> Event:
         sig, self._pending_signal = self._pending_signal, 0
@@ -279,7 +287,7 @@ class RestorerSession:
                     "on, jump moves past it")  # fmt: skip
         return ev.describe()
 
-    def _publish(self, status: str) -> None:
+    def _publish(self, status: str, ran: bool = True) -> None:
         ctl = self._ctl
         assert ctl is not None
         marks = tuple(
@@ -294,11 +302,10 @@ class RestorerSession:
             self._on_state(ended)
             return
         regs = ctl.regs().as_dict()
-        shown = tuple(
-            (n, regs[n], bool(self._last_regs) and self._last_regs.get(n) != regs[n])
-            for n in REG_ORDER
-        )
-        self._last_regs = regs
+        if ran:  # changed by this request; other requests keep the marks of the last one
+            self._changed = {n for n in REG_ORDER if self._last_regs.get(n, regs[n]) != regs[n]}
+            self._last_regs = regs
+        shown = tuple((n, regs[n], n in self._changed) for n in REG_ORDER)
         pc = regs["rip"]
         try:
             code = tuple(

@@ -1,22 +1,19 @@
 """The restorer pane of syscap top, driven through Pilot with real cores of a small C program.
 
-The program is static and non-PIE and dumps with ASLR off, an empty environment and an
-executable path of fixed length, so the core's addresses (code, stack, TLS) are the same
-on every run and the SVG snapshot is deterministic; only the PID is masked. Needs root,
-gcc (static glibc) and gdb's gcore.
+The program and its core come from tui/restorer_demo.py (static, non-PIE, dumped with ASLR
+off), so the core's addresses are the same on every run and the SVG snapshot, the same
+picture as screenshots/restorer-120x40, is deterministic; only the PID is masked. Needs
+root, gcc (static glibc) and gdb's gcore.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 import os
-import resource
 import shutil
 import signal
 import subprocess
-import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -26,10 +23,11 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from capture_lib.snapshot import ProcessStats, Snapshot
-from restorer import ptrace
 from restorer.core import Core
 from tests.tui.top_fakes import make_app
 from tui.app import SyscapTop
+from tui.restorer_demo import build_program, demo_app, settle, symbol_address
+from tui.restorer_demo import trap_core as demo_trap_core
 from tui.restorer_pane import OpenCoreScreen, RestorerPane, TakeCoreScreen
 from tui.screens import HelpScreen
 from tui.synthetic import SyntheticSource
@@ -37,88 +35,19 @@ from tui.synthetic import SyntheticSource
 SnapCompare = Callable[..., bool]
 Script = Callable[[Pilot[None]], Awaitable[None]]
 
-PROGRAM = r"""
-/* "trap": stops at an int3 (kernel core by SIGTRAP); "wait": blocks in read(0);
- * "spin": loops until stopped. Then finishes and exits with status 7. */
-#include <stdio.h>
-#include <string.h>
-#include <unistd.h>
-
-char message[64] = "syscap restorer pane";
-volatile long counter;
-
-__attribute__((noinline)) long work(long n)
-{
-	long s = 0;
-	for (long i = 0; i < n; i++)
-		s += i * 3;
-	return s;
-}
-
-int main(int argc, char **argv)
-{
-	char buf[16];
-	setvbuf(stdout, NULL, _IONBF, 0);
-	counter = work(10);
-	printf("before: %ld\n", counter);
-	if (argc > 1 && !strcmp(argv[1], "trap"))
-		__asm__ volatile("int3");
-	if (argc > 1 && !strcmp(argv[1], "wait")) {
-		printf("waiting\n");
-		printf("read %zd\n", read(0, buf, sizeof buf));
-	}
-	if (argc > 1 && !strcmp(argv[1], "spin"))
-		for (;;)
-			counter++;
-	counter += work(20);
-	printf("after: %ld\n", counter);
-	return 7;
-}
-"""
-ADDR_NO_RANDOMIZE = 0x0040000
-
 
 @pytest.fixture(scope="module")
 def program() -> Iterator[Path]:
-    """The test program, built static in /tmp/syscap-pane-XXXXXXXX (a fixed-length path)."""
-    if shutil.which("gcc") is None:
-        pytest.fail("gcc is needed to build the test program: apt-get install build-essential")
-    out = Path(tempfile.mkdtemp(prefix="syscap-pane-", dir="/tmp"))
-    (out / "pane.c").write_text(PROGRAM)
-    subprocess.run(
-        ["gcc", "-O1", "-static", "-fno-omit-frame-pointer", "-fno-stack-protector",
-         "-o", out / "pane", out / "pane.c"],
-        check=True,
-    )  # fmt: skip
-    yield out / "pane"
-    shutil.rmtree(out, ignore_errors=True)
+    """The demo program (static, non-PIE) in /tmp/syscap-pane-XXXXXXXX."""
+    path = build_program()
+    yield path
+    shutil.rmtree(path.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
-def trap_core(program: Path) -> Iterator[Path]:
-    """A kernel core of the program at its int3 (core_pattern made a plain file if needed)."""
-    pattern = Path("/proc/sys/kernel/core_pattern")
-    old = pattern.read_text()
-    changed = old.startswith("|") or "/" in old
-    if changed:
-        pattern.write_text("core")
-    cwd = program.parent / "cores"
-    cwd.mkdir()
-
-    def setup() -> None:
-        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-        ptrace.personality(ptrace.personality(0xFFFFFFFF) | ADDR_NO_RANDOMIZE)
-
-    try:
-        p = subprocess.run([program, "trap"], cwd=cwd, env={}, preexec_fn=setup,
-                           capture_output=True, check=False)  # fmt: skip
-    finally:
-        if changed:
-            pattern.write_text(old)
-    assert p.returncode == -signal.SIGTRAP, p
-    cores = sorted(cwd.glob("core*"))
-    assert cores, f"no core in {cwd} (core_pattern {old.strip()!r})"
-    yield cores[0]
+def trap_core(program: Path) -> Path:
+    """A kernel core of the demo at its int3, dumped with ASLR off and an empty environment."""
+    return demo_trap_core(program)
 
 
 def running_from(directory: Path) -> list[int]:
@@ -154,17 +83,6 @@ def drive(app: SyscapTop, script: Script) -> None:
             await script(pilot)
 
     asyncio.run(main())
-
-
-async def settle(pilot: Pilot[None], pane: RestorerPane, timeout: float = 20.0) -> None:
-    """Wait until the pane has the answer to its last request."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    await pilot.pause()
-    while pane.busy is not None or (pane.state is None and pane.error is None):
-        assert loop.time() < end, f"the pane is still busy: {pane.busy}"
-        await pilot.pause(0.02)
-    await pilot.pause()
 
 
 async def open_pane(pilot: Pilot[None], app: SyscapTop, **kwargs: object) -> RestorerPane:
@@ -323,7 +241,7 @@ def test_a_bad_core_file_shows_a_one_line_error(tmp_path: Path) -> None:
         assert isinstance(app.screen, OpenCoreScreen)
         app.screen.query_one("#rp-open-core", Input).value = str(bad)
         await pilot.press("enter")
-        assert app.screen is pane
+        assert pane.is_current
         await settle(pilot, pane)
 
         assert pane.error is not None and "\n" not in pane.error
@@ -494,19 +412,5 @@ def test_live_view_keys_do_nothing_under_the_pane() -> None:
 
 def test_pane_snapshot_120x40(snap_compare: SnapCompare, trap_core: Path, program: Path) -> None:
     """After a step and a checkpoint, memory shown at `message`; the PID is masked."""
-    nm = subprocess.run(["nm", program], capture_output=True, text=True, check=True).stdout
-    message = next(line.split()[0] for line in nm.splitlines() if line.endswith(" message"))
-    app = make_app(SyntheticSource(n=5))
-
-    async def before(pilot: Pilot[None]) -> None:
-        pane = await open_pane(pilot, app, core=str(trap_core))
-        for key in ("s", "t"):
-            await pilot.press(key)
-            await settle(pilot, pane)
-        await pilot.press("m", *f"0x{message.lstrip('0')}", "enter")
-        await settle(pilot, pane)
-        assert pane.state is not None and pane.error is None
-        pane.show(dataclasses.replace(pane.state, pid=4242))
-        await pilot.pause()
-
+    app, before = demo_app(trap_core, symbol_address(program, "message"))
     assert snap_compare(app, terminal_size=(120, 40), run_before=before)
