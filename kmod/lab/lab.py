@@ -233,6 +233,7 @@ def fetch(kernel: Kernel) -> KernelTree:
         for f in files:
             run(["dpkg-deb", "-x", str(f), str(root)])
         fix_headers(root, abi, kernel)
+        wrap_host_tools(root, apt)
         done.touch()
     tree = KernelTree(kernel, abi, root)
     for p in (tree.image, tree.headers, tree.busybox):
@@ -269,8 +270,36 @@ def build_dir(tree: KernelTree) -> Path:
     return cache_dir() / "build" / f"{tree.kernel.kid}-{tree.abi}"
 
 
+# Debian's notice that the module is built with another gcc than the kernel:
+# expected where the kernel's gcc cannot run here (see compiler()).
+CC_NOTICE = re.compile(r"compiler differs from the one used|The kernel was built by|You are using:")
+
+
 def warnings_in(output: str) -> list[str]:
-    return [ln for ln in output.splitlines() if re.search(r"\bwarning\b|\bWarning\b", ln)]
+    return [
+        ln
+        for ln in output.splitlines()
+        if re.search(r"\bwarning\b|\bWarning\b", ln) and not CC_NOTICE.search(ln)
+    ]
+
+
+def compiler(tree: KernelTree) -> tuple[list[str], str]:
+    """make variables choosing the compiler, and a note when it is not the
+    kernel's own: bullseye's gcc-10 is not in bookworm and trixie's gcc-14
+    needs a newer glibc, so those two kernels get the host's gcc-12."""
+    if tree.kernel.cross:
+        return [f"CROSS_COMPILE={tree.kernel.cross}"], ""
+    config = (tree.headers / ".config").read_text()
+    m = re.search(r'^CONFIG_CC_VERSION_TEXT="(\S+)', config, re.M)
+    wanted = m.group(1) if m else "gcc"
+    if shutil.which(wanted):
+        return [], ""
+    extra = ["CC=gcc"]
+    # gcc-14-only flag chosen by the kernel's config; gcc-12 aligns functions
+    # with -falign-functions instead.
+    if "CONFIG_CC_HAS_MIN_FUNCTION_ALIGNMENT=y" in config:
+        extra.append("CONFIG_CC_HAS_MIN_FUNCTION_ALIGNMENT=")
+    return extra, f"built with the host's gcc, not {wanted} (not runnable here)"
 
 
 def build_module(tree: KernelTree) -> tuple[Path, list[str]]:
@@ -286,7 +315,8 @@ def build_module(tree: KernelTree) -> tuple[Path, list[str]]:
            # no BTF for out-of-tree modules: the headers carry no vmlinux
            "CONFIG_DEBUG_INFO_BTF_MODULES="]  # fmt: skip
     if tree.kernel.cross:
-        cmd += ["ARCH=arm64", f"CROSS_COMPILE={tree.kernel.cross}"]
+        cmd += ["ARCH=arm64"]
+    cmd += compiler(tree)[0]
     out = run(cmd, timeout=600)
     (build_dir(tree) / "module-build.log").write_text(out)
     return src / "kmod" / "syscap.ko", warnings_in(out)
@@ -369,7 +399,7 @@ def init_script(tests: list[tuple[str, int]]) -> str:
     ]
     for name, arg in tests:
         lines += [
-            f'echo "SYSCAP-RUN {name}"',
+            f'echo "SYSCAP-RUN {name} uptime $(cut -d" " -f1 /proc/uptime)"',
             f"timeout 900 /kmodtest {name} {arg or ''} || echo 'SYSCAP-EXIT {name} '$?",
             f'echo "SYSCAP-DMESG {name} BEGIN"; dmesg -c; echo "SYSCAP-DMESG {name} END"',
         ]
@@ -378,7 +408,7 @@ def init_script(tests: list[tuple[str, int]]) -> str:
         "then echo 'SYSCAP-TEST unload PASS rmmod'; "
         "else echo 'SYSCAP-TEST unload FAIL module or device left'; fi",
         'echo "SYSCAP-DMESG unload BEGIN"; dmesg -c; echo "SYSCAP-DMESG unload END"',
-        'echo "SYSCAP-LAB END"',
+        'echo "SYSCAP-LAB END uptime $(cut -d" " -f1 /proc/uptime)"',
         "poweroff -f",
     ]
     return "\n".join(lines) + "\n"
@@ -405,7 +435,13 @@ class GuestRun:
     console: Path
     module_warnings: list[str]
     test_warnings: list[str]
+    compiler_note: str  # empty when the module is built with the kernel's gcc
     seconds: float
+
+    def console_problems(self) -> list[str]:
+        """Kernel problems anywhere on the console, printed directly or dumped."""
+        text = self.console.read_bytes().decode(errors="replace")
+        return [ln for ln in text.splitlines() if DMESG_BAD.search(ln)]
 
     def dmesg_problems(self, segment: str) -> list[str]:
         return [ln for ln in self.dmesg.get(segment, "").splitlines() if DMESG_BAD.search(ln)]
@@ -499,8 +535,46 @@ def run_guest(
         console,
         mod_warn,
         test_warn,
+        compiler(tree)[1],
         time.monotonic() - t0,
     )
+
+
+def wrap_host_tools(root: Path, apt: PrivateApt) -> None:
+    """Make a newer suite's kbuild tools run here: trixie's fixdep, modpost and
+    objtool need glibc 2.38, bookworm has 2.36. Each ELF program is replaced
+    by a script that runs it with the suite's own dynamic loader and libraries,
+    unpacked into root/hostlibs."""
+    kbuild = next(root.glob("usr/lib/linux-kbuild-*"))
+    elves = []
+    for f in sorted(kbuild.rglob("*")):
+        if f.is_file() and not f.is_symlink() and os.access(f, os.X_OK):
+            with f.open("rb") as fh:
+                if fh.read(4) == b"\x7fELF":
+                    elves.append(f)
+    glibc = (os.confstr("CS_GNU_LIBC_VERSION") or "glibc 99.0").split()[1]
+    host = tuple(int(x) for x in glibc.split("."))
+    needed: set[tuple[int, int]] = set()
+    for f in elves:
+        for v in re.findall(r"GLIBC_(\d+)\.(\d+)", run(["readelf", "-V", str(f)])):
+            needed.add((int(v[0]), int(v[1])))
+    if not needed or max(needed) <= host:
+        return
+    libs = root / "hostlibs"
+    debs = cache_dir() / "debs"
+    for pkg in ("libc6", "libelf1t64", "zlib1g", "libzstd1"):
+        run(["dpkg-deb", "-x", str(apt.download(pkg + ":amd64", debs)), str(libs)])
+    loader = next(p for p in libs.glob("usr/lib*/**/ld-linux-x86-64.so.2"))
+    libpath = ":".join(str(libs / d) for d in ("usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu"))
+    for f in elves:
+        real = f.with_name(f.name + ".elf")
+        f.rename(real)
+        # --argv0: dispatchers (objtool, modpost) find their .real-* by name
+        f.write_text(
+            f'#!/bin/sh\nexec {loader} --argv0 "$0" --library-path {libpath} {real} "$@"\n'
+        )
+        f.chmod(0o755)
+    log(f"{kbuild.name}: its tools run with the glibc unpacked in {libs}")
 
 
 def main() -> int:
@@ -522,6 +596,8 @@ def main() -> int:
         only = a.only.split(",") if a.only else None
         r = run_guest(kid, a.cycles, a.fuzz, a.timeout, only)
         print(f"== {kid} ({r.release}) in {r.seconds:.0f} s, console: {r.console}")
+        if r.compiler_note:
+            print(f"  note: {r.compiler_note}")
         for w in r.module_warnings + r.test_warnings:
             print(f"  build warning: {w}")
             failed += 1

@@ -488,8 +488,9 @@ static int test_exact_counts(void)
 			CHECK(e->flags & SYSCAP_F_NORETURN, "exit record without NORETURN");
 		if (e->kind == SYSCAP_EV_EXIT && e->tid == (uint32_t)ch.pid)
 			CHECK(e->flags & SYSCAP_F_GROUP_DEAD, "child EXIT without GROUP_DEAD");
-		if (e->kind == SYSCAP_EV_EXIT && e->tid == thread)
-			CHECK(!(e->flags & SYSCAP_F_GROUP_DEAD), "thread EXIT with GROUP_DEAD");
+		/* A thread's EXIT may carry GROUP_DEAD too: sched_process_exit
+		 * reads signal->live after the thread let its joiner go, and
+		 * the joiner may have exited first. */
 	}
 	snprintf(detail, sizeof(detail), "getppid=%llu openat=%llu/%llu failed events=%llu proc=%llu records=%zu",
 		 (unsigned long long)t.calls[SYS_getppid], (unsigned long long)t.calls[SYS_openat],
@@ -827,28 +828,88 @@ static int test_mmap_rules(void)
 
 /* ------------------------------------------------------------ robustness */
 
+/*
+ * Leak detection: /proc/meminfo for vmalloc, per-CPU and page allocations,
+ * and the active objects of every kmalloc cache from /proc/slabinfo (a leak
+ * of one small object per cycle shows there as cycles objects).
+ */
+#define MAX_CACHES 512
+
 struct meminfo {
-	long slab_unreclaim, vmalloc_used, percpu;
+	long slab_unreclaim, vmalloc_used, percpu, mem_free;
+	int ncache;
+	struct { char name[40]; long active; } cache[MAX_CACHES];
 };
 
 static void read_meminfo(struct meminfo *m)
 {
-	char line[256];
+	char line[512];
 	FILE *f;
 
-	/* let RCU callbacks (kfree_rcu) and freed slabs settle */
+	/* let RCU callbacks (kfree_rcu) run, then drop what the kernel only
+	 * caches (dentries of removed /dev and /sys entries, page cache) */
 	sync();
+	usleep(500000);
+	f = fopen("/proc/sys/vm/drop_caches", "w");
+	if (f) {
+		fputs("3\n", f);
+		fclose(f);
+	}
 	usleep(200000);
 	memset(m, 0, sizeof(*m));
 	f = fopen("/proc/meminfo", "r");
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			sscanf(line, "SUnreclaim: %ld", &m->slab_unreclaim);
+			sscanf(line, "VmallocUsed: %ld", &m->vmalloc_used);
+			sscanf(line, "Percpu: %ld", &m->percpu);
+			sscanf(line, "MemFree: %ld", &m->mem_free);
+		}
+		fclose(f);
+	}
+	f = fopen("/proc/slabinfo", "r");
 	if (!f)
 		return;
-	while (fgets(line, sizeof(line), f)) {
-		sscanf(line, "SUnreclaim: %ld", &m->slab_unreclaim);
-		sscanf(line, "VmallocUsed: %ld", &m->vmalloc_used);
-		sscanf(line, "Percpu: %ld", &m->percpu);
+	while (fgets(line, sizeof(line), f) && m->ncache < MAX_CACHES) {
+		char name[64];
+		long active;
+
+		if (sscanf(line, "%63s %ld", name, &active) == 2 && !strncmp(name, "kmalloc-", 8)) {
+			snprintf(m->cache[m->ncache].name, sizeof(m->cache[0].name), "%.39s", name);
+			m->cache[m->ncache++].active = active;
+		}
 	}
 	fclose(f);
+}
+
+/*
+ * Fails when something grew; describes the deltas in out either way.
+ * Limits: a kmalloc cache may grow by max_objs objects (SLUB counts whole
+ * per-CPU slabs as active: up to 128 objects of noise per cache were seen);
+ * MemFree may fall by 32 MiB (a one-time few MiB goes to kernel page tables
+ * and per-CPU page lists; the load/unload test uses 1 MiB rings, so a leaked
+ * ring is 2 MiB per cycle).
+ */
+static int check_leaks(const struct meminfo *a, const struct meminfo *b, long max_objs,
+		       char *out, size_t outlen)
+{
+	long worst = 0;
+	const char *worst_name = "-";
+
+	for (int i = 0; i < b->ncache; i++)
+		for (int j = 0; j < a->ncache; j++)
+			if (!strcmp(a->cache[j].name, b->cache[i].name) &&
+			    b->cache[i].active - a->cache[j].active > worst) {
+				worst = b->cache[i].active - a->cache[j].active;
+				worst_name = b->cache[i].name;
+			}
+	snprintf(out, outlen,
+		 "SUnreclaim %+ld kB, VmallocUsed %+ld kB, Percpu %+ld kB, MemFree %+ld kB, most grown kmalloc cache %s %+ld objects (limit %ld)",
+		 b->slab_unreclaim - a->slab_unreclaim, b->vmalloc_used - a->vmalloc_used,
+		 b->percpu - a->percpu, b->mem_free - a->mem_free, worst_name, worst, max_objs);
+	return b->slab_unreclaim - a->slab_unreclaim >= 1024 ||
+	       b->vmalloc_used - a->vmalloc_used >= 256 || b->percpu > a->percpu ||
+	       a->mem_free - b->mem_free >= 32768 || worst >= max_objs;
 }
 
 static uint64_t rnd_state = 88172645463325252ULL;
@@ -889,7 +950,9 @@ static int test_ioctl_fuzz(long iterations)
 		SYSCAP_IOC_READ_STATS, SYSCAP_IOC_START, SYSCAP_IOC_STOP,
 	};
 	long page = getpagesize(), ok = 0, maps = 0;
-	struct meminfo before, after;
+	static struct meminfo before, after;
+	char msg[300];
+	int leak;
 	uint8_t *buf, *edge;
 	int fd;
 
@@ -977,15 +1040,11 @@ static int test_ioctl_fuzz(long iterations)
 	if (quick_check("after"))
 		return 1;
 	read_meminfo(&after);
-	CHECK(after.vmalloc_used - before.vmalloc_used < 256 &&
-	      after.slab_unreclaim - before.slab_unreclaim < 1024 && after.percpu <= before.percpu,
-	      "leak? SUnreclaim %ld -> %ld kB, VmallocUsed %ld -> %ld kB, Percpu %ld -> %ld kB",
-	      before.slab_unreclaim, after.slab_unreclaim, before.vmalloc_used, after.vmalloc_used,
-	      before.percpu, after.percpu);
-	snprintf(detail, sizeof(detail),
-		 "%ld ioctls (%ld succeeded), %ld mmaps; SUnreclaim %+ld kB, VmallocUsed %+ld kB, Percpu %+ld kB",
-		 iterations, ok, maps, after.slab_unreclaim - before.slab_unreclaim,
-		 after.vmalloc_used - before.vmalloc_used, after.percpu - before.percpu);
+	leak = check_leaks(&before, &after, 256, msg, sizeof(msg));
+	snprintf(detail, sizeof(detail), "%s%ld ioctls (%ld succeeded), %ld mmaps; %s",
+		 leak ? "leak? " : "", iterations, ok, maps, msg);
+	if (leak)
+		return 1;
 	return 0;
 }
 
@@ -1006,7 +1065,7 @@ static int module_cycle(int modfd, int capture)
 {
 	struct syscap_backend *b;
 
-	if (syscall(SYS_finit_module, modfd, "ring_size=16384", 0))
+	if (syscall(SYS_finit_module, modfd, "ring_size=1048576", 0))
 		return failf("finit_module: %s", strerror(errno));
 	if (capture) {
 		b = open_backend(0);
@@ -1033,10 +1092,11 @@ static int module_cycle(int modfd, int capture)
 
 static int test_load_unload(long cycles)
 {
-	struct meminfo before, after;
+	static struct meminfo before, after;
+	char msg[300];
 	struct child fl[2];
 	uint64_t t0;
-	int modfd;
+	int modfd, leak;
 
 	modfd = open("/syscap.ko", O_RDONLY | O_CLOEXEC);
 	CHECK(modfd >= 0, "/syscap.ko: %s", strerror(errno));
@@ -1064,19 +1124,17 @@ static int test_load_unload(long cycles)
 	reap(&fl[1]);
 	read_meminfo(&after);
 	CHECK(access(SYSCAP_KMOD_DEV, F_OK) != 0, "/dev/syscap left after unload");
-	CHECK(after.vmalloc_used - before.vmalloc_used < 256 &&
-	      after.slab_unreclaim - before.slab_unreclaim < 1024 && after.percpu <= before.percpu,
-	      "leak? SUnreclaim %ld -> %ld kB, VmallocUsed %ld -> %ld kB, Percpu %ld -> %ld kB",
-	      before.slab_unreclaim, after.slab_unreclaim, before.vmalloc_used, after.vmalloc_used,
-	      before.percpu, after.percpu);
+	/* two thirds of the cycles open the device: a leak per open shows */
+	leak = check_leaks(&before, &after, cycles / 2 > 160 ? cycles / 2 : 160, msg, sizeof(msg));
+	snprintf(detail, sizeof(detail),
+		 "%s%ld cycles in %.1f s under a 2-process flood (1/3 idle, 1/3 stop+close, 1/3 close while running); %s",
+		 leak ? "leak? " : "", cycles, t0 / 1e9, msg);
+	if (leak)
+		return 1;
 	/* leave it loaded for what follows */
 	if (syscall(SYS_finit_module, modfd, "", 0))
 		return failf("final load: %s", strerror(errno));
 	close(modfd);
-	snprintf(detail, sizeof(detail),
-		 "%ld cycles in %.1f s under a 2-process flood (1/3 idle, 1/3 stop+close, 1/3 close while running); SUnreclaim %+ld kB, VmallocUsed %+ld kB, Percpu %+ld kB",
-		 cycles, t0 / 1e9, after.slab_unreclaim - before.slab_unreclaim,
-		 after.vmalloc_used - before.vmalloc_used, after.percpu - before.percpu);
 	return 0;
 }
 
