@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import threading
 
 from restorer.arch import REGS_SIZE, Registers
 
@@ -147,6 +148,7 @@ def setsigmask(pid: int, mask: int) -> None:
 
 SYS_CLONE3 = 435
 SIGCHLD = 17
+CLONE_PARENT = 0x00008000
 
 # The same libc, called with the GIL held: a child made by clone3 must not have to take
 # the GIL back from a thread that does not exist in it.
@@ -171,14 +173,48 @@ def fork_with_pid(pid: int) -> int:
     Needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) and a free `pid`; OSError otherwise
     (EEXIST: in use, EPERM: not allowed). Only for a child that execs at once: Python's
     own after-fork handlers do not run.
+
+    With other Python threads running (a UI), a clone3 child can inherit a GIL drop request
+    that only a thread it does not have could answer, and hang at its first GIL release
+    (5 of 100 clones here). Then an os.fork()ed, single-threaded helper makes the clone3
+    with CLONE_PARENT, so the child is still this thread's child (its tracer after
+    PTRACE_TRACEME) and the helper only reports the outcome in its exit status.
     """
+    if threading.active_count() > 1:
+        return _fork_with_pid_via_helper(pid)
+    return _clone3_with_pid(pid, 0, SIGCHLD)
+
+
+def _clone3_with_pid(pid: int, flags: int, exit_signal: int) -> int:
     tids = (ctypes.c_int * 1)(pid)
-    args = _CloneArgs(exit_signal=SIGCHLD, set_tid=ctypes.addressof(tids), set_tid_size=1)
+    args = _CloneArgs(
+        flags=flags, exit_signal=exit_signal, set_tid=ctypes.addressof(tids), set_tid_size=1
+    )
     ctypes.set_errno(0)
     ret: int = _syscall_gil(
         ctypes.c_long(SYS_CLONE3), ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args))
     )
     return _check(ret, f"clone3 with pid {pid}")
+
+
+def _fork_with_pid_via_helper(pid: int) -> int:
+    helper = os.fork()  # Python's after-fork handling: one thread, a sane GIL
+    if helper == 0:
+        try:
+            # CLONE_PARENT: the child's parent is ours; it inherits SIGCHLD from the helper.
+            child = _clone3_with_pid(pid, CLONE_PARENT, 0)
+        except OSError as e:
+            os._exit(e.errno or 1)
+        except BaseException:
+            os._exit(1)
+        if child == 0:
+            return 0
+        os._exit(0)
+    _, status = os.waitpid(helper, 0)
+    err = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
+    if err:
+        raise OSError(err, f"clone3 with pid {pid}: {os.strerror(err)}")
+    return pid
 
 
 PR_SET_PDEATHSIG = 1
