@@ -12,7 +12,9 @@ Where things are:
     filters.py        FilterChoice (what the user picked) -> capture_lib Filter
     screens.py        help, filter dialog, signal confirm, no-capture screen
     restorer_pane.py  the coredump restorer pane: open or take a core, step, go back
-    restorer_session.py  its engine: one thread owns the restored process (no Textual)
+    restorer_session.py
+                      its engine: one thread owns the restored process (no Textual)
+    restorer_demo.py  a deterministic demo core for the pane's snapshot and screenshot
     synthetic.py      a deterministic source for tests, screenshots and the benchmark
     screenshots.py    regenerates screenshots/*.svg and *.png
 """

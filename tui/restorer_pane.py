@@ -463,9 +463,8 @@ class RestorerPane(Screen[None]):
         warnings = self.state.warnings if self.state else ()
         lines = [f"[$warning]warning: {escape(w)}[/]" for w in warnings]
         lines += [escape(x) for x in self.session.log_tail().splitlines()]
-        self._set("#rp-log", "\n".join(lines[-20:]) or "[$text-muted](no output yet)[/]")
-        log = self.query_one("#rp-log", Static)
-        log.scroll_end(animate=False)
+        shown = max(1, self.query_one("#rp-log", Static).content_size.height)
+        self._set("#rp-log", "\n".join(lines[-shown:]) or "[$text-muted](no output yet)[/]")
 
     def _set(self, selector: str, markup: str) -> None:
         self.query_one(selector, Static).update(markup)

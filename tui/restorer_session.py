@@ -116,7 +116,8 @@ class RestorerSession:
         return self._control(lambda c: c.step())
 
     def step_over(self) -> Future[None]:
-        return self._control(lambda c: c.step_over())
+        """A call runs until it returns: that can take long, so Stop works here too."""
+        return self._control(lambda c: self._running_call(c.step_over))
 
     def cont(self) -> Future[None]:
         return self._control(self._cont)
@@ -174,9 +175,21 @@ class RestorerSession:
         try:
             done.result(timeout=timeout)
         except Exception:
-            pass
-        self._pool.shutdown(wait=True, cancel_futures=True)
+            # The thread is stuck (a wait that does not end): kill what it controls from
+            # here, so its wait returns and nothing is left running.
+            for pid in self._pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        self._pool.shutdown(wait=done.done(), cancel_futures=True)
         shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _pids(self) -> list[int]:
+        ctl = self._ctl
+        if ctl is None:
+            return []
+        return [ctl.tracee.pid, *(cp.pid for cp in ctl.checkpoints.timeline())]
 
     def log_tail(self, limit: int = LOG_TAIL_BYTES) -> str:
         """The end of the restored process's output (any thread)."""
@@ -269,10 +282,14 @@ class RestorerSession:
 
     def _cont(self, ctl: Controller) -> Event:
         sig, self._pending_signal = self._pending_signal, 0
+        return self._running_call(lambda: ctl.cont(sig))
+
+    def _running_call(self, run: Callable[[], Event]) -> Event:
+        """`run` lets the process run: interrupt() may stop it meanwhile."""
         self._running.set()
         self._on_busy("running (i stops it)")
         try:
-            return ctl.cont(sig)
+            return run()
         finally:
             self._running.clear()
 

@@ -252,6 +252,20 @@ def test_a_bad_core_file_shows_a_one_line_error(tmp_path: Path) -> None:
     drive(app, script)
 
 
+def test_a_wrong_executable_shows_a_one_line_error(trap_core: Path) -> None:
+    app = make_app(SyntheticSource(n=5))
+
+    async def script(pilot: Pilot[None]) -> None:
+        pane = await open_pane(pilot, app, core=str(trap_core), exe="/bin/true")
+
+        assert pane.state is None
+        status = text(pane, "#rp-status")
+        assert status.startswith("error: /bin/true is not the program that wrote this core")
+        assert len(status.splitlines()) == 1
+
+    drive(app, script)
+
+
 def test_the_open_dialog_refuses_a_missing_file(tmp_path: Path) -> None:
     app = make_app(SyntheticSource(n=5))
 
@@ -286,6 +300,30 @@ def test_closing_the_pane_kills_the_process_and_its_checkpoints(
         assert running_from(program.parent) == []
 
     drive(app, script)
+
+
+def test_closing_the_pane_while_the_process_runs_leaves_nothing_running(program: Path) -> None:
+    app = make_app(SyntheticSource(n=5))
+    spinner = subprocess.Popen([program, "spin"], stdout=subprocess.DEVNULL)
+
+    async def script(pilot: Pilot[None]) -> None:
+        pane = await open_pane(pilot, app, take_pid=spinner.pid)
+        assert pane.state is not None and pane.state.alive
+        await pilot.press("c")
+        await pilot.pause(0.2)
+        assert pane.session is not None and pane.session.running
+
+        await pilot.press("escape")
+        await pilot.pause()
+
+        assert not isinstance(app.screen, RestorerPane)
+        assert running_from(program.parent) == [spinner.pid]
+
+    try:
+        drive(app, script)
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 def test_quitting_the_app_with_the_pane_open_leaves_nothing_running(
