@@ -45,6 +45,8 @@
 #include <linux/wait.h>
 #include <asm/syscall.h>
 #include <asm/unistd.h>
+#include <trace/events/sched.h>
+#include <trace/events/syscalls.h>
 
 #include "syscap_kmod.h"
 
@@ -615,6 +617,16 @@ static void probe_exit(void *data, struct task_struct *task)
 	if (group_dead && READ_ONCE(s->npids) && pidset_lookup(s, task->tgid))
 		pidset_store(s, task->tgid, 0);
 	preempt_enable_notrace();
+}
+
+/* The probes match this kernel's tracepoint prototypes (a compile error if not). */
+static void __maybe_unused check_probe_types(void)
+{
+	check_trace_callback_type_sys_enter(probe_sys_enter);
+	check_trace_callback_type_sys_exit(probe_sys_exit);
+	check_trace_callback_type_sched_process_fork(probe_fork);
+	check_trace_callback_type_sched_process_exec(probe_exec);
+	check_trace_callback_type_sched_process_exit(probe_exit);
 }
 
 /* ------------------------------------------------------------ start / stop */
