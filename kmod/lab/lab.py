@@ -511,11 +511,15 @@ def run_guest(
         },
     )
     console = bdir / "console.log"
+    qemu = qemu_command(tree, initrd)
+    if not shutil.which(qemu[0]):
+        pkg = "qemu-system-arm" if tree.kernel.arch == "arm64" else "qemu-system-x86"
+        raise LabError(f"{qemu[0]} not found: apt-get install {pkg}")
     log(f"booting {tree.release} ({kid})")
     with console.open("wb") as out:
         try:
             subprocess.run(
-                qemu_command(tree, initrd),
+                qemu,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
