@@ -22,13 +22,16 @@ tests/kmod drives the same functions through pytest.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import fcntl
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -454,7 +457,9 @@ def parse_console(text: str) -> tuple[dict[str, TestResult], dict[str, str], boo
     completed = False
     for raw in text.splitlines():
         line = raw.rstrip("\r")
-        m = re.match(r"SYSCAP-DMESG (\S+) (BEGIN|END)$", line)
+        # markers are searched, not matched: a kernel message printed straight
+        # to the console can share a line with the guest's output
+        m = re.search(r"SYSCAP-DMESG (\S+) (BEGIN|END)$", line)
         if m:
             current = m.group(1) if m.group(2) == "BEGIN" else None
             dmesg.setdefault(m.group(1), [])
@@ -462,13 +467,13 @@ def parse_console(text: str) -> tuple[dict[str, TestResult], dict[str, str], boo
         if current is not None:
             dmesg[current].append(line)
             continue
-        m = re.match(r"SYSCAP-TEST (\S+) (PASS|FAIL|SKIP) ?(.*)$", line)
+        m = re.search(r"SYSCAP-TEST (\S+) (PASS|FAIL|SKIP) ?(.*)$", line)
         if m:
             results[m.group(1)] = TestResult(m.group(2), m.group(3))
-        m = re.match(r"SYSCAP-EXIT (\S+) (\d+)$", line)
+        m = re.search(r"SYSCAP-EXIT (\S+) (\d+)$", line)
         if m and m.group(1) not in results:
             results[m.group(1)] = TestResult("FAIL", f"exited with {m.group(2)}, no result line")
-        if line.startswith("SYSCAP-LAB END"):
+        if "SYSCAP-LAB END" in line:
             completed = True
     return results, {k: "\n".join(v) for k, v in dmesg.items()}, completed
 
@@ -484,6 +489,24 @@ def qemu_command(tree: KernelTree, initrd: Path) -> list[str]:
             "-append", "console=ttyS0 panic=-1 loglevel=5"]  # fmt: skip
 
 
+@contextlib.contextmanager
+def lab_lock() -> Iterator[None]:
+    """One lab run at a time per cache: concurrent runs (two pytest sessions
+    on one machine) would share build directories, and each boot wants the
+    CPUs to itself."""
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with (cache_dir() / "lab.lock").open("w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log("another lab run holds the cache: waiting for it")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def run_guest(
     kid: str,
     cycles: int = 1000,
@@ -491,7 +514,18 @@ def run_guest(
     timeout: float = 1800,
     only: list[str] | None = None,
 ) -> GuestRun:
-    """Fetch, build, boot and parse one kernel of the matrix."""
+    """Fetch, build, boot and parse one kernel of the matrix (one run at a time)."""
+    with lab_lock():
+        return _run_guest(kid, cycles, fuzz, timeout, only)
+
+
+def _run_guest(
+    kid: str,
+    cycles: int,
+    fuzz: int,
+    timeout: float,
+    only: list[str] | None,
+) -> GuestRun:
     t0 = time.monotonic()
     tree = fetch(KERNELS[kid])
     bdir = build_dir(tree)
@@ -594,7 +628,8 @@ def main() -> int:
     failed = 0
     for kid in kids:
         if a.step == "fetch":
-            tree = fetch(KERNELS[kid])
+            with lab_lock():
+                tree = fetch(KERNELS[kid])
             print(f"{kid}: {tree.release} in {tree.root}")
             continue
         only = a.only.split(",") if a.only else None
