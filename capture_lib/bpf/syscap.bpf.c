@@ -156,6 +156,19 @@ static __always_inline void read_args(__u64 *a, struct pt_regs *regs)
 #endif
 }
 
+/*
+ * A 32-bit compat task's syscall numbers come from another table; both
+ * backends leave them out rather than count them under the wrong names.
+ */
+static __always_inline int in_compat_syscall(struct task_struct *task)
+{
+#if defined(__TARGET_ARCH_x86)
+	return task->thread_info.status & 0x0002;	/* TS_COMPAT */
+#elif defined(__TARGET_ARCH_arm64)
+	return !!(task->thread_info.flags & (1UL << 22));	/* TIF_32BIT */
+#endif
+}
+
 static __always_inline struct syscap_cpu_stats *cpu_stats(void)
 {
 	__u32 zero = 0;
@@ -234,6 +247,8 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	    !(filter.syscalls[id >> 6] & (1ULL << (id & 63))))
 		return 0;
 	task = bpf_get_current_task_btf();
+	if (in_compat_syscall(task))
+		return 0;
 	st = state_of(task, task->tgid, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st || !st->traced)
 		return 0;
