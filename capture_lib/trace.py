@@ -65,9 +65,9 @@ class TraceFile:
 
     def blocks(self) -> Iterator[Any]:
         """struct syscap_trace_block per readable block, from the start."""
-        self._lib.syscap_trace_rewind(self._t)
+        self.rewind()
         blk = self._ffi.new("struct syscap_trace_block *")
-        while self._lib.syscap_trace_next(self._t, blk):
+        while self.next_block(blk):
             yield blk
 
     def next_block(self, blk: Any) -> bool:
