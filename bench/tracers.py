@@ -275,21 +275,27 @@ def _floor(work: Path, target: Target) -> Iterator[Proc | None]:
         p.stop(signal.SIGTERM)
 
 
-_COUNT_CODE = (
+# What `syscap top` runs: in-kernel filter, a snapshot every second, no file.
+_TOP_CODE = (
     "import signal,sys; from capture_lib.live import Session; "
-    "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT}); "
-    "s=Session('bpf'); s.aggregate(True); s.start(); print('ready', flush=True); "
-    "signal.sigwait({signal.SIGTERM, signal.SIGINT}); s.stop(); s.close()"
+    "stop={signal.SIGTERM, signal.SIGINT}; signal.pthread_sigmask(signal.SIG_BLOCK, stop); "
+    "s=Session('bpf'); s.set_mode(sys.argv[1]); s.aggregate(True); s.start(); "
+    "print('ready', flush=True)\n"
+    "while signal.sigtimedwait(stop, 1.0) is None: s.snapshot()\n"
+    "s.stop(); s.close()"
 )
 
 
-def _syscap_count(work: Path, target: Target) -> Iterator[Proc | None]:
-    # What `syscap top` runs: in-kernel filter + per-process aggregation, no file.
-    p = Proc.start(pinned([sys.executable, "-c", _COUNT_CODE]), "syscap count", ready="ready")
-    try:
-        yield p
-    finally:
-        p.stop(signal.SIGTERM)
+def _syscap_top(mode: str) -> Callable[[Path, Target], Iterator[Proc | None]]:
+    def attach(work: Path, target: Target) -> Iterator[Proc | None]:
+        p = Proc.start(pinned([sys.executable, "-c", _TOP_CODE, mode]), f"syscap top ({mode})",
+                       ready="ready")
+        try:
+            yield p
+        finally:
+            p.stop(signal.SIGTERM)
+
+    return attach
 
 
 def _syscap_record(backend: str) -> Callable[[Path, Target], Iterator[Proc | None]]:
@@ -418,7 +424,10 @@ def all_tracers() -> list[Tracer]:
         Tracer(BASELINE, "baseline (no tracing)", lambda: None, _none),
         Tracer(FLOOR, "floor (empty tp_btf enter+exit)",
                lambda: _root() or _native("floor_loader", "floor.bpf.o"), _floor),
-        Tracer("syscap-count", "syscap count mode (top)", _syscap_bpf, _syscap_count),
+        Tracer("syscap-count", "syscap count mode (top's default)", _syscap_bpf,
+               _syscap_top("counts")),
+        Tracer("syscap-timed", "syscap top with durations (l)", _syscap_bpf,
+               _syscap_top("records")),
         Tracer("syscap-record", "syscap record -a to file", _syscap_bpf,
                _syscap_record("bpf")),
         Tracer("syscap-record-kmod", "syscap record -a, kmod backend",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import time
@@ -98,6 +99,7 @@ class Session:
         self._pids: dict[int, int] = {}
         self.ring_size = ring_size
         self.filter = Filter()
+        self._mode = "records"
 
     @property
     def backend(self) -> str:
@@ -131,6 +133,25 @@ class Session:
         if self._lib.syscap_session_record(self._s, path.encode(), blob, len(blob), n, err,
                                            native.ERRLEN):
             raise CaptureError(native.errstr(err))
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    def set_mode(self, mode: str) -> None:
+        """'records' (one record per syscall, with durations) or 'counts' (the
+        kernel counts calls and errors per process x syscall and takes no
+        timestamps: the cheapest mode, what `syscap top` starts in). Only while
+        stopped. CaptureError when this backend or kernel has no count mode."""
+        values = {"records": self._lib.SYSCAP_MODE_RECORDS, "counts": self._lib.SYSCAP_MODE_COUNTS}
+        if mode not in values:
+            raise UsageError(f"unknown capture mode {mode!r}: use records or counts")
+        ret = self._lib.syscap_session_set_mode(self._s, values[mode])
+        if ret == -errno.ENOTSUP:
+            raise CaptureError(f"the {self.backend} backend on this kernel has no count mode "
+                               "(it needs the eBPF backend and kernel 5.15 or newer)")
+        self._check(ret, "capture mode")
+        self._mode = mode
 
     def aggregate(self, on: bool = True) -> None:
         self._lib.syscap_session_aggregate(self._s, int(on))
@@ -246,26 +267,58 @@ def _getppid_ns(n: int) -> float:
 
 
 class LiveSource:
-    """SnapshotSource over a live Session, for `syscap top` and exporters."""
+    """SnapshotSource over a live Session, for `syscap top` and exporters.
+
+    latency=False (what top starts with) runs the session in count mode where
+    the backend has one: exact calls and errors per process and syscall, no
+    durations, the least cost per syscall. latency=True records every syscall
+    with its duration (avg and p99 columns, histograms for exporters).
+    """
 
     def __init__(self, backend: str = "auto", flt: Filter | None = None,
-                 ring_size: int = DEFAULT_RING_SIZE, calibrate: bool = True) -> None:
+                 ring_size: int = DEFAULT_RING_SIZE, calibrate: bool = True,
+                 latency: bool = True) -> None:
         self._session = Session(backend, ring_size)
         self._session.aggregate(True)
-        self.hook_cost_ns = 0.0
+        self._cost: dict[str, float] = {}
         try:
             if calibrate:
-                before = min(_getppid_ns(20000) for _ in range(3))
-                self._session.start()
-                after = min(_getppid_ns(20000) for _ in range(3))
-                self.hook_cost_ns = max(after - before, 0.0)
+                self._calibrate()
             if flt is not None:
                 self._session.set_filter(flt)
+            self._use(latency)
             self._session.start()
             self._session.snapshot()  # drop the calibration interval
         except BaseException:
             self._session.close()
             raise
+
+    def _use(self, latency: bool) -> None:
+        """Choose the session's mode (stopped); count mode only where it exists."""
+        if latency:
+            self._session.set_mode("records")
+            return
+        try:
+            self._session.set_mode("counts")
+        except CaptureError:
+            self._session.set_mode("records")  # the module, or eBPF before 5.15
+
+    def _calibrate(self) -> None:
+        """What each mode's probes add to one traced syscall (everything is
+        traced while this runs, before any filter is set)."""
+        before = min(_getppid_ns(20000) for _ in range(3))
+        for latency in (False, True):
+            self._use(latency)
+            if self._session.mode not in self._cost:
+                self._session.start()
+                after = min(_getppid_ns(20000) for _ in range(3))
+                self._session.stop()
+                self._cost[self._session.mode] = max(after - before, 0.0)
+
+    @property
+    def hook_cost_ns(self) -> float:
+        """ns the probes add to a traced syscall in the current mode (0: not measured)."""
+        return self._cost.get(self._session.mode, 0.0)
 
     @property
     def backend(self) -> str:
@@ -274,6 +327,22 @@ class LiveSource:
     @property
     def session(self) -> Session:
         return self._session
+
+    @property
+    def latency(self) -> bool:
+        """Durations are measured (records mode)."""
+        return self._session.mode == "records"
+
+    def set_latency(self, on: bool) -> None:
+        """Switch between count mode and records (durations) without losing
+        counts: the probes are swapped while the aggregate carries on."""
+        if on == self.latency:
+            return
+        self._session.stop()
+        try:
+            self._use(on)
+        finally:
+            self._session.start()
 
     def snapshot(self) -> Snapshot:
         err = self._session.error
@@ -289,5 +358,5 @@ class LiveSource:
 
 
 def open_source(backend: str = "auto", flt: Filter | None = None,
-                ring_size: int = DEFAULT_RING_SIZE) -> LiveSource:
-    return LiveSource(backend, flt, ring_size)
+                ring_size: int = DEFAULT_RING_SIZE, latency: bool = True) -> LiveSource:
+    return LiveSource(backend, flt, ring_size, latency=latency)

@@ -132,4 +132,5 @@ def convert_snapshot(
         events=snap.events,
         drops=snap.drops,
         missed=snap.missed if missed is None else missed,
+        latency=bool(snap.latency),
     )

@@ -65,9 +65,14 @@ class Snapshot:
     processes: tuple[ProcessStats, ...]
     syscalls: tuple[SyscallStats, ...]  # all processes together
     rings: tuple[RingStats, ...]
-    events: int  # syscall records consumed in the interval
-    drops: int  # syscall records lost in the interval (all CPUs)
+    events: int  # syscalls counted in the interval (records or in-kernel counts)
+    # syscalls lost in the interval (all CPUs): records that found their ring
+    # full, or in count mode calls the kernel could not attribute to a process
+    drops: int
     missed: int = 0  # probe runs the kernel skipped (BPF recursion), since start
+    # durations were measured: total_ns, p50_ns and p99_ns hold. False in count
+    # mode, where the kernel counts calls and errors and takes no timestamps.
+    latency: bool = True
 
     @property
     def interval_s(self) -> float:

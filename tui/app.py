@@ -50,6 +50,16 @@ SORT_KEYS: dict[str, tuple[str, ...]] = {
 
 
 @runtime_checkable
+class LatencySwitch(Protocol):
+    """What capture_lib.live.LiveSource adds: count mode or durations."""
+
+    @property
+    def latency(self) -> bool: ...
+
+    def set_latency(self, on: bool) -> None: ...
+
+
+@runtime_checkable
 class ReplayControls(Protocol):
     """What capture_lib.replay.ReplaySource adds to SnapshotSource."""
 
@@ -176,6 +186,8 @@ class SyscapTop(App[None]):
         ],
         Binding("o", "toggle_stable", "Stable", show=False, id="order.stable",
                 tooltip="Stable ordering: rows keep their place between refreshes"),
+        Binding("l", "toggle_latency", "Latency", show=False, id="latency",
+                tooltip="Measure syscall durations (avg, p99) or only count (cheapest)"),
         Binding("p,space", "pause", "Pause", key_display="p", id="pause",
                 tooltip="Pause: freeze the table (gauges stay live); replay: pause playback"),
         Binding("backspace,escape", "go_back", "Back", show=False, id="back",
@@ -373,6 +385,7 @@ class SyscapTop(App[None]):
                 float(hook) if isinstance(hook, int | float) else None,
                 self.model.latest,
                 replay=self.replay is not None,
+                latency=self._latency_state(),
             ),
         )
         self._update_status()
@@ -532,6 +545,27 @@ class SyscapTop(App[None]):
         self._source_call(lambda: setattr(replay, "speed", speed))
         self._update_panels()
         self.notify(f"replay speed {speed:g}x", timeout=2)
+
+    def _latency_state(self) -> bool | None:
+        """Whether the live source measures durations; None if it cannot switch."""
+        source = self.source
+        if not isinstance(source, LatencySwitch):
+            return None
+        return source.latency
+
+    def action_toggle_latency(self) -> None:
+        source = self.source
+        if not isinstance(source, LatencySwitch):
+            return
+        on = not source.latency
+
+        def switched() -> None:
+            source.set_latency(on)
+
+        self._source_call(switched)
+        self.notify("measuring syscall durations (avg, p99)" if on
+                    else "counting only: no durations, least cost", timeout=3)
+        self._update_panels()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action != "quit" and any(isinstance(s, RestorerPane) for s in self.screen_stack):

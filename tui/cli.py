@@ -69,6 +69,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--failed", action="store_true", help="start with failed calls only")
     p.add_argument(
+        "--latency",
+        action="store_true",
+        help="measure syscall durations (avg, p99) from the start; by default top only "
+        "counts, which costs least, and the l key switches",
+    )
+    p.add_argument(
         "-d",
         "--delay",
         dest="delay",
@@ -182,7 +188,7 @@ def prepare(
             startup_error = f"live capture is not built here ({exc}); run ./setup.sh"
         else:
             try:
-                live: SnapshotSource = open_source(args.backend, flt)
+                live: SnapshotSource = open_source(args.backend, flt, latency=args.latency)
                 source = live
             except Exception as exc:  # CaptureError: one actionable line
                 startup_error = _one_line(exc)

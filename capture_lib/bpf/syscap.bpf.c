@@ -20,10 +20,17 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * probes that cached per-task verdicts are stale. */
 struct syscap_filter filter;
 __u64 wakeup_watermark;	/* bytes of unread data that justify a wakeup */
+__u32 count_mode;	/* sys_exit_count is attached instead of sys_enter/sys_exit */
 
 /* Syscall numbers that never return to sys_exit (set before load). */
 const volatile __u32 nr_exit = 0xffff;
 const volatile __u32 nr_exit_group = 0xffff;
+/* Syscalls whose new child returns 0 through sys_exit (x86-64; on arm64 the
+ * child does not pass sys_exit): counted once, in the parent. */
+const volatile __u32 nr_clone = 0xffff;
+const volatile __u32 nr_clone3 = 0xffff;
+const volatile __u32 nr_fork = 0xffff;
+const volatile __u32 nr_vfork = 0xffff;
 
 struct task_state {
 	__u64 ts;		/* entry time of the pending syscall */
@@ -59,6 +66,16 @@ struct ring {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20);	/* resized by the loader */
 };
+
+/* Count mode: calls and errors per process x syscall, per CPU. Not
+ * preallocated: memory grows with the pairs actually seen. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, SYSCAP_COUNT_KEYS);
+	__type(key, struct syscap_count_key);
+	__type(value, struct syscap_count_val);
+} counts SEC(".maps");
 
 /* One ring per possible CPU; max_entries is set to the CPU count at load. */
 struct {
@@ -156,6 +173,16 @@ static __always_inline void read_args(__u64 *a, struct pt_regs *regs)
 #endif
 }
 
+/* The syscall number as syscall_get_nr() sees it (-1 outside a syscall). */
+static __always_inline long syscall_nr(struct pt_regs *regs)
+{
+#if defined(__TARGET_ARCH_x86)
+	return regs->orig_ax;
+#elif defined(__TARGET_ARCH_arm64)
+	return regs->syscallno;
+#endif
+}
+
 /*
  * A 32-bit compat task's syscall numbers come from another table; both
  * backends leave them out rather than count them under the wrong names.
@@ -167,6 +194,13 @@ static __always_inline int in_compat_syscall(struct task_struct *task)
 #elif defined(__TARGET_ARCH_arm64)
 	return !!(task->thread_info.flags & (1UL << 22));	/* TIF_32BIT */
 #endif
+}
+
+/* The syscall-set filter; id is below SYSCAP_MAX_SYSCALLS. */
+static __always_inline int syscall_wanted(long id)
+{
+	return !(filter.flags & SYSCAP_FILTER_SYSCALLS) ||
+	       (filter.syscalls[(id >> 6) & (SYSCAP_MAX_SYSCALLS / 64 - 1)] & (1ULL << (id & 63)));
 }
 
 static __always_inline struct syscap_cpu_stats *cpu_stats(void)
@@ -235,6 +269,76 @@ static __always_inline void emit_syscall(struct task_state *st, __u64 now, long 
 	bpf_ringbuf_submit(e, submit_flags(rb, seq));
 }
 
+/*
+ * Count mode: one call counted for tgid x nr. The per-CPU totals stay exact
+ * when the map is full; only the split by process is lost then, counted as
+ * a drop.
+ */
+static __always_inline void count_syscall(__u32 tgid, __u32 nr, long ret)
+{
+	struct syscap_cpu_stats *s = cpu_stats();
+	struct syscap_count_key key = { .tgid = tgid, .nr = nr & (SYSCAP_MAX_SYSCALLS - 1) };
+	struct syscap_count_val *v;
+	int err = syscap_is_error(ret);
+
+	if (!s)
+		return;
+	s->events++;
+	s->calls[key.nr]++;
+	if (err)
+		s->errors[key.nr]++;
+	v = bpf_map_lookup_elem(&counts, &key);
+	if (v) {
+		v->calls++;
+		v->errors += err;
+		return;
+	}
+	{
+		struct syscap_count_val first = { .calls = 1, .errors = err };
+
+		if (bpf_map_update_elem(&counts, &key, &first, BPF_NOEXIST)) {
+			/* another task of this process inserted it meanwhile? */
+			v = bpf_map_lookup_elem(&counts, &key);
+			if (!v) {
+				s->drops++;
+				return;
+			}
+			v->calls++;
+			v->errors += err;
+		}
+	}
+}
+
+/*
+ * Count mode's only syscall probe: everything it needs is at exit (the
+ * number is still in pt_regs), so it attaches no sys_enter program and
+ * takes no timestamps: the cheapest exact per-process count there is.
+ */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit_count, struct pt_regs *regs, long ret)
+{
+	long id = syscall_nr(regs);
+	struct task_struct *task;
+	struct task_state *st;
+
+	if ((unsigned long)id >= SYSCAP_MAX_SYSCALLS)
+		return 0;
+	if (!syscall_wanted(id))
+		return 0;
+	if ((filter.flags & SYSCAP_FILTER_FAILED) && !syscap_is_error(ret))
+		return 0;
+	if (ret == 0 && (id == nr_clone || id == nr_clone3 || id == nr_fork || id == nr_vfork))
+		return 0;	/* the child's return: the parent's call counts */
+	task = bpf_get_current_task_btf();
+	if (in_compat_syscall(task))
+		return 0;
+	st = state_of(task, task->tgid, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st || !st->traced)
+		return 0;
+	count_syscall(task->tgid, id, ret);
+	return 0;
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
@@ -243,8 +347,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 
 	if ((unsigned long)id >= SYSCAP_MAX_SYSCALLS)
 		return 0;
-	if ((filter.flags & SYSCAP_FILTER_SYSCALLS) &&
-	    !(filter.syscalls[id >> 6] & (1ULL << (id & 63))))
+	if (!syscall_wanted(id))
 		return 0;
 	task = bpf_get_current_task_btf();
 	if (in_compat_syscall(task))
@@ -354,16 +457,26 @@ int BPF_PROG(on_exit, struct task_struct *task)
 	if (group_dead)
 		flags = SYSCAP_F_GROUP_DEAD;
 	st = bpf_task_storage_get(&tasks, task, 0, 0);
-	if (st && st->traced) {
-		/* exit and exit_group never reach sys_exit: record them here,
-		 * so every syscall the task entered is counted once. */
-		if (st->pending && (st->nr == nr_exit || st->nr == nr_exit_group) &&
-		    !(filter.flags & SYSCAP_FILTER_FAILED)) {
+	if (st && st->traced && !(filter.flags & SYSCAP_FILTER_FAILED)) {
+		/* exit and exit_group never reach sys_exit: count or record
+		 * them here, so every syscall the task entered is seen once. */
+		if (count_mode) {
+			/* the syscall it died in, from its user registers
+			 * (the loader offers count mode from 5.15 on) */
+			if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs)) {
+				struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+				long id = syscall_nr(regs);
+
+				if ((id == nr_exit || id == nr_exit_group) && syscall_wanted(id))
+					count_syscall(tgid, id, 0);
+			}
+		} else if (st->pending && (st->nr == nr_exit || st->nr == nr_exit_group)) {
 			st->pending = 0;
 			emit_syscall(st, bpf_ktime_get_ns(), 0, 0, task, SYSCAP_F_NORETURN);
 		}
-		emit_proc(task, SYSCAP_EV_EXIT, tgid, task->pid, task->exit_code, flags);
 	}
+	if (st && st->traced)
+		emit_proc(task, SYSCAP_EV_EXIT, tgid, task->pid, task->exit_code, flags);
 	if (group_dead)
 		bpf_map_delete_elem(&pidset, &tgid);
 	return 0;

@@ -61,6 +61,8 @@ struct syscap_snapshot {
 	uint32_t nrows;
 	uint32_t nsys;
 	uint32_t nrings;
+	uint32_t latency;		/* 1: durations measured (total_ns, p50, p99 hold) */
+	uint32_t mode;			/* the session's mode: enum syscap_mode */
 	struct syscap_snap_proc *procs;	/* sorted by count, highest first */
 	struct syscap_snap_row *rows;
 	struct syscap_snap_row *sys;	/* per syscall over all processes */
@@ -81,6 +83,12 @@ void syscap_agg_set_pid(struct syscap_agg *a, uint32_t tgid);
 /* Look up comms of processes never seen in a FORK/EXEC record in /proc. */
 void syscap_agg_use_proc(struct syscap_agg *a, int on);
 void syscap_agg_add(struct syscap_agg *a, const struct syscap_event *ev, uint32_t n);
+/* Add counts without durations (count mode); the interval's snapshot then
+ * says latency 0. */
+void syscap_agg_add_count(struct syscap_agg *a, uint32_t tgid, uint32_t nr, uint64_t calls,
+			  uint64_t errors);
+/* Whether the records added carry durations (default 1). */
+void syscap_agg_set_timed(struct syscap_agg *a, int on);
 /* Add events with ts_ns < until_ns; returns how many of ev[0..n) it took
  * (it stops at the first later one). */
 uint32_t syscap_agg_add_until(struct syscap_agg *a, const struct syscap_event *ev, uint32_t n,
@@ -104,6 +112,14 @@ int syscap_session_ncpu(struct syscap_session *s);
 /* self_tgid and generation are filled in here. */
 int syscap_session_set_filter(struct syscap_session *s, const struct syscap_filter *f);
 int syscap_session_set_pid(struct syscap_session *s, uint32_t tgid, int value);
+enum syscap_mode {
+	SYSCAP_MODE_RECORDS = 0,	/* one record per syscall, with its duration */
+	SYSCAP_MODE_COUNTS = 1,		/* counts per process x syscall in the kernel */
+};
+/* Choose the mode while stopped. COUNTS: -ENOTSUP when the backend has no
+ * count mode (the module; the eBPF backend before 5.15), and nothing can be
+ * recorded to a trace file. */
+int syscap_session_set_mode(struct syscap_session *s, int mode);
 /* Record every drained record into a trace file (before start). */
 int syscap_session_record(struct syscap_session *s, const char *path, const char *names,
 			  uint32_t names_len, uint32_t nsyscalls, char *err, size_t errlen);

@@ -37,6 +37,9 @@ struct syscap_ring {
 
 struct syscap_backend;
 
+typedef void (*syscap_count_fn)(void *ctx, const struct syscap_count_key *k,
+				const struct syscap_count_val *v);
+
 struct syscap_backend_ops {
 	/* Replace the filter; bumps nothing itself: callers set generation. */
 	int (*set_filter)(struct syscap_backend *b, const struct syscap_filter *f);
@@ -46,6 +49,16 @@ struct syscap_backend_ops {
 	int (*read_stats)(struct syscap_backend *b, struct syscap_cpu_stats *out, int ncpu);
 	/* Probe runs the kernel skipped (e.g. BPF recursion protection). */
 	uint64_t (*missed)(struct syscap_backend *b);
+	/*
+	 * Count mode, for backends that offer it (NULL: records only). Choose
+	 * while stopped: 1 counts per process x syscall in the kernel, 0 one
+	 * record per syscall (the default).
+	 */
+	int (*set_mode)(struct syscap_backend *b, int counts);
+	/* Hand fn every process x syscall counter, summed over the CPUs. */
+	int (*read_counts)(struct syscap_backend *b, syscap_count_fn fn, void *ctx);
+	/* Remove one counter (its process is gone). */
+	int (*forget_count)(struct syscap_backend *b, const struct syscap_count_key *k);
 	int (*start)(struct syscap_backend *b);
 	int (*stop)(struct syscap_backend *b);
 	void (*close)(struct syscap_backend *b);

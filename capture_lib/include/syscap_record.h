@@ -116,6 +116,23 @@ struct syscap_filter {
 	char comm[SYSCAP_MAX_COMMS][SYSCAP_COMM_LEN];
 };
 
+/*
+ * Count mode (what `syscap top` uses): instead of a record per syscall the
+ * probe adds one to a per-CPU counter keyed by process and syscall, and no
+ * timestamps are taken. The consumer reads the map and takes differences.
+ */
+struct syscap_count_key {
+	__u32 tgid;
+	__u32 nr;
+};
+
+struct syscap_count_val {
+	__u64 calls;
+	__u64 errors;
+};
+
+#define SYSCAP_COUNT_KEYS	(1 << 18)	/* process x syscall pairs */
+
 static inline int syscap_is_error(__s64 ret)
 {
 	return ret < 0 && ret >= -4095;

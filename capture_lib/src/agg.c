@@ -38,6 +38,8 @@ struct syscap_agg {
 	uint32_t pused;
 	uint32_t pid_filter;
 	int use_proc;
+	int timed;			/* durations are being measured */
+	int untimed;			/* counts without durations came in this interval */
 	uint64_t events;		/* syscall records in this interval */
 	uint64_t first_ns, last_ns;	/* record time span of the interval */
 	uint64_t interval_start;
@@ -85,6 +87,7 @@ struct syscap_agg *syscap_agg_new(void)
 		return NULL;
 	}
 	a->interval_start = mono_now();
+	a->timed = 1;
 	return a;
 }
 
@@ -261,6 +264,27 @@ uint32_t syscap_agg_add_until(struct syscap_agg *a, const struct syscap_event *e
 	return i;
 }
 
+void syscap_agg_set_timed(struct syscap_agg *a, int on)
+{
+	a->timed = on;
+}
+
+void syscap_agg_add_count(struct syscap_agg *a, uint32_t tgid, uint32_t nr, uint64_t calls,
+			  uint64_t errors)
+{
+	struct agg_entry *e;
+
+	if ((a->pid_filter && tgid != a->pid_filter) || !calls || nr >= SYSCAP_MAX_SYSCALLS)
+		return;
+	e = lookup(a, (uint64_t)tgid << 32 | nr | 1ULL << 31);
+	if (!e)
+		return;
+	e->count += calls;
+	e->errors += errors;
+	a->events += calls;
+	a->untimed = 1;
+}
+
 /* Quantile q (0..1) of a log2 histogram: interpolated inside the bucket. */
 static uint64_t quantile(const uint32_t *hist, uint64_t total, double q)
 {
@@ -382,6 +406,7 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 	out->start_ns = a->interval_start;
 	out->end_ns = mono_now();
 	out->events = a->events;
+	out->latency = a->timed && !a->untimed;
 	out->sys_hist = &a->sys_hist[0][0];
 
 	if (a->out_rcap < a->used + 1) {
@@ -494,6 +519,7 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 	a->used = 0;
 	a->last = NULL;
 	a->events = 0;
+	a->untimed = 0;
 	a->first_ns = a->last_ns = 0;
 	a->interval_start = out->end_ns;
 	forget_exited(a);

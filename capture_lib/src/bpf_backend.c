@@ -26,7 +26,15 @@ struct bpf_priv {
 	int *ring_fds;
 	size_t page;
 	int attached;
+	int counts;			/* count mode chosen */
+	struct bpf_link *links[6];
+	int nlinks;
+	/* read_counts' batch buffers */
+	struct syscap_count_key *keys;
+	struct syscap_count_val *vals;	/* ncpu per key */
 };
+
+#define COUNT_BATCH	1024
 
 static char libbpf_last[512];
 
@@ -134,17 +142,63 @@ static uint64_t bpf_missed(struct syscap_backend *b)
 	return total;
 }
 
-static int bpf_start(struct syscap_backend *b)
+static int bpf_set_mode(struct syscap_backend *b, int counts)
 {
 	struct bpf_priv *p = b->priv;
-	int err;
 
 	if (p->attached)
-		return 0;
-	err = syscap_bpf__attach(p->skel);
-	if (err)
-		return err;
-	p->attached = 1;
+		return -EBUSY;
+	/* exit and exit_group are counted from the dying task's registers */
+	if (counts && !kernel_at_least(5, 15))
+		return -ENOTSUP;
+	p->counts = !!counts;
+	return 0;
+}
+
+static int bpf_read_counts(struct syscap_backend *b, syscap_count_fn fn, void *ctx)
+{
+	struct bpf_priv *p = b->priv;
+	int fd = bpf_map__fd(p->skel->maps.counts);
+	__u32 in = 0, out = 0;
+	void *inp = NULL;
+	int done = 0;
+
+	if (!p->keys) {
+		p->keys = calloc(COUNT_BATCH, sizeof(*p->keys));
+		p->vals = calloc((size_t)COUNT_BATCH * (size_t)b->ncpu, sizeof(*p->vals));
+		if (!p->keys || !p->vals)
+			return -ENOMEM;
+	}
+	while (!done) {
+		__u32 n = COUNT_BATCH;
+
+		if (bpf_map_lookup_batch(fd, inp, &out, p->keys, p->vals, &n, NULL)) {
+			if (errno != ENOENT)
+				return -errno;
+			done = 1;	/* n holds the last entries */
+		}
+		for (__u32 i = 0; i < n; i++) {
+			const struct syscap_count_val *v = &p->vals[(size_t)i * (size_t)b->ncpu];
+			struct syscap_count_val sum = { 0, 0 };
+
+			for (int cpu = 0; cpu < b->ncpu; cpu++) {
+				sum.calls += v[cpu].calls;
+				sum.errors += v[cpu].errors;
+			}
+			fn(ctx, &p->keys[i], &sum);
+		}
+		in = out;
+		inp = &in;
+	}
+	return 0;
+}
+
+static int bpf_forget_count(struct syscap_backend *b, const struct syscap_count_key *k)
+{
+	struct bpf_priv *p = b->priv;
+
+	if (bpf_map_delete_elem(bpf_map__fd(p->skel->maps.counts), k) && errno != ENOENT)
+		return -errno;
 	return 0;
 }
 
@@ -152,9 +206,39 @@ static int bpf_stop(struct syscap_backend *b)
 {
 	struct bpf_priv *p = b->priv;
 
-	if (p->attached)
-		syscap_bpf__detach(p->skel);
+	while (p->nlinks > 0)
+		bpf_link__destroy(p->links[--p->nlinks]);
 	p->attached = 0;
+	return 0;
+}
+
+static int bpf_start(struct syscap_backend *b)
+{
+	struct bpf_priv *p = b->priv;
+	struct syscap_bpf *k = p->skel;
+	/* process events first: a task forked meanwhile is not missed */
+	struct bpf_program *records[] = { k->progs.on_fork, k->progs.on_exec, k->progs.on_exit,
+					  k->progs.sys_exit, k->progs.sys_enter };
+	struct bpf_program *counts[] = { k->progs.on_fork, k->progs.on_exec, k->progs.on_exit,
+					 k->progs.sys_exit_count };
+	struct bpf_program **progs = p->counts ? counts : records;
+	int n = p->counts ? 4 : 5;
+
+	if (p->attached)
+		return 0;
+	k->bss->count_mode = (__u32)p->counts;
+	for (int i = 0; i < n; i++) {
+		struct bpf_link *l = bpf_program__attach(progs[i]);
+
+		if (!l) {
+			int err = -errno;
+
+			bpf_stop(b);
+			return err;
+		}
+		p->links[p->nlinks++] = l;
+	}
+	p->attached = 1;
 	return 0;
 }
 
@@ -179,6 +263,8 @@ static void bpf_close(struct syscap_backend *b)
 			if (p->ring_fds[i] >= 0)
 				close(p->ring_fds[i]);
 		syscap_bpf__destroy(p->skel);
+		free(p->keys);
+		free(p->vals);
 		free(p->ring_fds);
 		free(p);
 	}
@@ -193,6 +279,9 @@ static const struct syscap_backend_ops bpf_ops = {
 	.set_pid = bpf_set_pid,
 	.read_stats = bpf_read_stats,
 	.missed = bpf_missed,
+	.set_mode = bpf_set_mode,
+	.read_counts = bpf_read_counts,
+	.forget_count = bpf_forget_count,
 	.start = bpf_start,
 	.stop = bpf_stop,
 	.close = bpf_close,
@@ -203,9 +292,15 @@ static void arch_exit_numbers(struct syscap_bpf *skel)
 #if defined(__x86_64__)
 	skel->rodata->nr_exit = 60;
 	skel->rodata->nr_exit_group = 231;
+	skel->rodata->nr_clone = 56;
+	skel->rodata->nr_fork = 57;
+	skel->rodata->nr_vfork = 58;
+	skel->rodata->nr_clone3 = 435;
 #elif defined(__aarch64__)
 	skel->rodata->nr_exit = 93;
 	skel->rodata->nr_exit_group = 94;
+	skel->rodata->nr_clone = 220;
+	skel->rodata->nr_clone3 = 435;
 #endif
 }
 

@@ -34,4 +34,13 @@ uint64_t syscap_real_ns(void);
 int syscap_sum_stats(const struct syscap_cpu_stats *percpu, int ncpu,
 		     struct syscap_trace_stats *st, struct syscap_trace_sysrow *rows, int max);
 
+/* Count mode's consumer half (counts.c). */
+struct count_table;
+struct count_table *count_table_new(void);
+void count_table_free(struct count_table *t);
+/* The last thread of tgid exited: its counters can go once it is reaped. */
+void count_table_exited(struct count_table *t, uint32_t tgid);
+/* Read the kernel's counters, add what is new to agg, drop the gone. */
+int count_table_poll(struct count_table *t, struct syscap_backend *b, struct syscap_agg *agg);
+
 #endif /* SYSCAP_INTERNAL_H */

@@ -24,6 +24,8 @@ struct syscap_session {
 	struct syscap_filter filter;
 	struct syscap_agg *agg;
 	int aggregate;
+	int mode;			/* enum syscap_mode */
+	struct count_table *counts;	/* count mode's previous readings */
 	struct trace_writer *tw;
 	uint64_t ring_size;
 	pthread_mutex_t lock;		/* guards agg against snapshot() */
@@ -113,6 +115,41 @@ int syscap_session_set_pid(struct syscap_session *s, uint32_t tgid, int value)
 	return ret;
 }
 
+static long drain_all(struct syscap_session *s);
+
+int syscap_session_set_mode(struct syscap_session *s, int mode)
+{
+	int ret;
+
+	if (mode != SYSCAP_MODE_RECORDS && mode != SYSCAP_MODE_COUNTS)
+		return -EINVAL;
+	if (s->running)
+		return -EBUSY;
+	if (mode == SYSCAP_MODE_COUNTS) {
+		if (!s->b->ops->set_mode || s->tw)
+			return -ENOTSUP;
+		if (!s->counts && !(s->counts = count_table_new()))
+			return -ENOMEM;
+	}
+	if (s->b->ops->set_mode) {
+		ret = s->b->ops->set_mode(s->b, mode == SYSCAP_MODE_COUNTS);
+		if (ret)
+			return ret;
+	}
+	if (s->mode == SYSCAP_MODE_COUNTS && mode != SYSCAP_MODE_COUNTS) {
+		/* what was counted since the last snapshot belongs to the next */
+		drain_all(s);
+		pthread_mutex_lock(&s->lock);
+		ret = count_table_poll(s->counts, s->b, s->agg);
+		pthread_mutex_unlock(&s->lock);
+		if (ret)
+			return ret;
+	}
+	s->mode = mode;
+	syscap_agg_set_timed(s->agg, mode == SYSCAP_MODE_RECORDS);
+	return 0;
+}
+
 void syscap_session_aggregate(struct syscap_session *s, int on)
 {
 	s->aggregate = on;
@@ -127,6 +164,10 @@ int syscap_session_record(struct syscap_session *s, const char *path, const char
 		snprintf(err, errlen, "the session already records");
 		return -EBUSY;
 	}
+	if (s->mode != SYSCAP_MODE_RECORDS) {
+		snprintf(err, errlen, "a session in count mode has no records to write");
+		return -EINVAL;
+	}
 	syscap_trace_header_init(&h, s->b->name, s->b->ncpu);
 	h.nsyscalls = nsyscalls;
 	s->tw = trace_writer_open(path, &h, names, names_len, err, errlen);
@@ -139,6 +180,8 @@ static void on_event(void *ctx, const struct syscap_event *ev)
 
 	if (s->aggregate)
 		syscap_agg_add(s->agg, ev, 1);
+	if (s->counts && ev->kind == SYSCAP_EV_EXIT && (ev->flags & SYSCAP_F_GROUP_DEAD))
+		count_table_exited(s->counts, ev->tgid);
 	if (s->tw && !s->err[0] && trace_writer_add(s->tw, ev))
 		snprintf(s->err, sizeof(s->err), "%s", trace_writer_error(s->tw));
 }
@@ -281,10 +324,13 @@ int syscap_session_snapshot(struct syscap_session *s, struct syscap_snapshot *ou
 	if (!s->running)
 		drain_all(s);
 	pthread_mutex_lock(&s->lock);
-	ret = syscap_agg_snapshot(s->agg, out);
+	ret = s->mode == SYSCAP_MODE_COUNTS ? count_table_poll(s->counts, s->b, s->agg) : 0;
+	if (!ret)
+		ret = syscap_agg_snapshot(s->agg, out);
 	pthread_mutex_unlock(&s->lock);
 	if (ret)
 		return ret;
+	out->mode = (uint32_t)s->mode;
 	ret = s->b->ops->read_stats(s->b, s->stats, s->b->ncpu);
 	if (ret)
 		return ret;
@@ -350,6 +396,7 @@ void syscap_session_close(struct syscap_session *s)
 		syscap_session_stop(s);
 	if (s->b)
 		s->b->ops->close(s->b);
+	count_table_free(s->counts);
 	syscap_agg_free(s->agg);
 	free(s->stats);
 	free(s->snap_rings);

@@ -15,7 +15,7 @@ from textual.widgets import Checkbox, Input, SelectionList, Static
 
 from capture_lib.errors import CaptureError
 from capture_lib.snapshot import Filter
-from tests.tui.top_fakes import FakeReplay, feed, make_app
+from tests.tui.top_fakes import FakeLive, FakeReplay, feed, make_app
 from tui.app import SyscapTop
 from tui.filters import FilterChoice
 from tui.restorer_pane import RestorerPane
@@ -677,3 +677,30 @@ def test_paging_and_clicks_move_the_cursor_and_scroll(source: SyntheticSource) -
         assert isinstance(view, ProcessSyscallsView) and view.pid == pid
 
     drive(app, script, size=(100, 20))
+
+
+def test_l_switches_a_live_source_between_counts_and_durations() -> None:
+    source = FakeLive()
+    app = make_app(source)
+
+    async def script(pilot: Pilot[None]) -> None:
+        feed(app, source, 1)
+        assert "durations off (l)" in text_of(app, "#cost")
+        await pilot.press("l")
+        assert source.switches == [True]
+        assert "durations on (l)" in text_of(app, "#cost")
+        await pilot.press("l")
+        assert source.switches == [True, False]
+
+    drive(app, script)
+
+
+def test_l_does_nothing_to_a_source_without_the_switch(source: SyntheticSource) -> None:
+    app = make_app(source)
+
+    async def script(pilot: Pilot[None]) -> None:
+        feed(app, source, 1)
+        assert "durations" not in text_of(app, "#cost")
+        await pilot.press("l")  # no error, nothing to switch
+
+    drive(app, script)

@@ -229,7 +229,7 @@ def test_cli_without_live_capture_starts_the_app_with_the_reason(
     from capture_lib.errors import CaptureError
     from tui.cli import prepare
 
-    def refuse(backend: str = "auto", flt: Filter | None = None) -> None:
+    def refuse(backend: str = "auto", flt: Filter | None = None, latency: bool = True) -> None:
         raise CaptureError("the eBPF backend needs CAP_BPF and CAP_PERFMON: run as root")
 
     monkeypatch.setattr(capture_lib.live, "open_source", refuse)

@@ -26,6 +26,19 @@ class FakeReplay(SyntheticSource):
         return self.snapshot()
 
 
+class FakeLive(SyntheticSource):
+    """SyntheticSource with LiveSource's switch between counts and durations."""
+
+    def __init__(self, n: int = 12) -> None:
+        super().__init__(n=n)
+        self.latency = False
+        self.switches: list[bool] = []
+
+    def set_latency(self, on: bool) -> None:
+        self.switches.append(on)
+        self.latency = on
+
+
 def make_app(source: SyntheticSource | None, **overrides: object) -> SyscapTop:
     options = TopOptions(
         threaded=False,
