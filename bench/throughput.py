@@ -31,6 +31,7 @@ RING_MIB = (1, 2, 4, 8, 16, 32, 64)
 TRIAL_S = (5.0, 1.0)  # full, quick
 STEPS = (6, 3)  # bisection steps after the unpaced trial
 CONFIRM = (3, 0)  # repeats of the best rate that must drop nothing too
+MAX_LOWER = 5  # times a dropping repeat may lower the rate by 10 % (to 59 %)
 GOAL_RATE, GOAL_RING_MIB = 2_000_000, 8
 
 
@@ -93,7 +94,8 @@ def trial(ring: int, rate: float, seconds: float, work: Path) -> Trial:
 def search(ring: int, seconds: float, steps: int, confirm: int, work: Path) -> dict[str, Any]:
     """Bisect the offered rate for the highest drop-free trial at this ring
     size, then repeat that rate confirm times: a drop in any repeat lowers the
-    rate by 10 % and starts the repeats again (at most 3 x confirm repeats)."""
+    rate by 10 % (until a trial passes, at most MAX_LOWER times in all) and
+    starts the repeats again."""
     trials = [trial(ring, 0, seconds, work)]
     best: Trial | None = trials[0] if trials[0].drops == 0 else None
     bound = "generator" if best else "drops"
@@ -109,26 +111,29 @@ def search(ring: int, seconds: float, steps: int, confirm: int, work: Path) -> d
         else:
             hi = mid
     passing = [best] if best else []
-    repeats = 0
-    while best is not None and len(passing) <= confirm and repeats < 3 * confirm:
-        repeats += 1
+    lowered = 0
+    while best is not None and len(passing) <= confirm:
         t = trial(ring, best.offered, seconds, work)
         trials.append(t)
         if t.drops == 0:
             passing.append(t)
             continue
-        rate = 0.9 * (best.offered or best.generated)
+        # a repeat dropped: 10 % lower until a trial passes, then repeat that
         bound = "drops"
-        repeats += 1
-        best = trial(ring, rate, seconds, work)
-        trials.append(best)
-        passing = [best] if best.drops == 0 else []
-        if not passing:
-            best = None
+        rate = best.offered or best.generated
+        best, passing = None, []
+        while best is None and lowered < MAX_LOWER:
+            lowered += 1
+            rate *= 0.9
+            t = trial(ring, rate, seconds, work)
+            trials.append(t)
+            if t.drops == 0:
+                best, passing = t, [t]
     why = ""
     if len(passing) <= confirm and confirm > 0:  # never confirmed: no rate to report
         if best is not None or any(t.drops == 0 for t in trials):
-            why = f"no rate stayed drop-free in {confirm + 1} trials in a row"
+            why = (f"no rate stayed drop-free in {confirm + 1} trials in a row "
+                   f"(lowered {MAX_LOWER} times by 10 %)")
         best, passing = None, []
     out: dict[str, Any] = {
         "ring_mib": ring >> 20,
