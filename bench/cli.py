@@ -27,7 +27,7 @@ from capture_lib.errors import UsageError
 
 NAMES = ("micro", "nginx", "throughput", "guest")
 SUMMARY_KEYS = ("median", "interval", "interval_level", "n", "added_ns", "x_floor", "loss_pct",
-                "loss_minus_floor_points")
+                "loss_minus_floor_points", "micro", "counts")
 
 
 def register(sub: Any) -> None:
@@ -40,7 +40,8 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true",
                    help="print the results as JSON on stdout (tables go to stderr)")
     p.add_argument("--rounds", type=int, metavar="N",
-                   help="interleaved rounds for micro and nginx (default 10, quick 3)")
+                   help="interleaved rounds for micro, nginx and guest (default 10, quick 3; "
+                        "guest quick 2)")
     p.add_argument("--tracers", metavar="KEYS",
                    help="only these tracers in micro and nginx, comma-separated keys (e.g. "
                         "floor,syscap-record; baseline always runs)")
@@ -100,7 +101,7 @@ def _one(name: str, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     if name == "throughput":
         res = throughput.run(throughput.Options(args.quick))
         return res, throughput.table(res)
-    res = guest.run(args.quick)
+    res = guest.run(args.quick, args.rounds)
     return res, guest.table(res)
 
 

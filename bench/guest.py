@@ -1,29 +1,40 @@
 """guest: the kernel module's rows, measured inside one QEMU guest of kmod/lab.
 
 This host cannot load modules, so the module is compared where it can run:
-one guest boot running nginx + ab for baseline, syscap's kmod backend,
-syscap's eBPF backend and sysdig (its own scap module). Under TCG the balance
-of user and kernel cost differs from real hardware, so only ratios inside one
-guest run mean anything, and only those are reported next to the host rows.
+one guest boot running nginx + ab, then a getppid loop, for baseline, syscap's
+kmod backend, syscap's eBPF backend and sysdig (its own scap module). Under
+TCG the balance of user and kernel cost differs from real hardware, so only
+ratios inside one guest run mean anything, and only those are reported next
+to the host rows.
 
 The lab owns the guest; this module only asks it. The contract, for
 kmod/lab/lab.py:
 
-    bench_guest(quick: bool) -> dict with
+    bench_guest(quick: bool[, rounds: int]) -> dict with
         "kernel": str                        # the guest's uname -r
         "method": str                        # one line: workload, sizes
         "rows": [{"key": str, "name": str,   # keys: baseline, kmod, bpf, sysdig
                   "runs": [float, ...],      # requests/s, one per interleaved round
-                  "why": str}]               # non-empty: did not run, and why
+                  "why": str,                # non-empty: did not run, and why
+                  # optional:
+                  "micro": [float, ...],     # ns per getppid, one per micro round
+                  "counts": {"nginx"|"micro": {"events": [...], "drops": [...], ...}}
+                 }]                          #   the tracer's own counters per round
+        "checks": {name: float}              # optional: e.g. ns per getppid
+                                             #   before and after loading the modules
+        "notes": [str, ...]                  # optional: what the reader must know
 
 With quick the lab should finish within a minute (syscap bench --quick must
 stay under 3). The lab may raise an exception whose message says why the
-guest cannot run.
+guest cannot run. rounds (only passed when the user gives --rounds) sets the
+rounds of both phases.
 
 The lab need not write the rounds itself: bench/guest_rounds.sh runs them in
 the guest (tracers given as start/stop commands in its environment) and
 from_console() turns the guest's console into the dict above.
 Whatever happens, each of the four rows is printed, with numbers or a reason.
+Drops are part of the result: a tracer that loses most of its events did less
+work than the others, and the table says it is not comparable.
 """
 
 from __future__ import annotations
@@ -48,7 +59,7 @@ ROWS = (
 )
 
 
-def lab_entry() -> tuple[Callable[[bool], dict[str, Any]] | None, str]:
+def lab_entry() -> tuple[Callable[..., dict[str, Any]] | None, str]:
     """The lab's bench_guest, or None and why it is not available."""
     if not LAB.exists():
         return None, f"{LAB.relative_to(ROOT)} is missing (the kernel module's guest lab)"
@@ -71,95 +82,223 @@ def lab_entry() -> tuple[Callable[[bool], dict[str, Any]] | None, str]:
 
 
 SCRIPT = ROOT / "bench" / "guest_rounds.sh"
+PHASES = ("nginx", "micro")
+# A tracer that loses more than this share of its events did much less work
+# than the others: its row is marked as not comparable.
+DROPS_NOT_COMPARABLE_PCT = 50.0
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def _by_round(got: dict[int, float], rounds: int) -> list[float]:
+    return [got.get(r, math.nan) for r in range(1, rounds + 1)]
 
 
 def from_console(text: str, method: str = "") -> dict[str, Any]:
     """bench_guest's result from the console of a guest that ran guest_rounds.sh."""
     names = dict(ROWS)
     runs: dict[str, dict[int, float]] = {}
+    micro: dict[str, dict[int, float]] = {}
+    # phase -> key -> counter name -> round -> value
+    counts: dict[str, dict[str, dict[str, dict[int, float]]]] = {}
+    checks: dict[str, float] = {}
     why: dict[str, str] = {}
     kernel = None
     for raw in text.splitlines():
-        parts = raw.strip().split(maxsplit=4)
-        if len(parts) < 3 or parts[0] != "SYSCAP-BENCH":
+        line = raw.strip()
+        at = line.find("SYSCAP-BENCH ")  # a kernel message may share the line
+        if at < 0:
             continue
-        if parts[1] == "KERNEL":
+        parts = line[at:].split()
+        if len(parts) < 3:
+            continue
+        kind = parts[1]
+        if kind == "KERNEL":
             kernel = parts[2]
-        elif parts[1] == "RUN" and len(parts) == 5 and parts[2].isdigit():
-            try:
-                value = float(parts[4])
-            except ValueError:
-                value = math.nan
-            runs.setdefault(parts[3], {})[int(parts[2])] = value
-        elif parts[1] == "SKIP":
+        elif kind in ("RUN", "MICRO") and len(parts) == 5 and parts[2].isdigit():
+            (runs if kind == "RUN" else micro).setdefault(parts[3], {})[int(parts[2])] = \
+                _number(parts[4])
+        elif (kind == "STAT" and len(parts) >= 6 and parts[2] in PHASES
+              and parts[3].isdigit()):
+            per = counts.setdefault(parts[2], {}).setdefault(parts[4], {})
+            for word in parts[5:]:
+                name, eq, value = word.partition("=")
+                if eq:
+                    per.setdefault(name, {})[int(parts[3])] = _number(value)
+        elif kind == "CHECK" and len(parts) == 4:
+            checks[parts[2]] = _number(parts[3])
+        elif kind == "SKIP":
             why[parts[2]] = " ".join(parts[3:])
     rounds = max((r for rs in runs.values() for r in rs), default=0)
+    micro_rounds = max((r for rs in micro.values() for r in rs), default=0)
     rows = []
     for key in dict.fromkeys([*names, *runs, *why]):
         got = runs.get(key, {})
-        rows.append({"key": key, "name": names.get(key, key),
-                     "runs": [got.get(r, math.nan) for r in range(1, rounds + 1)] if got else [],
-                     "why": why.get(key, "" if got else "the guest reported no runs")})
-    return {"kernel": kernel, "method": method or "bench/guest_rounds.sh in one guest",
-            "rows": rows}
+        row: dict[str, Any] = {
+            "key": key, "name": names.get(key, key),
+            "runs": _by_round(got, rounds) if got else [],
+            "why": why.get(key, "" if got else "the guest reported no runs")}
+        if key in micro:
+            row["micro"] = _by_round(micro[key], micro_rounds)
+        row_counts = {phase: {name: _by_round(vals, rounds if phase == "nginx" else micro_rounds)
+                              for name, vals in counts[phase][key].items()}
+                      for phase in PHASES if key in counts.get(phase, {})}
+        if row_counts:
+            row["counts"] = row_counts
+        rows.append(row)
+    out: dict[str, Any] = {"kernel": kernel,
+                           "method": method or "bench/guest_rounds.sh in one guest",
+                           "rows": rows}
+    if checks:
+        out["checks"] = checks
+    return out
 
 
 def rows_from(result: dict[str, Any] | None, why: str) -> list[Row]:
+    """The requests/s rows (all four, in order), from the lab's result."""
+    return _rows(result, why, "runs")
+
+
+def micro_rows_from(result: dict[str, Any] | None, why: str) -> list[Row]:
+    """The ns per getppid rows (all four, in order), from the lab's result."""
+    return _rows(result, why, "micro")
+
+
+def _rows(result: dict[str, Any] | None, why: str, field: str) -> list[Row]:
     got = {r.get("key"): r for r in (result or {}).get("rows", [])}
     rows = []
     for key, name in ROWS:
         r = got.get(key)
         if r is None:
             rows.append(Row(key, name, why=why or "the lab returned no such row"))
-        else:
-            runs = [float(x) for x in r.get("runs", [])]
-            rows.append(Row(key, str(r.get("name") or name), runs, why=str(r.get("why", ""))))
+            continue
+        runs = [float(x) for x in r.get(field, [])]
+        row_why = str(r.get("why", ""))
+        if not row_why and not runs:
+            row_why = "the guest reported no runs"
+        rows.append(Row(key, str(r.get("name") or name), runs, why=row_why))
     return rows
 
 
-def summarise(rows: list[Row]) -> list[dict[str, Any]]:
-    base = rows[0]
-    out: list[dict[str, Any]] = []
-    for r in rows:
-        d: dict[str, Any] = {"key": r.key, "name": r.name, "status": r.status(), "why": r.why,
-                             "unit": "requests/s", "runs": r.runs}
-        est = r.estimate()
-        if est is not None:
-            d.update(est.as_json())
-            if base.ok and r is not base:
-                d["loss_pct"] = stats.loss_pct(r.runs, base.runs).as_json()
-        out.append(d)
+def counts_summary(counts: dict[str, list[float]]) -> dict[str, Any]:
+    """A tracer's own counters over one phase: totals, and drops in % of events."""
+    total = {name: sum(stats.finite(vals)) for name, vals in counts.items()}
+    out: dict[str, Any] = {name: round(v) for name, v in total.items()}
+    if "max_fill_pct" in counts:  # a fill is not summed: the highest one
+        fills = stats.finite(counts["max_fill_pct"])
+        out["max_fill_pct"] = max(fills) if fills else None
+    events, drops = total.get("events", 0.0), total.get("drops", 0.0)
+    out["drop_pct"] = round(100.0 * drops / events, 3) if events > 0 else None
+    out["rounds"] = max((len(stats.finite(v)) for v in counts.values()), default=0)
     return out
 
 
-def run(quick: bool) -> dict[str, Any]:
+def _summary(r: Row, base: Row, unit: str, cost: str) -> dict[str, Any]:
+    d: dict[str, Any] = {"key": r.key, "name": r.name, "status": r.status(), "why": r.why,
+                         "unit": unit, "runs": r.runs}
+    est = r.estimate()
+    if est is not None:
+        d.update(est.as_json())
+        if base.ok and r is not base:
+            if cost == "loss_pct":
+                d["loss_pct"] = stats.loss_pct(r.runs, base.runs).as_json()
+            else:
+                d["added_ns"] = stats.added(r.runs, base.runs).as_json()
+    return d
+
+
+def summarise(rows: list[Row], micro_rows: list[Row] | None = None,
+              counts: dict[str, dict[str, dict[str, list[float]]]] | None = None
+              ) -> list[dict[str, Any]]:
+    """Per configuration: requests/s with loss % against the guest's baseline
+    (paired per round); with micro_rows, its ns per getppid with the added ns
+    ("micro"); with counts (key -> phase -> counter -> per round), the
+    tracer's events and drops per phase ("counts")."""
+    out = [_summary(r, rows[0], "requests/s", "loss_pct") for r in rows]
+    if micro_rows is not None:
+        for d, m in zip(out, micro_rows, strict=True):
+            d["micro"] = _summary(m, micro_rows[0], "ns/getppid", "added_ns")
+    for d in out:
+        phases = (counts or {}).get(d["key"])
+        if phases:
+            d["counts"] = {phase: counts_summary(c) for phase, c in phases.items()}
+    return out
+
+
+def not_comparable(row: dict[str, Any]) -> list[str]:
+    """Phases in which this row's tracer lost most of its events."""
+    return [phase for phase, c in row.get("counts", {}).items()
+            if c.get("drop_pct") is not None and c["drop_pct"] > DROPS_NOT_COMPARABLE_PCT]
+
+
+def result(lab: dict[str, Any] | None, why: str, quick: bool) -> dict[str, Any]:
+    """The guest benchmark's result (as the other sub-benchmarks' results) from
+    the lab's dict, or from why it did not run."""
+    has_micro = any("micro" in r for r in (lab or {}).get("rows", []))
+    counts = {str(r.get("key")): r["counts"] for r in (lab or {}).get("rows", [])
+              if r.get("counts")}
+    rows = summarise(rows_from(lab, why), micro_rows_from(lab, why) if has_micro else None,
+                     counts)
+    notes = [str(n) for n in (lab or {}).get("notes", [])]
+    for r in rows:
+        for phase in not_comparable(r):
+            notes.append(f"{r['name']} lost {r['counts'][phase]['drop_pct']:.0f} % of its "
+                         f"events in the {phase} rounds: it did much less work than the "
+                         "others, its numbers are not comparable")
+        key = str(r["key"])
+        for phase, per in counts.get(key, {}).items():
+            empty = sum(1 for x in per.get("trace_bytes", []) if x == 0)
+            if empty:
+                notes.append(f"{r['name']} wrote an empty trace in {empty} {phase} rounds")
+    out: dict[str, Any] = {
+        "benchmark": "guest",
+        "method": (lab or {}).get("method", "nginx + ab inside one QEMU guest of kmod/lab"),
+        "guest_kernel": (lab or {}).get("kernel"),
+        "machine": harness.machine(),
+        "quick": quick,
+        "rows": rows,
+    }
+    if lab and lab.get("checks"):
+        out["checks"] = lab["checks"]
+    if notes:
+        out["notes"] = notes
+    return out
+
+
+def run(quick: bool, rounds: int | None = None) -> dict[str, Any]:
     entry, why = lab_entry()
-    result: dict[str, Any] | None = None
+    lab: dict[str, Any] | None = None
     if entry is not None:
         try:
-            result = entry(quick)
+            lab = entry(quick) if rounds is None else entry(quick, rounds)
         except Exception as e:  # any lab failure becomes the rows' reason
             text = str(e).strip()
             why = f"the guest lab failed: {text.splitlines()[0] if text else repr(e)}"
-    rows = rows_from(result, why)
-    return {
-        "benchmark": "guest",
-        "method": (result or {}).get("method", "nginx + ab inside one QEMU guest of kmod/lab"),
-        "guest_kernel": (result or {}).get("kernel"),
-        "machine": harness.machine(),
-        "quick": quick,
-        "rows": summarise(rows),
-    }
+    return result(lab, why, quick)
+
+
+def _drops(row: dict[str, Any], phase: str) -> str:
+    c = row.get("counts", {}).get(phase)
+    if not c or c.get("drop_pct") is None:
+        return "-"
+    return f"{c['drop_pct']:.2f} %"
 
 
 def table(result: dict[str, Any]) -> str:
     rows: list[dict[str, Any]] = result["rows"]
     m = result["machine"]
-    out = ["guest: requests/s inside one QEMU (TCG) guest; compare only within it",
+    out = ["guest: inside one QEMU (TCG) guest; compare only within it",
            f"  host {m['host']} kernel {m['kernel']}, guest kernel "
            f"{result.get('guest_kernel') or '-'}, {m['date']}",
+           f"  {result['method']}",
+           "  nginx + ab, requests/s (higher is better); drops: the tracer's lost events",
            f"  {'configuration':42} {'median':>9} {'interval':>19} {'loss %':>7} "
-           f"{'loss interval':>15}"]
+           f"{'loss interval':>15} {'drops':>9}"]
     for r in rows:
         if r["status"] != "ok":
             out.append(f"  {r['name']:42} {r['status']}: {r['why']}")
@@ -168,5 +307,27 @@ def table(result: dict[str, Any]) -> str:
         iv = f"[{r['interval'][0]:.0f}, {r['interval'][1]:.0f}]"
         liv = f"[{loss['interval'][0]:.1f}, {loss['interval'][1]:.1f}]" if loss else "-"
         out.append(f"  {r['name']:42} {r['median']:9.0f} {iv:>19} "
-                   f"{harness.fmt(loss['median'] if loss else None, 1, 7)} {liv:>15}")
+                   f"{harness.fmt(loss['median'] if loss else None, 1, 7)} {liv:>15} "
+                   f"{_drops(r, 'nginx'):>9}")
+    if any("micro" in r for r in rows):
+        out += ["  getppid, ns per call (lower is better)",
+                f"  {'configuration':42} {'median':>9} {'interval':>19} {'added ns':>9} "
+                f"{'added interval':>17} {'drops':>9}"]
+        for r in rows:
+            mr = r.get("micro", {})
+            if mr.get("status") != "ok":
+                out.append(f"  {r['name']:42} {mr.get('status', 'not run')}: "
+                           f"{mr.get('why') or 'no micro rounds'}")
+                continue
+            add = mr.get("added_ns")
+            iv = f"[{mr['interval'][0]:.0f}, {mr['interval'][1]:.0f}]"
+            aiv = f"[{add['interval'][0]:.0f}, {add['interval'][1]:.0f}]" if add else "-"
+            out.append(f"  {r['name']:42} {mr['median']:9.0f} {iv:>19} "
+                       f"{harness.fmt(add['median'] if add else None, 0, 9)} {aiv:>17} "
+                       f"{_drops(r, 'micro'):>9}")
+    checks = result.get("checks", {})
+    if "no-modules" in checks and "modules-idle" in checks:
+        out.append(f"  getppid before loading the modules {checks['no-modules']:.0f} ns, with "
+                   f"both loaded and idle {checks['modules-idle']:.0f} ns")
+    out += [f"  note: {n}" for n in result.get("notes", [])]
     return "\n".join(out)

@@ -1,8 +1,9 @@
 #!/bin/sh
 # guest_rounds.sh ROUNDS REQUESTS [CONCURRENCY]: the nginx benchmark's rounds,
 # run inside a guest (POSIX sh; busybox or Debian), for the guest rows of
-# `syscap bench guest`. The lab boots a guest holding nginx, ab and the
-# tracers, runs this script and hands the console to bench.guest.from_console.
+# `syscap bench guest`, then (with BENCH_MICRO) the getppid micro rounds. The
+# lab boots a guest holding nginx, ab and the tracers, runs this script and
+# hands the console to bench.guest.from_console.
 #
 # Tracers come from the environment, one pair per key (baseline needs none):
 #   BENCH_KEYS="baseline kmod bpf sysdig"      the rows, in order
@@ -10,11 +11,22 @@
 #                                              output redirected: the script waits
 #                                              for the command's output to end) and
 #                                              returns once it is attached
-#   BENCH_STOP_<key>="command"                 stops it
-# A key whose start command fails is reported once as skipped, with its output.
+#   BENCH_STOP_<key>="command"                 stops it; the last line of its
+#                                              output, if any, is the tracer's own
+#                                              counts as name=value words (e.g.
+#                                              "events=120 drops=0")
+# A key whose start command fails is reported once as skipped, with its output,
+# and skipped in both phases.
+# Micro phase (optional):
+#   BENCH_MICRO="command"                      prints ns per call on its last line
+#                                              (e.g. "getppid_loop 1000000"); runs
+#                                              on the last CPU, as nginx's worker
+#   BENCH_MICRO_ROUNDS=N                       its rounds (default ROUNDS)
 #
 # Output, one line per run or skip (everything else is ignored):
 #   SYSCAP-BENCH RUN <round> <key> <requests/s>
+#   SYSCAP-BENCH MICRO <round> <key> <ns per call>
+#   SYSCAP-BENCH STAT nginx|micro <round> <key> <name>=<value>...
 #   SYSCAP-BENCH SKIP <key> <why>
 #   SYSCAP-BENCH KERNEL <uname -r>
 set -u
@@ -72,32 +84,56 @@ worker=$(pgrep -P "$(cat "$dir/nginx.pid")" | head -n 1)
 [ "$cpus" -gt 1 ] && [ -n "$worker" ] && taskset -pc "$last" "$worker" >/dev/null
 
 skipped=""
-order=$keys
-r=0
-while [ "$r" -lt "$rounds" ]; do
-	r=$((r + 1))
-	for k in $order; do
-		case " $skipped " in *" $k "*) continue ;; esac
-		start=$(eval "echo \"\${BENCH_START_$k:-}\"")
-		stop=$(eval "echo \"\${BENCH_STOP_$k:-}\"")
-		if [ "$k" != baseline ] && [ -z "$start" ]; then
-			echo "SYSCAP-BENCH SKIP $k no BENCH_START_$k given"
-			skipped="$skipped $k"
-			continue
-		fi
-		if [ -n "$start" ] && ! out=$(sh -c "$start" 2>&1); then
-			echo "SYSCAP-BENCH SKIP $k start failed: $(echo "$out" | tail -n 1)"
-			skipped="$skipped $k"
-			continue
-		fi
-		rps=$(pin 0 ab -q -n "$requests" -c "$conc" "http://127.0.0.1:$port/" 2>/dev/null |
-			awk '/^Requests per second/ { print $4 }')
-		[ -n "$stop" ] && sh -c "$stop" >/dev/null 2>&1
-		echo "SYSCAP-BENCH RUN $r $k ${rps:-nan}"
+
+nginx_once() {	# requests/s of one ab run
+	pin 0 ab -q -n "$requests" -c "$conc" "http://127.0.0.1:$port/" 2>/dev/null |
+		awk '/^Requests per second/ { print $4 }'
+}
+
+micro_once() {	# ns per call of one BENCH_MICRO run
+	pin "$last" sh -c "$BENCH_MICRO" 2>/dev/null | tail -n 1
+}
+
+# phase PHASE ROUNDS MEASURE LABEL: ROUNDS rounds of every key, the order
+# rotated by one per round; MEASURE prints the value, LABEL names the line.
+phase() {
+	name=$1
+	n=$2
+	measure=$3
+	label=$4
+	order=$keys
+	r=0
+	while [ "$r" -lt "$n" ]; do
+		r=$((r + 1))
+		for k in $order; do
+			case " $skipped " in *" $k "*) continue ;; esac
+			start=$(eval "echo \"\${BENCH_START_$k:-}\"")
+			stop=$(eval "echo \"\${BENCH_STOP_$k:-}\"")
+			if [ "$k" != baseline ] && [ -z "$start" ]; then
+				echo "SYSCAP-BENCH SKIP $k no BENCH_START_$k given"
+				skipped="$skipped $k"
+				continue
+			fi
+			if [ -n "$start" ] && ! out=$(sh -c "$start" 2>&1); then
+				echo "SYSCAP-BENCH SKIP $k start failed: $(echo "$out" | tail -n 1)"
+				skipped="$skipped $k"
+				continue
+			fi
+			value=$($measure)
+			counts=""
+			[ -n "$stop" ] && counts=$(sh -c "$stop" 2>/dev/null | tail -n 1)
+			echo "SYSCAP-BENCH $label $r $k ${value:-nan}"
+			[ -n "$counts" ] && echo "SYSCAP-BENCH STAT $name $r $k $counts"
+		done
+		# rotate the order by one for the next round
+		set -- $order
+		first=$1
+		shift
+		order="$* $first"
 	done
-	# rotate the order by one for the next round
-	set -- $order
-	first=$1
-	shift
-	order="$* $first"
-done
+}
+
+phase nginx "$rounds" nginx_once RUN
+if [ -n "${BENCH_MICRO:-}" ]; then
+	phase micro "${BENCH_MICRO_ROUNDS:-$rounds}" micro_once MICRO
+fi

@@ -90,19 +90,43 @@ def throughput(result: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _drops(r: dict[str, Any], phase: str) -> str:
+    c = r.get("counts", {}).get(phase)
+    return f"{c['drop_pct']:.2f} %" if c and c.get("drop_pct") is not None else "-"
+
+
 def guest(result: dict[str, Any]) -> str:
-    out = ["| configuration (in one QEMU guest) | requests/s (median) | interval | loss % |",
-           "|---|---:|---:|---:|"]
+    out = ["| configuration (in one QEMU guest) | requests/s (median) | interval | loss % | "
+           "loss interval | drops |",
+           "|---|---:|---:|---:|---:|---:|"]
     for r in result["rows"]:
         if r["status"] != "ok":
-            out.append(_not_run(r, 4))
+            out.append(_not_run(r, 6))
             continue
         loss = r.get("loss_pct")
         out.append(f"| {r['name']} | {r['median']:.0f} | {_iv(r, 0)} | "
-                   f"{loss['median']:.1f} |" if loss else
-                   f"| {r['name']} | {r['median']:.0f} | {_iv(r, 0)} | - |")
-    return "\n".join([*out, "", f"Guest kernel {result.get('guest_kernel') or '-'}.", "",
-                      _source(result)])
+                   + (f"{loss['median']:.1f} | {_iv(loss, 1)} | " if loss else "- | - | ")
+                   + f"{_drops(r, 'nginx')} |")
+    if any("micro" in r for r in result["rows"]):
+        out += ["", "| configuration (in one QEMU guest) | ns/getppid (median) | interval | "
+                "added ns | added interval | drops |", "|---|---:|---:|---:|---:|---:|"]
+        for r in result["rows"]:
+            m = r.get("micro", {})
+            if m.get("status") != "ok":
+                out.append(_not_run({"name": r["name"], "status": m.get("status", "not run"),
+                                     "why": m.get("why") or "no micro rounds"}, 6))
+                continue
+            add = m.get("added_ns")
+            out.append(f"| {r['name']} | {m['median']:.0f} | {_iv(m, 0)} | "
+                       + (f"{add['median']:.0f} | {_iv(add, 0)} | " if add else "- | - | ")
+                       + f"{_drops(r, 'micro')} |")
+    out += ["", f"Guest kernel {result.get('guest_kernel') or '-'}; {result['method']}."]
+    checks = result.get("checks", {})
+    if "no-modules" in checks and "modules-idle" in checks:
+        out.append(f"getppid before loading the modules: {checks['no-modules']:.0f} ns; with "
+                   f"both loaded and idle: {checks['modules-idle']:.0f} ns.")
+    out += [f"Note: {n}" for n in result.get("notes", [])]
+    return "\n".join([*out, "", _source(result)])
 
 
 TABLES = {"micro": micro, "nginx": nginx, "throughput": throughput, "guest": guest}

@@ -337,3 +337,115 @@ def test_guest_console_of_guest_rounds_becomes_the_labs_result() -> None:
     # paired per round; round 3 of kmod failed and is left out
     assert out["kmod"]["loss_pct"]["median"] == pytest.approx(
         statistics.median([100 * (1 - 950 / 1000.5), 100 * (1 - 940 / 990)]), abs=0.01)
+
+
+# From a quick guest run (2 rounds, WIP tree), trimmed; a kernel message shares a line.
+GUEST_CONSOLE = """\
+SYSCAP-BENCH CHECK no-modules 400.50
+SYSCAP-BENCH CHECK modules-idle 385.58
+SYSCAP-BENCH KERNEL 6.1.0-50-cloud-amd64
+SYSCAP-BENCH RUN 1 baseline 1011.25
+SYSCAP-BENCH RUN 1 kmod 593.34
+SYSCAP-BENCH STAT nginx 1 kmod events=33458 drops=0 proc_drops=0 max_fill_pct=0.6 \
+trace_bytes=3226600
+SYSCAP-BENCH RUN 1 sysdig 724.92
+SYSCAP-BENCH STAT nginx 1 sysdig events=73478 drops=0
+SYSCAP-BENCH RUN 2 kmod 584.84
+SYSCAP-BENCH STAT nginx 2 kmod events=33470 drops=10 proc_drops=0 max_fill_pct=0.7 \
+trace_bytes=3227752
+SYSCAP-BENCH RUN 2 sysdig 731.28
+SYSCAP-BENCH STAT nginx 2 sysdig events=73811 drops=0
+SYSCAP-BENCH RUN 2 baseline 1019.18
+SYSCAP-BENCH SKIP bpf start failed: bpf ended: syscap: loading the BPF program failed
+SYSCAP-BENCH MICRO 1 baseline 396.27
+SYSCAP-BENCH MICRO 1 kmod 2201.56
+SYSCAP-BENCH STAT micro 1 kmod events=100756 drops=0 max_fill_pct=8.5 trace_bytes=9685608
+SYSCAP-BENCH MICRO 1 sysdig 3232.53
+[   31.9] scap: starting captureSYSCAP-BENCH STAT micro 1 sysdig events=208090 drops=150000
+SYSCAP-BENCH MICRO 2 kmod 2289.22
+SYSCAP-BENCH STAT micro 2 kmod events=100762 drops=0 max_fill_pct=5.0 trace_bytes=0
+SYSCAP-BENCH MICRO 2 sysdig 3329.01
+SYSCAP-BENCH STAT micro 2 sysdig events=208839 drops=160000
+SYSCAP-BENCH MICRO 2 baseline 385.61
+"""
+
+
+def test_guest_console_gives_micro_runs_and_tracer_counts_per_round() -> None:
+    res = guest.from_console(GUEST_CONSOLE)
+    rows = {r["key"]: r for r in res["rows"]}
+    assert res["checks"] == {"no-modules": 400.5, "modules-idle": 385.58}
+    assert rows["baseline"]["micro"] == [396.27, 385.61]
+    assert rows["kmod"]["micro"] == [2201.56, 2289.22]
+    assert rows["kmod"]["counts"]["nginx"]["drops"] == [0.0, 10.0]
+    assert rows["kmod"]["counts"]["micro"]["trace_bytes"] == [9685608.0, 0.0]
+    # the STAT line after a kernel message on the same console line is read
+    assert rows["sysdig"]["counts"]["micro"]["drops"] == [150000.0, 160000.0]
+    assert "counts" not in rows["baseline"]
+    assert "micro" not in rows["bpf"]
+    assert rows["bpf"]["why"] == "start failed: bpf ended: syscap: loading the BPF program failed"
+
+
+def test_guest_micro_rows_get_added_ns_paired_against_the_guest_baseline() -> None:
+    out = {r["key"]: r for r in guest.result(guest.from_console(GUEST_CONSOLE), "", False)["rows"]}
+    kmod = out["kmod"]["micro"]
+    assert kmod["unit"] == "ns/getppid"
+    assert kmod["added_ns"]["median"] == pytest.approx(
+        statistics.median([2201.56 - 396.27, 2289.22 - 385.61]), abs=0.01)
+    assert "added_ns" not in out["baseline"]["micro"]
+    assert out["bpf"]["micro"]["status"] == "not run"
+    assert out["bpf"]["micro"]["why"].startswith("start failed")
+
+
+def test_guest_drops_are_summed_per_phase_in_percent_of_events() -> None:
+    out = {r["key"]: r for r in guest.result(guest.from_console(GUEST_CONSOLE), "", False)["rows"]}
+    nginx_counts = out["kmod"]["counts"]["nginx"]
+    assert nginx_counts["events"] == 33458 + 33470 and nginx_counts["drops"] == 10
+    assert nginx_counts["drop_pct"] == pytest.approx(100 * 10 / (33458 + 33470), abs=0.001)
+    assert nginx_counts["max_fill_pct"] == 0.7  # the highest, not a sum
+    assert out["sysdig"]["counts"]["micro"]["drop_pct"] == pytest.approx(
+        100 * 310000 / (208090 + 208839), abs=0.001)
+
+
+def test_guest_notes_say_which_tracer_dropped_most_and_which_trace_was_empty() -> None:
+    res = guest.result(guest.from_console(GUEST_CONSOLE), "", False)
+    assert guest.not_comparable({"counts": {"micro": {"drop_pct": 74.4}}}) == ["micro"]
+    notes = res["notes"]
+    assert any(n.startswith("sysdig -w /dev/null, scap module (guest) lost 74 % of its events "
+                            "in the micro rounds") for n in notes)
+    assert "syscap record, kmod backend (guest) wrote an empty trace in 1 micro rounds" in notes
+    assert not any("kmod" in n and "lost" in n for n in notes)  # 0.01 % is comparable
+
+
+def test_guest_table_and_markdown_print_both_phases_with_drops() -> None:
+    from bench import markdown
+
+    res = guest.result(guest.from_console(GUEST_CONSOLE, method="m"), "", False)
+    text = guest.table(res)
+    assert "nginx + ab, requests/s" in text and "getppid, ns per call" in text
+    assert "getppid before loading the modules 400 ns, with both loaded and idle 386 ns" in text
+    kmod_lines = [ln for ln in text.splitlines() if ln.strip().startswith("syscap record, kmod")]
+    assert len(kmod_lines) == 2 and kmod_lines[0].endswith("0.01 %")
+    md = markdown.guest(res | {"rounds": 2})
+    assert "| ns/getppid (median) |" in md
+    assert "| sysdig -w /dev/null, scap module (guest) | 3281 | [3233, 3329] |" in md
+
+
+def test_guest_result_without_micro_rounds_has_no_micro_section() -> None:
+    lab = {"rows": [{"key": "baseline", "name": "b", "runs": [100.0]}]}
+    res = guest.result(lab, "", True)
+    assert all("micro" not in r for r in res["rows"])
+    assert "getppid" not in guest.table(res)
+
+
+def test_guest_rounds_reach_the_lab_only_when_given(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = tmp_path / "kmod" / "lab" / "lab.py"
+    lab.parent.mkdir(parents=True)
+    lab.write_text("def bench_guest(quick, rounds=None):\n"
+                   "    return {'rows': [{'key': 'baseline', 'name': 'b',\n"
+                   "                      'runs': [float(rounds or 0)]}]}\n")
+    monkeypatch.setattr(guest, "LAB", lab)
+    monkeypatch.setattr(guest, "ROOT", tmp_path)
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+    assert guest.run(quick=True)["rows"][0]["runs"] == [0.0]
+    assert guest.run(quick=True, rounds=7)["rows"][0]["runs"] == [7.0]
