@@ -266,13 +266,16 @@ def _none(work: Path, target: Target) -> Iterator[Proc | None]:
     yield None
 
 
-def _floor(work: Path, target: Target) -> Iterator[Proc | None]:
-    p = Proc.start(pinned([str(NATIVE / "floor_loader"), str(NATIVE / "floor.bpf.o")]),
-                   "floor_loader", ready="ready")
-    try:
-        yield p
-    finally:
-        p.stop(signal.SIGTERM)
+def _loader(obj: str) -> Callable[[Path, Target], Iterator[Proc | None]]:
+    def attach(work: Path, target: Target) -> Iterator[Proc | None]:
+        p = Proc.start(pinned([str(NATIVE / "floor_loader"), str(NATIVE / obj)]),
+                       "floor_loader", ready="ready")
+        try:
+            yield p
+        finally:
+            p.stop(signal.SIGTERM)
+
+    return attach
 
 
 # What `syscap top` runs: in-kernel filter, a snapshot every second, no file.
@@ -423,7 +426,10 @@ def all_tracers() -> list[Tracer]:
     return [
         Tracer(BASELINE, "baseline (no tracing)", lambda: None, _none),
         Tracer(FLOOR, "floor (empty tp_btf enter+exit)",
-               lambda: _root() or _native("floor_loader", "floor.bpf.o"), _floor),
+               lambda: _root() or _native("floor_loader", "floor.bpf.o"), _loader("floor.bpf.o")),
+        Tracer("record-floor", "record floor (2 clocks, 1 ring)",
+               lambda: _root() or _native("floor_loader", "floor_record.bpf.o"),
+               _loader("floor_record.bpf.o")),
         Tracer("syscap-count", "syscap count mode (top's default)", _syscap_bpf,
                _syscap_top("counts")),
         Tracer("syscap-timed", "syscap top with durations (l)", _syscap_bpf,

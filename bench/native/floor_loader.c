@@ -1,19 +1,31 @@
 /* floor_loader OBJ: attach every program of OBJ, say "ready", wait for SIGTERM
- * or SIGINT, detach. The signals are blocked before "ready" is printed and
- * taken with sigwait, so one sent right after "ready" is never lost (with a
+ * or SIGINT, detach. A ring buffer map named "records" in OBJ is emptied
+ * every 10 ms (records dropped unread), so its producer never finds it full. The signals are blocked before "ready" is printed and
+ * taken with sigtimedwait, so one sent right after "ready" is never lost (with a
  * handler and pause() it could arrive before pause() and leave the programs
  * attached for good). */
 #include <signal.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 #include <bpf/libbpf.h>
+
+static int drop(void *ctx, void *data, size_t size)
+{
+	(void)ctx;
+	(void)data;
+	(void)size;
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
 	struct bpf_object *obj;
 	struct bpf_program *prog;
+	struct bpf_map *records;
+	struct ring_buffer *rb = NULL;
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
 	sigset_t stop;
-	int sig;
 
 	if (argc != 2)
 		return 2;
@@ -32,9 +44,20 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	records = bpf_object__find_map_by_name(obj, "records");
+	if (records) {
+		rb = ring_buffer__new(bpf_map__fd(records), drop, NULL, NULL);
+		if (!rb) {
+			fprintf(stderr, "floor_loader: cannot map the records ring\n");
+			return 1;
+		}
+	}
 	printf("ready\n");
 	fflush(stdout);
-	sigwait(&stop, &sig);
+	while (sigtimedwait(&stop, NULL, &tick) < 0)
+		if (rb)
+			ring_buffer__consume(rb);
+	ring_buffer__free(rb);
 	bpf_object__close(obj);
 	return 0;
 }
