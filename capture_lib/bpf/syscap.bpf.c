@@ -196,9 +196,22 @@ static __always_inline int in_compat_syscall(struct task_struct *task)
 #endif
 }
 
-/* The syscall-set filter; id is below SYSCAP_MAX_SYSCALLS. */
+/* The current task's state if the process filters let it through. */
+static __always_inline struct task_state *traced_state(struct task_struct *task)
+{
+	struct task_state *st;
+
+	if (in_compat_syscall(task))
+		return 0;
+	st = state_of(task, task->tgid, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	return st && st->traced ? st : 0;
+}
+
+/* A syscall number in range and in the syscall-set filter. */
 static __always_inline int syscall_wanted(long id)
 {
+	if ((unsigned long)id >= SYSCAP_MAX_SYSCALLS)
+		return 0;
 	return !(filter.flags & SYSCAP_FILTER_SYSCALLS) ||
 	       (filter.syscalls[(id >> 6) & (SYSCAP_MAX_SYSCALLS / 64 - 1)] & (1ULL << (id & 63)));
 }
@@ -319,10 +332,7 @@ int BPF_PROG(sys_exit_count, struct pt_regs *regs, long ret)
 {
 	long id = syscall_nr(regs);
 	struct task_struct *task;
-	struct task_state *st;
 
-	if ((unsigned long)id >= SYSCAP_MAX_SYSCALLS)
-		return 0;
 	if (!syscall_wanted(id))
 		return 0;
 	if ((filter.flags & SYSCAP_FILTER_FAILED) && !syscap_is_error(ret))
@@ -330,30 +340,20 @@ int BPF_PROG(sys_exit_count, struct pt_regs *regs, long ret)
 	if (ret == 0 && (id == nr_clone || id == nr_clone3 || id == nr_fork || id == nr_vfork))
 		return 0;	/* the child's return: the parent's call counts */
 	task = bpf_get_current_task_btf();
-	if (in_compat_syscall(task))
-		return 0;
-	st = state_of(task, task->tgid, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!st || !st->traced)
-		return 0;
-	count_syscall(task->tgid, id, ret);
+	if (traced_state(task))
+		count_syscall(task->tgid, id, ret);
 	return 0;
 }
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
-	struct task_struct *task;
 	struct task_state *st;
 
-	if ((unsigned long)id >= SYSCAP_MAX_SYSCALLS)
-		return 0;
 	if (!syscall_wanted(id))
 		return 0;
-	task = bpf_get_current_task_btf();
-	if (in_compat_syscall(task))
-		return 0;
-	st = state_of(task, task->tgid, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!st || !st->traced)
+	st = traced_state(bpf_get_current_task_btf());
+	if (!st)
 		return 0;
 	st->nr = id;
 	st->pending = 1;
