@@ -21,6 +21,8 @@ from capture_lib.errors import CaptureError, UsageError
 from capture_lib.live import Session, Totals
 from capture_lib.snapshot import Filter
 
+POLL_S = 0.05  # how often the command, the deadline and the trace writer are checked
+
 
 @dataclass(frozen=True, slots=True)
 class RecordResult:
@@ -135,22 +137,21 @@ def record(
             on_started()
         deadline = time.monotonic() + duration if duration else None
         try:
+            # Polled, not blocked in waitpid() or pause(): a trace that can no
+            # longer be written (disk full) ends the recording within POLL_S.
             while True:
                 if child:
-                    pid, st = os.waitpid(child, os.WNOHANG if deadline else 0)
+                    pid, st = os.waitpid(child, os.WNOHANG)
                     if pid:
                         status = _exit_status(st)
                         child = 0
                         break
                 if session.error:
                     raise CaptureError(session.error)
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    time.sleep(min(left, 0.05))
-                elif not child:
-                    signal.pause()
+                left = POLL_S if deadline is None else deadline - time.monotonic()
+                if left <= 0:
+                    break
+                time.sleep(min(left, POLL_S))
         except _Stop as stop:
             if child:  # pass the stop on to the command, then wait for it
                 try:

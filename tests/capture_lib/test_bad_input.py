@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,35 @@ def test_info_lists_the_syscall_table() -> None:
     proc = syscap("info", "--syscalls")
     lines = proc.stdout.splitlines()
     assert any(line.split()[1:] == ["getppid", "process"] for line in lines if line.split())
+
+
+@pytest.mark.usefixtures("bpf_ready")
+@pytest.mark.parametrize("scope", ["-a", "--"])
+def test_a_full_disk_ends_the_recording_at_once_with_one_line(tmp_path: Path, flood: Path,
+                                                              scope: str) -> None:
+    """A trace that can no longer be written stops the recorder within a poll,
+    not when the command ends or a signal comes, and says why."""
+    disk = tmp_path / "small"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], check=True)
+    load = None
+    try:
+        args = ["record", "-o", str(disk / "t.trace")]
+        if scope == "-a":
+            load = subprocess.Popen([str(flood), "1", "400000000"])
+            args.append("-a")
+        else:
+            args += ["--", str(flood), "1", "400000000"]  # about a minute of getppid
+        t0 = time.monotonic()
+        proc = syscap(*args, check=False, timeout=120)
+        took = time.monotonic() - t0
+    finally:
+        if load is not None:
+            load.kill()
+            load.wait()
+        subprocess.run(["umount", str(disk)], check=True)
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("syscap: ") and
+            "recording to" not in ln and "stopping" not in ln]
+    assert proc.returncode != 0
+    assert line and "No space left on device" in line[0], proc.stderr
+    assert took < 30, f"the recorder noticed the full disk only after {took:.0f} s"
