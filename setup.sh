@@ -31,7 +31,7 @@ APT_PACKAGES=(
 )
 # What the tests drive: oracles and peers, a terminal, a real Prometheus.
 TEST_PACKAGES=(
-	strace tmux bpftrace prometheus nginx apache2-utils linux-perf qemu-system-x86
+	strace tmux bpftrace prometheus nginx apache2-utils linux-perf qemu-system-x86 debootstrap
 )
 [ "$for_tests" = 1 ] && APT_PACKAGES+=("${TEST_PACKAGES[@]}")
 missing=()

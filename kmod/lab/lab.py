@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import dataclasses
 import fcntl
+import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -489,6 +492,14 @@ def qemu_command(tree: KernelTree, initrd: Path) -> list[str]:
             "-append", "console=ttyS0 panic=-1 loglevel=5"]  # fmt: skip
 
 
+def die_with_parent() -> None:
+    """Run in the guest's QEMU before exec: the kernel kills it when the lab
+    process ends, so a test runner's timeout does not leave a guest running
+    (and holding a CPU) after the lock is gone."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 @contextlib.contextmanager
 def lab_lock() -> Iterator[None]:
     """One lab run at a time per cache: concurrent runs (two pytest sessions
@@ -559,6 +570,7 @@ def _run_guest(
                 stderr=subprocess.STDOUT,
                 timeout=timeout,
                 check=False,
+                preexec_fn=die_with_parent,
             )
         except subprocess.TimeoutExpired:
             log(f"{kid}: guest did not finish in {timeout:.0f} s")
@@ -615,15 +627,417 @@ def wrap_host_tools(root: Path, apt: PrivateApt) -> None:
     log(f"{kbuild.name}: its tools run with the glibc unpacked in {libs}")
 
 
+# ---------------------------------------------------------------- guest benchmark
+#
+# One boot of 6.1-amd64 with a full Debian rootfs (debootstrap) measures nginx
+# + ab and a getppid loop for: no tracing, syscap's kmod backend, syscap's eBPF
+# backend and sysdig with its scap module (bench/guest.py has the contract).
+# The rootfs image is built once and reused; what changes between runs (the
+# module, the recorder, the scripts) goes on a second, small disk.
+
+BENCH_KERNEL = "6.1-amd64"
+# minbase has no ip(8), pgrep or libbpf; sysdig's Recommends (the dkms
+# package, hence a compiler) are left out: its module is built here.
+BENCH_PACKAGES = ("nginx", "apache2-utils", "sysdig", "kmod", "procps", "iproute2",
+                  "libbpf1", "libelf1", "zlib1g")
+# Measured: debootstrap fetches 48 MB of .debs (145 packages); the 6.1 kernel
+# (image, headers, kbuild) adds 39 MB where the lab has not fetched it yet.
+DEBOOTSTRAP_MB = 50
+BENCH_DOWNLOAD_MB = DEBOOTSTRAP_MB + 40
+GUEST_DIR = LAB / "guest"
+# PID 1 of the bench image: everything else comes from the bench disk (the
+# second namespace of the one NVMe controller: names are stable).
+BENCH_STUB = """#!/bin/sh
+# PID 1 of the syscap bench image (written by kmod/lab/lab.py): mount the
+# bench disk and hand over to its init.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /bench
+if mount -t ext4 /dev/nvme0n2 /bench && [ -x /bench/init ]; then
+	exec /bench/init
+fi
+echo "SYSCAP-BENCH-LAB FAIL the bench disk did not mount"
+echo o > /proc/sysrq-trigger
+"""
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:10]
+
+
+def guest_dir() -> Path:
+    return cache_dir() / "guest"
+
+
+def bench_rootfs(suite: str = "bookworm") -> Path:
+    """A debootstrapped Debian with BENCH_PACKAGES, made once (downloads)."""
+    root = guest_dir() / f"rootfs-{suite}-{_digest(*BENCH_PACKAGES)}"
+    done = root / ".debootstrapped"
+    if done.exists():
+        return root
+    if root.exists():
+        shutil.rmtree(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    log(f"debootstrap {suite} into {root} (downloads about {DEBOOTSTRAP_MB} MB)")
+    run(["debootstrap", "--variant=minbase", f"--include={','.join(BENCH_PACKAGES)}",
+         suite, str(root), MIRROR], timeout=3600)  # fmt: skip
+    for deb in (root / "var" / "cache" / "apt" / "archives").glob("*.deb"):
+        deb.unlink()
+    done.touch()
+    return root
+
+
+def _image_name(abi: str) -> str:
+    return f"bench-{abi}-{_digest(*BENCH_PACKAGES, BENCH_STUB)}.img"
+
+
+def bench_image(tree: KernelTree) -> Path:
+    """The rootfs as an ext4 image with the kernel's modules and the stub."""
+    img = guest_dir() / _image_name(tree.abi)
+    if img.exists():
+        return img
+    root = bench_rootfs(tree.kernel.suite)
+    mods = root / "lib" / "modules" / tree.release
+    if mods.exists():
+        shutil.rmtree(mods)
+    shutil.copytree(tree.root / "lib" / "modules" / tree.release, mods, symlinks=True)
+    stub = root / "sbin" / "syscap-bench-init"
+    stub.write_text(BENCH_STUB)
+    stub.chmod(0o755)
+    used = sum(f.lstat().st_size for f in root.rglob("*") if not f.is_symlink())
+    size_mb = (int(used * 1.3) >> 20) + 256
+    tmp = img.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    log(f"writing {img.name} ({size_mb} MB)")
+    run(["mke2fs", "-q", "-t", "ext4", "-L", "syscap-bench", "-d", str(root), str(tmp),
+         f"{size_mb}M"], timeout=1800)  # fmt: skip
+    tmp.replace(img)
+    return img
+
+
+def build_scap(tree: KernelTree) -> Path:
+    """sysdig's scap.ko for this kernel, from Debian's falcosecurity-scap-dkms
+    source, built with kbuild against the lab's headers (once per kernel)."""
+    apt = PrivateApt(tree.kernel.suite, tree.kernel.arch)
+    apt.update()
+    deb = apt.download("falcosecurity-scap-dkms", cache_dir() / "debs")
+    out = guest_dir() / f"scap-{tree.abi}"
+    ko = out / "scap.ko"
+    stamp = out / ".source"
+    if ko.exists() and stamp.exists() and stamp.read_text() == deb.name:
+        return ko
+    if out.exists():
+        shutil.rmtree(out)
+    unpacked = out / "deb"
+    unpacked.mkdir(parents=True)
+    run(["dpkg-deb", "-x", str(deb), str(unpacked)])
+    src = next((unpacked / "usr" / "src").glob("scap-*"))
+    cmd = ["make", "-C", str(tree.headers), f"M={src}", "modules",
+           "CONFIG_DEBUG_INFO_BTF_MODULES=", *compiler(tree)[0]]  # fmt: skip
+    (out / "build.log").write_text(run(cmd, timeout=900))
+    shutil.copy(src / "scap.ko", ko)
+    stamp.write_text(deb.name)
+    return ko
+
+
+def built_bench_image() -> tuple[KernelTree, Path] | None:
+    """The newest bench image already built (and its kernel), without network."""
+    kernel = KERNELS[BENCH_KERNEL]
+    suffix = "-" + _image_name("").split("-", 2)[2]  # "-<digest>.img"
+    found = []
+    for img in guest_dir().glob("bench-*.img"):
+        if not img.name.endswith(suffix):
+            continue
+        abi = img.name[len("bench-"):-len(suffix)]
+        root = cache_dir() / "kernels" / f"{kernel.kid}-{abi}"
+        if (root / ".unpacked").exists():
+            found.append((img.stat().st_mtime, KernelTree(kernel, abi, root), img))
+    if not found:
+        return None
+    _, tree, img = max(found, key=lambda t: t[0])
+    return tree, img
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BenchPlan:
+    """How much one guest benchmark does."""
+
+    rounds: int  # interleaved nginx rounds, then as many micro rounds
+    requests: int  # ab -n per run
+    calls: int  # getppid calls per micro run
+
+    @classmethod
+    def of(cls, quick: bool, rounds: int | None = None) -> BenchPlan:
+        if quick:
+            return cls(rounds or 2, 1000, 100_000)
+        return cls(rounds or 10, 6_000, 1_000_000)
+
+
+BENCH_KEYS = ("baseline", "kmod", "bpf", "sysdig")
+
+
+def syscall_names() -> bytes:
+    """The trace header's name table (as capture_lib.live.names_blob())."""
+    sys.path.insert(0, str(REPO))
+    from capture_lib.syscall_tables import TABLES
+
+    header = (INCLUDE / "syscap_record.h").read_text()
+    m = re.search(r"#define SYSCAP_MAX_SYSCALLS\s+(\d+)", header)
+    n = int(m.group(1)) if m else 512
+    table = TABLES["x86_64"]
+    return b"".join(table.get(nr, "").encode() + b"\0" for nr in range(n))
+
+
+def build_recorder(tree: KernelTree) -> tuple[dict[str, Path], str]:
+    """guest_record (with capture_lib built in the lab's own directory) and
+    getppid_loop; what failed, if anything, in one line."""
+    out = build_dir(tree) / "native"
+    cmd = ["make", "-s", "-C", str(REPO / "bench" / "native"), f"B={out}",
+           f"LIBBUILD={build_dir(tree) / 'capture_lib'}"]  # fmt: skip
+    bins = {}
+    for name in ("getppid_loop", "guest_record"):
+        try:
+            run([*cmd, str(out / name)], timeout=900)
+            bins[name] = out / name
+        except LabError as e:
+            lines = [ln for ln in str(e).splitlines() if ln.strip()]
+            err = next((ln for ln in lines if "error" in ln), lines[-1])
+            return bins, f"building {name} failed: {err.strip()}"
+    return bins, ""
+
+
+def bench_init(plan: BenchPlan, keys: list[str]) -> str:
+    """/bench/init: mounts, both modules, the rounds, the logs, power off."""
+    env = {"BENCH_KEYS": " ".join(keys),
+           "BENCH_MICRO": f"/bench/getppid_loop {plan.calls}",
+           "BENCH_MICRO_ROUNDS": str(plan.rounds)}  # fmt: skip
+    loop = f"taskset -c $last /bench/getppid_loop {plan.calls}"
+    for k in keys[1:]:
+        env[f"BENCH_START_{k}"] = f"/bench/bench_tracer.sh start {k}"
+        env[f"BENCH_STOP_{k}"] = f"/bench/bench_tracer.sh stop {k}"
+    lines = [
+        "#!/bin/sh",
+        "# PID 1's script for one guest benchmark (written by kmod/lab/lab.py)",
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+        "export PATH",
+        "mount -t tmpfs tmpfs /tmp",
+        "mount -t tracefs nodev /sys/kernel/tracing",
+        "mount -t debugfs nodev /sys/kernel/debug",
+        "mount -t bpf bpf /sys/fs/bpf",
+        "ip link set lo up",
+        "ulimit -n 65536",  # nginx's worker_connections 4096
+        "mkdir -p /bench/work /var/log/nginx",
+        "last=$(($(nproc) - 1))",
+        'echo "SYSCAP-BENCH-LAB BEGIN $(uname -r) cpus=$(nproc)"',
+        'echo "SYSCAP-BENCH-LAB meltdown: $(cat /sys/devices/system/cpu/vulnerabilities/meltdown)"',
+        # loaded but idle, the modules must cost nothing: both register
+        # their probes only when a capture starts
+        f'echo "SYSCAP-BENCH CHECK no-modules $({loop})"',
+    ]
+    for k, ko in (("kmod", "syscap.ko"), ("sysdig", "scap.ko")):
+        if k in keys:
+            lines.append(f"insmod /bench/{ko} 2>/tmp/insmod.err || "
+                         f'echo "SYSCAP-BENCH SKIP {k} insmod {ko} failed: $(cat /tmp/insmod.err)"')
+    lines += [
+        f'echo "SYSCAP-BENCH CHECK modules-idle $({loop})"',
+        *(f"export {k}='{v}'" for k, v in env.items()),
+        f"sh /bench/guest_rounds.sh {plan.rounds} {plan.requests}",
+        'echo "SYSCAP-BENCH-LOG BEGIN"; cat /tmp/bench-tracers.log; echo "SYSCAP-BENCH-LOG END"',
+        'echo "SYSCAP-DMESG bench BEGIN"; dmesg --color=never; echo "SYSCAP-DMESG bench END"',
+        'echo "SYSCAP-BENCH-LAB END uptime $(cut -d" " -f1 /proc/uptime)"',
+        "sync",
+        "echo o > /proc/sysrq-trigger",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def bench_qemu(tree: KernelTree, root_img: Path, disk: Path) -> list[str]:
+    return ["qemu-system-x86_64", "-accel", "tcg,thread=single", "-cpu", "max",
+            "-m", "2048", "-smp", "2", "-nographic", "-no-reboot", "-nic", "none",
+            "-kernel", str(tree.image),
+            "-append", "console=ttyS0 root=/dev/nvme0n1 rw rootwait "
+                       "init=/sbin/syscap-bench-init panic=-1 loglevel=4",
+            "-drive", f"file={root_img},if=none,id=root,format=raw,snapshot=on",
+            "-drive", f"file={disk},if=none,id=bench,format=raw",
+            "-device", "nvme,id=nvme0,serial=syscap-bench",
+            "-device", "nvme-ns,drive=root,bus=nvme0,nsid=1",
+            "-device", "nvme-ns,drive=bench,bus=nvme0,nsid=2"]  # fmt: skip
+
+
+def bench_guest(quick: bool, rounds: int | None = None) -> dict[str, object]:
+    """The guest rows of `syscap bench` (contract: bench/guest.py): one boot
+    of 6.1-amd64 with nginx, ab, syscap (kmod and eBPF) and sysdig."""
+    with lab_lock():
+        return _bench_guest(BenchPlan.of(quick, rounds), quick)
+
+
+def _bench_guest(plan: BenchPlan, quick: bool) -> dict[str, object]:
+    t0 = time.monotonic()
+    if quick:
+        built = built_bench_image()
+        if built is None:
+            raise LabError(
+                "the guest image is not built: run `python3 kmod/lab/lab.py bench` once "
+                f"(downloads about {BENCH_DOWNLOAD_MB} MB, a few minutes)")
+        tree, root_img = built
+    else:
+        tree = fetch(KERNELS[BENCH_KERNEL])
+        root_img = bench_image(tree)
+    why: dict[str, str] = {}
+    scap = guest_dir() / f"scap-{tree.abi}" / "scap.ko"
+    if not quick:
+        try:
+            scap = build_scap(tree)
+        except LabError as e:
+            why["sysdig"] = f"scap.ko did not build: {str(e).splitlines()[0]}"
+    elif not scap.exists():
+        why["sysdig"] = "scap.ko is not built: run `python3 kmod/lab/lab.py bench` once"
+    bdir = build_dir(tree)
+    bdir.mkdir(parents=True, exist_ok=True)
+    ko: Path | None = None
+    try:
+        ko, _ = build_module(tree)
+    except LabError as e:
+        why["kmod"] = f"syscap.ko did not build: {str(e).splitlines()[0]}"
+    bins, failed = build_recorder(tree)
+    if "getppid_loop" not in bins:
+        raise LabError(failed)
+    if failed:
+        why.setdefault("kmod", failed)
+        why["bpf"] = failed
+    keys = [k for k in BENCH_KEYS if k not in why]
+    log(f"image, module, recorder ready in {time.monotonic() - t0:.0f} s")
+
+    stage = bdir / "bench-disk"
+    if stage.exists():
+        shutil.rmtree(stage)
+    (stage / "work").mkdir(parents=True)
+    files = {"guest_rounds.sh": REPO / "bench" / "guest_rounds.sh",
+             "bench_tracer.sh": GUEST_DIR / "bench_tracer.sh", **bins}
+    if ko is not None and "kmod" in keys:
+        files["syscap.ko"] = ko
+    if "sysdig" in keys:
+        files["scap.ko"] = scap
+    for name, src in files.items():
+        shutil.copy(src, stage / name)
+    (stage / "syscall_names").write_bytes(syscall_names())
+    (stage / "init").write_text(bench_init(plan, keys))
+    (stage / "init").chmod(0o755)
+    disk = bdir / "bench-disk.img"
+    disk.unlink(missing_ok=True)
+    run(["mke2fs", "-q", "-t", "ext4", "-L", "syscap-disk", "-d", str(stage), str(disk), "1G"])
+
+    console = bdir / "bench-console.log"
+    qemu = bench_qemu(tree, root_img, disk)
+    if not shutil.which(qemu[0]):
+        raise LabError(f"{qemu[0]} not found: apt-get install qemu-system-x86")
+    log(f"booting {tree.release} for the benchmark: {plan.rounds} rounds x {len(keys)} "
+        f"configurations ({', '.join(keys)})")
+    timeout = 300 + plan.rounds * len(keys) * 120
+    text = _boot_and_watch(qemu, console, timeout)
+
+    sys.path.insert(0, str(REPO))
+    from bench.guest import from_console
+
+    res = from_console(text, method=bench_method(plan, tree))
+    rows: list[dict[str, object]] = res["rows"]
+    for row in rows:
+        if row["key"] in why:
+            row["why"] = why[str(row["key"])]
+    if "SYSCAP-BENCH-LAB END" not in text:
+        res.setdefault("notes", []).append(
+            f"the guest did not finish (console: {console})")
+    _, dmesg, _ = parse_console(text)
+    bad = [ln for ln in dmesg.get("bench", "").splitlines() if DMESG_BAD.search(ln)]
+    if bad:
+        res.setdefault("notes", []).append(f"kernel problems in the guest: {bad[0]}")
+    res["console"] = str(console)
+    res["seconds"] = round(time.monotonic() - t0, 1)
+    return res
+
+
+def bench_method(plan: BenchPlan, tree: KernelTree) -> str:
+    try:
+        rev = run(["git", "-C", str(REPO), "describe", "--always", "--dirty"]).strip()
+    except LabError:
+        rev = "?"
+    return (f"one QEMU TCG guest ({tree.release}, 2 vCPUs on one host thread): nginx (1 worker, "
+            f"last vCPU) + ab -n {plan.requests} -c 50 (vCPU 0), then getppid x {plan.calls} "
+            f"on the last vCPU; {plan.rounds} interleaved rounds each; tracers on vCPU 0, "
+            f"syscap recording every process to a file on the guest's ext4 disk, sysdig "
+            f"writing to /dev/null; syscap at {rev}")
+
+
+def _boot_and_watch(qemu: list[str], console: Path, timeout: float) -> str:
+    """Run the guest, console to a file; SYSCAP-BENCH lines are logged as they come."""
+    deadline = time.monotonic() + timeout
+    with console.open("wb") as out, subprocess.Popen(
+        qemu, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,
+    ) as p:
+        assert p.stdout is not None
+        os.set_blocking(p.stdout.fileno(), False)
+        pending = b""
+        while True:
+            chunk = p.stdout.read(65536)
+            if chunk:
+                out.write(chunk)
+                out.flush()
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for ln in lines:
+                    text = ln.decode(errors="replace").strip()
+                    if "SYSCAP-BENCH " in text or "SYSCAP-BENCH-LAB" in text:
+                        log(text[text.index("SYSCAP-BENCH"):])
+            elif p.poll() is not None:
+                break
+            else:
+                time.sleep(0.2)
+            if time.monotonic() > deadline:
+                log(f"the guest did not finish in {timeout:.0f} s: stopping it")
+                p.kill()
+                break
+        p.wait()
+    return console.read_bytes().decode(errors="replace")
+
+
+def bench_main(quick: bool, rounds: int | None) -> int:
+    """`lab.py bench`: run the guest benchmark and print bench's table."""
+    if rounds is not None and not 1 <= rounds <= 1000:
+        raise SystemExit(f"--rounds {rounds}: give 1 to 1000 rounds")
+    try:
+        res = bench_guest(quick, rounds)
+    except LabError as e:
+        print(f"lab: {e}", file=sys.stderr)
+        return 1
+    sys.path.insert(0, str(REPO))
+    from bench import guest
+
+    print(guest.table(guest.result(res, "", quick)))
+    print(f"({res['seconds']:.0f} s; console: {res['console']})")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("step", choices=["fetch", "run"])
-    ap.add_argument("kernels", nargs="+", choices=[*KERNELS, "all"])
+    ap.add_argument("step", choices=["fetch", "run", "bench"])
+    ap.add_argument("kernels", nargs="*", metavar="KERNEL",
+                    help=f"fetch and run: {', '.join(KERNELS)} or all (bench boots "
+                         f"{BENCH_KERNEL})")
     ap.add_argument("--cycles", type=int, default=1000, help="module load/unload cycles")
     ap.add_argument("--fuzz", type=int, default=100000, help="fuzzed ioctls")
     ap.add_argument("--only", help="comma-separated guest tests to run")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds for one boot")
+    ap.add_argument("--quick", action="store_true", help="bench: 2 short rounds")
+    ap.add_argument("--rounds", type=int, help="bench: interleaved rounds (default 10)")
     a = ap.parse_args()
+    if a.step == "bench":
+        return bench_main(a.quick, a.rounds)
+    if not a.kernels or not set(a.kernels) <= {*KERNELS, "all"}:
+        ap.error(f"{a.step}: name the kernels ({', '.join(KERNELS)} or all)")
     kids = list(KERNELS) if "all" in a.kernels else a.kernels
     failed = 0
     for kid in kids:

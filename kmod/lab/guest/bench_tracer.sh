@@ -1,0 +1,110 @@
+#!/bin/sh
+# bench_tracer.sh start|stop kmod|bpf|sysdig: the tracers of the guest
+# benchmark (kmod/lab/lab.py bench), as bench/guest_rounds.sh's
+# BENCH_START_<key> / BENCH_STOP_<key> commands. Runs in the bench guest, with
+# the bench disk at /bench.
+#
+# start: the tracer in the background on CPU 0 (ab's CPU; nginx's worker and
+#        the micro loop run on the last CPU), returns once it is attached,
+#        fails with its last output line if it does not attach in 120 s.
+#   kmod, bpf  /bench/guest_record --backend KEY: syscap recording every
+#              process to /bench/work/KEY.trace; attached once it says
+#              "recording to"
+#   sysdig     sysdig -v -w /dev/null (its scap module, loaded at boot, only
+#              registers its probes when sysdig opens /dev/scap*); attached
+#              once it holds one /dev/scap* per CPU, plus a second for its
+#              capture to start
+# stop:  SIGINT, wait for the tracer to end, print its own counters as
+#        "events=N drops=N" (and the trace size for syscap); the trace is
+#        then deleted. Every tracer's output goes to /tmp/bench-tracers.log.
+set -u
+action=${1:?start or stop}
+key=${2:?kmod, bpf or sysdig}
+state=/tmp/bench-tracer-$key
+trace=/bench/work/$key.trace
+cpus=$(nproc)
+
+alive() {	# alive PID: running (a zombie counts as ended)
+	[ -r "/proc/$1/stat" ] || return 1
+	st=$(sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f1)
+	[ "$st" != Z ]
+}
+
+scap_fds() {	# open /dev/scap* of PID
+	n=0
+	for fd in /proc/"$1"/fd/*; do
+		case $(readlink "$fd" 2>/dev/null) in /dev/scap*) n=$((n + 1)) ;; esac
+	done
+	echo "$n"
+}
+
+case $action in
+start)
+	rm -f "$trace" "$state.log"
+	case $key in
+	kmod | bpf)
+		taskset -c 0 /bench/guest_record --backend "$key" --names /bench/syscall_names \
+			-o "$trace" >"$state.log" 2>&1 &
+		;;
+	sysdig)
+		taskset -c 0 sysdig -v -w /dev/null >"$state.log" 2>&1 &
+		;;
+	*)
+		echo "unknown tracer $key"
+		exit 2
+		;;
+	esac
+	pid=$!
+	echo "$pid" >"$state.pid"
+	i=0
+	while [ "$i" -lt 1200 ]; do
+		if ! alive "$pid"; then
+			echo "$key ended: $(tail -n 1 "$state.log")"
+			exit 1
+		fi
+		case $key in
+		sysdig)
+			if [ "$(scap_fds "$pid")" -ge "$cpus" ]; then
+				sleep 1
+				exit 0
+			fi
+			;;
+		*)
+			grep -q "recording to" "$state.log" && exit 0
+			;;
+		esac
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo "$key did not attach in 120 s: $(tail -n 1 "$state.log")"
+	kill -9 "$pid"
+	exit 1
+	;;
+stop)
+	pid=$(cat "$state.pid")
+	kill -INT "$pid"
+	i=0
+	while alive "$pid" && [ "$i" -lt 1200 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if alive "$pid"; then
+		kill -9 "$pid"
+		echo "$key did not stop in 120 s" >&2
+	fi
+	case $key in
+	sysdig)
+		awk -F: '/^Driver Events:/ { e = $2 } /^Driver Drops:/ { d = $2 }
+			END { if (e != "") print "events=" e " drops=" d }' "$state.log"
+		;;
+	*)
+		size=$(stat -c %s "$trace" 2>/dev/null || echo 0)
+		awk -v size="$size" '$2 == "events" {
+			print "events=" $3 " drops=" $5 " proc_drops=" $9 " missed=" $11 \
+				" max_fill_pct=" $15 " trace_bytes=" size }' "$state.log"
+		;;
+	esac
+	{ echo "== $key"; cat "$state.log"; } >>/tmp/bench-tracers.log
+	rm -f "$trace" "$state.pid"
+	;;
+esac
