@@ -84,8 +84,10 @@ def lab_entry() -> tuple[Callable[..., dict[str, Any]] | None, str]:
 SCRIPT = ROOT / "bench" / "guest_rounds.sh"
 PHASES = ("nginx", "micro")
 # A tracer that loses more than this share of its events did much less work
-# than the others: its row is marked as not comparable.
+# than the others: its row is marked as not comparable; from DROPS_NOTE_PCT
+# on, a note says its cost is for recording only part of the load.
 DROPS_NOT_COMPARABLE_PCT = 50.0
+DROPS_NOTE_PCT = 1.0
 
 
 def _number(text: str) -> float:
@@ -108,6 +110,7 @@ def from_console(text: str, method: str = "") -> dict[str, Any]:
     counts: dict[str, dict[str, dict[str, dict[int, float]]]] = {}
     checks: dict[str, float] = {}
     why: dict[str, str] = {}
+    notes: list[str] = []
     kernel = None
     for raw in text.splitlines():
         line = raw.strip()
@@ -130,6 +133,9 @@ def from_console(text: str, method: str = "") -> dict[str, Any]:
                 name, eq, value = word.partition("=")
                 if eq:
                     per.setdefault(name, {})[int(parts[3])] = _number(value)
+        elif kind == "FAIL" and len(parts) >= 5 and parts[2] in PHASES and parts[3].isdigit():
+            notes.append(f"{names.get(parts[4], parts[4])}: {parts[2]} round {parts[3]} failed"
+                         f" ({' '.join(parts[5:]) or 'no reason given'}); left out of its pairs")
         elif kind == "CHECK" and len(parts) == 4:
             checks[parts[2]] = _number(parts[3])
         elif kind == "SKIP":
@@ -156,6 +162,8 @@ def from_console(text: str, method: str = "") -> dict[str, Any]:
                            "rows": rows}
     if checks:
         out["checks"] = checks
+    if notes:
+        out["notes"] = notes
     return out
 
 
@@ -246,10 +254,17 @@ def result(lab: dict[str, Any] | None, why: str, quick: bool) -> dict[str, Any]:
                      counts)
     notes = [str(n) for n in (lab or {}).get("notes", [])]
     for r in rows:
-        for phase in not_comparable(r):
-            notes.append(f"{r['name']} lost {r['counts'][phase]['drop_pct']:.0f} % of its "
-                         f"events in the {phase} rounds: it did much less work than the "
-                         "others, its numbers are not comparable")
+        for phase, c in r.get("counts", {}).items():
+            pct = c.get("drop_pct")
+            if pct is None or pct < DROPS_NOTE_PCT:
+                continue
+            if phase in not_comparable(r):
+                notes.append(f"{r['name']} lost {pct:.0f} % of its events in the {phase} "
+                             "rounds: it did much less work than the others, its numbers are "
+                             "not comparable")
+            else:
+                notes.append(f"{r['name']} lost {pct:.0f} % of its events in the {phase} "
+                             "rounds: its cost there is for recording the rest")
         key = str(r["key"])
         for phase, per in counts.get(key, {}).items():
             empty = sum(1 for x in per.get("trace_bytes", []) if x == 0)

@@ -27,6 +27,7 @@
 #   SYSCAP-BENCH RUN <round> <key> <requests/s>
 #   SYSCAP-BENCH MICRO <round> <key> <ns per call>
 #   SYSCAP-BENCH STAT nginx|micro <round> <key> <name>=<value>...
+#   SYSCAP-BENCH FAIL nginx|micro <round> <key> <why>   (that run's value is nan)
 #   SYSCAP-BENCH SKIP <key> <why>
 #   SYSCAP-BENCH KERNEL <uname -r>
 set -u
@@ -85,13 +86,23 @@ worker=$(pgrep -P "$(cat "$dir/nginx.pid")" | head -n 1)
 
 skipped=""
 
-nginx_once() {	# requests/s of one ab run
-	pin 0 ab -q -n "$requests" -c "$conc" "http://127.0.0.1:$port/" 2>/dev/null |
-		awk '/^Requests per second/ { print $4 }'
+# A measure prints its value, or nothing and why into $dir/why.
+nginx_once() {	# requests/s of one ab run; over 1 % failed or non-2xx: failed (as bench/nginx.py)
+	pin 0 ab -q -r -s 30 -n "$requests" -c "$conc" "http://127.0.0.1:$port/" \
+		>"$dir/ab.out" 2>"$dir/ab.err"
+	awk -v n="$requests" -v why="$dir/why" '
+		/^Requests per second/ { rps = $4 }
+		/^Failed requests/ || /^Non-2xx responses/ { bad += $3 }
+		END {
+			if (rps == "") exit
+			if (bad > n / 100) { print "ab: " bad " of " n " requests failed" > why; exit }
+			print rps
+		}' "$dir/ab.out"
+	[ -s "$dir/why" ] || tail -n 1 "$dir/ab.err" >"$dir/why"
 }
 
 micro_once() {	# ns per call of one BENCH_MICRO run
-	pin "$last" sh -c "$BENCH_MICRO" 2>/dev/null | tail -n 1
+	pin "$last" sh -c "$BENCH_MICRO" 2>"$dir/why" | tail -n 1
 }
 
 # phase PHASE ROUNDS MEASURE LABEL: ROUNDS rounds of every key, the order
@@ -119,10 +130,12 @@ phase() {
 				skipped="$skipped $k"
 				continue
 			fi
+			: >"$dir/why"
 			value=$($measure)
 			counts=""
 			[ -n "$stop" ] && counts=$(sh -c "$stop" 2>/dev/null | tail -n 1)
 			echo "SYSCAP-BENCH $label $r $k ${value:-nan}"
+			[ -z "$value" ] && echo "SYSCAP-BENCH FAIL $name $r $k $(tail -n 1 "$dir/why")"
 			[ -n "$counts" ] && echo "SYSCAP-BENCH STAT $name $r $k $counts"
 		done
 		# rotate the order by one for the next round

@@ -416,6 +416,29 @@ def test_guest_notes_say_which_tracer_dropped_most_and_which_trace_was_empty() -
     assert not any("kmod" in n and "lost" in n for n in notes)  # 0.01 % is comparable
 
 
+def test_guest_failed_runs_are_named_with_their_reason() -> None:
+    res = guest.from_console("SYSCAP-BENCH RUN 1 baseline 1000\n"
+                             "SYSCAP-BENCH RUN 1 kmod nan\n"
+                             "SYSCAP-BENCH FAIL nginx 1 kmod apr_socket_recv: Connection reset "
+                             "by peer (104)\n")
+    assert res["notes"] == ["syscap record, kmod backend (guest): nginx round 1 failed "
+                            "(apr_socket_recv: Connection reset by peer (104)); left out of "
+                            "its pairs"]
+    kmod = next(r for r in res["rows"] if r["key"] == "kmod")
+    assert math.isnan(kmod["runs"][0])
+
+
+def test_guest_partial_drops_get_a_note_but_stay_comparable() -> None:
+    lab = {"rows": [
+        {"key": "baseline", "name": "b", "runs": [100.0], "micro": [400.0]},
+        {"key": "sysdig", "name": "s", "runs": [70.0], "micro": [3000.0],
+         "counts": {"micro": {"events": [1000.0], "drops": [362.0]},
+                    "nginx": {"events": [1000.0], "drops": [5.0]}}}]}
+    notes = guest.result(lab, "", False)["notes"]
+    assert notes == ["s lost 36 % of its events in the micro rounds: its cost there is for "
+                     "recording the rest"]  # 0.5 % in nginx: below the note's threshold
+
+
 def test_guest_table_and_markdown_print_both_phases_with_drops() -> None:
     from bench import markdown
 
