@@ -60,7 +60,7 @@ def main() -> int:
         '#include "syscap.h"\n',
         include_dirs=[INC, BUILD],
         extra_compile_args=["-O2", "-Wno-unused-parameter"],
-        # the kmod backend is optional: link every object, weak or not
+        # every object of the library, whether or not the binding names it
         extra_link_args=["-Wl,--whole-archive", os.path.join(BUILD, "libsyscap.a"),
                          "-Wl,--no-whole-archive", "-lbpf", "-lelf", "-lz", "-lpthread"],
     )

@@ -40,9 +40,6 @@ struct syscap_session {
 	char err[256];
 };
 
-int syscap_kmod_open(struct syscap_backend **out, uint64_t ring_size, char *err, size_t errlen)
-	__attribute__((weak));
-
 struct syscap_session *syscap_session_open(const char *backend, uint64_t ring_size,
 					   char *err, size_t errlen)
 {
@@ -54,11 +51,8 @@ struct syscap_session *syscap_session_open(const char *backend, uint64_t ring_si
 		return NULL;
 	}
 	if (!strcmp(backend, "kmod") ||
-	    (!strcmp(backend, "auto") && syscap_kmod_open && access("/dev/syscap", F_OK) == 0)) {
-		if (!syscap_kmod_open)
-			snprintf(err, errlen, "this build of capture_lib has no module backend");
-		else
-			ret = syscap_kmod_open(&s->b, ring_size, err, errlen);
+	    (!strcmp(backend, "auto") && access("/dev/syscap", F_OK) == 0)) {
+		ret = syscap_kmod_open(&s->b, ring_size, err, errlen);
 	} else if (!strcmp(backend, "bpf") || !strcmp(backend, "auto")) {
 		ret = syscap_bpf_open(&s->b, ring_size, err, errlen);
 	} else {
