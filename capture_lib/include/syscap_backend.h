@@ -70,7 +70,9 @@ struct syscap_backend {
 	int ncpu;			/* possible CPUs: stats arrays have this many */
 	int nrings;			/* rings[] used (one per possible CPU) */
 	struct syscap_ring *rings;
-	int wait_fd;			/* pollable for "data available", or -1 */
+	int wait_fd;			/* readable when a ring wants draining, or -1 */
+	int wait_epoll;			/* wait_fd is an epoll instance: epoll_wait()
+					 * it (poll() would not consume its ready list) */
 	void *priv;
 };
 

@@ -385,9 +385,13 @@ int syscap_bpf_open(struct syscap_backend **out, uint64_t ring_size, char *err, 
 	b->wait_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (b->wait_fd < 0)
 		goto sysfail;
+	b->wait_epoll = 1;
 	for (int cpu = 0; cpu < ncpu; cpu++) {
 		struct syscap_ring *r = &b->rings[cpu];
-		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)cpu };
+		/* Edge-triggered: a ring's poll says "data" for as long as any is
+		 * unread, so level-triggered the consumer would spin after the
+		 * first wake-up while records keep coming. */
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u32 = (uint32_t)cpu };
 		void *cons, *prod;
 		int fd = p->ring_fds[cpu];
 

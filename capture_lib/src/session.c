@@ -7,6 +7,7 @@
  * next_sleep_ms); the probes wake it early when a ring passes half full.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,7 +247,15 @@ static void *consumer(void *arg)
 		}
 		sleep_ms = next_sleep_ms(s, n, (now - last) / 1000000, sleep_ms);
 		last = now;
-		epoll_wait(s->b->wait_fd, evs, 16, sleep_ms);
+		if (s->b->wait_epoll) {
+			epoll_wait(s->b->wait_fd, evs, 16, sleep_ms);
+		} else {
+			/* the module's device: readable while a ring is past its
+			 * watermark (or -1: just sleep) */
+			struct pollfd pfd = { .fd = s->b->wait_fd, .events = POLLIN };
+
+			poll(&pfd, 1, sleep_ms);
+		}
 	}
 	return NULL;
 }
