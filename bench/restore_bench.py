@@ -57,6 +57,7 @@ def make_core(workdir: Path, exe: Path, size_mb: int) -> Path:
 
     def unlimited() -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY,) * 2)
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)  # a background job starts with it ignored
 
     p = subprocess.run([exe, str(size_mb)], cwd=d, preexec_fn=unlimited, check=False)
     if p.returncode != -signal.SIGQUIT:

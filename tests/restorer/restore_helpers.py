@@ -69,7 +69,11 @@ def core_pattern() -> Iterator[None]:
 
 
 def _unlimited_core() -> None:
+    """In the child before exec: no core size limit, and SIGQUIT (the programs' dump signal)
+    at its default action: a job a non-interactive shell put in the background starts with
+    SIGINT and SIGQUIT ignored, and an ignored disposition survives exec."""
     resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
 def find_core(directory: Path) -> Path:
