@@ -301,25 +301,19 @@ static __always_inline void count_syscall(__u32 tgid, __u32 nr, long ret)
 	if (err)
 		s->errors[key.nr]++;
 	v = bpf_map_lookup_elem(&counts, &key);
-	if (v) {
-		v->calls++;
-		v->errors += err;
-		return;
-	}
-	{
-		struct syscap_count_val first = { .calls = 1, .errors = err };
+	if (!v) {
+		struct syscap_count_val zero = { 0, 0 };
 
-		if (bpf_map_update_elem(&counts, &key, &first, BPF_NOEXIST)) {
-			/* another task of this process inserted it meanwhile? */
-			v = bpf_map_lookup_elem(&counts, &key);
-			if (!v) {
-				s->drops++;
-				return;
-			}
-			v->calls++;
-			v->errors += err;
+		/* EEXIST when another task of the process inserted it meanwhile */
+		bpf_map_update_elem(&counts, &key, &zero, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&counts, &key);
+		if (!v) {
+			s->drops++;	/* the map is full */
+			return;
 		}
 	}
+	v->calls++;
+	v->errors += err;
 }
 
 /*
@@ -445,6 +439,30 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	return 0;
 }
 
+/*
+ * exit and exit_group never reach sys_exit: count or record them when the
+ * task dies, so every syscall it entered is seen once.
+ */
+static __always_inline void exit_syscall(struct task_state *st, struct task_struct *task,
+					 __u32 tgid)
+{
+	if (!count_mode) {
+		if (st->pending && (st->nr == nr_exit || st->nr == nr_exit_group)) {
+			st->pending = 0;
+			emit_syscall(st, bpf_ktime_get_ns(), 0, 0, task, SYSCAP_F_NORETURN);
+		}
+		return;
+	}
+	/* count mode: the syscall it died in, from its user registers (the
+	 * loader offers count mode from 5.15 on) */
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs)) {
+		long id = syscall_nr((struct pt_regs *)bpf_task_pt_regs(task));
+
+		if ((id == nr_exit || id == nr_exit_group) && syscall_wanted(id))
+			count_syscall(tgid, id, 0);
+	}
+}
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *task)
 {
@@ -457,26 +475,11 @@ int BPF_PROG(on_exit, struct task_struct *task)
 	if (group_dead)
 		flags = SYSCAP_F_GROUP_DEAD;
 	st = bpf_task_storage_get(&tasks, task, 0, 0);
-	if (st && st->traced && !(filter.flags & SYSCAP_FILTER_FAILED)) {
-		/* exit and exit_group never reach sys_exit: count or record
-		 * them here, so every syscall the task entered is seen once. */
-		if (count_mode) {
-			/* the syscall it died in, from its user registers
-			 * (the loader offers count mode from 5.15 on) */
-			if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs)) {
-				struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-				long id = syscall_nr(regs);
-
-				if ((id == nr_exit || id == nr_exit_group) && syscall_wanted(id))
-					count_syscall(tgid, id, 0);
-			}
-		} else if (st->pending && (st->nr == nr_exit || st->nr == nr_exit_group)) {
-			st->pending = 0;
-			emit_syscall(st, bpf_ktime_get_ns(), 0, 0, task, SYSCAP_F_NORETURN);
-		}
-	}
-	if (st && st->traced)
+	if (st && st->traced) {
+		if (!(filter.flags & SYSCAP_FILTER_FAILED))
+			exit_syscall(st, task, tgid);
 		emit_proc(task, SYSCAP_EV_EXIT, tgid, task->pid, task->exit_code, flags);
+	}
 	if (group_dead)
 		bpf_map_delete_elem(&pidset, &tgid);
 	return 0;

@@ -27,7 +27,7 @@ struct bpf_priv {
 	size_t page;
 	int attached;
 	int counts;			/* count mode chosen */
-	struct bpf_link *links[6];
+	struct bpf_link *links[5];	/* what bpf_start() attached */
 	int nlinks;
 	/* read_counts' batch buffers */
 	struct syscap_count_key *keys;
@@ -216,18 +216,18 @@ static int bpf_start(struct syscap_backend *b)
 {
 	struct bpf_priv *p = b->priv;
 	struct syscap_bpf *k = p->skel;
-	/* process events first: a task forked meanwhile is not missed */
-	struct bpf_program *records[] = { k->progs.on_fork, k->progs.on_exec, k->progs.on_exit,
-					  k->progs.sys_exit, k->progs.sys_enter };
-	struct bpf_program *counts[] = { k->progs.on_fork, k->progs.on_exec, k->progs.on_exit,
-					 k->progs.sys_exit_count };
-	struct bpf_program **progs = p->counts ? counts : records;
-	int n = p->counts ? 4 : 5;
+	/* process events first: a task forked meanwhile is not missed; count
+	 * mode needs no sys_enter (the list ends at the first NULL) */
+	struct bpf_program *progs[] = {
+		k->progs.on_fork, k->progs.on_exec, k->progs.on_exit,
+		p->counts ? k->progs.sys_exit_count : k->progs.sys_exit,
+		p->counts ? NULL : k->progs.sys_enter,
+	};
 
 	if (p->attached)
 		return 0;
 	k->bss->count_mode = (__u32)p->counts;
-	for (int i = 0; i < n; i++) {
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]) && progs[i]; i++) {
 		struct bpf_link *l = bpf_program__attach(progs[i]);
 
 		if (!l) {
