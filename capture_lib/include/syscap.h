@@ -62,7 +62,7 @@ struct syscap_snapshot {
 	uint32_t nsys;
 	uint32_t nrings;
 	uint32_t latency;		/* 1: durations measured (total_ns, p50, p99 hold) */
-	uint32_t mode;			/* the session's mode: enum syscap_mode */
+	uint32_t reserved;
 	struct syscap_snap_proc *procs;	/* sorted by count, highest first */
 	struct syscap_snap_row *rows;
 	struct syscap_snap_row *sys;	/* per syscall over all processes */

@@ -352,7 +352,6 @@ int syscap_session_snapshot(struct syscap_session *s, struct syscap_snapshot *ou
 	pthread_mutex_unlock(&s->lock);
 	if (ret)
 		return ret;
-	out->mode = (uint32_t)s->mode;
 	ret = s->b->ops->read_stats(s->b, s->stats, s->b->ncpu);
 	if (ret)
 		return ret;
