@@ -556,25 +556,8 @@ def _run_guest(
         },
     )
     console = bdir / "console.log"
-    qemu = qemu_command(tree, initrd)
-    if not shutil.which(qemu[0]):
-        pkg = "qemu-system-arm" if tree.kernel.arch == "arm64" else "qemu-system-x86"
-        raise LabError(f"{qemu[0]} not found: apt-get install {pkg}")
     log(f"booting {tree.release} ({kid})")
-    with console.open("wb") as out:
-        try:
-            subprocess.run(
-                qemu,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=timeout,
-                check=False,
-                preexec_fn=die_with_parent,
-            )
-        except subprocess.TimeoutExpired:
-            log(f"{kid}: guest did not finish in {timeout:.0f} s")
-    text = console.read_bytes().decode(errors="replace")
+    text = boot_guest(qemu_command(tree, initrd), console, timeout)
     results, dmesg, completed = parse_console(text)
     return GuestRun(
         kid,
@@ -932,12 +915,10 @@ def _bench_guest(plan: BenchPlan, quick: bool) -> dict[str, object]:
 
     console = bdir / "bench-console.log"
     qemu = bench_qemu(tree, root_img, disk)
-    if not shutil.which(qemu[0]):
-        raise LabError(f"{qemu[0]} not found: apt-get install qemu-system-x86")
     log(f"booting {tree.release} for the benchmark: {plan.rounds} rounds x {len(keys)} "
         f"configurations ({', '.join(keys)})")
     timeout = 300 + plan.rounds * len(keys) * 120
-    text = _boot_and_watch(qemu, console, timeout)
+    text = boot_guest(qemu, console, timeout)
 
     sys.path.insert(0, str(REPO))
     from bench.guest import from_console
@@ -971,8 +952,12 @@ def bench_method(plan: BenchPlan, tree: KernelTree) -> str:
             f"writing to /dev/null; syscap at {rev}")
 
 
-def _boot_and_watch(qemu: list[str], console: Path, timeout: float) -> str:
-    """Run the guest, console to a file; SYSCAP-BENCH lines are logged as they come."""
+def boot_guest(qemu: list[str], console: Path, timeout: float) -> str:
+    """Run the guest (stopped after timeout s), its console to a file and returned;
+    SYSCAP-BENCH lines are logged as they come."""
+    if not shutil.which(qemu[0]):
+        pkg = "qemu-system-arm" if qemu[0].endswith("aarch64") else "qemu-system-x86"
+        raise LabError(f"{qemu[0]} not found: apt-get install {pkg}")
     deadline = time.monotonic() + timeout
     with console.open("wb") as out, subprocess.Popen(
         qemu, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
