@@ -304,6 +304,29 @@ def _drops(row: dict[str, Any], phase: str) -> str:
     return f"{c['drop_pct']:.2f} %"
 
 
+def _phase_lines(rows: list[dict[str, Any]], phase: str, cost: str, titles: tuple[str, str],
+                 widths: tuple[int, int], digits: int) -> list[str]:
+    """The header and one line per row of one phase: its median and interval,
+    its cost against the baseline (cost key, with its interval) and drops. The
+    nginx numbers sit in the row itself, the getppid ones under row["micro"]."""
+    out = [f"  {'configuration':42} {'median':>9} {'interval':>19} {titles[0]:>{widths[0]}} "
+           f"{titles[1]:>{widths[1]}} {'drops':>9}"]
+    for r in rows:
+        st = r if phase == "nginx" else r.get(phase, {})
+        if st.get("status") != "ok":
+            why = st.get("why") or ("" if phase == "nginx" else "no micro rounds")
+            out.append(f"  {r['name']:42} {st.get('status', 'not run')}: {why}")
+            continue
+        c = st.get(cost)
+        iv = f"[{st['interval'][0]:.0f}, {st['interval'][1]:.0f}]"
+        civ = (f"[{c['interval'][0]:.{digits}f}, {c['interval'][1]:.{digits}f}]" if c
+               else "-")
+        out.append(f"  {r['name']:42} {st['median']:9.0f} {iv:>19} "
+                   f"{harness.fmt(c['median'] if c else None, digits, widths[0])} "
+                   f"{civ:>{widths[1]}} {_drops(r, phase):>9}")
+    return out
+
+
 def table(result: dict[str, Any]) -> str:
     rows: list[dict[str, Any]] = result["rows"]
     m = result["machine"]
@@ -312,34 +335,11 @@ def table(result: dict[str, Any]) -> str:
            f"{result.get('guest_kernel') or '-'}, {m['date']}",
            f"  {result['method']}",
            "  nginx + ab, requests/s (higher is better); drops: the tracer's lost events",
-           f"  {'configuration':42} {'median':>9} {'interval':>19} {'loss %':>7} "
-           f"{'loss interval':>15} {'drops':>9}"]
-    for r in rows:
-        if r["status"] != "ok":
-            out.append(f"  {r['name']:42} {r['status']}: {r['why']}")
-            continue
-        loss = r.get("loss_pct")
-        iv = f"[{r['interval'][0]:.0f}, {r['interval'][1]:.0f}]"
-        liv = f"[{loss['interval'][0]:.1f}, {loss['interval'][1]:.1f}]" if loss else "-"
-        out.append(f"  {r['name']:42} {r['median']:9.0f} {iv:>19} "
-                   f"{harness.fmt(loss['median'] if loss else None, 1, 7)} {liv:>15} "
-                   f"{_drops(r, 'nginx'):>9}")
+           *_phase_lines(rows, "nginx", "loss_pct", ("loss %", "loss interval"), (7, 15), 1)]
     if any("micro" in r for r in rows):
         out += ["  getppid, ns per call (lower is better)",
-                f"  {'configuration':42} {'median':>9} {'interval':>19} {'added ns':>9} "
-                f"{'added interval':>17} {'drops':>9}"]
-        for r in rows:
-            mr = r.get("micro", {})
-            if mr.get("status") != "ok":
-                out.append(f"  {r['name']:42} {mr.get('status', 'not run')}: "
-                           f"{mr.get('why') or 'no micro rounds'}")
-                continue
-            add = mr.get("added_ns")
-            iv = f"[{mr['interval'][0]:.0f}, {mr['interval'][1]:.0f}]"
-            aiv = f"[{add['interval'][0]:.0f}, {add['interval'][1]:.0f}]" if add else "-"
-            out.append(f"  {r['name']:42} {mr['median']:9.0f} {iv:>19} "
-                       f"{harness.fmt(add['median'] if add else None, 0, 9)} {aiv:>17} "
-                       f"{_drops(r, 'micro'):>9}")
+                *_phase_lines(rows, "micro", "added_ns", ("added ns", "added interval"), (9, 17),
+                              0)]
     checks = result.get("checks", {})
     if "no-modules" in checks and "modules-idle" in checks:
         out.append(f"  getppid before loading the modules {checks['no-modules']:.0f} ns, with "
