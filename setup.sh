@@ -50,9 +50,28 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	fi
 fi
 
-PY=${PYTHON:-python3}
+# The venv's interpreter must be one every user can run (report and
+# top --replay need no privileges): Debian's own python3 when it is new enough,
+# never one from a root-only directory such as root's pyenv.
+py_ok() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
+if [ -n "${PYTHON:-}" ]; then
+	PY=$PYTHON
+elif py_ok /usr/bin/python3; then
+	PY=/usr/bin/python3
+else
+	PY=python3
+fi
+if ! py_ok "$PY"; then
+	say "$PY is not Python 3.11 or newer: install python3 >= 3.11 or set PYTHON=/path/to/python3.11"
+	exit 1
+fi
+# A venv made earlier from another interpreter is made again.
+if [ -x .venv/bin/python ] && ! grep -qx "home = $(dirname "$(readlink -f "$PY")")" .venv/pyvenv.cfg; then
+	say "re-creating .venv with $PY"
+	rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
-	say "creating .venv"
+	say "creating .venv with $PY"
 	"$PY" -m venv .venv
 fi
 stamp=.venv/.syscap-deps
