@@ -49,6 +49,8 @@
 #include <trace/events/syscalls.h>
 
 #include "syscap_kmod.h"
+#define SYSCAP_PROBE_INLINE static inline
+#include "syscap_probe.h"
 
 #define SYSCAP_REC_SIZE		(8 + SYSCAP_EVENT_SIZE)	/* header + record */
 #define SYSCAP_PID_SLOTS	16384	/* process set entries, a power of 2 */
@@ -83,13 +85,15 @@ struct syscap_ring {
  * (or its own sched_process_exit) touches its slot once it owns it. */
 struct syscap_task {
 	struct task_struct *owner;	/* NULL: never used; SYSCAP_TASK_GONE */
-	u64 ts;				/* entry time of the pending syscall */
-	u32 gen;			/* generation the verdict belongs to */
-	u16 nr;				/* pending syscall */
-	u8 traced;			/* verdict of the process filters */
-	u8 pending;			/* entered, not yet recorded */
+	struct syscap_task_state st;
 };
 
+/*
+ * An immutable copy of the filter, replaced as a whole (RCU). f.generation is
+ * the module's own: each copy gets a new one, also when only the process set
+ * changed, so a probe that loaded one pointer has one consistent filter and
+ * the generation that belongs to it.
+ */
 struct syscap_kfilter {
 	struct syscap_filter f;
 	struct rcu_head rcu;
@@ -111,7 +115,7 @@ struct syscap_session {
 	struct syscap_ring **rings;	/* [nr_cpu_ids], NULL until needed */
 	struct syscap_pcpu __percpu *pcpu;
 	struct syscap_kfilter __rcu *filter;
-	atomic_t gen;			/* bumped by filter and process set changes */
+	u32 gen;			/* the newest filter copy's generation */
 	/* process set: u64 entries (value << 32 | tgid); value 0: removed */
 	u64 *pidset;
 	raw_spinlock_t pidset_lock;	/* writers only */
@@ -185,51 +189,15 @@ static int pidset_store(struct syscap_session *s, u32 tgid, u32 value)
 
 /* ------------------------------------------------------------ per-task state */
 
-static bool comm_eq(const char *a, const char *b)
-{
-	int i;
-
-	for (i = 0; i < SYSCAP_COMM_LEN; i++) {
-		if (a[i] != b[i])
-			return false;
-		if (!a[i])
-			return true;
-	}
-	return true;
-}
-
-/* The process part of the filter: same rules as the eBPF program. */
+/* The process part of the filter (glue for syscap_task_passes). */
 static bool task_passes(struct syscap_session *s, const struct syscap_filter *f,
 			struct task_struct *task)
 {
-	u32 tgid = task->tgid, v = 0;
+	u32 v = READ_ONCE(s->npids) ? pidset_lookup(s, task->tgid) : 0;
+	char comm[SYSCAP_COMM_LEN];
 
-	if (tgid == f->self_tgid)
-		return false;
-	if (READ_ONCE(s->npids))
-		v = pidset_lookup(s, tgid);
-	if (v == SYSCAP_PID_EXCLUDE)
-		return false;
-	if ((f->flags & SYSCAP_FILTER_PIDS) && v != SYSCAP_PID_INCLUDE)
-		return false;
-	if (f->flags & (SYSCAP_FILTER_COMM | SYSCAP_FILTER_COMM_EXCLUDE)) {
-		char comm[SYSCAP_COMM_LEN];
-		bool match = false;
-		u32 i;
-
-		memcpy(comm, task->comm, sizeof(comm));
-		for (i = 0; i < f->ncomm && i < SYSCAP_MAX_COMMS; i++) {
-			if (comm_eq(comm, f->comm[i])) {
-				match = true;
-				break;
-			}
-		}
-		if ((f->flags & SYSCAP_FILTER_COMM) && !match)
-			return false;
-		if ((f->flags & SYSCAP_FILTER_COMM_EXCLUDE) && match)
-			return false;
-	}
-	return true;
+	memcpy(comm, task->comm, sizeof(comm));
+	return syscap_task_passes(f, task->tgid, v, comm);
 }
 
 /*
@@ -267,27 +235,24 @@ static struct syscap_task *task_slot(struct syscap_session *s, struct task_struc
 			return NULL;	/* absent, or the table is full here */
 		/* another task may claim cand first: then look again */
 		if (cmpxchg(&cand->owner, old, task) == old) {
-			cand->ts = 0;
-			cand->gen = 0;
-			cand->nr = 0;
-			cand->traced = 0;
-			cand->pending = 0;
+			memset(&cand->st, 0, sizeof(cand->st));
 			return cand;
 		}
 	}
 	return NULL;
 }
 
+/* The cached verdict, recomputed under f's own generation when stale. */
 static bool task_traced(struct syscap_session *s, const struct syscap_filter *f,
 			struct syscap_task *t, struct task_struct *task)
 {
-	u32 gen = atomic_read(&s->gen);
-
-	if (t->gen != gen) {
-		t->traced = task_passes(s, f, task);
-		t->gen = gen;
+	if (syscap_verdict_stale(&t->st, f->generation)) {
+		/* the process set as of this filter copy: pairs with the
+		 * release in filter_publish() */
+		smp_rmb();
+		syscap_verdict_store(&t->st, f->generation, task_passes(s, f, task));
 	}
-	return t->traced;
+	return t->st.traced;
 }
 
 /* ------------------------------------------------------------ rings */
@@ -435,11 +400,12 @@ static void emit_syscall(struct syscap_session *s, struct syscap_task *t, long r
 			 struct pt_regs *regs, u8 flags)
 {
 	struct syscap_pcpu *pc = this_cpu_ptr(s->pcpu);
-	struct syscap_ring *r = s->rings[smp_processor_id()];
+	int cpu = smp_processor_id();
+	struct syscap_ring *r = s->rings[cpu];
 	u64 now = ktime_get_mono_fast_ns();
-	u64 dur = now - t->ts, used;
+	u64 dur = now - t->st.ts, used;
 	struct syscap_event *ev;
-	u32 nr = t->nr, seq;
+	u32 nr = t->st.nr, seq;
 
 	seq = pc->st.events++;
 	pc->st.calls[nr]++;
@@ -452,19 +418,12 @@ static void emit_syscall(struct syscap_session *s, struct syscap_task *t, long r
 		pc->st.drops++;
 		return;
 	}
-	ev->ts_ns = t->ts;
-	ev->dur_ns = dur;
-	ev->ret = ret;
+	syscap_fill_syscall(ev, t->st.ts, dur, ret, current->tgid, current->pid, seq, nr, flags,
+			    cpu);
 	if (regs)
 		read_args(regs, ev->args);
 	else
 		memset(ev->args, 0, sizeof(ev->args));
-	ev->tgid = current->tgid;
-	ev->tid = current->pid;
-	ev->seq = seq;
-	ev->nr = nr;
-	ev->kind = SYSCAP_EV_SYSCALL;
-	ev->flags = flags;
 	ring_commit(r, ev, used);
 }
 
@@ -472,7 +431,8 @@ static void emit_proc(struct syscap_session *s, struct task_struct *task, u8 kin
 		      u32 ptgid, u32 ptid, long ret, u8 flags)
 {
 	struct syscap_pcpu *pc = this_cpu_ptr(s->pcpu);
-	struct syscap_ring *r = s->rings[smp_processor_id()];
+	int cpu = smp_processor_id();
+	struct syscap_ring *r = s->rings[cpu];
 	struct syscap_event *ev;
 	u64 used;
 
@@ -482,16 +442,9 @@ static void emit_proc(struct syscap_session *s, struct task_struct *task, u8 kin
 		pc->st.proc_drops++;
 		return;
 	}
-	memset(ev, 0, sizeof(*ev));
-	ev->ts_ns = ktime_get_mono_fast_ns();
-	ev->ret = ret;
-	ev->proc.parent_tgid = ptgid;
-	ev->proc.parent_tid = ptid;
+	syscap_fill_proc(ev, kind, ktime_get_mono_fast_ns(), ret, task->tgid, task->pid, ptgid,
+			 ptid, flags, cpu);
 	memcpy(ev->proc.comm, task->comm, sizeof(ev->proc.comm));
-	ev->tgid = task->tgid;
-	ev->tid = task->pid;
-	ev->kind = kind;
-	ev->flags = flags;
 	ring_commit(r, ev, used);
 }
 
@@ -501,12 +454,9 @@ static void probe_sys_enter(void *data, struct pt_regs *regs, long id)
 	const struct syscap_filter *f;
 	struct syscap_task *t;
 
-	if ((unsigned long)id >= SYSCAP_MAX_SYSCALLS)
-		return;
 	preempt_disable_notrace();
 	f = &rcu_dereference_sched(s->filter)->f;
-	if ((f->flags & SYSCAP_FILTER_SYSCALLS) &&
-	    !(f->syscalls[id >> 6] & (1ULL << (id & 63))))
+	if (!syscap_syscall_wanted(f, id))
 		goto out;
 	if (current->tgid == f->self_tgid || in_compat_syscall())
 		goto out;
@@ -517,9 +467,9 @@ static void probe_sys_enter(void *data, struct pt_regs *regs, long id)
 	}
 	if (!task_traced(s, f, t, current))
 		goto out;
-	t->nr = id;
-	t->pending = 1;
-	t->ts = ktime_get_mono_fast_ns();
+	t->st.nr = id;
+	t->st.pending = 1;
+	t->st.ts = ktime_get_mono_fast_ns();
 out:
 	preempt_enable_notrace();
 }
@@ -535,10 +485,10 @@ static void probe_sys_exit(void *data, struct pt_regs *regs, long ret)
 	if (current->tgid == f->self_tgid)
 		goto out;
 	t = task_slot(s, current, false);
-	if (!t || !t->pending)
+	if (!t || !t->st.pending)
 		goto out;
-	t->pending = 0;
-	if ((f->flags & SYSCAP_FILTER_FAILED) && !syscap_is_error(ret))
+	t->st.pending = 0;
+	if (!syscap_ret_wanted(f, ret))
 		goto out;
 	emit_syscall(s, t, ret, regs, 0);
 out:
@@ -579,10 +529,8 @@ static void probe_exec(void *data, struct task_struct *task, pid_t old_pid,
 	/* comm changed: the verdict is recomputed now */
 	traced = task_passes(s, f, task);
 	t = task == current ? task_slot(s, task, false) : NULL;
-	if (t) {
-		t->traced = traced;
-		t->gen = atomic_read(&s->gen);
-	}
+	if (t)
+		syscap_verdict_store(&t->st, f->generation, traced);
 	if (traced)
 		emit_proc(s, task, SYSCAP_EV_EXEC, task->tgid, old_pid, 0, 0);
 	preempt_enable_notrace();
@@ -601,12 +549,11 @@ static void probe_exit(void *data, struct task_struct *task)
 	if (task == current)
 		t = task_slot(s, task, false);
 	traced = t ? task_traced(s, f, t, task) : task_passes(s, f, task);
-	if (t && traced && t->pending &&
-	    (t->nr == __NR_exit || t->nr == __NR_exit_group) &&
-	    !(f->flags & SYSCAP_FILTER_FAILED)) {
+	if (t && traced && t->st.pending &&
+	    (t->st.nr == __NR_exit || t->st.nr == __NR_exit_group) && syscap_ret_wanted(f, 0)) {
 		/* exit and exit_group never reach sys_exit: record them here,
 		 * so every syscall the task entered is counted once. */
-		t->pending = 0;
+		t->st.pending = 0;
 		emit_syscall(s, t, 0, NULL, SYSCAP_F_NORETURN);
 	}
 	if (traced)
@@ -668,7 +615,6 @@ static int capture_start(struct syscap_session *s)
 		return -ENOMEM;
 	for_each_possible_cpu(cpu)
 		memset(per_cpu_ptr(s->pcpu, cpu), 0, sizeof(struct syscap_pcpu));
-	atomic_inc(&s->gen);
 
 	/* process exit first and last: a slot claimed in sys_enter is always
 	 * released when its task exits */
@@ -745,37 +691,48 @@ static long ioc_set_ring(struct syscap_session *s, void __user *arg)
 	return 0;
 }
 
+/*
+ * Publish a copy of f under the next generation (the lock is held). Every
+ * process-set store made before it is visible to a probe that sees the copy.
+ */
+static int filter_publish(struct syscap_session *s, const struct syscap_filter *f)
+{
+	struct syscap_kfilter *nf, *old;
+
+	nf = kmalloc(sizeof(*nf), GFP_KERNEL);
+	if (!nf)
+		return -ENOMEM;
+	nf->f = *f;
+	if (!++s->gen)
+		s->gen = 1;	/* 0 is the never-computed verdict */
+	nf->f.generation = s->gen;
+	old = rcu_dereference_protected(s->filter, lockdep_is_held(&s->lock));
+	rcu_assign_pointer(s->filter, nf);
+	kfree_rcu(old, rcu);
+	return 0;
+}
+
 static long ioc_set_filter(struct syscap_session *s, void __user *arg)
 {
 	const u32 known = SYSCAP_FILTER_SYSCALLS | SYSCAP_FILTER_PIDS | SYSCAP_FILTER_COMM |
 			  SYSCAP_FILTER_COMM_EXCLUDE | SYSCAP_FILTER_FAILED;
-	struct syscap_kfilter *nf, *old;
+	struct syscap_filter f;
 	int i;
 
-	nf = kzalloc(sizeof(*nf), GFP_KERNEL);
-	if (!nf)
-		return -ENOMEM;
-	if (copy_from_user(&nf->f, arg, sizeof(nf->f))) {
-		kfree(nf);
+	if (copy_from_user(&f, arg, sizeof(f)))
 		return -EFAULT;
-	}
-	if ((nf->f.flags & ~known) || nf->f.ncomm > SYSCAP_MAX_COMMS ||
-	    ((nf->f.flags & SYSCAP_FILTER_COMM) && (nf->f.flags & SYSCAP_FILTER_COMM_EXCLUDE))) {
-		kfree(nf);
+	if ((f.flags & ~known) || f.ncomm > SYSCAP_MAX_COMMS ||
+	    ((f.flags & SYSCAP_FILTER_COMM) && (f.flags & SYSCAP_FILTER_COMM_EXCLUDE)))
 		return -EINVAL;
-	}
 	for (i = 0; i < SYSCAP_MAX_COMMS; i++)
-		nf->f.comm[i][SYSCAP_COMM_LEN - 1] = '\0';
-	old = rcu_replace_pointer(s->filter, nf, lockdep_is_held(&s->lock));
-	atomic_inc(&s->gen);
-	kfree_rcu(old, rcu);
-	return 0;
+		f.comm[i][SYSCAP_COMM_LEN - 1] = '\0';
+	return filter_publish(s, &f);
 }
 
 static long ioc_set_pid(struct syscap_session *s, void __user *arg)
 {
 	struct syscap_kmod_pid req;
-	int err;
+	int err, ret;
 
 	if (copy_from_user(&req, arg, sizeof(req)))
 		return -EFAULT;
@@ -783,8 +740,10 @@ static long ioc_set_pid(struct syscap_session *s, void __user *arg)
 	    (req.value != 0 && req.value != SYSCAP_PID_INCLUDE && req.value != SYSCAP_PID_EXCLUDE))
 		return -EINVAL;
 	err = pidset_store(s, req.tgid, req.value);
-	atomic_inc(&s->gen);
-	return err;
+	/* cached verdicts include the process set: a new generation */
+	ret = filter_publish(s, &rcu_dereference_protected(s->filter,
+							     lockdep_is_held(&s->lock))->f);
+	return err ? err : ret;
 }
 
 static long ioc_read_stats(struct syscap_session *s, void __user *arg)
@@ -970,7 +929,8 @@ static int syscap_open(struct inode *inode, struct file *file)
 	mutex_init(&s->lock);
 	init_waitqueue_head(&s->wq);
 	raw_spin_lock_init(&s->pidset_lock);
-	atomic_set(&s->gen, 1);
+	s->gen = 1;
+	f->f.generation = 1;
 	s->ring_size = ring_size;
 	if (!is_power_of_2(s->ring_size) || s->ring_size < PAGE_SIZE ||
 	    s->ring_size < SYSCAP_KMOD_RING_MIN || s->ring_size > SYSCAP_KMOD_RING_MAX)

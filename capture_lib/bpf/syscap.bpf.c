@@ -12,7 +12,8 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
-#include "syscap_record.h"
+#define SYSCAP_PROBE_INLINE static __always_inline
+#include "syscap_probe.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -32,19 +33,11 @@ const volatile __u32 nr_clone3 = 0xffff;
 const volatile __u32 nr_fork = 0xffff;
 const volatile __u32 nr_vfork = 0xffff;
 
-struct task_state {
-	__u64 ts;		/* entry time of the pending syscall */
-	__u32 gen;		/* filter generation the verdict belongs to */
-	__u16 nr;		/* pending syscall */
-	__u8 traced;		/* verdict: this task passes the process filters */
-	__u8 pending;		/* a syscall entered and has not been recorded */
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct task_state);
+	__type(value, struct syscap_task_state);
 } tasks SEC(".maps");
 
 /* Process set, keyed by tgid: SYSCAP_PID_INCLUDE or SYSCAP_PID_EXCLUDE. */
@@ -85,63 +78,33 @@ struct {
 	__array(values, struct ring);
 } rings SEC(".maps");
 
-static __always_inline int comm_eq(const char *a, const char *b)
-{
-	for (int i = 0; i < SYSCAP_COMM_LEN; i++) {
-		if (a[i] != b[i])
-			return 0;
-		if (!a[i])
-			return 1;
-	}
-	return 1;
-}
-
-/* The process part of the filter; cached per task, keyed by generation. */
+/* The process part of the filter for one task (glue for syscap_task_passes). */
 static __always_inline int task_passes(struct task_struct *task, __u32 tgid)
 {
-	__u32 flags = filter.flags;
+	char comm[SYSCAP_COMM_LEN];
 	__u8 *v;
 
-	if (tgid == filter.self_tgid)
-		return 0;
 	v = bpf_map_lookup_elem(&pidset, &tgid);
-	if (v && *v == SYSCAP_PID_EXCLUDE)
-		return 0;
-	if ((flags & SYSCAP_FILTER_PIDS) && !(v && *v == SYSCAP_PID_INCLUDE))
-		return 0;
-	if (flags & (SYSCAP_FILTER_COMM | SYSCAP_FILTER_COMM_EXCLUDE)) {
-		char comm[SYSCAP_COMM_LEN];
-		__u32 n = filter.ncomm;
-		int match = 0;
-
-		bpf_probe_read_kernel(comm, sizeof(comm), task->comm);
-		for (__u32 i = 0; i < SYSCAP_MAX_COMMS; i++) {
-			if (i >= n)
-				break;
-			if (comm_eq(comm, filter.comm[i])) {
-				match = 1;
-				break;
-			}
-		}
-		if ((flags & SYSCAP_FILTER_COMM) && !match)
-			return 0;
-		if ((flags & SYSCAP_FILTER_COMM_EXCLUDE) && match)
-			return 0;
-	}
-	return 1;
+	bpf_probe_read_kernel(comm, sizeof(comm), task->comm);
+	return syscap_task_passes(&filter, tgid, v ? *v : 0, comm);
 }
 
-static __always_inline struct task_state *state_of(struct task_struct *task, __u32 tgid,
+static __always_inline struct syscap_task_state *state_of(struct task_struct *task, __u32 tgid,
 						   __u64 create)
 {
-	struct task_state *st;
+	struct syscap_task_state *st;
+
+	__u32 gen;
 
 	st = bpf_task_storage_get(&tasks, task, 0, create);
 	if (!st)
 		return 0;
-	if (st->gen != filter.generation) {
-		st->traced = task_passes(task, tgid);
-		st->gen = filter.generation;
+	/* One read of the generation, before the filter and the process set
+	 * (user space stores the generation last): see syscap_verdict_stale. */
+	gen = *(volatile __u32 *)&filter.generation;
+	if (syscap_verdict_stale(st, gen)) {
+		asm volatile("" ::: "memory");
+		syscap_verdict_store(st, gen, task_passes(task, tgid));
 	}
 	return st;
 }
@@ -197,23 +160,14 @@ static __always_inline int in_compat_syscall(struct task_struct *task)
 }
 
 /* The current task's state if the process filters let it through. */
-static __always_inline struct task_state *traced_state(struct task_struct *task)
+static __always_inline struct syscap_task_state *traced_state(struct task_struct *task)
 {
-	struct task_state *st;
+	struct syscap_task_state *st;
 
 	if (in_compat_syscall(task))
 		return 0;
 	st = state_of(task, task->tgid, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	return st && st->traced ? st : 0;
-}
-
-/* A syscall number in range and in the syscall-set filter. */
-static __always_inline int syscall_wanted(long id)
-{
-	if ((unsigned long)id >= SYSCAP_MAX_SYSCALLS)
-		return 0;
-	return !(filter.flags & SYSCAP_FILTER_SYSCALLS) ||
-	       (filter.syscalls[(id >> 6) & (SYSCAP_MAX_SYSCALLS / 64 - 1)] & (1ULL << (id & 63)));
 }
 
 static __always_inline struct syscap_cpu_stats *cpu_stats(void)
@@ -233,7 +187,7 @@ static __always_inline __u64 submit_flags(void *rb, __u32 seq)
 	return BPF_RB_NO_WAKEUP;
 }
 
-static __always_inline void emit_syscall(struct task_state *st, __u64 now, long ret,
+static __always_inline void emit_syscall(struct syscap_task_state *st, __u64 now, long ret,
 					 struct pt_regs *regs, struct task_struct *task,
 					 __u8 flags)
 {
@@ -263,22 +217,11 @@ static __always_inline void emit_syscall(struct task_state *st, __u64 now, long 
 		s->drops++;
 		return;
 	}
-	e->ts_ns = st->ts;
-	e->dur_ns = dur;
-	e->ret = ret;
+	syscap_fill_syscall(e, st->ts, dur, ret, task->tgid, task->pid, seq, nr, flags, cpu);
 	if (regs)
 		read_args(e->args, regs);
 	else
 		__builtin_memset(e->args, 0, sizeof(e->args));
-	e->tgid = task->tgid;
-	e->tid = task->pid;
-	e->seq = seq;
-	e->nr = nr;
-	e->kind = SYSCAP_EV_SYSCALL;
-	e->flags = flags;
-	e->cpu = cpu;
-	e->reserved0 = 0;
-	e->reserved1 = 0;
 	bpf_ringbuf_submit(e, submit_flags(rb, seq));
 }
 
@@ -327,9 +270,9 @@ int BPF_PROG(sys_exit_count, struct pt_regs *regs, long ret)
 	long id = syscall_nr(regs);
 	struct task_struct *task;
 
-	if (!syscall_wanted(id))
+	if (!syscap_syscall_wanted(&filter, id))
 		return 0;
-	if ((filter.flags & SYSCAP_FILTER_FAILED) && !syscap_is_error(ret))
+	if (!syscap_ret_wanted(&filter, ret))
 		return 0;
 	if (ret == 0 && (id == nr_clone || id == nr_clone3 || id == nr_fork || id == nr_vfork))
 		return 0;	/* the child's return: the parent's call counts */
@@ -342,9 +285,9 @@ int BPF_PROG(sys_exit_count, struct pt_regs *regs, long ret)
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
-	struct task_state *st;
+	struct syscap_task_state *st;
 
-	if (!syscall_wanted(id))
+	if (!syscap_syscall_wanted(&filter, id))
 		return 0;
 	st = traced_state(bpf_get_current_task_btf());
 	if (!st)
@@ -359,13 +302,13 @@ SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct task_state *st;
+	struct syscap_task_state *st;
 
 	st = bpf_task_storage_get(&tasks, task, 0, 0);
 	if (!st || !st->pending)
 		return 0;
 	st->pending = 0;
-	if ((filter.flags & SYSCAP_FILTER_FAILED) && !syscap_is_error(ret))
+	if (!syscap_ret_wanted(&filter, ret))
 		return 0;
 	emit_syscall(st, bpf_ktime_get_ns(), ret, regs, task, 0);
 	return 0;
@@ -388,17 +331,9 @@ static __always_inline void emit_proc(struct task_struct *task, __u8 kind, __u32
 		s->proc_drops++;
 		return;
 	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = bpf_ktime_get_ns();
-	e->ret = ret;
-	e->proc.parent_tgid = ptgid;
-	e->proc.parent_tid = ptid;
+	syscap_fill_proc(e, kind, bpf_ktime_get_ns(), ret, task->tgid, task->pid, ptgid, ptid,
+			 flags, cpu);
 	bpf_probe_read_kernel(e->proc.comm, sizeof(e->proc.comm), task->comm);
-	e->tgid = task->tgid;
-	e->tid = task->pid;
-	e->kind = kind;
-	e->flags = flags;
-	e->cpu = cpu;
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
@@ -406,7 +341,7 @@ SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
 	__u32 ptgid = parent->tgid, ctgid = child->tgid;
-	struct task_state *st;
+	struct syscap_task_state *st;
 	__u8 *v;
 
 	/* The process set follows children: a new process inherits its
@@ -428,7 +363,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
-	struct task_state *st;
+	struct syscap_task_state *st;
 
 	st = bpf_task_storage_get(&tasks, task, 0, 0);
 	if (st)
@@ -443,7 +378,7 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
  * exit and exit_group never reach sys_exit: count or record them when the
  * task dies, so every syscall it entered is seen once.
  */
-static __always_inline void exit_syscall(struct task_state *st, struct task_struct *task,
+static __always_inline void exit_syscall(struct syscap_task_state *st, struct task_struct *task,
 					 __u32 tgid)
 {
 	if (!count_mode) {
@@ -458,7 +393,7 @@ static __always_inline void exit_syscall(struct task_state *st, struct task_stru
 	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs)) {
 		long id = syscall_nr((struct pt_regs *)bpf_task_pt_regs(task));
 
-		if ((id == nr_exit || id == nr_exit_group) && syscall_wanted(id))
+		if ((id == nr_exit || id == nr_exit_group) && syscap_syscall_wanted(&filter, id))
 			count_syscall(tgid, id, 0);
 	}
 }
@@ -466,7 +401,7 @@ static __always_inline void exit_syscall(struct task_state *st, struct task_stru
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *task)
 {
-	struct task_state *st;
+	struct syscap_task_state *st;
 	__u32 tgid = task->tgid;
 	int group_dead;
 	__u8 flags = 0;
@@ -476,7 +411,7 @@ int BPF_PROG(on_exit, struct task_struct *task)
 		flags = SYSCAP_F_GROUP_DEAD;
 	st = bpf_task_storage_get(&tasks, task, 0, 0);
 	if (st && st->traced) {
-		if (!(filter.flags & SYSCAP_FILTER_FAILED))
+		if (syscap_ret_wanted(&filter, 0))
 			exit_syscall(st, task, tgid);
 		emit_proc(task, SYSCAP_EV_EXIT, tgid, task->pid, task->exit_code, flags);
 	}

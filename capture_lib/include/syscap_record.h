@@ -4,8 +4,9 @@
  * the kernel module and the user-space consumer (capture_lib).
  *
  * Every record in a ring and in a trace file is one struct syscap_event,
- * fixed size (SYSCAP_EVENT_SIZE bytes, producers must fill every field
- * including cpu and zero the reserved ones), little-endian on every architecture syscap supports.
+ * fixed size (SYSCAP_EVENT_SIZE bytes), little-endian on every architecture
+ * syscap supports. Producers fill every field, cpu included, and zero the
+ * reserved ones: both probes do it through syscap_probe.h.
  * Syscall records are written once per syscall, at exit, carrying the entry
  * time and the duration measured from a per-thread entry timestamp.
  * Bump SYSCAP_RECORD_VERSION whenever the layout changes.

@@ -377,6 +377,7 @@ GUEST_TESTS = [
     "failed_only",
     "comm_filter",
     "self_exclusion",
+    "filter_flips",
     "loss_accounting",
     "mmap_order",
     "ioctl_fuzz",

@@ -105,6 +105,10 @@ def test_consumer_excludes_itself(guest: lab.GuestRun) -> None:
     assert_guest_test(guest, "self_exclusion")
 
 
+def test_every_verdict_matches_the_last_of_10000_filter_flips(guest: lab.GuestRun) -> None:
+    assert_guest_test(guest, "filter_flips")
+
+
 def test_tiny_ring_loss_is_accounted_exactly(guest: lab.GuestRun) -> None:
     assert_guest_test(guest, "loss_accounting")
 

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -130,7 +131,41 @@ struct collector {
 	int64_t last_seq[MAXCPU];
 	uint64_t seq_errors;
 	uint64_t torn;
+	uint64_t incomplete;	/* records with a field the probe left unset */
+	char first_incomplete[160];
 };
+
+static int all_zero(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return 0;
+	return 1;
+}
+
+/*
+ * Every field of a record is written by the probe: the CPU whose ring carried
+ * it, zero in the reserved fields and in what a process record does not use.
+ * After a ring wraps, a field left unset carries bytes of older records.
+ */
+static const char *incomplete_field(const struct rec *r)
+{
+	const struct syscap_event *e = &r->ev;
+
+	if (e->cpu != r->cpu)
+		return "cpu";
+	if (e->reserved0 || e->reserved1)
+		return "reserved";
+	if (e->kind == SYSCAP_EV_SYSCALL)
+		return e->flags & ~SYSCAP_F_NORETURN ? "flags" : NULL;
+	if (e->dur_ns || e->seq || e->nr)
+		return "dur_ns/seq/nr of a process record";
+	if (e->proc.reserved || !all_zero(e->proc.pad, sizeof(e->proc.pad)))
+		return "proc.reserved/pad";
+	return NULL;
+}
 
 static void collect(void *ctx, const struct syscap_event *ev)
 {
@@ -146,6 +181,15 @@ static void collect(void *ctx, const struct syscap_event *ev)
 	r = &c->recs[c->n++];
 	memcpy(&r->ev, ev, sizeof(*ev));
 	r->cpu = c->cpu;
+	{
+		const char *bad = incomplete_field(r);
+
+		if (bad && !c->incomplete++)
+			snprintf(c->first_incomplete, sizeof(c->first_incomplete),
+				 "kind %u on cpu %d: %s (cpu field %u, reserved %u/%u)",
+				 r->ev.kind, r->cpu, bad, r->ev.cpu, r->ev.reserved0,
+				 r->ev.reserved1);
+	}
 	if (r->ev.kind == SYSCAP_EV_SYSCALL) {
 		if ((int64_t)r->ev.seq <= c->last_seq[c->cpu])
 			c->seq_errors++;
@@ -331,14 +375,27 @@ static int mixed_workload(long n)
 	return 0;
 }
 
+/* A flood thread: tag 1 on the first CPU, tag 2 on the second (the guests
+ * have two), so both CPUs' rings fill and wrap. */
+static void *thread_flood(void *arg)
+{
+	long *a = arg;
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET((int)(a[1] - 1), &set);
+	sched_setaffinity(0, sizeof(set), &set);
+	return thread_getppids(arg);
+}
+
 /* n getppid in each of two threads (the flood) */
 static int flood_workload(long n)
 {
 	long a1[2] = { n, 1 }, a2[2] = { n, 2 };
 	pthread_t t1, t2;
 
-	if (pthread_create(&t1, NULL, thread_getppids, a1) ||
-	    pthread_create(&t2, NULL, thread_getppids, a2))
+	if (pthread_create(&t1, NULL, thread_flood, a1) ||
+	    pthread_create(&t2, NULL, thread_flood, a2))
 		return 1;
 	pthread_join(t1, NULL);
 	pthread_join(t2, NULL);
@@ -424,6 +481,8 @@ static int test_exact_counts(void)
 	n = count_recs(&c, SYSCAP_EV_SYSCALL, -1, 0, 0);
 	CHECK(n == t.events, "%zu syscall records, counters say %llu", n,
 	      (unsigned long long)t.events);
+	CHECK(!c.incomplete, "%llu records with unset fields, first: %s",
+	      (unsigned long long)c.incomplete, c.first_incomplete);
 	CHECK(c.seq_errors == 0 && c.torn == 0, "order errors %llu, bad kinds %llu",
 	      (unsigned long long)c.seq_errors, (unsigned long long)c.torn);
 	for (int nr = 0; nr < SYSCAP_MAX_SYSCALLS; nr++) {
@@ -721,6 +780,8 @@ static int flood(uint64_t ring, long per_thread, int drain_sleep_us, const char 
 	}
 	seen_gaps += (uint64_t)(per_thread - next[1]) + (uint64_t)(per_thread - next[2]);
 	CHECK(c.seq_errors == 0, "%llu records out of per-CPU sequence", (unsigned long long)c.seq_errors);
+	CHECK(!c.incomplete, "%llu records with unset fields after the ring wrapped, first: %s",
+	      (unsigned long long)c.incomplete, c.first_incomplete);
 	CHECK(t.events == 2ULL * per_thread, "generated %llu, the workload made %ld",
 	      (unsigned long long)t.events, 2 * per_thread);
 	CHECK(captured + t.drops == t.events, "captured %llu + dropped %llu != generated %llu",
@@ -734,6 +795,7 @@ static int flood(uint64_t ring, long per_thread, int drain_sleep_us, const char 
 		for (size_t i = 0; i < c.n; i++)
 			if (c.recs[i].cpu == cpu && c.recs[i].ev.kind == SYSCAP_EV_SYSCALL)
 				n++;
+		CHECK(n > 0, "cpu %d carried no record: the flood did not reach its ring", cpu);
 		CHECK(n + t.cpu_drops[cpu] == t.cpu_events[cpu],
 		      "cpu %d: %llu read + %llu dropped != %llu generated", cpu,
 		      (unsigned long long)n, (unsigned long long)t.cpu_drops[cpu],
@@ -743,6 +805,142 @@ static int flood(uint64_t ring, long per_thread, int drain_sleep_us, const char 
 		 "%s ring %llu B: generated %llu = captured %llu + dropped %llu; polls %llu",
 		 what, (unsigned long long)ring, (unsigned long long)t.events,
 		 (unsigned long long)captured, (unsigned long long)t.drops, (unsigned long long)polls);
+	b->ops->close(b);
+	return 0;
+}
+
+/*
+ * The filter flipped 10 000 times while two workers keep entering the probes:
+ * after every flip each worker makes one getpid(round), and the records must
+ * show exactly the worker that flip's filter admits. A verdict computed from
+ * one filter and cached under a newer generation would keep a worker wrongly
+ * traced or wrongly ignored until the next change.
+ */
+#define FLIP_WORKERS	2
+#define FLIPS		10000
+
+struct flip_shared {
+	uint32_t round;		/* written by the test */
+	uint32_t done;
+	uint32_t ack[FLIP_WORKERS];	/* the last round worker i marked */
+};
+
+static struct flip_shared *flip_sh;
+
+static int flip_worker(long i)
+{
+	uint32_t last = 0;
+
+	while (!__atomic_load_n(&flip_sh->done, __ATOMIC_ACQUIRE)) {
+		uint32_t r = __atomic_load_n(&flip_sh->round, __ATOMIC_ACQUIRE);
+
+		if (r != last) {
+			syscall(SYS_getpid, (long)r);
+			__atomic_store_n(&flip_sh->ack[i], r, __ATOMIC_RELEASE);
+			last = r;
+		}
+		syscall(SYS_getppid);
+		sched_yield();
+	}
+	return 0;
+}
+
+/*
+ * Apply flip configuration r % 4 after undoing the process set of the one
+ * before; returns the worker it admits. Every flip changes both verdicts.
+ */
+static int flip(struct syscap_backend *b, const struct child *w, long r)
+{
+	static const int nrs[] = { SYS_getpid, SYS_getppid };
+	static const char *const one[] = { "flip-1" };
+	const uint32_t sys = SYSCAP_FILTER_SYSCALLS;
+	int prev = (int)((r + 3) % 4);
+
+	if (r > 1 && (prev == 2 || prev == 3) && b->ops->set_pid(b, w[0].pid, 0))
+		return failf("set_pid clear");
+	switch (r % 4) {
+	case 0:
+		return set_filter(b, sys | SYSCAP_FILTER_COMM, nrs, 2, one, 1) ? -1 : 1;
+	case 1:
+		return set_filter(b, sys | SYSCAP_FILTER_COMM_EXCLUDE, nrs, 2, one, 1) ? -1 : 0;
+	case 2:
+		if (b->ops->set_pid(b, w[0].pid, SYSCAP_PID_EXCLUDE))
+			return failf("set_pid exclude");
+		return set_filter(b, sys, nrs, 2, NULL, 0) ? -1 : 1;
+	default:
+		if (b->ops->set_pid(b, w[0].pid, SYSCAP_PID_INCLUDE))
+			return failf("set_pid include");
+		return set_filter(b, sys | SYSCAP_FILTER_PIDS, nrs, 2, NULL, 0) ? -1 : 0;
+	}
+}
+
+static int test_filter_flips(void)
+{
+	struct syscap_backend *b = open_backend(4 << 20);
+	static uint8_t admitted[FLIPS + 1], marked[FLIPS + 1];
+	struct child w[FLIP_WORKERS];
+	long wrong = 0, first_wrong = -1;
+	struct collector c;
+	struct totals t;
+	char name[16];
+
+	if (!b)
+		return 1;
+	flip_sh = mmap(NULL, sizeof(*flip_sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		       -1, 0);
+	CHECK(flip_sh != MAP_FAILED, "mmap: %s", strerror(errno));
+	memset(flip_sh, 0, sizeof(*flip_sh));
+	collector_init(&c);
+	for (int j = 0; j < FLIP_WORKERS; j++) {
+		snprintf(name, sizeof(name), "flip-%d", j);
+		w[j] = spawn(flip_worker, j, name);
+		CHECK(w[j].pid > 0, "spawn");
+	}
+	CHECK(!b->ops->start(b), "start");
+	for (int j = 0; j < FLIP_WORKERS; j++)
+		go(&w[j]);
+	for (long r = 1; r <= FLIPS; r++) {
+		int who = flip(b, w, r);
+
+		if (who < 0)
+			return 1;
+		admitted[r] = (uint8_t)(1 << who);
+		__atomic_store_n(&flip_sh->round, (uint32_t)r, __ATOMIC_RELEASE);
+		for (int j = 0; j < FLIP_WORKERS; j++)
+			while (__atomic_load_n(&flip_sh->ack[j], __ATOMIC_ACQUIRE) != r)
+				sched_yield();
+		if (r % 16 == 0)
+			drain(b, &c);
+	}
+	__atomic_store_n(&flip_sh->done, 1, __ATOMIC_RELEASE);
+	for (int j = 0; j < FLIP_WORKERS; j++)
+		CHECK(reap(&w[j]) == 0, "worker %d failed", j);
+	CHECK(!b->ops->stop(b), "stop");
+	drain(b, &c);
+	if (read_totals(b, &t))
+		return 1;
+	CHECK(!c.incomplete, "records with unset fields: %s", c.first_incomplete);
+	CHECK(t.drops == 0, "%llu records dropped: the rounds cannot be checked",
+	      (unsigned long long)t.drops);
+	for (size_t i = 0; i < c.n; i++) {
+		const struct syscap_event *e = &c.recs[i].ev;
+		uint64_t r = e->args[0];
+
+		if (e->kind != SYSCAP_EV_SYSCALL || e->nr != SYS_getpid || !r || r > FLIPS)
+			continue;
+		for (int j = 0; j < FLIP_WORKERS; j++)
+			if (e->tgid == (uint32_t)w[j].pid)
+				marked[r] |= (uint8_t)(1 << j);
+	}
+	for (long r = 1; r <= FLIPS; r++)
+		if (marked[r] != admitted[r] && !wrong++)
+			first_wrong = r;
+	CHECK(!wrong, "%ld of %d rounds recorded the wrong workers; first: round %ld recorded %#x, admitted %#x",
+	      wrong, FLIPS, first_wrong, marked[first_wrong], admitted[first_wrong]);
+	snprintf(detail, sizeof(detail),
+		 "%d flips of comm and process-set filters under %d workers: every round exact",
+		 FLIPS, FLIP_WORKERS);
+	munmap(flip_sh, sizeof(*flip_sh));
 	b->ops->close(b);
 	return 0;
 }
@@ -1163,6 +1361,8 @@ int main(int argc, char **argv)
 		ret = test_comm_filter();
 	else if (!strcmp(test_name, "self_exclusion"))
 		ret = test_self_exclusion();
+	else if (!strcmp(test_name, "filter_flips"))
+		ret = test_filter_flips();
 	else if (!strcmp(test_name, "loss_accounting"))
 		ret = test_loss_accounting();
 	else if (!strcmp(test_name, "mmap_order"))

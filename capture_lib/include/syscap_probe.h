@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The probe logic that the eBPF program (capture_lib/bpf/syscap.bpf.c) and
+ * the kernel module (kmod/syscap.c) share: which syscalls and tasks the filter
+ * admits, how a task's cached verdict stays consistent with the filter, and
+ * how every field of a record is filled. Each backend adds only its glue:
+ * where the filter and the per-task state live, how the process set is looked
+ * up, how a ring slot is reserved and how arguments and comm are read.
+ *
+ * Define SYSCAP_PROBE_INLINE before including this file (the BPF program
+ * needs __always_inline; the module uses plain static inline).
+ */
+#ifndef SYSCAP_PROBE_H
+#define SYSCAP_PROBE_H
+
+#include "syscap_record.h"
+
+#ifndef SYSCAP_PROBE_INLINE
+#error "define SYSCAP_PROBE_INLINE before including syscap_probe.h"
+#endif
+
+/*
+ * What a probe keeps per thread: the pending syscall and the cached verdict
+ * on the process part of the filter (process set, comm, self-exclusion),
+ * valid while the filter's generation is gen.
+ */
+struct syscap_task_state {
+	__u64 ts;		/* entry time of the pending syscall */
+	__u32 gen;		/* filter generation the verdict belongs to */
+	__u16 nr;		/* pending syscall */
+	__u8 traced;		/* verdict: the task passes the process filters */
+	__u8 pending;		/* a syscall entered and has not been recorded */
+};
+
+SYSCAP_PROBE_INLINE int syscap_comm_eq(const char *a, const char *b)
+{
+	int i;
+
+	for (i = 0; i < SYSCAP_COMM_LEN; i++) {
+		if (a[i] != b[i])
+			return 0;
+		if (!a[i])
+			return 1;
+	}
+	return 1;
+}
+
+/* A syscall number in range and admitted by the syscall-set filter. */
+SYSCAP_PROBE_INLINE int syscap_syscall_wanted(const struct syscap_filter *f, long id)
+{
+	if ((unsigned long)id >= SYSCAP_MAX_SYSCALLS)
+		return 0;
+	return !(f->flags & SYSCAP_FILTER_SYSCALLS) ||
+	       (f->syscalls[(id >> 6) & (SYSCAP_MAX_SYSCALLS / 64 - 1)] & (1ULL << (id & 63)));
+}
+
+/* The return value passes the failed-only filter. */
+SYSCAP_PROBE_INLINE int syscap_ret_wanted(const struct syscap_filter *f, long ret)
+{
+	return !(f->flags & SYSCAP_FILTER_FAILED) || syscap_is_error(ret);
+}
+
+/*
+ * The process part of the filter for one task: pidset_value is the task's
+ * process-set entry (0, SYSCAP_PID_INCLUDE or SYSCAP_PID_EXCLUDE) and comm
+ * its current comm.
+ */
+SYSCAP_PROBE_INLINE int syscap_task_passes(const struct syscap_filter *f, __u32 tgid,
+					   __u32 pidset_value, const char *comm)
+{
+	__u32 flags = f->flags;
+	__u32 n = f->ncomm;
+	int match = 0;
+	__u32 i;
+
+	if (tgid == f->self_tgid || pidset_value == SYSCAP_PID_EXCLUDE)
+		return 0;
+	if ((flags & SYSCAP_FILTER_PIDS) && pidset_value != SYSCAP_PID_INCLUDE)
+		return 0;
+	if (!(flags & (SYSCAP_FILTER_COMM | SYSCAP_FILTER_COMM_EXCLUDE)))
+		return 1;
+	for (i = 0; i < SYSCAP_MAX_COMMS; i++) {
+		if (i >= n)
+			break;
+		if (syscap_comm_eq(comm, f->comm[i])) {
+			match = 1;
+			break;
+		}
+	}
+	if (flags & SYSCAP_FILTER_COMM)
+		return match;
+	return !match;
+}
+
+/*
+ * Whether a cached verdict must be recomputed. gen is the filter generation
+ * as read ONCE by this probe run, before any other field of the filter and
+ * before the process set: the recomputed verdict is then stored under that
+ * same value (syscap_verdict_store). Reading the generation a second time to
+ * tag the verdict would let a filter change between the two reads cache the
+ * old verdict under the new generation, where it would stay until the next
+ * change. Writers store every other field first and the generation last.
+ */
+SYSCAP_PROBE_INLINE int syscap_verdict_stale(const struct syscap_task_state *t, __u32 gen)
+{
+	return t->gen != gen;
+}
+
+SYSCAP_PROBE_INLINE void syscap_verdict_store(struct syscap_task_state *t, __u32 gen,
+					      int traced)
+{
+	t->traced = !!traced;
+	t->gen = gen;
+}
+
+/*
+ * Every field of a syscall record but the arguments, which the backend reads
+ * from the registers (or zeroes when there are none, as at task exit).
+ */
+SYSCAP_PROBE_INLINE void syscap_fill_syscall(struct syscap_event *e, __u64 ts, __u64 dur,
+					     long ret, __u32 tgid, __u32 tid, __u32 seq,
+					     __u32 nr, __u8 flags, __u32 cpu)
+{
+	e->ts_ns = ts;
+	e->dur_ns = dur;
+	e->ret = ret;
+	e->tgid = tgid;
+	e->tid = tid;
+	e->seq = seq;
+	e->nr = nr;
+	e->kind = SYSCAP_EV_SYSCALL;
+	e->flags = flags;
+	e->cpu = cpu;
+	e->reserved0 = 0;
+	e->reserved1 = 0;
+}
+
+/*
+ * Every field of a process record but proc.comm, which the backend copies
+ * from the task. Fields a process record does not use are zero.
+ */
+SYSCAP_PROBE_INLINE void syscap_fill_proc(struct syscap_event *e, __u8 kind, __u64 ts,
+					  long ret, __u32 tgid, __u32 tid, __u32 parent_tgid,
+					  __u32 parent_tid, __u8 flags, __u32 cpu)
+{
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = ts;
+	e->ret = ret;
+	e->proc.parent_tgid = parent_tgid;
+	e->proc.parent_tid = parent_tid;
+	e->tgid = tgid;
+	e->tid = tid;
+	e->kind = kind;
+	e->flags = flags;
+	e->cpu = cpu;
+}
+
+#endif /* SYSCAP_PROBE_H */
