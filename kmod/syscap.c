@@ -22,6 +22,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/atomic.h>
+#include <linux/capability.h>
 #include <linux/compat.h>
 #include <linux/fs.h>
 #include <linux/hash.h>
@@ -650,6 +651,20 @@ static void capture_stop(struct syscap_session *s)
 
 /* ------------------------------------------------------------ ioctls */
 
+/*
+ * The device node's mode is one gate, the caller's capability the other: a
+ * descriptor handed to an unprivileged process lets it do nothing. Tracing
+ * every process's syscalls is what CAP_PERFMON (or CAP_SYS_ADMIN) allows.
+ */
+static bool syscap_capable(void)
+{
+#ifdef CAP_PERFMON
+	return perfmon_capable();
+#else
+	return capable(CAP_SYS_ADMIN);
+#endif
+}
+
 static long ioc_get_info(struct syscap_session *s, void __user *arg)
 {
 	struct syscap_kmod_info info;
@@ -778,6 +793,8 @@ static long syscap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	void __user *uarg = (void __user *)arg;
 	long ret;
 
+	if (!syscap_capable())
+		return -EPERM;
 	mutex_lock(&s->lock);
 	switch (cmd) {
 	case SYSCAP_IOC_GET_INFO:
@@ -837,6 +854,8 @@ static int syscap_mmap(struct file *file, struct vm_area_struct *vma)
 	struct syscap_ring *r;
 	int err;
 
+	if (!syscap_capable())
+		return -EPERM;
 	mutex_lock(&s->lock);
 	err = rings_alloc(s);
 	if (err)
@@ -920,6 +939,8 @@ static int syscap_open(struct inode *inode, struct file *file)
 	struct syscap_session *s;
 	struct syscap_kfilter *f;
 
+	if (!syscap_capable())
+		return -EPERM;
 	if (atomic_cmpxchg(&syscap_busy, 0, 1))
 		return -EBUSY;
 	s = kzalloc(sizeof(*s), GFP_KERNEL);

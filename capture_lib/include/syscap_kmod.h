@@ -4,7 +4,9 @@
  * and capture_lib's kmod backend. Every ioctl argument is a fixed-size struct;
  * bump SYSCAP_KMOD_ABI whenever one of them or the mmap layout changes.
  *
- * One open file at a time: a second open() fails with EBUSY.
+ * One open file at a time: a second open() fails with EBUSY. open, every ioctl
+ * and mmap need CAP_PERFMON or CAP_SYS_ADMIN in the caller (EPERM otherwise),
+ * whatever the device node's mode.
  *
  * mmap layout. Each possible CPU c owns a window of cpu_stride bytes of file
  * offset starting at c * cpu_stride (cpu_stride = 2 * page + 2 * ring_size):

@@ -184,8 +184,12 @@ int syscap_kmod_open(struct syscap_backend **out, uint64_t ring_size, char *err,
 			return fail(err, errlen, ret,
 				    "%s is in use: another syscap consumer is running (one at a time)",
 				    SYSCAP_KMOD_DEV);
-		if (ret == -EACCES || ret == -EPERM)
+		if (ret == -EACCES)
 			return fail(err, errlen, ret, "cannot open %s (mode 0600): run as root",
+				    SYSCAP_KMOD_DEV);
+		if (ret == -EPERM)
+			return fail(err, errlen, ret,
+				    "%s needs CAP_PERFMON or CAP_SYS_ADMIN: run as root",
 				    SYSCAP_KMOD_DEV);
 		return fail(err, errlen, ret, "cannot open %s: %s", SYSCAP_KMOD_DEV, strerror(-ret));
 	}

@@ -378,6 +378,7 @@ GUEST_TESTS = [
     "comm_filter",
     "self_exclusion",
     "filter_flips",
+    "capability",
     "loss_accounting",
     "mmap_order",
     "ioctl_fuzz",

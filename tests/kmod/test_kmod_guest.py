@@ -109,6 +109,10 @@ def test_every_verdict_matches_the_last_of_10000_filter_flips(guest: lab.GuestRu
     assert_guest_test(guest, "filter_flips")
 
 
+def test_device_refuses_callers_without_the_capability(guest: lab.GuestRun) -> None:
+    assert_guest_test(guest, "capability")
+
+
 def test_tiny_ring_loss_is_accounted_exactly(guest: lab.GuestRun) -> None:
     assert_guest_test(guest, "loss_accounting")
 

@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -945,6 +947,56 @@ static int test_filter_flips(void)
 	return 0;
 }
 
+/*
+ * The device node's mode is not the only gate: a caller without CAP_PERFMON
+ * (or CAP_SYS_ADMIN) gets EPERM from open, ioctl and mmap, even with the node
+ * opened up and with a descriptor root handed it.
+ */
+static int test_capability(void)
+{
+	struct syscap_kmod_info info;
+	int fd, st;
+	pid_t pid;
+
+	fd = open(SYSCAP_KMOD_DEV, O_RDWR);
+	CHECK(fd >= 0, "open as root: %s", strerror(errno));
+	CHECK(!ioctl(fd, SYSCAP_IOC_GET_INFO, &info), "GET_INFO as root: %s", strerror(errno));
+	CHECK(!chmod(SYSCAP_KMOD_DEV, 0666), "chmod: %s", strerror(errno));
+	pid = fork();
+	if (pid == 0) {
+		void *p;
+		int fd2;
+
+		/* leaving uid 0 clears every capability */
+		if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+			_exit(10);
+		if (ioctl(fd, SYSCAP_IOC_GET_INFO, &info) == 0 || errno != EPERM)
+			_exit(11);
+		if (ioctl(fd, SYSCAP_IOC_START) == 0 || errno != EPERM)
+			_exit(12);
+		p = mmap(NULL, info.page_size, PROT_READ, MAP_SHARED, fd, 0);
+		if (p != MAP_FAILED || errno != EPERM)
+			_exit(13);
+		fd2 = open(SYSCAP_KMOD_DEV, O_RDWR);
+		if (fd2 >= 0 || errno != EPERM)
+			_exit(14);
+		_exit(0);
+	}
+	st = -1;
+	if (pid > 0)
+		waitpid(pid, &st, 0);
+	chmod(SYSCAP_KMOD_DEV, 0600);
+	CHECK(!ioctl(fd, SYSCAP_IOC_GET_INFO, &info), "GET_INFO as root afterwards: %s",
+	      strerror(errno));
+	close(fd);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "unprivileged caller: step %d was not refused with EPERM (10 setuid, 11 ioctl, 12 START, 13 mmap, 14 open)",
+	      WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	snprintf(detail, sizeof(detail),
+		 "uid 65534 with root's fd and a 0666 node: ioctl, mmap and open EPERM");
+	return 0;
+}
+
 static int test_loss_accounting(void)
 {
 	/* one page per CPU holds 42 records: most of the flood is dropped */
@@ -1363,6 +1415,8 @@ int main(int argc, char **argv)
 		ret = test_self_exclusion();
 	else if (!strcmp(test_name, "filter_flips"))
 		ret = test_filter_flips();
+	else if (!strcmp(test_name, "capability"))
+		ret = test_capability();
 	else if (!strcmp(test_name, "loss_accounting"))
 		ret = test_loss_accounting();
 	else if (!strcmp(test_name, "mmap_order"))
