@@ -6,10 +6,10 @@ this after a UAPI update and commit the result:
     python3 capture_lib/gen_syscall_tables.py [UAPI_ROOT] > capture_lib/syscall_tables.py
 
 UAPI_ROOT is an unpacked linux-libc-dev (since trixie it is one package for
-all architectures): `apt-get download linux-libc-dev` from trixie (a private
-apt config as in shared/design.md), `dpkg -x linux-libc-dev_*.deb ROOT`.
-Without it the compilers' own headers are used. The checked-in tables come
-from trixie's linux-libc-dev 6.12.
+all architectures): `apt-get download linux-libc-dev` from the newest Debian
+suite (a private apt configuration with `deb http://deb.debian.org/debian sid
+main`), `dpkg -x linux-libc-dev_*.deb ROOT`. Without it the compilers' own
+headers are used. The checked-in tables come from sid's linux-libc-dev 7.2.13.
 
 It asks each architecture's C compiler for the macros of <asm/unistd.h>
 (x86-64: gcc; arm64: aarch64-linux-gnu-gcc from gcc-aarch64-linux-gnu), so
