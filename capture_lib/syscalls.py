@@ -10,6 +10,10 @@ from capture_lib.errors import UsageError
 from capture_lib.syscall_tables import TABLES
 
 ARCH_ALIASES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+# The two slots at the top of syscap's number space (SYSCAP_NR_COMPAT and
+# SYSCAP_NR_OTHER in syscap_record.h): calls with no number of their own in the
+# native table. Their records carry the number the task passed (raw_nr).
+PSEUDO = {510: "compat_32bit", 511: "unknown_nr"}
 
 
 def host_arch() -> str:
@@ -19,7 +23,7 @@ def host_arch() -> str:
 def table(arch: str | None = None) -> dict[int, str]:
     arch = ARCH_ALIASES.get(arch or host_arch(), arch or "")
     try:
-        return TABLES[arch]
+        return TABLES[arch] | PSEUDO
     except KeyError:
         raise UsageError(
             f"no syscall table for architecture {arch!r}: syscap knows {', '.join(TABLES)}"
@@ -27,6 +31,8 @@ def table(arch: str | None = None) -> dict[int, str]:
 
 
 def name(nr: int, arch: str | None = None) -> str:
+    """The syscall's name; "syscall_N" for a number the table does not name (a
+    syscall newer than the UAPI headers the table came from)."""
     return table(arch).get(nr) or f"syscall_{nr}"
 
 

@@ -397,13 +397,12 @@ static void read_args(struct pt_regs *regs, u64 *out)
 }
 
 /* Count a finished syscall and write its record; preemption is off. */
-static void emit_syscall(struct syscap_session *s, struct syscap_task *t, long ret,
+static void emit_syscall(struct syscap_session *s, struct syscap_task *t, u64 now, long ret,
 			 struct pt_regs *regs, u8 flags)
 {
 	struct syscap_pcpu *pc = this_cpu_ptr(s->pcpu);
 	int cpu = smp_processor_id();
 	struct syscap_ring *r = s->rings[cpu];
-	u64 now = ktime_get_mono_fast_ns();
 	u64 dur = now - t->st.ts, used;
 	struct syscap_event *ev;
 	u32 nr = t->st.nr, seq;
@@ -419,8 +418,10 @@ static void emit_syscall(struct syscap_session *s, struct syscap_task *t, long r
 		pc->st.drops++;
 		return;
 	}
-	syscap_fill_syscall(ev, t->st.ts, dur, ret, current->tgid, current->pid, seq, nr, flags,
-			    cpu);
+	if (nr == SYSCAP_NR_COMPAT)
+		flags |= SYSCAP_F_COMPAT;
+	syscap_fill_syscall(ev, t->st.ts, dur, ret, current->tgid, current->pid, seq, nr,
+			    regs ? syscall_get_nr(current, regs) : 0, flags, cpu);
 	if (regs)
 		read_args(regs, ev->args);
 	else
@@ -451,15 +452,14 @@ static void emit_proc(struct syscap_session *s, struct task_struct *task, u8 kin
 
 static void probe_sys_enter(void *data, struct pt_regs *regs, long id)
 {
+	u32 slot = syscap_nr_slot(id, in_compat_syscall());
 	struct syscap_session *s = data;
 	const struct syscap_filter *f;
 	struct syscap_task *t;
 
 	preempt_disable_notrace();
 	f = &rcu_dereference_sched(s->filter)->f;
-	if (!syscap_syscall_wanted(f, id))
-		goto out;
-	if (current->tgid == f->self_tgid || in_compat_syscall())
+	if (!syscap_syscall_wanted(f, slot) || current->tgid == f->self_tgid)
 		goto out;
 	t = task_slot(s, current, true);
 	if (!t) {
@@ -468,11 +468,32 @@ static void probe_sys_enter(void *data, struct pt_regs *regs, long id)
 	}
 	if (!task_traced(s, f, t, current))
 		goto out;
-	t->st.nr = id;
+	t->st.nr = slot;
 	t->st.pending = 1;
 	t->st.ts = ktime_get_mono_fast_ns();
 out:
 	preempt_enable_notrace();
+}
+
+/*
+ * A syscall whose entry the kernel skipped (syscap_entry_skipped): seccomp
+ * denied it before sys_enter. It is recorded at its exit, with no duration.
+ */
+static void exit_without_entry(struct syscap_session *s, const struct syscap_filter *f,
+			       struct syscap_task *t, struct pt_regs *regs, long ret)
+{
+	long id = syscall_get_nr(current, regs);
+	int compat = in_compat_syscall();
+	u32 slot = syscap_nr_slot(id, compat);
+	u64 now;
+
+	if (!syscap_syscall_wanted(f, slot) || !syscap_ret_wanted(f, ret) ||
+	    syscap_is_fork_return(id, ret, compat))
+		return;
+	now = ktime_get_mono_fast_ns();
+	t->st.nr = slot;
+	t->st.ts = now;
+	emit_syscall(s, t, now, ret, regs, SYSCAP_F_NOENTRY);
 }
 
 static void probe_sys_exit(void *data, struct pt_regs *regs, long ret)
@@ -486,12 +507,14 @@ static void probe_sys_exit(void *data, struct pt_regs *regs, long ret)
 	if (current->tgid == f->self_tgid)
 		goto out;
 	t = task_slot(s, current, false);
-	if (!t || !t->st.pending)
+	if (t && t->st.pending) {
+		t->st.pending = 0;
+		if (syscap_ret_wanted(f, ret))
+			emit_syscall(s, t, ktime_get_mono_fast_ns(), ret, regs, 0);
 		goto out;
-	t->st.pending = 0;
-	if (!syscap_ret_wanted(f, ret))
-		goto out;
-	emit_syscall(s, t, ret, regs, 0);
+	}
+	if (t && syscap_entry_skipped(&t->st, f->generation))
+		exit_without_entry(s, f, t, regs, ret);
 out:
 	preempt_enable_notrace();
 }
@@ -551,11 +574,12 @@ static void probe_exit(void *data, struct task_struct *task)
 		t = task_slot(s, task, false);
 	traced = t ? task_traced(s, f, t, task) : task_passes(s, f, task);
 	if (t && traced && t->st.pending &&
-	    (t->st.nr == __NR_exit || t->st.nr == __NR_exit_group) && syscap_ret_wanted(f, 0)) {
+	    (t->st.nr == SYSCAP_NR_EXIT || t->st.nr == SYSCAP_NR_EXIT_GROUP) &&
+	    syscap_ret_wanted(f, 0)) {
 		/* exit and exit_group never reach sys_exit: record them here,
 		 * so every syscall the task entered is counted once. */
 		t->st.pending = 0;
-		emit_syscall(s, t, 0, NULL, SYSCAP_F_NORETURN);
+		emit_syscall(s, t, ktime_get_mono_fast_ns(), 0, NULL, SYSCAP_F_NORETURN);
 	}
 	if (traced)
 		emit_proc(s, task, SYSCAP_EV_EXIT, task->tgid, task->pid, task->exit_code,

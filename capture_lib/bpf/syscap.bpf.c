@@ -23,16 +23,6 @@ struct syscap_filter filter;
 __u64 wakeup_watermark;	/* bytes of unread data that justify a wakeup */
 __u32 count_mode;	/* sys_exit_count is attached instead of sys_enter/sys_exit */
 
-/* Syscall numbers that never return to sys_exit (set before load). */
-const volatile __u32 nr_exit = 0xffff;
-const volatile __u32 nr_exit_group = 0xffff;
-/* Syscalls whose new child returns 0 through sys_exit (x86-64; on arm64 the
- * child does not pass sys_exit): counted once, in the parent. */
-const volatile __u32 nr_clone = 0xffff;
-const volatile __u32 nr_clone3 = 0xffff;
-const volatile __u32 nr_fork = 0xffff;
-const volatile __u32 nr_vfork = 0xffff;
-
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -147,8 +137,8 @@ static __always_inline long syscall_nr(struct pt_regs *regs)
 }
 
 /*
- * A 32-bit compat task's syscall numbers come from another table; both
- * backends leave them out rather than count them under the wrong names.
+ * A 32-bit compat task's syscall numbers come from another table: its calls
+ * are counted under SYSCAP_NR_COMPAT, the number in raw_nr.
  */
 static __always_inline int in_compat_syscall(struct task_struct *task)
 {
@@ -164,8 +154,6 @@ static __always_inline struct syscap_task_state *traced_state(struct task_struct
 {
 	struct syscap_task_state *st;
 
-	if (in_compat_syscall(task))
-		return 0;
 	st = state_of(task, task->tgid, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	return st && st->traced ? st : 0;
 }
@@ -217,7 +205,10 @@ static __always_inline void emit_syscall(struct syscap_task_state *st, __u64 now
 		s->drops++;
 		return;
 	}
-	syscap_fill_syscall(e, st->ts, dur, ret, task->tgid, task->pid, seq, nr, flags, cpu);
+	if (nr == SYSCAP_NR_COMPAT)
+		flags |= SYSCAP_F_COMPAT;
+	syscap_fill_syscall(e, st->ts, dur, ret, task->tgid, task->pid, seq, nr,
+			    regs ? syscall_nr(regs) : 0, flags, cpu);
 	if (regs)
 		read_args(e->args, regs);
 	else
@@ -267,35 +258,58 @@ static __always_inline void count_syscall(__u32 tgid, __u32 nr, long ret)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit_count, struct pt_regs *regs, long ret)
 {
+	struct task_struct *task = bpf_get_current_task_btf();
 	long id = syscall_nr(regs);
-	struct task_struct *task;
+	int compat = in_compat_syscall(task);
+	__u32 slot = syscap_nr_slot(id, compat);
 
-	if (!syscap_syscall_wanted(&filter, id))
+	if (!syscap_syscall_wanted(&filter, slot) || !syscap_ret_wanted(&filter, ret))
 		return 0;
-	if (!syscap_ret_wanted(&filter, ret))
-		return 0;
-	if (ret == 0 && (id == nr_clone || id == nr_clone3 || id == nr_fork || id == nr_vfork))
+	if (syscap_is_fork_return(id, ret, compat))
 		return 0;	/* the child's return: the parent's call counts */
-	task = bpf_get_current_task_btf();
 	if (traced_state(task))
-		count_syscall(task->tgid, id, ret);
+		count_syscall(task->tgid, slot, ret);
 	return 0;
 }
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 slot = syscap_nr_slot(id, in_compat_syscall(task));
 	struct syscap_task_state *st;
 
-	if (!syscap_syscall_wanted(&filter, id))
+	if (!syscap_syscall_wanted(&filter, slot))
 		return 0;
-	st = traced_state(bpf_get_current_task_btf());
+	st = traced_state(task);
 	if (!st)
 		return 0;
-	st->nr = id;
+	st->nr = slot;
 	st->pending = 1;
 	st->ts = bpf_ktime_get_ns();
 	return 0;
+}
+
+/*
+ * A syscall whose entry the kernel skipped (syscap_entry_skipped): seccomp
+ * denied it before sys_enter. It is recorded at its exit, with no duration.
+ */
+static __always_inline void exit_without_entry(struct syscap_task_state *st,
+					       struct task_struct *task, struct pt_regs *regs,
+					       long ret)
+{
+	long id = syscall_nr(regs);
+	int compat = in_compat_syscall(task);
+	__u32 slot = syscap_nr_slot(id, compat);
+	__u64 now;
+
+	if (!syscap_syscall_wanted(&filter, slot) || !syscap_ret_wanted(&filter, ret) ||
+	    syscap_is_fork_return(id, ret, compat))
+		return;
+	now = bpf_ktime_get_ns();
+	st->nr = slot;
+	st->ts = now;
+	emit_syscall(st, now, ret, regs, task, SYSCAP_F_NOENTRY);
 }
 
 SEC("tp_btf/sys_exit")
@@ -305,12 +319,14 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	struct syscap_task_state *st;
 
 	st = bpf_task_storage_get(&tasks, task, 0, 0);
-	if (!st || !st->pending)
+	if (st && st->pending) {
+		st->pending = 0;
+		if (syscap_ret_wanted(&filter, ret))
+			emit_syscall(st, bpf_ktime_get_ns(), ret, regs, task, 0);
 		return 0;
-	st->pending = 0;
-	if (!syscap_ret_wanted(&filter, ret))
-		return 0;
-	emit_syscall(st, bpf_ktime_get_ns(), ret, regs, task, 0);
+	}
+	if (syscap_entry_skipped(st, filter.generation))
+		exit_without_entry(st, task, regs, ret);
 	return 0;
 }
 
@@ -382,18 +398,20 @@ static __always_inline void exit_syscall(struct syscap_task_state *st, struct ta
 					 __u32 tgid)
 {
 	if (!count_mode) {
-		if (st->pending && (st->nr == nr_exit || st->nr == nr_exit_group)) {
+		if (st->pending && (st->nr == SYSCAP_NR_EXIT || st->nr == SYSCAP_NR_EXIT_GROUP)) {
 			st->pending = 0;
 			emit_syscall(st, bpf_ktime_get_ns(), 0, 0, task, SYSCAP_F_NORETURN);
 		}
 		return;
 	}
 	/* count mode: the syscall it died in, from its user registers (the
-	 * loader offers count mode from 5.15 on) */
+	 * loader offers count mode from 5.15 on). A 32-bit task's exit and
+	 * exit_group are not counted. */
 	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs)) {
 		long id = syscall_nr((struct pt_regs *)bpf_task_pt_regs(task));
 
-		if ((id == nr_exit || id == nr_exit_group) && syscap_syscall_wanted(&filter, id))
+		if (!in_compat_syscall(task) && (id == SYSCAP_NR_EXIT || id == SYSCAP_NR_EXIT_GROUP) &&
+		    syscap_syscall_wanted(&filter, id))
 			count_syscall(tgid, id, 0);
 	}
 }

@@ -19,6 +19,18 @@
 #error "define SYSCAP_PROBE_INLINE before including syscap_probe.h"
 #endif
 
+/* Native syscall numbers the probes treat specially (ABI: they never change). */
+#if defined(__TARGET_ARCH_x86) || defined(__x86_64__)
+#define SYSCAP_X86		1
+#define SYSCAP_NR_EXIT		60
+#define SYSCAP_NR_EXIT_GROUP	231
+#elif defined(__TARGET_ARCH_arm64) || defined(__aarch64__)
+#define SYSCAP_NR_EXIT		93
+#define SYSCAP_NR_EXIT_GROUP	94
+#else
+#error "syscap: unsupported architecture"
+#endif
+
 /*
  * What a probe keeps per thread: the pending syscall and the cached verdict
  * on the process part of the filter (process set, comm, self-exclusion),
@@ -45,13 +57,45 @@ SYSCAP_PROBE_INLINE int syscap_comm_eq(const char *a, const char *b)
 	return 1;
 }
 
-/* A syscall number in range and admitted by the syscall-set filter. */
-SYSCAP_PROBE_INLINE int syscap_syscall_wanted(const struct syscap_filter *f, long id)
+/*
+ * The slot of a syscall in counters, filters and records: its number, or
+ * SYSCAP_NR_COMPAT for a 32-bit task's call (the compat table is another),
+ * or SYSCAP_NR_OTHER for a number outside the native table.
+ */
+SYSCAP_PROBE_INLINE __u32 syscap_nr_slot(long id, int compat)
 {
-	if ((unsigned long)id >= SYSCAP_MAX_SYSCALLS)
-		return 0;
+	if (compat)
+		return SYSCAP_NR_COMPAT;
+	if ((unsigned long)id >= SYSCAP_NR_COMPAT)
+		return SYSCAP_NR_OTHER;
+	return id;
+}
+
+/* A slot admitted by the syscall-set filter. */
+SYSCAP_PROBE_INLINE int syscap_syscall_wanted(const struct syscap_filter *f, __u32 slot)
+{
+	slot &= SYSCAP_MAX_SYSCALLS - 1;
 	return !(f->flags & SYSCAP_FILTER_SYSCALLS) ||
-	       (f->syscalls[(id >> 6) & (SYSCAP_MAX_SYSCALLS / 64 - 1)] & (1ULL << (id & 63)));
+	       (f->syscalls[slot >> 6] & (1ULL << (slot & 63)));
+}
+
+/*
+ * A new task's return from fork, vfork, clone or clone3: on x86 the child
+ * passes sys_exit with 0 without having entered the call, which its parent
+ * made and is counted once, there. (On arm64 the child does not pass
+ * sys_exit.) The numbers are the x86-64 and i386 ABI's.
+ */
+SYSCAP_PROBE_INLINE int syscap_is_fork_return(long id, long ret, int compat)
+{
+#ifdef SYSCAP_X86
+	if (ret != 0)
+		return 0;
+	if (compat)
+		return id == 2 || id == 120 || id == 190 || id == 435;
+	return id == 56 || id == 57 || id == 58 || id == 435;
+#else
+	return 0;
+#endif
 }
 
 /* The return value passes the failed-only filter. */
@@ -106,6 +150,18 @@ SYSCAP_PROBE_INLINE int syscap_verdict_stale(const struct syscap_task_state *t, 
 	return t->gen != gen;
 }
 
+/*
+ * At sys_exit with nothing pending: a syscall whose entry the probe skipped
+ * although the task was traced under this same filter generation. Only the
+ * kernel itself skips sys_enter then: seccomp (or a ptrace tracer) ends the
+ * call before the tracepoint. A verdict from another generation says the
+ * filter changed while the call ran; its entry may predate tracing.
+ */
+SYSCAP_PROBE_INLINE int syscap_entry_skipped(const struct syscap_task_state *t, __u32 gen)
+{
+	return t && t->traced && !t->pending && t->gen == gen;
+}
+
 SYSCAP_PROBE_INLINE void syscap_verdict_store(struct syscap_task_state *t, __u32 gen,
 					      int traced)
 {
@@ -119,7 +175,7 @@ SYSCAP_PROBE_INLINE void syscap_verdict_store(struct syscap_task_state *t, __u32
  */
 SYSCAP_PROBE_INLINE void syscap_fill_syscall(struct syscap_event *e, __u64 ts, __u64 dur,
 					     long ret, __u32 tgid, __u32 tid, __u32 seq,
-					     __u32 nr, __u8 flags, __u32 cpu)
+					     __u32 nr, __u32 raw_nr, __u8 flags, __u32 cpu)
 {
 	e->ts_ns = ts;
 	e->dur_ns = dur;
@@ -132,7 +188,7 @@ SYSCAP_PROBE_INLINE void syscap_fill_syscall(struct syscap_event *e, __u64 ts, _
 	e->flags = flags;
 	e->cpu = cpu;
 	e->reserved0 = 0;
-	e->reserved1 = 0;
+	e->raw_nr = nr >= SYSCAP_NR_COMPAT ? raw_nr : 0;
 }
 
 /*

@@ -22,9 +22,16 @@
 
 #define SYSCAP_RECORD_VERSION	1
 
-/* Syscall numbers at or above this are not traced (x86-64 and arm64 stay
- * well below; x32 numbers carry bit 30 and are ignored). */
+/*
+ * The syscall number space of counters, filters and records: the native
+ * table's numbers (x86-64 and arm64 stay well below 510), plus two slots for
+ * calls that have no number of their own there. Their records carry the
+ * number the task passed in raw_nr.
+ */
 #define SYSCAP_MAX_SYSCALLS	512
+#define SYSCAP_NR_COMPAT	510	/* a 32-bit (compat) task's syscall */
+#define SYSCAP_NR_OTHER		511	/* a number outside the native table:
+					 * syscall(-1), syscall(1000), x32 */
 #define SYSCAP_COMM_LEN		16
 #define SYSCAP_MAX_COMMS	8
 #define SYSCAP_MAX_CPUS		256
@@ -40,10 +47,14 @@ enum syscap_kind {
 /* syscap_event.flags */
 #define SYSCAP_F_NORETURN	0x01	/* exit/exit_group (or exec on old arm64):
 					 * written when the task left; ret is 0 */
-#define SYSCAP_F_COMPAT		0x02	/* 32-bit compat task: nr is from the
-					 * compat table */
+#define SYSCAP_F_COMPAT		0x02	/* 32-bit compat task: nr is
+					 * SYSCAP_NR_COMPAT, raw_nr the number in
+					 * the compat table */
 #define SYSCAP_F_GROUP_DEAD	0x04	/* on EXIT: the last thread of the
 					 * process exited */
+#define SYSCAP_F_NOENTRY	0x08	/* the kernel skipped this syscall's entry
+					 * tracepoint (seccomp denied it): ts_ns
+					 * is the exit time, dur_ns 0 */
 
 struct syscap_proc_info {
 	__u32 parent_tgid;		/* FORK: the creator; EXEC: old tid */
@@ -72,7 +83,8 @@ struct syscap_event {
 	__u16 cpu;		/* the CPU whose ring carried the record: with
 				 * seq it orders and checks records per CPU */
 	__u16 reserved0;	/* zero */
-	__u32 reserved1;	/* zero */
+	__u32 raw_nr;		/* for nr SYSCAP_NR_COMPAT / SYSCAP_NR_OTHER:
+				 * the number the task passed; else zero */
 };
 
 #define SYSCAP_EVENT_SIZE	96
@@ -134,9 +146,21 @@ struct syscap_count_val {
 
 #define SYSCAP_COUNT_KEYS	(1 << 18)	/* process x syscall pairs */
 
+/*
+ * The kernel's restart codes (ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND,
+ * ERESTART_RESTARTBLOCK): a syscall cut off by a signal, restarted or ended
+ * with its thread. User space never sees them as an errno: such a call is
+ * interrupted, not failed.
+ */
+static inline int syscap_is_interrupted(__s64 ret)
+{
+	return ret >= -516 && ret <= -512 && ret != -515;
+}
+
+/* A failed syscall: -4095..-1, restart codes excepted. */
 static inline int syscap_is_error(__s64 ret)
 {
-	return ret < 0 && ret >= -4095;
+	return ret < 0 && ret >= -4095 && !syscap_is_interrupted(ret);
 }
 
 #endif /* SYSCAP_RECORD_H */

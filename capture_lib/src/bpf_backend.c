@@ -287,23 +287,6 @@ static const struct syscap_backend_ops bpf_ops = {
 	.close = bpf_close,
 };
 
-static void arch_exit_numbers(struct syscap_bpf *skel)
-{
-#if defined(__x86_64__)
-	skel->rodata->nr_exit = 60;
-	skel->rodata->nr_exit_group = 231;
-	skel->rodata->nr_clone = 56;
-	skel->rodata->nr_fork = 57;
-	skel->rodata->nr_vfork = 58;
-	skel->rodata->nr_clone3 = 435;
-#elif defined(__aarch64__)
-	skel->rodata->nr_exit = 93;
-	skel->rodata->nr_exit_group = 94;
-	skel->rodata->nr_clone = 220;
-	skel->rodata->nr_clone3 = 435;
-#endif
-}
-
 int syscap_bpf_open(struct syscap_backend **out, uint64_t ring_size, char *err, size_t errlen)
 {
 	struct syscap_backend *b = NULL;
@@ -362,7 +345,6 @@ int syscap_bpf_open(struct syscap_backend **out, uint64_t ring_size, char *err, 
 		snprintf(err, errlen, "cannot open the BPF program: %s", libbpf_last);
 		goto fail;
 	}
-	arch_exit_numbers(p->skel);
 	bpf_map__set_max_entries(p->skel->maps.rings, (uint32_t)ncpu);
 	/* The rings exist before the program: the first one is the template
 	 * the kernel checks every inner map against (type and size). */

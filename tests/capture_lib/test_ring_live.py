@@ -35,7 +35,7 @@ def test_every_record_once_in_order_per_cpu_never_torn(flood: Path) -> None:
                     assert ev.kind in (2, 3, 4)
                     continue
                 assert ev.nr == getppid and ev.ret > 0
-                assert ev.reserved0 == 0 and ev.reserved1 == 0
+                assert ev.reserved0 == 0 and ev.raw_nr == 0
                 assert ev.dur_ns < 10**9
                 seqs[ev.cpu].append(ev.seq)
                 got += 1

@@ -158,10 +158,16 @@ static const char *incomplete_field(const struct rec *r)
 
 	if (e->cpu != r->cpu)
 		return "cpu";
-	if (e->reserved0 || e->reserved1)
+	if (e->reserved0)
 		return "reserved";
-	if (e->kind == SYSCAP_EV_SYSCALL)
-		return e->flags & ~SYSCAP_F_NORETURN ? "flags" : NULL;
+	if (e->kind == SYSCAP_EV_SYSCALL) {
+		if (e->raw_nr && e->nr < SYSCAP_NR_COMPAT)
+			return "raw_nr of a native syscall";
+		return e->flags & ~(SYSCAP_F_NORETURN | SYSCAP_F_NOENTRY | SYSCAP_F_COMPAT) ?
+		       "flags" : NULL;
+	}
+	if (e->raw_nr)
+		return "raw_nr of a process record";
 	if (e->dur_ns || e->seq || e->nr)
 		return "dur_ns/seq/nr of a process record";
 	if (e->proc.reserved || !all_zero(e->proc.pad, sizeof(e->proc.pad)))
@@ -188,9 +194,9 @@ static void collect(void *ctx, const struct syscap_event *ev)
 
 		if (bad && !c->incomplete++)
 			snprintf(c->first_incomplete, sizeof(c->first_incomplete),
-				 "kind %u on cpu %d: %s (cpu field %u, reserved %u/%u)",
+				 "kind %u on cpu %d: %s (cpu field %u, reserved %u, raw_nr %u)",
 				 r->ev.kind, r->cpu, bad, r->ev.cpu, r->ev.reserved0,
-				 r->ev.reserved1);
+				 r->ev.raw_nr);
 	}
 	if (r->ev.kind == SYSCAP_EV_SYSCALL) {
 		if ((int64_t)r->ev.seq <= c->last_seq[c->cpu])
