@@ -32,7 +32,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         wanted = syscalls.parse_set(args.syscalls, arch)
     res = export_perfetto(
         args.trace, args.output, pids=args.pid, syscalls=wanted, start_s=args.start,
-        end_s=args.end, counter_interval_s=args.counter_interval,
+        end_s=args.end, counter_interval_s=args.counter_interval, force=args.force,
     )
     print(f"syscap: {res.slices} syscall slices from {res.records} records, "
           f"{res.threads} threads in {res.processes} processes, {res.counters} counter values "
@@ -96,6 +96,8 @@ def register(sub: Any) -> None:
     p.add_argument("--format", default="perfetto", choices=("perfetto",),
                    help="Perfetto's JSON trace-event format (the default)")
     p.add_argument("-o", "--output", required=True, metavar="OUT")
+    p.add_argument("--force", action="store_true",
+                   help="replace OUT if it exists (a symbolic link is never followed)")
     p.add_argument("-p", "--pid", type=_pid, action="append", default=[], metavar="PID",
                    help="only this process and the children it forks (repeatable)")
     p.add_argument("-e", "--syscalls", metavar="SYSCALLS",

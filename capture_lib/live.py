@@ -127,11 +127,14 @@ class Session:
         if ret < 0:
             raise CaptureError(f"setting the {what} in the kernel failed: {os.strerror(-ret)}")
 
-    def record(self, path: str) -> None:
+    def record(self, path: str, force: bool = False) -> None:
+        """Write every record to a new trace file at path (mode 0600; an
+        existing file is replaced only with force, a symbolic link never)."""
         blob, n = names_blob()
         err = native.errbuf()
-        if self._lib.syscap_session_record(self._s, path.encode(), blob, len(blob), n, err,
-                                           native.ERRLEN):
+        flags = self._lib.SYSCAP_CREATE_FORCE if force else 0
+        if self._lib.syscap_session_record(self._s, path.encode(), flags, blob, len(blob), n,
+                                           err, native.ERRLEN):
             raise CaptureError(native.errstr(err))
 
     @property

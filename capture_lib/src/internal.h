@@ -10,8 +10,10 @@
 
 struct trace_writer;
 
-/* Create path and write its header; NULL and a message in err on failure. */
-struct trace_writer *trace_writer_open(const char *path, const struct syscap_trace_header *h,
+/* Create path (as syscap_create_output does with flags) and write its
+ * header; NULL and a message in err on failure. */
+struct trace_writer *trace_writer_open(const char *path, uint32_t flags,
+				       const struct syscap_trace_header *h,
 				       const char *names, uint32_t names_len, char *err,
 				       size_t errlen);
 /* Queue one record; a full block is written out. 0 or -errno. */
