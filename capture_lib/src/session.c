@@ -344,7 +344,9 @@ int syscap_session_snapshot(struct syscap_session *s, struct syscap_snapshot *ou
 	uint64_t drops = 0;
 	int ret;
 
-	if (!s->running)
+	/* count mode: the exit records in the rings say which processes the
+	 * poll can forget, so a process reaped before the snapshot goes in it */
+	if (!s->running || s->mode == SYSCAP_MODE_COUNTS)
 		drain_all(s);
 	pthread_mutex_lock(&s->lock);
 	ret = s->mode == SYSCAP_MODE_COUNTS ? count_table_poll(s->counts, s->b, s->agg) : 0;
