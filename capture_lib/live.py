@@ -249,24 +249,40 @@ class Session:
         self.close()
 
 
-def _getppid_ns(n: int) -> float:
-    """ns per getppid() measured in a forked child (the consumer is never traced)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        try:
-            os.close(r)
-            t0 = time.perf_counter_ns()
-            for _ in range(n):
-                os.getppid()
-            os.write(w, str((time.perf_counter_ns() - t0) / n).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        value = float(f.read() or "nan")
-    os.waitpid(pid, 0)
-    return value
+class _GetppidLoop:
+    """A forked child that times n getppid() calls each time it is asked: the
+    calibration's workload, and the only process its capture admits. The
+    consumer (this process) is never traced, so the calls must come from a
+    child; the same child serves every measurement, so its pid can be in the
+    filter before the first one."""
+
+    def __init__(self, n: int) -> None:
+        cmd_r, self._cmd = os.pipe()
+        res_r, res_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # pragma: no cover - child
+            try:
+                os.close(self._cmd)
+                os.close(res_r)
+                while os.read(cmd_r, 1):
+                    t0 = time.perf_counter_ns()
+                    for _ in range(n):
+                        os.getppid()
+                    os.write(res_w, f"{(time.perf_counter_ns() - t0) / n}\n".encode())
+            finally:
+                os._exit(0)
+        os.close(cmd_r)
+        os.close(res_w)
+        self._results = os.fdopen(res_r)
+
+    def ns_per_call(self) -> float:
+        os.write(self._cmd, b"m")
+        return float(self._results.readline() or "nan")
+
+    def close(self) -> None:
+        os.close(self._cmd)  # EOF: the child exits
+        self._results.close()
+        os.waitpid(self.pid, 0)
 
 
 class LiveSource:
@@ -307,16 +323,25 @@ class LiveSource:
             self._session.set_mode("records")  # the module, or eBPF before 5.15
 
     def _calibrate(self) -> None:
-        """What each mode's probes add to one traced syscall (everything is
-        traced while this runs, before any filter is set)."""
-        before = min(_getppid_ns(20000) for _ in range(3))
-        for latency in (False, True):
-            self._use(latency)
-            if self._session.mode not in self._cost:
-                self._session.start()
-                after = min(_getppid_ns(20000) for _ in range(3))
-                self._session.stop()
-                self._cost[self._session.mode] = max(after - before, 0.0)
+        """What each mode's probes add to one traced syscall. Only the
+        calibration's own child passes the filter meanwhile: no other
+        process is traced, whatever filter the user gives afterwards."""
+        loop = _GetppidLoop(20000)
+        try:
+            before = min(loop.ns_per_call() for _ in range(3))
+            self._session.set_filter(Filter(pids=frozenset({loop.pid})))
+            for latency in (False, True):
+                self._use(latency)
+                if self._session.mode not in self._cost:
+                    self._session.start()
+                    try:
+                        after = min(loop.ns_per_call() for _ in range(3))
+                    finally:
+                        self._session.stop()
+                    self._cost[self._session.mode] = max(after - before, 0.0)
+        finally:
+            loop.close()
+        self._session.set_filter(Filter())
 
     @property
     def hook_cost_ns(self) -> float:
