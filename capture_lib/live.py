@@ -16,6 +16,7 @@ from capture_lib.errors import CaptureError, UsageError
 from capture_lib.snapshot import Filter, Snapshot
 
 DEFAULT_RING_SIZE = 8 << 20  # bytes per CPU, as Falco's default
+CAP_SYS_ADMIN, CAP_BPF = 21, 39  # linux/capability.h
 BACKENDS = ("auto", "bpf", "kmod")
 
 
@@ -169,6 +170,34 @@ class Session:
         err = native.errbuf()
         if self._lib.syscap_session_attach(self._s, err, native.ERRLEN):
             raise CaptureError(native.errstr(err))
+
+    def drop_capabilities(self) -> str:
+        """Give up every capability the attached probes no longer need (all of
+        them, where the kernel lets a process use BPF maps through fds it
+        holds without one), in this, the process's only thread: threads it
+        starts later have none either. Returns what was kept, for the user."""
+        threads = len(os.listdir("/proc/self/task"))
+        if threads != 1:
+            raise CaptureError(f"capabilities are per thread and this process already has "
+                               f"{threads}: drop them before starting any")
+        lib = self._lib
+        candidates = ((0, "no capabilities"),
+                      (1 << CAP_BPF, "only CAP_BPF (this kernel checks it on every BPF map "
+                                     "read)"),
+                      (1 << CAP_BPF | 1 << CAP_SYS_ADMIN, "only CAP_BPF and CAP_SYS_ADMIN "
+                                                          "(this kernel checks them on every "
+                                                          "BPF map read)"))
+        for keep, kept in candidates:
+            works = lib.syscap_session_works_with(self._s, keep)
+            if works < 0:
+                raise CaptureError(f"cannot test which capabilities the capture needs: "
+                                   f"{os.strerror(-works)}")
+            if works:
+                err = native.errbuf()
+                if lib.syscap_drop_capabilities(keep, err, native.ERRLEN):
+                    raise CaptureError(native.errstr(err))
+                return kept
+        return "all capabilities (reading the maps failed with fewer)"
 
     def detach(self) -> None:
         """Detach the probes; what they wrote stays in the rings."""

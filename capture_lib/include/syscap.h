@@ -150,6 +150,17 @@ void syscap_session_close(struct syscap_session *s);
  * when the consumer thread is not running). */
 long syscap_session_read(struct syscap_session *s, struct syscap_event *out, long max);
 
+/* ---- privileges (src/privileges.c) ---------------------------------------- */
+
+/* Keep only the capabilities in keep (bit n: capability n) in this thread's
+ * effective and permitted sets; clear its inheritable and ambient sets and,
+ * where allowed (CAP_SETPCAP), the bounding set. Only the calling thread
+ * changes: call it before starting any other. 0, or -errno with err set. */
+int syscap_drop_capabilities(uint64_t keep, char *err, size_t errlen);
+/* 1 if session s still reads its kernel maps with only the capabilities in
+ * keep, 0 if not (tried in a forked child), -errno if that cannot be told. */
+int syscap_session_works_with(struct syscap_session *s, uint64_t keep);
+
 /* ---- files syscap writes (src/output_file.c) ------------------------------ */
 
 #define SYSCAP_CREATE_FORCE	1	/* replace an existing regular file */
