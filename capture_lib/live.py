@@ -16,7 +16,13 @@ from capture_lib.errors import CaptureError, UsageError
 from capture_lib.snapshot import Filter, Snapshot
 
 DEFAULT_RING_SIZE = 8 << 20  # bytes per CPU, as Falco's default
-CAP_SYS_ADMIN, CAP_BPF = 21, 39  # linux/capability.h
+CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39  # linux/capability.h
+# What a capture may still need after attaching, least first: the eBPF backend
+# nothing from kernel 6.5 on, CAP_BPF on older kernels with
+# unprivileged_bpf_disabled set; the module CAP_PERFMON on every ioctl.
+_KEEP_CANDIDATES = ((), ("CAP_BPF",), ("CAP_PERFMON",), ("CAP_BPF", "CAP_PERFMON"),
+                    ("CAP_SYS_ADMIN",))
+_CAP_BITS = {"CAP_SYS_ADMIN": CAP_SYS_ADMIN, "CAP_PERFMON": CAP_PERFMON, "CAP_BPF": CAP_BPF}
 BACKENDS = ("auto", "bpf", "kmod")
 
 
@@ -181,13 +187,8 @@ class Session:
             raise CaptureError(f"capabilities are per thread and this process already has "
                                f"{threads}: drop them before starting any")
         lib = self._lib
-        candidates = ((0, "no capabilities"),
-                      (1 << CAP_BPF, "only CAP_BPF (this kernel checks it on every BPF map "
-                                     "read)"),
-                      (1 << CAP_BPF | 1 << CAP_SYS_ADMIN, "only CAP_BPF and CAP_SYS_ADMIN "
-                                                          "(this kernel checks them on every "
-                                                          "BPF map read)"))
-        for keep, kept in candidates:
+        for names in _KEEP_CANDIDATES:
+            keep = sum(1 << _CAP_BITS[n] for n in names)
             works = lib.syscap_session_works_with(self._s, keep)
             if works < 0:
                 raise CaptureError(f"cannot test which capabilities the capture needs: "
@@ -196,7 +197,10 @@ class Session:
                 err = native.errbuf()
                 if lib.syscap_drop_capabilities(keep, err, native.ERRLEN):
                     raise CaptureError(native.errstr(err))
-                return kept
+                if not names:
+                    return "no capabilities"
+                return (f"only {' and '.join(names)}: the {self.backend} backend checks "
+                        f"{'it' if len(names) == 1 else 'them'} on every read here")
         return "all capabilities (reading the maps failed with fewer)"
 
     def detach(self) -> None:
