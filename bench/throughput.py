@@ -67,7 +67,7 @@ def trial(ring: int, rate: float, seconds: float, work: Path) -> Trial:
     except SyscapError as e:
         raise BenchError(f"syscap cannot start: {e}") from e
     try:
-        s.record(str(trace))
+        s.record(str(trace), force=True)  # one scratch file for every trial
         s.start()
         r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
         try:

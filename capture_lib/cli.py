@@ -71,7 +71,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
     res = record(
         args.output, filter_from_args(args), backend=args.backend, ring_size=ring,
         all_processes=args.all, command=command or None, duration=args.duration,
-        on_started=started,
+        on_started=started, force=args.force,
     )
     t = res.totals
     fill = 100.0 * t.max_used / t.ring_size if t.ring_size else 0.0
@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("record", help="capture syscalls into a trace file")
     p.add_argument("-o", "--output", default="syscap.trace", metavar="TRACE")
+    p.add_argument("--force", action="store_true",
+                   help="replace TRACE if it exists (a symbolic link is never followed)")
     p.add_argument("--backend", choices=("auto", "bpf", "kmod"), default="auto")
     p.add_argument("-a", "--all", action="store_true", help="every process on the machine")
     add_filter_args(p)

@@ -32,7 +32,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         wanted = syscalls.parse_set(args.syscalls, arch)
     res = export_perfetto(
         args.trace, args.output, pids=args.pid, syscalls=wanted, start_s=args.start,
-        end_s=args.end, counter_interval_s=args.counter_interval,
+        end_s=args.end, counter_interval_s=args.counter_interval, force=args.force,
     )
     print(f"syscap: {res.slices} syscall slices from {res.records} records, "
           f"{res.threads} threads in {res.processes} processes, {res.counters} counter values "
@@ -44,21 +44,28 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_exporter(args: argparse.Namespace) -> int:
+    from capture_lib.exporter import is_loopback, parse_listen
+
+    host, port = parse_listen(args.listen)
+    if not is_loopback(host) and not args.listen_public:
+        raise UsageError(f"--listen {args.listen}: {host} is not a loopback address, and the "
+                         "metrics name the host's processes with their syscall counts; give "
+                         "--listen-public as well to serve them there")
+    if args.interval <= 0:
+        raise UsageError(f"--interval {args.interval:g}: give a positive number of seconds")
     try:
-        from prometheus_client import start_http_server
+        import prometheus_client  # noqa: F401
     except ImportError:
         raise UsageError("the exporter needs prometheus_client: pip install prometheus_client "
                          "(into syscap's virtualenv)") from None
 
     from capture_lib.cli import filter_from_args
-    from capture_lib.exporter import Exporter, make_registry, parse_listen
+    from capture_lib.exporter import Exporter, bind_http, make_registry
     from capture_lib.live import DEFAULT_RING_SIZE, parse_size
 
-    host, port = parse_listen(args.listen)
-    if args.interval <= 0:
-        raise UsageError(f"--interval {args.interval:g}: give a positive number of seconds")
     ring = parse_size(args.buffer_size) if args.buffer_size else DEFAULT_RING_SIZE
-    exp = Exporter(filter_from_args(args), args.top_comms, args.backend, ring)
+    exp = Exporter(filter_from_args(args), args.top_comms, args.backend, ring,
+                   latency=args.latency)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -66,19 +73,33 @@ def _cmd_exporter(args: argparse.Namespace) -> int:
 
     try:
         try:
-            server, _ = start_http_server(port, addr=host, registry=make_registry(exp))
+            server = bind_http(host, port, make_registry(exp))
         except OSError as e:
             raise UsageError(f"cannot listen on {args.listen}: {e.strerror}; give another "
                              "--listen HOST:PORT") from None
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        print(f"syscap: exporter on http://{args.listen}/metrics (backend "
-              f"{exp.session.backend}, top {args.top_comms} comms)", file=sys.stderr, flush=True)
+        serving = False
         try:
+            # the probes are attached: nothing below needs a capability, and
+            # every thread started from here on inherits none
+            kept = exp.session.drop_capabilities()
+            exp.start()
+            threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+            serving = True
+            signal.signal(signal.SIGTERM, on_signal)
+            signal.signal(signal.SIGINT, on_signal)
+            if args.listen_public:
+                print(f"syscap: warning: serving per-process syscall counts and command names "
+                      f"(comms) of this host to anyone who can reach {args.listen}",
+                      file=sys.stderr)
+            mode = "durations" if exp.latency else "count mode"
+            print(f"syscap: exporter on http://{args.listen}/metrics (backend "
+                  f"{exp.session.backend}, {mode}, top {args.top_comms} comms, {kept})",
+                  file=sys.stderr, flush=True)
             while not stop.wait(args.interval):
                 exp.refresh()  # keeps the aggregation table small between scrapes
         finally:
-            server.shutdown()
+            if serving:
+                server.shutdown()  # waits for serve_forever: only once it runs
             server.server_close()
     finally:
         exp.close()
@@ -96,6 +117,8 @@ def register(sub: Any) -> None:
     p.add_argument("--format", default="perfetto", choices=("perfetto",),
                    help="Perfetto's JSON trace-event format (the default)")
     p.add_argument("-o", "--output", required=True, metavar="OUT")
+    p.add_argument("--force", action="store_true",
+                   help="replace OUT if it exists (a symbolic link is never followed)")
     p.add_argument("-p", "--pid", type=_pid, action="append", default=[], metavar="PID",
                    help="only this process and the children it forks (repeatable)")
     p.add_argument("-e", "--syscalls", metavar="SYSCALLS",
@@ -110,7 +133,14 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("exporter", help="serve live syscall metrics to Prometheus")
     p.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
-                   help="address of the /metrics endpoint (default %(default)s)")
+                   help="address of the /metrics endpoint (default %(default)s); a "
+                        "non-loopback address needs --listen-public")
+    p.add_argument("--listen-public", action="store_true",
+                   help="allow a --listen address other hosts can reach: they see every "
+                        "traced process's command name and syscall counts")
+    p.add_argument("--latency", action="store_true",
+                   help="measure syscall durations and export their histogram; by default "
+                        "the exporter only counts, which costs least per syscall")
     p.add_argument("--top-comms", type=int, default=DEFAULT_TOP_COMMS, metavar="N",
                    help="comm label values besides 'other' (default %(default)s)")
     p.add_argument("--interval", type=float, default=1.0, metavar="S",

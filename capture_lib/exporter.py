@@ -1,10 +1,17 @@
 """A Prometheus exporter fed by capture_lib's count mode.
 
-A live Session aggregates records in C; the exporter takes a snapshot (the
-aggregates since the previous one) on every scrape and on a timer, and adds
-each interval to running totals, so counters are monotonic and exact for the
-records captured (drops are exported next to them, per CPU). Exposition is
-prometheus_client's standard text format.
+A live Session counts calls and errors per process x syscall in the kernel
+(count mode, the cheapest: no timestamps, no record per syscall) or, with
+latency, records every syscall with its duration for a histogram. The
+exporter takes a snapshot (the aggregates since the previous one) on every
+scrape and on a timer, and adds each interval to running totals, so counters
+are monotonic and exact for what was captured (drops are exported next to
+them, per CPU). Exposition is prometheus_client's standard text format.
+
+The endpoint names every busy command on the host with its syscall counts:
+it listens on loopback unless told otherwise (is_loopback), and the process
+serving it holds no capability once the probes are attached
+(Session.drop_capabilities).
 
 Label cardinality is bounded: at most `top_comms` comm values plus "other".
 Comms compete by a decayed call rate (each interval halves the old score and
@@ -16,11 +23,15 @@ marks its series stale) and its later calls count under "other".
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from capture_lib.errors import CaptureError, UsageError
 from capture_lib.live import DEFAULT_RING_SIZE, Session
@@ -48,6 +59,41 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise UsageError(f"--listen {text!r}: give HOST:PORT, e.g. {DEFAULT_LISTEN}")
     return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Only this host can reach host: localhost, 127.0.0.0/8 or ::1."""
+    if host == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a name: it may resolve to anything
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # a scrape every few seconds is not news
+
+
+def bind_http(host: str, port: int, registry: CollectorRegistry) -> WSGIServer:
+    """The /metrics endpoint, bound and listening but not yet serving (start
+    serve_forever in a thread): the socket is made while the process may
+    still bind a port below 1024, the serving threads after it dropped its
+    capabilities."""
+    from prometheus_client import make_wsgi_app
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    server_class = type("_Server", (_ThreadingServer,), {"address_family": family})
+    return make_server(host, port, make_wsgi_app(registry), server_class,
+                       handler_class=_QuietHandler)
 
 
 class CommLabels:
@@ -133,7 +179,7 @@ class Totals:
                 series.calls += s.count
                 series.errors += s.errors
         nb = HIST_LAST - HIST_FIRST + 2  # bounded buckets, then +Inf
-        for s in snap.syscalls:
+        for s in snap.syscalls if snap.latency else ():  # count mode measures no durations
             buckets = self.hist.setdefault(s.name, [0] * nb)
             if buckets_of is not None:
                 for b, n in enumerate(buckets_of(s.nr)):
@@ -148,22 +194,44 @@ class Totals:
 class Exporter:
     """A capture session and the metrics built from it (a prometheus_client collector).
 
+    The probes are attached here; the consumer thread starts with start(),
+    so that capabilities can be dropped in between while this is the only
+    thread. latency=False (the default) runs the session in count mode where
+    the backend has one (as `syscap top` does); latency=True records every
+    syscall with its duration and exports the duration histogram.
+
     prometheus_client is imported when metrics are built, so `syscap` itself
     starts without it."""
 
     def __init__(self, flt: Filter, top_comms: int = DEFAULT_TOP_COMMS, backend: str = "auto",
-                 ring_size: int = DEFAULT_RING_SIZE) -> None:
+                 ring_size: int = DEFAULT_RING_SIZE, latency: bool = False) -> None:
         self.session = Session(backend, ring_size)
         self.totals = Totals(top_comms)
         self._lock = threading.Lock()
         try:
             self.session.aggregate(True)
             self.session.set_filter(flt)
-            self.session.start()
+            if latency:
+                self.session.set_mode("records")
+            else:
+                try:
+                    self.session.set_mode("counts")
+                except CaptureError:
+                    self.session.set_mode("records")  # the module, or eBPF before 5.15
+            self.session.attach()
         except BaseException:
             self.session.close()
             raise
         self.uname = os.uname()
+
+    @property
+    def latency(self) -> bool:
+        """Durations are measured (records mode)."""
+        return self.session.mode == "records"
+
+    def start(self) -> None:
+        """Start the consumer thread (the probes are attached already)."""
+        self.session.start()
 
     def refresh(self) -> None:
         """Fold everything captured since the last refresh into the totals."""
@@ -193,7 +261,7 @@ class Exporter:
         t = self.totals
         info = InfoMetricFamily("syscap_backend", "The capture backend and this host's kernel")
         info.add_metric([], {"backend": self.session.backend, "kernel": self.uname.release,
-                             "arch": self.uname.machine,
+                             "arch": self.uname.machine, "mode": self.session.mode,
                              "ring_bytes_per_cpu": str(self.session.ring_size)})
         yield info
         calls = CounterMetricFamily(
@@ -207,18 +275,19 @@ class Exporter:
             errors.add_metric([comm, name], s.errors)
         yield calls
         yield errors
-        hist = HistogramMetricFamily(
-            "syscap_syscall_duration_seconds",
-            "Syscall durations, all processes; bounds are the capture's log2 buckets",
-            labels=["syscall"])
-        for name in sorted(t.hist):
-            cum, buckets = 0, []
-            for bound, n in zip(HIST_BOUNDS, t.hist[name], strict=False):
-                cum += n
-                buckets.append((repr(bound), float(cum)))
-            buckets.append(("+Inf", float(t.hist_count[name])))
-            hist.add_metric([name], buckets, t.hist_sum_ns[name] / 1e9)
-        yield hist
+        if self.latency:  # count mode measures no durations
+            hist = HistogramMetricFamily(
+                "syscap_syscall_duration_seconds",
+                "Syscall durations, all processes; bounds are the capture's log2 buckets",
+                labels=["syscall"])
+            for name in sorted(t.hist):
+                cum, buckets = 0, []
+                for bound, n in zip(HIST_BOUNDS, t.hist[name], strict=False):
+                    cum += n
+                    buckets.append((repr(bound), float(cum)))
+                buckets.append(("+Inf", float(t.hist_count[name])))
+                hist.add_metric([name], buckets, t.hist_sum_ns[name] / 1e9)
+            yield hist
         kernel = CounterMetricFamily(
             "syscap_kernel_syscalls",
             "Syscalls passing the filter, from the probe's exact per-CPU counters (also counts "

@@ -16,6 +16,13 @@ from capture_lib.errors import CaptureError, UsageError
 from capture_lib.snapshot import Filter, Snapshot
 
 DEFAULT_RING_SIZE = 8 << 20  # bytes per CPU, as Falco's default
+CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39  # linux/capability.h
+# What a capture may still need after attaching, least first: the eBPF backend
+# nothing from kernel 6.5 on, CAP_BPF on older kernels with
+# unprivileged_bpf_disabled set; the module CAP_PERFMON on every ioctl.
+_KEEP_CANDIDATES = ((), ("CAP_BPF",), ("CAP_PERFMON",), ("CAP_BPF", "CAP_PERFMON"),
+                    ("CAP_SYS_ADMIN",))
+_CAP_BITS = {"CAP_SYS_ADMIN": CAP_SYS_ADMIN, "CAP_PERFMON": CAP_PERFMON, "CAP_BPF": CAP_BPF}
 BACKENDS = ("auto", "bpf", "kmod")
 
 
@@ -127,11 +134,14 @@ class Session:
         if ret < 0:
             raise CaptureError(f"setting the {what} in the kernel failed: {os.strerror(-ret)}")
 
-    def record(self, path: str) -> None:
+    def record(self, path: str, force: bool = False) -> None:
+        """Write every record to a new trace file at path (mode 0600; an
+        existing file is replaced only with force, a symbolic link never)."""
         blob, n = names_blob()
         err = native.errbuf()
-        if self._lib.syscap_session_record(self._s, path.encode(), blob, len(blob), n, err,
-                                           native.ERRLEN):
+        flags = self._lib.SYSCAP_CREATE_FORCE if force else 0
+        if self._lib.syscap_session_record(self._s, path.encode(), flags, blob, len(blob), n,
+                                           err, native.ERRLEN):
             raise CaptureError(native.errstr(err))
 
     @property
@@ -166,6 +176,32 @@ class Session:
         err = native.errbuf()
         if self._lib.syscap_session_attach(self._s, err, native.ERRLEN):
             raise CaptureError(native.errstr(err))
+
+    def drop_capabilities(self) -> str:
+        """Give up every capability the attached probes no longer need (all of
+        them, where the kernel lets a process use BPF maps through fds it
+        holds without one), in this, the process's only thread: threads it
+        starts later have none either. Returns what was kept, for the user."""
+        threads = len(os.listdir("/proc/self/task"))
+        if threads != 1:
+            raise CaptureError(f"capabilities are per thread and this process already has "
+                               f"{threads}: drop them before starting any")
+        lib = self._lib
+        for names in _KEEP_CANDIDATES:
+            keep = sum(1 << _CAP_BITS[n] for n in names)
+            works = lib.syscap_session_works_with(self._s, keep)
+            if works < 0:
+                raise CaptureError(f"cannot test which capabilities the capture needs: "
+                                   f"{os.strerror(-works)}")
+            if works:
+                err = native.errbuf()
+                if lib.syscap_drop_capabilities(keep, err, native.ERRLEN):
+                    raise CaptureError(native.errstr(err))
+                if not names:
+                    return "no capabilities"
+                return (f"only {' and '.join(names)}: the {self.backend} backend checks "
+                        f"{'it' if len(names) == 1 else 'them'} on every read here")
+        return "all capabilities (reading the maps failed with fewer)"
 
     def detach(self) -> None:
         """Detach the probes; what they wrote stays in the rings."""
@@ -246,24 +282,40 @@ class Session:
         self.close()
 
 
-def _getppid_ns(n: int) -> float:
-    """ns per getppid() measured in a forked child (the consumer is never traced)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        try:
-            os.close(r)
-            t0 = time.perf_counter_ns()
-            for _ in range(n):
-                os.getppid()
-            os.write(w, str((time.perf_counter_ns() - t0) / n).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        value = float(f.read() or "nan")
-    os.waitpid(pid, 0)
-    return value
+class _GetppidLoop:
+    """A forked child that times n getppid() calls each time it is asked: the
+    calibration's workload, and the only process its capture admits. The
+    consumer (this process) is never traced, so the calls must come from a
+    child; the same child serves every measurement, so its pid can be in the
+    filter before the first one."""
+
+    def __init__(self, n: int) -> None:
+        cmd_r, self._cmd = os.pipe()
+        res_r, res_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # pragma: no cover - child
+            try:
+                os.close(self._cmd)
+                os.close(res_r)
+                while os.read(cmd_r, 1):
+                    t0 = time.perf_counter_ns()
+                    for _ in range(n):
+                        os.getppid()
+                    os.write(res_w, f"{(time.perf_counter_ns() - t0) / n}\n".encode())
+            finally:
+                os._exit(0)
+        os.close(cmd_r)
+        os.close(res_w)
+        self._results = os.fdopen(res_r)
+
+    def ns_per_call(self) -> float:
+        os.write(self._cmd, b"m")
+        return float(self._results.readline() or "nan")
+
+    def close(self) -> None:
+        os.close(self._cmd)  # EOF: the child exits
+        self._results.close()
+        os.waitpid(self.pid, 0)
 
 
 class LiveSource:
@@ -304,16 +356,25 @@ class LiveSource:
             self._session.set_mode("records")  # the module, or eBPF before 5.15
 
     def _calibrate(self) -> None:
-        """What each mode's probes add to one traced syscall (everything is
-        traced while this runs, before any filter is set)."""
-        before = min(_getppid_ns(20000) for _ in range(3))
-        for latency in (False, True):
-            self._use(latency)
-            if self._session.mode not in self._cost:
-                self._session.start()
-                after = min(_getppid_ns(20000) for _ in range(3))
-                self._session.stop()
-                self._cost[self._session.mode] = max(after - before, 0.0)
+        """What each mode's probes add to one traced syscall. Only the
+        calibration's own child passes the filter meanwhile: no other
+        process is traced, whatever filter the user gives afterwards."""
+        loop = _GetppidLoop(20000)
+        try:
+            before = min(loop.ns_per_call() for _ in range(3))
+            self._session.set_filter(Filter(pids=frozenset({loop.pid})))
+            for latency in (False, True):
+                self._use(latency)
+                if self._session.mode not in self._cost:
+                    self._session.start()
+                    try:
+                        after = min(loop.ns_per_call() for _ in range(3))
+                    finally:
+                        self._session.stop()
+                    self._cost[self._session.mode] = max(after - before, 0.0)
+        finally:
+            loop.close()
+        self._session.set_filter(Filter())
 
     @property
     def hook_cost_ns(self) -> float:

@@ -51,12 +51,14 @@ def export_perfetto(
     start_s: float | None = None,
     end_s: float | None = None,
     counter_interval_s: float = DEFAULT_COUNTER_INTERVAL_S,
+    force: bool = False,
 ) -> ExportResult:
-    """Write TRACE as Perfetto JSON to OUT.
+    """Write TRACE as Perfetto JSON to a new file OUT (mode 0600).
 
     pids: only these processes and the children they fork during the trace.
     syscalls: only these syscall numbers (None: all).
     start_s/end_s: window on syscall entry time, seconds from the trace's start.
+    force: replace OUT if it is an existing file (a symbolic link never is).
     """
     ffi, lib = native.require()
     with TraceFile(trace) as tf:  # clear errors for missing or foreign files
@@ -86,6 +88,7 @@ def export_perfetto(
     opts.start_ns = start_mono + int(start_s * 1e9) if start_s else 0
     opts.end_ns = start_mono + int(end_s * 1e9) if end_s is not None else 0
     opts.counter_ns = round(counter_interval_s * 1e9)
+    opts.create_flags = lib.SYSCAP_CREATE_FORCE if force else 0
     res = ffi.new("struct syscap_export_result *")
     err = native.errbuf()
     if lib.syscap_export_perfetto(trace.encode(), out.encode(), opts, res, err, native.ERRLEN):

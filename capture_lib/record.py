@@ -94,8 +94,12 @@ def record(
     command: list[str] | None = None,
     duration: float | None = None,
     on_started: Callable[[], None] | None = None,
+    force: bool = False,
 ) -> RecordResult:
-    """Record until the command exits, the duration passes, or SIGINT/SIGTERM."""
+    """Record until the command exits, the duration passes, or SIGINT/SIGTERM.
+
+    path is created anew (mode 0600); an existing file there is replaced only
+    with force, and a symbolic link never is (see syscap_create_output)."""
     if not (all_processes or flt.pids or command):
         raise UsageError("say what to record: -a (everything), -p PID, or -- COMMAND [ARGS]")
     if command is not None and not command:
@@ -116,7 +120,7 @@ def record(
             session.set_filter(replace(flt, exclude_pids=flt.exclude_pids | {child}))
         else:
             session.set_filter(flt)
-        session.record(path)
+        session.record(path, force)
         session.start()
         if child:
             _wait_blocked_in_read(child)

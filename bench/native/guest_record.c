@@ -122,7 +122,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "syscap: setting the filter in the kernel failed\n");
 		goto out;
 	}
-	if (syscap_session_record(s, out, names ? names : "", (uint32_t)names_len,
+	if (syscap_session_record(s, out, 0, names ? names : "", (uint32_t)names_len,
 				  count_names(names ? names : "", names_len), err, sizeof(err)) ||
 	    syscap_session_start(s, err, sizeof(err))) {
 		fprintf(stderr, "syscap: %s\n", err);

@@ -120,9 +120,11 @@ enum syscap_mode {
  * count mode (the module; the eBPF backend before 5.15), and nothing can be
  * recorded to a trace file. */
 int syscap_session_set_mode(struct syscap_session *s, int mode);
-/* Record every drained record into a trace file (before start). */
-int syscap_session_record(struct syscap_session *s, const char *path, const char *names,
-			  uint32_t names_len, uint32_t nsyscalls, char *err, size_t errlen);
+/* Record every drained record into a trace file (before start), created as
+ * syscap_create_output(path, flags) does. */
+int syscap_session_record(struct syscap_session *s, const char *path, uint32_t flags,
+			  const char *names, uint32_t names_len, uint32_t nsyscalls, char *err,
+			  size_t errlen);
 /* Aggregate drained records for snapshots (off by default for record). */
 void syscap_session_aggregate(struct syscap_session *s, int on);
 /* Attach the probes and start the consumer thread. */
@@ -147,6 +149,32 @@ void syscap_session_close(struct syscap_session *s);
 /* Copy up to max pending records out of the rings (tools and tests; only
  * when the consumer thread is not running). */
 long syscap_session_read(struct syscap_session *s, struct syscap_event *out, long max);
+
+/* ---- privileges (src/privileges.c) ---------------------------------------- */
+
+/* Keep only the capabilities in keep (bit n: capability n) in this thread's
+ * effective and permitted sets; clear its inheritable and ambient sets and,
+ * where allowed (CAP_SETPCAP), the bounding set. Only the calling thread
+ * changes: call it before starting any other. 0, or -errno with err set. */
+int syscap_drop_capabilities(uint64_t keep, char *err, size_t errlen);
+/* 1 if session s still reads its kernel maps with only the capabilities in
+ * keep, 0 if not (tried in a forked child), -errno if that cannot be told. */
+int syscap_session_works_with(struct syscap_session *s, uint64_t keep);
+
+/* ---- files syscap writes (src/output_file.c) ------------------------------ */
+
+#define SYSCAP_CREATE_FORCE	1	/* replace an existing regular file */
+
+/*
+ * Open path to write a trace or an export into: a new file of mode 0600
+ * (less what the umask takes), created with O_EXCL, so neither an existing
+ * file nor a symbolic link (dangling or not) at path is ever written through.
+ * With SYSCAP_CREATE_FORCE an existing regular file is unlinked first; a
+ * symbolic link is refused all the same. A character device or FIFO
+ * (/dev/null) is opened as it is. Returns the fd, or -errno and one line in
+ * err.
+ */
+int syscap_create_output(const char *path, uint32_t flags, char *err, size_t errlen);
 
 /* ---- trace files ---------------------------------------------------------- */
 
@@ -187,6 +215,8 @@ struct syscap_export_opts {
 	uint64_t start_ns;		/* window on entry time, CLOCK_MONOTONIC; 0: open */
 	uint64_t end_ns;		/* 0: open */
 	uint64_t counter_ns;		/* width of the calls/s bins, at least 1 ms */
+	uint32_t create_flags;		/* for the output: SYSCAP_CREATE_* */
+	uint32_t reserved;
 };
 
 struct syscap_export_result {

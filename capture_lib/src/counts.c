@@ -5,21 +5,39 @@
  * since the previous poll to the aggregator, and removes the counters of
  * processes that are gone.
  *
- * A process is gone when kill(tgid, 0) says ESRCH: its pid is freed only
- * after every thread passed its exit hooks, so the poll that first sees
- * ESRCH (checked before the map is read) also reads the final counts, and
- * nothing is lost by deleting them right after. Candidates are the
- * processes whose last thread exited (GROUP_DEAD records) and, every
- * SWEEP_EVERY polls, every process in the table (in case such a record was
- * dropped).
+ * A process is known by its tgid and its start time (field 22 of
+ * /proc/TGID/stat), read when its first counter is seen: a tgid that comes
+ * back as another process has another start time, so the two are never
+ * taken for one. A process is gone when /proc/TGID is missing (its pid is
+ * freed only after every thread passed its exit hooks) or shows another
+ * start time (the pid was reused). The check runs before the map is read,
+ * so that poll reads the final counts, and they are deleted right after.
+ * The kernel's counters are keyed by tgid alone: calls a reusing process
+ * makes before that poll still add to the dead one's counters (the total
+ * stays exact); after it, the new process counts from zero.
+ *
+ * Candidates are the processes whose last thread exited (GROUP_DEAD
+ * records) and, every SWEEP_EVERY polls, every process in the table (in
+ * case such a record was dropped).
+ *
+ * In a pid namespace other than the initial one /proc does not show the
+ * tgids the probe reports, so /proc says nothing about them: there a
+ * process is gone one poll after its GROUP_DEAD record (time for its other
+ * threads' exit hooks to finish), and there is no sweep.
  */
 #include <errno.h>
-#include <signal.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "internal.h"
 
 #define SWEEP_EVERY	16
+
+/* /proc/self/ns/pid's inode in the initial pid namespace (PROC_PID_INIT_INO) */
+#define INIT_PID_NS_INO	0xEFFFFFFCU
 
 struct count_entry {
 	uint64_t key;			/* tgid << 32 | 1 << 31 | nr; 0 = empty */
@@ -28,15 +46,32 @@ struct count_entry {
 	int gone;			/* its process is gone: delete after this poll */
 };
 
+struct proc_ident {
+	uint32_t tgid;			/* 0 = empty */
+	int dead;			/* gone: its counters go after this poll */
+	uint64_t start;			/* start time when first seen; 0: it was
+					 * already gone then */
+};
+
+struct candidate {
+	uint32_t tgid;			/* its last thread exited */
+	uint32_t polls;			/* polls since (used without /proc) */
+};
+
 struct count_table {
 	struct count_entry *tab;
 	uint32_t cap;			/* power of two */
 	uint32_t used;
-	uint32_t *exited;		/* candidates: tgids whose last thread exited */
+	struct proc_ident *procs;	/* every tgid with counters */
+	uint32_t pcap;			/* power of two */
+	uint32_t pused;
+	struct candidate *exited;
 	uint32_t nexited, cexited;
-	uint32_t *dead;			/* confirmed gone in this poll, sorted */
-	uint32_t ndead, cdead;
+	uint32_t ndead;			/* processes found gone in this poll */
 	uint32_t polls;
+	int use_proc;			/* /proc shows the probe's tgids */
+	count_start_fn start_of;
+	void *start_ctx;
 	struct syscap_agg *agg;		/* for the poll in progress */
 	int err;
 };
@@ -54,6 +89,50 @@ static inline uint64_t key_of(uint32_t tgid, uint32_t nr)
 	return (uint64_t)tgid << 32 | 1ULL << 31 | nr;
 }
 
+uint64_t count_proc_start_time(void *ctx, uint32_t tgid)
+{
+	char path[32], buf[1024];
+	unsigned long long start;
+	const char *p;
+	ssize_t n;
+	int fd, field;
+
+	(void)ctx;
+	snprintf(path, sizeof(path), "/proc/%u/stat", tgid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	/* the comm (field 2) may hold spaces and parentheses: count from its end */
+	p = strrchr(buf, ')');
+	for (field = 2; p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p + 1, "%llu", &start) != 1)
+		return 0;
+	return start ? (uint64_t)start : 1;	/* 0 means "no process" here */
+}
+
+static int in_init_pid_ns(void)
+{
+	struct stat st;
+
+	return stat("/proc/self/ns/pid", &st) == 0 && st.st_ino == INIT_PID_NS_INO;
+}
+
+void count_table_free(struct count_table *t)
+{
+	if (!t)
+		return;
+	free(t->tab);
+	free(t->procs);
+	free(t->exited);
+	free(t);
+}
+
 struct count_table *count_table_new(void)
 {
 	struct count_table *t = calloc(1, sizeof(*t));
@@ -62,42 +141,139 @@ struct count_table *count_table_new(void)
 		return NULL;
 	t->cap = 1024;
 	t->tab = calloc(t->cap, sizeof(*t->tab));
-	if (!t->tab) {
-		free(t);
+	t->pcap = 256;
+	t->procs = calloc(t->pcap, sizeof(*t->procs));
+	if (!t->tab || !t->procs) {
+		count_table_free(t);
 		return NULL;
 	}
+	t->use_proc = in_init_pid_ns();
+	t->start_of = count_proc_start_time;
 	return t;
 }
 
-void count_table_free(struct count_table *t)
+void count_table_set_identity(struct count_table *t, count_start_fn fn, void *ctx)
 {
-	if (!t)
-		return;
-	free(t->tab);
-	free(t->exited);
-	free(t->dead);
-	free(t);
-}
-
-static int push(uint32_t **arr, uint32_t *n, uint32_t *cap, uint32_t v)
-{
-	if (*n == *cap) {
-		uint32_t ncap = *cap ? *cap * 2 : 64;
-		uint32_t *na = realloc(*arr, ncap * sizeof(*na));
-
-		if (!na)
-			return -ENOMEM;
-		*arr = na;
-		*cap = ncap;
-	}
-	(*arr)[(*n)++] = v;
-	return 0;
+	t->start_of = fn ? fn : count_proc_start_time;
+	t->start_ctx = ctx;
+	t->use_proc = fn != NULL;
 }
 
 void count_table_exited(struct count_table *t, uint32_t tgid)
 {
-	push(&t->exited, &t->nexited, &t->cexited, tgid);
+	if (t->nexited == t->cexited) {
+		uint32_t ncap = t->cexited ? t->cexited * 2 : 64;
+		struct candidate *na = realloc(t->exited, ncap * sizeof(*na));
+
+		if (!na)
+			return;		/* the sweep finds it */
+		t->exited = na;
+		t->cexited = ncap;
+	}
+	t->exited[t->nexited++] = (struct candidate){ .tgid = tgid };
 }
+
+/* ---- processes: tgid -> identity ------------------------------------------ */
+
+static struct proc_ident *proc_slot(struct proc_ident *tab, uint32_t cap, uint32_t tgid)
+{
+	uint32_t i;
+
+	for (i = (uint32_t)mix(tgid) & (cap - 1); tab[i].tgid && tab[i].tgid != tgid;
+	     i = (i + 1) & (cap - 1))
+		;
+	return &tab[i];
+}
+
+/* Rebuild into cap slots, leaving out the dead. */
+static int procs_rebuild(struct count_table *t, uint32_t cap)
+{
+	struct proc_ident *nt = calloc(cap, sizeof(*nt));
+
+	if (!nt)
+		return -ENOMEM;
+	t->pused = 0;
+	for (uint32_t i = 0; i < t->pcap; i++) {
+		if (!t->procs[i].tgid || t->procs[i].dead)
+			continue;
+		*proc_slot(nt, cap, t->procs[i].tgid) = t->procs[i];
+		t->pused++;
+	}
+	free(t->procs);
+	t->procs = nt;
+	t->pcap = cap;
+	return 0;
+}
+
+/* The process known as tgid; a tgid seen for the first time is identified now. */
+static struct proc_ident *proc_get(struct count_table *t, uint32_t tgid)
+{
+	struct proc_ident *p = proc_slot(t->procs, t->pcap, tgid);
+
+	if (p->tgid)
+		return p;
+	if ((t->pused + 1) * 4 > t->pcap * 3) {
+		if (procs_rebuild(t, t->pcap * 2))
+			return NULL;
+		p = proc_slot(t->procs, t->pcap, tgid);
+	}
+	p->tgid = tgid;
+	p->dead = 0;
+	p->start = t->use_proc ? t->start_of(t->start_ctx, tgid) : 1;
+	t->pused++;
+	return p;
+}
+
+/* The process known as p no longer exists (a zombie still does). */
+static int proc_gone(struct count_table *t, const struct proc_ident *p)
+{
+	uint64_t now = t->start_of(t->start_ctx, p->tgid);
+
+	return !p->start || now != p->start;
+}
+
+static void mark_dead(struct count_table *t, struct proc_ident *p)
+{
+	if (!p->dead) {
+		p->dead = 1;
+		t->ndead++;
+	}
+}
+
+/* Mark the processes that are gone; candidates still alive (zombies) stay. */
+static void find_dead(struct count_table *t)
+{
+	uint32_t keep = 0;
+
+	t->ndead = 0;
+	for (uint32_t i = 0; i < t->nexited; i++) {
+		struct candidate *c = &t->exited[i];
+		struct proc_ident *p = proc_get(t, c->tgid);
+
+		if (!p) {
+			t->err = -ENOMEM;
+			t->exited[keep++] = *c;
+			continue;
+		}
+		/* without /proc: one poll after the record, its other threads'
+		 * exit hooks are long done */
+		if (t->use_proc ? proc_gone(t, p) : c->polls++ >= 1)
+			mark_dead(t, p);
+		else
+			t->exited[keep++] = *c;
+	}
+	t->nexited = keep;
+	if (t->use_proc && ++t->polls % SWEEP_EVERY == 0) {
+		for (uint32_t i = 0; i < t->pcap; i++) {
+			struct proc_ident *p = &t->procs[i];
+
+			if (p->tgid && !p->dead && proc_gone(t, p))
+				mark_dead(t, p);
+		}
+	}
+}
+
+/* ---- counters: (tgid, nr) -> last reading ---------------------------------- */
 
 /* Rebuild into a table of cap entries, leaving out the gone ones. */
 static int rebuild(struct count_table *t, uint32_t cap)
@@ -141,58 +317,11 @@ static struct count_entry *find(struct count_table *t, uint64_t key)
 	return &t->tab[i];
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static int is_dead(struct count_table *t, uint32_t tgid)
-{
-	return t->ndead && bsearch(&tgid, t->dead, t->ndead, sizeof(tgid), cmp_u32);
-}
-
-static int gone(uint32_t tgid)
-{
-	return kill((pid_t)tgid, 0) && errno == ESRCH;
-}
-
-/* Fill t->dead with the candidates that are gone; zombies stay candidates. */
-static void find_dead(struct count_table *t)
-{
-	uint32_t keep = 0;
-
-	t->ndead = 0;
-	for (uint32_t i = 0; i < t->nexited; i++) {
-		uint32_t tgid = t->exited[i];
-
-		if (gone(tgid))
-			push(&t->dead, &t->ndead, &t->cdead, tgid);
-		else
-			t->exited[keep++] = tgid;
-	}
-	t->nexited = keep;
-	if (++t->polls % SWEEP_EVERY == 0) {
-		uint32_t last = 0;
-
-		for (uint32_t i = 0; i < t->cap; i++) {
-			uint32_t tgid = (uint32_t)(t->tab[i].key >> 32);
-
-			/* consecutive entries of one process are common: skip repeats */
-			if (t->tab[i].key && tgid != last && gone(tgid))
-				push(&t->dead, &t->ndead, &t->cdead, tgid);
-			last = tgid;
-		}
-	}
-	if (t->ndead > 1)
-		qsort(t->dead, t->ndead, sizeof(*t->dead), cmp_u32);
-}
-
 static void on_count(void *ctx, const struct syscap_count_key *k, const struct syscap_count_val *v)
 {
 	struct count_table *t = ctx;
-	struct count_entry *e = find(t, key_of(k->tgid, k->nr));
+	struct proc_ident *p = proc_get(t, k->tgid);
+	struct count_entry *e = p ? find(t, key_of(k->tgid, k->nr)) : NULL;
 
 	if (!e) {
 		t->err = -ENOMEM;
@@ -202,16 +331,16 @@ static void on_count(void *ctx, const struct syscap_count_key *k, const struct s
 	syscap_agg_add_count(t->agg, k->tgid, k->nr, v->calls - e->calls, v->errors - e->errors);
 	e->calls = v->calls;
 	e->errors = v->errors;
-	e->gone = is_dead(t, k->tgid);
+	e->gone = p->dead;
 }
 
 int count_table_poll(struct count_table *t, struct syscap_backend *b, struct syscap_agg *agg)
 {
 	int ret, removed = 0;
 
+	t->err = 0;
 	find_dead(t);
 	t->agg = agg;
-	t->err = 0;
 	ret = b->ops->read_counts(b, on_count, t);
 	if (ret)
 		return ret;
@@ -228,5 +357,9 @@ int count_table_poll(struct count_table *t, struct syscap_backend *b, struct sys
 	}
 	if (removed)
 		ret = rebuild(t, t->cap);
+	/* a dead process whose counters were all read is forgotten too: its
+	 * tgid may come back as another process */
+	if (!ret && t->ndead)
+		ret = procs_rebuild(t, t->pcap);
 	return ret ? ret : t->err;
 }

@@ -506,7 +506,7 @@ int syscap_export_perfetto(const char *trace_path, const char *out_path,
 	struct syscap_trace_block blk;
 	uintptr_t done = 0;
 	char *buf = NULL;
-	int ret = -1;
+	int ret = -1, fd;
 
 	memset(r, 0, sizeof(*r));
 	x.threads.size = sizeof(struct thread_entry);
@@ -523,10 +523,15 @@ int syscap_export_perfetto(const char *trace_path, const char *out_path,
 	x.t = syscap_trace_open(trace_path, err, errlen);
 	if (!x.t)
 		return -1;
-	x.out = fopen(out_path, "w");
+	fd = syscap_create_output(out_path, o->create_flags, err, errlen);
+	if (fd < 0)
+		goto out;
+	x.out = fdopen(fd, "w");
 	buf = malloc(OUT_BUF);
 	if (!x.out || !buf) {
 		snprintf(err, errlen, "cannot write %s: %s", out_path, strerror(errno));
+		if (!x.out)
+			close(fd);
 		goto out;
 	}
 	setvbuf(x.out, buf, _IOFBF, OUT_BUF);

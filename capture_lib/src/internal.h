@@ -10,8 +10,10 @@
 
 struct trace_writer;
 
-/* Create path and write its header; NULL and a message in err on failure. */
-struct trace_writer *trace_writer_open(const char *path, const struct syscap_trace_header *h,
+/* Create path (as syscap_create_output does with flags) and write its
+ * header; NULL and a message in err on failure. */
+struct trace_writer *trace_writer_open(const char *path, uint32_t flags,
+				       const struct syscap_trace_header *h,
 				       const char *names, uint32_t names_len, char *err,
 				       size_t errlen);
 /* Queue one record; a full block is written out. 0 or -errno. */
@@ -42,5 +44,14 @@ void count_table_free(struct count_table *t);
 void count_table_exited(struct count_table *t, uint32_t tgid);
 /* Read the kernel's counters, add what is new to agg, drop the gone. */
 int count_table_poll(struct count_table *t, struct syscap_backend *b, struct syscap_agg *agg);
+/* A process's identity: its start time (any nonzero value that differs
+ * between two processes with one tgid), or 0 when no process has the tgid. */
+typedef uint64_t (*count_start_fn)(void *ctx, uint32_t tgid);
+/* The identity from field 22 of /proc/TGID/stat (start time in clock ticks
+ * after boot; 1 stands for 0), or 0 when there is no such process. */
+uint64_t count_proc_start_time(void *ctx, uint32_t tgid);
+/* Identify processes with fn instead of /proc/TGID/stat (unit tests); NULL:
+ * as in a pid namespace whose /proc does not show the probe's tgids. */
+void count_table_set_identity(struct count_table *t, count_start_fn fn, void *ctx);
 
 #endif /* SYSCAP_INTERNAL_H */

@@ -150,8 +150,9 @@ void syscap_session_aggregate(struct syscap_session *s, int on)
 	s->aggregate = on;
 }
 
-int syscap_session_record(struct syscap_session *s, const char *path, const char *names,
-			  uint32_t names_len, uint32_t nsyscalls, char *err, size_t errlen)
+int syscap_session_record(struct syscap_session *s, const char *path, uint32_t flags,
+			  const char *names, uint32_t names_len, uint32_t nsyscalls, char *err,
+			  size_t errlen)
 {
 	struct syscap_trace_header h;
 
@@ -165,7 +166,7 @@ int syscap_session_record(struct syscap_session *s, const char *path, const char
 	}
 	syscap_trace_header_init(&h, s->b->name, s->b->ncpu);
 	h.nsyscalls = nsyscalls;
-	s->tw = trace_writer_open(path, &h, names, names_len, err, errlen);
+	s->tw = trace_writer_open(path, flags, &h, names, names_len, err, errlen);
 	return s->tw ? 0 : -EIO;
 }
 
@@ -343,7 +344,9 @@ int syscap_session_snapshot(struct syscap_session *s, struct syscap_snapshot *ou
 	uint64_t drops = 0;
 	int ret;
 
-	if (!s->running)
+	/* count mode: the exit records in the rings say which processes the
+	 * poll can forget, so a process reaped before the snapshot goes in it */
+	if (!s->running || s->mode == SYSCAP_MODE_COUNTS)
 		drain_all(s);
 	pthread_mutex_lock(&s->lock);
 	ret = s->mode == SYSCAP_MODE_COUNTS ? count_table_poll(s->counts, s->b, s->agg) : 0;

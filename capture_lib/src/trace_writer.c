@@ -95,7 +95,8 @@ static int write_all(struct trace_writer *w, const void *p, size_t len)
 	return 0;
 }
 
-struct trace_writer *trace_writer_open(const char *path, const struct syscap_trace_header *h,
+struct trace_writer *trace_writer_open(const char *path, uint32_t flags,
+				       const struct syscap_trace_header *h,
 				       const char *names, uint32_t names_len, char *err,
 				       size_t errlen)
 {
@@ -108,11 +109,9 @@ struct trace_writer *trace_writer_open(const char *path, const struct syscap_tra
 		snprintf(err, errlen, "out of memory for the trace writer");
 		goto fail;
 	}
-	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (w->fd < 0) {
-		snprintf(err, errlen, "cannot create trace file %s: %s", path, strerror(errno));
+	w->fd = syscap_create_output(path, flags, err, errlen);
+	if (w->fd < 0)
 		goto fail;
-	}
 	hdr.names_len = names_len + pad;
 	hdr.header_size = (uint32_t)sizeof(hdr) + hdr.names_len;
 	hdr.crc = 0;

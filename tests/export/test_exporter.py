@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import re
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-from tests.export.conftest import Exporter, Samples, stop, unique_comm
+import pytest
+
+from capture_lib.exporter import is_loopback
+from tests.capture_lib.conftest import SYSCAP, syscap
+from tests.conftest import ROOT
+from tests.export.conftest import Exporter, Samples, free_port, stop, unique_comm, wait_http
 
 # workload GETPPID OPENS FAILS WRITES CHILD_GETPPID THREAD_GETPPID
 ARGS = (4000, 60, 25, 700, 1100, 1300)
@@ -48,7 +55,7 @@ def test_counter_increase_equals_the_workload_calls(
 def test_duration_histogram_counts_every_call(
         exporter: type[Exporter], workload: Path, tmp_path: Path) -> None:
     exe = unique_comm(tmp_path, workload, "sxh")
-    e = exporter("--comm", exe.name, "-e", "getppid")
+    e = exporter("--latency", "--comm", exe.name, "-e", "getppid")
     subprocess.run([str(exe), *map(str, ARGS)], check=True, timeout=60)
     time.sleep(0.3)
     s = e.scrape()
@@ -125,8 +132,6 @@ def test_comm_labels_stay_within_the_bound_with_5000_short_lived_processes(
 
 
 def test_a_taken_port_is_a_one_line_error(bpf_ready: None) -> None:
-    from tests.capture_lib.conftest import syscap
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
@@ -134,3 +139,117 @@ def test_a_taken_port_is_a_one_line_error(bpf_ready: None) -> None:
         r = syscap("exporter", "--listen", f"127.0.0.1:{port}", check=False, timeout=60)
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "cannot listen on" in r.stderr, r.stderr
+
+
+def attached_programs(pid: int) -> set[str]:
+    """Names of the BPF programs pid has attached: the prog_id of each of its
+    BPF link fds (/proc/PID/fdinfo), named by `bpftool prog show id` in its
+    plain-text form."""
+    names = set()
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                info = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue
+        if "link_id" not in info or "prog_id" not in info:
+            continue
+        out = subprocess.run(["bpftool", "prog", "show", "id", info["prog_id"].strip()],
+                             capture_output=True, text=True, check=True).stdout
+        m = re.search(r"\bname (\S+)", out)
+        assert m, out
+        names.add(m.group(1))
+    return names
+
+
+def capabilities(pid: int) -> dict[str, set[int]]:
+    """CapEff and CapPrm of every thread of pid -> the values seen."""
+    seen: dict[str, set[int]] = {"CapEff": set(), "CapPrm": set()}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in seen:
+                    seen[key].add(int(value, 16))
+    return seen
+
+
+def bpf_needs_no_capability_once_loaded() -> bool:
+    """From 6.5 the kernel checks capabilities only where BPF objects are made;
+    before, kernel.unprivileged_bpf_disabled made every bpf() call need CAP_BPF."""
+    m = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    assert m
+    if (int(m.group(1)), int(m.group(2))) >= (6, 5):
+        return True
+    with open("/proc/sys/kernel/unprivileged_bpf_disabled") as f:
+        return f.read().strip() == "0"
+
+
+def test_exporter_counts_with_the_count_program_and_no_capabilities(
+        exporter: type[Exporter], workload: Path, tmp_path: Path) -> None:
+    exe = unique_comm(tmp_path, workload, "sxc")
+    e = exporter("--comm", exe.name)
+    pid = e.proc.pid
+    progs = attached_programs(pid)
+    assert "sys_exit_count" in progs and not progs & {"sys_enter", "sys_exit"}, progs
+    caps = capabilities(pid)
+    expected = 0 if bpf_needs_no_capability_once_loaded() else 1 << 39  # CAP_BPF
+    assert caps == {"CapEff": {expected}, "CapPrm": {expected}}, caps
+    assert len(os.listdir(f"/proc/{pid}/task")) > 1  # the consumer and the server too
+
+    # it still reads the kernel's counters: exact counts after the drop
+    subprocess.run([str(exe), *map(str, ARGS)], check=True, timeout=60)
+    s = e.scrape()
+    getppid_n, _, _, writes, child_n, thread_n = ARGS
+    assert value(s, "syscap_syscalls_total", comm=exe.name, syscall="getppid") == \
+        getppid_n + child_n + thread_n
+    assert value(s, "syscap_syscalls_total", comm=exe.name, syscall="write") == writes
+    assert not any(name.startswith("syscap_syscall_duration_seconds") for name, _ in s)
+    info = [dict(labels) for (name, labels) in s if name == "syscap_backend_info"]
+    assert info[0]["mode"] == "counts"
+    assert capabilities(pid) == caps  # serving scrapes took none back
+
+
+def test_latency_attaches_the_timing_programs(exporter: type[Exporter]) -> None:
+    e = exporter("--latency", "--comm", "sx-nothing")
+    progs = attached_programs(e.proc.pid)
+    assert {"sys_enter", "sys_exit"} <= progs and "sys_exit_count" not in progs, progs
+    info = [dict(labels) for (name, labels) in e.scrape() if name == "syscap_backend_info"]
+    assert info[0]["mode"] == "records"
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:{port}", "[::]:{port}", "10.1.2.3:{port}",
+                                    "myhost.example:{port}"])
+def test_a_public_listen_address_needs_listen_public(listen: str) -> None:
+    r = syscap("exporter", "--listen", listen.format(port=free_port()), check=False,
+               timeout=60)
+    lines = r.stderr.splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert "not a loopback address" in lines[0] and "--listen-public" in lines[0]
+
+
+def test_loopback_addresses_are_told_apart_from_public_ones() -> None:
+    for host in ("127.0.0.1", "127.8.9.10", "::1", "localhost", "::ffff:127.0.0.1"):
+        assert is_loopback(host), host
+    for host in ("0.0.0.0", "::", "192.168.1.1", "::ffff:10.0.0.1", "example.com", ""):
+        assert not is_loopback(host), host
+
+
+def test_listen_public_serves_and_says_what_it_exposes(bpf_ready: None) -> None:
+    port = free_port()
+    proc = subprocess.Popen([*SYSCAP, "exporter", "--listen", f"0.0.0.0:{port}",
+                             "--listen-public", "--comm", "sx-nothing"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stderr is not None
+        warning, started = proc.stderr.readline(), proc.stderr.readline()
+        assert "exporter on" in started, warning + started
+        assert warning.startswith("syscap: warning:") and f"0.0.0.0:{port}" in warning
+        assert "syscall counts" in warning and "comms" in warning
+        wait_http(f"http://127.0.0.1:{port}/metrics", proc)
+    finally:
+        stop(proc)
+        if proc.stderr is not None:
+            assert proc.stderr.read() == ""  # one line of warning, no more
+            proc.stderr.close()

@@ -164,7 +164,7 @@ def test_filters_keep_only_what_was_asked(recorded: Any, tmp_path: Path) -> None
     assert len(got) == len(want) == ARGS[4]
 
     # -p follows fork: the parent's export includes the child it forked
-    syscap("export", str(trace), "-o", str(out), "-p", str(main_pid), "-e", "getppid")
+    syscap("export", str(trace), "-o", str(out), "--force", "-p", str(main_pid), "-e", "getppid")
     got = slices(validate(json.loads(out.read_text())))
     assert len(got) == ARGS[0] + ARGS[4] + ARGS[5]
 
@@ -173,7 +173,8 @@ def test_filters_keep_only_what_was_asked(recorded: Any, tmp_path: Path) -> None
     ts = sorted(e["ts"] for e in all_slices)
     lo, hi = ts[len(ts) // 4], ts[3 * len(ts) // 4]
     s0, s1 = (lo - start_us) / 1e6, (hi - start_us) / 1e6
-    syscap("export", str(trace), "-o", str(out), "--start", repr(s0), "--end", repr(s1))
+    syscap("export", str(trace), "-o", str(out), "--force", "--start", repr(s0), "--end",
+           repr(s1))
     got = slices(validate(json.loads(out.read_text())))
     t0, t1 = start_us + int(s0 * 1e9) / 1000, start_us + int(s1 * 1e9) / 1000
     want = [e for e in all_slices if t0 <= e["ts"] < t1]

@@ -21,7 +21,7 @@ static void write_trace(uint32_t blocks_of_events, int finish)
 
 	syscap_trace_header_init(&h, "bpf", 2);
 	h.nsyscalls = 4;
-	w = trace_writer_open(path, &h, names, sizeof(names) - 1, err, sizeof(err));
+	w = trace_writer_open(path, SYSCAP_CREATE_FORCE, &h, names, sizeof(names) - 1, err, sizeof(err));
 	CHECK(w != NULL);
 	for (uint32_t b = 0; b < blocks_of_events; b++) {
 		for (int i = 0; i < 100; i++) {

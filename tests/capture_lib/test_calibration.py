@@ -1,0 +1,67 @@
+"""The start-up calibration of `syscap top`'s live source traces only its own
+workload: a process outside the user's -p filter is never traced, not even
+while the probes' cost is measured before the filter applies."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from capture_lib import syscalls
+from capture_lib.live import LiveSource
+from capture_lib.snapshot import Filter
+
+pytestmark = pytest.mark.usefixtures("bpf_ready")
+
+# Calls getuid() without pause; nothing else in these tests calls it often.
+BYSTANDER = """
+import os, sys
+os.getuid()
+sys.stdout.write("ready\\n")
+sys.stdout.flush()
+while True:
+    os.getuid()
+"""
+
+
+@pytest.fixture
+def bystander() -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen([sys.executable, "-c", BYSTANDER], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(["sleep", "600"])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("latency", [False, True], ids=["counts", "records"])
+def test_calibration_traces_no_process_outside_the_filter(
+        bystander: subprocess.Popen[str], sleeper: subprocess.Popen[str], latency: bool) -> None:
+    src = LiveSource("bpf", Filter(pids=frozenset({sleeper.pid})), latency=latency)
+    try:
+        assert bystander.poll() is None  # it called getuid() all along
+        totals = src.session.totals().syscalls
+        # the kernel's per-CPU counters count every syscall that passed the
+        # filter since the probes were loaded: calibration included
+        assert syscalls.number("getuid") not in totals
+        # ... and the calibration did trace its own workload, in both modes
+        getppid = totals[syscalls.number("getppid")].count
+        assert getppid >= 2 * 3 * 20000
+        assert src.latency == latency
+    finally:
+        src.close()
