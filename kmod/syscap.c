@@ -82,8 +82,9 @@ struct syscap_ring {
 	wait_queue_head_t *wq;
 };
 
-/* Per-thread state, found by hashing the task pointer. Only the task itself
- * (or its own sched_process_exit) touches its slot once it owns it. */
+/* Per-thread state, found by hashing the task pointer. Once a slot is owned,
+ * only its task touches it (its fork tracepoint, before the task first runs,
+ * and its own sched_process_exit included). */
 struct syscap_task {
 	struct task_struct *owner;	/* NULL: never used; SYSCAP_TASK_GONE */
 	struct syscap_task_state st;
@@ -202,9 +203,10 @@ static bool task_passes(struct syscap_session *s, const struct syscap_filter *f,
 }
 
 /*
- * The slot of task, or NULL. With create, claim one (only the task itself
- * creates its slot, so a task is never in the table twice). Released slots
- * are reused but do not end a search; a never-used one does.
+ * The slot of task, or NULL. With create, claim one (only the task itself,
+ * or its creator before it first runs, creates its slot, so a task is never
+ * in the table twice). Released slots are reused but do not end a search; a
+ * never-used one does.
  */
 static struct syscap_task *task_slot(struct syscap_session *s, struct task_struct *task,
 				     bool create)
@@ -524,6 +526,8 @@ static void probe_fork(void *data, struct task_struct *parent, struct task_struc
 	struct syscap_session *s = data;
 	const struct syscap_filter *f;
 	u32 ptgid = parent->tgid, ctgid = child->tgid;
+	struct syscap_task *t;
+	bool traced;
 
 	preempt_disable_notrace();
 	f = &rcu_dereference_sched(s->filter)->f;
@@ -535,7 +539,17 @@ static void probe_fork(void *data, struct task_struct *parent, struct task_struc
 		if (v && pidset_store(s, ctgid, v))
 			this_cpu_inc(s->pcpu->pidset_full);
 	}
-	if (task_passes(s, f, child))
+	/*
+	 * The child's slot and verdict exist before it runs (it is woken after
+	 * this tracepoint, so it cannot claim a slot of its own meanwhile): a
+	 * first syscall that seccomp denies is then still seen at its exit.
+	 */
+	t = task_slot(s, child, true);
+	if (t)
+		traced = task_traced(s, f, t, child);
+	else
+		traced = task_passes(s, f, child);
+	if (traced)
 		emit_proc(s, child, SYSCAP_EV_FORK, ptgid, parent->pid, 0, 0);
 	preempt_enable_notrace();
 }

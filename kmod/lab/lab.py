@@ -328,18 +328,26 @@ def build_module(tree: KernelTree) -> tuple[Path, list[str]]:
     return src / "kmod" / "syscap.ko", warnings_in(out)
 
 
-def build_tests(tree: KernelTree) -> tuple[Path, list[str]]:
-    """The static guest test program, and the warning lines of the build."""
+def build_tests(tree: KernelTree) -> tuple[dict[str, Path], list[str]]:
+    """The static guest programs (name in the guest's / -> file), and the
+    warning lines of their builds."""
     ring = CAPTURE_SRC / "ring.c"
     if not ring.exists():
         raise LabError(f"{ring} is missing: the guest tests use capture_lib's drain loop")
-    out_bin = build_dir(tree) / "kmodtest"
     cc = f"{tree.kernel.cross}gcc"
-    cmd = [cc, "-static", "-O2", "-g", "-Wall", "-Wextra", "-pthread", f"-I{INCLUDE}",
-           str(LAB / "guest" / "kmodtest.c"), str(CAPTURE_SRC / "kmod_backend.c"), str(ring),
-           "-o", str(out_bin)]  # fmt: skip
-    out = run(cmd, timeout=300)
-    return out_bin, warnings_in(out)
+    flags = [cc, "-static", "-O2", "-g", "-Wall", "-Wextra", "-pthread", f"-I{INCLUDE}"]
+    sources = {
+        "kmodtest": [LAB / "guest" / "kmodtest.c", CAPTURE_SRC / "kmod_backend.c", ring],
+        # the workload the eBPF tests run too
+        "edge_syscalls": [REPO / "tests" / "capture_lib" / "workloads" / "edge_syscalls.c"],
+    }
+    bins: dict[str, Path] = {}
+    warnings: list[str] = []
+    for name, srcs in sources.items():
+        bins[name] = build_dir(tree) / name
+        out = run([*flags, *map(str, srcs), "-o", str(bins[name])], timeout=300)
+        warnings += warnings_in(out)
+    return bins, warnings
 
 
 # ---------------------------------------------------------------- initramfs
@@ -378,6 +386,7 @@ GUEST_TESTS = [
     "comm_filter",
     "self_exclusion",
     "filter_flips",
+    "edge_syscalls",
     "capability",
     "loss_accounting",
     "mmap_order",
@@ -544,7 +553,7 @@ def _run_guest(
     bdir = build_dir(tree)
     bdir.mkdir(parents=True, exist_ok=True)
     ko, mod_warn = build_module(tree)
-    test_bin, test_warn = build_tests(tree)
+    test_bins, test_warn = build_tests(tree)
     args = {"load_unload": cycles, "ioctl_fuzz": fuzz}
     tests = [(t, args.get(t, 0)) for t in GUEST_TESTS if not only or t in only]
     initrd = bdir / "initrd.cpio"
@@ -553,7 +562,7 @@ def _run_guest(
         {
             "init": (init_script(tests).encode(), 0o755),
             "bin/busybox": (tree.busybox.read_bytes(), 0o755),
-            "kmodtest": (test_bin.read_bytes(), 0o755),
+            **{name: (path.read_bytes(), 0o755) for name, path in test_bins.items()},
             "syscap.ko": (ko.read_bytes(), 0o644),
         },
     )

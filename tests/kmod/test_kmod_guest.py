@@ -109,6 +109,10 @@ def test_every_verdict_matches_the_last_of_10000_filter_flips(guest: lab.GuestRu
     assert_guest_test(guest, "filter_flips")
 
 
+def test_seccomp_denied_out_of_table_32bit_and_cut_off_calls_exact(guest: lab.GuestRun) -> None:
+    assert_guest_test(guest, "edge_syscalls")
+
+
 def test_device_refuses_callers_without_the_capability(guest: lab.GuestRun) -> None:
     assert_guest_test(guest, "capability")
 

@@ -1003,6 +1003,125 @@ static int test_capability(void)
 	return 0;
 }
 
+/*
+ * One run of /edge_syscalls ARGS traced alone (comm filter, syscall set
+ * nrs): its exit status and first output line; the records in c, the
+ * counters in t.
+ */
+static int run_edge(const char *mode, const char *n, int nr, struct collector *c,
+		    struct totals *t, int *status, char *out, size_t outlen)
+{
+	static const char *const comm[] = { "edge_syscalls" };
+	struct syscap_backend *b = open_backend(1 << 20);
+	int p[2], nrs[] = { nr };
+	ssize_t len = 0;
+	pid_t pid;
+
+	if (!b)
+		return 1;
+	collector_init(c);
+	CHECK(!pipe(p), "pipe");
+	CHECK(!set_filter(b, SYSCAP_FILTER_COMM | SYSCAP_FILTER_SYSCALLS, nrs, 1, comm, 1),
+	      "%s", detail);
+	CHECK(!b->ops->start(b), "start");
+	pid = fork();
+	if (pid == 0) {
+		dup2(p[1], 1);
+		execl("/edge_syscalls", "edge_syscalls", mode, n, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	for (ssize_t r; (r = read(p[0], out + len, outlen - 1 - len)) > 0;)
+		len += r;
+	out[len] = '\0';
+	close(p[0]);
+	CHECK(pid > 0 && waitpid(pid, status, 0) == pid, "waitpid");
+	CHECK(!b->ops->stop(b), "stop");
+	drain(b, c);
+	if (read_totals(b, t))
+		return 1;
+	b->ops->close(b);
+	CHECK(t->drops == 0 && !c->incomplete, "%s: drops %llu, incomplete: %s", mode,
+	      (unsigned long long)t->drops, c->first_incomplete);
+	return 0;
+}
+
+#define EDGE_N	25
+
+/*
+ * Syscalls at the edges of what a tracer sees (tests/capture_lib/workloads/
+ * edge_syscalls.c): seccomp-denied calls never reach sys_enter; numbers
+ * outside the table; 32-bit calls; a call cut off by its thread's death.
+ */
+static int test_edge_syscalls(void)
+{
+	uint64_t raw_1000 = 0, raw_minus1 = 0;
+	char out[64], compat[64] = "no 32-bit syscalls here";
+	struct collector c;
+	struct totals t;
+	size_t n = 0;
+	int st;
+
+	if (run_edge("seccomp", "25", SYS_getppid, &c, &t, &st, out, sizeof(out)))
+		return 1;
+	CHECK(WIFEXITED(st) && !WEXITSTATUS(st), "seccomp workload failed (%#x)", st);
+	CHECK(t.calls[SYS_getppid] == EDGE_N && t.errors[SYS_getppid] == EDGE_N,
+	      "seccomp-denied getppid: %llu calls %llu errors, want %d/%d",
+	      (unsigned long long)t.calls[SYS_getppid], (unsigned long long)t.errors[SYS_getppid],
+	      EDGE_N, EDGE_N);
+	for (size_t i = 0; i < c.n; i++)
+		if (c.recs[i].ev.kind == SYSCAP_EV_SYSCALL && c.recs[i].ev.ret == -EPERM &&
+		    (c.recs[i].ev.flags & SYSCAP_F_NOENTRY) && !c.recs[i].ev.dur_ns)
+			n++;
+	CHECK(n == EDGE_N, "%zu NOENTRY records of denied getppid, want %d", n, EDGE_N);
+
+	if (run_edge("outofrange", "25", SYSCAP_NR_OTHER, &c, &t, &st, out, sizeof(out)))
+		return 1;
+	CHECK(WIFEXITED(st) && !WEXITSTATUS(st), "outofrange workload failed (%#x)", st);
+	CHECK(t.calls[SYSCAP_NR_OTHER] == 2 * EDGE_N && t.errors[SYSCAP_NR_OTHER] == 2 * EDGE_N,
+	      "out-of-table numbers: %llu calls %llu errors, want %d/%d",
+	      (unsigned long long)t.calls[SYSCAP_NR_OTHER],
+	      (unsigned long long)t.errors[SYSCAP_NR_OTHER], 2 * EDGE_N, 2 * EDGE_N);
+	for (size_t i = 0; i < c.n; i++) {
+		if (c.recs[i].ev.kind != SYSCAP_EV_SYSCALL)
+			continue;
+		raw_1000 += c.recs[i].ev.raw_nr == 1000;
+		raw_minus1 += c.recs[i].ev.raw_nr == 0xffffffffU;
+	}
+	CHECK(raw_1000 == EDGE_N && raw_minus1 == EDGE_N, "raw numbers: 1000 x%llu, -1 x%llu",
+	      (unsigned long long)raw_1000, (unsigned long long)raw_minus1);
+
+	if (run_edge("compat", "25", SYSCAP_NR_COMPAT, &c, &t, &st, out, sizeof(out)))
+		return 1;
+	CHECK(WIFEXITED(st) && (!WEXITSTATUS(st) || WEXITSTATUS(st) == 3),
+	      "compat workload failed (%#x)", st);
+	if (!WEXITSTATUS(st)) {
+		n = 0;
+		for (size_t i = 0; i < c.n; i++)
+			n += c.recs[i].ev.kind == SYSCAP_EV_SYSCALL && c.recs[i].ev.raw_nr == 20 &&
+			     (c.recs[i].ev.flags & SYSCAP_F_COMPAT);
+		CHECK(t.calls[SYSCAP_NR_COMPAT] == EDGE_N && !t.errors[SYSCAP_NR_COMPAT] &&
+		      n == EDGE_N, "32-bit getpid: %llu calls %llu errors, %zu records",
+		      (unsigned long long)t.calls[SYSCAP_NR_COMPAT],
+		      (unsigned long long)t.errors[SYSCAP_NR_COMPAT], n);
+		snprintf(compat, sizeof(compat), "%d 32-bit getpid", EDGE_N);
+	}
+
+	if (run_edge("interrupted", "0", SYS_read, &c, &t, &st, out, sizeof(out)))
+		return 1;
+	CHECK(WIFEXITED(st) && !WEXITSTATUS(st), "interrupted workload failed (%#x)", st);
+	n = 0;
+	for (size_t i = 0; i < c.n; i++)
+		n += c.recs[i].ev.kind == SYSCAP_EV_SYSCALL &&
+		     c.recs[i].ev.tid == (uint32_t)atoi(out) && c.recs[i].ev.ret == -512;
+	CHECK(n == 1 && !t.errors[SYS_read], "cut-off read: %zu records with -ERESTARTSYS, %llu errors",
+	      n, (unsigned long long)t.errors[SYS_read]);
+	snprintf(detail, sizeof(detail),
+		 "%d seccomp-denied, %d out-of-table, %s, one cut-off read: exact", EDGE_N,
+		 2 * EDGE_N, compat);
+	return 0;
+}
+
 static int test_loss_accounting(void)
 {
 	/* one page per CPU holds 42 records: most of the flood is dropped */
@@ -1421,6 +1540,8 @@ int main(int argc, char **argv)
 		ret = test_self_exclusion();
 	else if (!strcmp(test_name, "filter_flips"))
 		ret = test_filter_flips();
+	else if (!strcmp(test_name, "edge_syscalls"))
+		ret = test_edge_syscalls();
 	else if (!strcmp(test_name, "capability"))
 		ret = test_capability();
 	else if (!strcmp(test_name, "loss_accounting"))
