@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * libFuzzer target for trace files: the path `syscap report`, `top --replay`
+ * and `syscap export` take through capture_lib. Each input is parsed from
+ * memory (the same parser the file path uses after mmap), every block and
+ * record is read and aggregated as the report does, the trace is replayed
+ * in steps as top does, and it is exported to Perfetto JSON through the real
+ * file path.
+ *
+ *   make -C capture_lib fuzz fuzz-run FUZZ_SECONDS=30
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "internal.h"
+
+static char dir[64];
+static char in_path[96], out_path[96];
+
+static void cleanup(void)
+{
+	unlink(in_path);
+	unlink(out_path);
+	rmdir(dir);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	struct stat st;
+
+	(void)argc;
+	(void)argv;
+	/* tmpfs: rewriting a file on ext4 forces writeback and the fuzzer waits on the disk */
+	snprintf(dir, sizeof(dir), "%s/syscap-fuzz-XXXXXX",
+		 stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm" : "/tmp");
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		abort();
+	}
+	snprintf(in_path, sizeof(in_path), "%s/in.trace", dir);
+	snprintf(out_path, sizeof(out_path), "%s/out.json", dir);
+	atexit(cleanup);
+	return 0;
+}
+
+/* Read every byte a consumer may read, so ASan sees any access outside the input. */
+static volatile uint64_t sink;
+
+static void touch_names(struct syscap_trace *t)
+{
+	const struct syscap_trace_header *h = syscap_trace_header(t);
+
+	sink += h->start_mono_ns + h->ncpu + strnlen(h->arch, sizeof(h->arch));
+	for (uint32_t nr = 0; nr <= h->nsyscalls && nr < 4 * SYSCAP_MAX_SYSCALLS; nr++) {
+		const char *name = syscap_trace_name(t, nr);
+
+		if (name)
+			sink += strlen(name);
+	}
+	sink += syscap_trace_name(t, UINT32_MAX) != NULL;
+}
+
+/* One pass as build_report does: all records into the aggregator. */
+static void report_pass(struct syscap_trace *t)
+{
+	struct syscap_agg *a = syscap_agg_new();
+	struct syscap_trace_block b;
+	struct syscap_snapshot snap;
+
+	if (!a)
+		return;
+	while (syscap_trace_next(t, &b)) {
+		if (b.type == SYSCAP_BLOCK_EVENTS) {
+			syscap_agg_add(a, b.events, b.count);
+			if (b.count)
+				sink += b.events[b.count - 1].ts_ns + b.events[b.count - 1].dur_ns;
+		} else if (b.type == SYSCAP_BLOCK_STATS || b.type == SYSCAP_BLOCK_END) {
+			sink += b.stats->mono_ns + b.stats->drops + b.stats->max_used;
+			for (uint32_t i = 0; i < b.count; i++) {
+				const char *name = syscap_trace_name(t, b.rows[i].nr);
+
+				sink += b.rows[i].calls + (name ? strlen(name) : 0);
+			}
+		}
+	}
+	if (syscap_agg_snapshot(a, &snap) == 0) {
+		for (uint32_t i = 0; i < snap.nsys; i++) {
+			const char *name = syscap_trace_name(t, snap.sys[i].nr);
+
+			sink += snap.sys[i].count + (name ? strlen(name) : 0);
+		}
+		for (uint32_t i = 0; i < snap.nprocs; i++)
+			sink += strnlen(snap.procs[i].comm, SYSCAP_COMM_LEN) + snap.procs[i].nrows;
+	}
+	sink += syscap_trace_complete(t) + strlen(syscap_trace_warnings(t));
+	syscap_agg_free(a);
+}
+
+/* As ReplaySource does: records fed up to a clock that advances in steps. */
+static void replay_pass(struct syscap_trace *t)
+{
+	struct syscap_agg *a = syscap_agg_new();
+	struct syscap_trace_block b;
+	struct syscap_snapshot snap;
+	uint64_t now = syscap_trace_header(t)->start_mono_ns;
+	int steps = 0;
+
+	if (!a)
+		return;
+	syscap_trace_rewind(t);
+	while (syscap_trace_next(t, &b)) {
+		uint32_t pos = 0;
+
+		if (b.type != SYSCAP_BLOCK_EVENTS)
+			continue;
+		while (pos < b.count && steps < 64) {
+			pos += syscap_agg_add_until(a, b.events + pos, b.count - pos, now);
+			if (pos < b.count) {
+				now = b.events[pos].ts_ns + 1;	/* jump to the next record */
+				steps++;
+				syscap_agg_snapshot(a, &snap);
+			}
+		}
+	}
+	syscap_agg_snapshot(a, &snap);
+	syscap_agg_free(a);
+}
+
+static void export_file(const uint8_t *data, size_t size)
+{
+	struct syscap_export_opts o = { .counter_ns = 100000000 };
+	struct syscap_export_result r;
+	char err[512];
+	FILE *f = fopen(in_path, "w");
+
+	if (!f)
+		abort();
+	if (size && fwrite(data, 1, size, f) != size)
+		abort();
+	if (fclose(f))
+		abort();
+	if (syscap_export_perfetto(in_path, out_path, &o, &r, err, sizeof(err)))
+		sink += strlen(err);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	/* The file path hands the parser a page-aligned mapping. */
+	uint8_t *buf = aligned_alloc(8, size ? (size + 7) & ~(size_t)7 : 8);
+	struct syscap_trace *t;
+	char err[512];
+
+	if (!buf)
+		return 0;
+	memcpy(buf, data, size);
+	t = syscap_trace_open_mem(buf, size, "fuzz input", err, sizeof(err));
+	if (t) {
+		touch_names(t);
+		report_pass(t);
+		report_pass(t);		/* after the end: nothing more, no rescan */
+		syscap_trace_rewind(t);
+		report_pass(t);
+		replay_pass(t);
+		syscap_trace_close(t);
+	} else {
+		sink += strlen(err);
+	}
+	free(buf);
+	export_file(data, size);
+	return 0;
+}
