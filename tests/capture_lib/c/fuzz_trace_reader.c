@@ -9,6 +9,7 @@
  *
  *   make -C capture_lib fuzz fuzz-run FUZZ_SECONDS=30
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +145,53 @@ static void export_file(const uint8_t *data, size_t size)
 		abort();
 	if (syscap_export_perfetto(in_path, out_path, &o, &r, err, sizeof(err)))
 		sink += strlen(err);
+}
+
+size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
+
+/*
+ * Structure-aware part: after libFuzzer's own mutation, most inputs get
+ * their header and block CRCs recomputed, so a change to a length, a count
+ * or a record reaches the code behind the checksum instead of stopping at
+ * it. The rest keep the mutation as it is, for the resynchronising path.
+ */
+static void fix_crcs(uint8_t *data, size_t size)
+{
+	struct syscap_trace_header h;
+	uint64_t off;
+
+	if (size < sizeof(h))
+		return;
+	memcpy(&h, data, sizeof(h));
+	if ((uint64_t)sizeof(h) + h.names_len > size)
+		return;
+	h.crc = 0;
+	h.crc = syscap_crc32(syscap_crc32(0, &h, sizeof(h)), data + sizeof(h), h.names_len);
+	memcpy(data + offsetof(struct syscap_trace_header, crc), &h.crc, sizeof(h.crc));
+	off = (uint64_t)sizeof(h) + h.names_len;
+	while (size - off >= sizeof(struct syscap_block_header)) {
+		struct syscap_block_header bh;
+
+		memcpy(&bh, data + off, sizeof(bh));
+		if (bh.magic != SYSCAP_BLOCK_MAGIC) {
+			off += 8;	/* as the reader scans */
+			continue;
+		}
+		if (bh.len > size - off - sizeof(bh))
+			break;
+		bh.crc = 0;
+		bh.crc = syscap_crc32(syscap_crc32(0, &bh, sizeof(bh)), data + off + sizeof(bh), bh.len);
+		memcpy(data + off + offsetof(struct syscap_block_header, crc), &bh.crc, sizeof(bh.crc));
+		off += sizeof(bh) + bh.len;
+	}
+}
+
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed)
+{
+	size = LLVMFuzzerMutate(data, size, max_size);
+	if (seed % 8)
+		fix_crcs(data, size);
+	return size;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
