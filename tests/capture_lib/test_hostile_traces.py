@@ -331,6 +331,7 @@ def test_mutated_traces_give_a_report_or_one_error_line(real_trace: bytes, tmp_p
         path.write_bytes(data)
         for argv in (("report", str(path)), ("report", "--json", str(path)),
                      ("export", str(path), "--format", "perfetto", "-o", str(out))):
+            out.unlink(missing_ok=True)  # export need not overwrite an existing file
             status, stderr = run_cli(*argv)
             check_outcome(f"{name}: syscap {' '.join(argv)}", status, stderr)
             outcomes["ok" if status == 0 else "error"] += 1
@@ -347,7 +348,7 @@ def test_mutated_traces_as_real_processes(real_trace: bytes, tmp_path: Path) -> 
         path = tmp_path / f"{name}.trace"
         path.write_bytes(data)
         for argv in (("report", str(path)), ("report", "--json", str(path)),
-                     ("export", str(path), "--format", "perfetto", "-o", str(tmp_path / "o"))):
+                     ("export", str(path), "--format", "perfetto", "-o", str(path) + ".json")):
             proc = subprocess.run([*SYSCAP, *argv], capture_output=True, text=True, cwd=ROOT,
                                   env=env, timeout=60)
             check_outcome(f"{name}: syscap {' '.join(argv)}", proc.returncode, proc.stderr)
