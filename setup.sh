@@ -29,9 +29,11 @@ APT_PACKAGES=(
 	build-essential make pkg-config clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
 	xz-utils python3 python3-venv python3-dev gdb
 )
-# What the tests drive: oracles and peers, a terminal, a real Prometheus.
+# What the tests drive: oracles and peers, a terminal, a real Prometheus;
+# clang's sanitizer runtimes (libFuzzer, ThreadSanitizer) for the trace fuzzer.
 TEST_PACKAGES=(
 	strace tmux bpftrace prometheus nginx apache2-utils linux-perf qemu-system-x86 debootstrap
+	libclang-rt-14-dev
 )
 [ "$for_tests" = 1 ] && APT_PACKAGES+=("${TEST_PACKAGES[@]}")
 missing=()

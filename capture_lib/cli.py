@@ -92,11 +92,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from capture_lib.trace import build_report
 
     rep = build_report(args.trace, pid=args.pid or 0)
+    # a file name need not be UTF-8, and stdout may not take it undecoded
+    shown = os.fsencode(args.trace).decode(errors="backslashreplace")
     field = {"count": "count", "time": "total_ns", "errors": "errors"}[args.sort]
     rows = sorted(rep.syscalls.values(), key=lambda s: (-int(getattr(s, field)), s.name))
     if args.json:
         out: dict[str, Any] = {
-            "trace": args.trace,
+            "trace": shown,
             "arch": rep.info.arch,
             "kernel": rep.info.kernel,
             "backend": rep.info.backend,
@@ -126,7 +128,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print()
     else:
         i = rep.info
-        print(f"trace {args.trace}: {i.arch}, kernel {i.kernel}, backend {i.backend}, "
+        print(f"trace {shown}: {i.arch}, kernel {i.kernel}, backend {i.backend}, "
               f"{rep.duration_s:.3f} s, {rep.events} records, {rep.dropped} dropped"
               + ("" if rep.exact else " (counts from records)"))
         total_ns = sum(s.total_ns for s in rows) or 1

@@ -91,7 +91,8 @@ def export_perfetto(
     opts.create_flags = lib.SYSCAP_CREATE_FORCE if force else 0
     res = ffi.new("struct syscap_export_result *")
     err = native.errbuf()
-    if lib.syscap_export_perfetto(trace.encode(), out.encode(), opts, res, err, native.ERRLEN):
+    if lib.syscap_export_perfetto(os.fsencode(trace), os.fsencode(out), opts, res, err,
+                                  native.ERRLEN):
         raise ExportError(native.errstr(err))
     warnings = []
     if not res.complete:

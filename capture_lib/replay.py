@@ -15,6 +15,9 @@ from capture_lib import native
 from capture_lib.snapshot import Filter, ProcessStats, Snapshot, SyscallStats
 from capture_lib.trace import Aggregator, TraceFile
 
+# The last instant a trace can name (its clock is a u64 of nanoseconds).
+CLOCK_END_NS = (1 << 64) - 1
+
 
 def _keep_syscall(s: SyscallStats, flt: Filter) -> bool:
     return (not flt.syscalls or s.nr in flt.syscalls) and (not flt.failed_only or s.errors > 0)
@@ -97,7 +100,11 @@ class ReplaySource:
             blk = self._blk
             if blk.type == lib.SYSCAP_BLOCK_EVENTS:
                 left = blk.count - self._pos
-                took = self._agg.add_until(blk.events + self._pos, left, until_ns)
+                if until_ns >= CLOCK_END_NS:  # the end of time: records stamped with it too
+                    self._agg.add(blk.events + self._pos, left)
+                    took = left
+                else:
+                    took = self._agg.add_until(blk.events + self._pos, left, until_ns)
                 self._pos += took
                 if took < left:
                     return  # the rest is later than the replay clock
@@ -109,7 +116,7 @@ class ReplaySource:
 
     def _advance(self, dt_ns: int) -> Snapshot:
         start = self.now_ns
-        self.now_ns += dt_ns
+        self.now_ns = min(self.now_ns + dt_ns, CLOCK_END_NS)  # a damaged trace may start late
         self._feed_until(self.now_ns)
         c = self._agg.snapshot_c()
         snap = native.convert_snapshot(c, self._trace.name, missed=0)

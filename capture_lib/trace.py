@@ -29,6 +29,12 @@ class TraceInfo:
     ncpu: int
 
 
+def text(raw: bytes) -> str:
+    """Bytes from a trace file as text: whatever is not UTF-8 is shown escaped (\\xff),
+    since a damaged or hostile file must still give a report."""
+    return raw.decode(errors="backslashreplace")
+
+
 class TraceFile:
     """An open trace. Blocks are handed out in place (valid while it is open)."""
 
@@ -40,16 +46,19 @@ class TraceFile:
                 f"trace {path} does not exist: record one with 'syscap record -o {path}'"
             )
         err = native.errbuf()
-        t = lib.syscap_trace_open(path.encode(), err, native.ERRLEN)
+        t = lib.syscap_trace_open(os.fsencode(path), err, native.ERRLEN)
         if t == ffi.NULL:
             raise TraceError(native.errstr(err))
         self._t: Any = t
         self.path = path
         h = lib.syscap_trace_header(t)
-        s = ffi.string
+
+        def s(raw: Any) -> str:
+            return text(ffi.string(raw))
+
         self.info = TraceInfo(
-            arch=s(h.arch).decode(), kernel=s(h.release).decode(), backend=s(h.backend).decode(),
-            clock=s(h.clock).decode(), start_mono_ns=h.start_mono_ns,
+            arch=s(h.arch), kernel=s(h.release), backend=s(h.backend),
+            clock=s(h.clock), start_mono_ns=h.start_mono_ns,
             start_real_ns=h.start_real_ns, ncpu=h.ncpu,
         )
         self._names: dict[int, str] = {}
@@ -59,7 +68,7 @@ class TraceFile:
         name = self._names.get(nr)
         if name is None:
             p = self._lib.syscap_trace_name(self._t, nr)
-            name = self._ffi.string(p).decode() if p != self._ffi.NULL else f"syscall_{nr}"
+            name = text(self._ffi.string(p)) if p != self._ffi.NULL else f"syscall_{nr}"
             self._names[nr] = name
         return name
 
@@ -82,8 +91,8 @@ class TraceFile:
 
     @property
     def warnings(self) -> list[str]:
-        text = self._ffi.string(self._lib.syscap_trace_warnings(self._t)).decode()
-        return [line for line in text.splitlines() if line]
+        notes = text(self._ffi.string(self._lib.syscap_trace_warnings(self._t)))
+        return [line for line in notes.splitlines() if line]
 
     def close(self) -> None:
         if self._t is not None:

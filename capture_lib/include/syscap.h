@@ -190,6 +190,11 @@ struct syscap_trace_block {
 };
 
 struct syscap_trace *syscap_trace_open(const char *path, char *err, size_t errlen);
+/* The same over a trace already in memory (8-byte aligned; it must outlive
+ * the reader). name is used in messages. The file path maps the file and
+ * comes here, so tests and fuzzers exercise the real parser. */
+struct syscap_trace *syscap_trace_open_mem(const void *buf, size_t size, const char *name,
+					   char *err, size_t errlen);
 const struct syscap_trace_header *syscap_trace_header(struct syscap_trace *t);
 /* The name of syscall nr from the trace's own table, or NULL. */
 const char *syscap_trace_name(struct syscap_trace *t, uint32_t nr);

@@ -160,6 +160,8 @@ static struct proc_entry *proc_lookup(struct syscap_agg *a, uint32_t tgid, int c
 {
 	uint32_t i;
 
+	if (!tgid)	/* marks an empty slot; no task has it (a damaged trace may) */
+		return NULL;
 	for (i = hash64(tgid) & (a->pcap - 1); a->procs[i].tgid; i = (i + 1) & (a->pcap - 1))
 		if (a->procs[i].tgid == tgid)
 			return &a->procs[i];
@@ -231,6 +233,8 @@ static inline void add_one(struct syscap_agg *a, const struct syscap_event *ev)
 		add_proc_event(a, ev);
 		return;
 	}
+	if (ev->nr >= SYSCAP_MAX_SYSCALLS)	/* the probes never write one; a damaged trace may */
+		return;
 	e = lookup(a, (uint64_t)ev->tgid << 32 | ev->nr | 1ULL << 31);
 	if (!e)
 		return;

@@ -33,8 +33,9 @@ long syscap_ring_drain(struct syscap_ring *r, syscap_event_fn fn, void *ctx, lon
 	uint64_t mask = r->size - 1;
 	long n = 0;
 
+	/* read by other threads for snapshots and totals; only we write it */
 	if (prod - cons > r->max_used)
-		r->max_used = prod - cons;
+		__atomic_store_n(&r->max_used, prod - cons, __ATOMIC_RELAXED);
 
 	while (cons < prod && n < max_records) {
 		const volatile uint32_t *hdr =

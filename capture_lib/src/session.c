@@ -5,6 +5,13 @@
  * snapshots, the trace writer for record). The consumer sleeps between
  * passes for as long as the rate it sees allows (1 to 32 ms, see
  * next_sleep_ms); the probes wake it early when a ring passes half full.
+ *
+ * Shared with the threads that call the API while the consumer runs: the
+ * aggregator (lock), the per-CPU counters and what is built from them
+ * (stats_lock, taken about once a second by the consumer), the consumed
+ * count, the aggregate switch and each ring's max_used (atomics), and the
+ * first error (written once, published by err_set). Draining takes the
+ * lock once per pass, never per record.
  */
 #include <errno.h>
 #include <poll.h>
@@ -30,16 +37,36 @@ struct syscap_session {
 	struct trace_writer *tw;
 	uint64_t ring_size;
 	pthread_mutex_t lock;		/* guards agg against snapshot() */
+	pthread_mutex_t stats_lock;	/* guards stats, snap_rings, prev_drops */
 	pthread_t thread;
-	int running;
-	int stopping;
-	uint64_t consumed;
-	uint64_t last_flush;
+	int running;			/* atomic */
+	int stopping;			/* atomic */
+	uint64_t consumed;		/* atomic */
+	uint64_t last_flush;		/* the consumer's */
 	uint64_t prev_drops;
 	struct syscap_cpu_stats *stats;	/* per CPU, for totals */
 	struct syscap_snap_ring *snap_rings;
+	int err_set;			/* atomic: err holds the first error */
 	char err[256];
 };
+
+/*
+ * The first error wins. One thread writes at a time (the consumer while it
+ * runs, the caller of stop after joining it); the release store publishes
+ * the text to syscap_session_error on any thread.
+ */
+static void set_error(struct syscap_session *s, const char *msg)
+{
+	if (__atomic_load_n(&s->err_set, __ATOMIC_RELAXED))
+		return;
+	snprintf(s->err, sizeof(s->err), "%s", msg ? msg : "unknown error");
+	__atomic_store_n(&s->err_set, 1, __ATOMIC_RELEASE);
+}
+
+static int has_error(struct syscap_session *s)
+{
+	return __atomic_load_n(&s->err_set, __ATOMIC_ACQUIRE);
+}
 
 struct syscap_session *syscap_session_open(const char *backend, uint64_t ring_size,
 					   char *err, size_t errlen)
@@ -74,6 +101,7 @@ struct syscap_session *syscap_session_open(const char *backend, uint64_t ring_si
 	}
 	syscap_agg_use_proc(s->agg, 1);
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->stats_lock, NULL);
 	s->filter.self_tgid = (uint32_t)getpid();
 	s->filter.generation = 1;
 	s->b->ops->set_filter(s->b, &s->filter);
@@ -118,7 +146,7 @@ int syscap_session_set_mode(struct syscap_session *s, int mode)
 
 	if (mode != SYSCAP_MODE_RECORDS && mode != SYSCAP_MODE_COUNTS)
 		return -EINVAL;
-	if (s->running)
+	if (__atomic_load_n(&s->running, __ATOMIC_ACQUIRE))
 		return -EBUSY;
 	if (mode == SYSCAP_MODE_COUNTS) {
 		if (!s->b->ops->set_mode || s->tw)
@@ -147,7 +175,7 @@ int syscap_session_set_mode(struct syscap_session *s, int mode)
 
 void syscap_session_aggregate(struct syscap_session *s, int on)
 {
-	s->aggregate = on;
+	__atomic_store_n(&s->aggregate, on, __ATOMIC_RELAXED);
 }
 
 int syscap_session_record(struct syscap_session *s, const char *path, uint32_t flags,
@@ -174,12 +202,13 @@ static void on_event(void *ctx, const struct syscap_event *ev)
 {
 	struct syscap_session *s = ctx;
 
-	if (s->aggregate)
+	/* relaxed loads: plain moves on the per-record path */
+	if (__atomic_load_n(&s->aggregate, __ATOMIC_RELAXED))
 		syscap_agg_add(s->agg, ev, 1);
 	if (s->counts && ev->kind == SYSCAP_EV_EXIT && (ev->flags & SYSCAP_F_GROUP_DEAD))
 		count_table_exited(s->counts, ev->tgid);
-	if (s->tw && !s->err[0] && trace_writer_add(s->tw, ev))
-		snprintf(s->err, sizeof(s->err), "%s", trace_writer_error(s->tw));
+	if (s->tw && !__atomic_load_n(&s->err_set, __ATOMIC_RELAXED) && trace_writer_add(s->tw, ev))
+		set_error(s, trace_writer_error(s->tw));
 }
 
 static long drain_all(struct syscap_session *s)
@@ -195,7 +224,7 @@ static long drain_all(struct syscap_session *s)
 			total += n;
 		} while (n == DRAIN_BATCH);
 	}
-	s->consumed += (uint64_t)total;
+	__atomic_fetch_add(&s->consumed, (uint64_t)total, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&s->lock);
 	return total;
 }
@@ -241,9 +270,9 @@ static void *consumer(void *arg)
 		long n = drain_all(s);
 		uint64_t now = syscap_mono_ns();
 
-		if (s->tw && !s->err[0] && now - s->last_flush >= FLUSH_NS) {
+		if (s->tw && !has_error(s) && now - s->last_flush >= FLUSH_NS) {
 			if (trace_writer_flush(s->tw) || write_stats(s, SYSCAP_BLOCK_STATS))
-				snprintf(s->err, sizeof(s->err), "%s", trace_writer_error(s->tw));
+				set_error(s, trace_writer_error(s->tw));
 			s->last_flush = syscap_mono_ns();
 		}
 		sleep_ms = next_sleep_ms(s, n, (now - last) / 1000000, sleep_ms);
@@ -282,7 +311,7 @@ int syscap_session_start(struct syscap_session *s, char *err, size_t errlen)
 {
 	int ret;
 
-	if (s->running)
+	if (__atomic_load_n(&s->running, __ATOMIC_ACQUIRE))
 		return 0;
 	ret = syscap_session_attach(s, err, errlen);
 	if (ret)
@@ -295,7 +324,7 @@ int syscap_session_start(struct syscap_session *s, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start the consumer thread: %s", strerror(ret));
 		return -ret;
 	}
-	s->running = 1;
+	__atomic_store_n(&s->running, 1, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -303,21 +332,21 @@ int syscap_session_stop(struct syscap_session *s)
 {
 	int ret = 0;
 
-	if (s->running) {
+	if (__atomic_load_n(&s->running, __ATOMIC_ACQUIRE)) {
 		__atomic_store_n(&s->stopping, 1, __ATOMIC_RELEASE);
 		pthread_join(s->thread, NULL);
-		s->running = 0;
+		__atomic_store_n(&s->running, 0, __ATOMIC_RELEASE);
 	}
 	s->b->ops->stop(s->b);
 	/* Probes are detached: what is in the rings now is all there is. */
 	while (drain_all(s))
 		;
 	if (s->tw) {
-		if (!s->err[0] && (trace_writer_flush(s->tw) || write_stats(s, SYSCAP_BLOCK_END)))
-			snprintf(s->err, sizeof(s->err), "%s", trace_writer_error(s->tw));
+		if (!has_error(s) && (trace_writer_flush(s->tw) || write_stats(s, SYSCAP_BLOCK_END)))
+			set_error(s, trace_writer_error(s->tw));
 		trace_writer_close(s->tw);
 		s->tw = NULL;
-		ret = s->err[0] ? -EIO : 0;
+		ret = has_error(s) ? -EIO : 0;
 	}
 	return ret;
 }
@@ -325,17 +354,23 @@ int syscap_session_stop(struct syscap_session *s)
 int syscap_session_totals(struct syscap_session *s, struct syscap_trace_stats *st,
 			  struct syscap_trace_sysrow *rows, int max)
 {
-	int ret = s->b->ops->read_stats(s->b, s->stats, s->b->ncpu);
 	int n;
 
-	if (ret)
-		return ret;
-	n = syscap_sum_stats(s->stats, s->b->ncpu, st, rows, max);
+	pthread_mutex_lock(&s->stats_lock);
+	n = s->b->ops->read_stats(s->b, s->stats, s->b->ncpu);
+	if (!n)
+		n = syscap_sum_stats(s->stats, s->b->ncpu, st, rows, max);
+	pthread_mutex_unlock(&s->stats_lock);
+	if (n < 0)
+		return n;
 	st->missed = s->b->ops->missed(s->b);
 	st->ring_size = s->ring_size;
-	for (int i = 0; i < s->b->nrings; i++)
-		if (s->b->rings[i].max_used > st->max_used)
-			st->max_used = s->b->rings[i].max_used;
+	for (int i = 0; i < s->b->nrings; i++) {
+		uint64_t used = __atomic_load_n(&s->b->rings[i].max_used, __ATOMIC_RELAXED);
+
+		if (used > st->max_used)
+			st->max_used = used;
+	}
 	return n;
 }
 
@@ -346,7 +381,7 @@ int syscap_session_snapshot(struct syscap_session *s, struct syscap_snapshot *ou
 
 	/* count mode: the exit records in the rings say which processes the
 	 * poll can forget, so a process reaped before the snapshot goes in it */
-	if (!s->running || s->mode == SYSCAP_MODE_COUNTS)
+	if (!__atomic_load_n(&s->running, __ATOMIC_ACQUIRE) || s->mode == SYSCAP_MODE_COUNTS)
 		drain_all(s);
 	pthread_mutex_lock(&s->lock);
 	ret = s->mode == SYSCAP_MODE_COUNTS ? count_table_poll(s->counts, s->b, s->agg) : 0;
@@ -355,9 +390,12 @@ int syscap_session_snapshot(struct syscap_session *s, struct syscap_snapshot *ou
 	pthread_mutex_unlock(&s->lock);
 	if (ret)
 		return ret;
+	pthread_mutex_lock(&s->stats_lock);
 	ret = s->b->ops->read_stats(s->b, s->stats, s->b->ncpu);
-	if (ret)
+	if (ret) {
+		pthread_mutex_unlock(&s->stats_lock);
 		return ret;
+	}
 	for (int i = 0; i < s->b->nrings; i++) {
 		struct syscap_ring *r = &s->b->rings[i];
 		struct syscap_snap_ring *sr = &s->snap_rings[i];
@@ -365,15 +403,17 @@ int syscap_session_snapshot(struct syscap_session *s, struct syscap_snapshot *ou
 		sr->cpu = r->cpu;
 		sr->size = r->size;
 		sr->used = syscap_ring_used(r);
-		sr->max_used = r->max_used;
+		sr->max_used = __atomic_load_n(&r->max_used, __ATOMIC_RELAXED);
 		sr->events = r->cpu < s->b->ncpu ? s->stats[r->cpu].events : 0;
 		sr->drops = r->cpu < s->b->ncpu ? s->stats[r->cpu].drops : 0;
 		drops += sr->drops;
 	}
-	out->rings = s->snap_rings;
-	out->nrings = (uint32_t)s->b->nrings;
 	out->drops = drops - s->prev_drops;
 	s->prev_drops = drops;
+	pthread_mutex_unlock(&s->stats_lock);
+	/* snap_rings stays the caller's until its next snapshot, as agg's arrays */
+	out->rings = s->snap_rings;
+	out->nrings = (uint32_t)s->b->nrings;
 	out->missed = s->b->ops->missed(s->b);
 	return 0;
 }
@@ -385,7 +425,7 @@ uint64_t syscap_session_consumed(struct syscap_session *s)
 
 const char *syscap_session_error(struct syscap_session *s)
 {
-	return s->err[0] ? s->err : NULL;
+	return has_error(s) ? s->err : NULL;
 }
 
 struct copy_ctx {
@@ -404,11 +444,11 @@ long syscap_session_read(struct syscap_session *s, struct syscap_event *out, lon
 {
 	struct copy_ctx c = { .out = out, .n = 0 };
 
-	if (s->running)
+	if (__atomic_load_n(&s->running, __ATOMIC_ACQUIRE))
 		return -EBUSY;
 	for (int i = 0; i < s->b->nrings && c.n < max; i++)
 		syscap_ring_drain(&s->b->rings[i], copy_event, &c, max - c.n);
-	s->consumed += (uint64_t)c.n;
+	__atomic_fetch_add(&s->consumed, (uint64_t)c.n, __ATOMIC_RELAXED);
 	return c.n;
 }
 
@@ -416,7 +456,7 @@ void syscap_session_close(struct syscap_session *s)
 {
 	if (!s)
 		return;
-	if (s->running || s->tw)
+	if (__atomic_load_n(&s->running, __ATOMIC_ACQUIRE) || s->tw)
 		syscap_session_stop(s);
 	if (s->b)
 		s->b->ops->close(s->b);

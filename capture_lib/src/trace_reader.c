@@ -18,12 +18,14 @@
 struct syscap_trace {
 	const uint8_t *map;
 	size_t size;
+	int owns_map;			/* map is ours to munmap */
 	const struct syscap_trace_header *hdr;
 	const char **names;		/* nr -> name inside the map */
 	uint64_t off;			/* next block */
 	uint64_t data_start;
+	uint64_t scan_budget;		/* CRC bytes left for resynchronising */
 	int complete;
-	int warned_end;
+	int ended;			/* no more blocks this pass */
 	char *warnings;
 	size_t wlen;
 };
@@ -37,6 +39,8 @@ static void warn(struct syscap_trace *t, const char *fmt, unsigned long long a,
 
 	if (n <= 0)
 		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
 	nw = realloc(t->warnings, t->wlen + (size_t)n + 2);
 	if (!nw)
 		return;
@@ -47,87 +51,141 @@ static void warn(struct syscap_trace *t, const char *fmt, unsigned long long a,
 	t->warnings[t->wlen] = 0;
 }
 
-struct syscap_trace *syscap_trace_open(const char *path, char *err, size_t errlen)
+/*
+ * Every size below comes from the file, so every check is done in 64 bits
+ * against the bytes that are really there: a trace is untrusted input.
+ */
+static int parse_header(struct syscap_trace *t, const char *name, char *err, size_t errlen)
 {
-	struct syscap_trace *t = calloc(1, sizeof(*t));
 	struct syscap_trace_header h;
-	struct stat st;
+	uint64_t header_size;
 	uint32_t crc;
-	int fd = -1;
 
-	if (!t) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
+	if (t->size < sizeof(h)) {
+		snprintf(err, errlen, "%s is not a syscap trace: %zu bytes is shorter than a header "
+			 "(record one with 'syscap record -o FILE')", name, t->size);
+		return -1;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		snprintf(err, errlen, "cannot open trace %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if ((size_t)st.st_size < sizeof(h)) {
-		snprintf(err, errlen, "%s is not a syscap trace: %lld bytes is shorter than a header "
-			 "(record one with 'syscap record -o FILE')", path, (long long)st.st_size);
-		goto fail;
-	}
-	t->size = (size_t)st.st_size;
-	t->map = mmap(NULL, t->size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (t->map == MAP_FAILED) {
-		t->map = NULL;
-		snprintf(err, errlen, "cannot map trace %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	close(fd);
-	fd = -1;
 	memcpy(&h, t->map, sizeof(h));
 	if (memcmp(h.magic, SYSCAP_TRACE_MAGIC, 8)) {
 		snprintf(err, errlen, "%s is not a syscap trace (bad magic); record one with "
-			 "'syscap record -o FILE'", path);
-		goto fail;
+			 "'syscap record -o FILE'", name);
+		return -1;
 	}
 	if (h.version != SYSCAP_TRACE_VERSION || h.record_size != SYSCAP_EVENT_SIZE) {
 		snprintf(err, errlen, "%s has trace format %u with %u-byte records; this syscap "
 			 "reads format %u with %u-byte records: use a matching syscap version",
-			 path, h.version, h.record_size, SYSCAP_TRACE_VERSION, SYSCAP_EVENT_SIZE);
-		goto fail;
+			 name, h.version, h.record_size, SYSCAP_TRACE_VERSION, SYSCAP_EVENT_SIZE);
+		return -1;
 	}
-	if (h.header_size != sizeof(h) + h.names_len || h.header_size > t->size) {
-		snprintf(err, errlen, "%s: header is damaged (size %u, file %zu bytes)", path,
-			 h.header_size, t->size);
-		goto fail;
+	/* blocks start 8-aligned (the writer pads the names), so records are too */
+	header_size = (uint64_t)sizeof(h) + h.names_len;
+	if (h.header_size != header_size || header_size > t->size || header_size % 8) {
+		snprintf(err, errlen, "%s: header is damaged (size %u, file %zu bytes); the trace "
+			 "cannot be decoded", name, h.header_size, t->size);
+		return -1;
 	}
 	crc = h.crc;
 	h.crc = 0;
 	if (syscap_crc32(syscap_crc32(0, &h, sizeof(h)), t->map + sizeof(h), h.names_len) != crc) {
 		snprintf(err, errlen, "%s: header is damaged (CRC mismatch); the trace cannot be "
-			 "decoded", path);
-		goto fail;
+			 "decoded", name);
+		return -1;
+	}
+	/* Each name takes at least its NUL, and the last one ends inside the table. */
+	if (h.nsyscalls > h.names_len ||
+	    (h.names_len && t->map[sizeof(h) + h.names_len - 1] != 0)) {
+		snprintf(err, errlen, "%s: header is damaged (the syscall names table is not %u "
+			 "NUL-terminated names in %u bytes); the trace cannot be decoded", name,
+			 h.nsyscalls, h.names_len);
+		return -1;
 	}
 	t->hdr = (const struct syscap_trace_header *)t->map;
 	t->names = calloc(h.nsyscalls ? h.nsyscalls : 1, sizeof(*t->names));
 	if (!t->names) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
+		snprintf(err, errlen, "out of memory reading %s", name);
+		return -1;
 	}
 	{
 		const char *p = (const char *)t->map + sizeof(h);
 		const char *end = p + h.names_len;
 
+		/* the table ends in a NUL (checked above): strlen stays inside it */
 		for (uint32_t i = 0; i < h.nsyscalls && p < end; i++) {
-			size_t len = strnlen(p, (size_t)(end - p));
+			size_t len = strlen(p);
 
-			if (p + len == end)
-				break;
 			t->names[i] = len ? p : NULL;
 			p += len + 1;
 		}
 	}
-	t->data_start = t->off = h.header_size;
+	t->data_start = t->off = header_size;
+	t->scan_budget = t->size;
+	return 0;
+}
+
+struct syscap_trace *syscap_trace_open_mem(const void *buf, size_t size, const char *name,
+					   char *err, size_t errlen)
+{
+	struct syscap_trace *t;
+
+	if ((uintptr_t)buf % 8) {
+		snprintf(err, errlen, "%s: trace buffer is not 8-byte aligned", name);
+		return NULL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		snprintf(err, errlen, "out of memory reading %s", name);
+		return NULL;
+	}
+	t->map = buf;
+	t->size = size;
+	if (parse_header(t, name, err, errlen)) {
+		syscap_trace_close(t);
+		return NULL;
+	}
 	return t;
-fail:
-	if (fd >= 0)
+}
+
+struct syscap_trace *syscap_trace_open(const char *path, char *err, size_t errlen)
+{
+	struct syscap_trace *t;
+	struct stat st;
+	void *map;
+	int fd;
+
+	/* O_NONBLOCK: a FIFO must not block the open; only regular files are read */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "cannot open trace %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a regular file: give a trace file written by "
+			 "'syscap record -o FILE'", path);
 		close(fd);
-	syscap_trace_close(t);
-	return NULL;
+		return NULL;
+	}
+	if ((uint64_t)st.st_size < sizeof(struct syscap_trace_header)) {
+		snprintf(err, errlen, "%s is not a syscap trace: %lld bytes is shorter than a header "
+			 "(record one with 'syscap record -o FILE')", path, (long long)st.st_size);
+		close(fd);
+		return NULL;
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED) {
+		snprintf(err, errlen, "cannot map trace %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	t = syscap_trace_open_mem(map, (size_t)st.st_size, path, err, errlen);
+	if (!t) {
+		munmap(map, (size_t)st.st_size);
+		return NULL;
+	}
+	t->owns_map = 1;
+	return t;
 }
 
 const struct syscap_trace_header *syscap_trace_header(struct syscap_trace *t)
@@ -140,32 +198,53 @@ const char *syscap_trace_name(struct syscap_trace *t, uint32_t nr)
 	return nr < t->hdr->nsyscalls ? t->names[nr] : NULL;
 }
 
-/* 1: valid block at off; 0: not a block; -1: a block cut short by EOF. */
-static int check_block(struct syscap_trace *t, uint64_t off)
+/* 1: valid block at off; 0: not a block; -1: a block cut short by EOF.
+ * off <= t->size always holds (offsets only move by checked lengths). */
+static int check_block(struct syscap_trace *t, uint64_t off, int scanning)
 {
 	struct syscap_block_header bh;
+	uint64_t len;
 	uint32_t crc;
 
-	if (off + sizeof(bh) > t->size)
+	if (t->size - off < sizeof(bh))
 		return off < t->size ? -1 : 0;
 	memcpy(&bh, t->map + off, sizeof(bh));
 	if (bh.magic != SYSCAP_BLOCK_MAGIC)
 		return 0;
-	if (bh.len > SYSCAP_BLOCK_BYTES)
+	len = bh.len;
+	if (len > SYSCAP_BLOCK_BYTES || len % 8)
 		return 0;
-	if (off + sizeof(bh) + bh.len > t->size)
-		return -1;
-	if (bh.type == SYSCAP_BLOCK_EVENTS && bh.len != bh.count * SYSCAP_EVENT_SIZE)
+	if (bh.type == SYSCAP_BLOCK_EVENTS && len != (uint64_t)bh.count * SYSCAP_EVENT_SIZE)
 		return 0;
 	if ((bh.type == SYSCAP_BLOCK_STATS || bh.type == SYSCAP_BLOCK_END) &&
-	    bh.len != sizeof(struct syscap_trace_stats) +
-		      bh.count * sizeof(struct syscap_trace_sysrow))
+	    len != sizeof(struct syscap_trace_stats) +
+		   (uint64_t)bh.count * sizeof(struct syscap_trace_sysrow))
 		return 0;
+	if (len > t->size - off - sizeof(bh))
+		return -1;
+	/*
+	 * While looking for the next block after a bad one, every candidate
+	 * costs a CRC over its payload: a file crafted with a block magic every
+	 * 8 bytes would make that quadratic. Valid data needs at most the file's
+	 * size in total, so that is the budget.
+	 */
+	if (scanning) {
+		if (len > t->scan_budget)
+			return -2;
+		t->scan_budget -= len;
+	}
 	crc = bh.crc;
 	bh.crc = 0;
-	if (syscap_crc32(syscap_crc32(0, &bh, sizeof(bh)), t->map + off + sizeof(bh), bh.len) != crc)
+	if (syscap_crc32(syscap_crc32(0, &bh, sizeof(bh)), t->map + off + sizeof(bh), (size_t)len)
+	    != crc)
 		return 0;
 	return 1;
+}
+
+static int end_of_data(struct syscap_trace *t)
+{
+	t->ended = 1;
+	return 0;
 }
 
 int syscap_trace_next(struct syscap_trace *t, struct syscap_trace_block *out)
@@ -173,41 +252,44 @@ int syscap_trace_next(struct syscap_trace *t, struct syscap_trace_block *out)
 	const struct syscap_block_header *bh;
 	int ok;
 
-	if (t->complete)
+	if (t->complete || t->ended)
 		return 0;
-	ok = check_block(t, t->off);
+	ok = check_block(t, t->off, 0);
 	if (ok == 0 && t->off < t->size) {
 		uint64_t bad = t->off, o;
+		int found = 0;
 
-		for (o = bad + 8; o + sizeof(*bh) <= t->size; o += 8)
-			if (check_block(t, o) == 1)
+		for (o = bad + 8; t->size - o >= sizeof(*bh); o += 8) {
+			found = check_block(t, o, 1);
+			if (found == 1 || found == -2)
 				break;
-		if (o + sizeof(*bh) <= t->size) {
+		}
+		if (found == 1) {
 			warn(t, "corrupt block at offset %llu: skipped %llu bytes to the next valid "
 			     "block", (unsigned long long)bad, (unsigned long long)(o - bad));
 			t->off = o;
 			ok = 1;
+		} else if (found == -2) {
+			warn(t, "damaged: gave up looking for a valid block after offset %llu (%llu "
+			     "bytes unread)", (unsigned long long)bad,
+			     (unsigned long long)(t->size - bad));
+			return end_of_data(t);
 		} else {
-			if (!t->warned_end)
-				warn(t, "truncated: no valid block after offset %llu (%llu bytes "
-				     "unreadable)", (unsigned long long)bad,
-				     (unsigned long long)(t->size - bad));
-			t->warned_end = 1;
-			return 0;
+			warn(t, "truncated: no valid block after offset %llu (%llu bytes "
+			     "unreadable)", (unsigned long long)bad,
+			     (unsigned long long)(t->size - bad));
+			return end_of_data(t);
 		}
 	}
 	if (ok <= 0) {
-		if (!t->warned_end) {
-			if (ok < 0)
-				warn(t, "truncated: incomplete block at offset %llu (%llu bytes); the "
-				     "recorder did not finish", (unsigned long long)t->off,
-				     (unsigned long long)(t->size - t->off));
-			else
-				warn(t, "truncated: the trace has no end marker after offset %llu; the "
-				     "recorder did not finish", (unsigned long long)t->off, 0ULL);
-		}
-		t->warned_end = 1;
-		return 0;
+		if (ok < 0)
+			warn(t, "truncated: incomplete block at offset %llu (%llu bytes); the "
+			     "recorder did not finish", (unsigned long long)t->off,
+			     (unsigned long long)(t->size - t->off));
+		else
+			warn(t, "truncated: the trace has no end marker after offset %llu; the "
+			     "recorder did not finish", (unsigned long long)t->off, 0ULL);
+		return end_of_data(t);
 	}
 	bh = (const struct syscap_block_header *)(t->map + t->off);
 	memset(out, 0, sizeof(*out));
@@ -219,6 +301,8 @@ int syscap_trace_next(struct syscap_trace *t, struct syscap_trace_block *out)
 	} else if (bh->type == SYSCAP_BLOCK_STATS || bh->type == SYSCAP_BLOCK_END) {
 		out->stats = (const struct syscap_trace_stats *)(bh + 1);
 		out->rows = (const struct syscap_trace_sysrow *)(out->stats + 1);
+	} else {
+		out->count = 0;		/* a block type this reader does not know: no rows */
 	}
 	t->off += sizeof(*bh) + bh->len;
 	if (bh->type == SYSCAP_BLOCK_END)
@@ -240,7 +324,8 @@ void syscap_trace_rewind(struct syscap_trace *t)
 {
 	t->off = t->data_start;
 	t->complete = 0;
-	t->warned_end = 0;
+	t->ended = 0;
+	t->scan_budget = t->size;
 	free(t->warnings);
 	t->warnings = NULL;
 	t->wlen = 0;
@@ -250,7 +335,7 @@ void syscap_trace_close(struct syscap_trace *t)
 {
 	if (!t)
 		return;
-	if (t->map)
+	if (t->owns_map)
 		munmap((void *)t->map, t->size);
 	free(t->names);
 	free(t->warnings);

@@ -156,6 +156,73 @@ static void test_not_a_trace(void)
 	CHECK(strstr(err, "not a syscap trace") != NULL);
 }
 
+/* A header over a names table, with its CRC. buf must hold it (8-aligned). */
+static size_t make_header(uint64_t *buf, const char *names, uint32_t names_len,
+			  uint32_t nsyscalls)
+{
+	struct syscap_trace_header h;
+
+	syscap_trace_header_init(&h, "bpf", 1);
+	h.nsyscalls = nsyscalls;
+	h.names_len = names_len;
+	h.header_size = (uint32_t)sizeof(h) + names_len;
+	h.crc = 0;
+	h.crc = syscap_crc32(syscap_crc32(0, &h, sizeof(h)), names, names_len);
+	memcpy(buf, &h, sizeof(h));
+	memcpy((char *)buf + sizeof(h), names, names_len);
+	return sizeof(h) + names_len;
+}
+
+static void test_event_count_overflowing_32_bits(void)
+{
+	/* count * 96 wraps to 0 in 32 bits: a block claiming 2^27 records in 0 bytes */
+	uint64_t buf[64] = { 0 };
+	size_t n = make_header(buf, "read\0write\0\0\0\0\0", 16, 2);
+	struct syscap_block_header bh = {
+		.magic = SYSCAP_BLOCK_MAGIC, .type = SYSCAP_BLOCK_EVENTS, .count = 1u << 27,
+	};
+	struct syscap_trace_block b;
+	struct syscap_trace *t;
+	char err[256];
+
+	bh.crc = syscap_crc32(0, &bh, sizeof(bh));
+	memcpy((char *)buf + n, &bh, sizeof(bh));
+	t = syscap_trace_open_mem(buf, n + sizeof(bh), "mem", err, sizeof(err));
+	CHECK(t != NULL);
+	if (!t)
+		return;
+	CHECK(!strcmp(syscap_trace_name(t, 1), "write"));
+	CHECK_EQ(syscap_trace_next(t, &b), 0);
+	CHECK(strstr(syscap_trace_warnings(t), "truncated") != NULL);
+	CHECK_EQ(syscap_trace_next(t, &b), 0);
+	syscap_trace_close(t);
+}
+
+static void test_names_table_must_end_in_nul(void)
+{
+	uint64_t buf[32] = { 0 };
+	char err[256] = "";
+	size_t n = make_header(buf, "read\0writewrites", 16, 2);
+
+	CHECK(syscap_trace_open_mem(buf, n, "mem", err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "names table") != NULL);
+	/* more names claimed than the table has bytes for */
+	n = make_header(buf, "read\0write\0\0\0\0\0", 16, 17);
+	CHECK(syscap_trace_open_mem(buf, n, "mem", err, sizeof(err)) == NULL);
+	/* a header whose size would put the blocks off their 8-byte alignment */
+	n = make_header(buf, "read\0write\0\0\0\0", 15, 2);
+	CHECK(syscap_trace_open_mem(buf, n, "mem", err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "header is damaged") != NULL);
+}
+
+static void test_not_a_regular_file(void)
+{
+	char err[256] = "";
+
+	CHECK(syscap_trace_open("/tmp", err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "not a regular file") != NULL);
+}
+
 int main(void)
 {
 	int fd = mkstemp(path);
@@ -166,6 +233,9 @@ int main(void)
 	test_corrupt_block_is_skipped();
 	test_cut_short_file();
 	test_not_a_trace();
+	test_event_count_overflowing_32_bits();
+	test_names_table_must_end_in_nul();
+	test_not_a_regular_file();
 	unlink(path);
 	return check_report("test_trace");
 }
