@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -115,19 +116,31 @@ class Core:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as e:
             raise CoreFormatError(
                 f"cannot open core {self.path}: {e.strerror}; check the path"
             ) from e
         try:
-            self.size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise CoreFormatError(
+                    f"{self.path} is not a regular file; pass a core file written by the "
+                    "kernel or by gdb's gcore"
+                )
+            self.size = st.st_size
             if self.size < 64:
                 raise CoreFormatError(
                     f"{self.path} is not an ELF core ({self.size} bytes); pass a core file "
                     "written by the kernel or by gdb's gcore"
                 )
-            self._map = mmap.mmap(fd, self.size, prot=mmap.PROT_READ)
+            try:
+                self._map: mmap.mmap | None = mmap.mmap(fd, self.size, prot=mmap.PROT_READ)
+            except OSError as e:
+                raise CoreFormatError(
+                    f"cannot map core {self.path}: {e.strerror}; copy it to a local file"
+                ) from e
         finally:
             os.close(fd)
         self.data = memoryview(self._map)
@@ -139,10 +152,22 @@ class Core:
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
-        if getattr(self, "_map", None) is not None:
+        """Unmap the core. Never raises: it runs while another error is on its way out.
+
+        Slices of `data` still alive (in a traceback being reported, or held by a caller)
+        keep the mapping exported; then it is unmapped when the last of them goes.
+        """
+        m, self._map = self._map, None
+        if m is None:
+            return
+        try:
             self.data.release()
-            self._map.close()
-            self._map = None  # type: ignore[assignment]
+        except BufferError:
+            pass
+        try:
+            m.close()
+        except BufferError:
+            pass
 
     def __enter__(self) -> Core:
         return self
@@ -217,10 +242,12 @@ class Core:
             "short (disk full or a size limit: check `ulimit -c`) - take the core again"
         )
 
-    def _iter_notes(self, notes: list[tuple[int, int]]) -> Iterator[tuple[str, int, memoryview]]:
-        d = self.data
+    def _iter_notes(self, notes: list[tuple[int, int]]) -> Iterator[tuple[str, int, bytes]]:
+        """(name, type, descriptor) of each note. The notes are copied out of the map (they
+        are small), so no view of it outlives the parse."""
         for off, size in notes:
-            pos, end = off, off + size
+            d = self.data[off : off + size].tobytes()
+            pos, end = 0, size
             while pos + 12 <= end:
                 namesz, descsz, ntype = _u("<III", d, pos)
                 name_off = pos + 12
@@ -228,9 +255,7 @@ class Core:
                 nxt = desc_off + ((descsz + 3) & ~3)
                 if desc_off + descsz > end:
                     raise self._truncated()
-                name = (
-                    bytes(d[name_off : name_off + namesz]).rstrip(b"\0").decode("ascii", "replace")
-                )
+                name = d[name_off : name_off + namesz].rstrip(b"\0").decode("ascii", "replace")
                 yield name, ntype, d[desc_off : desc_off + descsz]
                 pos = nxt
 
@@ -240,6 +265,9 @@ class Core:
         self.auxv: dict[int, int] = {}
         self.siginfo: SigInfo | None = None
         self.pid = 0
+        # Real uid/gid of the process (pr_uid/pr_gid), None without NT_PRPSINFO.
+        self.uid: int | None = None
+        self.gid: int | None = None
         self.fname = ""
         self.psargs = ""
         self.from_gdb = False  # gcore writes a "GDB" note (its target description)
@@ -252,17 +280,17 @@ class Core:
                 cursig = _u("<h", desc, 12)[0]
                 sigpend, sighold = _u("<QQ", desc, 16)
                 tid = _u("<i", desc, 32)[0]
-                regs = Registers.unpack(bytes(desc[PRSTATUS_REG_OFFSET:]))
+                regs = Registers.unpack(desc[PRSTATUS_REG_OFFSET:])
                 threads.append(ThreadState(tid, cursig, sigpend, sighold, regs, None, None))
             elif name == "CORE" and ntype == NT_FPREGSET and threads:
                 if len(desc) >= FXSAVE_SIZE:
-                    threads[-1] = replace(threads[-1], fpregs=bytes(desc[:FXSAVE_SIZE]))
+                    threads[-1] = replace(threads[-1], fpregs=desc[:FXSAVE_SIZE])
             elif name == "LINUX" and ntype == NT_X86_XSTATE and threads:
-                threads[-1] = replace(threads[-1], xstate=bytes(desc))
+                threads[-1] = replace(threads[-1], xstate=desc)
             elif name == "CORE" and ntype == NT_PRPSINFO and len(desc) >= 136:
-                self.pid = _u("<i", desc, 24)[0]
-                self.fname = bytes(desc[40:56]).split(b"\0")[0].decode(errors="replace")
-                self.psargs = bytes(desc[56:136]).split(b"\0")[0].decode(errors="replace")
+                self.uid, self.gid, self.pid = _u("<IIi", desc, 16)
+                self.fname = desc[40:56].split(b"\0")[0].decode(errors="replace")
+                self.psargs = desc[56:136].split(b"\0")[0].decode(errors="replace")
             elif name == "CORE" and ntype == NT_AUXV:
                 for i in range(0, len(desc) - 15, 16):
                     key, val = _u("<QQ", desc, i)
@@ -280,14 +308,14 @@ class Core:
         if not self.pid:
             self.pid = self.threads[0].tid
 
-    def _parse_nt_file(self, desc: memoryview) -> tuple[FileMapping, ...]:
+    def _parse_nt_file(self, desc: bytes) -> tuple[FileMapping, ...]:
         if len(desc) < 16:
             raise self._bad("has a malformed NT_FILE note")
         count, page = _u("<QQ", desc, 0)
         table_end = 16 + count * 24
         if table_end > len(desc):
             raise self._bad("has a malformed NT_FILE note")
-        names = bytes(desc[table_end:]).split(b"\0")
+        names = desc[table_end:].split(b"\0")
         if len(names) < count:
             raise self._bad("has a malformed NT_FILE note (missing file names)")
         out = []
@@ -339,7 +367,8 @@ class Core:
             if rel >= seg.filesz:
                 return None
             n = min(size, seg.filesz - rel)
-            out += self.data[seg.offset + rel : seg.offset + rel + n]
+            with self.data[seg.offset + rel : seg.offset + rel + n] as chunk:
+                out += chunk
             addr += n
             size -= n
         return bytes(out)

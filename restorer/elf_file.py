@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from functools import lru_cache
@@ -44,17 +45,26 @@ class ElfInfo:
 
 @lru_cache(maxsize=128)
 def read_elf(path: str) -> ElfInfo | None:
-    """Program headers and build-id of `path`, or None if it is not a 64-bit ELF file."""
+    """Program headers and build-id of `path`, or None if it is not a 64-bit ELF file.
+
+    The file is untrusted (a core names it, or a user passes it): every header is checked
+    against the file's size before it is read.
+    """
     try:
         with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
             head = f.read(64)
-            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2:
+            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
                 return None
             machine = struct.unpack_from("<H", head, 18)[0]
             phoff = struct.unpack_from("<Q", head, 32)[0]
-            phnum = struct.unpack_from("<H", head, 56)[0]
-            f.seek(phoff)
+            phentsize, phnum = struct.unpack_from("<HH", head, 54)
+            if phnum and (phentsize != 56 or phoff + phnum * 56 > size):
+                return None
+            f.seek(phoff if phnum else 0)
             ph = f.read(phnum * 56)
+            if len(ph) != phnum * 56:
+                return None
             segs = []
             build_id = None
             for i in range(phnum):
@@ -63,9 +73,9 @@ def read_elf(path: str) -> ElfInfo | None:
                 )
                 if p_type == PT_LOAD:
                     segs.append(FileSegment(p_offset, p_vaddr, p_filesz, p_memsz, p_flags))
-                elif p_type == PT_NOTE and build_id is None:
+                elif p_type == PT_NOTE and build_id is None and p_offset + p_filesz <= size:
                     f.seek(p_offset)
                     build_id = find_build_id(f.read(p_filesz))
             return ElfInfo(path, machine, tuple(segs), build_id)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a path with a NUL (from a core's NT_FILE)
         return None
