@@ -364,6 +364,24 @@ def start_stopped(
     return Tracee(pid), why
 
 
+def check_restorable(
+    core: Core, exe: str | None, tid: int | None, warn: Warn
+) -> tuple[ThreadState, str, dict[str, str], int | None]:
+    """Everything about `core` that can be checked before a process exists.
+
+    Returns (thread to restore, executable, core path -> path to use, main thread's stack
+    pointer); raises RestoreError for bad input. Nothing here touches a process.
+    """
+    thread = choose_thread(core, tid)
+    exe_path, path_map = resolve_exe(core, exe)
+    check_build_ids(core, path_map, warn)
+    main = core.thread(core.pid)
+    main_sp = main.regs.rsp if main is not None else None
+    # Plan once without knowing the fresh specials, to fail early on bad input.
+    plan_regions(core, path_map, None, main_sp, lambda _m: None)
+    return thread, exe_path, path_map, main_sp
+
+
 class _Restorer:
     def __init__(
         self,
@@ -384,14 +402,7 @@ class _Restorer:
 
     def run(self, exe: str | None, tid: int | None) -> Restored:
         t0 = time.perf_counter()
-        core = self.core
-        thread = choose_thread(core, tid)
-        exe_path, path_map = resolve_exe(core, exe)
-        check_build_ids(core, path_map, self._warn)
-        main = core.thread(core.pid)
-        main_sp = main.regs.rsp if main is not None else None
-        # Plan once without knowing the fresh specials, to fail early on bad input.
-        plan_regions(core, path_map, None, main_sp, lambda _m: None)
+        thread, exe_path, path_map, main_sp = check_restorable(self.core, exe, tid, self._warn)
         tracee, why = start_stopped(exe_path, self.stdio, thread.tid)
         if why is not None:
             self._warn(

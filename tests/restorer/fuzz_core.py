@@ -1,0 +1,232 @@
+"""Fuzz target for the core parser: what `syscap restore` does with a core before any process.
+
+    SYSCAP_FUZZ_EXE=PROG python tests/restorer/fuzz_core.py [libFuzzer flags] CORPUS_DIR
+    SYSCAP_FUZZ_EXE=PROG SYSCAP_FUZZ_CORE=CORE SYSCAP_FUZZ_TARGET=elf python ... CORPUS_DIR
+
+CORPUS_DIR is seeded with a real kernel core of PROG (tests/restorer/test_fuzz_core.py makes
+one). Each input goes through Core (restorer/core.py) and check_restorable (thread choice,
+executable and build-id checks with restorer/elf_file.py, the region plan), then the other
+queries restore makes of a core. The only exceptions allowed are the restorer's own
+RestoreError classes; anything else is a crash for libFuzzer.
+
+With SYSCAP_FUZZ_TARGET=elf the input is the program instead (seed: PROG itself), given as
+--exe to a restore of the real CORE: read_elf (restorer/elf_file.py) and the executable
+checks of resolve_exe.
+
+The mutator knows ELF: it changes program header and ELF header fields, note headers and
+note descriptors (NT_PRSTATUS, NT_FILE, NT_AUXV, ...) to boundary values, retypes notes and
+cuts the file at structure boundaries, so most inputs get past the magic and length checks
+that random bit flips would keep hitting.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+import sys
+import tempfile
+from collections.abc import Callable
+
+import atheris
+
+with atheris.instrument_imports(include=["restorer"]):
+    from restorer.core import Core
+    from restorer.elf_file import read_elf
+    from restorer.errors import RestoreError
+    from restorer.restore import (
+        check_restorable,
+        find_heap,
+        plan_regions,
+        read_maps,
+        resolve_exe,
+        specials_span,
+    )
+    from restorer.symbols import SymbolTable
+
+EXE = os.environ.get("SYSCAP_FUZZ_EXE", "/bin/true")
+SEED_CORE = os.environ.get("SYSCAP_FUZZ_CORE", "")
+_INPUT = tempfile.NamedTemporaryFile(prefix="syscap-fuzz-", suffix=".core", delete=True)
+_OWN_MAPS = read_maps(os.getpid())
+
+NOTE_TYPES = (1, 2, 3, 4, 6, 0x202, 0x53494749, 0x46494C45, 0x12345)
+PHDR_FIELDS = (  # (offset in a program header, struct format)
+    (0, "<I"), (4, "<I"), (8, "<Q"), (16, "<Q"), (32, "<Q"), (40, "<Q"),
+)  # fmt: skip
+EHDR_FIELDS = (
+    (4, "<B"), (5, "<B"), (16, "<H"), (18, "<H"), (32, "<Q"), (40, "<Q"), (54, "<H"), (56, "<H"),
+)  # fmt: skip
+
+
+def _ignore(_msg: str) -> None:
+    pass
+
+
+def exercise(path: str, exe: str) -> None:
+    """What restore computes from a core before it starts the program (and a bit after)."""
+    with Core(path) as core:
+        for t in core.threads:
+            _ = t.regs.interrupted_syscall, t.regs.syscall_result
+        _ = core.exe_path, core.vdso_addr, core.siginfo, core.uid, core.gid
+        for p in core.mapped_paths():
+            core.build_id_in_memory(p)
+        for seg in core.segments[:64]:
+            core.read(seg.vaddr, min(seg.filesz, 4096) + 8)
+        for tid in (None, core.threads[-1].tid, -1):
+            for want_exe in (exe, None):
+                try:
+                    _, exe_path, path_map, main_sp = check_restorable(core, want_exe, tid, _ignore)
+                except RestoreError:
+                    continue
+                span = specials_span(core, _OWN_MAPS)
+                regions = plan_regions(core, path_map, span, main_sp, _ignore)
+                find_heap(core, exe_path, regions)
+                # The load biases come from the core; symbols come from files on disk
+                # (pyelftools, not fuzzed here: it costs 0.4 s per input).
+                syms = SymbolTable(core, path_map)
+                for p in core.mapped_paths():
+                    syms.bias(p)
+
+
+def test_one_input(data: bytes) -> None:
+    _INPUT.seek(0)
+    _INPUT.truncate()
+    _INPUT.write(data)
+    _INPUT.flush()
+    try:
+        exercise(_INPUT.name, EXE)
+    except RestoreError:
+        pass
+
+
+def test_one_elf(data: bytes) -> None:
+    _INPUT.seek(0)
+    _INPUT.truncate()
+    _INPUT.write(data)
+    _INPUT.flush()
+    read_elf.cache_clear()  # same path, new contents
+    info = read_elf(_INPUT.name)
+    if info is not None:
+        for seg in info.segments[:64]:
+            info.prot_for_offset(seg.offset)
+    if SEED_CORE:
+        with Core(SEED_CORE) as core:
+            try:
+                resolve_exe(core, _INPUT.name)
+            except RestoreError:
+                pass
+
+
+# ---------------------------------------------------------------------------------------
+# structure-aware mutations
+
+
+def _interesting(rng: random.Random, old: int, size: int, file_size: int) -> int:
+    top = (1 << (8 * size)) - 1
+    choices = [
+        0, 1, top, top >> 1, (top >> 1) + 1, file_size, file_size - 1, file_size + 1,
+        old + rng.choice((-4096, -8, -1, 1, 8, 4096)), old ^ (1 << rng.randrange(8 * size)),
+        old * 2, 0xFFFF, 0x7FFFFFFFF000, 0xFFFFFFFFFF600000, 56, 64, 4096,
+    ]  # fmt: skip
+    return rng.choice(choices) & top
+
+
+def _put(buf: bytearray, off: int, fmt: str, rng: random.Random) -> None:
+    size = struct.calcsize(fmt)
+    if off < 0 or off + size > len(buf):
+        return
+    old = struct.unpack_from(fmt, buf, off)[0]
+    struct.pack_into(fmt, buf, off, _interesting(rng, old, size, len(buf)))
+
+
+def _phdrs(buf: bytes) -> list[tuple[int, int, int, int]]:
+    """(header offset, p_type, p_offset, p_filesz) of each program header inside `buf`."""
+    if len(buf) < 64 or buf[:4] != b"\x7fELF":
+        return []
+    phoff = struct.unpack_from("<Q", buf, 32)[0]
+    phnum = struct.unpack_from("<H", buf, 56)[0]
+    out = []
+    for i in range(min(phnum, 4096)):
+        at = phoff + i * 56
+        if at + 56 > len(buf):
+            break
+        p_type, _f, p_off, _v, _p, p_filesz = struct.unpack_from("<IIQQQQ", buf, at)
+        out.append((at, p_type, p_off, p_filesz))
+    return out
+
+
+def _notes(buf: bytes) -> list[tuple[int, int, int]]:
+    """(header offset, descriptor offset, descriptor size) of each note inside `buf`."""
+    out = []
+    for _at, p_type, off, size in _phdrs(buf):
+        if p_type != 4:
+            continue
+        pos, end = off, min(off + size, len(buf))
+        while pos + 12 <= end and len(out) < 4096:
+            namesz, descsz, _t = struct.unpack_from("<III", buf, pos)
+            desc = pos + 12 + ((namesz + 3) & ~3)
+            if desc + descsz > end:
+                break
+            out.append((pos, desc, descsz))
+            pos = desc + ((descsz + 3) & ~3)
+    return out
+
+
+def _mutate_once(buf: bytearray, rng: random.Random) -> bytearray:
+    kind = rng.randrange(8)
+    phdrs = _phdrs(buf)
+    notes = _notes(buf)
+    if kind == 0 and phdrs:  # a program header field
+        at = rng.choice(phdrs)[0]
+        off, fmt = rng.choice(PHDR_FIELDS)
+        _put(buf, at + off, fmt, rng)
+    elif kind == 1:  # an ELF header field
+        off, fmt = rng.choice(EHDR_FIELDS)
+        _put(buf, off, fmt, rng)
+    elif kind == 2 and notes:  # a note header: namesz, descsz or type
+        at = rng.choice(notes)[0]
+        field = rng.randrange(3)
+        if field == 2:
+            struct.pack_into("<I", buf, at + 8, rng.choice(NOTE_TYPES))
+        else:
+            _put(buf, at + 4 * field, "<I", rng)
+    elif kind in (3, 4) and notes:  # a word inside a descriptor (NT_FILE counts, addresses)
+        _at, desc, size = rng.choice(notes)
+        if size >= 8:
+            word = desc + rng.randrange(0, size - 7) // 8 * 8
+            _put(buf, word, rng.choice(("<Q", "<I")), rng)
+    elif kind == 5 and notes:  # a NUL in or out of a descriptor's strings
+        _at, desc, size = rng.choice(notes)
+        if size:
+            pos = desc + rng.randrange(size)
+            buf[pos] = 0 if buf[pos] else rng.choice((ord("/"), 0xFF, ord("a")))
+    elif kind == 6:  # cut at a structure boundary, or near one
+        marks = [64, *(a for a, *_ in phdrs), *(o for *_, o, _s in phdrs)]
+        marks += [a for a, *_ in notes] + [d for _a, d, _s in notes]
+        cut = rng.choice(marks) + rng.choice((-1, 0, 0, 1, 12))
+        del buf[max(cut, 1) :]
+    else:  # libFuzzer's own byte mutations on the headers and notes
+        end = max((d + s for _a, d, s in notes), default=min(len(buf), 4096))
+        head = bytes(buf[:end])
+        buf[:end] = atheris.Mutate(head, len(head))
+    return buf
+
+
+def mutate(data: bytes, max_size: int, seed: int) -> bytes:
+    rng = random.Random(seed)
+    buf = bytearray(data)
+    for _ in range(rng.choice((1, 1, 2, 3))):
+        buf = _mutate_once(buf, rng)
+    return bytes(buf[:max_size])
+
+
+def main(argv: list[str]) -> None:
+    target: Callable[[bytes], None] = test_one_input
+    if os.environ.get("SYSCAP_FUZZ_TARGET") == "elf":
+        target = test_one_elf
+    atheris.Setup(argv, target, custom_mutator=mutate)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,177 @@
+"""Hostile cores and executables: a short fuzz run of the restorer's parser, and the inputs
+it (or its mutations) found, kept as regression cases."""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from restore_helpers import PYTHON, REPO, Programs, kernel_core
+
+from restorer.core import Core
+from restorer.errors import CoreFormatError, RestoreError
+from restorer.restore import check_restorable
+
+FUZZ_TARGET = Path(__file__).resolve().parent / "fuzz_core.py"
+
+
+def _run_fuzzer(seed: Path, exe: Path, tmp_path: Path, seconds: int, **env: str) -> str:
+    corpus = tmp_path / "corpus"
+    artifacts = tmp_path / "artifacts"
+    corpus.mkdir()
+    artifacts.mkdir()
+    (corpus / "seed").write_bytes(seed.read_bytes())
+    result = subprocess.run(
+        [PYTHON, str(FUZZ_TARGET), f"-max_total_time={seconds}", "-timeout=10",
+         f"-max_len={seed.stat().st_size * 2}", f"-artifact_prefix={artifacts}/", str(corpus)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=seconds + 120, check=False,
+        env=dict(os.environ, PYTHONPATH=str(REPO), SYSCAP_FUZZ_EXE=str(exe), **env),
+    )  # fmt: skip
+    log = result.stderr[-6000:]
+    assert result.returncode == 0, log
+    assert list(artifacts.iterdir()) == [], log
+    runs = re.search(r"Done (\d+) runs", result.stderr)
+    assert runs is not None and int(runs.group(1)) > 100, log
+    return log
+
+
+def test_fuzzing_the_core_parser_finds_only_restore_errors(
+    programs: Programs, tmp_path: Path
+) -> None:
+    core, _ = kernel_core(programs["resume"], tmp_path, "kernel")
+    _run_fuzzer(core, programs["resume"], tmp_path, 20)
+
+
+def test_fuzzing_the_executable_check_finds_only_restore_errors(
+    programs: Programs, tmp_path: Path
+) -> None:
+    core, _ = kernel_core(programs["resume"], tmp_path, "kernel")
+    _run_fuzzer(
+        programs["resume"], programs["resume"], tmp_path, 10,
+        SYSCAP_FUZZ_TARGET="elf", SYSCAP_FUZZ_CORE=str(core),
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------
+# regression cases: each edit of a real core once ended in something else than RestoreError
+
+
+def _phdrs(data: bytes) -> list[tuple[int, int, int, int]]:
+    phoff = struct.unpack_from("<Q", data, 32)[0]
+    phnum = struct.unpack_from("<H", data, 56)[0]
+    out = []
+    for i in range(phnum):
+        at = phoff + i * 56
+        p_type, _f, p_off, _v, _p, p_filesz = struct.unpack_from("<IIQQQQ", data, at)
+        out.append((at, p_type, p_off, p_filesz))
+    return out
+
+
+def _notes(data: bytes, ntype: int) -> list[tuple[int, int]]:
+    """(header offset, descriptor offset) of each note of type `ntype`."""
+    out = []
+    for _at, p_type, off, size in _phdrs(data):
+        if p_type != 4:
+            continue
+        pos = off
+        while pos + 12 <= off + size:
+            namesz, descsz, t = struct.unpack_from("<III", data, pos)
+            desc = pos + 12 + ((namesz + 3) & ~3)
+            if t == ntype:
+                out.append((pos, desc))
+            pos = desc + ((descsz + 3) & ~3)
+    assert out, f"no note of type {ntype:#x}"
+    return out
+
+
+def note_runs_past_its_segment(d: bytearray) -> None:
+    # The error left a view of the map alive; closing the map masked it with BufferError.
+    at, _ = _notes(d, 1)[0]
+    struct.pack_into("<I", d, at + 4, 0x7FFFFFFF)
+
+
+def nt_file_count_huge(d: bytearray) -> None:
+    _, desc = _notes(d, 0x46494C45)[0]
+    struct.pack_into("<Q", d, desc, 1 << 60)
+
+
+def nt_file_names_missing(d: bytearray) -> None:
+    at, desc = _notes(d, 0x46494C45)[0]
+    descsz = struct.unpack_from("<I", d, at + 4)[0]
+    count = struct.unpack_from("<Q", d, desc)[0]
+    names = desc + 16 + count * 24
+    d[names : desc + descsz] = b"a" * (desc + descsz - names)  # no NUL: one long name
+
+
+def phdr_offset_past_the_end(d: bytearray) -> None:
+    at = _phdrs(d)[-1][0]
+    struct.pack_into("<Q", d, at + 8, (1 << 64) - 1)
+
+
+def phnum_extended_without_sections(d: bytearray) -> None:
+    struct.pack_into("<H", d, 56, 0xFFFF)
+    struct.pack_into("<Q", d, 40, len(d))
+
+
+def prstatus_short(d: bytearray) -> None:
+    for at, _ in _notes(d, 1):  # every NT_PRSTATUS retyped: no thread registers
+        struct.pack_into("<I", d, at + 8, 0x12345)
+
+
+def cut_inside_the_notes(d: bytearray) -> None:
+    at, _ = _notes(d, 0x46494C45)[0]
+    del d[at + 20 :]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        note_runs_past_its_segment,
+        nt_file_count_huge,
+        nt_file_names_missing,
+        phdr_offset_past_the_end,
+        phnum_extended_without_sections,
+        prstatus_short,
+        cut_inside_the_notes,
+    ],
+)
+def test_mutated_core_gives_a_restore_error(
+    programs: Programs, tmp_path: Path, edit: Callable[[bytearray], None]
+) -> None:
+    core, _ = kernel_core(programs["resume"], tmp_path, "kernel")
+    data = bytearray(core.read_bytes())
+    edit(data)
+    bad = tmp_path / "bad.core"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(RestoreError):
+        with Core(bad) as c:
+            check_restorable(c, str(programs["resume"]), None, lambda _m: None)
+
+
+def test_fifo_as_core_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "core.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(CoreFormatError, match="not a regular file"):
+        Core(fifo)
+
+
+def test_directory_as_core_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CoreFormatError, match="not a regular file"):
+        Core(tmp_path)
+
+
+def test_executable_with_program_headers_past_its_end_is_not_elf(
+    programs: Programs, tmp_path: Path
+) -> None:
+    core, _ = kernel_core(programs["resume"], tmp_path, "kernel")
+    exe = bytearray(programs["resume"].read_bytes())
+    struct.pack_into("<H", exe, 56, 0x7FFF)  # e_phnum far past the file
+    bad = tmp_path / "resume-bad"
+    bad.write_bytes(bytes(exe))
+    with Core(core) as c, pytest.raises(RestoreError, match="not a 64-bit ELF"):
+        check_restorable(c, str(bad), None, lambda _m: None)
