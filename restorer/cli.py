@@ -1,4 +1,4 @@
-"""`syscap restore CORE [--exe PATH] [--run | --hold] [--tid TID]`."""
+"""`syscap restore CORE [--exe PATH] [--run | --hold] [--tid TID] [--as-root]`."""
 
 from __future__ import annotations
 
@@ -28,8 +28,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="resume it with this terminal's stdio and exit with its status",
     )
     mode.add_argument("--hold", action="store_true", help="keep it stopped and open a console")
+    # A string: a bad value gets this command's one-line error, not argparse's usage text.
     p.add_argument(
-        "--tid", type=int, help="thread to restore (default: the one that took the signal)"
+        "--tid", metavar="TID", help="thread to restore (default: the one that took the signal)"
+    )
+    p.add_argument(
+        "--as-root",
+        action="store_true",
+        help="run the restored process as root (the restorer's own user); by default it runs "
+        "as the uid/gid of the process the core came from",
     )
     p.set_defaults(func=run)
 
@@ -48,6 +55,12 @@ def run(args: argparse.Namespace) -> int:
     from restorer.core import Core
     from restorer.restore import restore
 
+    tid: int | None = None
+    if args.tid is not None:
+        try:
+            tid = int(args.tid)
+        except ValueError:
+            return _error(f"--tid {args.tid!r} is not a thread id; pass a number (or leave it out)")
     try:
         core = Core(args.core)
     except RestoreError as e:
@@ -55,8 +68,9 @@ def run(args: argparse.Namespace) -> int:
     with core:
         try:
             restored = restore(
-                core, exe=args.exe, tid=args.tid, warn=lambda m: _say(f"warning: {m}")
-            )
+                core, exe=args.exe, tid=tid, warn=lambda m: _say(f"warning: {m}"),
+                as_core_user=not args.as_root,
+            )  # fmt: skip
         except RestoreError as e:
             return _error(str(e))
         except OSError as e:
@@ -89,6 +103,11 @@ def _report(ctl: Controller) -> None:
         _say(f"restored thread {rep.tid} only; threads not restored: {left}")
     if rep.restarted_syscall is not None:
         _say(f"syscall {rep.restarted_syscall} was interrupted by the dump; it restarts on resume")
+    if rep.run_as is not None:
+        _say(
+            f"it runs as uid {rep.run_as.uid} gid {rep.run_as.gid}, the core's process's "
+            "user (--as-root: as root)"
+        )
     _say(
         f"restored pid {rep.pid} from {core.path} ({rep.regions} mappings, "
         f"{rep.bytes_written / 1e6:.1f} MB written, {rep.seconds * 1000:.0f} ms)"

@@ -11,6 +11,12 @@ where the kernel allows it, register glibc's rseq area again, unmap the gadget. 
 the chosen thread's registers (fs_base included), FP/xstate and signal mask, and set up
 the restart of a syscall the dump interrupted.
 
+The process runs as the user and group the core names (NT_PRPSINFO's pr_uid/pr_gid, with
+that user's supplementary groups): the fresh child takes them before its exec, so every
+injected syscall (opening the mapped files, PR_SET_MM_MAP, rseq) already runs with the
+rights the dumped process had, and nothing it opens was opened as root. The tracer stays
+root; root may ptrace and write the memory of any process.
+
 Not restored, because a core does not hold them: file descriptors beyond the restorer's
 stdio, signal handlers, other threads, shared mappings (they come back private).
 """
@@ -20,6 +26,7 @@ from __future__ import annotations
 import bisect
 import errno
 import os
+import pwd
 import signal
 import struct
 import time
@@ -91,9 +98,19 @@ class MapsEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class RunAs:
+    """The identity the restored process takes before its exec."""
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RestoreReport:
     pid: int
     tid: int
+    run_as: RunAs | None  # None: it runs as the restorer's own user
     exe: str
     left_out: tuple[int, ...]
     warnings: tuple[str, ...]
@@ -183,9 +200,29 @@ def resolve_exe(core: Core, exe: str | None) -> tuple[str, dict[str, str]]:
 
 
 def _check_layout(core: Core, core_exe: str, exe: str) -> None:
-    """Without a build-id: the exe's file mappings must fall inside its load segments."""
+    """Without a build-id: the core's copy of the program's ELF and program headers (the
+    kernel and gcore dump the first page of a mapped ELF file) must be the file's, and its
+    file mappings must fall inside the file's load segments."""
     info = read_elf(exe)
     assert info is not None
+    first = [f for f in core.files if f.path == core_exe and f.offset == 0]
+    saved = core.read(first[0].start, 64) if first else None
+    if saved is not None:
+        phoff, phnum = (
+            struct.unpack_from("<Q", saved, 32)[0],
+            struct.unpack_from("<H", saved, 56)[0],
+        )
+        # Headers beyond the first page may not be in the core; they are not compared.
+        saved_ph = core.read(first[0].start + phoff, phnum * 56) if phoff < PAGE_SIZE else None
+        with open(exe, "rb") as fh:
+            head = fh.read(64)
+            fh.seek(phoff if saved_ph is not None else 0)
+            file_ph = fh.read(len(saved_ph)) if saved_ph is not None else None
+        if saved != head or saved_ph != file_ph:
+            raise RestoreError(
+                f"{exe} does not match the core's executable {core_exe} (its ELF headers "
+                "differ from the ones in the core); pass the right one with --exe PATH"
+            )
     size = os.path.getsize(exe)
     for f in core.files:
         if f.path != core_exe:
@@ -317,10 +354,41 @@ def _free_range(size: int, busy: list[tuple[int, int]], start: int = 0x100000) -
 # doing it
 
 
+def run_as_for(core: Core) -> RunAs | None:
+    """The core's uid/gid (and that user's groups) when they differ from ours, else None.
+
+    The user database is read here, not in the forked child (NSS may take locks another
+    thread held at fork)."""
+    if core.uid is None or core.gid is None:
+        return None
+    if (core.uid, core.gid) == (os.getuid(), os.getgid()):
+        return None
+    if os.geteuid() != 0:
+        raise RestoreError(
+            f"the core's process ran as uid {core.uid} gid {core.gid}; only root can restore "
+            "it as that user: run as root, or pass --as-root to restore it as yourself"
+        )
+    try:
+        name = pwd.getpwuid(core.uid).pw_name
+        groups = tuple(os.getgrouplist(name, core.gid))
+    except (KeyError, OSError):  # a uid with no entry here (a core from another machine)
+        groups = (core.gid,)
+    return RunAs(core.uid, core.gid, groups)
+
+
+CHILD_EXEC_FAILED = 127
+CHILD_SETID_FAILED = 126
+
+
 def start_stopped(
-    exe: str, stdio: tuple[int, int, int] | None = None, want_pid: int | None = None
+    exe: str,
+    stdio: tuple[int, int, int] | None = None,
+    want_pid: int | None = None,
+    run_as: RunAs | None = None,
 ) -> tuple[Tracee, str | None]:
     """fork + PTRACE_TRACEME + execve: the child stops right after exec.
+
+    With `run_as`, the child takes those groups, gid and uid before it execs.
 
     With `want_pid`, the child gets that PID if it is free and the kernel allows it
     (clone3 set_tid), so the thread's cached TID in glibc (raise, pthread) and getpid()
@@ -349,6 +417,14 @@ def start_stopped(
                 for target, fd in enumerate(high):
                     os.dup2(fd, target)
                     os.close(fd)
+            if run_as is not None:
+                try:
+                    os.setgroups(list(run_as.groups))
+                    os.setresgid(run_as.gid, run_as.gid, run_as.gid)
+                    os.setresuid(run_as.uid, run_as.uid, run_as.uid)
+                except OSError:
+                    os._exit(CHILD_SETID_FAILED)
+            # After the uid change: a credential change clears the parent death signal.
             ptrace.personality(ptrace.personality(0xFFFFFFFF) | ADDR_NO_RANDOMIZE)
             # Until PTRACE_O_EXITKILL is set, a dying restorer must not leave the fresh
             # program running on its own; cleared again during the restore.
@@ -356,10 +432,21 @@ def start_stopped(
             ptrace.traceme()
             os.execv(exe, [exe])
         finally:
-            os._exit(127)
+            os._exit(CHILD_EXEC_FAILED)
     stop = wait_stop(pid)
     if not stop.alive:
-        raise RestoreError(f"cannot start {exe} ({stop.describe()}); check it runs on its own")
+        if run_as is None:
+            raise RestoreError(f"cannot start {exe} ({stop.describe()}); check it runs on its own")
+        who = f"uid {run_as.uid} gid {run_as.gid}"
+        if stop.kind == "exited" and stop.status == CHILD_SETID_FAILED:
+            raise RestoreError(
+                f"cannot take the core's {who} for the restored process; pass --as-root to "
+                "restore it as root"
+            )
+        raise RestoreError(
+            f"cannot start {exe} as the core's {who} ({stop.describe()}); check that user "
+            "can run it, or pass --as-root to restore it as root"
+        )
     ptrace.setoptions(pid, ptrace.PTRACE_O_EXITKILL)
     return Tracee(pid), why
 
@@ -389,8 +476,10 @@ class _Restorer:
         warn: Warn,
         set_brk: bool = True,
         stdio: tuple[int, int, int] | None = None,
+        as_core_user: bool = True,
     ) -> None:
         self.stdio = stdio
+        self.as_core_user = as_core_user
         self.core = core
         self.warn = warn
         self.set_brk = set_brk
@@ -403,14 +492,15 @@ class _Restorer:
     def run(self, exe: str | None, tid: int | None) -> Restored:
         t0 = time.perf_counter()
         thread, exe_path, path_map, main_sp = check_restorable(self.core, exe, tid, self._warn)
-        tracee, why = start_stopped(exe_path, self.stdio, thread.tid)
+        run_as = run_as_for(self.core) if self.as_core_user else None
+        tracee, why = start_stopped(exe_path, self.stdio, thread.tid, run_as)
         if why is not None:
             self._warn(
                 f"the process runs as pid {tracee.pid}, not {thread.tid} ({why}): code that "
                 "cached its pid or tid (raise, pthread) sees a stale value"
             )
         try:
-            restored = self._rebuild(tracee, thread, exe_path, path_map, main_sp, t0)
+            restored = self._rebuild(tracee, thread, exe_path, path_map, main_sp, run_as, t0)
         except BaseException:
             tracee.kill()
             raise
@@ -423,6 +513,7 @@ class _Restorer:
         exe: str,
         path_map: dict[str, str],
         main_sp: int | None,
+        run_as: RunAs | None,
         t0: float,
     ) -> Restored:
         core = self.core
@@ -497,7 +588,7 @@ class _Restorer:
         restarted = self._load_thread(tracee, thread)
         left_out = tuple(t.tid for t in core.threads if t.tid != thread.tid)
         report = RestoreReport(
-            pid=tracee.pid, tid=thread.tid, exe=exe, left_out=left_out,
+            pid=tracee.pid, tid=thread.tid, run_as=run_as, exe=exe, left_out=left_out,
             warnings=tuple(self.warnings), brk_restored=brk_ok, brk=brk,
             restarted_syscall=restarted, regions=len(regions), bytes_written=written,
             seconds=time.perf_counter() - t0,
@@ -733,11 +824,14 @@ def restore(
     warn: Warn | None = None,
     set_brk: bool = True,
     stdio: tuple[int, int, int] | None = None,
+    as_core_user: bool = True,
 ) -> Restored:
     """Restore `core` into a new process stopped under ptrace (see the module docstring).
 
     Raises RestoreError with a one-line, actionable message for bad input; no process is
     left behind then. set_brk=False leaves brk alone (as where PR_SET_MM is refused).
     stdio: file descriptors to become the process's 0, 1, 2 (default: the caller's).
+    as_core_user=False: the process keeps the restorer's uid/gid instead of the core's.
     """
-    return _Restorer(core, warn or (lambda _m: None), set_brk, stdio).run(exe, tid)
+    restorer = _Restorer(core, warn or (lambda _m: None), set_brk, stdio, as_core_user)
+    return restorer.run(exe, tid)
