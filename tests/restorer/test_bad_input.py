@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import struct
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 from restore_helpers import (
     CFLAGS,
@@ -17,14 +21,26 @@ from restore_helpers import (
 )
 
 
+def processes_named(name: str) -> list[int]:
+    """PIDs whose command name (/proc/PID/comm, 15 characters at most) is `name`."""
+    found = []
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] == name[:15]:
+            found.append(p.pid)
+    return found
+
+
 def assert_one_error_line(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0
+    assert result.returncode > 0, "ended by a signal"
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("syscap restore: error: ")
+    assert "Traceback" not in result.stderr
     for f in fragments:
         assert f in lines[0], lines[0]
     assert result.stdout == ""
+    assert psutil.Process().children(recursive=True) == []
 
 
 @pytest.fixture
@@ -93,3 +109,89 @@ def test_missing_library(tmp_path: Path) -> None:
 
     assert_one_error_line(result, "libgreet.so", "is missing", "install it")
     assert processes_running(tmp_path) == []
+
+
+def test_tid_that_is_not_a_number(resume_core: Path) -> None:
+    assert_one_error_line(restore_cli(resume_core, "--run", "--tid", "abc"), "--tid", "number")
+
+
+def test_tid_not_in_the_core(programs: Programs, resume_core: Path) -> None:
+    result = restore_cli(resume_core, "--run", "--tid", "1")
+    assert_one_error_line(result, "thread 1 is not in the core", "--tid")
+    assert processes_named("resume") == []
+
+
+def test_executable_that_does_not_match_the_core(programs: Programs, tmp_path: Path) -> None:
+    # Without build-ids the core's copy of the program's ELF headers has to match the file.
+    plain = [*CFLAGS, "-Wl,--build-id=none"]
+    resume = tmp_path / "resume"
+    subprocess.run(["gcc", *plain, "-o", resume, SOURCES / "resume.c"], check=True)
+    other = tmp_path / "other"
+    subprocess.run(["gcc", *plain, "-o", other, SOURCES / "greet.c", "-x", "c", "-"],
+                   input=b"void greet(void); int main(void) { greet(); return 0; }\n",
+                   check=True)  # fmt: skip
+    core, _ = kernel_core(resume, tmp_path, "kernel")
+
+    result = restore_cli(core, "--run", "--exe", str(other))
+
+    assert_one_error_line(result, "does not match the core's executable", "--exe")
+    assert processes_running(tmp_path) == []
+    assert processes_named("other") == []
+
+
+def _phdr_at(data: bytes, ptype: int) -> tuple[int, int]:
+    """(program header offset, segment offset) of the first segment of type `ptype`."""
+    phoff = struct.unpack_from("<Q", data, 32)[0]
+    for i in range(struct.unpack_from("<H", data, 56)[0]):
+        at = phoff + i * 56
+        if struct.unpack_from("<I", data, at)[0] == ptype:
+            return at, struct.unpack_from("<Q", data, at + 8)[0]
+    raise AssertionError(f"no segment of type {ptype}")
+
+
+def first_note_too_long(d: bytearray) -> str:
+    _, notes = _phdr_at(d, 4)
+    struct.pack_into("<I", d, notes + 4, 0x7FFFFFFF)  # descsz of the first note
+    return "truncated"
+
+
+def note_segment_past_the_end(d: bytearray) -> str:
+    at, _ = _phdr_at(d, 4)
+    struct.pack_into("<Q", d, at + 32, len(d))  # p_filesz
+    return "truncated"
+
+
+def no_prstatus(d: bytearray) -> str:
+    _, notes = _phdr_at(d, 4)
+    struct.pack_into("<I", d, notes + 8, 0x1234)  # the first note (NT_PRSTATUS) retyped
+    return "no NT_PRSTATUS"
+
+
+def load_segment_past_the_end(d: bytearray) -> str:
+    at, _ = _phdr_at(d, 1)
+    struct.pack_into("<Q", d, at + 8, len(d))  # p_offset
+    return "truncated"
+
+
+def phentsize_wrong(d: bytearray) -> str:
+    struct.pack_into("<H", d, 54, 32)
+    return "truncated"
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [first_note_too_long, note_segment_past_the_end, no_prstatus, load_segment_past_the_end,
+     phentsize_wrong],
+)  # fmt: skip
+def test_mutated_core(
+    programs: Programs, resume_core: Path, tmp_path: Path, edit: Callable[[bytearray], str]
+) -> None:
+    data = bytearray(resume_core.read_bytes())
+    fragment = edit(data)
+    bad = tmp_path / "bad.core"
+    bad.write_bytes(bytes(data))
+    os.unlink(resume_core)
+
+    assert_one_error_line(restore_cli(bad, "--run"), fragment)
+    assert processes_running(programs.dir) == []
+    assert processes_named("resume") == []
