@@ -1,6 +1,8 @@
-/* Three threads: main waits in pthread_join, one blocks in read(), the worker takes SIGQUIT. */
+/* Three threads: main waits in pthread_join, one blocks in read(), the worker takes SIGQUIT
+ * once the kernel shows the blocker asleep in read() (not merely on its way there). */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,21 +12,48 @@
 
 static int pipefd[2];
 static int dump;
+static _Atomic pid_t blocker_tid;
 
 static void *blocker(void *arg)
 {
 	char c;
 
 	(void)arg;
+	blocker_tid = gettid();
 	return (void *)(long)read(pipefd[0], &c, 1);
+}
+
+/* /proc/self/task/TID/syscall reads "running" while the thread runs, and starts with the
+ * syscall number once it sleeps in one: "0 " is read(). */
+static void wait_for_blocker_in_read(void)
+{
+	char path[64], buf[64];
+	pid_t tid;
+
+	while (!(tid = blocker_tid))
+		sched_yield();
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	for (;;) {
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+		if (f)
+			fclose(f);
+		buf[n] = 0;
+		if (!strncmp(buf, "0 ", 2))
+			return;
+		sched_yield();
+	}
 }
 
 static void *worker(void *arg)
 {
 	(void)arg;
 	printf("worker running\n");
-	if (dump)
+	if (dump) {
+		wait_for_blocker_in_read();
 		syscall(SYS_tgkill, getpid(), gettid(), SIGQUIT);
+	}
 	printf("worker resumed\n");
 	exit(0);
 }
