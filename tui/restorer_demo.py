@@ -4,7 +4,8 @@
 
 The demo program is static and non-PIE and dumps core at an int3 with ASLR off, an empty
 environment and an executable path of fixed length, so code, stack and TLS addresses are
-the same on every run; only the PID differs, and the picture masks it.
+the same on every run; only the PID differs, and the picture masks it. The memory shown is
+the program's own buffer, the same on every CPU.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ PROGRAM = r"""
 #include <string.h>
 #include <unistd.h>
 
-char message[64] = "syscap restorer pane";
+/* The pane's memory panel shows this: longer than the panel, so it never reaches the data
+ * after it (glibc's, with cache sizes taken from the CPU). */
+char message[512] = "syscap restorer pane";
 volatile long counter;
 
 __attribute__((noinline)) long work(long n)
