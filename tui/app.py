@@ -365,10 +365,11 @@ class SyscapTop(App[None]):
 
     def _update_panels(self) -> None:
         backend = self.source.backend if self.source is not None else "-"
-        self._set_text(
-            "#header",
-            header_markup(self._host_info(), backend, self.options.interval_s, self.state_text()),
+        width = self.size.width - 2  # the header's padding
+        header = header_markup(
+            self._host_info(), backend, self.options.interval_s, self.state_text(), width
         )
+        self._set_text("#header", header)
         recorded = getattr(self.source, "drops", None) if self.replay is not None else None
         text, dropping = rings_markup(
             self.model.latest,

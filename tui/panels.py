@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from textual.markup import escape
 
 from capture_lib.snapshot import RingStats, Snapshot
@@ -22,11 +23,35 @@ class HostInfo:
     kernel: str
 
 
-def header_markup(info: HostInfo, backend: str, interval_s: float, state: str) -> str:
-    """'syscap top  host  Linux 6.1  bpf  every 1.0s  LIVE' with the state coloured."""
+def _shorten(text: str, cells: int) -> str:
+    """`text` cut to `cells` terminal cells, an ellipsis marking the cut."""
+    if cell_len(text) <= cells:
+        return text
+    cut = text
+    while cut and cell_len(cut) > cells - 1:
+        cut = cut[:-1]
+    return cut + "…"
+
+
+def header_markup(
+    info: HostInfo, backend: str, interval_s: float, state: str, width: int | None = None
+) -> str:
+    """'syscap top  host  Linux 6.1  bpf  every 1.0s  LIVE' with the state coloured.
+
+    Within `width` cells, the state always shows in full: the kernel release is shortened
+    first (a distribution's can be 40 characters long), then the host name.
+    """
     colour = {"LIVE": "$success", "FAILED": "$error"}.get(state.split()[0], "$warning")
+    host, kernel = info.host, info.kernel
+    if width is not None:
+        fixed = cell_len(f"syscap top    Linux   backend {backend}  every {interval_s:g}s  {state}")
+        room = width - fixed  # for host + kernel
+        if cell_len(host) + cell_len(kernel) > room:
+            kernel = _shorten(kernel, max(room - cell_len(host), 4))
+        if cell_len(host) + cell_len(kernel) > room:
+            host = _shorten(host, max(room - cell_len(kernel), 4))
     return (
-        f"[b]syscap top[/]  {escape(info.host)}  Linux {escape(info.kernel)}  "
+        f"[b]syscap top[/]  {escape(host)}  Linux {escape(kernel)}  "
         f"backend [b]{escape(backend)}[/]  every {interval_s:g}s  [b {colour}]{state}[/]"
     )
 

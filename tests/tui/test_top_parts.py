@@ -16,6 +16,7 @@ from tests.tui.top_fakes import feed, make_app
 from tui import format as fmt
 from tui.cli import register
 from tui.filters import FilterChoice, parse_pids, parse_syscalls
+from tui.panels import HostInfo, header_markup
 from tui.refresh import SnapshotFetcher
 from tui.synthetic import GROUPS, SYSCALLS, TABLE, SyntheticSource
 from tui.table import LiveTable
@@ -376,3 +377,48 @@ def test_cli_failed_and_long_syscalls_option(monkeypatch: pytest.MonkeyPatch) ->
     openat = syscalls.number("openat")  # this machine's number
     assert replay.filters == [Filter(syscalls=frozenset({openat}), failed_only=True)]
     assert prepared[1].initial_filter.failed_only
+
+
+# -- the header ---------------------------------------------------------------------------
+
+LONG_RELEASE = "6.18.44-fc-v1098-with-a-very-long-suffix"  # 40 characters
+
+
+@pytest.mark.parametrize(
+    "state", ["LIVE", "FAILED", "REPLAY 0.25x PAUSED", "PAUSED (table frozen)", "REPLAY END"]
+)
+def test_header_keeps_the_state_and_shortens_a_long_release_at_80_columns(state: str) -> None:
+    assert len(LONG_RELEASE) == 40
+    info = HostInfo("build-host-01", LONG_RELEASE)
+    text = Content.from_markup(header_markup(info, "bpf", 1.0, state, width=78)).plain
+
+    assert len(text) <= 78, text
+    assert text.endswith(state)
+    assert "Linux 6.1" in text and "…" in text
+
+
+def test_header_shortens_the_release_before_the_host() -> None:
+    info = HostInfo("build-host-01", LONG_RELEASE)
+    text = Content.from_markup(header_markup(info, "bpf", 1.0, "LIVE", width=78)).plain
+    assert text.startswith("syscap top  build-host-01  Linux 6.18.44-fc-"), text
+    assert "…  backend bpf" in text and len(text) == 78, text  # all the room it has
+
+
+def test_header_leaves_a_release_that_fits_alone() -> None:
+    info = HostInfo("demo", "6.18.44-fc-v1098")
+    text = Content.from_markup(header_markup(info, "bpf", 1.0, "LIVE", width=78)).plain
+    assert "Linux 6.18.44-fc-v1098  " in text and "…" not in text
+
+
+def test_header_on_screen_at_80_columns_shows_the_state() -> None:
+    app = make_app(SyntheticSource(n=5), host=HostInfo("testhost", LONG_RELEASE))
+
+    async def main() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            feed(app, SyntheticSource(n=5))
+            await pilot.pause()
+            line = app.query_one("#header").render_line(0).text
+            assert line.rstrip().endswith("LIVE"), line
+            assert "…" in line
+
+    asyncio.run(main())

@@ -65,15 +65,18 @@ def session() -> Iterator[str]:
     subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
 
 
-def _start_as_nobody(session: str, args: list[str], done: Path) -> None:
+def _start_as_nobody(
+    session: str, args: list[str], done: Path, size: tuple[int, int] = (100, 30)
+) -> None:
     pythonpath = f"{ROOT}:{SITE / 'site-packages'}"
     command = (
         f"cd /tmp && runuser -u nobody -- env PYTHONPATH={pythonpath} "
         f"PYTHONDONTWRITEBYTECODE=1 HOME=/tmp {SYSTEM_PYTHON} -m tui top {' '.join(args)}; "
         f"touch {done}; sleep 60"
     )
+    width, height = size
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", command],
+        ["tmux", "new-session", "-d", "-s", session, "-x", str(width), "-y", str(height), command],
         check=True,
     )
 
@@ -151,10 +154,11 @@ def test_recorded_trace_replays_as_nobody_in_16_colours(session: str, shared_dir
     busiest = max(json.loads(report.stdout)["processes"], key=lambda p: _calls(p["syscalls"]))
 
     done = shared_dir / "done"
-    _start_as_nobody(session, ["--replay", str(trace), "--low-color"], done)
+    # 80 columns: the header still has room for the state next to this kernel's release.
+    _start_as_nobody(session, ["--replay", str(trace), "--low-color"], done, size=(80, 24))
     screen = _wait_for(session, "getppid")  # the recorder's own loop
     assert _app_user() == {"nobody"}
-    assert "REPLAY" in screen and "rec.trace" in screen
+    assert "REPLAY" in screen.splitlines()[0] and "rec.trace" in screen
     row = next(ln for ln in screen.splitlines() if re.match(rf"\s*{busiest['pid']}\s", ln))
     assert busiest["comm"][:8] in row and "getppid" in row, row
 
