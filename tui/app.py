@@ -97,6 +97,21 @@ def _send_signal(pid: int, sig: int) -> None:
     os.kill(pid, sig)
 
 
+# What --readonly blocks (binding id -> what it would do): every action that changes the
+# system. Filters, the latency switch, pause and replay controls stay: they change only
+# what syscap itself captures and shows.
+READONLY_BLOCKED: dict[str, str] = {
+    "kill": "sending signals to processes",
+    "restorer": "taking a core of a process (gcore stops it briefly and writes a file) and "
+    "restoring cores (that starts the core's program)",
+}
+READONLY_NOTE = (
+    "Read-only mode (--readonly): off are "
+    + "; ".join(READONLY_BLOCKED.values())
+    + ". Filters stay on: they change only what syscap captures."
+)
+
+
 @dataclass
 class TopOptions:
     interval_s: float = 1.0
@@ -573,11 +588,19 @@ class SyscapTop(App[None]):
             return False  # the live view's keys do nothing under the restorer pane
         if action.startswith("replay_"):
             return self.replay is not None
-        if action == "kill":
-            if self.replay is not None:
-                return False  # the recorded processes are not on this machine
-            if self.options.readonly:
-                return None  # shown dimmed: --readonly
+        if action == "kill" and self.replay is not None:
+            return False  # the recorded processes are not on this machine
+        # --readonly keeps its blocked keys live so that pressing one says why it is off.
+        return True
+
+    def _refused_readonly(self, binding_id: str) -> bool:
+        """With --readonly, say that this action is off (and return True)."""
+        if not self.options.readonly or binding_id not in READONLY_BLOCKED:
+            return False
+        self.notify(
+            f"read-only mode (--readonly): {READONLY_BLOCKED[binding_id]} is off",
+            severity="warning",
+        )
         return True
 
     # -- filter ----------------------------------------------------------------------------------
@@ -637,7 +660,10 @@ class SyscapTop(App[None]):
 
     # -- other screens -----------------------------------------------------------------------------
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self._all_bindings()))
+        if self.options.readonly:
+            self.push_screen(HelpScreen(self._all_bindings(), READONLY_BLOCKED, READONLY_NOTE))
+        else:
+            self.push_screen(HelpScreen(self._all_bindings()))
 
     def _all_bindings(self) -> Iterable[Binding]:
         for b in [*self.BINDINGS, *LiveTable.BINDINGS]:
@@ -646,6 +672,8 @@ class SyscapTop(App[None]):
 
     def action_restorer(self) -> None:
         """The restorer pane; on a live process, offer to take a core of it first."""
+        if self._refused_readonly("restorer"):
+            return
         pid = None
         if self.source is not None and self.replay is None:
             pid = self.model.view.pid_of(self.table.cursor_row)
@@ -667,8 +695,7 @@ class SyscapTop(App[None]):
         self.push_screen(TakeCoreScreen(pid, comm), chosen)
 
     def action_kill(self) -> None:
-        if self.options.readonly:
-            self.notify("read-only mode (--readonly): signals are off", severity="warning")
+        if self._refused_readonly("kill"):
             return
         pid = self.model.view.pid_of(self.table.cursor_row)
         if pid is None:

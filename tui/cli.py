@@ -95,7 +95,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--readonly",
         action="store_true",
-        help="disable actions that change the system (sending signals)",
+        help="block actions that change the system: sending signals (k), taking and "
+        "restoring cores (c); filters stay (they change only what syscap captures)",
     )
     p.set_defaults(func=run)  # fmt: skip
 

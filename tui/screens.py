@@ -37,9 +37,17 @@ class HelpScreen(ModalScreen[None]):
         Binding(_CLOSE, "dismiss", "Close", id="help.close", tooltip="Close the help"),
     ]
 
-    def __init__(self, bindings: Iterable[Binding]) -> None:
+    def __init__(
+        self,
+        bindings: Iterable[Binding],
+        blocked: Iterable[str] = (),
+        note: str | None = None,
+    ) -> None:
+        """`blocked`: binding ids that are off (--readonly), `note` says why."""
         super().__init__()
         self._keys = list(bindings)
+        self._blocked = frozenset(blocked)
+        self._note = note
 
     def compose(self) -> ComposeResult:
         keys = Table.grid(padding=(0, 2))
@@ -47,9 +55,14 @@ class HelpScreen(ModalScreen[None]):
         keys.add_column()
         keys.add_column(style="dim", no_wrap=True)
         for b in self._keys:
-            keys.add_row(key_display(b), b.tooltip or b.description, b.id or "")
+            what = b.tooltip or b.description
+            if b.id in self._blocked:
+                what = f"{what} (off: --readonly)"
+            keys.add_row(key_display(b), what, b.id or "")
         with VerticalScroll(id="help-body"):
             yield Static(Text("syscap top: keys", style="bold"), id="help-title")
+            if self._note is not None:
+                yield Static(Text(self._note, style="bold"), id="help-readonly")
             yield Static(keys, id="help-text")
             yield Static(
                 "Click a column title to sort by it; click again to reverse.\n"
