@@ -365,9 +365,11 @@ class Controller:
 
     def close(self) -> None:
         """Kill the process and every checkpoint."""
-        if self.tracee.alive:
-            self.tracee.kill()
-        self.checkpoints.close()
+        try:
+            if self.tracee.alive:
+                self.tracee.kill()
+        finally:
+            self.checkpoints.close()
 
     def ptrace_options(self, fork: bool) -> None:
         opts = ptrace.PTRACE_O_EXITKILL | (ptrace.PTRACE_O_TRACEFORK if fork else 0)

@@ -229,6 +229,11 @@ class Core:
             if p_offset + p_filesz > self.size:
                 raise self._truncated()
             if p_type == PT_LOAD:
+                if p_vaddr + p_memsz > 1 << 64:
+                    raise self._bad(
+                        f"has a PT_LOAD segment at {p_vaddr:#x} that runs past the end of the "
+                        "address space; the core is damaged - take it again"
+                    )
                 segments.append(Segment(p_vaddr, p_memsz, p_flags, p_offset, p_filesz))
             elif p_type == PT_NOTE:
                 notes.append((p_offset, p_filesz))

@@ -79,6 +79,12 @@ class PatchedSyscall:
         self.tracee.write(self.addr, SYSCALL_INSN)
         return self.addr
 
-    def __exit__(self, *exc: object) -> None:
-        if self.tracee.alive:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if not self.tracee.alive:
+            return
+        try:
             self.tracee.write(self.addr, self.saved)
+        except OSError:
+            if exc is None:
+                raise
+            # An error is on its way out already: it, not this one, says what went wrong.

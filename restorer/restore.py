@@ -502,7 +502,10 @@ class _Restorer:
         try:
             restored = self._rebuild(tracee, thread, exe_path, path_map, main_sp, run_as, t0)
         except BaseException:
-            tracee.kill()
+            try:
+                tracee.kill()
+            except OSError:
+                pass  # the error on its way out is the one to report
             raise
         return restored
 
