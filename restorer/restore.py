@@ -480,6 +480,7 @@ class _Restorer:
     ) -> None:
         self.stdio = stdio
         self.as_core_user = as_core_user
+        self.run_as: RunAs | None = None
         self.core = core
         self.warn = warn
         self.set_brk = set_brk
@@ -492,7 +493,7 @@ class _Restorer:
     def run(self, exe: str | None, tid: int | None) -> Restored:
         t0 = time.perf_counter()
         thread, exe_path, path_map, main_sp = check_restorable(self.core, exe, tid, self._warn)
-        run_as = run_as_for(self.core) if self.as_core_user else None
+        run_as = self.run_as = run_as_for(self.core) if self.as_core_user else None
         tracee, why = start_stopped(exe_path, self.stdio, thread.tid, run_as)
         if why is not None:
             self._warn(
@@ -704,7 +705,8 @@ class _Restorer:
         if ret == 0:
             return True, brk
         why = os.strerror(-ret)
-        if ret == -1 and not has_cap_sys_resource():  # EPERM
+        # The prctl runs in the process: with the core's uid it has no capabilities at all.
+        if ret == -1 and (self.run_as is not None or not has_cap_sys_resource()):  # EPERM
             why = "EPERM: no CONFIG_CHECKPOINT_RESTORE and no CAP_SYS_RESOURCE"
         self._warn(
             f"brk not restored (prctl PR_SET_MM: {why}); the heap keeps its contents and "
