@@ -159,7 +159,8 @@ class Session:
         ret = self._lib.syscap_session_set_mode(self._s, values[mode])
         if ret == -errno.ENOTSUP:
             raise CaptureError(f"the {self.backend} backend on this kernel has no count mode "
-                               "(it needs the eBPF backend and kernel 5.15 or newer)")
+                               "(eBPF needs kernel 5.15 or newer; the module, a build of "
+                               "kmod/ with count mode)")
         self._check(ret, "capture mode")
         self._mode = mode
 

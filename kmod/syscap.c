@@ -66,6 +66,11 @@ static unsigned int task_slots = 32768;
 module_param(task_slots, uint, 0444);
 MODULE_PARM_DESC(task_slots, "Threads followed at once (rounded up to a power of two)");
 
+static unsigned int count_slots = 16384;
+module_param(count_slots, uint, 0444);
+MODULE_PARM_DESC(count_slots,
+		 "Count mode: process x syscall counters per CPU (rounded up to a power of two)");
+
 /* One CPU's ring: BPF ring buffer layout, single producer (that CPU). */
 struct syscap_ring {
 	u64 *consumer_pos;		/* in cons_page, written by the reader */
@@ -107,6 +112,25 @@ struct syscap_pcpu {
 	u64 pidset_full;
 };
 
+/*
+ * Count mode: one CPU's counter for a process x syscall. Only that CPU's
+ * probe writes key, calls and errors (preemption off), inside an odd seq, so
+ * READ_COUNTS on another CPU copies a consistent slot. FORGET_COUNT only sets
+ * dead; the owning probe reuses a dead slot.
+ */
+struct syscap_count_slot {
+	u64 key;			/* tgid << 32 | 1 << 31 | nr; 0: never used */
+	u64 calls;
+	u64 errors;
+	u32 seq;
+	u32 dead;
+};
+
+struct syscap_probe_ref {
+	struct tracepoint **tp;
+	void *probe;
+};
+
 /* Everything one open file owns; the probes get it as their data pointer. */
 struct syscap_session {
 	struct mutex lock;		/* ioctl, mmap, release */
@@ -124,6 +148,11 @@ struct syscap_session {
 	int npids;			/* entries with a value */
 	struct syscap_task *tasks;	/* task_slots entries while running */
 	unsigned int task_bits;
+	bool count_mode;		/* SET_MODE: counters instead of records */
+	struct syscap_count_slot **counts;	/* [nr_cpu_ids] in count mode */
+	unsigned int count_bits;
+	struct syscap_probe_ref probes[5];	/* registered, in order */
+	int nprobes;
 	wait_queue_head_t wq;
 };
 
@@ -521,6 +550,97 @@ out:
 	preempt_enable_notrace();
 }
 
+/* ------------------------------------------------------------ count mode */
+
+static u64 count_key(u32 tgid, u32 nr)
+{
+	return (u64)tgid << 32 | 1U << 31 | nr;
+}
+
+/*
+ * One call of tgid x nr in this CPU's table; preemption is off. The per-CPU
+ * totals stay exact when the table is full: only the split by process is
+ * lost then, counted as a drop.
+ */
+static void count_syscall(struct syscap_session *s, u32 tgid, u32 nr, long ret)
+{
+	struct syscap_pcpu *pc = this_cpu_ptr(s->pcpu);
+	struct syscap_count_slot *tbl = s->counts[smp_processor_id()];
+	unsigned int i, mask = (1U << s->count_bits) - 1;
+	unsigned int h = hash_64(count_key(tgid, nr), s->count_bits);
+	struct syscap_count_slot *e, *hit = NULL, *reuse = NULL;
+	u64 key = count_key(tgid, nr);
+	int err = syscap_is_error(ret);
+
+	pc->st.events++;
+	pc->st.calls[nr]++;
+	pc->st.errors[nr] += err;
+	for (i = 0; i < SYSCAP_PROBE_MAX; i++) {
+		e = &tbl[(h + i) & mask];
+		if (READ_ONCE(e->dead)) {
+			if (!reuse)
+				reuse = e;
+			continue;
+		}
+		if (e->key == key) {
+			hit = e;
+			break;
+		}
+		if (!e->key) {
+			if (!reuse)
+				reuse = e;
+			break;
+		}
+	}
+	if (!hit && !reuse) {
+		pc->st.drops++;
+		return;
+	}
+	e = hit ? hit : reuse;
+	WRITE_ONCE(e->seq, e->seq + 1);
+	smp_wmb();
+	if (!hit) {
+		WRITE_ONCE(e->key, key);
+		WRITE_ONCE(e->calls, 0);
+		WRITE_ONCE(e->errors, 0);
+		WRITE_ONCE(e->dead, 0);
+	}
+	WRITE_ONCE(e->calls, e->calls + 1);
+	WRITE_ONCE(e->errors, e->errors + err);
+	smp_wmb();
+	WRITE_ONCE(e->seq, e->seq + 1);
+}
+
+/*
+ * Count mode's only syscall probe: everything it needs is at exit (the
+ * number is still in pt_regs), so it takes no timestamps and needs no
+ * sys_enter probe.
+ */
+static void probe_sys_exit_count(void *data, struct pt_regs *regs, long ret)
+{
+	long id = syscall_get_nr(current, regs);
+	int compat = in_compat_syscall();
+	u32 slot = syscap_nr_slot(id, compat);
+	struct syscap_session *s = data;
+	const struct syscap_filter *f;
+	struct syscap_task *t;
+
+	preempt_disable_notrace();
+	f = &rcu_dereference_sched(s->filter)->f;
+	if (!syscap_syscall_wanted(f, slot) || !syscap_ret_wanted(f, ret) ||
+	    syscap_is_fork_return(id, ret, compat) || current->tgid == f->self_tgid)
+		goto out;
+	t = task_slot(s, current, true);
+	if (!t) {
+		this_cpu_inc(s->pcpu->missed);
+		goto out;
+	}
+	if (task_traced(s, f, t, current))
+		count_syscall(s, current->tgid, slot, ret);
+out:
+	preempt_enable_notrace();
+}
+
 static void probe_fork(void *data, struct task_struct *parent, struct task_struct *child)
 {
 	struct syscap_session *s = data;
@@ -587,11 +707,17 @@ static void probe_exit(void *data, struct task_struct *task)
 	if (task == current)
 		t = task_slot(s, task, false);
 	traced = t ? task_traced(s, f, t, task) : task_passes(s, f, task);
-	if (t && traced && t->st.pending &&
-	    (t->st.nr == SYSCAP_NR_EXIT || t->st.nr == SYSCAP_NR_EXIT_GROUP) &&
-	    syscap_ret_wanted(f, 0)) {
-		/* exit and exit_group never reach sys_exit: record them here,
-		 * so every syscall the task entered is counted once. */
+	/* exit and exit_group never reach sys_exit: record or count them
+	 * here, so every syscall the task entered is counted once. */
+	if (t && traced && s->count_mode) {
+		long id = syscall_get_nr(task, task_pt_regs(task));
+
+		if (!in_compat_syscall() && (id == SYSCAP_NR_EXIT || id == SYSCAP_NR_EXIT_GROUP) &&
+		    syscap_syscall_wanted(f, id) && syscap_ret_wanted(f, 0))
+			count_syscall(s, task->tgid, id, 0);
+	} else if (t && traced && t->st.pending &&
+		   (t->st.nr == SYSCAP_NR_EXIT || t->st.nr == SYSCAP_NR_EXIT_GROUP) &&
+		   syscap_ret_wanted(f, 0)) {
 		t->st.pending = 0;
 		emit_syscall(s, t, ktime_get_mono_fast_ns(), 0, NULL, SYSCAP_F_NORETURN);
 	}
@@ -610,6 +736,7 @@ static void __maybe_unused check_probe_types(void)
 {
 	check_trace_callback_type_sys_enter(probe_sys_enter);
 	check_trace_callback_type_sys_exit(probe_sys_exit);
+	check_trace_callback_type_sys_exit(probe_sys_exit_count);
 	check_trace_callback_type_sched_process_fork(probe_fork);
 	check_trace_callback_type_sched_process_exec(probe_exec);
 	check_trace_callback_type_sched_process_exit(probe_exit);
@@ -617,37 +744,64 @@ static void __maybe_unused check_probe_types(void)
 
 /* ------------------------------------------------------------ start / stop */
 
-static void probes_unregister(struct syscap_session *s, int n)
+static void probes_unregister(struct syscap_session *s)
 {
 	/* reverse order of registration: process exit goes last */
-	switch (n) {
-	case 5:
-		tracepoint_probe_unregister(tp_sys_enter, probe_sys_enter, s);
-		fallthrough;
-	case 4:
-		tracepoint_probe_unregister(tp_sys_exit, probe_sys_exit, s);
-		fallthrough;
-	case 3:
-		tracepoint_probe_unregister(tp_exec, probe_exec, s);
-		fallthrough;
-	case 2:
-		tracepoint_probe_unregister(tp_fork, probe_fork, s);
-		fallthrough;
-	case 1:
-		tracepoint_probe_unregister(tp_exit, probe_exit, s);
+	while (s->nprobes > 0) {
+		struct syscap_probe_ref *p = &s->probes[--s->nprobes];
+
+		tracepoint_probe_unregister(*p->tp, p->probe, s);
 	}
 	tracepoint_synchronize_unregister();
 }
 
+static void counts_free(struct syscap_session *s)
+{
+	int cpu;
+
+	if (!s->counts)
+		return;
+	for (cpu = 0; cpu < nr_cpu_ids; cpu++)
+		vfree(s->counts[cpu]);
+	kfree(s->counts);
+	s->counts = NULL;
+}
+
+/* Zeroed count tables for every possible CPU (START resets the counters). */
+static int counts_alloc(struct syscap_session *s)
+{
+	int cpu;
+
+	counts_free(s);
+	s->count_bits = ilog2(roundup_pow_of_two(clamp(count_slots, 1024U, 1U << 22)));
+	s->counts = kcalloc(nr_cpu_ids, sizeof(*s->counts), GFP_KERNEL);
+	if (!s->counts)
+		return -ENOMEM;
+	for_each_possible_cpu(cpu) {
+		s->counts[cpu] = vzalloc(sizeof(struct syscap_count_slot) << s->count_bits);
+		if (!s->counts[cpu]) {
+			counts_free(s);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 static int capture_start(struct syscap_session *s)
 {
-	int cpu, n = 0, err;
+	struct syscap_probe_ref want[5];
+	int cpu, i, n = 0, err;
 
 	if (s->running)
 		return 0;
 	err = rings_alloc(s);
 	if (err)
 		return err;
+	if (s->count_mode) {
+		err = counts_alloc(s);
+		if (err)
+			return err;
+	}
 	s->task_bits = ilog2(roundup_pow_of_two(clamp(task_slots, 1024U, 1U << 22)));
 	s->tasks = vzalloc(sizeof(*s->tasks) << s->task_bits);
 	if (!s->tasks)
@@ -656,21 +810,27 @@ static int capture_start(struct syscap_session *s)
 		memset(per_cpu_ptr(s->pcpu, cpu), 0, sizeof(struct syscap_pcpu));
 
 	/* process exit first and last: a slot claimed in sys_enter is always
-	 * released when its task exits */
-	err = tracepoint_probe_register(tp_exit, probe_exit, s);
-	if (!err && ++n)
-		err = tracepoint_probe_register(tp_fork, probe_fork, s);
-	if (!err && ++n)
-		err = tracepoint_probe_register(tp_exec, probe_exec, s);
-	if (!err && ++n)
-		err = tracepoint_probe_register(tp_sys_exit, probe_sys_exit, s);
-	if (!err && ++n)
-		err = tracepoint_probe_register(tp_sys_enter, probe_sys_enter, s);
-	if (!err && ++n) {
+	 * released when its task exits; count mode needs no sys_enter */
+	want[n++] = (struct syscap_probe_ref){ &tp_exit, probe_exit };
+	want[n++] = (struct syscap_probe_ref){ &tp_fork, probe_fork };
+	want[n++] = (struct syscap_probe_ref){ &tp_exec, probe_exec };
+	if (s->count_mode) {
+		want[n++] = (struct syscap_probe_ref){ &tp_sys_exit, probe_sys_exit_count };
+	} else {
+		want[n++] = (struct syscap_probe_ref){ &tp_sys_exit, probe_sys_exit };
+		want[n++] = (struct syscap_probe_ref){ &tp_sys_enter, probe_sys_enter };
+	}
+	for (i = 0; i < n; i++) {
+		err = tracepoint_probe_register(*want[i].tp, want[i].probe, s);
+		if (err)
+			break;
+		s->probes[s->nprobes++] = want[i];
+	}
+	if (!err) {
 		s->running = true;
 		return 0;
 	}
-	probes_unregister(s, n);
+	probes_unregister(s);
 	vfree(s->tasks);
 	s->tasks = NULL;
 	return err;
@@ -680,7 +840,7 @@ static void capture_stop(struct syscap_session *s)
 {
 	if (!s->running)
 		return;
-	probes_unregister(s, 5);
+	probes_unregister(s);
 	vfree(s->tasks);
 	s->tasks = NULL;
 	s->running = false;
@@ -718,6 +878,7 @@ static long ioc_get_info(struct syscap_session *s, void __user *arg)
 	info.ring_size = s->ring_size;
 	info.watermark = s->watermark;
 	info.cpu_stride = 2 * PAGE_SIZE + 2 * s->ring_size;
+	info.count_slots = 1ULL << ilog2(roundup_pow_of_two(clamp(count_slots, 1024U, 1U << 22)));
 	for_each_possible_cpu(cpu)
 		info.possible[cpu / 64] |= 1ULL << (cpu % 64);
 	for_each_possible_cpu(cpu) {
@@ -825,6 +986,117 @@ static long ioc_read_stats(struct syscap_session *s, void __user *arg)
 	return 0;
 }
 
+static long ioc_set_mode(struct syscap_session *s, void __user *arg)
+{
+	u32 mode;
+
+	if (get_user(mode, (u32 __user *)arg))
+		return -EFAULT;
+	if (mode != SYSCAP_KMOD_MODE_RECORDS && mode != SYSCAP_KMOD_MODE_COUNTS)
+		return -EINVAL;
+	if (s->running)
+		return -EBUSY;
+	s->count_mode = mode == SYSCAP_KMOD_MODE_COUNTS;
+	if (!s->count_mode)
+		counts_free(s);
+	return 0;
+}
+
+/* One slot as its CPU's probe last left it (it writes inside an odd seq). */
+static bool count_read(const struct syscap_count_slot *e, struct syscap_kmod_count *out)
+{
+	u32 seq;
+	u64 key;
+
+	do {
+		seq = READ_ONCE(e->seq);
+		smp_rmb();
+		key = READ_ONCE(e->key);
+		out->calls = READ_ONCE(e->calls);
+		out->errors = READ_ONCE(e->errors);
+		if (READ_ONCE(e->dead))
+			key = 0;
+		smp_rmb();
+	} while ((seq & 1) || seq != READ_ONCE(e->seq));
+	out->tgid = key >> 32;
+	out->nr = key & (SYSCAP_MAX_SYSCALLS - 1);
+	return key != 0;
+}
+
+static long ioc_read_counts(struct syscap_session *s, void __user *arg)
+{
+	struct syscap_kmod_counts __user *uarg = arg;
+	struct syscap_kmod_count batch[32];
+	struct syscap_kmod_counts req;
+	u32 n = 0, nb = 0, i;
+	int cpu;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (!s->counts)
+		return put_user(0, &uarg->n);
+	for_each_possible_cpu(cpu) {
+		const struct syscap_count_slot *tbl = s->counts[cpu];
+
+		for (i = 0; i < (1U << s->count_bits); i++) {
+			if (!count_read(&tbl[i], &batch[nb]))
+				continue;
+			n++;
+			if (n > req.max)
+				continue;	/* count on: n tells how many there are */
+			if (++nb == ARRAY_SIZE(batch)) {
+				if (copy_to_user(u64_to_user_ptr(req.buf) +
+						 (u64)(n - nb) * sizeof(batch[0]),
+						 batch, sizeof(batch)))
+					return -EFAULT;
+				nb = 0;
+			}
+		}
+		cond_resched();
+	}
+	if (nb && copy_to_user(u64_to_user_ptr(req.buf) + (u64)(min(n, req.max) - nb) *
+			       sizeof(batch[0]), batch, nb * sizeof(batch[0])))
+		return -EFAULT;
+	if (put_user(n, &uarg->n))
+		return -EFAULT;
+	return n > req.max ? -ENOSPC : 0;
+}
+
+/* Drop a process's counter on every CPU: its process is gone. */
+static long ioc_forget_count(struct syscap_session *s, void __user *arg)
+{
+	struct syscap_count_key req;
+	unsigned int i, h, mask;
+	u64 key;
+	int cpu;
+
+	if (copy_from_user(&req, arg, sizeof(req)))
+		return -EFAULT;
+	if (req.nr >= SYSCAP_MAX_SYSCALLS)
+		return -EINVAL;
+	if (!s->counts)
+		return 0;
+	key = count_key(req.tgid, req.nr);
+	h = hash_64(key, s->count_bits);
+	mask = (1U << s->count_bits) - 1;
+	for_each_possible_cpu(cpu) {
+		struct syscap_count_slot *tbl = s->counts[cpu];
+
+		for (i = 0; i < SYSCAP_PROBE_MAX; i++) {
+			struct syscap_count_slot *e = &tbl[(h + i) & mask];
+			u64 k = READ_ONCE(e->key);
+
+			if (!k)
+				break;
+			if (k == key && !READ_ONCE(e->dead)) {
+				WRITE_ONCE(e->dead, 1);
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
 static long syscap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	struct syscap_session *s = file->private_data;
@@ -856,6 +1128,15 @@ static long syscap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case SYSCAP_IOC_STOP:
 		capture_stop(s);
 		ret = 0;
+		break;
+	case SYSCAP_IOC_SET_MODE:
+		ret = ioc_set_mode(s, uarg);
+		break;
+	case SYSCAP_IOC_READ_COUNTS:
+		ret = ioc_read_counts(s, uarg);
+		break;
+	case SYSCAP_IOC_FORGET_COUNT:
+		ret = ioc_forget_count(s, uarg);
 		break;
 	default:
 		ret = -ENOTTY;
@@ -1020,6 +1301,7 @@ static int syscap_release(struct inode *inode, struct file *file)
 	/* no vma is left (each holds the file), and no ioctl runs */
 	capture_stop(s);
 	rings_free(s);
+	counts_free(s);
 	free_percpu(s->pcpu);
 	kvfree(s->pidset);
 	kfree(rcu_dereference_protected(s->filter, 1));

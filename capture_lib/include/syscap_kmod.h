@@ -39,7 +39,7 @@
 #endif
 #include "syscap_record.h"
 
-#define SYSCAP_KMOD_ABI		1
+#define SYSCAP_KMOD_ABI		2
 #define SYSCAP_KMOD_DEV		"/dev/syscap"
 
 /* Ring sizes accepted by SYSCAP_IOC_SET_RING: powers of two in this range. */
@@ -59,7 +59,8 @@ struct syscap_kmod_info {
 	__u64 possible[SYSCAP_MAX_CPUS / 64];	/* CPUs that have a ring */
 	__u64 missed;		/* syscalls not followed: task table full */
 	__u64 pidset_full;	/* children not added: process set full */
-	__u64 reserved[4];
+	__u64 count_slots;	/* count mode: counters per CPU */
+	__u64 reserved[3];
 };
 
 struct syscap_kmod_ring {
@@ -80,6 +81,30 @@ struct syscap_kmod_stats {
 	__u32 entry_size;	/* sizeof(struct syscap_cpu_stats) */
 };
 
+/*
+ * Count mode: instead of a record per syscall, the probe adds to per-CPU
+ * counters keyed by process x syscall (struct syscap_count_key) and takes no
+ * timestamps, as the eBPF backend's count mode does. READ_COUNTS copies every
+ * counter of every CPU (the same key may come once per CPU: sum them);
+ * FORGET_COUNT drops one key on every CPU once its process is gone.
+ */
+#define SYSCAP_KMOD_MODE_RECORDS	0
+#define SYSCAP_KMOD_MODE_COUNTS		1
+
+struct syscap_kmod_count {
+	__u32 tgid;
+	__u32 nr;
+	__u64 calls;
+	__u64 errors;
+};
+
+struct syscap_kmod_counts {
+	__u64 buf;		/* user pointer: room for max entries */
+	__u32 max;		/* entries buf holds */
+	__u32 n;		/* out: entries written; with ENOSPC, entries
+				 * there are */
+};
+
 #define SYSCAP_IOC_MAGIC	0xb7
 #define SYSCAP_IOC_GET_INFO	_IOR(SYSCAP_IOC_MAGIC, 1, struct syscap_kmod_info)
 /* Stopped and unmapped only (else EBUSY). */
@@ -93,5 +118,9 @@ struct syscap_kmod_stats {
 /* Both idempotent. START resets the counters and the per-task state. */
 #define SYSCAP_IOC_START	_IO(SYSCAP_IOC_MAGIC, 6)
 #define SYSCAP_IOC_STOP		_IO(SYSCAP_IOC_MAGIC, 7)
+/* Stopped only (else EBUSY): SYSCAP_KMOD_MODE_RECORDS or _COUNTS. */
+#define SYSCAP_IOC_SET_MODE	_IOW(SYSCAP_IOC_MAGIC, 8, __u32)
+#define SYSCAP_IOC_READ_COUNTS	_IOWR(SYSCAP_IOC_MAGIC, 9, struct syscap_kmod_counts)
+#define SYSCAP_IOC_FORGET_COUNT	_IOW(SYSCAP_IOC_MAGIC, 10, struct syscap_count_key)
 
 #endif /* SYSCAP_KMOD_H */

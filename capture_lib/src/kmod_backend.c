@@ -22,6 +22,8 @@
 struct kmod_priv {
 	int fd;
 	struct syscap_kmod_info info;
+	struct syscap_kmod_count *counts;	/* READ_COUNTS buffer */
+	size_t ncounts;				/* entries it holds */
 };
 
 static int fd_of(struct syscap_backend *b)
@@ -78,6 +80,67 @@ static int kmod_stop(struct syscap_backend *b)
 	return xioctl(b, SYSCAP_IOC_STOP, NULL);
 }
 
+static int kmod_set_mode(struct syscap_backend *b, int counts)
+{
+	__u32 mode = counts ? SYSCAP_KMOD_MODE_COUNTS : SYSCAP_KMOD_MODE_RECORDS;
+
+	return xioctl(b, SYSCAP_IOC_SET_MODE, &mode);
+}
+
+static int by_key(const void *a, const void *b)
+{
+	const struct syscap_kmod_count *x = a, *y = b;
+
+	if (x->tgid != y->tgid)
+		return x->tgid < y->tgid ? -1 : 1;
+	return x->nr < y->nr ? -1 : x->nr > y->nr;
+}
+
+/* Every CPU's counters, summed per process x syscall. */
+static int kmod_read_counts(struct syscap_backend *b, syscap_count_fn fn, void *ctx)
+{
+	struct kmod_priv *p = b->priv;
+	struct syscap_kmod_counts req;
+	size_t i, j;
+	int ret;
+
+	for (;;) {
+		req.buf = (__u64)(uintptr_t)p->counts;
+		req.max = (__u32)p->ncounts;
+		req.n = 0;
+		ret = xioctl(b, SYSCAP_IOC_READ_COUNTS, &req);
+		if (ret != -ENOSPC)
+			break;
+		/* more counters than room: grow to what the module reports */
+		free(p->counts);
+		p->ncounts = (size_t)req.n + req.n / 4 + 64;
+		p->counts = calloc(p->ncounts, sizeof(*p->counts));
+		if (!p->counts) {
+			p->ncounts = 0;
+			return -ENOMEM;
+		}
+	}
+	if (ret)
+		return ret;
+	qsort(p->counts, req.n, sizeof(*p->counts), by_key);
+	for (i = 0; i < req.n; i = j) {
+		struct syscap_count_key k = { .tgid = p->counts[i].tgid, .nr = p->counts[i].nr };
+		struct syscap_count_val sum = { 0, 0 };
+
+		for (j = i; j < req.n && !by_key(&p->counts[i], &p->counts[j]); j++) {
+			sum.calls += p->counts[j].calls;
+			sum.errors += p->counts[j].errors;
+		}
+		fn(ctx, &k, &sum);
+	}
+	return 0;
+}
+
+static int kmod_forget_count(struct syscap_backend *b, const struct syscap_count_key *k)
+{
+	return xioctl(b, SYSCAP_IOC_FORGET_COUNT, (void *)k);
+}
+
 static void kmod_close(struct syscap_backend *b)
 {
 	struct kmod_priv *p;
@@ -92,6 +155,8 @@ static void kmod_close(struct syscap_backend *b)
 	free(b->rings);
 	if (p && p->fd >= 0)
 		close(p->fd);	/* the module stops capture on release */
+	if (p)
+		free(p->counts);
 	free(p);
 	free(b);
 }
@@ -101,6 +166,9 @@ static const struct syscap_backend_ops kmod_ops = {
 	.set_pid = kmod_set_pid,
 	.read_stats = kmod_read_stats,
 	.missed = kmod_missed,
+	.set_mode = kmod_set_mode,
+	.read_counts = kmod_read_counts,
+	.forget_count = kmod_forget_count,
 	.start = kmod_start,
 	.stop = kmod_stop,
 	.close = kmod_close,

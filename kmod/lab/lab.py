@@ -380,6 +380,7 @@ GUEST_TESTS = [
     "second_open",
     "mmap_rules",
     "exact_counts",
+    "count_mode",
     "process_tree",
     "syscall_filter",
     "failed_only",

@@ -85,6 +85,10 @@ def test_exact_counts_for_a_known_workload(guest: lab.GuestRun) -> None:
     assert_guest_test(guest, "exact_counts")
 
 
+def test_count_mode_counts_per_process_exactly(guest: lab.GuestRun) -> None:
+    assert_guest_test(guest, "count_mode")
+
+
 def test_process_set_follows_children(guest: lab.GuestRun) -> None:
     assert_guest_test(guest, "process_tree")
 

@@ -567,6 +567,101 @@ static int test_exact_counts(void)
 	return 0;
 }
 
+struct count_sink {
+	uint32_t tgids[3];			/* child, grandchild, any other */
+	uint64_t calls[3][SYSCAP_MAX_SYSCALLS], errors[3][SYSCAP_MAX_SYSCALLS];
+	size_t keys;
+};
+
+static void count_sink(void *ctx, const struct syscap_count_key *k,
+		       const struct syscap_count_val *v)
+{
+	struct count_sink *cs = ctx;
+	int who = k->tgid == cs->tgids[0] ? 0 : k->tgid == cs->tgids[1] ? 1 : 2;
+
+	cs->calls[who][k->nr % SYSCAP_MAX_SYSCALLS] += v->calls;
+	cs->errors[who][k->nr % SYSCAP_MAX_SYSCALLS] += v->errors;
+	cs->keys++;
+}
+
+/*
+ * Count mode: the exact workload counted per process x syscall in the kernel,
+ * no syscall records; the counters agree with records mode's numbers; a
+ * forgotten process's counters are gone on every CPU.
+ */
+static int test_count_mode(void)
+{
+	struct syscap_backend *b = open_backend(1 << 20);
+	struct count_sink *cs = calloc(1, sizeof(*cs));
+	uint64_t sum = 0;
+	struct collector c;
+	struct totals t;
+	struct child ch;
+	int ret;
+
+	if (!b || !cs)
+		return 1;
+	collector_init(&c);
+	ret = b->ops->set_mode(b, 1);
+	CHECK(!ret, "set_mode(counts): %s", strerror(-ret));
+	ch = spawn(exact_workload, 0, "exact");
+	CHECK(!set_filter(b, SYSCAP_FILTER_PIDS, NULL, 0, NULL, 0), "%s", detail);
+	CHECK(!b->ops->set_pid(b, ch.pid, SYSCAP_PID_INCLUDE), "set_pid");
+	if (run_traced(b, &ch, 1, &c, &t))
+		return 1;
+	CHECK(count_recs(&c, SYSCAP_EV_SYSCALL, -1, 0, 0) == 0, "syscall records in count mode");
+	cs->tgids[0] = (uint32_t)ch.pid;
+	for (size_t i = 0; i < c.n; i++)
+		if (c.recs[i].ev.kind == SYSCAP_EV_FORK && c.recs[i].ev.tgid != (uint32_t)ch.pid)
+			cs->tgids[1] = c.recs[i].ev.tgid;
+	CHECK(cs->tgids[1], "no FORK record of the grandchild");
+	ret = b->ops->read_counts(b, count_sink, cs);
+	CHECK(!ret, "read_counts: %s", strerror(-ret));
+	CHECK(cs->calls[0][SYS_getppid] == W_N + W_THREAD && cs->calls[1][SYS_getppid] == W_GRAND,
+	      "getppid per process %llu/%llu, want %d/%d",
+	      (unsigned long long)cs->calls[0][SYS_getppid],
+	      (unsigned long long)cs->calls[1][SYS_getppid], W_N + W_THREAD, W_GRAND);
+	CHECK(cs->calls[0][SYS_openat] == W_M && cs->errors[0][SYS_openat] == W_K,
+	      "openat %llu/%llu, want %d/%d", (unsigned long long)cs->calls[0][SYS_openat],
+	      (unsigned long long)cs->errors[0][SYS_openat], W_M, W_K);
+	CHECK(cs->calls[0][SYS_exit_group] == 1 && cs->calls[1][SYS_exit_group] == 1 &&
+	      cs->calls[0][SYS_exit] == 1, "exit_group %llu/%llu, exit %llu, want 1/1, 1",
+	      (unsigned long long)cs->calls[0][SYS_exit_group],
+	      (unsigned long long)cs->calls[1][SYS_exit_group],
+	      (unsigned long long)cs->calls[0][SYS_exit]);
+	for (int nr = 0; nr < SYSCAP_MAX_SYSCALLS; nr++) {
+		uint64_t n = cs->calls[0][nr] + cs->calls[1][nr] + cs->calls[2][nr];
+
+		CHECK(n == t.calls[nr], "syscall %d: %llu in the counters, %llu in the totals", nr,
+		      (unsigned long long)n, (unsigned long long)t.calls[nr]);
+		sum += n;
+	}
+	CHECK(sum == t.events && !t.drops, "counted %llu, events %llu, drops %llu",
+	      (unsigned long long)sum, (unsigned long long)t.events, (unsigned long long)t.drops);
+	/* forget the grandchild: its counters leave every CPU's table */
+	for (int nr = 0; nr < SYSCAP_MAX_SYSCALLS; nr++) {
+		struct syscap_count_key k = { .tgid = cs->tgids[1], .nr = (uint32_t)nr };
+
+		if (cs->calls[1][nr])
+			CHECK(!b->ops->forget_count(b, &k), "forget_count");
+	}
+	memset(cs->calls, 0, sizeof(cs->calls));
+	CHECK(!b->ops->read_counts(b, count_sink, cs), "read_counts after forget");
+	CHECK(cs->calls[1][SYS_getppid] == 0 && cs->calls[0][SYS_getppid] == W_N + W_THREAD,
+	      "after forgetting the grandchild: %llu/%llu getppid",
+	      (unsigned long long)cs->calls[0][SYS_getppid],
+	      (unsigned long long)cs->calls[1][SYS_getppid]);
+	CHECK(b->ops->start(b) == 0 && b->ops->set_mode(b, 0) == -EBUSY && b->ops->stop(b) == 0 &&
+	      b->ops->set_mode(b, 0) == 0, "SET_MODE must be refused while running, only then");
+	snprintf(detail, sizeof(detail),
+		 "getppid %d+%d / %d per process, openat %d/%d failed, exit_group 1/1, exit 1; "
+		 "%llu counted = totals; forget works", W_N, W_THREAD, W_GRAND, W_M, W_K,
+		 (unsigned long long)sum);
+	free(cs);
+	b->ops->close(b);
+	return 0;
+}
+
 static int test_process_tree(void)
 {
 	struct syscap_backend *b = open_backend(1 << 20);
@@ -1540,6 +1635,8 @@ int main(int argc, char **argv)
 		ret = test_self_exclusion();
 	else if (!strcmp(test_name, "filter_flips"))
 		ret = test_filter_flips();
+	else if (!strcmp(test_name, "count_mode"))
+		ret = test_count_mode();
 	else if (!strcmp(test_name, "edge_syscalls"))
 		ret = test_edge_syscalls();
 	else if (!strcmp(test_name, "capability"))
