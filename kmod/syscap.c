@@ -940,6 +940,9 @@ static long ioc_set_filter(struct syscap_session *s, void __user *arg)
 		return -EINVAL;
 	for (i = 0; i < SYSCAP_MAX_COMMS; i++)
 		f.comm[i][SYSCAP_COMM_LEN - 1] = '\0';
+	/* the caller is the consumer: its tgid as the probes number it, which
+	 * getpid() inside a pid namespace is not */
+	f.self_tgid = current->tgid;
 	return filter_publish(s, &f);
 }
 

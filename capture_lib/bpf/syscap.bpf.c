@@ -22,6 +22,20 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 struct syscap_filter filter;
 __u64 wakeup_watermark;	/* bytes of unread data that justify a wakeup */
 __u32 count_mode;	/* sys_exit_count is attached instead of sys_enter/sys_exit */
+__u32 whoami_tgid;	/* written by whoami */
+
+/*
+ * Run once by the loader (BPF_PROG_TEST_RUN runs a raw_tp program in the
+ * caller's context): the consumer's tgid as the probes see it, numbered in
+ * the initial pid namespace. getpid() inside a container gives another
+ * number, and the consumer would then trace itself.
+ */
+SEC("raw_tp")
+int whoami(void *ctx)
+{
+	whoami_tgid = bpf_get_current_pid_tgid() >> 32;
+	return 0;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);

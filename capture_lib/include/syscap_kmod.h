@@ -110,7 +110,8 @@ struct syscap_kmod_counts {
 /* Stopped and unmapped only (else EBUSY). */
 #define SYSCAP_IOC_SET_RING	_IOW(SYSCAP_IOC_MAGIC, 2, struct syscap_kmod_ring)
 /* Takes effect for every task at its next syscall. The caller's generation
- * is ignored: the module gives every filter (and every SET_PID) a new one. */
+ * is ignored: the module gives every filter (and every SET_PID) a new one.
+ * self_tgid is ignored too: the caller is the consumer, never traced. */
 #define SYSCAP_IOC_SET_FILTER	_IOW(SYSCAP_IOC_MAGIC, 3, struct syscap_filter)
 #define SYSCAP_IOC_SET_PID	_IOW(SYSCAP_IOC_MAGIC, 4, struct syscap_kmod_pid)
 /* Counters since the last START; exact once capture is stopped. */

@@ -122,7 +122,8 @@ struct syscap_cpu_stats {
 struct syscap_filter {
 	__u64 syscalls[SYSCAP_MAX_SYSCALLS / 64];	/* bitmap by syscall number */
 	__u32 flags;			/* SYSCAP_FILTER_* */
-	__u32 self_tgid;		/* the consumer: never traced */
+	__u32 self_tgid;		/* the consumer: never traced (each backend
+					 * sets it, in the kernel's numbering) */
 	__u32 ncomm;			/* entries used in comm[] */
 	__u32 generation;		/* bumped on every change: cached
 					 * per-task verdicts are then recomputed */

@@ -27,6 +27,7 @@ struct bpf_priv {
 	size_t page;
 	int attached;
 	int counts;			/* count mode chosen */
+	uint32_t self_tgid;		/* the consumer, as the probes number it */
 	struct bpf_link *links[5];	/* what bpf_start() attached */
 	int nlinks;
 	/* read_counts' batch buffers */
@@ -96,7 +97,7 @@ static int bpf_set_filter(struct syscap_backend *b, const struct syscap_filter *
 	memcpy(dst->syscalls, f->syscalls, sizeof(dst->syscalls));
 	memcpy(dst->comm, f->comm, sizeof(dst->comm));
 	dst->ncomm = f->ncomm;
-	dst->self_tgid = f->self_tgid;
+	dst->self_tgid = p->self_tgid;
 	__atomic_store_n(&dst->flags, f->flags, __ATOMIC_RELEASE);
 	__atomic_store_n(&dst->generation, gen, __ATOMIC_RELEASE);
 	return 0;
@@ -363,6 +364,12 @@ int syscap_bpf_open(struct syscap_backend **out, uint64_t ring_size, char *err, 
 		goto fail;
 	}
 	p->skel->bss->wakeup_watermark = ring_size / 2;
+	/* Who we are in the probes' pid numbering; before 5.10 (no test run
+	 * for raw_tp programs) getpid(), right outside pid namespaces. */
+	p->self_tgid = (uint32_t)getpid();
+	if (!bpf_prog_test_run_opts(bpf_program__fd(p->skel->progs.whoami), NULL) &&
+	    p->skel->bss->whoami_tgid)
+		p->self_tgid = p->skel->bss->whoami_tgid;
 
 	b->wait_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (b->wait_fd < 0)

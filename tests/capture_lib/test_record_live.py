@@ -87,6 +87,27 @@ def test_own_syscalls_never_recorded(flood: Path, trace_path: Path) -> None:
     assert proc.pid not in {p["pid"] for p in rep["processes"]}
 
 
+def test_own_syscalls_never_recorded_inside_a_pid_namespace(trace_path: Path) -> None:
+    """In a container getpid() is not the number the probes see: the
+    recorder must still know itself."""
+    proc = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--mount-proc", *SYSCAP, "record", "-a", "-o",
+         str(trace_path), "--duration", "1"],
+        cwd=Path(__file__).resolve().parents[2], stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert "recording to" in line, line + proc.stderr.read()
+    # unshare's one child is the recorder, pid 1 in its namespace
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    assert len(children) == 1, children
+    recorder = int(children[0])
+    proc.stderr.read()
+    assert proc.wait(timeout=60) == 0
+    rep = report_json(trace_path)
+    assert rep["events"] > 0
+    assert recorder not in {p["pid"] for p in rep["processes"]}
+
+
 def test_syscall_filter_keeps_other_syscalls_out_of_the_rings(flood: Path,
                                                               trace_path: Path) -> None:
     # 200 000 getppid with -e openat: the kernel counts and the rings carry
