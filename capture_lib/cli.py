@@ -4,7 +4,7 @@ export come from their packages, which register their own subcommands."""
 from __future__ import annotations
 
 import argparse
-import importlib
+import importlib.metadata
 import json
 import os
 import sys
@@ -15,7 +15,8 @@ from capture_lib.errors import SyscapError, UsageError
 from capture_lib.snapshot import Filter
 
 # Packages that add subcommands: module path -> what it provides.
-PLUGINS = ("tui.cli", "restorer.cli", "bench.cli", "capture_lib.export_cli")
+# Subcommands that other packages register (pyproject.toml's entry points).
+COMMANDS_GROUP = "syscap.commands"
 
 
 def _pid(text: str) -> int:
@@ -216,12 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--syscalls", action="store_true", help="list this machine's syscall table")
     p.set_defaults(func=_cmd_info)
 
-    for mod in PLUGINS:
-        try:
-            register = importlib.import_module(mod).register
-        except ImportError:
-            continue
-        register(sub)
+    # A package that fails to import fails here, loudly, with its traceback:
+    # a missing subcommand would hide the real error.
+    for ep in sorted(importlib.metadata.entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        ep.load()(sub)
     return parser
 
 

@@ -1,5 +1,6 @@
-"""The project's own code checks, so CI fails when they do: ruff, and mypy
-strict over the packages pyproject.toml names."""
+"""The project's own code checks, so CI fails when they do: ruff, mypy strict
+over the packages pyproject.toml names, and the layer contracts (import-linter,
+[tool.importlinter] in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -22,4 +23,9 @@ def test_ruff_finds_nothing() -> None:
 
 def test_mypy_strict_finds_nothing() -> None:
     p = run(str(BIN / "mypy"))
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_layer_contracts_are_kept() -> None:
+    p = run(str(BIN / "lint-imports"))
     assert p.returncode == 0, p.stdout + p.stderr
