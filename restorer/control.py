@@ -124,6 +124,11 @@ class Controller:
         if self.leader.group:
             for t in self.threads:
                 ptrace.setoptions(t.pid, ptrace.PTRACE_O_EXITKILL | ptrace.PTRACE_O_TRACECLONE)
+            # Start where a debugger of the core would: at the thread that took the signal.
+            first = restored.core.signal_thread.tid
+            for rt in restored.report.threads:
+                if rt.core_tid == first:
+                    self.select(rt.tid)
 
     # -- state -------------------------------------------------------------------------
     @property

@@ -2,7 +2,8 @@
  * holder prints its own __thread counter, so the output order is fixed by the token alone.
  * With "kernel" (SIGQUIT: kernel core) or "stop" (SIGSTOP: for gcore), the holder of turn
  * DUMP_AT prints the dump marker, waits until /proc shows the three others asleep in futex()
- * (the state the restorer must bring back), and dumps or stops. */
+ * (the state the restorer must bring back), and dumps or stops. Each thread blocks its own
+ * real-time signal (SIGRTMIN + its index), so every thread has a different signal mask. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <pthread.h>
@@ -53,7 +54,11 @@ static int others_in_futex(void)
 static void *player(void *arg)
 {
 	int me = (int)(long)arg;
+	sigset_t mine;
 
+	sigemptyset(&mine);
+	sigaddset(&mine, SIGRTMIN + me);
+	pthread_sigmask(SIG_BLOCK, &mine, NULL);
 	for (int round = 0; round < ROUNDS; round++) {
 		pthread_mutex_lock(&lock);
 		while (turn % THREADS != me)
