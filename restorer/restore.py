@@ -692,9 +692,11 @@ class _Restorer:
                     f"({stop.describe()}); this is a restorer bug - please report it with the core"
                 )
             if new.pid != state.tid:
+                fixed = "glibc's copy is updated; " if tid_field is not None else ""
                 self._warn(
-                    f"thread {state.tid} runs as tid {new.pid} (its tid is in use or not ours "
-                    "to choose): code that cached it sees a stale value"
+                    f"thread {state.tid} runs as tid {new.pid} (its tid is in use, or a "
+                    f"non-root process may not choose one): {fixed}other copies of the old "
+                    "tid (a mutex's owner field) stay stale"
                 )
                 if tid_field is not None:
                     tracee.write(state.regs.fs_base + tid_field, struct.pack("<i", new.pid))

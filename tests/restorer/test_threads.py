@@ -4,14 +4,28 @@ the dump. The restored process must print exactly the rest of an uninterrupted r
 
 from __future__ import annotations
 
+import pwd
 import re
+import shutil
+import signal
 import subprocess
+import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from restore_helpers import Programs, after_marker, gcore_core, kernel_core, restore_cli
+from restore_helpers import (
+    Programs,
+    _unlimited_core,
+    after_marker,
+    find_core,
+    gcore_core,
+    kernel_core,
+    restore_cli,
+)
 
 from restorer import ptrace
 from restorer.arch import SYS_RESTART_SYSCALL
@@ -185,3 +199,82 @@ def test_console_lists_and_selects_threads_and_refuses_checkpoints(
     assert f"thread {other} step 0:" in result.stdout
     assert "checkpoints need a single-threaded process" in result.stdout
     assert result.returncode == 0
+
+
+def _task_state(pid: int, tid: int) -> str:
+    stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+    return stat[stat.rindex(")") + 2]
+
+
+def test_interrupt_stops_every_thread_and_sleepers_resume_afterwards(
+    programs: Programs, tmp_path: Path
+) -> None:
+    # The token holder spins on a `jmp .` written over its next instruction; the three
+    # others sleep in futex(). interrupt() must stop all four; after the code is put back,
+    # the sleepers' futex waits (interrupted by our SIGSTOP) restart and the run ends right.
+    core = token_ring_core(programs, tmp_path, "kernel")
+    out = tmp_path / "out"
+    with controlled(core, out) as ctl:
+        holder = ctl.tracee.pid
+        pc = ctl.pc
+        original = ctl.read_memory(pc, 2)
+        ctl.write_memory(pc, b"\xeb\xfe")  # jmp .
+        pid = ctl.leader.pid
+        others = [t.pid for t in ctl.threads if t.pid != holder]
+
+        def interrupt_once_spinning() -> None:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    spinning = _task_state(pid, holder) == "R"
+                    asleep = all(_task_state(pid, t) == "S" for t in others)
+                except OSError:
+                    return
+                if spinning and asleep:
+                    ctl.interrupt()
+                    return
+                time.sleep(0.001)
+
+        helper = threading.Thread(target=interrupt_once_spinning)
+        helper.start()
+        ev = ctl.cont()
+        helper.join()
+
+        assert ev.reason == "interrupted" and ev.tid == holder and ev.pc == pc
+        assert set(_states(pid)) == {"t"}
+        ctl.write_memory(pc, original)
+
+        end = ctl.run_to_exit()
+
+        assert end.stop.kind == "exited" and end.stop.status == 0
+    assert out.read_text() == after_marker(uninterrupted(programs["token_ring"]))
+
+
+def test_threads_of_another_users_core_get_new_tids_and_still_join(
+    programs: Programs, tmp_path: Path
+) -> None:
+    # Run as the core's user (nobody), the process may not choose TIDs (set_tid needs
+    # CAP_CHECKPOINT_RESTORE): the threads get new ones, glibc's copies are rewritten, and
+    # pthread_join() still returns when they end.
+    nobody = pwd.getpwnam("nobody")
+    shared = Path(tempfile.mkdtemp(prefix="syscap-threads-"))
+    try:
+        shared.chmod(0o777)
+        exe = shared / "token_ring"
+        shutil.copy(programs["token_ring"], exe)
+        p = subprocess.run(
+            ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+             "--clear-groups", str(exe), "kernel"],
+            cwd=shared, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            preexec_fn=_unlimited_core, check=False,
+        )  # fmt: skip
+        assert p.returncode == -signal.SIGQUIT
+        core = find_core(shared)
+
+        result = restore_cli(core, "--run")
+
+        assert result.stdout == after_marker(uninterrupted(programs["token_ring"]))
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.count("glibc's copy is updated") == THREADS - 1
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
