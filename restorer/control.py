@@ -264,6 +264,14 @@ class Controller:
         ev: Event | None = None
         for _ in range(count):
             stop = self.tracee.step()
+            while stop.alive and stop.event == ptrace.PTRACE_EVENT_CLONE:
+                # Stepped over a thread's creation: the new thread is kept stopped, like
+                # every other one, and the step finishes.
+                new = Tracee(ptrace.geteventmsg(self.tracee.pid))
+                self.leader.group.append(new)
+                first = wait_stop(new.pid)
+                new.alive = first.alive
+                stop = self.tracee.step()
             if stop.alive and stop.signal == signal.SIGTRAP and not stop.event:
                 self.steps += 1
                 ev = self._event(stop, "step")
