@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from restorer import ptrace
-from restorer.arch import BREAKPOINT_INSN, Registers
+from restorer.arch import BREAKPOINT_INSN, SYS_EXIT_GROUP, SYSCALL_INSN, Registers
 from restorer.checkpoint import Checkpoint, Checkpoints
 from restorer.restore import Restored
 from restorer.symbols import Location, SymbolTable
@@ -263,7 +263,11 @@ class Controller:
         self._need_alive()
         ev: Event | None = None
         for _ in range(count):
+            ends_all = self.multithreaded and self._at_exit_group()
             stop = self.tracee.step()
+            if not stop.alive and ends_all:  # the others die too: reap them, then report
+                self.leader.kill()
+                return self._after_stop(None, stop, {})
             while stop.alive and stop.event == ptrace.PTRACE_EVENT_CLONE:
                 # Stepped over a thread's creation: the new thread is kept stopped, like
                 # every other one, and the step finishes.
@@ -281,6 +285,16 @@ class Controller:
             return self._event(stop, "signal")
         assert ev is not None
         return ev
+
+    def _at_exit_group(self) -> bool:
+        """The selected thread's next instruction ends the whole process (exit_group)."""
+        regs = self.tracee.regs()
+        if regs.rax != SYS_EXIT_GROUP:
+            return False
+        try:
+            return self.tracee.read(regs.rip, len(SYSCALL_INSN)) == SYSCALL_INSN
+        except OSError:
+            return False
 
     def cont(self, sig: int = 0) -> Event:
         """Run until a breakpoint, a signal or the end. `sig` is delivered on resuming."""
