@@ -4,7 +4,8 @@ A checkpoint is a forked child kept stopped under ptrace. Going back forks the c
 again and makes that copy the running process, so a checkpoint can be returned to any
 number of times. Replaying forward single-steps: exact where the program is deterministic
 (no input, time or other processes involved). The copy shares open file descriptions with
-the original (fork semantics): file offsets are not rewound.
+the original (fork semantics): file offsets are not rewound. A multi-threaded process gets
+none (fork copies only the calling thread).
 """
 
 from __future__ import annotations
@@ -57,6 +58,18 @@ def fork_copy(tracee: Tracee) -> Tracee:
     return child
 
 
+def require_single_thread(ctl: Controller) -> None:
+    """fork() copies only the calling thread: a checkpoint of a multi-threaded process
+    would be a different program. Refused, with the way to get checkpoints."""
+    if ctl.multithreaded:
+        from restorer.control import ControlError
+
+        raise ControlError(
+            "checkpoints need a single-threaded process (fork copies only one thread); "
+            "restore one thread with --tid TID to use checkpoint and back"
+        )
+
+
 class Checkpoints:
     """The timeline of checkpoints of one controlled process."""
 
@@ -68,6 +81,7 @@ class Checkpoints:
     def take(self) -> Checkpoint:
         ctl = self.ctl
         ctl._need_alive()
+        require_single_thread(ctl)
         copy = fork_copy(ctl.tracee)
         cp = Checkpoint(self._next, copy.pid, ctl.steps, copy.regs().rip)
         self._items[cp.id] = (cp, copy)
@@ -93,6 +107,7 @@ class Checkpoints:
     def back(self, cid: int | None, to_step: int | None) -> Event:
         from restorer.control import Event
 
+        require_single_thread(self.ctl)
         cp, holder = self.get(cid)
         copy = fork_copy(holder)
         self.ctl._switch(copy, cp.step)

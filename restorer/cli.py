@@ -30,7 +30,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     mode.add_argument("--hold", action="store_true", help="keep it stopped and open a console")
     # A string: a bad value gets this command's one-line error, not argparse's usage text.
     p.add_argument(
-        "--tid", metavar="TID", help="thread to restore (default: the one that took the signal)"
+        "--tid",
+        metavar="TID",
+        help="restore only this thread, as the whole process (default: every thread)",
     )
     p.add_argument(
         "--as-root",
@@ -101,7 +103,12 @@ def _report(ctl: Controller) -> None:
     if rep.left_out:
         left = ", ".join(str(t) for t in rep.left_out)
         _say(f"restored thread {rep.tid} only; threads not restored: {left}")
-    if rep.restarted_syscall is not None:
+    if len(rep.threads) > 1:
+        _say(f"restored {len(rep.threads)} threads: " + ", ".join(str(t.tid) for t in rep.threads))
+        for t in rep.threads:
+            if t.restarted_syscall is not None:
+                _say(f"thread {t.tid}: syscall {t.restarted_syscall} restarts on resume")
+    elif rep.restarted_syscall is not None:
         _say(f"syscall {rep.restarted_syscall} was interrupted by the dump; it restarts on resume")
     if rep.run_as is not None:
         _say(
@@ -115,7 +122,8 @@ def _report(ctl: Controller) -> None:
 
 
 def _summary(ctl: Controller) -> None:
-    """Without --run or --hold: where the thread stands, then the process is killed."""
+    """Without --run or --hold: where the thread stands (the one that took the signal),
+    then the process is killed."""
     from restorer.control import ControlError
     from restorer.tracee import signal_name
 

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from restorer.checkpoint import require_single_thread
 from restorer.control import ControlError, Controller, Event, ignoring_signals
 from restorer.errors import RestoreError
 
@@ -23,7 +24,9 @@ HELP = """commands:
   mem ADDR [LEN] | x hex dump (default 64 bytes)
   dis [N] | d        disassemble around the PC
   bt                 backtrace (frame pointers)
-  checkpoint | cp    fork a checkpoint of the process as it is now
+  threads | th       list threads (* marks the selected one; all are stopped)
+  thread TID | t     select the thread regs, mem, step and bt act on (cont runs all)
+  checkpoint | cp    fork a checkpoint of the process as it is now (single-threaded only)
   cp every N         also take one every N steps (0: stop doing so)
   timeline | tl      list checkpoints
   back [ID [STEP]]   go back to checkpoint ID (default latest), replay to STEP
@@ -47,6 +50,8 @@ class Console:
             "d": self.do_dis, "bt": self.do_bt, "checkpoint": self.do_checkpoint,
             "cp": self.do_checkpoint, "timeline": self.do_timeline, "tl": self.do_timeline,
             "back": self.do_back, "help": self.do_help, "?": self.do_help,
+            "threads": self.do_threads, "th": self.do_threads, "thread": self.do_thread,
+            "t": self.do_thread,
         }  # fmt: skip
 
     def say(self, text: str) -> None:
@@ -85,7 +90,8 @@ class Console:
             self.say("the process has ended (back to a checkpoint, or quit)")
             return
         insn = self.ctl.disassemble(self.ctl.pc, 1)[0]
-        self.say(f"step {self.ctl.steps}: {insn}")
+        who = f"thread {self.ctl.tracee.pid} " if self.ctl.multithreaded else ""
+        self.say(f"{who}step {self.ctl.steps}: {insn}")
 
     def show_event(self, ev: Event) -> None:
         self.say(ev.describe())
@@ -166,8 +172,19 @@ class Console:
         for f in self.ctl.backtrace():
             self.say(str(f))
 
+    def do_threads(self, _args: list[str]) -> None:
+        for info in self.ctl.thread_list():
+            self.say(str(info))
+
+    def do_thread(self, args: list[str]) -> None:
+        if len(args) != 1:
+            raise ValueError("usage: thread TID (see `threads`)")
+        self.ctl.select(int(args[0]))
+        self.show_where()
+
     def do_checkpoint(self, args: list[str]) -> None:
         if args[:1] == ["every"]:
+            require_single_thread(self.ctl)
             if len(args) != 2:
                 raise ValueError("usage: checkpoint every N")
             n = int(args[1])

@@ -8,6 +8,13 @@ is the program's own.
 ptrace binds a tracee to the tracer *thread*: call restore() and every Controller method
 from one thread (a UI uses one worker thread for them); only interrupt() may come from
 another.
+
+A multi-threaded process is controlled all-stop, as gdb does by default: between calls
+every thread is stopped. `cont` resumes them all and, at the first stop of any thread,
+stops the others (SIGSTOP through tgkill, not delivered) and selects the thread that
+stopped. `step` moves only the selected thread (`select`); the others stay stopped, so a
+step into a wait for another thread blocks until `interrupt`. Threads the program creates
+meanwhile are traced too (PTRACE_O_TRACECLONE); threads that end drop out of the list.
 """
 
 from __future__ import annotations
@@ -20,11 +27,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from restorer import ptrace
-from restorer.arch import BREAKPOINT_INSN, Registers
+from restorer.arch import BREAKPOINT_INSN, SYS_EXIT_GROUP, SYSCALL_INSN, Registers
 from restorer.checkpoint import Checkpoint, Checkpoints
 from restorer.restore import Restored
 from restorer.symbols import Location, SymbolTable
-from restorer.tracee import Stop, Tracee, wait_stop
+from restorer.tracee import WALL, Stop, Tracee, stop_from_status, wait_stop
 
 
 @contextmanager
@@ -75,6 +82,7 @@ class Event:
     stop: Stop
     pc: int | None
     reason: str  # "step", "breakpoint", "signal", "interrupted", "exited", "killed"
+    tid: int = 0  # the thread that stopped (0: the process ended)
 
     def describe(self) -> str:
         if self.pc is None:
@@ -82,11 +90,24 @@ class Event:
         return f"{self.reason} ({self.stop.describe()}) at {self.pc:#x}"
 
 
+@dataclass(frozen=True, slots=True)
+class ThreadInfo:
+    tid: int
+    pc: int
+    location: Location
+    selected: bool
+
+    def __str__(self) -> str:
+        mark = "*" if self.selected else " "
+        return f"{mark} {self.tid} {self.pc:#x} in {self.location}"
+
+
 class Controller:
     def __init__(self, restored: Restored, checkpoint_every: int | None = None) -> None:
         self.restored = restored
         self.core = restored.core
-        self.tracee: Tracee = restored.tracee
+        self.leader: Tracee = restored.tracee  # the process
+        self.tracee: Tracee = restored.tracee  # the selected thread
         self.symbols = SymbolTable(restored.core, restored.path_map)
         self.breakpoints: set[int] = set()
         # The timeline's clock: instructions single-stepped since restore. cont() and
@@ -96,16 +117,56 @@ class Controller:
         self.checkpoint_every = checkpoint_every
         self.last: Event | None = None
         self._interrupted = False
+        self._interrupt_tid = 0
         self._lock = threading.Lock()
+        self._pending: dict[int, int] = {}  # tid -> signal to deliver on its next resume
+        self._sigstop_queued: set[int] = set()  # tids with an unreported SIGSTOP of ours
+        if self.leader.group:
+            for t in self.threads:
+                ptrace.setoptions(t.pid, ptrace.PTRACE_O_EXITKILL | ptrace.PTRACE_O_TRACECLONE)
+            # Start where a debugger of the core would: at the thread that took the signal.
+            first = restored.core.signal_thread.tid
+            for rt in restored.report.threads:
+                if rt.core_tid == first:
+                    self.select(rt.tid)
 
     # -- state -------------------------------------------------------------------------
     @property
     def alive(self) -> bool:
-        return self.tracee.alive
+        return self.leader.alive
+
+    @property
+    def threads(self) -> list[Tracee]:
+        """The process's traced threads, the leader first."""
+        return [self.leader, *self.leader.group]
+
+    @property
+    def multithreaded(self) -> bool:
+        return bool(self.leader.group)
 
     def _need_alive(self) -> None:
-        if not self.tracee.alive:
+        if not self.leader.alive:
             raise ControlError("the process has ended; go back to a checkpoint or quit")
+
+    def thread_list(self) -> list[ThreadInfo]:
+        """Every live thread with its PC (all are stopped between calls)."""
+        self._need_alive()
+        out = []
+        for t in self.threads:
+            if t.alive:
+                pc = t.regs().rip
+                out.append(ThreadInfo(t.pid, pc, self.location(pc), t is self.tracee))
+        return out
+
+    def select(self, tid: int) -> None:
+        """Make thread `tid` the one regs, memory, step and backtrace act on."""
+        self._need_alive()
+        for t in self.threads:
+            if t.pid == tid and t.alive:
+                self.tracee = t
+                return
+        tids = ", ".join(str(t.pid) for t in self.threads if t.alive)
+        raise ControlError(f"no thread {tid}; threads are {tids}")
 
     def regs(self) -> Registers:
         self._need_alive()
@@ -179,16 +240,21 @@ class Controller:
         return saved
 
     def _remove(self, saved: dict[int, bytes]) -> None:
-        if self.tracee.alive:
+        live = [t for t in (self.tracee, *self.threads) if t.alive]
+        if live:  # any thread's view of the memory will do: they share it
             for a, b in saved.items():
-                self.tracee.write(a, b)
+                live[0].write(a, b)
 
     # -- running -----------------------------------------------------------------------
     def _event(self, stop: Stop, reason: str) -> Event:
-        if not stop.alive:
+        if not stop.alive and (not self.multithreaded or not self.leader.alive):
             ev = Event(stop, None, "exited" if stop.kind == "exited" else "killed")
+        elif not stop.alive:  # only the selected thread ended; the process is stopped
+            self._forget_dead()
+            self.tracee = self.leader if self.leader.alive else self.threads[-1]
+            ev = Event(stop, None, "thread " + ("exited" if stop.kind == "exited" else "killed"))
         else:
-            ev = Event(stop, self.tracee.regs().rip, reason)
+            ev = Event(stop, self.tracee.regs().rip, reason, self.tracee.pid)
         self.last = ev
         return ev
 
@@ -197,7 +263,19 @@ class Controller:
         self._need_alive()
         ev: Event | None = None
         for _ in range(count):
+            ends_all = self.multithreaded and self._at_exit_group()
             stop = self.tracee.step()
+            if not stop.alive and ends_all:  # the others die too: reap them, then report
+                self.leader.kill()
+                return self._after_stop(None, stop, {})
+            while stop.alive and stop.event == ptrace.PTRACE_EVENT_CLONE:
+                # Stepped over a thread's creation: the new thread is kept stopped, like
+                # every other one, and the step finishes.
+                new = Tracee(ptrace.geteventmsg(self.tracee.pid))
+                self.leader.group.append(new)
+                first = wait_stop(new.pid)
+                new.alive = first.alive
+                stop = self.tracee.step()
             if stop.alive and stop.signal == signal.SIGTRAP and not stop.event:
                 self.steps += 1
                 ev = self._event(stop, "step")
@@ -208,9 +286,21 @@ class Controller:
         assert ev is not None
         return ev
 
+    def _at_exit_group(self) -> bool:
+        """The selected thread's next instruction ends the whole process (exit_group)."""
+        regs = self.tracee.regs()
+        if regs.rax != SYS_EXIT_GROUP:
+            return False
+        try:
+            return self.tracee.read(regs.rip, len(SYSCALL_INSN)) == SYSCALL_INSN
+        except OSError:
+            return False
+
     def cont(self, sig: int = 0) -> Event:
         """Run until a breakpoint, a signal or the end. `sig` is delivered on resuming."""
         self._need_alive()
+        if self.multithreaded:
+            return self._cont_all(sig)
         pc = self.tracee.regs().rip
         if pc in self.breakpoints:  # step off the breakpoint first, without it inserted
             stop = self.tracee.step(sig)
@@ -239,7 +329,142 @@ class Controller:
         """Stop a process running in cont() (call from another thread)."""
         with self._lock:
             self._interrupted = True
-        os.kill(self.tracee.pid, signal.SIGSTOP)
+            self._interrupt_tid = self.tracee.pid
+        if self.multithreaded:
+            ptrace.tgkill(self.leader.pid, self.tracee.pid, signal.SIGSTOP)
+        else:
+            os.kill(self.tracee.pid, signal.SIGSTOP)
+
+    # -- all threads -------------------------------------------------------------------
+    def _cont_all(self, sig: int) -> Event:
+        sel = self.tracee
+        if sel.regs().rip in self.breakpoints:  # step off it alone, without it inserted
+            stop = sel.step(sig)
+            sig = 0
+            if not (stop.alive and stop.signal == signal.SIGTRAP):
+                return self._after_stop(sel, stop, {})
+        saved = self._insert(None)
+        try:
+            for x in self.threads:
+                ptrace.cont(x.pid, sig if x is sel else self._pending.pop(x.pid, 0))
+            t, stop = self._wait_any()
+            if t is not None and stop.alive:
+                self._stop_others(t, saved)
+        finally:
+            self._remove(saved)
+        return self._after_stop(t, stop, saved)
+
+    def _after_stop(self, t: Tracee | None, stop: Stop, saved: dict[int, bytes]) -> Event:
+        if t is None or not stop.alive:  # the process ended
+            for x in self.threads:
+                x.alive = False
+                x.close_mem()
+            self.leader.group = []
+            self.tracee = self.leader
+            return self._event(stop, "exited")
+        self.tracee = t
+        regs = t.regs()
+        if stop.signal == signal.SIGTRAP and regs.rip - 1 in saved:
+            t.set_regs(regs.with_pc(regs.rip - 1))
+            return self._event(stop, "breakpoint")
+        if stop.signal == signal.SIGSTOP:
+            with self._lock:
+                asked = self._interrupted and self._interrupt_tid == t.pid
+                if asked:
+                    self._interrupted = False
+            if asked:
+                return self._event(stop, "interrupted")
+        if stop.signal == signal.SIGTRAP:
+            return self._event(stop, "step")
+        return self._event(stop, "signal")
+
+    def _by_tid(self, tid: int) -> Tracee | None:
+        for t in self.threads:
+            if t.pid == tid:
+                return t
+        return None
+
+    def _wait_any(self) -> tuple[Tracee | None, Stop]:
+        """The next stop of any thread that is not ours to absorb; (None, stop) when the
+        process has ended."""
+        while True:
+            tid, status = os.waitpid(-1, WALL)
+            stop = stop_from_status(status)
+            t = self._by_tid(tid)
+            if t is None:
+                if stop.alive and _thread_of(tid) == self.leader.pid:
+                    self._adopt(tid)  # a thread the program just created (TRACECLONE)
+                    ptrace.cont(tid, 0)
+                continue
+            if not stop.alive:
+                t.alive = False
+                t.close_mem()
+                if t is self.leader:
+                    return None, stop
+                self._forget_dead()
+                continue
+            if stop.event == ptrace.PTRACE_EVENT_CLONE:
+                new = ptrace.geteventmsg(tid)
+                if self._by_tid(new) is None:
+                    self._adopt(new)
+                    self._sigstop_queued.add(new)  # it starts with a SIGSTOP to absorb
+                ptrace.cont(tid, 0)
+                continue
+            if stop.signal == signal.SIGSTOP and tid in self._sigstop_queued:
+                self._sigstop_queued.discard(tid)
+                ptrace.cont(tid, 0)
+                continue
+            return t, stop
+
+    def _adopt(self, tid: int) -> None:
+        new = Tracee(tid)
+        self.leader.group.append(new)
+
+    def _forget_dead(self) -> None:
+        self.leader.group = [t for t in self.leader.group if t.alive]
+
+    def _stop_others(self, stopped: Tracee, saved: dict[int, bytes]) -> None:
+        """SIGSTOP every other running thread and wait for its stop. A thread that stops for
+        another reason first keeps that reason for later: a breakpoint is hit again on the
+        next resume (PC moved back onto it), a signal is delivered then."""
+        done: set[int] = {stopped.pid}
+        while True:
+            todo = [t for t in self.threads if t.alive and t.pid not in done]
+            if not todo:
+                break
+            t = todo[0]
+            done.add(t.pid)
+            if t.pid not in self._sigstop_queued:
+                try:
+                    ptrace.tgkill(self.leader.pid, t.pid, signal.SIGSTOP)
+                except ProcessLookupError:
+                    pass
+                self._sigstop_queued.add(t.pid)
+            while True:
+                stop = wait_stop(t.pid)
+                if not stop.alive:
+                    t.alive = False
+                    t.close_mem()
+                    self._sigstop_queued.discard(t.pid)
+                    break
+                if stop.event == ptrace.PTRACE_EVENT_CLONE:
+                    new = ptrace.geteventmsg(t.pid)
+                    if self._by_tid(new) is None:
+                        self._adopt(new)  # its own first SIGSTOP is the stop we want from it
+                        self._sigstop_queued.add(new)
+                    ptrace.cont(t.pid, 0)
+                    continue
+                if stop.signal == signal.SIGSTOP:
+                    self._sigstop_queued.discard(t.pid)
+                    break
+                regs = t.regs()
+                if stop.signal == signal.SIGTRAP:
+                    if regs.rip - 1 in saved:
+                        t.set_regs(regs.with_pc(regs.rip - 1))
+                else:
+                    self._pending[t.pid] = stop.signal
+                break
+        self._forget_dead()
 
     def run_to(self, addr: int) -> Event:
         """Continue until `addr` (a temporary breakpoint), or an earlier stop."""
@@ -270,11 +495,13 @@ class Controller:
     def run_detached(self) -> int:
         """Let the process go (no tracing) and wait for its end: a shell-style exit code."""
         self._need_alive()
-        pid = self.tracee.pid
+        pid = self.leader.pid
         if pid != self.restored.report.pid:  # not our child (a checkpoint's fork)
             return self.run_to_exit().stop.exit_code
-        self.tracee.detach()
-        self.tracee.alive = False
+        for t in self.threads:
+            t.detach()
+            t.alive = False
+        self.leader.group = []
         # Like a shell waiting for its job: ^C and ^\ are for the process, not for us.
         with ignoring_signals(signal.SIGINT, signal.SIGQUIT):
             while True:
@@ -357,20 +584,26 @@ class Controller:
         return self.checkpoints.back(checkpoint_id, to_step)
 
     def _switch(self, tracee: Tracee, steps: int) -> None:
-        old = self.tracee
-        if old.alive:
-            old.kill()
-        self.tracee = tracee
+        old = self.leader
+        old.kill()
+        self.tracee = self.leader = tracee
         self.steps = steps
 
     def close(self) -> None:
         """Kill the process and every checkpoint."""
         try:
-            if self.tracee.alive:
-                self.tracee.kill()
+            self.leader.kill()
         finally:
             self.checkpoints.close()
 
-    def ptrace_options(self, fork: bool) -> None:
-        opts = ptrace.PTRACE_O_EXITKILL | (ptrace.PTRACE_O_TRACEFORK if fork else 0)
-        ptrace.setoptions(self.tracee.pid, opts)
+
+def _thread_of(tid: int) -> int | None:
+    """The process (Tgid) thread `tid` belongs to, or None if it is gone."""
+    try:
+        with open(f"/proc/{tid}/status") as f:
+            for line in f:
+                if line.startswith("Tgid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None

@@ -28,7 +28,7 @@ class SyscallInjector:
         self.tracee = tracee
         self.gadget = gadget
         self.base = base
-        self.forked: list[int] = []  # children reported through PTRACE_EVENT_FORK
+        self.forked: list[int] = []  # children reported through PTRACE_EVENT_FORK/_CLONE
 
     def __call__(self, nr: int, *args: int) -> int:
         """The raw result: >= 0, or -errno."""
@@ -45,7 +45,7 @@ class SyscallInjector:
                     f"the process died ({stop.describe()}) while running syscall {nr}; "
                     "this is a restorer bug - please report it with the core"
                 )
-            if stop.event == ptrace.PTRACE_EVENT_FORK:
+            if stop.event in (ptrace.PTRACE_EVENT_FORK, ptrace.PTRACE_EVENT_CLONE):
                 self.forked.append(ptrace.geteventmsg(t.pid))
                 ptrace.singlestep(t.pid)
                 continue

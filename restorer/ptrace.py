@@ -32,10 +32,12 @@ PTRACE_SETSIGMASK = 0x420B
 
 PTRACE_O_TRACESYSGOOD = 0x1
 PTRACE_O_TRACEFORK = 0x2
+PTRACE_O_TRACECLONE = 0x8
 PTRACE_O_TRACEEXEC = 0x10
 PTRACE_O_EXITKILL = 0x100000
 
 PTRACE_EVENT_FORK = 1
+PTRACE_EVENT_CLONE = 3
 PTRACE_EVENT_EXEC = 4
 
 NT_X86_XSTATE = 0x202
@@ -215,6 +217,15 @@ def _fork_with_pid_via_helper(pid: int) -> int:
     if err:
         raise OSError(err, f"clone3 with pid {pid}: {os.strerror(err)}")
     return pid
+
+
+SYS_TGKILL = 234
+
+
+def tgkill(tgid: int, tid: int, sig: int) -> None:
+    """Send `sig` to thread `tid` of process `tgid` (one thread, not the whole process)."""
+    ctypes.set_errno(0)
+    _check(_libc.syscall(ctypes.c_long(SYS_TGKILL), tgid, tid, sig), f"tgkill({tgid}, {tid})")
 
 
 PR_SET_PDEATHSIG = 1

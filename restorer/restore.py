@@ -7,9 +7,15 @@ address (the vDSO reads vvar relative to itself, so a live pair keeps clock_gett
 working even for gcore cores, which leave [vvar] out), unmap everything else, rebuild
 every mapping of the core (anonymous, or from its file via NT_FILE, including file
 mappings gcore left out), write the saved bytes (MADV_DONTDUMP ranges stay zero), move brk
-where the kernel allows it, register glibc's rseq area again, unmap the gadget. Then load
-the chosen thread's registers (fs_base included), FP/xstate and signal mask, and set up
-the restart of a syscall the dump interrupted.
+where the kernel allows it, create the core's other threads with clone3 (with their own
+TIDs where set_tid allows it; each is auto-attached through PTRACE_O_TRACECLONE and stops
+before it runs an instruction), register glibc's rseq area and clear_child_tid of every
+thread again, unmap the gadget. Then load every thread's registers (fs_base included),
+FP/xstate and signal mask, and set up the restart of a syscall the dump interrupted.
+
+By default every thread of the core comes back; the process is the core's thread-group
+leader (or, if the core has none, the thread that took the signal). With `tid`, only that
+thread comes back, as the whole process.
 
 The process runs as the user and group the core names (NT_PRPSINFO's pr_uid/pr_gid, with
 that user's supplementary groups): the fresh child takes them before its exec, so every
@@ -18,7 +24,8 @@ rights the dumped process had, and nothing it opens was opened as root. The trac
 root; root may ptrace and write the memory of any process.
 
 Not restored, because a core does not hold them: file descriptors beyond the restorer's
-stdio, signal handlers, other threads, shared mappings (they come back private).
+stdio, signal handlers, pending signals, robust-futex lists, alternate signal stacks,
+shared mappings (they come back private).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from restorer.arch import (
     PAGE_SIZE,
     RSEQ_MIN_LEN,
     RSEQ_SIG,
+    SYS_CLONE3,
     SYS_CLOSE,
     SYS_MMAP,
     SYS_MREMAP,
@@ -48,6 +56,7 @@ from restorer.arch import (
     SYS_PERSONALITY,
     SYS_PRCTL,
     SYS_RSEQ,
+    SYS_SET_TID_ADDRESS,
     SYSCALL_INSN,
     VSYSCALL_ADDR,
 )
@@ -72,6 +81,12 @@ TASK_SIZE = 0x7FFFFFFFF000
 SPECIAL_NAMES = ("[vvar]", "[vvar_vclock]", "[vdso]")
 CAP_SYS_RESOURCE = 24
 ADDR_NO_RANDOMIZE = 0x0040000
+# A thread as pthread_create makes one (glibc's create_thread), less the flags whose state
+# the restorer sets itself afterwards (TLS, tid addresses).
+CLONE_THREAD_FLAGS = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000
+# CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM
+CLONE_CHILD_CLEARTID = 0x200000
+CLONE_ARGS_SIZE = 80  # CLONE_ARGS_SIZE_VER1: up to set_tid_size
 
 Warn = Callable[[str], None]
 
@@ -107,6 +122,13 @@ class RunAs:
 
 
 @dataclass(frozen=True, slots=True)
+class RestoredThread:
+    core_tid: int  # the thread's id in the core
+    tid: int  # its id now
+    restarted_syscall: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class RestoreReport:
     pid: int
     tid: int
@@ -120,17 +142,27 @@ class RestoreReport:
     regions: int
     bytes_written: int
     seconds: float
+    threads: tuple[RestoredThread, ...] = ()  # every thread restored, the process's first
 
 
 @dataclass
 class Restored:
-    """A restored process, stopped under ptrace, ready to continue."""
+    """A restored process, stopped under ptrace, ready to continue.
+
+    `tracee` is the process (its thread-group leader); `tracee.group` holds its other
+    restored threads, each stopped under ptrace too.
+    """
 
     tracee: Tracee
     report: RestoreReport
     core: Core
     exe: str
     path_map: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def threads(self) -> list[Tracee]:
+        """Every traced thread, the leader first."""
+        return [self.tracee, *self.tracee.group]
 
 
 def read_maps(pid: int) -> list[MapsEntry]:
@@ -157,8 +189,10 @@ def has_cap_sys_resource() -> bool:
 
 
 def choose_thread(core: Core, tid: int | None) -> ThreadState:
+    """The thread `tid`; without one, the thread-group leader (the one whose TID is the
+    process's PID), or the thread that took the signal if the core has no leader."""
     if tid is None:
-        return core.signal_thread
+        return core.thread(core.pid) or core.signal_thread
     t = core.thread(tid)
     if t is None:
         tids = ", ".join(str(x.tid) for x in core.threads)
@@ -485,6 +519,10 @@ class _Restorer:
         self.warn = warn
         self.set_brk = set_brk
         self.warnings: list[str] = []
+        self.all_threads = True
+        self._syms: SymbolTable | None = None
+        self.path_map: dict[str, str] = {}
+        self._said_no_sigmask = False
 
     def _warn(self, msg: str) -> None:
         self.warnings.append(msg)
@@ -492,7 +530,9 @@ class _Restorer:
 
     def run(self, exe: str | None, tid: int | None) -> Restored:
         t0 = time.perf_counter()
+        self.all_threads = tid is None
         thread, exe_path, path_map, main_sp = check_restorable(self.core, exe, tid, self._warn)
+        self.path_map = path_map
         run_as = self.run_as = run_as_for(self.core) if self.as_core_user else None
         tracee, why = start_stopped(exe_path, self.stdio, thread.tid, run_as)
         if why is not None:
@@ -584,20 +624,131 @@ class _Restorer:
 
         written = self._write_memory(tracee, regions)
         brk_ok, brk = self._set_brk(tracee, sys, exe, regions, scratch)
-        self._register_rseq(tracee, sys, thread, path_map)
         # Children it execs later get randomization back; it outlives us in --run.
         sys(SYS_PERSONALITY, ptrace.personality(0xFFFFFFFF))
         sys(SYS_PRCTL, ptrace.PR_SET_PDEATHSIG, 0)
+        others = [t for t in core.threads if t.tid != thread.tid] if self.all_threads else []
+        tid_field = self._tid_field(tracee, thread)
+        pairs = [(tracee, thread)]
+        pairs += self._clone_threads(tracee, sys, others, scratch, tid_field)
+        for t, state in pairs:
+            inj = sys if t is tracee else SyscallInjector(t, gadget, t.regs())
+            self._thread_kernel_state(t, inj, state, tid_field, path_map)
         sys.check(SYS_MUNMAP, gadget, PAGE_SIZE, what="munmap of the gadget")
-        restarted = self._load_thread(tracee, thread)
-        left_out = tuple(t.tid for t in core.threads if t.tid != thread.tid)
+        done = tuple(
+            RestoredThread(state.tid, t.pid, self._load_thread(t, state)) for t, state in pairs
+        )
+        left_out = tuple(t.tid for t in core.threads if t.tid != thread.tid and not others)
         report = RestoreReport(
             pid=tracee.pid, tid=thread.tid, run_as=run_as, exe=exe, left_out=left_out,
             warnings=tuple(self.warnings), brk_restored=brk_ok, brk=brk,
-            restarted_syscall=restarted, regions=len(regions), bytes_written=written,
-            seconds=time.perf_counter() - t0,
+            restarted_syscall=done[0].restarted_syscall, regions=len(regions),
+            bytes_written=written, seconds=time.perf_counter() - t0, threads=done,
         )  # fmt: skip
         return Restored(tracee, report, core, exe, path_map)
+
+    def _clone_threads(
+        self,
+        tracee: Tracee,
+        sys: SyscallInjector,
+        others: list[ThreadState],
+        scratch: int,
+        tid_field: int | None,
+    ) -> list[tuple[Tracee, ThreadState]]:
+        """Create one thread per entry of `others` by injecting clone3 into the process.
+
+        Each new thread is auto-attached (PTRACE_O_TRACECLONE) and stops with SIGSTOP before
+        its first instruction; its registers are loaded later. set_tid asks for the core's
+        TID (glibc keeps it in the thread descriptor: raise, pthread_kill, mutex owners).
+        """
+        if not others:
+            return []
+        out: list[tuple[Tracee, ThreadState]] = []
+        ptrace.setoptions(tracee.pid, ptrace.PTRACE_O_EXITKILL | ptrace.PTRACE_O_TRACECLONE)
+        want_at, args_at = scratch + 256, scratch + 512
+        for state in others:
+            ret = 0
+            for set_tid in (True, False):
+                tracee.write(want_at, struct.pack("<i", state.tid))
+                tracee.write(args_at, struct.pack(
+                    "<10Q", CLONE_THREAD_FLAGS, 0, 0, 0, 0, 0, 0, 0,
+                    want_at if set_tid else 0, 1 if set_tid else 0,
+                ))  # fmt: skip
+                ret = sys(SYS_CLONE3, args_at, CLONE_ARGS_SIZE)
+                if ret >= 0 or not set_tid:
+                    break
+            if ret < 0:
+                raise RestoreError(
+                    f"cannot create thread {state.tid} in the new process (clone3: "
+                    f"{os.strerror(-ret)}); restore one thread with --tid"
+                )
+            new = Tracee(ret)
+            tracee.group.append(new)
+            stop = wait_stop(new.pid)
+            if not stop.alive or stop.signal != signal.SIGSTOP:
+                new.alive = stop.alive
+                raise RestoreError(
+                    f"the new thread for {state.tid} did not stop as expected "
+                    f"({stop.describe()}); this is a restorer bug - please report it with the core"
+                )
+            if new.pid != state.tid:
+                fixed = "glibc's copy is updated; " if tid_field is not None else ""
+                self._warn(
+                    f"thread {state.tid} runs as tid {new.pid} (its tid is in use, or a "
+                    f"non-root process may not choose one): {fixed}other copies of the old "
+                    "tid (a mutex's owner field) stay stale"
+                )
+                if tid_field is not None:
+                    tracee.write(state.regs.fs_base + tid_field, struct.pack("<i", new.pid))
+            out.append((new, state))
+        ptrace.setoptions(tracee.pid, ptrace.PTRACE_O_EXITKILL)
+        return out
+
+    def _tid_field(self, tracee: Tracee, thread: ThreadState) -> int | None:
+        """Offset of glibc's struct pthread `tid` from the thread pointer (fs_base).
+
+        libc describes its own layout for libthread_db: `_thread_db_pthread_tid` is
+        (size in bits, count, offset). Without that symbol (a static or non-glibc program),
+        None: the threads then have no clear_child_tid, and pthread_join() on a restored
+        thread waits forever.
+        """
+        syms = self._symbols()
+        libcs = [f for f in self.core.files if os.path.basename(f.path).startswith("libc")]
+        places: list[int | None] = [f.start for f in libcs] or [None]
+        for at in places:
+            desc_at = syms.data_symbol("_thread_db_pthread_tid", at)
+            if desc_at is None:
+                continue
+            try:  # read-only data of a file mapping: in the process, not always in the core
+                bits, _count, offset = struct.unpack("<III", tracee.read(desc_at, 12))
+                if bits != 32 or offset >= PAGE_SIZE:
+                    continue
+                saved = tracee.read(thread.regs.fs_base + offset, 4)
+            except OSError:
+                continue
+            if struct.unpack("<i", saved)[0] == thread.tid:
+                return int(offset)
+        return None
+
+    def _symbols(self) -> SymbolTable:
+        if self._syms is None:
+            self._syms = SymbolTable(self.core, self.path_map)
+        return self._syms
+
+    def _thread_kernel_state(
+        self,
+        t: Tracee,
+        sys: SyscallInjector,
+        state: ThreadState,
+        tid_field: int | None,
+        path_map: dict[str, str],
+    ) -> None:
+        """What the kernel keeps per thread for glibc, set again from inside the thread:
+        clear_child_tid (pthread_join waits for the kernel to clear the descriptor's tid
+        at thread exit) and the rseq area."""
+        if tid_field is not None:
+            sys(SYS_SET_TID_ADDRESS, state.regs.fs_base + tid_field)
+        self._register_rseq(t, sys, state, path_map)
 
     def _place_specials(
         self,
@@ -725,7 +876,7 @@ class _Restorer:
         interp = self.core.auxv.get(AT_BASE)  # ld.so defines both; static programs: none
         if not interp:
             return
-        syms = SymbolTable(self.core, path_map)
+        syms = self._symbols()
         off_addr = syms.data_symbol("__rseq_offset", interp)
         size_addr = syms.data_symbol("__rseq_size", interp)
         if off_addr is None or size_addr is None:
@@ -768,7 +919,8 @@ class _Restorer:
             except OSError as e:
                 self._warn(f"extended FP state not restored ({e.strerror}); SSE state was")
         ptrace.setsigmask(tracee.pid, thread.sighold)
-        if self.core.from_gdb and thread.sighold == 0:
+        if self.core.from_gdb and thread.sighold == 0 and not self._said_no_sigmask:
+            self._said_no_sigmask = True
             self._warn("gcore does not save the signal mask; the thread runs with none blocked")
         return restarted
 

@@ -54,6 +54,11 @@ def signal_name(sig: int) -> str:
 def wait_stop(pid: int) -> Stop:
     """Block until `pid` stops or ends; EINTR is retried by Python."""
     _, status = os.waitpid(pid, WALL)
+    return stop_from_status(status)
+
+
+def stop_from_status(status: int) -> Stop:
+    """A waitpid status as a Stop."""
     if os.WIFEXITED(status):
         return Stop("exited", status=os.WEXITSTATUS(status))
     if os.WIFSIGNALED(status):
@@ -63,12 +68,18 @@ def wait_stop(pid: int) -> Stop:
 
 
 class Tracee:
-    """A ptrace-stopped thread. The caller owns it: kill() or detach() when done."""
+    """A ptrace-stopped thread. The caller owns it: kill() or detach() when done.
+
+    On a thread-group leader, `group` lists the process's other traced threads: kill()
+    reaps them too (the kernel reports the leader's death only once every traced thread
+    of its group has been waited for).
+    """
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self._mem: int | None = None
         self.alive = True
+        self.group: list[Tracee] = []
 
     # memory through /proc/PID/mem: works on read-only pages (FOLL_FORCE), one syscall per run
     def _mem_fd(self) -> int:
@@ -120,12 +131,19 @@ class Tracee:
     def kill(self) -> None:
         """SIGKILL the process and reap it (it is our child or our tracee)."""
         self.close_mem()
-        if not self.alive:
+        if not self.alive and not any(t.alive for t in self.group):
             return
         try:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        for t in [*self.group, self]:
+            t.close_mem()
+            if t.alive:
+                t._reap()
+        self.group = []
+
+    def _reap(self) -> None:
         try:
             while True:
                 stop = wait_stop(self.pid)

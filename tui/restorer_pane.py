@@ -188,6 +188,9 @@ class RestorerPane(Screen[None]):
                 tooltip="Stop (interrupt) the running process"),
         Binding("j", "jump", "Jump", id="restorer.jump",
                 tooltip="Set the PC to an address (hex), symbol[+off] or $reg"),
+        Binding("w", "next_thread", "Thread", id="restorer.thread",
+                tooltip="Select the next thread (registers, code, stack and steps follow it; "
+                "continue runs every thread)"),
         Binding("t", "checkpoint", "Checkpoint", id="restorer.checkpoint",
                 tooltip="Take a checkpoint: a forked copy of the process, kept stopped"),
         Binding("b", "rewind", "Go back", id="restorer.rewind",
@@ -303,6 +306,11 @@ class RestorerPane(Screen[None]):
         if self.session is not None:
             self.session.interrupt()
 
+    def action_next_thread(self) -> None:
+        assert self.session is not None
+        self._request("selecting the next thread ...")
+        self.session.next_thread()
+
     def action_checkpoint(self) -> None:
         assert self.session is not None
         self._request("taking a checkpoint ...")
@@ -346,6 +354,10 @@ class RestorerPane(Screen[None]):
         if action in ("step", "step_over", "cont", "jump", "checkpoint", "memory"):
             ok = self.state is not None and self.state.alive and self.busy is None
             return True if ok else None
+        if action == "next_thread":  # hidden for a single-threaded process
+            if self.state is None or len(self.state.threads) < 2:
+                return False
+            return True if self.state.alive and self.busy is None else None
         if action == "rewind":
             ok = self.state is not None and bool(self.state.checkpoints) and self.busy is None
             return True if ok else None
@@ -442,6 +454,10 @@ class RestorerPane(Screen[None]):
             text = NO_CORE
         else:
             pid = f"pid {st.pid}" if st.pid is not None else "no process"
+            if st.threads:  # the selected thread highlighted; w selects the next
+                pid += "  threads " + " ".join(
+                    f"[reverse]{t}[/]" if t == st.thread else str(t) for t in st.threads
+                )
             text = (f"[b]{escape(os.path.basename(st.core))}[/]  {pid}  step {st.steps}  "
                     f"{escape(st.status)}")  # fmt: skip
             if st.warnings:

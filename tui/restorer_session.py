@@ -67,6 +67,8 @@ class DebugState:
     stack: tuple[str, ...]
     checkpoints: tuple[CheckpointMark, ...]
     warnings: tuple[str, ...]
+    threads: tuple[int, ...] = ()  # TIDs of a multi-threaded process (empty: one thread)
+    thread: int | None = None  # the selected one: registers, code, stack and steps
 
 
 class RestorerSession:
@@ -130,6 +132,18 @@ class RestorerSession:
 
         return self._control(go)
 
+    def next_thread(self) -> Future[None]:
+        """Select the next thread of a multi-threaded process (in TID list order)."""
+
+        def pick(c: Controller) -> str:
+            tids = [t.pid for t in c.threads if t.alive]
+            at = tids.index(c.tracee.pid) if c.tracee.pid in tids else -1
+            c.select(tids[(at + 1) % len(tids)])
+            self._last_regs = {}  # another thread's registers: nothing "changed"
+            return f"thread {c.tracee.pid} selected"
+
+        return self._control(pick)
+
     def checkpoint(self) -> Future[None]:
         def take(c: Controller) -> str:
             cp = c.checkpoint()
@@ -189,7 +203,7 @@ class RestorerSession:
         ctl = self._ctl
         if ctl is None:
             return []
-        return [ctl.tracee.pid, *(cp.pid for cp in ctl.checkpoints.timeline())]
+        return [ctl.leader.pid, *(cp.pid for cp in ctl.checkpoints.timeline())]
 
     def log_tail(self, limit: int = LOG_TAIL_BYTES) -> str:
         """The end of the restored process's output (any thread)."""
@@ -337,9 +351,11 @@ class RestorerSession:
         except Exception:
             memory = b""
         stack = tuple(str(f) for f in ctl.backtrace())
+        threads = tuple(t.pid for t in ctl.threads if t.alive) if ctl.multithreaded else ()
         state = DebugState(
-            self._core_path, ctl.tracee.pid, True, status, ctl.steps, shown, code, mem_addr,
-            memory, self._memory_expr is None, stack, marks, tuple(self._warnings),
+            self._core_path, ctl.leader.pid, True, status, ctl.steps, shown, code, mem_addr,
+            memory, self._memory_expr is None, stack, marks, tuple(self._warnings), threads,
+            ctl.tracee.pid,
         )  # fmt: skip
         self._on_state(state)
 

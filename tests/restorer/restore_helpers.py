@@ -40,9 +40,10 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Programs]:
     out = tmp_path_factory.mktemp("restorer-programs")
     for name in ("resume", "crash", "blocked_read", "dontdump", "getcpu"):
         subprocess.run(["gcc", *CFLAGS, "-o", out / name, SOURCES / f"{name}.c"], check=True)
-    subprocess.run(
-        ["gcc", *CFLAGS, "-pthread", "-o", out / "threads", SOURCES / "threads.c"], check=True
-    )
+    for name in ("threads", "token_ring"):
+        subprocess.run(
+            ["gcc", *CFLAGS, "-pthread", "-o", out / name, SOURCES / f"{name}.c"], check=True
+        )
     subprocess.run(
         ["gcc", *CFLAGS, "-mavx", "-o", out / "fpstate", SOURCES / "fpstate.c"], check=True
     )

@@ -192,7 +192,7 @@ def test_brk_continues_where_the_core_left_it(programs: Programs, tmp_path: Path
     assert code == 0
 
 
-def test_multithreaded_core_runs_the_signalled_thread_and_names_the_others(
+def test_tid_of_the_signalled_thread_runs_it_alone_and_names_the_others(
     programs: Programs, tmp_path: Path
 ) -> None:
     core, before = kernel_core(programs["threads"], tmp_path, "kernel")
@@ -202,7 +202,7 @@ def test_multithreaded_core_runs_the_signalled_thread_and_names_the_others(
     assert len(tids) == 3
     worker, others = tids[0], tids[1:]
 
-    result = restore_cli(core, "--run")
+    result = restore_cli(core, "--run", "--tid", str(worker))
 
     assert result.stdout == "worker resumed\n", result.stderr
     assert result.returncode == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -224,6 +225,62 @@ def test_stop_interrupts_a_running_process_and_jump_moves_the_pc(
     finally:
         spinner.kill()
         spinner.wait()
+
+
+@pytest.fixture(scope="module")
+def threads_core(program: Path) -> Path:
+    """A kernel core of tests/restorer/programs/token_ring.c: four threads, three asleep."""
+    source = Path(__file__).resolve().parents[1] / "restorer" / "programs" / "token_ring.c"
+    exe = program.parent / "token_ring"
+    subprocess.run(["gcc", "-O1", "-pthread", "-o", exe, source], check=True)
+    cwd = program.parent / "thread-cores"
+    cwd.mkdir(exist_ok=True)
+    pattern = Path("/proc/sys/kernel/core_pattern")
+    old = pattern.read_text()
+    changed = old.startswith("|") or "/" in old
+    if changed:
+        pattern.write_text("core")
+    try:
+        p = subprocess.run(
+            [exe, "kernel"], cwd=cwd, capture_output=True, check=False,
+            preexec_fn=lambda: resource.setrlimit(
+                resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY)),
+        )  # fmt: skip
+    finally:
+        if changed:
+            pattern.write_text(old)
+    assert p.returncode == -signal.SIGQUIT, p
+    return next(cwd.glob("core*"))
+
+
+def test_a_multithreaded_core_shows_its_threads_and_w_selects_the_next(
+    threads_core: Path,
+) -> None:
+    app = make_app(SyntheticSource(n=5))
+    with Core(threads_core) as c:
+        tids = [t.tid for t in c.threads]
+        first = c.signal_thread.tid
+
+    async def script(pilot: Pilot[None]) -> None:
+        pane = await open_pane(pilot, app, core=str(threads_core))
+        assert pane.state is not None and pane.error is None, pane.error
+        assert sorted(pane.state.threads) == sorted(tids)
+        assert pane.state.thread == first
+        status = text(pane, "#rp-status")
+        assert all(str(t) in status for t in tids), status
+
+        await pilot.press("w")
+        await settle(pilot, pane)
+
+        order = list(pane.state.threads)
+        assert pane.state.thread == order[(order.index(first) + 1) % len(order)]
+        assert f"thread {pane.state.thread} selected" in text(pane, "#rp-status")
+        await pilot.press("c")
+        await settle(pilot, pane)
+        assert "process exited with status 0" in text(pane, "#rp-status")
+        assert "done after 24 turns" in text(pane, "#rp-log")
+
+    drive(app, script)
 
 
 # -- errors and cleanup ------------------------------------------------------------------
