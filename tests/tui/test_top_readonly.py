@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,9 +42,17 @@ def status(pid: int) -> dict[str, str]:
     return out
 
 
+@pytest.fixture(autouse=True)
+def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The restorer pane makes its core directory with tempfile: here, in a
+    directory of this test, so other syscap runs on the machine cannot touch it."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return tmp_path
+
+
 def restorer_dirs() -> set[Path]:
     """Where the restorer pane puts the cores it takes."""
-    return set(Path("/tmp").glob("syscap-restorer-*"))
+    return set(Path(tempfile.gettempdir()).glob("syscap-restorer-*"))
 
 
 def toasts(app: SyscapTop) -> str:
