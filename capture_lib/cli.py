@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Any
 
-from capture_lib import syscalls
+from capture_lib import filter_spec, syscalls
 from capture_lib.errors import SyscapError, UsageError
 from capture_lib.snapshot import Filter
 
@@ -35,9 +35,17 @@ def add_filter_args(p: argparse.ArgumentParser) -> None:
                    help="only these syscalls: names, numbers or groups (%%file, %%network,"
                         " ...), comma-separated")
     p.add_argument("--failed", action="store_true", help="only failed syscalls")
+    p.add_argument("--filter", metavar="NAME|FILE", help=filter_spec.FILTER_HELP)
 
 
 def filter_from_args(args: argparse.Namespace) -> Filter:
+    if args.filter:
+        spec = filter_spec.load_alone(args.filter, args.pid, args.comm, args.syscalls,
+                                      getattr(args, "failed", False))
+        try:
+            return spec.to_filter(filter_spec.host_table())
+        except ValueError as e:
+            raise UsageError(f"--filter {args.filter}: {e}") from None
     comms = frozenset(args.comm)
     for c in comms:
         if not c or len(c.encode()) > 15:

@@ -9,7 +9,7 @@ Where things are:
     views.py          the four tables: processes, syscalls, and their drill-downs (no Textual)
     table.py          LiveTable: virtualised, repaints only changed lines, cursor on a key
     panels.py         header, ring panel, cost-of-watching line
-    filters.py        FilterChoice (what the user picked) -> capture_lib Filter
+    filters.py        parsing the filter dialog's fields (FilterSpec is capture_lib's)
     screens.py        help, filter dialog, signal confirm, no-capture screen
     restorer_pane.py  the coredump restorer pane: open or take a core, step, go back
     restorer_session.py

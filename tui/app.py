@@ -27,13 +27,15 @@ from textual.markup import escape
 from textual.message import Message
 from textual.widgets import Footer, Input, Static
 
+from capture_lib.filter_spec import FilterSpec, SyscallTable
 from capture_lib.snapshot import Filter, Snapshot, SnapshotSource
-from tui.filters import FilterChoice, SyscallTable
 from tui.model import TopModel, local_user
 from tui.panels import HostInfo, cost_markup, header_markup, rings_markup
 from tui.refresh import SnapshotFetcher
 from tui.restorer_pane import RestorerPane, TakeCoreScreen
 from tui.screens import FilterScreen, HelpScreen, KillScreen, NoCaptureScreen
+from tui.settings import TopSettings
+from tui.settings import save as save_settings
 from tui.table import LiveTable
 from tui.views import UserOf
 
@@ -123,7 +125,7 @@ class TopOptions:
         default_factory=lambda: HostInfo(socket.gethostname(), os.uname().release)
     )
     syscall_table: SyscallTable | None = None
-    initial_filter: FilterChoice = field(default_factory=FilterChoice)
+    initial_filter: FilterSpec = field(default_factory=FilterSpec)
     user_of: UserOf = local_user
     cpu_meter: Callable[[], float | None] | None = None  # None: psutil on this process
     send_signal: Callable[[int, int], None] = _send_signal
@@ -133,6 +135,10 @@ class TopOptions:
     replay_path: str | None = None  # shown in the header instead of this host
     record_size: int | None = None  # bytes per ring record: consumer lag as time
     keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys (remapping)
+    # view, sorts and stable order remembered between runs; written back to
+    # settings_file on exit (None: --no-config, nothing read or written)
+    settings: TopSettings = field(default_factory=TopSettings)
+    settings_file: Path | None = None
 
 
 class SnapshotReady(Message):
@@ -155,7 +161,7 @@ class SourceFailed(Message):
 class FilterFailed(Message):
     """The backend rejected a filter: capture goes on with the previous one."""
 
-    def __init__(self, previous: FilterChoice, error: str) -> None:
+    def __init__(self, previous: FilterSpec, error: str) -> None:
         super().__init__()
         self.previous = previous
         self.error = error
@@ -259,6 +265,8 @@ class SyscapTop(App[None]):
         if self.options.low_color:
             self.theme = "ansi-dark"
         self.query_one("#search", SearchInput).display = False
+        s = self.options.settings
+        self.model.restore(s.view, s.sorts, s.stable)
         self._show_view()
         self.table.focus()
         self._update_panels()
@@ -309,6 +317,13 @@ class SyscapTop(App[None]):
         return None
 
     def on_unmount(self) -> None:
+        if self.options.settings_file is not None:
+            s = self.options.settings
+            s.view, s.sorts, s.stable = self.model.settings()
+            try:
+                save_settings(self.options.settings_file, s)
+            except OSError:
+                pass  # preferences only: never fail an exit over them
         stopped = self.fetcher.stop() if self.fetcher is not None else True
         if self.source is not None and stopped:  # never close under a running snapshot()
             try:
@@ -611,14 +626,14 @@ class SyscapTop(App[None]):
             FilterScreen(self.filter_choice, self._validate_filter), self._filter_chosen
         )
 
-    def _validate_filter(self, choice: FilterChoice) -> str | None:
+    def _validate_filter(self, choice: FilterSpec) -> str | None:
         try:
             choice.to_filter(self.options.syscall_table)
         except ValueError as exc:
             return str(exc)
         return None
 
-    def _filter_chosen(self, choice: FilterChoice | None) -> None:
+    def _filter_chosen(self, choice: FilterSpec | None) -> None:
         if choice is None:
             return
         flt = choice.to_filter(self.options.syscall_table)
@@ -626,7 +641,7 @@ class SyscapTop(App[None]):
         self.apply_filter(flt, previous)
         self._update_status()
 
-    def apply_filter(self, flt: Filter, previous: FilterChoice | None = None) -> None:
+    def apply_filter(self, flt: Filter, previous: FilterSpec | None = None) -> None:
         """Hand `flt` to the backend (on the fetch thread); a rejection is reported."""
         source = self.source
         if source is None:

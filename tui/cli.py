@@ -12,8 +12,10 @@ import sys
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING
 
+from capture_lib.errors import UsageError
+from capture_lib.filter_spec import FILTER_HELP, FilterSpec, SyscallTable, load_alone
 from capture_lib.snapshot import Filter
-from tui.filters import FilterChoice, SyscallTable, check_comms, parse_syscalls, split_words
+from tui.filters import check_comms, parse_syscalls, split_words
 
 if TYPE_CHECKING:
     from capture_lib.snapshot import SnapshotSource
@@ -68,6 +70,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(e.g. openat,read or file,network)",
     )
     p.add_argument("--failed", action="store_true", help="start with failed calls only")
+    p.add_argument("--filter", metavar="NAME|FILE", help=FILTER_HELP)
+    p.add_argument("--no-config", action="store_true",
+                   help="neither read nor write the remembered view, sorts and keys "
+                        "($XDG_CONFIG_HOME/syscap/top.json)")
     p.add_argument(
         "--latency",
         action="store_true",
@@ -104,12 +110,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def syscall_table() -> SyscallTable | None:
     """capture_lib.syscalls for this machine, or None when it is not available."""
     try:
-        from capture_lib import syscalls
+        from capture_lib.filter_spec import host_table
     except ImportError:
         return None
-    from tui.filters import ModuleTable
-
-    return ModuleTable(syscalls.GROUPS, syscalls.number)
+    return host_table()
 
 
 def open_replay(path: str) -> SnapshotSource:
@@ -152,7 +156,7 @@ def prepare(
         _say("-d needs a positive number of seconds")
         return 2
     groups, names = parse_syscalls(split_words(args.syscalls))
-    choice = FilterChoice(
+    choice = FilterSpec(
         groups=groups,
         syscalls=names,
         pids=frozenset(args.pids),
@@ -161,9 +165,11 @@ def prepare(
     )
     table = syscall_table()
     try:
+        if args.filter:
+            choice = load_alone(args.filter, args.pids, args.comms, args.syscalls, args.failed)
         check_comms(choice.comms)
         flt = choice.to_filter(table)
-    except ValueError as exc:
+    except (ValueError, UsageError) as exc:
         _say(str(exc))
         return 2
     if args.low_color:
@@ -194,8 +200,11 @@ def prepare(
             except Exception as exc:  # CaptureError: one actionable line
                 startup_error = _one_line(exc)
 
+    from tui import settings
     from tui.app import TopOptions
 
+    settings_file = None if args.no_config else settings.settings_path()
+    remembered = settings.load(settings_file) if settings_file else settings.TopSettings()
     options = TopOptions(
         interval_s=args.delay,
         readonly=args.readonly,
@@ -208,7 +217,9 @@ def prepare(
         open_replay=open_replay,
         replay_path=args.replay,
         record_size=_record_size(),
-        keymap=parse_keymap(environ.get("SYSCAP_TOP_KEYS", "")),
+        keymap=remembered.keys | parse_keymap(environ.get("SYSCAP_TOP_KEYS", "")),
+        settings=remembered,
+        settings_file=settings_file,
     )
     if source is not None and source.backend == "replay":
         options.user_of = _no_user  # the recorded pids are not this machine's

@@ -1,103 +1,14 @@
-"""The user's filter choice (groups, names, pids, comms) and its kernel form, `Filter`.
+"""Parsing what the person types into the filter dialog and `-e`.
 
-The UI edits a `FilterChoice` (what the person picked, by name); `to_filter` turns it
-into the numeric `capture_lib.snapshot.Filter` the backend applies in the kernel.
+The dialog edits a `capture_lib.filter_spec.FilterSpec` (what the person picked, by
+name); its `to_filter` turns it into the numeric `Filter` the kernel applies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Iterable
 
-from capture_lib.snapshot import Filter
-
-GROUP_ORDER = ("file", "network", "process", "memory", "signal", "ipc", "time", "other")
-
-
-class SyscallTable(Protocol):
-    """What the filter needs from capture_lib.syscalls: groups and name -> number."""
-
-    @property
-    def groups(self) -> Mapping[str, frozenset[str]]: ...
-
-    def number(self, name: str) -> int: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ModuleTable:
-    """Adapts a module-level table (capture_lib.syscalls: GROUPS, number()) to SyscallTable."""
-
-    groups: Mapping[str, frozenset[str]]
-    lookup: Callable[[str], int]
-
-    def number(self, name: str) -> int:
-        try:
-            return self.lookup(name)
-        except Exception as exc:  # capture_lib raises UsageError with close matches
-            raise ValueError(str(exc)) from None
-
-
-@dataclass(frozen=True, slots=True)
-class FilterChoice:
-    groups: frozenset[str] = field(default_factory=frozenset)  # empty: no group restriction
-    syscalls: frozenset[str] = field(default_factory=frozenset)  # single syscalls by name
-    pids: frozenset[int] = field(default_factory=frozenset)
-    exclude_pids: frozenset[int] = field(default_factory=frozenset)
-    comms: frozenset[str] = field(default_factory=frozenset)
-    exclude_comms: frozenset[str] = field(default_factory=frozenset)
-    failed_only: bool = False
-
-    @property
-    def is_empty(self) -> bool:
-        return self == FilterChoice()
-
-    def describe(self) -> str:
-        """A one-line summary for the status bar ('none' when nothing is filtered)."""
-        parts: list[str] = []
-        if self.groups or self.syscalls:
-            names = [g for g in GROUP_ORDER if g in self.groups] + sorted(self.syscalls)
-            parts.append(",".join(names))
-        if self.pids:
-            parts.append("pid " + ",".join(map(str, sorted(self.pids))))
-        if self.exclude_pids:
-            parts.append("not pid " + ",".join(map(str, sorted(self.exclude_pids))))
-        if self.comms:
-            parts.append("comm " + ",".join(sorted(self.comms)))
-        if self.exclude_comms:
-            parts.append("not comm " + ",".join(sorted(self.exclude_comms)))
-        if self.failed_only:
-            parts.append("failed only")
-        return "; ".join(parts) if parts else "none"
-
-    def to_filter(self, table: SyscallTable | None) -> Filter:
-        """The kernel filter. Raises ValueError naming a syscall this machine lacks."""
-        numbers: set[int] = set()
-        if self.groups or self.syscalls:
-            if table is None:
-                raise ValueError("syscall filters need the syscall table (capture_lib.syscalls)")
-            for group in self.groups:
-                for name in table.groups.get(group, frozenset()):
-                    try:
-                        numbers.add(table.number(name))
-                    except (KeyError, ValueError):
-                        continue  # the group lists a call this architecture lacks
-            for name in self.syscalls:
-                if name.isdigit():  # a number, as `-e 257`
-                    numbers.add(int(name))
-                    continue
-                try:
-                    numbers.add(table.number(name))
-                except KeyError:
-                    raise ValueError(f"unknown syscall {name!r} on this machine") from None
-        return Filter(
-            syscalls=frozenset(numbers),
-            pids=self.pids,
-            exclude_pids=self.exclude_pids,
-            comms=self.comms,
-            exclude_comms=self.exclude_comms,
-            failed_only=self.failed_only,
-        )
+from capture_lib.filter_spec import GROUP_ORDER
 
 
 def split_words(text: str) -> list[str]:

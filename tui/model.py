@@ -127,6 +127,22 @@ class TopModel:
         if not self.stable:
             self.reorder()
 
+    def settings(self) -> tuple[str, dict[str, tuple[str, bool]], bool]:
+        """(base view, each base view's sort, stable order): what top remembers."""
+        base = "processes" if self.stack[0] is self.processes else "syscalls"
+        sorts = {name: (v.sort_key, v.sort_descending)
+                 for name, v in (("processes", self.processes), ("syscalls", self.syscalls))}
+        return base, sorts, self.stable
+
+    def restore(self, base: str, sorts: dict[str, tuple[str, bool]], stable: bool) -> None:
+        """Take remembered settings back; a sort key a view lacks is ignored."""
+        for name, view in (("processes", self.processes), ("syscalls", self.syscalls)):
+            key, descending = sorts.get(name, (view.sort_key, view.sort_descending))
+            if any(c.key == key and c.sortable for c in view.columns):
+                view.set_sort(key, descending)
+        self.stable = stable
+        self.show_view(base)
+
     def show_view(self, base: str) -> None:
         """Switch the bottom of the stack: 'processes' or 'syscalls'."""
         self.stack = [self.processes if base == "processes" else self.syscalls]

@@ -15,7 +15,10 @@ from textual.markup import escape
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, SelectionList, Static
 
-from tui.filters import GROUP_ORDER, FilterChoice, check_comms, parse_pids, split_words
+from capture_lib import filter_spec
+from capture_lib.errors import UsageError
+from capture_lib.filter_spec import GROUP_ORDER, FilterSpec
+from tui.filters import check_comms, parse_pids, split_words
 
 _CLOSE = "escape,q,question_mark,f1,h"
 
@@ -99,7 +102,7 @@ class KillScreen(ModalScreen[int | None]):
         self.dismiss(int(chosen) if chosen is not None else None)
 
 
-class FilterScreen(ModalScreen[FilterChoice | None]):
+class FilterScreen(ModalScreen[FilterSpec | None]):
     """Edit the in-kernel filter: groups, single syscalls, pids, comms, failed-only."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -107,9 +110,11 @@ class FilterScreen(ModalScreen[FilterChoice | None]):
                 tooltip="Close without changing the filter"),
         Binding("ctrl+s,f4", "apply", "Apply", id="filter.apply",
                 tooltip="Apply the filter in the kernel"),
+        Binding("w", "save", "Save", id="filter.save",
+                tooltip="Save the filter under the name typed in 'save as', for --filter NAME"),
     ]  # fmt: skip
 
-    def __init__(self, current: FilterChoice, validate: Callable[[FilterChoice], str | None]):
+    def __init__(self, current: FilterSpec, validate: Callable[[FilterSpec], str | None]):
         super().__init__()
         self.current = current
         self._validate = validate
@@ -135,9 +140,14 @@ class FilterScreen(ModalScreen[FilterChoice | None]):
                             yield Input(value, id=f"filter-{ident}", compact=True,
                                         placeholder="any")  # fmt: skip
                     yield Checkbox("failed calls only", c.failed_only, id="filter-failed")
+                    with Horizontal(classes="filter-row"):
+                        yield Label("save as", classes="filter-label")
+                        yield Input("", id="filter-name", compact=True,
+                                    placeholder="a name, then Enter (or w)")  # fmt: skip
             yield Label("", id="filter-error")
             with Horizontal(id="filter-buttons"):
                 yield Button("Apply", id="apply", variant="primary")
+                yield Button("Save", id="save")
                 yield Button("Clear", id="clear")
                 yield Button("Cancel", id="cancel")
 
@@ -147,11 +157,11 @@ class FilterScreen(ModalScreen[FilterChoice | None]):
     def _value(self, ident: str) -> str:
         return self.query_one(f"#filter-{ident}", Input).value
 
-    def choice(self) -> FilterChoice:
+    def choice(self) -> FilterSpec:
         """What the form says now. Raises ValueError for a malformed pid list."""
         groups: SelectionList[str] = self.query_one("#filter-groups", SelectionList)
         check_comms(split_words(self._value("comms")) + split_words(self._value("xcomms")))
-        return FilterChoice(
+        return FilterSpec(
             groups=frozenset(groups.selected),
             syscalls=frozenset(split_words(self._value("syscalls"))),
             pids=parse_pids(self._value("pids")),
@@ -173,14 +183,44 @@ class FilterScreen(ModalScreen[FilterChoice | None]):
             return
         self.dismiss(choice)
 
-    def on_input_submitted(self) -> None:
-        self.action_apply()
+    def action_save(self) -> None:
+        """Save what the form says under its name and show the command lines that
+        use it; the dialog stays open."""
+        message = self.query_one("#filter-error", Label)
+        name_input = self.query_one("#filter-name", Input)
+        name = name_input.value.strip()
+        if not name:
+            name_input.focus()
+            message.update("[$warning]type a name in 'save as', then Enter[/]")
+            return
+        try:
+            choice = self.choice()
+            problem = self._validate(choice)
+            if problem:
+                raise ValueError(problem)
+            filter_spec.save(name, choice)
+        except (ValueError, UsageError, OSError) as exc:
+            message.update(f"[$error]{escape(str(exc))}[/]")
+            return
+        options = choice.options()
+        same = f"  (= syscap record {' '.join(options)} -a)" if options else ""
+        message.update(escape(f"saved '{name}': syscap record --filter {name} -a, "
+                              f"syscap exporter --filter {name}, syscap top --filter {name}"
+                              f"{same}"))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter-name":
+            self.action_save()
+        else:
+            self.action_apply()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "apply":
+        if event.button.id == "save":
+            self.action_save()
+        elif event.button.id == "apply":
             self.action_apply()
         elif event.button.id == "clear":
-            self.dismiss(FilterChoice())
+            self.dismiss(FilterSpec())
         else:
             self.dismiss(None)
 

@@ -14,10 +14,10 @@ from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, SelectionList, Static
 
 from capture_lib.errors import CaptureError
+from capture_lib.filter_spec import FilterSpec
 from capture_lib.snapshot import Filter
 from tests.tui.top_fakes import FakeLive, FakeReplay, feed, make_app
 from tui.app import SyscapTop
-from tui.filters import FilterChoice
 from tui.restorer_pane import RestorerPane
 from tui.screens import FilterScreen, HelpScreen, KillScreen, NoCaptureScreen
 from tui.synthetic import GROUPS, SYSCALLS, SyntheticSource
@@ -514,7 +514,7 @@ def test_without_capture_it_explains_and_offers_replay() -> None:
         None,
         startup_error="the eBPF backend needs CAP_BPF and CAP_PERFMON (run as root)",
         open_replay=open_replay,
-        initial_filter=FilterChoice(comms=frozenset({"nginx"})),
+        initial_filter=FilterSpec(comms=frozenset({"nginx"})),
     )
 
     async def script(pilot: Pilot[None]) -> None:

@@ -11,11 +11,12 @@ import pytest
 from textual.content import Content
 from textual.pilot import Pilot
 
+from capture_lib.filter_spec import FilterSpec
 from capture_lib.snapshot import Filter, Snapshot
 from tests.tui.top_fakes import feed, make_app
 from tui import format as fmt
 from tui.cli import register
-from tui.filters import FilterChoice, parse_pids, parse_syscalls
+from tui.filters import parse_pids, parse_syscalls
 from tui.panels import HostInfo, header_markup
 from tui.refresh import SnapshotFetcher
 from tui.synthetic import GROUPS, SYSCALLS, TABLE, SyntheticSource
@@ -39,13 +40,13 @@ def test_rates_and_latencies_fit_their_columns() -> None:
 
 
 def test_filter_choice_turns_groups_and_names_into_numbers() -> None:
-    choice = FilterChoice(groups=frozenset({"memory"}), syscalls=frozenset({"openat"}))
+    choice = FilterSpec(groups=frozenset({"memory"}), syscalls=frozenset({"openat"}))
     flt = choice.to_filter(TABLE)
     assert flt.syscalls == frozenset({SYSCALLS[n] for n in GROUPS["memory"]} | {257})
-    assert FilterChoice().to_filter(TABLE) == Filter()
+    assert FilterSpec().to_filter(TABLE) == Filter()
     with pytest.raises(ValueError, match="opneat"):
-        FilterChoice(syscalls=frozenset({"opneat"})).to_filter(TABLE)
-    assert FilterChoice(failed_only=True, exclude_comms=frozenset({"x"})).describe() == (
+        FilterSpec(syscalls=frozenset({"opneat"})).to_filter(TABLE)
+    assert FilterSpec(failed_only=True, exclude_comms=frozenset({"x"})).describe() == (
         "not comm x; failed only"
     )
 
@@ -275,7 +276,7 @@ def test_cli_rejects_unknown_syscall(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_syscall_numbers_are_accepted_in_filters() -> None:
-    assert FilterChoice(syscalls=frozenset({"257"})).to_filter(TABLE).syscalls == {257}
+    assert FilterSpec(syscalls=frozenset({"257"})).to_filter(TABLE).syscalls == {257}
 
 
 def test_no_animations_when_asked() -> None:
