@@ -75,7 +75,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
     def started() -> None:
         if not command:  # a command's own output is left alone
             until = f"for {args.duration:g} s" if args.duration else "until Ctrl-C"
-            print(f"syscap: recording to {args.output} {until}", file=sys.stderr, flush=True)
+            print(f"syscap record: recording to {args.output} {until}", file=sys.stderr, flush=True)
 
     res = record(
         args.output, filter_from_args(args), backend=args.backend, ring_size=ring,
@@ -85,7 +85,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
     t = res.totals
     fill = 100.0 * t.max_used / t.ring_size if t.ring_size else 0.0
     print(
-        f"syscap: {res.consumed} records ({t.events} syscalls) written to {res.path}; "
+        f"syscap record: {res.consumed} records ({t.events} syscalls) written to {res.path}; "
         f"{t.drops} dropped, {t.proc_drops} process events dropped, {t.missed} missed; "
         f"max ring fill {fill:.1f}% of {t.ring_size >> 10} KiB per CPU",
         file=sys.stderr,
@@ -157,7 +157,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             for p in rep.snapshot.processes:
                 print(f"\nprocess {p.pid} ({p.comm}): {p.count} calls, {p.errors} errors")
     for w in rep.warnings:
-        print(f"syscap: warning: {w}", file=sys.stderr)
+        print(f"syscap report: warning: {w}", file=sys.stderr)
     return 0
 
 
@@ -238,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except SyscapError as e:
-        print(f"syscap: {e}", file=sys.stderr)
+        # one error style everywhere: syscap COMMAND: what is wrong: how to fix it
+        print(f"syscap {args.cmd}: {e}" if args.cmd else f"syscap: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -34,12 +34,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
         args.trace, args.output, pids=args.pid, syscalls=wanted, start_s=args.start,
         end_s=args.end, counter_interval_s=args.counter_interval, force=args.force,
     )
-    print(f"syscap: {res.slices} syscall slices from {res.records} records, "
+    print(f"syscap export: {res.slices} syscall slices from {res.records} records, "
           f"{res.threads} threads in {res.processes} processes, {res.counters} counter values "
           f"written to {args.output} ({res.bytes / 1e6:.1f} MB); open it in ui.perfetto.dev",
           file=sys.stderr)
     for w in res.warnings:
-        print(f"syscap: warning: {w}", file=sys.stderr)
+        print(f"syscap export: warning: {w}", file=sys.stderr)
     return 0
 
 
@@ -88,11 +88,11 @@ def _cmd_exporter(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, on_signal)
             signal.signal(signal.SIGINT, on_signal)
             if args.listen_public:
-                print(f"syscap: warning: serving per-process syscall counts and command names "
-                      f"(comms) of this host to anyone who can reach {args.listen}",
+                print("syscap exporter: warning: serving per-process syscall counts and command "
+                      f"names (comms) of this host to anyone who can reach {args.listen}",
                       file=sys.stderr)
             mode = "durations" if exp.latency else "count mode"
-            print(f"syscap: exporter on http://{args.listen}/metrics (backend "
+            print(f"syscap exporter: serving http://{args.listen}/metrics (backend "
                   f"{exp.session.backend}, {mode}, top {args.top_comms} comms, {kept})",
                   file=sys.stderr, flush=True)
             while not stop.wait(args.interval):

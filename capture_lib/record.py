@@ -162,7 +162,7 @@ def record(
                     os.kill(child, stop.signum)
                 except ProcessLookupError:
                     pass
-            print("syscap: stopping", file=sys.stderr)
+            print("syscap record: stopping", file=sys.stderr)
         session.stop()
         if child:
             signal.signal(signal.SIGINT, signal.SIG_IGN)

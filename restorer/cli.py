@@ -48,7 +48,7 @@ def _say(msg: str) -> None:
 
 
 def _error(msg: str) -> int:
-    print(f"syscap restore: error: {msg}", file=sys.stderr)
+    print(f"syscap restore: {msg}", file=sys.stderr)
     return 2
 
 

@@ -113,7 +113,7 @@ def test_a_full_disk_ends_the_recording_at_once_with_one_line(tmp_path: Path, fl
             load.kill()
             load.wait()
         subprocess.run(["umount", str(disk)], check=True)
-    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("syscap: ") and
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("syscap record: ") and
             "recording to" not in ln and "stopping" not in ln]
     assert proc.returncode != 0
     assert line and "No space left on device" in line[0], proc.stderr

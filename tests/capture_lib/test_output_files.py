@@ -43,6 +43,7 @@ def source_trace(tmp_path_factory: pytest.TempPathFactory, bpf_ready: None) -> P
 @pytest.fixture(params=["record", "export"])
 def write(request: pytest.FixtureRequest, source_trace: Path) -> Writer:
     def run(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+        assert request.param in ("record", "export")
         if request.param == "record":
             return _run("record", "-o", str(out), *extra, "--", "true")
         return _run("export", str(source_trace), "-o", str(out), *extra)
@@ -94,7 +95,8 @@ def test_an_existing_file_is_kept_without_force(write: Writer, tmp_path: Path) -
     out = tmp_path / "out"
     out.write_text("old\n")
     line = one_error_line(write(out))
-    assert line == f"syscap: {out} exists: pass --force to replace it"
+    assert line.startswith(("syscap record: ", "syscap export: "))
+    assert line.split(": ", 1)[1] == f"{out} exists: pass --force to replace it"
     assert out.read_text() == "old\n"
 
 

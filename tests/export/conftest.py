@@ -78,7 +78,7 @@ class Exporter:
         )
         assert self.proc.stderr is not None
         line = self.proc.stderr.readline()
-        if "exporter on" not in line:
+        if "serving http" not in line:
             stop(self.proc)
             raise AssertionError(f"exporter did not start: {line}{self.proc.stderr.read()}")
         wait_http(self.url, self.proc)

@@ -244,8 +244,8 @@ def test_listen_public_serves_and_says_what_it_exposes(bpf_ready: None) -> None:
     try:
         assert proc.stderr is not None
         warning, started = proc.stderr.readline(), proc.stderr.readline()
-        assert "exporter on" in started, warning + started
-        assert warning.startswith("syscap: warning:") and f"0.0.0.0:{port}" in warning
+        assert "serving http" in started, warning + started
+        assert warning.startswith("syscap exporter: warning:") and f"0.0.0.0:{port}" in warning
         assert "syscall counts" in warning and "comms" in warning
         wait_http(f"http://127.0.0.1:{port}/metrics", proc)
     finally:

@@ -35,7 +35,7 @@ def assert_one_error_line(result: subprocess.CompletedProcess[str], *fragments: 
     assert result.returncode != 0
     assert result.returncode > 0, "ended by a signal"
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("syscap restore: error: ")
+    assert lines[0].startswith("syscap restore: ")
     assert "Traceback" not in result.stderr
     for f in fragments:
         assert f in lines[0], lines[0]
