@@ -952,8 +952,12 @@ class _Restorer:
                 )
             except OSError as e:
                 self._warn(f"extended FP state not restored ({e.strerror}); SSE state was")
-        ptrace.setsigmask(tracee.pid, thread.sighold)
-        if self.core.from_gdb and thread.sighold == 0 and not self._said_no_sigmask:
+        mask = thread.sighold
+        saved = self.sidecar.blocked.get(thread.tid) if self.sidecar is not None else None
+        if self.core.from_gdb and mask == 0 and saved is not None:
+            mask = saved  # gcore writes no mask; the sidecar has the thread's SigBlk
+        ptrace.setsigmask(tracee.pid, mask)
+        if self.core.from_gdb and saved is None and mask == 0 and not self._said_no_sigmask:
             self._said_no_sigmask = True
             self._warn("gcore does not save the signal mask; the thread runs with none blocked")
         return restarted

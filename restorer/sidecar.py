@@ -47,6 +47,8 @@ VERSION = 1
 MAX_BYTES = 16 << 20  # a process with a million descriptors fits
 MAX_FD = 0x7FFFFFFF
 MAX_FDS = 1 << 20
+MAX_THREADS = 1 << 22
+PID_MAX = 1 << 22  # PID_MAX_LIMIT on 64-bit
 PATH_MAX = 4096
 NSIG = 64
 U64 = (1 << 64) - 1
@@ -135,6 +137,7 @@ class Sidecar:
     signals: tuple[SignalAction, ...] | None  # None: not captured (see not_captured)
     rlimits: tuple[Rlimit, ...] | None
     not_captured: dict[str, str] = field(default_factory=dict)
+    blocked: dict[int, int] = field(default_factory=dict)  # tid -> blocked signals (SigBlk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +177,7 @@ def capture(pid: int) -> Sidecar:
         rlimits = read_rlimits(pid)
     except OSError as e:
         missing["rlimits"] = f"prlimit: {e.strerror}"
+    blocked = read_blocked(pid)
     signals: tuple[SignalAction, ...] | None = None
     try:
         signals = read_signal_actions(pid)
@@ -181,7 +185,25 @@ def capture(pid: int) -> Sidecar:
         missing["signals"] = str(e)
     except OSError as e:
         missing["signals"] = f"ptrace: {e.strerror}"
-    return Sidecar(pid, cwd, fds, signals, rlimits, missing)
+    return Sidecar(pid, cwd, fds, signals, rlimits, missing, blocked)
+
+
+def read_blocked(pid: int) -> dict[int, int]:
+    """Each thread's blocked-signal mask: gcore does not write it into the core."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return {}
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("SigBlk:"):
+                        out[int(tid)] = int(line.split()[1], 16)
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+    return dict(sorted(out.items()))
 
 
 def read_fds(pid: int) -> tuple[FdEntry, ...]:
@@ -383,6 +405,7 @@ def to_json(sc: Sidecar) -> dict[str, Any]:
             {"resource": r.name, "soft": r.soft, "hard": r.hard} for r in sc.rlimits
         ],
         "not_captured": dict(sc.not_captured),
+        "threads": [{"tid": tid, "blocked": mask} for tid, mask in sc.blocked.items()],
     }  # fmt: skip
 
 
@@ -445,7 +468,7 @@ class _Parser:
         version = self._int(top.get("version"), "version", 1, 1 << 31)
         if version != VERSION:
             raise _Bad(f"version {version} is not {VERSION} (written by another syscap)")
-        pid = self._int(top.get("pid"), "pid", 1, 1 << 22)
+        pid = self._int(top.get("pid"), "pid", 1, PID_MAX)
         cwd = top.get("cwd")
         cwd = None if cwd is None else self._path(cwd, "cwd")
         fds_raw = self._list(top.get("fds"), "fds", MAX_FDS)
@@ -466,7 +489,14 @@ class _Parser:
                 raise _Bad("rlimits lists a resource twice")
         nc = self._dict(top.get("not_captured", {}), "not_captured")
         not_captured = {str(k)[:64]: self._str(v, f"not_captured.{k}", 1000) for k, v in nc.items()}
-        return Sidecar(pid, cwd, fds, signals, rlimits, not_captured)
+        blocked: dict[int, int] = {}
+        for i, x in enumerate(self._list(top.get("threads", []), "threads", MAX_THREADS)):
+            d = self._dict(x, f"threads[{i}]")
+            tid = self._int(d.get("tid"), f"threads[{i}].tid", 1, PID_MAX)
+            if tid in blocked:
+                raise _Bad("threads lists a thread twice")
+            blocked[tid] = self._int(d.get("blocked"), f"threads[{i}].blocked", 0, U64)
+        return Sidecar(pid, cwd, fds, signals, rlimits, not_captured, blocked)
 
     def _fd(self, obj: object, at: str) -> FdEntry:
         d = self._dict(obj, at)

@@ -93,6 +93,26 @@ def test_take_core_writes_a_sidecar_with_the_file_handler_cwd_and_limits(
     assert {a.signal: a for a in sc.signals}[signal.SIGUSR2].handler == sidecar.SIG_DFL
     assert sc.rlimits is not None
     assert {r.name: r for r in sc.rlimits}["nofile"].soft == 100
+    assert sc.blocked == {sc.pid: 1 << (signal.SIGUSR2 - 1)}
+
+
+def test_the_handlers_read_under_ptrace_agree_with_proc(programs: Programs, tmp_path: Path) -> None:
+    """/proc shows which signals are caught and ignored (not where): the same sets."""
+    data = tmp_path / "data.txt"
+    data.write_bytes(DATA)
+    with running(programs["sidecar_state"], tmp_path, str(data)) as proc:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        assert proc.stdout.readline() == b"ready\n"
+        wait_until_in_read(proc.pid)
+        actions = sidecar.read_signal_actions(proc.pid)
+        status = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+    fields = {k: v.strip() for k, _, v in (line.partition(":") for line in status)}
+    caught = sum(1 << (a.signal - 1) for a in actions if a.handler > sidecar.SIG_IGN)
+    ignored = sum(1 << (a.signal - 1) for a in actions if a.handler == sidecar.SIG_IGN)
+    assert caught == int(fields["SigCgt"], 16) and caught & (1 << (signal.SIGUSR1 - 1))
+    assert ignored == int(fields["SigIgn"], 16)
+    assert len(actions) == 62  # all but SIGKILL and SIGSTOP
 
 
 def test_restored_process_reads_on_from_the_same_offset_and_runs_its_handler(
@@ -105,6 +125,8 @@ def test_restored_process_reads_on_from_the_same_offset_and_runs_its_handler(
         assert proc.stderr is not None and proc.stdout is not None
         pid = restored_pid(proc.stderr, seen)
         assert os.readlink(f"/proc/{pid}/fd/{fd}") == str(tmp_path / "data.txt")
+        blocked = Path(f"/proc/{pid}/status").read_text().splitlines()
+        assert "SigBlk:\t0000000000000800" in blocked  # SIGUSR2, from the sidecar
         wait_until_in_read(pid)
         os.kill(pid, signal.SIGUSR1)  # the default action would end it
         assert proc.stdout.readline() == "usr1 handler ran\n", seen
@@ -120,7 +142,7 @@ def test_restored_process_reads_on_from_the_same_offset_and_runs_its_handler(
         proc.kill()
         proc.wait()
     text = "".join(seen) + rest
-    assert "not restored" not in text, text
+    assert "not restored" not in text and "signal mask" not in text, text
     assert f"fds {fd}, " in text, text
 
 

@@ -1,6 +1,6 @@
 /* State a core does not hold: a file read part way, a SIGUSR1 handler, a lowered
  * RLIMIT_NOFILE, the working directory; with a second argument, a socket pair first (so
- * the file is fd 5, not 3). Prints "fd N first: XXXXX" and "ready", then answers each line
+ * the file is fd 5, not 3). SIGUSR2 is blocked (gcore does not save the mask). Prints "fd N first: XXXXX" and "ready", then answers each line
  * on stdin: "cwd" prints the working directory, "lim" the RLIMIT_NOFILE soft limit, anything
  * else the next 5 bytes of the file. SIGUSR1 prints "usr1 handler ran". */
 #include <fcntl.h>
@@ -24,6 +24,7 @@ int main(int argc, char **argv)
 {
 	char buf[4096];
 	struct sigaction sa;
+	sigset_t block;
 	struct rlimit lim;
 	int fd, sv[2];
 	ssize_t n;
@@ -42,6 +43,9 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_usr1;
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGUSR1, &sa, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &block, NULL);
 	getrlimit(RLIMIT_NOFILE, &lim);
 	lim.rlim_cur = 100;
 	setrlimit(RLIMIT_NOFILE, &lim);
