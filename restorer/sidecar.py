@@ -38,7 +38,7 @@ from restorer.arch import (
     SYS_RT_SIGACTION,
 )
 from restorer.errors import RestoreError
-from restorer.inject import SyscallInjector
+from restorer.inject import InjectionError, SyscallInjector
 from restorer.tracee import Tracee, signal_name, wait_stop
 
 SUFFIX = ".syscap.json"
@@ -181,6 +181,8 @@ def capture(pid: int) -> Sidecar:
     signals: tuple[SignalAction, ...] | None = None
     try:
         signals = read_signal_actions(pid)
+    except InjectionError as e:  # its message is about restored processes
+        missing["signals"] = f"pid {pid} ended while they were read ({e.__class__.__name__})"
     except RestoreError as e:
         missing["signals"] = str(e)
     except OSError as e:

@@ -12,12 +12,20 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from restore_helpers import PYTHON, REPO, Programs, restore_cli, wait_until_in_read
+from restore_helpers import (
+    PYTHON,
+    REPO,
+    Programs,
+    after_marker,
+    restore_cli,
+    wait_until_in_read,
+)
 
-from restorer import sidecar
+from restorer import ptrace, sidecar
 from restorer.core import Core
 from restorer.errors import RestoreError
 from restorer.live import take_core
+from restorer.restore import restore
 
 DATA = b"0123456789abcdefghij"
 
@@ -300,3 +308,31 @@ def test_a_fifo_sidecar_is_refused_without_waiting(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(RestoreError, match="not a regular file"):
         sidecar.load(fifo)
+
+
+def test_gcore_threads_get_their_blocked_signals_from_the_sidecar(
+    programs: Programs, tmp_path: Path
+) -> None:
+    """token_ring's four threads each block a different signal; gcore saves none of them."""
+    prog = programs["token_ring"]
+    expected = after_marker(subprocess.run([prog], capture_output=True, text=True).stdout)
+    proc = subprocess.Popen([prog, "stop"], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        _, status = os.waitpid(proc.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status)
+        core = take_core(proc.pid, tmp_path / "cores")
+    finally:
+        proc.kill()
+        proc.wait()
+    sc = sidecar.load(sidecar.sidecar_path(core))
+    assert sc is not None and len(set(sc.blocked.values())) == 4
+    with Core(core) as c:
+        r = restore(c)
+        try:
+            for rt in r.report.threads:
+                assert ptrace.getsigmask(rt.tid) == sc.blocked[rt.core_tid]
+        finally:
+            r.tracee.kill()
+    result = restore_cli(core, "--run")
+    assert result.stdout == expected, result.stderr
+    assert "signal mask" not in result.stderr
