@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from restore_helpers import (
     REPO,
     Programs,
     after_marker,
+    processes_running,
     restore_cli,
     wait_until_in_read,
 )
@@ -133,6 +135,9 @@ def test_restored_process_reads_on_from_the_same_offset_and_runs_its_handler(
         assert proc.stderr is not None and proc.stdout is not None
         pid = restored_pid(proc.stderr, seen)
         assert os.readlink(f"/proc/{pid}/fd/{fd}") == str(tmp_path / "data.txt")
+        saved = sidecar.load(sidecar.sidecar_path(core))
+        assert saved is not None
+        assert sidecar._fdinfo(pid, str(fd)) == (5, {e.fd: e for e in saved.fds}[fd].flags)
         blocked = Path(f"/proc/{pid}/status").read_text().splitlines()
         assert "SigBlk:\t0000000000000800" in blocked  # SIGUSR2, from the sidecar
         wait_until_in_read(pid)
@@ -196,7 +201,7 @@ def test_a_corrupt_sidecar_is_one_error_line_and_no_process(
     assert result.stderr.startswith("syscap restore: error: "), result.stderr
     assert "fds[" in result.stderr and ".fd is not an integer" in result.stderr
     assert "--no-sidecar" in result.stderr
-    # the autouse fixture checks that no process of the test programs is left
+    assert processes_running(programs.dir) == []
 
 
 def test_a_sidecar_of_another_pid_is_refused(programs: Programs, tmp_path: Path) -> None:
@@ -336,3 +341,61 @@ def test_gcore_threads_get_their_blocked_signals_from_the_sidecar(
     result = restore_cli(core, "--run")
     assert result.stdout == expected, result.stderr
     assert "signal mask" not in result.stderr
+
+
+def test_descriptor_kinds_are_told_apart(tmp_path: Path) -> None:
+    gone = tmp_path / "gone"
+    gone.write_text("x")
+    opened = {
+        "file": os.open(tmp_path / "data.txt", os.O_RDWR | os.O_CREAT | os.O_APPEND),
+        "deleted": os.open(gone, os.O_RDONLY),
+        "directory": os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY),
+        "device": os.open("/dev/null", os.O_WRONLY),
+        "anon_inode": os.eventfd(0),
+    }
+    gone.unlink()
+    r, w = os.pipe()
+    sock = socket.socket()
+    os.mkfifo(tmp_path / "fifo")
+    opened["fifo"] = os.open(tmp_path / "fifo", os.O_RDWR)  # RDWR: no wait for a writer
+    os.set_inheritable(opened["file"], True)  # Python opens with O_CLOEXEC; fdinfo shows it
+    try:
+        fds = {e.fd: e for e in sidecar.read_fds(os.getpid())}
+        for kind, fd in opened.items():
+            assert fds[fd].kind == kind, fds[fd]
+        assert fds[r].kind == fds[w].kind == "pipe"
+        assert fds[sock.fileno()].kind == "socket"
+        f = fds[opened["file"]]
+        assert f.flags & (os.O_APPEND | os.O_ACCMODE) == os.O_APPEND | os.O_RDWR
+        assert f.flags & os.O_CLOEXEC == 0 and fds[r].flags & os.O_CLOEXEC
+    finally:
+        for fd in (*opened.values(), r, w):
+            os.close(fd)
+        sock.close()
+
+
+def test_what_cannot_come_back_is_named_and_the_rest_still_does(
+    programs: Programs, tmp_path: Path
+) -> None:
+    core, fd = live_core(programs, tmp_path)
+    path = sidecar.sidecar_path(core)
+    doc = json.loads(path.read_text())
+    usr1 = next(s for s in doc["signals"] if s["signal"] == signal.SIGUSR1)
+    usr1["handler"] = 0x10  # not code
+    doc["fds"] += [
+        {"fd": 7, "path": "/tmp/x (deleted)", "kind": "deleted", "flags": 0, "pos": 0},
+        {"fd": 8, "path": "/dev/sda", "kind": "device", "flags": 0, "pos": 0},
+        {"fd": 9, "path": str(tmp_path / "missing"), "kind": "file", "flags": 0, "pos": 0},
+    ]
+    doc["cwd"] = str(tmp_path / "no-such-dir")
+    path.write_text(json.dumps(doc))
+    result = restore_cli(core, "--run", stdin="more\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "next: 56789\n"  # the file came back all the same
+    err = result.stderr
+    assert "SIGUSR1 handler at 0x10 not restored: that is not code in the core" in err
+    assert "fd 7 (/tmp/x (deleted)) not restored: the file was deleted" in err
+    assert "fd 8 (/dev/sda) not restored: devices are not reopened" in err
+    assert f"fd 9 ({tmp_path / 'missing'}) not restored: cannot find it" in err
+    assert f"cwd {tmp_path / 'no-such-dir'} not restored: No such file or directory" in err
+    assert f"fds {fd}, " in err
