@@ -490,7 +490,10 @@ class _Parser:
             if len({r.resource for r in rlimits}) != len(rlimits):
                 raise _Bad("rlimits lists a resource twice")
         nc = self._dict(top.get("not_captured", {}), "not_captured")
-        not_captured = {str(k)[:64]: self._str(v, f"not_captured.{k}", 1000) for k, v in nc.items()}
+        not_captured = {
+            printable(str(k)[:64]): self._str(v, f"not_captured.{printable(str(k)[:64])}", 1000)
+            for k, v in nc.items()
+        }
         blocked: dict[int, int] = {}
         for i, x in enumerate(self._list(top.get("threads", []), "threads", MAX_THREADS)):
             d = self._dict(x, f"threads[{i}]")
@@ -604,6 +607,7 @@ class _Applier:
         self.lost: list[str] = []
 
     def not_restored(self, msg: str) -> None:
+        msg = printable(msg)
         self.lost.append(msg)
         self.warn(msg)
 
@@ -649,8 +653,8 @@ class _Applier:
             return lost(f"it is no longer a {'character device' if e.kind == 'device' else e.kind}")
         if e.ino is not None and (st.st_dev, st.st_ino) != (e.dev, e.ino):
             self.warn(
-                f"fd {e.fd} ({e.path}): the file at that path is not the one the process had "
-                "open (another device or inode); it is reopened anyway"
+                f"fd {e.fd} ({printable(e.path)}): the file at that path is not the one the "
+                "process had open (another device or inode); it is reopened anyway"
             )
         if not self.put_path(e.path):
             return lost("its path is too long to open here")
@@ -711,6 +715,14 @@ class _Applier:
             self.not_restored(f"cwd {path} not restored: {os.strerror(-ret)}")
             return False
         return True
+
+
+def printable(text: str) -> str:
+    """`text` on one line: control characters (a newline in a file name, or put in the
+    sidecar) are shown as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _lim(v: int | None) -> str:

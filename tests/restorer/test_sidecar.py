@@ -287,6 +287,8 @@ def _edit(path: list[str | int], value: object) -> dict[str, object]:
         (_edit(["pid"], "42"), "pid"),
         (_edit(["fds"], {}), "fds is not a list"),
         (_edit(["format"], "core"), "format"),
+        (_edit(["not_captured"], {"a\nb": 5}), "not_captured.a\\nb is not a string"),
+        (_edit(["threads"], [{"tid": 0, "blocked": 0}]), "threads[0].tid"),
     ],
 )  # fmt: skip
 def test_bad_sidecar_fields_are_one_line_errors(edit: dict[str, object], message: str) -> None:
