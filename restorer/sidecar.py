@@ -186,7 +186,7 @@ def capture(pid: int) -> Sidecar:
     except RestoreError as e:
         missing["signals"] = str(e)
     except OSError as e:
-        missing["signals"] = f"ptrace: {e.strerror}"
+        missing["signals"] = f"ptrace: {e.strerror or e}"
     return Sidecar(pid, cwd, fds, signals, rlimits, missing, blocked)
 
 
