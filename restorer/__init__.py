@@ -15,6 +15,7 @@ Library use::
 Modules, in data-flow order: core (parse the core), elf_file (files on disk), ptrace
 (ctypes binding), tracee (a stopped process), inject (syscalls inside it), restore
 (rebuild the process), symbols, control (stop/step/cont/breakpoints/...), checkpoint
-(fork-based going back), console (the --hold front end), cli (`syscap restore`).
+(fork-based going back), console (the --hold front end), cli (`syscap restore`); live
+(cores of running processes) and sidecar (what a core leaves out, saved beside it).
 x86-64 specifics are in arch. Nothing here imports Textual.
 """

@@ -1,4 +1,4 @@
-"""`syscap restore CORE [--exe PATH] [--run | --hold] [--tid TID] [--as-root]`."""
+"""`syscap restore CORE [--exe PATH] [--run | --hold] [--tid TID] [--as-root] [--no-sidecar]`."""
 
 from __future__ import annotations
 
@@ -40,6 +40,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="run the restored process as root (the restorer's own user); by default it runs "
         "as the uid/gid of the process the core came from",
     )
+    p.add_argument(
+        "--no-sidecar",
+        action="store_true",
+        help="ignore CORE.syscap.json (open files, signal handlers, cwd and limits saved when "
+        "syscap took the core)",
+    )
     p.set_defaults(func=run)
 
 
@@ -71,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             restored = restore(
                 core, exe=args.exe, tid=tid, warn=lambda m: _say(f"warning: {m}"),
-                as_core_user=not args.as_root,
+                as_core_user=not args.as_root, sidecar=not args.no_sidecar,
             )  # fmt: skip
         except RestoreError as e:
             return _error(str(e))
@@ -114,6 +120,14 @@ def _report(ctl: Controller) -> None:
         _say(
             f"it runs as uid {rep.run_as.uid} gid {rep.run_as.gid}, the core's process's "
             "user (--as-root: as root)"
+        )
+    side = rep.sidecar
+    if side is not None:
+        fds = ", ".join(str(fd) for fd in side.fds) or "none"
+        cwd = f", cwd {side.cwd}" if side.cwd is not None else ""
+        _say(
+            f"from {side.path}: fds {fds}, {side.signals} signal actions, {side.rlimits} "
+            f"limits{cwd}"
         )
     _say(
         f"restored pid {rep.pid} from {core.path} ({rep.regions} mappings, "

@@ -29,6 +29,7 @@ class SyscallInjector:
         self.gadget = gadget
         self.base = base
         self.forked: list[int] = []  # children reported through PTRACE_EVENT_FORK/_CLONE
+        self.dropped: list[int] = []  # signals that arrived meanwhile (a live process wants them)
 
     def __call__(self, nr: int, *args: int) -> int:
         """The raw result: >= 0, or -errno."""
@@ -52,6 +53,8 @@ class SyscallInjector:
             if stop.signal == signal.SIGTRAP:
                 break
             # Another signal stopped it first (e.g. SIGCHLD): it is dropped; step on.
+            if stop.signal and not stop.event:
+                self.dropped.append(stop.signal)
             ptrace.singlestep(t.pid)
         return t.regs().syscall_result
 

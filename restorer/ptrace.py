@@ -27,6 +27,8 @@ PTRACE_GETEVENTMSG = 0x4201
 PTRACE_GETSIGINFO = 0x4202
 PTRACE_GETREGSET = 0x4204
 PTRACE_SETREGSET = 0x4205
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
 PTRACE_GETSIGMASK = 0x420A
 PTRACE_SETSIGMASK = 0x420B
 
@@ -39,6 +41,7 @@ PTRACE_O_EXITKILL = 0x100000
 PTRACE_EVENT_FORK = 1
 PTRACE_EVENT_CLONE = 3
 PTRACE_EVENT_EXEC = 4
+PTRACE_EVENT_STOP = 128
 
 NT_X86_XSTATE = 0x202
 
@@ -88,6 +91,15 @@ def singlestep(pid: int, sig: int = 0) -> None:
 
 def detach(pid: int, sig: int = 0) -> None:
     _call(PTRACE_DETACH, pid, None, sig)
+
+
+def seize(pid: int, options: int = 0) -> None:
+    """Attach without a signal (the process notices nothing until interrupt())."""
+    _call(PTRACE_SEIZE, pid, None, options)
+
+
+def interrupt(pid: int) -> None:
+    _call(PTRACE_INTERRUPT, pid, None, None)
 
 
 def geteventmsg(pid: int) -> int:

@@ -25,7 +25,10 @@ root; root may ptrace and write the memory of any process.
 
 Not restored, because a core does not hold them: file descriptors beyond the restorer's
 stdio, signal handlers, pending signals, robust-futex lists, alternate signal stacks,
-shared mappings (they come back private).
+shared mappings (they come back private). For cores syscap took of a live process, the
+sidecar file CORE.syscap.json (restorer/sidecar.py) brings back descriptors of regular
+files, signal actions, the cwd and resource limits; it is read and checked before the
+process starts.
 """
 
 from __future__ import annotations
@@ -64,6 +67,9 @@ from restorer.core import AT_BASE, Core, Segment, ThreadState, page_align_down, 
 from restorer.elf_file import read_elf
 from restorer.errors import RestoreError
 from restorer.inject import PatchedSyscall, SyscallInjector
+from restorer.sidecar import Sidecar, SidecarError, SidecarReport, sidecar_path
+from restorer.sidecar import apply as apply_sidecar
+from restorer.sidecar import load as load_sidecar
 from restorer.symbols import SymbolTable
 from restorer.tracee import Tracee, wait_stop
 
@@ -143,6 +149,7 @@ class RestoreReport:
     bytes_written: int
     seconds: float
     threads: tuple[RestoredThread, ...] = ()  # every thread restored, the process's first
+    sidecar: SidecarReport | None = None  # what CORE.syscap.json brought back, if there was one
 
 
 @dataclass
@@ -511,7 +518,11 @@ class _Restorer:
         set_brk: bool = True,
         stdio: tuple[int, int, int] | None = None,
         as_core_user: bool = True,
+        use_sidecar: bool = True,
     ) -> None:
+        self.use_sidecar = use_sidecar
+        self.sidecar: Sidecar | None = None
+        self.sidecar_where = ""
         self.stdio = stdio
         self.as_core_user = as_core_user
         self.run_as: RunAs | None = None
@@ -533,6 +544,7 @@ class _Restorer:
         self.all_threads = tid is None
         thread, exe_path, path_map, main_sp = check_restorable(self.core, exe, tid, self._warn)
         self.path_map = path_map
+        self._load_sidecar()
         run_as = self.run_as = run_as_for(self.core) if self.as_core_user else None
         tracee, why = start_stopped(exe_path, self.stdio, thread.tid, run_as)
         if why is not None:
@@ -549,6 +561,20 @@ class _Restorer:
                 pass  # the error on its way out is the one to report
             raise
         return restored
+
+    def _load_sidecar(self) -> None:
+        """The sidecar beside the core, checked before any process exists."""
+        if not self.use_sidecar:
+            return
+        path = sidecar_path(self.core.path)
+        self.sidecar_where = str(path)
+        sc = load_sidecar(path)
+        if sc is not None and sc.pid != self.core.pid:
+            raise SidecarError(
+                f"{path} was written for pid {sc.pid}, but the core is of pid "
+                f"{self.core.pid}; remove it or pass --no-sidecar"
+            )
+        self.sidecar = sc
 
     def _rebuild(
         self,
@@ -634,6 +660,14 @@ class _Restorer:
         for t, state in pairs:
             inj = sys if t is tracee else SyscallInjector(t, gadget, t.regs())
             self._thread_kernel_state(t, inj, state, tid_field, path_map)
+        side = None
+        if self.sidecar is not None:
+            # After the threads exist: a restored RLIMIT_NPROC must not stop their clone3.
+            code = [(r.start, r.end) for r in regions if r.prot & PROT_EXEC]
+            side = apply_sidecar(
+                self.sidecar, self.sidecar_where, tracee, sys, scratch,
+                lambda a: any(lo <= a < hi for lo, hi in code), self._warn,
+            )  # fmt: skip
         sys.check(SYS_MUNMAP, gadget, PAGE_SIZE, what="munmap of the gadget")
         done = tuple(
             RestoredThread(state.tid, t.pid, self._load_thread(t, state)) for t, state in pairs
@@ -643,7 +677,7 @@ class _Restorer:
             pid=tracee.pid, tid=thread.tid, run_as=run_as, exe=exe, left_out=left_out,
             warnings=tuple(self.warnings), brk_restored=brk_ok, brk=brk,
             restarted_syscall=done[0].restarted_syscall, regions=len(regions),
-            bytes_written=written, seconds=time.perf_counter() - t0, threads=done,
+            bytes_written=written, seconds=time.perf_counter() - t0, threads=done, sidecar=side,
         )  # fmt: skip
         return Restored(tracee, report, core, exe, path_map)
 
@@ -918,8 +952,12 @@ class _Restorer:
                 )
             except OSError as e:
                 self._warn(f"extended FP state not restored ({e.strerror}); SSE state was")
-        ptrace.setsigmask(tracee.pid, thread.sighold)
-        if self.core.from_gdb and thread.sighold == 0 and not self._said_no_sigmask:
+        mask = thread.sighold
+        saved = self.sidecar.blocked.get(thread.tid) if self.sidecar is not None else None
+        if self.core.from_gdb and mask == 0 and saved is not None:
+            mask = saved  # gcore writes no mask; the sidecar has the thread's SigBlk
+        ptrace.setsigmask(tracee.pid, mask)
+        if self.core.from_gdb and saved is None and mask == 0 and not self._said_no_sigmask:
             self._said_no_sigmask = True
             self._warn("gcore does not save the signal mask; the thread runs with none blocked")
         return restarted
@@ -982,6 +1020,7 @@ def restore(
     set_brk: bool = True,
     stdio: tuple[int, int, int] | None = None,
     as_core_user: bool = True,
+    sidecar: bool = True,
 ) -> Restored:
     """Restore `core` into a new process stopped under ptrace (see the module docstring).
 
@@ -989,6 +1028,7 @@ def restore(
     left behind then. set_brk=False leaves brk alone (as where PR_SET_MM is refused).
     stdio: file descriptors to become the process's 0, 1, 2 (default: the caller's).
     as_core_user=False: the process keeps the restorer's uid/gid instead of the core's.
+    sidecar=False: CORE.syscap.json, if there is one, is not read (see restorer/sidecar.py).
     """
-    restorer = _Restorer(core, warn or (lambda _m: None), set_brk, stdio, as_core_user)
+    restorer = _Restorer(core, warn or (lambda _m: None), set_brk, stdio, as_core_user, sidecar)
     return restorer.run(exe, tid)

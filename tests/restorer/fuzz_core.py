@@ -13,6 +13,10 @@ With SYSCAP_FUZZ_TARGET=elf the input is the program instead (seed: PROG itself)
 --exe to a restore of the real CORE: read_elf (restorer/elf_file.py) and the executable
 checks of resolve_exe.
 
+With SYSCAP_FUZZ_TARGET=sidecar the input is a CORE.syscap.json (seed: a real one) for
+restorer/sidecar.py's parse(); its mutator edits the JSON tree (a value of another type,
+a boundary number, a removed key, a doubled list entry) so inputs get past json.loads.
+
 The mutator knows ELF: it changes program header and ELF header fields, note headers and
 note descriptors (NT_PRSTATUS, NT_FILE, NT_AUXV, ...) to boundary values, retypes notes and
 cuts the file at structure boundaries, so most inputs get past the magic and length checks
@@ -21,6 +25,7 @@ that random bit flips would keep hitting.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import struct
@@ -42,6 +47,7 @@ with atheris.instrument_imports(include=["restorer"]):
         resolve_exe,
         specials_span,
     )
+    from restorer.sidecar import SidecarError, parse, to_json
     from restorer.symbols import SymbolTable
 
 EXE = os.environ.get("SYSCAP_FUZZ_EXE", "/bin/true")
@@ -115,6 +121,15 @@ def test_one_elf(data: bytes) -> None:
                 resolve_exe(core, _INPUT.name)
             except RestoreError:
                 pass
+
+
+def test_one_sidecar(data: bytes) -> None:
+    try:
+        sc = parse(data, "fuzz.syscap.json")
+    except SidecarError as e:
+        assert "\n" not in str(e), "a sidecar error must be one line"
+        return
+    assert parse(json.dumps(to_json(sc)).encode()) == sc
 
 
 # ---------------------------------------------------------------------------------------
@@ -220,11 +235,58 @@ def mutate(data: bytes, max_size: int, seed: int) -> bytes:
     return bytes(buf[:max_size])
 
 
+JSON_VALUES: tuple[object, ...] = (
+    None, True, 0, -1, 1, 2, 3, 9, 19, 64, 65, 0x7FFFFFFF, 1 << 31, (1 << 64) - 1, 1 << 64,
+    1.5, "", "/", "SIG_DFL", "SIG_IGN", "socket:[1]", "a\0b", "\udcff", "/" * 5000, [], {},
+    "file", "nofile", "syscap core sidecar",
+)  # fmt: skip
+
+
+def _nodes(obj: object, out: list[tuple[object, object]]) -> None:
+    """(container, key) of every value inside `obj`."""
+    items: list[tuple[object, object]] = []
+    if isinstance(obj, dict):
+        items = list(obj.items())
+    elif isinstance(obj, list):
+        items = list(enumerate(obj))
+    for key, value in items:
+        out.append((obj, key))
+        _nodes(value, out)
+
+
+def mutate_json(data: bytes, max_size: int, seed: int) -> bytes:
+    rng = random.Random(seed)
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        return bytes(atheris.Mutate(data, max_size))
+    for _ in range(rng.choice((1, 1, 2, 3))):
+        nodes: list[tuple[object, object]] = []
+        _nodes(doc, nodes)
+        if not nodes:
+            break
+        parent, key = rng.choice(nodes)
+        kind = rng.randrange(4)
+        if kind == 0 and isinstance(parent, dict):
+            del parent[key]
+        elif kind == 1 and isinstance(parent, list) and isinstance(key, int):
+            parent.append(parent[key])
+        elif kind == 2 and isinstance(parent, dict):
+            parent[key + "x" if isinstance(key, str) else key] = rng.choice(JSON_VALUES)
+        else:
+            parent[key] = rng.choice(JSON_VALUES)  # type: ignore[index]
+    out = json.dumps(doc).encode()
+    return out[:max_size] if rng.randrange(50) else bytes(atheris.Mutate(out, max_size))
+
+
 def main(argv: list[str]) -> None:
     target: Callable[[bytes], None] = test_one_input
+    mutator = mutate
     if os.environ.get("SYSCAP_FUZZ_TARGET") == "elf":
         target = test_one_elf
-    atheris.Setup(argv, target, custom_mutator=mutate)
+    elif os.environ.get("SYSCAP_FUZZ_TARGET") == "sidecar":
+        target, mutator = test_one_sidecar, mutate_json
+    atheris.Setup(argv, target, custom_mutator=mutator)
     atheris.Fuzz()
 
 

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from restore_helpers import PYTHON, REPO, Programs, kernel_core
+from restore_helpers import PYTHON, REPO, Programs, kernel_core, wait_until_in_read
 
+from restorer import sidecar
 from restorer.core import Core
 from restorer.errors import CoreFormatError, RestoreError
 from restorer.restore import check_restorable
@@ -54,6 +55,30 @@ def test_fuzzing_the_executable_check_finds_only_restore_errors(
     _run_fuzzer(
         programs["resume"], programs["resume"], tmp_path, 10,
         SYSCAP_FUZZ_TARGET="elf", SYSCAP_FUZZ_CORE=str(core),
+    )  # fmt: skip
+
+
+def test_fuzzing_the_sidecar_parser_finds_only_sidecar_errors(
+    programs: Programs, tmp_path: Path
+) -> None:
+    data = tmp_path / "data.txt"
+    data.write_bytes(b"0123456789")
+    proc = subprocess.Popen(
+        [programs["sidecar_state"], str(data), "with-socket"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        assert proc.stdout.readline() == b"ready\n"
+        wait_until_in_read(proc.pid)
+        seed = tmp_path / "seed.syscap.json"
+        sidecar.write(sidecar.capture(proc.pid), seed)
+    finally:
+        proc.kill()
+        proc.wait()
+    _run_fuzzer(
+        seed, programs["sidecar_state"], tmp_path, 10, SYSCAP_FUZZ_TARGET="sidecar"
     )  # fmt: skip
 
 
