@@ -198,7 +198,7 @@ def test_a_corrupt_sidecar_is_one_error_line_and_no_process(
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1, result.stderr
-    assert result.stderr.startswith("syscap restore: error: "), result.stderr
+    assert result.stderr.startswith("syscap restore: "), result.stderr
     assert "fds[" in result.stderr and ".fd is not an integer" in result.stderr
     assert "--no-sidecar" in result.stderr
     assert processes_running(programs.dir) == []
