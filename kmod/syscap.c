@@ -630,6 +630,10 @@ static void probe_sys_exit_count(void *data, struct pt_regs *regs, long ret)
 	if (!syscap_syscall_wanted(f, slot) || !syscap_ret_wanted(f, ret) ||
 	    syscap_is_fork_return(id, ret, compat) || current->tgid == f->self_tgid)
 		goto out;
+	if (!syscap_needs_verdict(f)) {
+		count_syscall(s, current->tgid, slot, ret);
+		goto out;
+	}
 	t = task_slot(s, current, true);
 	if (!t) {
 		this_cpu_inc(s->pcpu->missed);
@@ -709,7 +713,7 @@ static void probe_exit(void *data, struct task_struct *task)
 	traced = t ? task_traced(s, f, t, task) : task_passes(s, f, task);
 	/* exit and exit_group never reach sys_exit: record or count them
 	 * here, so every syscall the task entered is counted once. */
-	if (t && traced && s->count_mode) {
+	if (traced && s->count_mode && task == current) {
 		long id = syscall_get_nr(task, task_pt_regs(task));
 
 		if (!in_compat_syscall() && (id == SYSCAP_NR_EXIT || id == SYSCAP_NR_EXIT_GROUP) &&
@@ -917,6 +921,11 @@ static int filter_publish(struct syscap_session *s, const struct syscap_filter *
 	if (!nf)
 		return -ENOMEM;
 	nf->f = *f;
+	/* entries appear only through SET_PID (which publishes) and by
+	 * inheritance from an entry: a set empty now stays empty until then */
+	nf->f.flags &= ~SYSCAP_FILTER_PIDSET;
+	if (s->npids)
+		nf->f.flags |= SYSCAP_FILTER_PIDSET;
 	if (!++s->gen)
 		s->gen = 1;	/* 0 is the never-computed verdict */
 	nf->f.generation = s->gen;

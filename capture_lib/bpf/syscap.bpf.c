@@ -281,7 +281,7 @@ int BPF_PROG(sys_exit_count, struct pt_regs *regs, long ret)
 		return 0;
 	if (syscap_is_fork_return(id, ret, compat))
 		return 0;	/* the child's return: the parent's call counts */
-	if (traced_state(task))
+	if (syscap_needs_verdict(&filter) ? !!traced_state(task) : task->tgid != filter.self_tgid)
 		count_syscall(task->tgid, slot, ret);
 	return 0;
 }
@@ -412,7 +412,8 @@ static __always_inline void exit_syscall(struct syscap_task_state *st, struct ta
 					 __u32 tgid)
 {
 	if (!count_mode) {
-		if (st->pending && (st->nr == SYSCAP_NR_EXIT || st->nr == SYSCAP_NR_EXIT_GROUP)) {
+		if (st && st->pending &&
+		    (st->nr == SYSCAP_NR_EXIT || st->nr == SYSCAP_NR_EXIT_GROUP)) {
 			st->pending = 0;
 			emit_syscall(st, bpf_ktime_get_ns(), 0, 0, task, SYSCAP_F_NORETURN);
 		}
@@ -442,7 +443,8 @@ int BPF_PROG(on_exit, struct task_struct *task)
 	if (group_dead)
 		flags = SYSCAP_F_GROUP_DEAD;
 	st = bpf_task_storage_get(&tasks, task, 0, 0);
-	if (st && st->traced) {
+	if (count_mode && !syscap_needs_verdict(&filter) ? tgid != filter.self_tgid :
+	    st && st->traced) {
 		if (syscap_ret_wanted(&filter, 0))
 			exit_syscall(st, task, tgid);
 		emit_proc(task, SYSCAP_EV_EXIT, tgid, task->pid, task->exit_code, flags);

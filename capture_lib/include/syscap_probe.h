@@ -98,6 +98,18 @@ SYSCAP_PROBE_INLINE int syscap_is_fork_return(long id, long ret, int compat)
 #endif
 }
 
+/*
+ * The filter has a condition on the task (process set, comm): the probes
+ * need the task's cached verdict. Without one every task but the consumer
+ * passes, which count mode then checks with a plain compare instead of a
+ * lookup of the task's state.
+ */
+SYSCAP_PROBE_INLINE int syscap_needs_verdict(const struct syscap_filter *f)
+{
+	return f->flags & (SYSCAP_FILTER_PIDS | SYSCAP_FILTER_COMM | SYSCAP_FILTER_COMM_EXCLUDE |
+			   SYSCAP_FILTER_PIDSET);
+}
+
 /* The return value passes the failed-only filter. */
 SYSCAP_PROBE_INLINE int syscap_ret_wanted(const struct syscap_filter *f, long ret)
 {

@@ -110,6 +110,8 @@ struct syscap_cpu_stats {
 #define SYSCAP_FILTER_COMM		0x04	/* only tasks whose comm is listed */
 #define SYSCAP_FILTER_COMM_EXCLUDE	0x08	/* ... or: all but those listed */
 #define SYSCAP_FILTER_FAILED		0x10	/* only failed syscalls (-4095..-1) */
+#define SYSCAP_FILTER_PIDSET		0x20	/* the process set may have entries:
+						 * set by the backend, not the caller */
 
 /* values of the process set (kernel map or table), keyed by tgid */
 #define SYSCAP_PID_INCLUDE	1

@@ -27,6 +27,7 @@ struct bpf_priv {
 	size_t page;
 	int attached;
 	int counts;			/* count mode chosen */
+	int own_pids;			/* process-set entries set_pid added */
 	uint32_t self_tgid;		/* the consumer, as the probes number it */
 	struct bpf_link *links[5];	/* what bpf_start() attached */
 	int nlinks;
@@ -86,6 +87,19 @@ static int kernel_at_least(int major, int minor)
 	return ma > major || (ma == major && mi >= minor);
 }
 
+/*
+ * With an empty process set and no per-task condition the probes skip the
+ * task's cached verdict (syscap_needs_verdict). Entries only appear through
+ * set_pid and by inheritance from an entry, so once the set is seen empty
+ * it stays empty until the next set_pid.
+ */
+static int pidset_empty(struct bpf_priv *p)
+{
+	uint32_t key;
+
+	return bpf_map_get_next_key(bpf_map__fd(p->skel->maps.pidset), NULL, &key) != 0;
+}
+
 static int bpf_set_filter(struct syscap_backend *b, const struct syscap_filter *f)
 {
 	struct bpf_priv *p = b->priv;
@@ -98,7 +112,8 @@ static int bpf_set_filter(struct syscap_backend *b, const struct syscap_filter *
 	memcpy(dst->comm, f->comm, sizeof(dst->comm));
 	dst->ncomm = f->ncomm;
 	dst->self_tgid = p->self_tgid;
-	__atomic_store_n(&dst->flags, f->flags, __ATOMIC_RELEASE);
+	__atomic_store_n(&dst->flags, f->flags | (pidset_empty(p) ? 0 : SYSCAP_FILTER_PIDSET),
+			 __ATOMIC_RELEASE);
 	__atomic_store_n(&dst->generation, gen, __ATOMIC_RELEASE);
 	return 0;
 }
@@ -107,11 +122,26 @@ static int bpf_set_pid(struct syscap_backend *b, uint32_t tgid, int value)
 {
 	struct bpf_priv *p = b->priv;
 	int fd = bpf_map__fd(p->skel->maps.pidset);
-	uint8_t v = (uint8_t)value;
+	uint8_t v = (uint8_t)value, old;
+	uint32_t key;
 
-	if (!value)
-		return bpf_map_delete_elem(fd, &tgid) && errno != ENOENT ? -errno : 0;
-	return bpf_map_update_elem(fd, &tgid, &v, BPF_ANY) ? -errno : 0;
+	if (value) {
+		if (bpf_map_lookup_elem(fd, &tgid, &old))
+			p->own_pids++;
+		return bpf_map_update_elem(fd, &tgid, &v, BPF_ANY) ? -errno : 0;
+	}
+	if (bpf_map_delete_elem(fd, &tgid)) {
+		if (errno != ENOENT)
+			return -errno;
+	} else if (p->own_pids > 0) {
+		p->own_pids--;
+	}
+	/* The last entry of the caller's gone: what the kernel added for their
+	 * children goes with it. */
+	while (!p->own_pids && !bpf_map_get_next_key(fd, NULL, &key))
+		if (bpf_map_delete_elem(fd, &key) && errno != ENOENT)
+			return -errno;
+	return 0;
 }
 
 static int bpf_read_stats(struct syscap_backend *b, struct syscap_cpu_stats *out, int ncpu)

@@ -194,3 +194,31 @@ def test_top_source_switches_between_counts_and_durations(workload: Path) -> Non
         assert getppid.count == ARGS[0] + ARGS[4] + ARGS[5] and getppid.p50_ns > 0
     finally:
         src.close()
+
+
+def test_counts_are_exact_per_process_with_no_filter(workload: Path) -> None:
+    """Without a condition on the task the probe skips the cached verdict (a
+    plain compare with the consumer's tgid): every process is still counted
+    exactly, and the consumer not at all."""
+    getppid, opens, fails, writes, child, thread = ARGS
+    with Session("bpf") as s:
+        s.set_mode("counts")
+        s.aggregate(True)
+        s.set_filter(Filter())
+        s.start()
+        s.snapshot()
+        proc = subprocess.Popen([str(workload), *map(str, ARGS)])
+        assert proc.wait() == 0
+        s.stop()
+        snap = s.snapshot()
+    assert snap.drops == 0
+    by_pid = {p.pid: {c.name: (c.count, c.errors) for c in p.syscalls} for p in snap.processes}
+    main = by_pid[proc.pid]
+    assert main["getppid"] == (getppid + thread, 0)
+    assert main["openat"][0] >= opens + 1 and main["openat"][1] == fails
+    assert main["write"] == (writes, 0)
+    assert main["exit_group"] == (1, 0) and main["exit"] == (1, 0)
+    children = [c for pid, c in by_pid.items()
+                if pid != proc.pid and c.get("getppid") == (child, 0)]
+    assert len(children) == 1 and children[0]["exit_group"] == (1, 0)
+    assert os.getpid() not in by_pid
