@@ -1,5 +1,5 @@
 """The project's own code checks, so CI fails when they do: ruff, mypy strict
-over the packages pyproject.toml names, and the layer contracts (import-linter,
+over the packages pyproject.toml names (tests/ among them), and the layer contracts (import-linter,
 [tool.importlinter] in pyproject.toml)."""
 
 from __future__ import annotations

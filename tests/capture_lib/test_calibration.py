@@ -40,7 +40,7 @@ def bystander() -> Iterator[subprocess.Popen[str]]:
 
 
 @pytest.fixture
-def sleeper() -> Iterator[subprocess.Popen[str]]:
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(["sleep", "600"])
     try:
         yield proc
@@ -51,7 +51,7 @@ def sleeper() -> Iterator[subprocess.Popen[str]]:
 
 @pytest.mark.parametrize("latency", [False, True], ids=["counts", "records"])
 def test_calibration_traces_no_process_outside_the_filter(
-        bystander: subprocess.Popen[str], sleeper: subprocess.Popen[str], latency: bool) -> None:
+        bystander: subprocess.Popen[str], sleeper: subprocess.Popen[bytes], latency: bool) -> None:
     src = LiveSource("bpf", Filter(pids=frozenset({sleeper.pid})), latency=latency)
     try:
         assert bystander.poll() is None  # it called getuid() all along

@@ -154,7 +154,7 @@ def _put(buf: bytearray, off: int, fmt: str, rng: random.Random) -> None:
     struct.pack_into(fmt, buf, off, _interesting(rng, old, size, len(buf)))
 
 
-def _phdrs(buf: bytes) -> list[tuple[int, int, int, int]]:
+def _phdrs(buf: bytes | bytearray) -> list[tuple[int, int, int, int]]:
     """(header offset, p_type, p_offset, p_filesz) of each program header inside `buf`."""
     if len(buf) < 64 or buf[:4] != b"\x7fELF":
         return []
@@ -170,9 +170,9 @@ def _phdrs(buf: bytes) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def _notes(buf: bytes) -> list[tuple[int, int, int]]:
+def _notes(buf: bytes | bytearray) -> list[tuple[int, int, int]]:
     """(header offset, descriptor offset, descriptor size) of each note inside `buf`."""
-    out = []
+    out: list[tuple[int, int, int]] = []
     for _at, p_type, off, size in _phdrs(buf):
         if p_type != 4:
             continue

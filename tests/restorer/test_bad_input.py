@@ -139,7 +139,7 @@ def test_executable_that_does_not_match_the_core(programs: Programs, tmp_path: P
     assert processes_named("other") == []
 
 
-def _phdr_at(data: bytes, ptype: int) -> tuple[int, int]:
+def _phdr_at(data: bytes | bytearray, ptype: int) -> tuple[int, int]:
     """(program header offset, segment offset) of the first segment of type `ptype`."""
     phoff = struct.unpack_from("<Q", data, 32)[0]
     for i in range(struct.unpack_from("<H", data, 56)[0]):

@@ -177,9 +177,11 @@ def test_interrupt_stops_a_running_process_and_cont_resumes_it(
             try:
                 pid = ctl.tracee.pid
                 # stop it from another thread once it sleeps in read() again
-                stopper = threading.Thread(
-                    target=lambda: (wait_until_in_read(pid), ctl.interrupt())
-                )
+                def stop() -> None:
+                    wait_until_in_read(pid)
+                    ctl.interrupt()
+
+                stopper = threading.Thread(target=stop)
                 stopper.start()
                 ev = ctl.cont()
                 stopper.join()

@@ -45,10 +45,9 @@ def test_thread_state_has_tls_base_fp_and_xstate(programs: Programs, tmp_path: P
             assert t.xstate is not None and len(t.xstate) > 512
         assert len({t.regs.fs_base for t in c.threads}) == 3
         assert c.siginfo is not None and c.siginfo.signo == 3  # SIGQUIT
-        assert (
-            c.build_id_in_memory(str(programs["threads"]))
-            == read_elf(str(programs["threads"])).build_id
-        )  # type: ignore[union-attr]
+        elf = read_elf(str(programs["threads"]))
+        assert elf is not None
+        assert c.build_id_in_memory(str(programs["threads"])) == elf.build_id
 
 
 def test_changed_library_gives_a_warning_and_still_restores(tmp_path: Path) -> None:

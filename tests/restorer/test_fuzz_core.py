@@ -86,7 +86,7 @@ def test_fuzzing_the_sidecar_parser_finds_only_sidecar_errors(
 # regression cases: each edit of a real core once ended in something else than RestoreError
 
 
-def _phdrs(data: bytes) -> list[tuple[int, int, int, int]]:
+def _phdrs(data: bytes | bytearray) -> list[tuple[int, int, int, int]]:
     phoff = struct.unpack_from("<Q", data, 32)[0]
     phnum = struct.unpack_from("<H", data, 56)[0]
     out = []
@@ -97,7 +97,7 @@ def _phdrs(data: bytes) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def _notes(data: bytes, ntype: int) -> list[tuple[int, int]]:
+def _notes(data: bytes | bytearray, ntype: int) -> list[tuple[int, int]]:
     """(header offset, descriptor offset) of each note of type `ntype`."""
     out = []
     for _at, p_type, off, size in _phdrs(data):

@@ -264,9 +264,13 @@ def test_sched_getcpu_reports_the_cpu_it_runs_on_after_restore(
     if len(cpus) < 2:
         pytest.skip("needs two CPUs to tell a stale CPU number from a current one")
     dump_cpu, run_cpu = cpus[0], cpus[1]
+    def on_dump_cpu() -> None:
+        os.sched_setaffinity(0, {dump_cpu})
+        _unlimited_core()
+
     p = subprocess.run(
         [programs["getcpu"]], cwd=tmp_path, capture_output=True, check=False,
-        preexec_fn=lambda: (os.sched_setaffinity(0, {dump_cpu}), _unlimited_core()),
+        preexec_fn=on_dump_cpu,
     )  # fmt: skip
     assert p.returncode == -signal.SIGQUIT
     core = find_core(tmp_path)

@@ -376,12 +376,15 @@ def test_help_lists_keys_and_closes(source: SyntheticSource) -> None:
 
 def test_every_binding_has_id_and_tooltip() -> None:
     from textual.binding import Binding
+    from textual.dom import DOMNode
 
     from tui import screens
     from tui.app import SearchInput
 
-    classes = [SyscapTop, LiveTable, SearchInput, screens.HelpScreen, screens.KillScreen,
-               screens.FilterScreen, RestorerPane, screens.NoCaptureScreen]  # fmt: skip
+    classes: list[type[DOMNode]] = [
+        SyscapTop, LiveTable, SearchInput, screens.HelpScreen, screens.KillScreen,
+        screens.FilterScreen, RestorerPane, screens.NoCaptureScreen,
+    ]  # fmt: skip
     for cls in classes:
         for b in cls.BINDINGS:
             assert isinstance(b, Binding)
