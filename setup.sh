@@ -77,10 +77,11 @@ if [ ! -x .venv/bin/python ]; then
 	"$PY" -m venv .venv
 fi
 stamp=.venv/.syscap-deps
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ bench/pyproject.toml -nt "$stamp" ]; then
 	say "installing Python packages into .venv"
 	.venv/bin/pip install -q --upgrade pip
-	.venv/bin/pip install -q -e '.[dev]'
+	# bench/ is its own (development) distribution: it adds `syscap bench`
+	.venv/bin/pip install -q -e '.[dev]' -e ./bench
 	touch "$stamp"
 fi
 

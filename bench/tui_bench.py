@@ -36,9 +36,9 @@ WARMUP_TICKS = 10  # fills every row's trend history, so unchanged rows stop cha
 def _child(result_path: str, processes: int, ticks: int, interval: float) -> None:
     """Runs in the pty child: syscap top on a synthetic source, instrumented."""
     from capture_lib.snapshot import Snapshot
+    from tests.tui.synthetic import TABLE, SyntheticSource, synthetic_user
     from tui.app import SyscapTop, TopOptions
     from tui.panels import HostInfo
-    from tui.synthetic import TABLE, SyntheticSource, synthetic_user
 
     total = WARMUP_TICKS + ticks
     marks: list[dict[str, float]] = []
@@ -81,8 +81,8 @@ def _child_datatable(result_path: str, processes: int, ticks: int, interval: flo
     from textual.app import App, ComposeResult
     from textual.widgets import DataTable
 
+    from tests.tui.synthetic import SyntheticSource, synthetic_user
     from tui.format import latency, rate
-    from tui.synthetic import SyntheticSource, synthetic_user
 
     total = WARMUP_TICKS + ticks
     marks: list[dict[str, float]] = []

@@ -14,7 +14,8 @@ Where things are:
     restorer_pane.py  the coredump restorer pane: open or take a core, step, go back
     restorer_session.py
                       its engine: one thread owns the restored process (no Textual)
-    restorer_demo.py  a deterministic demo core for the pane's snapshot and screenshot
-    synthetic.py      a deterministic source for tests, screenshots and the benchmark
-    screenshots.py    regenerates screenshots/*.svg and *.png
+
+The deterministic sources the tests, the screenshots and bench/tui_bench.py drive
+the UI with are development tools, kept out of the installed package: see tests/tui/
+(synthetic.py, screenshots.py, restorer_demo.py).
 """

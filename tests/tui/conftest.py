@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tui.synthetic import SyntheticSource
+from tests.tui.synthetic import SyntheticSource
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The restorer pane of syscap top, driven through Pilot with real cores of a small C program.
 
-The program and its core come from tui/restorer_demo.py (static, non-PIE, dumped with ASLR
+The program and its core come from tests/tui/restorer_demo.py (static, non-PIE, dumped with ASLR
 off), so the core's addresses are the same on every run and the SVG snapshot, the same
 picture as screenshots/restorer-120x40, is deterministic; only the PID is masked. Needs
 root, gcc (static glibc) and gdb's gcore.
@@ -25,13 +25,13 @@ from textual.widgets import Input, Static
 
 from capture_lib.snapshot import ProcessStats, Snapshot
 from restorer.core import Core
+from tests.tui.restorer_demo import build_program, demo_app, settle, symbol_address
+from tests.tui.restorer_demo import trap_core as demo_trap_core
+from tests.tui.synthetic import SyntheticSource
 from tests.tui.top_fakes import make_app
 from tui.app import SyscapTop
-from tui.restorer_demo import build_program, demo_app, settle, symbol_address
-from tui.restorer_demo import trap_core as demo_trap_core
 from tui.restorer_pane import OpenCoreScreen, RestorerPane, TakeCoreScreen
 from tui.screens import HelpScreen
-from tui.synthetic import SyntheticSource
 
 SnapCompare = Callable[..., bool]
 Script = Callable[[Pilot[None]], Awaitable[None]]

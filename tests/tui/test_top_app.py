@@ -16,11 +16,11 @@ from textual.widgets import Checkbox, Input, SelectionList, Static
 from capture_lib.errors import CaptureError
 from capture_lib.filter_spec import FilterSpec
 from capture_lib.snapshot import Filter
+from tests.tui.synthetic import GROUPS, SYSCALLS, SyntheticSource
 from tests.tui.top_fakes import FakeLive, FakeReplay, feed, make_app
 from tui.app import SyscapTop
 from tui.restorer_pane import RestorerPane
 from tui.screens import FilterScreen, HelpScreen, KillScreen, NoCaptureScreen
-from tui.synthetic import GROUPS, SYSCALLS, SyntheticSource
 from tui.table import LiveTable
 from tui.views import ProcessSyscallsView, SyscallProcessesView, SyscallsView
 

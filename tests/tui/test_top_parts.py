@@ -13,13 +13,13 @@ from textual.pilot import Pilot
 
 from capture_lib.filter_spec import FilterSpec
 from capture_lib.snapshot import Filter, Snapshot
+from tests.tui.synthetic import GROUPS, SYSCALLS, TABLE, SyntheticSource
 from tests.tui.top_fakes import feed, make_app
 from tui import format as fmt
 from tui.cli import register
 from tui.filters import parse_pids, parse_syscalls
 from tui.panels import HostInfo, header_markup
 from tui.refresh import SnapshotFetcher
-from tui.synthetic import GROUPS, SYSCALLS, TABLE, SyntheticSource
 from tui.table import LiveTable
 from tui.views import ProcessesView, Row, order_rows
 

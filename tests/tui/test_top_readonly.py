@@ -18,11 +18,11 @@ import pytest
 from textual.widgets import Static
 
 from capture_lib.snapshot import ProcessStats, Snapshot
+from tests.tui.synthetic import SyntheticSource
 from tests.tui.top_fakes import make_app
 from tui.app import SyscapTop
 from tui.restorer_pane import RestorerPane, TakeCoreScreen
 from tui.screens import FilterScreen, HelpScreen, KillScreen
-from tui.synthetic import SyntheticSource
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
+from tests.tui.synthetic import SyntheticSource
 from tests.tui.top_fakes import feed, make_app
 from tui import cli, settings
 from tui.app import SyscapTop
 from tui.settings import TopSettings
-from tui.synthetic import SyntheticSource
 
 TRACE = Path(__file__).parents[1] / "capture_lib" / "c" / "corpus" / "trace" / "true.trace"
 

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable
 import pytest
 from textual.pilot import Pilot
 
+from tests.tui.synthetic import SyntheticSource
 from tests.tui.top_fakes import FakeReplay, feed, make_app
 from tui.app import SyscapTop
-from tui.synthetic import SyntheticSource
 
 SnapCompare = Callable[..., bool]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from capture_lib.snapshot import Snapshot
+from tests.tui.synthetic import TABLE, SyntheticSource, synthetic_user
 from tui.app import SyscapTop, TopOptions
 from tui.panels import HostInfo
-from tui.synthetic import TABLE, SyntheticSource, synthetic_user
 
 
 class FakeReplay(SyntheticSource):

@@ -1,6 +1,6 @@
 """A deterministic core for the restorer pane's tests and screenshot, and the screenshot itself.
 
-    .venv/bin/python -m tui.restorer_demo [--out screenshots]   (root; gcc with static glibc)
+    .venv/bin/python -m tests.tui.restorer_demo [--out screenshots]   (root; gcc with static glibc)
 
 The demo program is static and non-PIE and dumps core at an int3 with ASLR off, an empty
 environment and an executable path of fixed length, so code, stack and TLS addresses are
@@ -131,10 +131,10 @@ def demo_app(
 ) -> tuple[SyscapTop, Callable[[Pilot[None]], Awaitable[None]]]:
     """syscap top and the steps to the pictured pane: open `core`, a step, a checkpoint,
     memory at `message`; the PID masked."""
+    from tests.tui.synthetic import TABLE, SyntheticSource, synthetic_user
     from tui.app import SyscapTop, TopOptions
     from tui.panels import HostInfo
     from tui.restorer_pane import RestorerPane
-    from tui.synthetic import TABLE, SyntheticSource, synthetic_user
 
     options = TopOptions(threaded=False, host=HostInfo("demo", "6.1.0-28-cloud-amd64"),
                          syscall_table=TABLE, user_of=synthetic_user,
@@ -178,9 +178,9 @@ async def settle(pilot: Pilot[None], pane: RestorerPane, timeout: float = 20.0) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from tui.screenshots import svg_to_png
+    from tests.tui.screenshots import svg_to_png
 
-    parser = argparse.ArgumentParser(prog="python -m tui.restorer_demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.tui.restorer_demo", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("screenshots"))
     args = parser.parse_args(argv)
     program = build_program()

@@ -1,6 +1,6 @@
 """Regenerate screenshots/*.svg and *.png of `syscap top` from a deterministic source.
 
-    .venv/bin/python -m tui.screenshots [--out screenshots]
+    .venv/bin/python -m tests.tui.screenshots [--out screenshots]
 
 The synthetic source advances a virtual clock one interval per snapshot, so every
 run draws the same pictures. PNGs need cairosvg (pip install cairosvg); the SVGs
@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.tui.synthetic import TABLE, SyntheticSource, synthetic_user
 from tui.app import SyscapTop, TopOptions
 from tui.panels import HostInfo
-from tui.synthetic import TABLE, SyntheticSource, synthetic_user
 
 CELL_WIDTH_EM = 0.61  # Textual's SVG export: 12.2 px cells at 20 px
 DEJAVU_MONO_EM = 0.602  # DejaVu Sans Mono advance width
@@ -80,7 +80,7 @@ def svg_to_png(svg: str, out: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tui.screenshots", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.tui.screenshots", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("screenshots"))
     parser.add_argument("--no-png", action="store_true", help="write only the SVGs")
     args = parser.parse_args(argv)
