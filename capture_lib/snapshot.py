@@ -24,6 +24,10 @@ class SyscallStats:
     p99_ns: int
     last_errno: int  # positive errno of the last failure in the interval, 0 if none
 
+    @property
+    def avg_ns(self) -> float:
+        return self.total_ns / self.count if self.count else 0.0
+
 
 @dataclass(frozen=True, slots=True)
 class ProcessStats:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
 
 from capture_lib import native
 from capture_lib.errors import TraceError
-from capture_lib.snapshot import Snapshot
+from capture_lib.snapshot import Snapshot, SyscallStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,20 +132,6 @@ class Aggregator:
 
 
 @dataclass(frozen=True, slots=True)
-class SyscallReport:
-    name: str
-    count: int
-    errors: int
-    total_ns: int
-    p50_ns: int
-    p99_ns: int
-
-    @property
-    def avg_ns(self) -> float:
-        return self.total_ns / self.count if self.count else 0.0
-
-
-@dataclass(frozen=True, slots=True)
 class Report:
     info: TraceInfo
     events: int  # syscall records in the file (read)
@@ -153,7 +139,7 @@ class Report:
     dropped_process_events: int
     missed: int
     duration_s: float
-    syscalls: dict[str, SyscallReport]
+    syscalls: dict[str, SyscallStats]  # counts from the kernel's counters when exact
     snapshot: Snapshot  # per process detail, from the records
     complete: bool
     exact: bool  # syscall counts come from the kernel's counters
@@ -193,16 +179,18 @@ def build_report(path: str, pid: int = 0) -> Report:
         # A finished recording's kernel counters are exact for its scope; a
         # cut-short one has records newer than its last counters.
         exact = bool(end_stats and complete and not pid)
-        by_name: dict[str, SyscallReport] = {}
+        by_name: dict[str, SyscallStats] = {}
         for s in snap.syscalls:
-            count, errors, total = (rows[s.nr] if exact and s.nr in rows
-                                    else (s.count, s.errors, s.total_ns))
-            by_name[s.name] = SyscallReport(s.name, count, errors, total, s.p50_ns, s.p99_ns)
+            if exact and s.nr in rows:
+                count, errors, total = rows[s.nr]
+                by_name[s.name] = replace(s, count=count, errors=errors, total_ns=total)
+            else:
+                by_name[s.name] = s
         if exact:  # syscalls whose every record was dropped still count
             for nr, (count, errors, total) in rows.items():
                 name = tf.name(nr)
                 if name not in by_name:
-                    by_name[name] = SyscallReport(name, count, errors, total, 0, 0)
+                    by_name[name] = SyscallStats(nr, name, count, errors, total, 0, 0, 0)
         return Report(
             info=tf.info,
             events=sum(p.count for p in snap.processes),

@@ -8,35 +8,12 @@ ring fill), so filter toggles have a visible effect.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import partial
 
+from capture_lib import syscalls
+from capture_lib.filter_spec import ModuleTable
 from capture_lib.snapshot import Filter, ProcessStats, RingStats, Snapshot, SyscallStats
 
-# A small x86_64 table: enough names for believable screens and filter tests.
-SYSCALLS: dict[str, int] = {
-    "read": 0, "write": 1, "close": 3, "fstat": 5, "poll": 7, "lseek": 8, "mmap": 9,
-    "munmap": 11, "brk": 12, "rt_sigaction": 13, "rt_sigprocmask": 14, "ioctl": 16,
-    "pread64": 17, "writev": 20, "madvise": 28, "nanosleep": 35, "getpid": 39,
-    "sendfile": 40, "socket": 41, "connect": 42, "accept": 43, "sendto": 44,
-    "recvfrom": 45, "recvmsg": 47, "clone": 56, "execve": 59, "wait4": 61, "kill": 62,
-    "futex": 202, "epoll_wait": 232, "clock_gettime": 228, "openat": 257,
-    "newfstatat": 262, "accept4": 288, "epoll_pwait": 281, "pipe2": 293,
-}  # fmt: skip
-
-GROUPS: dict[str, frozenset[str]] = {
-    "file": frozenset({"read", "write", "close", "fstat", "lseek", "pread64", "writev",
-                       "openat", "newfstatat", "sendfile", "ioctl"}),
-    "network": frozenset({"socket", "connect", "accept", "accept4", "sendto", "recvfrom",
-                          "recvmsg", "poll", "epoll_wait", "epoll_pwait"}),
-    "process": frozenset({"clone", "execve", "wait4", "getpid"}),
-    "memory": frozenset({"mmap", "munmap", "brk", "madvise"}),
-    "signal": frozenset({"rt_sigaction", "rt_sigprocmask", "kill"}),
-    "ipc": frozenset({"futex", "pipe2"}),
-    "time": frozenset({"nanosleep", "clock_gettime"}),
-    "other": frozenset(),
-}  # fmt: skip
-
-_NAMES = {nr: name for name, nr in SYSCALLS.items()}
 _PROFILES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("nginx", ("epoll_wait", "accept4", "recvfrom", "writev", "openat", "sendfile", "close")),
     ("postgres", ("pread64", "lseek", "futex", "recvfrom", "sendto", "epoll_wait")),
@@ -51,21 +28,19 @@ _PROFILES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 _USERS = ("root", "www-data", "postgres", "redis", "alice", "bob")
 
-
-@dataclass(frozen=True, slots=True)
-class SyntheticTable:
-    """The syscall table the synthetic source uses (same shape as capture_lib.syscalls)."""
-
-    groups: dict[str, frozenset[str]]
-
-    def number(self, name: str) -> int:
-        return SYSCALLS[name]
-
-    def name(self, nr: int) -> str:
-        return _NAMES.get(nr, f"syscall_{nr}")
+# The real syscall table and groups (capture_lib.syscalls), for x86-64 whatever the
+# host: every machine draws the same screens.
+ARCH = "x86_64"
+GROUPS: dict[str, frozenset[str]] = syscalls.GROUPS
+SYSCALLS: dict[str, int] = {
+    name: syscalls.number(name, ARCH) for _, calls in _PROFILES for name in calls
+}
+TABLE = ModuleTable(GROUPS, partial(syscalls.number, arch=ARCH))
 
 
-TABLE = SyntheticTable(GROUPS)
+def group_numbers(group: str) -> frozenset[int]:
+    """Every x86-64 syscall number in `group`, as a kernel filter on it would hold."""
+    return frozenset(nr for nr, name in syscalls.table(ARCH).items() if name in GROUPS[group])
 
 
 def synthetic_user(pid: int) -> str:

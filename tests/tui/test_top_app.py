@@ -16,7 +16,7 @@ from textual.widgets import Checkbox, Input, SelectionList, Static
 from capture_lib.errors import CaptureError
 from capture_lib.filter_spec import FilterSpec
 from capture_lib.snapshot import Filter
-from tests.tui.synthetic import GROUPS, SYSCALLS, SyntheticSource
+from tests.tui.synthetic import SYSCALLS, SyntheticSource, group_numbers
 from tests.tui.top_fakes import FakeLive, FakeReplay, feed, make_app
 from tui.app import SyscapTop
 from tui.restorer_pane import RestorerPane
@@ -204,8 +204,8 @@ def test_filter_group_toggle_reaches_set_filter(source: SyntheticSource) -> None
         await pilot.press("ctrl+s")
         assert not isinstance(app.screen, FilterScreen)
         assert len(source.filters) == 1
-        file_nrs = {SYSCALLS[n] for n in GROUPS["file"]}
-        assert source.filters[-1].syscalls == frozenset(file_nrs)
+        file_nrs = group_numbers("file")
+        assert source.filters[-1].syscalls == file_nrs
         feed(app, source, 1)
         assert app.model.latest is not None
         assert 0 < app.model.latest.events < events_before  # the effect is visible
