@@ -519,7 +519,7 @@ static void exit_without_entry(struct syscap_session *s, const struct syscap_fil
 	u64 now;
 
 	if (!syscap_syscall_wanted(f, slot) || !syscap_ret_wanted(f, ret) ||
-	    syscap_is_fork_return(id, ret, compat))
+	    syscap_is_new_task_return(id, ret, compat))
 		return;
 	now = ktime_get_mono_fast_ns();
 	t->st.nr = slot;
@@ -628,7 +628,7 @@ static void probe_sys_exit_count(void *data, struct pt_regs *regs, long ret)
 	preempt_disable_notrace();
 	f = &rcu_dereference_sched(s->filter)->f;
 	if (!syscap_syscall_wanted(f, slot) || !syscap_ret_wanted(f, ret) ||
-	    syscap_is_fork_return(id, ret, compat) || current->tgid == f->self_tgid)
+	    syscap_is_new_task_return(id, ret, compat) || current->tgid == f->self_tgid)
 		goto out;
 	if (!syscap_needs_verdict(f)) {
 		count_syscall(s, current->tgid, slot, ret);

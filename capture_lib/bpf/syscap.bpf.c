@@ -279,7 +279,7 @@ int BPF_PROG(sys_exit_count, struct pt_regs *regs, long ret)
 
 	if (!syscap_syscall_wanted(&filter, slot) || !syscap_ret_wanted(&filter, ret))
 		return 0;
-	if (syscap_is_fork_return(id, ret, compat))
+	if (syscap_is_new_task_return(id, ret, compat))
 		return 0;	/* the child's return: the parent's call counts */
 	if (syscap_needs_verdict(&filter) ? !!traced_state(task) : task->tgid != filter.self_tgid)
 		count_syscall(task->tgid, slot, ret);
@@ -318,7 +318,7 @@ static __always_inline void exit_without_entry(struct syscap_task_state *st,
 	__u64 now;
 
 	if (!syscap_syscall_wanted(&filter, slot) || !syscap_ret_wanted(&filter, ret) ||
-	    syscap_is_fork_return(id, ret, compat))
+	    syscap_is_new_task_return(id, ret, compat))
 		return;
 	now = bpf_ktime_get_ns();
 	st->nr = slot;

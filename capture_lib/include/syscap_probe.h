@@ -80,21 +80,24 @@ SYSCAP_PROBE_INLINE int syscap_syscall_wanted(const struct syscap_filter *f, __u
 }
 
 /*
- * A new task's return from fork, vfork, clone or clone3: on x86 the child
- * passes sys_exit with 0 without having entered the call, which its parent
- * made and is counted once, there. (On arm64 the child does not pass
- * sys_exit.) The numbers are the x86-64 and i386 ABI's.
+ * The first return of a new task or a new image, which made no call of its
+ * own: on x86 a child passes sys_exit with 0 from fork, vfork, clone or
+ * clone3 (its parent made the call and is counted once, there; on arm64 the
+ * child does not pass sys_exit). On arm64 a successful execve reaches
+ * sys_exit with the syscall number reset to -1 (NO_SYSCALL) and 0, while a
+ * real syscall(-1) returns -ENOSYS. The numbers are the x86-64 and i386 ABI's.
  */
-SYSCAP_PROBE_INLINE int syscap_is_fork_return(long id, long ret, int compat)
+SYSCAP_PROBE_INLINE int syscap_is_new_task_return(long id, long ret, int compat)
 {
-#ifdef SYSCAP_X86
 	if (ret != 0)
 		return 0;
+#ifdef SYSCAP_X86
 	if (compat)
 		return id == 2 || id == 120 || id == 190 || id == 435;
 	return id == 56 || id == 57 || id == 58 || id == 435;
 #else
-	return 0;
+	(void)compat;
+	return id == -1;
 #endif
 }
 

@@ -4,8 +4,9 @@ Every probe run caches its task's verdict under the filter generation it read;
 a verdict computed from one filter must never be stored under a newer
 generation, where it would stay until the next change. Two workers keep
 entering the probes while the filter is flipped 10 000 times between comm and
-process-set filters; after every flip each worker makes one marked getpid(),
-and the records must show exactly the workers that flip's filter admits.
+process-set filters; after every flip each worker makes one marked, failing
+close(-round), and the records (failed calls only, so the workers' busy loop
+writes none) must show exactly the workers that flip's filter admits.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def flip_filters(pids: list[int]) -> list[tuple[Filter, int]]:
 
 def test_every_verdict_matches_the_filter_after_each_of_10000_flips(flip_workers: Path,
                                                                       tmp_path: Path) -> None:
-    getpid, getppid = syscalls.number("getpid"), syscalls.number("getppid")
+    close, getppid = syscalls.number("close"), syscalls.number("getppid")
     shm_path = tmp_path / "shared"
     shm_path.write_bytes(bytes(SHARED.size))
     marked: dict[int, set[int]] = {}  # round -> tgids whose getpid was recorded
@@ -59,8 +60,8 @@ def test_every_verdict_matches_the_filter_after_each_of_10000_flips(flip_workers
         def drain() -> None:
             while batch := s.read_events(8192):
                 for ev in batch:
-                    if ev.kind == 1 and ev.nr == getpid:
-                        marked.setdefault(int(ev.args[0]), set()).add(int(ev.tgid))
+                    if ev.kind == 1 and ev.nr == close:
+                        marked.setdefault(2**64 - int(ev.args[0]), set()).add(int(ev.tgid))
 
         def acked(r: int) -> bool:
             return all(a == r for a in SHARED.unpack_from(shm)[2:2 + WORKERS])
@@ -72,12 +73,12 @@ def test_every_verdict_matches_the_filter_after_each_of_10000_flips(flip_workers
             pids = [int(p) for p in proc.stdout.readline().split()]
             assert len(pids) == WORKERS, f"flip_workers printed {pids}"
             filters = flip_filters(pids)
-            wanted = frozenset({getpid, getppid})
-            s.set_filter(Filter(syscalls=wanted))
+            wanted = frozenset({close, getppid})
+            s.set_filter(Filter(syscalls=wanted, failed_only=True))
             s.attach()
             for r in range(1, FLIPS + 1):
                 flt, _ = filters[r % len(filters)]
-                s.set_filter(Filter(syscalls=wanted, comms=flt.comms,
+                s.set_filter(Filter(syscalls=wanted, failed_only=True, comms=flt.comms,
                                     exclude_comms=flt.exclude_comms, pids=flt.pids,
                                     exclude_pids=flt.exclude_pids))
                 struct.pack_into("<I", shm, 0, r)

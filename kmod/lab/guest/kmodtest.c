@@ -651,6 +651,30 @@ static int test_count_mode(void)
 	      "after forgetting the grandchild: %llu/%llu getppid",
 	      (unsigned long long)cs->calls[0][SYS_getppid],
 	      (unsigned long long)cs->calls[1][SYS_getppid]);
+	/* no condition on the task: the probe skips the task table, and the
+	 * child's counters are as exact (the rest of the guest is counted too) */
+	b->ops->close(b);
+	b = open_backend(1 << 20);
+	if (!b)
+		return 1;
+	collector_init(&c);
+	memset(cs, 0, sizeof(*cs));
+	CHECK(!b->ops->set_mode(b, 1), "set_mode(counts)");
+	ch = spawn(exact_workload, 0, "exact");
+	CHECK(!set_filter(b, 0, NULL, 0, NULL, 0), "%s", detail);
+	if (run_traced(b, &ch, 1, &c, &t))
+		return 1;
+	cs->tgids[0] = (uint32_t)ch.pid;
+	CHECK(!b->ops->read_counts(b, count_sink, cs), "read_counts, no filter");
+	CHECK(cs->calls[0][SYS_getppid] == W_N + W_THREAD && cs->calls[0][SYS_openat] == W_M &&
+	      cs->errors[0][SYS_openat] == W_K && cs->calls[0][SYS_exit_group] == 1 &&
+	      cs->calls[0][SYS_exit] == 1,
+	      "no filter: getppid %llu openat %llu/%llu exit_group %llu exit %llu",
+	      (unsigned long long)cs->calls[0][SYS_getppid],
+	      (unsigned long long)cs->calls[0][SYS_openat],
+	      (unsigned long long)cs->errors[0][SYS_openat],
+	      (unsigned long long)cs->calls[0][SYS_exit_group],
+	      (unsigned long long)cs->calls[0][SYS_exit]);
 	CHECK(b->ops->start(b) == 0 && b->ops->set_mode(b, 0) == -EBUSY && b->ops->stop(b) == 0 &&
 	      b->ops->set_mode(b, 0) == 0, "SET_MODE must be refused while running, only then");
 	snprintf(detail, sizeof(detail),
@@ -914,8 +938,9 @@ static int flood(uint64_t ring, long per_thread, int drain_sleep_us, const char 
 
 /*
  * The filter flipped 10 000 times while two workers keep entering the probes:
- * after every flip each worker makes one getpid(round), and the records must
- * show exactly the worker that flip's filter admits. A verdict computed from
+ * after every flip each worker makes one failing close(-round), and the
+ * records (failed calls only: the workers' busy loop writes none) must show
+ * exactly the worker that flip's filter admits. A verdict computed from
  * one filter and cached under a newer generation would keep a worker wrongly
  * traced or wrongly ignored until the next change.
  */
@@ -938,7 +963,7 @@ static int flip_worker(long i)
 		uint32_t r = __atomic_load_n(&flip_sh->round, __ATOMIC_ACQUIRE);
 
 		if (r != last) {
-			syscall(SYS_getpid, (long)r);
+			syscall(SYS_close, -(long)r);
 			__atomic_store_n(&flip_sh->ack[i], r, __ATOMIC_RELEASE);
 			last = r;
 		}
@@ -954,9 +979,9 @@ static int flip_worker(long i)
  */
 static int flip(struct syscap_backend *b, const struct child *w, long r)
 {
-	static const int nrs[] = { SYS_getpid, SYS_getppid };
+	static const int nrs[] = { SYS_close, SYS_getppid };
 	static const char *const one[] = { "flip-1" };
-	const uint32_t sys = SYSCAP_FILTER_SYSCALLS;
+	const uint32_t sys = SYSCAP_FILTER_SYSCALLS | SYSCAP_FILTER_FAILED;
 	int prev = (int)((r + 3) % 4);
 
 	if (r > 1 && (prev == 2 || prev == 3) && b->ops->set_pid(b, w[0].pid, 0))
@@ -1027,9 +1052,9 @@ static int test_filter_flips(void)
 	      (unsigned long long)t.drops);
 	for (size_t i = 0; i < c.n; i++) {
 		const struct syscap_event *e = &c.recs[i].ev;
-		uint64_t r = e->args[0];
+		uint64_t r = -e->args[0];
 
-		if (e->kind != SYSCAP_EV_SYSCALL || e->nr != SYS_getpid || !r || r > FLIPS)
+		if (e->kind != SYSCAP_EV_SYSCALL || e->nr != SYS_close || !r || r > FLIPS)
 			continue;
 		for (int j = 0; j < FLIP_WORKERS; j++)
 			if (e->tgid == (uint32_t)w[j].pid)

@@ -10,10 +10,11 @@
  * Starts N workers named flip-0 .. flip-N-1 (comm), prints their pids on one
  * line once every worker runs. Each worker loops on getppid() and
  * sched_yield(), so it keeps entering the probes while the test changes the
- * filter; when it sees a new round r it makes one getpid(r) (the round is in
- * the record's first argument) and acks r. getpid() is made nowhere else, so
- * the getpid records tell, round by round, which workers the filter in force
- * at that round let through. Exits 0 when every worker did.
+ * filter; when it sees a new round r it makes one close(-r), which fails with
+ * EBADF (the round is in the record's first argument), and acks r. With a
+ * failed-only filter the getppid calls make the probes compute verdicts but
+ * write no records; the close records tell, round by round, which workers the
+ * filter in force at that round let through. Exits 0 when every worker did.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -48,7 +49,7 @@ static int worker(struct shared *sh, int i, int ready)
 		uint32_t r = __atomic_load_n(&sh->round, __ATOMIC_ACQUIRE);
 
 		if (r != last) {
-			syscall(SYS_getpid, (long)r);
+			syscall(SYS_close, -(long)r);
 			__atomic_store_n(&sh->ack[i], r, __ATOMIC_RELEASE);
 			last = r;
 		}
