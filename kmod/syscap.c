@@ -53,6 +53,65 @@
 #define SYSCAP_PROBE_INLINE static inline
 #include "syscap_probe.h"
 
+/*
+ * ------------------------------------------------------------ older kernels
+ *
+ * What kernels older than the newest need, in one place (the oldest kept
+ * building is 4.19). Tested by feature where the kernel defines a macro;
+ * otherwise by version, never by 4.19.y sublevel: from 4.19.256 on
+ * LINUX_VERSION_CODE stays at 4.19.255.
+ */
+
+/* The fallthrough pseudo-keyword came in 5.4. */
+#ifndef fallthrough
+#ifdef __has_attribute
+#if __has_attribute(__fallthrough__)
+#define fallthrough	__attribute__((__fallthrough__))
+#endif
+#endif
+#endif
+#ifndef fallthrough
+#define fallthrough	do {} while (0)
+#endif
+
+/*
+ * Before 5.0 (and its backport to 4.19.y) module_init() declares its alias
+ * without its target's attributes (__copy): gcc 9 and later warn, for every
+ * module, that the alias lacks the __cold of __init.
+ */
+#if !defined(__copy) && defined(__GNUC__) && __GNUC__ >= 9
+#pragma GCC diagnostic ignored "-Wmissing-attributes"
+#endif
+
+/* Before 5.1 syscall_get_arguments() took a first index and a count. */
+static inline void syscap_syscall_args(struct pt_regs *regs, unsigned long *a)
+{
+#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 1, 0)
+	syscall_get_arguments(current, regs, 0, 6, a);
+#else
+	syscall_get_arguments(current, regs, a);
+#endif
+}
+
+
+/*
+ * compat_ptr_ioctl() came in 5.5: before, the module passes a 32-bit
+ * caller's pointer on itself (the ioctl numbers and structures are the same
+ * for both ABIs).
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(5, 5, 0)
+#define syscap_compat_ioctl	compat_ptr_ioctl
+#elif defined(CONFIG_COMPAT)
+static long syscap_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
+
+static long syscap_compat_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	return syscap_ioctl(file, cmd, (unsigned long)compat_ptr(arg));
+}
+#else
+#define syscap_compat_ioctl	NULL
+#endif
+
 #define SYSCAP_REC_SIZE		(8 + SYSCAP_EVENT_SIZE)	/* header + record */
 #define SYSCAP_PID_SLOTS	16384	/* process set entries, a power of 2 */
 #define SYSCAP_PROBE_MAX	64	/* hash probes before giving up */
@@ -156,7 +215,11 @@ struct syscap_session {
 	wait_queue_head_t wq;
 };
 
-static atomic_t syscap_busy = ATOMIC_INIT(0);
+/*
+ * A long: arm64's cmpxchg before 5.1 accesses any operand as a long, which
+ * gcc 12 reports as out of bounds of a 4-byte atomic_t (-Warray-bounds).
+ */
+static atomic_long_t syscap_busy = ATOMIC_LONG_INIT(0);
 
 /* The tracepoints, found by name at load. */
 static struct tracepoint *tp_sys_enter, *tp_sys_exit;
@@ -422,7 +485,7 @@ static void read_args(struct pt_regs *regs, u64 *out)
 	unsigned long a[6];
 	int i;
 
-	syscall_get_arguments(current, regs, a);
+	syscap_syscall_args(regs, a);
 	for (i = 0; i < 6; i++)
 		out[i] = a[i];
 }
@@ -1272,7 +1335,7 @@ static int syscap_open(struct inode *inode, struct file *file)
 
 	if (!syscap_capable())
 		return -EPERM;
-	if (atomic_cmpxchg(&syscap_busy, 0, 1))
+	if (atomic_long_cmpxchg(&syscap_busy, 0, 1))
 		return -EBUSY;
 	s = kzalloc(sizeof(*s), GFP_KERNEL);
 	f = kzalloc(sizeof(*f), GFP_KERNEL);
@@ -1302,7 +1365,7 @@ fail:
 	}
 	kfree(s);
 	kfree(f);
-	atomic_set(&syscap_busy, 0);
+	atomic_long_set(&syscap_busy, 0);
 	return -ENOMEM;
 }
 
@@ -1319,7 +1382,7 @@ static int syscap_release(struct inode *inode, struct file *file)
 	kfree(rcu_dereference_protected(s->filter, 1));
 	mutex_destroy(&s->lock);
 	kfree(s);
-	atomic_set(&syscap_busy, 0);
+	atomic_long_set(&syscap_busy, 0);
 	return 0;
 }
 
@@ -1328,7 +1391,7 @@ static const struct file_operations syscap_fops = {
 	.open = syscap_open,
 	.release = syscap_release,
 	.unlocked_ioctl = syscap_ioctl,
-	.compat_ioctl = compat_ptr_ioctl,
+	.compat_ioctl = syscap_compat_ioctl,
 	.mmap = syscap_mmap,
 	.poll = syscap_poll,
 };

@@ -269,6 +269,112 @@ def fix_headers(root: Path, abi: str, kernel: Kernel) -> None:
                     link.symlink_to(str(root) + target)
 
 
+# ---------------------------------------------------------------- a kernel of one's own
+
+# Where each architecture's kernel keeps the magic that says what it is (the
+# arm64 Image header, the x86 boot protocol header), and where kbuild leaves
+# the image.
+IMAGE_MAGIC = {"arm64": (56, b"ARM\x64"), "amd64": (0x202, b"HdrS")}
+IMAGE_PATH = {"arm64": "arch/arm64/boot/Image", "amd64": "arch/x86/boot/bzImage"}
+CONFIG_ARCH = {"arm64": "CONFIG_ARM64=y", "amd64": "CONFIG_X86_64=y"}
+# The suite whose busybox-static the guest runs, as for the matrix.
+CUSTOM_SUITE = "bookworm"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CustomTree(KernelTree):
+    """A kernel the user built: its image, its build tree (prepared for
+    external modules) and the lab's busybox for its architecture."""
+
+    image_file: Path
+    build_tree: Path
+    kernel_release: str
+    busybox_file: Path
+
+    @property
+    def release(self) -> str:
+        return self.kernel_release
+
+    @property
+    def image(self) -> Path:
+        return self.image_file
+
+    @property
+    def headers(self) -> Path:
+        return self.build_tree
+
+    @property
+    def busybox(self) -> Path:
+        return self.busybox_file
+
+
+def check_custom(arch: str, image: Path | None, build_tree: Path | None) -> str:
+    """The kernel release of a user's kernel, or LabError saying what is wrong
+    with the arguments (nothing is downloaded or built here)."""
+    if arch not in IMAGE_MAGIC:
+        raise LabError(f"--arch {arch or '(none)'}: give {' or '.join(IMAGE_MAGIC)}")
+    if image is None:
+        raise LabError(f"--image missing: give the kernel image ({IMAGE_PATH[arch]} of the build)")
+    if not image.is_file():
+        raise LabError(f"--image {image}: no such file: give the kernel image "
+                       f"({IMAGE_PATH[arch]} of the build)")  # fmt: skip
+    at, magic = IMAGE_MAGIC[arch]
+    with image.open("rb") as f:
+        f.seek(at)
+        if f.read(len(magic)) != magic:
+            raise LabError(f"--image {image}: not an uncompressed {arch} kernel image: "
+                           f"give {IMAGE_PATH[arch]} of an {arch} build")  # fmt: skip
+    if build_tree is None:
+        raise LabError("--build-tree missing: give the kernel's build directory (O= of its build)")
+    if not (build_tree / "Makefile").is_file():
+        raise LabError(f"--build-tree {build_tree}: no Makefile: give the kernel's build "
+                       f"directory (the source tree, or O= of its build)")  # fmt: skip
+    config = build_tree / ".config"
+    if not config.is_file():
+        raise LabError(f"--build-tree {build_tree}: no .config: configure and build the "
+                       f"kernel there first")  # fmt: skip
+    if CONFIG_ARCH[arch] not in config.read_text(errors="replace").splitlines():
+        raise LabError(f"--build-tree {build_tree}: its .config has no {CONFIG_ARCH[arch]}: "
+                       f"give the build of the --arch {arch} kernel")  # fmt: skip
+    release = build_tree / "include" / "config" / "kernel.release"
+    if not (release.is_file() and (build_tree / "scripts" / "mod" / "modpost").is_file()):
+        raise LabError(f"--build-tree {build_tree}: not prepared for external modules: "
+                       f"run make modules_prepare there")  # fmt: skip
+    # Without it, modpost cannot check the module's symbols, and with
+    # CONFIG_MODVERSIONS the kernel refuses the module.
+    if not (build_tree / "Module.symvers").is_file():
+        raise LabError(f"--build-tree {build_tree}: no Module.symvers: build the kernel "
+                       f"there (make, or make modules), modules_prepare alone leaves none")
+    return release.read_text().strip()
+
+
+def lab_busybox(arch: str) -> Path:
+    """The statically linked busybox the matrix's guests run, for arch."""
+    apt = PrivateApt(CUSTOM_SUITE, arch)
+    apt.update()
+    deb = apt.download("busybox-static" + (f":{arch}" if arch != "amd64" else ""),
+                       cache_dir() / "debs")  # fmt: skip
+    root = cache_dir() / "busybox" / deb.stem
+    done = root / ".unpacked"
+    if not done.exists():
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir(parents=True)
+        run(["dpkg-deb", "-x", str(deb), str(root)])
+        done.touch()
+    for p in (root / "usr" / "bin" / "busybox", root / "bin" / "busybox"):
+        if p.exists():
+            return p
+    raise LabError(f"{deb.name} has no busybox binary")
+
+
+def custom_tree(arch: str, image: Path, build_tree: Path) -> CustomTree:
+    release = check_custom(arch, image, build_tree)
+    return CustomTree(Kernel(f"custom-{arch}", CUSTOM_SUITE, arch), release,
+                      build_tree.resolve(), image.resolve(), build_tree.resolve(),
+                      release, lab_busybox(arch))  # fmt: skip
+
+
 # ---------------------------------------------------------------- build
 
 
@@ -542,6 +648,22 @@ def run_guest(
         return _run_guest(kid, cycles, fuzz, timeout, only)
 
 
+def run_custom(
+    arch: str,
+    image: Path,
+    build_tree: Path,
+    cycles: int = 1000,
+    fuzz: int = 100000,
+    timeout: float = 1800,
+    only: list[str] | None = None,
+) -> GuestRun:
+    """The same guest suite on a kernel the user built (see check_custom)."""
+    t0 = time.monotonic()
+    check_custom(arch, image, build_tree)  # bad arguments fail before the lock
+    with lab_lock():
+        return _boot_suite(custom_tree(arch, image, build_tree), cycles, fuzz, timeout, only, t0)
+
+
 def _run_guest(
     kid: str,
     cycles: int,
@@ -550,7 +672,18 @@ def _run_guest(
     only: list[str] | None,
 ) -> GuestRun:
     t0 = time.monotonic()
-    tree = fetch(KERNELS[kid])
+    return _boot_suite(fetch(KERNELS[kid]), cycles, fuzz, timeout, only, t0)
+
+
+def _boot_suite(
+    tree: KernelTree,
+    cycles: int,
+    fuzz: int,
+    timeout: float,
+    only: list[str] | None,
+    t0: float,
+) -> GuestRun:
+    kid = tree.kernel.kid
     bdir = build_dir(tree)
     bdir.mkdir(parents=True, exist_ok=True)
     ko, mod_warn = build_module(tree)
@@ -1018,9 +1151,33 @@ def bench_main(quick: bool, rounds: int | None) -> int:
     return 0
 
 
+def report(r: GuestRun, only: list[str] | None) -> int:
+    """Print one boot's results; the number of failures."""
+    failed = 0
+    print(f"== {r.kid} ({r.release}) in {r.seconds:.0f} s, console: {r.console}")
+    if r.compiler_note:
+        print(f"  note: {r.compiler_note}")
+    for w in r.module_warnings + r.test_warnings:
+        print(f"  build warning: {w}")
+        failed += 1
+    for name in [*INIT_TESTS[:2], *GUEST_TESTS, INIT_TESTS[2]]:
+        if only and name in GUEST_TESTS and name not in only:
+            continue
+        res = r.results.get(name, TestResult("FAIL", "no result"))
+        bad = r.dmesg_problems(name)
+        failed += res.status != "PASS" or bool(bad)
+        print(f"  {res.status} {name}: {res.detail}")
+        for b in bad:
+            print(f"    dmesg: {b}")
+    if not r.completed:
+        print("  guest did not reach the end of /init")
+        failed += 1
+    return failed
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("step", choices=["fetch", "run", "bench"])
+    ap.add_argument("step", choices=["fetch", "run", "run-custom", "bench"])
     ap.add_argument("kernels", nargs="*", metavar="KERNEL",
                     help=f"fetch and run: {', '.join(KERNELS)} or all (bench boots "
                          f"{BENCH_KERNEL})")
@@ -1030,9 +1187,37 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=1800, help="seconds for one boot")
     ap.add_argument("--quick", action="store_true", help="bench: 2 short rounds")
     ap.add_argument("--rounds", type=int, help="bench: interleaved rounds (default 10)")
+    ap.add_argument("--arch", default="", help="run-custom: arm64 or amd64")
+    ap.add_argument("--image", type=Path,
+                    help="run-custom: the kernel image (arch/arm64/boot/Image, "
+                         "arch/x86/boot/bzImage)")
+    ap.add_argument("--build-tree", type=Path,
+                    help="run-custom: the kernel's build directory, prepared for "
+                         "external modules")
     a = ap.parse_args()
+    only = a.only.split(",") if a.only else None
+    if only and not set(only) <= set(GUEST_TESTS):
+        unknown = ",".join(sorted(set(only) - set(GUEST_TESTS)))
+        print(f"lab {a.step}: --only {unknown}: no such guest test: give some of "
+              f"{','.join(GUEST_TESTS)}", file=sys.stderr)
+        return 2
     if a.step == "bench":
         return bench_main(a.quick, a.rounds)
+    if a.step == "run-custom":
+        try:
+            if a.kernels:
+                raise LabError(f"{' '.join(a.kernels)}: run-custom boots the kernel of "
+                               f"--image, name no matrix kernel")  # fmt: skip
+            check_custom(a.arch, a.image, a.build_tree)
+        except LabError as e:
+            print(f"lab run-custom: {e}", file=sys.stderr)
+            return 2
+        try:
+            r = run_custom(a.arch, a.image, a.build_tree, a.cycles, a.fuzz, a.timeout, only)
+        except LabError as e:
+            print(f"lab run-custom: {e}", file=sys.stderr)
+            return 1
+        return 1 if report(r, only) else 0
     if not a.kernels or not set(a.kernels) <= {*KERNELS, "all"}:
         ap.error(f"{a.step}: name the kernels ({', '.join(KERNELS)} or all)")
     kids = list(KERNELS) if "all" in a.kernels else a.kernels
@@ -1043,26 +1228,7 @@ def main() -> int:
                 tree = fetch(KERNELS[kid])
             print(f"{kid}: {tree.release} in {tree.root}")
             continue
-        only = a.only.split(",") if a.only else None
-        r = run_guest(kid, a.cycles, a.fuzz, a.timeout, only)
-        print(f"== {kid} ({r.release}) in {r.seconds:.0f} s, console: {r.console}")
-        if r.compiler_note:
-            print(f"  note: {r.compiler_note}")
-        for w in r.module_warnings + r.test_warnings:
-            print(f"  build warning: {w}")
-            failed += 1
-        for name in [*INIT_TESTS[:2], *GUEST_TESTS, INIT_TESTS[2]]:
-            if only and name in GUEST_TESTS and name not in only:
-                continue
-            res = r.results.get(name, TestResult("FAIL", "no result"))
-            bad = r.dmesg_problems(name)
-            failed += res.status != "PASS" or bool(bad)
-            print(f"  {res.status} {name}: {res.detail}")
-            for b in bad:
-                print(f"    dmesg: {b}")
-        if not r.completed:
-            print("  guest did not reach the end of /init")
-            failed += 1
+        failed += report(run_guest(kid, a.cycles, a.fuzz, a.timeout, only), only)
     return 1 if failed else 0
 
 
