@@ -93,7 +93,6 @@ static inline void syscap_syscall_args(struct pt_regs *regs, unsigned long *a)
 #endif
 }
 
-
 /*
  * compat_ptr_ioctl() came in 5.5: before, the module passes a 32-bit
  * caller's pointer on itself (the ioctl numbers and structures are the same
