@@ -16,7 +16,9 @@ One run, for one kernel id (5.10-amd64, 6.1-amd64, 6.12-amd64, 6.1-arm64):
    test, and each test's dmesg between "SYSCAP-DMESG <name> BEGIN/END".
 
 `python3 kmod/lab/lab.py run 6.1-amd64` prints the parsed results;
-tests/kmod drives the same functions through pytest.
+tests/kmod drives the same functions through pytest. `run-custom` runs steps
+3 and 4 on a kernel the user built (its image and build tree, see
+check_custom), with the matrix's busybox.
 """
 
 from __future__ import annotations
