@@ -96,6 +96,7 @@ def convert_snapshot(
             p50_ns=r.p50_ns,
             p99_ns=r.p99_ns,
             last_errno=r.last_errno,
+            samples=r.samples,
         )
 
     rows = snap.rows
@@ -133,4 +134,5 @@ def convert_snapshot(
         drops=snap.drops,
         missed=snap.missed if missed is None else missed,
         latency=bool(snap.latency),
+        sampled=snap.latency == 2,
     )

@@ -23,6 +23,9 @@ class SyscallStats:
     p50_ns: int
     p99_ns: int
     last_errno: int  # positive errno of the last failure in the interval, 0 if none
+    # durations behind total_ns, p50_ns and p99_ns: count, or fewer when the
+    # snapshot is sampled (then total_ns is count x the samples' mean)
+    samples: int = 0
 
     @property
     def avg_ns(self) -> float:
@@ -77,6 +80,8 @@ class Snapshot:
     # durations were measured: total_ns, p50_ns and p99_ns hold. False in count
     # mode, where the kernel counts calls and errors and takes no timestamps.
     latency: bool = True
+    # the durations are a sample's (sampled mode): counts stay exact
+    sampled: bool = False
 
     @property
     def interval_s(self) -> float:

@@ -25,6 +25,23 @@ __u32 count_mode;	/* sys_exit_count is attached instead of sys_enter/sys_exit */
 __u32 whoami_tgid;	/* written by whoami */
 
 /*
+ * Sampled mode: count mode plus sys_enter_sample, which takes one syscall
+ * in about sample_mask + 1 (at random, so a loop of period N is not aliased)
+ * and keeps its entry time in the task's storage. Its exit then sends one
+ * record for the duration. The exit cannot afford a storage lookup on every
+ * call, so sample_gate counts, per hash of the thread id, the samples taken
+ * and not yet seen at exit: a zero says "not this thread" with one load. The
+ * storage follows the task across CPUs, so a syscall that migrates is
+ * sampled like any other. Samples taken before sample_start_ns belong to an
+ * earlier run (the gate was zeroed since) and are dropped.
+ */
+#define SAMPLE_GATE	1024
+__u32 sample_mask;		/* user space may change it while attached */
+__u64 sample_start_ns;
+__u32 sample_gate[SAMPLE_GATE];
+__u64 sample_mismatch;		/* exits whose number differed from the entry's */
+
+/*
  * Run once by the loader (BPF_PROG_TEST_RUN runs a raw_tp program in the
  * caller's context): the consumer's tgid as the probes see it, numbered in
  * the initial pid namespace. getpid() inside a container gives another
@@ -264,10 +281,52 @@ static __always_inline void count_syscall(__u32 tgid, __u32 nr, long ret)
 	v->errors += err;
 }
 
+/* A sample's record: like emit_syscall's, but its call is counted already. */
+static __always_inline void emit_sample(__u64 ts, long ret, struct pt_regs *regs,
+					struct task_struct *task, __u32 slot, long id)
+{
+	struct syscap_cpu_stats *s = cpu_stats();
+	__u32 cpu = bpf_get_smp_processor_id();
+	__u8 flags = SYSCAP_F_SAMPLED;
+	struct syscap_event *e;
+	void *rb;
+
+	if (!s)
+		return;
+	rb = bpf_map_lookup_elem(&rings, &cpu);
+	e = rb ? bpf_ringbuf_reserve(rb, sizeof(*e), 0) : 0;
+	if (!e) {
+		s->drops++;	/* a duration lost; the counts stay exact */
+		return;
+	}
+	if (slot == SYSCAP_NR_COMPAT)
+		flags |= SYSCAP_F_COMPAT;
+	syscap_fill_syscall(e, ts, bpf_ktime_get_ns() - ts, ret, task->tgid, task->pid, 0, slot,
+			    id, flags, cpu);
+	read_args(e->args, regs);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+/*
+ * The thread's sample, if it has one from this run: its entry time, and the
+ * gate released. 0 when there is none.
+ */
+static __always_inline __u64 take_sample(struct syscap_task_state *st, __u32 tid)
+{
+	if (!st || !st->pending)
+		return 0;
+	st->pending = 0;
+	if (st->ts < sample_start_ns)
+		return 0;
+	__sync_fetch_and_add(&sample_gate[tid & (SAMPLE_GATE - 1)], -1);
+	return st->ts;
+}
+
 /*
  * Count mode's only syscall probe: everything it needs is at exit (the
  * number is still in pt_regs), so it attaches no sys_enter program and
- * takes no timestamps: the cheapest exact per-process count there is.
+ * takes no timestamps: the cheapest exact per-process count there is. In
+ * sampled mode it also ends the samples sys_enter_sample took.
  */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit_count, struct pt_regs *regs, long ret)
@@ -276,13 +335,61 @@ int BPF_PROG(sys_exit_count, struct pt_regs *regs, long ret)
 	long id = syscall_nr(regs);
 	int compat = in_compat_syscall(task);
 	__u32 slot = syscap_nr_slot(id, compat);
+	struct syscap_task_state *st = 0;
+	__u64 sample_ts = 0;
+	int counted;
 
+	if (sample_gate[task->pid & (SAMPLE_GATE - 1)]) {
+		st = bpf_task_storage_get(&tasks, task, 0, 0);
+		sample_ts = take_sample(st, task->pid);
+		if (sample_ts && st->nr != slot) {
+			sample_mismatch++;
+			sample_ts = 0;
+		}
+	}
 	if (!syscap_syscall_wanted(&filter, slot) || !syscap_ret_wanted(&filter, ret))
 		return 0;
 	if (syscap_is_new_task_return(id, ret, compat))
 		return 0;	/* the child's return: the parent's call counts */
-	if (syscap_needs_verdict(&filter) ? !!traced_state(task) : task->tgid != filter.self_tgid)
-		count_syscall(task->tgid, slot, ret);
+	if (syscap_needs_verdict(&filter))
+		counted = !!traced_state(task);
+	else
+		counted = task->tgid != filter.self_tgid;
+	if (!counted)
+		return 0;
+	count_syscall(task->tgid, slot, ret);
+	if (sample_ts)
+		emit_sample(sample_ts, ret, regs, task, slot, id);
+	return 0;
+}
+
+/* Sampled mode's entry probe: one call in about sample_mask + 1. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sys_enter_sample, struct pt_regs *regs, long id)
+{
+	struct task_struct *task;
+	struct syscap_task_state *st;
+	__u32 slot;
+
+	if (bpf_get_prandom_u32() & sample_mask)
+		return 0;
+	task = bpf_get_current_task_btf();
+	slot = syscap_nr_slot(id, in_compat_syscall(task));
+	if (!syscap_syscall_wanted(&filter, slot))
+		return 0;
+	if (syscap_needs_verdict(&filter)) {
+		st = traced_state(task);
+	} else {
+		if (task->tgid == filter.self_tgid)
+			return 0;
+		st = bpf_task_storage_get(&tasks, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	}
+	if (!st || (st->pending && st->ts >= sample_start_ns))
+		return 0;
+	st->nr = slot;
+	st->ts = bpf_ktime_get_ns();
+	st->pending = 1;
+	__sync_fetch_and_add(&sample_gate[task->pid & (SAMPLE_GATE - 1)], 1);
 	return 0;
 }
 
@@ -443,6 +550,8 @@ int BPF_PROG(on_exit, struct task_struct *task)
 	if (group_dead)
 		flags = SYSCAP_F_GROUP_DEAD;
 	st = bpf_task_storage_get(&tasks, task, 0, 0);
+	if (count_mode && sample_gate[task->pid & (SAMPLE_GATE - 1)])
+		take_sample(st, task->pid);	/* it died inside the sampled call */
 	if (count_mode && !syscap_needs_verdict(&filter) ? tgid != filter.self_tgid :
 	    st && st->traced) {
 		if (syscap_ret_wanted(&filter, 0))

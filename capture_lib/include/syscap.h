@@ -13,6 +13,7 @@
 #include "syscap_trace.h"
 
 #define SYSCAP_HIST_BUCKETS	64	/* log2 buckets of nanoseconds */
+#define SYSCAP_SAMPLE_PERIOD	64	/* SAMPLED mode's default: one call in 64 */
 
 /* ---- snapshots ---------------------------------------------------------- */
 
@@ -25,7 +26,8 @@ struct syscap_snap_row {		/* one syscall, in one process or in all */
 	uint64_t p50_ns;
 	uint64_t p99_ns;
 	int32_t last_errno;		/* positive errno of the last failure, or 0 */
-	uint32_t reserved;
+	uint32_t samples;		/* durations behind total_ns, p50, p99: count,
+					 * or fewer when latency is 2 (sampled) */
 };
 
 struct syscap_snap_proc {
@@ -61,7 +63,9 @@ struct syscap_snapshot {
 	uint32_t nrows;
 	uint32_t nsys;
 	uint32_t nrings;
-	uint32_t latency;		/* 1: durations measured (total_ns, p50, p99 hold) */
+	uint32_t latency;		/* 1: durations of every call (total_ns, p50, p99
+					 * hold); 2: of a sample (total_ns estimated as
+					 * count x the samples' mean); 0: none */
 	uint32_t reserved;
 	struct syscap_snap_proc *procs;	/* sorted by count, highest first */
 	struct syscap_snap_row *rows;
@@ -87,8 +91,10 @@ void syscap_agg_add(struct syscap_agg *a, const struct syscap_event *ev, uint32_
  * says latency 0. */
 void syscap_agg_add_count(struct syscap_agg *a, uint32_t tgid, uint32_t nr, uint64_t calls,
 			  uint64_t errors);
-/* Whether the records added carry durations (default 1). */
-void syscap_agg_set_timed(struct syscap_agg *a, int on);
+/* Whether the records added carry durations (default 1); 2: the counts come
+ * from syscap_agg_add_count and records flagged SYSCAP_F_SAMPLED add only
+ * their durations. */
+void syscap_agg_set_timed(struct syscap_agg *a, int timed);
 /* Add events with ts_ns < until_ns; returns how many of ev[0..n) it took
  * (it stops at the first later one). */
 uint32_t syscap_agg_add_until(struct syscap_agg *a, const struct syscap_event *ev, uint32_t n,
@@ -115,11 +121,15 @@ int syscap_session_set_pid(struct syscap_session *s, uint32_t tgid, int value);
 enum syscap_mode {
 	SYSCAP_MODE_RECORDS = 0,	/* one record per syscall, with its duration */
 	SYSCAP_MODE_COUNTS = 1,		/* counts per process x syscall in the kernel */
+	SYSCAP_MODE_SAMPLED = 2,	/* COUNTS, plus the durations of a sample */
 };
-/* Choose the mode while stopped. COUNTS: -ENOTSUP when the backend has no
- * count mode (the module; the eBPF backend before 5.15), and nothing can be
- * recorded to a trace file. */
+/* Choose the mode while stopped. COUNTS and SAMPLED: -ENOTSUP when the
+ * backend has no such mode (the module has no SAMPLED; the eBPF backend
+ * neither before 5.15), and nothing can be recorded to a trace file. */
 int syscap_session_set_mode(struct syscap_session *s, int mode);
+/* SAMPLED: about one syscall in period (a power of two, default 64) gets
+ * its duration measured; may change while running. */
+int syscap_session_set_sample_period(struct syscap_session *s, uint32_t period);
 /* Record every drained record into a trace file (before start), created as
  * syscap_create_output(path, flags) does. */
 int syscap_session_record(struct syscap_session *s, const char *path, uint32_t flags,

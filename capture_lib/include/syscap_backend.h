@@ -50,11 +50,13 @@ struct syscap_backend_ops {
 	/* Probe runs the kernel skipped (e.g. BPF recursion protection). */
 	uint64_t (*missed)(struct syscap_backend *b);
 	/*
-	 * Count mode, for backends that offer it (NULL: records only). Choose
-	 * while stopped: 1 counts per process x syscall in the kernel, 0 one
-	 * record per syscall (the default).
+	 * Choose the mode while stopped: a SYSCAP_MODE_* of syscap.h. NULL:
+	 * records only; -ENOTSUP for a mode the backend or kernel lacks.
 	 */
-	int (*set_mode)(struct syscap_backend *b, int counts);
+	int (*set_mode)(struct syscap_backend *b, int mode);
+	/* Sampled mode: about one syscall in period (a power of two) gets a
+	 * duration. Allowed while attached. NULL when there is no sampled mode. */
+	int (*set_sample_period)(struct syscap_backend *b, uint32_t period);
 	/* Hand fn every process x syscall counter, summed over the CPUs. */
 	int (*read_counts)(struct syscap_backend *b, syscap_count_fn fn, void *ctx);
 	/* Remove one counter (its process is gone). */

@@ -55,6 +55,9 @@ enum syscap_kind {
 #define SYSCAP_F_NOENTRY	0x08	/* the kernel skipped this syscall's entry
 					 * tracepoint (seccomp denied it): ts_ns
 					 * is the exit time, dur_ns 0 */
+#define SYSCAP_F_SAMPLED	0x10	/* sampled mode: one syscall of many, sent
+					 * for its duration; its call is already
+					 * in the counts (seq is 0) */
 
 struct syscap_proc_info {
 	__u32 parent_tgid;		/* FORK: the creator; EXEC: old tid */

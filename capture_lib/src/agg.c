@@ -16,7 +16,8 @@ struct agg_entry {
 	uint64_t key;			/* tgid << 32 | nr, 0 = empty */
 	uint64_t count;
 	uint64_t errors;
-	uint64_t total_ns;
+	uint64_t total_ns;		/* over the samples */
+	uint64_t samples;		/* durations in total_ns and hist */
 	int32_t last_errno;
 	uint32_t hist[SYSCAP_HIST_BUCKETS];
 };
@@ -38,7 +39,8 @@ struct syscap_agg {
 	uint32_t pused;
 	uint32_t pid_filter;
 	int use_proc;
-	int timed;			/* durations are being measured */
+	int timed;			/* durations are measured: 1 every call's,
+					 * 2 a sample's (SYSCAP_F_SAMPLED records) */
 	int untimed;			/* counts without durations came in this interval */
 	uint64_t events;		/* syscall records in this interval */
 	uint64_t first_ns, last_ns;	/* record time span of the interval */
@@ -238,13 +240,16 @@ static inline void add_one(struct syscap_agg *a, const struct syscap_event *ev)
 	e = lookup(a, (uint64_t)ev->tgid << 32 | ev->nr | 1ULL << 31);
 	if (!e)
 		return;
-	e->count++;
+	e->samples++;
 	e->total_ns += ev->dur_ns;
+	e->hist[bucket_of(ev->dur_ns)]++;
+	if (ev->flags & SYSCAP_F_SAMPLED)
+		return;		/* its call is in the counts already */
+	e->count++;
 	if (syscap_is_error(ev->ret)) {
 		e->errors++;
 		e->last_errno = (int32_t)-ev->ret;
 	}
-	e->hist[bucket_of(ev->dur_ns)]++;
 	a->events++;
 	if (!a->first_ns || ev->ts_ns < a->first_ns)
 		a->first_ns = ev->ts_ns;
@@ -268,9 +273,9 @@ uint32_t syscap_agg_add_until(struct syscap_agg *a, const struct syscap_event *e
 	return i;
 }
 
-void syscap_agg_set_timed(struct syscap_agg *a, int on)
+void syscap_agg_set_timed(struct syscap_agg *a, int timed)
 {
-	a->timed = on;
+	a->timed = timed;
 }
 
 void syscap_agg_add_count(struct syscap_agg *a, uint32_t tgid, uint32_t nr, uint64_t calls,
@@ -312,18 +317,27 @@ static uint64_t quantile(const uint32_t *hist, uint64_t total, double q)
 	return 0;
 }
 
+/* Total time of count calls, from the durations of samples of them. */
+static uint64_t estimate_total(uint64_t total_ns, uint64_t samples, uint64_t count)
+{
+	if (!samples || samples >= count)
+		return total_ns;
+	return (uint64_t)((double)total_ns * (double)count / (double)samples);
+}
+
 static void fill_row(struct syscap_snap_row *r, uint32_t tgid, uint32_t nr, uint64_t count,
-		     uint64_t errors, uint64_t total_ns, int32_t last_errno, const uint32_t *hist)
+		     uint64_t errors, uint64_t total_ns, uint64_t samples, int32_t last_errno,
+		     const uint32_t *hist)
 {
 	r->tgid = tgid;
 	r->nr = nr;
 	r->count = count;
 	r->errors = errors;
-	r->total_ns = total_ns;
-	r->p50_ns = quantile(hist, count, 0.50);
-	r->p99_ns = quantile(hist, count, 0.99);
+	r->total_ns = estimate_total(total_ns, samples, count);
+	r->p50_ns = quantile(hist, samples, 0.50);
+	r->p99_ns = quantile(hist, samples, 0.99);
 	r->last_errno = last_errno;
-	r->reserved = 0;
+	r->samples = samples > UINT32_MAX ? UINT32_MAX : (uint32_t)samples;
 }
 
 static int cmp_entry_key(const void *x, const void *y)
@@ -401,16 +415,17 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 	uint32_t n = 0, np = 0, ns = 0;
 	uint32_t (*sys_hist)[SYSCAP_HIST_BUCKETS] = a->sys_hist;
 	struct sys_sum {
-		uint64_t count, errors, total_ns;
+		uint64_t count, errors, total_ns, samples;
 		int32_t last_errno;
 	} *sys = NULL;
 	uint32_t phist[SYSCAP_HIST_BUCKETS];
+	uint64_t psamples;
 
 	memset(out, 0, sizeof(*out));
 	out->start_ns = a->interval_start;
 	out->end_ns = mono_now();
 	out->events = a->events;
-	out->latency = a->timed && !a->untimed;
+	out->latency = a->timed == 2 ? 2 : a->timed && !a->untimed;
 	out->sys_hist = &a->sys_hist[0][0];
 
 	if (a->out_rcap < a->used + 1) {
@@ -449,6 +464,7 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 
 		memset(p, 0, sizeof(*p));
 		memset(phist, 0, sizeof(phist));
+		psamples = 0;
 		p->tgid = tgid;
 		p->first_row = i;
 		if (pe && !pe->comm_known && a->use_proc) {
@@ -464,13 +480,15 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 			uint32_t nr = e->key & (SYSCAP_MAX_SYSCALLS - 1);
 
 			fill_row(&a->out_rows[i], tgid, nr, e->count, e->errors, e->total_ns,
-				 e->last_errno, e->hist);
+				 e->samples, e->last_errno, e->hist);
 			p->count += e->count;
 			p->errors += e->errors;
-			p->total_ns += e->total_ns;
+			p->total_ns += a->out_rows[i].total_ns;
+			psamples += e->samples;
 			sys[nr].count += e->count;
 			sys[nr].errors += e->errors;
 			sys[nr].total_ns += e->total_ns;
+			sys[nr].samples += e->samples;
 			if (e->last_errno)
 				sys[nr].last_errno = e->last_errno;
 			for (unsigned int b = 0; b < SYSCAP_HIST_BUCKETS; b++) {
@@ -479,8 +497,8 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 			}
 		}
 		p->nrows = i - p->first_row;
-		p->p50_ns = quantile(phist, p->count, 0.50);
-		p->p99_ns = quantile(phist, p->count, 0.99);
+		p->p50_ns = quantile(phist, psamples, 0.50);
+		p->p99_ns = quantile(phist, psamples, 0.99);
 	}
 	/* Processes that only exited or exec'd in the interval show with no calls. */
 	for (uint32_t i = 0; i < a->pcap; i++) {
@@ -505,7 +523,8 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 	for (uint32_t nr = 0; nr < SYSCAP_MAX_SYSCALLS; nr++)
 		if (sys[nr].count)
 			fill_row(&a->out_sys[ns++], 0, nr, sys[nr].count, sys[nr].errors,
-				 sys[nr].total_ns, sys[nr].last_errno, sys_hist[nr]);
+				 sys[nr].total_ns, sys[nr].samples, sys[nr].last_errno,
+				 sys_hist[nr]);
 	qsort(a->out_sys, ns, sizeof(*a->out_sys), cmp_sys);
 
 	out->procs = a->out_procs;

@@ -18,6 +18,7 @@
 #include <linux/capability.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "internal.h"
 #include "syscap_backend.h"
 #include "syscap.skel.h"
 
@@ -26,10 +27,10 @@ struct bpf_priv {
 	int *ring_fds;
 	size_t page;
 	int attached;
-	int counts;			/* count mode chosen */
+	int mode;			/* SYSCAP_MODE_* chosen */
 	int own_pids;			/* process-set entries set_pid added */
 	uint32_t self_tgid;		/* the consumer, as the probes number it */
-	struct bpf_link *links[5];	/* what bpf_start() attached */
+	struct bpf_link *links[6];	/* what bpf_start() attached */
 	int nlinks;
 	/* read_counts' batch buffers */
 	struct syscap_count_key *keys;
@@ -173,16 +174,30 @@ static uint64_t bpf_missed(struct syscap_backend *b)
 	return total;
 }
 
-static int bpf_set_mode(struct syscap_backend *b, int counts)
+static int bpf_set_mode(struct syscap_backend *b, int mode)
 {
 	struct bpf_priv *p = b->priv;
 
 	if (p->attached)
 		return -EBUSY;
+	if (mode != SYSCAP_MODE_RECORDS && mode != SYSCAP_MODE_COUNTS &&
+	    mode != SYSCAP_MODE_SAMPLED)
+		return -EINVAL;
 	/* exit and exit_group are counted from the dying task's registers */
-	if (counts && !kernel_at_least(5, 15))
+	if (mode != SYSCAP_MODE_RECORDS && !kernel_at_least(5, 15))
 		return -ENOTSUP;
-	p->counts = !!counts;
+	p->mode = mode;
+	return 0;
+}
+
+static int bpf_set_sample_period(struct syscap_backend *b, uint32_t period)
+{
+	struct bpf_priv *p = b->priv;
+
+	if (!period || (period & (period - 1)))
+		return -EINVAL;
+	/* a plain store into the mapped .bss: the probe reads it per call */
+	__atomic_store_n(&p->skel->bss->sample_mask, period - 1, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -247,17 +262,22 @@ static int bpf_start(struct syscap_backend *b)
 {
 	struct bpf_priv *p = b->priv;
 	struct syscap_bpf *k = p->skel;
+	int counts = p->mode != SYSCAP_MODE_RECORDS;
 	/* process events first: a task forked meanwhile is not missed; count
 	 * mode needs no sys_enter (the list ends at the first NULL) */
 	struct bpf_program *progs[] = {
 		k->progs.on_fork, k->progs.on_exec, k->progs.on_exit,
-		p->counts ? k->progs.sys_exit_count : k->progs.sys_exit,
-		p->counts ? NULL : k->progs.sys_enter,
+		counts ? k->progs.sys_exit_count : k->progs.sys_exit,
+		!counts ? k->progs.sys_enter :
+		p->mode == SYSCAP_MODE_SAMPLED ? k->progs.sys_enter_sample : NULL,
 	};
 
 	if (p->attached)
 		return 0;
-	k->bss->count_mode = (__u32)p->counts;
+	k->bss->count_mode = (__u32)counts;
+	/* samples left by an earlier run are older than this and ignored */
+	memset(k->bss->sample_gate, 0, sizeof(k->bss->sample_gate));
+	k->bss->sample_start_ns = syscap_mono_ns();
 	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]) && progs[i]; i++) {
 		struct bpf_link *l = bpf_program__attach(progs[i]);
 
@@ -311,6 +331,7 @@ static const struct syscap_backend_ops bpf_ops = {
 	.read_stats = bpf_read_stats,
 	.missed = bpf_missed,
 	.set_mode = bpf_set_mode,
+	.set_sample_period = bpf_set_sample_period,
 	.read_counts = bpf_read_counts,
 	.forget_count = bpf_forget_count,
 	.start = bpf_start,

@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "syscap_backend.h"
 #include "syscap_kmod.h"
 
@@ -80,11 +81,17 @@ static int kmod_stop(struct syscap_backend *b)
 	return xioctl(b, SYSCAP_IOC_STOP, NULL);
 }
 
-static int kmod_set_mode(struct syscap_backend *b, int counts)
+static int kmod_set_mode(struct syscap_backend *b, int mode)
 {
-	__u32 mode = counts ? SYSCAP_KMOD_MODE_COUNTS : SYSCAP_KMOD_MODE_RECORDS;
+	__u32 kmode;
 
-	return xioctl(b, SYSCAP_IOC_SET_MODE, &mode);
+	if (mode == SYSCAP_MODE_RECORDS)
+		kmode = SYSCAP_KMOD_MODE_RECORDS;
+	else if (mode == SYSCAP_MODE_COUNTS)
+		kmode = SYSCAP_KMOD_MODE_COUNTS;
+	else
+		return -ENOTSUP;
+	return xioctl(b, SYSCAP_IOC_SET_MODE, &kmode);
 }
 
 static int by_key(const void *a, const void *b)

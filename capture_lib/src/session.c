@@ -33,6 +33,7 @@ struct syscap_session {
 	struct syscap_agg *agg;
 	int aggregate;
 	int mode;			/* enum syscap_mode */
+	uint32_t sample_period;		/* SAMPLED: one call in about this many */
 	struct count_table *counts;	/* count mode's previous readings */
 	struct trace_writer *tw;
 	uint64_t ring_size;
@@ -142,24 +143,31 @@ static long drain_all(struct syscap_session *s);
 
 int syscap_session_set_mode(struct syscap_session *s, int mode)
 {
+	int counting = mode != SYSCAP_MODE_RECORDS;
 	int ret;
 
-	if (mode != SYSCAP_MODE_RECORDS && mode != SYSCAP_MODE_COUNTS)
+	if (mode != SYSCAP_MODE_RECORDS && mode != SYSCAP_MODE_COUNTS &&
+	    mode != SYSCAP_MODE_SAMPLED)
 		return -EINVAL;
 	if (__atomic_load_n(&s->running, __ATOMIC_ACQUIRE))
 		return -EBUSY;
-	if (mode == SYSCAP_MODE_COUNTS) {
+	if (counting) {
 		if (!s->b->ops->set_mode || s->tw)
 			return -ENOTSUP;
 		if (!s->counts && !(s->counts = count_table_new()))
 			return -ENOMEM;
 	}
 	if (s->b->ops->set_mode) {
-		ret = s->b->ops->set_mode(s->b, mode == SYSCAP_MODE_COUNTS);
+		ret = s->b->ops->set_mode(s->b, mode);
 		if (ret)
 			return ret;
 	}
-	if (s->mode == SYSCAP_MODE_COUNTS && mode != SYSCAP_MODE_COUNTS) {
+	if (mode == SYSCAP_MODE_SAMPLED && !s->sample_period) {
+		ret = syscap_session_set_sample_period(s, SYSCAP_SAMPLE_PERIOD);
+		if (ret)
+			return ret;
+	}
+	if (s->mode != SYSCAP_MODE_RECORDS && !counting) {
 		/* what was counted since the last snapshot belongs to the next */
 		drain_all(s);
 		pthread_mutex_lock(&s->lock);
@@ -169,8 +177,21 @@ int syscap_session_set_mode(struct syscap_session *s, int mode)
 			return ret;
 	}
 	s->mode = mode;
-	syscap_agg_set_timed(s->agg, mode == SYSCAP_MODE_RECORDS);
+	syscap_agg_set_timed(s->agg, mode == SYSCAP_MODE_RECORDS ? 1 :
+			     mode == SYSCAP_MODE_SAMPLED ? 2 : 0);
 	return 0;
+}
+
+int syscap_session_set_sample_period(struct syscap_session *s, uint32_t period)
+{
+	int ret;
+
+	if (!s->b->ops->set_sample_period)
+		return -ENOTSUP;
+	ret = s->b->ops->set_sample_period(s->b, period);
+	if (!ret)
+		s->sample_period = period;
+	return ret;
 }
 
 void syscap_session_aggregate(struct syscap_session *s, int on)
@@ -381,10 +402,10 @@ int syscap_session_snapshot(struct syscap_session *s, struct syscap_snapshot *ou
 
 	/* count mode: the exit records in the rings say which processes the
 	 * poll can forget, so a process reaped before the snapshot goes in it */
-	if (!__atomic_load_n(&s->running, __ATOMIC_ACQUIRE) || s->mode == SYSCAP_MODE_COUNTS)
+	if (!__atomic_load_n(&s->running, __ATOMIC_ACQUIRE) || s->mode != SYSCAP_MODE_RECORDS)
 		drain_all(s);
 	pthread_mutex_lock(&s->lock);
-	ret = s->mode == SYSCAP_MODE_COUNTS ? count_table_poll(s->counts, s->b, s->agg) : 0;
+	ret = s->mode != SYSCAP_MODE_RECORDS ? count_table_poll(s->counts, s->b, s->agg) : 0;
 	if (!ret)
 		ret = syscap_agg_snapshot(s->agg, out);
 	pthread_mutex_unlock(&s->lock);

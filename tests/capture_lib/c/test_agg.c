@@ -105,6 +105,41 @@ static void test_percentiles_fall_in_the_right_bucket(void)
 	syscap_agg_free(a);
 }
 
+/* Sampled mode: counts from the kernel's counters, durations from a sample. */
+static void test_sampled_durations_scale_to_the_counts(void)
+{
+	struct syscap_agg *a = syscap_agg_new();
+	struct syscap_snapshot s;
+	struct syscap_event e;
+
+	syscap_agg_set_timed(a, 2);
+	syscap_agg_add_count(a, 1, 7, 100, 3);
+	syscap_agg_add_count(a, 1, 8, 5, 0);	/* counted, never sampled */
+	e = sc(1, 7, 0, 10, 1000);
+	e.flags = SYSCAP_F_SAMPLED;
+	syscap_agg_add(a, &e, 1);
+	e = sc(1, 7, -2, 20, 3000);	/* a failed sample adds no error */
+	e.flags = SYSCAP_F_SAMPLED;
+	syscap_agg_add(a, &e, 1);
+	CHECK_EQ(syscap_agg_snapshot(a, &s), 0);
+	CHECK_EQ(s.latency, 2);
+	CHECK_EQ(s.nrows, 2);
+	CHECK_EQ(s.rows[0].nr, 7);	/* by count */
+	CHECK_EQ(s.rows[0].count, 100);
+	CHECK_EQ(s.rows[0].errors, 3);
+	CHECK_EQ(s.rows[0].samples, 2);
+	CHECK_EQ(s.rows[0].total_ns, 200000);	/* 100 calls x the 2000 ns mean */
+	CHECK(s.rows[0].p50_ns >= 512 && s.rows[0].p99_ns <= 4096);
+	CHECK_EQ(s.rows[1].samples, 0);
+	CHECK_EQ(s.rows[1].total_ns, 0);
+	CHECK_EQ(s.rows[1].p99_ns, 0);
+	CHECK_EQ(s.procs[0].count, 105);
+	CHECK_EQ(s.procs[0].total_ns, 200000);
+	CHECK_EQ(s.nsys, 2);
+	CHECK_EQ(s.sys[0].total_ns, 200000);
+	syscap_agg_free(a);
+}
+
 static void test_exited_process_reported_once(void)
 {
 	struct syscap_agg *a = syscap_agg_new();
@@ -170,6 +205,7 @@ int main(void)
 {
 	test_counts_errors_and_order();
 	test_percentiles_fall_in_the_right_bucket();
+	test_sampled_durations_scale_to_the_counts();
 	test_exited_process_reported_once();
 	test_pid_filter_and_add_until();
 	test_many_processes_grow_tables();
