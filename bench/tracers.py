@@ -278,21 +278,22 @@ def _loader(obj: str) -> Callable[[Path, Target], Iterator[Proc | None]]:
     return attach
 
 
-# What `syscap top` runs: in-kernel filter, a snapshot every second, no file.
+# What `syscap top` runs: its live source (no start-up calibration), in-kernel
+# filter, a snapshot every second (which also retunes the sample), no file.
 _TOP_CODE = (
-    "import signal,sys; from capture_lib.live import Session; "
+    "import signal,sys; from capture_lib.live import LiveSource; "
     "stop={signal.SIGTERM, signal.SIGINT}; signal.pthread_sigmask(signal.SIG_BLOCK, stop); "
-    "s=Session('bpf'); s.set_mode(sys.argv[1]); s.aggregate(True); s.start(); "
+    "s=LiveSource('bpf', calibrate=False, durations=sys.argv[1]); "
     "print('ready', flush=True)\n"
     "while signal.sigtimedwait(stop, 1.0) is None: s.snapshot()\n"
-    "s.stop(); s.close()"
+    "s.close()"
 )
 
 
-def _syscap_top(mode: str) -> Callable[[Path, Target], Iterator[Proc | None]]:
+def _syscap_top(durations: str) -> Callable[[Path, Target], Iterator[Proc | None]]:
     def attach(work: Path, target: Target) -> Iterator[Proc | None]:
-        p = Proc.start(pinned([sys.executable, "-c", _TOP_CODE, mode]), f"syscap top ({mode})",
-                       ready="ready")
+        p = Proc.start(pinned([sys.executable, "-c", _TOP_CODE, durations]),
+                       f"syscap top (durations {durations})", ready="ready")
         try:
             yield p
         finally:
@@ -431,9 +432,11 @@ def all_tracers() -> list[Tracer]:
                lambda: _root() or _native("floor_loader", "floor_record.bpf.o"),
                _loader("floor_record.bpf.o")),
         Tracer("syscap-count", "syscap count mode (top's default)", _syscap_bpf,
-               _syscap_top("counts")),
-        Tracer("syscap-timed", "syscap top with durations (l)", _syscap_bpf,
-               _syscap_top("records")),
+               _syscap_top("off")),
+        Tracer("syscap-sampled", "syscap top, sampled durations (l)", _syscap_bpf,
+               _syscap_top("sampled")),
+        Tracer("syscap-timed", "syscap top, every duration (l l)", _syscap_bpf,
+               _syscap_top("all")),
         Tracer("syscap-record", "syscap record -a to file", _syscap_bpf,
                _syscap_record("bpf")),
         Tracer("syscap-record-kmod", "syscap record -a, kmod backend",

@@ -149,20 +149,30 @@ class Session:
         return self._mode
 
     def set_mode(self, mode: str) -> None:
-        """'records' (one record per syscall, with durations) or 'counts' (the
+        """'records' (one record per syscall, with durations), 'counts' (the
         kernel counts calls and errors per process x syscall and takes no
-        timestamps: the cheapest mode, what `syscap top` starts in). Only while
-        stopped. CaptureError when this backend or kernel has no count mode."""
-        values = {"records": self._lib.SYSCAP_MODE_RECORDS, "counts": self._lib.SYSCAP_MODE_COUNTS}
+        timestamps: the cheapest mode, what `syscap top` starts in) or
+        'sampled' (counts, plus the durations of about one call in
+        sample_period). Only while stopped. CaptureError when this backend or
+        kernel lacks the mode."""
+        values = {"records": self._lib.SYSCAP_MODE_RECORDS, "counts": self._lib.SYSCAP_MODE_COUNTS,
+                  "sampled": self._lib.SYSCAP_MODE_SAMPLED}
         if mode not in values:
-            raise UsageError(f"unknown capture mode {mode!r}: use records or counts")
+            raise UsageError(f"unknown capture mode {mode!r}: use records, counts or sampled")
         ret = self._lib.syscap_session_set_mode(self._s, values[mode])
         if ret == -errno.ENOTSUP:
-            raise CaptureError(f"the {self.backend} backend on this kernel has no count mode "
-                               "(eBPF needs kernel 5.15 or newer; the module, a build of "
-                               "kmod/ with count mode)")
+            raise CaptureError(f"the {self.backend} backend on this kernel has no {mode} mode "
+                               "(eBPF needs kernel 5.15 or newer; the module has records and "
+                               "counts)")
         self._check(ret, "capture mode")
         self._mode = mode
+
+    def set_sample_period(self, period: int) -> None:
+        """Sampled mode: about one syscall in period (a power of two) gets its
+        duration measured. May change while running."""
+        if period < 1 or period & (period - 1) or period > 1 << 30:
+            raise UsageError(f"sample period {period} is not a power of two up to 2^30")
+        self._check(self._lib.syscap_session_set_sample_period(self._s, period), "sample period")
 
     def aggregate(self, on: bool = True) -> None:
         self._lib.syscap_session_aggregate(self._s, int(on))
@@ -319,68 +329,115 @@ class _GetppidLoop:
         os.waitpid(self.pid, 0)
 
 
+# What top's `l` key cycles through, and the session mode behind each.
+DURATIONS = ("off", "sampled", "all")
+_MODE_OF = {"off": "counts", "sampled": "sampled", "all": "records"}
+DEFAULT_SAMPLE_BUDGET = 1.0  # percent of one CPU that sampled durations may add
+_MAX_SAMPLE_PERIOD = 1 << 20
+_SAMPLE_COST_NS = 500.0  # what one sample adds when calibration could not tell
+
+
 class LiveSource:
     """SnapshotSource over a live Session, for `syscap top` and exporters.
 
-    latency=False (what top starts with) runs the session in count mode where
+    durations "off" (what top starts with) runs the session in count mode where
     the backend has one: exact calls and errors per process and syscall, no
-    durations, the least cost per syscall. latency=True records every syscall
-    with its duration (avg and p99 columns, histograms for exporters).
+    durations, the least cost per syscall. "sampled" adds the durations of a
+    random sample of the calls (avg, p50 and p99 estimated from it, counts
+    still exact), the sample as dense as sample_budget (percent of one CPU)
+    allows at the current syscall rate. "all" records every syscall with its
+    duration (histograms for exporters).
     """
 
     def __init__(self, backend: str = "auto", flt: Filter | None = None,
                  ring_size: int = DEFAULT_RING_SIZE, calibrate: bool = True,
-                 latency: bool = True) -> None:
+                 durations: str = "all",
+                 sample_budget: float = DEFAULT_SAMPLE_BUDGET) -> None:
+        if durations not in DURATIONS:
+            raise UsageError(f"unknown durations setting {durations!r}: use "
+                             + ", ".join(DURATIONS))
+        if not 0 < sample_budget <= 100:
+            raise UsageError(f"sample budget {sample_budget}% is not in (0, 100]")
+        self._budget = sample_budget
         self._session = Session(backend, ring_size)
         self._session.aggregate(True)
         self._cost: dict[str, float] = {}
+        self._period = 0
         try:
+            self.offered = self._offered()
             if calibrate:
                 self._calibrate()
             if flt is not None:
                 self._session.set_filter(flt)
-            self._use(latency)
+            self._use(durations)
             self._session.start()
             self._session.snapshot()  # drop the calibration interval
         except BaseException:
             self._session.close()
             raise
 
-    def _use(self, latency: bool) -> None:
-        """Choose the session's mode (stopped); count mode only where it exists."""
-        if latency:
-            self._session.set_mode("records")
-            return
-        try:
-            self._session.set_mode("counts")
-        except CaptureError:
-            self._session.set_mode("records")  # the module, or eBPF before 5.15
+    def _offered(self) -> tuple[str, ...]:
+        """The durations settings this backend and kernel can run."""
+        offered = []
+        for d in DURATIONS:
+            try:
+                self._session.set_mode(_MODE_OF[d])
+            except CaptureError:
+                continue
+            offered.append(d)
+        return tuple(offered)
+
+    def _use(self, durations: str) -> None:
+        """Choose the session's mode (stopped): the setting asked for, or the
+        nearest one offered ("all" always is)."""
+        if durations not in self.offered:
+            durations = "off" if durations == "sampled" and "off" in self.offered else "all"
+        self._session.set_mode(_MODE_OF[durations])
+        if durations == "sampled":
+            self._set_period(self._period or 64)
+
+    def _set_period(self, period: int) -> None:
+        self._session.set_sample_period(period)
+        self._period = period
 
     def _calibrate(self) -> None:
         """What each mode's probes add to one traced syscall. Only the
         calibration's own child passes the filter meanwhile: no other
-        process is traced, whatever filter the user gives afterwards."""
+        process is traced, whatever filter the user gives afterwards.
+        Sampled mode is measured with (almost) no call sampled: its cost is
+        that plus one record's share per sampled call (hook_cost_ns)."""
         loop = _GetppidLoop(20000)
         try:
             before = min(loop.ns_per_call() for _ in range(3))
             self._session.set_filter(Filter(pids=frozenset({loop.pid})))
-            for latency in (False, True):
-                self._use(latency)
-                if self._session.mode not in self._cost:
-                    self._session.start()
-                    try:
-                        after = min(loop.ns_per_call() for _ in range(3))
-                    finally:
-                        self._session.stop()
-                    self._cost[self._session.mode] = max(after - before, 0.0)
+            for durations in self.offered:
+                self._use(durations)
+                if durations == "sampled":
+                    self._set_period(_MAX_SAMPLE_PERIOD)
+                self._session.start()
+                try:
+                    after = min(loop.ns_per_call() for _ in range(3))
+                finally:
+                    self._session.stop()
+                self._cost[durations] = max(after - before, 0.0)
         finally:
             loop.close()
+            self._period = 0
         self._session.set_filter(Filter())
+
+    def _sample_cost_ns(self) -> float:
+        """What one sampled call adds: a record's cost over a count's."""
+        if "all" in self._cost and "off" in self._cost:
+            return max(self._cost["all"] - self._cost["off"], 50.0)
+        return _SAMPLE_COST_NS
 
     @property
     def hook_cost_ns(self) -> float:
         """ns the probes add to a traced syscall in the current mode (0: not measured)."""
-        return self._cost.get(self._session.mode, 0.0)
+        d = self.durations
+        if d == "sampled" and d in self._cost:
+            return self._cost[d] + self._sample_cost_ns() / max(self._period, 1)
+        return self._cost.get(d, 0.0)
 
     @property
     def backend(self) -> str:
@@ -391,26 +448,52 @@ class LiveSource:
         return self._session
 
     @property
-    def latency(self) -> bool:
-        """Durations are measured (records mode)."""
-        return self._session.mode == "records"
+    def durations(self) -> str:
+        """"off", "sampled" or "all": whose durations are measured."""
+        return {"counts": "off", "sampled": "sampled", "records": "all"}[self._session.mode]
 
-    def set_latency(self, on: bool) -> None:
-        """Switch between count mode and records (durations) without losing
-        counts: the probes are swapped while the aggregate carries on."""
-        if on == self.latency:
+    @property
+    def sample_period(self) -> int:
+        """Sampled: about one call in this many is timed (0 in other modes)."""
+        return self._period if self.durations == "sampled" else 0
+
+    @property
+    def latency(self) -> bool:
+        """Durations are measured (sampled or every call)."""
+        return self.durations != "off"
+
+    def set_durations(self, durations: str) -> None:
+        """Switch modes without losing counts: the probes are swapped while the
+        aggregate carries on."""
+        if durations not in DURATIONS:
+            raise UsageError(f"unknown durations setting {durations!r}")
+        if durations == self.durations:
             return
         self._session.stop()
         try:
-            self._use(on)
+            self._use(durations)
         finally:
             self._session.start()
+
+    def _retune(self, snap: Snapshot) -> None:
+        """The sample period that keeps sampled durations within the budget
+        at the rate just seen: a power of two, the densest that fits."""
+        rate = (snap.events + snap.drops) / snap.interval_s
+        per_s = self._budget / 100 * 1e9 / self._sample_cost_ns()
+        period = 1
+        while period < _MAX_SAMPLE_PERIOD and rate / period > per_s:
+            period *= 2
+        if period != self._period:
+            self._set_period(period)
 
     def snapshot(self) -> Snapshot:
         err = self._session.error
         if err:
             raise CaptureError(err)
-        return self._session.snapshot()
+        snap = self._session.snapshot()
+        if self.durations == "sampled":
+            self._retune(snap)
+        return snap
 
     def set_filter(self, flt: Filter) -> None:
         self._session.set_filter(flt)
@@ -420,5 +503,7 @@ class LiveSource:
 
 
 def open_source(backend: str = "auto", flt: Filter | None = None,
-                ring_size: int = DEFAULT_RING_SIZE, latency: bool = True) -> LiveSource:
-    return LiveSource(backend, flt, ring_size, latency=latency)
+                ring_size: int = DEFAULT_RING_SIZE, durations: str = "all",
+                sample_budget: float = DEFAULT_SAMPLE_BUDGET) -> LiveSource:
+    return LiveSource(backend, flt, ring_size, durations=durations,
+                      sample_budget=sample_budget)

@@ -40,6 +40,13 @@ from tui.table import LiveTable
 from tui.views import UserOf
 
 # Sort keys (htop-like): letter -> column keys it means, first one the view has wins.
+# What the `l` key says when it switches (capture_lib.live.DURATIONS).
+DURATION_NOTES = {
+    "off": "durations off: exact counts only, least cost",
+    "sampled": "durations sampled: avg and p99 (marked ~) from a sample, counts exact",
+    "all": "durations of every syscall: exact avg and p99, most cost",
+}
+
 SORT_KEYS: dict[str, tuple[str, ...]] = {
     "P": ("rate",),
     "E": ("errors",),
@@ -52,13 +59,19 @@ SORT_KEYS: dict[str, tuple[str, ...]] = {
 
 
 @runtime_checkable
-class LatencySwitch(Protocol):
-    """What capture_lib.live.LiveSource adds: count mode or durations."""
+class DurationSwitch(Protocol):
+    """What capture_lib.live.LiveSource adds: whose durations are measured,
+    "off" (counts only), "sampled" or "all", among the settings it offers."""
+
+    offered: tuple[str, ...]
 
     @property
-    def latency(self) -> bool: ...
+    def durations(self) -> str: ...
 
-    def set_latency(self, on: bool) -> None: ...
+    @property
+    def sample_period(self) -> int: ...
+
+    def set_durations(self, durations: str) -> None: ...
 
 
 @runtime_checkable
@@ -207,8 +220,9 @@ class SyscapTop(App[None]):
         ],
         Binding("o", "toggle_stable", "Stable", show=False, id="order.stable",
                 tooltip="Stable ordering: rows keep their place between refreshes"),
-        Binding("l", "toggle_latency", "Latency", show=False, id="latency",
-                tooltip="Measure syscall durations (avg, p99) or only count (cheapest)"),
+        Binding("l", "cycle_durations", "Durations", show=False, id="latency",
+                tooltip="Durations: off (count only, cheapest), sampled (avg, p99 from a "
+                "sample), all (every call timed)"),
         Binding("p,space", "pause", "Pause", key_display="p", id="pause",
                 tooltip="Pause: freeze the table (gauges stay live); replay: pause playback"),
         Binding("backspace,escape", "go_back", "Back", show=False, id="back",
@@ -416,7 +430,7 @@ class SyscapTop(App[None]):
                 float(hook) if isinstance(hook, int | float) else None,
                 self.model.latest,
                 replay=self.replay is not None,
-                latency=self._latency_state(),
+                durations=self._durations_state(),
             ),
         )
         self._update_status()
@@ -454,6 +468,9 @@ class SyscapTop(App[None]):
         self._update_table()
 
     def _update_table(self) -> None:
+        latest = self.model.latest
+        sampled = latest is not None and latest.sampled
+        self.table.mark_estimated(frozenset({"avg", "p99"}) if sampled else frozenset())
         self.table.set_rows(self.model.rows)
         self._set_text("#totals", _esc(self.model.totals()))
         self._update_status()
@@ -577,25 +594,28 @@ class SyscapTop(App[None]):
         self._update_panels()
         self.notify(f"replay speed {speed:g}x", timeout=2)
 
-    def _latency_state(self) -> bool | None:
-        """Whether the live source measures durations; None if it cannot switch."""
+    def _durations_state(self) -> tuple[str, int] | None:
+        """The live source's durations setting and sample period; None if it
+        cannot switch."""
         source = self.source
-        if not isinstance(source, LatencySwitch):
+        if not isinstance(source, DurationSwitch):
             return None
-        return source.latency
+        return source.durations, source.sample_period
 
-    def action_toggle_latency(self) -> None:
+    def action_cycle_durations(self) -> None:
         source = self.source
-        if not isinstance(source, LatencySwitch):
+        if not isinstance(source, DurationSwitch) or not source.offered:
             return
-        on = not source.latency
+        offered = source.offered
+        current = source.durations
+        nxt = offered[(offered.index(current) + 1) % len(offered)] if current in offered \
+            else offered[0]
 
         def switched() -> None:
-            source.set_latency(on)
+            source.set_durations(nxt)
 
         self._source_call(switched)
-        self.notify("measuring syscall durations (avg, p99)" if on
-                    else "counting only: no durations, least cost", timeout=3)
+        self.notify(DURATION_NOTES[nxt], timeout=3)
         self._update_panels()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

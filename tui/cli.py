@@ -75,10 +75,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="neither read nor write the remembered view, sorts and keys "
                         "($XDG_CONFIG_HOME/syscap/top.json)")
     p.add_argument(
-        "--latency",
-        action="store_true",
-        help="measure syscall durations (avg, p99) from the start; by default top only "
-        "counts, which costs least, and the l key switches",
+        "--durations",
+        choices=("off", "sampled", "all"),
+        default="off",
+        help="whose durations (avg, p99) to measure from the start: off (the default: "
+        "exact counts only, least cost), sampled (a random sample, within "
+        "--sample-budget) or all (every call); the l key cycles",
+    )
+    p.add_argument("--latency", dest="durations", action="store_const", const="all",
+                   help="the same as --durations all")
+    p.add_argument(
+        "--sample-budget",
+        metavar="PERCENT",
+        type=float,
+        default=1.0,
+        help="sampled durations: the CPU (percent of one core) the sample may add; "
+        "the sample grows sparser as the syscall rate rises (default 1)",
     )
     p.add_argument(
         "-d",
@@ -155,6 +167,10 @@ def prepare(
     if not args.delay > 0:
         _say("-d needs a positive number of seconds")
         return 2
+    if not 0 < args.sample_budget <= 100:
+        _say(f"--sample-budget {args.sample_budget:g} is not a percentage in (0, 100]: "
+             "give e.g. --sample-budget 1")
+        return 2
     groups, names = parse_syscalls(split_words(args.syscalls))
     choice = FilterSpec(
         groups=groups,
@@ -195,7 +211,8 @@ def prepare(
             startup_error = f"live capture is not built here ({exc}); run ./setup.sh"
         else:
             try:
-                live: SnapshotSource = open_source(args.backend, flt, latency=args.latency)
+                live: SnapshotSource = open_source(args.backend, flt, durations=args.durations,
+                                                   sample_budget=args.sample_budget)
                 source = live
             except Exception as exc:  # CaptureError: one actionable line
                 startup_error = _one_line(exc)

@@ -121,19 +121,23 @@ def cost_markup(
     hook_cost_ns: float | None,
     snap: Snapshot | None,
     replay: bool = False,
-    latency: bool | None = None,
+    durations: tuple[str, int] | None = None,
 ) -> str:
     """The cost of watching: syscap's CPU use and the hook time it adds to traced work.
 
     The added time is the per-syscall hook cost measured at start-up times the
-    current rate of syscalls that reach the probe's record path. `latency`:
-    whether durations are measured (the `l` key switches), None when the
-    source cannot switch.
+    current rate of syscalls that reach the probe's record path. `durations`:
+    the mode ("off", "sampled", "all"; the `l` key cycles) and the sample
+    period, None when the source cannot switch.
     """
     own = "-" if own_cpu is None else f"{own_cpu:.1f}%"
     text = f"[b]cost of watching[/]  syscap {own} CPU"
-    if latency is not None:
-        text += "  durations [b]on[/] (l)" if latency else "  durations off (l)"
+    if durations is not None:
+        mode, period = durations
+        if mode == "sampled":
+            text += f"  durations [b]sampled 1/{period}[/] (~, l)"
+        else:
+            text += f"  durations [b]{mode}[/] (l)"
     if replay:
         return text + "  hooks: n/a (replay)"
     if hook_cost_ns is None or snap is None:

@@ -98,6 +98,7 @@ class LiveTable(ScrollView, can_focus=True):
         self._layout: list[tuple[int, int]] = []  # (column index, width)
         self._layout_width = -1
         self._painted: dict[int, Signature] = {}  # screen line -> what it shows
+        self._estimated: frozenset[str] = frozenset()  # column keys titled with a ~
         self.lines_refreshed = 0  # data lines refreshed by diffs (for tests and the bench)
 
     # -- data in -------------------------------------------------------------------
@@ -118,6 +119,13 @@ class LiveTable(ScrollView, can_focus=True):
             self.cursor_key = None
         self._painted.clear()
         self.refresh()
+
+    def mark_estimated(self, keys: frozenset[str]) -> None:
+        """Columns whose figures are estimates (from sampled durations): their
+        titles end in ~."""
+        if keys != self._estimated:
+            self._estimated = keys
+            self.refresh(Region(0, 0, self.size.width, 1))
 
     def set_rows(self, rows: Sequence[Row]) -> None:
         """New rows (already ordered). Only screen lines whose content differs repaint."""
@@ -197,7 +205,8 @@ class LiveTable(ScrollView, can_focus=True):
     def _signature(self, line: int) -> Signature:
         """What screen line `line` (0 = header) shows, as a comparable value."""
         if line == 0:
-            return ("header", self._sort_key, self._sort_descending, self._layout_width)
+            return ("header", self._sort_key, self._sort_descending, self._layout_width,
+                    self._estimated)
         index = round(self.scroll_y) + line - 1
         if index >= len(self._rows):
             return ("blank",)
@@ -259,7 +268,7 @@ class LiveTable(ScrollView, can_focus=True):
         segments: list[Segment] = []
         for n, (i, w) in enumerate(self._layout):
             col = self._columns[i]
-            title = col.title
+            title = col.title + ("~" if col.key in self._estimated else "")
             is_sorted = col.key == self._sort_key
             if is_sorted:
                 title = title + ("▼" if self._sort_descending else "▲")

@@ -49,19 +49,21 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
         proc.wait()
 
 
-@pytest.mark.parametrize("latency", [False, True], ids=["counts", "records"])
+@pytest.mark.parametrize("durations", ["off", "sampled", "all"])
 def test_calibration_traces_no_process_outside_the_filter(
-        bystander: subprocess.Popen[str], sleeper: subprocess.Popen[bytes], latency: bool) -> None:
-    src = LiveSource("bpf", Filter(pids=frozenset({sleeper.pid})), latency=latency)
+        bystander: subprocess.Popen[str], sleeper: subprocess.Popen[bytes], durations: str) -> None:
+    src = LiveSource("bpf", Filter(pids=frozenset({sleeper.pid})), durations=durations)
     try:
         assert bystander.poll() is None  # it called getuid() all along
         totals = src.session.totals().syscalls
         # the kernel's per-CPU counters count every syscall that passed the
         # filter since the probes were loaded: calibration included
         assert syscalls.number("getuid") not in totals
-        # ... and the calibration did trace its own workload, in both modes
+        # ... and the calibration did trace its own workload, in every mode
         getppid = totals[syscalls.number("getppid")].count
-        assert getppid >= 2 * 3 * 20000
-        assert src.latency == latency
+        assert getppid >= len(src.offered) * 3 * 20000
+        assert src.offered == ("off", "sampled", "all")
+        assert src.durations == durations
+        assert src.hook_cost_ns >= 0
     finally:
         src.close()

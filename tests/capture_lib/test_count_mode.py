@@ -96,10 +96,11 @@ def per_syscall(snap: Snapshot) -> dict[str, tuple[int, int]]:
     return {s.name: (s.count, s.errors) for s in snap.syscalls}
 
 
-@pytest.fixture
-def counted(workload: Path) -> Iterator[dict[str, tuple[int, int]]]:
-    snap = run_counted(workload, "counts", Filter(comms=WORKLOAD))
-    assert snap.drops == 0 and not snap.latency
+@pytest.fixture(params=["counts", "sampled"])
+def counted(workload: Path, request: pytest.FixtureRequest) -> Iterator[dict[str, tuple[int, int]]]:
+    """Counts of one workload run; sampled mode counts exactly as count mode."""
+    snap = run_counted(workload, request.param, Filter(comms=WORKLOAD))
+    assert snap.drops == 0 and snap.latency == (request.param == "sampled")
     yield per_syscall(snap)
 
 
@@ -176,11 +177,11 @@ def test_own_syscalls_never_counted_and_gone_processes_leave_the_map(workload: P
 
 
 def test_top_source_switches_between_counts_and_durations(workload: Path) -> None:
-    src = LiveSource("bpf", Filter(comms=WORKLOAD), latency=False)
+    src = LiveSource("bpf", Filter(comms=WORKLOAD), durations="off")
     try:
         assert not src.latency
         subprocess.run([str(workload), *map(str, ARGS)], check=True)
-        src.set_latency(True)  # what was counted so far is kept
+        src.set_durations("all")  # what was counted so far is kept
         subprocess.run([str(workload), *map(str, ARGS)], check=True)
         time.sleep(0.2)  # records reach the aggregate when the consumer wakes
         snap = src.snapshot()
@@ -192,6 +193,27 @@ def test_top_source_switches_between_counts_and_durations(workload: Path) -> Non
         assert snap.latency and src.latency
         getppid = next(s for s in snap.syscalls if s.name == "getppid")
         assert getppid.count == ARGS[0] + ARGS[4] + ARGS[5] and getppid.p50_ns > 0
+        src.set_durations("sampled")
+        src.snapshot()  # what the records mode left in the rings
+        subprocess.run([str(workload), *map(str, ARGS)], check=True)
+        snap = src.snapshot()
+        assert snap.sampled and snap.latency and src.sample_period >= 1
+        assert per_syscall(snap)["getppid"] == (ARGS[0] + ARGS[4] + ARGS[5], 0)
+    finally:
+        src.close()
+
+
+def test_sample_period_follows_the_budget(flood: Path) -> None:
+    """At a flood's rate, a budget of 0.001 % of a CPU (10 us/s) leaves room
+    for a few hundred samples a second at most: the period must grow."""
+    src = LiveSource("bpf", Filter(comms=frozenset({"flood"})), calibrate=False,
+                     durations="sampled", sample_budget=0.001)
+    try:
+        assert src.sample_period == 64
+        subprocess.run([str(flood), "2", "200000"], check=True)
+        snap = src.snapshot()
+        assert per_syscall(snap)["getppid"] == (400000, 0)
+        assert src.sample_period > 64
     finally:
         src.close()
 

@@ -682,7 +682,7 @@ def test_paging_and_clicks_move_the_cursor_and_scroll(source: SyntheticSource) -
     drive(app, script, size=(100, 20))
 
 
-def test_l_switches_a_live_source_between_counts_and_durations() -> None:
+def test_l_cycles_a_live_source_through_counts_sampled_and_all_durations() -> None:
     source = FakeLive()
     app = make_app(source)
 
@@ -690,10 +690,25 @@ def test_l_switches_a_live_source_between_counts_and_durations() -> None:
         feed(app, source, 1)
         assert "durations off (l)" in text_of(app, "#cost")
         await pilot.press("l")
-        assert source.switches == [True]
-        assert "durations on (l)" in text_of(app, "#cost")
+        assert source.switches == ["sampled"]
+        assert "durations sampled 1/64 (~, l)" in text_of(app, "#cost")
         await pilot.press("l")
-        assert source.switches == [True, False]
+        assert "durations all (l)" in text_of(app, "#cost")
+        await pilot.press("l")
+        assert source.switches == ["sampled", "all", "off"]
+
+    drive(app, script)
+
+
+def test_l_skips_what_the_backend_lacks() -> None:
+    source = FakeLive(offered=("off", "all"))  # the module: no sampled mode
+    app = make_app(source)
+
+    async def script(pilot: Pilot[None]) -> None:
+        feed(app, source, 1)
+        await pilot.press("l")
+        await pilot.press("l")
+        assert source.switches == ["all", "off"]
 
     drive(app, script)
 

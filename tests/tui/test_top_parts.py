@@ -231,7 +231,8 @@ def test_cli_without_live_capture_starts_the_app_with_the_reason(
     from capture_lib.errors import CaptureError
     from tui.cli import prepare
 
-    def refuse(backend: str = "auto", flt: Filter | None = None, latency: bool = True) -> None:
+    def refuse(backend: str = "auto", flt: Filter | None = None, durations: str = "all",
+               sample_budget: float = 1.0) -> None:
         raise CaptureError("the eBPF backend needs CAP_BPF and CAP_PERFMON: run as root")
 
     monkeypatch.setattr(capture_lib.live, "open_source", refuse)

@@ -27,16 +27,19 @@ class FakeReplay(SyntheticSource):
 
 
 class FakeLive(SyntheticSource):
-    """SyntheticSource with LiveSource's switch between counts and durations."""
+    """SyntheticSource with LiveSource's durations switch (off, sampled, all)."""
 
-    def __init__(self, n: int = 12) -> None:
+    def __init__(self, n: int = 12, offered: tuple[str, ...] = ("off", "sampled", "all")) -> None:
         super().__init__(n=n)
-        self.latency = False
-        self.switches: list[bool] = []
+        self.offered = offered
+        self.durations = "off"
+        self.sample_period = 0
+        self.switches: list[str] = []
 
-    def set_latency(self, on: bool) -> None:
-        self.switches.append(on)
-        self.latency = on
+    def set_durations(self, durations: str) -> None:
+        self.switches.append(durations)
+        self.durations = durations
+        self.sample_period = 64 if durations == "sampled" else 0
 
 
 def make_app(source: SyntheticSource | None, **overrides: object) -> SyscapTop:
