@@ -134,11 +134,21 @@ static __always_inline struct syscap_task_state *state_of(struct task_struct *ta
  * Arguments as syscall_get_arguments() sees them. regs is a trusted BTF
  * pointer here, so plain loads work (no probe_read helper calls); at exit
  * the entry registers are still in pt_regs for everything but exec and
- * sigreturn, whose arguments are then the new image's.
+ * sigreturn, whose arguments are then the new image's. A 32-bit x86 call
+ * passes them in the i386 registers.
  */
-static __always_inline void read_args(__u64 *a, struct pt_regs *regs)
+static __always_inline void read_args(__u64 *a, struct pt_regs *regs, int compat)
 {
 #if defined(__TARGET_ARCH_x86)
+	if (compat) {
+		a[0] = (__u32)regs->bx;
+		a[1] = (__u32)regs->cx;
+		a[2] = (__u32)regs->dx;
+		a[3] = (__u32)regs->si;
+		a[4] = (__u32)regs->di;
+		a[5] = (__u32)regs->bp;
+		return;
+	}
 	a[0] = regs->di;
 	a[1] = regs->si;
 	a[2] = regs->dx;
@@ -146,6 +156,7 @@ static __always_inline void read_args(__u64 *a, struct pt_regs *regs)
 	a[4] = regs->r8;
 	a[5] = regs->r9;
 #elif defined(__TARGET_ARCH_arm64)
+	(void)compat;		/* a compat task's arguments are in x0..x5 too */
 	a[0] = regs->orig_x0;	/* x0 already holds the return value */
 	a[1] = regs->regs[1];
 	a[2] = regs->regs[2];
@@ -241,7 +252,7 @@ static __always_inline void emit_syscall(struct syscap_task_state *st, __u64 now
 	syscap_fill_syscall(e, st->ts, dur, ret, task->tgid, task->pid, seq, nr,
 			    regs ? syscall_nr(regs) : 0, flags, cpu);
 	if (regs)
-		read_args(e->args, regs);
+		read_args(e->args, regs, nr == SYSCAP_NR_COMPAT);
 	else
 		__builtin_memset(e->args, 0, sizeof(e->args));
 	bpf_ringbuf_submit(e, submit_flags(rb, seq));
@@ -303,7 +314,7 @@ static __always_inline void emit_sample(__u64 ts, long ret, struct pt_regs *regs
 		flags |= SYSCAP_F_COMPAT;
 	syscap_fill_syscall(e, ts, bpf_ktime_get_ns() - ts, ret, task->tgid, task->pid, 0, slot,
 			    id, flags, cpu);
-	read_args(e->args, regs);
+	read_args(e->args, regs, slot == SYSCAP_NR_COMPAT);
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
@@ -512,30 +523,38 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 }
 
 /*
- * exit and exit_group never reach sys_exit: count or record them when the
- * task dies, so every syscall it entered is seen once.
+ * exit and exit_group (native or 32-bit) never reach sys_exit: count or
+ * record them when the task dies, so every syscall it entered is seen once.
+ * The call it died in comes from its user registers (bpf_task_pt_regs, from
+ * 5.15, where the loader offers count mode); before, records mode knows it
+ * only from the pending native slot, which is the number.
  */
 static __always_inline void exit_syscall(struct syscap_task_state *st, struct task_struct *task,
 					 __u32 tgid)
 {
+	int compat = in_compat_syscall(task);
+	struct pt_regs *regs = 0;
+	long id = -1;
+	__u32 slot;
+
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs)) {
+		regs = (struct pt_regs *)bpf_task_pt_regs(task);
+		id = syscall_nr(regs);
+	} else if (st && !compat) {
+		id = st->nr;
+	}
+	if (!syscap_is_exit_call(id, compat))
+		return;
 	if (!count_mode) {
-		if (st && st->pending &&
-		    (st->nr == SYSCAP_NR_EXIT || st->nr == SYSCAP_NR_EXIT_GROUP)) {
+		if (st && st->pending) {
 			st->pending = 0;
-			emit_syscall(st, bpf_ktime_get_ns(), 0, 0, task, SYSCAP_F_NORETURN);
+			emit_syscall(st, bpf_ktime_get_ns(), 0, regs, task, SYSCAP_F_NORETURN);
 		}
 		return;
 	}
-	/* count mode: the syscall it died in, from its user registers (the
-	 * loader offers count mode from 5.15 on). A 32-bit task's exit and
-	 * exit_group are not counted. */
-	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs)) {
-		long id = syscall_nr((struct pt_regs *)bpf_task_pt_regs(task));
-
-		if (!in_compat_syscall(task) && (id == SYSCAP_NR_EXIT || id == SYSCAP_NR_EXIT_GROUP) &&
-		    syscap_syscall_wanted(&filter, id))
-			count_syscall(tgid, id, 0);
-	}
+	slot = syscap_nr_slot(id, compat);
+	if (syscap_syscall_wanted(&filter, slot))
+		count_syscall(tgid, slot, 0);
 }
 
 SEC("tp_btf/sched_process_exit")

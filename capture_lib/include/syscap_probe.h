@@ -19,14 +19,19 @@
 #error "define SYSCAP_PROBE_INLINE before including syscap_probe.h"
 #endif
 
-/* Native syscall numbers the probes treat specially (ABI: they never change). */
+/*
+ * Syscall numbers the probes treat specially (ABI: they never change), in the
+ * native table and in the 32-bit compat one (i386; arm EABI on arm64).
+ */
 #if defined(__TARGET_ARCH_x86) || defined(__x86_64__)
 #define SYSCAP_X86		1
 #define SYSCAP_NR_EXIT		60
 #define SYSCAP_NR_EXIT_GROUP	231
+#define SYSCAP_COMPAT_NR_EXIT_GROUP	252
 #elif defined(__TARGET_ARCH_arm64) || defined(__aarch64__)
 #define SYSCAP_NR_EXIT		93
 #define SYSCAP_NR_EXIT_GROUP	94
+#define SYSCAP_COMPAT_NR_EXIT_GROUP	248
 #else
 #error "syscap: unsupported architecture"
 #endif
@@ -69,6 +74,17 @@ SYSCAP_PROBE_INLINE __u32 syscap_nr_slot(long id, int compat)
 	if ((unsigned long)id >= SYSCAP_NR_COMPAT)
 		return SYSCAP_NR_OTHER;
 	return id;
+}
+
+/*
+ * exit or exit_group, native or compat: the calls that end a task and never
+ * pass sys_exit. Their number is read from the dying task's registers.
+ */
+SYSCAP_PROBE_INLINE int syscap_is_exit_call(long id, int compat)
+{
+	if (compat)
+		return id == 1 || id == SYSCAP_COMPAT_NR_EXIT_GROUP;	/* exit is 1 in both */
+	return id == SYSCAP_NR_EXIT || id == SYSCAP_NR_EXIT_GROUP;
 }
 
 /* A slot admitted by the syscall-set filter. */

@@ -4,10 +4,11 @@
  *   edge_syscalls seccomp N      N getppid() that a seccomp filter denies with
  *                                EPERM: they never reach sys_enter
  *   edge_syscalls outofrange N   N syscall(-1) and N syscall(1000): ENOSYS
- *   edge_syscalls compat N       N getpid() through int 0x80 (the i386 table,
- *                                number 20), from this 64-bit process; exits 3
- *                                when the kernel has no 32-bit emulation, and
- *                                on other architectures
+ *   edge_syscalls compat N       a child makes N getpid() through int 0x80 (the
+ *                                i386 table, number 20) from this 64-bit
+ *                                process, then ends with the i386 exit_group
+ *                                (252); exits 3 when the kernel has no 32-bit
+ *                                emulation, and on other architectures
  *   edge_syscalls interrupted    a thread blocked in read() on a pipe is cut
  *                                off by exit_group(): its read exits with the
  *                                kernel's restart code, never seen by user space
@@ -75,7 +76,8 @@ static int compat_getpid(long n)
 			if (ret != getpid())
 				_exit(1);
 		}
-		_exit(0);
+		__asm__ volatile("int $0x80" : : "a"(252L), "b"(0L) : "memory");
+		_exit(1);	/* not reached */
 	}
 	if (child < 0 || waitpid(child, &st, 0) != child)
 		return 1;
