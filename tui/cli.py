@@ -1,4 +1,5 @@
-"""`syscap top`: argument parsing and start-up (the lead wires `register` into `syscap`).
+"""`syscap top`: argument parsing and start-up (`register` adds it to `syscap`, through
+pyproject.toml's entry points).
 
 Nothing here imports Textual or the live backends at module level, so `syscap --help`
 works on a machine where capture is not built yet.
