@@ -21,7 +21,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * probes that cached per-task verdicts are stale. */
 struct syscap_filter filter;
 __u64 wakeup_watermark;	/* bytes of unread data that justify a wakeup */
-__u32 count_mode;	/* sys_exit_count is attached instead of sys_enter/sys_exit */
+/* Calls are counted in the kernel (count and sampled modes): sys_exit_count
+ * is attached instead of sys_exit. */
+__u32 counted;
 __u32 whoami_tgid;	/* written by whoami */
 
 /*
@@ -518,7 +520,7 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 static __always_inline void exit_syscall(struct syscap_task_state *st, struct task_struct *task,
 					 __u32 tgid)
 {
-	if (!count_mode) {
+	if (!counted) {
 		if (st && st->pending &&
 		    (st->nr == SYSCAP_NR_EXIT || st->nr == SYSCAP_NR_EXIT_GROUP)) {
 			st->pending = 0;
@@ -526,8 +528,8 @@ static __always_inline void exit_syscall(struct syscap_task_state *st, struct ta
 		}
 		return;
 	}
-	/* count mode: the syscall it died in, from its user registers (the
-	 * loader offers count mode from 5.15 on). A 32-bit task's exit and
+	/* counted: the syscall it died in, from its user registers (the
+	 * loader offers count and sampled modes from 5.15 on). A 32-bit task's exit and
 	 * exit_group are not counted. */
 	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs)) {
 		long id = syscall_nr((struct pt_regs *)bpf_task_pt_regs(task));
@@ -550,9 +552,9 @@ int BPF_PROG(on_exit, struct task_struct *task)
 	if (group_dead)
 		flags = SYSCAP_F_GROUP_DEAD;
 	st = bpf_task_storage_get(&tasks, task, 0, 0);
-	if (count_mode && sample_gate[task->pid & (SAMPLE_GATE - 1)])
+	if (counted && sample_gate[task->pid & (SAMPLE_GATE - 1)])
 		take_sample(st, task->pid);	/* it died inside the sampled call */
-	if (count_mode && !syscap_needs_verdict(&filter) ? tgid != filter.self_tgid :
+	if (counted && !syscap_needs_verdict(&filter) ? tgid != filter.self_tgid :
 	    st && st->traced) {
 		if (syscap_ret_wanted(&filter, 0))
 			exit_syscall(st, task, tgid);
