@@ -7,8 +7,8 @@ TCG the balance of user and kernel cost differs from real hardware, so only
 ratios inside one guest run mean anything, and only those are reported next
 to the host rows.
 
-The lab owns the guest; this module only asks it. The contract, for
-kmod/lab/lab.py:
+bench/guest_boot.py boots the guest (with the lab's image builder,
+kmod/lab/images.py; the lab itself imports nothing of bench). Its contract:
 
     bench_guest(quick: bool[, rounds: int]) -> dict with
         "kernel": str                        # the guest's uname -r
@@ -24,14 +24,14 @@ kmod/lab/lab.py:
                                              #   before and after loading the modules
         "notes": [str, ...]                  # optional: what the reader must know
 
-With quick the lab should finish within a minute (syscap bench --quick must
-stay under 3). The lab may raise an exception whose message says why the
-guest cannot run. rounds (only passed when the user gives --rounds) sets the
-rounds of both phases.
+With quick it should finish within a minute (syscap bench --quick must stay
+under 3). It may raise an exception whose message says why the guest cannot
+run. rounds (only passed when the user gives --rounds) sets the rounds of both
+phases.
 
-The lab need not write the rounds itself: bench/guest_rounds.sh runs them in
-the guest (tracers given as start/stop commands in its environment) and
-from_console() turns the guest's console into the dict above.
+bench/guest_rounds.sh runs the rounds in the guest (tracers given as
+start/stop commands in its environment) and from_console() turns the guest's
+console into the dict above.
 Whatever happens, each of the four rows is printed, with numbers or a reason.
 Drops are part of the result: a tracer that loses most of its events did less
 work than the others, and the table says it is not comparable.
@@ -39,10 +39,8 @@ work than the others, and the table says it is not comparable.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import shutil
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -50,7 +48,7 @@ from bench import harness, stats
 from bench.harness import Row
 from bench.tracers import ROOT
 
-LAB = ROOT / "kmod" / "lab" / "lab.py"
+LAB = ROOT / "kmod" / "lab" / "images.py"
 ROWS = (
     ("baseline", "baseline (guest, no tracing)"),
     ("kmod", "syscap record, kmod backend (guest)"),
@@ -60,25 +58,14 @@ ROWS = (
 
 
 def lab_entry() -> tuple[Callable[..., dict[str, Any]] | None, str]:
-    """The lab's bench_guest, or None and why it is not available."""
+    """guest_boot's bench_guest, or None and why the guest cannot run here."""
     if not LAB.exists():
         return None, f"{LAB.relative_to(ROOT)} is missing (the kernel module's guest lab)"
     if not shutil.which("qemu-system-x86_64"):
         return None, "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)"
-    spec = importlib.util.spec_from_file_location("syscap_kmod_lab", LAB)
-    if spec is None or spec.loader is None:
-        return None, f"cannot load {LAB}"
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses in the lab look their module up
-    try:
-        spec.loader.exec_module(mod)
-    except Exception as e:  # the lab is another team's code: report, do not crash
-        return None, f"loading {LAB.relative_to(ROOT)} failed: {e}"
-    entry = getattr(mod, "bench_guest", None)
-    if not callable(entry):
-        return None, ("kmod/lab/lab.py offers no bench_guest() yet (the guest image with "
-                      "nginx, ab, sysdig and syscap is the lab's; see bench/guest.py)")
-    return entry, ""
+    from bench import guest_boot  # imports the lab's image builder
+
+    return guest_boot.bench_guest, ""
 
 
 SCRIPT = ROOT / "bench" / "guest_rounds.sh"

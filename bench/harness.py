@@ -199,7 +199,7 @@ def build_native() -> str | None:
 
 def require_root() -> None:
     if os.geteuid() != 0:
-        raise BenchError("syscap bench attaches kernel tracers: run it as root")
+        raise BenchError("not root: it attaches kernel tracers: run it as root")
 
 
 def say(msg: str) -> None:

@@ -1,4 +1,4 @@
-"""nginx: requests/s of nginx + ab on loopback under each tracer (the seed's method).
+"""nginx: requests/s of nginx + ab on loopback under each tracer.
 
 Sized for a 2-CPU machine as the design measured it stable (+-1.5 %): one nginx
 worker pinned to CPU 1 (worker_cpu_affinity), access log on, a small static
@@ -324,7 +324,7 @@ PEER_KEYS = ("bpftrace", "ftrace", "perf-trace", "strace", "sysdig")
 
 
 def goal_lines(rows: list[dict[str, Any]]) -> list[str]:
-    """The issue's nginx goal for each syscap mode: loss <= the floor's + 1 point,
+    """The nginx goal for each syscap mode: loss <= the floor's + 1 point,
     and below every peer that ran."""
     peers = [r for r in rows if r["key"] in PEER_KEYS and r.get("loss_pct")]
     out = []

@@ -8,7 +8,7 @@ that, the whole command (`python -m restorer restore CORE`: interpreter start, i
 restore, summary, kill) as "cli median".
 
 Run as root from the repo root:  .venv/bin/python -m bench.restore_bench [--runs N] [--cpu C]
-Goal (issue 5): under 1 s for 100 MB.
+Goal: under 1 s for 100 MB.
 """
 
 from __future__ import annotations

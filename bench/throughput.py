@@ -65,7 +65,7 @@ def trial(ring: int, rate: float, seconds: float, work: Path) -> Trial:
     try:
         s = Session("bpf", ring)
     except SyscapError as e:
-        raise BenchError(f"syscap cannot start: {e}") from e
+        raise BenchError(f"the eBPF backend cannot start: {e}") from e
     try:
         s.record(str(trace), force=True)  # one scratch file for every trial
         s.start()

@@ -9,7 +9,7 @@ synthetic source of N processes where only one process's load changes each tick
 counts every byte; the child records, per tick, the CPU time of the app thread
 (model, diff, render and terminal writes until the next tick) and of the fetch
 thread. Ticks are matched to bytes by CLOCK_MONOTONIC, which both processes share.
-Goals (issue 3): < 30 ms UI CPU and < 2 KB per tick at 2 000 processes, 1 s refresh.
+Goals: < 30 ms UI CPU and < 2 KB per tick at 2 000 processes, 1 s refresh.
 """
 
 from __future__ import annotations

@@ -8,15 +8,45 @@ import importlib.metadata
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from capture_lib import filter_spec, syscalls
 from capture_lib.errors import SyscapError, UsageError
 from capture_lib.snapshot import Filter
 
-# Packages that add subcommands: module path -> what it provides.
 # Subcommands that other packages register (pyproject.toml's entry points).
 COMMANDS_GROUP = "syscap.commands"
+# The error roots a command's package declares as its users' errors (entry
+# points named for the command): a package whose errors cannot derive from
+# SyscapError (restorer imports nothing of capture_lib) still gets the one
+# error line, and this module still names no package above it.
+ERRORS_GROUP = "syscap.errors"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the one error style: a bad option is one line and exit
+    status 2, like every other user error (subcommands inherit it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {one_line(message)}: see {self.prog} --help\n")
+
+
+def one_line(text: str) -> str:
+    """text on one line: its non-blank lines joined with "; "."""
+    return "; ".join(ln.strip() for ln in text.splitlines() if ln.strip())
+
+
+def user_errors(command: str) -> tuple[type[Exception], ...]:
+    """The exceptions whose message is for the user of command: SyscapError
+    and the roots its package registered in ERRORS_GROUP."""
+    roots: list[type[Exception]] = [SyscapError]
+    for ep in importlib.metadata.entry_points(group=ERRORS_GROUP, name=command):
+        root = ep.load()
+        if not (isinstance(root, type) and issubclass(root, Exception)):
+            raise TypeError(f"entry point {ep.name} = {ep.value} in {ERRORS_GROUP}: "
+                            "not an exception class")
+        roots.append(root)
+    return tuple(roots)
 
 
 def _pid(text: str) -> int:
@@ -196,7 +226,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="syscap", description="Low-overhead syscall capture, live view and coredump restore."
     )
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
@@ -237,9 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except SyscapError as e:
+    except user_errors(args.cmd) as e:
         # one error style everywhere: syscap COMMAND: what is wrong: how to fix it
-        print(f"syscap {args.cmd}: {e}" if args.cmd else f"syscap: {e}", file=sys.stderr)
+        print(f"syscap {args.cmd}: {one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -1,4 +1,4 @@
-"""A Prometheus exporter fed by capture_lib's count mode.
+"""A Prometheus exporter fed by a live capture session.
 
 A live Session counts calls and errors per process x syscall in the kernel
 (count mode, the cheapest: no timestamps, no record per syscall) or, with
@@ -149,8 +149,10 @@ class _Series:
     errors: int = 0
 
 
-class Totals:
-    """Running totals built from snapshot intervals (all counters only grow)."""
+class MetricSeries:
+    """The exported series, summed over snapshot intervals (all counters only
+    grow): calls and errors per command label x syscall, duration histograms.
+    Not the kernel's own totals (capture_lib.live.Totals)."""
 
     def __init__(self, top_comms: int) -> None:
         self.labels = CommLabels(top_comms)
@@ -206,7 +208,7 @@ class Exporter:
     def __init__(self, flt: Filter, top_comms: int = DEFAULT_TOP_COMMS, backend: str = "auto",
                  ring_size: int = DEFAULT_RING_SIZE, latency: bool = False) -> None:
         self.session = Session(backend, ring_size)
-        self.totals = Totals(top_comms)
+        self.series = MetricSeries(top_comms)
         self._lock = threading.Lock()
         try:
             self.session.aggregate(True)
@@ -240,7 +242,7 @@ class Exporter:
             if err:
                 raise CaptureError(err)
             snap, hists = self.session.snapshot_with_histograms()
-            self.totals.add(snap, hists.__getitem__ if hists else None)
+            self.series.add(snap, hists.__getitem__ if hists else None)
 
     def collect(self) -> Iterator[Metric]:
         self.refresh()
@@ -258,7 +260,7 @@ class Exporter:
             InfoMetricFamily,
         )
 
-        t = self.totals
+        t = self.series
         info = InfoMetricFamily("syscap_backend", "The capture backend and this host's kernel")
         info.add_metric([], {"backend": self.session.backend, "kernel": self.uname.release,
                              "arch": self.uname.machine, "mode": self.session.mode,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import os
 import platform
 
 from capture_lib.errors import UsageError
@@ -135,7 +134,3 @@ GROUPS: dict[str, frozenset[str]] = _groups()
 
 def group_of(sysname: str) -> str:
     return _group_of(sysname)
-
-
-def kernel_release() -> str:
-    return os.uname().release

@@ -130,7 +130,7 @@ MODULE_PARM_DESC(count_slots,
 		 "Count mode: process x syscall counters per CPU (rounded up to a power of two)");
 
 /* One CPU's ring: BPF ring buffer layout, single producer (that CPU). */
-struct syscap_ring {
+struct syscap_kring {
 	u64 *consumer_pos;		/* in cons_page, written by the reader */
 	u64 *producer_pos;		/* in prod_page */
 	u8 *data;			/* data pages mapped twice, back to back */
@@ -190,13 +190,13 @@ struct syscap_probe_ref {
 };
 
 /* Everything one open file owns; the probes get it as their data pointer. */
-struct syscap_session {
+struct syscap_ksession {
 	struct mutex lock;		/* ioctl, mmap, release */
 	bool running;
 	atomic_t nmaps;			/* live vmas */
 	u64 ring_size;
 	u64 watermark;
-	struct syscap_ring **rings;	/* [nr_cpu_ids], NULL until needed */
+	struct syscap_kring **rings;	/* [nr_cpu_ids], NULL until needed */
 	struct syscap_pcpu __percpu *pcpu;
 	struct syscap_kfilter __rcu *filter;
 	u32 gen;			/* the newest filter copy's generation */
@@ -226,7 +226,7 @@ static struct tracepoint *tp_fork, *tp_exec, *tp_exit;
 
 /* ------------------------------------------------------------ process set */
 
-static u32 pidset_lookup(struct syscap_session *s, u32 tgid)
+static u32 pidset_lookup(struct syscap_ksession *s, u32 tgid)
 {
 	unsigned int i, h = hash_32(tgid, ilog2(SYSCAP_PID_SLOTS));
 
@@ -242,7 +242,7 @@ static u32 pidset_lookup(struct syscap_session *s, u32 tgid)
 }
 
 /* value 0 removes. Returns -ENOSPC when the set is full. */
-static int pidset_store(struct syscap_session *s, u32 tgid, u32 value)
+static int pidset_store(struct syscap_ksession *s, u32 tgid, u32 value)
 {
 	unsigned int i, h = hash_32(tgid, ilog2(SYSCAP_PID_SLOTS));
 	u64 *free = NULL, *slot = NULL;
@@ -283,7 +283,7 @@ static int pidset_store(struct syscap_session *s, u32 tgid, u32 value)
 /* ------------------------------------------------------------ per-task state */
 
 /* The process part of the filter (glue for syscap_task_passes). */
-static bool task_passes(struct syscap_session *s, const struct syscap_filter *f,
+static bool task_passes(struct syscap_ksession *s, const struct syscap_filter *f,
 			struct task_struct *task)
 {
 	u32 v = READ_ONCE(s->npids) ? pidset_lookup(s, task->tgid) : 0;
@@ -299,7 +299,7 @@ static bool task_passes(struct syscap_session *s, const struct syscap_filter *f,
  * in the table twice). Released slots are reused but do not end a search; a
  * never-used one does.
  */
-static struct syscap_task *task_slot(struct syscap_session *s, struct task_struct *task,
+static struct syscap_task *task_slot(struct syscap_ksession *s, struct task_struct *task,
 				     bool create)
 {
 	unsigned int i, tries, h = hash_ptr(task, s->task_bits);
@@ -337,7 +337,7 @@ static struct syscap_task *task_slot(struct syscap_session *s, struct task_struc
 }
 
 /* The cached verdict, recomputed under f's own generation when stale. */
-static bool task_traced(struct syscap_session *s, const struct syscap_filter *f,
+static bool task_traced(struct syscap_ksession *s, const struct syscap_filter *f,
 			struct syscap_task *t, struct task_struct *task)
 {
 	if (syscap_verdict_stale(&t->st, f->generation)) {
@@ -351,7 +351,7 @@ static bool task_traced(struct syscap_session *s, const struct syscap_filter *f,
 
 /* ------------------------------------------------------------ rings */
 
-static struct syscap_event *ring_reserve(struct syscap_ring *r, u64 *used)
+static struct syscap_event *ring_reserve(struct syscap_kring *r, u64 *used)
 {
 	u64 cons = smp_load_acquire(r->consumer_pos);
 
@@ -364,7 +364,7 @@ static struct syscap_event *ring_reserve(struct syscap_ring *r, u64 *used)
 	return (struct syscap_event *)(r->data + (r->prod & r->mask) + 8);
 }
 
-static void ring_commit(struct syscap_ring *r, struct syscap_event *ev, u64 used)
+static void ring_commit(struct syscap_kring *r, struct syscap_event *ev, u64 used)
 {
 	u32 *hdr = (u32 *)ev - 2;
 
@@ -379,12 +379,12 @@ static void ring_commit(struct syscap_ring *r, struct syscap_event *ev, u64 used
 
 static void ring_wakeup(struct irq_work *work)
 {
-	struct syscap_ring *r = container_of(work, struct syscap_ring, wakeup);
+	struct syscap_kring *r = container_of(work, struct syscap_kring, wakeup);
 
 	wake_up_interruptible(r->wq);
 }
 
-static void ring_free(struct syscap_ring *r)
+static void ring_free(struct syscap_kring *r)
 {
 	unsigned int i;
 
@@ -404,12 +404,12 @@ static void ring_free(struct syscap_ring *r)
 	kfree(r);
 }
 
-static struct syscap_ring *ring_alloc(int cpu, u64 size, u64 watermark, wait_queue_head_t *wq)
+static struct syscap_kring *ring_alloc(int cpu, u64 size, u64 watermark, wait_queue_head_t *wq)
 {
 	unsigned int i, n = size >> PAGE_SHIFT;
 	int node = cpu_to_node(cpu);
 	struct page **map = NULL;
-	struct syscap_ring *r;
+	struct syscap_kring *r;
 
 	r = kzalloc_node(sizeof(*r), GFP_KERNEL, node);
 	if (!r)
@@ -446,7 +446,7 @@ fail:
 	return NULL;
 }
 
-static void rings_free(struct syscap_session *s)
+static void rings_free(struct syscap_ksession *s)
 {
 	int cpu;
 
@@ -458,7 +458,7 @@ static void rings_free(struct syscap_session *s)
 	s->rings = NULL;
 }
 
-static int rings_alloc(struct syscap_session *s)
+static int rings_alloc(struct syscap_ksession *s)
 {
 	int cpu;
 
@@ -490,12 +490,12 @@ static void read_args(struct pt_regs *regs, u64 *out)
 }
 
 /* Count a finished syscall and write its record; preemption is off. */
-static void emit_syscall(struct syscap_session *s, struct syscap_task *t, u64 now, long ret,
+static void emit_syscall(struct syscap_ksession *s, struct syscap_task *t, u64 now, long ret,
 			 struct pt_regs *regs, u8 flags)
 {
 	struct syscap_pcpu *pc = this_cpu_ptr(s->pcpu);
 	int cpu = smp_processor_id();
-	struct syscap_ring *r = s->rings[cpu];
+	struct syscap_kring *r = s->rings[cpu];
 	u64 dur = now - t->st.ts, used;
 	struct syscap_event *ev;
 	u32 nr = t->st.nr, seq;
@@ -522,12 +522,12 @@ static void emit_syscall(struct syscap_session *s, struct syscap_task *t, u64 no
 	ring_commit(r, ev, used);
 }
 
-static void emit_proc(struct syscap_session *s, struct task_struct *task, u8 kind,
+static void emit_proc(struct syscap_ksession *s, struct task_struct *task, u8 kind,
 		      u32 ptgid, u32 ptid, long ret, u8 flags)
 {
 	struct syscap_pcpu *pc = this_cpu_ptr(s->pcpu);
 	int cpu = smp_processor_id();
-	struct syscap_ring *r = s->rings[cpu];
+	struct syscap_kring *r = s->rings[cpu];
 	struct syscap_event *ev;
 	u64 used;
 
@@ -546,7 +546,7 @@ static void emit_proc(struct syscap_session *s, struct task_struct *task, u8 kin
 static void probe_sys_enter(void *data, struct pt_regs *regs, long id)
 {
 	u32 slot = syscap_nr_slot(id, in_compat_syscall());
-	struct syscap_session *s = data;
+	struct syscap_ksession *s = data;
 	const struct syscap_filter *f;
 	struct syscap_task *t;
 
@@ -572,7 +572,7 @@ out:
  * A syscall whose entry the kernel skipped (syscap_entry_skipped): seccomp
  * denied it before sys_enter. It is recorded at its exit, with no duration.
  */
-static void exit_without_entry(struct syscap_session *s, const struct syscap_filter *f,
+static void exit_without_entry(struct syscap_ksession *s, const struct syscap_filter *f,
 			       struct syscap_task *t, struct pt_regs *regs, long ret)
 {
 	long id = syscall_get_nr(current, regs);
@@ -591,7 +591,7 @@ static void exit_without_entry(struct syscap_session *s, const struct syscap_fil
 
 static void probe_sys_exit(void *data, struct pt_regs *regs, long ret)
 {
-	struct syscap_session *s = data;
+	struct syscap_ksession *s = data;
 	const struct syscap_filter *f;
 	struct syscap_task *t;
 
@@ -624,7 +624,7 @@ static u64 count_key(u32 tgid, u32 nr)
  * totals stay exact when the table is full: only the split by process is
  * lost then, counted as a drop.
  */
-static void count_syscall(struct syscap_session *s, u32 tgid, u32 nr, long ret)
+static void count_syscall(struct syscap_ksession *s, u32 tgid, u32 nr, long ret)
 {
 	struct syscap_pcpu *pc = this_cpu_ptr(s->pcpu);
 	struct syscap_count_slot *tbl = s->counts[smp_processor_id()];
@@ -683,7 +683,7 @@ static void probe_sys_exit_count(void *data, struct pt_regs *regs, long ret)
 	long id = syscall_get_nr(current, regs);
 	int compat = in_compat_syscall();
 	u32 slot = syscap_nr_slot(id, compat);
-	struct syscap_session *s = data;
+	struct syscap_ksession *s = data;
 	const struct syscap_filter *f;
 	struct syscap_task *t;
 
@@ -709,7 +709,7 @@ out:
 
 static void probe_fork(void *data, struct task_struct *parent, struct task_struct *child)
 {
-	struct syscap_session *s = data;
+	struct syscap_ksession *s = data;
 	const struct syscap_filter *f;
 	u32 ptgid = parent->tgid, ctgid = child->tgid;
 	struct syscap_task *t;
@@ -743,7 +743,7 @@ static void probe_fork(void *data, struct task_struct *parent, struct task_struc
 static void probe_exec(void *data, struct task_struct *task, pid_t old_pid,
 		       struct linux_binprm *bprm)
 {
-	struct syscap_session *s = data;
+	struct syscap_ksession *s = data;
 	const struct syscap_filter *f;
 	struct syscap_task *t;
 	bool traced;
@@ -762,7 +762,7 @@ static void probe_exec(void *data, struct task_struct *task, pid_t old_pid,
 
 static void probe_exit(void *data, struct task_struct *task)
 {
-	struct syscap_session *s = data;
+	struct syscap_ksession *s = data;
 	const struct syscap_filter *f;
 	struct syscap_task *t = NULL;
 	bool group_dead, traced;
@@ -810,7 +810,7 @@ static void __maybe_unused check_probe_types(void)
 
 /* ------------------------------------------------------------ start / stop */
 
-static void probes_unregister(struct syscap_session *s)
+static void probes_unregister(struct syscap_ksession *s)
 {
 	/* reverse order of registration: process exit goes last */
 	while (s->nprobes > 0) {
@@ -821,7 +821,7 @@ static void probes_unregister(struct syscap_session *s)
 	tracepoint_synchronize_unregister();
 }
 
-static void counts_free(struct syscap_session *s)
+static void counts_free(struct syscap_ksession *s)
 {
 	int cpu;
 
@@ -834,7 +834,7 @@ static void counts_free(struct syscap_session *s)
 }
 
 /* Zeroed count tables for every possible CPU (START resets the counters). */
-static int counts_alloc(struct syscap_session *s)
+static int counts_alloc(struct syscap_ksession *s)
 {
 	int cpu;
 
@@ -853,7 +853,7 @@ static int counts_alloc(struct syscap_session *s)
 	return 0;
 }
 
-static int capture_start(struct syscap_session *s)
+static int capture_start(struct syscap_ksession *s)
 {
 	struct syscap_probe_ref want[5];
 	int cpu, i, n = 0, err;
@@ -902,7 +902,7 @@ static int capture_start(struct syscap_session *s)
 	return err;
 }
 
-static void capture_stop(struct syscap_session *s)
+static void capture_stop(struct syscap_ksession *s)
 {
 	if (!s->running)
 		return;
@@ -929,7 +929,7 @@ static bool syscap_capable(void)
 #endif
 }
 
-static long ioc_get_info(struct syscap_session *s, void __user *arg)
+static long ioc_get_info(struct syscap_ksession *s, void __user *arg)
 {
 	struct syscap_kmod_info info;
 	int cpu;
@@ -954,7 +954,7 @@ static long ioc_get_info(struct syscap_session *s, void __user *arg)
 	return copy_to_user(arg, &info, sizeof(info)) ? -EFAULT : 0;
 }
 
-static long ioc_set_ring(struct syscap_session *s, void __user *arg)
+static long ioc_set_ring(struct syscap_ksession *s, void __user *arg)
 {
 	struct syscap_kmod_ring req;
 
@@ -975,7 +975,7 @@ static long ioc_set_ring(struct syscap_session *s, void __user *arg)
  * Publish a copy of f under the next generation (the lock is held). Every
  * process-set store made before it is visible to a probe that sees the copy.
  */
-static int filter_publish(struct syscap_session *s, const struct syscap_filter *f)
+static int filter_publish(struct syscap_ksession *s, const struct syscap_filter *f)
 {
 	struct syscap_kfilter *nf, *old;
 
@@ -997,7 +997,7 @@ static int filter_publish(struct syscap_session *s, const struct syscap_filter *
 	return 0;
 }
 
-static long ioc_set_filter(struct syscap_session *s, void __user *arg)
+static long ioc_set_filter(struct syscap_ksession *s, void __user *arg)
 {
 	const u32 known = SYSCAP_FILTER_SYSCALLS | SYSCAP_FILTER_PIDS | SYSCAP_FILTER_COMM |
 			  SYSCAP_FILTER_COMM_EXCLUDE | SYSCAP_FILTER_FAILED;
@@ -1017,7 +1017,7 @@ static long ioc_set_filter(struct syscap_session *s, void __user *arg)
 	return filter_publish(s, &f);
 }
 
-static long ioc_set_pid(struct syscap_session *s, void __user *arg)
+static long ioc_set_pid(struct syscap_ksession *s, void __user *arg)
 {
 	struct syscap_kmod_pid req;
 	int err, ret;
@@ -1034,7 +1034,7 @@ static long ioc_set_pid(struct syscap_session *s, void __user *arg)
 	return err ? err : ret;
 }
 
-static long ioc_read_stats(struct syscap_session *s, void __user *arg)
+static long ioc_read_stats(struct syscap_ksession *s, void __user *arg)
 {
 	struct syscap_kmod_stats req;
 	struct syscap_cpu_stats __user *out;
@@ -1060,7 +1060,7 @@ static long ioc_read_stats(struct syscap_session *s, void __user *arg)
 	return 0;
 }
 
-static long ioc_set_mode(struct syscap_session *s, void __user *arg)
+static long ioc_set_mode(struct syscap_ksession *s, void __user *arg)
 {
 	u32 mode;
 
@@ -1097,7 +1097,7 @@ static bool count_read(const struct syscap_count_slot *e, struct syscap_kmod_cou
 	return key != 0;
 }
 
-static long ioc_read_counts(struct syscap_session *s, void __user *arg)
+static long ioc_read_counts(struct syscap_ksession *s, void __user *arg)
 {
 	struct syscap_kmod_counts __user *uarg = arg;
 	struct syscap_kmod_count batch[32];
@@ -1137,7 +1137,7 @@ static long ioc_read_counts(struct syscap_session *s, void __user *arg)
 }
 
 /* Drop a process's counter on every CPU: its process is gone. */
-static long ioc_forget_count(struct syscap_session *s, void __user *arg)
+static long ioc_forget_count(struct syscap_ksession *s, void __user *arg)
 {
 	struct syscap_count_key req;
 	unsigned int i, h, mask;
@@ -1173,7 +1173,7 @@ static long ioc_forget_count(struct syscap_session *s, void __user *arg)
 
 static long syscap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
-	struct syscap_session *s = file->private_data;
+	struct syscap_ksession *s = file->private_data;
 	void __user *uarg = (void __user *)arg;
 	long ret;
 
@@ -1223,14 +1223,14 @@ static long syscap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 
 static void syscap_vm_open(struct vm_area_struct *vma)
 {
-	struct syscap_session *s = vma->vm_private_data;
+	struct syscap_ksession *s = vma->vm_private_data;
 
 	atomic_inc(&s->nmaps);
 }
 
 static void syscap_vm_close(struct vm_area_struct *vma)
 {
-	struct syscap_session *s = vma->vm_private_data;
+	struct syscap_ksession *s = vma->vm_private_data;
 
 	atomic_dec(&s->nmaps);
 }
@@ -1242,9 +1242,9 @@ static const struct vm_operations_struct syscap_vm_ops = {
 
 static int syscap_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	struct syscap_session *s = file->private_data;
+	struct syscap_ksession *s = file->private_data;
 	unsigned long i, stride, cpu, rel, len = vma_pages(vma);
-	struct syscap_ring *r;
+	struct syscap_kring *r;
 	int err;
 
 	if (!syscap_capable())
@@ -1301,8 +1301,8 @@ out:
 
 static __poll_t syscap_poll(struct file *file, poll_table *wait)
 {
-	struct syscap_session *s = file->private_data;
-	struct syscap_ring **rings;
+	struct syscap_ksession *s = file->private_data;
+	struct syscap_kring **rings;
 	__poll_t mask = 0;
 	int cpu;
 
@@ -1310,7 +1310,7 @@ static __poll_t syscap_poll(struct file *file, poll_table *wait)
 	mutex_lock(&s->lock);	/* SET_RING may free the rings */
 	rings = s->rings;
 	for_each_possible_cpu(cpu) {
-		struct syscap_ring *r = rings ? rings[cpu] : NULL;
+		struct syscap_kring *r = rings ? rings[cpu] : NULL;
 		u64 used;
 
 		if (!r)
@@ -1329,7 +1329,7 @@ static __poll_t syscap_poll(struct file *file, poll_table *wait)
 
 static int syscap_open(struct inode *inode, struct file *file)
 {
-	struct syscap_session *s;
+	struct syscap_ksession *s;
 	struct syscap_kfilter *f;
 
 	if (!syscap_capable())
@@ -1370,7 +1370,7 @@ fail:
 
 static int syscap_release(struct inode *inode, struct file *file)
 {
-	struct syscap_session *s = file->private_data;
+	struct syscap_ksession *s = file->private_data;
 
 	/* no vma is left (each holds the file), and no ioctl runs */
 	capture_stop(s);

@@ -1,4 +1,5 @@
-"""`syscap top`: argument parsing and start-up (the lead wires `register` into `syscap`).
+"""`syscap top`: argument parsing and start-up (`register` adds it to `syscap`, through
+pyproject.toml's entry points).
 
 Nothing here imports Textual or the live backends at module level, so `syscap --help`
 works on a machine where capture is not built yet.
@@ -141,7 +142,7 @@ def _say(msg: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if not args.delay > 0:
-        _say("-d needs a positive number of seconds")
+        _say(f"-d {args.delay:g}: give a positive number of seconds")
         return 2
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         _say("needs a terminal (for a file, use 'syscap record' and 'syscap report')")
@@ -165,7 +166,7 @@ def prepare(
     offers replay (source None, options.startup_error set).
     """
     if not args.delay > 0:
-        _say("-d needs a positive number of seconds")
+        _say(f"-d {args.delay:g}: give a positive number of seconds")
         return 2
     if not 0 < args.sample_budget <= 100:
         _say(f"--sample-budget {args.sample_budget:g} is not a percentage in (0, 100]: "

@@ -21,7 +21,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * probes that cached per-task verdicts are stale. */
 struct syscap_filter filter;
 __u64 wakeup_watermark;	/* bytes of unread data that justify a wakeup */
-__u32 count_mode;	/* sys_exit_count is attached instead of sys_enter/sys_exit */
+/* Calls are counted in the kernel (count and sampled modes): sys_exit_count
+ * is attached instead of sys_exit. */
+__u32 counted;
 __u32 whoami_tgid;	/* written by whoami */
 
 /*
@@ -348,7 +350,7 @@ int BPF_PROG(sys_exit_count, struct pt_regs *regs, long ret)
 	__u32 slot = syscap_nr_slot(id, compat);
 	struct syscap_task_state *st = 0;
 	__u64 sample_ts = 0;
-	int counted;
+	int traced;
 
 	if (sample_gate[task->pid & (SAMPLE_GATE - 1)]) {
 		st = bpf_task_storage_get(&tasks, task, 0, 0);
@@ -363,10 +365,10 @@ int BPF_PROG(sys_exit_count, struct pt_regs *regs, long ret)
 	if (syscap_is_new_task_return(id, ret, compat))
 		return 0;	/* the child's return: the parent's call counts */
 	if (syscap_needs_verdict(&filter))
-		counted = !!traced_state(task);
+		traced = !!traced_state(task);
 	else
-		counted = task->tgid != filter.self_tgid;
-	if (!counted)
+		traced = task->tgid != filter.self_tgid;
+	if (!traced)
 		return 0;
 	count_syscall(task->tgid, slot, ret);
 	if (sample_ts)
@@ -545,7 +547,7 @@ static __always_inline void exit_syscall(struct syscap_task_state *st, struct ta
 	}
 	if (!syscap_is_exit_call(id, compat))
 		return;
-	if (!count_mode) {
+	if (!counted) {
 		if (st && st->pending) {
 			st->pending = 0;
 			emit_syscall(st, bpf_ktime_get_ns(), 0, regs, task, SYSCAP_F_NORETURN);
@@ -569,9 +571,9 @@ int BPF_PROG(on_exit, struct task_struct *task)
 	if (group_dead)
 		flags = SYSCAP_F_GROUP_DEAD;
 	st = bpf_task_storage_get(&tasks, task, 0, 0);
-	if (count_mode && sample_gate[task->pid & (SAMPLE_GATE - 1)])
+	if (counted && sample_gate[task->pid & (SAMPLE_GATE - 1)])
 		take_sample(st, task->pid);	/* it died inside the sampled call */
-	if (count_mode && !syscap_needs_verdict(&filter) ? tgid != filter.self_tgid :
+	if (counted && !syscap_needs_verdict(&filter) ? tgid != filter.self_tgid :
 	    st && st->traced) {
 		if (syscap_ret_wanted(&filter, 0))
 			exit_syscall(st, task, tgid);

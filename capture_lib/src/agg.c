@@ -3,13 +3,14 @@
  * Aggregation of records per process x syscall: counts, errors, total
  * latency and a log2 latency histogram, plus a process table (comm, exit)
  * fed by FORK/EXEC/EXIT records. Built for the consumer's hot loop: one
- * open-addressing table, a last-key cache, no allocation per event.
+ * open-addressing table (hash.h), a last-key cache, no allocation per event.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "hash.h"
 #include "syscap.h"
 
 struct agg_entry {
@@ -23,20 +24,16 @@ struct agg_entry {
 };
 
 struct proc_entry {
-	uint32_t tgid;			/* 0 = empty */
+	uint64_t tgid;			/* the key: never 0 */
 	uint32_t exited;
 	uint32_t comm_known;
 	char comm[SYSCAP_COMM_LEN];
 };
 
 struct syscap_agg {
-	struct agg_entry *tab;
-	uint32_t cap;			/* power of two */
-	uint32_t used;
+	struct hash_table tab;		/* of agg_entry */
 	struct agg_entry *last;		/* cache: consecutive records often match */
-	struct proc_entry *procs;
-	uint32_t pcap;
-	uint32_t pused;
+	struct hash_table procs;	/* of proc_entry */
 	uint32_t pid_filter;
 	int use_proc;
 	int timed;			/* durations are measured: 1 every call's,
@@ -52,14 +49,6 @@ struct syscap_agg {
 	uint32_t out_rcap;
 	uint32_t sys_hist[SYSCAP_MAX_SYSCALLS][SYSCAP_HIST_BUCKETS];
 };
-
-static inline uint64_t hash64(uint64_t k)
-{
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdULL;
-	k ^= k >> 33;
-	return k;
-}
 
 static inline unsigned int bucket_of(uint64_t ns)
 {
@@ -80,11 +69,8 @@ struct syscap_agg *syscap_agg_new(void)
 
 	if (!a)
 		return NULL;
-	a->cap = 1024;
-	a->tab = calloc(a->cap, sizeof(*a->tab));
-	a->pcap = 256;
-	a->procs = calloc(a->pcap, sizeof(*a->procs));
-	if (!a->tab || !a->procs) {
+	if (hash_init(&a->tab, 1024, sizeof(struct agg_entry)) ||
+	    hash_init(&a->procs, 256, sizeof(struct proc_entry))) {
 		syscap_agg_free(a);
 		return NULL;
 	}
@@ -97,8 +83,8 @@ void syscap_agg_free(struct syscap_agg *a)
 {
 	if (!a)
 		return;
-	free(a->tab);
-	free(a->procs);
+	hash_free(&a->tab);
+	hash_free(&a->procs);
 	free(a->out_procs);
 	free(a->out_rows);
 	free(a->out_sys);
@@ -115,84 +101,18 @@ void syscap_agg_use_proc(struct syscap_agg *a, int on)
 	a->use_proc = on;
 }
 
-static int grow(struct syscap_agg *a)
-{
-	uint32_t ncap = a->cap * 2;
-	struct agg_entry *nt = calloc(ncap, sizeof(*nt));
-
-	if (!nt)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < a->cap; i++) {
-		struct agg_entry *e = &a->tab[i];
-		uint32_t j;
-
-		if (!e->key)
-			continue;
-		for (j = hash64(e->key) & (ncap - 1); nt[j].key; j = (j + 1) & (ncap - 1))
-			;
-		nt[j] = *e;
-	}
-	free(a->tab);
-	a->tab = nt;
-	a->cap = ncap;
-	a->last = NULL;
-	return 0;
-}
-
 static struct agg_entry *lookup(struct syscap_agg *a, uint64_t key)
 {
-	uint32_t i;
-
 	if (a->last && a->last->key == key)
 		return a->last;
-	for (i = hash64(key) & (a->cap - 1); a->tab[i].key; i = (i + 1) & (a->cap - 1))
-		if (a->tab[i].key == key)
-			return a->last = &a->tab[i];
-	if ((a->used + 1) * 4 > a->cap * 3) {	/* keep load under 3/4 */
-		if (grow(a))
-			return NULL;
-		return lookup(a, key);
-	}
-	a->used++;
-	a->tab[i].key = key;
-	return a->last = &a->tab[i];
+	return a->last = hash_get(&a->tab, key);	/* NULL also clears the cache */
 }
 
 static struct proc_entry *proc_lookup(struct syscap_agg *a, uint32_t tgid, int create)
 {
-	uint32_t i;
-
-	if (!tgid)	/* marks an empty slot; no task has it (a damaged trace may) */
+	if (!tgid)	/* no task has it (a damaged trace may), and 0 is no key */
 		return NULL;
-	for (i = hash64(tgid) & (a->pcap - 1); a->procs[i].tgid; i = (i + 1) & (a->pcap - 1))
-		if (a->procs[i].tgid == tgid)
-			return &a->procs[i];
-	if (!create)
-		return NULL;
-	if ((a->pused + 1) * 4 > a->pcap * 3) {
-		uint32_t ncap = a->pcap * 2;
-		struct proc_entry *np = calloc(ncap, sizeof(*np));
-
-		if (!np)
-			return NULL;
-		for (uint32_t k = 0; k < a->pcap; k++) {
-			uint32_t j;
-
-			if (!a->procs[k].tgid)
-				continue;
-			for (j = hash64(a->procs[k].tgid) & (ncap - 1); np[j].tgid;
-			     j = (j + 1) & (ncap - 1))
-				;
-			np[j] = a->procs[k];
-		}
-		free(a->procs);
-		a->procs = np;
-		a->pcap = ncap;
-		return proc_lookup(a, tgid, create);
-	}
-	a->pused++;
-	a->procs[i].tgid = tgid;
-	return &a->procs[i];
+	return create ? hash_get(&a->procs, tgid) : hash_find(&a->procs, tgid);
 }
 
 static void add_proc_event(struct syscap_agg *a, const struct syscap_event *ev)
@@ -385,28 +305,9 @@ static void read_proc_comm(uint32_t tgid, char *comm)
 	}
 }
 
-/* Drop exited processes from the table (rebuilt: open addressing has no
- * cheap delete). On allocation failure they simply stay. */
-static void forget_exited(struct syscap_agg *a)
+static int proc_alive(const void *entry)
 {
-	struct proc_entry *old = a->procs;
-	uint32_t cap = a->pcap;
-	struct proc_entry *fresh = calloc(cap, sizeof(*fresh));
-
-	if (!fresh)
-		return;
-	a->procs = fresh;
-	a->pused = 0;
-	for (uint32_t i = 0; i < cap; i++) {
-		struct proc_entry *pe;
-
-		if (!old[i].tgid || old[i].exited)
-			continue;
-		pe = proc_lookup(a, old[i].tgid, 1);
-		if (pe)
-			*pe = old[i];
-	}
-	free(old);
+	return !((const struct proc_entry *)entry)->exited;
 }
 
 int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
@@ -428,9 +329,9 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 	out->latency = a->timed == 2 ? 2 : a->timed && !a->untimed;
 	out->sys_hist = &a->sys_hist[0][0];
 
-	if (a->out_rcap < a->used + 1) {
+	if (a->out_rcap < a->tab.used + 1) {
 		free(a->out_rows);
-		a->out_rcap = a->used + 1;
+		a->out_rcap = a->tab.used + 1;
 		a->out_rows = calloc(a->out_rcap, sizeof(*a->out_rows));
 		free(a->out_procs);
 		a->out_procs = calloc(a->out_rcap, sizeof(*a->out_procs));
@@ -444,7 +345,7 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 		if (!a->out_sys)
 			return -ENOMEM;
 	}
-	order = malloc((a->used + 1) * sizeof(*order));
+	order = malloc((a->tab.used + 1) * sizeof(*order));
 	sys = calloc(SYSCAP_MAX_SYSCALLS, sizeof(*sys));
 	if (!order || !sys) {
 		free(order);
@@ -452,9 +353,12 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 		return -ENOMEM;
 	}
 	memset(a->sys_hist, 0, sizeof(a->sys_hist));
-	for (uint32_t i = 0; i < a->cap; i++)
-		if (a->tab[i].key)
-			order[n++] = &a->tab[i];
+	for (uint32_t i = 0; i < a->tab.cap; i++) {
+		struct agg_entry *e = hash_slot(&a->tab, i);
+
+		if (e->key)
+			order[n++] = e;
+	}
 	qsort(order, n, sizeof(*order), cmp_entry_key);
 
 	for (uint32_t i = 0; i < n;) {
@@ -501,8 +405,8 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 		p->p99_ns = quantile(phist, psamples, 0.99);
 	}
 	/* Processes that only exited or exec'd in the interval show with no calls. */
-	for (uint32_t i = 0; i < a->pcap; i++) {
-		struct proc_entry *pe = &a->procs[i];
+	for (uint32_t i = 0; i < a->procs.cap; i++) {
+		struct proc_entry *pe = hash_slot(&a->procs, i);
 
 		if (pe->tgid && pe->exited) {
 			int found = 0;
@@ -513,7 +417,7 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 				struct syscap_snap_proc *p = &a->out_procs[np++];
 
 				memset(p, 0, sizeof(*p));
-				p->tgid = pe->tgid;
+				p->tgid = (uint32_t)pe->tgid;
 				p->exited = 1;
 				memcpy(p->comm, pe->comm, SYSCAP_COMM_LEN);
 			}
@@ -538,13 +442,12 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 
 	/* New interval: counters restart; the process table keeps comms but
 	 * forgets processes that have exited (they were reported once). */
-	memset(a->tab, 0, a->cap * sizeof(*a->tab));
-	a->used = 0;
+	hash_clear(&a->tab);
 	a->last = NULL;
 	a->events = 0;
 	a->untimed = 0;
 	a->first_ns = a->last_ns = 0;
 	a->interval_start = out->end_ns;
-	forget_exited(a);
+	hash_rebuild(&a->procs, a->procs.cap, proc_alive);	/* if it fails, they stay */
 	return 0;
 }

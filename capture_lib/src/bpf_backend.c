@@ -262,19 +262,19 @@ static int bpf_start(struct syscap_backend *b)
 {
 	struct bpf_priv *p = b->priv;
 	struct syscap_bpf *k = p->skel;
-	int counts = p->mode != SYSCAP_MODE_RECORDS;
+	int counted = p->mode != SYSCAP_MODE_RECORDS;	/* in the kernel: counts, sampled */
 	/* process events first: a task forked meanwhile is not missed; count
 	 * mode needs no sys_enter (the list ends at the first NULL) */
 	struct bpf_program *progs[] = {
 		k->progs.on_fork, k->progs.on_exec, k->progs.on_exit,
-		counts ? k->progs.sys_exit_count : k->progs.sys_exit,
-		!counts ? k->progs.sys_enter :
+		counted ? k->progs.sys_exit_count : k->progs.sys_exit,
+		!counted ? k->progs.sys_enter :
 		p->mode == SYSCAP_MODE_SAMPLED ? k->progs.sys_enter_sample : NULL,
 	};
 
 	if (p->attached)
 		return 0;
-	k->bss->count_mode = (__u32)counts;
+	k->bss->counted = (__u32)counted;
 	/* samples left by an earlier run are older than this and ignored */
 	memset(k->bss->sample_gate, 0, sizeof(k->bss->sample_gate));
 	k->bss->sample_start_ns = syscap_mono_ns();

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "hash.h"
 #include "internal.h"
 
 #define SWEEP_EVERY	16
@@ -47,7 +48,7 @@ struct count_entry {
 };
 
 struct proc_ident {
-	uint32_t tgid;			/* 0 = empty */
+	uint64_t key;			/* proc_key(tgid) */
 	int dead;			/* gone: its counters go after this poll */
 	uint64_t start;			/* start time when first seen; 0: it was
 					 * already gone then */
@@ -59,12 +60,8 @@ struct candidate {
 };
 
 struct count_table {
-	struct count_entry *tab;
-	uint32_t cap;			/* power of two */
-	uint32_t used;
-	struct proc_ident *procs;	/* every tgid with counters */
-	uint32_t pcap;			/* power of two */
-	uint32_t pused;
+	struct hash_table tab;		/* of count_entry */
+	struct hash_table procs;	/* of proc_ident: every tgid with counters */
 	struct candidate *exited;
 	uint32_t nexited, cexited;
 	uint32_t ndead;			/* processes found gone in this poll */
@@ -76,17 +73,20 @@ struct count_table {
 	int err;
 };
 
-static inline uint64_t mix(uint64_t k)
-{
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdULL;
-	k ^= k >> 33;
-	return k;
-}
-
 static inline uint64_t key_of(uint32_t tgid, uint32_t nr)
 {
 	return (uint64_t)tgid << 32 | 1ULL << 31 | nr;
+}
+
+/* A process's key: never 0, whatever tgid the kernel's map holds. */
+static inline uint64_t proc_key(uint32_t tgid)
+{
+	return 1ULL << 32 | tgid;
+}
+
+static inline uint32_t proc_tgid(const struct proc_ident *p)
+{
+	return (uint32_t)p->key;
 }
 
 uint64_t count_proc_start_time(void *ctx, uint32_t tgid)
@@ -127,8 +127,8 @@ void count_table_free(struct count_table *t)
 {
 	if (!t)
 		return;
-	free(t->tab);
-	free(t->procs);
+	hash_free(&t->tab);
+	hash_free(&t->procs);
 	free(t->exited);
 	free(t);
 }
@@ -139,11 +139,8 @@ struct count_table *count_table_new(void)
 
 	if (!t)
 		return NULL;
-	t->cap = 1024;
-	t->tab = calloc(t->cap, sizeof(*t->tab));
-	t->pcap = 256;
-	t->procs = calloc(t->pcap, sizeof(*t->procs));
-	if (!t->tab || !t->procs) {
+	if (hash_init(&t->tab, 1024, sizeof(struct count_entry)) ||
+	    hash_init(&t->procs, 256, sizeof(struct proc_ident))) {
 		count_table_free(t);
 		return NULL;
 	}
@@ -175,59 +172,28 @@ void count_table_exited(struct count_table *t, uint32_t tgid)
 
 /* ---- processes: tgid -> identity ------------------------------------------ */
 
-static struct proc_ident *proc_slot(struct proc_ident *tab, uint32_t cap, uint32_t tgid)
+static int proc_alive(const void *entry)
 {
-	uint32_t i;
-
-	for (i = (uint32_t)mix(tgid) & (cap - 1); tab[i].tgid && tab[i].tgid != tgid;
-	     i = (i + 1) & (cap - 1))
-		;
-	return &tab[i];
-}
-
-/* Rebuild into cap slots, leaving out the dead. */
-static int procs_rebuild(struct count_table *t, uint32_t cap)
-{
-	struct proc_ident *nt = calloc(cap, sizeof(*nt));
-
-	if (!nt)
-		return -ENOMEM;
-	t->pused = 0;
-	for (uint32_t i = 0; i < t->pcap; i++) {
-		if (!t->procs[i].tgid || t->procs[i].dead)
-			continue;
-		*proc_slot(nt, cap, t->procs[i].tgid) = t->procs[i];
-		t->pused++;
-	}
-	free(t->procs);
-	t->procs = nt;
-	t->pcap = cap;
-	return 0;
+	return !((const struct proc_ident *)entry)->dead;
 }
 
 /* The process known as tgid; a tgid seen for the first time is identified now. */
 static struct proc_ident *proc_get(struct count_table *t, uint32_t tgid)
 {
-	struct proc_ident *p = proc_slot(t->procs, t->pcap, tgid);
+	struct proc_ident *p = hash_find(&t->procs, proc_key(tgid));
 
-	if (p->tgid)
+	if (p)
 		return p;
-	if ((t->pused + 1) * 4 > t->pcap * 3) {
-		if (procs_rebuild(t, t->pcap * 2))
-			return NULL;
-		p = proc_slot(t->procs, t->pcap, tgid);
-	}
-	p->tgid = tgid;
-	p->dead = 0;
-	p->start = t->use_proc ? t->start_of(t->start_ctx, tgid) : 1;
-	t->pused++;
+	p = hash_insert(&t->procs, proc_key(tgid));
+	if (p)
+		p->start = t->use_proc ? t->start_of(t->start_ctx, tgid) : 1;
 	return p;
 }
 
 /* The process known as p no longer exists (a zombie still does). */
 static int proc_gone(struct count_table *t, const struct proc_ident *p)
 {
-	uint64_t now = t->start_of(t->start_ctx, p->tgid);
+	uint64_t now = t->start_of(t->start_ctx, proc_tgid(p));
 
 	return !p->start || now != p->start;
 }
@@ -264,10 +230,10 @@ static void find_dead(struct count_table *t)
 	}
 	t->nexited = keep;
 	if (t->use_proc && ++t->polls % SWEEP_EVERY == 0) {
-		for (uint32_t i = 0; i < t->pcap; i++) {
-			struct proc_ident *p = &t->procs[i];
+		for (uint32_t i = 0; i < t->procs.cap; i++) {
+			struct proc_ident *p = hash_slot(&t->procs, i);
 
-			if (p->tgid && !p->dead && proc_gone(t, p))
+			if (p->key && !p->dead && proc_gone(t, p))
 				mark_dead(t, p);
 		}
 	}
@@ -275,53 +241,16 @@ static void find_dead(struct count_table *t)
 
 /* ---- counters: (tgid, nr) -> last reading ---------------------------------- */
 
-/* Rebuild into a table of cap entries, leaving out the gone ones. */
-static int rebuild(struct count_table *t, uint32_t cap)
+static int count_kept(const void *entry)
 {
-	struct count_entry *nt = calloc(cap, sizeof(*nt));
-
-	if (!nt)
-		return -ENOMEM;
-	t->used = 0;
-	for (uint32_t i = 0; i < t->cap; i++) {
-		struct count_entry *e = &t->tab[i];
-		uint32_t j;
-
-		if (!e->key || e->gone)
-			continue;
-		for (j = mix(e->key) & (cap - 1); nt[j].key; j = (j + 1) & (cap - 1))
-			;
-		nt[j] = *e;
-		t->used++;
-	}
-	free(t->tab);
-	t->tab = nt;
-	t->cap = cap;
-	return 0;
-}
-
-static struct count_entry *find(struct count_table *t, uint64_t key)
-{
-	uint32_t i;
-
-	for (i = mix(key) & (t->cap - 1); t->tab[i].key; i = (i + 1) & (t->cap - 1))
-		if (t->tab[i].key == key)
-			return &t->tab[i];
-	if ((t->used + 1) * 4 > t->cap * 3) {	/* keep load under 3/4 */
-		if (rebuild(t, t->cap * 2))
-			return NULL;
-		return find(t, key);
-	}
-	t->used++;
-	t->tab[i].key = key;
-	return &t->tab[i];
+	return !((const struct count_entry *)entry)->gone;
 }
 
 static void on_count(void *ctx, const struct syscap_count_key *k, const struct syscap_count_val *v)
 {
 	struct count_table *t = ctx;
 	struct proc_ident *p = proc_get(t, k->tgid);
-	struct count_entry *e = p ? find(t, key_of(k->tgid, k->nr)) : NULL;
+	struct count_entry *e = p ? hash_get(&t->tab, key_of(k->tgid, k->nr)) : NULL;
 
 	if (!e) {
 		t->err = -ENOMEM;
@@ -344,8 +273,8 @@ int count_table_poll(struct count_table *t, struct syscap_backend *b, struct sys
 	ret = b->ops->read_counts(b, on_count, t);
 	if (ret)
 		return ret;
-	for (uint32_t i = 0; i < t->cap; i++) {
-		struct count_entry *e = &t->tab[i];
+	for (uint32_t i = 0; i < t->tab.cap; i++) {
+		struct count_entry *e = hash_slot(&t->tab, i);
 		struct syscap_count_key k;
 
 		if (!e->key || !e->gone)
@@ -356,10 +285,10 @@ int count_table_poll(struct count_table *t, struct syscap_backend *b, struct sys
 		removed = 1;
 	}
 	if (removed)
-		ret = rebuild(t, t->cap);
+		ret = hash_rebuild(&t->tab, t->tab.cap, count_kept);
 	/* a dead process whose counters were all read is forgotten too: its
 	 * tgid may come back as another process */
 	if (!ret && t->ndead)
-		ret = procs_rebuild(t, t->pcap);
+		ret = hash_rebuild(&t->procs, t->procs.cap, proc_alive);
 	return ret ? ret : t->err;
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -202,31 +203,21 @@ def test_markdown_tables_list_every_row_with_its_source() -> None:
     assert "kernel 6.18" in text and "10 interleaved rounds" in text
 
 
-FAKE_LAB = '''
-import dataclasses
-
-@dataclasses.dataclass(frozen=True)
-class K:
-    kid: str
-
-def bench_guest(quick):
-    return {"kernel": "6.1.0-50-cloud-amd64", "method": "fake", "rows": [
-        {"key": "baseline", "name": "baseline", "runs": [100.0, 102.0, 98.0]},
-        {"key": "kmod", "name": "kmod", "runs": [95.0, 96.9, 93.1]},
-        {"key": "bpf", "name": "bpf", "runs": [90.0, 91.8, 88.2]},
-        {"key": "sysdig", "name": "sysdig", "runs": [47.0, 48.0, 46.0]},
-    ]}
-'''
+def fake_lab(monkeypatch: pytest.MonkeyPatch, bench_guest: Callable[..., dict[str, Any]]) -> None:
+    """guest.run() with bench_guest in place of the guest's boot."""
+    monkeypatch.setattr(guest, "lab_entry", lambda: (bench_guest, ""))
 
 
-def test_guest_takes_its_rows_from_the_labs_bench_guest(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    lab = tmp_path / "kmod" / "lab" / "lab.py"
-    lab.parent.mkdir(parents=True)
-    lab.write_text(FAKE_LAB)
-    monkeypatch.setattr(guest, "LAB", lab)
-    monkeypatch.setattr(guest, "ROOT", tmp_path)
-    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+def test_guest_takes_its_rows_from_the_guest_boot(monkeypatch: pytest.MonkeyPatch) -> None:
+    def bench_guest(quick: bool) -> dict[str, Any]:
+        return {"kernel": "6.1.0-50-cloud-amd64", "method": "fake", "rows": [
+            {"key": "baseline", "name": "baseline", "runs": [100.0, 102.0, 98.0]},
+            {"key": "kmod", "name": "kmod", "runs": [95.0, 96.9, 93.1]},
+            {"key": "bpf", "name": "bpf", "runs": [90.0, 91.8, 88.2]},
+            {"key": "sysdig", "name": "sysdig", "runs": [47.0, 48.0, 46.0]},
+        ]}
+
+    fake_lab(monkeypatch, bench_guest)
     res = guest.run(quick=True)
     rows = {r["key"]: r for r in res["rows"]}
     assert res["guest_kernel"] == "6.1.0-50-cloud-amd64"
@@ -234,18 +225,20 @@ def test_guest_takes_its_rows_from_the_labs_bench_guest(
     assert rows["sysdig"]["median"] == 47.0
 
 
-def test_guest_rows_say_so_when_the_lab_fails(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    lab = tmp_path / "kmod" / "lab" / "lab.py"
-    lab.parent.mkdir(parents=True)
-    lab.write_text("def bench_guest(quick):\n"
-                   "    raise RuntimeError('qemu: no KVM and TCG too slow')\n")
-    monkeypatch.setattr(guest, "LAB", lab)
-    monkeypatch.setattr(guest, "ROOT", tmp_path)
-    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+def test_guest_rows_say_so_when_the_lab_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    def bench_guest(quick: bool) -> dict[str, Any]:
+        raise RuntimeError("qemu: no KVM and TCG too slow")
+
+    fake_lab(monkeypatch, bench_guest)
     rows = guest.run(quick=True)["rows"]
     assert len(rows) == 4
     assert all(r["why"] == "the guest lab failed: qemu: no KVM and TCG too slow" for r in rows)
+
+
+def test_guest_rows_say_why_when_qemu_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    rows = guest.run(quick=True)["rows"]
+    assert all(r["why"].startswith("qemu-system-x86_64 is not installed") for r in rows)
 
 
 def test_other_load_is_busy_cpu_time_that_was_not_ours() -> None:
@@ -460,15 +453,10 @@ def test_guest_result_without_micro_rounds_has_no_micro_section() -> None:
     assert "getppid" not in guest.table(res)
 
 
-def test_guest_rounds_reach_the_lab_only_when_given(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    lab = tmp_path / "kmod" / "lab" / "lab.py"
-    lab.parent.mkdir(parents=True)
-    lab.write_text("def bench_guest(quick, rounds=None):\n"
-                   "    return {'rows': [{'key': 'baseline', 'name': 'b',\n"
-                   "                      'runs': [float(rounds or 0)]}]}\n")
-    monkeypatch.setattr(guest, "LAB", lab)
-    monkeypatch.setattr(guest, "ROOT", tmp_path)
-    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+def test_guest_rounds_reach_the_lab_only_when_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    def bench_guest(quick: bool, rounds: int | None = None) -> dict[str, Any]:
+        return {"rows": [{"key": "baseline", "name": "b", "runs": [float(rounds or 0)]}]}
+
+    fake_lab(monkeypatch, bench_guest)
     assert guest.run(quick=True)["rows"][0]["runs"] == [0.0]
     assert guest.run(quick=True, rounds=7)["rows"][0]["runs"] == [7.0]

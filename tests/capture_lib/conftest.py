@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from capture_lib.live import Session
+from capture_lib.snapshot import Filter, Snapshot
 from tests.conftest import ROOT, build_c
 
 WORKLOADS = Path(__file__).parent / "workloads"
@@ -67,3 +69,19 @@ def start_recorder(*args: str) -> subprocess.Popen[str]:
         proc.kill()
         raise AssertionError(f"recorder did not start: {line}{proc.stderr.read()}")
     return proc
+
+
+def traced_run(cmd: list[str], mode: str, flt: Filter
+               ) -> tuple[Snapshot, subprocess.CompletedProcess[str]]:
+    """Run cmd once under a fresh eBPF session in mode ("counts" or "records"),
+    flt applied in the kernel: the snapshot of exactly that run (the session is
+    stopped and drained before it is taken) and the finished process."""
+    with Session("bpf") as s:
+        s.set_mode(mode)
+        s.aggregate(True)
+        s.set_filter(flt)
+        s.start()
+        s.snapshot()  # what came before the run is not part of it
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        s.stop()
+        return s.snapshot(), proc

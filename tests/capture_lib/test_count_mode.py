@@ -23,6 +23,8 @@ from capture_lib import syscalls
 from capture_lib.live import LiveSource, Session
 from capture_lib.snapshot import Filter, Snapshot
 
+from .conftest import traced_run
+
 pytestmark = pytest.mark.usefixtures("bpf_ready")
 
 ARGS = (1000, 50, 20, 30, 200, 300)  # as in test_record_live
@@ -31,16 +33,9 @@ WORKLOAD = frozenset({"workload"})  # the comm of the workload, its child and th
 
 def run_counted(workload: Path, mode: str, flt: Filter) -> Snapshot:
     """Run the workload once under a session in mode; the snapshot after it."""
-    with Session("bpf") as s:
-        s.set_mode(mode)
-        s.aggregate(True)
-        s.set_filter(flt)
-        s.start()
-        s.snapshot()
-        proc = subprocess.run([str(workload), *map(str, ARGS)], check=True)
-        assert proc.returncode == 0
-        s.stop()  # detach and drain: everything is in the next snapshot
-        return s.snapshot()
+    snap, proc = traced_run([str(workload), *map(str, ARGS)], mode, flt)
+    assert proc.returncode == 0, proc.stderr
+    return snap
 
 
 def count_map_id() -> int:

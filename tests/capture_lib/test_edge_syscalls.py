@@ -21,7 +21,7 @@ from capture_lib.live import Session
 from capture_lib.snapshot import Filter, Snapshot
 from tests.conftest import build_c
 
-from .conftest import WORKLOADS
+from .conftest import WORKLOADS, traced_run
 
 pytestmark = pytest.mark.usefixtures("bpf_ready")
 
@@ -42,15 +42,7 @@ def run_edge(edge: Path, mode: str, *args: str, expect_rc: int = 0,
     after it and what it printed."""
     flt = Filter(comms=frozenset({"edge_syscalls"}),
                  syscalls=frozenset(syscalls.number(n) for n in syscall_names))
-    with Session("bpf") as s:
-        s.set_mode(mode)
-        s.aggregate(True)
-        s.set_filter(flt)
-        s.start()
-        s.snapshot()
-        proc = subprocess.run([str(edge), *args], capture_output=True, text=True)
-        s.stop()
-        snap = s.snapshot()
+    snap, proc = traced_run([str(edge), *args], mode, flt)
     if proc.returncode == 3 and args[0] == "compat":
         pytest.skip("this kernel runs no 32-bit syscalls (no IA32 emulation, or not x86-64)")
     assert proc.returncode == expect_rc, proc.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from capture_lib.errors import UsageError
-from capture_lib.exporter import OTHER, CommLabels, Totals, parse_listen
+from capture_lib.exporter import OTHER, CommLabels, MetricSeries, parse_listen
 from capture_lib.snapshot import ProcessStats, Snapshot, SyscallStats
 
 
@@ -43,13 +43,13 @@ def test_a_slightly_busier_comm_does_not_make_labels_flap() -> None:
 
 
 def test_zero_labels_put_everything_in_other() -> None:
-    t = Totals(0)
+    t = MetricSeries(0)
     t.add(snap({"a": 3, "b": 4}), None)
     assert t.by_comm.keys() == {(OTHER, "read")} and t.by_comm[(OTHER, "read")].calls == 7
 
 
 def test_totals_only_grow_and_an_evicted_series_disappears() -> None:
-    t = Totals(1)
+    t = MetricSeries(1)
     t.add(snap({"a": 10}), None)
     t.add(snap({"a": 10, "b": 1}), None)
     assert t.by_comm[("a", "read")].calls == 20 and t.by_comm[(OTHER, "read")].calls == 1
@@ -69,13 +69,13 @@ def test_the_candidate_table_stays_bounded() -> None:
 
 
 def test_unknown_comms_get_a_label_value() -> None:
-    t = Totals(5)
+    t = MetricSeries(5)
     t.add(snap({"": 2}), None)
     assert t.by_comm[("unknown", "read")].calls == 2
 
 
 def test_histogram_buckets_are_cumulative_from_log2_buckets() -> None:
-    t = Totals(5)
+    t = MetricSeries(5)
     buckets = [0] * 64
     buckets[3] = 4  # 4..7 ns: into the first bound (1023 ns)
     buckets[12] = 2  # 2048..4095 ns: le 4.095e-06

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "kmod" / "lab"))
+import images
 import lab
 
-KERNEL_IDS = list(lab.KERNELS)
+KERNEL_IDS = list(images.KERNELS)
 DEFAULT_KERNELS = "6.1-amd64"
 # CI budget: the 6.1-amd64 boot must finish in a few minutes under TCG.
 DEFAULT_CYCLES = 300
@@ -41,7 +42,7 @@ def guest(request: pytest.FixtureRequest) -> lab.GuestRun:
     fuzz = int(os.environ.get("SYSCAP_KMOD_FUZZ", DEFAULT_FUZZ))
     try:
         return lab.run_guest(kid, cycles=cycles, fuzz=fuzz)
-    except lab.LabError as e:
+    except images.LabError as e:
         pytest.fail(f"guest lab for {kid}: {e}")
 
 

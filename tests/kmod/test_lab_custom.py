@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "kmod" / "lab"))
+import images
 import lab
 
 LAB_PY = Path(lab.__file__)
@@ -19,7 +20,7 @@ LAB_PY = Path(lab.__file__)
 
 def fake_image(path: Path, arch: str) -> Path:
     """A file with the kernel image header magic of arch, and nothing else."""
-    at, magic = lab.IMAGE_MAGIC[arch]
+    at, magic = images.IMAGE_MAGIC[arch]
     path.write_bytes(b"\0" * at + magic + b"\0" * 64)
     return path
 
@@ -28,7 +29,7 @@ def fake_build_tree(root: Path, arch: str, *, prepared: bool = True,
                     symvers: bool = True) -> Path:
     root.mkdir()
     (root / "Makefile").write_text("# kernel build directory\n")
-    (root / ".config").write_text(f"CONFIG_MODULES=y\n{lab.CONFIG_ARCH[arch]}\n")
+    (root / ".config").write_text(f"CONFIG_MODULES=y\n{images.CONFIG_ARCH[arch]}\n")
     if prepared:
         (root / "include" / "config").mkdir(parents=True)
         (root / "include" / "config" / "kernel.release").write_text("4.19.1\n")
@@ -109,7 +110,7 @@ def test_each_bad_argument_is_one_line_and_touches_nothing(
 def test_a_prepared_tree_and_its_image_give_the_tree_kernel_release(tmp_path: Path) -> None:
     image = fake_image(tmp_path / "bzImage", "amd64")
     tree = fake_build_tree(tmp_path / "b", "amd64")
-    assert lab.check_custom("amd64", image, tree) == "4.19.1"
+    assert images.check_custom("amd64", image, tree) == "4.19.1"
 
 
 def test_unknown_only_test_is_named(tmp_path: Path) -> None:

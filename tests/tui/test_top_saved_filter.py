@@ -8,13 +8,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import build_c
+from tests.tui.tmux_screen import settled, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKLOAD = ROOT / "tests" / "capture_lib" / "workloads" / "workload.c"
@@ -23,40 +23,6 @@ ARGS = ("1000", "50", "20", "30", "200", "300")  # getppid: 1000 + child 200 + t
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("tmux") is None,
     reason="needs root (eBPF) and tmux")
-
-
-def pane(session: str) -> str:
-    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
-                          capture_output=True, text=True).stdout
-
-
-def wait_for(session: str, text: str, timeout: float = 30) -> str:
-    """The screen once it shows text (polled, at most timeout seconds)."""
-    deadline = time.monotonic() + timeout
-    screen = ""
-    while time.monotonic() < deadline:
-        screen = pane(session)
-        assert "Traceback" not in screen, screen
-        if text in screen:
-            return screen
-        time.sleep(0.1)
-    raise AssertionError(f"{text!r} never showed:\n{screen}")
-
-
-def settled(session: str, quiet: float = 0.3, timeout: float = 10) -> str:
-    """The screen once it has stopped changing for `quiet` seconds: the app has
-    handled every key sent so far (a key sent while a dialog still mounts can
-    land before its focus is set)."""
-    deadline = time.monotonic() + timeout
-    last, since = pane(session), time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        screen = pane(session)
-        if screen != last:
-            last, since = screen, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return screen
-    raise AssertionError(f"the screen never settled:\n{last}")
 
 
 def keys(session: str, *k: str, literal: bool = False) -> str:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tui.tmux_screen import pane
+
 ROOT = Path(__file__).resolve().parents[2]
 HELPER_COMM = "sctop-helper"
 CALLS_PER_TICK = 40  # getppid() calls every 10 ms ...
@@ -97,13 +99,6 @@ def tmux_session(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
 
 
-def _pane(session: str) -> str:
-    out = subprocess.run(
-        ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
-    )
-    return out.stdout
-
-
 def _helper_rate(screen: str, pid: int) -> float | None:
     """The SYSC/s cell of the helper's row (right-aligned under the column title)."""
     lines = screen.splitlines()
@@ -149,7 +144,7 @@ def test_live_top_shows_helper_rate_and_q_leaves_nothing_behind(
     screen = ""
     while len(rates) < 4 and time.monotonic() < deadline:
         time.sleep(1)
-        screen = _pane(session)
+        screen = pane(session)
         assert "Traceback" not in screen, screen
         rate = _helper_rate(screen, helper.pid)
         if rate is not None and rate > 0:
@@ -176,7 +171,7 @@ def test_live_top_shows_helper_rate_and_q_leaves_nothing_behind(
         ["pgrep", "-P", str(top_pid)], capture_output=True, text=True
     ).stdout.split()
     assert leftovers == []
-    assert "Traceback" not in _pane(session)
+    assert "Traceback" not in pane(session)
 
 
 def _events_per_s(session: str) -> tuple[float, str]:
@@ -185,7 +180,7 @@ def _events_per_s(session: str) -> tuple[float, str]:
     screen = ""
     for _ in range(3):
         time.sleep(1)
-        screen = _pane(session)
+        screen = pane(session)
         m = re.search(r"events (\S+)/s", screen)
         assert m, screen
         events.append(_rate(m.group(1)))
@@ -201,7 +196,7 @@ def test_live_pid_filter_is_applied_in_the_kernel(
     session, tmp = tmux_session
     top_pid, donefile = _start_top(session, tmp)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and _helper_rate(_pane(session), noise.pid) is None:
+    while time.monotonic() < deadline and _helper_rate(pane(session), noise.pid) is None:
         time.sleep(0.5)
     before, screen = _events_per_s(session)
     assert before >= 0.75 * (EXPECTED_RATE + NOISE_RATE), screen

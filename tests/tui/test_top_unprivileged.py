@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tui.tmux_screen import pane, wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 SITE = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -81,23 +83,6 @@ def _start_as_nobody(
     )
 
 
-def _pane(session: str, escapes: bool = False) -> str:
-    cmd = ["tmux", "capture-pane", "-p", "-t", session] + (["-e"] if escapes else [])
-    return subprocess.run(cmd, capture_output=True, text=True).stdout
-
-
-def _wait_for(session: str, text: str, timeout: float = 20) -> str:
-    deadline = time.monotonic() + timeout
-    screen = ""
-    while time.monotonic() < deadline:
-        screen = _pane(session)
-        assert "Traceback" not in screen, screen
-        if text in screen:
-            return screen
-        time.sleep(0.2)
-    raise AssertionError(f"{text!r} never appeared:\n{screen}")
-
-
 def _wait_done(done: Path, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while not done.exists() and time.monotonic() < deadline:
@@ -124,7 +109,7 @@ def test_without_privileges_it_says_what_is_missing_and_offers_replay(
 ) -> None:
     done = shared_dir / "done"
     _start_as_nobody(session, ["--backend", "bpf"], done)
-    screen = _wait_for(session, "Live capture is not available")
+    screen = wait_for(session, "Live capture is not available")
     assert _app_user() == {"nobody"}
     assert "replay" in screen.lower()
     assert "syscap info" in screen
@@ -132,7 +117,7 @@ def test_without_privileges_it_says_what_is_missing_and_offers_replay(
     assert reason.strip(), "the reason line is empty"
     subprocess.run(["tmux", "send-keys", "-t", session, "F10"], check=True)
     _wait_done(done)
-    assert "Traceback" not in _pane(session)
+    assert "Traceback" not in pane(session)
 
 
 def test_recorded_trace_replays_as_nobody_in_16_colours(session: str, shared_dir: Path) -> None:
@@ -156,13 +141,13 @@ def test_recorded_trace_replays_as_nobody_in_16_colours(session: str, shared_dir
     done = shared_dir / "done"
     # 80 columns: the header still has room for the state next to this kernel's release.
     _start_as_nobody(session, ["--replay", str(trace), "--low-color"], done, size=(80, 24))
-    screen = _wait_for(session, "getppid")  # the recorder's own loop
+    screen = wait_for(session, "getppid")  # the recorder's own loop
     assert _app_user() == {"nobody"}
     assert "REPLAY" in screen.splitlines()[0] and "rec.trace" in screen
     row = next(ln for ln in screen.splitlines() if re.match(rf"\s*{busiest['pid']}\s", ln))
     assert busiest["comm"][:8] in row and "getppid" in row, row
 
-    coloured = _pane(session, escapes=True)
+    coloured = pane(session, escapes=True)
     assert "\x1b[" in coloured
     assert not re.search(r"\x1b\[[0-9;]*[34]8;[25];", coloured), "more than 16 colours used"
 

@@ -428,17 +428,46 @@ static size_t count_recs(const struct collector *c, int kind, int nr, uint32_t t
 
 /* ------------------------------------------------------------ tests */
 
-static int run_traced(struct syscap_backend *b, struct child *cs, int nc, struct collector *c,
-		      struct totals *t)
-{
-	int ret;
+/* What one traced run does (see trace_run). */
+struct run {
+	struct {
+		int (*fn)(long);
+		long arg;
+		const char *comm;
+	} w[2];				/* one or two workloads: fn(arg) named comm */
+	uint32_t flags;			/* the filter: flags, syscall set, comm list */
+	const int *nrs;
+	int nnr;
+	const char *const *comms;
+	int ncomm;
+	uint32_t pid_rule;		/* SYSCAP_PID_INCLUDE/EXCLUDE, or 0: none */
+	int pid_of;			/* the workload whose process tree it names */
+	struct child cs[2];		/* out: the workloads' processes */
+};
 
+/*
+ * One traced run on b, the scaffolding the counting tests share: a fresh
+ * collector; the workloads spawned (ready, not started: their names are set
+ * before capture); the filter and the pid rule set; then start, every
+ * workload run to its end, stop, drain, and the totals read into t.
+ */
+static int trace_run(struct syscap_backend *b, struct run *r, struct collector *c,
+		     struct totals *t)
+{
+	int nc, ret;
+
+	collector_init(c);
+	for (nc = 0; nc < 2 && r->w[nc].fn; nc++)
+		r->cs[nc] = spawn(r->w[nc].fn, r->w[nc].arg, r->w[nc].comm);
+	CHECK(!set_filter(b, r->flags, r->nrs, r->nnr, r->comms, r->ncomm), "%s", detail);
+	if (r->pid_rule)
+		CHECK(!b->ops->set_pid(b, r->cs[r->pid_of].pid, r->pid_rule), "set_pid");
 	ret = b->ops->start(b);
 	CHECK(!ret, "start: %s", strerror(-ret));
 	for (int i = 0; i < nc; i++)
-		go(&cs[i]);
+		go(&r->cs[i]);
 	for (int i = 0; i < nc; i++) {
-		int st = reap(&cs[i]);
+		int st = reap(&r->cs[i]);
 
 		CHECK(st == 0, "workload %d exited with %d", i, st);
 		drain(b, c);
@@ -452,20 +481,17 @@ static int run_traced(struct syscap_backend *b, struct child *cs, int nc, struct
 static int test_exact_counts(void)
 {
 	struct syscap_backend *b = open_backend(1 << 20);
+	struct run r = { .w = { { exact_workload, 0, "exact" } }, .flags = SYSCAP_FILTER_PIDS,
+			 .pid_rule = SYSCAP_PID_INCLUDE };
 	struct collector c;
 	struct totals t;
 	struct child ch;
 	uint32_t grand = 0, thread = 0;
 	size_t n;
 
-	if (!b)
+	if (!b || trace_run(b, &r, &c, &t))
 		return 1;
-	collector_init(&c);
-	ch = spawn(exact_workload, 0, "exact");
-	CHECK(!set_filter(b, SYSCAP_FILTER_PIDS, NULL, 0, NULL, 0), "%s", detail);
-	CHECK(!b->ops->set_pid(b, ch.pid, SYSCAP_PID_INCLUDE), "set_pid");
-	if (run_traced(b, &ch, 1, &c, &t))
-		return 1;
+	ch = r.cs[0];
 
 	CHECK(t.calls[SYS_getppid] == W_N + W_GRAND + W_THREAD,
 	      "getppid calls %llu, want %d", (unsigned long long)t.calls[SYS_getppid],
@@ -593,6 +619,8 @@ static int test_count_mode(void)
 {
 	struct syscap_backend *b = open_backend(1 << 20);
 	struct count_sink *cs = calloc(1, sizeof(*cs));
+	struct run r = { .w = { { exact_workload, 0, "exact" } }, .flags = SYSCAP_FILTER_PIDS,
+			 .pid_rule = SYSCAP_PID_INCLUDE };
 	uint64_t sum = 0;
 	struct collector c;
 	struct totals t;
@@ -601,14 +629,11 @@ static int test_count_mode(void)
 
 	if (!b || !cs)
 		return 1;
-	collector_init(&c);
 	ret = b->ops->set_mode(b, 1);
 	CHECK(!ret, "set_mode(counts): %s", strerror(-ret));
-	ch = spawn(exact_workload, 0, "exact");
-	CHECK(!set_filter(b, SYSCAP_FILTER_PIDS, NULL, 0, NULL, 0), "%s", detail);
-	CHECK(!b->ops->set_pid(b, ch.pid, SYSCAP_PID_INCLUDE), "set_pid");
-	if (run_traced(b, &ch, 1, &c, &t))
+	if (trace_run(b, &r, &c, &t))
 		return 1;
+	ch = r.cs[0];
 	CHECK(count_recs(&c, SYSCAP_EV_SYSCALL, -1, 0, 0) == 0, "syscall records in count mode");
 	cs->tgids[0] = (uint32_t)ch.pid;
 	for (size_t i = 0; i < c.n; i++)
@@ -657,13 +682,13 @@ static int test_count_mode(void)
 	b = open_backend(1 << 20);
 	if (!b)
 		return 1;
-	collector_init(&c);
 	memset(cs, 0, sizeof(*cs));
 	CHECK(!b->ops->set_mode(b, 1), "set_mode(counts)");
-	ch = spawn(exact_workload, 0, "exact");
-	CHECK(!set_filter(b, 0, NULL, 0, NULL, 0), "%s", detail);
-	if (run_traced(b, &ch, 1, &c, &t))
+	r.flags = 0;
+	r.pid_rule = 0;
+	if (trace_run(b, &r, &c, &t))
 		return 1;
+	ch = r.cs[0];
 	cs->tgids[0] = (uint32_t)ch.pid;
 	CHECK(!b->ops->read_counts(b, count_sink, cs), "read_counts, no filter");
 	CHECK(cs->calls[0][SYS_getppid] == W_N + W_THREAD && cs->calls[0][SYS_openat] == W_M &&
@@ -689,25 +714,19 @@ static int test_count_mode(void)
 static int test_process_tree(void)
 {
 	struct syscap_backend *b = open_backend(1 << 20);
-	struct child cs[2];
+	struct run r = { .w = { { tree_workload, 100, "tree-in" }, { tree_workload, 1000, "tree-out" } },
+			 .flags = SYSCAP_FILTER_PIDS, .pid_rule = SYSCAP_PID_INCLUDE, .pid_of = 0 };
 	struct collector c;
 	struct totals t;
 
-	if (!b)
-		return 1;
-	collector_init(&c);
-	cs[0] = spawn(tree_workload, 100, "tree-in");
-	cs[1] = spawn(tree_workload, 1000, "tree-out");
-	CHECK(!set_filter(b, SYSCAP_FILTER_PIDS, NULL, 0, NULL, 0), "%s", detail);
-	CHECK(!b->ops->set_pid(b, cs[0].pid, SYSCAP_PID_INCLUDE), "set_pid");
-	if (run_traced(b, cs, 2, &c, &t))
+	if (!b || trace_run(b, &r, &c, &t))
 		return 1;
 	CHECK(t.calls[SYS_getppid] == 300, "getppid %llu, want 300 (100 per generation)",
 	      (unsigned long long)t.calls[SYS_getppid]);
 	CHECK(count_recs(&c, SYSCAP_EV_FORK, -1, 0, 0) == 2, "FORK records %zu, want 2",
 	      count_recs(&c, SYSCAP_EV_FORK, -1, 0, 0));
 	{
-		uint32_t tree[3] = { (uint32_t)cs[0].pid, 0, 0 };
+		uint32_t tree[3] = { (uint32_t)r.cs[0].pid, 0, 0 };
 		int nt = 1;
 
 		for (size_t i = 0; i < c.n; i++)
@@ -721,13 +740,11 @@ static int test_process_tree(void)
 			      tree[2]);
 		}
 	}
-	/* now exclude the same tree and trace everything else */
-	collector_init(&c);
-	cs[0] = spawn(tree_workload, 100, "tree-in");
-	cs[1] = spawn(tree_workload, 1000, "tree-out");
-	CHECK(!set_filter(b, 0, NULL, 0, NULL, 0), "%s", detail);
-	CHECK(!b->ops->set_pid(b, cs[1].pid, SYSCAP_PID_EXCLUDE), "set_pid");
-	if (run_traced(b, cs, 2, &c, &t))
+	/* now exclude the other tree and trace everything else */
+	r.flags = 0;
+	r.pid_rule = SYSCAP_PID_EXCLUDE;
+	r.pid_of = 1;
+	if (trace_run(b, &r, &c, &t))
 		return 1;
 	CHECK(t.calls[SYS_getppid] == 300, "with the other tree excluded: getppid %llu, want 300",
 	      (unsigned long long)t.calls[SYS_getppid]);
@@ -740,17 +757,13 @@ static int test_syscall_filter(void)
 {
 	struct syscap_backend *b = open_backend(1 << 20);
 	int nrs[] = { SYS_getppid };
+	struct run r = { .w = { { mixed_workload, 500, "mixed" } },
+			 .flags = SYSCAP_FILTER_PIDS | SYSCAP_FILTER_SYSCALLS, .nrs = nrs, .nnr = 1,
+			 .pid_rule = SYSCAP_PID_INCLUDE };
 	struct collector c;
 	struct totals t;
-	struct child ch;
 
-	if (!b)
-		return 1;
-	collector_init(&c);
-	ch = spawn(mixed_workload, 500, "mixed");
-	CHECK(!set_filter(b, SYSCAP_FILTER_PIDS | SYSCAP_FILTER_SYSCALLS, nrs, 1, NULL, 0), "%s", detail);
-	CHECK(!b->ops->set_pid(b, ch.pid, SYSCAP_PID_INCLUDE), "set_pid");
-	if (run_traced(b, &ch, 1, &c, &t))
+	if (!b || trace_run(b, &r, &c, &t))
 		return 1;
 	CHECK(t.calls[SYS_getppid] == 500, "getppid %llu", (unsigned long long)t.calls[SYS_getppid]);
 	CHECK(t.events == 500, "events %llu, want 500: other syscalls passed the bitmap",
@@ -764,17 +777,13 @@ static int test_syscall_filter(void)
 static int test_failed_only(void)
 {
 	struct syscap_backend *b = open_backend(1 << 20);
+	struct run r = { .w = { { mixed_workload, 300, "mixed" } },
+			 .flags = SYSCAP_FILTER_PIDS | SYSCAP_FILTER_FAILED,
+			 .pid_rule = SYSCAP_PID_INCLUDE };
 	struct collector c;
 	struct totals t;
-	struct child ch;
 
-	if (!b)
-		return 1;
-	collector_init(&c);
-	ch = spawn(mixed_workload, 300, "mixed");
-	CHECK(!set_filter(b, SYSCAP_FILTER_PIDS | SYSCAP_FILTER_FAILED, NULL, 0, NULL, 0), "%s", detail);
-	CHECK(!b->ops->set_pid(b, ch.pid, SYSCAP_PID_INCLUDE), "set_pid");
-	if (run_traced(b, &ch, 1, &c, &t))
+	if (!b || trace_run(b, &r, &c, &t))
 		return 1;
 	CHECK(t.calls[SYS_openat] == 300 && t.errors[SYS_openat] == 300, "openat %llu/%llu",
 	      (unsigned long long)t.calls[SYS_openat], (unsigned long long)t.errors[SYS_openat]);
@@ -792,25 +801,18 @@ static int test_comm_filter(void)
 {
 	struct syscap_backend *b = open_backend(1 << 20);
 	const char *names[] = { "wl-alpha" };
-	struct child cs[2];
+	struct run r = { .w = { { getppid_workload, 123, "wl-alpha" },
+				{ getppid_workload, 456, "wl-beta" } },
+			 .flags = SYSCAP_FILTER_COMM, .comms = names, .ncomm = 1 };
 	struct collector c;
 	struct totals t;
 
-	if (!b)
-		return 1;
-	collector_init(&c);
-	cs[0] = spawn(getppid_workload, 123, "wl-alpha");
-	cs[1] = spawn(getppid_workload, 456, "wl-beta");
-	CHECK(!set_filter(b, SYSCAP_FILTER_COMM, NULL, 0, names, 1), "%s", detail);
-	if (run_traced(b, cs, 2, &c, &t))
+	if (!b || trace_run(b, &r, &c, &t))
 		return 1;
 	CHECK(t.calls[SYS_getppid] == 123, "include wl-alpha: getppid %llu, want 123",
 	      (unsigned long long)t.calls[SYS_getppid]);
-	collector_init(&c);
-	cs[0] = spawn(getppid_workload, 123, "wl-alpha");
-	cs[1] = spawn(getppid_workload, 456, "wl-beta");
-	CHECK(!set_filter(b, SYSCAP_FILTER_COMM_EXCLUDE, NULL, 0, names, 1), "%s", detail);
-	if (run_traced(b, cs, 2, &c, &t))
+	r.flags = SYSCAP_FILTER_COMM_EXCLUDE;
+	if (trace_run(b, &r, &c, &t))
 		return 1;
 	CHECK(t.calls[SYS_getppid] == 456, "exclude wl-alpha: getppid %llu, want 456",
 	      (unsigned long long)t.calls[SYS_getppid]);
@@ -1258,9 +1260,10 @@ static int test_mmap_order(void)
 static int test_second_open(void)
 {
 	struct syscap_backend *b = open_backend(1 << 20), *b2 = NULL;
+	struct run r = { .w = { { getppid_workload, 777, "after2nd" } },
+			 .flags = SYSCAP_FILTER_PIDS, .pid_rule = SYSCAP_PID_INCLUDE };
 	struct collector c;
 	struct totals t;
-	struct child ch;
 	char err[256];
 	int fd, ret;
 
@@ -1270,11 +1273,7 @@ static int test_second_open(void)
 	CHECK(fd < 0 && errno == EBUSY, "second open: fd %d errno %d, want EBUSY", fd, errno);
 	ret = syscap_kmod_open(&b2, 0, err, sizeof(err));
 	CHECK(ret == -EBUSY && strstr(err, "in use"), "second backend: %d %s", ret, err);
-	collector_init(&c);
-	ch = spawn(getppid_workload, 777, "after2nd");
-	CHECK(!set_filter(b, SYSCAP_FILTER_PIDS, NULL, 0, NULL, 0), "%s", detail);
-	CHECK(!b->ops->set_pid(b, ch.pid, SYSCAP_PID_INCLUDE), "set_pid");
-	if (run_traced(b, &ch, 1, &c, &t))
+	if (trace_run(b, &r, &c, &t))
 		return 1;
 	CHECK(t.calls[SYS_getppid] == 777 && count_recs(&c, SYSCAP_EV_SYSCALL, SYS_getppid, 0, 0) == 777,
 	      "first open after a refused second: %llu counted", (unsigned long long)t.calls[SYS_getppid]);
@@ -1420,17 +1419,12 @@ static uint64_t rnd(void)
 static int quick_check(const char *when)
 {
 	struct syscap_backend *b = open_backend(1 << 16);
+	struct run r = { .w = { { getppid_workload, 321, "check" } },
+			 .flags = SYSCAP_FILTER_PIDS, .pid_rule = SYSCAP_PID_INCLUDE };
 	struct collector c;
 	struct totals t;
-	struct child ch;
 
-	if (!b)
-		return 1;
-	collector_init(&c);
-	ch = spawn(getppid_workload, 321, "check");
-	CHECK(!set_filter(b, SYSCAP_FILTER_PIDS, NULL, 0, NULL, 0), "%s", detail);
-	CHECK(!b->ops->set_pid(b, ch.pid, SYSCAP_PID_INCLUDE), "set_pid");
-	if (run_traced(b, &ch, 1, &c, &t))
+	if (!b || trace_run(b, &r, &c, &t))
 		return 1;
 	CHECK(t.calls[SYS_getppid] == 321, "%s: getppid %llu, want 321", when,
 	      (unsigned long long)t.calls[SYS_getppid]);

@@ -1,5 +1,5 @@
-"""The lab's guest benchmark, without booting: what quick does without an
-image, and the guest's init script (tests/bench covers the console parsing)."""
+"""The guest benchmark's boot, without booting: what quick does without an
+image, and the guest's init script (test_arithmetic covers the console parsing)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from bench import guest_boot
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "kmod" / "lab"))
-import lab
+import images
 
 
 def test_quick_without_the_image_says_how_to_build_it_and_downloads_nothing(
@@ -19,24 +21,24 @@ def test_quick_without_the_image_says_how_to_build_it_and_downloads_nothing(
     def no_network(*args: object, **kwargs: object) -> None:
         raise AssertionError("quick must not download")
 
-    monkeypatch.setattr(lab, "fetch", no_network)
-    monkeypatch.setattr(lab, "bench_rootfs", no_network)
-    with pytest.raises(lab.LabError, match=r"run `python3 kmod/lab/lab.py bench` once"):
-        lab.bench_guest(quick=True)
+    monkeypatch.setattr(images, "fetch", no_network)
+    monkeypatch.setattr(images, "debian_rootfs", no_network)
+    with pytest.raises(images.LabError, match=r"run `syscap bench guest` once"):
+        guest_boot.bench_guest(quick=True)
 
 
 def test_guest_init_loads_the_modules_of_the_rows_that_run_and_names_their_tracers() -> None:
-    plan = lab.BenchPlan.of(quick=True)
-    text = lab.bench_init(plan, ["baseline", "bpf", "sysdig"])
+    plan = guest_boot.BenchPlan.of(quick=True)
+    text = guest_boot.bench_init(plan, ["baseline", "bpf", "sysdig"])
     assert "insmod /bench/scap.ko" in text and "syscap.ko" not in text
     assert "export BENCH_KEYS='baseline bpf sysdig'" in text
-    assert "export BENCH_START_bpf='/bench/bench_tracer.sh start bpf'" in text
+    assert "export BENCH_START_bpf='/bench/guest_tracer.sh start bpf'" in text
     assert "BENCH_START_baseline" not in text
     assert f"sh /bench/guest_rounds.sh {plan.rounds} {plan.requests}" in text
     assert text.rstrip().endswith("echo o > /proc/sysrq-trigger")
 
 
 def test_full_runs_have_ten_rounds_unless_told() -> None:
-    assert lab.BenchPlan.of(quick=False).rounds == 10
-    assert lab.BenchPlan.of(quick=False, rounds=12).rounds == 12
-    assert lab.BenchPlan.of(quick=True).rounds < 10
+    assert guest_boot.BenchPlan.of(quick=False).rounds == 10
+    assert guest_boot.BenchPlan.of(quick=False, rounds=12).rounds == 12
+    assert guest_boot.BenchPlan.of(quick=True).rounds < 10

@@ -1,6 +1,6 @@
 #!/bin/sh
-# bench_tracer.sh start|stop kmod|bpf|sysdig: the tracers of the guest
-# benchmark (kmod/lab/lab.py bench), as bench/guest_rounds.sh's
+# guest_tracer.sh start|stop kmod|bpf|sysdig: the tracers of the guest
+# benchmark (bench/guest_boot.py), as bench/guest_rounds.sh's
 # BENCH_START_<key> / BENCH_STOP_<key> commands. Runs in the bench guest, with
 # the bench disk at /bench.
 #

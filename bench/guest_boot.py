@@ -1,0 +1,285 @@
+"""guest_boot: one boot of the guest benchmark (the rows of bench/guest.py).
+
+One boot of 6.1-amd64 with a full Debian root file system measures nginx + ab
+and a getppid loop for: no tracing, syscap's kmod backend, syscap's eBPF
+backend and sysdig with its scap module. The root image is built once with the
+lab's image builder (kmod/lab/images.py) and reused; what changes between runs
+(the modules, the recorder, the scripts) goes on a second, small disk.
+
+bench depends on the lab here, never the other way: the lab tests the module
+and builds guests, this module decides what a benchmark guest holds and runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from bench.guest import from_console
+from bench.tracers import HERE, ROOT
+from capture_lib.syscall_tables import TABLES
+
+# kmod/lab is a folder of scripts, not a package.
+sys.path.insert(0, str(ROOT / "kmod" / "lab"))
+import images
+from images import KernelTree, LabError, PrivateApt, cache_dir, log, run
+
+BENCH_KERNEL = "6.1-amd64"
+# minbase has no ip(8), pgrep or libbpf; sysdig's Recommends (the dkms
+# package, hence a compiler) are left out: its module is built here.
+BENCH_PACKAGES = ("nginx", "apache2-utils", "sysdig", "kmod", "procps", "iproute2",
+                  "libbpf1", "libelf1", "zlib1g")
+# Measured: debootstrap fetches 48 MB of .debs (145 packages); the 6.1 kernel
+# (image, headers, kbuild) adds 39 MB where the lab has not fetched it yet.
+DEBOOTSTRAP_MB = 50
+BENCH_DOWNLOAD_MB = DEBOOTSTRAP_MB + 40
+# PID 1 of the bench image: everything else comes from the bench disk (the
+# second namespace of the one NVMe controller: names are stable).
+BENCH_STUB = """#!/bin/sh
+# PID 1 of the syscap bench image (written by bench/guest_boot.py): mount the
+# bench disk and hand over to its init.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /bench
+if mount -t ext4 /dev/nvme0n2 /bench && [ -x /bench/init ]; then
+	exec /bench/init
+fi
+echo "SYSCAP-BENCH-LAB FAIL the bench disk did not mount"
+echo o > /proc/sysrq-trigger
+"""
+ROOT_IMAGE = images.RootImage("bench", BENCH_PACKAGES, BENCH_STUB, "/sbin/syscap-bench-init")
+BUILD_ONCE = (f"run `syscap bench guest` once (downloads about {BENCH_DOWNLOAD_MB} MB, "
+              "a few minutes)")
+
+
+def build_scap(tree: KernelTree) -> Path:
+    """sysdig's scap.ko for this kernel, from Debian's falcosecurity-scap-dkms
+    source, built with kbuild against the lab's headers (once per kernel)."""
+    apt = PrivateApt(tree.kernel.suite, tree.kernel.arch)
+    apt.update()
+    deb = apt.download("falcosecurity-scap-dkms", cache_dir() / "debs")
+    out = images.guest_dir() / f"scap-{tree.abi}"
+    ko = out / "scap.ko"
+    stamp = out / ".source"
+    if ko.exists() and stamp.exists() and stamp.read_text() == deb.name:
+        return ko
+    if out.exists():
+        shutil.rmtree(out)
+    unpacked = out / "deb"
+    unpacked.mkdir(parents=True)
+    run(["dpkg-deb", "-x", str(deb), str(unpacked)])
+    src = next((unpacked / "usr" / "src").glob("scap-*"))
+    cmd = ["make", "-C", str(tree.headers), f"M={src}", "modules",
+           "CONFIG_DEBUG_INFO_BTF_MODULES=", *images.compiler(tree)[0]]  # fmt: skip
+    (out / "build.log").write_text(run(cmd, timeout=900))
+    shutil.copy(src / "scap.ko", ko)
+    stamp.write_text(deb.name)
+    return ko
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BenchPlan:
+    """How much one guest benchmark does."""
+
+    rounds: int  # interleaved nginx rounds, then as many micro rounds
+    requests: int  # ab -n per run
+    calls: int  # getppid calls per micro run
+
+    @classmethod
+    def of(cls, quick: bool, rounds: int | None = None) -> BenchPlan:
+        if quick:
+            return cls(rounds or 2, 1000, 100_000)
+        return cls(rounds or 10, 6_000, 1_000_000)
+
+
+BENCH_KEYS = ("baseline", "kmod", "bpf", "sysdig")
+
+
+def syscall_names() -> bytes:
+    """The trace header's name table (as capture_lib.live.names_blob())."""
+    header = (images.INCLUDE / "syscap_record.h").read_text()
+    m = re.search(r"#define SYSCAP_MAX_SYSCALLS\s+(\d+)", header)
+    n = int(m.group(1)) if m else 512
+    table = TABLES["x86_64"]
+    return b"".join(table.get(nr, "").encode() + b"\0" for nr in range(n))
+
+
+def build_recorder(tree: KernelTree) -> tuple[dict[str, Path], str]:
+    """guest_record (with capture_lib built in the lab's own directory) and
+    getppid_loop; what failed, if anything, in one line."""
+    out = images.build_dir(tree) / "native"
+    cmd = ["make", "-s", "-C", str(ROOT / "bench" / "native"), f"B={out}",
+           f"LIBBUILD={images.build_dir(tree) / 'capture_lib'}"]  # fmt: skip
+    bins = {}
+    for name in ("getppid_loop", "guest_record"):
+        try:
+            run([*cmd, str(out / name)], timeout=900)
+            bins[name] = out / name
+        except LabError as e:
+            lines = [ln for ln in str(e).splitlines() if ln.strip()]
+            err = next((ln for ln in lines if "error" in ln), lines[-1])
+            return bins, f"building {name} failed: {err.strip()}"
+    return bins, ""
+
+
+def bench_init(plan: BenchPlan, keys: list[str]) -> str:
+    """/bench/init: mounts, both modules, the rounds, the logs, power off."""
+    env = {"BENCH_KEYS": " ".join(keys),
+           "BENCH_MICRO": f"/bench/getppid_loop {plan.calls}",
+           "BENCH_MICRO_ROUNDS": str(plan.rounds)}  # fmt: skip
+    loop = f"taskset -c $last /bench/getppid_loop {plan.calls}"
+    for k in keys[1:]:
+        env[f"BENCH_START_{k}"] = f"/bench/guest_tracer.sh start {k}"
+        env[f"BENCH_STOP_{k}"] = f"/bench/guest_tracer.sh stop {k}"
+    lines = [
+        "#!/bin/sh",
+        "# PID 1's script for one guest benchmark (written by bench/guest_boot.py)",
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+        "export PATH",
+        "mount -t tmpfs tmpfs /tmp",
+        "mount -t tracefs nodev /sys/kernel/tracing",
+        "mount -t debugfs nodev /sys/kernel/debug",
+        "mount -t bpf bpf /sys/fs/bpf",
+        "ip link set lo up",
+        "ulimit -n 65536",  # nginx's worker_connections 4096
+        "mkdir -p /bench/work /var/log/nginx",
+        "last=$(($(nproc) - 1))",
+        'echo "SYSCAP-BENCH-LAB BEGIN $(uname -r) cpus=$(nproc)"',
+        'echo "SYSCAP-BENCH-LAB meltdown: $(cat /sys/devices/system/cpu/vulnerabilities/meltdown)"',
+        # loaded but idle, the modules must cost nothing: both register
+        # their probes only when a capture starts
+        f'echo "SYSCAP-BENCH CHECK no-modules $({loop})"',
+    ]
+    for k, ko in (("kmod", "syscap.ko"), ("sysdig", "scap.ko")):
+        if k in keys:
+            lines.append(f"insmod /bench/{ko} 2>/tmp/insmod.err || "
+                         f'echo "SYSCAP-BENCH SKIP {k} insmod {ko} failed: $(cat /tmp/insmod.err)"')
+    lines += [
+        f'echo "SYSCAP-BENCH CHECK modules-idle $({loop})"',
+        *(f"export {k}='{v}'" for k, v in env.items()),
+        f"sh /bench/guest_rounds.sh {plan.rounds} {plan.requests}",
+        'echo "SYSCAP-BENCH-LOG BEGIN"; cat /tmp/bench-tracers.log; echo "SYSCAP-BENCH-LOG END"',
+        'echo "SYSCAP-DMESG bench BEGIN"; dmesg --color=never; echo "SYSCAP-DMESG bench END"',
+        'echo "SYSCAP-BENCH-LAB END uptime $(cut -d" " -f1 /proc/uptime)"',
+        "sync",
+        "echo o > /proc/sysrq-trigger",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def bench_qemu(tree: KernelTree, root_img: Path, disk: Path) -> list[str]:
+    return ["qemu-system-x86_64", "-accel", "tcg,thread=single", "-cpu", "max",
+            "-m", "2048", "-smp", "2", "-nographic", "-no-reboot", "-nic", "none",
+            "-kernel", str(tree.image),
+            "-append", "console=ttyS0 root=/dev/nvme0n1 rw rootwait "
+                       f"init={ROOT_IMAGE.init_path} panic=-1 loglevel=4",
+            "-drive", f"file={root_img},if=none,id=root,format=raw,snapshot=on",
+            "-drive", f"file={disk},if=none,id=bench,format=raw",
+            "-device", "nvme,id=nvme0,serial=syscap-bench",
+            "-device", "nvme-ns,drive=root,bus=nvme0,nsid=1",
+            "-device", "nvme-ns,drive=bench,bus=nvme0,nsid=2"]  # fmt: skip
+
+
+def bench_guest(quick: bool, rounds: int | None = None) -> dict[str, object]:
+    """The guest rows of `syscap bench` (contract: bench/guest.py): one boot
+    of 6.1-amd64 with nginx, ab, syscap (kmod and eBPF) and sysdig."""
+    with images.lab_lock():
+        return _bench_guest(BenchPlan.of(quick, rounds), quick)
+
+
+def _bench_guest(plan: BenchPlan, quick: bool) -> dict[str, object]:
+    t0 = time.monotonic()
+    if quick:
+        built = ROOT_IMAGE.built(images.KERNELS[BENCH_KERNEL])
+        if built is None:
+            raise LabError(f"the guest image is not built: {BUILD_ONCE}")
+        tree, root_img = built
+    else:
+        tree = images.fetch(images.KERNELS[BENCH_KERNEL])
+        root_img = ROOT_IMAGE.build(tree)
+    why: dict[str, str] = {}
+    scap = images.guest_dir() / f"scap-{tree.abi}" / "scap.ko"
+    if not quick:
+        try:
+            scap = build_scap(tree)
+        except LabError as e:
+            why["sysdig"] = f"scap.ko did not build: {str(e).splitlines()[0]}"
+    elif not scap.exists():
+        why["sysdig"] = f"scap.ko is not built: {BUILD_ONCE}"
+    bdir = images.build_dir(tree)
+    bdir.mkdir(parents=True, exist_ok=True)
+    ko: Path | None = None
+    try:
+        ko, _ = images.build_module(tree)
+    except LabError as e:
+        why["kmod"] = f"syscap.ko did not build: {str(e).splitlines()[0]}"
+    bins, failed = build_recorder(tree)
+    if "getppid_loop" not in bins:
+        raise LabError(failed)
+    if failed:
+        why.setdefault("kmod", failed)
+        why["bpf"] = failed
+    keys = [k for k in BENCH_KEYS if k not in why]
+    log(f"image, module, recorder ready in {time.monotonic() - t0:.0f} s")
+
+    stage = bdir / "bench-disk"
+    if stage.exists():
+        shutil.rmtree(stage)
+    (stage / "work").mkdir(parents=True)
+    files = {"guest_rounds.sh": HERE / "guest_rounds.sh",
+             "guest_tracer.sh": HERE / "guest_tracer.sh", **bins}
+    if ko is not None and "kmod" in keys:
+        files["syscap.ko"] = ko
+    if "sysdig" in keys:
+        files["scap.ko"] = scap
+    for name, src in files.items():
+        shutil.copy(src, stage / name)
+    (stage / "syscall_names").write_bytes(syscall_names())
+    (stage / "init").write_text(bench_init(plan, keys))
+    (stage / "init").chmod(0o755)
+    disk = bdir / "bench-disk.img"
+    disk.unlink(missing_ok=True)
+    run(["mke2fs", "-q", "-t", "ext4", "-L", "syscap-disk", "-d", str(stage), str(disk), "1G"])
+
+    console = bdir / "bench-console.log"
+    qemu = bench_qemu(tree, root_img, disk)
+    log(f"booting {tree.release} for the benchmark: {plan.rounds} rounds x {len(keys)} "
+        f"configurations ({', '.join(keys)})")
+    timeout = 300 + plan.rounds * len(keys) * 120
+    text = images.boot_guest(qemu, console, timeout, show="SYSCAP-BENCH")
+    res = from_console(text, method=bench_method(plan, tree))
+    rows: list[dict[str, object]] = res["rows"]
+    for row in rows:
+        if row["key"] in why:
+            row["why"] = why[str(row["key"])]
+    if "SYSCAP-BENCH-LAB END" not in text:
+        res.setdefault("notes", []).append(
+            f"the guest did not finish (console: {console})")
+    dmesg = re.search(r"SYSCAP-DMESG bench BEGIN\n(.*?)SYSCAP-DMESG bench END", text, re.S)
+    bad = [ln for ln in (dmesg.group(1) if dmesg else "").splitlines()
+           if images.DMESG_BAD.search(ln)]
+    if bad:
+        res.setdefault("notes", []).append(f"kernel problems in the guest: {bad[0]}")
+    res["console"] = str(console)
+    res["seconds"] = round(time.monotonic() - t0, 1)
+    return res
+
+
+def bench_method(plan: BenchPlan, tree: KernelTree) -> str:
+    try:
+        rev = run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"]).strip()
+    except LabError:
+        rev = "?"
+    return (f"one QEMU TCG guest ({tree.release}, 2 vCPUs on one host thread): nginx (1 worker, "
+            f"last vCPU) + ab -n {plan.requests} -c 50 (vCPU 0), then getppid x {plan.calls} "
+            f"on the last vCPU; {plan.rounds} interleaved rounds each; tracers on vCPU 0, "
+            f"syscap recording every process to a file on the guest's ext4 disk, sysdig "
+            f"writing to /dev/null; syscap at {rev}")
+

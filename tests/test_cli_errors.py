@@ -1,0 +1,83 @@
+"""One error style for every product behind `syscap`: bad input is one line,
+`syscap COMMAND: what is wrong: how to fix it`, exit status 2, no traceback.
+capture_lib's errors derive from SyscapError; the restorer's root is its own
+(it imports nothing of capture_lib) and reaches the dispatcher through the
+syscap.errors entry point."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from capture_lib import cli
+from capture_lib.errors import SyscapError
+from restorer.errors import RestoreError
+from tests.conftest import ROOT
+
+CASES = [
+    # (command line, the error line's beginning, a word of the fix)
+    (["record", "-o", "/nonexistent/t"], "syscap record: say what to record:", "-a"),
+    (["record", "-p", "0"], "syscap record: argument -p/--pid: '0' is not a process id",
+     "--help"),
+    (["report", "/nonexistent.trace"], "syscap report: trace /nonexistent.trace does not exist",
+     "syscap record"),
+    (["report", "--sort", "size", "t"], "syscap report: argument --sort: invalid choice", "time"),
+    (["top", "-d", "0"], "syscap top: -d 0:", "positive"),
+    (["top", "--backend", "dtrace"], "syscap top: argument --backend: invalid choice", "bpf"),
+    (["export", "/nonexistent.trace", "--format", "perfetto", "-o", "/nonexistent/out"],
+     "syscap export: trace /nonexistent.trace does not exist", "syscap record"),
+    (["restore", "/nonexistent.core"], "syscap restore: cannot open core /nonexistent.core",
+     "path"),
+    (["restore", "c", "--run", "--hold"], "syscap restore: argument --hold: not allowed", "--help"),
+    (["nosuch"], "syscap: argument COMMAND: invalid choice: 'nosuch'", "record"),
+]
+
+
+@pytest.mark.parametrize(("argv", "start", "fix"), CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_bad_input_is_one_line_in_the_one_style(argv: list[str], start: str, fix: str) -> None:
+    p = subprocess.run([sys.executable, "-m", "capture_lib.cli", *argv], capture_output=True,
+                       text=True, cwd=ROOT, stdin=subprocess.DEVNULL, timeout=60)
+    assert p.returncode == 2, p.stderr
+    assert p.stdout == ""
+    assert len(p.stderr.splitlines()) == 1, p.stderr
+    assert p.stderr.startswith(start), p.stderr
+    assert fix in p.stderr.split(":", 2)[2], p.stderr
+
+
+def failing(error: Exception) -> object:
+    def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+        def run(args: argparse.Namespace) -> int:
+            raise error
+
+        sub.add_parser("restore").set_defaults(func=run)
+
+    return register
+
+
+@pytest.mark.parametrize("error", [RestoreError("core is damaged:\nnote 3 is cut short"),
+                                   SyscapError("no backend: load the module")])
+def test_an_error_escaping_a_command_gets_the_one_line(
+        error: Exception, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The restorer's root, registered in pyproject.toml, is caught as
+    SyscapError is: one line, status 2 (a message's own line breaks folded)."""
+    monkeypatch.setattr("restorer.cli.register", failing(error))
+    assert cli.main(["restore"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("syscap restore: ") and not err.startswith("syscap restore: syscap")
+
+
+def test_other_exceptions_are_not_taken_for_user_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug keeps its traceback: only the registered roots are the user's."""
+    monkeypatch.setattr("restorer.cli.register", failing(KeyError("bug")))
+    with pytest.raises(KeyError):
+        cli.main(["restore"])
+
+
+def test_the_restorer_registers_its_error_root() -> None:
+    assert RestoreError in cli.user_errors("restore")
+    assert cli.user_errors("record") == (SyscapError,)
