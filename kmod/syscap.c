@@ -760,6 +760,30 @@ static void probe_exec(void *data, struct task_struct *task, pid_t old_pid,
 	preempt_enable_notrace();
 }
 
+/*
+ * exit and exit_group (native or 32-bit) never reach sys_exit: the dying
+ * task's hook records or counts them, so every syscall it entered is counted
+ * once. The call it died in is in its user registers.
+ */
+static void exit_call(struct syscap_ksession *s, const struct syscap_filter *f,
+		      struct syscap_task *t)
+{
+	struct pt_regs *regs = task_pt_regs(current);
+	long id = syscall_get_nr(current, regs);
+	int compat = in_compat_syscall();
+	u32 slot = syscap_nr_slot(id, compat);
+
+	if (!syscap_is_exit_call(id, compat))
+		return;
+	if (s->count_mode) {
+		if (syscap_syscall_wanted(f, slot))
+			count_syscall(s, current->tgid, slot, 0);
+	} else if (t && t->st.pending) {
+		t->st.pending = 0;
+		emit_syscall(s, t, ktime_get_mono_fast_ns(), 0, regs, SYSCAP_F_NORETURN);
+	}
+}
+
 static void probe_exit(void *data, struct task_struct *task)
 {
 	struct syscap_ksession *s = data;
@@ -773,20 +797,8 @@ static void probe_exit(void *data, struct task_struct *task)
 	if (task == current)
 		t = task_slot(s, task, false);
 	traced = t ? task_traced(s, f, t, task) : task_passes(s, f, task);
-	/* exit and exit_group never reach sys_exit: record or count them
-	 * here, so every syscall the task entered is counted once. */
-	if (traced && s->count_mode && task == current) {
-		long id = syscall_get_nr(task, task_pt_regs(task));
-
-		if (!in_compat_syscall() && (id == SYSCAP_NR_EXIT || id == SYSCAP_NR_EXIT_GROUP) &&
-		    syscap_syscall_wanted(f, id) && syscap_ret_wanted(f, 0))
-			count_syscall(s, task->tgid, id, 0);
-	} else if (t && traced && t->st.pending &&
-		   (t->st.nr == SYSCAP_NR_EXIT || t->st.nr == SYSCAP_NR_EXIT_GROUP) &&
-		   syscap_ret_wanted(f, 0)) {
-		t->st.pending = 0;
-		emit_syscall(s, t, ktime_get_mono_fast_ns(), 0, NULL, SYSCAP_F_NORETURN);
-	}
+	if (traced && task == current && syscap_ret_wanted(f, 0))
+		exit_call(s, f, t);
 	if (traced)
 		emit_proc(s, task, SYSCAP_EV_EXIT, task->tgid, task->pid, task->exit_code,
 			  group_dead ? SYSCAP_F_GROUP_DEAD : 0);

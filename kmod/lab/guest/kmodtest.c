@@ -1218,15 +1218,24 @@ static int test_edge_syscalls(void)
 	CHECK(WIFEXITED(st) && (!WEXITSTATUS(st) || WEXITSTATUS(st) == 3),
 	      "compat workload failed (%#x)", st);
 	if (!WEXITSTATUS(st)) {
+		size_t ends = 0;
+
 		n = 0;
-		for (size_t i = 0; i < c.n; i++)
-			n += c.recs[i].ev.kind == SYSCAP_EV_SYSCALL && c.recs[i].ev.raw_nr == 20 &&
-			     (c.recs[i].ev.flags & SYSCAP_F_COMPAT);
-		CHECK(t.calls[SYSCAP_NR_COMPAT] == EDGE_N && !t.errors[SYSCAP_NR_COMPAT] &&
-		      n == EDGE_N, "32-bit getpid: %llu calls %llu errors, %zu records",
+		for (size_t i = 0; i < c.n; i++) {
+			const struct syscap_event *ev = &c.recs[i].ev;
+
+			if (ev->kind != SYSCAP_EV_SYSCALL || !(ev->flags & SYSCAP_F_COMPAT))
+				continue;
+			n += ev->raw_nr == 20;
+			/* it ends with the 32-bit exit_group, which never returns */
+			ends += ev->raw_nr == 252 && (ev->flags & SYSCAP_F_NORETURN);
+		}
+		CHECK(t.calls[SYSCAP_NR_COMPAT] == EDGE_N + 1 && !t.errors[SYSCAP_NR_COMPAT] &&
+		      n == EDGE_N && ends == 1,
+		      "32-bit getpid and exit_group: %llu calls %llu errors, %zu + %zu records",
 		      (unsigned long long)t.calls[SYSCAP_NR_COMPAT],
-		      (unsigned long long)t.errors[SYSCAP_NR_COMPAT], n);
-		snprintf(compat, sizeof(compat), "%d 32-bit getpid", EDGE_N);
+		      (unsigned long long)t.errors[SYSCAP_NR_COMPAT], n, ends);
+		snprintf(compat, sizeof(compat), "%d 32-bit getpid and exit_group", EDGE_N);
 	}
 
 	if (run_edge("interrupted", "0", SYS_read, &c, &t, &st, out, sizeof(out)))
