@@ -162,8 +162,8 @@ class Session:
         ret = self._lib.syscap_session_set_mode(self._s, values[mode])
         if ret == -errno.ENOTSUP:
             raise CaptureError(f"the {self.backend} backend on this kernel has no {mode} mode "
-                               "(eBPF needs kernel 5.15 or newer; the module has records and "
-                               "counts)")
+                               "(eBPF needs kernel 5.15 or newer for it; or load the module, "
+                               "which has every mode)")
         self._check(ret, "capture mode")
         self._mode = mode
 

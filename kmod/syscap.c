@@ -33,6 +33,7 @@
 #include <linux/mutex.h>
 #include <linux/percpu.h>
 #include <linux/poll.h>
+#include <linux/random.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
@@ -168,7 +169,15 @@ struct syscap_pcpu {
 	struct syscap_cpu_stats st;	/* copied out by READ_STATS */
 	u64 missed;
 	u64 pidset_full;
+	u32 sample_left;		/* sampled mode: calls to the next sample */
 };
+
+/*
+ * Sampled mode: the counters of samples taken and not yet ended, by hash of
+ * the thread id, so that the exit probe looks up a task's slot only when a
+ * sample may be its own (as the eBPF probe does).
+ */
+#define SYSCAP_SAMPLE_GATE	1024
 
 /*
  * Count mode: one CPU's counter for a process x syscall. Only that CPU's
@@ -207,6 +216,9 @@ struct syscap_ksession {
 	struct syscap_task *tasks;	/* task_slots entries while running */
 	unsigned int task_bits;
 	bool count_mode;		/* SET_MODE: counters instead of records */
+	bool sampled;			/* ... and the durations of a sample */
+	u32 sample_mask;		/* period - 1; read by the probes */
+	atomic_t *sample_gate;		/* [SYSCAP_SAMPLE_GATE] while running */
 	struct syscap_count_slot **counts;	/* [nr_cpu_ids] in count mode */
 	unsigned int count_bits;
 	struct syscap_probe_ref probes[5];	/* registered, in order */
@@ -678,6 +690,54 @@ static void count_syscall(struct syscap_ksession *s, u32 tgid, u32 nr, long ret)
  * number is still in pt_regs), so it takes no timestamps and needs no
  * sys_enter probe.
  */
+/*
+ * Sampled mode: the entry time of the task's sample, if it has one, and the
+ * gate released; 0 if it has none. t: the task's slot, if already found.
+ */
+static u64 take_sample(struct syscap_ksession *s, struct syscap_task *t, u32 slot)
+{
+	atomic_t *gate = &s->sample_gate[current->pid & (SYSCAP_SAMPLE_GATE - 1)];
+
+	if (!atomic_read(gate))
+		return 0;
+	if (!t)
+		t = task_slot(s, current, false);
+	if (!t || !t->st.pending)
+		return 0;
+	t->st.pending = 0;
+	atomic_dec(gate);
+	return t->st.nr == slot ? t->st.ts : 0;
+}
+
+/* A sample's record: like emit_syscall's, but its call is counted already. */
+static void emit_sample(struct syscap_ksession *s, u64 ts, long ret, struct pt_regs *regs,
+			u32 slot)
+{
+	int cpu = smp_processor_id();
+	struct syscap_kring *r = s->rings[cpu];
+	u8 flags = SYSCAP_F_SAMPLED;
+	struct syscap_event *ev;
+	u64 used;
+
+	ev = ring_reserve(r, &used);
+	if (!ev) {
+		this_cpu_inc(s->pcpu->st.drops);	/* a duration lost; counts stay */
+		return;
+	}
+	if (slot == SYSCAP_NR_COMPAT)
+		flags |= SYSCAP_F_COMPAT;
+	syscap_fill_syscall(ev, ts, ktime_get_mono_fast_ns() - ts, ret, current->tgid,
+			    current->pid, 0, slot, syscall_get_nr(current, regs), flags, cpu);
+	read_args(regs, ev->args);
+	ring_commit(r, ev, used);
+}
+
+/*
+ * Count mode's only syscall probe: everything it needs is at exit (the
+ * number is still in pt_regs), so it takes no timestamps and needs no
+ * sys_enter probe. In sampled mode it also ends the samples
+ * probe_sys_enter_sample took.
+ */
 static void probe_sys_exit_count(void *data, struct pt_regs *regs, long ret)
 {
 	long id = syscall_get_nr(current, regs);
@@ -685,24 +745,69 @@ static void probe_sys_exit_count(void *data, struct pt_regs *regs, long ret)
 	u32 slot = syscap_nr_slot(id, compat);
 	struct syscap_ksession *s = data;
 	const struct syscap_filter *f;
-	struct syscap_task *t;
+	struct syscap_task *t = NULL;
+	u64 sample_ts = 0;
 
 	preempt_disable_notrace();
 	f = &rcu_dereference_sched(s->filter)->f;
+	if (s->sampled)
+		sample_ts = take_sample(s, NULL, slot);
 	if (!syscap_syscall_wanted(f, slot) || !syscap_ret_wanted(f, ret) ||
 	    syscap_is_new_task_return(id, ret, compat) || current->tgid == f->self_tgid)
 		goto out;
-	if (!syscap_needs_verdict(f)) {
-		count_syscall(s, current->tgid, slot, ret);
+	if (syscap_needs_verdict(f)) {
+		t = task_slot(s, current, true);
+		if (!t) {
+			this_cpu_inc(s->pcpu->missed);
+			goto out;
+		}
+		if (!task_traced(s, f, t, current))
+			goto out;
+	}
+	count_syscall(s, current->tgid, slot, ret);
+	if (sample_ts)
+		emit_sample(s, sample_ts, ret, regs, slot);
+out:
+	preempt_enable_notrace();
+}
+
+/*
+ * Sampled mode's entry probe. A per-CPU countdown picks the calls: each
+ * sample draws the gap to the next one at random, 1 to 2 x period - 1 (a
+ * fixed 1 in N would alias with a loop of period N), so one call in about
+ * period is timed and the others cost a decrement.
+ */
+static void probe_sys_enter_sample(void *data, struct pt_regs *regs, long id)
+{
+	u32 slot = syscap_nr_slot(id, in_compat_syscall());
+	struct syscap_ksession *s = data;
+	const struct syscap_filter *f;
+	struct syscap_pcpu *pc;
+	struct syscap_task *t;
+	u32 mask;
+
+	preempt_disable_notrace();
+	pc = this_cpu_ptr(s->pcpu);
+	if (pc->sample_left > 1) {
+		pc->sample_left--;
 		goto out;
 	}
+	mask = READ_ONCE(s->sample_mask);
+	pc->sample_left = 1 + get_random_u32() % (2 * mask + 1);
+	f = &rcu_dereference_sched(s->filter)->f;
+	if (!syscap_syscall_wanted(f, slot) || current->tgid == f->self_tgid)
+		goto out;
 	t = task_slot(s, current, true);
 	if (!t) {
 		this_cpu_inc(s->pcpu->missed);
 		goto out;
 	}
-	if (task_traced(s, f, t, current))
-		count_syscall(s, current->tgid, slot, ret);
+	if ((syscap_needs_verdict(f) && !task_traced(s, f, t, current)) || t->st.pending)
+		goto out;
+	t->st.nr = slot;
+	t->st.ts = ktime_get_mono_fast_ns();
+	t->st.pending = 1;
+	atomic_inc(&s->sample_gate[current->pid & (SYSCAP_SAMPLE_GATE - 1)]);
 out:
 	preempt_enable_notrace();
 }
@@ -797,6 +902,11 @@ static void probe_exit(void *data, struct task_struct *task)
 	if (task == current)
 		t = task_slot(s, task, false);
 	traced = t ? task_traced(s, f, t, task) : task_passes(s, f, task);
+	if (s->sampled && t && t->st.pending) {
+		/* it dies inside its sampled call */
+		t->st.pending = 0;
+		atomic_dec(&s->sample_gate[task->pid & (SYSCAP_SAMPLE_GATE - 1)]);
+	}
 	if (traced && task == current && syscap_ret_wanted(f, 0))
 		exit_call(s, f, t);
 	if (traced)
@@ -867,7 +977,7 @@ static int counts_alloc(struct syscap_ksession *s)
 
 static int capture_start(struct syscap_ksession *s)
 {
-	struct syscap_probe_ref want[5];
+	struct syscap_probe_ref want[6];
 	int cpu, i, n = 0, err;
 
 	if (s->running)
@@ -880,10 +990,18 @@ static int capture_start(struct syscap_ksession *s)
 		if (err)
 			return err;
 	}
+	if (s->sampled) {
+		s->sample_gate = kcalloc(SYSCAP_SAMPLE_GATE, sizeof(*s->sample_gate), GFP_KERNEL);
+		if (!s->sample_gate)
+			return -ENOMEM;
+	}
 	s->task_bits = ilog2(roundup_pow_of_two(clamp(task_slots, 1024U, 1U << 22)));
 	s->tasks = vzalloc(sizeof(*s->tasks) << s->task_bits);
-	if (!s->tasks)
+	if (!s->tasks) {
+		kfree(s->sample_gate);
+		s->sample_gate = NULL;
 		return -ENOMEM;
+	}
 	for_each_possible_cpu(cpu)
 		memset(per_cpu_ptr(s->pcpu, cpu), 0, sizeof(struct syscap_pcpu));
 
@@ -894,6 +1012,9 @@ static int capture_start(struct syscap_ksession *s)
 	want[n++] = (struct syscap_probe_ref){ &tp_exec, probe_exec };
 	if (s->count_mode) {
 		want[n++] = (struct syscap_probe_ref){ &tp_sys_exit, probe_sys_exit_count };
+		if (s->sampled)
+			want[n++] = (struct syscap_probe_ref){ &tp_sys_enter,
+							       probe_sys_enter_sample };
 	} else {
 		want[n++] = (struct syscap_probe_ref){ &tp_sys_exit, probe_sys_exit };
 		want[n++] = (struct syscap_probe_ref){ &tp_sys_enter, probe_sys_enter };
@@ -911,6 +1032,8 @@ static int capture_start(struct syscap_ksession *s)
 	probes_unregister(s);
 	vfree(s->tasks);
 	s->tasks = NULL;
+	kfree(s->sample_gate);
+	s->sample_gate = NULL;
 	return err;
 }
 
@@ -921,6 +1044,8 @@ static void capture_stop(struct syscap_ksession *s)
 	probes_unregister(s);
 	vfree(s->tasks);
 	s->tasks = NULL;
+	kfree(s->sample_gate);
+	s->sample_gate = NULL;
 	s->running = false;
 	wake_up_interruptible(&s->wq);	/* the reader drains the rest */
 }
@@ -1078,17 +1203,31 @@ static long ioc_set_mode(struct syscap_ksession *s, void __user *arg)
 
 	if (get_user(mode, (u32 __user *)arg))
 		return -EFAULT;
-	if (mode != SYSCAP_KMOD_MODE_RECORDS && mode != SYSCAP_KMOD_MODE_COUNTS)
+	if (mode != SYSCAP_KMOD_MODE_RECORDS && mode != SYSCAP_KMOD_MODE_COUNTS &&
+	    mode != SYSCAP_KMOD_MODE_SAMPLED)
 		return -EINVAL;
 	if (s->running)
 		return -EBUSY;
-	s->count_mode = mode == SYSCAP_KMOD_MODE_COUNTS;
+	s->count_mode = mode != SYSCAP_KMOD_MODE_RECORDS;
+	s->sampled = mode == SYSCAP_KMOD_MODE_SAMPLED;
 	if (!s->count_mode)
 		counts_free(s);
 	return 0;
 }
 
 /* One slot as its CPU's probe last left it (it writes inside an odd seq). */
+static long ioc_set_sample_period(struct syscap_ksession *s, void __user *arg)
+{
+	u32 period;
+
+	if (get_user(period, (u32 __user *)arg))
+		return -EFAULT;
+	if (!period || (period & (period - 1)) || period > 1U << 30)
+		return -EINVAL;
+	WRITE_ONCE(s->sample_mask, period - 1);
+	return 0;
+}
+
 static bool count_read(const struct syscap_count_slot *e, struct syscap_kmod_count *out)
 {
 	u32 seq;
@@ -1224,6 +1363,9 @@ static long syscap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case SYSCAP_IOC_FORGET_COUNT:
 		ret = ioc_forget_count(s, uarg);
 		break;
+	case SYSCAP_IOC_SET_SAMPLE_PERIOD:
+		ret = ioc_set_sample_period(s, uarg);
+		break;
 	default:
 		ret = -ENOTTY;
 	}
@@ -1356,6 +1498,7 @@ static int syscap_open(struct inode *inode, struct file *file)
 	init_waitqueue_head(&s->wq);
 	raw_spin_lock_init(&s->pidset_lock);
 	s->gen = 1;
+	s->sample_mask = 63;	/* one call in 64 until SET_SAMPLE_PERIOD */
 	f->f.generation = 1;
 	s->ring_size = ring_size;
 	if (!is_power_of_2(s->ring_size) || s->ring_size < PAGE_SIZE ||

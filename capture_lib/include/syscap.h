@@ -124,8 +124,8 @@ enum syscap_mode {
 	SYSCAP_MODE_SAMPLED = 2,	/* COUNTS, plus the durations of a sample */
 };
 /* Choose the mode while stopped. COUNTS and SAMPLED: -ENOTSUP when the
- * backend has no such mode (the module has no SAMPLED; the eBPF backend
- * neither before 5.15), and nothing can be recorded to a trace file. */
+ * backend has no such mode (the eBPF backend before 5.15), and nothing can
+ * be recorded to a trace file. */
 int syscap_session_set_mode(struct syscap_session *s, int mode);
 /* SAMPLED: about one syscall in period (a power of two, default 64) gets
  * its duration measured; may change while running. */

@@ -39,7 +39,7 @@
 #endif
 #include "syscap_record.h"
 
-#define SYSCAP_KMOD_ABI		2
+#define SYSCAP_KMOD_ABI		3
 #define SYSCAP_KMOD_DEV		"/dev/syscap"
 
 /* Ring sizes accepted by SYSCAP_IOC_SET_RING: powers of two in this range. */
@@ -90,6 +90,9 @@ struct syscap_kmod_stats {
  */
 #define SYSCAP_KMOD_MODE_RECORDS	0
 #define SYSCAP_KMOD_MODE_COUNTS		1
+#define SYSCAP_KMOD_MODE_SAMPLED	2	/* counts, plus one record (flagged
+						 * SYSCAP_F_SAMPLED) for about one
+						 * call in the sample period */
 
 struct syscap_kmod_count {
 	__u32 tgid;
@@ -123,5 +126,7 @@ struct syscap_kmod_counts {
 #define SYSCAP_IOC_SET_MODE	_IOW(SYSCAP_IOC_MAGIC, 8, __u32)
 #define SYSCAP_IOC_READ_COUNTS	_IOWR(SYSCAP_IOC_MAGIC, 9, struct syscap_kmod_counts)
 #define SYSCAP_IOC_FORGET_COUNT	_IOW(SYSCAP_IOC_MAGIC, 10, struct syscap_count_key)
+/* sampled mode's period: a power of two (default 64); allowed while running */
+#define SYSCAP_IOC_SET_SAMPLE_PERIOD	_IOW(SYSCAP_IOC_MAGIC, 11, __u32)
 
 #endif /* SYSCAP_KMOD_H */

@@ -89,9 +89,16 @@ static int kmod_set_mode(struct syscap_backend *b, int mode)
 		kmode = SYSCAP_KMOD_MODE_RECORDS;
 	else if (mode == SYSCAP_MODE_COUNTS)
 		kmode = SYSCAP_KMOD_MODE_COUNTS;
+	else if (mode == SYSCAP_MODE_SAMPLED)
+		kmode = SYSCAP_KMOD_MODE_SAMPLED;
 	else
-		return -ENOTSUP;
+		return -EINVAL;
 	return xioctl(b, SYSCAP_IOC_SET_MODE, &kmode);
+}
+
+static int kmod_set_sample_period(struct syscap_backend *b, uint32_t period)
+{
+	return xioctl(b, SYSCAP_IOC_SET_SAMPLE_PERIOD, &period);
 }
 
 static int by_key(const void *a, const void *b)
@@ -174,6 +181,7 @@ static const struct syscap_backend_ops kmod_ops = {
 	.read_stats = kmod_read_stats,
 	.missed = kmod_missed,
 	.set_mode = kmod_set_mode,
+	.set_sample_period = kmod_set_sample_period,
 	.read_counts = kmod_read_counts,
 	.forget_count = kmod_forget_count,
 	.start = kmod_start,

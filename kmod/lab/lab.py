@@ -82,6 +82,7 @@ GUEST_TESTS = [
     "mmap_rules",
     "exact_counts",
     "count_mode",
+    "sampled_mode",
     "process_tree",
     "syscall_filter",
     "failed_only",

@@ -90,6 +90,10 @@ def test_count_mode_counts_per_process_exactly(guest: lab.GuestRun) -> None:
     assert_guest_test(guest, "count_mode")
 
 
+def test_sampled_mode_counts_exactly_and_times_its_own_calls(guest: lab.GuestRun) -> None:
+    assert_guest_test(guest, "sampled_mode")
+
+
 def test_process_set_follows_children(guest: lab.GuestRun) -> None:
     assert_guest_test(guest, "process_tree")
 

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "syscap.h"
 #include "syscap_backend.h"
 #include "syscap_kmod.h"
 
@@ -608,6 +609,75 @@ static void count_sink(void *ctx, const struct syscap_count_key *k,
 	cs->calls[who][k->nr % SYSCAP_MAX_SYSCALLS] += v->calls;
 	cs->errors[who][k->nr % SYSCAP_MAX_SYSCALLS] += v->errors;
 	cs->keys++;
+}
+
+#define S_N	400		/* sampled rounds */
+#define S_SLEEP_NS	200000
+
+/* S_N rounds of a getppid and a 200 us nanosleep */
+static int sampled_workload(long unused)
+{
+	struct timespec pause = { 0, S_SLEEP_NS };
+
+	(void)unused;
+	for (int i = 0; i < S_N; i++) {
+		syscall(SYS_getppid, MAGIC, 0, i, ~i);
+		syscall(SYS_nanosleep, &pause, NULL);
+	}
+	return 0;
+}
+
+/*
+ * Sampled mode: the counters as exact as count mode's, plus one record per
+ * sampled call, flagged SYSCAP_F_SAMPLED, holding that call's own duration.
+ * With period 1 every call is sampled: one record per getppid and per
+ * nanosleep, each sleep at least as long as asked, and no other records.
+ */
+static int test_sampled_mode(void)
+{
+	struct syscap_backend *b = open_backend(8 << 20);
+	struct run r = { .w = { { sampled_workload, 0, "sampled" } },
+			 .flags = SYSCAP_FILTER_PIDS, .pid_rule = SYSCAP_PID_INCLUDE };
+	size_t getppid = 0, sleeps = 0, short_sleeps = 0, other = 0;
+	uint32_t period = 1;
+	struct collector c;
+	struct totals t;
+	int ret;
+
+	if (!b)
+		return 1;
+	ret = b->ops->set_mode(b, SYSCAP_MODE_SAMPLED);
+	CHECK(!ret, "set_mode(sampled): %s", strerror(-ret));
+	ret = b->ops->set_sample_period(b, period);
+	CHECK(!ret, "set_sample_period(1): %s", strerror(-ret));
+	CHECK(b->ops->set_sample_period(b, 3) == -EINVAL, "a period of 3 was taken");
+	if (trace_run(b, &r, &c, &t))
+		return 1;
+	for (size_t i = 0; i < c.n; i++) {
+		const struct syscap_event *ev = &c.recs[i].ev;
+
+		if (ev->kind != SYSCAP_EV_SYSCALL || ev->tgid != (uint32_t)r.cs[0].pid)
+			continue;
+		if (!(ev->flags & SYSCAP_F_SAMPLED) || ev->seq)
+			other++;
+		else if (ev->nr == SYS_getppid && ev->args[0] == MAGIC)
+			getppid++;
+		else if (ev->nr == SYS_nanosleep) {
+			sleeps++;
+			short_sleeps += ev->dur_ns < S_SLEEP_NS;
+		}
+	}
+	CHECK(t.calls[SYS_getppid] == S_N && t.calls[SYS_nanosleep] == S_N && !t.drops,
+	      "counted getppid %llu nanosleep %llu drops %llu, want %d each",
+	      (unsigned long long)t.calls[SYS_getppid], (unsigned long long)t.calls[SYS_nanosleep],
+	      (unsigned long long)t.drops, S_N);
+	CHECK(getppid == S_N && sleeps == S_N && !short_sleeps && !other,
+	      "samples: getppid %zu nanosleep %zu (%zu shorter than the sleep), %zu unflagged",
+	      getppid, sleeps, short_sleeps, other);
+	b->ops->close(b);
+	snprintf(detail, sizeof(detail), "%d getppid + %d nanosleep counted, every one sampled "
+		 "at period 1 with its own duration", S_N, S_N);
+	return 0;
 }
 
 /*
@@ -1665,6 +1735,8 @@ int main(int argc, char **argv)
 		ret = test_filter_flips();
 	else if (!strcmp(test_name, "count_mode"))
 		ret = test_count_mode();
+	else if (!strcmp(test_name, "sampled_mode"))
+		ret = test_sampled_mode();
 	else if (!strcmp(test_name, "edge_syscalls"))
 		ret = test_edge_syscalls();
 	else if (!strcmp(test_name, "capability"))
