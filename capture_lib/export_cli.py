@@ -64,8 +64,11 @@ def _cmd_exporter(args: argparse.Namespace) -> int:
     from capture_lib.live import DEFAULT_RING_SIZE, parse_size
 
     ring = parse_size(args.buffer_size) if args.buffer_size else DEFAULT_RING_SIZE
+    if not 0 < args.sample_budget <= 100:
+        raise UsageError(f"--sample-budget {args.sample_budget:g} is not a percentage in "
+                         "(0, 100]: give e.g. --sample-budget 1")
     exp = Exporter(filter_from_args(args), args.top_comms, args.backend, ring,
-                   latency=args.latency)
+                   durations=args.durations, sample_budget=args.sample_budget)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -91,7 +94,8 @@ def _cmd_exporter(args: argparse.Namespace) -> int:
                 print("syscap exporter: warning: serving per-process syscall counts and command "
                       f"names (comms) of this host to anyone who can reach {args.listen}",
                       file=sys.stderr)
-            mode = "durations" if exp.latency else "count mode"
+            mode = {"records": "durations of every call", "sampled": "sampled durations",
+                    "counts": "count mode"}[exp.session.mode]
             print(f"syscap exporter: serving http://{args.listen}/metrics (backend "
                   f"{exp.session.backend}, {mode}, top {args.top_comms} comms, {kept})",
                   file=sys.stderr, flush=True)
@@ -138,9 +142,15 @@ def register(sub: Any) -> None:
     p.add_argument("--listen-public", action="store_true",
                    help="allow a --listen address other hosts can reach: they see every "
                         "traced process's command name and syscall counts")
-    p.add_argument("--latency", action="store_true",
-                   help="measure syscall durations and export their histogram; by default "
+    p.add_argument("--durations", choices=("off", "sampled", "all"), default="off",
+                   help="export a duration histogram: from a sample of the calls (sampled, "
+                        "within --sample-budget) or from every call (all); by default (off) "
                         "the exporter only counts, which costs least per syscall")
+    p.add_argument("--latency", dest="durations", action="store_const", const="all",
+                   help="the same as --durations all")
+    p.add_argument("--sample-budget", type=float, default=1.0, metavar="PERCENT",
+                   help="sampled durations: the CPU (percent of one core) the sample may add "
+                        "(default %(default)s)")
     p.add_argument("--top-comms", type=int, default=DEFAULT_TOP_COMMS, metavar="N",
                    help="comm label values besides 'other' (default %(default)s)")
     p.add_argument("--interval", type=float, default=1.0, metavar="S",

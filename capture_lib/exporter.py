@@ -34,7 +34,14 @@ from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from capture_lib.errors import CaptureError, UsageError
-from capture_lib.live import DEFAULT_RING_SIZE, Session
+from capture_lib.live import (
+    DEFAULT_RING_SIZE,
+    DEFAULT_SAMPLE_BUDGET,
+    SAMPLE_COST_NS,
+    SAMPLE_PERIOD,
+    Session,
+    sample_period_for,
+)
 from capture_lib.snapshot import Filter, Snapshot
 
 if TYPE_CHECKING:
@@ -157,7 +164,9 @@ class MetricSeries:
     def __init__(self, top_comms: int) -> None:
         self.labels = CommLabels(top_comms)
         self.by_comm: dict[tuple[str, str], _Series] = {}  # (comm label, syscall)
-        self.hist: dict[str, list[int]] = {}  # syscall -> bucket counts (not cumulative)
+        # syscall -> bucket counts (not cumulative); sampled intervals add each
+        # sample as count / samples calls, so the buckets still sum to the calls
+        self.hist: dict[str, list[float]] = {}
         self.hist_sum_ns: dict[str, int] = {}
         self.hist_count: dict[str, int] = {}
         self.snapshots = 0
@@ -182,11 +191,15 @@ class MetricSeries:
                 series.errors += s.errors
         nb = HIST_LAST - HIST_FIRST + 2  # bounded buckets, then +Inf
         for s in snap.syscalls if snap.latency else ():  # count mode measures no durations
-            buckets = self.hist.setdefault(s.name, [0] * nb)
+            buckets = self.hist.setdefault(s.name, [0.0] * nb)
+            weight = 1.0
+            if snap.sampled:
+                weight = s.count / s.samples if s.samples else 0.0
             if buckets_of is not None:
                 for b, n in enumerate(buckets_of(s.nr)):
                     if n:
-                        buckets[min(max(b, HIST_FIRST), HIST_LAST + 1) - HIST_FIRST] += n
+                        buckets[min(max(b, HIST_FIRST), HIST_LAST + 1) - HIST_FIRST] += \
+                            n * weight
             self.hist_sum_ns[s.name] = self.hist_sum_ns.get(s.name, 0) + s.total_ns
             self.hist_count[s.name] = self.hist_count.get(s.name, 0) + s.count
         self.snapshots += 1
@@ -198,28 +211,35 @@ class Exporter:
 
     The probes are attached here; the consumer thread starts with start(),
     so that capabilities can be dropped in between while this is the only
-    thread. latency=False (the default) runs the session in count mode where
-    the backend has one (as `syscap top` does); latency=True records every
-    syscall with its duration and exports the duration histogram.
+    thread. durations "off" (the default) runs the session in count mode
+    where the backend has one (as `syscap top` does); "all" records every
+    syscall with its duration and exports the duration histogram; "sampled"
+    counts and times a sample within sample_budget (percent of one CPU),
+    the histogram then estimated from the sample (its count stays exact).
 
     prometheus_client is imported when metrics are built, so `syscap` itself
     starts without it."""
 
     def __init__(self, flt: Filter, top_comms: int = DEFAULT_TOP_COMMS, backend: str = "auto",
-                 ring_size: int = DEFAULT_RING_SIZE, latency: bool = False) -> None:
+                 ring_size: int = DEFAULT_RING_SIZE, durations: str = "off",
+                 sample_budget: float = DEFAULT_SAMPLE_BUDGET) -> None:
         self.session = Session(backend, ring_size)
         self.series = MetricSeries(top_comms)
         self._lock = threading.Lock()
+        self._budget = sample_budget
+        self._period = SAMPLE_PERIOD
         try:
             self.session.aggregate(True)
             self.session.set_filter(flt)
-            if latency:
+            if durations == "all":
                 self.session.set_mode("records")
             else:
                 try:
-                    self.session.set_mode("counts")
+                    self.session.set_mode("sampled" if durations == "sampled" else "counts")
                 except CaptureError:
-                    self.session.set_mode("records")  # the module, or eBPF before 5.15
+                    self.session.set_mode("records")  # eBPF before 5.15
+            if self.session.mode == "sampled":
+                self.session.set_sample_period(self._period)
             self.session.attach()
         except BaseException:
             self.session.close()
@@ -228,8 +248,8 @@ class Exporter:
 
     @property
     def latency(self) -> bool:
-        """Durations are measured (records mode)."""
-        return self.session.mode == "records"
+        """Durations are measured (records or sampled mode)."""
+        return self.session.mode != "counts"
 
     def start(self) -> None:
         """Start the consumer thread (the probes are attached already)."""
@@ -243,6 +263,12 @@ class Exporter:
                 raise CaptureError(err)
             snap, hists = self.session.snapshot_with_histograms()
             self.series.add(snap, hists.__getitem__ if hists else None)
+            if self.session.mode == "sampled":
+                rate = (snap.events + snap.drops) / snap.interval_s
+                period = sample_period_for(rate, self._budget, SAMPLE_COST_NS)
+                if period != self._period:
+                    self.session.set_sample_period(period)
+                    self._period = period
 
     def collect(self) -> Iterator[Metric]:
         self.refresh()
@@ -283,11 +309,13 @@ class Exporter:
                 "Syscall durations, all processes; bounds are the capture's log2 buckets",
                 labels=["syscall"])
             for name in sorted(t.hist):
-                cum, buckets = 0, []
+                count = float(t.hist_count[name])
+                cum, buckets = 0.0, []
                 for bound, n in zip(HIST_BOUNDS, t.hist[name], strict=False):
                     cum += n
-                    buckets.append((repr(bound), float(cum)))
-                buckets.append(("+Inf", float(t.hist_count[name])))
+                    # sampled weights are fractions: never above the exact count
+                    buckets.append((repr(bound), min(cum, count)))
+                buckets.append(("+Inf", count))
                 hist.add_metric([name], buckets, t.hist_sum_ns[name] / 1e9)
             yield hist
         kernel = CounterMetricFamily(

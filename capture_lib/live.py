@@ -334,7 +334,18 @@ DURATIONS = ("off", "sampled", "all")
 _MODE_OF = {"off": "counts", "sampled": "sampled", "all": "records"}
 DEFAULT_SAMPLE_BUDGET = 1.0  # percent of one CPU that sampled durations may add
 _MAX_SAMPLE_PERIOD = 1 << 20
-_SAMPLE_COST_NS = 500.0  # what one sample adds when calibration could not tell
+SAMPLE_COST_NS = 500.0  # what one sample adds when calibration could not tell
+SAMPLE_PERIOD = 64  # sampled mode's first period, until the rate is known
+
+
+def sample_period_for(rate_per_s: float, budget_pct: float, sample_cost_ns: float) -> int:
+    """The densest sample period (a power of two) whose samples cost at most
+    budget_pct percent of one CPU at rate_per_s syscalls a second."""
+    per_s = budget_pct / 100 * 1e9 / max(sample_cost_ns, 1.0)
+    period = 1
+    while period < _MAX_SAMPLE_PERIOD and rate_per_s / period > per_s:
+        period *= 2
+    return period
 
 
 class LiveSource:
@@ -394,7 +405,7 @@ class LiveSource:
             durations = "off" if durations == "sampled" and "off" in self.offered else "all"
         self._session.set_mode(_MODE_OF[durations])
         if durations == "sampled":
-            self._set_period(self._period or 64)
+            self._set_period(self._period or SAMPLE_PERIOD)
 
     def _set_period(self, period: int) -> None:
         self._session.set_sample_period(period)
@@ -429,7 +440,7 @@ class LiveSource:
         """What one sampled call adds: a record's cost over a count's."""
         if "all" in self._cost and "off" in self._cost:
             return max(self._cost["all"] - self._cost["off"], 50.0)
-        return _SAMPLE_COST_NS
+        return SAMPLE_COST_NS
 
     @property
     def hook_cost_ns(self) -> float:
@@ -479,10 +490,7 @@ class LiveSource:
         """The sample period that keeps sampled durations within the budget
         at the rate just seen: a power of two, the densest that fits."""
         rate = (snap.events + snap.drops) / snap.interval_s
-        per_s = self._budget / 100 * 1e9 / self._sample_cost_ns()
-        period = 1
-        while period < _MAX_SAMPLE_PERIOD and rate / period > per_s:
-            period *= 2
+        period = sample_period_for(rate, self._budget, self._sample_cost_ns())
         if period != self._period:
             self._set_period(period)
 

@@ -76,6 +76,31 @@ def test_duration_histogram_counts_every_call(
             if name == "syscap_syscalls_total"} == {"getppid"}
 
 
+def test_sampled_histogram_counts_every_call_from_a_sample(
+        exporter: type[Exporter], workload: Path, tmp_path: Path) -> None:
+    exe = unique_comm(tmp_path, workload, "sxs")
+    e = exporter("--durations", "sampled", "--comm", exe.name, "-e", "getppid")
+    subprocess.run([str(exe), *map(str, ARGS)], check=True, timeout=60)
+    time.sleep(0.3)
+    s = e.scrape()
+    getppid_n, _, _, _, child_n, thread_n = ARGS
+    calls = getppid_n + child_n + thread_n
+    h = {dict(labels)["le"]: v for (name, labels), v in s.items()
+         if name == "syscap_syscall_duration_seconds_bucket"
+         and dict(labels)["syscall"] == "getppid"}
+    bounds = sorted(h, key=float)
+    assert h["+Inf"] == calls  # the count is exact; the buckets are estimated
+    counts = [h[b] for b in bounds]
+    assert counts == sorted(counts) and counts[-2] <= calls
+    assert value(s, "syscap_syscall_duration_seconds_count", syscall="getppid") == calls
+    assert value(s, "syscap_syscalls_total", comm=exe.name, syscall="getppid") == calls
+    total = value(s, "syscap_syscall_duration_seconds_sum", syscall="getppid")
+    assert 0 < total < calls * 1e-3
+    info = [dict(labels) for (name, labels) in s if name == "syscap_backend_info"]
+    assert info[0]["mode"] == "sampled"
+    assert "sys_enter_sample" in attached_programs(e.proc.pid)
+
+
 def test_ring_and_backend_metrics_are_exported(exporter: type[Exporter]) -> None:
     e = exporter("--comm", "sx-nothing")
     s = e.scrape()
