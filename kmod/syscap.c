@@ -361,6 +361,21 @@ static bool task_traced(struct syscap_ksession *s, const struct syscap_filter *f
 	return t->st.traced;
 }
 
+/*
+ * current's slot if the process part of the filter admits it, else NULL; a
+ * full task table counts as a missed syscall.
+ */
+static struct syscap_task *traced_slot(struct syscap_ksession *s, const struct syscap_filter *f)
+{
+	struct syscap_task *t = task_slot(s, current, true);
+
+	if (!t) {
+		this_cpu_inc(s->pcpu->missed);
+		return NULL;
+	}
+	return task_traced(s, f, t, current) ? t : NULL;
+}
+
 /* ------------------------------------------------------------ rings */
 
 static struct syscap_event *ring_reserve(struct syscap_kring *r, u64 *used)
@@ -566,12 +581,8 @@ static void probe_sys_enter(void *data, struct pt_regs *regs, long id)
 	f = &rcu_dereference_sched(s->filter)->f;
 	if (!syscap_syscall_wanted(f, slot) || current->tgid == f->self_tgid)
 		goto out;
-	t = task_slot(s, current, true);
-	if (!t) {
-		this_cpu_inc(s->pcpu->missed);
-		goto out;
-	}
-	if (!task_traced(s, f, t, current))
+	t = traced_slot(s, f);
+	if (!t)
 		goto out;
 	t->st.nr = slot;
 	t->st.pending = 1;
@@ -745,7 +756,6 @@ static void probe_sys_exit_count(void *data, struct pt_regs *regs, long ret)
 	u32 slot = syscap_nr_slot(id, compat);
 	struct syscap_ksession *s = data;
 	const struct syscap_filter *f;
-	struct syscap_task *t = NULL;
 	u64 sample_ts = 0;
 
 	preempt_disable_notrace();
@@ -755,15 +765,8 @@ static void probe_sys_exit_count(void *data, struct pt_regs *regs, long ret)
 	if (!syscap_syscall_wanted(f, slot) || !syscap_ret_wanted(f, ret) ||
 	    syscap_is_new_task_return(id, ret, compat) || current->tgid == f->self_tgid)
 		goto out;
-	if (syscap_needs_verdict(f)) {
-		t = task_slot(s, current, true);
-		if (!t) {
-			this_cpu_inc(s->pcpu->missed);
-			goto out;
-		}
-		if (!task_traced(s, f, t, current))
-			goto out;
-	}
+	if (syscap_needs_verdict(f) && !traced_slot(s, f))
+		goto out;
 	count_syscall(s, current->tgid, slot, ret);
 	if (sample_ts)
 		emit_sample(s, sample_ts, ret, regs, slot);
@@ -797,12 +800,8 @@ static void probe_sys_enter_sample(void *data, struct pt_regs *regs, long id)
 	f = &rcu_dereference_sched(s->filter)->f;
 	if (!syscap_syscall_wanted(f, slot) || current->tgid == f->self_tgid)
 		goto out;
-	t = task_slot(s, current, true);
-	if (!t) {
-		this_cpu_inc(s->pcpu->missed);
-		goto out;
-	}
-	if ((syscap_needs_verdict(f) && !task_traced(s, f, t, current)) || t->st.pending)
+	t = traced_slot(s, f);
+	if (!t || t->st.pending)
 		goto out;
 	t->st.nr = slot;
 	t->st.ts = ktime_get_mono_fast_ns();

@@ -52,22 +52,29 @@ def test_counter_increase_equals_the_workload_calls(
     assert inc("syscap_syscall_errors_total", "getppid") == 0
 
 
-def test_duration_histogram_counts_every_call(
-        exporter: type[Exporter], workload: Path, tmp_path: Path) -> None:
-    exe = unique_comm(tmp_path, workload, "sxh")
-    e = exporter("--latency", "--comm", exe.name, "-e", "getppid")
+def getppid_histogram(e: Exporter, exe: Path) -> tuple[Samples, int, list[float]]:
+    """Run the workload exe under e, scrape: the scrape, the getppid calls the
+    workload made, and getppid's cumulative duration buckets in bound order
+    (+Inf last)."""
     subprocess.run([str(exe), *map(str, ARGS)], check=True, timeout=60)
     time.sleep(0.3)
     s = e.scrape()
     getppid_n, _, _, _, child_n, thread_n = ARGS
-    calls = getppid_n + child_n + thread_n
     h = {dict(labels)["le"]: v for (name, labels), v in s.items()
          if name == "syscap_syscall_duration_seconds_bucket"
          and dict(labels)["syscall"] == "getppid"}
     bounds = sorted(h, key=float)
-    assert bounds[-1] == "+Inf" and h["+Inf"] == calls
     counts = [h[b] for b in bounds]
-    assert counts == sorted(counts)  # cumulative
+    assert bounds[-1] == "+Inf" and counts == sorted(counts)  # cumulative
+    return s, getppid_n + child_n + thread_n, counts
+
+
+def test_duration_histogram_counts_every_call(
+        exporter: type[Exporter], workload: Path, tmp_path: Path) -> None:
+    exe = unique_comm(tmp_path, workload, "sxh")
+    e = exporter("--latency", "--comm", exe.name, "-e", "getppid")
+    s, calls, counts = getppid_histogram(e, exe)
+    assert counts[-1] == calls  # +Inf
     assert value(s, "syscap_syscall_duration_seconds_count", syscall="getppid") == calls
     total = value(s, "syscap_syscall_duration_seconds_sum", syscall="getppid")
     assert 0 < total < calls * 1e-3  # getppid takes well under a millisecond
@@ -80,18 +87,9 @@ def test_sampled_histogram_counts_every_call_from_a_sample(
         exporter: type[Exporter], workload: Path, tmp_path: Path) -> None:
     exe = unique_comm(tmp_path, workload, "sxs")
     e = exporter("--durations", "sampled", "--comm", exe.name, "-e", "getppid")
-    subprocess.run([str(exe), *map(str, ARGS)], check=True, timeout=60)
-    time.sleep(0.3)
-    s = e.scrape()
-    getppid_n, _, _, _, child_n, thread_n = ARGS
-    calls = getppid_n + child_n + thread_n
-    h = {dict(labels)["le"]: v for (name, labels), v in s.items()
-         if name == "syscap_syscall_duration_seconds_bucket"
-         and dict(labels)["syscall"] == "getppid"}
-    bounds = sorted(h, key=float)
-    assert h["+Inf"] == calls  # the count is exact; the buckets are estimated
-    counts = [h[b] for b in bounds]
-    assert counts == sorted(counts) and counts[-2] <= calls
+    s, calls, counts = getppid_histogram(e, exe)
+    assert counts[-1] == calls  # +Inf: the count is exact; the buckets are estimated
+    assert counts[-2] <= calls
     assert value(s, "syscap_syscall_duration_seconds_count", syscall="getppid") == calls
     assert value(s, "syscap_syscalls_total", comm=exe.name, syscall="getppid") == calls
     total = value(s, "syscap_syscall_duration_seconds_sum", syscall="getppid")
