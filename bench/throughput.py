@@ -49,6 +49,10 @@ class Trial:
     drops: int
     max_fill_pct: float
     consumer_cpu_pct: float  # of one CPU
+    # delivery under this load: how long records waited between their
+    # syscall's exit and the consumer (p99 as its log2 bucket's top)
+    delivery_p99_ms: float = 0.0
+    delivery_max_ms: float = 0.0
 
 
 def cpus() -> list[int]:
@@ -79,6 +83,7 @@ def trial(ring: int, rate: float, seconds: float, work: Path) -> Trial:
             raise BenchError(f"syscall_rate failed ({p.returncode}): {p.stderr.strip()}")
         r1, t1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
         tot = s.totals()
+        delivery = s.delivery()
     finally:
         s.close()
         trace.unlink(missing_ok=True)
@@ -88,6 +93,7 @@ def trial(ring: int, rate: float, seconds: float, work: Path) -> Trial:
         offered=rate, generated=int(calls) / float(gen_s), recorded=tot.events / float(gen_s),
         drops=tot.drops, max_fill_pct=100.0 * tot.max_used / tot.ring_size if tot.ring_size
         else 0.0, consumer_cpu_pct=100.0 * cpu / (t1 - t0),
+        delivery_p99_ms=delivery.upper_ns(0.99) / 1e6, delivery_max_ms=delivery.max_ns / 1e6,
     )
 
 
@@ -189,7 +195,7 @@ def table(result: dict[str, Any]) -> str:
         + (f"best rate repeated {result['confirm']} times (median and interval of those)"
            if result.get("confirm") else "best rate not repeated (no interval)"),
         f"  {'ring/CPU':>9} {'recorded/s':>12} {'interval':>21} {'generated/s':>12} "
-        f"{'consumer CPU':>13} {'max fill':>9}  bound",
+        f"{'consumer CPU':>13} {'max fill':>9} {'delivery p99':>13}  bound",
     ]
     for r in result["rows"]:
         b = r.get("best")
@@ -205,8 +211,10 @@ def table(result: dict[str, Any]) -> str:
         cpu = r.get("consumer_cpu_pct", {}).get("median", b["consumer_cpu_pct"])
         iv = (f"[{rec['interval'][0]:.0f}, {rec['interval'][1]:.0f}]"
               if rec.get("n", 1) > 1 else "-")
+        delivery = f"{b.get('delivery_p99_ms', 0.0):.1f} ms"
         out.append(f"  {r['ring_mib']:>5} MiB {rec['median']:12.0f} {iv:>21} "
-                   f"{b['generated']:12.0f} {cpu:12.1f}% {b['max_fill_pct']:8.1f}%  {bound}")
+                   f"{b['generated']:12.0f} {cpu:12.1f}% {b['max_fill_pct']:8.1f}% "
+                   f"{delivery:>13}  {bound}")
     goal = next((r for r in result["rows"] if r["ring_mib"] == GOAL_RING_MIB), None)
     if goal is not None and goal.get("best"):
         rate = (goal.get("recorded") or {}).get("median", goal["best"]["recorded"])

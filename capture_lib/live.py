@@ -72,6 +72,26 @@ class Totals:
     syscalls: dict[int, SyscallTotal]
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How long syscall records waited between their syscall's exit and the
+    consumer, since the session opened: log2 buckets of ns (bucket b holds
+    waits in [2^(b-1), 2^b)) and the longest wait."""
+
+    records: int
+    max_ns: int
+    hist: tuple[int, ...]
+
+    def upper_ns(self, q: float) -> int:
+        """An upper bound of the q quantile (0..1): its bucket's top."""
+        rank, seen = q * self.records, 0
+        for b, n in enumerate(self.hist):
+            seen += n
+            if n and seen >= rank:
+                return min((1 << b) - 1 if b else 0, self.max_ns)
+        return self.max_ns
+
+
 class EventBatch:
     """Records copied out of the rings; owns the buffer its items point into."""
 
@@ -231,6 +251,12 @@ class Session:
     @property
     def consumed(self) -> int:
         return int(self._lib.syscap_session_consumed(self._s))
+
+    def delivery(self) -> Delivery:
+        """How long records waited in the rings (see Delivery)."""
+        d = self._ffi.new("struct syscap_delivery *")
+        self._lib.syscap_session_delivery(self._s, d)
+        return Delivery(records=d.records, max_ns=d.max_ns, hist=tuple(d.hist))
 
     def totals(self) -> Totals:
         ffi, lib = self._ffi, self._lib

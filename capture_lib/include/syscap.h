@@ -152,6 +152,18 @@ int syscap_session_totals(struct syscap_session *s, struct syscap_trace_stats *s
 			  struct syscap_trace_sysrow *rows, int max);
 /* Records consumed since start. */
 uint64_t syscap_session_consumed(struct syscap_session *s);
+/*
+ * Delivery: how long syscall records waited between their syscall's exit
+ * and the drain pass that consumed them, since the session was opened
+ * (log2 buckets of ns, as sys_hist, and the longest wait). In count and
+ * sampled modes the samples wait for the snapshot that drains them.
+ */
+struct syscap_delivery {
+	uint64_t records;
+	uint64_t max_ns;
+	uint64_t hist[SYSCAP_HIST_BUCKETS];
+};
+void syscap_session_delivery(struct syscap_session *s, struct syscap_delivery *out);
 /* First error the consumer thread hit (e.g. trace write failed), or NULL. */
 const char *syscap_session_error(struct syscap_session *s);
 void syscap_session_close(struct syscap_session *s);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include "hash.h"
+#include "internal.h"
 #include "syscap.h"
 
 struct agg_entry {
@@ -50,10 +51,6 @@ struct syscap_agg {
 	uint32_t sys_hist[SYSCAP_MAX_SYSCALLS][SYSCAP_HIST_BUCKETS];
 };
 
-static inline unsigned int bucket_of(uint64_t ns)
-{
-	return ns ? 64 - __builtin_clzll(ns) : 0;	/* ns in [2^(b-1), 2^b) */
-}
 
 static uint64_t mono_now(void)
 {
@@ -162,7 +159,7 @@ static inline void add_one(struct syscap_agg *a, const struct syscap_event *ev)
 		return;
 	e->samples++;
 	e->total_ns += ev->dur_ns;
-	e->hist[bucket_of(ev->dur_ns)]++;
+	e->hist[syscap_ns_bucket(ev->dur_ns)]++;
 	if (ev->flags & SYSCAP_F_SAMPLED)
 		return;		/* its call is in the counts already */
 	e->count++;

@@ -28,6 +28,12 @@ void trace_writer_close(struct trace_writer *w);
 const char *trace_writer_error(struct trace_writer *w);
 
 uint32_t syscap_crc32(uint32_t crc, const void *buf, size_t len);
+
+/* The log2 bucket of a duration: ns in [2^(b-1), 2^b), b 0 for 0 ns. */
+static inline unsigned int syscap_ns_bucket(uint64_t ns)
+{
+	return ns ? 64 - (unsigned int)__builtin_clzll(ns) : 0;
+}
 uint64_t syscap_mono_ns(void);
 uint64_t syscap_real_ns(void);
 

@@ -43,6 +43,8 @@ struct syscap_session {
 	int running;			/* atomic */
 	int stopping;			/* atomic */
 	uint64_t consumed;		/* atomic */
+	uint64_t pass_ns;		/* when the current drain pass began */
+	struct syscap_delivery delivery;	/* guarded by lock */
 	uint64_t last_flush;		/* the consumer's */
 	uint64_t prev_drops;
 	struct syscap_cpu_stats *stats;	/* per CPU, for totals */
@@ -223,6 +225,15 @@ static void on_event(void *ctx, const struct syscap_event *ev)
 {
 	struct syscap_session *s = ctx;
 
+	if (ev->kind == SYSCAP_EV_SYSCALL) {
+		uint64_t end = ev->ts_ns + ev->dur_ns;
+		uint64_t wait = s->pass_ns > end ? s->pass_ns - end : 0;
+
+		s->delivery.records++;
+		s->delivery.hist[syscap_ns_bucket(wait) & (SYSCAP_HIST_BUCKETS - 1)]++;
+		if (wait > s->delivery.max_ns)
+			s->delivery.max_ns = wait;
+	}
 	/* relaxed loads: plain moves on the per-record path */
 	if (__atomic_load_n(&s->aggregate, __ATOMIC_RELAXED))
 		syscap_agg_add(s->agg, ev, 1);
@@ -237,6 +248,7 @@ static long drain_all(struct syscap_session *s)
 	long total = 0;
 
 	pthread_mutex_lock(&s->lock);
+	s->pass_ns = syscap_mono_ns();	/* one clock reading per pass, not per record */
 	for (int i = 0; i < s->b->nrings; i++) {
 		long n;
 
@@ -442,6 +454,13 @@ int syscap_session_snapshot(struct syscap_session *s, struct syscap_snapshot *ou
 uint64_t syscap_session_consumed(struct syscap_session *s)
 {
 	return __atomic_load_n(&s->consumed, __ATOMIC_RELAXED);
+}
+
+void syscap_session_delivery(struct syscap_session *s, struct syscap_delivery *out)
+{
+	pthread_mutex_lock(&s->lock);
+	*out = s->delivery;
+	pthread_mutex_unlock(&s->lock);
 }
 
 const char *syscap_session_error(struct syscap_session *s)
