@@ -87,19 +87,24 @@ class Checkpoints:
         self.ctl = ctl
         self._items: dict[int, tuple[Checkpoint, Tracee]] = {}
         self._next = 1
+        self._next_auto = -1  # automatic ones count down: the numbers users see stay 1, 2, ..
 
     def take(self, auto: bool = False, pinned: bool = False) -> Checkpoint:
         ctl = self.ctl
         ctl._need_alive()
         require_single_thread(ctl)
         copy = fork_copy(ctl.tracee)
-        cp = Checkpoint(self._next, copy.pid, ctl.steps, copy.regs().rip, auto=auto,
+        cid = self._next_auto if auto else self._next
+        cp = Checkpoint(cid, copy.pid, ctl.steps, copy.regs().rip, auto=auto,
                         pinned=pinned)  # fmt: skip
         if ctl.timeline is not None:
             pos, sys, branch = ctl.timeline.place()
             cp = replace(cp, pos=pos, sys=sys, branch=branch)
         self._items[cp.id] = (cp, copy)
-        self._next += 1
+        if auto:
+            self._next_auto -= 1
+        else:
+            self._next += 1
         return cp
 
     def drop(self, cid: int) -> None:

@@ -356,6 +356,9 @@ class Controller:
 
     def _need_timeline(self) -> Timeline:
         if self.timeline is None:
+            from restorer.checkpoint import require_single_thread
+
+            require_single_thread(self)  # the reason there is none, if that is it
             raise ControlError("reverse execution needs a recorded history: start `record`")
         return self.timeline
 

@@ -122,13 +122,14 @@ class Timeline:
         return sum(op.n for op in self.history[:i] if isinstance(op, Steps)) + k
 
     def _norm(self, pos: Pos) -> Pos:
+        """The one spelling of a place: "after op i-1" is (i-1, n) when op i-1 is n steps.
+        Steps added later to that op then leave the place where it was."""
         i, k = pos
-        while i < len(self.history):
-            op = self.history[i]
-            if isinstance(op, Steps) and k >= op.n:
-                i, k = i + 1, k - op.n
-                continue
-            break
+        while k == 0 and 0 < i <= len(self.history):
+            op = self.history[i - 1]
+            if not isinstance(op, Steps):
+                break
+            i, k = i - 1, op.n
         return (i, k)
 
     def _checkpoints(self) -> list[Checkpoint]:
@@ -168,8 +169,14 @@ class Timeline:
         else:
             end = "signal"
         self.history.append(Cont(sig, breakpoints, end, ev.stop.signal, ev.pc))
-        if end == "interrupted":  # no way to find this place again but a copy of it
-            self._checkpoint(auto=True, pinned=True)
+        if end == "interrupted" and ev.stop.alive:  # found again only in a copy of it
+            from restorer.control import ControlError
+            from restorer.errors import RestoreError
+
+            try:
+                self._checkpoint(auto=True, pinned=True)
+            except (ControlError, RestoreError, OSError):
+                pass  # then going back stops before this continue (and says why)
 
     def note_edit(self, op: SetRegs | WriteMemory) -> None:
         if self._replaying:
@@ -195,7 +202,7 @@ class Timeline:
     def on_back(self, cp: Checkpoint) -> Checkpoint:
         """The process is now a copy of `cp`: the history ends there, syscalls run anew."""
         pos = self._norm(cp.pos)
-        if cp.branch == self.branch and pos <= self.end:
+        if cp.branch == self.branch and pos <= self._norm(self.end):
             self._truncate(pos)
         else:  # a checkpoint of an abandoned branch starts a history of its own
             self.branch += 1
@@ -248,16 +255,17 @@ class Timeline:
             cp = below[-1]
             hits: list[Pos] = []
 
+            # Normalised when compared: counting a continue changes how its end is spelled.
             def at(pos: Pos, pc: int, hits: list[Pos] = hits, hi: Pos = hi) -> None:
-                if pc in bps and pos < hi:
-                    hits.append(pos)
+                if pc in bps and self._norm(pos) < self._norm(hi):
+                    hits.append(self._norm(pos))
 
             self._goto(self._norm(cp.pos), keep=True)
             if self.ctl.alive:
                 at(self._norm(cp.pos), self.ctl.pc)
             self._replay(self._norm(cp.pos), hi, at, convert=True)
             if hits:
-                target = max(hits)
+                target = max(self._norm(h) for h in hits)
             hi = self._norm(cp.pos)
         if target is None:
             self._goto((0, 0))

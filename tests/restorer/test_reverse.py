@@ -223,7 +223,7 @@ def test_a_multithreaded_process_refuses_a_timeline_in_one_line(
                 ctl.record()
             assert "single-threaded" in str(err.value) and "--tid" in str(err.value)
             assert "\n" not in str(err.value)
-            with pytest.raises(ControlError, match="record"):
+            with pytest.raises(ControlError, match="single-threaded"):
                 ctl.reverse_step()
         finally:
             ctl.close()
