@@ -75,8 +75,8 @@ def require_single_thread(ctl: Controller) -> None:
         from restorer.control import ControlError
 
         raise ControlError(
-            "checkpoints and reverse execution need a single-threaded process (fork copies "
-            "only one thread); restore one thread with --tid TID to use them"
+            "checkpoints need a single-threaded process (fork copies only one thread), and "
+            "so does reverse execution; restore one thread with --tid TID to use them"
         )
 
 
