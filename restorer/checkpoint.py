@@ -86,6 +86,7 @@ class Checkpoints:
     def __init__(self, ctl: Controller) -> None:
         self.ctl = ctl
         self._items: dict[int, tuple[Checkpoint, Tracee]] = {}
+        self.pids: set[int] = set()  # every copy ever made: their end is no news to the program
         self._next = 1
         self._next_auto = -1  # automatic ones count down: the numbers users see stay 1, 2, ..
 
@@ -101,6 +102,7 @@ class Checkpoints:
             pos, sys, branch = ctl.timeline.place()
             cp = replace(cp, pos=pos, sys=sys, branch=branch)
         self._items[cp.id] = (cp, copy)
+        self.pids.add(copy.pid)
         if auto:
             self._next_auto -= 1
         else:
@@ -144,6 +146,7 @@ class Checkpoints:
         require_single_thread(self.ctl)
         cp, holder = self.get(cid)
         copy = fork_copy(holder)
+        self.pids.add(copy.pid)
         self.ctl._switch(copy, cp.step)
         if self.ctl.timeline is not None:
             cp = self.ctl.timeline.on_back(cp)

@@ -325,9 +325,25 @@ class Controller:
 
     def _step_insn(self, sig: int = 0) -> Stop:
         """One instruction of the selected thread (through the syscall record if any)."""
-        if self.timeline is not None:
-            return self.timeline.recorder.step(self.tracee, sig)
-        return self.tracee.step(sig)
+        while True:
+            if self.timeline is not None:
+                stop = self.timeline.recorder.step(self.tracee, sig)
+            else:
+                stop = self.tracee.step(sig)
+            if not self._from_a_copy(stop):
+                return stop
+            sig = 0
+
+    def _from_a_copy(self, stop: Stop) -> bool:
+        """A SIGCHLD for the end of one of our checkpoints (forks of this process): not
+        the program's business, and not delivered."""
+        if not stop.alive or stop.signal != signal.SIGCHLD or stop.event:
+            return False
+        try:
+            info = ptrace.getsiginfo(self.tracee.pid)
+        except OSError:
+            return False
+        return int.from_bytes(info[16:20], "little", signed=True) in self.checkpoints.pids
 
     def record(self, every: int = 1000) -> Timeline:
         """Start the timeline: from here on, reverse_step and reverse_cont can go back
@@ -385,10 +401,14 @@ class Controller:
                 return self._event(stop, "signal")
         saved = self._insert(breakpoints)
         try:
-            if self.timeline is not None:
-                stop = self.timeline.recorder.cont(self.tracee, sig)
-            else:
-                stop = self.tracee.cont(sig)
+            while True:
+                if self.timeline is not None:
+                    stop = self.timeline.recorder.cont(self.tracee, sig)
+                else:
+                    stop = self.tracee.cont(sig)
+                if not self._from_a_copy(stop):
+                    break
+                sig = 0
         finally:
             self._remove(saved)
         if not stop.alive:
@@ -403,6 +423,12 @@ class Controller:
             if asked:  # our SIGSTOP: reported, and not delivered on the next cont
                 return self._event(stop, "interrupted")
         return self._event(stop, "signal")
+
+    def _take_interrupt(self) -> bool:
+        """Whether interrupt() was called since the last look (and forget it)."""
+        with self._lock:
+            asked, self._interrupted = self._interrupted, False
+        return asked
 
     def interrupt(self) -> None:
         """Stop a process running in cont() (call from another thread)."""

@@ -218,6 +218,7 @@ class Timeline:
     def reverse_step(self) -> Event:
         """Back to the state before the last instruction executed."""
         self._usable()
+        self.ctl._take_interrupt()  # one from before is not for this
         self.recorder.reset_counts()
         while True:
             j = self._last_executing()
@@ -242,6 +243,7 @@ class Timeline:
     def reverse_cont(self) -> Event:
         """Back to the latest earlier place where the PC is at a breakpoint (or the start)."""
         self._usable()
+        self.ctl._take_interrupt()
         bps = frozenset(self.ctl.breakpoints)
         if not bps:
             raise _control_error("reverse-continue needs a breakpoint: set one first")
@@ -294,6 +296,7 @@ class Timeline:
             again = ", ".join(f"{n} x{c}" if c > 1 else n for n, c in rec.repeated.items())
             note.append(f"re-executed with their effects again: {again}")
         self.last_note = "; ".join(note)
+        self.ctl._take_interrupt()  # one that came too late to stop anything
         ev = Event(Stop("stopped", signal=signal.SIGTRAP), self.ctl.pc, reason, self.ctl.tracee.pid)
         self.ctl.last = ev
         return ev
@@ -310,6 +313,7 @@ class Timeline:
         cp = self._base(target)
         holder = self.ctl.checkpoints.get(cp.id)[1]
         copy = fork_copy(holder)
+        self.ctl.checkpoints.pids.add(copy.pid)
         self.ctl._switch(copy, self.clock(self._norm(cp.pos)))
         self.recorder.moved_to(cp.sys)
         self._replay(self._norm(cp.pos), target, None, convert=False)
@@ -321,8 +325,13 @@ class Timeline:
         del self.history[i:]
         if k:
             self.history.append(Steps(k))
+        self._abandon_after(pos)
+
+    def _abandon_after(self, pos: Pos) -> None:
+        """Checkpoints past the end of the history: automatic ones go, others stay for an
+        explicit `back` (on no branch)."""
         for c in self.ctl.checkpoints.timeline():
-            if c.branch == self.branch and self._norm(c.pos) > self._norm(self.end):
+            if c.branch == self.branch and self._norm(c.pos) > self._norm(pos):
                 if c.auto:
                     self.ctl.checkpoints.drop(c.id)
                 else:  # kept for an explicit `back`, no longer on this history
@@ -399,6 +408,14 @@ class Timeline:
                 "again; go back to a checkpoint instead"
             )
         ev = self.ctl._cont_one(op.sig, op.breakpoints)
+        if ev.reason == "interrupted":  # stopped (i) while going back: stay here
+            j = self.at[0]
+            del self.history[j + 1 :]
+            self.history[j] = Cont(op.sig, op.breakpoints, "interrupted", ev.stop.signal, ev.pc)
+            self._abandon_after((j + 1, 0))
+            self.at = (j + 1, 0)
+            self._checkpoint(auto=True, pinned=True)
+            raise _control_error("stopped while going back, inside a re-executed continue")
         same = (ev.pc == op.pc) if op.pc is not None else not ev.stop.alive
         if not same:
             raise _control_error(
@@ -448,6 +465,14 @@ class Timeline:
             if not stop.alive:
                 ctl._event(stop, "exited")
                 break
+            if stop.signal == signal.SIGSTOP and ctl._take_interrupt():
+                # Stopped (i) while going back: the history ends where the process is.
+                del self.history[j + 1 :]
+                self.history[j] = Steps(n)
+                self._abandon_after((j, n))
+                raise _control_error(
+                    f"stopped while going back, {n} instructions into a re-executed continue"
+                )
             if stop.signal != signal.SIGTRAP:
                 if op.end == "signal" and stop.signal == op.signal:
                     break

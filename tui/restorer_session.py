@@ -382,8 +382,13 @@ class RestorerSession:
             self._open(str(path), None)
 
     def _reverse_call(self, run: Callable[[], Event]) -> str:
-        self._on_busy("going back (re-executing from a checkpoint) ...")
-        ev = run()
+        """Going back re-executes the program, which can take long: i stops it there."""
+        self._running.set()
+        self._on_busy("going back: re-executing from a checkpoint (i stops it)")
+        try:
+            ev = run()
+        finally:
+            self._running.clear()
         ctl = self._ctl
         assert ctl is not None
         self._code_addr = None

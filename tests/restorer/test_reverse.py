@@ -12,6 +12,7 @@ import pytest
 from restore_helpers import Programs, kernel_core
 
 from restorer.arch import SYS_EXIT_GROUP, SYSCALL_INSN
+from restorer.checkpoint import Checkpoint
 from restorer.control import ControlError, Controller
 from restorer.core import Core
 from restorer.restore import restore
@@ -123,6 +124,34 @@ def test_going_back_and_on_again_writes_and_reads_nothing_twice(
         assert ev.stop.kind == "exited" and ev.stop.status == 0
         assert ctl.timeline is not None and "replayed" in ctl.timeline.last_note
     assert out.read_text() == expected_output()
+
+
+def test_an_interrupt_while_going_back_stops_there_in_one_line(
+    programs: Programs, tmp_path: Path
+) -> None:
+    """Stepping back into a long continue re-executes it by steps; interrupt() stops that,
+    and the process goes on from where it stopped. The interrupt is made when the
+    re-execution takes its first checkpoint past 100 instructions (so at a known moment)."""
+    with recorded(programs, tmp_path) as (ctl, _):
+        assert ctl.cont().stop.kind == "exited"
+        take = ctl.checkpoints.take
+
+        def take_then_interrupt(auto: bool = False, pinned: bool = False) -> Checkpoint:
+            cp = take(auto, pinned)
+            if ctl.steps >= 100:
+                ctl.interrupt()
+            return cp
+
+        ctl.checkpoints.take = take_then_interrupt  # type: ignore[method-assign]
+        with pytest.raises(ControlError, match="stopped while going back") as err:
+            ctl.reverse_step()
+        ctl.checkpoints.take = take  # type: ignore[method-assign]
+
+        assert "\n" not in str(err.value)
+        assert ctl.alive and ctl.steps >= 100
+        pc = ctl.pc
+        ev = ctl.step()
+        assert ev.reason == "step" and ctl.pc != pc, ev
 
 
 def test_reverse_step_from_the_end_stops_before_exit_group(
