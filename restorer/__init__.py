@@ -14,8 +14,10 @@ Library use::
 
 Modules, in data-flow order: core (parse the core), elf_file (files on disk), ptrace
 (ctypes binding), tracee (a stopped process), inject (syscalls inside it), restore
-(rebuild the process), symbols, control (stop/step/cont/breakpoints/...), checkpoint
-(fork-based going back), console (the --hold front end), cli (`syscap restore`); live
-(cores of running processes) and sidecar (what a core leaves out, saved beside it).
+(rebuild the process: checks, launch, layout, mapping, threads, run in order by restore),
+symbols, control (stop/step/cont/breakpoints/...), checkpoint (fork-based going back),
+timeline and replay (reverse execution, the syscall record), console (the --hold front
+end), cli (`syscap restore`); live (cores of running processes) and sidecar (what a core
+leaves out, saved beside it).
 x86-64 specifics are in arch. Nothing here imports Textual.
 """

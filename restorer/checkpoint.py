@@ -6,12 +6,15 @@ number of times. Replaying forward single-steps: exact where the program is dete
 (no input, time or other processes involved). The copy shares open file descriptions with
 the original (fork semantics): file offsets are not rewound. A multi-threaded process gets
 none (fork copies only the calling thread).
+
+With a timeline (restorer/timeline.py) checkpoints also mark places in its history; those
+it takes itself (`auto`) serve reverse execution and are thinned out as it goes.
 """
 
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from restorer import ptrace
@@ -29,6 +32,11 @@ class Checkpoint:
     pid: int
     step: int  # the controller's step count when taken
     pc: int
+    pos: tuple[int, int] = (0, 0)  # its place in the timeline's history
+    sys: int = 0  # the index of the next syscall in the timeline's record
+    branch: int = 0  # the history it belongs to
+    auto: bool = False  # taken by the timeline, not asked for
+    pinned: bool = False  # never thinned out
 
 
 def fork_copy(tracee: Tracee) -> Tracee:
@@ -61,12 +69,14 @@ def fork_copy(tracee: Tracee) -> Tracee:
 def require_single_thread(ctl: Controller) -> None:
     """fork() copies only the calling thread: a checkpoint of a multi-threaded process
     would be a different program. Refused, with the way to get checkpoints."""
-    if ctl.multithreaded:
+    from restorer.timeline import process_threads
+
+    if ctl.multithreaded or (ctl.alive and process_threads(ctl.leader.pid) > 1):
         from restorer.control import ControlError
 
         raise ControlError(
-            "checkpoints need a single-threaded process (fork copies only one thread); "
-            "restore one thread with --tid TID to use checkpoint and back"
+            "checkpoints need a single-threaded process (fork copies only one thread), and "
+            "so does reverse execution; restore one thread with --tid TID to use them"
         )
 
 
@@ -76,32 +86,58 @@ class Checkpoints:
     def __init__(self, ctl: Controller) -> None:
         self.ctl = ctl
         self._items: dict[int, tuple[Checkpoint, Tracee]] = {}
+        self.pids: set[int] = set()  # every copy ever made: their end is no news to the program
         self._next = 1
+        self._next_auto = -1  # automatic ones count down: the numbers users see stay 1, 2, ..
 
-    def take(self) -> Checkpoint:
+    def take(self, auto: bool = False, pinned: bool = False) -> Checkpoint:
         ctl = self.ctl
         ctl._need_alive()
         require_single_thread(ctl)
         copy = fork_copy(ctl.tracee)
-        cp = Checkpoint(self._next, copy.pid, ctl.steps, copy.regs().rip)
+        cid = self._next_auto if auto else self._next
+        cp = Checkpoint(cid, copy.pid, ctl.steps, copy.regs().rip, auto=auto,
+                        pinned=pinned)  # fmt: skip
+        if ctl.timeline is not None:
+            pos, sys, branch = ctl.timeline.place()
+            cp = replace(cp, pos=pos, sys=sys, branch=branch)
         self._items[cp.id] = (cp, copy)
-        self._next += 1
+        self.pids.add(copy.pid)
+        if auto:
+            self._next_auto -= 1
+        else:
+            self._next += 1
         return cp
+
+    def drop(self, cid: int) -> None:
+        """Kill checkpoint `cid` (one the timeline no longer needs)."""
+        item = self._items.pop(cid, None)
+        if item is not None:
+            item[1].kill()
+
+    def rebase(self, cid: int, pos: tuple[int, int], branch: int) -> Checkpoint:
+        cp = replace(self._items[cid][0], pos=pos, branch=branch)
+        self._items[cid] = (cp, self._items[cid][1])
+        return cp
+
+    def pin(self, cid: int) -> None:
+        cp = replace(self._items[cid][0], pinned=True)
+        self._items[cid] = (cp, self._items[cid][1])
 
     def timeline(self) -> list[Checkpoint]:
         return sorted((c for c, _ in self._items.values()), key=lambda c: (c.step, c.id))
 
     def get(self, cid: int | None) -> tuple[Checkpoint, Tracee]:
-        if not self._items:
-            from restorer.control import ControlError
+        """Checkpoint `cid`, or the latest one asked for (not taken automatically)."""
+        from restorer.control import ControlError
 
-            raise ControlError("no checkpoints yet; take one with `checkpoint`")
+        asked = sorted(i for i, (c, _) in self._items.items() if not c.auto)
         if cid is None:
-            cid = max(self._items)
+            if not asked:
+                raise ControlError("no checkpoints yet; take one with `checkpoint`")
+            cid = asked[-1]
         if cid not in self._items:
-            from restorer.control import ControlError
-
-            raise ControlError(f"no checkpoint {cid}; have {sorted(self._items)}")
+            raise ControlError(f"no checkpoint {cid}; have {asked}")
         return self._items[cid]
 
     def back(self, cid: int | None, to_step: int | None) -> Event:
@@ -110,13 +146,17 @@ class Checkpoints:
         require_single_thread(self.ctl)
         cp, holder = self.get(cid)
         copy = fork_copy(holder)
+        self.pids.add(copy.pid)
         self.ctl._switch(copy, cp.step)
+        if self.ctl.timeline is not None:
+            cp = self.ctl.timeline.on_back(cp)
+            self.ctl.steps = self.ctl.timeline.clock(cp.pos)
         ev = Event(Stop("stopped", signal=signal.SIGTRAP), copy.regs().rip, "back")
-        if to_step is not None and to_step > cp.step:
+        if to_step is not None and to_step > self.ctl.steps:
             every = self.ctl.checkpoint_every
             self.ctl.checkpoint_every = None
             try:
-                ev = self.ctl.step(to_step - cp.step)
+                ev = self.ctl.step(to_step - self.ctl.steps)
             finally:
                 self.ctl.checkpoint_every = every
         self.ctl.last = ev

@@ -21,6 +21,7 @@ HELP = """commands:
   skip               jump over the instruction at the PC (e.g. a faulting one)
   regs | r           show registers
   set REG VALUE      change a register
+  poke ADDR VALUE    write a 64-bit word to memory
   mem ADDR [LEN] | x hex dump (default 64 bytes)
   dis [N] | d        disassemble around the PC
   bt                 backtrace (frame pointers)
@@ -30,6 +31,12 @@ HELP = """commands:
   cp every N         also take one every N steps (0: stop doing so)
   timeline | tl      list checkpoints
   back [ID [STEP]]   go back to checkpoint ID (default latest), replay to STEP
+  record [N]         keep a history from here (a checkpoint every N instructions, default
+                     1000; single-threaded only), for the two commands below
+  reverse-step | rs  back to the state before the last instruction
+  reverse-cont | rc  back to the previous breakpoint hit (or the start of the history)
+                     Going back re-executes from a checkpoint; recorded syscalls are
+                     replayed (nothing is written or read twice)
   quit | q           kill the process and leave"""
 
 
@@ -51,7 +58,9 @@ class Console:
             "cp": self.do_checkpoint, "timeline": self.do_timeline, "tl": self.do_timeline,
             "back": self.do_back, "help": self.do_help, "?": self.do_help,
             "threads": self.do_threads, "th": self.do_threads, "thread": self.do_thread,
-            "t": self.do_thread,
+            "t": self.do_thread, "poke": self.do_poke, "record": self.do_record,
+            "reverse-step": self.do_reverse_step, "rs": self.do_reverse_step,
+            "reverse-cont": self.do_reverse_cont, "rc": self.do_reverse_cont,
         }  # fmt: skip
 
     def say(self, text: str) -> None:
@@ -152,6 +161,35 @@ class Console:
         if len(args) != 2:
             raise ValueError("usage: set REG VALUE")
         self.ctl.set_regs(**{args[0]: int(args[1], 0)})
+
+    def do_poke(self, args: list[str]) -> None:
+        if len(args) != 2:
+            raise ValueError("usage: poke ADDR VALUE")
+        addr = self.ctl.resolve(args[0])
+        self.ctl.write_memory(addr, (int(args[1], 0) % (1 << 64)).to_bytes(8, "little"))
+
+    def do_record(self, args: list[str]) -> None:
+        every = int(args[0]) if args else 1000
+        if every <= 0:
+            raise ValueError("usage: record [N] with N > 0")
+        self.ctl.record(every)
+        self.say(f"recording: reverse-step and reverse-cont can go back from here "
+                 f"(a checkpoint every {every} instructions)")  # fmt: skip
+
+    def do_reverse_step(self, _args: list[str]) -> None:
+        self._show_reverse(self.ctl.reverse_step())
+
+    def do_reverse_cont(self, _args: list[str]) -> None:
+        ev = self.ctl.reverse_cont()
+        if ev.reason == "start":
+            self.say("no earlier breakpoint hit: at the start of the history")
+        self._show_reverse(ev)
+
+    def _show_reverse(self, ev: Event) -> None:
+        tl = self.ctl.timeline
+        if tl is not None and tl.last_note:
+            self.say(tl.last_note)
+        self.show_where()
 
     def do_mem(self, args: list[str]) -> None:
         a = self._addr(args, "mem")

@@ -15,6 +15,9 @@ stops the others (SIGSTOP through tgkill, not delivered) and selects the thread 
 stopped. `step` moves only the selected thread (`select`); the others stay stopped, so a
 step into a wait for another thread blocks until `interrupt`. Threads the program creates
 meanwhile are traced too (PTRACE_O_TRACECLONE); threads that end drop out of the list.
+
+`record()` starts a timeline (restorer/timeline.py) for a single-threaded process: from
+then on its syscalls are recorded, and `reverse_step` / `reverse_cont` go back in it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from restorer.arch import BREAKPOINT_INSN, SYS_EXIT_GROUP, SYSCALL_INSN, Registe
 from restorer.checkpoint import Checkpoint, Checkpoints
 from restorer.restore import Restored
 from restorer.symbols import Location, SymbolTable
+from restorer.timeline import SetRegs, Timeline, WriteMemory
 from restorer.tracee import WALL, Stop, Tracee, stop_from_status, wait_stop
 
 
@@ -115,6 +119,7 @@ class Controller:
         self.steps = 0
         self.checkpoints = Checkpoints(self)
         self.checkpoint_every = checkpoint_every
+        self.timeline: Timeline | None = None
         self.last: Event | None = None
         self._interrupted = False
         self._interrupt_tid = 0
@@ -174,8 +179,15 @@ class Controller:
 
     def set_regs(self, **changes: int) -> Registers:
         self._need_alive()
+        bad = [n for n in changes if n not in Registers.__dataclass_fields__]
+        if bad:
+            raise ControlError(f"no register {bad[0]!r}")
+        if any(not 0 <= v < 1 << 64 for v in changes.values()):
+            raise ControlError("a register holds 0 .. 2**64-1 (negative: add 2**64)")
         regs = self.tracee.regs().replace(**changes)
         self.tracee.set_regs(regs)
+        if self.timeline is not None:
+            self.timeline.note_edit(SetRegs(tuple(sorted(changes.items()))))
         return regs
 
     @property
@@ -195,6 +207,8 @@ class Controller:
             self.tracee.write(addr, data)
         except OSError as e:
             raise ControlError(f"cannot write {len(data)} bytes at {addr:#x}: not mapped") from e
+        if self.timeline is not None:
+            self.timeline.note_edit(WriteMemory(addr, bytes(data)))
 
     def jump(self, addr: int) -> None:
         """Set the PC; the next cont/step starts there."""
@@ -224,17 +238,28 @@ class Controller:
 
     # -- breakpoints -------------------------------------------------------------------
     def add_breakpoint(self, addr: int) -> None:
-        self.read_memory(addr, 1)  # must be mapped
+        if self.alive:  # (an ended process keeps its breakpoints for reverse-continue)
+            self.read_memory(addr, 1)  # must be mapped
         self.breakpoints.add(addr)
 
     def remove_breakpoint(self, addr: int) -> None:
         self.breakpoints.discard(addr)
 
-    def _insert(self, skip: int | None) -> dict[int, bytes]:
+    def toggle_breakpoint(self, addr: int) -> bool:
+        """Set a breakpoint at `addr`, or remove the one there; True if one is set now."""
+        if addr in self.breakpoints:
+            self.remove_breakpoint(addr)
+            return False
+        self.add_breakpoint(addr)
+        return True
+
+    def breakpoint_list(self) -> list[tuple[int, Location]]:
+        """The breakpoints in address order, each with its symbol."""
+        return [(a, self.location(a)) for a in sorted(self.breakpoints)]
+
+    def _insert(self, breakpoints: frozenset[int] | set[int]) -> dict[int, bytes]:
         saved = {}
-        for a in self.breakpoints:
-            if a == skip:
-                continue
+        for a in breakpoints:
             saved[a] = self.tracee.read(a, 1)
             self.tracee.write(a, BREAKPOINT_INSN)
         return saved
@@ -264,7 +289,7 @@ class Controller:
         ev: Event | None = None
         for _ in range(count):
             ends_all = self.multithreaded and self._at_exit_group()
-            stop = self.tracee.step()
+            stop = self._step_insn()
             if not stop.alive and ends_all:  # the others die too: reap them, then report
                 self.leader.kill()
                 return self._after_stop(None, stop, {})
@@ -275,9 +300,11 @@ class Controller:
                 self.leader.group.append(new)
                 first = wait_stop(new.pid)
                 new.alive = first.alive
-                stop = self.tracee.step()
+                stop = self._step_insn()
             if stop.alive and stop.signal == signal.SIGTRAP and not stop.event:
                 self.steps += 1
+                if self.timeline is not None:
+                    self.timeline.note_step()
                 ev = self._event(stop, "step")
                 if self.checkpoint_every and self.steps % self.checkpoint_every == 0:
                     self.checkpoints.take()
@@ -296,20 +323,92 @@ class Controller:
         except OSError:
             return False
 
+    def _step_insn(self, sig: int = 0) -> Stop:
+        """One instruction of the selected thread (through the syscall record if any)."""
+        while True:
+            if self.timeline is not None:
+                stop = self.timeline.recorder.step(self.tracee, sig)
+            else:
+                stop = self.tracee.step(sig)
+            if not self._from_a_copy(stop):
+                return stop
+            sig = 0
+
+    def _from_a_copy(self, stop: Stop) -> bool:
+        """A SIGCHLD for the end of one of our checkpoints (forks of this process): not
+        the program's business, and not delivered."""
+        if not stop.alive or stop.signal != signal.SIGCHLD or stop.event:
+            return False
+        try:
+            info = ptrace.getsiginfo(self.tracee.pid)
+        except OSError:
+            return False
+        return int.from_bytes(info[16:20], "little", signed=True) in self.checkpoints.pids
+
+    def record(self, every: int = 1000) -> Timeline:
+        """Start the timeline: from here on, reverse_step and reverse_cont can go back
+        (single-threaded processes only). A checkpoint every `every` instructions."""
+        self._need_alive()
+        if self.timeline is None:
+            from restorer.checkpoint import require_single_thread
+
+            require_single_thread(self)
+            tl = Timeline(self, every)
+            self.timeline = tl
+            try:
+                tl.start()
+            except BaseException:
+                self.timeline = None
+                raise
+        return self.timeline
+
+    def reverse_step(self) -> Event:
+        """Back to the state before the last instruction executed."""
+        return self._need_timeline().reverse_step()
+
+    def reverse_cont(self) -> Event:
+        """Back to the latest earlier stop at a breakpoint (or the start of the history)."""
+        return self._need_timeline().reverse_cont()
+
+    def _need_timeline(self) -> Timeline:
+        if self.timeline is None:
+            from restorer.checkpoint import require_single_thread
+
+            require_single_thread(self)  # the reason there is none, if that is it
+            raise ControlError("reverse execution needs a recorded history: start `record`")
+        return self.timeline
+
     def cont(self, sig: int = 0) -> Event:
         """Run until a breakpoint, a signal or the end. `sig` is delivered on resuming."""
         self._need_alive()
         if self.multithreaded:
             return self._cont_all(sig)
+        bps = frozenset(self.breakpoints)
+        if self.timeline is not None:
+            self.timeline.before_cont()
+        ev = self._cont_one(sig, bps)
+        if self.timeline is not None:
+            self.timeline.note_cont(sig, bps, ev)
+        return ev
+
+    def _cont_one(self, sig: int, breakpoints: frozenset[int]) -> Event:
+        """cont() of a single-threaded process with these breakpoints."""
         pc = self.tracee.regs().rip
-        if pc in self.breakpoints:  # step off the breakpoint first, without it inserted
-            stop = self.tracee.step(sig)
+        if pc in breakpoints:  # step off the breakpoint first, without it inserted
+            stop = self._step_insn(sig)
             sig = 0
             if not (stop.alive and stop.signal == signal.SIGTRAP):
                 return self._event(stop, "signal")
-        saved = self._insert(None)
+        saved = self._insert(breakpoints)
         try:
-            stop = self.tracee.cont(sig)
+            while True:
+                if self.timeline is not None:
+                    stop = self.timeline.recorder.cont(self.tracee, sig)
+                else:
+                    stop = self.tracee.cont(sig)
+                if not self._from_a_copy(stop):
+                    break
+                sig = 0
         finally:
             self._remove(saved)
         if not stop.alive:
@@ -324,6 +423,12 @@ class Controller:
             if asked:  # our SIGSTOP: reported, and not delivered on the next cont
                 return self._event(stop, "interrupted")
         return self._event(stop, "signal")
+
+    def _take_interrupt(self) -> bool:
+        """Whether interrupt() was called since the last look (and forget it)."""
+        with self._lock:
+            asked, self._interrupted = self._interrupted, False
+        return asked
 
     def interrupt(self) -> None:
         """Stop a process running in cont() (call from another thread)."""
@@ -343,7 +448,7 @@ class Controller:
             sig = 0
             if not (stop.alive and stop.signal == signal.SIGTRAP):
                 return self._after_stop(sel, stop, {})
-        saved = self._insert(None)
+        saved = self._insert(self.breakpoints)
         try:
             for x in self.threads:
                 ptrace.cont(x.pid, sig if x is sel else self._pending.pop(x.pid, 0))

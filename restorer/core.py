@@ -28,13 +28,22 @@ from restorer.arch import (
     REGS_SIZE,
     Registers,
 )
+from restorer.elf import (
+    PF_R,
+    PF_W,
+    PF_X,
+    PT_LOAD,
+    PT_NOTE,
+    NoteError,
+    extended_phnum,
+    find_build_id,
+    iter_notes,
+    parse_header,
+    parse_program_headers,
+)
 from restorer.errors import CoreFormatError
 
-PT_LOAD = 1
-PT_NOTE = 4
 ET_CORE = 4
-PN_XNUM = 0xFFFF
-PF_X, PF_W, PF_R = 1, 2, 4
 
 NT_PRSTATUS = 1
 NT_FPREGSET = 2
@@ -43,7 +52,6 @@ NT_AUXV = 6
 NT_X86_XSTATE = 0x202
 NT_SIGINFO = 0x53494749
 NT_FILE = 0x46494C45
-NT_GNU_BUILD_ID = 3
 
 AT_PHDR = 3
 AT_BASE = 7
@@ -186,21 +194,20 @@ class Core:
 
     def _parse(self) -> None:
         d = self.data
-        if bytes(d[:4]) != b"\x7fELF":
+        h = parse_header(d)
+        if h is None:
             raise self._bad(
                 "is not an ELF core (no ELF magic); pass a core file written by the kernel "
                 "or by gdb's gcore"
             )
-        ei_class, ei_data = d[4], d[5]
-        if ei_data != 1:
+        if h.encoding != 1:
             raise self._bad("is a big-endian ELF file; only x86-64 cores can be restored")
-        if ei_class == 1:
-            machine = _u("<H", d, 18)[0]
-            name = MACHINE_NAMES.get(machine, f"machine {machine}")
+        if h.elf_class == 1:
+            name = MACHINE_NAMES.get(h.machine, f"machine {h.machine}")
             raise self._bad(f"is a 32-bit {name} core; only x86-64 cores can be restored here")
-        if ei_class != 2:
+        if h.elf_class != 2:
             raise self._bad("has an unknown ELF class; pass an x86-64 ELF core")
-        (e_type, e_machine) = _u("<HH", d, 16)
+        e_type, e_machine = h.type, h.machine
         if e_type != ET_CORE:
             kind = {1: "a relocatable object", 2: "an executable", 3: "a shared object or PIE"}
             raise self._bad(
@@ -212,31 +219,25 @@ class Core:
             raise self._bad(
                 f"is a core of another architecture ({name}); restore it on a {name} machine"
             )
-        e_phoff, e_shoff = _u("<QQ", d, 32)
-        e_phentsize, e_phnum, _shentsize, _shnum = _u("<HHHH", d, 54)
-        if e_phnum == PN_XNUM:
-            if e_shoff + 64 > self.size:
-                raise self._truncated()
-            e_phnum = _u("<I", d, e_shoff + 44)[0]  # sh_info of section 0
-        if e_phentsize != 56 or e_phoff + e_phnum * 56 > self.size:
+        phnum = extended_phnum(d, h)
+        headers = None if phnum is None or h.phentsize != 56 else (
+            parse_program_headers(d, phnum, h.phoff))  # fmt: skip
+        if headers is None:
             raise self._truncated()
         segments: list[Segment] = []
         notes: list[tuple[int, int]] = []
-        for i in range(e_phnum):
-            p_type, p_flags, p_offset, p_vaddr, _pa, p_filesz, p_memsz, _al = _u(
-                "<IIQQQQQQ", d, e_phoff + i * 56
-            )
-            if p_offset + p_filesz > self.size:
+        for ph in headers:
+            if ph.offset + ph.filesz > self.size:
                 raise self._truncated()
-            if p_type == PT_LOAD:
-                if p_vaddr + p_memsz > 1 << 64:
+            if ph.type == PT_LOAD:
+                if ph.vaddr + ph.memsz > 1 << 64:
                     raise self._bad(
-                        f"has a PT_LOAD segment at {p_vaddr:#x} that runs past the end of the "
+                        f"has a PT_LOAD segment at {ph.vaddr:#x} that runs past the end of the "
                         "address space; the core is damaged - take it again"
                     )
-                segments.append(Segment(p_vaddr, p_memsz, p_flags, p_offset, p_filesz))
-            elif p_type == PT_NOTE:
-                notes.append((p_offset, p_filesz))
+                segments.append(Segment(ph.vaddr, ph.memsz, ph.flags, ph.offset, ph.filesz))
+            elif ph.type == PT_NOTE:
+                notes.append((ph.offset, ph.filesz))
         self.segments: tuple[Segment, ...] = tuple(sorted(segments, key=lambda s: s.vaddr))
         self._seg_starts = [s.vaddr for s in self.segments]
         self._parse_notes(notes)
@@ -251,18 +252,10 @@ class Core:
         """(name, type, descriptor) of each note. The notes are copied out of the map (they
         are small), so no view of it outlives the parse."""
         for off, size in notes:
-            d = self.data[off : off + size].tobytes()
-            pos, end = 0, size
-            while pos + 12 <= end:
-                namesz, descsz, ntype = _u("<III", d, pos)
-                name_off = pos + 12
-                desc_off = name_off + ((namesz + 3) & ~3)
-                nxt = desc_off + ((descsz + 3) & ~3)
-                if desc_off + descsz > end:
-                    raise self._truncated()
-                name = d[name_off : name_off + namesz].rstrip(b"\0").decode("ascii", "replace")
-                yield name, ntype, d[desc_off : desc_off + descsz]
-                pos = nxt
+            try:
+                yield from iter_notes(self.data[off : off + size].tobytes())
+            except NoteError:
+                raise self._truncated() from None
 
     def _parse_notes(self, notes: list[tuple[int, int]]) -> None:
         threads: list[ThreadState] = []
@@ -407,21 +400,15 @@ class Core:
             return None
         base = first[0].start
         ehdr = self.read(base, 64)
-        if ehdr is None or ehdr[:4] != b"\x7fELF":
+        h = None if ehdr is None else parse_header(ehdr)
+        if h is None:
             return None
-        phoff = _u("<Q", ehdr, 32)[0]
-        phnum = _u("<H", ehdr, 56)[0]
-        phdrs = self.read(base + phoff, phnum * 56)
-        if phdrs is None:
+        phdrs = self.read(base + h.phoff, h.phnum * 56)
+        headers = None if phdrs is None else parse_program_headers(phdrs, h.phnum)
+        if headers is None:
             return None
-        loads = []
-        note_hdrs = []
-        for i in range(phnum):
-            p_type, _fl, p_offset, p_vaddr, _pa, p_filesz, _ms, _al = _u("<IIQQQQQQ", phdrs, i * 56)
-            if p_type == PT_LOAD:
-                loads.append((p_offset, p_vaddr))
-            elif p_type == PT_NOTE:
-                note_hdrs.append((p_vaddr, p_filesz))
+        loads = [(p.offset, p.vaddr) for p in headers if p.type == PT_LOAD]
+        note_hdrs = [(p.vaddr, p.filesz) for p in headers if p.type == PT_NOTE]
         if not loads:
             return None
         first_off, first_vaddr = min(loads)
@@ -434,19 +421,6 @@ class Core:
             if found is not None:
                 return found
         return None
-
-
-def find_build_id(notes: bytes) -> bytes | None:
-    """The NT_GNU_BUILD_ID descriptor in a block of ELF notes."""
-    pos = 0
-    while pos + 12 <= len(notes):
-        namesz, descsz, ntype = struct.unpack_from("<III", notes, pos)
-        name_off = pos + 12
-        desc_off = name_off + ((namesz + 3) & ~3)
-        if ntype == NT_GNU_BUILD_ID and notes[name_off : name_off + namesz].rstrip(b"\0") == b"GNU":
-            return notes[desc_off : desc_off + descsz]
-        pos = desc_off + ((descsz + 3) & ~3)
-    return None
 
 
 def page_align_down(x: int) -> int:

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import os
-import struct
 from dataclasses import dataclass
 from functools import lru_cache
 
-from restorer.core import PF_R, PF_W, PF_X, PT_LOAD, PT_NOTE, find_build_id
+from restorer.elf import (
+    EHDR_SIZE,
+    PF_R,
+    PF_W,
+    PF_X,
+    PHDR_SIZE,
+    PT_LOAD,
+    PT_NOTE,
+    find_build_id,
+    is_elf64_le,
+    parse_header,
+    parse_program_headers,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,29 +64,23 @@ def read_elf(path: str) -> ElfInfo | None:
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            head = f.read(64)
-            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+            h = parse_header(f.read(EHDR_SIZE))
+            if h is None or not is_elf64_le(h):
                 return None
-            machine = struct.unpack_from("<H", head, 18)[0]
-            phoff = struct.unpack_from("<Q", head, 32)[0]
-            phentsize, phnum = struct.unpack_from("<HH", head, 54)
-            if phnum and (phentsize != 56 or phoff + phnum * 56 > size):
+            if h.phnum and (h.phentsize != PHDR_SIZE or h.phoff + h.phnum * PHDR_SIZE > size):
                 return None
-            f.seek(phoff if phnum else 0)
-            ph = f.read(phnum * 56)
-            if len(ph) != phnum * 56:
+            f.seek(h.phoff if h.phnum else 0)
+            headers = parse_program_headers(f.read(h.phnum * PHDR_SIZE), h.phnum)
+            if headers is None:
                 return None
             segs = []
             build_id = None
-            for i in range(phnum):
-                p_type, p_flags, p_offset, p_vaddr, _pa, p_filesz, p_memsz, _al = (
-                    struct.unpack_from("<IIQQQQQQ", ph, i * 56)
-                )
-                if p_type == PT_LOAD:
-                    segs.append(FileSegment(p_offset, p_vaddr, p_filesz, p_memsz, p_flags))
-                elif p_type == PT_NOTE and build_id is None and p_offset + p_filesz <= size:
-                    f.seek(p_offset)
-                    build_id = find_build_id(f.read(p_filesz))
-            return ElfInfo(path, machine, tuple(segs), build_id)
+            for p in headers:
+                if p.type == PT_LOAD:
+                    segs.append(FileSegment(p.offset, p.vaddr, p.filesz, p.memsz, p.flags))
+                elif p.type == PT_NOTE and build_id is None and p.offset + p.filesz <= size:
+                    f.seek(p.offset)
+                    build_id = find_build_id(f.read(p.filesz))
+            return ElfInfo(path, h.machine, tuple(segs), build_id)
     except (OSError, ValueError):  # ValueError: a path with a NUL (from a core's NT_FILE)
         return None

@@ -22,6 +22,7 @@ PTRACE_SETREGS = 13
 PTRACE_GETFPREGS = 14
 PTRACE_SETFPREGS = 15
 PTRACE_DETACH = 17
+PTRACE_SYSCALL = 24
 PTRACE_SETOPTIONS = 0x4200
 PTRACE_GETEVENTMSG = 0x4201
 PTRACE_GETSIGINFO = 0x4202
@@ -87,6 +88,11 @@ def cont(pid: int, sig: int = 0) -> None:
 
 def singlestep(pid: int, sig: int = 0) -> None:
     _call(PTRACE_SINGLESTEP, pid, None, sig)
+
+
+def syscall(pid: int, sig: int = 0) -> None:
+    """Resume until the next syscall entry or exit (or another stop)."""
+    _call(PTRACE_SYSCALL, pid, None, sig)
 
 
 def detach(pid: int, sig: int = 0) -> None:

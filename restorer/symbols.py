@@ -42,7 +42,7 @@ class SymbolTable:
     def __init__(self, core: Core, path_map: dict[str, str]) -> None:
         self.core = core
         self.path_map = path_map
-        self._loaded: dict[str, list[Symbol]] = {}
+        self._loaded: dict[tuple[str, str], list[Symbol]] = {}
         self._biases: dict[str, int] = {}
         for f in core.files:
             if f.offset != 0 or f.path in self._biases:
@@ -57,9 +57,10 @@ class SymbolTable:
     def bias(self, core_path: str) -> int | None:
         return self._biases.get(core_path)
 
-    def _symbols(self, core_path: str) -> list[Symbol]:
-        if core_path in self._loaded:
-            return self._loaded[core_path]
+    def _symbols(self, core_path: str, kind: str = "STT_FUNC") -> list[Symbol]:
+        """Symbols of type `kind` (functions; STT_OBJECT: data) of one mapped file."""
+        if (core_path, kind) in self._loaded:
+            return self._loaded[(core_path, kind)]
         syms: list[Symbol] = []
         bias = self._biases.get(core_path)
         real = self.path_map.get(core_path, core_path)
@@ -75,7 +76,7 @@ class SymbolTable:
                         if sec is None or not hasattr(sec, "iter_symbols"):
                             continue
                         for s in sec.iter_symbols():
-                            if s["st_info"]["type"] != "STT_FUNC" or not s["st_value"]:
+                            if s["st_info"]["type"] != kind or not s["st_value"]:
                                 continue
                             key = (s.name, s["st_value"])
                             if key in seen or not s.name:
@@ -87,7 +88,7 @@ class SymbolTable:
             except (OSError, ValueError):
                 syms = []
         syms.sort(key=lambda s: s.addr)
-        self._loaded[core_path] = syms
+        self._loaded[(core_path, kind)] = syms
         return syms
 
     def lookup(self, addr: int) -> Location:
@@ -133,7 +134,8 @@ class SymbolTable:
         return None
 
     def resolve(self, name: str) -> int | None:
-        """Address of function `name`, searching the executable first."""
+        """Address of function `name`, searching the executable first; else of the
+        executable's data object `name`."""
         paths = []
         exe = self.core.exe_path
         if exe is not None:
@@ -143,4 +145,7 @@ class SymbolTable:
             for s in self._symbols(p):
                 if s.name == name:
                     return s.addr
+        for s in self._symbols(exe, "STT_OBJECT") if exe is not None else []:
+            if s.name == name:
+                return s.addr
         return None

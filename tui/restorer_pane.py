@@ -5,6 +5,10 @@ the restored process on one worker thread and hands back a DebugState per reques
 arrives here as a StateReady message and is drawn in one place (`_draw`). Stop (i) is the
 one request that goes straight to the process, from this thread, while a continue runs.
 Closing the pane (or the app) kills the restored process and every checkpoint.
+
+Keys follow gdb's: s/n/c step, next, continue (F7/F6/F5 as in most debuggers' TUIs), S and C
+(Shift-F7, Shift-F5) their reverse, u (F4) runs to the code line under the cursor (Up/Down
+move it; g shows the code of a symbol), Space (F9) sets or removes a breakpoint there.
 """
 
 from __future__ import annotations
@@ -184,6 +188,29 @@ class RestorerPane(Screen[None]):
                 tooltip="Step over: one instruction, a call runs until it returns"),
         Binding("f5,c", "cont", "Cont", key_display="F5/c", id="restorer.cont",
                 tooltip="Continue until a signal, the end, or Stop"),
+        Binding("shift+f7,S", "reverse_step", "Rev step", key_display="S-F7/S",
+                id="restorer.reverse_step",
+                tooltip="Reverse-step: back to the state before the last instruction "
+                "(re-executed from a checkpoint; recorded syscalls are replayed)"),
+        Binding("shift+f5,C", "reverse_cont", "Rev cont", key_display="S-F5/C",
+                id="restorer.reverse_cont",
+                tooltip="Reverse-continue: back to the previous breakpoint hit "
+                "(or the start of the history)"),
+        Binding("f9,space", "toggle_break", "Break", key_display="F9/Spc",
+                id="restorer.break",
+                tooltip="Set or remove a breakpoint on the code line under the cursor"),
+        Binding("f4,u", "until", "Until", key_display="F4/u", id="restorer.until",
+                tooltip="Run to the code line under the cursor (or an earlier stop)"),
+        Binding("up", "cursor(-1)", "Up", show=False, id="restorer.cursor_up",
+                tooltip="Move the code cursor up"),
+        Binding("down", "cursor(1)", "Down", show=False, id="restorer.cursor_down",
+                tooltip="Move the code cursor down"),
+        Binding("g", "goto", "Go to", id="restorer.goto",
+                tooltip="Show the code of a symbol or address (empty: follow the PC)"),
+        Binding("r", "edit_register", "Set reg", id="restorer.set_register",
+                tooltip="Change a register: NAME VALUE (decimal, or hex with 0x)"),
+        Binding("e", "edit_memory", "Set mem", id="restorer.set_memory",
+                tooltip="Write a 64-bit word: ADDRESS VALUE (address: hex, symbol or $reg)"),
         Binding("i", "stop", "Stop", id="restorer.stop",
                 tooltip="Stop (interrupt) the running process"),
         Binding("j", "jump", "Jump", id="restorer.jump",
@@ -191,6 +218,8 @@ class RestorerPane(Screen[None]):
         Binding("w", "next_thread", "Thread", id="restorer.thread",
                 tooltip="Select the next thread (registers, code, stack and steps follow it; "
                 "continue runs every thread)"),
+        Binding("W", "pick_thread", "Pick thread", show=False, id="restorer.pick_thread",
+                tooltip="Select a thread by its TID"),
         Binding("t", "checkpoint", "Checkpoint", id="restorer.checkpoint",
                 tooltip="Take a checkpoint: a forked copy of the process, kept stopped"),
         Binding("b", "rewind", "Go back", id="restorer.rewind",
@@ -215,12 +244,15 @@ class RestorerPane(Screen[None]):
         self.busy: str | None = None
         self._prompt_mode: str | None = None
         self._log_size = -1
+        self.cursor: int | None = None  # address of the code line under the cursor
 
     # -- layout ------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Static(NO_CORE, id="rp-status")
         with Horizontal(id="rp-top"):
-            yield Static(id="rp-regs", classes="rp-panel")
+            with Vertical(id="rp-left"):
+                yield Static(id="rp-regs", classes="rp-panel")
+                yield Static(id="rp-breaks", classes="rp-panel")
             yield Static(id="rp-code", classes="rp-panel")
         with Horizontal(id="rp-bottom"):
             with Vertical(id="rp-memory-box", classes="rp-panel"):
@@ -237,6 +269,7 @@ class RestorerPane(Screen[None]):
     def on_mount(self) -> None:
         titles = {"#rp-regs": "registers", "#rp-code": "code", "#rp-memory-box": "memory",
                   "#rp-stack": "stack", "#rp-timeline": "checkpoints",
+                  "#rp-breaks": "breakpoints",
                   "#rp-log": "process output"}  # fmt: skip
         for sel, title in titles.items():
             self.query_one(sel).border_title = title
@@ -302,6 +335,61 @@ class RestorerPane(Screen[None]):
         self._request("running (i stops it)")
         self.session.cont()
 
+    def action_reverse_step(self) -> None:
+        assert self.session is not None
+        self._request("reverse-stepping ...")
+        self.session.reverse_step()
+
+    def action_reverse_cont(self) -> None:
+        assert self.session is not None
+        self._request("reverse-continuing ...")
+        self.session.reverse_cont()
+
+    def action_toggle_break(self) -> None:
+        assert self.session is not None
+        if self.cursor is None:
+            return
+        self._request("setting the breakpoint ...")
+        self.session.toggle_breakpoint(self.cursor)
+
+    def action_until(self) -> None:
+        assert self.session is not None
+        if self.cursor is None:
+            return
+        self._request("running to the cursor (i stops it)")
+        self.session.run_to(self.cursor)
+
+    def action_cursor(self, delta: int) -> None:
+        """Move the code cursor; past the lines shown, the code view moves with it."""
+        st = self.state
+        if st is None or not st.code or self.busy is not None:
+            return
+        addrs = [c.addr for c in st.code]
+        at = addrs.index(self.cursor) if self.cursor in addrs else 0
+        want = at + delta
+        if 0 <= want < len(addrs):
+            self.cursor = addrs[want]
+            self._set("#rp-code", _code_markup(st, self.cursor))
+            return
+        assert self.session is not None
+        edge = addrs[0] if want < 0 else addrs[-1]
+        self._request("moving the code view ...")
+        self.session.show_code(f"{edge:#x}")
+
+    def action_goto(self) -> None:
+        self._prompt("goto", "show the code of: symbol, address (hex) or $reg; "
+                     "empty: follow the PC")  # fmt: skip
+
+    def action_edit_register(self) -> None:
+        self._prompt("reg", "register and value, e.g. rdi 30 or rax 0x10; Esc cancels")
+
+    def action_edit_memory(self) -> None:
+        self._prompt("poke", "address and 64-bit value, e.g. counter 5 or $rsp+8 0x10")
+
+    def action_pick_thread(self) -> None:
+        tids = " ".join(str(t) for t in self.state.threads) if self.state else ""
+        self._prompt("thread", f"select thread (TID): {tids}")
+
     def action_stop(self) -> None:
         if self.session is not None:
             self.session.interrupt()
@@ -351,9 +439,17 @@ class RestorerPane(Screen[None]):
         running = self.session is not None and self.session.running
         if action == "stop":
             return True if running else None
-        if action in ("step", "step_over", "cont", "jump", "checkpoint", "memory"):
+        if action in ("step", "step_over", "cont", "jump", "checkpoint", "memory", "until",
+                      "edit_register", "edit_memory", "goto", "cursor"):  # fmt: skip
             ok = self.state is not None and self.state.alive and self.busy is None
             return True if ok else None
+        if action in ("reverse_step", "reverse_cont", "toggle_break"):  # also once it ended
+            ok = self.state is not None and self.busy is None
+            return True if ok else None
+        if action == "pick_thread":
+            if self.state is None or len(self.state.threads) < 2:
+                return False
+            return True if self.state.alive and self.busy is None else None
         if action == "next_thread":  # hidden for a single-threaded process
             if self.state is None or len(self.state.threads) < 2:
                 return False
@@ -393,9 +489,30 @@ class RestorerPane(Screen[None]):
             return
         mode = self._prompt_mode
         self._hide_prompt()
+        words = text.split()
         if mode == "jump" and text:
             self._request(f"jumping to {text} ...")
             self.session.jump(text)
+        elif mode == "goto":
+            self._request("showing the code ...")
+            self.cursor = None
+            self.session.show_code(text or None)
+        elif mode in ("reg", "poke") and text:
+            if len(words) != 2:
+                what = "a register and a value" if mode == "reg" else "an address and a value"
+                self._fail(f"type {what}, separated by a space")
+                return
+            self._request("writing ...")
+            if mode == "reg":
+                self.session.set_register(words[0], words[1])
+            else:
+                self.session.write_word(words[0], words[1])
+        elif mode == "thread" and text:
+            if not text.isdigit():
+                self._fail(f"{text!r} is not a thread id")
+                return
+            self._request(f"selecting thread {text} ...")
+            self.session.select_thread(int(text))
         elif mode == "back":
             if text and not text.isdigit():
                 self._fail(f"{text!r} is not a checkpoint number")
@@ -409,6 +526,14 @@ class RestorerPane(Screen[None]):
 
     def show(self, state: DebugState) -> None:
         """Draw `state` (the session's answer to the last request)."""
+        old = self.state
+        addrs = [c.addr for c in state.code]
+        pc = next((c.addr for c in state.code if c.is_pc), None)
+        on_pc = old is not None and any(c.is_pc and c.addr == self.cursor for c in old.code)
+        if on_pc and state.code_follows_pc and pc is not None:
+            self.cursor = pc  # a cursor on the PC line moves with the PC
+        elif self.cursor not in addrs:
+            self.cursor = state.code_at if state.code_at in addrs else pc
         self.state = state
         self.busy = None
         self._draw()
@@ -432,7 +557,8 @@ class RestorerPane(Screen[None]):
             self._draw_status()
             st = self.state
             self._set("#rp-regs", _regs_markup(st))
-            self._set("#rp-code", _code_markup(st))
+            self._set("#rp-breaks", _breaks_markup(st))
+            self._set("#rp-code", _code_markup(st, self.cursor))
             self._set("#rp-memory", _memory_markup(st))
             self._set("#rp-stack", _stack_markup(st))
             self._set("#rp-timeline", _timeline_markup(st))
@@ -487,16 +613,34 @@ class RestorerPane(Screen[None]):
 
 
 def _regs_markup(st: DebugState | None) -> str:
+    """Every register, in two columns (names padded so the values line up)."""
     if st is None or not st.registers:
         return "[$text-muted]-[/]"
-    lines = []
+    cells = []
     for name, value, changed in st.registers:
         v = f"{value:016x}"
-        lines.append(f"{name:<7} [$warning]{v}[/]" if changed else f"{name:<7} {v}")
+        cell = f"{name:<7} [$warning]{v}[/]" if changed else f"{name:<7} {v}"
+        cells.append((cell, len(f"{name:<7} {v}")))
+    rows = (len(cells) + 1) // 2
+    lines = []
+    for i in range(rows):
+        left, width = cells[i]
+        line = left
+        if i + rows < len(cells):
+            line += " " * (26 - width) + cells[i + rows][0]
+        lines.append(line)
     return "\n".join(lines)
 
 
-def _code_markup(st: DebugState | None) -> str:
+def _breaks_markup(st: DebugState | None) -> str:
+    if st is None or not st.breakpoints:
+        return "[$text-muted]none: Space (F9) on a code line sets one[/]"
+    return "\n".join(escape(f"{a:#x} <{where}>") for a, where in st.breakpoints)
+
+
+def _code_markup(st: DebugState | None, cursor: int | None = None) -> str:
+    """The code around the PC (or a place gone to): ▶ marks the PC, ● a breakpoint, and
+    the line under the cursor is highlighted."""
     if st is None:
         return "[$text-muted]-[/]"
     if not st.code:
@@ -506,7 +650,18 @@ def _code_markup(st: DebugState | None) -> str:
     for line in st.code:
         where = f"<{line.location}>" if line.location else ""
         text = f"{line.addr:#014x} {escape(f'{where:<{width}}')} {escape(line.text)}"
-        lines.append(f"[b $text on $accent-muted]▶ {text}[/]" if line.is_pc else f"  {text}")
+        mark = ("▶" if line.is_pc else " ") + ("●" if line.breakpoint else " ")
+        if line.is_pc:
+            text = f"[b $text on $accent-muted]{mark}{text}[/]"
+        elif line.breakpoint:
+            text = f"[$error]{mark}[/]{text}"
+        else:
+            text = f"{mark}{text}"
+        if line.addr == cursor and not line.is_pc:
+            text = f"[reverse]{text}[/]"
+        elif line.addr == cursor:
+            text = f"[u]{text}[/]"
+        lines.append(text)
     return "\n".join(lines)
 
 
@@ -533,7 +688,12 @@ def _stack_markup(st: DebugState | None) -> str:
 
 
 def _timeline_markup(st: DebugState | None) -> str:
+    lines = []
+    if st is not None and st.reverse:
+        auto = f", {st.automatic} automatic checkpoints" if st.automatic else ""
+        lines.append(f"[$text-muted]{escape(st.reverse)}{auto}[/]")
     if st is None or not st.checkpoints:
-        return "[$text-muted]none yet: t takes one, b goes back[/]"
-    parts = [f"[b]#{m.id}[/] step {m.step} {escape(m.location)}" for m in st.checkpoints]
-    return "\n".join(parts)
+        lines.append("[$text-muted]none yet: t takes one, b goes back[/]")
+    else:
+        lines += [f"[b]#{m.id}[/] step {m.step} {escape(m.location)}" for m in st.checkpoints]
+    return "\n".join(lines)

@@ -8,6 +8,10 @@ them on as messages). `interrupt()` is the one call made from the UI thread.
 
 The restored process's stdin is /dev/null and its stdout and stderr go to a log file
 the pane shows, so its output never reaches the terminal the UI draws on.
+
+A single-threaded process gets a timeline as soon as it is restored (Controller.record):
+reverse-step and reverse-continue work from the start, and the syscalls it makes are
+recorded so that going back and on again repeats none of its output.
 """
 
 from __future__ import annotations
@@ -22,16 +26,20 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from restorer.control import Controller, Event
+from restorer.control import ControlError, Controller, Event
 from restorer.core import Core
+from restorer.errors import RestoreError
 from restorer.restore import restore
 from restorer.tracee import signal_name
 
+# Every register of struct user_regs_struct, in the order the pane shows them.
 REG_ORDER = ("rip", "rsp", "rbp", "rax", "rbx", "rcx", "rdx", "rsi", "rdi",
              "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "eflags",
-             "fs_base")  # fmt: skip
+             "fs_base", "gs_base", "orig_rax", "cs", "ss", "ds", "es", "fs",
+             "gs")  # fmt: skip
 MEMORY_BYTES = 224  # 14 lines of 16
 LOG_TAIL_BYTES = 4096
+REVERSE_EVERY = 200  # instructions between automatic checkpoints
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +48,7 @@ class CodeLine:
     location: str
     text: str  # mnemonic and operands
     is_pc: bool
+    breakpoint: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +78,11 @@ class DebugState:
     warnings: tuple[str, ...]
     threads: tuple[int, ...] = ()  # TIDs of a multi-threaded process (empty: one thread)
     thread: int | None = None  # the selected one: registers, code, stack and steps
+    breakpoints: tuple[tuple[int, str], ...] = ()  # address, location
+    code_follows_pc: bool = True  # False: the code shown is around a place gone to (g)
+    reverse: str = ""  # one line on reverse execution: how, or why not
+    automatic: int = 0  # checkpoints the timeline keeps (not in `checkpoints`)
+    code_at: int | None = None  # the address the code is shown around (PC, or gone to)
 
 
 class RestorerSession:
@@ -95,6 +109,8 @@ class RestorerSession:
         self._core_path = ""
         self._warnings: list[str] = []
         self._memory_expr: str | None = None  # None: follow SP
+        self._code_addr: int | None = None  # None: follow PC
+        self._reverse = ""
         self._last_regs: dict[str, int] = {}
         self._changed: set[str] = set()
         self._pending_signal = 0
@@ -143,6 +159,65 @@ class RestorerSession:
             return f"thread {c.tracee.pid} selected"
 
         return self._control(pick)
+
+    def select_thread(self, tid: int) -> Future[None]:
+        def pick(c: Controller) -> str:
+            c.select(tid)
+            self._last_regs = {}
+            return f"thread {tid} selected"
+
+        return self._control(pick)
+
+    def toggle_breakpoint(self, addr: int) -> Future[None]:
+        def toggle(c: Controller) -> str:
+            on = c.toggle_breakpoint(addr)
+            where = f"{addr:#x} <{c.location(addr)}>"
+            return f"breakpoint set at {where}" if on else f"breakpoint at {where} removed"
+
+        return self._control(toggle, ran=False, allow_ended=True)
+
+    def run_to(self, addr: int) -> Future[None]:
+        """Continue to `addr` (the code line under the cursor)."""
+        return self._control(lambda c: self._running_call(lambda: c.run_to(addr)))
+
+    def reverse_step(self) -> Future[None]:
+        return self._control(lambda c: self._reverse_call(c.reverse_step), allow_ended=True)
+
+    def reverse_cont(self) -> Future[None]:
+        return self._control(lambda c: self._reverse_call(c.reverse_cont), allow_ended=True)
+
+    def set_register(self, name: str, value: str) -> Future[None]:
+        def set_it(c: Controller) -> str:
+            v = _number(value) % (1 << 64)
+            c.set_regs(**{name: v})
+            return f"{name} = {v:#x}"
+
+        return self._control(set_it, ran=False)
+
+    def write_word(self, where: str, value: str) -> Future[None]:
+        """Write a 64-bit little-endian word at `where` (address, symbol, $reg)."""
+
+        def write(c: Controller) -> str:
+            addr = c.resolve(where)
+            v = _number(value) % (1 << 64)
+            c.write_memory(addr, v.to_bytes(8, "little"))
+            return f"wrote {v:#x} at {addr:#x}"
+
+        return self._control(write, ran=False)
+
+    def show_code(self, where: str | None) -> Future[None]:
+        """Show the code at `where` (symbol, address, $reg), or follow the PC with None."""
+
+        def show(c: Controller) -> str:
+            if where is None:
+                self._code_addr = None
+                return "code follows the PC"
+            addr = c.resolve(where)
+            c.disassemble(addr, 1)  # an address with no code is an error here
+            self._code_addr = addr
+            return f"code at {addr:#x} <{c.location(addr)}>"
+
+        return self._control(show, ran=False)
 
     def checkpoint(self) -> Future[None]:
         def take(c: Controller) -> str:
@@ -242,6 +317,8 @@ class RestorerSession:
                 raise ValueError("no core is open: press o to open one")
             if not ctl.alive and not allow_ended:
                 raise ValueError("the process has ended: go back to a checkpoint or open a core")
+            if ran:  # the process moved: the code view follows its PC again
+                self._code_addr = None
             result = op(ctl)
             if isinstance(result, Event):
                 status = self._describe(result)
@@ -280,6 +357,16 @@ class RestorerSession:
         self._core, self._core_path = core, core_path
         self._ctl = Controller(restored)
         self._memory_expr = None
+        self._code_addr = None
+        if self._ctl.multithreaded:
+            self._reverse = ("reverse: off (a checkpoint is a fork, which copies one thread; "
+                             "restore one thread with --tid)")  # fmt: skip
+        else:
+            try:
+                self._ctl.record(REVERSE_EVERY)
+                self._reverse = "reverse: on (recorded syscalls are replayed, not repeated)"
+            except (ControlError, RestoreError, OSError) as exc:
+                self._reverse = f"reverse: off ({one_line(exc)})"
         self._last_regs, self._changed = {}, set()
         self._pending_signal = 0
         sig = core.signal_thread.cursig
@@ -293,6 +380,24 @@ class RestorerSession:
         path = take_core(pid, self._dir)
         if not self._closed:  # the pane went away while gcore ran
             self._open(str(path), None)
+
+    def _reverse_call(self, run: Callable[[], Event]) -> str:
+        """Going back re-executes the program, which can take long: i stops it there."""
+        self._running.set()
+        self._on_busy("going back: re-executing from a checkpoint (i stops it)")
+        try:
+            ev = run()
+        finally:
+            self._running.clear()
+        ctl = self._ctl
+        assert ctl is not None
+        self._code_addr = None
+        if ev.reason == "start":
+            text = f"no earlier breakpoint hit: at the start of the history, {ev.pc or 0:#x}"
+        else:
+            text = f"{ev.reason} to {ev.pc or 0:#x} <{ctl.location(ev.pc or 0)}>"
+        note = ctl.timeline.last_note if ctl.timeline is not None else ""
+        return f"{text}; {note}" if note else text
 
     def _cont(self, ctl: Controller) -> Event:
         sig, self._pending_signal = self._pending_signal, 0
@@ -321,14 +426,19 @@ class RestorerSession:
     def _publish(self, status: str, ran: bool = True) -> None:
         ctl = self._ctl
         assert ctl is not None
+        cps = ctl.checkpoints.timeline()
         marks = tuple(
             CheckpointMark(cp.id, cp.step, cp.pc, str(ctl.location(cp.pc)))
-            for cp in ctl.checkpoints.timeline()
+            for cp in cps
+            if not cp.auto
         )
+        automatic = sum(1 for cp in cps if cp.auto)
+        bps = tuple((a, str(loc)) for a, loc in ctl.breakpoint_list())
         if not ctl.alive:
             ended = DebugState(
                 self._core_path, None, False, status, ctl.steps, (), (), None, b"",
                 self._memory_expr is None, (), marks, tuple(self._warnings),
+                breakpoints=bps, reverse=self._reverse, automatic=automatic,
             )  # fmt: skip
             self._on_state(ended)
             return
@@ -338,13 +448,15 @@ class RestorerSession:
             self._last_regs = regs
         shown = tuple((n, regs[n], n in self._changed) for n in REG_ORDER)
         pc = regs["rip"]
+        at = pc if self._code_addr is None else self._code_addr
         try:
             code = tuple(
-                CodeLine(i.addr, str(i.location), f"{i.mnemonic} {i.op_str}".strip(), i.addr == pc)
-                for i in ctl.disassemble_around(pc, before=6, after=14)
-            )
+                CodeLine(i.addr, str(i.location), f"{i.mnemonic} {i.op_str}".strip(),
+                         i.addr == pc, i.addr in ctl.breakpoints)
+                for i in ctl.disassemble_around(at, before=6, after=14)
+            )  # fmt: skip
         except Exception as exc:
-            code = (CodeLine(pc, "", f"({one_line(exc)})", True),)
+            code = (CodeLine(at, "", f"({one_line(exc)})", at == pc),)
         mem_addr = regs["rsp"] if self._memory_expr is None else ctl.resolve(self._memory_expr)
         try:
             memory = ctl.read_memory(mem_addr, MEMORY_BYTES)
@@ -355,7 +467,7 @@ class RestorerSession:
         state = DebugState(
             self._core_path, ctl.leader.pid, True, status, ctl.steps, shown, code, mem_addr,
             memory, self._memory_expr is None, stack, marks, tuple(self._warnings), threads,
-            ctl.tracee.pid,
+            ctl.tracee.pid, bps, self._code_addr is None, self._reverse, automatic, at,
         )  # fmt: skip
         self._on_state(state)
 
@@ -373,6 +485,14 @@ class RestorerSession:
             self._drop()
         except Exception:
             pass
+
+
+def _number(text: str) -> int:
+    """A value typed by the user: decimal, 0x hex, or negative."""
+    try:
+        return int(text.strip(), 0)
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not a number (decimal, or hex with 0x)") from None
 
 
 def one_line(exc: BaseException) -> str:

@@ -36,17 +36,11 @@ from collections.abc import Callable
 import atheris
 
 with atheris.instrument_imports(include=["restorer"]):
+    from restorer.checks import check_restorable, resolve_exe
     from restorer.core import Core
     from restorer.elf_file import read_elf
     from restorer.errors import RestoreError
-    from restorer.restore import (
-        check_restorable,
-        find_heap,
-        plan_regions,
-        read_maps,
-        resolve_exe,
-        specials_span,
-    )
+    from restorer.layout import find_heap, plan_regions, read_maps, specials_span
     from restorer.sidecar import SidecarError, parse, to_json
     from restorer.symbols import SymbolTable
 

@@ -38,7 +38,8 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Programs]:
     if shutil.which("gcc") is None:
         pytest.fail("gcc is needed to build the test programs: apt-get install build-essential")
     out = tmp_path_factory.mktemp("restorer-programs")
-    for name in ("resume", "crash", "blocked_read", "dontdump", "getcpu", "sidecar_state"):
+    singles = ("resume", "crash", "blocked_read", "dontdump", "getcpu", "sidecar_state", "reverse")
+    for name in singles:
         subprocess.run(["gcc", *CFLAGS, "-o", out / name, SOURCES / f"{name}.c"], check=True)
     for name in ("threads", "token_ring"):
         subprocess.run(

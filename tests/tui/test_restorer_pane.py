@@ -283,6 +283,132 @@ def test_a_multithreaded_core_shows_its_threads_and_w_selects_the_next(
     drive(app, script)
 
 
+# -- breakpoints, run to cursor, reverse, edits, threads ---------------------------------
+
+
+def test_space_sets_a_listed_breakpoint_on_the_cursor_line_and_u_runs_to_the_cursor(
+    trap_core: Path,
+) -> None:
+    app = make_app(SyntheticSource(n=5))
+    pc = core_pc(trap_core)
+
+    async def script(pilot: Pilot[None]) -> None:
+        pane = await open_pane(pilot, app, core=str(trap_core))
+        assert pane.state is not None and pane.cursor == pc
+        addrs = [c.addr for c in pane.state.code]
+        target = addrs[addrs.index(pc) + 3]
+        await pilot.press("down", "down", "down")
+        assert pane.cursor == target
+
+        await pilot.press("space")
+        await settle(pilot, pane)
+        assert [a for a, _ in pane.state.breakpoints] == [target]
+        assert f"{target:#x} <main+" in text(pane, "#rp-breaks")
+        await pilot.press("space")
+        await settle(pilot, pane)
+        assert not pane.state.breakpoints
+
+        await pilot.press("u")
+        await settle(pilot, pane)
+        assert reg(pane, "rip") == target
+        assert not pane.state.breakpoints  # the stop at the cursor was a temporary one
+
+    drive(app, script)
+
+
+def test_reverse_continue_goes_back_to_the_breakpoint_and_output_is_not_repeated(
+    trap_core: Path, program: Path
+) -> None:
+    app = make_app(SyntheticSource(n=5))
+    work = symbol_address(program, "work")
+
+    async def script(pilot: Pilot[None]) -> None:
+        pane = await open_pane(pilot, app, core=str(trap_core))
+        await pilot.press("g", *"work", "enter")
+        await settle(pilot, pane)
+        assert pane.cursor == work and "<work>" in text(pane, "#rp-code")
+        await pilot.press("space")
+        await settle(pilot, pane)
+        await pilot.press("c")
+        await settle(pilot, pane)
+        assert reg(pane, "rip") == work
+        await pilot.press("c")
+        await settle(pilot, pane)
+        assert "exited with status 7" in text(pane, "#rp-status")
+
+        await pilot.press("C")  # reverse-continue: from the end back to work's entry
+        await settle(pilot, pane)
+        assert pane.error is None, pane.error
+        assert reg(pane, "rip") == work
+        assert f"reverse-continue to {work:#x} <work>" in text(pane, "#rp-status")
+        assert "replayed from the record" in text(pane, "#rp-status")
+        await pilot.press("c")
+        await settle(pilot, pane)
+
+        assert "exited with status 7" in text(pane, "#rp-status")
+        assert pane.session is not None
+        assert pane.session.log_tail().count("after: 705") == 1  # written once
+
+    drive(app, script)
+
+
+def test_e_writes_a_memory_word_and_the_output_changes_as_predicted(
+    trap_core: Path, program: Path
+) -> None:
+    app = make_app(SyntheticSource(n=5))
+    counter = symbol_address(program, "counter")
+
+    async def script(pilot: Pilot[None]) -> None:
+        pane = await open_pane(pilot, app, core=str(trap_core))
+        await pilot.press("e", *"counter 5", "enter")
+        await settle(pilot, pane)
+        assert f"wrote 0x5 at {counter:#x}" in text(pane, "#rp-status")
+        await pilot.press("c")  # counter += work(20): 5 + 570
+        await settle(pilot, pane)
+        assert pane.session is not None and "after: 575" in pane.session.log_tail()
+
+    drive(app, script)
+
+
+def test_a_bad_register_edit_is_one_line(trap_core: Path) -> None:
+    app = make_app(SyntheticSource(n=5))
+
+    async def script(pilot: Pilot[None]) -> None:
+        pane = await open_pane(pilot, app, core=str(trap_core))
+        await pilot.press("r", *"rxx 1", "enter")
+        await settle(pilot, pane)
+        assert pane.error == "no register 'rxx'"
+        await pilot.press("r", *"rdi zz", "enter")
+        await settle(pilot, pane)
+        assert pane.error is not None and "is not a number" in pane.error
+
+    drive(app, script)
+
+
+def test_a_multithreaded_core_refuses_reverse_in_one_line_and_w_picks_a_thread(
+    threads_core: Path,
+) -> None:
+    app = make_app(SyntheticSource(n=5))
+    with Core(threads_core) as c:
+        last = c.threads[-1].tid
+
+    async def script(pilot: Pilot[None]) -> None:
+        pane = await open_pane(pilot, app, core=str(threads_core))
+        assert "reverse: off" in text(pane, "#rp-timeline")
+
+        await pilot.press("S")
+        await settle(pilot, pane)
+        assert pane.error is not None and "single-threaded" in pane.error
+        status = text(pane, "#rp-status")
+        assert len(status.splitlines()) == 1 and "--tid" in status
+
+        await pilot.press("W", *str(last), "enter")
+        await settle(pilot, pane)
+        assert pane.error is None and pane.state is not None and pane.state.thread == last
+
+    drive(app, script)
+
+
 # -- errors and cleanup ------------------------------------------------------------------
 
 
@@ -348,7 +474,9 @@ def test_closing_the_pane_kills_the_process_and_its_checkpoints(
         pane = await open_pane(pilot, app, core=str(trap_core))
         await pilot.press("t")
         await settle(pilot, pane)
-        assert len(running_from(program.parent)) == 2  # the process and its checkpoint
+        assert pane.state is not None
+        # the process, its checkpoint, and those reverse execution keeps
+        assert len(running_from(program.parent)) == 2 + pane.state.automatic
 
         await pilot.press("escape")
         await pilot.pause()
