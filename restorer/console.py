@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from restorer.checkpoint import require_single_thread
-from restorer.control import ControlError, Controller, Event, ignoring_signals
+from restorer.control import Controller, Event, ignoring_signals
 from restorer.errors import RestoreError
 
 HELP = """commands:
@@ -86,8 +86,8 @@ class Console:
                 continue
             try:
                 handler(words[1:])
-            except (ControlError, RestoreError, ValueError) as e:
-                self.say(f"error: {e}")
+            except (RestoreError, ValueError) as e:  # ControlError is a RestoreError
+                self.say(f"{words[0]}: {e}")
         code = 0
         if self.ctl.last is not None and not self.ctl.last.stop.alive:
             code = self.ctl.last.stop.exit_code

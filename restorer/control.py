@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from restorer import ptrace
 from restorer.arch import BREAKPOINT_INSN, SYS_EXIT_GROUP, SYSCALL_INSN, Registers
 from restorer.checkpoint import Checkpoint, Checkpoints
+from restorer.errors import RestoreError
 from restorer.restore import Restored
 from restorer.symbols import Location, SymbolTable
 from restorer.timeline import SetRegs, Timeline, WriteMemory
@@ -52,8 +53,9 @@ def ignoring_signals(*sigs: int) -> Iterator[None]:
             signal.signal(s, h)
 
 
-class ControlError(Exception):
-    """A control request that cannot be done (process gone, bad address, ...)."""
+class ControlError(RestoreError):
+    """A control request that cannot be done (process gone, bad address, ...):
+    a RestoreError like every error of the restorer, so one handler takes all."""
 
 
 @dataclass(frozen=True, slots=True)
