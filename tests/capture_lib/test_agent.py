@@ -20,26 +20,11 @@ from typing import IO
 import pytest
 
 from capture_lib.stream import StreamDecoder, StreamEnd, StreamError, StreamInterval
-from tests.capture_lib.conftest import report_json
-from tests.conftest import ROOT
+from tests.capture_lib.conftest import AGENT_GETPPID as GETPPID
+from tests.capture_lib.conftest import report_json, run_workload_pid
 
-LIB = ROOT / "capture_lib"
-AGENTS = {"x86_64": LIB / "build/agent-x86_64/syscap-agent",
-          "aarch64": LIB / "build/agent-aarch64/syscap-agent"}  # fmt: skip
 MACHINE = {"x86_64": "Advanced Micro Devices X86-64", "aarch64": "AArch64"}
-GETPPID = 1000
 WAIT = 30.0  # seconds: a bound for things that take milliseconds
-
-
-@pytest.fixture(scope="session")
-def agents() -> dict[str, Path]:
-    subprocess.run(["make", "-s", "-C", str(LIB), "agent", "agent-arm64"], check=True)
-    return AGENTS
-
-
-@pytest.fixture(scope="session")
-def agent(agents: dict[str, Path]) -> Path:
-    return agents[os.uname().machine]
 
 
 def one_error_line(stderr: str) -> str:
@@ -47,13 +32,6 @@ def one_error_line(stderr: str) -> str:
     assert len(lines) == 1 and lines[0].startswith("syscap-agent: "), stderr
     assert "Traceback" not in stderr
     return lines[0]
-
-
-def run_workload_pid(workload: Path, getppid: int = GETPPID) -> int:
-    """Run the workload (getppid getppid() calls, and a fork making none) to its end; its pid."""
-    p = subprocess.Popen([str(workload), str(getppid), "0", "0", "0", "0", "0"])
-    assert p.wait(timeout=WAIT) == 0
-    return p.pid
 
 
 # ---- record ----------------------------------------------------------------------------------
