@@ -121,6 +121,7 @@ class StreamInterval:
     procs: tuple[StreamProc, ...]
     rings: tuple[StreamRing, ...]
     hist: tuple[tuple[int, int, int], ...]  # (nr, bucket, count), nonzero buckets
+    parts: int  # blocks it came in (one unless it outgrew a block)
 
     def calls(self, tgid: int, nr: int) -> int:
         """Calls of syscall nr by process tgid in this interval."""
@@ -351,6 +352,7 @@ class StreamDecoder:
             procs=tuple(x for part in parts for x in part[2]),
             rings=tuple(x for part in parts for x in part[3]),
             hist=tuple(x for part in parts for x in part[4]),
+            parts=len(parts),
         ))  # fmt: skip
 
 

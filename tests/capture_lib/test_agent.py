@@ -22,7 +22,9 @@ import pytest
 from capture_lib.stream import StreamDecoder, StreamEnd, StreamError, StreamInterval
 from tests.capture_lib.conftest import AGENT_GETPPID as GETPPID
 from tests.capture_lib.conftest import report_json, run_workload_pid
+from tests.conftest import build_c
 
+CHILDREN = 4000  # processes in one interval: about 0.4 MB of stream, two blocks or more
 MACHINE = {"x86_64": "Advanced Micro Devices X86-64", "aarch64": "AArch64"}
 WAIT = 30.0  # seconds: a bound for things that take milliseconds
 
@@ -231,6 +233,26 @@ def test_stream_counts_the_workload_exactly(stream: Agent, workload: Path) -> No
     last = got[-1]
     assert last.rings and last.agent_cpu_ns > 0 and last.agent_rss > 0
     assert not last.latency and not last.hist
+
+
+def test_an_interval_larger_than_a_block_comes_in_parts(
+    agent: Path, c_build_dir: Path, tmp_path: Path
+) -> None:
+    forker = build_c(Path(__file__).parent / "workloads" / "forker.c", c_build_dir)
+    a = Agent(agent, "--interval", "2")
+    try:
+        a.send(f"filter comm {forker.name}")  # its children keep its comm
+        assert a.next().filter_gen == 0  # the interval the command closed
+        p = subprocess.Popen([str(forker), str(CHILDREN), "3"])
+        assert p.wait(timeout=WAIT) == 0
+        got = a.until(time.monotonic_ns())
+        nr = a.nr("getppid")
+        children = [pr for i in got for pr in i.procs if pr.tgid != p.pid]
+        assert sum(r.calls for pr in children for r in pr.rows if r.nr == nr) == 3 * CHILDREN
+        assert len({pr.tgid for pr in children}) == CHILDREN
+        assert max(i.parts for i in got) > 1
+    finally:
+        a.close()
 
 
 def test_stream_with_durations_has_latency_histograms(agent: Path, workload: Path) -> None:
