@@ -6,6 +6,7 @@ engineer's machine; a workload with known syscall counts must come back exactly.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -21,8 +22,8 @@ import pytest
 
 from capture_lib.stream import StreamDecoder, StreamEnd, StreamError, StreamInterval
 from tests.capture_lib.conftest import AGENT_GETPPID as GETPPID
-from tests.capture_lib.conftest import report_json, run_workload_pid
-from tests.conftest import build_c
+from tests.capture_lib.conftest import SYSCAP, report_json, run_workload_pid
+from tests.conftest import ROOT, build_c
 
 CHILDREN = 4000  # processes in one interval: about 0.4 MB of stream, two blocks or more
 MACHINE = {"x86_64": "Advanced Micro Devices X86-64", "aarch64": "AArch64"}
@@ -104,6 +105,30 @@ def test_record_to_stdout_is_a_trace_syscap_reads(
     assert rc == 0, err
     report = report_json(trace)
     assert getppid_of(report, pid) == GETPPID
+
+
+def test_report_reads_a_trace_piped_from_the_agent(agent: Path, workload: Path) -> None:
+    proc = start_record(agent, "-o", "-", stdout=subprocess.PIPE)
+    report = subprocess.Popen([*SYSCAP, "report", "-", "--json"], stdin=proc.stdout,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)  # fmt: skip
+    assert proc.stdout is not None
+    proc.stdout.close()  # the report has it now
+    pid = run_workload_pid(workload)
+    rc, err = stop(proc)
+    out, rerr = report.communicate(timeout=WAIT)
+    assert rc == 0 and report.returncode == 0, err + rerr.decode()
+    parsed = json.loads(out)
+    assert parsed["trace"] == "stdin" and parsed["complete"]
+    assert getppid_of(parsed, pid) == GETPPID
+
+
+@pytest.mark.parametrize("data", [b"", b"SYSCAPTR" + b"\0" * 40, b"ssh: connect to host juno\n"])
+def test_report_of_a_bad_stdin_is_one_line(data: bytes) -> None:
+    proc = subprocess.run([*SYSCAP, "report", "-"], input=data, capture_output=True,
+                          cwd=ROOT, timeout=WAIT)  # fmt: skip
+    assert proc.returncode != 0
+    lines = proc.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("syscap report: stdin"), lines
 
 
 def test_record_refuses_an_existing_file(agent: Path, tmp_path: Path) -> None:
