@@ -662,13 +662,25 @@ static int write_end(struct stream *st)
 	return n;
 }
 
+/* Say why the stream stopped; 1 (the exit status). */
+static int stream_failed(struct stream *st, int err)
+{
+	if (err == -EPIPE || err == -ECONNRESET)
+		die_line("stdout was closed (the reader went away): stopping");
+	else if (st->w && trace_writer_error(st->w))
+		die_line("%s: stopping", trace_writer_error(st->w));
+	else
+		die_line("the stream failed: %s: stopping", strerror(err < 0 ? -err : err));
+	return 1;
+}
+
 static int run_stream(const struct options *o)
 {
 	struct stream st;
 	struct part *p = NULL;
 	char err[512] = "";
 	uint64_t next;
-	int sfd, ret = 1, in_open = 1;
+	int sfd, ret = 1, clean = 0;
 
 	if (isatty(STDOUT_FILENO)) {
 		die_line("stdout is a terminal: the stream is binary; pipe it to syscap (or into "
@@ -718,7 +730,7 @@ static int run_stream(const struct options *o)
 	for (;;) {
 		struct pollfd pfd[3] = {
 			{ .fd = sfd, .events = POLLIN },
-			{ .fd = in_open ? STDIN_FILENO : -1, .events = POLLIN },
+			{ .fd = STDIN_FILENO, .events = POLLIN },
 			{ .fd = STDOUT_FILENO, .events = 0 },
 		};
 		uint64_t now = syscap_mono_ns();
@@ -727,8 +739,10 @@ static int run_stream(const struct options *o)
 
 		if (now >= next) {
 			r = send_interval(&st, p);
-			if (r)
+			if (r) {
+				ret = stream_failed(&st, r);
 				break;
+			}
 			/* a late tick (a stopped agent) does not make a burst */
 			next += o->interval_ns;
 			if (next <= now)
@@ -738,28 +752,27 @@ static int run_stream(const struct options *o)
 		ts.tv_sec = (time_t)((next - now) / 1000000000ULL);
 		ts.tv_nsec = (long)((next - now) % 1000000000ULL);
 		if (ppoll(pfd, 3, &ts, NULL) < 0 && errno != EINTR) {
-			die_line("poll failed: %s", strerror(errno));
-			ret = 1;
+			ret = stream_failed(&st, -errno);
 			break;
 		}
-		if (pfd[0].revents)
+		if (pfd[0].revents) {
+			clean = 1;
 			break;
+		}
 		if (pfd[2].revents & (POLLERR | POLLHUP)) {
-			die_line("stdout was closed (the reader went away): stopping");
-			ret = 1;
+			ret = stream_failed(&st, -EPIPE);
 			break;
 		}
 		if (pfd[1].revents) {
 			r = read_commands(&st, p);
-			if (r == 1)
-				break;		/* stdin ended: the other side is done */
-			if (r < 0 && r != -EPIPE) {
-				die_line("reading commands failed: %s", strerror(-r));
-				ret = 1;
+			if (r == 1) {
+				clean = 1;	/* stdin ended: the other side is done */
 				break;
 			}
-			if (r < 0)
+			if (r < 0) {
+				ret = stream_failed(&st, r);
 				break;
+			}
 		}
 		if (syscap_session_error(st.s)) {
 			die_line("%s: stopping", syscap_session_error(st.s));
@@ -767,15 +780,16 @@ static int run_stream(const struct options *o)
 			break;
 		}
 	}
-	if (!ret && trace_writer_error(st.w)) {
-		die_line("%s: stopping", trace_writer_error(st.w));
-		ret = 1;
-	}
+	/* Detached, the counters hold still: the last interval then has every
+	 * call counted since the previous one, and the END block the totals. */
 	syscap_session_stop(st.s);
-	if (!trace_writer_error(st.w) && write_end(&st) && !ret) {
-		die_line("%s", trace_writer_error(st.w) ? trace_writer_error(st.w) :
-			 "writing the end of the stream failed");
-		ret = 1;
+	if (clean) {
+		int r = send_interval(&st, p);
+
+		if (!r)
+			r = write_end(&st);
+		if (r)
+			ret = stream_failed(&st, r);
 	}
 out:
 	trace_writer_close(st.w);

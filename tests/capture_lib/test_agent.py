@@ -216,6 +216,10 @@ class Agent:
         """Close stdin (the engineer hangs up); the exit status and what came after."""
         assert self.proc.stdin is not None
         self.proc.stdin.close()
+        return self.finish()
+
+    def finish(self) -> tuple[int, list[StreamInterval | StreamEnd | Exception | None]]:
+        """Wait for the agent to exit; its status and what it sent that was not read yet."""
         rc = self.proc.wait(timeout=WAIT)
         for t in self._threads:
             t.join(timeout=WAIT)
@@ -258,6 +262,33 @@ def test_stream_counts_the_workload_exactly(stream: Agent, workload: Path) -> No
     last = got[-1]
     assert last.rings and last.agent_cpu_ns > 0 and last.agent_rss > 0
     assert not last.latency and not last.hist
+
+
+def test_the_end_of_stdin_sends_the_last_interval(agent: Path, workload: Path) -> None:
+    a = Agent(agent, "--interval", "3600")  # no tick: only the end sends counts
+    try:
+        pid = run_workload_pid(workload)
+        rc, rest = a.end()
+        assert rc == 0, a.stderr
+        got = [i for i in rest if isinstance(i, StreamInterval)]
+        assert calls(got, pid, a.nr("getppid")) == GETPPID
+        assert isinstance(rest[-2], StreamEnd)
+    finally:
+        a.close()
+
+
+def test_sigterm_ends_the_stream_cleanly(agent: Path, workload: Path) -> None:
+    a = Agent(agent, "--interval", "3600")
+    try:
+        pid = run_workload_pid(workload)
+        a.proc.send_signal(signal.SIGTERM)
+        rc, rest = a.finish()
+        assert rc == 0, a.stderr
+        got = [i for i in rest if isinstance(i, StreamInterval)]
+        assert calls(got, pid, a.nr("getppid")) == GETPPID
+        assert isinstance(rest[-2], StreamEnd) and rest[-1] is None, rest
+    finally:
+        a.close()
 
 
 def test_an_interval_larger_than_a_block_comes_in_parts(
