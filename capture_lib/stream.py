@@ -34,7 +34,7 @@ BLOCK_MAGIC = 0x4B4C4253
 BLOCK_EVENTS, BLOCK_STATS, BLOCK_END, BLOCK_STREAM = 1, 2, 3, 4
 BLOCK_BYTES = 256 * 1024
 STREAM_VERSION = 1
-F_LATENCY, F_MORE = 0x01, 0x02
+F_LATENCY, F_MORE, F_DEFLATE = 0x01, 0x02, 0x04
 PROC_EXITED = 0x01
 MAX_SYSCALLS = 512
 HIST_BUCKETS = 64
@@ -122,6 +122,7 @@ class StreamInterval:
     rings: tuple[StreamRing, ...]
     hist: tuple[tuple[int, int, int], ...]  # (nr, bucket, count), nonzero buckets
     parts: int  # blocks it came in (one unless it outgrew a block)
+    wire_bytes: int  # what its blocks took on the wire (headers and, if deflated, deflated)
 
     def calls(self, tgid: int, nr: int) -> int:
         """Calls of syscall nr by process tgid in this interval."""
@@ -155,7 +156,7 @@ class StreamDecoder:
         self.info: StreamInfo | None = None
         self.ended = False
         self._parts: list[tuple[int, tuple[int, ...], list[StreamProc], list[StreamRing],
-                                list[tuple[int, int, int]]]] = []  # fmt: skip
+                                list[tuple[int, int, int]], int]] = []  # fmt: skip
 
     def _fail(self, where: int, what: str) -> StreamError:
         return StreamError(
@@ -257,7 +258,7 @@ class StreamDecoder:
             if _crc(bytes(head), payload) != crc:
                 raise self._fail(pos, "block CRC mismatch")
             if btype == BLOCK_STREAM:
-                self._stream(pos, bytes(payload), count, out)
+                self._stream(pos, bytes(payload), count, BLOCK.size + length, out)
             elif btype == BLOCK_END:
                 if self._parts:
                     raise self._fail(pos, "end block inside a split interval")
@@ -279,23 +280,42 @@ class StreamDecoder:
             rows.append((nr, calls, errors, total_ns))
         return StreamEnd(events=events, drops=drops, missed=missed, syscalls=tuple(rows))
 
-    def _stream(self, pos: int, p: bytes, count: int,
+    def _inflate(self, pos: int, p: bytes, want: int, zlen: int) -> bytes:
+        """The head and the inflated rest of a deflated payload of want bytes."""
+        if len(p) != HEAD.size + (zlen + 7) // 8 * 8 or any(p[HEAD.size + zlen :]):
+            raise self._fail(pos, "deflated stream block sizes do not add up")
+        if want > BLOCK_BYTES:  # the agent deflates parts that fit a block
+            raise self._fail(pos, "stream block sizes do not add up")
+        z = zlib.decompressobj()
+        try:
+            body = z.decompress(p[HEAD.size : HEAD.size + zlen], want - HEAD.size + 1)
+        except zlib.error:
+            raise self._fail(pos, "deflated stream block does not inflate") from None
+        if not z.eof or z.unused_data or len(body) != want - HEAD.size:
+            raise self._fail(pos, "deflated stream block does not inflate to its size")
+        return p[: HEAD.size] + body
+
+    def _stream(self, pos: int, p: bytes, count: int, wire: int,
                 out: list[StreamInterval | StreamEnd]) -> None:  # fmt: skip
         if len(p) < HEAD.size:
             raise self._fail(pos, "stream block shorter than its head")
         h = HEAD.unpack_from(p)
         version, flags, seq, start_ns, end_ns = h[:5]
-        nprocs, nrows, nrings, nhist = h[11:15]
+        nprocs, nrows, nrings, nhist, zlen = h[11:16]
         if version != STREAM_VERSION:
             raise self._fail(
                 pos,
                 f"stream block version {version} (this syscap reads {STREAM_VERSION}): "
                 "use matching syscap and agent versions",
             )
-        if flags & ~(F_LATENCY | F_MORE):
+        if flags & ~(F_LATENCY | F_MORE | F_DEFLATE):
             raise self._fail(pos, f"unknown stream flags {flags:#x}")
         want = (HEAD.size + nprocs * PROC.size + nrows * ROW.size + nrings * RING.size
                 + nhist * HIST.size)  # fmt: skip
+        if flags & F_DEFLATE:
+            p = self._inflate(pos, p, want, zlen)
+        elif zlen:
+            raise self._fail(pos, "deflated size in a block that is not deflated")
         if len(p) != want or count != nrows:
             raise self._fail(pos, "stream block sizes do not add up")
         if end_ns < start_ns:
@@ -340,7 +360,7 @@ class StreamDecoder:
             raise self._fail(pos, f"interval {seq} starts inside interval {self._parts[0][0]}")
         if len(self._parts) >= MAX_PARTS:
             raise self._fail(pos, f"interval {seq} has more than {MAX_PARTS} parts")
-        self._parts.append((seq, h, procs, rings, hist))
+        self._parts.append((seq, h, procs, rings, hist, wire))
         if flags & F_MORE:
             return
         first = self._parts[0][1]
@@ -353,6 +373,7 @@ class StreamDecoder:
             rings=tuple(x for part in parts for x in part[3]),
             hist=tuple(x for part in parts for x in part[4]),
             parts=len(parts),
+            wire_bytes=sum(part[5] for part in parts),
         ))  # fmt: skip
 
 

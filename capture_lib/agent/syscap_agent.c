@@ -36,6 +36,7 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 #include "commands.h"
 #include "internal.h"
 #include "names.h"
@@ -302,10 +303,15 @@ static int run_record(const struct options *o)
 		if (fd < 0 || syscap_session_record_fd(s, fd, agent_names_blob,
 						       sizeof(agent_names_blob),
 						       AGENT_NAMES_COUNT, err, sizeof(err))) {
+			int e = errno;	/* the failed write's (free and close keep errno) */
+
 			if (fd >= 0)
 				close(fd);
-			die_line("cannot write the trace to stdout: %s",
-				 err[0] ? err : strerror(errno));
+			if (e == EPIPE)
+				die_line("stdout was closed (the reader went away): stopping");
+			else
+				die_line("cannot write the trace to stdout: %s",
+					 err[0] ? err : strerror(e));
 			goto out;
 		}
 	} else if (syscap_session_record(s, o->out, o->force ? SYSCAP_CREATE_FORCE : 0,
@@ -384,6 +390,8 @@ struct stream {
 	uint64_t seq;
 	int timed;
 	uint8_t *buf;			/* one block's payload */
+	uint8_t *zbuf;			/* the same deflated */
+	unsigned long zcap;
 	/* stdin's current line */
 	char line[AGENT_MAX_LINE + 1];
 	size_t llen;
@@ -397,6 +405,32 @@ struct part {
 	uint32_t nprocs, nrows, nrings, nhist;
 	struct syscap_stream_proc procs[SYSCAP_BLOCK_BYTES / sizeof(struct syscap_stream_proc)];
 };
+
+/*
+ * Send the payload in st->buf (len bytes): deflated after the head when that
+ * is smaller. Counts compress well (rows of small numbers, comms, rings
+ * alike): over SSH from a board every byte is bandwidth.
+ */
+static int send_block(struct stream *st, uint32_t nrows, size_t len)
+{
+	struct syscap_stream_head *h = (struct syscap_stream_head *)st->zbuf;
+	size_t body = len - sizeof(*h);
+	uLongf zlen = st->zcap - sizeof(*h);
+
+	if (body > 64 && compress2(st->zbuf + sizeof(*h), &zlen, st->buf + sizeof(*h), body,
+				   Z_DEFAULT_COMPRESSION) == Z_OK &&
+	    (zlen + 7) / 8 * 8 < body) {
+		size_t padded = (zlen + 7) / 8 * 8;
+
+		memcpy(h, st->buf, sizeof(*h));
+		h->flags |= SYSCAP_STREAM_F_DEFLATE;
+		h->zlen = (uint32_t)zlen;
+		memset(st->zbuf + sizeof(*h) + zlen, 0, padded - zlen);
+		return trace_writer_block(st->w, SYSCAP_BLOCK_STREAM, nrows, st->zbuf,
+					  (uint32_t)(sizeof(*h) + padded));
+	}
+	return trace_writer_block(st->w, SYSCAP_BLOCK_STREAM, nrows, st->buf, (uint32_t)len);
+}
 
 static int send_part(struct stream *st, struct part *p, const struct syscap_snapshot *snap,
 		     uint32_t first_proc, uint32_t first_ring, uint32_t first_hist, int more)
@@ -456,8 +490,7 @@ static int send_part(struct stream *st, struct part *p, const struct syscap_snap
 		if (hist_seen - first_hist == p->nhist)
 			break;
 	}
-	return trace_writer_block(st->w, SYSCAP_BLOCK_STREAM, p->nrows, st->buf,
-				  (uint32_t)(out - st->buf));
+	return send_block(st, p->nrows, (size_t)(out - st->buf));
 }
 
 static void part_reset(struct part *p)
@@ -643,8 +676,13 @@ static int open_stream_writer(struct stream *st)
 	st->w = trace_writer_open_fd(fd, &h, agent_names_blob, sizeof(agent_names_blob), err,
 				     sizeof(err));
 	if (!st->w) {
+		int e = errno;	/* the failed write's (free and close keep errno) */
+
 		close(fd);
-		die_line("cannot write the stream to stdout: %s", err);
+		if (e == EPIPE)
+			die_line("stdout was closed (the reader went away): stopping");
+		else
+			die_line("cannot write the stream to stdout: %s", err);
 		return -1;
 	}
 	return 0;
@@ -695,8 +733,10 @@ static int run_stream(const struct options *o)
 		return 1;
 	}
 	st.buf = malloc(SYSCAP_BLOCK_BYTES);
+	st.zcap = compressBound(SYSCAP_BLOCK_BYTES) + 8;
+	st.zbuf = malloc(st.zcap);
 	p = malloc(sizeof(*p));
-	if (!st.buf || !p) {
+	if (!st.buf || !st.zbuf || !p) {
 		die_line("out of memory");
 		goto out_sfd;
 	}
@@ -796,6 +836,7 @@ out:
 	syscap_session_close(st.s);
 out_sfd:
 	free(st.buf);
+	free(st.zbuf);
 	free(p);
 	close(sfd);
 	return ret;

@@ -94,7 +94,11 @@ struct syscap_trace_sysrow {
  *   nhist   struct syscap_stream_hist    per syscall over all processes,
  *                                        only the nonzero buckets
  *
- * and nothing else: len is exactly the sum. An interval too large for one
+ * and nothing else: len is exactly the sum. With SYSCAP_STREAM_F_DEFLATE
+ * everything after the head is one zlib stream (RFC 1950) of zlen bytes,
+ * padded with zeros to 8; it inflates to exactly the sum above. The agent
+ * deflates when that is smaller (a second's counts shrink about 15-fold).
+ * An interval too large for one
  * block (SYSCAP_BLOCK_BYTES) is sent as several parts with the same seq,
  * each with its own processes; all but the last have SYSCAP_STREAM_F_MORE,
  * and rings and histograms travel in the last. Readers reject any other
@@ -105,6 +109,7 @@ struct syscap_trace_sysrow {
 #define SYSCAP_STREAM_F_LATENCY	0x01	/* durations measured: total_ns and the
 					 * histograms hold (record mode) */
 #define SYSCAP_STREAM_F_MORE	0x02	/* another part of this interval follows */
+#define SYSCAP_STREAM_F_DEFLATE	0x04	/* the rest of the payload is deflated */
 
 #define SYSCAP_STREAM_PROC_EXITED	0x01
 
@@ -126,7 +131,7 @@ struct syscap_stream_head {
 	uint32_t nrows;
 	uint32_t nrings;
 	uint32_t nhist;
-	uint32_t reserved;
+	uint32_t zlen;			/* SYSCAP_STREAM_F_DEFLATE: deflated bytes */
 };
 
 struct syscap_stream_proc {

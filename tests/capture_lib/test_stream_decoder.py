@@ -12,6 +12,7 @@ from capture_lib.stream import (
     BLOCK,
     BLOCK_END,
     BLOCK_STREAM,
+    F_DEFLATE,
     F_LATENCY,
     F_MORE,
     HEAD,
@@ -53,8 +54,10 @@ def interval(
     nrows_delta: int = 0,
     rings: int = 1,
     hist: list[tuple[int, int, int]] | None = None,
+    deflate: bytes | None = None,
 ) -> bytes:
-    """A STREAM block: procs as (tgid, comm, [(nr, calls, errors)])."""
+    """A STREAM block: procs as (tgid, comm, [(nr, calls, errors)]). deflate: the body
+    deflated, as the agent sends it (b"": deflate the real body)."""
     procs = [(42, b"getppid_loop", [(3, 1000, 0), (1, 2, 1)])] if procs is None else procs
     hist = hist or []
     nrows = sum(len(r) for _, _, r in procs)
@@ -62,8 +65,13 @@ def interval(
     body += b"".join(ROW.pack(nr, 0, calls, errs, 0) for _, _, r in procs for nr, calls, errs in r)
     body += b"".join(RING.pack(cpu, 0, 4096, 0, 8, 10, 0) for cpu in range(rings))
     body += b"".join(struct.pack("<HHI", *h) for h in hist)
+    zlen = 0
+    if deflate is not None:
+        z = deflate or zlib.compress(body)
+        zlen, flags = len(z), flags | F_DEFLATE
+        body = z + b"\0" * (-len(z) % 8)
     head = HEAD.pack(version, flags, seq, 100, 200, 10, 0, 0, 5000, 1 << 20, 0, len(procs),
-                     nrows + nrows_delta, rings, len(hist), 0)  # fmt: skip
+                     nrows + nrows_delta, rings, len(hist), zlen)  # fmt: skip
     return block(BLOCK_STREAM, head + body, nrows + nrows_delta, seq)
 
 
@@ -188,3 +196,32 @@ def test_a_comm_that_is_not_utf8_is_shown_escaped() -> None:
     out = decode(header() + interval(procs=[(1, b"\xffbad\x00junk", [(0, 1, 0)])]) + end())
     first = out[0]
     assert isinstance(first, StreamInterval) and first.procs[0].comm == "\\xffbad"
+
+
+def test_a_deflated_interval_decodes_as_the_plain_one() -> None:
+    plain = decode(header() + interval() + end())
+    deflated = decode(header() + interval(deflate=b"") + end())
+    assert isinstance(plain[0], StreamInterval) and isinstance(deflated[0], StreamInterval)
+    assert deflated[0].procs == plain[0].procs and deflated[0].rings == plain[0].rings
+    assert deflated[0].wire_bytes < plain[0].wire_bytes + 64
+
+
+def test_a_deflate_bomb_is_rejected() -> None:
+    bomb = zlib.compress(b"\0" * (64 << 20))  # 64 KiB that inflate to 64 MiB
+    assert "inflate" in rejected(header() + interval(deflate=bomb) + end())
+
+
+def test_deflated_garbage_is_rejected() -> None:
+    assert "does not inflate" in rejected(header() + interval(deflate=b"not zlib at all") + end())
+
+
+def test_a_deflated_body_of_the_wrong_size_is_rejected() -> None:
+    short = zlib.compress(PROC.pack(1, 0, 0, 0, b"x"))
+    assert "inflate" in rejected(header() + interval(deflate=short) + end())
+
+
+def test_a_deflated_size_on_a_plain_block_is_rejected() -> None:
+    raw = bytearray(interval())
+    struct.pack_into("<I", raw, BLOCK.size + 92, 8)  # zlen, the head's last field
+    fixed = block(BLOCK_STREAM, bytes(raw[BLOCK.size :]), 2)
+    assert "deflated size" in rejected(header() + fixed + end())
