@@ -117,12 +117,22 @@ GUEST_TESTS = [
     "ioctl_fuzz",
     "agent_record",
     "agent_stream",
+    "agent_record_bpf",
+    "agent_stream_bpf",
     "load_unload",
 ]
 # Guest tests /init runs itself (shell functions in AGENT_SHELL): syscap-agent with the
 # module, as on a board with no Python. What they send back (the trace, the stream)
 # comes out base64-encoded between SYSCAP-BLOB markers; the host checks the counts.
-AGENT_TESTS = ("agent_record", "agent_stream")
+AGENT_TESTS = {  # name -> the /init call
+    "agent_record": "agent_record agent_record kmod",
+    "agent_stream": "agent_stream agent_stream kmod",
+    # eBPF where the kernel has BTF; records mode (--durations): the eBPF count
+    # mode needs 5.15
+    "agent_record_bpf": "bpf_or_skip agent_record_bpf && agent_record agent_record_bpf bpf",
+    "agent_stream_bpf": "bpf_or_skip agent_stream_bpf && "
+                        "agent_stream agent_stream_bpf bpf --durations",
+}
 AGENT_GETPPID = 1000  # the workload's getppid() calls, as in tests/capture_lib
 AGENT_SHELL = r"""
 blob() {  # NAME FILE: the file, base64, on the console
@@ -132,35 +142,46 @@ blob() {  # NAME FILE: the file, base64, on the console
 	uuencode -m "$2" blob | sed '1d;$d;s/^/SYSCAP-B64 /'
 	echo "SYSCAP-BLOB $1 END"
 }
-agent_record() {
+bpf_or_skip() {  # NAME: true when the eBPF backend can run here (5.11 with BTF)
+	rel=$(uname -r); maj=${rel%%.*}; min=${rel#*.}; min=${min%%.*}
+	if [ "$maj" -lt 5 ] || { [ "$maj" -eq 5 ] && [ "$min" -lt 11 ]; }; then
+		echo "SYSCAP-TEST $1 SKIP kernel $rel: the eBPF backend needs 5.11"
+		return 1
+	fi
+	[ -r /sys/kernel/btf/vmlinux ] && return 0
+	echo "SYSCAP-TEST $1 SKIP the kernel has no BTF (/sys/kernel/btf/vmlinux)"
+	return 1
+}
+agent_record() {  # NAME BACKEND
 	rm -f /tmp/rec.err /tmp/rec.trace
 	mkfifo /tmp/rec.err
-	/syscap-agent record --backend kmod -o /tmp/rec.trace 2>/tmp/rec.err &
+	/syscap-agent record --backend "$2" -o /tmp/rec.trace 2>/tmp/rec.err &
 	apid=$!
 	exec 4</tmp/rec.err
 	read -r first <&4  # the agent's first line: its probes are attached
 	case "$first" in
 	*"recording to"*) ;;
-	*) echo "SYSCAP-TEST agent_record FAIL did not start: $first"; exec 4<&-; return ;;
+	*) echo "SYSCAP-TEST $1 FAIL did not start: $first"; exec 4<&-; return ;;
 	esac
-	/workload @N@ 0 0 0 0 0 & wpid=$!
+	/workload @N@ 0 0 0 0 0 4<&- & wpid=$!
 	wait $wpid; wrc=$?
 	kill -INT $apid
 	wait $apid; arc=$?
 	rest=$(cat <&4)
 	exec 4<&-
-	echo "SYSCAP-VALUE agent_record workload_pid $wpid"
-	blob agent_record /tmp/rec.trace
+	echo "SYSCAP-VALUE $1 workload_pid $wpid"
+	blob "$1" /tmp/rec.trace
 	if [ "$arc" = 0 ] && [ "$wrc" = 0 ]; then
-		echo "SYSCAP-TEST agent_record PASS $rest"
+		echo "SYSCAP-TEST $1 PASS $rest"
 	else
-		echo "SYSCAP-TEST agent_record FAIL agent exit $arc, workload exit $wrc: $rest"
+		echo "SYSCAP-TEST $1 FAIL agent exit $arc, workload exit $wrc: $rest"
 	fi
 }
-agent_stream() {
+agent_stream() {  # NAME BACKEND [OPTION]
 	rm -f /tmp/cmd /tmp/out /tmp/stream /tmp/stream.err
 	mkfifo /tmp/cmd /tmp/out
-	/syscap-agent stream --backend kmod --interval 0.5 </tmp/cmd >/tmp/out 2>/tmp/stream.err &
+	/syscap-agent stream --backend "$2" $3 --interval 0.5 </tmp/cmd >/tmp/out \
+		2>/tmp/stream.err &
 	spid=$!
 	exec 5>/tmp/cmd  # the agent's stdin, open until the end
 	exec 6</tmp/out
@@ -175,12 +196,12 @@ agent_stream() {
 	wait $spid; src=$?
 	wait $cpid
 	exec 6<&-
-	echo "SYSCAP-VALUE agent_stream workload_pid $wpid"
-	blob agent_stream /tmp/stream
+	echo "SYSCAP-VALUE $1 workload_pid $wpid"
+	blob "$1" /tmp/stream
 	if [ "$src" = 0 ] && [ "$wrc" = 0 ]; then
-		echo "SYSCAP-TEST agent_stream PASS $(wc -c </tmp/stream) bytes"
+		echo "SYSCAP-TEST $1 PASS $(wc -c </tmp/stream) bytes"
 	else
-		echo "SYSCAP-TEST agent_stream FAIL agent exit $src, workload exit $wrc:" \
+		echo "SYSCAP-TEST $1 FAIL agent exit $src, workload exit $wrc:" \
 			"$(cat /tmp/stream.err)"
 	fi
 }
@@ -208,8 +229,8 @@ def init_script(tests: list[tuple[str, int]]) -> str:
         AGENT_SHELL,
     ]
     for name, arg in tests:
-        run_it = name  # a shell function of /init
-        if name not in AGENT_TESTS:
+        run_it = AGENT_TESTS.get(name, "")  # shell functions of /init
+        if not run_it:
             run_it = f"timeout 900 /kmodtest {name} {arg or ''} || echo 'SYSCAP-EXIT {name} '$?"
         lines += [
             f'echo "SYSCAP-RUN {name} uptime $(cut -d" " -f1 /proc/uptime)"',

@@ -151,36 +151,55 @@ def test_fuzzed_ioctls_leave_no_damage(guest: lab.GuestRun) -> None:
     assert_guest_test(guest, "ioctl_fuzz")
 
 
+AGENT_BACKENDS = pytest.mark.parametrize(("suffix", "backend"), [("", "kmod"), ("_bpf", "bpf")])
+
+
+def assert_agent_test(run: lab.GuestRun, name: str) -> None:
+    res = run.results.get(name)
+    if res is not None and res.status == "SKIP":
+        pytest.skip(f"{run.kid} {name}: {res.detail}")
+    assert_guest_test(run, name)
+
+
+@AGENT_BACKENDS
 def test_static_agent_records_the_workload_exactly(
-    guest: lab.GuestRun, tmp_path: Path
+    guest: lab.GuestRun, tmp_path: Path, suffix: str, backend: str
 ) -> None:
-    """syscap-agent record --backend kmod in the busybox guest (no Python, no libbpf);
-    its trace comes back over the console and syscap report reads it here."""
-    assert_guest_test(guest, "agent_record")
+    """syscap-agent record in the busybox guest (no Python, no libbpf); its trace comes
+    back over the console and syscap report's code reads it here."""
+    name = f"agent_record{suffix}"
+    assert_agent_test(guest, name)
     trace = tmp_path / "guest.trace"
-    trace.write_bytes(guest.blobs.get("agent_record", b""))
+    trace.write_bytes(guest.blobs.get(name, b""))
     rep = build_report(str(trace))
-    assert rep.complete and rep.info.backend == "kmod" and rep.dropped == 0
-    pid = int(guest.values["agent_record"]["workload_pid"])
+    assert rep.complete and rep.info.backend == backend and rep.dropped == 0
+    pid = int(guest.values[name]["workload_pid"])
     mine = [p for p in rep.snapshot.processes if p.pid == pid]
     assert len(mine) == 1, f"the workload ({pid}) is not in the guest's trace"
     getppid = [s.count for s in mine[0].syscalls if s.name == "getppid"]
     assert getppid == [lab.AGENT_GETPPID]
 
 
-def test_static_agent_streams_the_workload_exactly(guest: lab.GuestRun) -> None:
-    """syscap-agent stream --backend kmod in the guest: the intervals, ended by the end
-    of its stdin, add up to the workload's calls."""
-    assert_guest_test(guest, "agent_stream")
+@AGENT_BACKENDS
+def test_static_agent_streams_the_workload_exactly(
+    guest: lab.GuestRun, suffix: str, backend: str
+) -> None:
+    """syscap-agent stream in the guest (eBPF: with --durations): the intervals, ended
+    by the end of its stdin, add up to the workload's calls."""
+    name = f"agent_stream{suffix}"
+    assert_agent_test(guest, name)
     dec = StreamDecoder()
-    out = dec.feed(guest.blobs.get("agent_stream", b""))
+    out = dec.feed(guest.blobs.get(name, b""))
     dec.close()
-    assert dec.info is not None and dec.info.backend == "kmod"
+    assert dec.info is not None and dec.info.backend == backend
     assert isinstance(out[-1], StreamEnd)
-    pid = int(guest.values["agent_stream"]["workload_pid"])
+    pid = int(guest.values[name]["workload_pid"])
     nr = dec.info.names.index("getppid")
-    got = sum(i.calls(pid, nr) for i in out if isinstance(i, StreamInterval))
-    assert got == lab.AGENT_GETPPID
+    intervals = [i for i in out if isinstance(i, StreamInterval)]
+    assert sum(i.calls(pid, nr) for i in intervals) == lab.AGENT_GETPPID
+    if backend == "bpf":
+        assert all(i.latency for i in intervals)
+        assert sum(c for i in intervals for (n, _, c) in i.hist if n == nr) >= lab.AGENT_GETPPID
 
 
 def test_load_unload_cycles_during_a_syscall_flood(guest: lab.GuestRun) -> None:
