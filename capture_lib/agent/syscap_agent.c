@@ -10,12 +10,12 @@
  *   syscap-agent info
  *   COMMON: [--backend auto|bpf|kmod] [--buffer-size SIZE]
  *
- * record writes every syscall until SIGINT or SIGTERM (or --duration); the
+ * record writes every syscall until SIGINT, SIGTERM or SIGHUP (or --duration); the
  * trace then ends with its END block. stream writes a trace header and then,
  * once per interval, one STREAM block (syscap_trace.h) with that interval's
  * counts per process x syscall, read from the kernel's count mode; filter
  * commands (commands.h) arrive on stdin. Stdin's end (the other side hung
- * up), SIGINT or SIGTERM end a stream with an END block; if stdout goes away
+ * up) or one of those signals end a stream with an END block; if stdout goes away
  * the agent stops as well. Either way the probes are detached and the rings
  * and the module released before the agent exits.
  *
@@ -61,7 +61,7 @@ static const char USAGE[] =
 	"\n"
 	"record   every syscall of every process into a syscap trace: FILE (created\n"
 	"         new, mode 0600; --force replaces a regular file) or stdout (-o -),\n"
-	"         until SIGINT/SIGTERM or --duration seconds\n"
+	"         until SIGINT/SIGTERM/SIGHUP or --duration seconds\n"
 	"stream   once per --interval (default 1 s) one block of counts per process\n"
 	"         x syscall on stdout, in syscap's trace format; --durations adds\n"
 	"         latency histograms (a record per syscall: costlier). Commands on\n"
@@ -894,11 +894,27 @@ static int run_info(void)
 	return 0;
 }
 
+/*
+ * fds 0-2 that are not open become /dev/null: started with one closed (by a
+ * careless init or daemon), the agent would otherwise take its stdin or
+ * stdout for the first BPF map or the module's device it opens.
+ */
+static void open_stdio(void)
+{
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		if (open("/dev/null", fd ? O_WRONLY : O_RDONLY) != fd)
+			_exit(1);	/* nothing to write a message to */
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
 	int ret;
 
+	open_stdio();
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
 			  !strcmp(argv[1], "help"))) {
 		fputs(USAGE, stdout);

@@ -395,6 +395,17 @@ def test_closing_stdin_ends_the_stream_cleanly(stream: Agent) -> None:
     assert f"({pid})" not in progs
 
 
+def test_a_stream_started_without_stdin_ends_cleanly(agent: Path) -> None:
+    """fd 0 closed (a careless init): no command can come, as at the end of stdin."""
+    proc = subprocess.run([str(agent), "stream"], capture_output=True, timeout=WAIT,
+                          preexec_fn=lambda: os.close(0))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    dec = StreamDecoder()
+    out = dec.feed(proc.stdout)
+    dec.close()
+    assert isinstance(out[-1], StreamEnd) and isinstance(out[-2], StreamInterval)
+
+
 def test_a_lost_reader_ends_the_stream(agent: Path) -> None:
     proc = subprocess.Popen([str(agent), "stream", "--interval", "0.2"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
