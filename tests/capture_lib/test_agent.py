@@ -298,14 +298,21 @@ def test_an_interval_larger_than_a_block_comes_in_parts(
     a = Agent(agent, "--interval", "2")
     try:
         a.send(f"filter comm {forker.name}")  # its children keep its comm
-        assert a.next().filter_gen == 0  # the interval the command closed
+        before = a.next()  # the interval the command closed
+        assert before.filter_gen == 0
         p = subprocess.Popen([str(forker), str(CHILDREN), "3"])
         assert p.wait(timeout=WAIT) == 0
         got = a.until(time.monotonic_ns())
         nr = a.nr("getppid")
         children = [pr for i in got for pr in i.procs if pr.tgid != p.pid]
-        assert sum(r.calls for pr in children for r in pr.rows if r.nr == nr) == 3 * CHILDREN
-        assert len({pr.tgid for pr in children}) == CHILDREN
+        counted = sum(r.calls for pr in children for r in pr.rows if r.nr == nr)
+        # Under such fork churn the kernel sometimes cannot insert a new process x
+        # syscall counter: that call is then counted in the totals and as a drop,
+        # not under its process. Only the forker's family passes the filter.
+        lost = got[-1].drops - before.drops
+        assert 3 * CHILDREN - lost <= counted <= 3 * CHILDREN
+        assert len({pr.tgid for pr in children}) >= CHILDREN - lost
+        assert lost < CHILDREN // 10, f"{lost} of the children's calls lost their process"
         big = max(got, key=lambda i: i.parts)
         assert big.parts > 1  # more than a block of counts...
         assert big.wire_bytes < 256 * 1024  # ...that deflated take less than one
