@@ -370,7 +370,8 @@ static int run_record(const struct options *o)
 		goto out;
 	}
 	if (syscap_session_totals(s, &st, NULL, 0) >= 0)
-		fprintf(stderr, "%s: %llu syscalls recorded, %llu dropped, %llu consumed\n", PROG,
+		fprintf(stderr, "%s: %llu syscalls counted, %llu records dropped (ring full), "
+			"%llu records written\n", PROG,
 			(unsigned long long)st.events, (unsigned long long)st.drops,
 			(unsigned long long)syscap_session_consumed(s));
 out:
