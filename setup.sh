@@ -24,10 +24,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Build and run dependencies from Debian (gdb: gcore takes cores of live
-# processes for the restorer).
+# processes for the restorer). syscap-agent is built for x86-64 and arm64:
+# the cross compiler and the arm64 static libraries (multiarch) for that.
 APT_PACKAGES=(
 	build-essential make pkg-config clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
 	xz-utils python3 python3-venv python3-dev gdb
+	gcc-aarch64-linux-gnu libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64
 )
 # What the tests drive: oracles and peers, a terminal, a real Prometheus;
 # clang's sanitizer runtimes (libFuzzer, ThreadSanitizer) for the trace fuzzer.
@@ -36,11 +38,19 @@ TEST_PACKAGES=(
 	libclang-rt-14-dev
 )
 [ "$for_tests" = 1 ] && APT_PACKAGES+=("${TEST_PACKAGES[@]}")
+# arm64 packages install next to the amd64 ones once dpkg knows the architecture.
+new_arch=0
+if [ "$(dpkg --print-architecture)" != arm64 ] &&
+   ! dpkg --print-foreign-architectures | grep -qx arm64; then
+	say "adding the arm64 architecture to dpkg (for syscap-agent's arm64 build)"
+	dpkg --add-architecture arm64
+	new_arch=1
+fi
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ "${#missing[@]}" -gt 0 ]; then
+if [ "${#missing[@]}" -gt 0 ] || [ "$new_arch" = 1 ]; then
 	say "installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
@@ -85,8 +95,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ bench/pyproject.tom
 	touch "$stamp"
 fi
 
-say "building capture_lib (BPF program, library, Python binding)"
-make -s -C capture_lib PYTHON="$PWD/.venv/bin/python"
+say "building capture_lib (BPF program, library, Python binding, syscap-agent x86-64 + arm64)"
+make -s -C capture_lib PYTHON="$PWD/.venv/bin/python" all agent agent-arm64
 
 # The eBPF backend needs tracefs only for diagnostics; mount it if absent.
 if [ -d /sys/kernel/tracing ] && [ ! -e /sys/kernel/tracing/trace ]; then

@@ -132,7 +132,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     rep = build_report(args.trace, pid=args.pid or 0)
     # a file name need not be UTF-8, and stdout may not take it undecoded
-    shown = os.fsencode(args.trace).decode(errors="backslashreplace")
+    shown = "stdin" if args.trace == "-" else os.fsencode(args.trace).decode(
+        errors="backslashreplace")
     field = {"count": "count", "time": "total_ns", "errors": "errors"}[args.sort]
     rows = sorted(rep.syscalls.values(), key=lambda s: (-int(getattr(s, field)), s.name))
     if args.json:
@@ -245,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_record)
 
     p = sub.add_parser("report", help="summarise a trace (like strace -c)")
-    p.add_argument("trace", metavar="TRACE")
+    p.add_argument("trace", metavar="TRACE", help="a trace file, or - for one piped into stdin")
     p.add_argument("--json", action="store_true")
     p.add_argument("--sort", choices=("count", "time", "errors"), default="time")
     p.add_argument("-p", "--pid", type=_pid, metavar="PID", help="only this process")

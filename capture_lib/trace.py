@@ -7,7 +7,10 @@ architecture reads correctly anywhere.
 
 from __future__ import annotations
 
+import mmap
 import os
+import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from types import TracebackType
@@ -35,19 +38,56 @@ def text(raw: bytes) -> str:
     return raw.decode(errors="backslashreplace")
 
 
+STDIN = "-"
+
+
+def _stdin_map() -> mmap.mmap:
+    """A trace piped into stdin, in memory the reader can map: stdin is copied into an
+    anonymous file (memfd), so a trace of any size costs page cache, not a Python copy,
+    and nothing is left on disk."""
+    if sys.stdin.isatty():
+        raise TraceError(
+            "stdin is a terminal: pipe a trace into it, e.g. "
+            "'ssh root@box syscap-agent record -o - --duration 10 | syscap report -'"
+        )
+    fd = os.memfd_create("syscap-trace-stdin", os.MFD_CLOEXEC)
+    try:
+        with os.fdopen(os.dup(fd), "wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+        size = os.fstat(fd).st_size
+        if size == 0:
+            raise TraceError(
+                "stdin is empty: pipe a trace into it, e.g. "
+                "'ssh root@box syscap-agent record -o - --duration 10 | syscap report -'"
+            )
+        return mmap.mmap(fd, size, prot=mmap.PROT_READ)
+    finally:
+        os.close(fd)
+
+
 class TraceFile:
-    """An open trace. Blocks are handed out in place (valid while it is open)."""
+    """An open trace. Blocks are handed out in place (valid while it is open).
+    The path "-" reads the trace from stdin."""
 
     def __init__(self, path: str) -> None:
         ffi, lib = native.require()
         self._ffi, self._lib = ffi, lib
-        if not os.path.exists(path):
+        self._map: mmap.mmap | None = None
+        self._buf: Any = None
+        err = native.errbuf()
+        if path == STDIN:
+            self._map = _stdin_map()
+            self._buf = ffi.from_buffer(self._map)  # page-aligned, as the reader needs
+            t = lib.syscap_trace_open_mem(self._buf, len(self._map), b"stdin", err,
+                                          native.ERRLEN)  # fmt: skip
+        elif not os.path.exists(path):
             raise TraceError(
                 f"trace {path} does not exist: record one with 'syscap record -o {path}'"
             )
-        err = native.errbuf()
-        t = lib.syscap_trace_open(os.fsencode(path), err, native.ERRLEN)
+        else:
+            t = lib.syscap_trace_open(os.fsencode(path), err, native.ERRLEN)
         if t == ffi.NULL:
+            self._release()
             raise TraceError(native.errstr(err))
         self._t: Any = t
         self.path = path
@@ -98,6 +138,15 @@ class TraceFile:
         if self._t is not None:
             self._lib.syscap_trace_close(self._t)
             self._t = None
+        self._release()
+
+    def _release(self) -> None:
+        if self._buf is not None:
+            self._ffi.release(self._buf)
+            self._buf = None
+        if self._map is not None:
+            self._map.close()
+            self._map = None
 
     def __enter__(self) -> TraceFile:
         return self

@@ -225,7 +225,7 @@ static __always_inline void emit_syscall(struct syscap_task_state *st, __u64 now
 {
 	struct syscap_cpu_stats *s = cpu_stats();
 	__u32 cpu = bpf_get_smp_processor_id();
-	__u32 nr = st->nr & (SYSCAP_MAX_SYSCALLS - 1);
+	__u32 nr = syscap_slot_index(st->nr);
 	__u64 dur = now - st->ts;
 	struct syscap_event *e;
 	void *rb;
@@ -268,7 +268,7 @@ static __always_inline void emit_syscall(struct syscap_task_state *st, __u64 now
 static __always_inline void count_syscall(__u32 tgid, __u32 nr, long ret)
 {
 	struct syscap_cpu_stats *s = cpu_stats();
-	struct syscap_count_key key = { .tgid = tgid, .nr = nr & (SYSCAP_MAX_SYSCALLS - 1) };
+	struct syscap_count_key key = { .tgid = tgid, .nr = syscap_slot_index(nr) };
 	struct syscap_count_val *v;
 	int err = syscap_is_error(ret);
 

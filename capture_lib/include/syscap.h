@@ -135,6 +135,10 @@ int syscap_session_set_sample_period(struct syscap_session *s, uint32_t period);
 int syscap_session_record(struct syscap_session *s, const char *path, uint32_t flags,
 			  const char *names, uint32_t names_len, uint32_t nsyscalls, char *err,
 			  size_t errlen);
+/* The same into an open fd (a pipe, stdout), which the session then owns
+ * and closes when the trace is finished; on failure it stays the caller's. */
+int syscap_session_record_fd(struct syscap_session *s, int fd, const char *names,
+			     uint32_t names_len, uint32_t nsyscalls, char *err, size_t errlen);
 /* Aggregate drained records for snapshots (off by default for record). */
 void syscap_session_aggregate(struct syscap_session *s, int on);
 /* Attach the probes and start the consumer thread. */

@@ -87,10 +87,25 @@ SYSCAP_PROBE_INLINE int syscap_is_exit_call(long id, int compat)
 	return id == SYSCAP_NR_EXIT || id == SYSCAP_NR_EXIT_GROUP;
 }
 
+/*
+ * A slot as an index the eBPF verifier accepts. The compiler can prove from
+ * syscap_nr_slot() that a slot is below SYSCAP_MAX_SYSCALLS and drops a plain
+ * mask, but the verifier of older kernels (6.1 on arm64, where the number is
+ * a 32-bit field it widens) does not follow that proof and refuses the load.
+ * The empty asm hides the value from the compiler, so the mask stays.
+ */
+SYSCAP_PROBE_INLINE __u32 syscap_slot_index(__u32 slot)
+{
+#if defined(__bpf__)
+	asm volatile("" : "+r"(slot));
+#endif
+	return slot & (SYSCAP_MAX_SYSCALLS - 1);
+}
+
 /* A slot admitted by the syscall-set filter. */
 SYSCAP_PROBE_INLINE int syscap_syscall_wanted(const struct syscap_filter *f, __u32 slot)
 {
-	slot &= SYSCAP_MAX_SYSCALLS - 1;
+	slot = syscap_slot_index(slot);
 	return !(f->flags & SYSCAP_FILTER_SYSCALLS) ||
 	       (f->syscalls[slot >> 6] & (1ULL << (slot & 63)));
 }

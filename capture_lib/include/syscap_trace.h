@@ -27,6 +27,8 @@ enum syscap_block_type {
 	SYSCAP_BLOCK_EVENTS = 1,	/* payload: count struct syscap_event */
 	SYSCAP_BLOCK_STATS = 2,		/* payload: struct syscap_trace_stats + rows */
 	SYSCAP_BLOCK_END = 3,		/* payload: struct syscap_trace_stats + rows */
+	SYSCAP_BLOCK_STREAM = 4,	/* payload: one interval's aggregate (below);
+					 * count = its rows */
 };
 
 struct syscap_trace_header {
@@ -78,6 +80,93 @@ struct syscap_trace_sysrow {
 	uint64_t total_ns;
 };
 
-#define SYSCAP_BLOCK_BYTES	(256 * 1024)	/* EVENTS payload per block, at most */
+#define SYSCAP_BLOCK_BYTES	(256 * 1024)	/* payload per block, at most */
+
+/*
+ * STREAM payload: what syscap-agent's stream mode sends once per interval,
+ * the aggregate of that interval (counts are differences, not totals):
+ *
+ *   struct syscap_stream_head
+ *   nprocs  struct syscap_stream_proc    busiest first
+ *   nrows   struct syscap_stream_row     each process's rows, in process
+ *                                        order: procs[i].nrows of them
+ *   nrings  struct syscap_stream_ring
+ *   nhist   struct syscap_stream_hist    per syscall over all processes,
+ *                                        only the nonzero buckets
+ *
+ * and nothing else: len is exactly the sum. With SYSCAP_STREAM_F_DEFLATE
+ * everything after the head is one zlib stream (RFC 1950) of zlen bytes,
+ * padded with zeros to 8; it inflates to exactly the sum above. The agent
+ * deflates when that is smaller (a second's counts shrink about 15-fold).
+ * An interval too large for one
+ * block (SYSCAP_BLOCK_BYTES) is sent as several parts with the same seq,
+ * each with its own processes; all but the last have SYSCAP_STREAM_F_MORE,
+ * and rings and histograms travel in the last. Readers reject any other
+ * version: bump SYSCAP_STREAM_VERSION whenever the layout changes.
+ */
+#define SYSCAP_STREAM_VERSION	1
+
+#define SYSCAP_STREAM_F_LATENCY	0x01	/* durations measured: total_ns and the
+					 * histograms hold (record mode) */
+#define SYSCAP_STREAM_F_MORE	0x02	/* another part of this interval follows */
+#define SYSCAP_STREAM_F_DEFLATE	0x04	/* the rest of the payload is deflated */
+
+#define SYSCAP_STREAM_PROC_EXITED	0x01
+
+struct syscap_stream_head {
+	uint32_t version;		/* SYSCAP_STREAM_VERSION */
+	uint32_t flags;			/* SYSCAP_STREAM_F_* */
+	uint64_t seq;			/* interval number, from 0 */
+	uint64_t start_ns;		/* the interval, CLOCK_MONOTONIC */
+	uint64_t end_ns;
+	uint64_t events;		/* kernel: syscalls past the filter, since start */
+	uint64_t drops;			/* kernel: records lost, since start */
+	uint64_t missed;		/* probe runs the kernel skipped, since start */
+	uint64_t agent_cpu_ns;		/* the agent's own CPU time (user + system) */
+	uint64_t agent_rss;		/* the agent's resident memory, bytes */
+	uint32_t filter_gen;		/* filter commands applied before the
+					 * interval began: every count in it was
+					 * taken under that filter */
+	uint32_t nprocs;
+	uint32_t nrows;
+	uint32_t nrings;
+	uint32_t nhist;
+	uint32_t zlen;			/* SYSCAP_STREAM_F_DEFLATE: deflated bytes */
+};
+
+struct syscap_stream_proc {
+	uint32_t tgid;
+	uint32_t flags;			/* SYSCAP_STREAM_PROC_* */
+	uint32_t nrows;
+	uint32_t reserved;
+	char comm[SYSCAP_COMM_LEN];	/* NUL-padded */
+};
+
+struct syscap_stream_row {
+	uint32_t nr;			/* < SYSCAP_MAX_SYSCALLS */
+	uint32_t reserved;
+	uint64_t calls;
+	uint64_t errors;		/* <= calls */
+	uint64_t total_ns;		/* 0 without SYSCAP_STREAM_F_LATENCY */
+};
+
+struct syscap_stream_ring {
+	int32_t cpu;
+	uint32_t reserved;
+	uint64_t size;			/* bytes */
+	uint64_t used;			/* fill when the interval ended */
+	uint64_t max_used;		/* highest fill seen since start */
+	uint64_t events;		/* records produced on this CPU, since start */
+	uint64_t drops;			/* records lost on this CPU, since start */
+};
+
+struct syscap_stream_hist {
+	uint16_t nr;			/* < SYSCAP_MAX_SYSCALLS */
+	uint16_t bucket;		/* < SYSCAP_STREAM_HIST_BUCKETS: durations in
+					 * [2^(b-1), 2^b) ns; bucket 0: 0 ns */
+	uint32_t count;			/* calls in the interval */
+};
+
+#define SYSCAP_STREAM_HIST_BUCKETS	64
 
 #endif /* SYSCAP_TRACE_H */

@@ -41,10 +41,21 @@ struct bpf_priv {
 
 static char libbpf_last[512];
 
+/* SYSCAP_BPF_LOG=1 in the environment: every message of libbpf (the
+ * verifier's log of a refused program among them) on stderr as well, for a
+ * box where the backend fails and there is nothing else to ask. */
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
+	const char *env = getenv("SYSCAP_BPF_LOG");
 	char line[512];
 
+	if (env && env[0] == '1') {
+		va_list copy;
+
+		va_copy(copy, ap);
+		vfprintf(stderr, fmt, copy);
+		va_end(copy);
+	}
 	if (level == LIBBPF_DEBUG)
 		return 0;
 	vsnprintf(line, sizeof(line), fmt, ap);

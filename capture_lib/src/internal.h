@@ -16,6 +16,11 @@ struct trace_writer *trace_writer_open(const char *path, uint32_t flags,
 				       const struct syscap_trace_header *h,
 				       const char *names, uint32_t names_len, char *err,
 				       size_t errlen);
+/* The same onto an open fd (a pipe, stdout), which the writer then owns:
+ * trace_writer_close closes it. On failure the fd stays the caller's. */
+struct trace_writer *trace_writer_open_fd(int fd, const struct syscap_trace_header *h,
+					  const char *names, uint32_t names_len, char *err,
+					  size_t errlen);
 /* Queue one record; a full block is written out. 0 or -errno. */
 int trace_writer_add(struct trace_writer *w, const struct syscap_event *ev);
 /* Write the pending partial block, if any. 0 or -errno. */
@@ -23,6 +28,10 @@ int trace_writer_flush(struct trace_writer *w);
 /* Write a STATS or END block. */
 int trace_writer_stats(struct trace_writer *w, uint32_t type, const struct syscap_trace_stats *st,
 		       const struct syscap_trace_sysrow *rows, uint32_t nrows);
+/* Write any other block (after the pending records): len bytes of payload,
+ * a multiple of 8 and at most SYSCAP_BLOCK_BYTES. */
+int trace_writer_block(struct trace_writer *w, uint32_t type, uint32_t count, const void *payload,
+		       uint32_t len);
 /* Close the file (does not flush). */
 void trace_writer_close(struct trace_writer *w);
 const char *trace_writer_error(struct trace_writer *w);

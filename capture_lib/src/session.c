@@ -201,12 +201,8 @@ void syscap_session_aggregate(struct syscap_session *s, int on)
 	__atomic_store_n(&s->aggregate, on, __ATOMIC_RELAXED);
 }
 
-int syscap_session_record(struct syscap_session *s, const char *path, uint32_t flags,
-			  const char *names, uint32_t names_len, uint32_t nsyscalls, char *err,
-			  size_t errlen)
+static int record_check(struct syscap_session *s, char *err, size_t errlen)
 {
-	struct syscap_trace_header h;
-
 	if (s->tw) {
 		snprintf(err, errlen, "the session already records");
 		return -EBUSY;
@@ -215,9 +211,35 @@ int syscap_session_record(struct syscap_session *s, const char *path, uint32_t f
 		snprintf(err, errlen, "a session in count mode has no records to write");
 		return -EINVAL;
 	}
+	return 0;
+}
+
+int syscap_session_record(struct syscap_session *s, const char *path, uint32_t flags,
+			  const char *names, uint32_t names_len, uint32_t nsyscalls, char *err,
+			  size_t errlen)
+{
+	struct syscap_trace_header h;
+	int ret = record_check(s, err, errlen);
+
+	if (ret)
+		return ret;
 	syscap_trace_header_init(&h, s->b->name, s->b->ncpu);
 	h.nsyscalls = nsyscalls;
 	s->tw = trace_writer_open(path, flags, &h, names, names_len, err, errlen);
+	return s->tw ? 0 : -EIO;
+}
+
+int syscap_session_record_fd(struct syscap_session *s, int fd, const char *names,
+			     uint32_t names_len, uint32_t nsyscalls, char *err, size_t errlen)
+{
+	struct syscap_trace_header h;
+	int ret = record_check(s, err, errlen);
+
+	if (ret)
+		return ret;
+	syscap_trace_header_init(&h, s->b->name, s->b->ncpu);
+	h.nsyscalls = nsyscalls;
+	s->tw = trace_writer_open_fd(fd, &h, names, names_len, err, errlen);
 	return s->tw ? 0 : -EIO;
 }
 

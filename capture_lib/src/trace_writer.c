@@ -95,10 +95,9 @@ static int write_all(struct trace_writer *w, const void *p, size_t len)
 	return 0;
 }
 
-struct trace_writer *trace_writer_open(const char *path, uint32_t flags,
-				       const struct syscap_trace_header *h,
-				       const char *names, uint32_t names_len, char *err,
-				       size_t errlen)
+struct trace_writer *trace_writer_open_fd(int fd, const struct syscap_trace_header *h,
+					  const char *names, uint32_t names_len, char *err,
+					  size_t errlen)
 {
 	struct trace_writer *w = calloc(1, sizeof(*w));
 	struct syscap_trace_header hdr = *h;
@@ -109,9 +108,7 @@ struct trace_writer *trace_writer_open(const char *path, uint32_t flags,
 		snprintf(err, errlen, "out of memory for the trace writer");
 		goto fail;
 	}
-	w->fd = syscap_create_output(path, flags, err, errlen);
-	if (w->fd < 0)
-		goto fail;
+	w->fd = fd;
 	hdr.names_len = names_len + pad;
 	hdr.header_size = (uint32_t)sizeof(hdr) + hdr.names_len;
 	hdr.crc = 0;
@@ -120,8 +117,7 @@ struct trace_writer *trace_writer_open(const char *path, uint32_t flags,
 	hdr.crc = syscap_crc32(hdr.crc, zeros, pad);
 	if (write_all(w, &hdr, sizeof(hdr)) || write_all(w, names, names_len) ||
 	    write_all(w, zeros, pad)) {
-		snprintf(err, errlen, "%s: %s", path, w->err);
-		close(w->fd);
+		snprintf(err, errlen, "%s", w->err);
 		goto fail;
 	}
 	return w;
@@ -130,6 +126,25 @@ fail:
 		free(w->buf);
 	free(w);
 	return NULL;
+}
+
+struct trace_writer *trace_writer_open(const char *path, uint32_t flags,
+				       const struct syscap_trace_header *h,
+				       const char *names, uint32_t names_len, char *err,
+				       size_t errlen)
+{
+	char why[256] = "";
+	struct trace_writer *w;
+	int fd = syscap_create_output(path, flags, err, errlen);
+
+	if (fd < 0)
+		return NULL;
+	w = trace_writer_open_fd(fd, h, names, names_len, why, sizeof(why));
+	if (!w) {
+		snprintf(err, errlen, "%s: %s", path, why);
+		close(fd);
+	}
+	return w;
 }
 
 static int write_block(struct trace_writer *w, uint32_t type, uint32_t count, uint32_t len)
@@ -183,6 +198,19 @@ int trace_writer_stats(struct trace_writer *w, uint32_t type, const struct sysca
 	return write_block(w, type, nrows, (uint32_t)len);
 }
 
+int trace_writer_block(struct trace_writer *w, uint32_t type, uint32_t count, const void *payload,
+		       uint32_t len)
+{
+	int ret = trace_writer_flush(w);
+
+	if (ret)
+		return ret;
+	if (len > SYSCAP_BLOCK_BYTES || len % 8)
+		return -E2BIG;
+	memcpy(w->buf + sizeof(struct syscap_block_header), payload, len);
+	return write_block(w, type, count, len);
+}
+
 const char *trace_writer_error(struct trace_writer *w)
 {
 	return w->err[0] ? w->err : NULL;
@@ -192,7 +220,8 @@ void trace_writer_close(struct trace_writer *w)
 {
 	if (!w)
 		return;
-	close(w->fd);
+	if (w->fd >= 0)
+		close(w->fd);
 	free(w->buf);
 	free(w);
 }

@@ -20,7 +20,9 @@ images.check_custom), with the matrix's busybox.
 from __future__ import annotations
 
 import argparse
+import base64
 import dataclasses
+import os
 import re
 import sys
 import time
@@ -61,10 +63,12 @@ def build_tests(tree: KernelTree) -> tuple[dict[str, Path], list[str]]:
         raise LabError(f"{ring} is missing: the guest tests use capture_lib's drain loop")
     cc = f"{tree.kernel.cross}gcc"
     flags = [cc, "-static", "-O2", "-g", "-Wall", "-Wextra", "-pthread", f"-I{INCLUDE}"]
+    workloads = REPO / "tests" / "capture_lib" / "workloads"
     sources = {
         "kmodtest": [LAB / "guest" / "kmodtest.c", CAPTURE_SRC / "kmod_backend.c", ring],
-        # the workload the eBPF tests run too
-        "edge_syscalls": [REPO / "tests" / "capture_lib" / "workloads" / "edge_syscalls.c"],
+        # the workloads the eBPF tests run too
+        "edge_syscalls": [workloads / "edge_syscalls.c"],
+        "workload": [workloads / "workload.c"],
     }
     bins: dict[str, Path] = {}
     warnings: list[str] = []
@@ -72,7 +76,24 @@ def build_tests(tree: KernelTree) -> tuple[dict[str, Path], list[str]]:
         bins[name] = build_dir(tree) / name
         out = run([*flags, *map(str, srcs), "-o", str(bins[name])], timeout=300)
         warnings += warnings_in(out)
+    agent, out = build_agent(tree.kernel.arch)
+    bins["syscap-agent"] = agent
+    warnings += warnings_in(out)
     return bins, warnings
+
+
+def build_agent(arch: str) -> tuple[Path, str]:
+    """syscap-agent for the guest's architecture, as ./setup.sh builds it (make agent /
+    agent-arm64 in capture_lib), and the build's output."""
+    native = os.uname().machine
+    target = "aarch64" if arch == "arm64" else "x86_64"
+    goal = "agent" if target == native else {"aarch64": "agent-arm64"}.get(target)
+    if goal is None:
+        raise LabError(f"syscap-agent for {arch} cannot be built on {native}: boot an "
+                       f"{native} guest")  # fmt: skip
+    out = run(["make", "-C", str(REPO / "capture_lib"), f"PYTHON={sys.executable}", goal],
+              timeout=600)  # fmt: skip
+    return REPO / "capture_lib" / "build" / f"agent-{target}" / "syscap-agent", out
 
 
 # Guest tests in the order they run; load_unload comes last (it reloads the
@@ -94,8 +115,97 @@ GUEST_TESTS = [
     "loss_accounting",
     "mmap_order",
     "ioctl_fuzz",
+    "agent_record",
+    "agent_stream",
+    "agent_record_bpf",
+    "agent_stream_bpf",
     "load_unload",
 ]
+# Guest tests /init runs itself (shell functions in AGENT_SHELL): syscap-agent with the
+# module, as on a board with no Python. What they send back (the trace, the stream)
+# comes out base64-encoded between SYSCAP-BLOB markers; the host checks the counts.
+AGENT_TESTS = {  # name -> the /init call
+    "agent_record": "agent_record agent_record kmod",
+    "agent_stream": "agent_stream agent_stream kmod",
+    # eBPF where the kernel has BTF; records mode (--durations): the eBPF count
+    # mode needs 5.15
+    "agent_record_bpf": "bpf_or_skip agent_record_bpf && agent_record agent_record_bpf bpf",
+    "agent_stream_bpf": "bpf_or_skip agent_stream_bpf && "
+                        "agent_stream agent_stream_bpf bpf --durations",
+}
+AGENT_GETPPID = 1000  # the workload's getppid() calls, as in tests/capture_lib
+AGENT_SHELL = r"""
+blob() {  # NAME FILE: the file, base64, on the console
+	echo "SYSCAP-BLOB $1 BEGIN"
+	# uuencode -m: base64 in every busybox the lab boots (bullseye's has no base64
+	# applet); its first and last lines are its own framing
+	uuencode -m "$2" blob | sed '1d;$d;s/^/SYSCAP-B64 /'
+	echo "SYSCAP-BLOB $1 END"
+}
+bpf_or_skip() {  # NAME: true when the eBPF backend can run here (5.11 with BTF)
+	rel=$(uname -r); maj=${rel%%.*}; min=${rel#*.}; min=${min%%.*}
+	if [ "$maj" -lt 5 ] || { [ "$maj" -eq 5 ] && [ "$min" -lt 11 ]; }; then
+		echo "SYSCAP-TEST $1 SKIP kernel $rel: the eBPF backend needs 5.11"
+		return 1
+	fi
+	[ -r /sys/kernel/btf/vmlinux ] && return 0
+	echo "SYSCAP-TEST $1 SKIP the kernel has no BTF (/sys/kernel/btf/vmlinux)"
+	return 1
+}
+agent_record() {  # NAME BACKEND
+	rm -f /tmp/rec.err /tmp/rec.trace
+	mkfifo /tmp/rec.err
+	/syscap-agent record --backend "$2" -o /tmp/rec.trace 2>/tmp/rec.err &
+	apid=$!
+	exec 4</tmp/rec.err
+	read -r first <&4  # the agent's first line: its probes are attached
+	case "$first" in
+	*"recording to"*) ;;
+	*) echo "SYSCAP-TEST $1 FAIL did not start: $first"; exec 4<&-; return ;;
+	esac
+	/workload @N@ 0 0 0 0 0 4<&- & wpid=$!
+	wait $wpid; wrc=$?
+	kill -INT $apid
+	wait $apid; arc=$?
+	rest=$(cat <&4)
+	exec 4<&-
+	echo "SYSCAP-VALUE $1 workload_pid $wpid"
+	blob "$1" /tmp/rec.trace
+	if [ "$arc" = 0 ] && [ "$wrc" = 0 ]; then
+		echo "SYSCAP-TEST $1 PASS $rest"
+	else
+		echo "SYSCAP-TEST $1 FAIL agent exit $arc, workload exit $wrc: $rest"
+	fi
+}
+agent_stream() {  # NAME BACKEND [OPTION]
+	rm -f /tmp/cmd /tmp/out /tmp/stream /tmp/stream.err
+	mkfifo /tmp/cmd /tmp/out
+	/syscap-agent stream --backend "$2" $3 --interval 0.5 </tmp/cmd >/tmp/out \
+		2>/tmp/stream.err &
+	spid=$!
+	exec 5>/tmp/cmd  # the agent's stdin, open until the end
+	exec 6</tmp/out
+	# the header is written once the probes are attached: one byte at a time, so
+	# nothing after it is read here
+	dd bs=1 count=8 <&6 >/tmp/stream 2>/dev/null
+	# children must not hold the agent's stdin open (5>&-), or it never ends
+	cat <&6 >>/tmp/stream 5>&- & cpid=$!
+	/workload @N@ 0 0 0 0 0 5>&- 6<&- & wpid=$!
+	wait $wpid; wrc=$?
+	exec 5>&-  # the end of stdin: the agent sends the last interval and stops
+	wait $spid; src=$?
+	wait $cpid
+	exec 6<&-
+	echo "SYSCAP-VALUE $1 workload_pid $wpid"
+	blob "$1" /tmp/stream
+	if [ "$src" = 0 ] && [ "$wrc" = 0 ]; then
+		echo "SYSCAP-TEST $1 PASS $(wc -c </tmp/stream) bytes"
+	else
+		echo "SYSCAP-TEST $1 FAIL agent exit $src, workload exit $wrc:" \
+			"$(cat /tmp/stream.err)"
+	fi
+}
+""".replace("@N@", str(AGENT_GETPPID))
 # Reported by /init itself around the program's tests.
 INIT_TESTS = ["load", "device_node", "unload"]
 
@@ -116,11 +226,15 @@ def init_script(tests: list[tuple[str, int]]) -> str:
         'if [ "$m" = "crw------- 0" ]; then echo "SYSCAP-TEST device_node PASS $m"; '
         'else echo "SYSCAP-TEST device_node FAIL $m"; fi',
         'echo "SYSCAP-DMESG load BEGIN"; dmesg -c; echo "SYSCAP-DMESG load END"',
+        AGENT_SHELL,
     ]
     for name, arg in tests:
+        run_it = AGENT_TESTS.get(name, "")  # shell functions of /init
+        if not run_it:
+            run_it = f"timeout 900 /kmodtest {name} {arg or ''} || echo 'SYSCAP-EXIT {name} '$?"
         lines += [
             f'echo "SYSCAP-RUN {name} uptime $(cut -d" " -f1 /proc/uptime)"',
-            f"timeout 900 /kmodtest {name} {arg or ''} || echo 'SYSCAP-EXIT {name} '$?",
+            run_it,
             f'echo "SYSCAP-DMESG {name} BEGIN"; dmesg -c; echo "SYSCAP-DMESG {name} END"',
         ]
     lines += [
@@ -157,6 +271,8 @@ class GuestRun:
     test_warnings: list[str]
     compiler_note: str  # empty when the module is built with the kernel's gcc
     seconds: float
+    blobs: dict[str, bytes] = dataclasses.field(default_factory=dict)  # SYSCAP-BLOB
+    values: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)  # SYSCAP-VALUE
 
     def console_problems(self) -> list[str]:
         """Kernel problems anywhere on the console, printed directly or dumped."""
@@ -193,6 +309,38 @@ def parse_console(text: str) -> tuple[dict[str, TestResult], dict[str, str], boo
         if "SYSCAP-LAB END" in line:
             completed = True
     return results, {k: "\n".join(v) for k, v in dmesg.items()}, completed
+
+
+def parse_blobs(text: str) -> tuple[dict[str, bytes], dict[str, dict[str, str]]]:
+    """What the guest sent back: files (SYSCAP-BLOB NAME BEGIN, SYSCAP-B64 lines, END)
+    and values (SYSCAP-VALUE TEST KEY VALUE). A kernel message that lands inside a
+    blob is left out; one that lands inside a line breaks that blob, which the
+    checks on its contents (CRCs) then catch."""
+    blobs: dict[str, bytes] = {}
+    values: dict[str, dict[str, str]] = {}
+    current: str | None = None
+    parts: list[str] = []
+    for raw in text.splitlines():
+        line = raw.rstrip("\r")
+        m = re.search(r"SYSCAP-BLOB (\S+) (BEGIN|END)$", line)
+        if m:
+            if m.group(2) == "BEGIN":
+                current, parts = m.group(1), []
+            elif current is not None and current == m.group(1):
+                try:
+                    blobs[current] = base64.b64decode("".join(parts), validate=True)
+                except ValueError:
+                    blobs[current] = b""
+                current = None
+            continue
+        m = re.search(r"SYSCAP-B64 ([A-Za-z0-9+/=]+)$", line)
+        if m and current is not None:
+            parts.append(m.group(1))
+            continue
+        m = re.search(r"SYSCAP-VALUE (\S+) (\S+) (.*)$", line)
+        if m:
+            values.setdefault(m.group(1), {})[m.group(2)] = m.group(3)
+    return blobs, values
 
 
 def qemu_command(tree: KernelTree, initrd: Path) -> list[str]:
@@ -264,6 +412,7 @@ def _boot_suite(
     log(f"booting {tree.release} ({kid})")
     text = boot_guest(qemu_command(tree, initrd), console, timeout)
     results, dmesg, completed = parse_console(text)
+    blobs, values = parse_blobs(text)
     return GuestRun(
         kid,
         tree.release,
@@ -275,6 +424,8 @@ def _boot_suite(
         test_warn,
         compiler(tree)[1],
         time.monotonic() - t0,
+        blobs,
+        values,
     )
 
 

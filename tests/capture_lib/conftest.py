@@ -61,8 +61,7 @@ def trace_path(tmp_path: Path) -> Iterator[Path]:
 
 def start_recorder(*args: str) -> subprocess.Popen[str]:
     """Start `syscap record ARGS` and return once its probes are attached."""
-    proc = subprocess.Popen([*SYSCAP, "record", *args], cwd=ROOT, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([*SYSCAP, "record", *args], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     line = proc.stderr.readline()
     if "recording to" not in line:
@@ -85,3 +84,29 @@ def traced_run(cmd: list[str], mode: str, flt: Filter
         proc = subprocess.run(cmd, capture_output=True, text=True)
         s.stop()
         return s.snapshot(), proc
+
+
+# ---- syscap-agent ---------------------------------------------------------------------------
+
+AGENT_LIB = ROOT / "capture_lib"
+AGENTS = {"x86_64": AGENT_LIB / "build/agent-x86_64/syscap-agent",
+          "aarch64": AGENT_LIB / "build/agent-aarch64/syscap-agent"}  # fmt: skip
+AGENT_GETPPID = 1000
+
+
+@pytest.fixture(scope="session")
+def agents() -> dict[str, Path]:
+    subprocess.run(["make", "-s", "-C", str(AGENT_LIB), "agent", "agent-arm64"], check=True)
+    return AGENTS
+
+
+@pytest.fixture(scope="session")
+def agent(agents: dict[str, Path]) -> Path:
+    return agents[os.uname().machine]
+
+
+def run_workload_pid(workload: Path, getppid: int = AGENT_GETPPID) -> int:
+    """Run the workload (getppid getppid() calls, and a fork making none) to its end; its pid."""
+    p = subprocess.Popen([str(workload), str(getppid), "0", "0", "0", "0", "0"])
+    assert p.wait(timeout=60) == 0
+    return p.pid

@@ -4,7 +4,9 @@ One boot per kernel (a module-scoped fixture); every guest test is its own
 pytest result, parsed from the guest's serial console. By default only
 6.1-amd64 runs (what CI runs); SYSCAP_KMOD_KERNELS=all runs the whole matrix
 (or a comma-separated list of ids). SYSCAP_KMOD_CYCLES and SYSCAP_KMOD_FUZZ
-set the load/unload cycles and fuzzed ioctls (defaults: see below).
+set the load/unload cycles and fuzzed ioctls (defaults: see below);
+SYSCAP_KMOD_ONLY=agent_record,agent_stream boots with only those guest tests
+(the others then skip).
 """
 
 from __future__ import annotations
@@ -19,11 +21,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "kmod" / "lab"))
 import images
 import lab
 
+from capture_lib.stream import StreamDecoder, StreamEnd, StreamInterval
+from capture_lib.trace import build_report
+
 KERNEL_IDS = list(images.KERNELS)
 DEFAULT_KERNELS = "6.1-amd64"
 # CI budget: the 6.1-amd64 boot must finish in a few minutes under TCG.
 DEFAULT_CYCLES = 300
 DEFAULT_FUZZ = 100_000
+
+
+def only_tests() -> list[str] | None:
+    value = os.environ.get("SYSCAP_KMOD_ONLY", "").strip()
+    return [t.strip() for t in value.split(",") if t.strip()] or None
 
 
 def selected_kernels() -> set[str]:
@@ -41,12 +51,15 @@ def guest(request: pytest.FixtureRequest) -> lab.GuestRun:
     cycles = int(os.environ.get("SYSCAP_KMOD_CYCLES", DEFAULT_CYCLES))
     fuzz = int(os.environ.get("SYSCAP_KMOD_FUZZ", DEFAULT_FUZZ))
     try:
-        return lab.run_guest(kid, cycles=cycles, fuzz=fuzz)
+        return lab.run_guest(kid, cycles=cycles, fuzz=fuzz, only=only_tests())
     except images.LabError as e:
         pytest.fail(f"guest lab for {kid}: {e}")
 
 
 def assert_guest_test(run: lab.GuestRun, name: str) -> None:
+    only = only_tests()
+    if only and name in lab.GUEST_TESTS and name not in only:
+        pytest.skip(f"{name} not in SYSCAP_KMOD_ONLY")
     res = run.results.get(name)
     where = f"(console: {run.console})"
     assert res is not None, f"{name}: no result from the guest {where}"
@@ -136,6 +149,57 @@ def test_mmap_consumer_reads_each_record_once_in_order(guest: lab.GuestRun) -> N
 
 def test_fuzzed_ioctls_leave_no_damage(guest: lab.GuestRun) -> None:
     assert_guest_test(guest, "ioctl_fuzz")
+
+
+AGENT_BACKENDS = pytest.mark.parametrize(("suffix", "backend"), [("", "kmod"), ("_bpf", "bpf")])
+
+
+def assert_agent_test(run: lab.GuestRun, name: str) -> None:
+    res = run.results.get(name)
+    if res is not None and res.status == "SKIP":
+        pytest.skip(f"{run.kid} {name}: {res.detail}")
+    assert_guest_test(run, name)
+
+
+@AGENT_BACKENDS
+def test_static_agent_records_the_workload_exactly(
+    guest: lab.GuestRun, tmp_path: Path, suffix: str, backend: str
+) -> None:
+    """syscap-agent record in the busybox guest (no Python, no libbpf); its trace comes
+    back over the console and syscap report's code reads it here."""
+    name = f"agent_record{suffix}"
+    assert_agent_test(guest, name)
+    trace = tmp_path / "guest.trace"
+    trace.write_bytes(guest.blobs.get(name, b""))
+    rep = build_report(str(trace))
+    assert rep.complete and rep.info.backend == backend and rep.dropped == 0
+    pid = int(guest.values[name]["workload_pid"])
+    mine = [p for p in rep.snapshot.processes if p.pid == pid]
+    assert len(mine) == 1, f"the workload ({pid}) is not in the guest's trace"
+    getppid = [s.count for s in mine[0].syscalls if s.name == "getppid"]
+    assert getppid == [lab.AGENT_GETPPID]
+
+
+@AGENT_BACKENDS
+def test_static_agent_streams_the_workload_exactly(
+    guest: lab.GuestRun, suffix: str, backend: str
+) -> None:
+    """syscap-agent stream in the guest (eBPF: with --durations): the intervals, ended
+    by the end of its stdin, add up to the workload's calls."""
+    name = f"agent_stream{suffix}"
+    assert_agent_test(guest, name)
+    dec = StreamDecoder()
+    out = dec.feed(guest.blobs.get(name, b""))
+    dec.close()
+    assert dec.info is not None and dec.info.backend == backend
+    assert isinstance(out[-1], StreamEnd)
+    pid = int(guest.values[name]["workload_pid"])
+    nr = dec.info.names.index("getppid")
+    intervals = [i for i in out if isinstance(i, StreamInterval)]
+    assert sum(i.calls(pid, nr) for i in intervals) == lab.AGENT_GETPPID
+    if backend == "bpf":
+        assert all(i.latency for i in intervals)
+        assert sum(c for i in intervals for (n, _, c) in i.hist if n == nr) >= lab.AGENT_GETPPID
 
 
 def test_load_unload_cycles_during_a_syscall_flood(guest: lab.GuestRun) -> None:
