@@ -34,7 +34,7 @@ BLOCK_MAGIC = 0x4B4C4253
 BLOCK_EVENTS, BLOCK_STATS, BLOCK_END, BLOCK_STREAM = 1, 2, 3, 4
 BLOCK_BYTES = 256 * 1024
 STREAM_VERSION = 1
-F_LATENCY, F_MORE, F_DEFLATE = 0x01, 0x02, 0x04
+F_LATENCY, F_MORE, F_DEFLATE, F_SAMPLED = 0x01, 0x02, 0x04, 0x08
 PROC_EXITED = 0x01
 MAX_SYSCALLS = 512
 HIST_BUCKETS = 64
@@ -112,6 +112,9 @@ class StreamInterval:
     start_ns: int
     end_ns: int
     latency: bool
+    # the durations are a sample's: counts exact, total_ns estimated (count x the
+    # samples' mean), histograms of the sampled calls only
+    sampled: bool
     events: int  # kernel totals since start: syscalls past the filter
     drops: int
     missed: int
@@ -308,8 +311,10 @@ class StreamDecoder:
                 f"stream block version {version} (this syscap reads {STREAM_VERSION}): "
                 "use matching syscap and agent versions",
             )
-        if flags & ~(F_LATENCY | F_MORE | F_DEFLATE):
+        if flags & ~(F_LATENCY | F_MORE | F_DEFLATE | F_SAMPLED):
             raise self._fail(pos, f"unknown stream flags {flags:#x}")
+        if flags & F_SAMPLED and not flags & F_LATENCY:
+            raise self._fail(pos, "sampled durations without latency")
         want = (HEAD.size + nprocs * PROC.size + nrows * ROW.size + nrings * RING.size
                 + nhist * HIST.size)  # fmt: skip
         if flags & F_DEFLATE:
@@ -367,6 +372,7 @@ class StreamDecoder:
         parts, self._parts = self._parts, []
         out.append(StreamInterval(
             seq=seq, start_ns=first[3], end_ns=first[4], latency=bool(first[1] & F_LATENCY),
+            sampled=bool(first[1] & F_SAMPLED),
             events=first[5], drops=first[6], missed=first[7], agent_cpu_ns=first[8],
             agent_rss=first[9], filter_gen=first[10],
             procs=tuple(x for part in parts for x in part[2]),

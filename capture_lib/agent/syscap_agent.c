@@ -6,7 +6,8 @@
  * capture_lib.stream.
  *
  *   syscap-agent record [-o FILE|-] [--force] [--duration S] [COMMON]
- *   syscap-agent stream [--interval S] [--durations] [COMMON]
+ *   syscap-agent stream [--interval S] [--durations | --sampled [--sample-period N]]
+ *                       [COMMON]
  *   syscap-agent info
  *   COMMON: [--backend auto|bpf|kmod] [--buffer-size SIZE]
  *
@@ -55,7 +56,8 @@ static const struct agent_names NAMES = {
 
 static const char USAGE[] =
 	"usage: syscap-agent record [-o FILE|-] [--force] [--duration S] [COMMON]\n"
-	"       syscap-agent stream [--interval S] [--durations] [COMMON]\n"
+	"       syscap-agent stream [--interval S] [--durations | --sampled\n"
+	"                           [--sample-period N]] [COMMON]\n"
 	"       syscap-agent info\n"
 	"COMMON: [--backend auto|bpf|kmod] [--buffer-size SIZE]\n"
 	"\n"
@@ -64,7 +66,9 @@ static const char USAGE[] =
 	"         until SIGINT/SIGTERM/SIGHUP or --duration seconds\n"
 	"stream   once per --interval (default 1 s) one block of counts per process\n"
 	"         x syscall on stdout, in syscap's trace format; --durations adds\n"
-	"         latency histograms (a record per syscall: costlier). Commands on\n"
+	"         latency histograms (a record per syscall: costlier); --sampled\n"
+	"         times one call in about N (--sample-period, a power of two,\n"
+	"         default 64) and keeps the counts exact. Commands on\n"
 	"         stdin, one a line, set the filter in the kernel:\n"
 	"           filter syscalls NAME|NR[,...]   filter comm NAME[,...]\n"
 	"           filter pid PID[,...]            filter failed on|off\n"
@@ -99,6 +103,8 @@ struct options {
 	uint64_t interval_ns;		/* stream */
 	int force;
 	int durations;
+	int sampled;
+	uint32_t sample_period;		/* stream --sampled */
 };
 
 /* Seconds as a decimal ("1", "0.25") in [min, max] seconds; 0 or -1. */
@@ -160,14 +166,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 		int rec = !strcmp(o->mode, "record"), str = !strcmp(o->mode, "stream");
 		int takes = !strcmp(a, "--backend") || !strcmp(a, "--buffer-size") ||
 			    (rec && (!strcmp(a, "-o") || !strcmp(a, "--duration"))) ||
-			    (str && !strcmp(a, "--interval"));
+			    (str && (!strcmp(a, "--interval") || !strcmp(a, "--sample-period")));
 
 		if (takes && !v) {
 			die_line("%s needs a value: see syscap-agent --help", a);
 			return 2;
 		}
 		if (!strcmp(o->mode, "info") || !(takes || (rec && !strcmp(a, "--force")) ||
-						  (str && !strcmp(a, "--durations")))) {
+						  (str && (!strcmp(a, "--durations") ||
+							   !strcmp(a, "--sampled"))))) {
 			die_line("unknown option '%.40s' for %s: see syscap-agent --help", a,
 				 o->mode);
 			return 2;
@@ -198,12 +205,34 @@ static int parse_args(int argc, char **argv, struct options *o)
 					 "give e.g. 1 or 0.5", v);
 				return 2;
 			}
+		} else if (!strcmp(a, "--sample-period")) {
+			char *end;
+			unsigned long p;
+
+			errno = 0;
+			p = strtoul(v, &end, 10);
+			if (errno || *end || !p || (p & (p - 1)) || p > 1UL << 30) {
+				die_line("sample period '%.40s' is not a power of two up to 2^30: "
+					 "give e.g. 64", v);
+				return 2;
+			}
+			o->sample_period = (uint32_t)p;
 		} else if (!strcmp(a, "--force")) {
 			o->force = 1;
+		} else if (!strcmp(a, "--sampled")) {
+			o->sampled = 1;
 		} else {
 			o->durations = 1;
 		}
 		i += takes;
+	}
+	if (o->durations && o->sampled) {
+		die_line("--durations times every call, --sampled a sample: give one of them");
+		return 2;
+	}
+	if (o->sample_period && !o->sampled) {
+		die_line("--sample-period goes with --sampled");
+		return 2;
 	}
 	if (!strcmp(o->mode, "record") && !o->out) {
 		die_line("record needs an output: give -o FILE, or -o - for stdout");
@@ -389,7 +418,8 @@ struct stream {
 	struct agent_filter flt;
 	uint32_t filter_gen;
 	uint64_t seq;
-	int timed;
+	int timed;			/* records mode: every call timed */
+	int latency;			/* durations sent: timed or sampled */
 	uint8_t *buf;			/* one block's payload */
 	uint8_t *zbuf;			/* the same deflated */
 	unsigned long zcap;
@@ -456,7 +486,7 @@ static int send_part(struct stream *st, struct part *p, const struct syscap_snap
 			const struct syscap_snap_row *sr = &snap->rows[sp->first_row + r];
 			struct syscap_stream_row row = {
 				.nr = sr->nr, .calls = sr->count, .errors = sr->errors,
-				.total_ns = st->timed ? sr->total_ns : 0,
+				.total_ns = st->latency ? sr->total_ns : 0,
 			};
 
 			memcpy(out, &row, sizeof(row));
@@ -474,7 +504,7 @@ static int send_part(struct stream *st, struct part *p, const struct syscap_snap
 		out += sizeof(ring);
 	}
 	/* the histogram entries are numbered in (nr, bucket) order */
-	for (uint32_t i = 0; st->timed && p->nhist && i < SYSCAP_MAX_SYSCALLS * SYSCAP_HIST_BUCKETS;
+	for (uint32_t i = 0; st->latency && p->nhist && i < SYSCAP_MAX_SYSCALLS * SYSCAP_HIST_BUCKETS;
 	     i++) {
 		uint32_t c = snap->sys_hist[i];
 
@@ -515,7 +545,9 @@ static int send_interval(struct stream *st, struct part *p)
 		return ret;
 	memset(&p->head, 0, sizeof(p->head));
 	p->head.version = SYSCAP_STREAM_VERSION;
-	p->head.flags = st->timed && snap.latency ? SYSCAP_STREAM_F_LATENCY : 0;
+	p->head.flags = st->latency && snap.latency ? SYSCAP_STREAM_F_LATENCY : 0;
+	if (st->latency && snap.latency == 2)
+		p->head.flags |= SYSCAP_STREAM_F_SAMPLED;
 	p->head.seq = st->seq++;
 	p->head.start_ns = snap.start_ns;
 	p->head.end_ns = snap.end_ns;
@@ -728,6 +760,7 @@ static int run_stream(const struct options *o)
 	}
 	memset(&st, 0, sizeof(st));
 	st.timed = o->durations;
+	st.latency = o->durations || o->sampled;
 	sfd = signals_fd();
 	if (sfd < 0) {
 		die_line("cannot watch for signals: %s", strerror(errno));
@@ -745,11 +778,17 @@ static int run_stream(const struct options *o)
 	if (!st.s)
 		goto out_sfd;
 	if (!st.timed) {
-		int r = syscap_session_set_mode(st.s, SYSCAP_MODE_COUNTS);
+		int r = syscap_session_set_mode(st.s, o->sampled ? SYSCAP_MODE_SAMPLED :
+						SYSCAP_MODE_COUNTS);
 
+		if (!r && o->sampled)
+			r = syscap_session_set_sample_period(st.s, o->sample_period ?
+							     o->sample_period :
+							     SYSCAP_SAMPLE_PERIOD);
 		if (r) {
-			die_line("the %s backend has no count mode here (%s): use --durations",
-				 syscap_session_backend(st.s), strerror(-r));
+			die_line("the %s backend has no %s mode here (%s): use --durations",
+				 syscap_session_backend(st.s), o->sampled ? "sampled" : "count",
+				 strerror(-r));
 			goto out;
 		}
 	}

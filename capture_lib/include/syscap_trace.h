@@ -110,6 +110,9 @@ struct syscap_trace_sysrow {
 					 * histograms hold (record mode) */
 #define SYSCAP_STREAM_F_MORE	0x02	/* another part of this interval follows */
 #define SYSCAP_STREAM_F_DEFLATE	0x04	/* the rest of the payload is deflated */
+#define SYSCAP_STREAM_F_SAMPLED	0x08	/* with LATENCY: the durations are a
+					 * sample's (counts exact, total_ns
+					 * estimated, histograms of the sample) */
 
 #define SYSCAP_STREAM_PROC_EXITED	0x01
 

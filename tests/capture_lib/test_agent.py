@@ -335,6 +335,34 @@ def test_stream_with_durations_has_latency_histograms(agent: Path, workload: Pat
         a.close()
 
 
+def test_stream_with_sampled_durations_counts_exactly(agent: Path, workload: Path) -> None:
+    a = Agent(agent, "--interval", "0.2", "--sampled", "--sample-period", "4")
+    try:
+        pid = run_workload_pid(workload)
+        got = a.until(time.monotonic_ns())
+        nr = a.nr("getppid")
+        assert calls(got, pid, nr) == GETPPID  # every call counted, a quarter timed
+        assert all(i.latency and i.sampled for i in got)
+        # the workload's own rows carry time estimated from its samples (the
+        # histograms are per syscall over every process on the box)
+        rows = [r for i in got for p in i.procs if p.tgid == pid for r in p.rows if r.nr == nr]
+        assert rows and sum(r.total_ns for r in rows) > 0
+        assert any(n == nr and c for i in got for (n, _, c) in i.hist)
+        rc, _ = a.end()
+        assert rc == 0
+    finally:
+        a.close()
+
+
+@pytest.mark.parametrize("args", [["--sampled", "--durations"], ["--sample-period", "64"],
+                                  ["--sampled", "--sample-period", "3"]])
+def test_sampled_options_that_do_not_go_together(agent: Path, args: list[str]) -> None:
+    p = subprocess.run([str(agent), "stream", *args], capture_output=True, text=True,
+                       timeout=WAIT, stdin=subprocess.DEVNULL)
+    lines = p.stderr.splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("syscap-agent: "), lines
+
+
 @pytest.fixture
 def spinner(flood: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A process calling getppid() until it is killed."""
