@@ -29,9 +29,6 @@ from restorer.arch import (
     Registers,
 )
 from restorer.elf import (
-    PF_R,
-    PF_W,
-    PF_X,
     PT_LOAD,
     PT_NOTE,
     NoteError,
@@ -40,6 +37,7 @@ from restorer.elf import (
     iter_notes,
     parse_header,
     parse_program_headers,
+    prot_of,
 )
 from restorer.errors import CoreFormatError
 
@@ -76,11 +74,7 @@ class Segment:
     @property
     def prot(self) -> int:
         """PROT_* bits (PROT_READ=1, PROT_WRITE=2, PROT_EXEC=4) from PF_* flags."""
-        return (
-            (1 if self.flags & PF_R else 0)
-            | (2 if self.flags & PF_W else 0)
-            | (4 if self.flags & PF_X else 0)
-        )
+        return prot_of(self.flags)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,15 @@ PT_LOAD = 1
 PT_NOTE = 4
 PN_XNUM = 0xFFFF
 PF_X, PF_W, PF_R = 1, 2, 4
+
+
+def prot_of(pf_flags: int) -> int:
+    """PROT_* bits (PROT_READ=1, PROT_WRITE=2, PROT_EXEC=4) from a segment's PF_* flags."""
+    return (
+        (1 if pf_flags & PF_R else 0)
+        | (2 if pf_flags & PF_W else 0)
+        | (4 if pf_flags & PF_X else 0)
+    )
 ELFCLASS64 = 2
 ELFDATA2LSB = 1
 NT_GNU_BUILD_ID = 3
@@ -55,11 +64,7 @@ class ProgramHeader:
     @property
     def prot(self) -> int:
         """PROT_* bits (PROT_READ=1, PROT_WRITE=2, PROT_EXEC=4) from PF_* flags."""
-        return (
-            (1 if self.flags & PF_R else 0)
-            | (2 if self.flags & PF_W else 0)
-            | (4 if self.flags & PF_X else 0)
-        )
+        return prot_of(self.flags)
 
 
 def parse_header(data: bytes | memoryview) -> ElfHeader | None:

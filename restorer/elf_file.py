@@ -8,9 +8,6 @@ from functools import lru_cache
 
 from restorer.elf import (
     EHDR_SIZE,
-    PF_R,
-    PF_W,
-    PF_X,
     PHDR_SIZE,
     PT_LOAD,
     PT_NOTE,
@@ -18,6 +15,7 @@ from restorer.elf import (
     is_elf64_le,
     parse_header,
     parse_program_headers,
+    prot_of,
 )
 
 
@@ -31,11 +29,7 @@ class FileSegment:
 
     @property
     def prot(self) -> int:
-        return (
-            (1 if self.flags & PF_R else 0)
-            | (2 if self.flags & PF_W else 0)
-            | (4 if self.flags & PF_X else 0)
-        )
+        return prot_of(self.flags)
 
 
 @dataclass(frozen=True, slots=True)

