@@ -7,12 +7,12 @@ A longer run: `make -C capture_lib fuzz-commands-run FUZZ_SECONDS=600`.
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.capture_lib.libfuzzer import run_corpus, short_run
 from tests.conftest import ROOT
 
 LIB = ROOT / "capture_lib"
@@ -28,24 +28,8 @@ def fuzzer() -> Path:
 
 
 def test_every_seed_runs_clean(fuzzer: Path) -> None:
-    inputs = sorted(str(p) for p in CORPUS.iterdir())
-    assert len(inputs) >= 3
-    proc = subprocess.run([str(fuzzer), "-timeout=10", *inputs], capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert proc.stderr.count("Executed ") == len(inputs), proc.stderr[-4000:]
+    assert run_corpus(fuzzer, CORPUS) >= 3
 
 
 def test_short_fuzz_run_finds_nothing(fuzzer: Path, tmp_path: Path) -> None:
-    work, artifacts = tmp_path / "corpus", tmp_path / "artifacts"
-    work.mkdir()
-    artifacts.mkdir()
-    proc = subprocess.run(
-        [str(fuzzer), f"-max_total_time={SECONDS}", "-timeout=10", "-print_final_stats=1",
-         f"-artifact_prefix={artifacts}/", str(work), str(CORPUS)],
-        capture_output=True, text=True, timeout=SECONDS + 120,
-    )  # fmt: skip
-    found = sorted(p.name for p in artifacts.iterdir())
-    assert proc.returncode == 0 and not found, f"{found}\n{proc.stderr[-4000:]}"
-    runs = re.search(r"stat::number_of_executed_units:\s*(\d+)", proc.stderr)
-    assert runs and int(runs.group(1)) > 10000, proc.stderr[-2000:]
+    short_run(fuzzer, CORPUS, tmp_path, SECONDS, min_runs=10000)

@@ -8,12 +8,12 @@ every input that once crashed or misled a reader. A longer run:
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.capture_lib.libfuzzer import run_corpus, short_run
 from tests.conftest import ROOT
 
 LIB = ROOT / "capture_lib"
@@ -36,23 +36,8 @@ def test_corpus_has_real_traces_and_regressions() -> None:
 
 
 def test_every_corpus_input_runs_clean(fuzzer: Path) -> None:
-    inputs = sorted(str(p) for p in CORPUS.iterdir())
-    proc = subprocess.run([str(fuzzer), "-timeout=10", *inputs], capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert proc.stderr.count("Executed ") == len(inputs), proc.stderr[-4000:]
+    run_corpus(fuzzer, CORPUS)
 
 
 def test_short_fuzz_run_finds_no_crash(fuzzer: Path, tmp_path: Path) -> None:
-    work, artifacts = tmp_path / "corpus", tmp_path / "artifacts"
-    work.mkdir()
-    artifacts.mkdir()
-    proc = subprocess.run(
-        [str(fuzzer), f"-max_total_time={SECONDS}", "-timeout=10", "-print_final_stats=1",
-         f"-artifact_prefix={artifacts}/", str(work), str(CORPUS)],
-        capture_output=True, text=True, timeout=SECONDS + 120,
-    )  # fmt: skip
-    found = sorted(p.name for p in artifacts.iterdir())
-    assert proc.returncode == 0 and not found, f"{found}\n{proc.stderr[-4000:]}"
-    runs = re.search(r"stat::number_of_executed_units:\s*(\d+)", proc.stderr)
-    assert runs and int(runs.group(1)) > 1000, proc.stderr[-2000:]
+    short_run(fuzzer, CORPUS, tmp_path, SECONDS, min_runs=1000)
