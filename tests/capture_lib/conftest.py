@@ -31,14 +31,26 @@ def bpf_ready() -> None:
     assert status == "ok", f"eBPF backend unavailable as root: {status}"
 
 
+def run_unique(exe: Path, prefix: str) -> Path:
+    """A copy of exe named (and so with a comm) unique to this test run: comm
+    filters then see no copy another run on the machine starts meanwhile."""
+    copy = exe.with_name(f"{prefix}{os.getpid() % 100000}")
+    if not copy.exists():
+        copy.write_bytes(exe.read_bytes())
+        copy.chmod(0o755)
+    return copy
+
+
 @pytest.fixture(scope="session")
 def workload(c_build_dir: Path) -> Path:
-    return build_c(WORKLOADS / "workload.c", c_build_dir, "-lpthread")
+    """The workload of the exact-count tests, under a comm of this run."""
+    return run_unique(build_c(WORKLOADS / "workload.c", c_build_dir, "-lpthread"), "workload")
 
 
 @pytest.fixture(scope="session")
 def flood(c_build_dir: Path) -> Path:
-    return build_c(WORKLOADS / "flood.c", c_build_dir, "-lpthread")
+    """The getppid flood, under a comm of this run."""
+    return run_unique(build_c(WORKLOADS / "flood.c", c_build_dir, "-lpthread"), "flood")
 
 
 def syscap(*args: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:

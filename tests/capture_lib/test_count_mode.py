@@ -28,7 +28,6 @@ from .conftest import traced_run
 pytestmark = pytest.mark.usefixtures("bpf_ready")
 
 ARGS = (1000, 50, 20, 30, 200, 300)  # as in test_record_live
-WORKLOAD = frozenset({"workload"})  # the comm of the workload, its child and thread
 
 
 def run_counted(workload: Path, mode: str, flt: Filter) -> Snapshot:
@@ -94,7 +93,7 @@ def per_syscall(snap: Snapshot) -> dict[str, tuple[int, int]]:
 @pytest.fixture(params=["counts", "sampled"])
 def counted(workload: Path, request: pytest.FixtureRequest) -> Iterator[dict[str, tuple[int, int]]]:
     """Counts of one workload run; sampled mode counts exactly as count mode."""
-    snap = run_counted(workload, request.param, Filter(comms=WORKLOAD))
+    snap = run_counted(workload, request.param, Filter(comms=frozenset({workload.name})))
     assert snap.drops == 0 and snap.latency == (request.param == "sampled")
     yield per_syscall(snap)
 
@@ -112,7 +111,7 @@ def test_counts_are_exact(counted: dict[str, tuple[int, int]]) -> None:
 
 def test_counts_agree_with_records_mode(workload: Path,
                                         counted: dict[str, tuple[int, int]]) -> None:
-    snap = run_counted(workload, "records", Filter(comms=WORKLOAD))
+    snap = run_counted(workload, "records", Filter(comms=frozenset({workload.name})))
     assert snap.drops == 0 and snap.latency
     recorded = per_syscall(snap)
     # execve: records mode sees its entry under the old comm (not traced yet),
@@ -141,11 +140,12 @@ def test_counts_agree_with_strace(workload: Path, tmp_path: Path,
 
 def test_syscall_set_and_failed_only_apply_in_the_kernel(workload: Path) -> None:
     openat = syscalls.number("openat")
-    snap = run_counted(workload, "counts", Filter(comms=WORKLOAD,
+    snap = run_counted(workload, "counts", Filter(comms=frozenset({workload.name}),
                                                      syscalls=frozenset({openat})))
     counts = per_syscall(snap)
     assert set(counts) == {"openat"}
-    snap = run_counted(workload, "counts", Filter(comms=WORKLOAD, failed_only=True))
+    snap = run_counted(workload, "counts",
+                       Filter(comms=frozenset({workload.name}), failed_only=True))
     counts = per_syscall(snap)
     assert counts["openat"] == (ARGS[2], ARGS[2])
     assert all(calls == errors for calls, errors in counts.values())
@@ -172,7 +172,7 @@ def test_own_syscalls_never_counted_and_gone_processes_leave_the_map(workload: P
 
 
 def test_top_source_switches_between_counts_and_durations(workload: Path) -> None:
-    src = LiveSource("bpf", Filter(comms=WORKLOAD), durations="off")
+    src = LiveSource("bpf", Filter(comms=frozenset({workload.name})), durations="off")
     try:
         assert not src.latency
         subprocess.run([str(workload), *map(str, ARGS)], check=True)
@@ -201,7 +201,7 @@ def test_top_source_switches_between_counts_and_durations(workload: Path) -> Non
 def test_sample_period_follows_the_budget(flood: Path) -> None:
     """At a flood's rate, a budget of 0.001 % of a CPU (10 us/s) leaves room
     for a few hundred samples a second at most: the period must grow."""
-    src = LiveSource("bpf", Filter(comms=frozenset({"flood"})), calibrate=False,
+    src = LiveSource("bpf", Filter(comms=frozenset({flood.name})), calibrate=False,
                      durations="sampled", sample_budget=0.001)
     try:
         assert src.sample_period == 64

@@ -181,9 +181,9 @@ def test_pid_scope_follows_new_children(trace_path: Path, tmp_path: Path) -> Non
 
 def test_comm_filter_selects_tasks_by_name(workload: Path, flood: Path, trace_path: Path,
                                           tmp_path: Path) -> None:
-    # Record everything named "flood" while both programs run: only flood's
+    # Record everything named as flood while both programs run: only flood's
     # syscalls (and its exit) may be there, and all of its getppid.
-    rec = start_recorder("-a", "--comm", "flood", "-o", str(trace_path))
+    rec = start_recorder("-a", "--comm", flood.name, "-o", str(trace_path))
     try:
         subprocess.run([str(workload), *map(str, ARGS)], check=True)
         subprocess.run([str(flood), "2", "1000"], check=True)
@@ -191,5 +191,5 @@ def test_comm_filter_selects_tasks_by_name(workload: Path, flood: Path, trace_pa
         rec.send_signal(signal.SIGINT)
         rec.wait(timeout=30)
     rep = report_json(trace_path)
-    assert {p["comm"] for p in rep["processes"]} == {"flood"}
+    assert {p["comm"] for p in rep["processes"]} == {flood.name}
     assert counts(rep, "getppid") == (2000, 0)
