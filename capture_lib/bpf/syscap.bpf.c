@@ -28,8 +28,8 @@ __u32 whoami_tgid;	/* written by whoami */
 
 /*
  * Sampled mode: count mode plus sys_enter_sample, which takes one syscall
- * in about sample_mask + 1 (at random, so a loop of period N is not aliased)
- * and keeps its entry time in the task's storage. Its exit then sends one
+ * in about sample_mask + 1 (at random gaps, so a loop of period N is not
+ * aliased) and keeps its entry time in the task's storage. Its exit then sends one
  * record for the duration. The exit cannot afford a storage lookup on every
  * call, so sample_gate counts, per hash of the thread id, the samples taken
  * and not yet seen at exit: a zero says "not this thread" with one load. The
@@ -376,16 +376,36 @@ int BPF_PROG(sys_exit_count, struct pt_regs *regs, long ret)
 	return 0;
 }
 
-/* Sampled mode's entry probe: one call in about sample_mask + 1. */
+/* Sampled mode: calls left on this CPU until its next sample. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} sample_left SEC(".maps");
+
+/*
+ * Sampled mode's entry probe: one call in about sample_mask + 1. A per-CPU
+ * countdown picks the calls; each sample draws the gap to the next at random,
+ * 1 to 2 x period - 1 (a fixed 1 in N would alias with a loop of period N),
+ * so an unsampled call costs a decrement, not a random number.
+ */
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter_sample, struct pt_regs *regs, long id)
 {
 	struct task_struct *task;
 	struct syscap_task_state *st;
+	__u32 zero = 0, *left;
 	__u32 slot;
 
-	if (bpf_get_prandom_u32() & sample_mask)
+	left = bpf_map_lookup_elem(&sample_left, &zero);
+	if (!left)
 		return 0;
+	if (*left > 1) {
+		(*left)--;
+		return 0;
+	}
+	*left = 1 + bpf_get_prandom_u32() % (2 * sample_mask + 1);
 	task = bpf_get_current_task_btf();
 	slot = syscap_nr_slot(id, in_compat_syscall(task));
 	if (!syscap_syscall_wanted(&filter, slot))
