@@ -83,11 +83,11 @@ def test_record_refuses_filter_with_other_filter_options(config: Path, tmp_path:
 def test_record_with_a_saved_filter_records_exactly_that_filter(
         config: Path, tmp_path: Path, workload: Path) -> None:
     filter_spec.save("tuned", FilterSpec(syscalls=frozenset({"getppid"}),
-                                         comms=frozenset({"workload"})))
+                                         comms=frozenset({workload.name})))
     trace = tmp_path / "t.trace"
     args = ("1000", "50", "20", "30", "200", "300")
     syscap("record", "--filter", "tuned", "-o", str(trace), "--", str(workload), *args,
            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
     rep = report_json(trace)
     assert {name: s["count"] for name, s in rep["syscalls"].items()} == {"getppid": 1500}
-    assert json.loads((config / "tuned.json").read_text())["comms"] == ["workload"]
+    assert json.loads((config / "tuned.json").read_text())["comms"] == [workload.name]
