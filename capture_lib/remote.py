@@ -308,17 +308,12 @@ class RemoteSource:
             pass  # the group is empty
 
     def _exit_status(self) -> int | None:
-        """The command's exit status (negative: the signal), None while it runs;
-        never reaps it (close() does)."""
-        if self._proc.returncode is not None:
-            return self._proc.returncode
+        """The command's exit status (negative: the signal), None if it still runs
+        STOP_TIMEOUT_S after its output ended (it closed its stdout and lingers)."""
         try:
-            res = os.waitid(os.P_PID, self._proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:  # close() reaped it meanwhile
-            return self._proc.returncode
-        if res is None:
+            return self._proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
             return None
-        return -res.si_status if res.si_code in (os.CLD_KILLED, os.CLD_DUMPED) else res.si_status
 
     # -- the threads ---------------------------------------------------------------------
     def _read_stderr(self) -> None:
