@@ -216,6 +216,12 @@ class RemoteSource:
         return self.lost or f"connected to {self.host}"
 
     @property
+    def said(self) -> tuple[str, ...]:
+        """The last lines the command wrote to stderr (the agent's or ssh's messages)."""
+        with self._cond:
+            return tuple(self._stderr)
+
+    @property
     def pid(self) -> int:
         """The command's process id (its process group's too)."""
         return self._proc.pid
@@ -345,7 +351,8 @@ class RemoteSource:
             try:
                 self._decoder.close()
             except StreamError as exc:
-                cut = str(exc)
+                # before the header the decoder's words help; after it, short ones
+                cut = str(exc) if self._decoder.info is None else "the stream stopped midway"
         self._lose(garbage, cut)
 
     def _lose(self, garbage: str | None, cut: str | None) -> None:
