@@ -22,7 +22,7 @@ import signal
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from capture_lib import syscalls
@@ -429,3 +429,123 @@ class RemoteSource:
             syscalls=tuple(by_syscall), rings=rings, events=max(events, 0),
             drops=max(drops, 0), missed=last.missed, latency=latency,
         )  # fmt: skip
+
+
+# -- syscap record --remote -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteRecord:
+    """What `record_remote` wrote."""
+
+    path: str
+    bytes: int
+    complete: bool  # the trace ended with its END block
+    why: str  # "" when complete, else why it stopped early
+
+
+def _create(path: str, force: bool) -> int:
+    """A new trace file (mode 0600), as `syscap record` makes them: an existing one is
+    replaced only with force, a symbolic link never followed."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags |= os.O_TRUNC if force else os.O_EXCL
+    try:
+        return os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise UsageError(f"{path} exists: give --force to replace it") from None
+    except OSError as exc:
+        raise CaptureError(f"cannot create {path}: {exc.strerror}") from None
+
+
+def record_remote(command: str, path: str, force: bool = False,
+                  on_started: Callable[[], None] | None = None) -> RemoteRecord:
+    """Run command (e.g. `ssh box syscap-agent record -o -`) and write the trace it
+    prints to path, checked block by block as it arrives, until it ends. SIGINT and
+    SIGTERM are passed on to the command's process group as SIGINT (a second one:
+    SIGKILL); its stdin is empty. CaptureError when the command does not start or
+    prints no trace (nothing is left at path then)."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise UsageError(f"--remote {command!r}: {exc}: quote it as a shell would") from None
+    if not argv:
+        raise UsageError("--remote needs the command that prints the trace, "
+                         "e.g. --remote 'ssh root@box syscap-agent record -o -'")
+    fd = _create(path, force)
+    stderr: deque[str] = deque(maxlen=STDERR_LINES)
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        os.close(fd)
+        os.unlink(path)
+        raise CaptureError(f"cannot run {argv[0]!r}: {exc.strerror or exc}: "
+                           "check the --remote command") from None
+    assert proc.stdout is not None and proc.stderr is not None
+    err_pipe = proc.stderr
+
+    def keep_stderr() -> None:
+        for raw in err_pipe:
+            line = raw.decode(errors="backslashreplace").strip()
+            if line:
+                stderr.append(line)
+
+    err_thread = threading.Thread(target=keep_stderr, name="remote-stderr", daemon=True)
+    err_thread.start()
+    signals = 0
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal signals
+        signals += 1
+        try:
+            os.killpg(proc.pid, signal.SIGINT if signals == 1 else signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    dec = StreamDecoder()
+    written = 0
+    bad: str | None = None
+    try:
+        out = proc.stdout.fileno()
+        while data := os.read(out, 65536):
+            try:
+                dec.feed(data)
+            except StreamError as exc:
+                bad = str(exc)
+                break
+            os.write(fd, data)
+            if on_started is not None and dec.info is not None:
+                on_started()  # the header is here and sound: the box records
+                on_started = None
+            written += len(data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        for s, h in old.items():
+            signal.signal(s, h)
+        try:
+            status = proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:  # it closed its stdout and lingers
+            os.killpg(proc.pid, signal.SIGKILL)
+            status = proc.wait()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever it left running
+        except ProcessLookupError:
+            pass
+        err_thread.join(timeout=STOP_TIMEOUT_S)
+        proc.stdout.close()
+        err_pipe.close()
+    said = stderr[-1] if stderr else ""
+    how = f"{os.path.basename(argv[0])}: {_exit_text(status)}"
+    if dec.info is None:  # not even a header: nothing worth keeping
+        os.unlink(path)
+        got = f"it printed {written} bytes, not a trace header" if written else "it printed nothing"
+        why = bad or said or got
+        raise CaptureError(f"{why} ({how}): the --remote command must print a trace, "
+                           "e.g. 'ssh box syscap-agent record -o -'")
+    if bad is None and dec.ended:
+        return RemoteRecord(path, written, True, "")
+    if bad is None:
+        bad = said or "the trace stopped without its end block"
+    return RemoteRecord(path, written, False, f"{bad} ({how})")

@@ -23,7 +23,8 @@ from capture_lib.remote import ConnectionLost, RemoteSource, _filter_commands, r
 from capture_lib.snapshot import Filter, Snapshot
 from capture_lib.stream import StreamInfo
 from tests.capture_lib.conftest import AGENT_GETPPID as GETPPID
-from tests.capture_lib.conftest import run_workload_pid
+from tests.capture_lib.conftest import SYSCAP, report_json, run_workload_pid
+from tests.conftest import ROOT
 
 WAIT = 30.0  # seconds: a bound for things that take milliseconds
 
@@ -298,3 +299,89 @@ def test_a_command_that_never_streams_times_out() -> None:
 ])  # fmt: skip
 def test_the_host_is_sshs_destination(argv: list[str], host: str) -> None:
     assert remote_host(argv) == host
+
+
+# ---- syscap record --remote -------------------------------------------------------------
+
+
+def attached(pid: int) -> bool:
+    """Whether process pid holds BPF links (the agent's probes are in)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:bpf_link":
+                return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
+def test_record_remote_writes_the_boxs_trace_and_passes_ctrl_c_on(
+    agent: Path, workload: Path, tmp_path: Path
+) -> None:
+    trace = tmp_path / "box.trace"
+    cmd = shlex.join([str(agent), "record", "-o", "-"])
+    proc = subprocess.Popen([*SYSCAP, "record", "--remote", cmd, "-o", str(trace)], cwd=ROOT,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert line.startswith(f"syscap record: recording to {trace}"), line
+        kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                              text=True).stdout.split()  # fmt: skip
+        assert len(kids) == 1, kids
+        box = int(kids[0])
+        deadline = time.monotonic() + WAIT
+        while not attached(box):  # the header comes before the probes are in
+            assert time.monotonic() < deadline, "the agent never attached"
+        pid = run_workload_pid(workload)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: passed on to the agent
+        assert proc.wait(timeout=WAIT) == 0
+        rest = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rest.startswith("syscap record: ") and "bytes of trace written" in rest, rest
+    assert gone(box)
+    assert trace.stat().st_mode & 0o777 == 0o600
+    report = report_json(trace)
+    assert report["complete"] and report["dropped"] == 0
+    mine = [p for p in report["processes"] if p["pid"] == pid]
+    assert mine and mine[0]["syscalls"]["getppid"]["count"] == GETPPID
+
+
+def record_error(*args: str) -> str:
+    proc = subprocess.run([*SYSCAP, "record", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=WAIT)  # fmt: skip
+    assert proc.returncode != 0
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("syscap record: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize(("cmd", "words"), [
+    ("", "--remote needs the command"),
+    ("no-such-syscap-command", "cannot run 'no-such-syscap-command'"),
+    ("echo ssh: connect to host juno: refused", "bad magic"),
+    ("echo hi", "it printed 3 bytes, not a trace header"),
+    ("sh -c 'echo ssh: no route to juno >&2; exit 255'", "ssh: no route to juno (sh: exit status"),
+])  # fmt: skip
+def test_record_remote_bad_commands_are_one_line_and_leave_no_file(
+    tmp_path: Path, cmd: str, words: str
+) -> None:
+    trace = tmp_path / "t.trace"
+    assert words in record_error("--remote", cmd, "-o", str(trace))
+    assert not trace.exists()
+
+
+def test_record_remote_refuses_local_options_and_existing_files(tmp_path: Path) -> None:
+    assert "-a with --remote" in record_error("--remote", "x", "-a")
+    assert "--comm with --remote" in record_error("--remote", "x", "--comm", "nginx")
+    there = tmp_path / "there.trace"
+    there.write_bytes(b"keep me")
+    assert "--force" in record_error("--remote", "x", "-o", str(there))
+    assert there.read_bytes() == b"keep me"
