@@ -636,6 +636,9 @@ class SyscapTop(App[None]):
     def action_cycle_durations(self) -> None:
         source = self.source
         if not isinstance(source, DurationSwitch) or not source.offered:
+            if self.remote is not None:
+                self.notify("durations on a box are the agent's to measure: start it with "
+                            "'syscap-agent stream --durations'", severity="warning")
             return
         offered = source.offered
         current = source.durations
