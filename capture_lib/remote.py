@@ -377,6 +377,7 @@ class RemoteSource:
     def _merge(self, got: list[StreamInterval]) -> Snapshot:
         info = self.info
         latency = all(i.latency for i in got)
+        sampled = latency and any(i.sampled for i in got)  # durations from a sample
         procs: dict[int, tuple[str, bool, dict[int, list[int]]]] = {}
         for interval in got:
             for p in interval.procs:
@@ -393,10 +394,13 @@ class RemoteSource:
                 by_bucket = hist.setdefault(nr, {})
                 by_bucket[bucket] = by_bucket.get(bucket, 0) + count
 
-        def stats(nr: int, acc: list[int], p50: int = 0, p99: int = 0) -> SyscallStats:
+        def stats(nr: int, acc: list[int], p50: int = 0, p99: int = 0,
+                  samples: int | None = None) -> SyscallStats:  # fmt: skip
+            if samples is None:  # a process's row: the histograms are per syscall only
+                samples = acc[0] if latency else 0
             return SyscallStats(nr=nr, name=info.name(nr), count=acc[0], errors=acc[1],
                                 total_ns=acc[2], p50_ns=p50, p99_ns=p99, last_errno=0,
-                                samples=acc[0] if latency else 0)  # fmt: skip
+                                samples=samples)  # fmt: skip
 
         processes = []
         totals: dict[int, list[int]] = {}
@@ -414,7 +418,9 @@ class RemoteSource:
             ))  # fmt: skip
         by_syscall = sorted(
             (stats(nr, acc, _percentile(hist.get(nr, {}), 0.5),
-                   _percentile(hist.get(nr, {}), 0.99)) for nr, acc in totals.items()),
+                   _percentile(hist.get(nr, {}), 0.99),
+                   sum(hist.get(nr, {}).values()) if sampled else None)
+             for nr, acc in totals.items()),
             key=lambda s: s.count, reverse=True,
         )  # fmt: skip
         last = got[-1]
@@ -427,7 +433,7 @@ class RemoteSource:
         return Snapshot(
             start_ns=got[0].start_ns, end_ns=last.end_ns, processes=tuple(processes),
             syscalls=tuple(by_syscall), rings=rings, events=max(events, 0),
-            drops=max(drops, 0), missed=last.missed, latency=latency,
+            drops=max(drops, 0), missed=last.missed, latency=latency, sampled=sampled,
         )  # fmt: skip
 
 

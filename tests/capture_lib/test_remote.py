@@ -118,6 +118,20 @@ def test_with_durations_the_syscalls_have_percentiles(agent: Path, workload: Pat
         src.close()
 
 
+def test_sampled_durations_keep_exact_counts(agent: Path, workload: Path) -> None:
+    src = RemoteSource(command(agent, "--sampled", "--sample-period", "4"))
+    try:
+        only(src, workload)
+        pid = run_workload_pid(workload)
+        got = until(src, time.monotonic_ns())
+        assert calls(got, pid, "getppid") == GETPPID
+        assert all(snap.sampled and snap.latency for snap in got)
+        rows = [s for snap in got for s in snap.syscalls if s.name == "getppid" and s.count]
+        assert 0 < sum(r.samples for r in rows) < sum(r.count for r in rows)
+    finally:
+        src.close()
+
+
 def test_an_empty_snapshot_when_nothing_arrived(agent: Path) -> None:
     src = RemoteSource(shlex.join([str(agent), "stream", "--interval", "3600"]))
     try:
