@@ -357,9 +357,12 @@ class RemoteSource:
 
     def _lose(self, garbage: str | None, cut: str | None) -> None:
         """The stream is over: say why, from what the command told and how it ended."""
-        # The command's stderr ends when it exits: its last line is usually the reason.
-        self._err_thread.join(timeout=STOP_TIMEOUT_S)
-        how = _exit_text(self._exit_status())
+        how = ""
+        if garbage is None:
+            # Its output ended, so it is exiting: its stderr ends when it has, and the
+            # last line there is usually the reason (ssh's, the agent's).
+            self._err_thread.join(timeout=STOP_TIMEOUT_S)
+            how = _exit_text(self._exit_status())
         with self._cond:
             said = self._stderr[-1] if self._stderr else None
             if garbage is not None:

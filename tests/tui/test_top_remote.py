@@ -154,3 +154,19 @@ def test_a_long_lost_reason_gives_way_to_host_and_kernel() -> None:
     assert "juno  Linux 4.19.304-juno" in head
     assert "connection lost: ssh: connect" in head and "…" in head
     assert "$error" in head
+
+
+def test_garbage_after_the_header_is_a_lost_connection_that_keeps_what_arrived(
+    recorded: Path,
+) -> None:
+    src = RemoteSource(box(recorded, "echo Connection to juno closed. && exec cat >&2"))
+    try:
+        lost = src.wait_lost(WAIT)
+        assert lost is not None and lost.startswith("connection lost: stream: bad block magic")
+        snap = src.snapshot()  # both intervals, then the loss
+        assert [(p.pid, p.count) for p in snap.processes] == [(42, 2004)]
+        with pytest.raises(Exception, match="bad block magic"):
+            src.snapshot()
+    finally:
+        src.close()
+    assert src.said == ()  # the echoing cat was ended before it was sent anything
