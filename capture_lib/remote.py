@@ -182,10 +182,16 @@ class RemoteSource:
         self._thread = threading.Thread(target=self._read, name="remote-stream", daemon=True)
         self._err_thread.start()
         self._thread.start()
-        with self._cond:
-            self._cond.wait_for(lambda: self._decoder.info is not None or self._lost is not None,
-                                timeout=start_timeout_s)
-            info, lost = self._decoder.info, self._lost
+        try:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: self._decoder.info is not None or self._lost is not None,
+                    timeout=start_timeout_s,
+                )
+                info, lost = self._decoder.info, self._lost
+        except BaseException:  # Ctrl-C while ssh connects: its own session would outlive us
+            self.close()
+            raise
         if info is None:
             self.close()
             if lost is None:
@@ -482,14 +488,33 @@ def record_remote(command: str, path: str, force: bool = False,
                          "e.g. --remote 'ssh root@box syscap-agent record -o -'")
     fd = _create(path, force)
     stderr: deque[str] = deque(maxlen=STDERR_LINES)
+    signals = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal signals
+        signals += 1
+        if proc is None:
+            return  # not started yet: the check below ends it
+        try:
+            os.killpg(proc.pid, signal.SIGINT if signals == 1 else signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    # Before the start: a Ctrl-C must never leave the command running in its session.
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)
     except OSError as exc:
+        for s, h in old.items():
+            signal.signal(s, h)
         os.close(fd)
         os.unlink(path)
         raise CaptureError(f"cannot run {argv[0]!r}: {exc.strerror or exc}: "
                            "check the --remote command") from None
+    if signals:
+        os.killpg(proc.pid, signal.SIGINT)
     assert proc.stdout is not None and proc.stderr is not None
     err_pipe = proc.stderr
 
@@ -501,17 +526,6 @@ def record_remote(command: str, path: str, force: bool = False,
 
     err_thread = threading.Thread(target=keep_stderr, name="remote-stderr", daemon=True)
     err_thread.start()
-    signals = 0
-
-    def stop(signum: int, frame: object) -> None:
-        nonlocal signals
-        signals += 1
-        try:
-            os.killpg(proc.pid, signal.SIGINT if signals == 1 else signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     dec = StreamDecoder()
     written = 0
     bad: str | None = None
