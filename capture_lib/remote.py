@@ -167,6 +167,10 @@ class RemoteSource:
         self._last_end_ns = 0
         self._last_rings: tuple[RingStats, ...] = ()
         self.last: Snapshot | None = None  # the last snapshot handed out with data in it
+        self._closed = False
+        self._err_thread = threading.Thread(target=self._read_stderr, name="remote-stderr",
+                                            daemon=True)  # fmt: skip
+        self._thread = threading.Thread(target=self._read, name="remote-stream", daemon=True)
         try:
             # Its own session: close() ends the whole group (ssh and what it started),
             # and the terminal's signals (the UI owns the terminal) never reach it.
@@ -176,13 +180,9 @@ class RemoteSource:
             why = exc.strerror or str(exc)
             raise CaptureError(f"cannot run {argv[0]!r}: {why}: check the --remote command"
                                ) from None  # fmt: skip
-        self._closed = False
-        self._err_thread = threading.Thread(target=self._read_stderr, name="remote-stderr",
-                                            daemon=True)
-        self._thread = threading.Thread(target=self._read, name="remote-stream", daemon=True)
-        self._err_thread.start()
-        self._thread.start()
         try:
+            self._err_thread.start()
+            self._thread.start()
             with self._cond:
                 self._cond.wait_for(
                     lambda: self._decoder.info is not None or self._lost is not None,
@@ -307,8 +307,9 @@ class RemoteSource:
                 pass
         self._kill_group(signal.SIGKILL)  # whatever it started and left running
         proc.wait()
-        self._thread.join(timeout=STOP_TIMEOUT_S)
-        self._err_thread.join(timeout=STOP_TIMEOUT_S)
+        for t in (self._thread, self._err_thread):
+            if t.ident is not None:  # started
+                t.join(timeout=STOP_TIMEOUT_S)
         for f in (proc.stdout, proc.stderr):
             if f is not None:
                 f.close()

@@ -399,3 +399,23 @@ def test_record_remote_refuses_local_options_and_existing_files(tmp_path: Path) 
     there.write_bytes(b"keep me")
     assert "--force" in record_error("--remote", "x", "-o", str(there))
     assert there.read_bytes() == b"keep me"
+
+
+def test_ctrl_c_while_waiting_for_the_header_leaves_nothing_running(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    cmd = f"sh -c 'echo $$ > {pidfile}; exec sleep 1000'"
+    script = f"from capture_lib.remote import RemoteSource; RemoteSource({cmd!r})"
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + WAIT
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            assert time.monotonic() < deadline and proc.poll() is None
+            os.sched_yield()
+        started = int(pidfile.read_text())
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=WAIT) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert gone(started), group_members(started)
