@@ -141,6 +141,33 @@ def _exit_text(status: int | None) -> str:
     return f"exit status {status}"
 
 
+def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+    """Start argv in its own session with pipes for stdin, stdout and stderr. A
+    Ctrl-C that lands while Popen is still returning would leave the command
+    running unseen (its session gets no terminal signals): in the main thread,
+    SIGINT waits until the command can be ended, and then ends it."""
+    def popen() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+
+    if threading.current_thread() is not threading.main_thread():
+        return popen()
+    held: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        proc = popen()
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if held and old is not signal.SIG_IGN:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            if f is not None:
+                f.close()
+        raise KeyboardInterrupt
+    return proc
+
+
 class RemoteSource:
     """SnapshotSource over `syscap-agent stream` run by a command (e.g. through ssh)."""
 
@@ -164,6 +191,9 @@ class RemoteSource:
         self._applied = 0  # of them, applied before the latest interval handed out began
         self._prev_events = 0
         self._prev_drops = 0
+        self._prev_agent_ns = 0
+        # the agent's own CPU (percent of one CPU over the last snapshot) and memory (bytes)
+        self.agent_cost: tuple[float, int] | None = None
         self._last_end_ns = 0
         self._last_rings: tuple[RingStats, ...] = ()
         self.last: Snapshot | None = None  # the last snapshot handed out with data in it
@@ -174,8 +204,7 @@ class RemoteSource:
         try:
             # Its own session: close() ends the whole group (ssh and what it started),
             # and the terminal's signals (the UI owns the terminal) never reach it.
-            self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, start_new_session=True)
+            self._proc = _spawn(argv)
         except OSError as exc:
             why = exc.strerror or str(exc)
             raise CaptureError(f"cannot run {argv[0]!r}: {why}: check the --remote command"
@@ -439,6 +468,11 @@ class RemoteSource:
                                 events=r.events, drops=r.drops) for r in last.rings)  # fmt: skip
         events, drops = last.events - self._prev_events, last.drops - self._prev_drops
         self._prev_events, self._prev_drops = last.events, last.drops
+        span = last.end_ns - got[0].start_ns
+        if span > 0:
+            cpu = max(last.agent_cpu_ns - self._prev_agent_ns, 0) / span * 100
+            self.agent_cost = (cpu, last.agent_rss)
+        self._prev_agent_ns = last.agent_cpu_ns
         self._last_end_ns, self._last_rings = last.end_ns, rings
         return Snapshot(
             start_ns=got[0].start_ns, end_ns=last.end_ns, processes=tuple(processes),

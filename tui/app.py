@@ -458,9 +458,17 @@ class SyscapTop(App[None]):
                 self.model.latest,
                 replay=self.replay is not None,
                 durations=self._durations_state(),
+                agent=self._agent_cost(),
             ),
         )
         self._update_status()
+
+    def _agent_cost(self) -> tuple[float, int] | None:
+        """A box's agent: its CPU (percent) and memory (bytes), once known."""
+        cost = getattr(self.remote, "agent_cost", None)
+        if isinstance(cost, tuple) and len(cost) == 2:
+            return float(cost[0]), int(cost[1])
+        return None
 
     def _host_info(self) -> HostInfo:
         """This machine, the box watched, or for a replay the trace and the kernel it

@@ -130,8 +130,13 @@ def cost_markup(
     snap: Snapshot | None,
     replay: bool = False,
     durations: tuple[str, int] | None = None,
+    agent: tuple[float, int] | None = None,
 ) -> str:
     """The cost of watching: syscap's CPU use and the hook time it adds to traced work.
+
+    `agent`: a box watched through syscap-agent (top --remote), the agent's CPU
+    (percent of one CPU) and memory (bytes) there; the hooks' cost is not measured
+    on the box.
 
     The added time is the per-syscall hook cost measured at start-up times the
     current rate of syscalls that reach the probe's record path. `durations`:
@@ -148,6 +153,9 @@ def cost_markup(
             text += f"  durations [b]{mode}[/] (l)"
     if replay:
         return text + "  hooks: n/a (replay)"
+    if agent is not None:
+        cpu, rss = agent
+        return f"{text}  agent on the box {cpu:.1f}% CPU {rss / (1 << 20):.1f} MiB  hooks: n/a"
     if hook_cost_ns is None or snap is None:
         return text + "  hooks: n/a"
     if hook_cost_ns <= 0:

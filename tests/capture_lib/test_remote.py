@@ -97,6 +97,9 @@ def test_a_known_workload_arrives_exactly(remote: RemoteSource, workload: Path) 
     assert calls(got, pid, "getppid") == GETPPID
     last = got[-1]
     assert last.rings and not last.latency
+    assert remote.agent_cost is not None
+    cpu, rss = remote.agent_cost
+    assert 0 <= cpu <= 100 * (os.cpu_count() or 1) and rss > 1 << 20
     # events are the kernel's counter differences: with nothing dropped, every call
     # that passed the filter is under its process
     if not sum(s.drops for s in got):

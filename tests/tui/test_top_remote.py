@@ -129,6 +129,7 @@ def test_the_header_names_the_box_and_a_lost_connection_keeps_the_screen(
         assert "sh  Linux 4.19.1" in head and "backend kmod" in head
         assert "connection lost: the stream stopped midway (sh: exit status 3)" in head, head
         assert "LIVE" not in head and "FAILED" not in head
+        assert "agent on the box 5000.0% CPU 1.0 MiB" in text_of(app, "#cost")  # as recorded
         # what arrived stays on screen
         assert app.model.latest is not None
         assert [(p.pid, p.count) for p in app.model.latest.processes] == [(42, 2004)]
