@@ -6,6 +6,7 @@ a box: what reaches the UI is the agent's stream through a pipe either way.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -422,3 +423,20 @@ def test_ctrl_c_while_waiting_for_the_header_leaves_nothing_running(tmp_path: Pa
             proc.kill()
             proc.wait()
     assert gone(started), group_members(started)
+
+
+def test_record_remote_keeps_a_trace_that_stops_early_and_says_so(
+    agent: Path, tmp_path: Path
+) -> None:
+    trace = tmp_path / "cut.trace"
+    cmd = f"sh -c '{agent} record -o - --duration 5 | head -c 20000'"
+    proc = subprocess.run([*SYSCAP, "record", "--remote", cmd, "-o", str(trace)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=WAIT)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    last = proc.stderr.splitlines()[-1]
+    assert last.startswith(f"syscap record: {trace} ends early (20000 bytes): "), last
+    assert trace.stat().st_size == 20000
+    report = subprocess.run([*SYSCAP, "report", str(trace), "--json"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=WAIT)  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["complete"] is False
