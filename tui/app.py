@@ -646,7 +646,7 @@ class SyscapTop(App[None]):
         if not isinstance(source, DurationSwitch) or not source.offered:
             if self.remote is not None:
                 self.notify("durations on a box are the agent's to measure: start it with "
-                            "'syscap-agent stream --durations'", severity="warning")
+                            "'syscap-agent stream --durations' (or --sampled)", severity="warning")
             return
         offered = source.offered
         current = source.durations
