@@ -381,6 +381,8 @@ class RemoteSource:
                     self._cond.notify_all()
         except StreamError as exc:
             garbage = str(exc)
+            with self._cond:  # the intervals that came in the same read stay
+                self._pending.extend(i for i in exc.decoded if isinstance(i, StreamInterval))
         except OSError as exc:
             cut = f"reading the command's output failed: {exc.strerror}"
         if garbage is None and cut is None:
