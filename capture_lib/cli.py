@@ -88,8 +88,37 @@ def filter_from_args(args: argparse.Namespace) -> Filter:
     )
 
 
+def _cmd_record_remote(args: argparse.Namespace) -> int:
+    from capture_lib.remote import record_remote
+
+    local = [opt for opt, given in (
+        ("-a", args.all), ("-p", args.pid), ("--comm", args.comm), ("-e", args.syscalls),
+        ("--failed", args.failed), ("--filter", args.filter), ("--duration", args.duration),
+        ("--buffer-size", args.buffer_size), ("--backend", args.backend != "auto"),
+        ("-- COMMAND", args.command)) if given]  # fmt: skip
+    if local:
+        raise UsageError(f"{local[0]} with --remote: the agent on the box records; give its "
+                         "options in the command, e.g. --remote 'ssh box syscap-agent record "
+                         "-o - --duration 10'")
+
+    def started() -> None:
+        print(f"syscap record: recording to {args.output} until Ctrl-C or the command ends",
+              file=sys.stderr, flush=True)
+
+    res = record_remote(args.remote, args.output, force=args.force, on_started=started)
+    if res.complete:
+        print(f"syscap record: {res.bytes} bytes of trace written to {res.path}", file=sys.stderr)
+        return 0
+    print(f"syscap record: {res.path} ends early ({res.bytes} bytes): {res.why}; "
+          "syscap report reads what arrived", file=sys.stderr)  # fmt: skip
+    return 1
+
+
 def _cmd_record(args: argparse.Namespace) -> int:
     from capture_lib.live import DEFAULT_RING_SIZE, parse_size
+
+    if args.remote is not None:
+        return _cmd_record_remote(args)
     from capture_lib.record import record
 
     command = args.command
@@ -242,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_filter_args(p)
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--buffer-size", metavar="SIZE", help="ring bytes per CPU (default 8M)")
+    p.add_argument("--remote", metavar="CMD",
+                   help="write the trace that CMD prints, e.g. --remote 'ssh root@box "
+                        "syscap-agent record -o -'; Ctrl-C is passed on to it as SIGINT")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(func=_cmd_record)
 

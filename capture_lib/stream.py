@@ -59,6 +59,12 @@ SYSROW = struct.Struct("<IIQQQ")
 class StreamError(TraceError):
     """The stream cannot be decoded; str() is one line saying why."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        # what the same feed() decoded before the bad byte: sound, and a live
+        # reader keeps it (a banner or garbage can share a read with the last blocks)
+        self.decoded: list[StreamInterval | StreamEnd] = []
+
 
 @dataclass(frozen=True, slots=True)
 class StreamInfo:
@@ -180,11 +186,15 @@ class StreamDecoder:
             pos = self._header()
             if self.info is None:
                 return out
-        while not self.ended:
-            n = self._block(pos, out)
-            if not n:
-                break
-            pos += n
+        try:
+            while not self.ended:
+                n = self._block(pos, out)
+                if not n:
+                    break
+                pos += n
+        except StreamError as exc:
+            exc.decoded = out
+            raise
         del self._buf[:pos]
         self._off += pos
         if self.ended and self._buf:

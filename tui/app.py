@@ -89,6 +89,21 @@ class ReplayControls(Protocol):
         ...
 
 
+@runtime_checkable
+class RemoteLink(Protocol):
+    """What capture_lib.remote.RemoteSource adds: a box watched through a command."""
+
+    host: str
+
+    @property
+    def kernel(self) -> str: ...
+
+    @property
+    def lost(self) -> str | None:
+        """None while connected, else 'connection lost: why'."""
+        ...
+
+
 def own_cpu_meter() -> Callable[[], float | None]:
     """syscap's own CPU use in percent of one CPU since the previous call (psutil)."""
     try:
@@ -356,7 +371,13 @@ class SyscapTop(App[None]):
         self.fetcher.request()
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
-        self.apply_snapshot(message.snapshot)
+        snap = message.snapshot
+        if snap.end_ns == snap.start_ns and self.remote is not None:
+            # No interval arrived from the box since the last tick (its clock and
+            # ours are not in step): keep the table as it is rather than blank it.
+            self._update_panels()
+            return
+        self.apply_snapshot(snap)
 
     def on_source_failed(self, message: SourceFailed) -> None:
         self.failure = message.error
@@ -387,9 +408,15 @@ class SyscapTop(App[None]):
             return src
         return None
 
+    @property
+    def remote(self) -> RemoteLink | None:
+        src = self.source
+        return src if isinstance(src, RemoteLink) else None
+
     def state_text(self) -> str:
         if self.failure is not None:
-            return "FAILED"
+            # a box's lost connection says why in the header ("connection lost: ...")
+            return self.failure if self.remote is not None else "FAILED"
         replay = self.replay
         if replay is not None:
             if replay.at_end:
@@ -431,12 +458,24 @@ class SyscapTop(App[None]):
                 self.model.latest,
                 replay=self.replay is not None,
                 durations=self._durations_state(),
+                agent=self._agent_cost(),
             ),
         )
         self._update_status()
 
+    def _agent_cost(self) -> tuple[float, int] | None:
+        """A box's agent: its CPU (percent) and memory (bytes), once known."""
+        cost = getattr(self.remote, "agent_cost", None)
+        if isinstance(cost, tuple) and len(cost) == 2:
+            return float(cost[0]), int(cost[1])
+        return None
+
     def _host_info(self) -> HostInfo:
-        """This machine, or for a replay the trace and the kernel it was recorded on."""
+        """This machine, the box watched, or for a replay the trace and the kernel it
+        was recorded on."""
+        remote = self.remote
+        if remote is not None:
+            return HostInfo(remote.host, remote.kernel)
         if self.replay is None:
             return self.options.host
         kernel = getattr(getattr(self.source, "info", None), "kernel", None)
@@ -605,6 +644,9 @@ class SyscapTop(App[None]):
     def action_cycle_durations(self) -> None:
         source = self.source
         if not isinstance(source, DurationSwitch) or not source.offered:
+            if self.remote is not None:
+                self.notify("durations on a box are the agent's to measure: start it with "
+                            "'syscap-agent stream --durations' (or --sampled)", severity="warning")
             return
         offered = source.offered
         current = source.durations
@@ -623,8 +665,8 @@ class SyscapTop(App[None]):
             return False  # the live view's keys do nothing under the restorer pane
         if action.startswith("replay_"):
             return self.replay is not None
-        if action == "kill" and self.replay is not None:
-            return False  # the recorded processes are not on this machine
+        if action == "kill" and (self.replay is not None or self.remote is not None):
+            return False  # the recorded or remote processes are not on this machine
         # --readonly keeps its blocked keys live so that pressing one says why it is off.
         return True
 
@@ -710,7 +752,7 @@ class SyscapTop(App[None]):
         if self._refused_readonly("restorer"):
             return
         pid = None
-        if self.source is not None and self.replay is None:
+        if self.source is not None and self.replay is None and self.remote is None:
             pid = self.model.view.pid_of(self.table.cursor_row)
         if pid is None:
             self.push_screen(RestorerPane())

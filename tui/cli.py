@@ -19,6 +19,7 @@ from capture_lib.snapshot import Filter
 from tui.filters import check_comms, parse_syscalls, split_words
 
 if TYPE_CHECKING:
+    from capture_lib.remote import RemoteSource
     from capture_lib.snapshot import SnapshotSource
     from tui.app import TopOptions
 
@@ -42,6 +43,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--replay",
         metavar="TRACE",
         help="play a recorded trace instead of capturing (no privileges needed)",
+    )
+    p.add_argument(
+        "--remote",
+        metavar="CMD",
+        help="watch another box: run CMD, a command whose stdin and stdout reach "
+        "'syscap-agent stream' there, e.g. --remote 'ssh root@box syscap-agent stream'; "
+        "filters apply in that box's kernel",
     )
     p.add_argument(
         "-p",
@@ -136,6 +144,25 @@ def open_replay(path: str) -> SnapshotSource:
     return source
 
 
+def open_remote(command: str) -> RemoteSource:
+    from capture_lib.remote import RemoteSource
+
+    return RemoteSource(command)
+
+
+def _remote_conflict(args: argparse.Namespace) -> str | None:
+    """Options that mean nothing with --remote, or None."""
+    if args.replay:
+        return "--remote and --replay: give one (a box to watch, or a trace to play)"
+    if args.backend != "auto":
+        return ("--backend with --remote: the agent on the box picks it; give it there, "
+                "e.g. --remote 'ssh box syscap-agent stream --backend kmod'")
+    if args.durations != "off":
+        return ("--durations with --remote: ask the agent, e.g. "
+                "--remote 'ssh box syscap-agent stream --durations'")
+    return None
+
+
 def _say(msg: str) -> None:
     print(f"syscap top: {msg}", file=sys.stderr)
 
@@ -181,21 +208,47 @@ def prepare(
         failed_only=args.failed,
     )
     table = syscall_table()
+    remote: RemoteSource | None = None
+    if args.remote is not None:
+        conflict = _remote_conflict(args)
+        if conflict:
+            _say(conflict)
+            return 2
+        try:
+            remote = open_remote(args.remote)
+        except UsageError as exc:
+            _say(str(exc))
+            return 2
+        except Exception as exc:  # CaptureError: the command or its stream failed
+            _say(_one_line(exc))
+            return 1
+        table = remote.syscall_table  # the box's numbers, for -e and F4
     try:
         if args.filter:
             choice = load_alone(args.filter, args.pids, args.comms, args.syscalls, args.failed)
         check_comms(choice.comms)
         flt = choice.to_filter(table)
+        if remote is not None and flt != Filter():
+            remote.set_filter(flt)
     except (ValueError, UsageError) as exc:
+        if remote is not None:
+            remote.close()
         _say(str(exc))
         return 2
+    except Exception as exc:  # the connection ended meanwhile
+        if remote is not None:
+            remote.close()
+        _say(_one_line(exc))
+        return 1
     if args.low_color:
         # Read by Textual when it is first imported, which happens below.
         environ["TEXTUAL_COLOR_SYSTEM"] = "standard"
 
     source: SnapshotSource | None = None
     startup_error: str | None = None
-    if args.replay:
+    if remote is not None:
+        source = remote
+    elif args.replay:
         try:
             source = open_replay(args.replay)
             if flt != Filter():
@@ -239,8 +292,8 @@ def prepare(
         settings=remembered,
         settings_file=settings_file,
     )
-    if source is not None and source.backend == "replay":
-        options.user_of = _no_user  # the recorded pids are not this machine's
+    if remote is not None or (source is not None and source.backend == "replay"):
+        options.user_of = _no_user  # the recorded or remote pids are not this machine's
     return source, options
 
 

@@ -15,6 +15,7 @@ from capture_lib.snapshot import RingStats, Snapshot
 from tui import format as fmt
 
 GAUGE_WIDTH = 6
+LONG_STATE = 24  # cells a long state keeps before host and kernel are shortened
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +39,20 @@ def header_markup(
 ) -> str:
     """'syscap top  host  Linux 6.1  bpf  every 1.0s  LIVE' with the state coloured.
 
-    Within `width` cells, the state always shows in full: the kernel release is shortened
-    first (a distribution's can be 40 characters long), then the host name.
+    Within `width` cells, a state of up to LONG_STATE cells always shows in full: the
+    kernel release is shortened first (a distribution's can be 40 characters long),
+    then the host name. A longer state (a lost connection's reason) gives way first.
     """
-    colour = {"LIVE": "$success", "FAILED": "$error"}.get(state.split()[0], "$warning")
+    colour = {"LIVE": "$success", "FAILED": "$error", "connection": "$error"}.get(
+        state.split()[0] if state.split() else "", "$warning"
+    )
     host, kernel = info.host, info.kernel
     if width is not None:
-        fixed = cell_len(f"syscap top    Linux   backend {backend}  every {interval_s:g}s  {state}")
+        bare = cell_len(f"syscap top    Linux   backend {backend}  every {interval_s:g}s  ")
+        spare = width - bare - cell_len(host) - cell_len(kernel)
+        if cell_len(state) > max(spare, LONG_STATE):  # a lost connection's reason
+            state = _shorten(state, max(spare, LONG_STATE))
+        fixed = bare + cell_len(state)
         room = width - fixed  # for host + kernel
         if cell_len(host) + cell_len(kernel) > room:
             kernel = _shorten(kernel, max(room - cell_len(host), 4))
@@ -52,7 +60,7 @@ def header_markup(
             host = _shorten(host, max(room - cell_len(kernel), 4))
     return (
         f"[b]syscap top[/]  {escape(host)}  Linux {escape(kernel)}  "
-        f"backend [b]{escape(backend)}[/]  every {interval_s:g}s  [b {colour}]{state}[/]"
+        f"backend [b]{escape(backend)}[/]  every {interval_s:g}s  [b {colour}]{escape(state)}[/]"
     )
 
 
@@ -122,8 +130,13 @@ def cost_markup(
     snap: Snapshot | None,
     replay: bool = False,
     durations: tuple[str, int] | None = None,
+    agent: tuple[float, int] | None = None,
 ) -> str:
     """The cost of watching: syscap's CPU use and the hook time it adds to traced work.
+
+    `agent`: a box watched through syscap-agent (top --remote), the agent's CPU
+    (percent of one CPU) and memory (bytes) there; the hooks' cost is not measured
+    on the box.
 
     The added time is the per-syscall hook cost measured at start-up times the
     current rate of syscalls that reach the probe's record path. `durations`:
@@ -140,6 +153,9 @@ def cost_markup(
             text += f"  durations [b]{mode}[/] (l)"
     if replay:
         return text + "  hooks: n/a (replay)"
+    if agent is not None:
+        cpu, rss = agent
+        return f"{text}  agent on the box {cpu:.1f}% CPU {rss / (1 << 20):.1f} MiB  hooks: n/a"
     if hook_cost_ns is None or snap is None:
         return text + "  hooks: n/a"
     if hook_cost_ns <= 0:

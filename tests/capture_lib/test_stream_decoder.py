@@ -225,3 +225,11 @@ def test_a_deflated_size_on_a_plain_block_is_rejected() -> None:
     struct.pack_into("<I", raw, BLOCK.size + 92, 8)  # zlen, the head's last field
     fixed = block(BLOCK_STREAM, bytes(raw[BLOCK.size :]), 2)
     assert "deflated size" in rejected(header() + fixed + end())
+
+
+def test_garbage_after_sound_blocks_in_one_feed_keeps_those_blocks() -> None:
+    dec = StreamDecoder()
+    with pytest.raises(StreamError) as e:
+        dec.feed(header() + interval() + interval(seq=1) + b"Connection closed.\n")
+    assert [i.seq for i in e.value.decoded if isinstance(i, StreamInterval)] == [0, 1]
+    assert "bad block magic" in str(e.value)
