@@ -70,6 +70,22 @@ def test_remote_filters_use_the_boxs_syscall_numbers(recorded: Path) -> None:
         source.close()
 
 
+def test_a_saved_filter_goes_to_the_boxs_kernel(recorded: Path, tmp_path: Path) -> None:
+    saved = tmp_path / "tuned.json"
+    saved.write_text(FilterSpec(syscalls=frozenset({"getppid"}),
+                                comms=frozenset({"nginx"})).to_json())
+    prepared = prepare(_parse(["top", "--no-config", "--remote", box(recorded),
+                               "--filter", str(saved)]), {})  # fmt: skip
+    assert not isinstance(prepared, int)
+    source, _ = prepared
+    try:
+        assert isinstance(source, RemoteSource)
+        assert said(source, 2) == ("filter syscalls 3", "filter comm nginx")
+    finally:
+        assert source is not None
+        source.close()
+
+
 def one_line(capsys: pytest.CaptureFixture[str]) -> str:
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("syscap top: "), lines
