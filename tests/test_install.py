@@ -39,11 +39,12 @@ class Installed:
 
 
 def readme_commands() -> list[str]:
-    """The subcommands the README's Commands section documents."""
+    """The subcommands the README's Commands section documents, each once (a
+    command may have more than one usage line there)."""
     text = (ROOT / "README.md").read_text()
     section = text.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
     block = section.split("```", 2)[1]
-    return re.findall(r"^syscap (\w+)", block, flags=re.M)
+    return list(dict.fromkeys(re.findall(r"^syscap (\w+)", block, flags=re.M)))
 
 
 def shipped_packages() -> list[str]:
