@@ -73,10 +73,9 @@ def test_remembered_keys_remap_bindings_and_the_environment_wins(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     settings.save(settings.settings_path(), TopSettings(keys={"quit": "x", "help": "j"}))
-    args = argparse.Namespace(
-        delay=1.0, syscalls="", pids=[], comms=[], failed=False, filter=None, replay=str(TRACE),
-        backend="auto", durations="off", sample_budget=1.0, readonly=False, low_color=False,
-        no_mouse=False, no_config=False)
+    parser = argparse.ArgumentParser(prog="syscap")
+    cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["top", "--replay", str(TRACE)])  # every option top has
     env = {"SYSCAP_TOP_KEYS": "help=k"}
     for no_config, keymap in ((False, {"quit": "x", "help": "k"}), (True, {"help": "k"})):
         args.no_config = no_config
