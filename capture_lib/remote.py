@@ -168,17 +168,23 @@ def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
     return proc
 
 
+def command_argv(command: str, what: str, example: str) -> list[str]:
+    """--remote's command split as a shell would; UsageError when it cannot be, or
+    is empty (what: what the command does, example: one that does it)."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise UsageError(f"--remote {command!r}: {exc}: quote it as a shell would") from None
+    if not argv:
+        raise UsageError(f"--remote needs the command that {what}, e.g. --remote '{example}'")
+    return argv
+
+
 class RemoteSource:
     """SnapshotSource over `syscap-agent stream` run by a command (e.g. through ssh)."""
 
     def __init__(self, command: str, start_timeout_s: float = START_TIMEOUT_S) -> None:
-        try:
-            argv = shlex.split(command)
-        except ValueError as exc:
-            raise UsageError(f"--remote {command!r}: {exc}: quote it as a shell would") from None
-        if not argv:
-            raise UsageError("--remote needs the command that runs the agent, "
-                             "e.g. --remote 'ssh root@box syscap-agent stream'")
+        argv = command_argv(command, "runs the agent", "ssh root@box syscap-agent stream")
         self.argv = argv
         self.host = remote_host(argv)
         self._decoder = StreamDecoder()
@@ -516,13 +522,7 @@ def record_remote(command: str, path: str, force: bool = False,
     SIGTERM are passed on to the command's process group as SIGINT (a second one:
     SIGKILL); its stdin is empty. CaptureError when the command does not start or
     prints no trace (nothing is left at path then)."""
-    try:
-        argv = shlex.split(command)
-    except ValueError as exc:
-        raise UsageError(f"--remote {command!r}: {exc}: quote it as a shell would") from None
-    if not argv:
-        raise UsageError("--remote needs the command that prints the trace, "
-                         "e.g. --remote 'ssh root@box syscap-agent record -o -'")
+    argv = command_argv(command, "prints the trace", "ssh root@box syscap-agent record -o -")
     fd = _create(path, force)
     stderr: deque[str] = deque(maxlen=STDERR_LINES)
     signals = 0

@@ -53,6 +53,15 @@ def flood(c_build_dir: Path) -> Path:
     return run_unique(build_c(WORKLOADS / "flood.c", c_build_dir, "-lpthread"), "flood")
 
 
+@pytest.fixture
+def spinner(flood: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A process calling getppid() until it is killed."""
+    p = subprocess.Popen([str(flood), "1", str(10**12)])
+    yield p
+    p.kill()
+    p.wait(timeout=30)
+
+
 def syscap(*args: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
     """Run the syscap CLI as a user would (a separate process)."""
     proc = subprocess.run([*SYSCAP, *args], capture_output=True, text=True, cwd=ROOT, **kw)

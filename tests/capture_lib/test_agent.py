@@ -365,15 +365,6 @@ def test_sampled_options_that_do_not_go_together(agent: Path, args: list[str]) -
     assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("syscap-agent: "), lines
 
 
-@pytest.fixture
-def spinner(flood: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A process calling getppid() until it is killed."""
-    p = subprocess.Popen([str(flood), "1", str(10**12)])
-    yield p
-    p.kill()
-    p.wait(timeout=WAIT)
-
-
 def test_a_filter_command_stops_counting_in_the_kernel(
     stream: Agent, spinner: subprocess.Popen[bytes]
 ) -> None:

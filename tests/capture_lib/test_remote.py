@@ -148,15 +148,6 @@ def test_an_empty_snapshot_when_nothing_arrived(agent: Path) -> None:
     assert src.lost == "connection lost: the agent ended its stream"
 
 
-@pytest.fixture
-def spinner(flood: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A process calling getppid() until it is killed."""
-    p = subprocess.Popen([str(flood), "1", str(10**12)])
-    yield p
-    p.kill()
-    p.wait(timeout=WAIT)
-
-
 def test_a_comm_filter_stops_other_processes_in_the_agents_kernel(
     remote: RemoteSource, spinner: subprocess.Popen[bytes], workload: Path
 ) -> None:

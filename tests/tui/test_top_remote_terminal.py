@@ -6,7 +6,6 @@ tmux and the agent that ./setup.sh builds.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import subprocess
 import time
@@ -21,9 +20,9 @@ from tests.tui.test_top_terminal import (
     NOISE_RATE,
     ROOT,
     _alive,
+    _events_per_s,
     _helper_rate,
     _live_available,
-    _rate,
     _top_command,
     helper,  # noqa: F401  (fixtures)
     noise,  # noqa: F401
@@ -56,19 +55,6 @@ def start(session: str, tmp: Path, agent: Path) -> tuple[int, Path]:
     return int(pidfile.read_text()), donefile
 
 
-def events_per_s(session: str) -> tuple[float, str]:
-    """The median of three refreshes' events/s (the box's kernel counters), the last screen."""
-    seen: list[float] = []
-    screen = ""
-    for _ in range(3):
-        time.sleep(1)
-        screen = pane(session)
-        m = re.search(r"events (\S+)/s", screen)
-        assert m, screen
-        seen.append(_rate(m.group(1)))
-    return sorted(seen)[1], screen
-
-
 def agent_pid(top_pid: int) -> int:
     kids = subprocess.run(["pgrep", "-P", str(top_pid)], capture_output=True,
                           text=True).stdout.split()  # fmt: skip
@@ -91,7 +77,7 @@ def test_remote_top_shows_the_box_filters_in_its_kernel_and_survives_a_lost_agen
     while _helper_rate(pane(session), noise.pid) is None:
         assert time.monotonic() < deadline, pane(session)
         time.sleep(0.2)
-    before, screen = events_per_s(session)
+    before, screen = _events_per_s(session)
     assert before >= 0.75 * (EXPECTED_RATE + NOISE_RATE), screen
     rate = _helper_rate(screen, helper.pid)
     assert rate is not None and abs(rate - EXPECTED_RATE) <= 0.25 * EXPECTED_RATE, screen
@@ -105,7 +91,7 @@ def test_remote_top_shows_the_box_filters_in_its_kernel_and_survives_a_lost_agen
     while _helper_rate(pane(session), noise.pid) not in (None, 0.0):
         assert time.monotonic() < deadline, pane(session)
         time.sleep(0.2)
-    after, screen = events_per_s(session)
+    after, screen = _events_per_s(session)
     print(f"events/s before the pid filter {before}, after {after}; helper {EXPECTED_RATE}")
     assert abs(after - EXPECTED_RATE) <= 0.25 * EXPECTED_RATE, screen
     assert _helper_rate(screen, noise.pid) in (None, 0.0), screen  # its row may linger
