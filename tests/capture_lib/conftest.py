@@ -62,6 +62,21 @@ def spinner(flood: Path) -> Iterator[subprocess.Popen[bytes]]:
     p.wait(timeout=30)
 
 
+def attached(pid: int) -> bool:
+    """Whether process pid holds BPF links (its probes are in)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:bpf_link":
+                return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
 def syscap(*args: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
     """Run the syscap CLI as a user would (a separate process)."""
     proc = subprocess.run([*SYSCAP, *args], capture_output=True, text=True, cwd=ROOT, **kw)

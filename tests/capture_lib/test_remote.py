@@ -24,7 +24,7 @@ from capture_lib.remote import ConnectionLost, RemoteSource, _filter_commands, r
 from capture_lib.snapshot import Filter, Snapshot
 from capture_lib.stream import StreamInfo
 from tests.capture_lib.conftest import AGENT_GETPPID as GETPPID
-from tests.capture_lib.conftest import SYSCAP, report_json, run_workload_pid
+from tests.capture_lib.conftest import SYSCAP, attached, report_json, run_workload_pid
 from tests.conftest import ROOT
 
 WAIT = 30.0  # seconds: a bound for things that take milliseconds
@@ -311,21 +311,6 @@ def test_the_host_is_sshs_destination(argv: list[str], host: str) -> None:
 
 
 # ---- syscap record --remote -------------------------------------------------------------
-
-
-def attached(pid: int) -> bool:
-    """Whether process pid holds BPF links (the agent's probes are in)."""
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except FileNotFoundError:
-        return False
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:bpf_link":
-                return True
-        except FileNotFoundError:
-            continue
-    return False
 
 
 def test_record_remote_writes_the_boxs_trace_and_passes_ctrl_c_on(
