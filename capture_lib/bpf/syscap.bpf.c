@@ -5,8 +5,9 @@
  * The order of work in the probes is the point of this file: the cheap
  * syscall-bitmap test and the cached per-task verdict come first, so a
  * filtered-out syscall costs a few loads. Totals are kept in per-CPU counters
- * (exact even when a ring is full); records go to this CPU's ring buffer
- * without a wakeup, except when the ring passes the watermark.
+ * (exact even when a ring is full); records go to this CPU's ring of slots
+ * (syscap_slots.h) with plain stores: no helper call, no lock, no wake-up,
+ * except a doorbell when the ring passes the watermark.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -14,6 +15,7 @@
 #include <bpf/bpf_core_read.h>
 #define SYSCAP_PROBE_INLINE static __always_inline
 #include "syscap_probe.h"
+#include "syscap_slots.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -21,6 +23,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * probes that cached per-task verdicts are stale. */
 struct syscap_filter filter;
 __u64 wakeup_watermark;	/* bytes of unread data that justify a wakeup */
+/* Set by the loader: each CPU's ring has 2^slots_shift slots. */
+const volatile __u32 slots_shift = 10;
 /* Calls are counted in the kernel (count and sampled modes): sys_exit_count
  * is attached instead of sys_exit. */
 __u32 counted;
@@ -78,10 +82,30 @@ struct {
 	__type(value, struct syscap_cpu_stats);
 } stats SEC(".maps");
 
-struct ring {
+/* Every CPU's slots, CPU after CPU; max_entries is set by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct syscap_slot);
+} ring_slots SEC(".maps");
+
+/* Each CPU's positions; max_entries is set to the CPU count at load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct syscap_ring_pos);
+} ring_pos SEC(".maps");
+
+/* Wakes the consumer (through epoll) when a ring passes the watermark:
+ * rung at most once until the consumer has emptied it. */
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);	/* resized by the loader */
-};
+	__uint(max_entries, 4096);
+} doorbell SEC(".maps");
 
 /* Count mode: calls and errors per process x syscall, per CPU. Not
  * preallocated: memory grows with the pairs actually seen. */
@@ -93,13 +117,6 @@ struct {
 	__type(value, struct syscap_count_val);
 } counts SEC(".maps");
 
-/* One ring per possible CPU; max_entries is set to the CPU count at load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__array(values, struct ring);
-} rings SEC(".maps");
 
 /* The process part of the filter for one task (glue for syscap_task_passes). */
 static __always_inline int task_passes(struct task_struct *task, __u32 tgid)
@@ -209,14 +226,58 @@ static __always_inline struct syscap_cpu_stats *cpu_stats(void)
 	return bpf_map_lookup_elem(&stats, &zero);
 }
 
-static __always_inline __u64 submit_flags(void *rb, __u32 seq)
+/*
+ * The next free slot of this CPU's ring, or 0 when the ring is full. The
+ * consumer's position is read from its cache line only when the ring looks
+ * full by the last copy: most records touch only this CPU's producer line.
+ */
+static __always_inline struct syscap_event *slot_reserve(__u32 cpu, struct syscap_ring_pos **posp)
 {
-	/* Ask the ring's fill level only every 64th record: the query is
-	 * cheap, a wakeup is not. */
-	if ((seq & 63) == 0 &&
-	    bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) > wakeup_watermark)
-		return BPF_RB_FORCE_WAKEUP;
-	return BPF_RB_NO_WAKEUP;
+	__u64 size = (__u64)SYSCAP_SLOT_SIZE << slots_shift;
+	struct syscap_ring_pos *pos;
+	struct syscap_slot *slot;
+	__u64 prod;
+	__u32 idx;
+
+	pos = bpf_map_lookup_elem(&ring_pos, &cpu);
+	if (!pos)
+		return 0;
+	prod = pos->producer;
+	if (prod - pos->consumer_seen >= size) {
+		pos->consumer_seen = *(volatile __u64 *)&pos->consumer;
+		if (prod - pos->consumer_seen >= size)
+			return 0;
+	}
+	idx = (cpu << slots_shift) | ((__u32)(prod >> SYSCAP_SLOT_SHIFT) & ((1U << slots_shift) - 1));
+	slot = bpf_map_lookup_elem(&ring_slots, &idx);
+	if (!slot)
+		return 0;
+	slot->len = SYSCAP_SLOT_LEN;
+	slot->pg_off = 0;
+	*posp = pos;
+	return &slot->ev;
+}
+
+/*
+ * Publish the reserved slot: every store into it before the new producer
+ * position (x86 keeps stores in order, so a compiler barrier is enough;
+ * elsewhere an atomic add with fetch is a full barrier). Every 64th record
+ * looks at the fill and rings the doorbell past the watermark.
+ */
+static __always_inline void slot_commit(struct syscap_ring_pos *pos, __u32 cpu, __u32 seq)
+{
+	__u64 prod;
+
+#if defined(__TARGET_ARCH_x86)
+	prod = pos->producer + SYSCAP_SLOT_SIZE;
+	asm volatile("" ::: "memory");
+	pos->producer = prod;
+#else
+	prod = __sync_fetch_and_add(&pos->producer, SYSCAP_SLOT_SIZE) + SYSCAP_SLOT_SIZE;
+#endif
+	if ((seq & 63) == 0 && prod - *(volatile __u64 *)&pos->consumer > wakeup_watermark &&
+	    !bpf_ringbuf_query(&doorbell, BPF_RB_AVAIL_DATA))
+		bpf_ringbuf_output(&doorbell, &cpu, sizeof(cpu), BPF_RB_FORCE_WAKEUP);
 }
 
 static __always_inline void emit_syscall(struct syscap_task_state *st, __u64 now, long ret,
@@ -227,8 +288,8 @@ static __always_inline void emit_syscall(struct syscap_task_state *st, __u64 now
 	__u32 cpu = bpf_get_smp_processor_id();
 	__u32 nr = syscap_slot_index(st->nr);
 	__u64 dur = now - st->ts;
+	struct syscap_ring_pos *pos;
 	struct syscap_event *e;
-	void *rb;
 	__u32 seq;
 
 	if (!s)
@@ -239,12 +300,7 @@ static __always_inline void emit_syscall(struct syscap_task_state *st, __u64 now
 	if (syscap_is_error(ret))
 		s->errors[nr]++;
 
-	rb = bpf_map_lookup_elem(&rings, &cpu);
-	if (!rb) {
-		s->drops++;
-		return;
-	}
-	e = bpf_ringbuf_reserve(rb, sizeof(*e), 0);
+	e = slot_reserve(cpu, &pos);
 	if (!e) {
 		s->drops++;
 		return;
@@ -257,7 +313,7 @@ static __always_inline void emit_syscall(struct syscap_task_state *st, __u64 now
 		read_args(e->args, regs, nr == SYSCAP_NR_COMPAT);
 	else
 		__builtin_memset(e->args, 0, sizeof(e->args));
-	bpf_ringbuf_submit(e, submit_flags(rb, seq));
+	slot_commit(pos, cpu, seq);
 }
 
 /*
@@ -301,13 +357,12 @@ static __always_inline void emit_sample(__u64 ts, long ret, struct pt_regs *regs
 	struct syscap_cpu_stats *s = cpu_stats();
 	__u32 cpu = bpf_get_smp_processor_id();
 	__u8 flags = SYSCAP_F_SAMPLED;
+	struct syscap_ring_pos *pos;
 	struct syscap_event *e;
-	void *rb;
 
 	if (!s)
 		return;
-	rb = bpf_map_lookup_elem(&rings, &cpu);
-	e = rb ? bpf_ringbuf_reserve(rb, sizeof(*e), 0) : 0;
+	e = slot_reserve(cpu, &pos);
 	if (!e) {
 		s->drops++;	/* a duration lost; the counts stay exact */
 		return;
@@ -317,7 +372,7 @@ static __always_inline void emit_sample(__u64 ts, long ret, struct pt_regs *regs
 	syscap_fill_syscall(e, ts, bpf_ktime_get_ns() - ts, ret, task->tgid, task->pid, 0, slot,
 			    id, flags, cpu);
 	read_args(e->args, regs, slot == SYSCAP_NR_COMPAT);
-	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	slot_commit(pos, cpu, 1);
 }
 
 /*
@@ -489,14 +544,13 @@ static __always_inline void emit_proc(struct task_struct *task, __u8 kind, __u32
 {
 	struct syscap_cpu_stats *s = cpu_stats();
 	__u32 cpu = bpf_get_smp_processor_id();
+	struct syscap_ring_pos *pos;
 	struct syscap_event *e;
-	void *rb;
 
 	if (!s)
 		return;
 	s->proc_events++;
-	rb = bpf_map_lookup_elem(&rings, &cpu);
-	e = rb ? bpf_ringbuf_reserve(rb, sizeof(*e), 0) : 0;
+	e = slot_reserve(cpu, &pos);
 	if (!e) {
 		s->proc_drops++;
 		return;
@@ -504,7 +558,7 @@ static __always_inline void emit_proc(struct task_struct *task, __u8 kind, __u32
 	syscap_fill_proc(e, kind, bpf_ktime_get_ns(), ret, task->tgid, task->pid, ptgid, ptid,
 			 flags, cpu);
 	bpf_probe_read_kernel(e->proc.comm, sizeof(e->proc.comm), task->comm);
-	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	slot_commit(pos, cpu, 1);
 }
 
 SEC("tp_btf/sched_process_fork")

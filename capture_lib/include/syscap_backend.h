@@ -3,7 +3,8 @@
  * The consumer's view of a capture backend (eBPF or kernel module).
  *
  * Both backends expose per-CPU rings with the memory layout of a BPF ring
- * buffer, so one consumer drains both:
+ * buffer, so one consumer drains both (the eBPF backend's rings are fixed
+ * slots that keep this layout, see syscap_slots.h):
  *   page 0            consumer position (u64 at offset 0), mapped read-write
  *   page 1            producer position (u64 at offset 0), mapped read-only
  *   data (size bytes) mapped twice back to back, read-only, so a record never
@@ -63,6 +64,8 @@ struct syscap_backend_ops {
 	int (*forget_count)(struct syscap_backend *b, const struct syscap_count_key *k);
 	int (*start)(struct syscap_backend *b);
 	int (*stop)(struct syscap_backend *b);
+	/* The consumer woke on wait_fd: re-arm it (NULL: nothing to do). */
+	void (*woken)(struct syscap_backend *b);
 	void (*close)(struct syscap_backend *b);
 };
 
@@ -73,8 +76,7 @@ struct syscap_backend {
 	int nrings;			/* rings[] used (one per possible CPU) */
 	struct syscap_ring *rings;
 	int wait_fd;			/* readable when a ring wants draining, or -1 */
-	int wait_epoll;			/* wait_fd is an epoll instance: epoll_wait()
-					 * it (poll() would not consume its ready list) */
+	uint32_t record_bytes;		/* ring bytes one record takes */
 	void *priv;
 };
 

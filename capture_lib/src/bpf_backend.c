@@ -1,16 +1,15 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
- * eBPF backend: loads syscap.bpf.c through its libbpf skeleton, creates one
- * BPF ring buffer per possible CPU (inner maps of the `rings` array) and maps
- * them for the shared drain loop. Every way this can fail on a user's machine
- * ends in one line saying what is missing.
+ * eBPF backend: loads syscap.bpf.c through its libbpf skeleton and maps its
+ * per-CPU rings of slots (syscap_slots.h) for the shared drain loop. Every
+ * way this can fail on a user's machine ends in one line saying what is
+ * missing.
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -20,12 +19,18 @@
 #include <bpf/libbpf.h>
 #include "internal.h"
 #include "syscap_backend.h"
+#include "syscap_slots.h"
 #include "syscap.skel.h"
 
 struct bpf_priv {
 	struct syscap_bpf *skel;
-	int *ring_fds;
 	size_t page;
+	struct syscap_ring_pos *pos;	/* ring_pos, mapped read-write */
+	size_t pos_len;
+	void *slots;			/* ring_slots, mapped read-only */
+	size_t slots_len;
+	volatile uint64_t *bell_cons;	/* the doorbell ring's positions */
+	const volatile uint64_t *bell_prod;
 	int attached;
 	int mode;			/* SYSCAP_MODE_* chosen */
 	int own_pids;			/* process-set entries set_pid added */
@@ -313,27 +318,30 @@ static void bpf_close(struct syscap_backend *b)
 	p = b->priv;
 	if (p) {
 		bpf_stop(b);
-		for (int i = 0; b->rings && i < b->nrings; i++) {
-			struct syscap_ring *r = &b->rings[i];
-
-			if (r->consumer_pos)
-				munmap((void *)r->consumer_pos, p->page);
-			if (r->map_base)
-				munmap(r->map_base, r->map_len);
-		}
-		for (int i = 0; p->ring_fds && i < b->nrings; i++)
-			if (p->ring_fds[i] >= 0)
-				close(p->ring_fds[i]);
-		syscap_bpf__destroy(p->skel);
+		if (p->pos)
+			munmap(p->pos, p->pos_len);
+		if (p->slots)
+			munmap(p->slots, p->slots_len);
+		if (p->bell_cons)
+			munmap((void *)p->bell_cons, p->page);
+		if (p->bell_prod)
+			munmap((void *)p->bell_prod, p->page);
+		syscap_bpf__destroy(p->skel);	/* closes wait_fd, the doorbell's */
 		free(p->keys);
 		free(p->vals);
-		free(p->ring_fds);
 		free(p);
 	}
-	if (b->wait_fd >= 0)
-		close(b->wait_fd);
 	free(b->rings);
 	free(b);
+}
+
+/* The consumer woke: empty the doorbell so that the probes may ring again. */
+static void bpf_woken(struct syscap_backend *b)
+{
+	struct bpf_priv *p = b->priv;
+
+	__atomic_store_n(p->bell_cons, __atomic_load_n(p->bell_prod, __ATOMIC_ACQUIRE),
+			 __ATOMIC_RELEASE);
 }
 
 static const struct syscap_backend_ops bpf_ops = {
@@ -347,6 +355,7 @@ static const struct syscap_backend_ops bpf_ops = {
 	.forget_count = bpf_forget_count,
 	.start = bpf_start,
 	.stop = bpf_stop,
+	.woken = bpf_woken,
 	.close = bpf_close,
 };
 
@@ -356,7 +365,9 @@ int syscap_bpf_open(struct syscap_backend **out, uint64_t ring_size, char *err, 
 	struct bpf_priv *p = NULL;
 	const char *caps = missing_caps();
 	long page = sysconf(_SC_PAGESIZE);
-	int ncpu, ret;
+	uint32_t shift = 0;
+	int ncpu, ret, fd;
+	void *m;
 
 	*out = NULL;
 	if (caps[0]) {
@@ -397,27 +408,27 @@ int syscap_bpf_open(struct syscap_backend **out, uint64_t ring_size, char *err, 
 	b->ncpu = b->nrings = ncpu;
 	p->page = (size_t)page;
 	b->rings = calloc((size_t)ncpu, sizeof(*b->rings));
-	p->ring_fds = calloc((size_t)ncpu, sizeof(*p->ring_fds));
-	if (!b->rings || !p->ring_fds)
+	if (!b->rings)
 		goto nomem;
-	for (int cpu = 0; cpu < ncpu; cpu++)
-		p->ring_fds[cpu] = -1;
+	while (((uint64_t)SYSCAP_SLOT_SIZE << shift) < ring_size)
+		shift++;
+	if (((uint64_t)ncpu << shift) > UINT32_MAX) {
+		snprintf(err, errlen, "ring size %llu bytes per CPU is too large for %d CPUs: "
+			 "give a smaller --buffer-size", (unsigned long long)ring_size, ncpu);
+		free(b->rings);
+		free(b);
+		free(p);
+		return -EINVAL;
+	}
 
 	p->skel = syscap_bpf__open();
 	if (!p->skel) {
 		snprintf(err, errlen, "cannot open the BPF program: %s", libbpf_last);
 		goto fail;
 	}
-	bpf_map__set_max_entries(p->skel->maps.rings, (uint32_t)ncpu);
-	/* The rings exist before the program: the first one is the template
-	 * the kernel checks every inner map against (type and size). */
-	for (int cpu = 0; cpu < ncpu; cpu++) {
-		p->ring_fds[cpu] = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "syscap_ring", 0, 0,
-						  (uint32_t)ring_size, NULL);
-		if (p->ring_fds[cpu] < 0)
-			goto sysfail;
-	}
-	if (bpf_map__set_inner_map_fd(p->skel->maps.rings, p->ring_fds[0]))
+	p->skel->rodata->slots_shift = shift;
+	if (bpf_map__set_max_entries(p->skel->maps.ring_slots, (uint32_t)ncpu << shift) ||
+	    bpf_map__set_max_entries(p->skel->maps.ring_pos, (uint32_t)ncpu))
 		goto sysfail;
 	ret = syscap_bpf__load(p->skel);
 	if (ret) {
@@ -433,37 +444,41 @@ int syscap_bpf_open(struct syscap_backend **out, uint64_t ring_size, char *err, 
 	    p->skel->bss->whoami_tgid)
 		p->self_tgid = p->skel->bss->whoami_tgid;
 
-	b->wait_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (b->wait_fd < 0)
+	/* Positions read-write (the consumer's half is ours), slots read-only:
+	 * records are read where the probes wrote them. */
+	p->pos_len = ((size_t)ncpu * sizeof(struct syscap_ring_pos) + (size_t)page - 1) &
+		     ~((size_t)page - 1);
+	m = mmap(NULL, p->pos_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 bpf_map__fd(p->skel->maps.ring_pos), 0);
+	if (m == MAP_FAILED)
 		goto sysfail;
-	b->wait_epoll = 1;
+	p->pos = m;
+	p->slots_len = (size_t)ncpu * (size_t)ring_size;
+	m = mmap(NULL, p->slots_len, PROT_READ, MAP_SHARED, bpf_map__fd(p->skel->maps.ring_slots), 0);
+	if (m == MAP_FAILED)
+		goto sysfail;
+	p->slots = m;
 	for (int cpu = 0; cpu < ncpu; cpu++) {
 		struct syscap_ring *r = &b->rings[cpu];
-		/* Edge-triggered: a ring's poll says "data" for as long as any is
-		 * unread, so level-triggered the consumer would spin after the
-		 * first wake-up while records keep coming. */
-		struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u32 = (uint32_t)cpu };
-		void *cons, *prod;
-		int fd = p->ring_fds[cpu];
 
-		if (bpf_map_update_elem(bpf_map__fd(p->skel->maps.rings), &cpu, &fd, BPF_ANY))
-			goto sysfail;
-		cons = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		if (cons == MAP_FAILED)
-			goto sysfail;
-		r->consumer_pos = cons;
-		prod = mmap(NULL, (size_t)page + 2 * ring_size, PROT_READ, MAP_SHARED, fd, page);
-		if (prod == MAP_FAILED)
-			goto sysfail;
-		r->map_base = prod;
-		r->map_len = (size_t)page + 2 * ring_size;
-		r->producer_pos = prod;
-		r->data = (const uint8_t *)prod + page;
+		r->consumer_pos = (volatile uint64_t *)&p->pos[cpu].consumer;
+		r->producer_pos = (const volatile uint64_t *)&p->pos[cpu].producer;
+		r->data = (const uint8_t *)p->slots + (size_t)cpu * (size_t)ring_size;
 		r->size = ring_size;
 		r->cpu = cpu;
-		if (epoll_ctl(b->wait_fd, EPOLL_CTL_ADD, fd, &ev))
-			goto sysfail;
 	}
+	b->record_bytes = SYSCAP_SLOT_SIZE;
+	/* The doorbell: readable while it holds a ring, emptied by bpf_woken. */
+	fd = bpf_map__fd(p->skel->maps.doorbell);
+	m = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		goto sysfail;
+	p->bell_cons = m;
+	m = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, page);
+	if (m == MAP_FAILED)
+		goto sysfail;
+	p->bell_prod = m;
+	b->wait_fd = fd;
 	*out = b;
 	return 0;
 nomem:

@@ -255,6 +255,7 @@ int syscap_kmod_open(struct syscap_backend **out, uint64_t ring_size, char *err,
 	b->ops = &kmod_ops;
 	b->priv = p;
 	b->wait_fd = -1;
+	b->record_bytes = SYSCAP_RB_HDR_SZ + SYSCAP_EVENT_SIZE;
 	p->fd = open(SYSCAP_KMOD_DEV, O_RDWR | O_CLOEXEC);
 	if (p->fd < 0) {
 		ret = -errno;

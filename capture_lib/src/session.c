@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 #include "internal.h"
 
@@ -310,7 +309,7 @@ static int next_sleep_ms(const struct syscap_session *s, long n, uint64_t elapse
 
 	if (!n)
 		return prev < MAX_SLEEP_MS ? prev * 2 : MAX_SLEEP_MS;
-	bytes = (uint64_t)n * (SYSCAP_EVENT_SIZE + SYSCAP_RB_HDR_SZ);
+	bytes = (uint64_t)n * s->b->record_bytes;
 	ms = s->ring_size / 4 * (elapsed_ms ? elapsed_ms : 1) / bytes;
 	return ms < 1 ? 1 : ms > MAX_SLEEP_MS ? MAX_SLEEP_MS : (int)ms;
 }
@@ -322,7 +321,7 @@ static void *consumer(void *arg)
 	int sleep_ms = 1;
 
 	while (!__atomic_load_n(&s->stopping, __ATOMIC_ACQUIRE)) {
-		struct epoll_event evs[16];
+		struct pollfd pfd = { .fd = s->b->wait_fd, .events = POLLIN };
 		long n = drain_all(s);
 		uint64_t now = syscap_mono_ns();
 
@@ -333,15 +332,9 @@ static void *consumer(void *arg)
 		}
 		sleep_ms = next_sleep_ms(s, n, (now - last) / 1000000, sleep_ms);
 		last = now;
-		if (s->b->wait_epoll) {
-			epoll_wait(s->b->wait_fd, evs, 16, sleep_ms);
-		} else {
-			/* the module's device: readable while a ring is past its
-			 * watermark (or -1: just sleep) */
-			struct pollfd pfd = { .fd = s->b->wait_fd, .events = POLLIN };
-
-			poll(&pfd, 1, sleep_ms);
-		}
+		/* readable while a ring is past its watermark (-1: just sleep) */
+		if (poll(&pfd, 1, sleep_ms) > 0 && s->b->ops->woken)
+			s->b->ops->woken(s->b);
 	}
 	return NULL;
 }

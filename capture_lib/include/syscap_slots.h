@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The eBPF backend's per-CPU rings: fixed slots in a BPF_F_MMAPABLE array
+ * that the probes fill and the consumer reads in place, with no helper call,
+ * no lock and no wake-up per record.
+ *
+ * Each CPU owns 2^slots_shift consecutive slots of the `ring_slots` array and
+ * one struct syscap_ring_pos in `ring_pos`. Only the probes running on that
+ * CPU write its slots and its producer position, and they cannot interleave:
+ * the kernel runs BPF programs on tracepoints with preemption disabled
+ * (syscall tracepoints included, which may fault since 6.14: their BPF probe
+ * takes guard(preempt_notrace)), so one CPU's ring has a single producer.
+ *
+ * A slot starts with the header of a BPF ring buffer record (len, pg_off) so
+ * that the one consumer of syscap_backend.h drains it unchanged: len covers
+ * the rest of the slot and the consumer steps exactly one slot per record.
+ * The producer writes the record, then publishes producer + SLOT_SIZE with
+ * release ordering; the consumer publishes what it has read the same way.
+ */
+#ifndef SYSCAP_SLOTS_H
+#define SYSCAP_SLOTS_H
+
+#include "syscap_record.h"
+
+#define SYSCAP_SLOT_SHIFT	7
+#define SYSCAP_SLOT_SIZE	(1U << SYSCAP_SLOT_SHIFT)	/* 128 */
+#define SYSCAP_SLOT_HDR		8
+#define SYSCAP_SLOT_LEN		(SYSCAP_SLOT_SIZE - SYSCAP_SLOT_HDR)
+
+struct syscap_slot {
+	__u32 len;		/* SYSCAP_SLOT_LEN */
+	__u32 pg_off;		/* zero */
+	struct syscap_event ev;
+	__u8 pad[SYSCAP_SLOT_LEN - SYSCAP_EVENT_SIZE];
+};
+
+/*
+ * One CPU's positions, in bytes since the start (they only grow; the offset
+ * in the ring is pos & (ring size - 1)). The producer's and the consumer's
+ * halves sit in separate 128-byte lines, so neither side's writes evict the
+ * other's line (128: the line of some arm64 cores).
+ */
+struct syscap_ring_pos {
+	__u64 producer;		/* the probes: end of the last record */
+	__u64 consumer_seen;	/* the probes' copy of consumer, refreshed
+				 * only when the ring looks full */
+	__u64 pad0[14];
+	__u64 consumer;		/* the consumer: end of what it has read */
+	__u64 pad1[15];
+};
+
+#endif /* SYSCAP_SLOTS_H */
