@@ -38,12 +38,13 @@ __u32 whoami_tgid;	/* written by whoami */
  * call, so sample_gate counts, per hash of the thread id, the samples taken
  * and not yet seen at exit: a zero says "not this thread" with one load. The
  * storage follows the task across CPUs, so a syscall that migrates is
- * sampled like any other. Samples taken before sample_start_ns belong to an
+ * sampled like any other. Samples taken before start_ns belong to an
  * earlier run (the gate was zeroed since) and are dropped.
  */
 #define SAMPLE_GATE	1024
 __u32 sample_mask;		/* user space may change it while attached */
-__u64 sample_start_ns;
+__u64 start_ns;		/* when the probes were last attached: an entry
+			 * older than that may belong to another call */
 __u32 sample_gate[SAMPLE_GATE];
 __u64 sample_mismatch;		/* exits whose number differed from the entry's */
 
@@ -66,6 +67,29 @@ struct {
 	__type(key, int);
 	__type(value, struct syscap_task_state);
 } tasks SEC(".maps");
+
+/*
+ * Records mode keeps the running task's state in a per-CPU slot instead of
+ * its task storage: a per-CPU array lookup is a few instructions, a storage
+ * lookup a hash of the task's storage list. The slot belongs to the task
+ * that runs on the CPU (tid; 0 when empty): sched_switch writes it back into
+ * the task's storage when the task leaves the CPU and empties it, and the
+ * task's first syscall event after it comes back loads it again. A syscall
+ * that sleeps or migrates therefore finds its entry in the storage, and one
+ * that does not never touches the storage at all.
+ */
+struct cur_state {
+	__u32 tid;
+	__u32 pad;
+	struct syscap_task_state st;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cur_state);
+} current_state SEC(".maps");
 
 /* Process set, keyed by tgid: SYSCAP_PID_INCLUDE or SYSCAP_PID_EXCLUDE. */
 struct {
@@ -208,6 +232,78 @@ static __always_inline int in_compat_syscall(struct task_struct *task)
 #elif defined(__TARGET_ARCH_arm64)
 	return !!(task->thread_info.flags & (1UL << 22));	/* TIF_32BIT */
 #endif
+}
+
+/*
+ * Records mode: the running task's state, in this CPU's slot. Loaded from the
+ * task's storage (or zero: a task never seen) when the slot holds no task.
+ * With refresh, the verdict is brought up to date as state_of does; the
+ * exits do not, as they do not with the storage: a verdict of an older
+ * generation there says that the call may have entered under another filter
+ * (syscap_entry_skipped).
+ */
+static __always_inline struct syscap_task_state *cur_state_of(struct task_struct *task,
+							      int refresh)
+{
+	struct syscap_task_state *st;
+	struct cur_state *c;
+	__u32 zero = 0, gen;
+
+	c = bpf_map_lookup_elem(&current_state, &zero);
+	if (!c)
+		return 0;
+	if (c->tid != task->pid) {
+		st = bpf_task_storage_get(&tasks, task, 0, 0);
+		if (st) {
+			c->st = *st;
+		} else {
+			c->st.ts = 0;
+			c->st.gen = 0;
+			c->st.nr = 0;
+			c->st.traced = 0;
+			c->st.pending = 0;
+		}
+		c->tid = task->pid;
+	}
+	if (!refresh)
+		return &c->st;
+	gen = *(volatile __u32 *)&filter.generation;
+	if (syscap_verdict_stale(&c->st, gen)) {
+		asm volatile("" ::: "memory");
+		syscap_verdict_store(&c->st, gen, task_passes(task, task->tgid));
+	}
+	return &c->st;
+}
+
+/*
+ * A task leaves its CPU: its slot goes back into its storage. Attached
+ * before, and detached after, the syscall probes (bpf_start), so no slot
+ * outlives the task it belongs to. An entry that finds no room in the storage
+ * is a record lost, counted as a drop.
+ */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	struct syscap_task_state *st;
+	struct cur_state *c;
+	__u32 zero = 0;
+
+	c = bpf_map_lookup_elem(&current_state, &zero);
+	if (!c || !c->tid)
+		return 0;
+	if (c->tid == prev->pid) {
+		st = bpf_task_storage_get(&tasks, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (st) {
+			*st = c->st;
+		} else if (c->st.pending) {
+			struct syscap_cpu_stats *s = bpf_map_lookup_elem(&stats, &zero);
+
+			if (s)
+				s->drops++;
+		}
+	}
+	c->tid = 0;
+	return 0;
 }
 
 /* The current task's state if the process filters let it through. */
@@ -384,7 +480,7 @@ static __always_inline __u64 take_sample(struct syscap_task_state *st, __u32 tid
 	if (!st || !st->pending)
 		return 0;
 	st->pending = 0;
-	if (st->ts < sample_start_ns)
+	if (st->ts < start_ns)
 		return 0;
 	__sync_fetch_and_add(&sample_gate[tid & (SAMPLE_GATE - 1)], -1);
 	return st->ts;
@@ -472,7 +568,7 @@ int BPF_PROG(sys_enter_sample, struct pt_regs *regs, long id)
 			return 0;
 		st = bpf_task_storage_get(&tasks, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	}
-	if (!st || (st->pending && st->ts >= sample_start_ns))
+	if (!st || (st->pending && st->ts >= start_ns))
 		return 0;
 	st->nr = slot;
 	st->ts = bpf_ktime_get_ns();
@@ -490,8 +586,8 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 
 	if (!syscap_syscall_wanted(&filter, slot))
 		return 0;
-	st = traced_state(task);
-	if (!st)
+	st = cur_state_of(task, 1);
+	if (!st || !st->traced)
 		return 0;
 	st->nr = slot;
 	st->pending = 1;
@@ -527,10 +623,10 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct syscap_task_state *st;
 
-	st = bpf_task_storage_get(&tasks, task, 0, 0);
+	st = cur_state_of(task, 0);
 	if (st && st->pending) {
 		st->pending = 0;
-		if (syscap_ret_wanted(&filter, ret))
+		if (st->ts >= start_ns && syscap_ret_wanted(&filter, ret))
 			emit_syscall(st, bpf_ktime_get_ns(), ret, regs, task, 0);
 		return 0;
 	}
@@ -588,11 +684,21 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
 	struct syscap_task_state *st;
+	struct cur_state *c;
+	__u32 zero = 0;
 
+	/* comm changed: recompute the verdict. A thread that is not the
+	 * leader took over the leader's tid: its slot follows it. */
+	c = bpf_map_lookup_elem(&current_state, &zero);
+	if (c && c->tid == (__u32)old_pid) {
+		c->tid = task->pid;
+		c->st.gen = 0;
+	}
 	st = bpf_task_storage_get(&tasks, task, 0, 0);
 	if (st)
-		st->gen = 0;	/* comm changed: recompute the verdict */
-	st = state_of(task, task->tgid, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		st->gen = 0;
+	st = counted ? state_of(task, task->tgid, BPF_LOCAL_STORAGE_GET_F_CREATE) :
+		       cur_state_of(task, 1);
 	if (st && st->traced)
 		emit_proc(task, SYSCAP_EV_EXEC, task->tgid, old_pid, 0, 0);
 	return 0;
@@ -624,7 +730,8 @@ static __always_inline void exit_syscall(struct syscap_task_state *st, struct ta
 	if (!counted) {
 		if (st && st->pending) {
 			st->pending = 0;
-			emit_syscall(st, bpf_ktime_get_ns(), 0, regs, task, SYSCAP_F_NORETURN);
+			if (st->ts >= start_ns)
+				emit_syscall(st, bpf_ktime_get_ns(), 0, regs, task, SYSCAP_F_NORETURN);
 		}
 		return;
 	}
@@ -644,7 +751,7 @@ int BPF_PROG(on_exit, struct task_struct *task)
 	group_dead = BPF_CORE_READ(task, signal, live.counter) == 0;
 	if (group_dead)
 		flags = SYSCAP_F_GROUP_DEAD;
-	st = bpf_task_storage_get(&tasks, task, 0, 0);
+	st = counted ? bpf_task_storage_get(&tasks, task, 0, 0) : cur_state_of(task, 0);
 	if (counted && sample_gate[task->pid & (SAMPLE_GATE - 1)])
 		take_sample(st, task->pid);	/* it died inside the sampled call */
 	if (counted && !syscap_needs_verdict(&filter) ? tgid != filter.self_tgid :
@@ -655,5 +762,14 @@ int BPF_PROG(on_exit, struct task_struct *task)
 	}
 	if (group_dead)
 		bpf_map_delete_elem(&pidset, &tgid);
+	if (!counted) {
+		struct cur_state *c;
+		__u32 zero = 0;
+
+		/* nothing of a dead task's state is needed again */
+		c = bpf_map_lookup_elem(&current_state, &zero);
+		if (c && c->tid == task->pid)
+			c->tid = 0;
+	}
 	return 0;
 }

@@ -279,22 +279,44 @@ static int bpf_start(struct syscap_backend *b)
 	struct bpf_priv *p = b->priv;
 	struct syscap_bpf *k = p->skel;
 	int counted = p->mode != SYSCAP_MODE_RECORDS;	/* in the kernel: counts, sampled */
-	/* process events first: a task forked meanwhile is not missed; count
-	 * mode needs no sys_enter (the list ends at the first NULL) */
-	struct bpf_program *progs[] = {
-		k->progs.on_fork, k->progs.on_exec, k->progs.on_exit,
-		counted ? k->progs.sys_exit_count : k->progs.sys_exit,
-		!counted ? k->progs.sys_enter :
+	/* Records mode's sched_switch first: it empties the per-CPU state
+	 * slots the syscall probes fill (and stop() detaches it last). Then the
+	 * process events: a task forked meanwhile is not missed. Count mode
+	 * needs no sys_enter (the list ends at the first NULL). */
+	struct bpf_program *records[] = {
+		k->progs.on_switch, k->progs.on_fork, k->progs.on_exec, k->progs.on_exit,
+		k->progs.sys_exit, k->progs.sys_enter,
+	};
+	struct bpf_program *counts[] = {
+		k->progs.on_fork, k->progs.on_exec, k->progs.on_exit, k->progs.sys_exit_count,
 		p->mode == SYSCAP_MODE_SAMPLED ? k->progs.sys_enter_sample : NULL,
 	};
+	struct bpf_program **progs = counted ? counts : records;
+	size_t nprogs = counted ? sizeof(counts) / sizeof(counts[0]) :
+			sizeof(records) / sizeof(records[0]);
 
 	if (p->attached)
 		return 0;
 	k->bss->counted = (__u32)counted;
 	/* samples left by an earlier run are older than this and ignored */
 	memset(k->bss->sample_gate, 0, sizeof(k->bss->sample_gate));
-	k->bss->sample_start_ns = syscap_mono_ns();
-	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]) && progs[i]; i++) {
+	k->bss->start_ns = syscap_mono_ns();
+	if (!counted) {
+		/* no CPU's state slot keeps a task from an earlier run */
+		size_t one = (bpf_map__value_size(k->maps.current_state) + 7) & ~(size_t)7;
+		size_t len = (size_t)b->ncpu * one;
+		void *zeros = calloc(1, len);
+		uint32_t zero = 0;
+		int err;
+
+		if (!zeros)
+			return -ENOMEM;
+		err = bpf_map_update_elem(bpf_map__fd(k->maps.current_state), &zero, zeros, BPF_ANY);
+		free(zeros);
+		if (err)
+			return -errno;
+	}
+	for (size_t i = 0; i < nprogs && progs[i]; i++) {
 		struct bpf_link *l = bpf_program__attach(progs[i]);
 
 		if (!l) {
