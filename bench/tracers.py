@@ -58,11 +58,11 @@ class Proc:
 
     @classmethod
     def start(cls, cmd: list[str], label: str, ready: str | None = None,
-              stream: str = "stdout", timeout: float = 60.0) -> Proc:
-        """Start cmd; with ready, return once that text appears on stream."""
+              stream: str = "stdout", timeout: float = 60.0, cwd: Path = ROOT) -> Proc:
+        """Start cmd (in cwd); with ready, return once that text appears on stream."""
         try:
             p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, start_new_session=True, cwd=ROOT)
+                                 stderr=subprocess.PIPE, start_new_session=True, cwd=cwd)
         except OSError as e:
             raise TracerError(f"{label}: cannot start {cmd[0]}: {e.strerror}") from e
         proc = cls(p, label)
@@ -302,13 +302,16 @@ def _syscap_top(durations: str) -> Callable[[Path, Target], Iterator[Proc | None
     return attach
 
 
-def _syscap_record(backend: str) -> Callable[[Path, Target], Iterator[Proc | None]]:
+def _syscap_record(backend: str, tree: Path = ROOT
+                   ) -> Callable[[Path, Target], Iterator[Proc | None]]:
+    """syscap record -a, as built in tree (another checkout: its capture_lib is
+    imported first, since `python -m` puts the working directory first)."""
     def attach(work: Path, target: Target) -> Iterator[Proc | None]:
         trace = work / "bench.trace"
         cmd = [sys.executable, "-m", "capture_lib.cli", "record", "--backend", backend, "-a",
                "-o", str(trace)]
         p = Proc.start(pinned(cmd), f"syscap record ({backend})", ready="recording to",
-                       stream="stderr")
+                       stream="stderr", cwd=tree)
         try:
             yield p
         finally:
@@ -420,6 +423,22 @@ def _wrap_perf(cmd: list[str]) -> list[str]:
 
 BASELINE = "baseline"
 FLOOR = "floor"
+# Checkouts of other commits whose `syscap record -a` runs beside this one's,
+# colon-separated, each built (make -C capture_lib): an A/B in one run.
+OTHER_TREES = "SYSCAP_BENCH_OTHER"
+
+
+def _other_trees() -> list[Tracer]:
+    def why_not(built: Path) -> Callable[[], str | None]:
+        return lambda: _syscap_bpf() or (None if built.exists() else f"{built} is not built")
+
+    rows = []
+    for tree in filter(None, os.environ.get(OTHER_TREES, "").split(":")):
+        path = Path(tree).resolve()
+        rows.append(Tracer(f"syscap-record@{path.name}", f"syscap record -a, {path.name}",
+                           why_not(path / "capture_lib" / "build" / "libsyscap.a"),
+                           _syscap_record("bpf", path)))
+    return rows
 
 
 def all_tracers() -> list[Tracer]:
@@ -449,6 +468,7 @@ def all_tracers() -> list[Tracer]:
         Tracer("strace", "strace -f", lambda: _need("strace"), _strace, per_process=True,
                wrap=_wrap_strace),
         Tracer("sysdig", "sysdig -w /dev/null", _sysdig, _sysdig_attach),
+        *_other_trees(),
     ]
 
 
