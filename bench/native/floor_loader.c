@@ -1,6 +1,8 @@
 /* floor_loader OBJ: attach every program of OBJ that names its attach point, say "ready", wait for SIGTERM
  * or SIGINT, detach. A ring buffer map named "records" in OBJ is emptied
- * every 10 ms (records dropped unread), so its producer never finds it full. The signals are blocked before "ready" is printed and
+ * every 10 ms (records dropped unread), so its producer never finds it full;
+ * so are the rings of slots of floor_slots.bpf.c ("ring_pos" and "ring_slots",
+ * sized here for every possible CPU). The signals are blocked before "ready" is printed and
  * taken with sigtimedwait, so one sent right after "ready" is never lost (with a
  * handler and pause() it could arrive before pause() and leave the programs
  * attached for good). */
@@ -9,7 +11,11 @@
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <bpf/libbpf.h>
+#include "syscap_slots.h"
+
+#define SLOTS_SHIFT	15	/* floor_slots.bpf.c's */
 
 static int drop(void *ctx, void *data, size_t size)
 {
@@ -25,6 +31,9 @@ int main(int argc, char **argv)
 	struct bpf_program *prog;
 	struct bpf_map *records;
 	struct ring_buffer *rb = NULL;
+	struct bpf_map *slots, *posmap;
+	struct syscap_ring_pos *pos = NULL;
+	int ncpu = libbpf_num_possible_cpus();
 	struct timespec tick = { 0, 10 * 1000 * 1000 };
 	sigset_t stop;
 
@@ -35,6 +44,12 @@ int main(int argc, char **argv)
 	sigaddset(&stop, SIGINT);
 	sigprocmask(SIG_BLOCK, &stop, NULL);
 	obj = bpf_object__open_file(argv[1], NULL);
+	slots = obj ? bpf_object__find_map_by_name(obj, "ring_slots") : NULL;
+	posmap = obj ? bpf_object__find_map_by_name(obj, "ring_pos") : NULL;
+	if (slots && posmap && ncpu > 0) {
+		bpf_map__set_max_entries(slots, (unsigned int)ncpu << SLOTS_SHIFT);
+		bpf_map__set_max_entries(posmap, (unsigned int)ncpu);
+	}
 	if (!obj || bpf_object__load(obj)) {
 		fprintf(stderr, "floor_loader: cannot load %s\n", argv[1]);
 		return 1;
@@ -54,11 +69,26 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (slots && posmap) {
+		void *m = mmap(NULL, (size_t)ncpu * sizeof(*pos), PROT_READ | PROT_WRITE, MAP_SHARED,
+			       bpf_map__fd(posmap), 0);
+
+		if (m == MAP_FAILED) {
+			fprintf(stderr, "floor_loader: cannot map the ring positions\n");
+			return 1;
+		}
+		pos = m;
+	}
 	printf("ready\n");
 	fflush(stdout);
-	while (sigtimedwait(&stop, NULL, &tick) < 0)
+	while (sigtimedwait(&stop, NULL, &tick) < 0) {
 		if (rb)
 			ring_buffer__consume(rb);
+		for (int cpu = 0; pos && cpu < ncpu; cpu++)
+			__atomic_store_n(&pos[cpu].consumer,
+					 __atomic_load_n(&pos[cpu].producer, __ATOMIC_ACQUIRE),
+					 __ATOMIC_RELEASE);
+	}
 	ring_buffer__free(rb);
 	bpf_object__close(obj);
 	return 0;

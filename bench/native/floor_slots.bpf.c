@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The record floor of syscap's own design: what floor_record.bpf.c does
+ * (two timestamps and a 96-byte record per syscall, nothing else), the way
+ * syscap's probe does it. The running task's entry lives in a per-CPU slot
+ * that sched_switch writes back into task storage when the task leaves the
+ * CPU mid-syscall; the record goes into this CPU's ring of 128-byte slots in
+ * a mmapable array (capture_lib/include/syscap_slots.h), published by a store
+ * of the producer position. No filters, counters or wake-ups. floor_loader
+ * sizes the rings and empties them every 10 ms without reading them.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "syscap_slots.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define SLOTS_SHIFT	15	/* 4 MiB per CPU */
+
+struct entry {
+	__u64 ts;
+	__u32 nr;
+	__u32 pending;
+};
+
+struct cur {
+	__u32 tid;
+	__u32 pad;
+	struct entry e;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct entry);
+} entries SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cur);
+} current_entry SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);		/* CPUs << SLOTS_SHIFT, set by floor_loader */
+	__type(key, __u32);
+	__type(value, struct syscap_slot);
+} ring_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);		/* CPUs, set by floor_loader */
+	__type(key, __u32);
+	__type(value, struct syscap_ring_pos);
+} ring_pos SEC(".maps");
+
+static __always_inline struct entry *cur_entry(struct task_struct *t)
+{
+	__u32 zero = 0;
+	struct cur *c = bpf_map_lookup_elem(&current_entry, &zero);
+	struct entry *st;
+
+	if (!c)
+		return 0;
+	if (c->tid != t->pid) {
+		st = bpf_task_storage_get(&entries, t, 0, 0);
+		if (st) {
+			c->e = *st;
+		} else {
+			c->e.ts = 0;
+			c->e.nr = 0;
+			c->e.pending = 0;
+		}
+		c->tid = t->pid;
+	}
+	return &c->e;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(slots_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u32 zero = 0;
+	struct cur *c = bpf_map_lookup_elem(&current_entry, &zero);
+	struct entry *st;
+
+	if (!c || !c->tid)
+		return 0;
+	if (c->tid == prev->pid) {
+		st = bpf_task_storage_get(&entries, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (st)
+			*st = c->e;
+	}
+	c->tid = 0;
+	return 0;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(slots_enter, struct pt_regs *regs, long id)
+{
+	struct entry *e = cur_entry(bpf_get_current_task_btf());
+
+	if (!e)
+		return 0;
+	e->nr = id;
+	e->pending = 1;
+	e->ts = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(slots_exit, struct pt_regs *regs, long ret)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct entry *e = cur_entry(t);
+	__u32 cpu = bpf_get_smp_processor_id(), idx;
+	struct syscap_ring_pos *pos;
+	struct syscap_slot *slot;
+	__u64 now, prod, *r;
+
+	if (!e || !e->pending)
+		return 0;
+	e->pending = 0;
+	now = bpf_ktime_get_ns();
+	pos = bpf_map_lookup_elem(&ring_pos, &cpu);
+	if (!pos)
+		return 0;
+	prod = pos->producer;
+	if (prod - pos->consumer >= (SYSCAP_SLOT_SIZE << SLOTS_SHIFT))
+		return 0;
+	idx = cpu << SLOTS_SHIFT | ((__u32)(prod >> SYSCAP_SLOT_SHIFT) & ((1U << SLOTS_SHIFT) - 1));
+	slot = bpf_map_lookup_elem(&ring_slots, &idx);
+	if (!slot)
+		return 0;
+	slot->len = SYSCAP_SLOT_LEN;
+	slot->pg_off = 0;
+	r = (__u64 *)&slot->ev;
+	r[0] = e->ts;
+	r[1] = now - e->ts;
+	r[2] = ret;
+#if defined(__TARGET_ARCH_x86)
+	r[3] = regs->di;
+	r[4] = regs->si;
+	r[5] = regs->dx;
+	r[6] = regs->r10;
+	r[7] = regs->r8;
+	r[8] = regs->r9;
+#elif defined(__TARGET_ARCH_arm64)
+	r[3] = regs->orig_x0;
+	r[4] = regs->regs[1];
+	r[5] = regs->regs[2];
+	r[6] = regs->regs[3];
+	r[7] = regs->regs[4];
+	r[8] = regs->regs[5];
+#endif
+	r[9] = (__u64)t->tgid << 32 | t->pid;
+	r[10] = e->nr;
+	r[11] = 0;
+#if defined(__TARGET_ARCH_x86)
+	asm volatile("" ::: "memory");
+	pos->producer = prod + SYSCAP_SLOT_SIZE;
+#else
+	__sync_fetch_and_add(&pos->producer, SYSCAP_SLOT_SIZE);
+#endif
+	return 0;
+}
