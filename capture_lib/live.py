@@ -258,6 +258,19 @@ class Session:
         self._lib.syscap_session_delivery(self._s, d)
         return Delivery(records=d.records, max_ns=d.max_ns, hist=tuple(d.hist))
 
+    def counted_tgids(self) -> list[int]:
+        """Count and sampled modes: the processes with counters in the kernel now."""
+        ffi, lib = self._ffi, self._lib
+        room = 1024
+        while True:
+            out = ffi.new("uint32_t[]", room)
+            n = lib.syscap_session_counted_tgids(self._s, out, room)
+            if n < 0:
+                raise CaptureError(f"reading the kernel counters failed: {os.strerror(-n)}")
+            if n <= room:
+                return list(out[0:n])
+            room = n + 64
+
     def totals(self) -> Totals:
         ffi, lib = self._ffi, self._lib
         st = ffi.new("struct syscap_trace_stats *")

@@ -52,6 +52,9 @@
 
 #include "syscap_kmod.h"
 #define SYSCAP_PROBE_INLINE static inline
+/* count slots: one increment of seq between stores (syscap_count_add) */
+#define SYSCAP_SEQ_BUMP(seq)	do { smp_wmb(); WRITE_ONCE(*(seq), *(seq) + 1); smp_wmb(); } while (0)
+#define SYSCAP_RMB()		smp_rmb()
 #include "syscap_probe.h"
 
 /*
@@ -178,20 +181,6 @@ struct syscap_pcpu {
  * sample may be its own (as the eBPF probe does).
  */
 #define SYSCAP_SAMPLE_GATE	1024
-
-/*
- * Count mode: one CPU's counter for a process x syscall. Only that CPU's
- * probe writes key, calls and errors (preemption off), inside an odd seq, so
- * READ_COUNTS on another CPU copies a consistent slot. FORGET_COUNT only sets
- * dead; the owning probe reuses a dead slot.
- */
-struct syscap_count_slot {
-	u64 key;			/* tgid << 32 | 1 << 31 | nr; 0: never used */
-	u64 calls;
-	u64 errors;
-	u32 seq;
-	u32 dead;
-};
 
 struct syscap_probe_ref {
 	struct tracepoint **tp;
@@ -637,11 +626,6 @@ out:
 
 /* ------------------------------------------------------------ count mode */
 
-static u64 count_key(u32 tgid, u32 nr)
-{
-	return (u64)tgid << 32 | 1U << 31 | nr;
-}
-
 /*
  * One call of tgid x nr in this CPU's table; preemption is off. The per-CPU
  * totals stay exact when the table is full: only the split by process is
@@ -650,50 +634,14 @@ static u64 count_key(u32 tgid, u32 nr)
 static void count_syscall(struct syscap_ksession *s, u32 tgid, u32 nr, long ret)
 {
 	struct syscap_pcpu *pc = this_cpu_ptr(s->pcpu);
-	struct syscap_count_slot *tbl = s->counts[smp_processor_id()];
-	unsigned int i, mask = (1U << s->count_bits) - 1;
-	unsigned int h = hash_64(count_key(tgid, nr), s->count_bits);
-	struct syscap_count_slot *e, *hit = NULL, *reuse = NULL;
-	u64 key = count_key(tgid, nr);
 	int err = syscap_is_error(ret);
 
 	pc->st.events++;
 	pc->st.calls[nr]++;
 	pc->st.errors[nr] += err;
-	for (i = 0; i < SYSCAP_PROBE_MAX; i++) {
-		e = &tbl[(h + i) & mask];
-		if (READ_ONCE(e->dead)) {
-			if (!reuse)
-				reuse = e;
-			continue;
-		}
-		if (e->key == key) {
-			hit = e;
-			break;
-		}
-		if (!e->key) {
-			if (!reuse)
-				reuse = e;
-			break;
-		}
-	}
-	if (!hit && !reuse) {
+	if (syscap_count_add(s->counts[smp_processor_id()], s->count_bits,
+			     syscap_count_key(tgid, nr), err))
 		pc->st.drops++;
-		return;
-	}
-	e = hit ? hit : reuse;
-	WRITE_ONCE(e->seq, e->seq + 1);
-	smp_wmb();
-	if (!hit) {
-		WRITE_ONCE(e->key, key);
-		WRITE_ONCE(e->calls, 0);
-		WRITE_ONCE(e->errors, 0);
-		WRITE_ONCE(e->dead, 0);
-	}
-	WRITE_ONCE(e->calls, e->calls + 1);
-	WRITE_ONCE(e->errors, e->errors + err);
-	smp_wmb();
-	WRITE_ONCE(e->seq, e->seq + 1);
 }
 
 /*
@@ -1229,22 +1177,13 @@ static long ioc_set_sample_period(struct syscap_ksession *s, void __user *arg)
 
 static bool count_read(const struct syscap_count_slot *e, struct syscap_kmod_count *out)
 {
-	u32 seq;
 	u64 key;
 
-	do {
-		seq = READ_ONCE(e->seq);
-		smp_rmb();
-		key = READ_ONCE(e->key);
-		out->calls = READ_ONCE(e->calls);
-		out->errors = READ_ONCE(e->errors);
-		if (READ_ONCE(e->dead))
-			key = 0;
-		smp_rmb();
-	} while ((seq & 1) || seq != READ_ONCE(e->seq));
+	if (!syscap_count_read(e, &key, &out->calls, &out->errors))
+		return false;
 	out->tgid = key >> 32;
 	out->nr = key & (SYSCAP_MAX_SYSCALLS - 1);
-	return key != 0;
+	return true;
 }
 
 static long ioc_read_counts(struct syscap_ksession *s, void __user *arg)
@@ -1300,13 +1239,13 @@ static long ioc_forget_count(struct syscap_ksession *s, void __user *arg)
 		return -EINVAL;
 	if (!s->counts)
 		return 0;
-	key = count_key(req.tgid, req.nr);
-	h = hash_64(key, s->count_bits);
+	key = syscap_count_key(req.tgid, req.nr);
+	h = syscap_count_hash(key, s->count_bits);
 	mask = (1U << s->count_bits) - 1;
 	for_each_possible_cpu(cpu) {
 		struct syscap_count_slot *tbl = s->counts[cpu];
 
-		for (i = 0; i < SYSCAP_PROBE_MAX; i++) {
+		for (i = 0; i < SYSCAP_COUNT_PROBES; i++) {
 			struct syscap_count_slot *e = &tbl[(h + i) & mask];
 			u64 k = READ_ONCE(e->key);
 

@@ -14,6 +14,23 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #define SYSCAP_PROBE_INLINE static __always_inline
+/*
+ * Count slots (syscap_count_add): x86 keeps stores in order, so a compiler
+ * barrier on each side of the increment orders it; elsewhere an atomic add
+ * whose result is used (BPF_FETCH) is a full barrier.
+ */
+#if defined(__TARGET_ARCH_x86)
+#define SYSCAP_SEQ_BUMP(seq)	do {						\
+		asm volatile("" ::: "memory");					\
+		*(volatile __u32 *)(seq) += 1;					\
+		asm volatile("" ::: "memory");					\
+	} while (0)
+#else
+#define SYSCAP_SEQ_BUMP(seq)	do {						\
+		__u32 __old = __sync_fetch_and_add((seq), 1);			\
+		asm volatile("" :: "r"(__old) : "memory");			\
+	} while (0)
+#endif
 #include "syscap_probe.h"
 #include "syscap_slots.h"
 
@@ -131,15 +148,26 @@ struct {
 	__uint(max_entries, 4096);
 } doorbell SEC(".maps");
 
-/* Count mode: calls and errors per process x syscall, per CPU. Not
- * preallocated: memory grows with the pairs actually seen. */
+/*
+ * Count mode: calls and errors per process x syscall, in one table of
+ * 2^count_bits slots per CPU (syscap_probe.h), which user space reads in
+ * place. The loader sets the value size to the table's and max_entries to
+ * the CPU count.
+ */
+#define COUNT_BITS_DEFAULT	10
+const volatile __u32 count_bits = COUNT_BITS_DEFAULT;
+
+struct count_table {
+	struct syscap_count_slot slot[1 << COUNT_BITS_DEFAULT];
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, SYSCAP_COUNT_KEYS);
-	__type(key, struct syscap_count_key);
-	__type(value, struct syscap_count_val);
-} counts SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct count_table);
+} count_tables SEC(".maps");
 
 
 /* The process part of the filter for one task (glue for syscap_task_passes). */
@@ -420,30 +448,20 @@ static __always_inline void emit_syscall(struct syscap_task_state *st, __u64 now
 static __always_inline void count_syscall(__u32 tgid, __u32 nr, long ret)
 {
 	struct syscap_cpu_stats *s = cpu_stats();
-	struct syscap_count_key key = { .tgid = tgid, .nr = syscap_slot_index(nr) };
-	struct syscap_count_val *v;
+	__u32 cpu = bpf_get_smp_processor_id();
 	int err = syscap_is_error(ret);
+	struct count_table *tbl;
 
+	nr = syscap_slot_index(nr);
 	if (!s)
 		return;
 	s->events++;
-	s->calls[key.nr]++;
+	s->calls[nr]++;
 	if (err)
-		s->errors[key.nr]++;
-	v = bpf_map_lookup_elem(&counts, &key);
-	if (!v) {
-		struct syscap_count_val zero = { 0, 0 };
-
-		/* EEXIST when another task of the process inserted it meanwhile */
-		bpf_map_update_elem(&counts, &key, &zero, BPF_NOEXIST);
-		v = bpf_map_lookup_elem(&counts, &key);
-		if (!v) {
-			s->drops++;	/* the map is full */
-			return;
-		}
-	}
-	v->calls++;
-	v->errors += err;
+		s->errors[nr]++;
+	tbl = bpf_map_lookup_elem(&count_tables, &cpu);
+	if (!tbl || syscap_count_add(tbl->slot, count_bits, syscap_count_key(tgid, nr), err))
+		s->drops++;	/* no free slot near the key's */
 }
 
 /* A sample's record: like emit_syscall's, but its call is counted already. */

@@ -168,6 +168,12 @@ struct syscap_delivery {
 	uint64_t hist[SYSCAP_HIST_BUCKETS];
 };
 void syscap_session_delivery(struct syscap_session *s, struct syscap_delivery *out);
+/*
+ * Count and sampled modes: the processes that have counters in the kernel
+ * right now (inspection and tests): up to max tgids into out, ascending;
+ * returns how many there are, or -errno.
+ */
+long syscap_session_counted_tgids(struct syscap_session *s, uint32_t *out, long max);
 /* First error the consumer thread hit (e.g. trace write failed), or NULL. */
 const char *syscap_session_error(struct syscap_session *s);
 void syscap_session_close(struct syscap_session *s);

@@ -257,4 +257,106 @@ SYSCAP_PROBE_INLINE void syscap_fill_proc(struct syscap_event *e, __u8 kind, __u
 	e->cpu = cpu;
 }
 
+/*
+ * Count mode's table: one open-addressed table of counters per CPU, keyed by
+ * process x syscall. Only that CPU's probe writes a slot's key, calls and
+ * errors (preemption off), inside an odd seq, so a reader on another CPU
+ * copies a consistent slot without a lock (syscap_count_read). Forgetting a
+ * dead process's counter only sets dead; the owning probe reuses such a slot.
+ * The backend supplies SYSCAP_SEQ_BUMP(seq), an increment of *seq ordered
+ * after the stores before it and before the stores after it, and the reader
+ * SYSCAP_RMB(), a read barrier (user space includes this file for the
+ * reader only).
+ */
+struct syscap_count_slot {
+	__u64 key;		/* syscap_count_key(); 0: never used */
+	__u64 calls;
+	__u64 errors;
+	__u32 seq;		/* odd while the probe writes the slot */
+	__u32 dead;		/* set by the reader: the process is gone */
+};
+
+#define SYSCAP_COUNT_PROBES	64	/* slots looked at before the table is full */
+
+SYSCAP_PROBE_INLINE __u64 syscap_count_key(__u32 tgid, __u32 nr)
+{
+	return (__u64)tgid << 32 | 1U << 31 | nr;	/* never 0 */
+}
+
+/* The first slot to look at, of 2^bits (the kernel's hash_64). */
+SYSCAP_PROBE_INLINE __u32 syscap_count_hash(__u64 key, __u32 bits)
+{
+	return (__u32)((key * 0x61C8864680B583EBULL) >> (64 - bits));
+}
+
+#ifdef SYSCAP_SEQ_BUMP
+/*
+ * One call of key, counted in this CPU's table tbl of 2^bits slots. Returns 0,
+ * or -1 when no slot was free near the key's (the caller counts a drop).
+ */
+SYSCAP_PROBE_INLINE int syscap_count_add(struct syscap_count_slot *tbl, __u32 bits, __u64 key,
+					 int err)
+{
+	__u32 h = syscap_count_hash(key, bits), mask = (1U << bits) - 1, i;
+	struct syscap_count_slot *e, *hit = 0, *reuse = 0;
+
+	for (i = 0; i < SYSCAP_COUNT_PROBES; i++) {
+		e = &tbl[(h + i) & mask];
+		if (*(volatile __u32 *)&e->dead) {
+			if (!reuse)
+				reuse = e;
+			continue;
+		}
+		if (e->key == key) {
+			hit = e;
+			break;
+		}
+		if (!e->key) {
+			if (!reuse)
+				reuse = e;
+			break;
+		}
+	}
+	if (!hit && !reuse)
+		return -1;
+	e = hit ? hit : reuse;
+	SYSCAP_SEQ_BUMP(&e->seq);
+	if (!hit) {
+		e->key = key;
+		e->calls = 0;
+		e->errors = 0;
+		*(volatile __u32 *)&e->dead = 0;
+	}
+	e->calls++;
+	e->errors += err;
+	SYSCAP_SEQ_BUMP(&e->seq);
+	return 0;
+}
+#endif /* SYSCAP_SEQ_BUMP */
+
+#ifdef SYSCAP_RMB
+/*
+ * A copy of one slot as its probe last left it: 1 with *key, *calls, *errors
+ * set, 0 for a slot never used or forgotten.
+ */
+SYSCAP_PROBE_INLINE int syscap_count_read(const struct syscap_count_slot *e, __u64 *key,
+					  __u64 *calls, __u64 *errors)
+{
+	const volatile struct syscap_count_slot *v = e;
+	__u32 seq;
+
+	do {
+		seq = v->seq;
+		SYSCAP_RMB();
+		*key = v->key;
+		*calls = v->calls;
+		*errors = v->errors;
+		if (v->dead)
+			*key = 0;
+		SYSCAP_RMB();
+	} while ((seq & 1) || seq != v->seq);
+	return *key != 0;
+}
+#endif /* SYSCAP_RMB */
+
 #endif /* SYSCAP_PROBE_H */

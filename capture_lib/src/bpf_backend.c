@@ -19,7 +19,11 @@
 #include <bpf/libbpf.h>
 #include "internal.h"
 #include "syscap_backend.h"
+#include "syscap_kmod.h"
 #include "syscap_slots.h"
+#define SYSCAP_PROBE_INLINE static inline
+#define SYSCAP_RMB()	__atomic_thread_fence(__ATOMIC_ACQUIRE)
+#include "syscap_probe.h"
 #include "syscap.skel.h"
 
 struct bpf_priv {
@@ -37,12 +41,16 @@ struct bpf_priv {
 	uint32_t self_tgid;		/* the consumer, as the probes number it */
 	struct bpf_link *links[6];	/* what bpf_start() attached */
 	int nlinks;
-	/* read_counts' batch buffers */
-	struct syscap_count_key *keys;
-	struct syscap_count_val *vals;	/* ncpu per key */
+	struct syscap_count_slot *counts;	/* count_tables, mapped read-write */
+	size_t counts_len;
+	uint32_t count_bits;		/* each CPU's table has 2^count_bits slots */
+	struct syscap_kmod_count *seen;	/* read_counts' copies */
+	size_t nseen;
 };
 
-#define COUNT_BATCH	1024
+/* Count tables: at most this many bytes for all CPUs, at most 2^16 slots a CPU. */
+#define COUNT_BUDGET	(64u << 20)
+#define COUNT_MAX_BITS	16
 
 static char libbpf_last[512];
 
@@ -217,50 +225,59 @@ static int bpf_set_sample_period(struct syscap_backend *b, uint32_t period)
 	return 0;
 }
 
+/* Every CPU's table, read in place; each slot copied consistently. */
 static int bpf_read_counts(struct syscap_backend *b, syscap_count_fn fn, void *ctx)
 {
 	struct bpf_priv *p = b->priv;
-	int fd = bpf_map__fd(p->skel->maps.counts);
-	__u32 in = 0, out = 0;
-	void *inp = NULL;
-	int done = 0;
+	size_t n = 0, per_cpu = (size_t)1 << p->count_bits;
 
-	if (!p->keys) {
-		p->keys = calloc(COUNT_BATCH, sizeof(*p->keys));
-		p->vals = calloc((size_t)COUNT_BATCH * (size_t)b->ncpu, sizeof(*p->vals));
-		if (!p->keys || !p->vals)
-			return -ENOMEM;
-	}
-	while (!done) {
-		__u32 n = COUNT_BATCH;
+	for (size_t i = 0; i < (size_t)b->ncpu * per_cpu; i++) {
+		struct syscap_kmod_count c;
+		__u64 key;
 
-		if (bpf_map_lookup_batch(fd, inp, &out, p->keys, p->vals, &n, NULL)) {
-			if (errno != ENOENT)
-				return -errno;
-			done = 1;	/* n holds the last entries */
+		if (!syscap_count_read(&p->counts[i], &key, &c.calls, &c.errors))
+			continue;
+		if (n == p->nseen) {
+			size_t more = p->nseen ? 2 * p->nseen : 1024;
+			void *grown = realloc(p->seen, more * sizeof(*p->seen));
+
+			if (!grown)
+				return -ENOMEM;
+			p->seen = grown;
+			p->nseen = more;
 		}
-		for (__u32 i = 0; i < n; i++) {
-			const struct syscap_count_val *v = &p->vals[(size_t)i * (size_t)b->ncpu];
-			struct syscap_count_val sum = { 0, 0 };
-
-			for (int cpu = 0; cpu < b->ncpu; cpu++) {
-				sum.calls += v[cpu].calls;
-				sum.errors += v[cpu].errors;
-			}
-			fn(ctx, &p->keys[i], &sum);
-		}
-		in = out;
-		inp = &in;
+		c.tgid = (uint32_t)(key >> 32);
+		c.nr = (uint32_t)(key & (SYSCAP_MAX_SYSCALLS - 1));
+		p->seen[n++] = c;
 	}
+	syscap_count_sum(p->seen, n, fn, ctx);
 	return 0;
 }
 
+/* Forget a process's counter on every CPU: the probes reuse the slots. */
 static int bpf_forget_count(struct syscap_backend *b, const struct syscap_count_key *k)
 {
 	struct bpf_priv *p = b->priv;
+	uint64_t key = syscap_count_key(k->tgid, k->nr);
+	uint32_t h = syscap_count_hash(key, p->count_bits), mask = (1U << p->count_bits) - 1;
 
-	if (bpf_map_delete_elem(bpf_map__fd(p->skel->maps.counts), k) && errno != ENOENT)
-		return -errno;
+	if (k->nr >= SYSCAP_MAX_SYSCALLS)
+		return -EINVAL;
+	for (int cpu = 0; cpu < b->ncpu; cpu++) {
+		struct syscap_count_slot *tbl = p->counts + ((size_t)cpu << p->count_bits);
+
+		for (uint32_t i = 0; i < SYSCAP_COUNT_PROBES; i++) {
+			struct syscap_count_slot *e = &tbl[(h + i) & mask];
+			uint64_t cur = __atomic_load_n(&e->key, __ATOMIC_RELAXED);
+
+			if (!cur)
+				break;
+			if (cur == key && !__atomic_load_n(&e->dead, __ATOMIC_RELAXED)) {
+				__atomic_store_n(&e->dead, 1, __ATOMIC_RELEASE);
+				break;
+			}
+		}
+	}
 	return 0;
 }
 
@@ -348,9 +365,10 @@ static void bpf_close(struct syscap_backend *b)
 			munmap((void *)p->bell_cons, p->page);
 		if (p->bell_prod)
 			munmap((void *)p->bell_prod, p->page);
+		if (p->counts)
+			munmap(p->counts, p->counts_len);
 		syscap_bpf__destroy(p->skel);	/* closes wait_fd, the doorbell's */
-		free(p->keys);
-		free(p->vals);
+		free(p->seen);
 		free(p);
 	}
 	free(b->rings);
@@ -449,8 +467,16 @@ int syscap_bpf_open(struct syscap_backend **out, uint64_t ring_size, char *err, 
 		goto fail;
 	}
 	p->skel->rodata->slots_shift = shift;
+	p->count_bits = COUNT_MAX_BITS;
+	while (p->count_bits > 10 && ((size_t)ncpu * sizeof(struct syscap_count_slot)
+				      << p->count_bits) > COUNT_BUDGET)
+		p->count_bits--;
+	p->skel->rodata->count_bits = p->count_bits;
 	if (bpf_map__set_max_entries(p->skel->maps.ring_slots, (uint32_t)ncpu << shift) ||
-	    bpf_map__set_max_entries(p->skel->maps.ring_pos, (uint32_t)ncpu))
+	    bpf_map__set_max_entries(p->skel->maps.ring_pos, (uint32_t)ncpu) ||
+	    bpf_map__set_value_size(p->skel->maps.count_tables,
+				    (uint32_t)sizeof(struct syscap_count_slot) << p->count_bits) ||
+	    bpf_map__set_max_entries(p->skel->maps.count_tables, (uint32_t)ncpu))
 		goto sysfail;
 	ret = syscap_bpf__load(p->skel);
 	if (ret) {
@@ -480,6 +506,12 @@ int syscap_bpf_open(struct syscap_backend **out, uint64_t ring_size, char *err, 
 	if (m == MAP_FAILED)
 		goto sysfail;
 	p->slots = m;
+	p->counts_len = (size_t)ncpu * (sizeof(struct syscap_count_slot) << p->count_bits);
+	m = mmap(NULL, p->counts_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 bpf_map__fd(p->skel->maps.count_tables), 0);
+	if (m == MAP_FAILED)
+		goto sysfail;
+	p->counts = m;
 	for (int cpu = 0; cpu < ncpu; cpu++) {
 		struct syscap_ring *r = &b->rings[cpu];
 

@@ -292,3 +292,4 @@ int count_table_poll(struct count_table *t, struct syscap_backend *b, struct sys
 		ret = hash_rebuild(&t->procs, t->procs.cap, proc_alive);
 	return ret ? ret : t->err;
 }
+

@@ -69,4 +69,9 @@ uint64_t count_proc_start_time(void *ctx, uint32_t tgid);
  * as in a pid namespace whose /proc does not show the probe's tgids. */
 void count_table_set_identity(struct count_table *t, count_start_fn fn, void *ctx);
 
+/* Hand fn each process x syscall of v[0..n) once, summed over the CPUs that
+ * counted it (v is sorted in place). */
+struct syscap_kmod_count;
+void syscap_count_sum(struct syscap_kmod_count *v, size_t n, syscap_count_fn fn, void *ctx);
+
 #endif /* SYSCAP_INTERNAL_H */

@@ -101,21 +101,11 @@ static int kmod_set_sample_period(struct syscap_backend *b, uint32_t period)
 	return xioctl(b, SYSCAP_IOC_SET_SAMPLE_PERIOD, &period);
 }
 
-static int by_key(const void *a, const void *b)
-{
-	const struct syscap_kmod_count *x = a, *y = b;
-
-	if (x->tgid != y->tgid)
-		return x->tgid < y->tgid ? -1 : 1;
-	return x->nr < y->nr ? -1 : x->nr > y->nr;
-}
-
 /* Every CPU's counters, summed per process x syscall. */
 static int kmod_read_counts(struct syscap_backend *b, syscap_count_fn fn, void *ctx)
 {
 	struct kmod_priv *p = b->priv;
 	struct syscap_kmod_counts req;
-	size_t i, j;
 	int ret;
 
 	for (;;) {
@@ -136,17 +126,7 @@ static int kmod_read_counts(struct syscap_backend *b, syscap_count_fn fn, void *
 	}
 	if (ret)
 		return ret;
-	qsort(p->counts, req.n, sizeof(*p->counts), by_key);
-	for (i = 0; i < req.n; i = j) {
-		struct syscap_count_key k = { .tgid = p->counts[i].tgid, .nr = p->counts[i].nr };
-		struct syscap_count_val sum = { 0, 0 };
-
-		for (j = i; j < req.n && !by_key(&p->counts[i], &p->counts[j]); j++) {
-			sum.calls += p->counts[j].calls;
-			sum.errors += p->counts[j].errors;
-		}
-		fn(ctx, &k, &sum);
-	}
+	syscap_count_sum(p->counts, req.n, fn, ctx);
 	return 0;
 }
 

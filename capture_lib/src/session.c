@@ -479,6 +479,39 @@ void syscap_session_delivery(struct syscap_session *s, struct syscap_delivery *o
 	pthread_mutex_unlock(&s->lock);
 }
 
+struct tgids_ctx {
+	uint32_t *out;
+	long max, n;
+	uint32_t last;
+};
+
+/* The backends hand the counters sorted by tgid: one entry per new tgid. */
+static void add_tgid(void *ctx, const struct syscap_count_key *k, const struct syscap_count_val *v)
+{
+	struct tgids_ctx *c = ctx;
+
+	(void)v;
+	if (c->n && c->last == k->tgid)
+		return;
+	if (c->n < c->max)
+		c->out[c->n] = k->tgid;
+	c->last = k->tgid;
+	c->n++;
+}
+
+long syscap_session_counted_tgids(struct syscap_session *s, uint32_t *out, long max)
+{
+	struct tgids_ctx c = { out, max, 0, 0 };
+	int ret;
+
+	if (!s->b->ops->read_counts)
+		return -ENOTSUP;
+	pthread_mutex_lock(&s->lock);
+	ret = s->b->ops->read_counts(s->b, add_tgid, &c);
+	pthread_mutex_unlock(&s->lock);
+	return ret ? ret : c.n;
+}
+
 const char *syscap_session_error(struct syscap_session *s)
 {
 	return has_error(s) ? s->err : NULL;

@@ -6,7 +6,8 @@ One run, for one kernel id (5.10-amd64, 6.1-amd64, 6.12-amd64, 6.1-arm64):
 1. fetch the kernel (images.fetch: image, headers, kbuild and busybox-static
    from Debian, with a private apt configuration, cached);
 2. build syscap.ko against its headers and the static guest test program
-   (kmod/lab/guest/kmodtest.c with capture_lib's ring.c and kmod_backend.c);
+   (kmod/lab/guest/kmodtest.c with capture_lib's ring.c, kmod_backend.c and
+   count_sum.c);
 3. pack a busybox initramfs, boot it under QEMU TCG and collect the serial
    console: one "SYSCAP-TEST <name> PASS|FAIL|SKIP <detail>" line per guest
    test, and each test's dmesg between "SYSCAP-DMESG <name> BEGIN/END".
@@ -65,7 +66,8 @@ def build_tests(tree: KernelTree) -> tuple[dict[str, Path], list[str]]:
     flags = [cc, "-static", "-O2", "-g", "-Wall", "-Wextra", "-pthread", f"-I{INCLUDE}"]
     workloads = REPO / "tests" / "capture_lib" / "workloads"
     sources = {
-        "kmodtest": [LAB / "guest" / "kmodtest.c", CAPTURE_SRC / "kmod_backend.c", ring],
+        "kmodtest": [LAB / "guest" / "kmodtest.c", CAPTURE_SRC / "kmod_backend.c",
+                     CAPTURE_SRC / "count_sum.c", ring],
         # the workloads the eBPF tests run too
         "edge_syscalls": [workloads / "edge_syscalls.c"],
         "workload": [workloads / "workload.c"],

@@ -7,15 +7,12 @@ and strace, with the filters applied in the kernel.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import struct
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -35,55 +32,6 @@ def run_counted(workload: Path, mode: str, flt: Filter) -> Snapshot:
     snap, proc = traced_run([str(workload), *map(str, ARGS)], mode, flt)
     assert proc.returncode == 0, proc.stderr
     return snap
-
-
-def count_map_id() -> int:
-    """The id of this process's count map, found through its own fds: the only
-    per-CPU hash (map_type 5) with 8-byte keys and 16-byte values; other
-    sessions on the machine have maps of the same name."""
-    found = []
-    for fd in os.listdir("/proc/self/fdinfo"):
-        try:
-            with open(f"/proc/self/fdinfo/{fd}") as f:
-                info = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:
-            continue
-        fields = {k.strip(): v.strip() for k, v in info.items()}
-        if (fields.get("map_type"), fields.get("key_size"), fields.get("value_size")) == \
-                ("5", "8", "16"):
-            found.append(int(fields["map_id"]))
-    assert len(set(found)) == 1, f"expected one count map among this process's fds: {found}"
-    return found[0]
-
-
-def entry_tgid(entry: dict[str, Any]) -> int:
-    """The tgid of one `bpftool -j map dump` entry, whichever shape this bpftool
-    gives: the struct under "key" (with BTF, newer bpftool), or "key" as a list
-    of hex byte strings with the struct under "formatted" (7.1.0)."""
-    formatted = entry.get("formatted", {}).get("key")
-    if isinstance(formatted, dict):
-        return int(formatted["tgid"])
-    key = entry["key"]
-    if isinstance(key, dict):
-        return int(key["tgid"])
-    raw = bytes(int(b, 16) for b in key)
-    tgid, _nr = struct.unpack("<II", raw)  # struct syscap_count_key, little-endian
-    return int(tgid)
-
-
-def count_map_tgids() -> set[int]:
-    dump = subprocess.run(["bpftool", "-j", "map", "dump", "id", str(count_map_id())],
-                          capture_output=True, text=True, check=True).stdout
-    return {entry_tgid(e) for e in json.loads(dump) if "key" in e}
-
-
-def test_dump_entries_of_either_bpftool_shape_give_the_tgid() -> None:
-    key = struct.pack("<II", 123456, 39)
-    old = {"key": [f"0x{b:02x}" for b in key], "values": [],
-           "formatted": {"key": {"tgid": 123456, "nr": 39}, "values": []}}
-    raw_only = {"key": [f"0x{b:02x}" for b in key], "values": []}
-    new = {"key": {"tgid": 123456, "nr": 39}, "values": []}
-    assert entry_tgid(old) == entry_tgid(raw_only) == entry_tgid(new) == 123456
 
 
 def per_syscall(snap: Snapshot) -> dict[str, tuple[int, int]]:
@@ -164,8 +112,8 @@ def test_own_syscalls_never_counted_and_gone_processes_leave_the_map(workload: P
         assert proc.pid in pids
         assert os.getpid() not in pids
         # its counters were read once more after it was reaped, then removed
-        keys = count_map_tgids()
-        assert keys, "the count map of this session holds no counters at all"
+        keys = set(s.counted_tgids())
+        assert keys, "the kernel holds no counters at all for this session"
         assert proc.pid not in keys
         assert os.getpid() not in keys
         s.stop()
