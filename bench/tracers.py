@@ -290,10 +290,12 @@ _TOP_CODE = (
 )
 
 
-def _syscap_top(durations: str) -> Callable[[Path, Target], Iterator[Proc | None]]:
+def _syscap_top(durations: str, tree: Path = ROOT
+                ) -> Callable[[Path, Target], Iterator[Proc | None]]:
+    """top's live source, as built in tree (see _syscap_record)."""
     def attach(work: Path, target: Target) -> Iterator[Proc | None]:
         p = Proc.start(pinned([sys.executable, "-c", _TOP_CODE, durations]),
-                       f"syscap top (durations {durations})", ready="ready")
+                       f"syscap top (durations {durations})", ready="ready", cwd=tree)
         try:
             yield p
         finally:
@@ -423,8 +425,8 @@ def _wrap_perf(cmd: list[str]) -> list[str]:
 
 BASELINE = "baseline"
 FLOOR = "floor"
-# Checkouts of other commits whose `syscap record -a` runs beside this one's,
-# colon-separated, each built (make -C capture_lib): an A/B in one run.
+# Checkouts of other commits whose `syscap record -a` and count mode run beside
+# this one's, colon-separated, each built (make -C capture_lib): an A/B in one run.
 OTHER_TREES = "SYSCAP_BENCH_OTHER"
 
 
@@ -435,9 +437,11 @@ def _other_trees() -> list[Tracer]:
     rows = []
     for tree in filter(None, os.environ.get(OTHER_TREES, "").split(":")):
         path = Path(tree).resolve()
+        built = why_not(path / "capture_lib" / "build" / "libsyscap.a")
         rows.append(Tracer(f"syscap-record@{path.name}", f"syscap record -a, {path.name}",
-                           why_not(path / "capture_lib" / "build" / "libsyscap.a"),
-                           _syscap_record("bpf", path)))
+                           built, _syscap_record("bpf", path)))
+        rows.append(Tracer(f"syscap-count@{path.name}", f"syscap count mode, {path.name}",
+                           built, _syscap_top("off", path)))
     return rows
 
 
