@@ -121,6 +121,7 @@ GUEST_TESTS = [
     "agent_stream",
     "agent_record_bpf",
     "agent_stream_bpf",
+    "agent_stream_count_bpf",
     "load_unload",
 ]
 # Guest tests /init runs itself (shell functions in AGENT_SHELL): syscap-agent with the
@@ -129,11 +130,13 @@ GUEST_TESTS = [
 AGENT_TESTS = {  # name -> the /init call
     "agent_record": "agent_record agent_record kmod",
     "agent_stream": "agent_stream agent_stream kmod",
-    # eBPF where the kernel has BTF; records mode (--durations): the eBPF count
-    # mode needs 5.15
+    # eBPF where the kernel has BTF: records mode (--durations), and count mode
+    # (5.15+: every kernel of the lab with BTF)
     "agent_record_bpf": "bpf_or_skip agent_record_bpf && agent_record agent_record_bpf bpf",
     "agent_stream_bpf": "bpf_or_skip agent_stream_bpf && "
                         "agent_stream agent_stream_bpf bpf --durations",
+    "agent_stream_count_bpf": "bpf_or_skip agent_stream_count_bpf && "
+                              "agent_stream agent_stream_count_bpf bpf",
 }
 AGENT_GETPPID = 1000  # the workload's getppid() calls, as in tests/capture_lib
 AGENT_SHELL = r"""
