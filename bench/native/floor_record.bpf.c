@@ -10,6 +10,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include "floor_args.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -62,21 +63,7 @@ int BPF_PROG(record_exit, struct pt_regs *regs, long ret)
 	r[0] = e->ts;
 	r[1] = now - e->ts;
 	r[2] = ret;
-#if defined(__TARGET_ARCH_x86)
-	r[3] = regs->di;
-	r[4] = regs->si;
-	r[5] = regs->dx;
-	r[6] = regs->r10;
-	r[7] = regs->r8;
-	r[8] = regs->r9;
-#elif defined(__TARGET_ARCH_arm64)
-	r[3] = regs->orig_x0;
-	r[4] = regs->regs[1];
-	r[5] = regs->regs[2];
-	r[6] = regs->regs[3];
-	r[7] = regs->regs[4];
-	r[8] = regs->regs[5];
-#endif
+	floor_args(&r[3], regs);
 	r[9] = (__u64)t->tgid << 32 | t->pid;
 	r[10] = e->nr;
 	r[11] = 0;

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from capture_lib import syscalls
 from capture_lib.live import Session
 from capture_lib.snapshot import Filter, Snapshot
 from tests.conftest import ROOT, build_c
@@ -51,6 +52,33 @@ def workload(c_build_dir: Path) -> Path:
 def flood(c_build_dir: Path) -> Path:
     """The getppid flood, under a comm of this run."""
     return run_unique(build_c(WORKLOADS / "flood.c", c_build_dir, "-lpthread"), "flood")
+
+
+@pytest.fixture(scope="session")
+def spans_exe(c_build_dir: Path) -> Path:
+    """sampled_spans.c: calls that migrate and sleep, and each getppid's span."""
+    return build_c(WORKLOADS / "sampled_spans.c", c_build_dir)
+
+
+def drain_events(s: Session) -> list[tuple[int, int, int, int, int, int, int]]:
+    """Every record left in the session's rings, as (kind, flags, nr, tgid, ts_ns,
+    dur_ns, ret)."""
+    events: list[tuple[int, int, int, int, int, int, int]] = []
+    while batch := s.read_events():
+        events.extend((e.kind, e.flags, e.nr, e.tgid, e.ts_ns, e.dur_ns, e.ret) for e in batch)
+    return events
+
+
+def wait_blocked_in_read(pid: int) -> None:
+    """Return once process pid is inside read() (its entry has been seen)."""
+    read_nr = syscalls.number("read")
+    for _ in range(10_000):
+        with open(f"/proc/{pid}/syscall") as f:
+            fields = f.read().split()
+        if fields and fields[0] == str(read_nr):
+            return
+        os.sched_yield()
+    raise AssertionError(f"process {pid} never blocked in read")
 
 
 @pytest.fixture

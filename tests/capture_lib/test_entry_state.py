@@ -20,9 +20,8 @@ import pytest
 from capture_lib import native, syscalls
 from capture_lib.live import Session
 from capture_lib.snapshot import Filter
-from tests.capture_lib.conftest import WORKLOADS
-from tests.capture_lib.test_sampled_mode import wait_blocked_in_read
-from tests.conftest import build_c
+from tests.capture_lib.conftest import drain_events as drain
+from tests.capture_lib.conftest import wait_blocked_in_read
 
 pytestmark = pytest.mark.usefixtures("bpf_ready")
 
@@ -31,21 +30,9 @@ _, lib = native.require()
 CALLS = 2000
 
 
-@pytest.fixture(scope="module")
-def spans_exe(c_build_dir: Path) -> Path:
-    return build_c(WORKLOADS / "sampled_spans.c", c_build_dir)
-
-
-def drain(s: Session) -> list[Any]:
-    events: list[Any] = []
-    while batch := s.read_events():
-        events.extend((e.kind, e.flags, e.nr, e.tgid, e.ts_ns, e.dur_ns) for e in batch)
-    return events
-
-
 def calls(events: list[Any], tgid: int, name: str) -> list[tuple[int, int]]:
     nr = syscalls.number(name)
-    return sorted((ts, dur) for kind, _, n, t, ts, dur in events
+    return sorted((ts, dur) for kind, _, n, t, ts, dur, _ in events
                   if kind == lib.SYSCAP_EV_SYSCALL and n == nr and t == tgid)  # fmt: skip
 
 
@@ -98,7 +85,7 @@ def test_an_entry_from_an_earlier_run_is_never_paired() -> None:
             proc.wait()
         s.detach()
         events = drain(s)
-    mine = [ts for kind, _, _, tgid, ts, _ in events
+    mine = [ts for kind, _, _, tgid, ts, *_ in events
             if kind == lib.SYSCAP_EV_SYSCALL and tgid == proc.pid]  # fmt: skip
     assert mine, "head's calls after the restart were not recorded"
     assert min(mine) >= restart, "an entry from before the restart was paired"

@@ -10,7 +10,6 @@ the wrong exit would leave its span.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -21,8 +20,7 @@ import pytest
 from capture_lib import native, syscalls
 from capture_lib.live import Session
 from capture_lib.snapshot import Filter
-from tests.capture_lib.conftest import WORKLOADS
-from tests.conftest import build_c
+from tests.capture_lib.conftest import drain_events, wait_blocked_in_read
 
 pytestmark = pytest.mark.usefixtures("bpf_ready")
 
@@ -31,16 +29,8 @@ _, lib = native.require()
 CALLS = 2000
 
 
-@pytest.fixture(scope="module")
-def spans_exe(c_build_dir: Path) -> Path:
-    return build_c(WORKLOADS / "sampled_spans.c", c_build_dir)
-
-
 def drain(s: Session) -> list[Any]:
-    events: list[Any] = []
-    while batch := s.read_events():
-        events.extend((e.kind, e.flags, e.nr, e.tgid, e.ts_ns, e.dur_ns, e.ret) for e in batch)
-    return events
+    return list(drain_events(s))
 
 
 def sampled(events: list[Any], tgid: int, name: str) -> list[tuple[int, int]]:
@@ -78,17 +68,6 @@ def test_every_sample_belongs_to_its_own_call_across_migrations(spans_exe: Path)
         assert ts + dur <= before
     sleeps = sampled(events, tgid, "clock_nanosleep") or sampled(events, tgid, "nanosleep")
     assert len(sleeps) == CALLS and all(dur >= 100_000 for _, dur in sleeps)
-
-
-def wait_blocked_in_read(pid: int) -> None:
-    read_nr = syscalls.number("read")
-    for _ in range(10_000):
-        with open(f"/proc/{pid}/syscall") as f:
-            fields = f.read().split()
-        if fields and fields[0] == str(read_nr):
-            return
-        os.sched_yield()
-    raise AssertionError(f"process {pid} never blocked in read")
 
 
 def test_a_sample_from_an_earlier_run_is_never_paired(tmp_path: Path) -> None:
