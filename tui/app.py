@@ -747,6 +747,11 @@ class SyscapTop(App[None]):
             if isinstance(b, Binding):
                 yield b
 
+    def _comm_of(self, pid: int) -> str:
+        """The command name of pid in the latest snapshot ("?" if it is not there)."""
+        latest = self.model.latest
+        return next((p.comm for p in latest.processes if p.pid == pid), "?") if latest else "?"
+
     def action_restorer(self) -> None:
         """The restorer pane; on a live process, offer to take a core of it first."""
         if self._refused_readonly("restorer"):
@@ -757,11 +762,7 @@ class SyscapTop(App[None]):
         if pid is None:
             self.push_screen(RestorerPane())
             return
-        comm = next(
-            (p.comm for p in (self.model.latest.processes if self.model.latest else ())
-             if p.pid == pid),
-            "?",
-        )  # fmt: skip
+        comm = self._comm_of(pid)
 
         def chosen(choice: str | None) -> None:
             if choice == "take":
@@ -778,11 +779,7 @@ class SyscapTop(App[None]):
         if pid is None:
             self.notify("select a process first", severity="warning")
             return
-        comm = next(
-            (p.comm for p in (self.model.latest.processes if self.model.latest else ())
-             if p.pid == pid),
-            "?",
-        )  # fmt: skip
+        comm = self._comm_of(pid)
 
         def chosen(sig: int | None) -> None:
             if sig is None:

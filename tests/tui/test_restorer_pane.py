@@ -547,7 +547,8 @@ def test_c_on_a_live_process_takes_a_core_and_the_process_keeps_running(program:
         await pilot.pause()
         await pilot.press("c")
         dialog = app.screen
-        assert isinstance(dialog, TakeCoreScreen) and dialog.pid == proc.pid
+        assert isinstance(dialog, TakeCoreScreen)
+        assert (dialog.pid, dialog.comm) == (proc.pid, "pane")
         await pilot.click("#rp-take-ok")
         pane = app.screen
         assert isinstance(pane, RestorerPane)

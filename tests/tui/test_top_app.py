@@ -425,8 +425,10 @@ def test_kill_asks_then_sends_the_chosen_signal(source: SyntheticSource) -> None
     async def script(pilot: Pilot[None]) -> None:
         feed(app, source)
         pid = table(app).cursor_key
+        comm = next(r.values[2] for r in app.model.rows if r.key == pid)
         await pilot.press("k")
         assert isinstance(app.screen, KillScreen)
+        assert (app.screen.pid, app.screen.comm) == (pid, comm)  # the row under the cursor
         assert sent == []
         await pilot.press("escape")
         assert sent == []
