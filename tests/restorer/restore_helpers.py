@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import running_from
+
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = Path(__file__).resolve().parent / "programs"
 PYTHON = sys.executable
@@ -128,27 +130,12 @@ def restore_cli(
     )  # fmt: skip
 
 
-def processes_running(directory: Path) -> list[int]:
-    """PIDs of live processes whose executable is inside `directory`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            exe = os.readlink(entry / "exe")
-        except OSError:
-            continue
-        if exe.startswith(str(directory)):
-            found.append(int(entry.name))
-    return found
-
-
 @pytest.fixture(autouse=True)
 def no_leftover_processes(programs: Programs, tmp_path: Path) -> Iterator[None]:
     """No process of the test programs may be left running (killed if found); the test's
     files (cores are megabytes) are removed."""
     yield
-    left = processes_running(programs.dir) + processes_running(tmp_path)
+    left = running_from(programs.dir) + running_from(tmp_path)
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     shutil.rmtree(tmp_path, ignore_errors=True)

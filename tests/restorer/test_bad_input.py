@@ -16,9 +16,10 @@ from restore_helpers import (
     SOURCES,
     Programs,
     kernel_core,
-    processes_running,
     restore_cli,
 )
+
+from tests.processes import running_from
 
 
 def processes_named(name: str) -> list[int]:
@@ -82,7 +83,7 @@ def test_core_of_another_architecture(resume_core: Path, tmp_path: Path) -> None
 def test_wrong_executable(programs: Programs, resume_core: Path) -> None:
     result = restore_cli(resume_core, "--run", "--exe", str(programs["crash"]))
     assert_one_error_line(result, "is not the program that wrote this core", "--exe")
-    assert processes_running(programs.dir) == []
+    assert running_from(programs.dir) == []
 
 
 def test_missing_executable(resume_core: Path, tmp_path: Path) -> None:
@@ -108,7 +109,7 @@ def test_missing_library(tmp_path: Path) -> None:
     result = restore_cli(core, "--run")
 
     assert_one_error_line(result, "libgreet.so", "is missing", "install it")
-    assert processes_running(tmp_path) == []
+    assert running_from(tmp_path) == []
 
 
 def test_tid_that_is_not_a_number(resume_core: Path) -> None:
@@ -135,7 +136,7 @@ def test_executable_that_does_not_match_the_core(programs: Programs, tmp_path: P
     result = restore_cli(core, "--run", "--exe", str(other))
 
     assert_one_error_line(result, "does not match the core's executable", "--exe")
-    assert processes_running(tmp_path) == []
+    assert running_from(tmp_path) == []
     assert processes_named("other") == []
 
 
@@ -193,5 +194,5 @@ def test_mutated_core(
     os.unlink(resume_core)
 
     assert_one_error_line(restore_cli(bad, "--run"), fragment)
-    assert processes_running(programs.dir) == []
+    assert running_from(programs.dir) == []
     assert processes_named("resume") == []

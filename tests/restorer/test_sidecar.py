@@ -18,7 +18,6 @@ from restore_helpers import (
     REPO,
     Programs,
     after_marker,
-    processes_running,
     restore_cli,
     wait_until_in_read,
 )
@@ -28,6 +27,7 @@ from restorer.core import Core
 from restorer.errors import RestoreError
 from restorer.live import take_core
 from restorer.restore import restore
+from tests.processes import running_from
 
 DATA = b"0123456789abcdefghij"
 
@@ -201,7 +201,7 @@ def test_a_corrupt_sidecar_is_one_error_line_and_no_process(
     assert result.stderr.startswith("syscap restore: "), result.stderr
     assert "fds[" in result.stderr and ".fd is not an integer" in result.stderr
     assert "--no-sidecar" in result.stderr
-    assert processes_running(programs.dir) == []
+    assert running_from(programs.dir) == []
 
 
 def test_a_sidecar_of_another_pid_is_refused(programs: Programs, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from textual.widgets import Input, Static
 
 from capture_lib.snapshot import ProcessStats, Snapshot
 from restorer.core import Core
+from tests.processes import running_from
 from tests.tui.restorer_demo import build_program, demo_app, settle, symbol_address
 from tests.tui.restorer_demo import trap_core as demo_trap_core
 from tests.tui.synthetic import SyntheticSource
@@ -49,22 +50,6 @@ def program() -> Iterator[Path]:
 def trap_core(program: Path) -> Path:
     """A kernel core of the demo at its int3, dumped with ASLR off and an empty environment."""
     return demo_trap_core(program)
-
-
-def running_from(directory: Path) -> list[int]:
-    """PIDs of live (not zombie) processes whose executable is in `directory`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            exe = os.readlink(entry / "exe")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if exe.startswith(str(directory)) and state != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture(autouse=True)
