@@ -14,11 +14,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from restorer.control import Controller
+from restorer.core import Core
+from restorer.restore import restore
 from tests.processes import running_from
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,6 +100,17 @@ def kernel_core(
     )  # fmt: skip
     assert p.returncode == -expect, f"{prog.name} ended with {p.returncode}"
     return find_core(cwd), p.stdout
+
+
+@contextmanager
+def controlled(core_path: Path, out: Path) -> Iterator[Controller]:
+    """A Controller on the restored core, its stdout going to `out`; killed afterwards."""
+    with Core(core_path) as core, open(out, "w") as fh:
+        ctl = Controller(restore(core, stdio=(0, fh.fileno(), 2)))
+        try:
+            yield ctl
+        finally:
+            ctl.close()
 
 
 def gcore_core(prog: Path, cwd: Path, *args: str) -> tuple[Path, str]:

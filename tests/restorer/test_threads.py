@@ -12,8 +12,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from restore_helpers import (
     Programs,
     _unlimited_core,
     after_marker,
+    controlled,
     find_core,
     gcore_core,
     kernel_core,
@@ -50,16 +49,6 @@ def token_ring_core(programs: Programs, tmp_path: Path, kind: str) -> Path:
         core, before = gcore_core(programs["token_ring"], tmp_path, "stop")
     assert before.endswith("--- dump point ---\n")
     return core
-
-
-@contextmanager
-def controlled(core_path: Path, out: Path) -> Iterator[Controller]:
-    with Core(core_path) as core, open(out, "w") as fh:
-        ctl = Controller(restore(core, stdio=(0, fh.fileno(), 2)))
-        try:
-            yield ctl
-        finally:
-            ctl.close()
 
 
 @pytest.mark.parametrize("kind", ["kernel", "gcore"])
