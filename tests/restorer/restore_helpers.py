@@ -102,6 +102,22 @@ def kernel_core(
     return find_core(cwd), p.stdout
 
 
+def build_libgreet(libdir: Path, build_id: str | None = None) -> None:
+    """libdir/libgreet.so from programs/greet.c, with that build ID if one is given."""
+    libdir.mkdir(exist_ok=True)
+    ident = [f"-Wl,--build-id=0x{build_id}"] if build_id else []
+    subprocess.run(["gcc", "-shared", "-fPIC", *ident, "-o", libdir / "libgreet.so",
+                    SOURCES / "greet.c"], check=True)  # fmt: skip
+
+
+def build_uses_lib(libdir: Path, out_dir: Path) -> Path:
+    """programs/uses_lib.c linked against libdir/libgreet.so, which it loads from there."""
+    exe = out_dir / "uses_lib"
+    subprocess.run(["gcc", *CFLAGS, "-o", exe, SOURCES / "uses_lib.c", f"-L{libdir}", "-lgreet",
+                    f"-Wl,-rpath,{libdir}"], check=True)  # fmt: skip
+    return exe
+
+
 @contextmanager
 def controlled(core_path: Path, out: Path) -> Iterator[Controller]:
     """A Controller on the restored core, its stdout going to `out`; killed afterwards."""

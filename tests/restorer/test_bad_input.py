@@ -15,6 +15,8 @@ from restore_helpers import (
     CFLAGS,
     SOURCES,
     Programs,
+    build_libgreet,
+    build_uses_lib,
     kernel_core,
     restore_cli,
 )
@@ -93,16 +95,8 @@ def test_missing_executable(resume_core: Path, tmp_path: Path) -> None:
 
 def test_missing_library(tmp_path: Path) -> None:
     libdir = tmp_path / "lib"
-    libdir.mkdir()
-    subprocess.run(
-        ["gcc", "-shared", "-fPIC", "-o", libdir / "libgreet.so", SOURCES / "greet.c"], check=True
-    )
-    exe = tmp_path / "uses_lib"
-    subprocess.run(
-        ["gcc", *CFLAGS, "-o", exe, SOURCES / "uses_lib.c", f"-L{libdir}", "-lgreet",
-         f"-Wl,-rpath,{libdir}"],
-        check=True,
-    )  # fmt: skip
+    build_libgreet(libdir)
+    exe = build_uses_lib(libdir, tmp_path)
     core, _ = kernel_core(exe, tmp_path)
     shutil.rmtree(libdir)
 
