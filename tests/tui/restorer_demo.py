@@ -146,10 +146,8 @@ def demo_app(
         await app.push_screen(pane)
         await settle(pilot, pane)
         for key in ("s", "t"):
-            await pilot.press(key)
-            await settle(pilot, pane)
-        await pilot.press("m", *f"{message_addr:#x}", "enter")
-        await settle(pilot, pane)
+            await press(pilot, pane, key)
+        await press(pilot, pane, "m", *f"{message_addr:#x}", "enter")
         if pane.state is None or pane.error is not None:
             raise RuntimeError(f"the demo core did not restore: {pane.error}")
         pane.show(dataclasses.replace(pane.state, pid=MASKED_PID))
@@ -163,6 +161,12 @@ async def render(core: Path, message_addr: int, size: tuple[int, int] = (120, 40
     async with app.run_test(size=size) as pilot:
         await before(pilot)
         return app.export_screenshot(title="syscap top")
+
+
+async def press(pilot: Pilot[None], pane: RestorerPane, *keys: str) -> None:
+    """Press keys, then wait until the pane has answered them."""
+    await pilot.press(*keys)
+    await settle(pilot, pane)
 
 
 async def settle(pilot: Pilot[None], pane: RestorerPane, timeout: float = 20.0) -> None:

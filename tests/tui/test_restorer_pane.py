@@ -26,7 +26,7 @@ from textual.widgets import Input, Static
 from capture_lib.snapshot import ProcessStats, Snapshot
 from restorer.core import Core
 from tests.processes import running_from
-from tests.tui.restorer_demo import build_program, demo_app, settle, symbol_address
+from tests.tui.restorer_demo import build_program, demo_app, press, settle, symbol_address
 from tests.tui.restorer_demo import trap_core as demo_trap_core
 from tests.tui.synthetic import SyntheticSource
 from tests.tui.top_fakes import make_app
@@ -123,8 +123,7 @@ def test_step_advances_the_pc_to_the_next_instruction(trap_core: Path) -> None:
         addrs = [c.addr for c in pane.state.code]
         following = addrs[addrs.index(pc) + 1]  # the instruction at the PC is a mov
 
-        await pilot.press("s")
-        await settle(pilot, pane)
+        await press(pilot, pane, "s")
 
         assert reg(pane, "rip") == following
         assert pane.state.steps == 1
@@ -138,21 +137,17 @@ def test_checkpoint_then_back_returns_to_the_checkpointed_pc(trap_core: Path) ->
 
     async def script(pilot: Pilot[None]) -> None:
         pane = await open_pane(pilot, app, core=str(trap_core))
-        await pilot.press("s")
-        await settle(pilot, pane)
+        await press(pilot, pane, "s")
         at_checkpoint = reg(pane, "rip")
-        await pilot.press("t")
-        await settle(pilot, pane)
+        await press(pilot, pane, "t")
         assert "#1" in text(pane, "#rp-timeline")
         for _ in range(3):
-            await pilot.press("s")
-            await settle(pilot, pane)
+            await press(pilot, pane, "s")
         assert reg(pane, "rip") != at_checkpoint
 
         await pilot.press("b")
         assert pane.query_one("#rp-prompt", Input).display
-        await pilot.press("enter")  # the latest checkpoint
-        await settle(pilot, pane)
+        await press(pilot, pane, "enter")  # the latest checkpoint
 
         assert pane.error is None
         assert reg(pane, "rip") == at_checkpoint
@@ -167,8 +162,7 @@ def test_continue_runs_to_exit_and_the_pane_says_so(trap_core: Path) -> None:
 
     async def script(pilot: Pilot[None]) -> None:
         pane = await open_pane(pilot, app, core=str(trap_core))
-        await pilot.press("c")
-        await settle(pilot, pane)
+        await press(pilot, pane, "c")
 
         assert pane.state is not None and not pane.state.alive
         assert "process exited with status 7" in text(pane, "#rp-status")
@@ -195,13 +189,11 @@ def test_stop_interrupts_a_running_process_and_jump_moves_the_pc(
         await pilot.pause(0.2)
         assert pane.busy is not None and "running" in pane.busy
 
-        await pilot.press("i")
-        await settle(pilot, pane)
+        await press(pilot, pane, "i")
 
         assert pane.state is not None and pane.state.alive
         assert "interrupted" in text(pane, "#rp-status")
-        await pilot.press("j", *"work", "enter")
-        await settle(pilot, pane)
+        await press(pilot, pane, "j", *"work", "enter")
         assert "jumped to" in text(pane, "#rp-status")
         assert "<work>" in text(pane, "#rp-code").splitlines()[0]
 
@@ -254,14 +246,12 @@ def test_a_multithreaded_core_shows_its_threads_and_w_selects_the_next(
         status = text(pane, "#rp-status")
         assert all(str(t) in status for t in tids), status
 
-        await pilot.press("w")
-        await settle(pilot, pane)
+        await press(pilot, pane, "w")
 
         order = list(pane.state.threads)
         assert pane.state.thread == order[(order.index(first) + 1) % len(order)]
         assert f"thread {pane.state.thread} selected" in text(pane, "#rp-status")
-        await pilot.press("c")
-        await settle(pilot, pane)
+        await press(pilot, pane, "c")
         assert "process exited with status 0" in text(pane, "#rp-status")
         assert "done after 24 turns" in text(pane, "#rp-log")
 
@@ -285,16 +275,13 @@ def test_space_sets_a_listed_breakpoint_on_the_cursor_line_and_u_runs_to_the_cur
         await pilot.press("down", "down", "down")
         assert pane.cursor == target
 
-        await pilot.press("space")
-        await settle(pilot, pane)
+        await press(pilot, pane, "space")
         assert [a for a, _ in pane.state.breakpoints] == [target]
         assert f"{target:#x} <main+" in text(pane, "#rp-breaks")
-        await pilot.press("space")
-        await settle(pilot, pane)
+        await press(pilot, pane, "space")
         assert not pane.state.breakpoints
 
-        await pilot.press("u")
-        await settle(pilot, pane)
+        await press(pilot, pane, "u")
         assert reg(pane, "rip") == target
         assert not pane.state.breakpoints  # the stop at the cursor was a temporary one
 
@@ -309,26 +296,20 @@ def test_reverse_continue_goes_back_to_the_breakpoint_and_output_is_not_repeated
 
     async def script(pilot: Pilot[None]) -> None:
         pane = await open_pane(pilot, app, core=str(trap_core))
-        await pilot.press("g", *"work", "enter")
-        await settle(pilot, pane)
+        await press(pilot, pane, "g", *"work", "enter")
         assert pane.cursor == work and "<work>" in text(pane, "#rp-code")
-        await pilot.press("space")
-        await settle(pilot, pane)
-        await pilot.press("c")
-        await settle(pilot, pane)
+        await press(pilot, pane, "space")
+        await press(pilot, pane, "c")
         assert reg(pane, "rip") == work
-        await pilot.press("c")
-        await settle(pilot, pane)
+        await press(pilot, pane, "c")
         assert "exited with status 7" in text(pane, "#rp-status")
 
-        await pilot.press("C")  # reverse-continue: from the end back to work's entry
-        await settle(pilot, pane)
+        await press(pilot, pane, "C")  # reverse-continue: from the end back to work's entry
         assert pane.error is None, pane.error
         assert reg(pane, "rip") == work
         assert f"reverse-continue to {work:#x} <work>" in text(pane, "#rp-status")
         assert "replayed from the record" in text(pane, "#rp-status")
-        await pilot.press("c")
-        await settle(pilot, pane)
+        await press(pilot, pane, "c")
 
         assert "exited with status 7" in text(pane, "#rp-status")
         assert pane.session is not None
@@ -345,11 +326,9 @@ def test_e_writes_a_memory_word_and_the_output_changes_as_predicted(
 
     async def script(pilot: Pilot[None]) -> None:
         pane = await open_pane(pilot, app, core=str(trap_core))
-        await pilot.press("e", *"counter 5", "enter")
-        await settle(pilot, pane)
+        await press(pilot, pane, "e", *"counter 5", "enter")
         assert f"wrote 0x5 at {counter:#x}" in text(pane, "#rp-status")
-        await pilot.press("c")  # counter += work(20): 5 + 570
-        await settle(pilot, pane)
+        await press(pilot, pane, "c")  # counter += work(20): 5 + 570
         assert pane.session is not None and "after: 575" in pane.session.log_tail()
 
     drive(app, script)
@@ -360,11 +339,9 @@ def test_a_bad_register_edit_is_one_line(trap_core: Path) -> None:
 
     async def script(pilot: Pilot[None]) -> None:
         pane = await open_pane(pilot, app, core=str(trap_core))
-        await pilot.press("r", *"rxx 1", "enter")
-        await settle(pilot, pane)
+        await press(pilot, pane, "r", *"rxx 1", "enter")
         assert pane.error == "no register 'rxx'"
-        await pilot.press("r", *"rdi zz", "enter")
-        await settle(pilot, pane)
+        await press(pilot, pane, "r", *"rdi zz", "enter")
         assert pane.error is not None and "is not a number" in pane.error
 
     drive(app, script)
@@ -381,14 +358,12 @@ def test_a_multithreaded_core_refuses_reverse_in_one_line_and_w_picks_a_thread(
         pane = await open_pane(pilot, app, core=str(threads_core))
         assert "reverse: off" in text(pane, "#rp-timeline")
 
-        await pilot.press("S")
-        await settle(pilot, pane)
+        await press(pilot, pane, "S")
         assert pane.error is not None and "single-threaded" in pane.error
         status = text(pane, "#rp-status")
         assert len(status.splitlines()) == 1 and "--tid" in status
 
-        await pilot.press("W", *str(last), "enter")
-        await settle(pilot, pane)
+        await press(pilot, pane, "W", *str(last), "enter")
         assert pane.error is None and pane.state is not None and pane.state.thread == last
 
     drive(app, script)
@@ -457,8 +432,7 @@ def test_closing_the_pane_kills_the_process_and_its_checkpoints(
 
     async def script(pilot: Pilot[None]) -> None:
         pane = await open_pane(pilot, app, core=str(trap_core))
-        await pilot.press("t")
-        await settle(pilot, pane)
+        await press(pilot, pane, "t")
         assert pane.state is not None
         # the process, its checkpoint, and those reverse execution keeps
         assert len(running_from(program.parent)) == 2 + pane.state.automatic
@@ -503,8 +477,7 @@ def test_quitting_the_app_with_the_pane_open_leaves_nothing_running(
 
     async def script(pilot: Pilot[None]) -> None:
         pane = await open_pane(pilot, app, core=str(trap_core))
-        await pilot.press("t")
-        await settle(pilot, pane)
+        await press(pilot, pane, "t")
         await pilot.press("q")
 
     drive(app, script)
@@ -543,8 +516,7 @@ def test_c_on_a_live_process_takes_a_core_and_the_process_keeps_running(program:
         assert pane.state is not None and pane.state.alive
         assert pane.state.pid != proc.pid
         assert proc.poll() is None  # the original runs on
-        await pilot.press("c")  # the copy's stdin is /dev/null: its read() returns 0
-        await settle(pilot, pane)
+        await press(pilot, pane, "c")  # the copy's stdin is /dev/null: its read() returns 0
         assert "exited with status 7" in text(pane, "#rp-status")
         assert "read 0" in text(pane, "#rp-log")
 
