@@ -124,6 +124,16 @@ class View:
     def sort_index(self) -> int:
         return [c.key for c in self.columns].index(self.sort_key)
 
+    def _rate_total(self, rows: list[Row], key: str) -> str:
+        """The total of column `key` over rows, as the table shows it: a rate."""
+        i = [c.key for c in self.columns].index(key)
+        return fmt.rate(sum(r.values[i] for r in rows))
+
+    @staticmethod
+    def _counted(rows: list[Row], shown: int, noun: str) -> str:
+        """'12 processes', or '12 processes (3 shown)' when a search narrows them."""
+        return f"{len(rows)} {noun}" + (f" ({shown} shown)" if shown != len(rows) else "")
+
     def set_sort(self, key: str, descending: bool | None = None) -> None:
         col = self.column(key)
         if not col.sortable:
@@ -249,10 +259,9 @@ class ProcessesView(View):
         return int(row.values[0]) if row else None
 
     def totals(self, rows: list[Row], shown: int) -> str:
-        rate = sum(r.values[3] for r in rows)
-        err = sum(r.values[4] for r in rows)
-        part = f" ({shown} shown)" if shown != len(rows) else ""
-        return f"{len(rows)} processes{part}  {fmt.rate(rate)} syscalls/s  {fmt.rate(err)} errors/s"
+        counted = self._counted(rows, shown, "processes")
+        rate, errors = self._rate_total(rows, "rate"), self._rate_total(rows, "errors")
+        return f"{counted}  {rate} syscalls/s  {errors} errors/s"
 
 
 class SyscallsView(View):
@@ -285,10 +294,9 @@ class SyscallsView(View):
         return SyscallProcessesView(int(row.values[1]), str(row.values[0]))
 
     def totals(self, rows: list[Row], shown: int) -> str:
-        rate = sum(r.values[2] for r in rows)
-        err = sum(r.values[3] for r in rows)
-        part = f" ({shown} shown)" if shown != len(rows) else ""
-        return f"{len(rows)} syscalls{part}  {fmt.rate(rate)} calls/s  {fmt.rate(err)} errors/s"
+        counted = self._counted(rows, shown, "syscalls")
+        rate, errors = self._rate_total(rows, "rate"), self._rate_total(rows, "errors")
+        return f"{counted}  {rate} calls/s  {errors} errors/s"
 
 
 class ProcessSyscallsView(SyscallsView):
@@ -368,9 +376,8 @@ class SyscallProcessesView(View):
         return int(row.values[0]) if row else None
 
     def totals(self, rows: list[Row], shown: int) -> str:
-        rate = sum(r.values[3] for r in rows)
-        part = f" ({shown} shown)" if shown != len(rows) else ""
-        return f"{len(rows)} processes{part} calling {self.name}  {fmt.rate(rate)} calls/s"
+        counted = self._counted(rows, shown, "processes")
+        return f"{counted} calling {self.name}  {self._rate_total(rows, 'rate')} calls/s"
 
 
 def order_rows(
