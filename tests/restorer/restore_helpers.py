@@ -7,7 +7,6 @@ kernel's core_pattern is set to a plain file name only if it pipes elsewhere, an
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -23,6 +22,7 @@ import pytest
 from restorer.control import Controller
 from restorer.core import Core
 from restorer.restore import restore
+from tests.cores import cores_in_cwd, unlimited_cores
 from tests.processes import running_from
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,23 +64,15 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Programs]:
 @pytest.fixture(scope="session", autouse=True)
 def core_pattern() -> Iterator[None]:
     """Cores as files in the process's directory (restored afterwards if changed)."""
-    path = Path("/proc/sys/kernel/core_pattern")
-    old = path.read_text()
-    changed = old.startswith("|") or "/" in old
-    if changed:
-        path.write_text("core")
-    try:
+    with cores_in_cwd():
         yield
-    finally:
-        if changed:
-            path.write_text(old)
 
 
 def _unlimited_core() -> None:
     """In the child before exec: no core size limit, and SIGQUIT (the programs' dump signal)
     at its default action: a job a non-interactive shell put in the background starts with
     SIGINT and SIGQUIT ignored, and an ignored disposition survives exec."""
-    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    unlimited_cores()
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -25,6 +24,7 @@ from textual.widgets import Input, Static
 
 from capture_lib.snapshot import ProcessStats, Snapshot
 from restorer.core import Core
+from tests.cores import cores_in_cwd, unlimited_cores
 from tests.processes import running_from
 from tests.tui.restorer_demo import build_program, demo_app, press, settle, symbol_address
 from tests.tui.restorer_demo import trap_core as demo_trap_core
@@ -212,20 +212,9 @@ def threads_core(program: Path) -> Path:
     subprocess.run(["gcc", "-O1", "-pthread", "-o", exe, source], check=True)
     cwd = program.parent / "thread-cores"
     cwd.mkdir(exist_ok=True)
-    pattern = Path("/proc/sys/kernel/core_pattern")
-    old = pattern.read_text()
-    changed = old.startswith("|") or "/" in old
-    if changed:
-        pattern.write_text("core")
-    try:
-        p = subprocess.run(
-            [exe, "kernel"], cwd=cwd, capture_output=True, check=False,
-            preexec_fn=lambda: resource.setrlimit(
-                resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY)),
-        )  # fmt: skip
-    finally:
-        if changed:
-            pattern.write_text(old)
+    with cores_in_cwd():
+        p = subprocess.run([exe, "kernel"], cwd=cwd, capture_output=True, check=False,
+                           preexec_fn=unlimited_cores)  # fmt: skip
     assert p.returncode == -signal.SIGQUIT, p
     return next(cwd.glob("core*"))
 
