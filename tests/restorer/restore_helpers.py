@@ -121,24 +121,28 @@ def controlled(core_path: Path, out: Path) -> Iterator[Controller]:
             ctl.close()
 
 
+def gcore(pid: int, cwd: Path) -> Path:
+    """A core of the live process pid, written into cwd by gdb's gcore."""
+    tool = shutil.which("gcore")
+    if tool is None:
+        pytest.fail("gcore (package gdb) is needed: add gdb to setup.sh's apt packages")
+    subprocess.run([tool, "-o", str(cwd / "gcore"), str(pid)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    return cwd / f"gcore.{pid}"
+
+
 def gcore_core(prog: Path, cwd: Path, *args: str) -> tuple[Path, str]:
     """Run `prog` until it stops itself with SIGSTOP, take a core with gdb's gcore, kill it."""
-    gcore = shutil.which("gcore")
-    if gcore is None:
-        pytest.fail("gcore (package gdb) is needed: add gdb to setup.sh's apt packages")
     proc = subprocess.Popen([prog, *args], cwd=cwd, stdout=subprocess.PIPE, text=True)
     try:
         _, status = os.waitpid(proc.pid, os.WUNTRACED)
         assert os.WIFSTOPPED(status), "program did not stop itself"
-        subprocess.run(
-            [gcore, "-o", str(cwd / "gcore"), str(proc.pid)],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        core = gcore(proc.pid, cwd)
     finally:
         proc.kill()
         out = proc.stdout.read() if proc.stdout else ""
         proc.wait()
-    return next(cwd.glob("gcore.*")), out
+    return core, out
 
 
 def restore_cli(
