@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 from restore_helpers import (
@@ -57,6 +57,15 @@ def live_core(programs: Programs, tmp_path: Path, *extra: str) -> tuple[Path, in
         wait_until_in_read(proc.pid)
         core = take_core(proc.pid, tmp_path / "cores")
     return core, int(first.split()[1])
+
+
+@contextmanager
+def sidecar_json(core: Path) -> Iterator[dict[str, Any]]:
+    """The core's sidecar as JSON to change in place; written back at the end."""
+    path = sidecar.sidecar_path(core)
+    doc = json.loads(path.read_text())
+    yield doc
+    path.write_text(json.dumps(doc))
 
 
 def restore_run(core: Path, *args: str) -> subprocess.Popen[str]:
@@ -190,10 +199,8 @@ def test_a_corrupt_sidecar_is_one_error_line_and_no_process(
     programs: Programs, tmp_path: Path
 ) -> None:
     core, _ = live_core(programs, tmp_path)
-    path = sidecar.sidecar_path(core)
-    doc = json.loads(path.read_text())
-    doc["fds"][-1]["fd"] = -5
-    path.write_text(json.dumps(doc))
+    with sidecar_json(core) as doc:
+        doc["fds"][-1]["fd"] = -5
     result = restore_cli(core, "--run", stdin="more\n")
     assert result.returncode == 2
     assert result.stdout == ""
@@ -206,10 +213,8 @@ def test_a_corrupt_sidecar_is_one_error_line_and_no_process(
 
 def test_a_sidecar_of_another_pid_is_refused(programs: Programs, tmp_path: Path) -> None:
     core, _ = live_core(programs, tmp_path)
-    path = sidecar.sidecar_path(core)
-    doc = json.loads(path.read_text())
-    doc["pid"] += 1
-    path.write_text(json.dumps(doc))
+    with sidecar_json(core) as doc:
+        doc["pid"] += 1
     result = restore_cli(core)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "written for pid" in result.stderr
@@ -380,17 +385,15 @@ def test_what_cannot_come_back_is_named_and_the_rest_still_does(
     programs: Programs, tmp_path: Path
 ) -> None:
     core, fd = live_core(programs, tmp_path)
-    path = sidecar.sidecar_path(core)
-    doc = json.loads(path.read_text())
-    usr1 = next(s for s in doc["signals"] if s["signal"] == signal.SIGUSR1)
-    usr1["handler"] = 0x10  # not code
-    doc["fds"] += [
-        {"fd": 7, "path": "/tmp/x (deleted)", "kind": "deleted", "flags": 0, "pos": 0},
-        {"fd": 8, "path": "/dev/sda", "kind": "device", "flags": 0, "pos": 0},
-        {"fd": 9, "path": str(tmp_path / "missing"), "kind": "file", "flags": 0, "pos": 0},
-    ]
-    doc["cwd"] = str(tmp_path / "no-such-dir")
-    path.write_text(json.dumps(doc))
+    with sidecar_json(core) as doc:
+        usr1 = next(s for s in doc["signals"] if s["signal"] == signal.SIGUSR1)
+        usr1["handler"] = 0x10  # not code
+        doc["fds"] += [
+            {"fd": 7, "path": "/tmp/x (deleted)", "kind": "deleted", "flags": 0, "pos": 0},
+            {"fd": 8, "path": "/dev/sda", "kind": "device", "flags": 0, "pos": 0},
+            {"fd": 9, "path": str(tmp_path / "missing"), "kind": "file", "flags": 0, "pos": 0},
+        ]
+        doc["cwd"] = str(tmp_path / "no-such-dir")
     result = restore_cli(core, "--run", stdin="more\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "next: 56789\n"  # the file came back all the same
