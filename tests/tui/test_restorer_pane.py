@@ -8,13 +8,12 @@ root, gcc (static glibc) and gdb's gcore.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,13 +28,12 @@ from tests.processes import running_from
 from tests.tui.restorer_demo import build_program, demo_app, press, settle, symbol_address
 from tests.tui.restorer_demo import trap_core as demo_trap_core
 from tests.tui.synthetic import SyntheticSource
-from tests.tui.top_fakes import make_app
+from tests.tui.top_fakes import drive, make_app
 from tui.app import SyscapTop
 from tui.restorer_pane import OpenCoreScreen, RestorerPane, TakeCoreScreen
 from tui.screens import HelpScreen
 
 SnapCompare = Callable[..., bool]
-Script = Callable[[Pilot[None]], Awaitable[None]]
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +58,6 @@ def no_leftovers(program: Path) -> Iterator[None]:
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, f"processes left running: {left}"
-
-
-def drive(app: SyscapTop, script: Script) -> None:
-    async def main() -> None:
-        async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause()
-            await script(pilot)
-
-    asyncio.run(main())
 
 
 async def open_pane(pilot: Pilot[None], app: SyscapTop, **kwargs: object) -> RestorerPane:

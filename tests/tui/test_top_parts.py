@@ -14,7 +14,7 @@ from textual.pilot import Pilot
 from capture_lib.filter_spec import FilterSpec
 from capture_lib.snapshot import Filter, Snapshot
 from tests.tui.synthetic import TABLE, SyntheticSource, group_numbers
-from tests.tui.top_fakes import feed, make_app
+from tests.tui.top_fakes import drive, feed, make_app
 from tui import format as fmt
 from tui.cli import register
 from tui.filters import parse_pids, parse_syscalls
@@ -217,11 +217,7 @@ def test_table_redraws_cursor_lines_only_when_cursor_moves() -> None:
         await pilot.press("down")
         assert table.lines_refreshed - before == 2  # old and new cursor line
 
-    async def main() -> None:
-        async with app.run_test(size=(100, 30)) as pilot:
-            await script(pilot)
-
-    asyncio.run(main())
+    drive(app, script, size=(100, 30))
 
 
 def test_cli_without_live_capture_starts_the_app_with_the_reason(

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
+
+from textual.pilot import Pilot
 
 from capture_lib.snapshot import Snapshot
 from tests.tui.synthetic import TABLE, SyntheticSource, synthetic_user
 from tui.app import SyscapTop, TopOptions
 from tui.panels import HostInfo
+
+Script = Callable[[Pilot[None]], Awaitable[None]]
+
+
+def drive(app: SyscapTop, script: Script, size: tuple[int, int] = (120, 40)) -> None:
+    """Run the app headless at `size` and hand its pilot to script once it has started."""
+
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            await script(pilot)
+
+    asyncio.run(main())
 
 
 class FakeReplay(SyntheticSource):
