@@ -21,14 +21,13 @@ from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from capture_lib.snapshot import ProcessStats, Snapshot
 from restorer.core import Core
 from tests.cores import cores_in_cwd, unlimited_cores
 from tests.processes import running_from
 from tests.tui.restorer_demo import build_program, demo_app, press, settle, symbol_address
 from tests.tui.restorer_demo import trap_core as demo_trap_core
 from tests.tui.synthetic import SyntheticSource
-from tests.tui.top_fakes import drive, make_app
+from tests.tui.top_fakes import drive, make_app, one_process
 from tui.app import SyscapTop
 from tui.restorer_pane import OpenCoreScreen, RestorerPane, TakeCoreScreen
 from tui.screens import HelpScreen
@@ -474,9 +473,7 @@ def test_c_on_a_live_process_takes_a_core_and_the_process_keeps_running(program:
     assert proc.stdout.readline() == b"waiting\n"
     source = SyntheticSource(n=5)
     app = make_app(source)
-    snap = Snapshot(
-        0, 10**9, (ProcessStats(proc.pid, "pane", 10, 0, 1000, 100, 100, ()),), (), (), 10, 0
-    )
+    snap = one_process(proc.pid, "pane")
 
     async def script(pilot: Pilot[None]) -> None:
         app.apply_snapshot(snap)

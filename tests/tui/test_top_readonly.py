@@ -18,9 +18,8 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from capture_lib.snapshot import ProcessStats, Snapshot
 from tests.tui.synthetic import SyntheticSource
-from tests.tui.top_fakes import drive, make_app
+from tests.tui.top_fakes import drive, make_app, one_process
 from tui.app import SyscapTop
 from tui.restorer_pane import RestorerPane, TakeCoreScreen
 from tui.screens import FilterScreen, HelpScreen, KillScreen
@@ -61,9 +60,7 @@ def toasts(app: SyscapTop) -> str:
 
 
 def run(app: SyscapTop, target: subprocess.Popen[bytes], keys: tuple[str, ...]) -> str:
-    snap = Snapshot(
-        0, 10**9, (ProcessStats(target.pid, "cat", 10, 0, 1000, 100, 100, ()),), (), (), 10, 0
-    )
+    snap = one_process(target.pid, "cat")
     shown = ""
 
     async def main() -> None:
@@ -112,9 +109,7 @@ def test_blocked_key_changes_nothing_and_says_why(
 
 def test_without_readonly_the_same_keys_act(target: subprocess.Popen[bytes]) -> None:
     app = make_app(SyntheticSource(n=5))
-    snap = Snapshot(
-        0, 10**9, (ProcessStats(target.pid, "cat", 10, 0, 1000, 100, 100, ()),), (), (), 10, 0
-    )
+    snap = one_process(target.pid, "cat")
 
     async def script(pilot: Pilot[None]) -> None:
         app.apply_snapshot(snap)

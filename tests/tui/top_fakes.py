@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from textual.pilot import Pilot
 
-from capture_lib.snapshot import Snapshot
+from capture_lib.snapshot import ProcessStats, Snapshot
 from tests.tui.synthetic import TABLE, SyntheticSource, synthetic_user
 from tui.app import SyscapTop, TopOptions
 from tui.panels import HostInfo
@@ -25,6 +25,12 @@ def drive(app: SyscapTop, script: Script, size: tuple[int, int] = (120, 40)) -> 
             await script(pilot)
 
     asyncio.run(main())
+
+
+def one_process(pid: int, comm: str) -> Snapshot:
+    """A one-second snapshot in which only process pid (named comm) made syscalls."""
+    proc = ProcessStats(pid, comm, 10, 0, 1000, 100, 100, ())
+    return Snapshot(0, 10**9, (proc,), (), (), 10, 0)
 
 
 class FakeReplay(SyntheticSource):
