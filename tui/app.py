@@ -16,7 +16,7 @@ from __future__ import annotations
 import gc
 import os
 import socket
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
@@ -737,15 +737,11 @@ class SyscapTop(App[None]):
 
     # -- other screens -----------------------------------------------------------------------------
     def action_help(self) -> None:
+        keys = [*self.BINDINGS, *LiveTable.BINDINGS]
         if self.options.readonly:
-            self.push_screen(HelpScreen(self._all_bindings(), READONLY_BLOCKED, READONLY_NOTE))
+            self.push_screen(HelpScreen(keys, READONLY_BLOCKED, READONLY_NOTE))
         else:
-            self.push_screen(HelpScreen(self._all_bindings()))
-
-    def _all_bindings(self) -> Iterable[Binding]:
-        for b in [*self.BINDINGS, *LiveTable.BINDINGS]:
-            if isinstance(b, Binding):
-                yield b
+            self.push_screen(HelpScreen(keys))
 
     def _comm_of(self, pid: int) -> str:
         """The command name of pid in the latest snapshot ("?" if it is not there)."""
