@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,10 +111,13 @@ def build_uses_lib(libdir: Path, out_dir: Path) -> Path:
 
 
 @contextmanager
-def controlled(core_path: Path, out: Path) -> Iterator[Controller]:
-    """A Controller on the restored core, its stdout going to `out`; killed afterwards."""
-    with Core(core_path) as core, open(out, "w") as fh:
-        ctl = Controller(restore(core, stdio=(0, fh.fileno(), 2)))
+def controlled(core_path: Path, out: Path, stdin: Path | None = None) -> Iterator[Controller]:
+    """A Controller on the restored core, its stdout going to `out` (and its stdin read
+    from `stdin` if given); killed afterwards."""
+    with ExitStack() as files, Core(core_path) as core:
+        fd0 = files.enter_context(open(stdin, "rb")).fileno() if stdin is not None else 0
+        fd1 = files.enter_context(open(out, "w")).fileno()
+        ctl = Controller(restore(core, stdio=(fd0, fd1, 2)))
         try:
             yield ctl
         finally:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from restore_helpers import Programs, kernel_core
+from restore_helpers import Programs, controlled, kernel_core
 
 from restorer.arch import SYS_EXIT_GROUP, SYSCALL_INSN
 from restorer.checkpoint import Checkpoint
@@ -37,13 +37,9 @@ def recorded(programs: Programs, tmp_path: Path) -> Iterator[tuple[Controller, P
     core, _ = kernel_core(programs["reverse"], tmp_path, "kernel")
     (tmp_path / "in").write_bytes(INPUT)
     out = tmp_path / "out"
-    with Core(core) as c, open(tmp_path / "in", "rb") as fin, open(out, "w") as fout:
-        ctl = Controller(restore(c, stdio=(fin.fileno(), fout.fileno(), 2)))
-        try:
-            ctl.record(every=50)
-            yield ctl, out
-        finally:
-            ctl.close()
+    with controlled(core, out, stdin=tmp_path / "in") as ctl:
+        ctl.record(every=50)
+        yield ctl, out
 
 
 def break_at_tick(ctl: Controller) -> int:
