@@ -189,19 +189,29 @@ def wait_until_in_read(pid: int, deadline_s: float = 30.0) -> None:
     raise AssertionError(f"pid {pid} never blocked in read()")
 
 
-def blocked_read_core(programs: Programs, cwd: Path) -> Path:
-    """A kernel core of blocked_read taken while it sleeps in read(0) on an empty pipe."""
+@contextmanager
+def blocked_in_read(
+    programs: Programs, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """blocked_read with pipes for stdin and stdout, once it sleeps in read(0) on the empty
+    stdin (cores allowed, SIGQUIT at its default); killed afterwards."""
     proc = subprocess.Popen(
         [programs["blocked_read"]], cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         preexec_fn=_unlimited_core,
     )  # fmt: skip
     try:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stdin is not None
         assert proc.stdout.readline() == b"waiting\n"
         wait_until_in_read(proc.pid)
-        os.kill(proc.pid, signal.SIGQUIT)
-        assert proc.wait() == -signal.SIGQUIT
+        yield proc
     finally:
         proc.kill()
         proc.wait()
+
+
+def blocked_read_core(programs: Programs, cwd: Path) -> Path:
+    """A kernel core of blocked_read taken while it sleeps in read(0) on an empty pipe."""
+    with blocked_in_read(programs, cwd) as proc:
+        os.kill(proc.pid, signal.SIGQUIT)
+        assert proc.wait() == -signal.SIGQUIT
     return find_core(cwd)
