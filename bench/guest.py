@@ -194,16 +194,12 @@ def counts_summary(counts: dict[str, list[float]]) -> dict[str, Any]:
 
 
 def _summary(r: Row, base: Row, unit: str, cost: str) -> dict[str, Any]:
-    d: dict[str, Any] = {"key": r.key, "name": r.name, "status": r.status(), "why": r.why,
-                         "unit": unit, "runs": r.runs}
-    est = r.estimate()
-    if est is not None:
-        d.update(est.as_json())
-        if base.ok and r is not base:
-            if cost == "loss_pct":
-                d["loss_pct"] = stats.loss_pct(r.runs, base.runs).as_json()
-            else:
-                d["added_ns"] = stats.added(r.runs, base.runs).as_json()
+    d = r.as_json(unit)
+    if r.ok and base.ok and r is not base:
+        if cost == "loss_pct":
+            d["loss_pct"] = stats.loss_pct(r.runs, base.runs).as_json()
+        else:
+            d["added_ns"] = stats.added(r.runs, base.runs).as_json()
     return d
 
 

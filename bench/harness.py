@@ -46,6 +46,16 @@ class Row:
             return "ok"
         return "failed" if self.runs else "not run"
 
+    def as_json(self, unit: str) -> dict[str, Any]:
+        """The row in a result file: what it is, whether it ran and why not, its runs, and
+        their median and interval when it ran."""
+        d: dict[str, Any] = {"key": self.key, "name": self.name, "status": self.status(),
+                             "why": self.why, "note": self.note, "unit": unit, "runs": self.runs}
+        est = self.estimate()
+        if est is not None:
+            d.update(est.as_json())
+        return d
+
 
 def rotated(n: int, rnd: int) -> list[int]:
     """Round rnd's order of n rows: 0..n-1 rotated by rnd."""

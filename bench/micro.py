@@ -73,17 +73,12 @@ def summarise(rows: list[Row]) -> list[dict[str, Any]]:
                    if floor is not None and floor.ok and base.ok else None)
     out: list[dict[str, Any]] = []
     for r in rows:
-        d: dict[str, Any] = {"key": r.key, "name": r.name, "status": r.status(),
-                             "why": r.why, "note": r.note, "unit": "ns/syscall",
-                             "runs": r.runs}
-        est = r.estimate()
-        if est is not None:
-            d.update(est.as_json())
-            if base.ok and r.key != BASELINE:
-                add = stats.added(r.runs, base.runs)
-                d["added_ns"] = add.as_json()
-                d["x_floor"] = (None if floor_added is None
-                                else stats.ratio(add.median, floor_added))
+        d = r.as_json("ns/syscall")
+        if r.ok and base.ok and r.key != BASELINE:
+            add = stats.added(r.runs, base.runs)
+            d["added_ns"] = add.as_json()
+            d["x_floor"] = (None if floor_added is None
+                            else stats.ratio(add.median, floor_added))
         out.append(d)
     return out
 

@@ -196,16 +196,12 @@ def summarise(rows: list[Row], sweep: dict[str, dict[int, list[float]]]) -> list
                   if floor is not None and floor.ok and base.ok else None)
     out: list[dict[str, Any]] = []
     for r in rows:
-        d: dict[str, Any] = {"key": r.key, "name": r.name, "status": r.status(), "why": r.why,
-                             "note": r.note, "unit": "requests/s", "runs": r.runs}
-        est = r.estimate()
-        if est is not None:
-            d.update(est.as_json())
-            if base.ok and r.key != BASELINE:
-                loss = stats.loss_pct(r.runs, base.runs)
-                d["loss_pct"] = loss.as_json()
-                d["loss_minus_floor_points"] = (None if floor_loss is None
-                                                else round(loss.median - floor_loss, 2))
+        d = r.as_json("requests/s")
+        if r.ok and base.ok and r.key != BASELINE:
+            loss = stats.loss_pct(r.runs, base.runs)
+            d["loss_pct"] = loss.as_json()
+            d["loss_minus_floor_points"] = (None if floor_loss is None
+                                            else round(loss.median - floor_loss, 2))
         levels: dict[str, Any] = {}
         for c, runs in sweep.get(r.key, {}).items():
             xs = stats.finite(runs)

@@ -34,6 +34,15 @@ def _footer(fig: Any, result: dict[str, Any]) -> None:
              f"{m['date']}{noise}{quick}", fontsize=7, color="0.4")
 
 
+def _save(plt: Any, fig: Any, result: dict[str, Any], path: Path) -> Path:
+    """The figure, with the machine's footer, as a PNG at path; the figure is closed."""
+    _footer(fig, result)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def nginx_concurrency(result: dict[str, Any], path: Path) -> Path | None:
     """Loss % against concurrency, one line per tracer (with its interval)."""
     rows = [r for r in result["rows"] if r["key"] != BASELINE and r.get("concurrency")]
@@ -60,11 +69,7 @@ def nginx_concurrency(result: dict[str, Any], path: Path) -> Path | None:
     ax.set_title("nginx + ab on loopback: cost of each tracer by concurrency")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(True, alpha=0.3)
-    _footer(fig, result)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, result, path)
 
 
 def throughput(result: dict[str, Any], path: Path) -> Path | None:
@@ -105,11 +110,7 @@ def throughput(result: dict[str, Any], path: Path) -> Path | None:
     ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="lower left")
     ax.set_title(f"syscap record -a: zero-drop rate by ring size ({result['trial_s']} s trials)")
     ax.grid(True, alpha=0.3)
-    _footer(fig, result)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, result, path)
 
 
 def micro(result: dict[str, Any], path: Path) -> Path | None:
@@ -130,8 +131,4 @@ def micro(result: dict[str, Any], path: Path) -> Path | None:
     ax.set_xlabel("ns added per getppid() over no tracing (log scale)")
     ax.set_title("micro: cost per syscall")
     ax.grid(True, axis="x", alpha=0.3)
-    _footer(fig, result)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, result, path)

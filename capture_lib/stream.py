@@ -67,8 +67,9 @@ class StreamError(TraceError):
 
 
 @dataclass(frozen=True, slots=True)
-class StreamInfo:
-    """The box the stream comes from, from the trace header."""
+class TraceInfo:
+    """The box a trace or stream was recorded on, from its trace header (trace.py reads
+    the same header of a trace file through the C reader)."""
 
     arch: str
     kernel: str
@@ -77,6 +78,13 @@ class StreamInfo:
     start_mono_ns: int
     start_real_ns: int
     ncpu: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo(TraceInfo):
+    """A stream's trace header: the box, and its syscall table, which a stream reader
+    needs at once (a trace file looks names up on demand)."""
+
     names: tuple[str, ...]  # syscall number -> name ("" where the table has none)
 
     def name(self, nr: int) -> str:

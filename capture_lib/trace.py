@@ -19,17 +19,7 @@ from typing import Any
 from capture_lib import native
 from capture_lib.errors import TraceError
 from capture_lib.snapshot import Snapshot, SyscallStats
-
-
-@dataclass(frozen=True, slots=True)
-class TraceInfo:
-    arch: str
-    kernel: str
-    backend: str
-    clock: str
-    start_mono_ns: int
-    start_real_ns: int
-    ncpu: int
+from capture_lib.stream import TraceInfo
 
 
 def text(raw: bytes) -> str:

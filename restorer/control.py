@@ -327,11 +327,17 @@ class Controller:
 
     def _step_insn(self, sig: int = 0) -> Stop:
         """One instruction of the selected thread (through the syscall record if any)."""
+        return self._resume(sig, step=True)
+
+    def _resume(self, sig: int, step: bool) -> Stop:
+        """Step or continue the selected thread, through the syscall record if there is one,
+        until it stops for a reason of its own (not the end of one of our checkpoints)."""
+        rec = self.timeline.recorder if self.timeline is not None else None
         while True:
-            if self.timeline is not None:
-                stop = self.timeline.recorder.step(self.tracee, sig)
+            if rec is not None:
+                stop = rec.step(self.tracee, sig) if step else rec.cont(self.tracee, sig)
             else:
-                stop = self.tracee.step(sig)
+                stop = self.tracee.step(sig) if step else self.tracee.cont(sig)
             if not self._from_a_copy(stop):
                 return stop
             sig = 0
@@ -403,14 +409,7 @@ class Controller:
                 return self._event(stop, "signal")
         saved = self._insert(breakpoints)
         try:
-            while True:
-                if self.timeline is not None:
-                    stop = self.timeline.recorder.cont(self.tracee, sig)
-                else:
-                    stop = self.tracee.cont(sig)
-                if not self._from_a_copy(stop):
-                    break
-                sig = 0
+            stop = self._resume(sig, step=False)
         finally:
             self._remove(saved)
         if not stop.alive:

@@ -32,12 +32,12 @@ from restorer.elf import (
     PT_LOAD,
     PT_NOTE,
     NoteError,
+    ProgramHeader,
     extended_phnum,
     find_build_id,
     iter_notes,
     parse_header,
     parse_program_headers,
-    prot_of,
 )
 from restorer.errors import CoreFormatError
 
@@ -55,26 +55,6 @@ AT_PHDR = 3
 AT_BASE = 7
 AT_ENTRY = 9
 AT_SYSINFO_EHDR = 33
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """One PT_LOAD: memory [vaddr, vaddr+memsz); the first filesz bytes are in the core."""
-
-    vaddr: int
-    memsz: int
-    flags: int
-    offset: int
-    filesz: int
-
-    @property
-    def end(self) -> int:
-        return self.vaddr + self.memsz
-
-    @property
-    def prot(self) -> int:
-        """PROT_* bits (PROT_READ=1, PROT_WRITE=2, PROT_EXEC=4) from PF_* flags."""
-        return prot_of(self.flags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +198,7 @@ class Core:
             parse_program_headers(d, phnum, h.phoff))  # fmt: skip
         if headers is None:
             raise self._truncated()
-        segments: list[Segment] = []
+        segments: list[ProgramHeader] = []  # the PT_LOAD ones
         notes: list[tuple[int, int]] = []
         for ph in headers:
             if ph.offset + ph.filesz > self.size:
@@ -229,10 +209,10 @@ class Core:
                         f"has a PT_LOAD segment at {ph.vaddr:#x} that runs past the end of the "
                         "address space; the core is damaged - take it again"
                     )
-                segments.append(Segment(ph.vaddr, ph.memsz, ph.flags, ph.offset, ph.filesz))
+                segments.append(ph)
             elif ph.type == PT_NOTE:
                 notes.append((ph.offset, ph.filesz))
-        self.segments: tuple[Segment, ...] = tuple(sorted(segments, key=lambda s: s.vaddr))
+        self.segments: tuple[ProgramHeader, ...] = tuple(sorted(segments, key=lambda s: s.vaddr))
         self._seg_starts = [s.vaddr for s in self.segments]
         self._parse_notes(notes)
 
@@ -334,7 +314,7 @@ class Core:
     def vdso_addr(self) -> int | None:
         return self.auxv.get(AT_SYSINFO_EHDR)
 
-    def segment_at(self, addr: int) -> Segment | None:
+    def segment_at(self, addr: int) -> ProgramHeader | None:
         import bisect
 
         i = bisect.bisect_right(self._seg_starts, addr) - 1

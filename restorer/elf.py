@@ -54,12 +54,19 @@ class ElfHeader:
 
 @dataclass(frozen=True, slots=True)
 class ProgramHeader:
+    """One program header; a PT_LOAD one maps memory [vaddr, vaddr+memsz) whose first
+    filesz bytes are the file's from offset (in a core: the dumped memory)."""
+
     type: int
     flags: int
     offset: int
     vaddr: int
     filesz: int
     memsz: int
+
+    @property
+    def end(self) -> int:
+        return self.vaddr + self.memsz
 
     @property
     def prot(self) -> int:

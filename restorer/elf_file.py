@@ -11,32 +11,19 @@ from restorer.elf import (
     PHDR_SIZE,
     PT_LOAD,
     PT_NOTE,
+    ProgramHeader,
     find_build_id,
     is_elf64_le,
     parse_header,
     parse_program_headers,
-    prot_of,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class FileSegment:
-    offset: int
-    vaddr: int
-    filesz: int
-    memsz: int
-    flags: int
-
-    @property
-    def prot(self) -> int:
-        return prot_of(self.flags)
 
 
 @dataclass(frozen=True, slots=True)
 class ElfInfo:
     path: str
     machine: int
-    segments: tuple[FileSegment, ...]
+    segments: tuple[ProgramHeader, ...]  # the PT_LOAD ones
     build_id: bytes | None
 
     def prot_for_offset(self, offset: int) -> int | None:
@@ -71,7 +58,7 @@ def read_elf(path: str) -> ElfInfo | None:
             build_id = None
             for p in headers:
                 if p.type == PT_LOAD:
-                    segs.append(FileSegment(p.offset, p.vaddr, p.filesz, p.memsz, p.flags))
+                    segs.append(p)
                 elif p.type == PT_NOTE and build_id is None and p.offset + p.filesz <= size:
                     f.seek(p.offset)
                     build_id = find_build_id(f.read(p.filesz))

@@ -15,7 +15,8 @@ from restorer.arch import (
     PAGE_SIZE,
     VSYSCALL_ADDR,
 )
-from restorer.core import Core, Segment, page_align_down, page_align_up
+from restorer.core import Core, page_align_down, page_align_up
+from restorer.elf import ProgramHeader
 from restorer.elf_file import read_elf
 from restorer.errors import RestoreError
 
@@ -44,7 +45,7 @@ class Region:
     prot: int
     path: str | None  # None: anonymous
     offset: int  # file offset when path is set
-    dump: Segment | None  # bytes saved in the core for [start, start+dump.filesz)
+    dump: ProgramHeader | None  # bytes saved in the core for [start, start+dump.filesz)
     grows_down: bool = False
 
 
@@ -139,7 +140,7 @@ def plan_regions(
 
 
 def _uncovered(
-    lo: int, hi: int, segs: tuple[Segment, ...], starts: list[int]
+    lo: int, hi: int, segs: tuple[ProgramHeader, ...], starts: list[int]
 ) -> list[tuple[int, int]]:
     out = []
     pos = lo

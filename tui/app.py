@@ -16,7 +16,7 @@ from __future__ import annotations
 import gc
 import os
 import socket
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
@@ -737,15 +737,16 @@ class SyscapTop(App[None]):
 
     # -- other screens -----------------------------------------------------------------------------
     def action_help(self) -> None:
+        keys = [*self.BINDINGS, *LiveTable.BINDINGS]
         if self.options.readonly:
-            self.push_screen(HelpScreen(self._all_bindings(), READONLY_BLOCKED, READONLY_NOTE))
+            self.push_screen(HelpScreen(keys, READONLY_BLOCKED, READONLY_NOTE))
         else:
-            self.push_screen(HelpScreen(self._all_bindings()))
+            self.push_screen(HelpScreen(keys))
 
-    def _all_bindings(self) -> Iterable[Binding]:
-        for b in [*self.BINDINGS, *LiveTable.BINDINGS]:
-            if isinstance(b, Binding):
-                yield b
+    def _comm_of(self, pid: int) -> str:
+        """The command name of pid in the latest snapshot ("?" if it is not there)."""
+        latest = self.model.latest
+        return next((p.comm for p in latest.processes if p.pid == pid), "?") if latest else "?"
 
     def action_restorer(self) -> None:
         """The restorer pane; on a live process, offer to take a core of it first."""
@@ -757,11 +758,7 @@ class SyscapTop(App[None]):
         if pid is None:
             self.push_screen(RestorerPane())
             return
-        comm = next(
-            (p.comm for p in (self.model.latest.processes if self.model.latest else ())
-             if p.pid == pid),
-            "?",
-        )  # fmt: skip
+        comm = self._comm_of(pid)
 
         def chosen(choice: str | None) -> None:
             if choice == "take":
@@ -778,11 +775,7 @@ class SyscapTop(App[None]):
         if pid is None:
             self.notify("select a process first", severity="warning")
             return
-        comm = next(
-            (p.comm for p in (self.model.latest.processes if self.model.latest else ())
-             if p.pid == pid),
-            "?",
-        )  # fmt: skip
+        comm = self._comm_of(pid)
 
         def chosen(sig: int | None) -> None:
             if sig is None:

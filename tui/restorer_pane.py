@@ -14,7 +14,6 @@ move it; g shows the code of a symbol), Space (F9) sets or removes a breakpoint 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 
@@ -418,12 +417,7 @@ class RestorerPane(Screen[None]):
         self.set_focus(box)
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpScreen(self._pane_bindings()))
-
-    def _pane_bindings(self) -> Iterable[Binding]:
-        for b in self.BINDINGS:
-            if isinstance(b, Binding):
-                yield b
+        self.app.push_screen(HelpScreen(self.BINDINGS))
 
     def action_close(self) -> None:
         prompt = self.query_one("#rp-prompt", Input)

@@ -42,13 +42,14 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(
         self,
-        bindings: Iterable[Binding],
+        bindings: Iterable[BindingType],
         blocked: Iterable[str] = (),
         note: str | None = None,
     ) -> None:
-        """`blocked`: binding ids that are off (--readonly), `note` says why."""
+        """`bindings`: a screen's BINDINGS (only Binding objects are listed); `blocked`:
+        binding ids that are off (--readonly), `note` says why."""
         super().__init__()
-        self._keys = list(bindings)
+        self._keys = [b for b in bindings if isinstance(b, Binding)]
         self._blocked = frozenset(blocked)
         self._note = note
 

@@ -24,6 +24,30 @@ Cell = tuple[str, str]  # (text, style class: "" | "alarm" | "dim" | "accent")
 UserOf = Callable[[int], str]
 
 
+def _text_cell(value: Any) -> Cell:
+    return (str(value), "")
+
+
+def _rate_cell(rate: float) -> Cell:
+    return (fmt.rate(rate), "")
+
+
+def _err_cell(rate: float) -> Cell:
+    return (fmt.rate(rate), "alarm" if rate > 0 else "")
+
+
+def _latency_cell(ns: float) -> Cell:
+    return (fmt.latency(ns), "")
+
+
+def _errno_cell(name: str) -> Cell:
+    return (name, "alarm" if name else "")
+
+
+def _trend_cell(trend: tuple[float, ...]) -> Cell:
+    return (fmt.sparkline(trend, TREND_SAMPLES), "accent")
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
     key: str
@@ -34,6 +58,7 @@ class Column:
     descending: bool = True  # first click sorts highest first
     flex: bool = False  # takes the spare width
     drop: int = 0  # dropped when the terminal is narrow: highest first (0 never)
+    cell: Callable[[Any], Cell] = _text_cell  # the raw value as the table shows it
 
 
 @dataclass(slots=True)
@@ -58,6 +83,7 @@ class View:
         self.sort_key = self.default_sort
         self.sort_descending = self.column(self.default_sort).descending
         self._hist: dict[Hashable, deque[float]] = {}
+        self._rows: list[Row] = []
         self.user_of: UserOf = _no_user
 
     # -- hooks -----------------------------------------------------------------
@@ -66,13 +92,6 @@ class View:
 
     def observe(self, snap: Snapshot) -> None:
         """Record one interval (trend history); called for every snapshot, paused or not."""
-        raise NotImplementedError
-
-    def rows(self) -> list[Row]:
-        """Rows for the most recently observed interval, unsorted."""
-        raise NotImplementedError
-
-    def cells(self, row: Row) -> tuple[Cell, ...]:
         raise NotImplementedError
 
     def drill(self, row: Row) -> View | None:
@@ -89,6 +108,13 @@ class View:
         return " ".join(str(v) for v, c in zip(row.values, self.columns, strict=True) if c.sortable)
 
     # -- shared ----------------------------------------------------------------
+    def rows(self) -> list[Row]:
+        """Rows for the most recently observed interval, unsorted."""
+        return self._rows
+
+    def cells(self, row: Row) -> tuple[Cell, ...]:
+        return tuple(c.cell(v) for c, v in zip(self.columns, row.values, strict=True))
+
     def column(self, key: str) -> Column:
         for col in self.columns:
             if col.key == key:
@@ -97,6 +123,16 @@ class View:
 
     def sort_index(self) -> int:
         return [c.key for c in self.columns].index(self.sort_key)
+
+    def _rate_total(self, rows: list[Row], key: str) -> str:
+        """The total of column `key` over rows, as the table shows it: a rate."""
+        i = [c.key for c in self.columns].index(key)
+        return fmt.rate(sum(r.values[i] for r in rows))
+
+    @staticmethod
+    def _counted(rows: list[Row], shown: int, noun: str) -> str:
+        """'12 processes', or '12 processes (3 shown)' when a search narrows them."""
+        return f"{len(rows)} {noun}" + (f" ({shown} shown)" if shown != len(rows) else "")
 
     def set_sort(self, key: str, descending: bool | None = None) -> None:
         col = self.column(key)
@@ -123,12 +159,29 @@ def _avg(total_ns: int, count: int) -> float:
     return total_ns / count if count else 0.0
 
 
-def _err_cell(rate: float) -> Cell:
-    return (fmt.rate(rate), "alarm" if rate > 0 else "")
+# one syscall's figures in an interval, as SyscallsView and SyscallProcessesView show them
+_CALL_COLUMNS = (
+    Column("rate", "CALLS/s", 8, cell=_rate_cell),
+    Column("errors", "ERR/s", 7, cell=_err_cell),
+    Column("avg", "AVG", 8, cell=_latency_cell),
+    Column("p99", "P99", 8, cell=_latency_cell),
+    Column("last_err", "LAST ERR", 9, align="left", descending=False, drop=3, cell=_errno_cell),
+    Column("trend", "TREND", TREND_SAMPLES, sortable=False, drop=1, cell=_trend_cell),
+)
 
 
-def _trend_cell(trend: tuple[float, ...]) -> Cell:
-    return (fmt.sparkline(trend, TREND_SAMPLES), "accent")
+def _call_values(
+    s: SyscallStats, interval: float, trend: tuple[float, ...]
+) -> tuple[float, float, float, float, str, tuple[float, ...]]:
+    """The values of _CALL_COLUMNS for s; trend is the history ending at s's rate."""
+    return (
+        s.count / interval,
+        s.errors / interval,
+        _avg(s.total_ns, s.count),
+        float(s.p99_ns),
+        fmt.errno_name(s.last_errno),
+        trend,
+    )
 
 
 class ProcessesView(View):
@@ -137,12 +190,12 @@ class ProcessesView(View):
         Column("pid", "PID", 7, descending=False),
         Column("user", "USER", 8, align="left", descending=False, drop=2),
         Column("comm", "COMM", 9, align="left", descending=False, flex=True),
-        Column("rate", "SYSC/s", 7),
-        Column("errors", "ERR/s", 6),
+        Column("rate", "SYSC/s", 7, cell=_rate_cell),
+        Column("errors", "ERR/s", 6, cell=_err_cell),
         Column("top", "TOP SYSCALL", 11, align="left", descending=False, drop=3),
-        Column("avg", "AVG", 7),
-        Column("p99", "P99", 7),
-        Column("trend", "TREND", TREND_SAMPLES, sortable=False, drop=1),
+        Column("avg", "AVG", 7, cell=_latency_cell),
+        Column("p99", "P99", 7, cell=_latency_cell),
+        Column("trend", "TREND", TREND_SAMPLES, sortable=False, drop=1, cell=_trend_cell),
     )
     default_sort = "rate"
 
@@ -151,7 +204,6 @@ class ProcessesView(View):
         self.user_of = user_of
         self._users: dict[int, str] = {}
         self._last: dict[int, tuple[ProcessStats, int]] = {}  # pid -> (stats, idle ticks)
-        self._rows: list[Row] = []
         self._interval = 1.0
 
     def title(self) -> str:
@@ -198,23 +250,6 @@ class ProcessesView(View):
         self._prune(last)
         self._rows = rows
 
-    def rows(self) -> list[Row]:
-        return self._rows
-
-    def cells(self, row: Row) -> tuple[Cell, ...]:
-        pid, user, comm, rate, err, top, avg, p99, trend = row.values
-        return (
-            (str(pid), ""),
-            (user, ""),
-            (comm, ""),
-            (fmt.rate(rate), ""),
-            _err_cell(err),
-            (top, ""),
-            (fmt.latency(avg), ""),
-            (fmt.latency(p99), ""),
-            _trend_cell(trend),
-        )
-
     def drill(self, row: Row) -> View | None:
         pid = row.values[0]
         p = self._last.get(pid)
@@ -224,10 +259,9 @@ class ProcessesView(View):
         return int(row.values[0]) if row else None
 
     def totals(self, rows: list[Row], shown: int) -> str:
-        rate = sum(r.values[3] for r in rows)
-        err = sum(r.values[4] for r in rows)
-        part = f" ({shown} shown)" if shown != len(rows) else ""
-        return f"{len(rows)} processes{part}  {fmt.rate(rate)} syscalls/s  {fmt.rate(err)} errors/s"
+        counted = self._counted(rows, shown, "processes")
+        rate, errors = self._rate_total(rows, "rate"), self._rate_total(rows, "errors")
+        return f"{counted}  {rate} syscalls/s  {errors} errors/s"
 
 
 class SyscallsView(View):
@@ -237,18 +271,9 @@ class SyscallsView(View):
     columns = (
         Column("name", "SYSCALL", 16, align="left", descending=False, flex=True),
         Column("nr", "NR", 4, descending=False, drop=2),
-        Column("rate", "CALLS/s", 8),
-        Column("errors", "ERR/s", 7),
-        Column("avg", "AVG", 8),
-        Column("p99", "P99", 8),
-        Column("last_err", "LAST ERR", 9, align="left", descending=False, drop=3),
-        Column("trend", "TREND", TREND_SAMPLES, sortable=False, drop=1),
+        *_CALL_COLUMNS,
     )
     default_sort = "rate"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._rows: list[Row] = []
 
     def title(self) -> str:
         return "Syscalls"
@@ -260,50 +285,18 @@ class SyscallsView(View):
         interval = snap.interval_s
         rows = []
         for s in self._stats(snap):
-            rate = s.count / interval
-            trend = self._push(s.nr, rate)
-            rows.append(
-                Row(
-                    s.nr,
-                    (
-                        s.name,
-                        s.nr,
-                        rate,
-                        s.errors / interval,
-                        _avg(s.total_ns, s.count),
-                        float(s.p99_ns),
-                        fmt.errno_name(s.last_errno),
-                        trend,
-                    ),
-                )
-            )
+            trend = self._push(s.nr, s.count / interval)
+            rows.append(Row(s.nr, (s.name, s.nr, *_call_values(s, interval, trend))))
         self._prune(r.key for r in rows)
         self._rows = rows
-
-    def rows(self) -> list[Row]:
-        return self._rows
-
-    def cells(self, row: Row) -> tuple[Cell, ...]:
-        name, nr, rate, err, avg, p99, last_err, trend = row.values
-        return (
-            (name, ""),
-            (str(nr), ""),
-            (fmt.rate(rate), ""),
-            _err_cell(err),
-            (fmt.latency(avg), ""),
-            (fmt.latency(p99), ""),
-            (last_err, "alarm" if last_err else ""),
-            _trend_cell(trend),
-        )
 
     def drill(self, row: Row) -> View | None:
         return SyscallProcessesView(int(row.values[1]), str(row.values[0]))
 
     def totals(self, rows: list[Row], shown: int) -> str:
-        rate = sum(r.values[2] for r in rows)
-        err = sum(r.values[3] for r in rows)
-        part = f" ({shown} shown)" if shown != len(rows) else ""
-        return f"{len(rows)} syscalls{part}  {fmt.rate(rate)} calls/s  {fmt.rate(err)} errors/s"
+        counted = self._counted(rows, shown, "syscalls")
+        rate, errors = self._rate_total(rows, "rate"), self._rate_total(rows, "errors")
+        return f"{counted}  {rate} calls/s  {errors} errors/s"
 
 
 class ProcessSyscallsView(SyscallsView):
@@ -351,19 +344,13 @@ class SyscallProcessesView(View):
         Column("pid", "PID", 7, descending=False),
         Column("user", "USER", 8, align="left", descending=False, drop=2),
         Column("comm", "COMM", 10, align="left", descending=False, flex=True),
-        Column("rate", "CALLS/s", 8),
-        Column("errors", "ERR/s", 7),
-        Column("avg", "AVG", 8),
-        Column("p99", "P99", 8),
-        Column("last_err", "LAST ERR", 9, align="left", descending=False, drop=3),
-        Column("trend", "TREND", TREND_SAMPLES, sortable=False, drop=1),
+        *_CALL_COLUMNS,
     )
     default_sort = "rate"
 
     def __init__(self, nr: int, name: str) -> None:
         super().__init__()
         self.nr, self.name = nr, name
-        self._rows: list[Row] = []
 
     def title(self) -> str:
         return self.name
@@ -375,45 +362,12 @@ class SyscallProcessesView(View):
         for p in snap.processes:
             for s in p.syscalls:
                 if s.nr == nr:
-                    rate = s.count / interval
-                    trend = self._push(p.pid, rate)
-                    rows.append(
-                        Row(
-                            p.pid,
-                            (
-                                p.pid,
-                                self.user_of(p.pid),
-                                p.comm,
-                                rate,
-                                s.errors / interval,
-                                _avg(s.total_ns, s.count),
-                                float(s.p99_ns),
-                                fmt.errno_name(s.last_errno),
-                                trend,
-                            ),
-                            faded=p.exited,
-                        )
-                    )
+                    trend = self._push(p.pid, s.count / interval)
+                    values = (p.pid, self.user_of(p.pid), p.comm, *_call_values(s, interval, trend))
+                    rows.append(Row(p.pid, values, faded=p.exited))
                     break
         self._prune(r.key for r in rows)
         self._rows = rows
-
-    def rows(self) -> list[Row]:
-        return self._rows
-
-    def cells(self, row: Row) -> tuple[Cell, ...]:
-        pid, user, comm, rate, err, avg, p99, last_err, trend = row.values
-        return (
-            (str(pid), ""),
-            (user, ""),
-            (comm, ""),
-            (fmt.rate(rate), ""),
-            _err_cell(err),
-            (fmt.latency(avg), ""),
-            (fmt.latency(p99), ""),
-            (last_err, "alarm" if last_err else ""),
-            _trend_cell(trend),
-        )
 
     def drill(self, row: Row) -> View | None:
         return ProcessSyscallsView(int(row.values[0]), str(row.values[2]))
@@ -422,9 +376,8 @@ class SyscallProcessesView(View):
         return int(row.values[0]) if row else None
 
     def totals(self, rows: list[Row], shown: int) -> str:
-        rate = sum(r.values[3] for r in rows)
-        part = f" ({shown} shown)" if shown != len(rows) else ""
-        return f"{len(rows)} processes{part} calling {self.name}  {fmt.rate(rate)} calls/s"
+        counted = self._counted(rows, shown, "processes")
+        return f"{counted} calling {self.name}  {self._rate_total(rows, 'rate')} calls/s"
 
 
 def order_rows(

@@ -7,24 +7,19 @@ A longer run: `make -C capture_lib fuzz-commands-run FUZZ_SECONDS=600`.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.capture_lib.libfuzzer import run_corpus, short_run
-from tests.conftest import ROOT
+from tests.libfuzzer import built, run_corpus, short_run
 
-LIB = ROOT / "capture_lib"
-FUZZER = LIB / "build" / "fuzz" / "fuzz_agent_commands"
 CORPUS = Path(__file__).parent / "c" / "corpus" / "commands"
 SECONDS = 10
 
 
 @pytest.fixture(scope="module")
 def fuzzer() -> Path:
-    subprocess.run(["make", "-s", "-C", str(LIB), "fuzz-commands"], check=True)
-    return FUZZER
+    return built("fuzz-commands", "fuzz_agent_commands")
 
 
 def test_every_seed_runs_clean(fuzzer: Path) -> None:
@@ -32,4 +27,4 @@ def test_every_seed_runs_clean(fuzzer: Path) -> None:
 
 
 def test_short_fuzz_run_finds_nothing(fuzzer: Path, tmp_path: Path) -> None:
-    short_run(fuzzer, CORPUS, tmp_path, SECONDS, min_runs=10000)
+    short_run([fuzzer], CORPUS, tmp_path, SECONDS, min_runs=10000)

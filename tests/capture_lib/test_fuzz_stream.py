@@ -8,7 +8,6 @@ A longer run: record seeds as seeds() does, then
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from tests.capture_lib.conftest import AGENT_GETPPID as GETPPID
 from tests.capture_lib.conftest import run_workload_pid
 from tests.conftest import ROOT
+from tests.libfuzzer import short_run
 
 TARGET = Path(__file__).parent / "fuzz_stream.py"
 SECONDS = 20
@@ -50,16 +50,7 @@ def corpus(agent: Path, workload: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 def test_fuzzing_the_stream_decoder_finds_only_stream_errors(corpus: Path, tmp_path: Path) -> None:
-    artifacts = tmp_path / "artifacts"
-    artifacts.mkdir()
-    proc = subprocess.run(
-        [sys.executable, str(TARGET), f"-max_total_time={SECONDS}", "-timeout=10",
-         "-max_len=65536", f"-artifact_prefix={artifacts}/", str(corpus)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=SECONDS + 120,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    short_run(
+        [sys.executable, TARGET], corpus, tmp_path, SECONDS, min_runs=1000,
+        flags=["-max_len=65536"], env=dict(os.environ, PYTHONPATH=str(ROOT)),
     )  # fmt: skip
-    log = proc.stderr[-6000:]
-    assert proc.returncode == 0, log
-    assert list(artifacts.iterdir()) == [], log
-    runs = re.search(r"Done (\d+) runs", proc.stderr)
-    assert runs is not None and int(runs.group(1)) > 1000, log

@@ -8,24 +8,19 @@ every input that once crashed or misled a reader. A longer run:
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.capture_lib.libfuzzer import run_corpus, short_run
-from tests.conftest import ROOT
+from tests.libfuzzer import built, run_corpus, short_run
 
-LIB = ROOT / "capture_lib"
-FUZZER = LIB / "build" / "fuzz" / "fuzz_trace_reader"
 CORPUS = Path(__file__).parent / "c" / "corpus" / "trace"
 SECONDS = 25
 
 
 @pytest.fixture(scope="module")
 def fuzzer() -> Path:
-    subprocess.run(["make", "-s", "-C", str(LIB), "fuzz"], check=True)
-    return FUZZER
+    return built("fuzz", "fuzz_trace_reader")
 
 
 def test_corpus_has_real_traces_and_regressions() -> None:
@@ -40,4 +35,4 @@ def test_every_corpus_input_runs_clean(fuzzer: Path) -> None:
 
 
 def test_short_fuzz_run_finds_no_crash(fuzzer: Path, tmp_path: Path) -> None:
-    short_run(fuzzer, CORPUS, tmp_path, SECONDS, min_runs=1000)
+    short_run([fuzzer], CORPUS, tmp_path, SECONDS, min_runs=1000)

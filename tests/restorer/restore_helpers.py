@@ -7,17 +7,23 @@ kernel's core_pattern is set to a plain file name only if it pipes elsewhere, an
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from restorer.control import Controller
+from restorer.core import Core
+from restorer.restore import restore
+from tests.cores import cores_in_cwd, unlimited_cores
+from tests.processes import running_from
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = Path(__file__).resolve().parent / "programs"
@@ -58,23 +64,15 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Programs]:
 @pytest.fixture(scope="session", autouse=True)
 def core_pattern() -> Iterator[None]:
     """Cores as files in the process's directory (restored afterwards if changed)."""
-    path = Path("/proc/sys/kernel/core_pattern")
-    old = path.read_text()
-    changed = old.startswith("|") or "/" in old
-    if changed:
-        path.write_text("core")
-    try:
+    with cores_in_cwd():
         yield
-    finally:
-        if changed:
-            path.write_text(old)
 
 
 def _unlimited_core() -> None:
     """In the child before exec: no core size limit, and SIGQUIT (the programs' dump signal)
     at its default action: a job a non-interactive shell put in the background starts with
     SIGINT and SIGQUIT ignored, and an ignored disposition survives exec."""
-    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    unlimited_cores()
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
@@ -96,24 +94,58 @@ def kernel_core(
     return find_core(cwd), p.stdout
 
 
+def build_libgreet(libdir: Path, build_id: str | None = None) -> None:
+    """libdir/libgreet.so from programs/greet.c, with that build ID if one is given."""
+    libdir.mkdir(exist_ok=True)
+    ident = [f"-Wl,--build-id=0x{build_id}"] if build_id else []
+    subprocess.run(["gcc", "-shared", "-fPIC", *ident, "-o", libdir / "libgreet.so",
+                    SOURCES / "greet.c"], check=True)  # fmt: skip
+
+
+def build_uses_lib(libdir: Path, out_dir: Path) -> Path:
+    """programs/uses_lib.c linked against libdir/libgreet.so, which it loads from there."""
+    exe = out_dir / "uses_lib"
+    subprocess.run(["gcc", *CFLAGS, "-o", exe, SOURCES / "uses_lib.c", f"-L{libdir}", "-lgreet",
+                    f"-Wl,-rpath,{libdir}"], check=True)  # fmt: skip
+    return exe
+
+
+@contextmanager
+def controlled(core_path: Path, out: Path, stdin: Path | None = None) -> Iterator[Controller]:
+    """A Controller on the restored core, its stdout going to `out` (and its stdin read
+    from `stdin` if given); killed afterwards."""
+    with ExitStack() as files, Core(core_path) as core:
+        fd0 = files.enter_context(open(stdin, "rb")).fileno() if stdin is not None else 0
+        fd1 = files.enter_context(open(out, "w")).fileno()
+        ctl = Controller(restore(core, stdio=(fd0, fd1, 2)))
+        try:
+            yield ctl
+        finally:
+            ctl.close()
+
+
+def gcore(pid: int, cwd: Path) -> Path:
+    """A core of the live process pid, written into cwd by gdb's gcore."""
+    tool = shutil.which("gcore")
+    if tool is None:
+        pytest.fail("gcore (package gdb) is needed: add gdb to setup.sh's apt packages")
+    subprocess.run([tool, "-o", str(cwd / "gcore"), str(pid)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    return cwd / f"gcore.{pid}"
+
+
 def gcore_core(prog: Path, cwd: Path, *args: str) -> tuple[Path, str]:
     """Run `prog` until it stops itself with SIGSTOP, take a core with gdb's gcore, kill it."""
-    gcore = shutil.which("gcore")
-    if gcore is None:
-        pytest.fail("gcore (package gdb) is needed: add gdb to setup.sh's apt packages")
     proc = subprocess.Popen([prog, *args], cwd=cwd, stdout=subprocess.PIPE, text=True)
     try:
         _, status = os.waitpid(proc.pid, os.WUNTRACED)
         assert os.WIFSTOPPED(status), "program did not stop itself"
-        subprocess.run(
-            [gcore, "-o", str(cwd / "gcore"), str(proc.pid)],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        core = gcore(proc.pid, cwd)
     finally:
         proc.kill()
         out = proc.stdout.read() if proc.stdout else ""
         proc.wait()
-    return next(cwd.glob("gcore.*")), out
+    return core, out
 
 
 def restore_cli(
@@ -128,27 +160,12 @@ def restore_cli(
     )  # fmt: skip
 
 
-def processes_running(directory: Path) -> list[int]:
-    """PIDs of live processes whose executable is inside `directory`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            exe = os.readlink(entry / "exe")
-        except OSError:
-            continue
-        if exe.startswith(str(directory)):
-            found.append(int(entry.name))
-    return found
-
-
 @pytest.fixture(autouse=True)
 def no_leftover_processes(programs: Programs, tmp_path: Path) -> Iterator[None]:
     """No process of the test programs may be left running (killed if found); the test's
     files (cores are megabytes) are removed."""
     yield
-    left = processes_running(programs.dir) + processes_running(tmp_path)
+    left = running_from(programs.dir) + running_from(tmp_path)
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     shutil.rmtree(tmp_path, ignore_errors=True)
@@ -172,19 +189,29 @@ def wait_until_in_read(pid: int, deadline_s: float = 30.0) -> None:
     raise AssertionError(f"pid {pid} never blocked in read()")
 
 
-def blocked_read_core(programs: Programs, cwd: Path) -> Path:
-    """A kernel core of blocked_read taken while it sleeps in read(0) on an empty pipe."""
+@contextmanager
+def blocked_in_read(
+    programs: Programs, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """blocked_read with pipes for stdin and stdout, once it sleeps in read(0) on the empty
+    stdin (cores allowed, SIGQUIT at its default); killed afterwards."""
     proc = subprocess.Popen(
         [programs["blocked_read"]], cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         preexec_fn=_unlimited_core,
     )  # fmt: skip
     try:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stdin is not None
         assert proc.stdout.readline() == b"waiting\n"
         wait_until_in_read(proc.pid)
-        os.kill(proc.pid, signal.SIGQUIT)
-        assert proc.wait() == -signal.SIGQUIT
+        yield proc
     finally:
         proc.kill()
         proc.wait()
+
+
+def blocked_read_core(programs: Programs, cwd: Path) -> Path:
+    """A kernel core of blocked_read taken while it sleeps in read(0) on an empty pipe."""
+    with blocked_in_read(programs, cwd) as proc:
+        os.kill(proc.pid, signal.SIGQUIT)
+        assert proc.wait() == -signal.SIGQUIT
     return find_core(cwd)

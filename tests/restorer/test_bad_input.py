@@ -15,10 +15,13 @@ from restore_helpers import (
     CFLAGS,
     SOURCES,
     Programs,
+    build_libgreet,
+    build_uses_lib,
     kernel_core,
-    processes_running,
     restore_cli,
 )
+
+from tests.processes import running_from
 
 
 def processes_named(name: str) -> list[int]:
@@ -82,7 +85,7 @@ def test_core_of_another_architecture(resume_core: Path, tmp_path: Path) -> None
 def test_wrong_executable(programs: Programs, resume_core: Path) -> None:
     result = restore_cli(resume_core, "--run", "--exe", str(programs["crash"]))
     assert_one_error_line(result, "is not the program that wrote this core", "--exe")
-    assert processes_running(programs.dir) == []
+    assert running_from(programs.dir) == []
 
 
 def test_missing_executable(resume_core: Path, tmp_path: Path) -> None:
@@ -92,23 +95,15 @@ def test_missing_executable(resume_core: Path, tmp_path: Path) -> None:
 
 def test_missing_library(tmp_path: Path) -> None:
     libdir = tmp_path / "lib"
-    libdir.mkdir()
-    subprocess.run(
-        ["gcc", "-shared", "-fPIC", "-o", libdir / "libgreet.so", SOURCES / "greet.c"], check=True
-    )
-    exe = tmp_path / "uses_lib"
-    subprocess.run(
-        ["gcc", *CFLAGS, "-o", exe, SOURCES / "uses_lib.c", f"-L{libdir}", "-lgreet",
-         f"-Wl,-rpath,{libdir}"],
-        check=True,
-    )  # fmt: skip
+    build_libgreet(libdir)
+    exe = build_uses_lib(libdir, tmp_path)
     core, _ = kernel_core(exe, tmp_path)
     shutil.rmtree(libdir)
 
     result = restore_cli(core, "--run")
 
     assert_one_error_line(result, "libgreet.so", "is missing", "install it")
-    assert processes_running(tmp_path) == []
+    assert running_from(tmp_path) == []
 
 
 def test_tid_that_is_not_a_number(resume_core: Path) -> None:
@@ -135,7 +130,7 @@ def test_executable_that_does_not_match_the_core(programs: Programs, tmp_path: P
     result = restore_cli(core, "--run", "--exe", str(other))
 
     assert_one_error_line(result, "does not match the core's executable", "--exe")
-    assert processes_running(tmp_path) == []
+    assert running_from(tmp_path) == []
     assert processes_named("other") == []
 
 
@@ -193,5 +188,5 @@ def test_mutated_core(
     os.unlink(resume_core)
 
     assert_one_error_line(restore_cli(bad, "--run"), fragment)
-    assert processes_running(programs.dir) == []
+    assert running_from(programs.dir) == []
     assert processes_named("resume") == []

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from restore_helpers import (
     Programs,
     blocked_read_core,
+    controlled,
     kernel_core,
     restore_cli,
     wait_until_in_read,
@@ -20,17 +19,6 @@ from restore_helpers import (
 from restorer.control import Controller
 from restorer.core import Core
 from restorer.restore import restore
-
-
-@contextmanager
-def controlled(core_path: Path, out: Path) -> Iterator[Controller]:
-    """A Controller on the restored core, its stdout going to `out`; killed afterwards."""
-    with Core(core_path) as core, open(out, "w") as fh:
-        ctl = Controller(restore(core, stdio=(0, fh.fileno(), 2)))
-        try:
-            yield ctl
-        finally:
-            ctl.close()
 
 
 def test_crash_stops_with_sigsegv_at_the_same_pc(programs: Programs, tmp_path: Path) -> None:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from restore_helpers import CFLAGS, SOURCES, Programs, gcore_core, kernel_core, restore_cli
+from restore_helpers import (
+    Programs,
+    build_libgreet,
+    build_uses_lib,
+    gcore_core,
+    kernel_core,
+    restore_cli,
+)
 
 from restorer.core import Core
 from restorer.elf_file import read_elf
@@ -52,24 +58,10 @@ def test_thread_state_has_tls_base_fp_and_xstate(programs: Programs, tmp_path: P
 
 def test_changed_library_gives_a_warning_and_still_restores(tmp_path: Path) -> None:
     libdir = tmp_path / "lib"
-    libdir.mkdir()
-
-    def build_lib(build_id: str) -> None:
-        subprocess.run(
-            ["gcc", "-shared", "-fPIC", f"-Wl,--build-id=0x{build_id}", "-o",
-             libdir / "libgreet.so", SOURCES / "greet.c"],
-            check=True,
-        )  # fmt: skip
-
-    build_lib("1111")
-    exe = tmp_path / "uses_lib"
-    subprocess.run(
-        ["gcc", *CFLAGS, "-o", exe, SOURCES / "uses_lib.c", f"-L{libdir}", "-lgreet",
-         f"-Wl,-rpath,{libdir}"],
-        check=True,
-    )  # fmt: skip
+    build_libgreet(libdir, "1111")
+    exe = build_uses_lib(libdir, tmp_path)
     core, _ = kernel_core(exe, tmp_path)
-    build_lib("2222")
+    build_libgreet(libdir, "2222")
 
     result = restore_cli(core, "--run")
 

@@ -4,7 +4,6 @@ it (or its mutations) found, kept as regression cases."""
 from __future__ import annotations
 
 import os
-import re
 import struct
 import subprocess
 from collections.abc import Callable
@@ -17,28 +16,20 @@ from restorer import sidecar
 from restorer.core import Core
 from restorer.errors import CoreFormatError, RestoreError
 from restorer.restore import check_restorable
+from tests.libfuzzer import short_run
 
 FUZZ_TARGET = Path(__file__).resolve().parent / "fuzz_core.py"
 
 
-def _run_fuzzer(seed: Path, exe: Path, tmp_path: Path, seconds: int, **env: str) -> str:
-    corpus = tmp_path / "corpus"
-    artifacts = tmp_path / "artifacts"
-    corpus.mkdir()
-    artifacts.mkdir()
-    (corpus / "seed").write_bytes(seed.read_bytes())
-    result = subprocess.run(
-        [PYTHON, str(FUZZ_TARGET), f"-max_total_time={seconds}", "-timeout=10",
-         f"-max_len={seed.stat().st_size * 2}", f"-artifact_prefix={artifacts}/", str(corpus)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=seconds + 120, check=False,
+def _run_fuzzer(seed: Path, exe: Path, tmp_path: Path, seconds: int, **env: str) -> None:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "seed").write_bytes(seed.read_bytes())
+    short_run(
+        [PYTHON, FUZZ_TARGET], seeds, tmp_path, seconds, min_runs=100,
+        flags=[f"-max_len={seed.stat().st_size * 2}"],
         env=dict(os.environ, PYTHONPATH=str(REPO), SYSCAP_FUZZ_EXE=str(exe), **env),
     )  # fmt: skip
-    log = result.stderr[-6000:]
-    assert result.returncode == 0, log
-    assert list(artifacts.iterdir()) == [], log
-    runs = re.search(r"Done (\d+) runs", result.stderr)
-    assert runs is not None and int(runs.group(1)) > 100, log
-    return log
 
 
 def test_fuzzing_the_core_parser_finds_only_restore_errors(

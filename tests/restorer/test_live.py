@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from restore_helpers import Programs, restore_cli, wait_until_in_read
+from restore_helpers import Programs, blocked_in_read, restore_cli
 
 from restorer.errors import RestoreError
 from restorer.live import take_core
@@ -15,13 +14,8 @@ from restorer.live import take_core
 def test_take_core_leaves_the_process_running_and_the_core_restores(
     programs: Programs, tmp_path: Path
 ) -> None:
-    proc = subprocess.Popen(
-        [programs["blocked_read"]], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-    )
-    try:
+    with blocked_in_read(programs) as proc:
         assert proc.stdout is not None and proc.stdin is not None
-        assert proc.stdout.readline() == b"waiting\n"
-        wait_until_in_read(proc.pid)
 
         core = take_core(proc.pid, tmp_path)
 
@@ -29,9 +23,6 @@ def test_take_core_leaves_the_process_running_and_the_core_restores(
         proc.stdin.close()
         assert proc.stdout.read() == b"got 5: live\n"
         assert proc.wait() == 0
-    finally:
-        proc.kill()
-        proc.wait()
     result = restore_cli(core, "--run", stdin="copy\n")
     assert result.stdout == "got 5: copy\n", result.stderr
 

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from restore_helpers import Programs, _unlimited_core, find_core, processes_running, restore_cli
+from restore_helpers import Programs, _unlimited_core, find_core, restore_cli
 
 from restorer.core import Core
 from restorer.restore import restore
+from tests.processes import running_from
 
 NOBODY = pwd.getpwnam("nobody")
 
@@ -28,7 +29,7 @@ def shared_dir() -> Iterator[Path]:
     try:
         yield d
     finally:
-        left = processes_running(d)
+        left = running_from(d)
         for pid in left:
             os.kill(pid, signal.SIGKILL)
         shutil.rmtree(d, ignore_errors=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -15,12 +14,13 @@ from restore_helpers import (
     Programs,
     _unlimited_core,
     after_marker,
+    blocked_in_read,
     blocked_read_core,
     find_core,
+    gcore,
     gcore_core,
     kernel_core,
     restore_cli,
-    wait_until_in_read,
 )
 
 from restorer.control import Controller
@@ -81,24 +81,8 @@ def test_core_taken_in_read_completes_the_read_after_restore(
 def test_gcore_core_taken_in_read_completes_the_read_after_restore(
     programs: Programs, tmp_path: Path
 ) -> None:
-    gcore = shutil.which("gcore")
-    if gcore is None:
-        pytest.fail("gcore (package gdb) is needed: add gdb to setup.sh's apt packages")
-    proc = subprocess.Popen(
-        [programs["blocked_read"]], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == b"waiting\n"
-        wait_until_in_read(proc.pid)
-        subprocess.run(
-            [gcore, "-o", str(tmp_path / "gcore"), str(proc.pid)],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-    finally:
-        proc.kill()
-        proc.wait()
-    core = next(tmp_path.glob("gcore.*"))
+    with blocked_in_read(programs) as proc:
+        core = gcore(proc.pid, tmp_path)
     with Core(core) as c:
         assert c.signal_thread.regs.interrupted_syscall == 0  # gdb's attach interrupted read
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from restore_helpers import Programs, kernel_core
+from restore_helpers import Programs, controlled, kernel_core
 
 from restorer.arch import SYS_EXIT_GROUP, SYSCALL_INSN
 from restorer.checkpoint import Checkpoint
@@ -37,21 +37,24 @@ def recorded(programs: Programs, tmp_path: Path) -> Iterator[tuple[Controller, P
     core, _ = kernel_core(programs["reverse"], tmp_path, "kernel")
     (tmp_path / "in").write_bytes(INPUT)
     out = tmp_path / "out"
-    with Core(core) as c, open(tmp_path / "in", "rb") as fin, open(out, "w") as fout:
-        ctl = Controller(restore(c, stdio=(fin.fileno(), fout.fileno(), 2)))
-        try:
-            ctl.record(every=50)
-            yield ctl, out
-        finally:
-            ctl.close()
+    with controlled(core, out, stdin=tmp_path / "in") as ctl:
+        ctl.record(every=50)
+        yield ctl, out
+
+
+def break_at_tick(ctl: Controller) -> int:
+    """A breakpoint on tick() and a continue to its first hit (round 1); tick's address."""
+    tick = ctl.resolve("tick")
+    ctl.add_breakpoint(tick)
+    assert ctl.cont().reason == "breakpoint"
+    return tick
 
 
 def test_three_reverse_steps_give_back_every_register_of_three_steps_before(
     programs: Programs, tmp_path: Path
 ) -> None:
     with recorded(programs, tmp_path) as (ctl, _):
-        ctl.add_breakpoint(ctl.resolve("tick"))
-        assert ctl.cont().reason == "breakpoint"
+        break_at_tick(ctl)
         seen = [ctl.regs()]
         for _ in range(3):
             ctl.step()
@@ -70,9 +73,7 @@ def test_reverse_step_right_after_a_continue_stops_inside_it(
     """The continue is re-executed by steps: one step back is the instruction before the
     breakpoint, and stepping once from there arrives at the breakpoint again."""
     with recorded(programs, tmp_path) as (ctl, _):
-        tick = ctl.resolve("tick")
-        ctl.add_breakpoint(tick)
-        ctl.cont()
+        tick = break_at_tick(ctl)
         at_tick = ctl.regs()
 
         ctl.reverse_step()
@@ -107,9 +108,7 @@ def test_going_back_and_on_again_writes_and_reads_nothing_twice(
     """Re-executed, write() and read() are replayed from the record: the output has every
     line once, and the rounds read the same bytes as the first time."""
     with recorded(programs, tmp_path) as (ctl, out):
-        tick = ctl.resolve("tick")
-        ctl.add_breakpoint(tick)
-        ctl.cont()
+        tick = break_at_tick(ctl)
         ctl.cont()
         ctl.remove_breakpoint(tick)
         assert ctl.cont().stop.kind == "exited"
@@ -172,9 +171,7 @@ def test_a_register_edited_at_a_breakpoint_changes_the_output_as_predicted(
     programs: Programs, tmp_path: Path
 ) -> None:
     with recorded(programs, tmp_path) as (ctl, out):
-        ctl.add_breakpoint(ctl.resolve("tick"))
-        ctl.cont()
-        ctl.remove_breakpoint(ctl.resolve("tick"))
+        ctl.remove_breakpoint(break_at_tick(ctl))
 
         ctl.set_regs(rdi=10)  # tick(1) becomes tick(10): total 100, then +4, +9, +16
         ctl.cont()
@@ -189,9 +186,7 @@ def test_a_memory_word_written_changes_the_output_as_predicted(
 ) -> None:
     with recorded(programs, tmp_path) as (ctl, out):
         total = ctl.resolve("total")
-        ctl.add_breakpoint(ctl.resolve("tick"))
-        ctl.cont()
-        ctl.remove_breakpoint(ctl.resolve("tick"))
+        ctl.remove_breakpoint(break_at_tick(ctl))
 
         ctl.write_memory(total, (1000).to_bytes(8, "little"))
         assert ctl.read_memory(total, 8) == (1000).to_bytes(8, "little")
@@ -204,8 +199,7 @@ def test_reverse_step_undoes_an_edit_made_after_the_last_instruction(
     programs: Programs, tmp_path: Path
 ) -> None:
     with recorded(programs, tmp_path) as (ctl, _):
-        ctl.add_breakpoint(ctl.resolve("tick"))
-        ctl.cont()
+        break_at_tick(ctl)
         before = ctl.regs()
         ctl.step()
         ctl.set_regs(rdi=99)

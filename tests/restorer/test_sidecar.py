@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 from restore_helpers import (
@@ -18,7 +18,6 @@ from restore_helpers import (
     REPO,
     Programs,
     after_marker,
-    processes_running,
     restore_cli,
     wait_until_in_read,
 )
@@ -28,6 +27,7 @@ from restorer.core import Core
 from restorer.errors import RestoreError
 from restorer.live import take_core
 from restorer.restore import restore
+from tests.processes import running_from
 
 DATA = b"0123456789abcdefghij"
 
@@ -57,6 +57,15 @@ def live_core(programs: Programs, tmp_path: Path, *extra: str) -> tuple[Path, in
         wait_until_in_read(proc.pid)
         core = take_core(proc.pid, tmp_path / "cores")
     return core, int(first.split()[1])
+
+
+@contextmanager
+def sidecar_json(core: Path) -> Iterator[dict[str, Any]]:
+    """The core's sidecar as JSON to change in place; written back at the end."""
+    path = sidecar.sidecar_path(core)
+    doc = json.loads(path.read_text())
+    yield doc
+    path.write_text(json.dumps(doc))
 
 
 def restore_run(core: Path, *args: str) -> subprocess.Popen[str]:
@@ -190,10 +199,8 @@ def test_a_corrupt_sidecar_is_one_error_line_and_no_process(
     programs: Programs, tmp_path: Path
 ) -> None:
     core, _ = live_core(programs, tmp_path)
-    path = sidecar.sidecar_path(core)
-    doc = json.loads(path.read_text())
-    doc["fds"][-1]["fd"] = -5
-    path.write_text(json.dumps(doc))
+    with sidecar_json(core) as doc:
+        doc["fds"][-1]["fd"] = -5
     result = restore_cli(core, "--run", stdin="more\n")
     assert result.returncode == 2
     assert result.stdout == ""
@@ -201,15 +208,13 @@ def test_a_corrupt_sidecar_is_one_error_line_and_no_process(
     assert result.stderr.startswith("syscap restore: "), result.stderr
     assert "fds[" in result.stderr and ".fd is not an integer" in result.stderr
     assert "--no-sidecar" in result.stderr
-    assert processes_running(programs.dir) == []
+    assert running_from(programs.dir) == []
 
 
 def test_a_sidecar_of_another_pid_is_refused(programs: Programs, tmp_path: Path) -> None:
     core, _ = live_core(programs, tmp_path)
-    path = sidecar.sidecar_path(core)
-    doc = json.loads(path.read_text())
-    doc["pid"] += 1
-    path.write_text(json.dumps(doc))
+    with sidecar_json(core) as doc:
+        doc["pid"] += 1
     result = restore_cli(core)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "written for pid" in result.stderr
@@ -380,17 +385,15 @@ def test_what_cannot_come_back_is_named_and_the_rest_still_does(
     programs: Programs, tmp_path: Path
 ) -> None:
     core, fd = live_core(programs, tmp_path)
-    path = sidecar.sidecar_path(core)
-    doc = json.loads(path.read_text())
-    usr1 = next(s for s in doc["signals"] if s["signal"] == signal.SIGUSR1)
-    usr1["handler"] = 0x10  # not code
-    doc["fds"] += [
-        {"fd": 7, "path": "/tmp/x (deleted)", "kind": "deleted", "flags": 0, "pos": 0},
-        {"fd": 8, "path": "/dev/sda", "kind": "device", "flags": 0, "pos": 0},
-        {"fd": 9, "path": str(tmp_path / "missing"), "kind": "file", "flags": 0, "pos": 0},
-    ]
-    doc["cwd"] = str(tmp_path / "no-such-dir")
-    path.write_text(json.dumps(doc))
+    with sidecar_json(core) as doc:
+        usr1 = next(s for s in doc["signals"] if s["signal"] == signal.SIGUSR1)
+        usr1["handler"] = 0x10  # not code
+        doc["fds"] += [
+            {"fd": 7, "path": "/tmp/x (deleted)", "kind": "deleted", "flags": 0, "pos": 0},
+            {"fd": 8, "path": "/dev/sda", "kind": "device", "flags": 0, "pos": 0},
+            {"fd": 9, "path": str(tmp_path / "missing"), "kind": "file", "flags": 0, "pos": 0},
+        ]
+        doc["cwd"] = str(tmp_path / "no-such-dir")
     result = restore_cli(core, "--run", stdin="more\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "next: 56789\n"  # the file came back all the same

@@ -12,8 +12,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from restore_helpers import (
     Programs,
     _unlimited_core,
     after_marker,
+    controlled,
     find_core,
     gcore_core,
     kernel_core,
@@ -50,16 +49,6 @@ def token_ring_core(programs: Programs, tmp_path: Path, kind: str) -> Path:
         core, before = gcore_core(programs["token_ring"], tmp_path, "stop")
     assert before.endswith("--- dump point ---\n")
     return core
-
-
-@contextmanager
-def controlled(core_path: Path, out: Path) -> Iterator[Controller]:
-    with Core(core_path) as core, open(out, "w") as fh:
-        ctl = Controller(restore(core, stdio=(0, fh.fileno(), 2)))
-        try:
-            yield ctl
-        finally:
-            ctl.close()
 
 
 @pytest.mark.parametrize("kind", ["kernel", "gcore"])
@@ -117,12 +106,14 @@ def _turn_and_player(ctl: Controller) -> tuple[int, int]:
     return regs.rsi, regs.rdx
 
 
+def _task_state(pid: int, tid: int) -> str:
+    """One thread's state letter from /proc (R running, S sleeping, t traced, ...)."""
+    stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+    return stat[stat.rindex(")") + 2]
+
+
 def _states(pid: int) -> list[str]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        stat = (task / "stat").read_text()
-        out.append(stat[stat.rindex(")") + 2])
-    return out
+    return [_task_state(pid, int(task.name)) for task in Path(f"/proc/{pid}/task").iterdir()]
 
 
 def test_control_stops_all_threads_at_a_breakpoint_in_any_of_them(
@@ -199,11 +190,6 @@ def test_console_lists_and_selects_threads_and_refuses_checkpoints(
     assert f"thread {other} step 0:" in result.stdout
     assert "checkpoints need a single-threaded process" in result.stdout
     assert result.returncode == 0
-
-
-def _task_state(pid: int, tid: int) -> str:
-    stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-    return stat[stat.rindex(")") + 2]
 
 
 def test_interrupt_stops_every_thread_and_sleepers_resume_afterwards(

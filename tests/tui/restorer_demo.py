@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import resource
 import shutil
 import signal
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from restorer import ptrace
+from tests.cores import cores_in_cwd, unlimited_cores
 
 if TYPE_CHECKING:
     from textual.pilot import Pilot
@@ -90,7 +90,7 @@ def build_program() -> Path:
 
 
 def _no_aslr_with_cores() -> None:
-    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    unlimited_cores()
     ptrace.personality(ptrace.personality(0xFFFFFFFF) | ADDR_NO_RANDOMIZE)
 
 
@@ -100,24 +100,16 @@ def trap_core(program: Path) -> Path:
     Needs core_pattern to write a plain file: set to "core" for the run if it pipes
     elsewhere or names a directory, and put back.
     """
-    pattern = Path("/proc/sys/kernel/core_pattern")
-    old = pattern.read_text()
-    changed = old.startswith("|") or "/" in old
     cwd = program.parent / "cores"
     cwd.mkdir(exist_ok=True)
-    if changed:
-        pattern.write_text("core")
-    try:
+    with cores_in_cwd() as old:
         p = subprocess.run([program, "trap"], cwd=cwd, env={}, preexec_fn=_no_aslr_with_cores,
                            capture_output=True, check=False)  # fmt: skip
-    finally:
-        if changed:
-            pattern.write_text(old)
     if p.returncode != -signal.SIGTRAP:
         raise RuntimeError(f"the demo ended with {p.returncode}, not by SIGTRAP")
     cores = sorted(cwd.glob("core*"))
     if not cores:
-        raise RuntimeError(f"no core written in {cwd} (core_pattern {old.strip()!r})")
+        raise RuntimeError(f"no core written in {cwd} (core_pattern {old!r})")
     return cores[0]
 
 
@@ -146,10 +138,8 @@ def demo_app(
         await app.push_screen(pane)
         await settle(pilot, pane)
         for key in ("s", "t"):
-            await pilot.press(key)
-            await settle(pilot, pane)
-        await pilot.press("m", *f"{message_addr:#x}", "enter")
-        await settle(pilot, pane)
+            await press(pilot, pane, key)
+        await press(pilot, pane, "m", *f"{message_addr:#x}", "enter")
         if pane.state is None or pane.error is not None:
             raise RuntimeError(f"the demo core did not restore: {pane.error}")
         pane.show(dataclasses.replace(pane.state, pid=MASKED_PID))
@@ -163,6 +153,12 @@ async def render(core: Path, message_addr: int, size: tuple[int, int] = (120, 40
     async with app.run_test(size=size) as pilot:
         await before(pilot)
         return app.export_screenshot(title="syscap top")
+
+
+async def press(pilot: Pilot[None], pane: RestorerPane, *keys: str) -> None:
+    """Press keys, then wait until the pane has answered them."""
+    await pilot.press(*keys)
+    await settle(pilot, pane)
 
 
 async def settle(pilot: Pilot[None], pane: RestorerPane, timeout: float = 20.0) -> None:

@@ -8,14 +8,12 @@ root, gcc (static glibc) and gdb's gcore.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import os
-import resource
 import shutil
 import signal
 import subprocess
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,18 +21,18 @@ from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from capture_lib.snapshot import ProcessStats, Snapshot
 from restorer.core import Core
-from tests.tui.restorer_demo import build_program, demo_app, settle, symbol_address
+from tests.cores import cores_in_cwd, unlimited_cores
+from tests.processes import running_from
+from tests.tui.restorer_demo import build_program, demo_app, press, settle, symbol_address
 from tests.tui.restorer_demo import trap_core as demo_trap_core
 from tests.tui.synthetic import SyntheticSource
-from tests.tui.top_fakes import make_app
+from tests.tui.top_fakes import drive, make_app, one_process
 from tui.app import SyscapTop
 from tui.restorer_pane import OpenCoreScreen, RestorerPane, TakeCoreScreen
 from tui.screens import HelpScreen
 
 SnapCompare = Callable[..., bool]
-Script = Callable[[Pilot[None]], Awaitable[None]]
 
 
 @pytest.fixture(scope="module")
@@ -51,22 +49,6 @@ def trap_core(program: Path) -> Path:
     return demo_trap_core(program)
 
 
-def running_from(directory: Path) -> list[int]:
-    """PIDs of live (not zombie) processes whose executable is in `directory`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            exe = os.readlink(entry / "exe")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if exe.startswith(str(directory)) and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
 @pytest.fixture(autouse=True)
 def no_leftovers(program: Path) -> Iterator[None]:
     before = set(running_from(program.parent))
@@ -75,15 +57,6 @@ def no_leftovers(program: Path) -> Iterator[None]:
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, f"processes left running: {left}"
-
-
-def drive(app: SyscapTop, script: Script) -> None:
-    async def main() -> None:
-        async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause()
-            await script(pilot)
-
-    asyncio.run(main())
 
 
 async def open_pane(pilot: Pilot[None], app: SyscapTop, **kwargs: object) -> RestorerPane:
@@ -138,8 +111,7 @@ def test_step_advances_the_pc_to_the_next_instruction(trap_core: Path) -> None:
         addrs = [c.addr for c in pane.state.code]
         following = addrs[addrs.index(pc) + 1]  # the instruction at the PC is a mov
 
-        await pilot.press("s")
-        await settle(pilot, pane)
+        await press(pilot, pane, "s")
 
         assert reg(pane, "rip") == following
         assert pane.state.steps == 1
@@ -153,21 +125,17 @@ def test_checkpoint_then_back_returns_to_the_checkpointed_pc(trap_core: Path) ->
 
     async def script(pilot: Pilot[None]) -> None:
         pane = await open_pane(pilot, app, core=str(trap_core))
-        await pilot.press("s")
-        await settle(pilot, pane)
+        await press(pilot, pane, "s")
         at_checkpoint = reg(pane, "rip")
-        await pilot.press("t")
-        await settle(pilot, pane)
+        await press(pilot, pane, "t")
         assert "#1" in text(pane, "#rp-timeline")
         for _ in range(3):
-            await pilot.press("s")
-            await settle(pilot, pane)
+            await press(pilot, pane, "s")
         assert reg(pane, "rip") != at_checkpoint
 
         await pilot.press("b")
         assert pane.query_one("#rp-prompt", Input).display
-        await pilot.press("enter")  # the latest checkpoint
-        await settle(pilot, pane)
+        await press(pilot, pane, "enter")  # the latest checkpoint
 
         assert pane.error is None
         assert reg(pane, "rip") == at_checkpoint
@@ -182,8 +150,7 @@ def test_continue_runs_to_exit_and_the_pane_says_so(trap_core: Path) -> None:
 
     async def script(pilot: Pilot[None]) -> None:
         pane = await open_pane(pilot, app, core=str(trap_core))
-        await pilot.press("c")
-        await settle(pilot, pane)
+        await press(pilot, pane, "c")
 
         assert pane.state is not None and not pane.state.alive
         assert "process exited with status 7" in text(pane, "#rp-status")
@@ -210,13 +177,11 @@ def test_stop_interrupts_a_running_process_and_jump_moves_the_pc(
         await pilot.pause(0.2)
         assert pane.busy is not None and "running" in pane.busy
 
-        await pilot.press("i")
-        await settle(pilot, pane)
+        await press(pilot, pane, "i")
 
         assert pane.state is not None and pane.state.alive
         assert "interrupted" in text(pane, "#rp-status")
-        await pilot.press("j", *"work", "enter")
-        await settle(pilot, pane)
+        await press(pilot, pane, "j", *"work", "enter")
         assert "jumped to" in text(pane, "#rp-status")
         assert "<work>" in text(pane, "#rp-code").splitlines()[0]
 
@@ -235,20 +200,9 @@ def threads_core(program: Path) -> Path:
     subprocess.run(["gcc", "-O1", "-pthread", "-o", exe, source], check=True)
     cwd = program.parent / "thread-cores"
     cwd.mkdir(exist_ok=True)
-    pattern = Path("/proc/sys/kernel/core_pattern")
-    old = pattern.read_text()
-    changed = old.startswith("|") or "/" in old
-    if changed:
-        pattern.write_text("core")
-    try:
-        p = subprocess.run(
-            [exe, "kernel"], cwd=cwd, capture_output=True, check=False,
-            preexec_fn=lambda: resource.setrlimit(
-                resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY)),
-        )  # fmt: skip
-    finally:
-        if changed:
-            pattern.write_text(old)
+    with cores_in_cwd():
+        p = subprocess.run([exe, "kernel"], cwd=cwd, capture_output=True, check=False,
+                           preexec_fn=unlimited_cores)  # fmt: skip
     assert p.returncode == -signal.SIGQUIT, p
     return next(cwd.glob("core*"))
 
@@ -269,14 +223,12 @@ def test_a_multithreaded_core_shows_its_threads_and_w_selects_the_next(
         status = text(pane, "#rp-status")
         assert all(str(t) in status for t in tids), status
 
-        await pilot.press("w")
-        await settle(pilot, pane)
+        await press(pilot, pane, "w")
 
         order = list(pane.state.threads)
         assert pane.state.thread == order[(order.index(first) + 1) % len(order)]
         assert f"thread {pane.state.thread} selected" in text(pane, "#rp-status")
-        await pilot.press("c")
-        await settle(pilot, pane)
+        await press(pilot, pane, "c")
         assert "process exited with status 0" in text(pane, "#rp-status")
         assert "done after 24 turns" in text(pane, "#rp-log")
 
@@ -300,16 +252,13 @@ def test_space_sets_a_listed_breakpoint_on_the_cursor_line_and_u_runs_to_the_cur
         await pilot.press("down", "down", "down")
         assert pane.cursor == target
 
-        await pilot.press("space")
-        await settle(pilot, pane)
+        await press(pilot, pane, "space")
         assert [a for a, _ in pane.state.breakpoints] == [target]
         assert f"{target:#x} <main+" in text(pane, "#rp-breaks")
-        await pilot.press("space")
-        await settle(pilot, pane)
+        await press(pilot, pane, "space")
         assert not pane.state.breakpoints
 
-        await pilot.press("u")
-        await settle(pilot, pane)
+        await press(pilot, pane, "u")
         assert reg(pane, "rip") == target
         assert not pane.state.breakpoints  # the stop at the cursor was a temporary one
 
@@ -324,26 +273,20 @@ def test_reverse_continue_goes_back_to_the_breakpoint_and_output_is_not_repeated
 
     async def script(pilot: Pilot[None]) -> None:
         pane = await open_pane(pilot, app, core=str(trap_core))
-        await pilot.press("g", *"work", "enter")
-        await settle(pilot, pane)
+        await press(pilot, pane, "g", *"work", "enter")
         assert pane.cursor == work and "<work>" in text(pane, "#rp-code")
-        await pilot.press("space")
-        await settle(pilot, pane)
-        await pilot.press("c")
-        await settle(pilot, pane)
+        await press(pilot, pane, "space")
+        await press(pilot, pane, "c")
         assert reg(pane, "rip") == work
-        await pilot.press("c")
-        await settle(pilot, pane)
+        await press(pilot, pane, "c")
         assert "exited with status 7" in text(pane, "#rp-status")
 
-        await pilot.press("C")  # reverse-continue: from the end back to work's entry
-        await settle(pilot, pane)
+        await press(pilot, pane, "C")  # reverse-continue: from the end back to work's entry
         assert pane.error is None, pane.error
         assert reg(pane, "rip") == work
         assert f"reverse-continue to {work:#x} <work>" in text(pane, "#rp-status")
         assert "replayed from the record" in text(pane, "#rp-status")
-        await pilot.press("c")
-        await settle(pilot, pane)
+        await press(pilot, pane, "c")
 
         assert "exited with status 7" in text(pane, "#rp-status")
         assert pane.session is not None
@@ -360,11 +303,9 @@ def test_e_writes_a_memory_word_and_the_output_changes_as_predicted(
 
     async def script(pilot: Pilot[None]) -> None:
         pane = await open_pane(pilot, app, core=str(trap_core))
-        await pilot.press("e", *"counter 5", "enter")
-        await settle(pilot, pane)
+        await press(pilot, pane, "e", *"counter 5", "enter")
         assert f"wrote 0x5 at {counter:#x}" in text(pane, "#rp-status")
-        await pilot.press("c")  # counter += work(20): 5 + 570
-        await settle(pilot, pane)
+        await press(pilot, pane, "c")  # counter += work(20): 5 + 570
         assert pane.session is not None and "after: 575" in pane.session.log_tail()
 
     drive(app, script)
@@ -375,11 +316,9 @@ def test_a_bad_register_edit_is_one_line(trap_core: Path) -> None:
 
     async def script(pilot: Pilot[None]) -> None:
         pane = await open_pane(pilot, app, core=str(trap_core))
-        await pilot.press("r", *"rxx 1", "enter")
-        await settle(pilot, pane)
+        await press(pilot, pane, "r", *"rxx 1", "enter")
         assert pane.error == "no register 'rxx'"
-        await pilot.press("r", *"rdi zz", "enter")
-        await settle(pilot, pane)
+        await press(pilot, pane, "r", *"rdi zz", "enter")
         assert pane.error is not None and "is not a number" in pane.error
 
     drive(app, script)
@@ -396,14 +335,12 @@ def test_a_multithreaded_core_refuses_reverse_in_one_line_and_w_picks_a_thread(
         pane = await open_pane(pilot, app, core=str(threads_core))
         assert "reverse: off" in text(pane, "#rp-timeline")
 
-        await pilot.press("S")
-        await settle(pilot, pane)
+        await press(pilot, pane, "S")
         assert pane.error is not None and "single-threaded" in pane.error
         status = text(pane, "#rp-status")
         assert len(status.splitlines()) == 1 and "--tid" in status
 
-        await pilot.press("W", *str(last), "enter")
-        await settle(pilot, pane)
+        await press(pilot, pane, "W", *str(last), "enter")
         assert pane.error is None and pane.state is not None and pane.state.thread == last
 
     drive(app, script)
@@ -472,8 +409,7 @@ def test_closing_the_pane_kills_the_process_and_its_checkpoints(
 
     async def script(pilot: Pilot[None]) -> None:
         pane = await open_pane(pilot, app, core=str(trap_core))
-        await pilot.press("t")
-        await settle(pilot, pane)
+        await press(pilot, pane, "t")
         assert pane.state is not None
         # the process, its checkpoint, and those reverse execution keeps
         assert len(running_from(program.parent)) == 2 + pane.state.automatic
@@ -518,8 +454,7 @@ def test_quitting_the_app_with_the_pane_open_leaves_nothing_running(
 
     async def script(pilot: Pilot[None]) -> None:
         pane = await open_pane(pilot, app, core=str(trap_core))
-        await pilot.press("t")
-        await settle(pilot, pane)
+        await press(pilot, pane, "t")
         await pilot.press("q")
 
     drive(app, script)
@@ -538,16 +473,15 @@ def test_c_on_a_live_process_takes_a_core_and_the_process_keeps_running(program:
     assert proc.stdout.readline() == b"waiting\n"
     source = SyntheticSource(n=5)
     app = make_app(source)
-    snap = Snapshot(
-        0, 10**9, (ProcessStats(proc.pid, "pane", 10, 0, 1000, 100, 100, ()),), (), (), 10, 0
-    )
+    snap = one_process(proc.pid, "pane")
 
     async def script(pilot: Pilot[None]) -> None:
         app.apply_snapshot(snap)
         await pilot.pause()
         await pilot.press("c")
         dialog = app.screen
-        assert isinstance(dialog, TakeCoreScreen) and dialog.pid == proc.pid
+        assert isinstance(dialog, TakeCoreScreen)
+        assert (dialog.pid, dialog.comm) == (proc.pid, "pane")
         await pilot.click("#rp-take-ok")
         pane = app.screen
         assert isinstance(pane, RestorerPane)
@@ -557,8 +491,7 @@ def test_c_on_a_live_process_takes_a_core_and_the_process_keeps_running(program:
         assert pane.state is not None and pane.state.alive
         assert pane.state.pid != proc.pid
         assert proc.poll() is None  # the original runs on
-        await pilot.press("c")  # the copy's stdin is /dev/null: its read() returns 0
-        await settle(pilot, pane)
+        await press(pilot, pane, "c")  # the copy's stdin is /dev/null: its read() returns 0
         assert "exited with status 7" in text(pane, "#rp-status")
         assert "read 0" in text(pane, "#rp-log")
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import re
 import signal
 import time
-from collections.abc import Awaitable, Callable
 
 from rich.console import Console
 from textual.pilot import Pilot
@@ -17,23 +15,12 @@ from capture_lib.errors import CaptureError
 from capture_lib.filter_spec import FilterSpec
 from capture_lib.snapshot import Filter
 from tests.tui.synthetic import SYSCALLS, SyntheticSource, group_numbers
-from tests.tui.top_fakes import FakeLive, FakeReplay, feed, make_app
+from tests.tui.top_fakes import FakeLive, FakeReplay, drive, feed, make_app
 from tui.app import SyscapTop
 from tui.restorer_pane import RestorerPane
 from tui.screens import FilterScreen, HelpScreen, KillScreen, NoCaptureScreen
 from tui.table import LiveTable
 from tui.views import ProcessSyscallsView, SyscallProcessesView, SyscallsView
-
-Script = Callable[[Pilot[None]], Awaitable[None]]
-
-
-def drive(app: SyscapTop, script: Script, size: tuple[int, int] = (120, 40)) -> None:
-    async def main() -> None:
-        async with app.run_test(size=size) as pilot:
-            await pilot.pause()
-            await script(pilot)
-
-    asyncio.run(main())
 
 
 def plain(renderable: object) -> str:
@@ -425,8 +412,10 @@ def test_kill_asks_then_sends_the_chosen_signal(source: SyntheticSource) -> None
     async def script(pilot: Pilot[None]) -> None:
         feed(app, source)
         pid = table(app).cursor_key
+        comm = next(r.values[2] for r in app.model.rows if r.key == pid)
         await pilot.press("k")
         assert isinstance(app.screen, KillScreen)
+        assert (app.screen.pid, app.screen.comm) == (pid, comm)  # the row under the cursor
         assert sent == []
         await pilot.press("escape")
         assert sent == []

@@ -14,14 +14,14 @@ from textual.pilot import Pilot
 from capture_lib.filter_spec import FilterSpec
 from capture_lib.snapshot import Filter, Snapshot
 from tests.tui.synthetic import TABLE, SyntheticSource, group_numbers
-from tests.tui.top_fakes import feed, make_app
+from tests.tui.top_fakes import drive, feed, make_app
 from tui import format as fmt
 from tui.cli import register
 from tui.filters import parse_pids, parse_syscalls
 from tui.panels import HostInfo, header_markup
 from tui.refresh import SnapshotFetcher
 from tui.table import LiveTable
-from tui.views import ProcessesView, Row, order_rows
+from tui.views import ProcessesView, Row, View, order_rows
 
 
 def test_rates_and_latencies_fit_their_columns() -> None:
@@ -217,11 +217,7 @@ def test_table_redraws_cursor_lines_only_when_cursor_moves() -> None:
         await pilot.press("down")
         assert table.lines_refreshed - before == 2  # old and new cursor line
 
-    async def main() -> None:
-        async with app.run_test(size=(100, 30)) as pilot:
-            await script(pilot)
-
-    asyncio.run(main())
+    drive(app, script, size=(100, 30))
 
 
 def test_cli_without_live_capture_starts_the_app_with_the_reason(
@@ -424,3 +420,66 @@ def test_header_on_screen_at_80_columns_shows_the_state() -> None:
             assert "…" in line
 
     asyncio.run(main())
+
+
+def test_each_view_formats_its_cells_and_totals_from_one_snapshot() -> None:
+    from capture_lib.snapshot import ProcessStats, SyscallStats
+    from tui.views import SyscallProcessesView, SyscallsView
+
+    read = SyscallStats(0, "read", 40, 4, 80_000, 1000, 5000, 11)  # last failure EAGAIN
+    write = SyscallStats(1, "write", 10, 0, 10_000, 900, 1200, 0)
+    procs = (
+        ProcessStats(7, "nginx", 50, 4, 90_000, 1000, 5000, (read, write)),
+        ProcessStats(8, "curl", 40, 4, 80_000, 1000, 5000, (read,)),
+    )
+    both_read = SyscallStats(0, "read", 80, 8, 160_000, 1000, 5000, 11)
+    snap = Snapshot(0, 10**9, procs, (both_read, write), (), 90, 0)  # one second
+
+    def shown(view: View, key: object) -> tuple[tuple[str, str], ...]:
+        cells = view.cells(next(r for r in view.rows() if r.key == key))
+        assert cells[-1][1] == "accent"  # the trend
+        return cells[:-1]
+
+    processes = ProcessesView()
+    processes.observe(snap)
+    assert shown(processes, 7) == (
+        ("7", ""),
+        ("", ""),
+        ("nginx", ""),
+        ("50", ""),
+        ("4.0", "alarm"),
+        ("read", ""),
+        ("1.8µs", ""),
+        ("5.0µs", ""),
+    )
+    assert processes.totals(processes.rows(), 1) == (
+        "2 processes (1 shown)  90 syscalls/s  8.0 errors/s"
+    )
+
+    syscalls = SyscallsView()
+    syscalls.observe(snap)
+    assert shown(syscalls, 0) == (
+        ("read", ""),
+        ("0", ""),
+        ("80", ""),
+        ("8.0", "alarm"),
+        ("2.0µs", ""),
+        ("5.0µs", ""),
+        ("EAGAIN", "alarm"),
+    )
+    assert shown(syscalls, 1)[3:] == (("0", ""), ("1.0µs", ""), ("1.2µs", ""), ("", ""))
+    assert syscalls.totals(syscalls.rows(), 2) == "2 syscalls  90 calls/s  8.0 errors/s"
+
+    callers = SyscallProcessesView(0, "read")
+    callers.observe(snap)
+    assert shown(callers, 8) == (
+        ("8", ""),
+        ("", ""),
+        ("curl", ""),
+        ("40", ""),
+        ("4.0", "alarm"),
+        ("2.0µs", ""),
+        ("5.0µs", ""),
+        ("EAGAIN", "alarm"),
+    )
+    assert callers.totals(callers.rows(), 2) == "2 processes calling read  80 calls/s"

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Static
 
-from capture_lib.snapshot import ProcessStats, Snapshot
 from tests.tui.synthetic import SyntheticSource
-from tests.tui.top_fakes import make_app
+from tests.tui.top_fakes import drive, make_app, one_process
 from tui.app import SyscapTop
 from tui.restorer_pane import RestorerPane, TakeCoreScreen
 from tui.screens import FilterScreen, HelpScreen, KillScreen
@@ -60,9 +60,7 @@ def toasts(app: SyscapTop) -> str:
 
 
 def run(app: SyscapTop, target: subprocess.Popen[bytes], keys: tuple[str, ...]) -> str:
-    snap = Snapshot(
-        0, 10**9, (ProcessStats(target.pid, "cat", 10, 0, 1000, 100, 100, ()),), (), (), 10, 0
-    )
+    snap = one_process(target.pid, "cat")
     shown = ""
 
     async def main() -> None:
@@ -111,47 +109,40 @@ def test_blocked_key_changes_nothing_and_says_why(
 
 def test_without_readonly_the_same_keys_act(target: subprocess.Popen[bytes]) -> None:
     app = make_app(SyntheticSource(n=5))
-    snap = Snapshot(
-        0, 10**9, (ProcessStats(target.pid, "cat", 10, 0, 1000, 100, 100, ()),), (), (), 10, 0
-    )
+    snap = one_process(target.pid, "cat")
 
-    async def main() -> None:
-        async with app.run_test(size=(120, 40)) as pilot:
-            app.apply_snapshot(snap)
-            await pilot.pause()
-            await pilot.press("c")
-            assert isinstance(app.screen, TakeCoreScreen) and app.screen.pid == target.pid
-            await pilot.press("escape")
-            await pilot.press("k")
-            assert isinstance(app.screen, KillScreen)
-            await pilot.press("escape")
+    async def script(pilot: Pilot[None]) -> None:
+        app.apply_snapshot(snap)
+        await pilot.pause()
+        await pilot.press("c")
+        assert isinstance(app.screen, TakeCoreScreen) and app.screen.pid == target.pid
+        await pilot.press("escape")
+        await pilot.press("k")
+        assert isinstance(app.screen, KillScreen)
+        await pilot.press("escape")
 
-    asyncio.run(main())
+    drive(app, script)
 
 
 def test_filters_stay_on_in_readonly_mode(target: subprocess.Popen[bytes]) -> None:
     app = make_app(SyntheticSource(n=5), readonly=True)
 
-    async def main() -> None:
-        async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause()
-            await pilot.press("f4")
-            assert isinstance(app.screen, FilterScreen)
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("f4")
+        assert isinstance(app.screen, FilterScreen)
 
-    asyncio.run(main())
+    drive(app, script)
 
 
 def test_help_says_what_readonly_blocks() -> None:
     app = make_app(SyntheticSource(n=5), readonly=True)
 
-    async def main() -> None:
-        async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause()
-            await pilot.press("question_mark")
-            assert isinstance(app.screen, HelpScreen)
-            note = str(app.screen.query_one("#help-readonly", Static).render())
-            assert "--readonly" in note
-            assert "sending signals" in note and "taking a core" in note
-            assert "Filters stay" in note
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        note = str(app.screen.query_one("#help-readonly", Static).render())
+        assert "--readonly" in note
+        assert "sending signals" in note and "taking a core" in note
+        assert "Filters stay" in note
 
-    asyncio.run(main())
+    drive(app, script)

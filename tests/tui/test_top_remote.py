@@ -9,7 +9,6 @@ RemoteSource keeps them. The source against the real agent: tests/capture_lib/te
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shlex
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from textual.widgets import Static
 from capture_lib.filter_spec import FilterSpec
 from capture_lib.remote import RemoteSource
 from tests.capture_lib.test_stream_decoder import header, interval
+from tests.tui.top_fakes import drive
 from tui.app import SyscapTop
 from tui.cli import prepare, register
 
@@ -153,12 +153,7 @@ def test_the_header_names_the_box_and_a_lost_connection_keeps_the_screen(
         await pilot.press("v")  # still usable: the syscalls view
         assert "getppid" in str(app.model.rows[0].values)
 
-    async def main() -> None:
-        async with app.run_test(size=(160, 30)) as pilot:
-            await pilot.pause()
-            await script(pilot)
-
-    asyncio.run(main())
+    drive(app, script, size=(160, 30))
     assert isinstance(source, RemoteSource)
     assert source.lost == "connection lost: the stream stopped midway (sh: exit status 3)"
 

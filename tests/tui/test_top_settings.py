@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 
 from tests.tui.synthetic import SyntheticSource
-from tests.tui.top_fakes import feed, make_app
+from tests.tui.top_fakes import drive, feed, make_app
 from tui import cli, settings
 from tui.app import SyscapTop
 from tui.settings import TopSettings
@@ -20,16 +19,14 @@ TRACE = Path(__file__).parents[1] / "capture_lib" / "c" / "corpus" / "trace" / "
 
 
 def run(app: SyscapTop, keys: tuple[str, ...] = ()) -> None:
-    async def main() -> None:
-        async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause()
-            if app.source is not None:
-                feed(app, app.source)  # type: ignore[arg-type]
-            for key in keys:
-                await pilot.press(key)
-            await pilot.pause()
+    async def script(pilot: Pilot[None]) -> None:
+        if app.source is not None:
+            feed(app, app.source)  # type: ignore[arg-type]
+        for key in keys:
+            await pilot.press(key)
+        await pilot.pause()
 
-    asyncio.run(main())
+    drive(app, script)
 
 
 def test_view_and_sorts_survive_a_restart(tmp_path: Path) -> None:
@@ -52,12 +49,7 @@ def test_view_and_sorts_survive_a_restart(tmp_path: Path) -> None:
         v = second.model.view
         shown.append((v.kind, v.sort_key, v.sort_descending))
 
-    async def main() -> None:
-        async with second.run_test(size=(120, 40)) as pilot:
-            await pilot.pause()
-            await look(pilot)
-
-    asyncio.run(main())
+    drive(second, look)
     assert shown[0][1:] == (first.model.syscalls.sort_key, first.model.syscalls.sort_descending)
     assert shown[0][1] == "errors"
     assert shown[1][1:] == remembered.sorts["processes"]

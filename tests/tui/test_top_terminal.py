@@ -76,20 +76,22 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.fixture
-def helper() -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([sys.executable, "-c", HELPER])
+def _python(code: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A Python process running code for the duration of a test."""
+    proc = subprocess.Popen([sys.executable, "-c", code])
     yield proc
     proc.kill()
     proc.wait()
+
+
+@pytest.fixture
+def helper() -> Iterator[subprocess.Popen[bytes]]:
+    yield from _python(HELPER)
 
 
 @pytest.fixture
 def noise() -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([sys.executable, "-c", NOISE])
-    yield proc
-    proc.kill()
-    proc.wait()
+    yield from _python(NOISE)
 
 
 @pytest.fixture

@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 
-from capture_lib.snapshot import Snapshot
+from textual.pilot import Pilot
+
+from capture_lib.snapshot import ProcessStats, Snapshot
 from tests.tui.synthetic import TABLE, SyntheticSource, synthetic_user
 from tui.app import SyscapTop, TopOptions
 from tui.panels import HostInfo
+
+Script = Callable[[Pilot[None]], Awaitable[None]]
+
+
+def drive(app: SyscapTop, script: Script, size: tuple[int, int] = (120, 40)) -> None:
+    """Run the app headless at `size` and hand its pilot to script once it has started."""
+
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            await script(pilot)
+
+    asyncio.run(main())
+
+
+def one_process(pid: int, comm: str) -> Snapshot:
+    """A one-second snapshot in which only process pid (named comm) made syscalls."""
+    proc = ProcessStats(pid, comm, 10, 0, 1000, 100, 100, ())
+    return Snapshot(0, 10**9, (proc,), (), (), 10, 0)
 
 
 class FakeReplay(SyntheticSource):

@@ -1,0 +1,31 @@
+"""Kernel core dumps for the tests: cores as plain files next to the process, any size."""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+CORE_PATTERN = Path("/proc/sys/kernel/core_pattern")
+
+
+@contextmanager
+def cores_in_cwd() -> Iterator[str]:
+    """For the duration, the kernel writes a core as a file named core* in the dumping
+    process's directory: core_pattern is set to "core" if it pipes elsewhere or names a
+    directory, and put back. Yields the pattern as it was, for messages."""
+    old = CORE_PATTERN.read_text()
+    changed = old.startswith("|") or "/" in old
+    if changed:
+        CORE_PATTERN.write_text("core")
+    try:
+        yield old.strip()
+    finally:
+        if changed:
+            CORE_PATTERN.write_text(old)
+
+
+def unlimited_cores() -> None:
+    """No core size limit for this process and what it execs (a preexec_fn)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
