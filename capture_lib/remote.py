@@ -183,8 +183,17 @@ def command_argv(command: str, what: str, example: str) -> list[str]:
 class RemoteSource:
     """SnapshotSource over `syscap-agent stream` run by a command (e.g. through ssh)."""
 
-    def __init__(self, command: str, start_timeout_s: float = START_TIMEOUT_S) -> None:
-        argv = command_argv(command, "runs the agent", "ssh root@box syscap-agent stream")
+    def __init__(self, command: str | list[str], start_timeout_s: float = START_TIMEOUT_S,
+                 prelude: Callable[[subprocess.Popen[bytes]], None] | None = None,
+                 check: str = "check the --remote command") -> None:  # fmt: skip
+        """command: a --remote string (split as a shell would) or an argv. prelude:
+        run on the started command before its output is read as a stream (the
+        --ssh bootstrap); its UsageError or CaptureError ends the command and is
+        raised. check: what the one-line error of a command that cannot run ends with."""
+        if isinstance(command, str):
+            argv = command_argv(command, "runs the agent", "ssh root@box syscap-agent stream")
+        else:
+            argv = command
         self.argv = argv
         self.host = remote_host(argv)
         self._decoder = StreamDecoder()
@@ -213,10 +222,11 @@ class RemoteSource:
             self._proc = _spawn(argv)
         except OSError as exc:
             why = exc.strerror or str(exc)
-            raise CaptureError(f"cannot run {argv[0]!r}: {why}: check the --remote command"
-                               ) from None  # fmt: skip
+            raise CaptureError(f"cannot run {argv[0]!r}: {why}: {check}") from None
         try:
             self._err_thread.start()
+            if prelude is not None:
+                prelude(self._proc)
             self._thread.start()
             with self._cond:
                 self._cond.wait_for(
