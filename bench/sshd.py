@@ -154,6 +154,17 @@ class Sshd:
         """The pids of every process the server forked (sessions and what they run)."""
         return [] if self._proc is None else _children(self._proc.pid)
 
+    def connections(self) -> list[int]:
+        """The pids of the server's per-connection processes (killing one drops its link)."""
+        if self._proc is None:
+            return []
+        me = str(self._proc.pid)
+        return [
+            p
+            for p in self.sessions()
+            if Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1] == me
+        ]
+
     def stop(self) -> None:
         proc = self._proc
         if proc is None:
