@@ -22,13 +22,15 @@ import subprocess
 import time
 from pathlib import Path
 
+from capture_lib.errors import SyscapError
+
 SSHD = Path("/usr/sbin/sshd")
 PRIVSEP_DIR = Path("/run/sshd")  # sshd insists on it; Debian makes it when the service starts
 START_TIMEOUT_S = 20.0
 
 
-class SshdError(RuntimeError):
-    pass
+class SshdError(SyscapError):
+    """sshd is missing or did not start (one line: what to do)."""
 
 
 def _free_port() -> int:
