@@ -2,13 +2,15 @@
 architecture, hands it the matching static agent when it has no copy of it yet, and
 then carries the agent's stream (stdout) and filter commands (stdin).
 
-    ssh HOST sh -c BOOTSTRAP syscap-ssh [agent options]
+    ssh HOST sh -c BOOTSTRAP syscap-ssh stream|record [agent options]
       box -> here   "syscap-ssh 1 ARCH SHA256|none"   (its cached copy's hash)
       here -> box   "run"                              the cached copy is this agent
                     "send SIZE SHA256" + SIZE bytes    it is not: head -c SIZE on the box
                     "quit"                             no agent here for ARCH
       then the box execs the agent, whose stdout is the stream and whose stdin the
-      rest of the connection's: RemoteSource takes over.
+      rest of the connection's: RemoteSource takes over. record runs it beside a
+      watcher of stdin instead: the end of stdin sends it SIGINT, so it ends its
+      trace with its END block (ssh without a terminal passes on no signal).
 
 One connection, so one authentication and no scp or sftp on the box: the agent
 travels in-band before the stream, which only starts once the box ran it. The copy
@@ -37,8 +39,8 @@ BUILD = Path(__file__).resolve().parent / "build"
 # uname -m on the box -> the agent build that runs there
 ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
-# Runs under the box's sh; $@ are the agent's stream options. It prints one
-# line, reads one, and then either receives the agent or uses its copy.
+# Runs under the box's sh; $@ are the agent's mode and options. It prints one
+# line, reads one, then either receives the agent or uses its copy, and runs it.
 BOOTSTRAP = r"""umask 077
 fail() { echo "syscap-ssh: $*" >&2; exit 1; }
 arch=$(uname -m) || fail "uname -m failed"
@@ -73,7 +75,22 @@ send)
 	;;
 *) exit 1 ;;
 esac
-exec "$agent" stream "$@"
+case $1 in
+record)
+	# the end of this connection's stdin (here: Ctrl-C) stops the recording cleanly
+	shift
+	"$agent" record "$@" </dev/null &
+	pid=$!
+	exec 3<&0
+	{ while read -r _; do :; done <&3; kill -INT "$pid" 2>/dev/null; } &
+	watch=$!
+	wait "$pid"
+	status=$?
+	kill "$watch" 2>/dev/null
+	exit "$status"
+	;;
+*) exec "$agent" "$@" ;;
+esac
 """
 
 
@@ -83,8 +100,9 @@ def agent_path(arch: str) -> Path:
 
 
 def ssh_argv(host: str, options: Sequence[str], agent_args: Sequence[str]) -> list[str]:
-    """The ssh command that runs the bootstrap on host. options: ssh -o options
-    ("Port=2222"), given first so they win over ours and ~/.ssh/config's."""
+    """The ssh command that runs the bootstrap on host, then the agent with
+    agent_args (its mode first). options: ssh -o options ("Port=2222"), given first
+    so they win over ours and ~/.ssh/config's."""
     if not host or host.startswith("-"):
         raise UsageError(f"--ssh {host!r}: give the box as HOST or USER@HOST")
     argv = ["ssh"]

@@ -190,7 +190,7 @@ def _ssh_conflict(args: argparse.Namespace) -> str | None:
 
 def _agent_args(args: argparse.Namespace) -> list[str]:
     """The agent's stream options for top's own (--backend, --durations)."""
-    out = [] if args.backend == "auto" else ["--backend", args.backend]
+    out = ["stream"] if args.backend == "auto" else ["stream", "--backend", args.backend]
     return out + {"off": [], "sampled": ["--sampled"], "all": ["--durations"]}[args.durations]
 
 

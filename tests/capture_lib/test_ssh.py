@@ -1,14 +1,17 @@
 """`--ssh HOST`'s one connection (capture_lib/ssh.py) against a real sshd on loopback
 (the `sshd` fixture): the agent sent once, its copy on the box reused, then checked
-and replaced; the stream's counts exact; nothing left on the box after close. The
-bootstrap's refusals run it under a local sh (the same script, no ssh needed).
+and replaced; the stream's counts exact; nothing left on the box after close;
+`record --ssh` ended by Ctrl-C with a complete trace. The bootstrap's refusals run
+it under a local sh (the same script, no ssh needed).
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import signal
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -19,8 +22,9 @@ from capture_lib.errors import CaptureError, UsageError
 from capture_lib.remote import RemoteSource
 from capture_lib.ssh import BOOTSTRAP, Bootstrap, agent_path, ssh_argv
 from tests.capture_lib.conftest import AGENT_GETPPID as GETPPID
-from tests.capture_lib.conftest import run_workload_pid
-from tests.capture_lib.test_remote import calls, only, until
+from tests.capture_lib.conftest import SYSCAP, attached, report_json, run_workload_pid
+from tests.capture_lib.test_remote import calls, only, record_error, until
+from tests.conftest import ROOT
 
 WAIT = 30.0  # seconds: a bound for things that take milliseconds
 ARCH = os.uname().machine
@@ -28,7 +32,9 @@ ARCH = os.uname().machine
 
 def connect(sshd: Sshd, *agent_args: str, host: str = "") -> tuple[RemoteSource, Bootstrap]:
     boot = Bootstrap(timeout_s=WAIT)
-    argv = ssh_argv(host or sshd.host, sshd.client_options, ["--interval", "0.2", *agent_args])
+    argv = ssh_argv(
+        host or sshd.host, sshd.client_options, ["stream", "--interval", "0.2", *agent_args]
+    )
     return RemoteSource(argv, prelude=boot), boot
 
 
@@ -101,7 +107,7 @@ def local_box(tmp_path: Path, uname_m: str = ARCH) -> list[str]:
     fake.chmod(0o755)
     (tmp_path / "tmp").mkdir(exist_ok=True)
     return ["env", f"PATH={bin_dir}:{os.environ['PATH']}", f"TMPDIR={tmp_path / 'tmp'}",
-            "sh", "-c", BOOTSTRAP, "syscap-ssh", "--interval", "0.2"]  # fmt: skip
+            "sh", "-c", BOOTSTRAP, "syscap-ssh", "stream", "--interval", "0.2"]  # fmt: skip
 
 
 def test_an_architecture_without_an_agent_is_refused(tmp_path: Path) -> None:
@@ -132,3 +138,53 @@ def test_the_arm64_agent_is_picked_for_an_aarch64_box(agents: dict[str, Path],
     assert boot.arch == "aarch64"
     sent = tmp_path / "tmp" / f"syscap-{os.geteuid()}" / "syscap-agent-aarch64"
     assert sent.read_bytes() == agent_path("aarch64").read_bytes()
+
+
+# ---- syscap record --ssh --------------------------------------------------------------------
+
+
+def test_record_over_ssh_ends_its_trace_cleanly_on_ctrl_c(
+    agent: Path, sshd: Sshd, workload: Path, tmp_path: Path
+) -> None:
+    trace = tmp_path / "box.trace"
+    options = [w for opt in sshd.client_options for w in ("--ssh-option", opt)]
+    proc = subprocess.Popen([*SYSCAP, "record", "--ssh", sshd.host, *options, "-o", str(trace)],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert line.startswith(f"syscap record: recording {sshd.host} to {trace}"), line
+        deadline = time.monotonic() + WAIT
+        while not any(attached(p) for p in sshd.sessions()):  # the header precedes the probes
+            assert time.monotonic() < deadline, "the agent on the box never attached"
+        pid = run_workload_pid(workload)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the box stops its agent
+        assert proc.wait(timeout=WAIT) == 0
+        rest = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "bytes of trace written" in rest, rest
+    report = report_json(trace)
+    assert report["complete"] and report["dropped"] == 0  # its END block came through
+    mine = [p for p in report["processes"] if p["pid"] == pid]
+    assert mine and mine[0]["syscalls"]["getppid"]["count"] == GETPPID
+    deadline = time.monotonic() + WAIT
+    while sshd.sessions():
+        assert time.monotonic() < deadline, sshd.sessions()
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--ssh", "nosuch.invalid"], "nosuch.invalid"),  # ssh's own words
+    (["--ssh", "box", "-p", "1"], "-p with --ssh: the agent records every process"),
+    (["--ssh", "box", "--remote", "x"], "give one"),
+    (["--ssh-option", "Port=2"], "--ssh-option without --ssh"),
+])  # fmt: skip
+def test_record_over_ssh_bad_input_is_one_line_and_leaves_no_file(
+    tmp_path: Path, args: list[str], words: str
+) -> None:
+    trace = tmp_path / "t.trace"
+    assert words in record_error(*args, "-o", str(trace))
+    assert not trace.exists()
