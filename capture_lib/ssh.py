@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import select
 import shlex
 import subprocess
@@ -135,19 +136,14 @@ class Bootstrap:
         the stream's reader finds its end and ssh's last words say why).
         UsageError, CaptureError: what keeps the agent from running there."""
         assert proc.stdout is not None and proc.stdin is not None
-        line = _greeting(proc.stdout.fileno(), time.monotonic() + self.timeout_s)
-        if line is None:
-            return
-        fields = line.split()
-        if len(fields) != 4:
-            raise CaptureError(f"the box answered {line!r}: is its login shell a POSIX one?")
-        box_arch, box_sum = fields[2], fields[3]
-        arch = ARCHES.get(box_arch)
-        if arch is None:
+        try:
+            got = read_greeting(proc.stdout.fileno(), time.monotonic() + self.timeout_s)
+        except UsageError:
             _say(proc, "quit\n")
-            raise UsageError(
-                f"the box is {box_arch}: syscap-agent is built for x86_64 and aarch64 only"
-            )
+            raise
+        if got is None:
+            return
+        arch, box_sum = got
         self.arch = arch
         path = agent_path(arch)
         try:
@@ -174,10 +170,13 @@ def _say(proc: subprocess.Popen[bytes], line: str, data: bytes = b"") -> None:
         pass  # ssh is gone: the stream's end says why
 
 
-def _greeting(fd: int, deadline: float) -> str | None:
-    """The greeting line, read a byte at a time (what follows it is the stream's);
-    lines before it (a login script's chatter) are skipped. None at the end of
-    output; CaptureError past the deadline or MAX_GREETING bytes."""
+def read_greeting(fd: int, deadline: float) -> tuple[str, str] | None:
+    """The box's greeting from fd: (the agent build its architecture needs, the
+    SHA-256 of its copy or "none", also for anything else in that field); None when
+    the output ended first (ssh failed). Read a byte at a time (what follows it is
+    the stream's); lines before it (a login script's chatter) are skipped.
+    CaptureError past the deadline or MAX_GREETING bytes, or for a line that is not
+    a greeting; UsageError for an architecture without an agent."""
     line = bytearray()
     seen = 0
     while True:
@@ -193,8 +192,8 @@ def _greeting(fd: int, deadline: float) -> str | None:
         seen += 1
         if b != b"\n":
             line += b
-        elif line.startswith(PROTOCOL.encode()):
-            return line.decode(errors="replace")
+        elif line.startswith(PROTOCOL.encode() + b" "):
+            break
         else:
             line.clear()
         if seen > MAX_GREETING:
@@ -202,3 +201,23 @@ def _greeting(fd: int, deadline: float) -> str | None:
                 "the box printed something else than the agent's greeting: "
                 "does its login script write to stdout?"
             )
+    fields = bytes(line).split()
+    if len(fields) != 4:
+        raise CaptureError(
+            f"the box answered {_shown(bytes(line))}: is its login shell a POSIX one?"
+        )
+    arch = ARCHES.get(fields[2].decode(errors="replace"))
+    if arch is None:
+        raise UsageError(
+            f"the box is {_shown(fields[2])}: syscap-agent is built for x86_64 and aarch64 only"
+        )
+    digest = fields[3].decode(errors="replace")
+    return arch, digest if re.fullmatch("[0-9a-f]{64}", digest) else "none"
+
+
+def _shown(raw: bytes, most: int = 24) -> str:
+    """Bytes from the box, as one short line fit for a terminal."""
+    text = raw.decode("ascii", errors="replace")
+    if text.isprintable() and len(text) <= most:
+        return text
+    return repr(raw[:most]) + ("..." if len(raw) > most else "")
