@@ -151,7 +151,8 @@ class Bootstrap:
         except OSError as exc:
             _say(proc, "quit\n")
             raise CaptureError(
-                f"no {arch} agent here ({path}: {exc.strerror}): build it with ./setup.sh"
+                f"no {arch} agent here ({path}: {exc.strerror}): --ssh sends the agents "
+                "that ./setup.sh builds in a checkout (pip install leaves them out)"
             ) from None
         digest = hashlib.sha256(agent).hexdigest()
         if digest == box_sum:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bench.sshd import Sshd
+from capture_lib import ssh
 from capture_lib.errors import CaptureError, UsageError
 from capture_lib.remote import RemoteSource
 from capture_lib.ssh import BOOTSTRAP, Bootstrap, agent_path, ssh_argv
@@ -188,3 +189,13 @@ def test_record_over_ssh_bad_input_is_one_line_and_leaves_no_file(
     trace = tmp_path / "t.trace"
     assert words in record_error(*args, "-o", str(trace))
     assert not trace.exists()
+
+
+def test_without_the_agents_built_here_it_says_where_they_come_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ssh, "BUILD", tmp_path / "build")  # as in a pip-installed syscap
+    with pytest.raises(CaptureError, match=f"no {ARCH} agent here .*: --ssh sends the agents "
+                                           "that ./setup.sh builds in a checkout"):  # fmt: skip
+        RemoteSource(local_box(tmp_path), prelude=Bootstrap(WAIT))
+    assert not list((tmp_path / "tmp").glob("*/syscap-agent*"))
