@@ -136,7 +136,7 @@ def _cmd_record_ssh(args: argparse.Namespace) -> int:
         agent += ["--backend", args.backend]
     if args.buffer_size:
         agent += ["--buffer-size", args.buffer_size]
-    argv = ssh_argv(args.ssh, args.ssh_options, agent)
+    argv = ssh_argv(args.ssh, args.ssh_options, agent, args.ssh_dir)
 
     def started() -> None:
         until = "the duration ends" if args.duration is not None else "Ctrl-C"
@@ -157,8 +157,8 @@ def _cmd_record_ssh(args: argparse.Namespace) -> int:
 def _cmd_record(args: argparse.Namespace) -> int:
     from capture_lib.live import DEFAULT_RING_SIZE, parse_size
 
-    if args.ssh_options and args.ssh is None:
-        raise UsageError("--ssh-option without --ssh: give the box with --ssh HOST")
+    if (args.ssh_options or args.ssh_dir) and args.ssh is None:
+        raise UsageError("--ssh-option or --ssh-dir without --ssh: give the box with --ssh HOST")
     if args.ssh is not None:
         return _cmd_record_ssh(args)
     if args.remote is not None:
@@ -326,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ssh-option", dest="ssh_options", metavar="NAME=VALUE", action="append",
                    default=[], help="an ssh option for --ssh (ssh -o), e.g. Port=2222 "
                                     "(repeatable)")
+    p.add_argument("--ssh-dir", metavar="DIR", default="",
+                   help="with --ssh: keep the agent in DIR/syscap-UID on the box instead of "
+                        "under its $TMPDIR or /tmp")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(func=_cmd_record)
 

@@ -2,7 +2,7 @@
 architecture, hands it the matching static agent when it has no copy of it yet, and
 then carries the agent's stream (stdout) and filter commands (stdin).
 
-    ssh HOST sh -c BOOTSTRAP syscap-ssh stream|record [agent options]
+    ssh HOST sh -c BOOTSTRAP syscap-ssh DIR|'' stream|record [agent options]
       box -> here   "syscap-ssh 1 ARCH SHA256|none"   (its cached copy's hash)
       here -> box   "run"                              the cached copy is this agent
                     "send SIZE SHA256" + SIZE bytes    it is not: head -c SIZE on the box
@@ -14,10 +14,11 @@ then carries the agent's stream (stdout) and filter commands (stdin).
 
 One connection, so one authentication and no scp or sftp on the box: the agent
 travels in-band before the stream, which only starts once the box ran it. The copy
-lives in ${TMPDIR:-/tmp}/syscap-UID/ (mode 0700, checked to be the user's own),
-named by architecture, written under a temporary name and renamed once its size
-(and, with sha256sum on the box, its hash) is right; a later run sends nothing when
-the hash matches. Nothing else on the box is touched.
+lives in ${TMPDIR:-/tmp}/syscap-UID/, or DIR/syscap-UID when asked (--ssh-dir: a
+place that outlives reboots, or one not mounted noexec), mode 0700 and checked to
+be the user's own, named by architecture, written under a temporary name and
+renamed once its size (and, with sha256sum on the box, its hash) is right; a later
+run sends nothing when the hash matches. Nothing else on the box is touched.
 """
 
 from __future__ import annotations
@@ -40,12 +41,15 @@ BUILD = Path(__file__).resolve().parent / "build"
 # uname -m on the box -> the agent build that runs there
 ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
-# Runs under the box's sh; $@ are the agent's mode and options. It prints one
+# Runs under the box's sh; $1 is where to keep the agent ("": $TMPDIR or /tmp), the
+# rest the agent's mode and options. It prints one
 # line, reads one, then either receives the agent or uses its copy, and runs it.
 BOOTSTRAP = r"""umask 077
 fail() { echo "syscap-ssh: $*" >&2; exit 1; }
 arch=$(uname -m) || fail "uname -m failed"
-dir=${TMPDIR:-/tmp}/syscap-$(id -u)
+base=${1:-${TMPDIR:-/tmp}}
+shift
+dir=$base/syscap-$(id -u)
 if ! mkdir "$dir" 2>/dev/null; then
 	[ -d "$dir" ] && [ ! -L "$dir" ] && [ -O "$dir" ] ||
 		fail "$dir is not a directory of this user's: remove it"
@@ -100,10 +104,12 @@ def agent_path(arch: str) -> Path:
     return BUILD / f"agent-{arch}" / "syscap-agent"
 
 
-def ssh_argv(host: str, options: Sequence[str], agent_args: Sequence[str]) -> list[str]:
+def ssh_argv(host: str, options: Sequence[str], agent_args: Sequence[str],
+             agent_dir: str = "") -> list[str]:  # fmt: skip
     """The ssh command that runs the bootstrap on host, then the agent with
-    agent_args (its mode first). options: ssh -o options ("Port=2222"), given first
-    so they win over ours and ~/.ssh/config's."""
+    agent_args (its mode first), keeping the agent in AGENT_DIR/syscap-UID on the
+    box (default: its $TMPDIR or /tmp). options: ssh -o options ("Port=2222"), given
+    first so they win over ours and ~/.ssh/config's."""
     if not host or host.startswith("-"):
         raise UsageError(f"--ssh {host!r}: give the box as HOST or USER@HOST")
     argv = ["ssh"]
@@ -118,7 +124,9 @@ def ssh_argv(host: str, options: Sequence[str], agent_args: Sequence[str]) -> li
     # (there is no terminal to type it into: use a key), notice a dead link
     argv += ["-T", "-e", "none", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=5",
              "-o", "ServerAliveCountMax=3", "--", host]  # fmt: skip
-    remote = ["sh", "-c", BOOTSTRAP, "syscap-ssh", *agent_args]
+    if agent_dir and not agent_dir.startswith("/"):
+        raise UsageError(f"--ssh-dir {agent_dir!r}: give an absolute path on the box")
+    remote = ["sh", "-c", BOOTSTRAP, "syscap-ssh", agent_dir, *agent_args]
     argv.append(" ".join(shlex.quote(w) for w in remote))  # ssh hands the box's shell one line
     return argv
 

@@ -69,6 +69,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(repeatable)",
     )
     p.add_argument(
+        "--ssh-dir",
+        metavar="DIR",
+        default="",
+        help="with --ssh: keep the agent in DIR/syscap-UID on the box instead of under its "
+        "$TMPDIR or /tmp (a place that outlives reboots, or one not mounted noexec)",
+    )
+    p.add_argument(
         "-p",
         "--pid",
         dest="pids",
@@ -167,11 +174,12 @@ def open_remote(command: str) -> RemoteSource:
     return RemoteSource(command)
 
 
-def open_ssh(host: str, options: list[str], agent_args: list[str]) -> RemoteSource:
+def open_ssh(host: str, options: list[str], agent_args: list[str],
+             agent_dir: str = "") -> RemoteSource:  # fmt: skip
     from capture_lib.remote import RemoteSource
     from capture_lib.ssh import Bootstrap, ssh_argv
 
-    argv = ssh_argv(host, options, agent_args)
+    argv = ssh_argv(host, options, agent_args, agent_dir)
     return RemoteSource(argv, prelude=Bootstrap(timeout_s=30.0),
                         check="install OpenSSH's client (Debian: openssh-client)")
 
@@ -253,8 +261,8 @@ def prepare(
     )
     table = syscall_table()
     remote: RemoteSource | None = None
-    if args.ssh_options and args.ssh is None:
-        _say("--ssh-option without --ssh: give the box with --ssh HOST")
+    if (args.ssh_options or args.ssh_dir) and args.ssh is None:
+        _say("--ssh-option or --ssh-dir without --ssh: give the box with --ssh HOST")
         return 2
     if args.ssh is not None:
         conflict = _ssh_conflict(args)
@@ -262,7 +270,7 @@ def prepare(
             _say(conflict)
             return 2
         try:
-            remote = open_ssh(args.ssh, args.ssh_options, _agent_args(args))
+            remote = open_ssh(args.ssh, args.ssh_options, _agent_args(args), args.ssh_dir)
         except UsageError as exc:
             _say(str(exc))
             return 2

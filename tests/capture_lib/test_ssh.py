@@ -31,11 +31,12 @@ WAIT = 30.0  # seconds: a bound for things that take milliseconds
 ARCH = os.uname().machine
 
 
-def connect(sshd: Sshd, *agent_args: str, host: str = "") -> tuple[RemoteSource, Bootstrap]:
+def connect(
+    sshd: Sshd, *agent_args: str, host: str = "", agent_dir: str = ""
+) -> tuple[RemoteSource, Bootstrap]:
     boot = Bootstrap(timeout_s=WAIT)
-    argv = ssh_argv(
-        host or sshd.host, sshd.client_options, ["stream", "--interval", "0.2", *agent_args]
-    )
+    argv = ssh_argv(host or sshd.host, sshd.client_options,
+                    ["stream", "--interval", "0.2", *agent_args], agent_dir)  # fmt: skip
     return RemoteSource(argv, prelude=boot), boot
 
 
@@ -58,6 +59,18 @@ def test_the_agent_is_sent_once_and_its_copy_used_after(agent: Path, sshd: Sshd)
     src, boot = connect(sshd)
     src.close()
     assert boot.sent == 0
+
+
+def test_asked_for_the_agent_is_kept_elsewhere_on_the_box(
+    agent: Path, sshd: Sshd, tmp_path: Path
+) -> None:
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    src, boot = connect(sshd, agent_dir=str(keep))
+    src.close()
+    copy = keep / f"syscap-{os.geteuid()}" / f"syscap-agent-{ARCH}"
+    assert boot.sent and copy.read_bytes() == agent.read_bytes()
+    assert not box_copy(sshd).exists()  # nothing under the box's TMPDIR
 
 
 def test_a_copy_that_differs_is_replaced(agent: Path, sshd: Sshd) -> None:
@@ -108,7 +121,7 @@ def local_box(tmp_path: Path, uname_m: str = ARCH) -> list[str]:
     fake.chmod(0o755)
     (tmp_path / "tmp").mkdir(exist_ok=True)
     return ["env", f"PATH={bin_dir}:{os.environ['PATH']}", f"TMPDIR={tmp_path / 'tmp'}",
-            "sh", "-c", BOOTSTRAP, "syscap-ssh", "stream", "--interval", "0.2"]  # fmt: skip
+            "sh", "-c", BOOTSTRAP, "syscap-ssh", "", "stream", "--interval", "0.2"]  # fmt: skip
 
 
 def test_an_architecture_without_an_agent_is_refused(tmp_path: Path) -> None:
@@ -181,7 +194,8 @@ def test_record_over_ssh_ends_its_trace_cleanly_on_ctrl_c(
     (["--ssh", "nosuch.invalid"], "nosuch.invalid"),  # ssh's own words
     (["--ssh", "box", "-p", "1"], "-p with --ssh: the agent records every process"),
     (["--ssh", "box", "--remote", "x"], "give one"),
-    (["--ssh-option", "Port=2"], "--ssh-option without --ssh"),
+    (["--ssh-option", "Port=2"], "--ssh-option or --ssh-dir without --ssh"),
+    (["--ssh", "box", "--ssh-dir", "var/lib"], "--ssh-dir 'var/lib': give an absolute path"),
 ])  # fmt: skip
 def test_record_over_ssh_bad_input_is_one_line_and_leaves_no_file(
     tmp_path: Path, args: list[str], words: str

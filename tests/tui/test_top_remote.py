@@ -113,7 +113,8 @@ def test_a_bad_remote_command_is_one_line(
     (["--ssh", "nosuch.invalid"], 1, "nosuch.invalid"),  # ssh's own words, then its status
     (["--ssh=-oProxyCommand=x"], 2, "give the box as HOST or USER@HOST"),
     (["--ssh", "box", "--ssh-option", "Port"], 2, "give an ssh_config option as NAME=VALUE"),
-    (["--ssh-option", "Port=2222"], 2, "--ssh-option without --ssh"),
+    (["--ssh-option", "Port=2222"], 2, "--ssh-option or --ssh-dir without --ssh"),
+    (["--ssh", "box", "--ssh-dir", "tmp"], 2, "--ssh-dir 'tmp': give an absolute path"),
     (["--ssh", "box", "--remote", "x"], 2, "give one"),
     (["--ssh", "box", "--replay", "t.trace"], 2, "give one"),
 ])  # fmt: skip
