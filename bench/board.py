@@ -15,7 +15,7 @@ Rounds interleave the two (order rotated) and the loads; medians are reported.
 Then the time from starting `syscap top --ssh root@127.0.0.1` (a throw-away sshd on
 loopback, bench/sshd.py) until its first screen with process rows: with no copy of
 the agent on the box (it is sent) and with one (cached), and local `syscap top` for
-comparison. And each agent's size. Goals (issue 12): < 20 KB/s at 200 processes, the
+comparison. And each agent's size. Goals: < 20 KB/s at 200 processes, the
 agent's CPU and RSS below top's, < 2 MB per agent.
 Writes bench/results/board.json (board.quick.json for --quick) and board.md.
 """
