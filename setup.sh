@@ -35,7 +35,7 @@ APT_PACKAGES=(
 # clang's sanitizer runtimes (libFuzzer, ThreadSanitizer) for the trace fuzzer.
 TEST_PACKAGES=(
 	strace tmux bpftrace prometheus nginx apache2-utils linux-perf qemu-system-x86 debootstrap
-	libclang-rt-14-dev
+	libclang-rt-14-dev openssh-server
 )
 [ "$for_tests" = 1 ] && APT_PACKAGES+=("${TEST_PACKAGES[@]}")
 # arm64 packages install next to the amd64 ones once dpkg knows the architecture.
@@ -54,11 +54,29 @@ if [ "${#missing[@]}" -gt 0 ] || [ "$new_arch" = 1 ]; then
 	say "installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
+	# openssh-server's scripts start a system sshd; the tests run their own on
+	# loopback (sshd -f), so none starts now: invoke-rc.d and deb-systemd-invoke
+	# ask policy-rc.d first, and 101 means "not now". One already there is kept.
+	policy=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		policy=/usr/sbin/policy-rc.d
+		trap 'rm -f "$policy"' EXIT
+		printf '#!/bin/sh\n# setup.sh: no service starts while it installs packages\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+	fi
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	# Debian starts Prometheus and nginx on all interfaces; the tests and
-	# benchmarks run their own on loopback.
+	if [ -n "$policy" ]; then
+		rm -f "$policy"
+		trap - EXIT
+	fi
+	# Debian starts Prometheus, nginx and sshd on all interfaces; the tests and
+	# benchmarks run their own on loopback. A system sshd that was running before
+	# (someone's way in) is left alone.
 	if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
 		systemctl disable --now prometheus nginx >/dev/null 2>&1 || true
+		if [[ " ${missing[*]} " == *" openssh-server "* ]]; then
+			systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+		fi
 	fi
 fi
 

@@ -3,7 +3,9 @@
 Sub-benchmarks: micro (ns per getppid), nginx (requests/s and loss by
 concurrency), throughput (zero-drop rate by ring size), guest (the kernel
 module, in a QEMU guest of kmod/lab); all runs them in that order. restore
-(the coredump restorer's restore time, not part of all) prints its table only. Each prints
+(the coredump restorer's restore time, not part of all) prints its table only; board
+(syscap-agent's stream bandwidth, CPU and memory against syscap top's, its size and
+top --ssh's time to a first screen, not part of all) writes board.json and board.md. Each prints
 a table and writes bench/results/NAME.json (NAME.quick.json for --quick, so a
 quick run never replaces a full one), the table as Markdown for the README
 (NAME.md) and its plot (NAME.png).
@@ -22,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import guest, harness, markdown, micro, nginx, plots, restore_bench, throughput
+from bench import board, guest, harness, markdown, micro, nginx, plots, restore_bench, throughput
 from bench.tracers import select
 from capture_lib.errors import UsageError
 
@@ -34,7 +36,7 @@ SUMMARY_KEYS = ("median", "interval", "interval_level", "n", "added_ns", "x_floo
 def register(sub: Any) -> None:
     p = sub.add_parser("bench", help="benchmark syscap against other tracers (root)",
                        description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("which", nargs="?", choices=(*NAMES, "all", "restore"), default="all",
+    p.add_argument("which", nargs="?", choices=(*NAMES, "all", "restore", "board"), default="all",
                    help="sub-benchmark (default: all)")
     p.add_argument("--quick", action="store_true",
                    help="reduced run, under 3 minutes for all; every row still printed")
@@ -136,6 +138,9 @@ def run(args: argparse.Namespace) -> int:
     harness.require_root()
     if args.which == "restore":  # 10 and 100 MB cores, 1 and 16 threads
         return restore_bench.main(["--runs", str(args.rounds or (3 if args.quick else 7))])
+    if args.which == "board":  # syscap-agent's stream and top --ssh, on this machine as the box
+        return board.main(["--quick"] if args.quick else ["--rounds", str(args.rounds or 3)],
+                          args.results)  # fmt: skip
     names = NAMES if args.which == "all" else (args.which,)
     out = sys.stderr if args.json else sys.stdout
     hooks = harness.syscall_hooks(exclude=os.getpid())

@@ -114,9 +114,53 @@ def _cmd_record_remote(args: argparse.Namespace) -> int:
     return 1
 
 
+def _cmd_record_ssh(args: argparse.Namespace) -> int:
+    from capture_lib.remote import record_remote
+    from capture_lib.ssh import Bootstrap, ssh_argv
+
+    if args.remote is not None:
+        raise UsageError("--ssh and --remote: give one (--ssh HOST runs the agent there itself)")
+    local = [opt for opt, given in (
+        ("-p", args.pid), ("--comm", args.comm), ("-e", args.syscalls),
+        ("--failed", args.failed), ("--filter", args.filter),
+        ("-- COMMAND", args.command)) if given]  # fmt: skip
+    if local:
+        raise UsageError(f"{local[0]} with --ssh: the agent records every process; filter "
+                         "the trace afterwards (syscap report -p PID)")
+    agent = ["record", "-o", "-"]
+    if args.duration is not None:
+        if not args.duration > 0:
+            raise UsageError(f"--duration {args.duration:g}: give a positive number of seconds")
+        agent += ["--duration", f"{args.duration:g}"]
+    if args.backend != "auto":
+        agent += ["--backend", args.backend]
+    if args.buffer_size:
+        agent += ["--buffer-size", args.buffer_size]
+    argv = ssh_argv(args.ssh, args.ssh_options, agent, args.ssh_dir)
+
+    def started() -> None:
+        until = "the duration ends" if args.duration is not None else "Ctrl-C"
+        print(f"syscap record: recording {args.ssh} to {args.output} until {until}",
+              file=sys.stderr, flush=True)
+
+    res = record_remote(argv, args.output, force=args.force, on_started=started,
+                        prelude=Bootstrap(timeout_s=30.0), needs="",
+                        check="install OpenSSH's client (Debian: openssh-client)")  # fmt: skip
+    if res.complete:
+        print(f"syscap record: {res.bytes} bytes of trace written to {res.path}", file=sys.stderr)
+        return 0
+    print(f"syscap record: {res.path} ends early ({res.bytes} bytes): {res.why}; "
+          "syscap report reads what arrived", file=sys.stderr)  # fmt: skip
+    return 1
+
+
 def _cmd_record(args: argparse.Namespace) -> int:
     from capture_lib.live import DEFAULT_RING_SIZE, parse_size
 
+    if (args.ssh_options or args.ssh_dir) and args.ssh is None:
+        raise UsageError("--ssh-option or --ssh-dir without --ssh: give the box with --ssh HOST")
+    if args.ssh is not None:
+        return _cmd_record_ssh(args)
     if args.remote is not None:
         return _cmd_record_remote(args)
     from capture_lib.record import record
@@ -274,6 +318,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remote", metavar="CMD",
                    help="write the trace that CMD prints, e.g. --remote 'ssh root@box "
                         "syscap-agent record -o -'; Ctrl-C is passed on to it as SIGINT")
+    p.add_argument("--ssh", metavar="HOST",
+                   help="record every process on HOST over one ssh connection (HOST or "
+                        "USER@HOST; key login), sending it the static agent when it has no "
+                        "copy (kept under /tmp/syscap-UID there); --duration, --backend and "
+                        "--buffer-size apply there; Ctrl-C ends the trace cleanly")
+    p.add_argument("--ssh-option", dest="ssh_options", metavar="NAME=VALUE", action="append",
+                   default=[], help="an ssh option for --ssh (ssh -o), e.g. Port=2222 "
+                                    "(repeatable)")
+    p.add_argument("--ssh-dir", metavar="DIR", default="",
+                   help="with --ssh: keep the agent in DIR/syscap-UID on the box instead of "
+                        "under its $TMPDIR or /tmp")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(func=_cmd_record)
 

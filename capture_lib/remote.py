@@ -183,8 +183,17 @@ def command_argv(command: str, what: str, example: str) -> list[str]:
 class RemoteSource:
     """SnapshotSource over `syscap-agent stream` run by a command (e.g. through ssh)."""
 
-    def __init__(self, command: str, start_timeout_s: float = START_TIMEOUT_S) -> None:
-        argv = command_argv(command, "runs the agent", "ssh root@box syscap-agent stream")
+    def __init__(self, command: str | list[str], start_timeout_s: float = START_TIMEOUT_S,
+                 prelude: Callable[[subprocess.Popen[bytes]], None] | None = None,
+                 check: str = "check the --remote command") -> None:  # fmt: skip
+        """command: a --remote string (split as a shell would) or an argv. prelude:
+        run on the started command before its output is read as a stream (the
+        --ssh bootstrap); its UsageError or CaptureError ends the command and is
+        raised. check: what the one-line error of a command that cannot run ends with."""
+        if isinstance(command, str):
+            argv = command_argv(command, "runs the agent", "ssh root@box syscap-agent stream")
+        else:
+            argv = command
         self.argv = argv
         self.host = remote_host(argv)
         self._decoder = StreamDecoder()
@@ -213,10 +222,11 @@ class RemoteSource:
             self._proc = _spawn(argv)
         except OSError as exc:
             why = exc.strerror or str(exc)
-            raise CaptureError(f"cannot run {argv[0]!r}: {why}: check the --remote command"
-                               ) from None  # fmt: skip
+            raise CaptureError(f"cannot run {argv[0]!r}: {why}: {check}") from None
         try:
             self._err_thread.start()
+            if prelude is not None:
+                prelude(self._proc)
             self._thread.start()
             with self._cond:
                 self._cond.wait_for(
@@ -515,14 +525,23 @@ def _create(path: str, force: bool) -> int:
         raise CaptureError(f"cannot create {path}: {exc.strerror}") from None
 
 
-def record_remote(command: str, path: str, force: bool = False,
-                  on_started: Callable[[], None] | None = None) -> RemoteRecord:
+def record_remote(command: str | list[str], path: str, force: bool = False,
+                  on_started: Callable[[], None] | None = None,
+                  prelude: Callable[[subprocess.Popen[bytes]], None] | None = None,
+                  check: str = "check the --remote command",
+                  needs: str = "the --remote command must print a trace, e.g. "
+                               "'ssh box syscap-agent record -o -'") -> RemoteRecord:  # fmt: skip
     """Run command (e.g. `ssh box syscap-agent record -o -`) and write the trace it
     prints to path, checked block by block as it arrives, until it ends. SIGINT and
     SIGTERM are passed on to the command's process group as SIGINT (a second one:
-    SIGKILL); its stdin is empty. CaptureError when the command does not start or
-    prints no trace (nothing is left at path then)."""
-    argv = command_argv(command, "prints the trace", "ssh root@box syscap-agent record -o -")
+    SIGKILL); its stdin is empty. With a prelude (the --ssh bootstrap, run on the
+    started command before its output is read) stdin stays open instead, and the
+    first SIGINT or SIGTERM closes it: the box then stops the agent. CaptureError
+    when the command does not start or prints no trace (nothing is left at path then)."""
+    if isinstance(command, str):
+        argv = command_argv(command, "prints the trace", "ssh root@box syscap-agent record -o -")
+    else:
+        argv = command
     fd = _create(path, force)
     stderr: deque[str] = deque(maxlen=STDERR_LINES)
     signals = 0
@@ -533,6 +552,12 @@ def record_remote(command: str, path: str, force: bool = False,
         signals += 1
         if proc is None:
             return  # not started yet: the check below ends it
+        if prelude is not None and signals == 1 and proc.stdin is not None:
+            try:
+                proc.stdin.close()  # the box stops its agent at the end of its stdin
+            except OSError:
+                pass
+            return
         try:
             os.killpg(proc.pid, signal.SIGINT if signals == 1 else signal.SIGKILL)
         except ProcessLookupError:
@@ -541,15 +566,15 @@ def record_remote(command: str, path: str, force: bool = False,
     # Before the start: a Ctrl-C must never leave the command running in its session.
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL if prelude is None else subprocess.PIPE,
+                                start_new_session=True)  # fmt: skip
     except OSError as exc:
         for s, h in old.items():
             signal.signal(s, h)
         os.close(fd)
         os.unlink(path)
-        raise CaptureError(f"cannot run {argv[0]!r}: {exc.strerror or exc}: "
-                           "check the --remote command") from None
+        raise CaptureError(f"cannot run {argv[0]!r}: {exc.strerror or exc}: {check}") from None
     if signals:
         os.killpg(proc.pid, signal.SIGINT)
     assert proc.stdout is not None and proc.stderr is not None
@@ -566,9 +591,15 @@ def record_remote(command: str, path: str, force: bool = False,
     dec = StreamDecoder()
     written = 0
     bad: str | None = None
+    failed: CaptureError | UsageError | None = None
     try:
+        if prelude is not None and not signals:
+            try:
+                prelude(proc)
+            except (CaptureError, UsageError) as exc:  # the box cannot run the agent
+                failed = exc
         out = proc.stdout.fileno()
-        while data := os.read(out, 65536):
+        while failed is None and (data := os.read(out, 65536)):
             try:
                 dec.feed(data)
             except StreamError as exc:
@@ -596,14 +627,21 @@ def record_remote(command: str, path: str, force: bool = False,
         err_thread.join(timeout=STOP_TIMEOUT_S)
         proc.stdout.close()
         err_pipe.close()
+        if proc.stdin is not None and not proc.stdin.closed:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass  # a broken pipe: it is gone
+    if failed is not None:
+        os.unlink(path)
+        raise failed
     said = stderr[-1] if stderr else ""
     how = f"{os.path.basename(argv[0])}: {_exit_text(status)}"
     if dec.info is None:  # not even a header: nothing worth keeping
         os.unlink(path)
         got = f"it printed {written} bytes, not a trace header" if written else "it printed nothing"
         why = bad or said or got
-        raise CaptureError(f"{why} ({how}): the --remote command must print a trace, "
-                           "e.g. 'ssh box syscap-agent record -o -'")
+        raise CaptureError(f"{why} ({how}): {needs}" if needs else f"{why} ({how})")
     if bad is None and dec.ended:
         return RemoteRecord(path, written, True, "")
     if bad is None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.sshd import Sshd
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -40,3 +42,15 @@ def private_config_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
         del os.environ["XDG_CONFIG_HOME"]
     else:
         os.environ["XDG_CONFIG_HOME"] = old
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[Sshd]:
+    """A real OpenSSH server on loopback with throw-away keys (bench/sshd.py); as
+    root (it needs /run/sshd) a missing or failing sshd is a failure, not a skip."""
+    if os.geteuid() != 0:
+        pytest.skip("the sshd fixture needs root (sshd's privilege separation directory)")
+    box = tmp_path / "sshd"
+    box.mkdir()
+    with Sshd(box) as server:
+        yield server

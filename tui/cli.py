@@ -52,6 +52,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "filters apply in that box's kernel",
     )
     p.add_argument(
+        "--ssh",
+        metavar="HOST",
+        help="watch another box over one ssh connection: sends it the static agent for "
+        "its architecture when it has no copy (kept under /tmp/syscap-UID there) and "
+        "streams; HOST or USER@HOST, as ssh takes it (~/.ssh/config applies); needs "
+        "key login",
+    )
+    p.add_argument(
+        "--ssh-option",
+        dest="ssh_options",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="an ssh option for --ssh (ssh -o), e.g. Port=2222 or IdentityFile=~/.ssh/board "
+        "(repeatable)",
+    )
+    p.add_argument(
+        "--ssh-dir",
+        metavar="DIR",
+        default="",
+        help="with --ssh: keep the agent in DIR/syscap-UID on the box instead of under its "
+        "$TMPDIR or /tmp (a place that outlives reboots, or one not mounted noexec)",
+    )
+    p.add_argument(
         "-p",
         "--pid",
         dest="pids",
@@ -150,6 +174,34 @@ def open_remote(command: str) -> RemoteSource:
     return RemoteSource(command)
 
 
+def open_ssh(host: str, options: list[str], agent_args: list[str],
+             agent_dir: str = "") -> RemoteSource:  # fmt: skip
+    from capture_lib.remote import RemoteSource
+    from capture_lib.ssh import Bootstrap, ssh_argv
+
+    argv = ssh_argv(host, options, agent_args, agent_dir)
+    return RemoteSource(argv, prelude=Bootstrap(timeout_s=30.0),
+                        check="install OpenSSH's client (Debian: openssh-client)")
+
+
+def _ssh_conflict(args: argparse.Namespace) -> str | None:
+    """Options that mean nothing with --ssh, or None."""
+    if args.remote is not None:
+        return "--ssh and --remote: give one (--ssh HOST runs the agent there itself)"
+    if args.replay:
+        return "--ssh and --replay: give one (a box to watch, or a trace to play)"
+    if args.sample_budget != 1.0:
+        return ("--sample-budget with --ssh: the agent samples one call in 64; "
+                "give --durations all for every call")
+    return None
+
+
+def _agent_args(args: argparse.Namespace) -> list[str]:
+    """The agent's stream options for top's own (--backend, --durations)."""
+    out = ["stream"] if args.backend == "auto" else ["stream", "--backend", args.backend]
+    return out + {"off": [], "sampled": ["--sampled"], "all": ["--durations"]}[args.durations]
+
+
 def _remote_conflict(args: argparse.Namespace) -> str | None:
     """Options that mean nothing with --remote, or None."""
     if args.replay:
@@ -209,7 +261,24 @@ def prepare(
     )
     table = syscall_table()
     remote: RemoteSource | None = None
-    if args.remote is not None:
+    if (args.ssh_options or args.ssh_dir) and args.ssh is None:
+        _say("--ssh-option or --ssh-dir without --ssh: give the box with --ssh HOST")
+        return 2
+    if args.ssh is not None:
+        conflict = _ssh_conflict(args)
+        if conflict:
+            _say(conflict)
+            return 2
+        try:
+            remote = open_ssh(args.ssh, args.ssh_options, _agent_args(args), args.ssh_dir)
+        except UsageError as exc:
+            _say(str(exc))
+            return 2
+        except Exception as exc:  # CaptureError: ssh, the box or its stream failed
+            _say(_one_line(exc))
+            return 1
+        table = remote.syscall_table
+    elif args.remote is not None:
         conflict = _remote_conflict(args)
         if conflict:
             _say(conflict)

@@ -109,6 +109,31 @@ def test_a_bad_remote_command_is_one_line(
     assert words in one_line(capsys)
 
 
+@pytest.mark.parametrize(("argv", "status", "words"), [
+    (["--ssh", "nosuch.invalid"], 1, "nosuch.invalid"),  # ssh's own words, then its status
+    (["--ssh=-oProxyCommand=x"], 2, "give the box as HOST or USER@HOST"),
+    (["--ssh", "box", "--ssh-option", "Port"], 2, "give an ssh_config option as NAME=VALUE"),
+    (["--ssh-option", "Port=2222"], 2, "--ssh-option or --ssh-dir without --ssh"),
+    (["--ssh", "box", "--ssh-dir", "tmp"], 2, "--ssh-dir 'tmp': give an absolute path"),
+    (["--ssh", "box", "--remote", "x"], 2, "give one"),
+    (["--ssh", "box", "--replay", "t.trace"], 2, "give one"),
+])  # fmt: skip
+def test_a_bad_ssh_box_is_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], status: int, words: str
+) -> None:
+    assert prepare(_parse(["top", "--no-config", *argv]), {}) == status
+    assert words in one_line(capsys)
+
+
+def test_without_ssh_it_says_what_to_install(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ssh in it
+    assert prepare(_parse(["top", "--no-config", "--ssh", "box"]), {}) == 1
+    assert "cannot run 'ssh': No such file or directory: install OpenSSH's client" in (
+        one_line(capsys))
+
+
 def test_an_exclusion_is_one_line_and_the_command_is_ended(
     capsys: pytest.CaptureFixture[str], recorded: Path, tmp_path: Path
 ) -> None:

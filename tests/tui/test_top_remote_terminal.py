@@ -39,11 +39,10 @@ def agent() -> Path:
     return AGENTS[os.uname().machine]
 
 
-def start(session: str, tmp: Path, agent: Path) -> tuple[int, Path]:
-    """syscap top --remote AGENT in a 140x40 tmux session: (its pid, a file made at its exit)."""
+def start(session: str, tmp: Path, *top_args: str) -> tuple[int, Path]:
+    """syscap top TOP_ARGS in a 140x40 tmux session: (its pid, a file made at its exit)."""
     pidfile, donefile = tmp / "top.pid", tmp / "done"
-    remote = shlex.join([str(agent), "stream"])
-    cmd = shlex.join([*_top_command(), "--no-config", "-d", "1", "--remote", remote])
+    cmd = shlex.join([*_top_command(), "--no-config", "-d", "1", *top_args])
     script = f"echo $$ > {pidfile}; cd {ROOT}; exec {cmd}"
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "140", "-y", "40",
                     f"sh -c {shlex.quote(script)}; touch {donefile}; sleep 60"],
@@ -69,7 +68,7 @@ def test_remote_top_shows_the_box_filters_in_its_kernel_and_survives_a_lost_agen
     tmux_session: tuple[str, Path],  # noqa: F811
 ) -> None:
     session, tmp = tmux_session
-    top_pid, donefile = start(session, tmp, agent)
+    top_pid, donefile = start(session, tmp, "--remote", shlex.join([str(agent), "stream"]))
     screen = wait_for(session, "backend bpf")
     assert f"Linux {os.uname().release[:3]}" in screen and "syscap" in screen, screen
     assert "LIVE" in screen

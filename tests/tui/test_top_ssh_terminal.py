@@ -1,0 +1,108 @@
+"""`syscap top --ssh HOST` in a real terminal (tmux) against a real sshd on loopback
+(the `sshd` fixture): the issue's acceptance. The box is this host, reached through
+ssh with throw-away keys; the agent is sent over that connection. Needs root, tmux,
+openssh-server and the agent that ./setup.sh builds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.sshd import Sshd
+from tests.tui.test_top_remote_terminal import agent, start  # noqa: F401  (a fixture)
+from tests.tui.test_top_terminal import (
+    EXPECTED_RATE,
+    NOISE_RATE,
+    _alive,
+    _events_per_s,
+    _helper_rate,
+    _live_available,
+    helper,  # noqa: F401  (fixtures)
+    noise,  # noqa: F401
+    tmux_session,  # noqa: F401
+)
+from tests.tui.tmux_screen import pane, settled, wait_for
+
+pytestmark = pytest.mark.skipif(_live_available() is not None, reason=str(_live_available()))
+
+
+def rate_shown(session: str, pid: int) -> float | None:
+    """pid's rate once its row is on screen (polled, at most 30 s)."""
+    deadline = time.monotonic() + 30
+    while (rate := _helper_rate(pane(session), pid)) is None:
+        assert time.monotonic() < deadline, pane(session)
+        time.sleep(0.2)
+    return rate
+
+
+def test_ssh_top_shows_the_probe_stops_it_in_the_boxs_kernel_and_survives_a_lost_link(
+    agent: Path,  # noqa: F811
+    sshd: Sshd,
+    helper: subprocess.Popen[bytes],  # noqa: F811
+    noise: subprocess.Popen[bytes],  # noqa: F811
+    tmux_session: tuple[str, Path],  # noqa: F811
+) -> None:
+    session, tmp = tmux_session
+    options = [w for opt in sshd.client_options for w in ("--ssh-option", opt)]
+    top_pid, donefile = start(session, tmp, "--ssh", sshd.host, *options)
+    screen = wait_for(session, "backend bpf")
+    head = screen.splitlines()[0]
+    assert "127.0.0.1" in head and f"Linux {os.uname().release[:3]}" in head, screen
+    assert (sshd.box_tmp / f"syscap-{os.geteuid()}" / f"syscap-agent-{os.uname().machine}"
+            ).read_bytes() == agent.read_bytes()  # fmt: skip
+
+    # the probe's rate, within 25 %
+    rate_shown(session, noise.pid)
+    rate_shown(session, helper.pid)
+    before, screen = _events_per_s(session)
+    rate = _helper_rate(screen, helper.pid)
+    assert rate is not None and abs(rate - EXPECTED_RATE) <= 0.25 * EXPECTED_RATE, screen
+
+    # F4, pid = the noise's: the agent's kernel counts the probe no more
+    for keys in (["F4"], ["Tab"], ["Tab"], [str(noise.pid)], ["C-s"]):
+        subprocess.run(["tmux", "send-keys", "-t", session, *keys], check=True)
+        settled(session)
+    wait_for(session, f"filter: pid {noise.pid}")
+    deadline = time.monotonic() + 30  # until the refreshes hold no call of the probe's
+    while _helper_rate(pane(session), helper.pid) not in (None, 0.0):
+        assert time.monotonic() < deadline, pane(session)
+        time.sleep(0.2)
+    after, screen = _events_per_s(session)  # the kernel's event counter, on the box
+    print(f"events/s before the pid filter {before}, after {after}; noise {NOISE_RATE}")
+    assert abs(after - NOISE_RATE) <= 0.25 * NOISE_RATE, screen
+    assert _helper_rate(screen, helper.pid) in (None, 0.0), screen  # its row may linger
+
+    # the link dies (its server side killed): the header says so within 2 s, keys work
+    box_side = sshd.sessions()
+    (link,) = sshd.connections()
+    os.kill(link, signal.SIGKILL)
+    t0 = time.monotonic()
+    screen = wait_for(session, "connection lost", timeout=5)
+    lost_after = time.monotonic() - t0
+    assert lost_after < 2, f"shown after {lost_after:.1f} s"
+    head = screen.splitlines()[0]
+    assert "backend bpf" in head and "connection lost" in head, screen
+    assert "capture stopped: connection lost: " in screen, screen  # and why, as ssh says it
+    shown = re.search(r"(\d+) processes", screen)  # the last screen stays (which rows are
+    assert shown and int(shown.group(1)) > 0, screen  # in view depends on the cursor's pid)
+    subprocess.run(["tmux", "send-keys", "-t", session, "v"], check=True)
+    screen = wait_for(session, "getppid")  # the syscalls view: the noise's calls are kept
+    deadline = time.monotonic() + 30  # the agent on the box saw its link go, and ended
+    while any(_alive(p) for p in box_side):
+        assert time.monotonic() < deadline, [p for p in box_side if _alive(p)]
+        time.sleep(0.1)
+
+    subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+    deadline = time.monotonic() + 15
+    while not donefile.exists():
+        assert time.monotonic() < deadline, "syscap top did not exit on q\n" + pane(session)
+        time.sleep(0.1)
+    assert not _alive(top_pid)
+    assert "Traceback" not in pane(session)
