@@ -8,6 +8,11 @@
  * a mmapable array (capture_lib/include/syscap_slots.h), published by a store
  * of the producer position. No filters, counters or wake-ups. floor_loader
  * sizes the rings and empties them every 10 ms without reading them.
+ *
+ * Built a second time with -DFLOOR_COMPACT (floor_compact.bpf.o): the same
+ * with the smallest record top and report need (times, return value, ids,
+ * number: 40 bytes, no arguments) in 64-byte slots, to measure what the
+ * record's size costs.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -17,7 +22,20 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define SLOTS_SHIFT	15	/* 4 MiB per CPU */
+#define SLOTS_SHIFT	15	/* 4 MiB per CPU (2 MiB compact) */
+
+#ifdef FLOOR_COMPACT
+#define SLOT_SHIFT	6
+struct slot {
+	__u32 len;
+	__u32 pg_off;
+	__u64 r[7];
+};
+#else
+#define SLOT_SHIFT	SYSCAP_SLOT_SHIFT
+#define slot		syscap_slot
+#endif
+#define SLOT_SIZE	(1U << SLOT_SHIFT)
 
 struct entry {
 	__u64 ts;
@@ -50,7 +68,7 @@ struct {
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 1);		/* CPUs << SLOTS_SHIFT, set by floor_loader */
 	__type(key, __u32);
-	__type(value, struct syscap_slot);
+	__type(value, struct slot);
 } ring_slots SEC(".maps");
 
 struct {
@@ -121,7 +139,7 @@ int BPF_PROG(slots_exit, struct pt_regs *regs, long ret)
 	struct entry *e = cur_entry(t);
 	__u32 cpu = bpf_get_smp_processor_id(), idx;
 	struct syscap_ring_pos *pos;
-	struct syscap_slot *slot;
+	struct slot *slot;
 	__u64 now, prod, *r;
 
 	if (!e || !e->pending)
@@ -132,14 +150,22 @@ int BPF_PROG(slots_exit, struct pt_regs *regs, long ret)
 	if (!pos)
 		return 0;
 	prod = pos->producer;
-	if (prod - pos->consumer >= (SYSCAP_SLOT_SIZE << SLOTS_SHIFT))
+	if (prod - pos->consumer >= ((__u64)SLOT_SIZE << SLOTS_SHIFT))
 		return 0;
-	idx = cpu << SLOTS_SHIFT | ((__u32)(prod >> SYSCAP_SLOT_SHIFT) & ((1U << SLOTS_SHIFT) - 1));
+	idx = cpu << SLOTS_SHIFT | ((__u32)(prod >> SLOT_SHIFT) & ((1U << SLOTS_SHIFT) - 1));
 	slot = bpf_map_lookup_elem(&ring_slots, &idx);
 	if (!slot)
 		return 0;
-	slot->len = SYSCAP_SLOT_LEN;
+	slot->len = SLOT_SIZE - 8;
 	slot->pg_off = 0;
+#ifdef FLOOR_COMPACT
+	r = slot->r;
+	r[0] = e->ts;
+	r[1] = now - e->ts;
+	r[2] = ret;
+	r[3] = (__u64)t->tgid << 32 | t->pid;
+	r[4] = e->nr | (__u64)cpu << 32;
+#else
 	r = (__u64 *)&slot->ev;
 	r[0] = e->ts;
 	r[1] = now - e->ts;
@@ -148,11 +174,12 @@ int BPF_PROG(slots_exit, struct pt_regs *regs, long ret)
 	r[9] = (__u64)t->tgid << 32 | t->pid;
 	r[10] = e->nr;
 	r[11] = 0;
+#endif
 #if defined(__TARGET_ARCH_x86)
 	asm volatile("" ::: "memory");
-	pos->producer = prod + SYSCAP_SLOT_SIZE;
+	pos->producer = prod + SLOT_SIZE;
 #else
-	__sync_fetch_and_add(&pos->producer, SYSCAP_SLOT_SIZE);
+	__sync_fetch_and_add(&pos->producer, SLOT_SIZE);
 #endif
 	return 0;
 }
