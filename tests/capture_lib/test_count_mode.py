@@ -100,23 +100,33 @@ def test_syscall_set_and_failed_only_apply_in_the_kernel(workload: Path) -> None
 
 
 def test_own_syscalls_never_counted_and_gone_processes_leave_the_map(workload: Path) -> None:
-    with Session("bpf") as s:
-        s.set_mode("counts")
-        s.aggregate(True)
-        s.start()
-        s.snapshot()
-        proc = subprocess.Popen([str(workload), *map(str, ARGS)])
-        proc.wait()
-        snap = s.snapshot()
-        pids = {p.pid for p in snap.processes}
-        assert proc.pid in pids
-        assert os.getpid() not in pids
-        # its counters were read once more after it was reaped, then removed
-        keys = set(s.counted_tgids())
-        assert keys, "the kernel holds no counters at all for this session"
-        assert proc.pid not in keys
-        assert os.getpid() not in keys
-        s.stop()
+    # a live process that answers a line, so it made syscalls inside the session
+    echo = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert echo.stdin is not None and echo.stdout is not None
+    try:
+        with Session("bpf") as s:
+            s.set_mode("counts")
+            s.aggregate(True)
+            s.start()
+            s.snapshot()
+            echo.stdin.write(b"x\n")
+            echo.stdin.flush()
+            assert echo.stdout.readline() == b"x\n"
+            proc = subprocess.Popen([str(workload), *map(str, ARGS)])
+            proc.wait()
+            snap = s.snapshot()
+            pids = {p.pid for p in snap.processes}
+            assert proc.pid in pids
+            assert os.getpid() not in pids
+            # its counters were read once more after it was reaped, then removed
+            keys = set(s.counted_tgids())
+            assert echo.pid in keys, "a live process's counters are not in the kernel"
+            assert proc.pid not in keys
+            assert os.getpid() not in keys
+            s.stop()
+    finally:
+        echo.kill()
+        echo.wait()
 
 
 def test_top_source_switches_between_counts_and_durations(workload: Path) -> None:
