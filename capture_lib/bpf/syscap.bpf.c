@@ -460,7 +460,9 @@ static __always_inline void count_syscall(__u32 tgid, __u32 nr, long ret)
 	if (err)
 		s->errors[nr]++;
 	tbl = bpf_map_lookup_elem(&count_tables, &cpu);
-	if (!tbl || syscap_count_add(tbl->slot, count_bits, syscap_count_key(tgid, nr), err))
+	/* the value is 2^count_bits slots, not the 2^COUNT_BITS_DEFAULT declared */
+	if (!tbl || syscap_count_add((struct syscap_count_slot *)(void *)tbl, count_bits,
+				     syscap_count_key(tgid, nr), err))
 		s->drops++;	/* no free slot near the key's */
 }
 
