@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import resource
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,5 +28,9 @@ def cores_in_cwd() -> Iterator[str]:
 
 
 def unlimited_cores() -> None:
-    """No core size limit for this process and what it execs (a preexec_fn)."""
+    """In the child before exec (a preexec_fn): no core size limit, and SIGQUIT (the test
+    programs' dump signal) at its default action: a job a non-interactive shell put in the
+    background starts with SIGINT and SIGQUIT ignored, and an ignored disposition survives
+    exec."""
     resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)

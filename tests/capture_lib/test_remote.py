@@ -385,7 +385,10 @@ def test_ctrl_c_while_waiting_for_the_header_leaves_nothing_running(tmp_path: Pa
     pidfile = tmp_path / "pid"
     cmd = f"sh -c 'echo $$ > {pidfile}; exec sleep 1000'"
     script = f"from capture_lib.remote import RemoteSource; RemoteSource({cmd!r})"
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stderr=subprocess.PIPE)
+    # SIGINT at its default action: Python then turns it into KeyboardInterrupt (a job a
+    # non-interactive shell put in the background inherits it ignored)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + WAIT
         while not (pidfile.exists() and pidfile.read_text().strip()):

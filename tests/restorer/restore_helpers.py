@@ -22,7 +22,8 @@ import pytest
 from restorer.control import Controller
 from restorer.core import Core
 from restorer.restore import restore
-from tests.cores import cores_in_cwd, unlimited_cores
+from tests.cores import cores_in_cwd
+from tests.cores import unlimited_cores as unlimited_cores  # the tests take it from here
 from tests.processes import running_from
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,12 +69,6 @@ def core_pattern() -> Iterator[None]:
         yield
 
 
-def _unlimited_core() -> None:
-    """In the child before exec: no core size limit, and SIGQUIT (the programs' dump signal)
-    at its default action: a job a non-interactive shell put in the background starts with
-    SIGINT and SIGQUIT ignored, and an ignored disposition survives exec."""
-    unlimited_cores()
-    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
 def find_core(directory: Path) -> Path:
@@ -88,7 +83,7 @@ def kernel_core(
     """Run `prog` until it dumps core by signal `expect`; (core path, its stdout)."""
     p = subprocess.run(
         [prog, *args], cwd=cwd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-        preexec_fn=_unlimited_core, check=False,
+        preexec_fn=unlimited_cores, check=False,
     )  # fmt: skip
     assert p.returncode == -expect, f"{prog.name} ended with {p.returncode}"
     return find_core(cwd), p.stdout
@@ -197,7 +192,7 @@ def blocked_in_read(
     stdin (cores allowed, SIGQUIT at its default); killed afterwards."""
     proc = subprocess.Popen(
         [programs["blocked_read"]], cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        preexec_fn=_unlimited_core,
+        preexec_fn=unlimited_cores,
     )  # fmt: skip
     try:
         assert proc.stdout is not None and proc.stdin is not None

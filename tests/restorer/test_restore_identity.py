@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from restore_helpers import Programs, _unlimited_core, find_core, restore_cli
+from restore_helpers import Programs, find_core, restore_cli, unlimited_cores
 
 from restorer.core import Core
 from restorer.restore import restore
@@ -46,7 +46,7 @@ def nobody_core(programs: Programs, shared_dir: Path) -> Path:
         ["setpriv", f"--reuid={NOBODY.pw_uid}", f"--regid={NOBODY.pw_gid}", "--clear-groups",
          str(exe), "kernel"],
         cwd=shared_dir, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        preexec_fn=_unlimited_core, check=False,
+        preexec_fn=unlimited_cores, check=False,
     )  # fmt: skip
     assert p.returncode == -signal.SIGQUIT, p
     core = find_core(shared_dir)

@@ -12,7 +12,6 @@ from restore_helpers import (
     PYTHON,
     REPO,
     Programs,
-    _unlimited_core,
     after_marker,
     blocked_in_read,
     blocked_read_core,
@@ -21,6 +20,7 @@ from restore_helpers import (
     gcore_core,
     kernel_core,
     restore_cli,
+    unlimited_cores,
 )
 
 from restorer.control import Controller
@@ -250,7 +250,7 @@ def test_sched_getcpu_reports_the_cpu_it_runs_on_after_restore(
     dump_cpu, run_cpu = cpus[0], cpus[1]
     def on_dump_cpu() -> None:
         os.sched_setaffinity(0, {dump_cpu})
-        _unlimited_core()
+        unlimited_cores()
 
     p = subprocess.run(
         [programs["getcpu"]], cwd=tmp_path, capture_output=True, check=False,

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from restore_helpers import (
     Programs,
-    _unlimited_core,
     after_marker,
     controlled,
     find_core,
     gcore_core,
     kernel_core,
     restore_cli,
+    unlimited_cores,
 )
 
 from restorer import ptrace
@@ -252,7 +252,7 @@ def test_threads_of_another_users_core_get_new_tids_and_still_join(
             ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
              "--clear-groups", str(exe), "kernel"],
             cwd=shared, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            preexec_fn=_unlimited_core, check=False,
+            preexec_fn=unlimited_cores, check=False,
         )  # fmt: skip
         assert p.returncode == -signal.SIGQUIT
         core = find_core(shared)
