@@ -27,6 +27,7 @@ from typing import Any
 
 from restorer import ptrace
 from restorer.arch import (
+    ARM64,
     PAGE_SIZE,
     SYS_CHDIR,
     SYS_CLOSE,
@@ -72,10 +73,11 @@ O_NOCTTY = 0o400
 O_APPEND = 0o2000
 O_NONBLOCK = 0o4000
 O_DSYNC = 0o10000
-O_DIRECT = 0o40000
-O_LARGEFILE = 0o100000
-O_DIRECTORY = 0o200000
-O_NOFOLLOW = 0o400000
+# Four flags have other values on arm64 (arch/arm64/include/uapi/asm/fcntl.h).
+O_DIRECT = 0o200000 if ARM64 else 0o40000
+O_LARGEFILE = 0o400000 if ARM64 else 0o100000
+O_DIRECTORY = 0o40000 if ARM64 else 0o200000
+O_NOFOLLOW = 0o100000 if ARM64 else 0o400000
 O_NOATIME = 0o1000000
 O_CLOEXEC = 0o2000000
 O_SYNC = 0o4010000
@@ -109,7 +111,7 @@ class FdEntry:
 
 @dataclass(frozen=True, slots=True)
 class SignalAction:
-    """The kernel's struct sigaction for one signal (x86-64 layout)."""
+    """The kernel's struct sigaction for one signal (the same layout on x86-64 and arm64)."""
 
     signal: int
     handler: int  # SIG_DFL (0), SIG_IGN (1) or the handler's address
@@ -292,7 +294,7 @@ def read_signal_actions(pid: int) -> tuple[SignalAction, ...]:
         resend += _wait_for_interrupt(tid)
         saved = tracee.regs()
         gadget = _find_syscall_insn(tracee, pid)
-        buf = (saved.rsp - 128 - 64) & ~15
+        buf = (saved.sp - 128 - 64) & ~15
         kept = tracee.read(buf, 32)
         sys = SyscallInjector(tracee, gadget, saved)
         out = []

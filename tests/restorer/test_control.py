@@ -37,7 +37,7 @@ def test_crash_stops_with_sigsegv_at_the_same_pc(programs: Programs, tmp_path: P
     core, before = kernel_core(programs["crash"], tmp_path, expect=signal.SIGSEGV)
     assert before == "before crash\n"
     with Core(core) as c:
-        crash_pc = c.signal_thread.regs.rip
+        crash_pc = c.signal_thread.regs.pc
     with controlled(core, tmp_path / "out") as ctl:
         assert ctl.pc == crash_pc
 
@@ -133,8 +133,8 @@ def test_back_replays_forward_to_the_wanted_step(programs: Programs, tmp_path: P
         ctl.back(cp.id, to_step=25)
 
         assert ctl.steps == 25
-        assert ctl.regs().rip == regs_at_25.rip
-        assert ctl.regs().rsp == regs_at_25.rsp
+        assert ctl.regs().pc == regs_at_25.pc
+        assert ctl.regs().sp == regs_at_25.sp
         assert [c.id for c in ctl.checkpoints.timeline()] == [cp.id]
 
 
@@ -227,14 +227,14 @@ def test_checkpoints_every_n_steps_form_a_timeline(programs: Programs, tmp_path:
 def test_registers_and_memory_can_be_read_and_written(programs: Programs, tmp_path: Path) -> None:
     core, _ = kernel_core(programs["crash"], tmp_path, expect=signal.SIGSEGV)
     with Core(core) as c:
-        saved = c.read(c.signal_thread.regs.rsp, 16)
+        saved = c.read(c.signal_thread.regs.sp, 16)
     with controlled(core, tmp_path / "out") as ctl:
-        sp = ctl.regs().rsp
+        sp = ctl.regs().sp
         assert ctl.read_memory(sp, 16) == saved  # the stack as it was dumped
 
         ctl.write_memory(sp, b"syscap!!")
         ctl.set_regs(rbx=0x1234)
 
         assert ctl.read_memory(sp, 8) == b"syscap!!"
-        assert ctl.regs().rbx == 0x1234
+        assert ctl.regs().as_dict()["rbx"] == 0x1234
         assert ctl.resolve("$rbx+0x10") == 0x1244

@@ -40,10 +40,10 @@ def test_thread_state_has_tls_base_fp_and_xstate(programs: Programs, tmp_path: P
     with Core(core) as c:
         assert len(c.threads) == 3
         for t in c.threads:
-            assert t.regs.fs_base != 0  # each thread's TLS block
+            assert t.regs.tls != 0  # each thread's TLS block
             assert t.fpregs is not None and len(t.fpregs) == 512
             assert t.xstate is not None and len(t.xstate) > 512
-        assert len({t.regs.fs_base for t in c.threads}) == 3
+        assert len({t.regs.tls for t in c.threads}) == 3
         assert c.siginfo is not None and c.siginfo.signo == 3  # SIGQUIT
         elf = read_elf(str(programs["threads"]))
         assert elf is not None
