@@ -334,8 +334,10 @@ REGS_SIZE = REGS.size()
 PRSTATUS_SIZE = PRSTATUS_REG_OFFSET + REGS_SIZE + 8  # pr_fpvalid and padding
 
 if ARM64:
-    # NT_PRFPREG: struct user_fpsimd_state (32 128-bit vregs, fpsr, fpcr, 2 reserved words).
+    # NT_PRFPREG: struct user_fpsimd_state (32 128-bit vregs, fpsr, fpcr, 2 reserved words);
+    # gdb writes it without the reserved words.
     FPREGS_SIZE = 528
+    FPREGS_MIN_SIZE = 520
     SYSCALL_INSN = b"\x01\x00\x00\xd4"  # svc #0
     BREAKPOINT_INSN = b"\x00\x00\x20\xd4"  # brk #0: the trap leaves pc on it
     BREAKPOINT_PC_OFFSET = 0
@@ -369,6 +371,7 @@ if ARM64:
     RSEQ_SIG = 0xD428BC00  # glibc's signature on aarch64 (brk #0x45e0)
 else:
     FPREGS_SIZE = 512  # NT_FPREGSET: struct user_i387_struct (fxsave)
+    FPREGS_MIN_SIZE = 512
     SYSCALL_INSN = b"\x0f\x05"
     BREAKPOINT_INSN = b"\xcc"  # int3: the trap leaves pc after it
     BREAKPOINT_PC_OFFSET = 1

@@ -25,6 +25,7 @@ from restorer.arch import (
     ARCH_NAME,
     ARM64,
     EM_HOST,
+    FPREGS_MIN_SIZE,
     FPREGS_SIZE,
     MACHINE_NAMES,
     NT_ARM_TLS,
@@ -281,8 +282,9 @@ class Core:
                 regs = REGS.unpack(desc[PRSTATUS_REG_OFFSET:])
                 threads.append(ThreadState(tid, cursig, sigpend, sighold, regs, None, None))
             elif name == "CORE" and ntype == NT_FPREGSET and threads:
-                if len(desc) >= FPREGS_SIZE:
-                    threads[-1] = replace(threads[-1], fpregs=desc[:FPREGS_SIZE])
+                if len(desc) >= FPREGS_MIN_SIZE:
+                    fp = desc[:FPREGS_SIZE].ljust(FPREGS_SIZE, b"\0")
+                    threads[-1] = replace(threads[-1], fpregs=fp)
             elif name == "LINUX" and ntype == NT_X86_XSTATE and threads and not ARM64:
                 threads[-1] = replace(threads[-1], xstate=desc)
             elif name == "LINUX" and ntype == NT_ARM_TLS and threads and ARM64 and len(desc) >= 8:

@@ -110,9 +110,11 @@ class ThreadBuilder:
         """Offset of glibc's struct pthread `tid` from the thread pointer (fs_base, tpidr_el0).
 
         libc describes its own layout for libthread_db: `_thread_db_pthread_tid` is
-        (size in bits, count, offset). Without that symbol (a static or non-glibc program),
-        None: the threads then have no clear_child_tid, and pthread_join() on a restored
-        thread waits forever.
+        (size in bits, count, offset) in struct pthread. On x86-64 the thread pointer is
+        the struct pthread; on arm64 (TLS_DTV_AT_TP) the struct sits right below it, so
+        the offset is less `_thread_db_sizeof_pthread`. Without those symbols (a static or
+        non-glibc program), None: the threads then have no clear_child_tid, and
+        pthread_join() on a restored thread waits forever.
         """
         syms = self._symbols()
         libcs = [f for f in self.core.files if os.path.basename(f.path).startswith("libc")]
@@ -125,6 +127,11 @@ class ThreadBuilder:
                 bits, _count, offset = struct.unpack("<III", tracee.read(desc_at, 12))
                 if bits != 32 or offset >= PAGE_SIZE:
                     continue
+                if ARM64:
+                    size_at = syms.data_symbol("_thread_db_sizeof_pthread", at)
+                    if size_at is None:
+                        continue
+                    offset -= struct.unpack("<I", tracee.read(size_at, 4))[0]
                 saved = tracee.read(thread.regs.tls + offset, 4)
             except OSError:
                 continue

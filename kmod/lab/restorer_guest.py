@@ -15,6 +15,7 @@ them (run_in_guest runs any other command the same way). One guest at a time (th
 lock), killed with this process.
 
     python3 kmod/lab/restorer_guest.py [PYTEST ARGS...]   # default: the arm64 selection
+    python3 kmod/lab/restorer_guest.py [--copy PATH]... -- COMMAND...
 
 Like the rest of the lab, this imports neither bench nor the restorer.
 """
@@ -146,6 +147,9 @@ def run_in_guest(
 ) -> GuestRun:
     """Boot the arm64 guest once and run command (as root, in a copy of the repository's
     `copied` paths, its output on the console): one guest at a time."""
+    for rel in copied:  # checked before waiting for the lock
+        if not (REPO / rel).exists():
+            raise LabError(f"{rel}: no such file or directory in {REPO}; give a path in it")
     with images.lab_lock():
         return _run(command, copied, timeout)
 
@@ -179,9 +183,19 @@ def _run(command: list[str], copied: tuple[str, ...], timeout: float) -> GuestRu
     return GuestRun(tree.release, rc, output, console, time.monotonic() - t0)
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """PYTEST ARGS, or [--copy PATH]... -- COMMAND (PATH: more of the repository to copy)."""
     try:
-        r = run_pytest(sys.argv[1:] or None)
+        if "--" in argv:
+            at = argv.index("--")
+            opts, command = argv[:at], argv[at + 1 :]
+            if len(opts) % 2 or any(o != "--copy" for o in opts[::2]) or not command:
+                print("restorer guest: usage: restorer_guest.py [PYTEST ARGS] | "
+                      "[--copy PATH]... -- COMMAND", file=sys.stderr)  # fmt: skip
+                return 2
+            r = run_in_guest(command, COPIED + tuple(opts[1::2]))
+        else:
+            r = run_pytest(argv or None)
     except LabError as e:
         print(f"restorer guest: {e}", file=sys.stderr)
         return 2
@@ -192,4 +206,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -137,7 +137,7 @@ def test_sse_and_avx_registers_survive_the_restore(
     programs: Programs, tmp_path: Path, kind: str
 ) -> None:
     if ARM64:
-        pytest.skip("x86-64 vector registers (arm64's are covered by the thread tests)")
+        pytest.skip("x86-64 vector registers")
     if "avx" not in Path("/proc/cpuinfo").read_text().split():
         pytest.skip("the CPU has no AVX")
     if kind == "kernel":
@@ -247,7 +247,7 @@ def test_other_thread_chosen_with_tid_runs_alone(programs: Programs, tmp_path: P
     # the process with status 0.
     core, _ = kernel_core(programs["threads"], tmp_path, "kernel")
     with Core(core) as c:
-        blocked = [t for t in c.threads if t.regs.interrupted_syscall == 0]
+        blocked = [t for t in c.threads if sleeping_in(t.regs) == SYS_READ]
         assert len(blocked) == 1
         tid = blocked[0].tid
         others = [t.tid for t in c.threads if t.tid != tid]
