@@ -34,6 +34,7 @@ from restorer.arch import (
     ARM64,
     BREAKPOINT_INSN,
     BREAKPOINT_PC_OFFSET,
+    CALL_MNEMONICS,
     REGS,
     SYS_EXIT_GROUP,
     SYSCALL_INSN,
@@ -270,7 +271,7 @@ class Controller:
     def _insert(self, breakpoints: frozenset[int] | set[int]) -> dict[int, bytes]:
         saved = {}
         for a in breakpoints:
-            saved[a] = self.tracee.read(a, 1)
+            saved[a] = self.tracee.read(a, len(BREAKPOINT_INSN))
             self.tracee.write(a, BREAKPOINT_INSN)
         return saved
 
@@ -596,7 +597,7 @@ class Controller:
     def step_over(self) -> Event:
         """One instruction, treating a call as one instruction."""
         insn = self.disassemble(self.pc, 1)[0]
-        if insn.mnemonic.startswith("call"):
+        if insn.mnemonic in CALL_MNEMONICS:
             return self.run_to(insn.addr + insn.size)
         return self.step()
 

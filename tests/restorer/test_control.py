@@ -17,9 +17,13 @@ from restore_helpers import (
     wait_until_in_read,
 )
 
+from restorer.arch import ARM64, BREAKPOINT_INSN
 from restorer.control import Controller
 from restorer.core import Core
 from restorer.restore import restore
+
+# The mnemonics of a store through a pointer and of a call (capstone's).
+STORE, CALL = ("str", "bl") if ARM64 else ("mov", "call")
 
 
 @contextmanager
@@ -54,7 +58,7 @@ def test_jumping_past_the_faulting_instruction_lets_it_finish(
     core, _ = kernel_core(programs["crash"], tmp_path, expect=signal.SIGSEGV)
     with controlled(core, tmp_path / "out") as ctl:
         insn = ctl.disassemble(ctl.pc, 1)[0]
-        assert insn.mnemonic == "mov" and "[" in insn.op_str  # the store through NULL
+        assert insn.mnemonic == STORE and "[" in insn.op_str  # the store through NULL
 
         ctl.jump(insn.addr + insn.size)
         ev = ctl.run_to_exit()
@@ -85,7 +89,8 @@ def test_breakpoint_and_run_to_address_stop_there(programs: Programs, tmp_path: 
         assert ev.reason == "breakpoint" and ev.pc == target
         ev = ctl.step()
         assert ev.reason == "step" and ev.pc != target
-        assert ctl.read_memory(target, 1) != b"\xcc"  # breakpoints are out while stopped
+        # breakpoints are out while stopped
+        assert ctl.read_memory(target, len(BREAKPOINT_INSN)) != BREAKPOINT_INSN
 
 
 def test_step_over_a_call_returns_after_it(programs: Programs, tmp_path: Path) -> None:
@@ -93,7 +98,7 @@ def test_step_over_a_call_returns_after_it(programs: Programs, tmp_path: Path) -
     with controlled(core, tmp_path / "out") as ctl:
         insn = ctl.disassemble(ctl.pc, 1)[0]
         ctl.jump(insn.addr + insn.size)
-        while not ctl.disassemble(ctl.pc, 1)[0].mnemonic.startswith("call"):
+        while ctl.disassemble(ctl.pc, 1)[0].mnemonic != CALL:
             ctl.step()
         call = ctl.disassemble(ctl.pc, 1)[0]
 
