@@ -17,7 +17,7 @@ from restore_helpers import (
     wait_until_in_read,
 )
 
-from restorer.arch import ARM64, BREAKPOINT_INSN
+from restorer.arch import ARM64, BREAKPOINT_INSN, REGS
 from restorer.control import Controller
 from restorer.core import Core
 from restorer.restore import restore
@@ -152,7 +152,7 @@ def test_hold_console_shows_registers_and_disassembly_and_quits(
 
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "rip 0x" in out
+    assert f"{REGS.DISPLAY[0]} 0x" in out  # rip, pc
     assert "=> 0x" in out and "<main+" in out
     assert "#0 0x" in out
     assert "checkpoint 1 at step 0" in out
@@ -238,8 +238,9 @@ def test_registers_and_memory_can_be_read_and_written(programs: Programs, tmp_pa
         assert ctl.read_memory(sp, 16) == saved  # the stack as it was dumped
 
         ctl.write_memory(sp, b"syscap!!")
-        ctl.set_regs(rbx=0x1234)
+        reg = "x19" if ARM64 else "rbx"  # callee-saved
+        ctl.set_regs(**{reg: 0x1234})
 
         assert ctl.read_memory(sp, 8) == b"syscap!!"
-        assert ctl.regs().as_dict()["rbx"] == 0x1234
-        assert ctl.resolve("$rbx+0x10") == 0x1244
+        assert ctl.regs().as_dict()[reg] == 0x1234
+        assert ctl.resolve(f"${reg}+0x10") == 0x1244
