@@ -219,8 +219,9 @@ def test_interrupt_stops_every_thread_and_sleepers_resume_afterwards(
     with controlled(core, out) as ctl:
         holder = ctl.tracee.pid
         pc = ctl.pc
-        original = ctl.read_memory(pc, 2)
-        ctl.write_memory(pc, b"\xeb\xfe")  # jmp .
+        spin = b"\x00\x00\x00\x14" if ARM64 else b"\xeb\xfe"  # b . / jmp .
+        original = ctl.read_memory(pc, len(spin))
+        ctl.write_memory(pc, spin)
         pid = ctl.leader.pid
         others = [t.pid for t in ctl.threads if t.pid != holder]
 
