@@ -341,6 +341,7 @@ if ARM64:
     SYSCALL_INSN = b"\x01\x00\x00\xd4"  # svc #0
     BREAKPOINT_INSN = b"\x00\x00\x20\xd4"  # brk #0: the trap leaves pc on it
     BREAKPOINT_PC_OFFSET = 0
+    INSN_ALIGN = 4
     CALL_MNEMONICS: tuple[str, ...] = ("bl", "blr")  # capstone's: step-over runs through them
     TASK_SIZE = 1 << 48  # CONFIG_ARM64_VA_BITS=48 (Debian)
     # Syscall numbers (include/uapi/asm-generic/unistd.h).
@@ -376,6 +377,7 @@ else:
     SYSCALL_INSN = b"\x0f\x05"
     BREAKPOINT_INSN = b"\xcc"  # int3: the trap leaves pc after it
     BREAKPOINT_PC_OFFSET = 1
+    INSN_ALIGN = 1
     CALL_MNEMONICS = ("call",)
     TASK_SIZE = 0x7FFFFFFFF000
     # Syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl).

@@ -28,6 +28,7 @@ from typing import Any
 from restorer import ptrace
 from restorer.arch import (
     ARM64,
+    INSN_ALIGN,
     PAGE_SIZE,
     SYS_CHDIR,
     SYS_CLOSE,
@@ -37,6 +38,8 @@ from restorer.arch import (
     SYS_OPENAT,
     SYS_PRLIMIT64,
     SYS_RT_SIGACTION,
+    SYSCALL_INSN,
+    TASK_SIZE,
 )
 from restorer.errors import RestoreError
 from restorer.inject import InjectionError, SyscallInjector
@@ -57,7 +60,7 @@ RLIM_INFINITY = U64
 SIG_DFL, SIG_IGN = 0, 1
 SA_RESTORER = 0x04000000
 SIGSET_SIZE = 8
-USER_TOP = 1 << 47  # above: [vsyscall], which traps instead of running its syscall
+USER_TOP = TASK_SIZE  # above: x86-64's [vsyscall], which traps instead of running its syscall
 
 KINDS = ("file", "directory", "device", "fifo", "socket", "pipe", "anon_inode", "deleted", "other")
 # resource numbers 0..15 (include/uapi/asm-generic/resource.h), named as in prlimit(1)
@@ -372,7 +375,9 @@ def _find_syscall_insn(tracee: Tracee, pid: int) -> int:
                 chunk = tracee.read(at, min(hi, at + (1 << 20) + 1) - at)
             except OSError:
                 break
-            i = chunk.find(b"\x0f\x05")
+            i = chunk.find(SYSCALL_INSN)
+            while i >= 0 and (at + i) % INSN_ALIGN:  # arm64: only at an instruction's start
+                i = chunk.find(SYSCALL_INSN, i + 1)
             if i >= 0:
                 return at + i
     raise RestoreError("no syscall instruction found in the process's code")
