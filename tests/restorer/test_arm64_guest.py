@@ -39,6 +39,7 @@ MUST_PASS = (
     f"{RUN}test_heap_keeps_growing_after_restore_with_brk_restored",
     *(f"{THREADS}test_every_thread_resumes_and_prints_the_rest_of_an_uninterrupted_run[{k}]"
       for k in ("kernel", "gcore")),
+    f"{THREADS}test_each_thread_gets_its_own_tid_registers_tls_and_signal_mask",
 )  # fmt: skip
 
 
