@@ -11,11 +11,14 @@ from pathlib import Path
 import pytest
 from restore_helpers import Programs, kernel_core
 
-from restorer.arch import SYS_EXIT_GROUP, SYSCALL_INSN
+from restorer.arch import ARM64, SYS_EXIT_GROUP, SYSCALL_INSN
 from restorer.checkpoint import Checkpoint
 from restorer.control import ControlError, Controller
 from restorer.core import Core
 from restorer.restore import restore
+
+# The syscall record (restorer/replay.py) knows x86-64's syscalls; arm64 refuses `record`.
+pytestmark = pytest.mark.skipif(ARM64, reason="reverse execution is x86-64 only for now")
 
 INPUT = b"abcdefghijklmnop"  # four reads of four bytes
 
