@@ -32,10 +32,12 @@ APT_PACKAGES=(
 	gcc-aarch64-linux-gnu libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64
 )
 # What the tests drive: oracles and peers, a terminal, a real Prometheus;
-# clang's sanitizer runtimes (libFuzzer, ThreadSanitizer) for the trace fuzzer.
+# clang's sanitizer runtimes (libFuzzer, ThreadSanitizer) for the trace fuzzer; QEMU for the
+# guests (x86-64, arm64), and qemu-user-static to bootstrap the arm64 guest's Debian root.
 TEST_PACKAGES=(
 	strace tmux bpftrace prometheus nginx apache2-utils linux-perf qemu-system-x86 debootstrap
 	libclang-rt-14-dev openssh-server
+	qemu-system-arm qemu-user-static binfmt-support
 )
 [ "$for_tests" = 1 ] && APT_PACKAGES+=("${TEST_PACKAGES[@]}")
 # arm64 packages install next to the amd64 ones once dpkg knows the architecture.

@@ -19,5 +19,5 @@ symbols, control (stop/step/cont/breakpoints/...), checkpoint (fork-based going 
 timeline and replay (reverse execution, the syscall record), console (the --hold front
 end), cli (`syscap restore`); live (cores of running processes) and sidecar (what a core
 leaves out, saved beside it).
-x86-64 specifics are in arch. Nothing here imports Textual.
+What differs between x86-64 and arm64 is in arch. Nothing here imports Textual.
 """

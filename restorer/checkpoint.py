@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from restorer import ptrace
-from restorer.arch import SYS_FORK
+from restorer.arch import FORK_CALL, SYSCALL_INSN
 from restorer.inject import InjectionError, PatchedSyscall, SyscallInjector
 from restorer.tracee import Stop, Tracee, wait_stop
 
@@ -44,10 +44,10 @@ def fork_copy(tracee: Tracee) -> Tracee:
     saved = tracee.regs()
     ptrace.setoptions(tracee.pid, ptrace.PTRACE_O_EXITKILL | ptrace.PTRACE_O_TRACEFORK)
     try:
-        with PatchedSyscall(tracee, saved.rip) as at:
+        with PatchedSyscall(tracee, saved.pc) as at:
             inj = SyscallInjector(tracee, at, saved)
-            ret = inj(SYS_FORK)
-        original = tracee.read(saved.rip, 2)
+            ret = inj(FORK_CALL[0], *FORK_CALL[1])
+        original = tracee.read(saved.pc, len(SYSCALL_INSN))
     finally:
         if tracee.alive:
             tracee.set_regs(saved)
@@ -61,7 +61,7 @@ def fork_copy(tracee: Tracee) -> Tracee:
         child.kill()
         raise InjectionError(f"the forked copy did not stop as expected ({stop.describe()})")
     ptrace.setoptions(child.pid, ptrace.PTRACE_O_EXITKILL)
-    child.write(saved.rip, original)  # the copy was made while the syscall patch was in place
+    child.write(saved.pc, original)  # the copy was made while the syscall patch was in place
     child.set_regs(saved)
     return child
 
@@ -96,7 +96,7 @@ class Checkpoints:
         require_single_thread(ctl)
         copy = fork_copy(ctl.tracee)
         cid = self._next_auto if auto else self._next
-        cp = Checkpoint(cid, copy.pid, ctl.steps, copy.regs().rip, auto=auto,
+        cp = Checkpoint(cid, copy.pid, ctl.steps, copy.regs().pc, auto=auto,
                         pinned=pinned)  # fmt: skip
         if ctl.timeline is not None:
             pos, sys, branch = ctl.timeline.place()
@@ -151,7 +151,7 @@ class Checkpoints:
         if self.ctl.timeline is not None:
             cp = self.ctl.timeline.on_back(cp)
             self.ctl.steps = self.ctl.timeline.clock(cp.pos)
-        ev = Event(Stop("stopped", signal=signal.SIGTRAP), copy.regs().rip, "back")
+        ev = Event(Stop("stopped", signal=signal.SIGTRAP), copy.regs().pc, "back")
         if to_step is not None and to_step > self.ctl.steps:
             every = self.ctl.checkpoint_every
             self.ctl.checkpoint_every = None

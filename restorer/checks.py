@@ -8,7 +8,8 @@ import os
 import struct
 
 from restorer.arch import (
-    EM_X86_64,
+    ARCH_NAME,
+    EM_HOST,
     PAGE_SIZE,
 )
 from restorer.core import Core, ThreadState
@@ -51,8 +52,8 @@ def resolve_exe(core: Core, exe: str | None) -> tuple[str, dict[str, str]]:
     info = read_elf(exe)
     if info is None:
         raise RestoreError(f"{exe} is not a 64-bit ELF executable; pass the right one with --exe")
-    if info.machine != EM_X86_64:
-        raise RestoreError(f"{exe} is not an x86-64 executable; pass the right one with --exe")
+    if info.machine != EM_HOST:
+        raise RestoreError(f"{exe} is not an {ARCH_NAME} executable; pass the right one with --exe")
     if core_exe is not None:
         want = core.build_id_in_memory(core_exe)
         if want is not None and info.build_id is not None and want != info.build_id:
@@ -126,7 +127,7 @@ def check_restorable(
     exe_path, path_map = resolve_exe(core, exe)
     check_build_ids(core, path_map, warn)
     main = core.thread(core.pid)
-    main_sp = main.regs.rsp if main is not None else None
+    main_sp = main.regs.sp if main is not None else None
     # Plan once without knowing the fresh specials, to fail early on bad input.
     plan_regions(core, path_map, None, main_sp, lambda _m: None)
     return thread, exe_path, path_map, main_sp

@@ -30,7 +30,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from restorer import ptrace
-from restorer.arch import BREAKPOINT_INSN, SYS_EXIT_GROUP, SYSCALL_INSN, Registers
+from restorer.arch import (
+    ARM64,
+    BREAKPOINT_INSN,
+    BREAKPOINT_PC_OFFSET,
+    CALL_MNEMONICS,
+    REGS,
+    SYS_EXIT_GROUP,
+    SYSCALL_INSN,
+    Registers,
+)
 from restorer.checkpoint import Checkpoint, Checkpoints
 from restorer.errors import RestoreError
 from restorer.restore import Restored
@@ -161,7 +170,7 @@ class Controller:
         out = []
         for t in self.threads:
             if t.alive:
-                pc = t.regs().rip
+                pc = t.regs().pc
                 out.append(ThreadInfo(t.pid, pc, self.location(pc), t is self.tracee))
         return out
 
@@ -181,7 +190,7 @@ class Controller:
 
     def set_regs(self, **changes: int) -> Registers:
         self._need_alive()
-        bad = [n for n in changes if n not in Registers.__dataclass_fields__]
+        bad = [n for n in changes if n not in (*REGS.NAMES, *REGS.DISPLAY)]
         if bad:
             raise ControlError(f"no register {bad[0]!r}")
         if any(not 0 <= v < 1 << 64 for v in changes.values()):
@@ -194,7 +203,7 @@ class Controller:
 
     @property
     def pc(self) -> int:
-        return self.regs().rip
+        return self.regs().pc
 
     def read_memory(self, addr: int, size: int) -> bytes:
         self._need_alive()
@@ -214,7 +223,7 @@ class Controller:
 
     def jump(self, addr: int) -> None:
         """Set the PC; the next cont/step starts there."""
-        self.set_regs(rip=addr)
+        self.set_regs(**{"rip" if "rip" in REGS.NAMES else "pc": addr})
 
     def location(self, addr: int) -> Location:
         return self.symbols.lookup(addr)
@@ -262,7 +271,7 @@ class Controller:
     def _insert(self, breakpoints: frozenset[int] | set[int]) -> dict[int, bytes]:
         saved = {}
         for a in breakpoints:
-            saved[a] = self.tracee.read(a, 1)
+            saved[a] = self.tracee.read(a, len(BREAKPOINT_INSN))
             self.tracee.write(a, BREAKPOINT_INSN)
         return saved
 
@@ -281,7 +290,7 @@ class Controller:
             self.tracee = self.leader if self.leader.alive else self.threads[-1]
             ev = Event(stop, None, "thread " + ("exited" if stop.kind == "exited" else "killed"))
         else:
-            ev = Event(stop, self.tracee.regs().rip, reason, self.tracee.pid)
+            ev = Event(stop, self.tracee.regs().pc, reason, self.tracee.pid)
         self.last = ev
         return ev
 
@@ -318,10 +327,10 @@ class Controller:
     def _at_exit_group(self) -> bool:
         """The selected thread's next instruction ends the whole process (exit_group)."""
         regs = self.tracee.regs()
-        if regs.rax != SYS_EXIT_GROUP:
+        if regs.pending_nr != SYS_EXIT_GROUP:
             return False
         try:
-            return self.tracee.read(regs.rip, len(SYSCALL_INSN)) == SYSCALL_INSN
+            return self.tracee.read(regs.pc, len(SYSCALL_INSN)) == SYSCALL_INSN
         except OSError:
             return False
 
@@ -361,6 +370,8 @@ class Controller:
             from restorer.checkpoint import require_single_thread
 
             require_single_thread(self)
+            if ARM64:  # restorer/replay.py's tables name x86-64 syscalls and registers
+                raise ControlError("reverse execution is x86-64 only for now (not on arm64)")
             tl = Timeline(self, every)
             self.timeline = tl
             try:
@@ -401,7 +412,7 @@ class Controller:
 
     def _cont_one(self, sig: int, breakpoints: frozenset[int]) -> Event:
         """cont() of a single-threaded process with these breakpoints."""
-        pc = self.tracee.regs().rip
+        pc = self.tracee.regs().pc
         if pc in breakpoints:  # step off the breakpoint first, without it inserted
             stop = self._step_insn(sig)
             sig = 0
@@ -415,8 +426,8 @@ class Controller:
         if not stop.alive:
             return self._event(stop, "exited")
         regs = self.tracee.regs()
-        if stop.signal == signal.SIGTRAP and regs.rip - 1 in saved:
-            self.tracee.set_regs(regs.with_pc(regs.rip - 1))
+        if stop.signal == signal.SIGTRAP and regs.pc - BREAKPOINT_PC_OFFSET in saved:
+            self.tracee.set_regs(regs.with_pc(regs.pc - BREAKPOINT_PC_OFFSET))
             return self._event(stop, "breakpoint")
         if stop.signal == signal.SIGSTOP:
             with self._lock:
@@ -444,7 +455,7 @@ class Controller:
     # -- all threads -------------------------------------------------------------------
     def _cont_all(self, sig: int) -> Event:
         sel = self.tracee
-        if sel.regs().rip in self.breakpoints:  # step off it alone, without it inserted
+        if sel.regs().pc in self.breakpoints:  # step off it alone, without it inserted
             stop = sel.step(sig)
             sig = 0
             if not (stop.alive and stop.signal == signal.SIGTRAP):
@@ -470,8 +481,8 @@ class Controller:
             return self._event(stop, "exited")
         self.tracee = t
         regs = t.regs()
-        if stop.signal == signal.SIGTRAP and regs.rip - 1 in saved:
-            t.set_regs(regs.with_pc(regs.rip - 1))
+        if stop.signal == signal.SIGTRAP and regs.pc - BREAKPOINT_PC_OFFSET in saved:
+            t.set_regs(regs.with_pc(regs.pc - BREAKPOINT_PC_OFFSET))
             return self._event(stop, "breakpoint")
         if stop.signal == signal.SIGSTOP:
             with self._lock:
@@ -565,8 +576,8 @@ class Controller:
                     break
                 regs = t.regs()
                 if stop.signal == signal.SIGTRAP:
-                    if regs.rip - 1 in saved:
-                        t.set_regs(regs.with_pc(regs.rip - 1))
+                    if regs.pc - BREAKPOINT_PC_OFFSET in saved:
+                        t.set_regs(regs.with_pc(regs.pc - BREAKPOINT_PC_OFFSET))
                 else:
                     self._pending[t.pid] = stop.signal
                 break
@@ -585,7 +596,7 @@ class Controller:
     def step_over(self) -> Event:
         """One instruction, treating a call as one instruction."""
         insn = self.disassemble(self.pc, 1)[0]
-        if insn.mnemonic.startswith("call"):
+        if insn.mnemonic in CALL_MNEMONICS:
             return self.run_to(insn.addr + insn.size)
         return self.step()
 
@@ -619,7 +630,11 @@ class Controller:
     def disassemble(self, addr: int, count: int = 10) -> list[Instruction]:
         import capstone
 
-        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        md = (
+            capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+            if ARM64
+            else capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        )
         data = b""
         for size in (count * 15, 64, 16):
             try:
@@ -662,10 +677,10 @@ class Controller:
         return prior + self.disassemble(pc, after)
 
     def backtrace(self, limit: int = 32) -> list[Frame]:
-        """PC, then return addresses along the frame-pointer chain (rbp) while it is sane."""
+        """PC, then return addresses along the frame-pointer chain (rbp, x29) while it is sane."""
         regs = self.regs()
-        frames = [Frame(0, regs.rip, self.location(regs.rip))]
-        fp = regs.rbp
+        frames = [Frame(0, regs.pc, self.location(regs.pc))]
+        fp = regs.fp
         while len(frames) < limit and fp and fp % 8 == 0:
             try:
                 raw = self.read_memory(fp, 16)

@@ -1,8 +1,10 @@
-"""Parse an x86-64 ELF core file from the kernel or from gdb's gcore.
+"""Parse an ELF core file of this machine's architecture (x86-64 or arm64) from the kernel
+or from gdb's gcore.
 
 What is read (include/uapi/linux/elf.h, fs/binfmt_elf.c, gdb's linux-tdep.c):
 PT_LOAD segments (the memory), and from PT_NOTE: NT_PRSTATUS per thread (registers incl.
-fs_base, signal masks), NT_FPREGSET and NT_X86_XSTATE following it, NT_PRPSINFO, NT_SIGINFO,
+fs_base on x86-64, signal masks), the notes following it (NT_FPREGSET, and NT_X86_XSTATE
+or arm64's NT_ARM_TLS, its tpidr_el0), NT_PRPSINFO, NT_SIGINFO,
 NT_AUXV and NT_FILE (file-backed mappings). NT_FILE offsets are counted in units of its
 page-size field: the kernel writes the real page size (offsets in pages), gdb writes 1
 (offsets in bytes); multiplying by the field handles both.
@@ -20,11 +22,17 @@ from pathlib import Path
 from types import TracebackType
 
 from restorer.arch import (
-    EM_X86_64,
-    FXSAVE_SIZE,
+    ARCH_NAME,
+    ARM64,
+    EM_HOST,
+    FPREGS_MIN_SIZE,
+    FPREGS_SIZE,
     MACHINE_NAMES,
+    NT_ARM_TLS,
+    NT_X86_XSTATE,
     PAGE_SIZE,
     PRSTATUS_REG_OFFSET,
+    REGS,
     REGS_SIZE,
     Registers,
 )
@@ -47,7 +55,6 @@ NT_PRSTATUS = 1
 NT_FPREGSET = 2
 NT_PRPSINFO = 3
 NT_AUXV = 6
-NT_X86_XSTATE = 0x202
 NT_SIGINFO = 0x53494749
 NT_FILE = 0x46494C45
 
@@ -175,12 +182,12 @@ class Core:
                 "or by gdb's gcore"
             )
         if h.encoding != 1:
-            raise self._bad("is a big-endian ELF file; only x86-64 cores can be restored")
+            raise self._bad(f"is a big-endian ELF file; only {ARCH_NAME} cores can be restored")
         if h.elf_class == 1:
             name = MACHINE_NAMES.get(h.machine, f"machine {h.machine}")
-            raise self._bad(f"is a 32-bit {name} core; only x86-64 cores can be restored here")
+            raise self._bad(f"is a 32-bit {name} core; only {ARCH_NAME} cores can be restored here")
         if h.elf_class != 2:
-            raise self._bad("has an unknown ELF class; pass an x86-64 ELF core")
+            raise self._bad(f"has an unknown ELF class; pass an {ARCH_NAME} ELF core")
         e_type, e_machine = h.type, h.machine
         if e_type != ET_CORE:
             kind = {1: "a relocatable object", 2: "an executable", 3: "a shared object or PIE"}
@@ -188,7 +195,7 @@ class Core:
                 f"is {kind.get(e_type, f'ELF type {e_type}')}, not a core; pass the core file "
                 "(from the kernel's core_pattern or gdb's gcore), and the program with --exe"
             )
-        if e_machine != EM_X86_64:
+        if e_machine != EM_HOST:
             name = MACHINE_NAMES.get(e_machine, f"machine {e_machine}")
             raise self._bad(
                 f"is a core of another architecture ({name}); restore it on a {name} machine"
@@ -248,17 +255,21 @@ class Core:
                 self.from_gdb = True
             if name == "CORE" and ntype == NT_PRSTATUS:
                 if len(desc) < PRSTATUS_REG_OFFSET + REGS_SIZE:
-                    raise self._bad("has a short NT_PRSTATUS note; it is not an x86-64 core")
+                    raise self._bad(f"has a short NT_PRSTATUS note; it is not an {ARCH_NAME} core")
                 cursig = _u("<h", desc, 12)[0]
                 sigpend, sighold = _u("<QQ", desc, 16)
                 tid = _u("<i", desc, 32)[0]
-                regs = Registers.unpack(desc[PRSTATUS_REG_OFFSET:])
+                regs = REGS.unpack(desc[PRSTATUS_REG_OFFSET:])
                 threads.append(ThreadState(tid, cursig, sigpend, sighold, regs, None, None))
             elif name == "CORE" and ntype == NT_FPREGSET and threads:
-                if len(desc) >= FXSAVE_SIZE:
-                    threads[-1] = replace(threads[-1], fpregs=desc[:FXSAVE_SIZE])
-            elif name == "LINUX" and ntype == NT_X86_XSTATE and threads:
+                if len(desc) >= FPREGS_MIN_SIZE:
+                    fp = desc[:FPREGS_SIZE].ljust(FPREGS_SIZE, b"\0")
+                    threads[-1] = replace(threads[-1], fpregs=fp)
+            elif name == "LINUX" and ntype == NT_X86_XSTATE and threads and not ARM64:
                 threads[-1] = replace(threads[-1], xstate=desc)
+            elif name == "LINUX" and ntype == NT_ARM_TLS and threads and ARM64 and len(desc) >= 8:
+                tls = _u("<Q", desc, 0)[0]
+                threads[-1] = replace(threads[-1], regs=threads[-1].regs.replace(tpidr_el0=tls))
             elif name == "CORE" and ntype == NT_PRPSINFO and len(desc) >= 136:
                 self.uid, self.gid, self.pid = _u("<IIi", desc, 16)
                 self.fname = desc[40:56].split(b"\0")[0].decode(errors="replace")

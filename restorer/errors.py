@@ -8,4 +8,4 @@ class RestoreError(Exception):
 
 
 class CoreFormatError(RestoreError):
-    """The file is not a usable x86-64 ELF core (not ELF, not a core, truncated, other arch)."""
+    """The file is not a usable ELF core (not ELF, not a core, truncated, another architecture)."""

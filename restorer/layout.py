@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from restorer.arch import (
     PAGE_SIZE,
+    TASK_SIZE,
     VSYSCALL_ADDR,
 )
 from restorer.core import Core, page_align_down, page_align_up
@@ -30,7 +31,6 @@ MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
 AT_FDCWD = -100
 O_RDONLY, O_CLOEXEC = 0, 0o2000000
 PR_SET_MM, PR_SET_MM_MAP = 35, 14
-TASK_SIZE = 0x7FFFFFFFF000
 SPECIAL_NAMES = ("[vvar]", "[vvar_vclock]", "[vdso]")
 
 Warn = Callable[[str], None]

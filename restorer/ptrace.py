@@ -1,7 +1,8 @@
 """A thin ctypes binding to ptrace(2). errno becomes OSError in exactly one place (_call).
 
 Request numbers and options from include/uapi/linux/ptrace.h and
-arch/x86/include/uapi/asm/ptrace-abi.h.
+arch/x86/include/uapi/asm/ptrace-abi.h. arm64 has no PTRACE_GETREGS: its registers are
+regsets (NT_PRSTATUS, NT_ARM_TLS, NT_PRFPREG) through PTRACE_GETREGSET/SETREGSET.
 """
 
 from __future__ import annotations
@@ -11,7 +12,18 @@ import ctypes.util
 import os
 import threading
 
-from restorer.arch import REGS_SIZE, Registers
+from restorer.arch import (
+    ARM64,
+    FPREGS_SIZE,
+    MASK64,
+    NT_ARM_SYSTEM_CALL,
+    NT_ARM_TLS,
+    REGS,
+    REGS_SIZE,
+    SYS_CLONE3,
+    SYS_TGKILL,
+    Registers,
+)
 
 PTRACE_TRACEME = 0
 PTRACE_CONT = 7
@@ -44,7 +56,8 @@ PTRACE_EVENT_CLONE = 3
 PTRACE_EVENT_EXEC = 4
 PTRACE_EVENT_STOP = 128
 
-NT_X86_XSTATE = 0x202
+NT_PRSTATUS = 1
+NT_PRFPREG = 2
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _ptrace = _libc.ptrace
@@ -121,25 +134,45 @@ def getsiginfo(pid: int) -> bytes:
 
 
 def getregs(pid: int) -> Registers:
+    if ARM64:
+        tls = int.from_bytes(getregset(pid, NT_ARM_TLS, 8)[:8], "little")
+        return REGS.unpack(getregset(pid, NT_PRSTATUS, REGS_SIZE), tls)
     buf = ctypes.create_string_buffer(REGS_SIZE)
     _call(PTRACE_GETREGS, pid, None, _addr(buf))
-    return Registers.unpack(buf.raw)
+    return REGS.unpack(buf.raw)
 
 
 def setregs(pid: int, regs: Registers) -> None:
+    if ARM64:
+        setregset(pid, NT_PRSTATUS, regs.pack())
+        setregset(pid, NT_ARM_TLS, regs.tls.to_bytes(8, "little"))
+        return
     buf = ctypes.create_string_buffer(regs.pack(), REGS_SIZE)
     _call(PTRACE_SETREGS, pid, None, _addr(buf))
 
 
 def getfpregs(pid: int) -> bytes:
-    buf = ctypes.create_string_buffer(512)
+    if ARM64:
+        return getregset(pid, NT_PRFPREG, FPREGS_SIZE)
+    buf = ctypes.create_string_buffer(FPREGS_SIZE)
     _call(PTRACE_GETFPREGS, pid, None, _addr(buf))
     return buf.raw
 
 
 def setfpregs(pid: int, data: bytes) -> None:
-    buf = ctypes.create_string_buffer(data, 512)
+    if ARM64:
+        setregset(pid, NT_PRFPREG, data[:FPREGS_SIZE])
+        return
+    buf = ctypes.create_string_buffer(data, FPREGS_SIZE)
     _call(PTRACE_SETFPREGS, pid, None, _addr(buf))
+
+
+def skip_syscall(pid: int, regs: Registers) -> None:
+    """At a syscall-entry stop: the kernel skips the call (its number becomes -1)."""
+    if ARM64:
+        setregset(pid, NT_ARM_SYSTEM_CALL, (-1).to_bytes(4, "little", signed=True))
+        return
+    setregs(pid, regs.replace(orig_rax=MASK64))
 
 
 def getregset(pid: int, note_type: int, size: int) -> bytes:
@@ -166,7 +199,6 @@ def setsigmask(pid: int, mask: int) -> None:
     _call(PTRACE_SETSIGMASK, pid, 8, ctypes.addressof(val))
 
 
-SYS_CLONE3 = 435
 SIGCHLD = 17
 CLONE_PARENT = 0x00008000
 
@@ -235,9 +267,6 @@ def _fork_with_pid_via_helper(pid: int) -> int:
     if err:
         raise OSError(err, f"clone3 with pid {pid}: {os.strerror(err)}")
     return pid
-
-
-SYS_TGKILL = 234
 
 
 def tgkill(tgid: int, tid: int, sig: int) -> None:

@@ -7,7 +7,7 @@ the timeline runs the program forward is stopped at (PTRACE_SYSCALL) and recorde
 number and result, and the bytes an input syscall stored in the process. Re-executing,
 the same syscall at the same place in the sequence is, depending on what it does:
 
-- replayed: skipped in the kernel (orig_rax set to -1 at entry) and given the recorded
+- replayed: skipped in the kernel (its number set to -1 at entry) and given the recorded
   result and bytes. For syscalls whose effect is outside the process (writes, sends, file
   and directory changes, seeks on shared file offsets, sleeps) or that consume input
   (reads, receives, getrandom). Nothing is written twice, nothing is read again.
@@ -37,14 +37,14 @@ MASK64 = (1 << 64) - 1
 O_CREAT, O_EXCL, O_TRUNC = 0o100, 0o200, 0o1000
 
 # Replayed: skipped and given their recorded result. The value says where an input
-# syscall stored bytes: ("buf", register of the buffer) or ("iov", register of the iovec).
-REPLAYED: dict[int, tuple[str, str] | None] = {
-    0: ("buf", "rsi"),  # read
-    17: ("buf", "rsi"),  # pread64
-    19: ("iov", "rsi"),  # readv
-    45: ("buf", "rsi"),  # recvfrom
-    295: ("iov", "rsi"),  # preadv
-    318: ("buf", "rdi"),  # getrandom
+# syscall stored bytes: ("buf", argument index of the buffer) or ("iov", that of the iovec).
+REPLAYED: dict[int, tuple[str, int] | None] = {
+    0: ("buf", 1),  # read
+    17: ("buf", 1),  # pread64
+    19: ("iov", 1),  # readv
+    45: ("buf", 1),  # recvfrom
+    295: ("iov", 1),  # preadv
+    318: ("buf", 0),  # getrandom
     1: None, 18: None, 20: None, 296: None,  # write, pwrite64, writev, pwritev
     44: None, 46: None,  # sendto, sendmsg
     8: None,  # lseek: the file offset is shared with the checkpoints (fork semantics)
@@ -79,7 +79,7 @@ def syscall_name(nr: int) -> str:
 @dataclass(frozen=True, slots=True)
 class SyscallRecord:
     nr: int
-    result: int  # rax after the call, raw
+    result: int  # the result register after the call, raw
     output: tuple[tuple[int, bytes], ...]  # (address, bytes) an input syscall stored
 
     @property
@@ -120,7 +120,7 @@ class SyscallRecorder:
         """One instruction; a syscall instruction goes through the record."""
         self._in_syscall = None  # a syscall interrupted earlier restarts unrecorded
         try:
-            at_syscall = t.read(t.regs().rip, len(SYSCALL_INSN)) == SYSCALL_INSN
+            at_syscall = t.read(t.regs().pc, len(SYSCALL_INSN)) == SYSCALL_INSN
         except OSError:
             at_syscall = False
         if not at_syscall:
@@ -155,7 +155,7 @@ class SyscallRecorder:
     # -- the record ------------------------------------------------------------------------
     def _enter(self, t: Tracee) -> None:
         regs = t.regs()
-        nr = regs.orig_rax
+        nr = regs.syscall_nr
         rec: SyscallRecord | None = None
         if self.next < len(self.log):
             rec = self.log[self.next]
@@ -169,11 +169,11 @@ class SyscallRecorder:
                 self.drop_future()
                 rec = None
         if rec is not None and rec.replayed:
-            t.set_regs(regs.replace(orig_rax=MASK64))  # the kernel skips the call
+            ptrace.skip_syscall(t.pid, regs)  # the kernel skips the call
         elif rec is not None:
             if nr in (2, 257):  # open, openat: the file was created the first time
-                arg = "rsi" if nr == 2 else "rdx"
-                flags = getattr(regs, arg)
+                arg = regs.ARGS[1 if nr == 2 else 2]
+                flags = regs.arg(1 if nr == 2 else 2)
                 if flags & (O_TRUNC | O_EXCL):
                     t.set_regs(regs.replace(**{arg: flags & ~(O_TRUNC | O_EXCL)}))
             elif nr not in LOCAL:
@@ -188,12 +188,12 @@ class SyscallRecorder:
             if rec.replayed:
                 for addr, data in rec.output:
                     t.write(addr, data)
-                t.set_regs(t.regs().replace(rax=rec.result))
+                t.set_regs(t.regs().with_result(rec.result))
                 self.replayed += 1
             self.next += 1
             return
-        result = t.regs().rax
-        self.log.append(SyscallRecord(entry.orig_rax, result, _outputs(t, entry, result)))
+        result = t.regs().result
+        self.log.append(SyscallRecord(entry.syscall_nr, result, _outputs(t, entry, result)))
         self.next += 1
 
     # -- ptrace ----------------------------------------------------------------------------
@@ -215,15 +215,15 @@ class SyscallRecorder:
 
 
 def _outputs(t: Tracee, entry: Registers, result: int) -> tuple[tuple[int, bytes], ...]:
-    """The bytes an input syscall stored in the process (result: its raw rax)."""
-    where = REPLAYED.get(entry.orig_rax)
+    """The bytes an input syscall stored in the process (result: its raw result register)."""
+    where = REPLAYED.get(entry.syscall_nr)
     if where is None or result >= 1 << 63 or result == 0:
         return ()
-    kind, reg = where
-    addr = getattr(entry, reg)
+    kind, arg = where
+    addr = entry.arg(arg)
     if kind == "buf":
         return ((addr, t.read(addr, result)),)
-    count = entry.rdx
+    count = entry.arg(2)
     raw = t.read(addr, 16 * count)
     out = []
     left = result

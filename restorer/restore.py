@@ -11,7 +11,7 @@ where the kernel allows it, create the core's other threads with clone3 (with th
 TIDs where set_tid allows it; each is auto-attached through PTRACE_O_TRACECLONE and stops
 before it runs an instruction), register glibc's rseq area and clear_child_tid of every
 thread again, unmap the gadget. Then load every thread's registers (fs_base included),
-FP/xstate and signal mask, and set up the restart of a syscall the dump interrupted.
+FP state and signal mask, and set up the restart of a syscall the dump interrupted.
 
 By default every thread of the core comes back; the process is the core's thread-group
 leader (or, if the core has none, the thread that took the signal). With `tid`, only that
@@ -52,6 +52,7 @@ from restorer.arch import (
     SYS_PERSONALITY,
     SYS_PRCTL,
     SYSCALL_INSN,
+    TASK_SIZE,
 )
 from restorer.checks import check_restorable
 from restorer.core import Core, ThreadState
@@ -74,7 +75,6 @@ from restorer.layout import (
     PROT_EXEC,
     PROT_READ,
     PROT_WRITE,
-    TASK_SIZE,
     Warn,
     free_range,
     plan_regions,
@@ -224,8 +224,8 @@ class _Restorer(MappingBuilder, ThreadBuilder):
         gadget = free_range(PAGE_SIZE, busy)
 
         base = tracee.regs()
-        boot = SyscallInjector(tracee, base.rip, base)
-        with PatchedSyscall(tracee, base.rip):
+        boot = SyscallInjector(tracee, base.pc, base)
+        with PatchedSyscall(tracee, base.pc):
             got = boot.check(
                 SYS_MMAP, gadget, PAGE_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0, what="mmap of the gadget",

@@ -27,6 +27,8 @@ from typing import Any
 
 from restorer import ptrace
 from restorer.arch import (
+    ARM64,
+    INSN_ALIGN,
     PAGE_SIZE,
     SYS_CHDIR,
     SYS_CLOSE,
@@ -36,6 +38,8 @@ from restorer.arch import (
     SYS_OPENAT,
     SYS_PRLIMIT64,
     SYS_RT_SIGACTION,
+    SYSCALL_INSN,
+    TASK_SIZE,
 )
 from restorer.errors import RestoreError
 from restorer.inject import InjectionError, SyscallInjector
@@ -56,7 +60,7 @@ RLIM_INFINITY = U64
 SIG_DFL, SIG_IGN = 0, 1
 SA_RESTORER = 0x04000000
 SIGSET_SIZE = 8
-USER_TOP = 1 << 47  # above: [vsyscall], which traps instead of running its syscall
+USER_TOP = TASK_SIZE  # above: x86-64's [vsyscall], which traps instead of running its syscall
 
 KINDS = ("file", "directory", "device", "fifo", "socket", "pipe", "anon_inode", "deleted", "other")
 # resource numbers 0..15 (include/uapi/asm-generic/resource.h), named as in prlimit(1)
@@ -72,10 +76,11 @@ O_NOCTTY = 0o400
 O_APPEND = 0o2000
 O_NONBLOCK = 0o4000
 O_DSYNC = 0o10000
-O_DIRECT = 0o40000
-O_LARGEFILE = 0o100000
-O_DIRECTORY = 0o200000
-O_NOFOLLOW = 0o400000
+# Four flags have other values on arm64 (arch/arm64/include/uapi/asm/fcntl.h).
+O_DIRECT = 0o200000 if ARM64 else 0o40000
+O_LARGEFILE = 0o400000 if ARM64 else 0o100000
+O_DIRECTORY = 0o40000 if ARM64 else 0o200000
+O_NOFOLLOW = 0o100000 if ARM64 else 0o400000
 O_NOATIME = 0o1000000
 O_CLOEXEC = 0o2000000
 O_SYNC = 0o4010000
@@ -109,7 +114,7 @@ class FdEntry:
 
 @dataclass(frozen=True, slots=True)
 class SignalAction:
-    """The kernel's struct sigaction for one signal (x86-64 layout)."""
+    """The kernel's struct sigaction for one signal (the same layout on x86-64 and arm64)."""
 
     signal: int
     handler: int  # SIG_DFL (0), SIG_IGN (1) or the handler's address
@@ -292,7 +297,7 @@ def read_signal_actions(pid: int) -> tuple[SignalAction, ...]:
         resend += _wait_for_interrupt(tid)
         saved = tracee.regs()
         gadget = _find_syscall_insn(tracee, pid)
-        buf = (saved.rsp - 128 - 64) & ~15
+        buf = (saved.sp - 128 - 64) & ~15
         kept = tracee.read(buf, 32)
         sys = SyscallInjector(tracee, gadget, saved)
         out = []
@@ -370,7 +375,9 @@ def _find_syscall_insn(tracee: Tracee, pid: int) -> int:
                 chunk = tracee.read(at, min(hi, at + (1 << 20) + 1) - at)
             except OSError:
                 break
-            i = chunk.find(b"\x0f\x05")
+            i = chunk.find(SYSCALL_INSN)
+            while i >= 0 and (at + i) % INSN_ALIGN:  # arm64: only at an instruction's start
+                i = chunk.find(SYSCALL_INSN, i + 1)
             if i >= 0:
                 return at + i
     raise RestoreError("no syscall instruction found in the process's code")

@@ -1,6 +1,6 @@
 """Rebuild the threads of a restored process: each one beyond the first made by an injected
 clone3 with its core TID, its kernel-side state (clear_child_tid, rseq) registered again,
-and its registers, FP/xstate, signal mask and interrupted syscall loaded.
+and its registers, FP state, signal mask and interrupted syscall loaded.
 """
 
 from __future__ import annotations
@@ -11,13 +11,16 @@ import struct
 
 from restorer import ptrace
 from restorer.arch import (
+    ARM64,
     ERESTART_RESTARTBLOCK,
+    NT_X86_XSTATE,
     PAGE_SIZE,
     RSEQ_MIN_LEN,
     RSEQ_SIG,
     SYS_CLONE3,
     SYS_RSEQ,
     SYS_SET_TID_ADDRESS,
+    SYSCALL_INSN,
 )
 from restorer.core import AT_BASE, Core, ThreadState
 from restorer.errors import RestoreError
@@ -98,18 +101,20 @@ class ThreadBuilder:
                     "tid (a mutex's owner field) stay stale"
                 )
                 if tid_field is not None:
-                    tracee.write(state.regs.fs_base + tid_field, struct.pack("<i", new.pid))
+                    tracee.write(state.regs.tls + tid_field, struct.pack("<i", new.pid))
             out.append((new, state))
         ptrace.setoptions(tracee.pid, ptrace.PTRACE_O_EXITKILL)
         return out
 
     def _tid_field(self, tracee: Tracee, thread: ThreadState) -> int | None:
-        """Offset of glibc's struct pthread `tid` from the thread pointer (fs_base).
+        """Offset of glibc's struct pthread `tid` from the thread pointer (fs_base, tpidr_el0).
 
         libc describes its own layout for libthread_db: `_thread_db_pthread_tid` is
-        (size in bits, count, offset). Without that symbol (a static or non-glibc program),
-        None: the threads then have no clear_child_tid, and pthread_join() on a restored
-        thread waits forever.
+        (size in bits, count, offset) in struct pthread. On x86-64 the thread pointer is
+        the struct pthread; on arm64 (TLS_DTV_AT_TP) the struct sits right below it, so
+        the offset is less `_thread_db_sizeof_pthread`. Without those symbols (a static or
+        non-glibc program), None: the threads then have no clear_child_tid, and
+        pthread_join() on a restored thread waits forever.
         """
         syms = self._symbols()
         libcs = [f for f in self.core.files if os.path.basename(f.path).startswith("libc")]
@@ -122,7 +127,12 @@ class ThreadBuilder:
                 bits, _count, offset = struct.unpack("<III", tracee.read(desc_at, 12))
                 if bits != 32 or offset >= PAGE_SIZE:
                     continue
-                saved = tracee.read(thread.regs.fs_base + offset, 4)
+                if ARM64:
+                    size_at = syms.data_symbol("_thread_db_sizeof_pthread", at)
+                    if size_at is None:
+                        continue
+                    offset -= struct.unpack("<I", tracee.read(size_at, 4))[0]
+                saved = tracee.read(thread.regs.tls + offset, 4)
             except OSError:
                 continue
             if struct.unpack("<i", saved)[0] == thread.tid:
@@ -146,7 +156,7 @@ class ThreadBuilder:
         clear_child_tid (pthread_join waits for the kernel to clear the descriptor's tid
         at thread exit) and the rseq area."""
         if tid_field is not None:
-            sys(SYS_SET_TID_ADDRESS, state.regs.fs_base + tid_field)
+            sys(SYS_SET_TID_ADDRESS, state.regs.tls + tid_field)
         self._register_rseq(t, sys, state, path_map)
 
     def _register_rseq(
@@ -155,7 +165,7 @@ class ThreadBuilder:
         """Register glibc's rseq area of the thread again, as glibc did at thread start.
 
         glibc (2.35+) reads the current CPU from it (sched_getcpu); unregistered, it would
-        keep the CPU of the dump forever. The area is at fs_base + __rseq_offset.
+        keep the CPU of the dump forever. The area is at the thread pointer + __rseq_offset.
         """
         interp = self.core.auxv.get(AT_BASE)  # ld.so defines both; static programs: none
         if not interp:
@@ -169,7 +179,7 @@ class ThreadBuilder:
         size = int.from_bytes(tracee.read(size_addr, 4), "little")
         if size == 0:  # glibc did not register one (tunable glibc.pthread.rseq=0)
             return
-        area = thread.regs.fs_base + offset
+        area = thread.regs.tls + offset
         ret = sys(SYS_RSEQ, area, max(size, RSEQ_MIN_LEN), 0, RSEQ_SIG)
         if ret < 0:
             self._warn(
@@ -180,26 +190,24 @@ class ThreadBuilder:
     def _load_thread(self, tracee: Tracee, thread: ThreadState) -> int | None:
         regs = thread.regs
         restarted = regs.interrupted_syscall
-        if restarted is not None:
-            if -regs.syscall_result == ERESTART_RESTARTBLOCK:
-                self._warn(
-                    f"syscall {restarted} was interrupted with ERESTART_RESTARTBLOCK; it is "
-                    "restarted from the beginning with its original arguments"
-                )
-            # What the kernel does on restart: run the same syscall again.
-            regs = regs.replace(rax=regs.orig_rax, rip=regs.rip - 2)
-        regs = regs.replace(orig_rax=(1 << 64) - 1)
-        tracee.set_regs(regs)
+        if restarted is not None and -regs.syscall_result == ERESTART_RESTARTBLOCK:
+            self._warn(
+                f"syscall {restarted} was interrupted with ERESTART_RESTARTBLOCK; it is "
+                "restarted from the beginning with its original arguments"
+            )
+        if ARM64 and _insn_at(tracee, regs.pc) == SYSCALL_INSN:
+            # The kernel rewound it before the dump (or stands before it): pc on the svc,
+            # x0 its first argument again. Resuming there runs it again, as a restart does.
+            restarted = regs.syscall_nr
+        tracee.set_regs(regs.for_resume())
         if thread.fpregs is not None:
             ptrace.setfpregs(tracee.pid, thread.fpregs)
-        if thread.xstate is not None:
+        if thread.xstate is not None and not ARM64:
             try:
                 # The kernel takes only a whole buffer of its own size; gdb writes a shorter
                 # one (up to the features it knows), the rest stays in init state.
-                size = len(ptrace.getregset(tracee.pid, ptrace.NT_X86_XSTATE, 1 << 16))
-                ptrace.setregset(
-                    tracee.pid, ptrace.NT_X86_XSTATE, thread.xstate[:size].ljust(size, b"\0")
-                )
+                size = len(ptrace.getregset(tracee.pid, NT_X86_XSTATE, 1 << 16))
+                ptrace.setregset(tracee.pid, NT_X86_XSTATE, thread.xstate[:size].ljust(size, b"\0"))
             except OSError as e:
                 self._warn(f"extended FP state not restored ({e.strerror}); SSE state was")
         mask = thread.sighold
@@ -211,3 +219,10 @@ class ThreadBuilder:
             self._said_no_sigmask = True
             self._warn("gcore does not save the signal mask; the thread runs with none blocked")
         return restarted
+
+
+def _insn_at(tracee: Tracee, pc: int) -> bytes | None:
+    try:  # the code is mapped by now (from its file: a kernel core has no copy of it)
+        return tracee.read(pc, len(SYSCALL_INSN))
+    except OSError:
+        return None

@@ -26,17 +26,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from restorer.arch import REGS
 from restorer.control import ControlError, Controller, Event
 from restorer.core import Core
 from restorer.errors import RestoreError
 from restorer.restore import restore
 from restorer.tracee import signal_name
 
-# Every register of struct user_regs_struct, in the order the pane shows them.
-REG_ORDER = ("rip", "rsp", "rbp", "rax", "rbx", "rcx", "rdx", "rsi", "rdi",
-             "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "eflags",
-             "fs_base", "gs_base", "orig_rax", "cs", "ss", "ds", "es", "fs",
-             "gs")  # fmt: skip
+# Every register (x86-64: struct user_regs_struct), in the order the pane shows them.
+REG_ORDER = REGS.DISPLAY
 MEMORY_BYTES = 224  # 14 lines of 16
 LOG_TAIL_BYTES = 4096
 REVERSE_EVERY = 200  # instructions between automatic checkpoints
@@ -447,7 +445,7 @@ class RestorerSession:
             self._changed = {n for n in REG_ORDER if self._last_regs.get(n, regs[n]) != regs[n]}
             self._last_regs = regs
         shown = tuple((n, regs[n], n in self._changed) for n in REG_ORDER)
-        pc = regs["rip"]
+        pc = regs[REG_ORDER[0]]
         at = pc if self._code_addr is None else self._code_addr
         try:
             code = tuple(
@@ -457,7 +455,9 @@ class RestorerSession:
             )  # fmt: skip
         except Exception as exc:
             code = (CodeLine(at, "", f"({one_line(exc)})", at == pc),)
-        mem_addr = regs["rsp"] if self._memory_expr is None else ctl.resolve(self._memory_expr)
+        mem_addr = (
+            regs[REG_ORDER[1]] if self._memory_expr is None else ctl.resolve(self._memory_expr)
+        )
         try:
             memory = ctl.read_memory(mem_addr, MEMORY_BYTES)
         except Exception:

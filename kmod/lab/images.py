@@ -568,18 +568,64 @@ def guest_dir() -> Path:
     return cache_dir() / "guest"
 
 
-def debian_rootfs(suite: str, packages: tuple[str, ...]) -> Path:
-    """A debootstrapped Debian (minbase) with packages, made once (downloads)."""
-    root = guest_dir() / f"rootfs-{suite}-{_digest(*packages)}"
+def host_arch() -> str:
+    """The machine's Debian architecture (amd64 on the development machines)."""
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+
+
+# qemu-user-static's name for a Debian architecture's programs.
+QEMU_USER = {"arm64": "aarch64", "amd64": "x86_64"}
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
+
+
+def foreign_programs_run(arch: str) -> None:
+    """Make sure programs of arch run here through qemu-user-static (binfmt_misc with the
+    F flag: the interpreter is opened at registration, so it works inside a chroot);
+    LabError saying what to install when they cannot."""
+    entry = BINFMT / f"qemu-{QEMU_USER[arch]}"
+    if not (BINFMT / "register").exists():
+        with contextlib.suppress(LabError):  # systemd mounts it at boot; a bare VM may not
+            run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)])
+    if not entry.exists() and shutil.which("update-binfmts"):
+        with contextlib.suppress(LabError):
+            run(["update-binfmts", "--enable", f"qemu-{QEMU_USER[arch]}"])
+    try:
+        text = entry.read_text()
+    except OSError:
+        text = ""
+    flags = re.search(r"^flags: *(\S*)", text, re.M)
+    if not text.startswith("enabled") or flags is None or "F" not in flags.group(1):
+        raise LabError(
+            f"{arch} programs cannot run here ({entry} is not an enabled binfmt_misc entry "
+            "with the F flag): apt-get install qemu-user-static binfmt-support, and mount "
+            f"binfmt_misc on {BINFMT}"
+        )
+
+
+def debian_rootfs(suite: str, packages: tuple[str, ...], arch: str = "amd64") -> Path:
+    """A debootstrapped Debian (minbase) with packages, made once (downloads).
+
+    Another architecture than the machine's is bootstrapped in two stages: debootstrap
+    --foreign unpacks the packages, then its second stage (the maintainer scripts) runs in
+    a chroot, the foreign programs under qemu-user-static."""
+    tag = "" if arch == "amd64" else f"-{arch}"
+    root = guest_dir() / f"rootfs-{suite}{tag}-{_digest(*packages)}"
     done = root / ".debootstrapped"
     if done.exists():
         return root
     if root.exists():
         shutil.rmtree(root)
     root.parent.mkdir(parents=True, exist_ok=True)
-    log(f"debootstrap {suite} into {root}")
-    run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
-         suite, str(root), MIRROR], timeout=3600)  # fmt: skip
+    log(f"debootstrap {suite} ({arch}) into {root}")
+    cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
+           f"--arch={arch}"]  # fmt: skip
+    if arch == host_arch():
+        run([*cmd, suite, str(root), MIRROR], timeout=3600)
+    else:
+        foreign_programs_run(arch)
+        run([*cmd, "--foreign", suite, str(root), MIRROR], timeout=3600)
+        log(f"debootstrap second stage ({arch}, under qemu-user-static)")
+        run(["chroot", str(root), "/debootstrap/debootstrap", "--second-stage"], timeout=7200)
     for deb in (root / "var" / "cache" / "apt" / "archives").glob("*.deb"):
         deb.unlink()
     done.touch()
@@ -606,7 +652,7 @@ class RootImage:
         img = self.file(tree.abi)
         if img.exists():
             return img
-        root = debian_rootfs(tree.kernel.suite, self.packages)
+        root = debian_rootfs(tree.kernel.suite, self.packages, tree.kernel.arch)
         mods = root / "lib" / "modules" / tree.release
         if mods.exists():
             shutil.rmtree(mods)

@@ -21,6 +21,7 @@ from restore_helpers import (
     restore_cli,
 )
 
+from restorer.arch import ARM64, EM_AARCH64, EM_X86_64
 from tests.processes import running_from
 
 
@@ -75,11 +76,12 @@ def test_truncated_core(resume_core: Path, tmp_path: Path) -> None:
 
 
 def test_core_of_another_architecture(resume_core: Path, tmp_path: Path) -> None:
-    other = tmp_path / "arm64.core"
+    machine, name = (EM_X86_64, "x86-64") if ARM64 else (EM_AARCH64, "AArch64")
+    other = tmp_path / "other.core"
     data = bytearray(resume_core.read_bytes())
-    data[18:20] = (183).to_bytes(2, "little")  # e_machine = EM_AARCH64
+    data[18:20] = machine.to_bytes(2, "little")  # e_machine
     other.write_bytes(bytes(data))
-    assert_one_error_line(restore_cli(other, "--run"), "another architecture", "AArch64")
+    assert_one_error_line(restore_cli(other, "--run"), "another architecture", name)
 
 
 def test_wrong_executable(programs: Programs, resume_core: Path) -> None:

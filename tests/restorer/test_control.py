@@ -7,6 +7,7 @@ import signal
 import threading
 from pathlib import Path
 
+import pytest
 from restore_helpers import (
     Programs,
     blocked_read_core,
@@ -16,16 +17,20 @@ from restore_helpers import (
     wait_until_in_read,
 )
 
-from restorer.control import Controller
+from restorer.arch import ARM64, BREAKPOINT_INSN, REGS
+from restorer.control import ControlError, Controller
 from restorer.core import Core
 from restorer.restore import restore
+
+# The mnemonics of a store through a pointer and of a call (capstone's).
+STORE, CALL = ("str", "bl") if ARM64 else ("mov", "call")
 
 
 def test_crash_stops_with_sigsegv_at_the_same_pc(programs: Programs, tmp_path: Path) -> None:
     core, before = kernel_core(programs["crash"], tmp_path, expect=signal.SIGSEGV)
     assert before == "before crash\n"
     with Core(core) as c:
-        crash_pc = c.signal_thread.regs.rip
+        crash_pc = c.signal_thread.regs.pc
     with controlled(core, tmp_path / "out") as ctl:
         assert ctl.pc == crash_pc
 
@@ -42,7 +47,7 @@ def test_jumping_past_the_faulting_instruction_lets_it_finish(
     core, _ = kernel_core(programs["crash"], tmp_path, expect=signal.SIGSEGV)
     with controlled(core, tmp_path / "out") as ctl:
         insn = ctl.disassemble(ctl.pc, 1)[0]
-        assert insn.mnemonic == "mov" and "[" in insn.op_str  # the store through NULL
+        assert insn.mnemonic == STORE and "[" in insn.op_str  # the store through NULL
 
         ctl.jump(insn.addr + insn.size)
         ev = ctl.run_to_exit()
@@ -73,7 +78,8 @@ def test_breakpoint_and_run_to_address_stop_there(programs: Programs, tmp_path: 
         assert ev.reason == "breakpoint" and ev.pc == target
         ev = ctl.step()
         assert ev.reason == "step" and ev.pc != target
-        assert ctl.read_memory(target, 1) != b"\xcc"  # breakpoints are out while stopped
+        # breakpoints are out while stopped
+        assert ctl.read_memory(target, len(BREAKPOINT_INSN)) != BREAKPOINT_INSN
 
 
 def test_step_over_a_call_returns_after_it(programs: Programs, tmp_path: Path) -> None:
@@ -81,7 +87,7 @@ def test_step_over_a_call_returns_after_it(programs: Programs, tmp_path: Path) -
     with controlled(core, tmp_path / "out") as ctl:
         insn = ctl.disassemble(ctl.pc, 1)[0]
         ctl.jump(insn.addr + insn.size)
-        while not ctl.disassemble(ctl.pc, 1)[0].mnemonic.startswith("call"):
+        while ctl.disassemble(ctl.pc, 1)[0].mnemonic != CALL:
             ctl.step()
         call = ctl.disassemble(ctl.pc, 1)[0]
 
@@ -121,8 +127,8 @@ def test_back_replays_forward_to_the_wanted_step(programs: Programs, tmp_path: P
         ctl.back(cp.id, to_step=25)
 
         assert ctl.steps == 25
-        assert ctl.regs().rip == regs_at_25.rip
-        assert ctl.regs().rsp == regs_at_25.rsp
+        assert ctl.regs().pc == regs_at_25.pc
+        assert ctl.regs().sp == regs_at_25.sp
         assert [c.id for c in ctl.checkpoints.timeline()] == [cp.id]
 
 
@@ -135,7 +141,7 @@ def test_hold_console_shows_registers_and_disassembly_and_quits(
 
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "rip 0x" in out
+    assert f"{REGS.DISPLAY[0]} 0x" in out  # rip, pc
     assert "=> 0x" in out and "<main+" in out
     assert "#0 0x" in out
     assert "checkpoint 1 at step 0" in out
@@ -215,14 +221,28 @@ def test_checkpoints_every_n_steps_form_a_timeline(programs: Programs, tmp_path:
 def test_registers_and_memory_can_be_read_and_written(programs: Programs, tmp_path: Path) -> None:
     core, _ = kernel_core(programs["crash"], tmp_path, expect=signal.SIGSEGV)
     with Core(core) as c:
-        saved = c.read(c.signal_thread.regs.rsp, 16)
+        saved = c.read(c.signal_thread.regs.sp, 16)
     with controlled(core, tmp_path / "out") as ctl:
-        sp = ctl.regs().rsp
+        sp = ctl.regs().sp
         assert ctl.read_memory(sp, 16) == saved  # the stack as it was dumped
 
         ctl.write_memory(sp, b"syscap!!")
-        ctl.set_regs(rbx=0x1234)
+        reg = "x19" if ARM64 else "rbx"  # callee-saved
+        ctl.set_regs(**{reg: 0x1234})
 
         assert ctl.read_memory(sp, 8) == b"syscap!!"
-        assert ctl.regs().rbx == 0x1234
-        assert ctl.resolve("$rbx+0x10") == 0x1244
+        assert ctl.regs().as_dict()[reg] == 0x1234
+        assert ctl.resolve(f"${reg}+0x10") == 0x1244
+
+
+@pytest.mark.skipif(not ARM64, reason="arm64 only: x86-64 records a history")
+def test_reverse_execution_is_refused_in_one_line_on_arm64(
+    programs: Programs, tmp_path: Path
+) -> None:
+    core, _ = kernel_core(programs["crash"], tmp_path, expect=signal.SIGSEGV)
+    with controlled(core, tmp_path / "out") as ctl:
+        with pytest.raises(ControlError, match="x86-64 only"):
+            ctl.record()
+        assert ctl.timeline is None
+        ev = ctl.cont()  # the process is as it was
+        assert ev.stop.signal == signal.SIGSEGV

@@ -11,11 +11,14 @@ from pathlib import Path
 import pytest
 from restore_helpers import Programs, controlled, kernel_core
 
-from restorer.arch import SYS_EXIT_GROUP, SYSCALL_INSN
+from restorer.arch import ARM64, SYS_EXIT_GROUP, SYSCALL_INSN
 from restorer.checkpoint import Checkpoint
 from restorer.control import ControlError, Controller
 from restorer.core import Core
 from restorer.restore import restore
+
+# The syscall record (restorer/replay.py) knows x86-64's syscalls; arm64 refuses `record`.
+pytestmark = pytest.mark.skipif(ARM64, reason="reverse execution is x86-64 only for now")
 
 INPUT = b"abcdefghijklmnop"  # four reads of four bytes
 
@@ -59,7 +62,7 @@ def test_three_reverse_steps_give_back_every_register_of_three_steps_before(
         for _ in range(3):
             ctl.step()
             seen.append(ctl.regs())
-        assert seen[3].rip != seen[0].rip
+        assert seen[3].pc != seen[0].pc
 
         for back in (2, 1, 0):
             ev = ctl.reverse_step()
@@ -93,7 +96,7 @@ def test_reverse_continue_goes_back_to_each_earlier_breakpoint_hit(
         for _ in range(3):
             assert ctl.cont().reason == "breakpoint"
             hits.append(ctl.regs())
-        assert [h.rdi for h in hits] == [1, 2, 3]  # tick(i): i in the first argument
+        assert [h.arg(0) for h in hits] == [1, 2, 3]  # tick(i): i in the first argument
 
         assert ctl.reverse_cont().reason == "reverse-continue"
         assert ctl.regs() == hits[1]
@@ -116,7 +119,7 @@ def test_going_back_and_on_again_writes_and_reads_nothing_twice(
 
         ctl.add_breakpoint(tick)
         ctl.reverse_cont()  # back into round 4, after three writes and four reads
-        assert ctl.regs().rdi == 4
+        assert ctl.regs().arg(0) == 4
         ctl.remove_breakpoint(tick)
         ev = ctl.cont()
 
@@ -163,8 +166,8 @@ def test_reverse_step_from_the_end_stops_before_exit_group(
 
         assert ctl.alive
         regs = ctl.regs()
-        assert regs.rax == SYS_EXIT_GROUP
-        assert ctl.read_memory(regs.rip, len(SYSCALL_INSN)) == SYSCALL_INSN
+        assert regs.pending_nr == SYS_EXIT_GROUP
+        assert ctl.read_memory(regs.pc, len(SYSCALL_INSN)) == SYSCALL_INSN
 
 
 def test_a_register_edited_at_a_breakpoint_changes_the_output_as_predicted(

@@ -23,16 +23,17 @@ from restore_helpers import (
     gcore_core,
     kernel_core,
     restore_cli,
+    sleeping_in,
     unlimited_cores,
 )
 
 from restorer import ptrace
-from restorer.arch import SYS_RESTART_SYSCALL
+from restorer.arch import ARM64, SYS_RESTART_SYSCALL
 from restorer.control import ControlError, Controller
 from restorer.core import Core
 from restorer.restore import restore
 
-SYS_FUTEX = 202
+SYS_FUTEX = 98 if ARM64 else 202
 THREADS = 4
 THREAD_LINE = re.compile(r"^(?:\(syscap\) )?([* ]) (\d+) 0x[0-9a-f]+ in ", re.M)
 
@@ -59,7 +60,7 @@ def test_every_thread_resumes_and_prints_the_rest_of_an_uninterrupted_run(
     core = token_ring_core(programs, tmp_path, kind)
     with Core(core) as c:
         assert len(c.threads) == THREADS
-        asleep = [t for t in c.threads if t.regs.interrupted_syscall == SYS_FUTEX]
+        asleep = [t for t in c.threads if sleeping_in(t.regs) == SYS_FUTEX]
         assert len(asleep) == THREADS - 1
 
     result = restore_cli(core, "--run")
@@ -86,16 +87,17 @@ def test_each_thread_gets_its_own_tid_registers_tls_and_signal_mask(
                 assert saved is not None and rt.tid == rt.core_tid
                 t = live[rt.tid]
                 regs = t.regs()
-                assert regs.fs_base == saved.regs.fs_base
-                assert regs.rsp == saved.regs.rsp
+                assert regs.tls == saved.regs.tls
+                assert regs.sp == saved.regs.sp
                 assert ptrace.getsigmask(t.pid) == saved.sighold
                 assert ptrace.getfpregs(t.pid) == saved.fpregs
                 masks.add(saved.sighold)
-                if saved.regs.interrupted_syscall is not None:
-                    # Rewound onto the syscall instruction, number back in rax.
+                if rt.restarted_syscall is not None:
+                    # On the syscall instruction (x86-64: rewound onto it), its number where
+                    # the instruction takes it (rax, x8).
                     assert rt.restarted_syscall == SYS_FUTEX
-                    assert regs.rip == saved.regs.rip - 2
-                    assert regs.rax in (SYS_FUTEX, SYS_RESTART_SYSCALL)
+                    assert regs.pc == saved.regs.for_resume().pc
+                    assert regs.pending_nr in (SYS_FUTEX, SYS_RESTART_SYSCALL)
             assert len(masks) == THREADS  # each thread blocks its own signal
         finally:
             r.tracee.kill()
@@ -103,7 +105,7 @@ def test_each_thread_gets_its_own_tid_registers_tls_and_signal_mask(
 
 def _turn_and_player(ctl: Controller) -> tuple[int, int]:
     regs = ctl.regs()  # printf("turn %d: thread %d ...", turn, me, ...)
-    return regs.rsi, regs.rdx
+    return regs.arg(1), regs.arg(2)
 
 
 def _task_state(pid: int, tid: int) -> str:
@@ -124,7 +126,7 @@ def test_control_stops_all_threads_at_a_breakpoint_in_any_of_them(
     with controlled(core, out) as ctl:
         with Core(core) as c:
             signalled = c.signal_thread.tid
-            fs_bases = {t.tid: t.regs.fs_base for t in c.threads}
+            fs_bases = {t.tid: t.regs.tls for t in c.threads}
         threads = ctl.thread_list()
         assert len(threads) == THREADS
         assert [t.tid for t in threads if t.selected] == [signalled]
@@ -145,7 +147,7 @@ def test_control_stops_all_threads_at_a_breakpoint_in_any_of_them(
         assert second.tid not in (first.tid, signalled)
 
         ctl.select(first.tid)  # per-thread state goes through the selected thread
-        assert ctl.regs().fs_base == fs_bases[first.tid]
+        assert ctl.regs().tls == fs_bases[first.tid]
         ctl.remove_breakpoint(printf)
         with pytest.raises(ControlError, match="single-threaded"):
             ctl.checkpoint()
@@ -203,8 +205,9 @@ def test_interrupt_stops_every_thread_and_sleepers_resume_afterwards(
     with controlled(core, out) as ctl:
         holder = ctl.tracee.pid
         pc = ctl.pc
-        original = ctl.read_memory(pc, 2)
-        ctl.write_memory(pc, b"\xeb\xfe")  # jmp .
+        spin = b"\x00\x00\x00\x14" if ARM64 else b"\xeb\xfe"  # b . / jmp .
+        original = ctl.read_memory(pc, len(spin))
+        ctl.write_memory(pc, spin)
         pid = ctl.leader.pid
         others = [t.pid for t in ctl.threads if t.pid != holder]
 

@@ -77,7 +77,7 @@ def reg(pane: RestorerPane, name: str) -> int:
 
 def core_pc(core: Path) -> int:
     with Core(core) as c:
-        return c.signal_thread.regs.rip
+        return c.signal_thread.regs.pc
 
 
 # -- open, step, checkpoints, continue --------------------------------------------------

@@ -24,15 +24,16 @@ static void *blocker(void *arg)
 }
 
 /* /proc/self/task/TID/syscall reads "running" while the thread runs, and starts with the
- * syscall number once it sleeps in one: "0 " is read(). */
+ * syscall number once it sleeps in one ("0 " for read() on x86-64, "63 " on arm64). */
 static void wait_for_blocker_in_read(void)
 {
-	char path[64], buf[64];
+	char path[64], buf[64], want[16];
 	pid_t tid;
 
 	while (!(tid = blocker_tid))
 		sched_yield();
 	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	snprintf(want, sizeof(want), "%d ", (int)SYS_read);
 	for (;;) {
 		FILE *f = fopen(path, "r");
 		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
@@ -40,7 +41,7 @@ static void wait_for_blocker_in_read(void)
 		if (f)
 			fclose(f);
 		buf[n] = 0;
-		if (!strncmp(buf, "0 ", 2))
+		if (!strncmp(buf, want, strlen(want)))
 			return;
 		sched_yield();
 	}

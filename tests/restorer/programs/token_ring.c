@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define THREADS 4
@@ -24,7 +25,8 @@ static int turn;
 static int dump_signal;
 static __thread int counter;
 
-/* Threads other than the caller whose /proc/self/task/TID/syscall starts with "202 " (futex). */
+/* Threads other than the caller whose /proc/self/task/TID/syscall starts with futex's number
+ * ("202 " on x86-64, "98 " on arm64). */
 static int others_in_futex(void)
 {
 	DIR *dir = opendir("/proc/self/task");
@@ -34,7 +36,7 @@ static int others_in_futex(void)
 	if (!dir)
 		return 0;
 	while ((e = readdir(dir))) {
-		char path[300], buf[16] = "";
+		char path[300], buf[16] = "", want[16];
 		FILE *f;
 
 		if (e->d_name[0] == '.' || atoi(e->d_name) == gettid())
@@ -43,7 +45,8 @@ static int others_in_futex(void)
 		f = fopen(path, "r");
 		if (!f)
 			continue;
-		if (fgets(buf, sizeof(buf), f) && !strncmp(buf, "202 ", 4))
+		snprintf(want, sizeof(want), "%d ", (int)SYS_futex);
+		if (fgets(buf, sizeof(buf), f) && !strncmp(buf, want, strlen(want)))
 			n++;
 		fclose(f);
 	}
