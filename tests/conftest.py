@@ -6,10 +6,12 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from bench.sshd import Sshd
+if TYPE_CHECKING:
+    from bench.sshd import Sshd
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +52,9 @@ def sshd(tmp_path: Path) -> Iterator[Sshd]:
     root (it needs /run/sshd) a missing or failing sshd is a failure, not a skip."""
     if os.geteuid() != 0:
         pytest.skip("the sshd fixture needs root (sshd's privilege separation directory)")
+    # imported here: the arm64 restorer guest runs these fixtures with no bench package
+    from bench.sshd import Sshd
+
     box = tmp_path / "sshd"
     box.mkdir()
     with Sshd(box) as server:

@@ -68,3 +68,23 @@ def test_nothing_fails_in_the_arm64_guest(guest: restorer_guest.GuestRun) -> Non
     bad = {n: o for n, o in guest.outcomes.items() if o in ("FAILED", "ERROR", "XPASS")}
     assert not bad, f"{bad}\n{guest.output[-4000:]}"
     assert guest.returncode == 0, f"pytest in the guest: {guest.returncode}\n{guest.output[-4000:]}"
+
+
+def test_the_guest_gets_every_test_helper_its_tests_import() -> None:
+    """What the copied tests import from tests/ is copied too (the guest has nothing else)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    copied = {root / rel for rel in restorer_guest.COPIED}
+    files = [p for c in copied for p in ([c] if c.is_file() else c.rglob("*.py"))]
+    missing = set()
+    for path in files:
+        if path.suffix != ".py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests."):
+                module = root / (node.module or "").replace(".", "/")
+                if not any(m in copied or any(c in m.parents for c in copied)
+                           for m in (module.with_suffix(".py"), module)):  # fmt: skip
+                    missing.add(f"{node.module} (imported by {path.relative_to(root)})")
+    assert not missing, f"restorer_guest.COPIED lacks: {sorted(missing)}"
