@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import harness
+from bench.procs import proc_table
 from bench.sshd import Sshd
 from bench.tracers import BenchError
 from capture_lib.ssh import agent_path
@@ -111,16 +112,7 @@ class Load:
 
 
 def _children_of(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if stat.rsplit(")", 1)[1].split()[1] == str(pid):
-                out.append(int(entry))
-    return out
+    return [child for child, st in proc_table().items() if st.ppid == pid]
 
 
 def measure_agent(window: float) -> dict[str, float]:

@@ -22,6 +22,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from bench.procs import proc_table
 from capture_lib.errors import SyscapError
 
 SSHD = Path("/usr/sbin/sshd")
@@ -43,15 +44,8 @@ def _free_port() -> int:
 def _children(pid: int) -> list[int]:
     """pid's descendants (from /proc), parents before their children."""
     kids: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        kids.setdefault(ppid, []).append(int(entry))
+    for child, st in proc_table().items():
+        kids.setdefault(st.ppid, []).append(child)
     out, todo = [], list(kids.get(pid, []))
     while todo:
         p = todo.pop(0)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.procs import proc_table
 from capture_lib.errors import CaptureError, UsageError
 from capture_lib.remote import ConnectionLost, RemoteSource, _filter_commands, remote_host
 from capture_lib.snapshot import Filter, Snapshot
@@ -227,17 +228,7 @@ def test_a_killed_command_is_a_lost_connection_that_keeps_what_arrived(
 
 def group_members(pgid: int) -> list[int]:
     """Live (not zombie) processes in process group pgid."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rpartition(")")[2].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                out.append(int(entry))
-    return out
+    return [pid for pid, st in proc_table().items() if st.pgrp == pgid and st.state != "Z"]
 
 
 def gone(pgid: int) -> bool:
