@@ -37,10 +37,7 @@ from capture_lib.errors import CaptureError, UsageError
 from capture_lib.live import (
     DEFAULT_RING_SIZE,
     DEFAULT_SAMPLE_BUDGET,
-    SAMPLE_COST_NS,
-    SAMPLE_PERIOD,
     Session,
-    sample_period_for,
 )
 from capture_lib.snapshot import Filter, Snapshot
 
@@ -227,7 +224,6 @@ class Exporter:
         self.series = MetricSeries(top_comms)
         self._lock = threading.Lock()
         self._budget = sample_budget
-        self._period = SAMPLE_PERIOD
         try:
             self.session.aggregate(True)
             self.session.set_filter(flt)
@@ -239,7 +235,7 @@ class Exporter:
                 except CaptureError:
                     self.session.set_mode("records")  # eBPF before 5.15
             if self.session.mode == "sampled":
-                self.session.set_sample_period(self._period)
+                self.session.plan_samples(1e6, self._budget)  # until the rate is seen
             self.session.attach()
         except BaseException:
             self.session.close()
@@ -264,11 +260,8 @@ class Exporter:
             snap, hists = self.session.snapshot_with_histograms()
             self.series.add(snap, hists.__getitem__ if hists else None)
             if self.session.mode == "sampled":
-                rate = (snap.events + snap.drops) / snap.interval_s
-                period = sample_period_for(rate, self._budget, SAMPLE_COST_NS)
-                if period != self._period:
-                    self.session.set_sample_period(period)
-                    self._period = period
+                self.session.plan_samples((snap.events + snap.drops) / snap.interval_s,
+                                          self._budget)
 
     def collect(self) -> Iterator[Metric]:
         self.refresh()

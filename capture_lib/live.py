@@ -127,6 +127,9 @@ class Session:
         self.ring_size = ring_size
         self.filter = Filter()
         self._mode = "records"
+        # sampling windows (the eBPF backend) or an entry probe that stays (the module)
+        self.sample_windows_offered = lib.syscap_session_set_sample_duty(s, 1000000) == 0
+        self.sample: SamplePlan | None = None  # sampled mode's settings, once planned
 
     @property
     def backend(self) -> str:
@@ -193,6 +196,50 @@ class Session:
         if period < 1 or period & (period - 1) or period > 1 << 30:
             raise UsageError(f"sample period {period} is not a power of two up to 2^30")
         self._check(self._lib.syscap_session_set_sample_period(self._s, period), "sample period")
+        self.sample = None
+
+    def plan_samples(self, rate_per_s: float, budget_pct: float, sample_ns: float = 0.0,
+                     enter_ns: float = 0.0) -> SamplePlan:
+        """Sampled mode: set the densest sample whose cost stays within
+        budget_pct of one CPU at rate_per_s syscalls a second (sample_plan;
+        costs not measured, 0, are taken as SAMPLE_COST_NS and ENTER_COST_NS)."""
+        plan = sample_plan(rate_per_s, budget_pct, sample_ns or SAMPLE_COST_NS,
+                           enter_ns or ENTER_COST_NS, self.sample_windows_offered)
+        self.use_sample_plan(plan)
+        return plan
+
+    def use_sample_plan(self, plan: SamplePlan) -> None:
+        """Set a sample period and duty (a duty below 1 needs sampling windows)."""
+        if plan == self.sample:
+            return
+        self.set_sample_period(plan.period)
+        if self.sample_windows_offered:
+            self.set_sample_duty(plan.duty)
+        elif plan.duty < 1:
+            raise CaptureError(f"the {self.backend} backend keeps its entry probe attached: "
+                               "sampling windows need the eBPF backend")
+        self.sample = plan
+
+    def set_sample_duty(self, duty: float) -> bool:
+        """Sampled mode: take samples only inside sampling windows that together
+        cover this fraction of the time (0 < duty <= 1; 1, the default: always).
+        Outside them the entry probe is detached and a call costs what count
+        mode costs; counts stay exact. False when the backend cannot detach its
+        entry probe (the module): then it stays attached. May change while running."""
+        if not 0 < duty <= 1:
+            raise UsageError(f"sample duty {duty:g} is not a fraction in (0, 1]")
+        ret = self._lib.syscap_session_set_sample_duty(self._s, max(1, round(duty * 1e6)))
+        if ret == -errno.ENOTSUP:
+            return False
+        self._check(ret, "sample duty")
+        return True
+
+    def sample_windows(self) -> tuple[int, float]:
+        """Sampling windows opened since the session opened, and the seconds
+        that those already closed were open."""
+        w = self._ffi.new("struct syscap_windows *")
+        self._lib.syscap_session_sample_windows(self._s, w)
+        return int(w.opened), w.open_ns / 1e9
 
     def aggregate(self, on: bool = True) -> None:
         self._lib.syscap_session_aggregate(self._s, int(on))
@@ -374,17 +421,49 @@ _MODE_OF = {"off": "counts", "sampled": "sampled", "all": "records"}
 DEFAULT_SAMPLE_BUDGET = 1.0  # percent of one CPU that sampled durations may add
 _MAX_SAMPLE_PERIOD = 1 << 20
 SAMPLE_COST_NS = 500.0  # what one sample adds when calibration could not tell
-SAMPLE_PERIOD = 64  # sampled mode's first period, until the rate is known
 
 
-def sample_period_for(rate_per_s: float, budget_pct: float, sample_cost_ns: float) -> int:
-    """The densest sample period (a power of two) whose samples cost at most
-    budget_pct percent of one CPU at rate_per_s syscalls a second."""
-    per_s = budget_pct / 100 * 1e9 / max(sample_cost_ns, 1.0)
+ENTER_COST_NS = 100.0  # what the sampler's entry probe adds to every call, if not measured
+MIN_SAMPLE_DUTY = 1e-3  # sampling windows cover at least this fraction of the time
+
+
+@dataclass(frozen=True, slots=True)
+class SamplePlan:
+    """Sampled mode's settings: one call in period is timed while a sampling
+    window is open, and windows are open duty of the time."""
+    period: int
+    duty: float
+
+    @property
+    def one_in(self) -> int:
+        """About one call in this many is timed."""
+        return max(1, round(self.period / self.duty))
+
+
+def sample_plan(rate_per_s: float, budget_pct: float, sample_ns: float,
+                enter_ns: float = ENTER_COST_NS, windows: bool = True) -> SamplePlan:
+    """The densest sample whose cost stays within budget_pct percent of one CPU
+    at rate_per_s syscalls a second.
+
+    While a window is open the entry probe adds enter_ns to every call and a
+    timed call sample_ns more: rate x duty x (enter_ns + sample_ns / period)
+    ns a second. A sample costs least with period 1 (every call in a window
+    timed), so the duty is cut first and the period raised only below
+    MIN_SAMPLE_DUTY. Without windows (the module's entry probe stays) only the
+    period can be raised, and only the samples' own cost is counted."""
+    budget_ns = budget_pct / 100 * 1e9
+    rate = max(rate_per_s, 1.0)
+    duty = 1.0
+    if windows:
+        duty = min(1.0, budget_ns / (rate * (enter_ns + sample_ns)))
+        if duty >= MIN_SAMPLE_DUTY:
+            return SamplePlan(1, duty)
+        duty = MIN_SAMPLE_DUTY
+    fixed = enter_ns if windows else 0.0
     period = 1
-    while period < _MAX_SAMPLE_PERIOD and rate_per_s / period > per_s:
+    while period < _MAX_SAMPLE_PERIOD and rate * duty * (fixed + sample_ns / period) > budget_ns:
         period *= 2
-    return period
+    return SamplePlan(period, duty)
 
 
 class LiveSource:
@@ -412,7 +491,6 @@ class LiveSource:
         self._session = Session(backend, ring_size)
         self._session.aggregate(True)
         self._cost: dict[str, float] = {}
-        self._period = 0
         try:
             self.offered = self._offered()
             if calibrate:
@@ -443,19 +521,21 @@ class LiveSource:
         if durations not in self.offered:
             durations = "off" if durations == "sampled" and "off" in self.offered else "all"
         self._session.set_mode(_MODE_OF[durations])
-        if durations == "sampled":
-            self._set_period(self._period or SAMPLE_PERIOD)
+        if durations == "sampled" and self._session.sample is None:
+            # until a snapshot shows the rate: as if a million calls a second
+            self._plan(1e6)
 
-    def _set_period(self, period: int) -> None:
-        self._session.set_sample_period(period)
-        self._period = period
+    def _plan(self, rate_per_s: float) -> None:
+        self._session.plan_samples(rate_per_s, self._budget, self._sample_cost_ns(),
+                                   self._enter_cost_ns())
 
     def _calibrate(self) -> None:
         """What each mode's probes add to one traced syscall. Only the
         calibration's own child passes the filter meanwhile: no other
         process is traced, whatever filter the user gives afterwards.
-        Sampled mode is measured with (almost) no call sampled: its cost is
-        that plus one record's share per sampled call (hook_cost_ns)."""
+        Sampled mode is measured with its sampling window always open and
+        (almost) no call sampled: the entry probe's own cost (hook_cost_ns
+        adds the share of the samples, both scaled by the window's duty)."""
         loop = _GetppidLoop(20000)
         try:
             before = min(loop.ns_per_call() for _ in range(3))
@@ -463,7 +543,7 @@ class LiveSource:
             for durations in self.offered:
                 self._use(durations)
                 if durations == "sampled":
-                    self._set_period(_MAX_SAMPLE_PERIOD)
+                    self._session.use_sample_plan(SamplePlan(_MAX_SAMPLE_PERIOD, 1.0))
                 self._session.start()
                 try:
                     after = min(loop.ns_per_call() for _ in range(3))
@@ -472,7 +552,7 @@ class LiveSource:
                 self._cost[durations] = max(after - before, 0.0)
         finally:
             loop.close()
-            self._period = 0
+            self._session.sample = None  # planned afresh with the costs measured
         self._session.set_filter(Filter())
 
     def _sample_cost_ns(self) -> float:
@@ -481,12 +561,20 @@ class LiveSource:
             return max(self._cost["all"] - self._cost["off"], 50.0)
         return SAMPLE_COST_NS
 
+    def _enter_cost_ns(self) -> float:
+        """What the sampler's entry probe adds to every call while attached."""
+        if "sampled" in self._cost and "off" in self._cost:
+            return max(self._cost["sampled"] - self._cost["off"], 1.0)
+        return ENTER_COST_NS
+
     @property
     def hook_cost_ns(self) -> float:
         """ns the probes add to a traced syscall in the current mode (0: not measured)."""
         d = self.durations
-        if d == "sampled" and d in self._cost:
-            return self._cost[d] + self._sample_cost_ns() / max(self._period, 1)
+        plan = self._session.sample
+        if d == "sampled" and d in self._cost and "off" in self._cost and plan is not None:
+            return self._cost["off"] + plan.duty * (
+                self._enter_cost_ns() + self._sample_cost_ns() / plan.period)
         return self._cost.get(d, 0.0)
 
     @property
@@ -505,7 +593,8 @@ class LiveSource:
     @property
     def sample_period(self) -> int:
         """Sampled: about one call in this many is timed (0 in other modes)."""
-        return self._period if self.durations == "sampled" else 0
+        plan = self._session.sample
+        return plan.one_in if self.durations == "sampled" and plan is not None else 0
 
     @property
     def latency(self) -> bool:
@@ -526,12 +615,9 @@ class LiveSource:
             self._session.start()
 
     def _retune(self, snap: Snapshot) -> None:
-        """The sample period that keeps sampled durations within the budget
-        at the rate just seen: a power of two, the densest that fits."""
-        rate = (snap.events + snap.drops) / snap.interval_s
-        period = sample_period_for(rate, self._budget, self._sample_cost_ns())
-        if period != self._period:
-            self._set_period(period)
+        """The densest sample that keeps sampled durations within the budget
+        at the rate just seen."""
+        self._plan((snap.events + snap.drops) / snap.interval_s)
 
     def snapshot(self) -> Snapshot:
         err = self._session.error

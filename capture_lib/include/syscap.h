@@ -130,6 +130,19 @@ int syscap_session_set_mode(struct syscap_session *s, int mode);
 /* SAMPLED: about one syscall in period (a power of two, default 64) gets
  * its duration measured; may change while running. */
 int syscap_session_set_sample_period(struct syscap_session *s, uint32_t period);
+/*
+ * SAMPLED: samples are taken only inside sampling windows that together
+ * cover ppm parts per million of the time (1000000, the default: always).
+ * Outside them the entry probe is detached and a call costs what count mode
+ * costs; counts stay exact throughout. -ENOTSUP when the backend cannot
+ * detach its entry probe (the module). May change while running.
+ */
+int syscap_session_set_sample_duty(struct syscap_session *s, uint32_t ppm);
+struct syscap_windows {
+	uint64_t opened;		/* sampling windows opened since open */
+	uint64_t open_ns;		/* how long the closed ones were open */
+};
+void syscap_session_sample_windows(struct syscap_session *s, struct syscap_windows *out);
 /* Record every drained record into a trace file (before start), created as
  * syscap_create_output(path, flags) does. */
 int syscap_session_record(struct syscap_session *s, const char *path, uint32_t flags,

@@ -58,6 +58,10 @@ struct syscap_backend_ops {
 	/* Sampled mode: about one syscall in period (a power of two) gets a
 	 * duration. Allowed while attached. NULL when there is no sampled mode. */
 	int (*set_sample_period)(struct syscap_backend *b, uint32_t period);
+	/* Sampled mode, while attached: attach (open) or detach the entry probe
+	 * that takes the samples. start() opens the first window. NULL: the
+	 * entry probe stays attached while the probes are. */
+	int (*sample_window)(struct syscap_backend *b, int open);
 	/* Hand fn every process x syscall counter, summed over the CPUs. */
 	int (*read_counts)(struct syscap_backend *b, syscap_count_fn fn, void *ctx);
 	/* Remove one counter (its process is gone). */

@@ -41,6 +41,8 @@ struct bpf_priv {
 	uint32_t self_tgid;		/* the consumer, as the probes number it */
 	struct bpf_link *links[6];	/* what bpf_start() attached */
 	int nlinks;
+	struct bpf_link *sampler;	/* sampled mode: sys_enter_sample while
+					 * a sampling window is open */
 	struct syscap_count_slot *counts;	/* count_tables, mapped read-write */
 	size_t counts_len;
 	uint32_t count_bits;		/* each CPU's table has 2^count_bits slots */
@@ -281,10 +283,38 @@ static int bpf_forget_count(struct syscap_backend *b, const struct syscap_count_
 	return 0;
 }
 
+/*
+ * Sampled mode: open or close a sampling window while attached. A closed
+ * window has no sys_enter program at all, so calls outside the windows cost
+ * what count mode costs. Samples taken in a window stay pending until their
+ * exits, which sys_exit_count always sees; the gate and start_ns are left
+ * alone here, so such a sample is still paired after the window closed.
+ */
+static int bpf_sample_window(struct syscap_backend *b, int open)
+{
+	struct bpf_priv *p = b->priv;
+
+	if (!p->attached || p->mode != SYSCAP_MODE_SAMPLED)
+		return -EINVAL;
+	if (open && !p->sampler) {
+		p->sampler = bpf_program__attach(p->skel->progs.sys_enter_sample);
+		if (!p->sampler)
+			return -errno;
+	} else if (!open && p->sampler) {
+		bpf_link__destroy(p->sampler);
+		p->sampler = NULL;
+	}
+	return 0;
+}
+
 static int bpf_stop(struct syscap_backend *b)
 {
 	struct bpf_priv *p = b->priv;
 
+	if (p->sampler) {
+		bpf_link__destroy(p->sampler);
+		p->sampler = NULL;
+	}
 	while (p->nlinks > 0)
 		bpf_link__destroy(p->links[--p->nlinks]);
 	p->attached = 0;
@@ -299,14 +329,14 @@ static int bpf_start(struct syscap_backend *b)
 	/* Records mode's sched_switch first: it empties the per-CPU state
 	 * slots the syscall probes fill (and stop() detaches it last). Then the
 	 * process events: a task forked meanwhile is not missed. Count mode
-	 * needs no sys_enter (the list ends at the first NULL). */
+	 * needs no sys_enter; sampled mode's is attached last, as its first
+	 * sampling window (bpf_sample_window). */
 	struct bpf_program *records[] = {
 		k->progs.on_switch, k->progs.on_fork, k->progs.on_exec, k->progs.on_exit,
 		k->progs.sys_exit, k->progs.sys_enter,
 	};
 	struct bpf_program *counts[] = {
 		k->progs.on_fork, k->progs.on_exec, k->progs.on_exit, k->progs.sys_exit_count,
-		p->mode == SYSCAP_MODE_SAMPLED ? k->progs.sys_enter_sample : NULL,
 	};
 	struct bpf_program **progs = counted ? counts : records;
 	size_t nprogs = counted ? sizeof(counts) / sizeof(counts[0]) :
@@ -333,7 +363,7 @@ static int bpf_start(struct syscap_backend *b)
 		if (err)
 			return -errno;
 	}
-	for (size_t i = 0; i < nprogs && progs[i]; i++) {
+	for (size_t i = 0; i < nprogs; i++) {
 		struct bpf_link *l = bpf_program__attach(progs[i]);
 
 		if (!l) {
@@ -345,6 +375,14 @@ static int bpf_start(struct syscap_backend *b)
 		p->links[p->nlinks++] = l;
 	}
 	p->attached = 1;
+	if (p->mode == SYSCAP_MODE_SAMPLED) {
+		int err = bpf_sample_window(b, 1);
+
+		if (err) {
+			bpf_stop(b);
+			return err;
+		}
+	}
 	return 0;
 }
 
@@ -391,6 +429,7 @@ static const struct syscap_backend_ops bpf_ops = {
 	.missed = bpf_missed,
 	.set_mode = bpf_set_mode,
 	.set_sample_period = bpf_set_sample_period,
+	.sample_window = bpf_sample_window,
 	.read_counts = bpf_read_counts,
 	.forget_count = bpf_forget_count,
 	.start = bpf_start,

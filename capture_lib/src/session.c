@@ -19,12 +19,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "internal.h"
 
 #define DRAIN_BATCH	4096
 #define FLUSH_NS	1000000000ULL	/* trace blocks hit the disk at least this often */
 #define MAX_SLEEP_MS	32
+/* Sampling windows: one a cycle, a cycle 100 ms long, or longer where the
+ * duty is so small that a window would be under MIN_WINDOW_NS (each window
+ * attaches and detaches a program), up to MAX_CYCLE_NS. */
+#define DUTY_FULL	1000000u	/* sample_duty in parts per million */
+#define CYCLE_NS	100000000ULL
+#define MIN_WINDOW_NS	500000ULL
+#define MAX_CYCLE_NS	1000000000ULL
 
 struct syscap_session {
 	struct syscap_backend *b;
@@ -33,6 +41,13 @@ struct syscap_session {
 	int aggregate;
 	int mode;			/* enum syscap_mode */
 	uint32_t sample_period;		/* SAMPLED: one call in about this many */
+	uint32_t sample_duty;		/* atomic: SAMPLED: parts per million of
+					 * the time a sampling window is open */
+	struct syscap_windows windows;	/* guarded by stats_lock */
+	int window_open;		/* the consumer's: the sampler is attached */
+	uint64_t window_next;		/* the consumer's: when to open or close */
+	uint64_t window_since;		/* the consumer's: when it last opened */
+	uint64_t window_rand;		/* the consumer's: xorshift state */
 	struct count_table *counts;	/* count mode's previous readings */
 	struct trace_writer *tw;
 	uint64_t ring_size;
@@ -106,6 +121,7 @@ struct syscap_session *syscap_session_open(const char *backend, uint64_t ring_si
 	pthread_mutex_init(&s->stats_lock, NULL);
 	s->filter.self_tgid = (uint32_t)getpid();
 	s->filter.generation = 1;
+	s->sample_duty = DUTY_FULL;
 	s->b->ops->set_filter(s->b, &s->filter);
 	return s;
 }
@@ -193,6 +209,23 @@ int syscap_session_set_sample_period(struct syscap_session *s, uint32_t period)
 	if (!ret)
 		s->sample_period = period;
 	return ret;
+}
+
+int syscap_session_set_sample_duty(struct syscap_session *s, uint32_t ppm)
+{
+	if (!s->b->ops->sample_window)
+		return -ENOTSUP;
+	if (!ppm || ppm > DUTY_FULL)
+		return -EINVAL;
+	__atomic_store_n(&s->sample_duty, ppm, __ATOMIC_RELAXED);
+	return 0;
+}
+
+void syscap_session_sample_windows(struct syscap_session *s, struct syscap_windows *out)
+{
+	pthread_mutex_lock(&s->stats_lock);
+	*out = s->windows;
+	pthread_mutex_unlock(&s->stats_lock);
 }
 
 void syscap_session_aggregate(struct syscap_session *s, int on)
@@ -314,16 +347,89 @@ static int next_sleep_ms(const struct syscap_session *s, long n, uint64_t elapse
 	return ms < 1 ? 1 : ms > MAX_SLEEP_MS ? MAX_SLEEP_MS : (int)ms;
 }
 
+static void window_toggle(struct syscap_session *s, int open, uint64_t now)
+{
+	int ret = s->b->ops->sample_window(s->b, open);
+
+	if (ret) {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg), "%s the sampling window failed: %s",
+			 open ? "opening" : "closing", strerror(-ret));
+		set_error(s, msg);
+		return;
+	}
+	pthread_mutex_lock(&s->stats_lock);
+	if (open)
+		s->windows.opened++;
+	else
+		s->windows.open_ns += now - s->window_since;
+	pthread_mutex_unlock(&s->stats_lock);
+	s->window_open = open;
+	if (open)
+		s->window_since = now;
+}
+
+/*
+ * Sampled mode's duty cycle, run by the consumer: the sampler is attached
+ * for a window of duty x cycle, then detached for the rest of the cycle,
+ * that rest drawn between half and one and a half times its length (so
+ * windows do not keep step with a periodic load; the mean duty holds).
+ * Returns ns until the next toggle, or UINT64_MAX when there is none.
+ */
+static uint64_t window_step(struct syscap_session *s, uint64_t now)
+{
+	uint32_t duty = __atomic_load_n(&s->sample_duty, __ATOMIC_RELAXED);
+	uint64_t cycle, window, off;
+
+	if (s->mode != SYSCAP_MODE_SAMPLED || !s->b->ops->sample_window || has_error(s))
+		return UINT64_MAX;
+	if (duty >= DUTY_FULL) {
+		if (!s->window_open)
+			window_toggle(s, 1, now);
+		return UINT64_MAX;
+	}
+	cycle = MIN_WINDOW_NS * DUTY_FULL / duty;
+	cycle = cycle < CYCLE_NS ? CYCLE_NS : cycle > MAX_CYCLE_NS ? MAX_CYCLE_NS : cycle;
+	window = cycle / DUTY_FULL * duty;
+	if (now < s->window_next)
+		return s->window_next - now;
+	if (s->window_open) {
+		window_toggle(s, 0, now);
+		s->window_rand ^= s->window_rand << 13;
+		s->window_rand ^= s->window_rand >> 7;
+		s->window_rand ^= s->window_rand << 17;
+		off = cycle - window;
+		s->window_next = now + off / 2 + s->window_rand % (off + 1);
+	} else {
+		window_toggle(s, 1, now);
+		s->window_next = now + window;
+	}
+	return s->window_next - now;
+}
+
 static void *consumer(void *arg)
 {
 	struct syscap_session *s = arg;
 	uint64_t last = syscap_mono_ns();
 	int sleep_ms = 1;
 
+	/* start() attached the sampler: the first window is open */
+	s->window_open = s->mode == SYSCAP_MODE_SAMPLED && s->b->ops->sample_window;
+	s->window_since = last;
+	s->window_next = last + MIN_WINDOW_NS;
+	s->window_rand = last | 1;
+	if (s->window_open) {
+		pthread_mutex_lock(&s->stats_lock);
+		s->windows.opened++;
+		pthread_mutex_unlock(&s->stats_lock);
+	}
 	while (!__atomic_load_n(&s->stopping, __ATOMIC_ACQUIRE)) {
 		struct pollfd pfd = { .fd = s->b->wait_fd, .events = POLLIN };
 		long n = drain_all(s);
 		uint64_t now = syscap_mono_ns();
+		uint64_t toggle = window_step(s, now), wait_ns;
+		struct timespec ts;
 
 		if (s->tw && !has_error(s) && now - s->last_flush >= FLUSH_NS) {
 			if (trace_writer_flush(s->tw) || write_stats(s, SYSCAP_BLOCK_STATS))
@@ -332,9 +438,21 @@ static void *consumer(void *arg)
 		}
 		sleep_ms = next_sleep_ms(s, n, (now - last) / 1000000, sleep_ms);
 		last = now;
+		wait_ns = (uint64_t)sleep_ms * 1000000;
+		if (toggle < wait_ns)
+			wait_ns = toggle;
+		ts.tv_sec = (time_t)(wait_ns / 1000000000);
+		ts.tv_nsec = (long)(wait_ns % 1000000000);
 		/* readable while a ring is past its watermark (-1: just sleep) */
-		if (poll(&pfd, 1, sleep_ms) > 0 && s->b->ops->woken)
+		if (ppoll(&pfd, 1, &ts, NULL) > 0 && s->b->ops->woken)
 			s->b->ops->woken(s->b);
+	}
+	if (s->window_open) {
+		/* stop() detaches the sampler with the rest: the window ends now */
+		pthread_mutex_lock(&s->stats_lock);
+		s->windows.open_ns += syscap_mono_ns() - s->window_since;
+		pthread_mutex_unlock(&s->stats_lock);
+		s->window_open = 0;
 	}
 	return NULL;
 }

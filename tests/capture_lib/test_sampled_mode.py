@@ -119,3 +119,32 @@ def test_counts_stay_exact_with_a_sparse_sample(spans_exe: Path) -> None:
     assert 0 < rows["getppid"].samples < CALLS
     sleep = rows.get("clock_nanosleep") or rows["nanosleep"]
     assert sleep.samples and sleep.p50_ns >= 100_000 and sleep.avg_ns >= 100_000
+
+
+def test_samples_between_sampling_windows(spans_exe: Path) -> None:
+    """Sampling windows open half the time: the entry probe is attached and
+    detached while the workload runs (2000 iterations of at least 100 us),
+    every call is still counted, calls outside the windows are not timed, and
+    a call sampled in a window that closed before its exit keeps its own
+    duration (no getppid comes out as long as the sleeps around it)."""
+    with Session("bpf") as s:
+        s.set_mode("sampled")
+        s.set_sample_period(1)
+        assert s.set_sample_duty(0.5)
+        s.aggregate(True)
+        s.set_filter(Filter(comms=frozenset({spans_exe.name})))
+        s.start()
+        s.snapshot()
+        subprocess.run([str(spans_exe), str(CALLS)], capture_output=True, check=True)
+        s.stop()
+        snap = s.snapshot()
+        opened, open_s = s.sample_windows()
+    assert snap.sampled and snap.drops == 0
+    rows = {r.name: r for r in snap.syscalls}
+    assert rows["getppid"].count == CALLS and rows["sched_setaffinity"].count == CALLS
+    assert 0 < rows["getppid"].samples < CALLS
+    assert rows["getppid"].p99_ns < 100_000
+    sleep = rows.get("clock_nanosleep") or rows["nanosleep"]
+    assert 0 < sleep.samples < CALLS and sleep.p50_ns >= 100_000
+    assert opened >= 2 and open_s > 0
+

@@ -86,7 +86,10 @@ def test_duration_histogram_counts_every_call(
 def test_sampled_histogram_counts_every_call_from_a_sample(
         exporter: type[Exporter], workload: Path, tmp_path: Path) -> None:
     exe = unique_comm(tmp_path, workload, "sxs")
-    e = exporter("--durations", "sampled", "--comm", exe.name, "-e", "getppid")
+    # a whole CPU's budget: the sampling window stays open, so this short
+    # workload's calls are sampled whenever it runs
+    e = exporter("--durations", "sampled", "--sample-budget", "100", "--comm", exe.name,
+                 "-e", "getppid")
     s, calls, counts = getppid_histogram(e, exe)
     assert counts[-1] == calls  # +Inf: the count is exact; the buckets are estimated
     assert counts[-2] <= calls
