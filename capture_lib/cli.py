@@ -16,11 +16,6 @@ from capture_lib.snapshot import Filter
 
 # Subcommands that other packages register (pyproject.toml's entry points).
 COMMANDS_GROUP = "syscap.commands"
-# The error roots a command's package declares as its users' errors (entry
-# points named for the command): a package whose errors cannot derive from
-# SyscapError (restorer imports nothing of capture_lib) still gets the one
-# error line, and this module still names no package above it.
-ERRORS_GROUP = "syscap.errors"
 
 
 class Parser(argparse.ArgumentParser):
@@ -34,19 +29,6 @@ class Parser(argparse.ArgumentParser):
 def one_line(text: str) -> str:
     """text on one line: its non-blank lines joined with "; "."""
     return "; ".join(ln.strip() for ln in text.splitlines() if ln.strip())
-
-
-def user_errors(command: str) -> tuple[type[Exception], ...]:
-    """The exceptions whose message is for the user of command: SyscapError
-    and the roots its package registered in ERRORS_GROUP."""
-    roots: list[type[Exception]] = [SyscapError]
-    for ep in importlib.metadata.entry_points(group=ERRORS_GROUP, name=command):
-        root = ep.load()
-        if not (isinstance(root, type) and issubclass(root, Exception)):
-            raise TypeError(f"entry point {ep.name} = {ep.value} in {ERRORS_GROUP}: "
-                            "not an exception class")
-        roots.append(root)
-    return tuple(roots)
 
 
 def _pid(text: str) -> int:
@@ -355,8 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except user_errors(args.cmd) as e:
-        # one error style everywhere: syscap COMMAND: what is wrong: how to fix it
+    except SyscapError as e:
+        # Every product's errors derive from SyscapError (the restorer's too).
+        # One error style everywhere: syscap COMMAND: what is wrong: how to fix it
         print(f"syscap {args.cmd}: {one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -40,9 +40,11 @@ PACKAGES = ("python3", "python3-pytest", "python3-pyelftools", "python3-capstone
             "libboost-regex1.74.0", "gcc", "libc6-dev")  # fmt: skip
 # What the tests copy into the guest: the restorer and its tests (tests/conftest.py and
 # tests/__init__.py make the repository root importable as pytest's rootdir), with the
-# shared test helpers they import.
-COPIED = ("restorer", "tests/__init__.py", "tests/conftest.py", "tests/cores.py",
-          "tests/processes.py", "tests/libfuzzer.py", "tests/restorer", "pyproject.toml")
+# shared test helpers they import, and the root of every error class (capture_lib's
+# errors, which import nothing).
+COPIED = ("restorer", "capture_lib/__init__.py", "capture_lib/errors.py", "tests/__init__.py",
+          "tests/conftest.py", "tests/cores.py", "tests/processes.py", "tests/libfuzzer.py",
+          "tests/restorer", "pyproject.toml")
 # PID 1 of the image: everything else comes from the run's disk (the second namespace of
 # the one NVMe controller, which the cloud kernel has built in).
 STUB = """#!/bin/sh
