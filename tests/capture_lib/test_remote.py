@@ -366,6 +366,7 @@ def test_record_remote_bad_commands_are_one_line_and_leave_no_file(
 def test_record_remote_refuses_local_options_and_existing_files(tmp_path: Path) -> None:
     assert "-a with --remote" in record_error("--remote", "x", "-a")
     assert "--comm with --remote" in record_error("--remote", "x", "--comm", "nginx")
+    assert "--backend with --remote" in record_error("--remote", "x", "--backend", "bpf")
     there = tmp_path / "there.trace"
     there.write_bytes(b"keep me")
     assert "--force" in record_error("--remote", "x", "-o", str(there))

@@ -193,6 +193,7 @@ def test_record_over_ssh_ends_its_trace_cleanly_on_ctrl_c(
 @pytest.mark.parametrize(("args", "words"), [
     (["--ssh", "nosuch.invalid"], "nosuch.invalid"),  # ssh's own words
     (["--ssh", "box", "-p", "1"], "-p with --ssh: the agent records every process"),
+    (["--ssh", "box", "--failed"], "--failed with --ssh: the agent records every process"),
     (["--ssh", "box", "--remote", "x"], "give one"),
     (["--ssh-option", "Port=2"], "--ssh-option or --ssh-dir without --ssh"),
     (["--ssh", "box", "--ssh-dir", "var/lib"], "--ssh-dir 'var/lib': give an absolute path"),
