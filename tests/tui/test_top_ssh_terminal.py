@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.sshd import Sshd
-from tests.tui.test_top_remote_terminal import agent, start  # noqa: F401  (a fixture)
+from tests.tui.test_top_remote_terminal import agent  # noqa: F401  (a fixture)
 from tests.tui.test_top_terminal import (
     EXPECTED_RATE,
     NOISE_RATE,
@@ -24,22 +24,18 @@ from tests.tui.test_top_terminal import (
     _events_per_s,
     _helper_rate,
     _live_available,
+    connection_lost,
+    filter_to_pid,
     helper,  # noqa: F401  (fixtures)
     noise,  # noqa: F401
+    quit_top,
+    rate_shown,
+    start_top,
     tmux_session,  # noqa: F401
 )
-from tests.tui.tmux_screen import pane, settled, wait_for
+from tests.tui.tmux_screen import wait_for
 
 pytestmark = pytest.mark.skipif(_live_available() is not None, reason=str(_live_available()))
-
-
-def rate_shown(session: str, pid: int) -> float | None:
-    """pid's rate once its row is on screen (polled, at most 30 s)."""
-    deadline = time.monotonic() + 30
-    while (rate := _helper_rate(pane(session), pid)) is None:
-        assert time.monotonic() < deadline, pane(session)
-        time.sleep(0.2)
-    return rate
 
 
 def test_ssh_top_shows_the_probe_stops_it_in_the_boxs_kernel_and_survives_a_lost_link(
@@ -51,7 +47,7 @@ def test_ssh_top_shows_the_probe_stops_it_in_the_boxs_kernel_and_survives_a_lost
 ) -> None:
     session, tmp = tmux_session
     options = [w for opt in sshd.client_options for w in ("--ssh-option", opt)]
-    top_pid, donefile = start(session, tmp, "--ssh", sshd.host, *options)
+    top_pid, donefile = start_top(session, tmp, "--ssh", sshd.host, *options)
     screen = wait_for(session, "backend bpf")
     head = screen.splitlines()[0]
     assert "127.0.0.1" in head and f"Linux {os.uname().release[:3]}" in head, screen
@@ -66,14 +62,7 @@ def test_ssh_top_shows_the_probe_stops_it_in_the_boxs_kernel_and_survives_a_lost
     assert rate is not None and abs(rate - EXPECTED_RATE) <= 0.25 * EXPECTED_RATE, screen
 
     # F4, pid = the noise's: the agent's kernel counts the probe no more
-    for keys in (["F4"], ["Tab"], ["Tab"], [str(noise.pid)], ["C-s"]):
-        subprocess.run(["tmux", "send-keys", "-t", session, *keys], check=True)
-        settled(session)
-    wait_for(session, f"filter: pid {noise.pid}")
-    deadline = time.monotonic() + 30  # until the refreshes hold no call of the probe's
-    while _helper_rate(pane(session), helper.pid) not in (None, 0.0):
-        assert time.monotonic() < deadline, pane(session)
-        time.sleep(0.2)
+    filter_to_pid(session, noise.pid, dropped=helper.pid)
     after, screen = _events_per_s(session)  # the kernel's event counter, on the box
     print(f"events/s before the pid filter {before}, after {after}; noise {NOISE_RATE}")
     assert abs(after - NOISE_RATE) <= 0.25 * NOISE_RATE, screen
@@ -83,12 +72,7 @@ def test_ssh_top_shows_the_probe_stops_it_in_the_boxs_kernel_and_survives_a_lost
     box_side = sshd.sessions()
     (link,) = sshd.connections()
     os.kill(link, signal.SIGKILL)
-    t0 = time.monotonic()
-    screen = wait_for(session, "connection lost", timeout=5)
-    lost_after = time.monotonic() - t0
-    assert lost_after < 2, f"shown after {lost_after:.1f} s"
-    head = screen.splitlines()[0]
-    assert "backend bpf" in head and "connection lost" in head, screen
+    screen = connection_lost(session)
     assert "capture stopped: connection lost: " in screen, screen  # and why, as ssh says it
     shown = re.search(r"(\d+) processes", screen)  # the last screen stays (which rows are
     assert shown and int(shown.group(1)) > 0, screen  # in view depends on the cursor's pid)
@@ -99,10 +83,4 @@ def test_ssh_top_shows_the_probe_stops_it_in_the_boxs_kernel_and_survives_a_lost
         assert time.monotonic() < deadline, [p for p in box_side if _alive(p)]
         time.sleep(0.1)
 
-    subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
-    deadline = time.monotonic() + 15
-    while not donefile.exists():
-        assert time.monotonic() < deadline, "syscap top did not exit on q\n" + pane(session)
-        time.sleep(0.1)
-    assert not _alive(top_pid)
-    assert "Traceback" not in pane(session)
+    quit_top(session, top_pid, donefile)
