@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.procs import proc_stat
 from tests.tui.tmux_screen import pane, settled, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,13 +69,9 @@ def _top_command() -> list[str]:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is not "behind": it has exited.
-    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    return state != "Z"
+    """Whether pid runs (a zombie is not "behind": it has exited)."""
+    st = proc_stat(pid)
+    return st is not None and st.state != "Z"
 
 
 def _python(code: str) -> Iterator[subprocess.Popen[bytes]]:
