@@ -37,23 +37,9 @@ BENCH_PACKAGES = ("nginx", "apache2-utils", "sysdig", "kmod", "procps", "iproute
 # (image, headers, kbuild) adds 39 MB where the lab has not fetched it yet.
 DEBOOTSTRAP_MB = 50
 BENCH_DOWNLOAD_MB = DEBOOTSTRAP_MB + 40
-# PID 1 of the bench image: everything else comes from the bench disk (the
-# second namespace of the one NVMe controller: names are stable).
-BENCH_STUB = """#!/bin/sh
-# PID 1 of the syscap bench image (written by bench/guest_boot.py): mount the
-# bench disk and hand over to its init.
-PATH=/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mkdir -p /bench
-if mount -t ext4 /dev/nvme0n2 /bench && [ -x /bench/init ]; then
-	exec /bench/init
-fi
-echo "SYSCAP-BENCH-LAB FAIL the bench disk did not mount"
-echo o > /proc/sysrq-trigger
-"""
+# PID 1 of the bench image: everything else comes from the bench disk.
+BENCH_STUB = images.mount_disk_init("bench", "bench/guest_boot.py", "bench disk", "/bench",
+                                    "SYSCAP-BENCH-LAB")
 ROOT_IMAGE = images.RootImage("bench", BENCH_PACKAGES, BENCH_STUB, "/sbin/syscap-bench-init")
 BUILD_ONCE = (f"run `syscap bench guest` once (downloads about {BENCH_DOWNLOAD_MB} MB, "
               "a few minutes)")

@@ -16,16 +16,17 @@ class ProcStat:
     pgrp: int
 
 
+def proc_stat(pid: int) -> ProcStat | None:
+    """Process pid's entry, or None when there is none (it has been reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # the comm may hold spaces and ")"
+    return ProcStat(fields[0], int(fields[1]), int(fields[2]))
+
+
 def proc_table() -> dict[int, ProcStat]:
     """Every process now in /proc (one that exits while it is read is left out)."""
-    table = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rpartition(")")[2].split()  # the comm may hold spaces and ")"
-        table[int(entry)] = ProcStat(fields[0], int(fields[1]), int(fields[2]))
-    return table
+    entries = ((int(e), proc_stat(int(e))) for e in os.listdir("/proc") if e.isdigit())
+    return {pid: st for pid, st in entries if st is not None}

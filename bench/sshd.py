@@ -22,7 +22,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.procs import proc_table
+from bench.procs import proc_stat, proc_table
 from capture_lib.errors import SyscapError
 
 SSHD = Path("/usr/sbin/sshd")
@@ -154,12 +154,8 @@ class Sshd:
         """The pids of the server's per-connection processes (killing one drops its link)."""
         if self._proc is None:
             return []
-        me = str(self._proc.pid)
-        return [
-            p
-            for p in self.sessions()
-            if Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1] == me
-        ]
+        me = self._proc.pid
+        return [p for p in self.sessions() if (st := proc_stat(p)) and st.ppid == me]
 
     def stop(self) -> None:
         proc = self._proc

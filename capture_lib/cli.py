@@ -8,19 +8,17 @@ import importlib.metadata
 import json
 import os
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from capture_lib import filter_spec, syscalls
 from capture_lib.errors import SyscapError, UsageError
 from capture_lib.snapshot import Filter
 
+if TYPE_CHECKING:
+    from capture_lib.remote import RemoteRecord
+
 # Subcommands that other packages register (pyproject.toml's entry points).
 COMMANDS_GROUP = "syscap.commands"
-# The error roots a command's package declares as its users' errors (entry
-# points named for the command): a package whose errors cannot derive from
-# SyscapError (restorer imports nothing of capture_lib) still gets the one
-# error line, and this module still names no package above it.
-ERRORS_GROUP = "syscap.errors"
 
 
 class Parser(argparse.ArgumentParser):
@@ -34,19 +32,6 @@ class Parser(argparse.ArgumentParser):
 def one_line(text: str) -> str:
     """text on one line: its non-blank lines joined with "; "."""
     return "; ".join(ln.strip() for ln in text.splitlines() if ln.strip())
-
-
-def user_errors(command: str) -> tuple[type[Exception], ...]:
-    """The exceptions whose message is for the user of command: SyscapError
-    and the roots its package registered in ERRORS_GROUP."""
-    roots: list[type[Exception]] = [SyscapError]
-    for ep in importlib.metadata.entry_points(group=ERRORS_GROUP, name=command):
-        root = ep.load()
-        if not (isinstance(root, type) and issubclass(root, Exception)):
-            raise TypeError(f"entry point {ep.name} = {ep.value} in {ERRORS_GROUP}: "
-                            "not an exception class")
-        roots.append(root)
-    return tuple(roots)
 
 
 def _pid(text: str) -> int:
@@ -88,24 +73,25 @@ def filter_from_args(args: argparse.Namespace) -> Filter:
     )
 
 
-def _cmd_record_remote(args: argparse.Namespace) -> int:
-    from capture_lib.remote import record_remote
-
-    local = [opt for opt, given in (
-        ("-a", args.all), ("-p", args.pid), ("--comm", args.comm), ("-e", args.syscalls),
-        ("--failed", args.failed), ("--filter", args.filter), ("--duration", args.duration),
-        ("--buffer-size", args.buffer_size), ("--backend", args.backend != "auto"),
-        ("-- COMMAND", args.command)) if given]  # fmt: skip
+def _refuse_local_options(args: argparse.Namespace, mode: str, why: str,
+                          agent_options: bool) -> None:
+    """A UsageError for the first option given that a recording by an agent cannot
+    take: the filters and -- COMMAND, and with agent_options also -a, --duration,
+    --buffer-size and --backend, which --ssh honours (the agent records everything,
+    and it passes the rest on) but --remote's command must carry itself."""
+    options = (  # (option, given, one of the agent's own)
+        ("-a", args.all, True), ("-p", args.pid, False), ("--comm", args.comm, False),
+        ("-e", args.syscalls, False), ("--failed", args.failed, False),
+        ("--filter", args.filter, False), ("--duration", args.duration, True),
+        ("--buffer-size", args.buffer_size, True), ("--backend", args.backend != "auto", True),
+        ("-- COMMAND", args.command, False))  # fmt: skip
+    local = [opt for opt, given, agents in options if given and (agent_options or not agents)]
     if local:
-        raise UsageError(f"{local[0]} with --remote: the agent on the box records; give its "
-                         "options in the command, e.g. --remote 'ssh box syscap-agent record "
-                         "-o - --duration 10'")
+        raise UsageError(f"{local[0]} with {mode}: {why}")
 
-    def started() -> None:
-        print(f"syscap record: recording to {args.output} until Ctrl-C or the command ends",
-              file=sys.stderr, flush=True)
 
-    res = record_remote(args.remote, args.output, force=args.force, on_started=started)
+def _remote_result(res: RemoteRecord) -> int:
+    """Say how a trace from an agent ended: 0 complete, 1 cut short."""
     if res.complete:
         print(f"syscap record: {res.bytes} bytes of trace written to {res.path}", file=sys.stderr)
         return 0
@@ -114,19 +100,29 @@ def _cmd_record_remote(args: argparse.Namespace) -> int:
     return 1
 
 
+def _cmd_record_remote(args: argparse.Namespace) -> int:
+    from capture_lib.remote import record_remote
+
+    _refuse_local_options(args, "--remote", "the agent on the box records; give its options in "
+                          "the command, e.g. --remote 'ssh box syscap-agent record -o - "
+                          "--duration 10'", agent_options=True)
+
+    def started() -> None:
+        print(f"syscap record: recording to {args.output} until Ctrl-C or the command ends",
+              file=sys.stderr, flush=True)
+
+    return _remote_result(record_remote(args.remote, args.output, force=args.force,
+                                        on_started=started))
+
+
 def _cmd_record_ssh(args: argparse.Namespace) -> int:
     from capture_lib.remote import record_remote
     from capture_lib.ssh import Bootstrap, ssh_argv
 
     if args.remote is not None:
         raise UsageError("--ssh and --remote: give one (--ssh HOST runs the agent there itself)")
-    local = [opt for opt, given in (
-        ("-p", args.pid), ("--comm", args.comm), ("-e", args.syscalls),
-        ("--failed", args.failed), ("--filter", args.filter),
-        ("-- COMMAND", args.command)) if given]  # fmt: skip
-    if local:
-        raise UsageError(f"{local[0]} with --ssh: the agent records every process; filter "
-                         "the trace afterwards (syscap report -p PID)")
+    _refuse_local_options(args, "--ssh", "the agent records every process; filter the trace "
+                          "afterwards (syscap report -p PID)", agent_options=False)
     agent = ["record", "-o", "-"]
     if args.duration is not None:
         if not args.duration > 0:
@@ -143,15 +139,10 @@ def _cmd_record_ssh(args: argparse.Namespace) -> int:
         print(f"syscap record: recording {args.ssh} to {args.output} until {until}",
               file=sys.stderr, flush=True)
 
-    res = record_remote(argv, args.output, force=args.force, on_started=started,
-                        prelude=Bootstrap(timeout_s=30.0), needs="",
-                        check="install OpenSSH's client (Debian: openssh-client)")  # fmt: skip
-    if res.complete:
-        print(f"syscap record: {res.bytes} bytes of trace written to {res.path}", file=sys.stderr)
-        return 0
-    print(f"syscap record: {res.path} ends early ({res.bytes} bytes): {res.why}; "
-          "syscap report reads what arrived", file=sys.stderr)  # fmt: skip
-    return 1
+    return _remote_result(record_remote(
+        argv, args.output, force=args.force, on_started=started,
+        prelude=Bootstrap(timeout_s=30.0), needs="",
+        check="install OpenSSH's client (Debian: openssh-client)"))  # fmt: skip
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
@@ -355,8 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except user_errors(args.cmd) as e:
-        # one error style everywhere: syscap COMMAND: what is wrong: how to fix it
+    except SyscapError as e:
+        # Every product's errors derive from SyscapError (the restorer's too).
+        # One error style everywhere: syscap COMMAND: what is wrong: how to fix it
         print(f"syscap {args.cmd}: {one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,4 +1,9 @@
-"""Errors with messages a user can act on: the CLI prints str(e) as one line."""
+"""Errors with messages a user can act on: the CLI prints str(e) as one line.
+
+SyscapError is the root of every error class in capture_lib, tui and restorer.
+This module imports nothing (restorer/errors.py imports it while the restorer
+imports nothing else of capture_lib): keep it so.
+"""
 
 
 class SyscapError(Exception):

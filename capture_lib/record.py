@@ -32,7 +32,11 @@ class RecordResult:
     exit_status: int | None  # the command's, for -- COMMAND
 
 
-class _Stop(Exception):
+class _Stop(KeyboardInterrupt):
+    """SIGINT or SIGTERM while recording: a stop, not an error (so no SyscapError).
+    record() catches it around its loop; one that comes before (while the session
+    starts) ends `syscap record` as Ctrl-C does."""
+
     def __init__(self, signum: int) -> None:
         self.signum = signum
 

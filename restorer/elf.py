@@ -16,6 +16,8 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from restorer.errors import RestoreError
+
 EHDR_SIZE = 64
 PHDR_SIZE = 56
 PT_LOAD = 1
@@ -36,8 +38,9 @@ ELFDATA2LSB = 1
 NT_GNU_BUILD_ID = 3
 
 
-class NoteError(ValueError):
-    """A note runs past the end of its block."""
+class NoteError(RestoreError):
+    """A note runs past the end of its block. Never reaches a user: Core turns it into a
+    CoreFormatError that says how to fix it, and a build-id search takes it for no id."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from restorer import ptrace
 from restorer.arch import SYSCALL_INSN, Registers
+from restorer.errors import RestoreError
 from restorer.tracee import WALL, Stop, Tracee, stop_from_status
 
 SYSCALL_STOP = signal.SIGTRAP | 0x80  # PTRACE_O_TRACESYSGOOD
@@ -87,8 +88,9 @@ class SyscallRecord:
         return self.nr in REPLAYED
 
 
-class ReplayDiverged(Exception):
-    """Re-execution made another syscall than the record holds at that place."""
+class ReplayDiverged(RestoreError):
+    """Re-execution made another syscall than the record holds at that place (the
+    timeline reports it as a ControlError)."""
 
 
 class SyscallRecorder:

@@ -465,8 +465,8 @@ def parse(data: bytes, where: str = "sidecar") -> Sidecar:
         raise SidecarError(f"{where} is not a valid syscap sidecar: {e}; {_FIX}") from None
 
 
-class _Bad(Exception):
-    pass
+class _Bad(RestoreError):
+    """What is wrong with one field; parse() says it as a SidecarError with the fix."""
 
 
 class _Parser:

@@ -1,12 +1,12 @@
 """One error style for every product behind `syscap`: bad input is one line,
 `syscap COMMAND: what is wrong: how to fix it`, exit status 2, no traceback.
-capture_lib's errors derive from SyscapError; the restorer's root is its own
-(it imports nothing of capture_lib) and reaches the dispatcher through the
-syscap.errors entry point."""
+Every product's errors derive from SyscapError (the restorer's RestoreError too,
+tests/test_error_classes.py), the one root the dispatcher catches."""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 
@@ -47,7 +47,7 @@ def test_bad_input_is_one_line_in_the_one_style(argv: list[str], start: str, fix
     assert fix in p.stderr.split(":", 2)[2], p.stderr
 
 
-def failing(error: Exception) -> object:
+def failing(error: BaseException) -> object:
     def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         def run(args: argparse.Namespace) -> int:
             raise error
@@ -62,8 +62,8 @@ def failing(error: Exception) -> object:
 def test_an_error_escaping_a_command_gets_the_one_line(
         error: Exception, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """The restorer's root, registered in pyproject.toml, is caught as
-    SyscapError is: one line, status 2 (a message's own line breaks folded)."""
+    """The restorer's root is caught through SyscapError: one line, status 2, the
+    command's prefix once (a message's own line breaks folded)."""
     monkeypatch.setattr("restorer.cli.register", failing(error))
     assert cli.main(["restore"]) == 2
     err = capsys.readouterr().err
@@ -72,12 +72,19 @@ def test_an_error_escaping_a_command_gets_the_one_line(
 
 
 def test_other_exceptions_are_not_taken_for_user_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A bug keeps its traceback: only the registered roots are the user's."""
+    """A bug keeps its traceback: only SyscapError's are the user's."""
     monkeypatch.setattr("restorer.cli.register", failing(KeyError("bug")))
     with pytest.raises(KeyError):
         cli.main(["restore"])
 
 
-def test_the_restorer_registers_its_error_root() -> None:
-    assert RestoreError in cli.user_errors("restore")
-    assert cli.user_errors("record") == (SyscapError,)
+
+def test_a_stop_by_signal_ends_as_ctrl_c_does(monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """record's stop by SIGINT/SIGTERM is a KeyboardInterrupt, not an error: one that
+    escapes its loop ends `syscap` with status 130 and no message."""
+    from capture_lib.record import _Stop
+
+    monkeypatch.setattr("restorer.cli.register", failing(_Stop(signal.SIGTERM)))
+    assert cli.main(["restore"]) == 130
+    assert capsys.readouterr().err == ""

@@ -112,6 +112,15 @@ def test_info_runs(installed: Installed) -> None:
     assert re.search(r"^backend kmod: ", p.stdout, flags=re.M), p.stdout
 
 
+def test_the_installed_restorer_finds_its_error_root(installed: Installed) -> None:
+    """The restorer imports capture_lib.errors (RestoreError's root, SyscapError): the
+    wheel has it, and a bad core is still one line, status 2."""
+    p = installed.run("restore", str(installed.cwd / "no.core"))
+    assert p.returncode == 2 and p.stdout == "", p.stderr
+    assert len(p.stderr.splitlines()) == 1, p.stderr
+    assert p.stderr.startswith(f"syscap restore: cannot open core {installed.cwd}"), p.stderr
+
+
 def test_report_matches_the_checkout(installed: Installed) -> None:
     for args in ((str(TRACE),), (str(TRACE), "--json")):
         p = installed.run("report", *args)

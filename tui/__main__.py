@@ -1,21 +1,11 @@
-"""`python -m tui top ...`: the same as `syscap top ...`."""
+"""`python -m tui top ...`: the same as `syscap top ...` (the same dispatcher, so
+the same one-line errors), for a checkout where `syscap` is not on PATH."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from tui.cli import register
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="syscap")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    result: int = args.func(args)
-    return result
-
+from capture_lib.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -264,31 +264,20 @@ def prepare(
     if (args.ssh_options or args.ssh_dir) and args.ssh is None:
         _say("--ssh-option or --ssh-dir without --ssh: give the box with --ssh HOST")
         return 2
-    if args.ssh is not None:
-        conflict = _ssh_conflict(args)
+    if args.ssh is not None or args.remote is not None:
+        conflict = _ssh_conflict(args) if args.ssh is not None else _remote_conflict(args)
         if conflict:
             _say(conflict)
             return 2
         try:
-            remote = open_ssh(args.ssh, args.ssh_options, _agent_args(args), args.ssh_dir)
+            if args.ssh is not None:
+                remote = open_ssh(args.ssh, args.ssh_options, _agent_args(args), args.ssh_dir)
+            else:
+                remote = open_remote(args.remote)
         except UsageError as exc:
             _say(str(exc))
             return 2
-        except Exception as exc:  # CaptureError: ssh, the box or its stream failed
-            _say(_one_line(exc))
-            return 1
-        table = remote.syscall_table
-    elif args.remote is not None:
-        conflict = _remote_conflict(args)
-        if conflict:
-            _say(conflict)
-            return 2
-        try:
-            remote = open_remote(args.remote)
-        except UsageError as exc:
-            _say(str(exc))
-            return 2
-        except Exception as exc:  # CaptureError: the command or its stream failed
+        except Exception as exc:  # CaptureError: ssh, the command, the box or its stream failed
             _say(_one_line(exc))
             return 1
         table = remote.syscall_table  # the box's numbers, for -e and F4

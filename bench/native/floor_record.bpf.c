@@ -10,15 +10,9 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
-#include "floor_args.h"
+#include "floor_common.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-struct entry {
-	__u64 ts;
-	__u32 nr;
-	__u32 pending;
-};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -38,11 +32,8 @@ int BPF_PROG(record_enter, struct pt_regs *regs, long id)
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct entry *e = bpf_task_storage_get(&entries, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 
-	if (!e)
-		return 0;
-	e->nr = id;
-	e->pending = 1;
-	e->ts = bpf_ktime_get_ns();
+	if (e)
+		floor_enter(e, id);
 	return 0;
 }
 
@@ -60,13 +51,7 @@ int BPF_PROG(record_exit, struct pt_regs *regs, long ret)
 	r = bpf_ringbuf_reserve(&records, 96, 0);
 	if (!r)
 		return 0;
-	r[0] = e->ts;
-	r[1] = now - e->ts;
-	r[2] = ret;
-	floor_args(&r[3], regs);
-	r[9] = (__u64)t->tgid << 32 | t->pid;
-	r[10] = e->nr;
-	r[11] = 0;
+	floor_fill(r, e, now, ret, regs, t);
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 	return 0;
 }

@@ -17,7 +17,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
-#include "floor_args.h"
+#include "floor_common.h"
 #include "syscap_slots.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -36,12 +36,6 @@ struct slot {
 #define slot		syscap_slot
 #endif
 #define SLOT_SIZE	(1U << SLOT_SHIFT)
-
-struct entry {
-	__u64 ts;
-	__u32 nr;
-	__u32 pending;
-};
 
 struct cur {
 	__u32 tid;
@@ -124,11 +118,8 @@ int BPF_PROG(slots_enter, struct pt_regs *regs, long id)
 {
 	struct entry *e = cur_entry(bpf_get_current_task_btf());
 
-	if (!e)
-		return 0;
-	e->nr = id;
-	e->pending = 1;
-	e->ts = bpf_ktime_get_ns();
+	if (e)
+		floor_enter(e, id);
 	return 0;
 }
 
@@ -167,13 +158,7 @@ int BPF_PROG(slots_exit, struct pt_regs *regs, long ret)
 	r[4] = e->nr | (__u64)cpu << 32;
 #else
 	r = (__u64 *)&slot->ev;
-	r[0] = e->ts;
-	r[1] = now - e->ts;
-	r[2] = ret;
-	floor_args(&r[3], regs);
-	r[9] = (__u64)t->tgid << 32 | t->pid;
-	r[10] = e->nr;
-	r[11] = 0;
+	floor_fill(r, e, now, ret, regs, t);
 #endif
 #if defined(__TARGET_ARCH_x86)
 	asm volatile("" ::: "memory");

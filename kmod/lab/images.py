@@ -632,6 +632,28 @@ def debian_rootfs(suite: str, packages: tuple[str, ...], arch: str = "amd64") ->
     return root
 
 
+def mount_disk_init(name: str, writer: str, disk: str, mountpoint: str, tag: str) -> str:
+    """PID 1 of a root image whose work comes from a second disk (the second namespace
+    of the one NVMe controller: names are stable): mount disk at mountpoint and hand
+    over to its init, or say (tag FAIL) that it did not mount and power off. writer:
+    the file that builds the image."""
+    return f"""#!/bin/sh
+# PID 1 of the syscap {name} image (written by {writer}): mount the
+# {disk} and hand over to its init.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p {mountpoint}
+if mount -t ext4 /dev/nvme0n2 {mountpoint} && [ -x {mountpoint}/init ]; then
+	exec {mountpoint}/init
+fi
+echo "{tag} FAIL the {disk} did not mount"
+echo o > /proc/sysrq-trigger
+"""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class RootImage:
     """An ext4 image of a Debian root file system for one kernel: packages

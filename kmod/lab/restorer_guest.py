@@ -40,26 +40,15 @@ PACKAGES = ("python3", "python3-pytest", "python3-pyelftools", "python3-capstone
             "libboost-regex1.74.0", "gcc", "libc6-dev")  # fmt: skip
 # What the tests copy into the guest: the restorer and its tests (tests/conftest.py and
 # tests/__init__.py make the repository root importable as pytest's rootdir), with the
-# shared test helpers they import.
-COPIED = ("restorer", "tests/__init__.py", "tests/conftest.py", "tests/cores.py",
-          "tests/processes.py", "tests/libfuzzer.py", "tests/restorer", "pyproject.toml")
-# PID 1 of the image: everything else comes from the run's disk (the second namespace of
-# the one NVMe controller, which the cloud kernel has built in).
-STUB = """#!/bin/sh
-# PID 1 of the syscap restorer image (written by kmod/lab/restorer_guest.py): mount the
-# run's disk and hand over to its init.
-PATH=/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mkdir -p /work
-if mount -t ext4 /dev/nvme0n2 /work && [ -x /work/init ]; then
-	exec /work/init
-fi
-echo "SYSCAP-GUEST FAIL the run's disk did not mount"
-echo o > /proc/sysrq-trigger
-"""
+# shared test helpers they import, and the root of every error class (capture_lib's
+# errors, which import nothing).
+COPIED = ("restorer", "capture_lib/__init__.py", "capture_lib/errors.py", "tests/__init__.py",
+          "tests/conftest.py", "tests/cores.py", "tests/processes.py", "tests/libfuzzer.py",
+          "tests/restorer", "pyproject.toml")
+# PID 1 of the image: everything else comes from the run's disk (the cloud kernel has
+# NVMe built in).
+STUB = images.mount_disk_init("restorer", "kmod/lab/restorer_guest.py", "run's disk", "/work",
+                              "SYSCAP-GUEST")
 ROOT_IMAGE = images.RootImage("restorer", PACKAGES, STUB, "/sbin/syscap-restorer-init")
 # The single-threaded restore tests and the four-thread test, kernel and gcore cores, and
 # each thread's registers, TLS, FP state and signal mask checked under ptrace.

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,13 +61,93 @@ def spans_exe(c_build_dir: Path) -> Path:
     return build_c(WORKLOADS / "sampled_spans.c", c_build_dir)
 
 
-def drain_events(s: Session) -> list[tuple[int, int, int, int, int, int, int]]:
-    """Every record left in the session's rings, as (kind, flags, nr, tgid, ts_ns,
-    dur_ns, ret)."""
-    events: list[tuple[int, int, int, int, int, int, int]] = []
+Event = tuple[int, int, int, int, int, int, int]  # (kind, flags, nr, tgid, ts_ns, dur_ns, ret)
+
+
+def drain_events(s: Session) -> list[Event]:
+    """Every record left in the session's rings."""
+    events: list[Event] = []
     while batch := s.read_events():
         events.extend((e.kind, e.flags, e.nr, e.tgid, e.ts_ns, e.dur_ns, e.ret) for e in batch)
     return events
+
+
+def calls_of(events: list[Event], tgid: int, name: str, flag: int = 0) -> list[tuple[int, int]]:
+    """(ts_ns, dur_ns) of process tgid's calls of name (those with flag set, if given),
+    in time order."""
+    from capture_lib import native
+
+    _, lib = native.require()
+    nr = syscalls.number(name)
+    return sorted((ts, dur) for kind, flags, n, t, ts, dur, _ in events
+                  if kind == lib.SYSCAP_EV_SYSCALL and n == nr and t == tgid
+                  and flags & flag == flag)  # fmt: skip
+
+
+def run_spans(s: Session, spans_exe: Path, calls: int) -> tuple[list[Event], int,
+                                                                 list[tuple[int, int]]]:
+    """Run spans_exe (calls rounds) with s attached to it alone: (the records, none
+    dropped; its tgid; the (before, after) span it logged around each getppid, in
+    time order)."""
+    from capture_lib import native
+
+    _, lib = native.require()
+    s.set_filter(Filter(comms=frozenset({spans_exe.name})))
+    s.attach()
+    proc = subprocess.run([str(spans_exe), str(calls)], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    s.detach()
+    events = drain_events(s)
+    assert s.totals().drops == 0
+    spans = sorted((int(a), int(b)) for a, b in map(str.split, proc.stdout.splitlines()))
+    assert len(spans) == calls
+    tgid = next(t for kind, _, _, t, *_ in events if kind == lib.SYSCAP_EV_EXIT)
+    return events, tgid, spans
+
+
+def check_calls_against_spans(events: list[Event], tgid: int, spans: list[tuple[int, int]],
+                              flag: int = 0) -> None:
+    """spans_exe's calls (those with flag) each paired with their own entry: every
+    getppid lies in its span; the task moves to another CPU inside every
+    sched_setaffinity, and each ends before the getppid span that follows it begins
+    (none paired with a later call's exit); and it sleeps inside every nanosleep while
+    the CPU runs others."""
+    getppid = calls_of(events, tgid, "getppid", flag)
+    assert len(getppid) == len(spans)
+    for (ts, dur), (before, after) in zip(getppid, spans, strict=True):
+        assert before <= ts and ts + dur <= after, (before, ts, dur, after)
+    moves = calls_of(events, tgid, "sched_setaffinity", flag)
+    assert len(moves) == len(spans)
+    for (ts, dur), (before, _) in zip(moves, spans, strict=True):
+        assert ts + dur <= before, (ts, dur, before)
+    sleeps = calls_of(events, tgid, "clock_nanosleep", flag) or calls_of(
+        events, tgid, "nanosleep", flag)
+    assert len(sleeps) == len(spans) and all(dur >= 100_000 for _, dur in sleeps)
+
+
+def read_across_a_restart(s: Session) -> tuple[int, int, list[Event]]:
+    """head -c1 blocked in a read that entered while s was attached; s detached, drained
+    and attached again; then the read returns: (head's pid, when the second run began,
+    the second run's records). An entry from the first run must not pair with an exit
+    in the second."""
+    s.set_filter(Filter(comms=frozenset({"head"})))
+    s.attach()
+    proc = subprocess.Popen(["head", "-c1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        wait_blocked_in_read(proc.pid)  # its read entered in this run
+        s.detach()
+        drain_events(s)
+        restart = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        s.attach()
+        assert proc.stdin is not None
+        proc.stdin.write(b"x")
+        proc.stdin.close()
+        proc.wait()
+    finally:
+        proc.kill()
+        proc.wait()
+    s.detach()
+    return proc.pid, restart, drain_events(s)
 
 
 def wait_blocked_in_read(pid: int) -> None:

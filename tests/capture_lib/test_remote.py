@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -304,26 +304,25 @@ def test_the_host_is_sshs_destination(argv: list[str], host: str) -> None:
 # ---- syscap record --remote -------------------------------------------------------------
 
 
-def test_record_remote_writes_the_boxs_trace_and_passes_ctrl_c_on(
-    agent: Path, workload: Path, tmp_path: Path
-) -> None:
-    trace = tmp_path / "box.trace"
-    cmd = shlex.join([str(agent), "record", "-o", "-"])
-    proc = subprocess.Popen([*SYSCAP, "record", "--remote", cmd, "-o", str(trace)], cwd=ROOT,
+def record_from_a_box(args: list[str], trace: Path, started: str,
+                      agents: Callable[[int], list[int]], workload: Path) -> list[int]:
+    """`syscap record ARGS -o TRACE`, which must say started first; once an agent
+    (of agents(record's pid)) has attached, the workload runs, then Ctrl-C: record
+    exits 0, saying where the trace went, and the trace is complete, with the
+    workload's exact count. The agents' pids."""
+    proc = subprocess.Popen([*SYSCAP, "record", *args, "-o", str(trace)], cwd=ROOT,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()
-        assert line.startswith(f"syscap record: recording to {trace}"), line
-        kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
-                              text=True).stdout.split()  # fmt: skip
-        assert len(kids) == 1, kids
-        box = int(kids[0])
+        assert line.startswith(started), line
         deadline = time.monotonic() + WAIT
-        while not attached(box):  # the header comes before the probes are in
+        box = agents(proc.pid)
+        while not any(attached(p) for p in box):  # the header comes before the probes
             assert time.monotonic() < deadline, "the agent never attached"
+            box = agents(proc.pid)
         pid = run_workload_pid(workload)
-        proc.send_signal(signal.SIGINT)  # Ctrl-C: passed on to the agent
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the agent is stopped
         assert proc.wait(timeout=WAIT) == 0
         rest = proc.stderr.read()
     finally:
@@ -331,12 +330,28 @@ def test_record_remote_writes_the_boxs_trace_and_passes_ctrl_c_on(
             proc.kill()
             proc.wait()
     assert rest.startswith("syscap record: ") and "bytes of trace written" in rest, rest
-    assert gone(box)
-    assert trace.stat().st_mode & 0o777 == 0o600
     report = report_json(trace)
-    assert report["complete"] and report["dropped"] == 0
+    assert report["complete"] and report["dropped"] == 0  # its END block came through
     mine = [p for p in report["processes"] if p["pid"] == pid]
     assert mine and mine[0]["syscalls"]["getppid"]["count"] == GETPPID
+    return box
+
+
+def test_record_remote_writes_the_boxs_trace_and_passes_ctrl_c_on(
+    agent: Path, workload: Path, tmp_path: Path
+) -> None:
+    def the_command(record: int) -> list[int]:
+        kids = subprocess.run(["pgrep", "-P", str(record)], capture_output=True,
+                              text=True).stdout.split()  # fmt: skip
+        assert len(kids) == 1, kids
+        return [int(kids[0])]
+
+    trace = tmp_path / "box.trace"
+    cmd = shlex.join([str(agent), "record", "-o", "-"])
+    (box,) = record_from_a_box(["--remote", cmd], trace, f"syscap record: recording to {trace}",
+                               the_command, workload)  # fmt: skip
+    assert gone(box)  # Ctrl-C was passed on to it
+    assert trace.stat().st_mode & 0o777 == 0o600
 
 
 def record_error(*args: str) -> str:
@@ -366,6 +381,7 @@ def test_record_remote_bad_commands_are_one_line_and_leave_no_file(
 def test_record_remote_refuses_local_options_and_existing_files(tmp_path: Path) -> None:
     assert "-a with --remote" in record_error("--remote", "x", "-a")
     assert "--comm with --remote" in record_error("--remote", "x", "--comm", "nginx")
+    assert "--backend with --remote" in record_error("--remote", "x", "--backend", "bpf")
     there = tmp_path / "there.trace"
     there.write_bytes(b"keep me")
     assert "--force" in record_error("--remote", "x", "-o", str(there))

@@ -11,16 +11,14 @@ the wrong exit would leave its span.
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from capture_lib import native, syscalls
+from capture_lib import native
 from capture_lib.live import Session
 from capture_lib.snapshot import Filter
-from tests.capture_lib.conftest import drain_events, wait_blocked_in_read
+from tests.capture_lib.conftest import check_calls_against_spans, read_across_a_restart, run_spans
 
 pytestmark = pytest.mark.usefixtures("bpf_ready")
 
@@ -29,73 +27,23 @@ _, lib = native.require()
 CALLS = 2000
 
 
-def drain(s: Session) -> list[Any]:
-    return list(drain_events(s))
-
-
-def sampled(events: list[Any], tgid: int, name: str) -> list[tuple[int, int]]:
-    nr = syscalls.number(name)
-    return [(ts, dur) for kind, flags, n, t, ts, dur, _ in events
-            if kind == lib.SYSCAP_EV_SYSCALL and flags & lib.SYSCAP_F_SAMPLED and n == nr
-            and t == tgid]
-
-
 def test_every_sample_belongs_to_its_own_call_across_migrations(spans_exe: Path) -> None:
     with Session("bpf") as s:
         s.set_mode("sampled")
         s.set_sample_period(1)  # every call: each one must pair with its own exit
-        s.set_filter(Filter(comms=frozenset({spans_exe.name})))
-        s.attach()
-        proc = subprocess.run([str(spans_exe), str(CALLS)], capture_output=True, text=True,
-                              check=True)
-        s.detach()
-        events = drain(s)
-        totals = s.totals()
-    assert totals.drops == 0
-    spans = [tuple(map(int, line.split())) for line in proc.stdout.splitlines()]
-    assert len(spans) == CALLS
-    tgid = next(t for kind, _, _, t, *_ in events if kind == lib.SYSCAP_EV_EXIT)
-    getppid = sampled(events, tgid, "getppid")
-    assert len(getppid) == CALLS  # period 1: none missed
-    for (ts, dur), (before, after) in zip(sorted(getppid), sorted(spans), strict=True):
-        assert before <= ts and ts + dur <= after, (before, ts, dur, after)
-    # the call inside which the task moves to another CPU: all of them sampled,
-    # and none can have been paired with a later call's exit (each is shorter
-    # than the getppid span that follows it begins)
-    moves = sorted(sampled(events, tgid, "sched_setaffinity"))
-    assert len(moves) == CALLS
-    for (ts, dur), (before, _) in zip(moves, sorted(spans), strict=True):
-        assert ts + dur <= before
-    sleeps = sampled(events, tgid, "clock_nanosleep") or sampled(events, tgid, "nanosleep")
-    assert len(sleeps) == CALLS and all(dur >= 100_000 for _, dur in sleeps)
+        events, tgid, spans = run_spans(s, spans_exe, CALLS)
+    # period 1: every call sampled, none paired with another's exit
+    check_calls_against_spans(events, tgid, spans, lib.SYSCAP_F_SAMPLED)
 
 
-def test_a_sample_from_an_earlier_run_is_never_paired(tmp_path: Path) -> None:
+def test_a_sample_from_an_earlier_run_is_never_paired() -> None:
     with Session("bpf") as s:
         s.set_mode("sampled")
         s.set_sample_period(1)
-        s.set_filter(Filter(comms=frozenset({"head"})))
-        s.attach()
-        proc = subprocess.Popen(["head", "-c1"], stdin=subprocess.PIPE,
-                                stdout=subprocess.DEVNULL)
-        try:
-            wait_blocked_in_read(proc.pid)  # its read was sampled at entry
-            s.detach()
-            drain(s)
-            restart = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-            s.attach()
-            assert proc.stdin is not None
-            proc.stdin.write(b"x")
-            proc.stdin.close()
-            proc.wait()
-        finally:
-            proc.kill()
-            proc.wait()
-        s.detach()
-        events = drain(s)
+        pid, restart, events = read_across_a_restart(s)
     samples = [ts for kind, flags, _, tgid, ts, *_ in events
                if kind == lib.SYSCAP_EV_SYSCALL and flags & lib.SYSCAP_F_SAMPLED
-               and tgid == proc.pid]
+               and tgid == pid]
     assert samples, "head's calls after the restart were not sampled"
     assert min(samples) >= restart, "a sample taken before the restart was paired"
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import stat
-import subprocess
 import time
 from pathlib import Path
 
@@ -23,9 +21,8 @@ from capture_lib.errors import CaptureError, UsageError
 from capture_lib.remote import RemoteSource
 from capture_lib.ssh import BOOTSTRAP, Bootstrap, agent_path, ssh_argv
 from tests.capture_lib.conftest import AGENT_GETPPID as GETPPID
-from tests.capture_lib.conftest import SYSCAP, attached, report_json, run_workload_pid
-from tests.capture_lib.test_remote import calls, only, record_error, until
-from tests.conftest import ROOT
+from tests.capture_lib.conftest import run_workload_pid
+from tests.capture_lib.test_remote import calls, only, record_error, record_from_a_box, until
 
 WAIT = 30.0  # seconds: a bound for things that take milliseconds
 ARCH = os.uname().machine
@@ -162,28 +159,10 @@ def test_record_over_ssh_ends_its_trace_cleanly_on_ctrl_c(
 ) -> None:
     trace = tmp_path / "box.trace"
     options = [w for opt in sshd.client_options for w in ("--ssh-option", opt)]
-    proc = subprocess.Popen([*SYSCAP, "record", "--ssh", sshd.host, *options, "-o", str(trace)],
-                            cwd=ROOT, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-        assert line.startswith(f"syscap record: recording {sshd.host} to {trace}"), line
-        deadline = time.monotonic() + WAIT
-        while not any(attached(p) for p in sshd.sessions()):  # the header precedes the probes
-            assert time.monotonic() < deadline, "the agent on the box never attached"
-        pid = run_workload_pid(workload)
-        proc.send_signal(signal.SIGINT)  # Ctrl-C: the box stops its agent
-        assert proc.wait(timeout=WAIT) == 0
-        rest = proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert "bytes of trace written" in rest, rest
-    report = report_json(trace)
-    assert report["complete"] and report["dropped"] == 0  # its END block came through
-    mine = [p for p in report["processes"] if p["pid"] == pid]
-    assert mine and mine[0]["syscalls"]["getppid"]["count"] == GETPPID
+    # Ctrl-C closes the connection's stdin, on which the box stops its agent
+    record_from_a_box(["--ssh", sshd.host, *options], trace,
+                      f"syscap record: recording {sshd.host} to {trace}",
+                      lambda _: sshd.sessions(), workload)  # fmt: skip
     deadline = time.monotonic() + WAIT
     while sshd.sessions():
         assert time.monotonic() < deadline, sshd.sessions()
@@ -193,6 +172,7 @@ def test_record_over_ssh_ends_its_trace_cleanly_on_ctrl_c(
 @pytest.mark.parametrize(("args", "words"), [
     (["--ssh", "nosuch.invalid"], "nosuch.invalid"),  # ssh's own words
     (["--ssh", "box", "-p", "1"], "-p with --ssh: the agent records every process"),
+    (["--ssh", "box", "--failed"], "--failed with --ssh: the agent records every process"),
     (["--ssh", "box", "--remote", "x"], "give one"),
     (["--ssh-option", "Port=2"], "--ssh-option or --ssh-dir without --ssh"),
     (["--ssh", "box", "--ssh-dir", "var/lib"], "--ssh-dir 'var/lib': give an absolute path"),

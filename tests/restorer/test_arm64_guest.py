@@ -71,7 +71,8 @@ def test_nothing_fails_in_the_arm64_guest(guest: restorer_guest.GuestRun) -> Non
 
 
 def test_the_guest_gets_every_test_helper_its_tests_import() -> None:
-    """What the copied tests import from tests/ is copied too (the guest has nothing else)."""
+    """What the copied code imports from tests/ and capture_lib/ (its errors) is copied
+    too, with the package's __init__.py (the guest has nothing else)."""
     import ast
 
     root = Path(__file__).resolve().parents[2]
@@ -82,9 +83,12 @@ def test_the_guest_gets_every_test_helper_its_tests_import() -> None:
         if path.suffix != ".py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests."):
-                module = root / (node.module or "").replace(".", "/")
-                if not any(m in copied or any(c in m.parents for c in copied)
-                           for m in (module.with_suffix(".py"), module)):  # fmt: skip
-                    missing.add(f"{node.module} (imported by {path.relative_to(root)})")
+            name = (node.module or "") if isinstance(node, ast.ImportFrom) else ""
+            if name.startswith(("tests.", "capture_lib.")):
+                module = root / name.replace(".", "/")
+                package = module.parent / "__init__.py"
+                for needs in ((module.with_suffix(".py"), module), (package,)):
+                    if not any(m in copied or any(c in m.parents for c in copied) for m in needs):
+                        missing.add(f"{needs[0].relative_to(root)} (for {name}, imported by "
+                                    f"{path.relative_to(root)})")
     assert not missing, f"restorer_guest.COPIED lacks: {sorted(missing)}"

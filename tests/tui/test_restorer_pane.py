@@ -13,7 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -66,6 +66,18 @@ async def open_pane(pilot: Pilot[None], app: SyscapTop, **kwargs: object) -> Res
     return pane
 
 
+def on_pane(steps: Callable[[Pilot[None], RestorerPane], Awaitable[None]],
+            app: SyscapTop | None = None, **pane_args: object) -> None:
+    """Open the pane (pane_args: core=, exe=, take_pid=) over app (default: a synthetic
+    top) and run steps in it."""
+    top = app or make_app(SyntheticSource(n=5))
+
+    async def script(pilot: Pilot[None]) -> None:
+        await steps(pilot, await open_pane(pilot, top, **pane_args))
+
+    drive(top, script)
+
+
 def text(pane: RestorerPane, selector: str) -> str:
     return str(pane.query_one(selector, Static).render())
 
@@ -84,11 +96,9 @@ def core_pc(core: Path) -> int:
 
 
 def test_open_shows_the_cores_pc_in_registers_and_code(trap_core: Path) -> None:
-    app = make_app(SyntheticSource(n=5))
     pc = core_pc(trap_core)
 
-    async def script(pilot: Pilot[None]) -> None:
-        pane = await open_pane(pilot, app, core=str(trap_core))
+    async def steps(pilot: Pilot[None], pane: RestorerPane) -> None:
         assert pane.error is None
         assert reg(pane, "rip") == pc
         assert f"rip     {pc:016x}" in text(pane, "#rp-regs")
@@ -98,15 +108,13 @@ def test_open_shows_the_cores_pc_in_registers_and_code(trap_core: Path) -> None:
         assert "core dumped by SIGTRAP" in text(pane, "#rp-status")
         assert "main+" in text(pane, "#rp-stack")
 
-    drive(app, script)
+    on_pane(steps, core=str(trap_core))
 
 
 def test_step_advances_the_pc_to_the_next_instruction(trap_core: Path) -> None:
-    app = make_app(SyntheticSource(n=5))
     pc = core_pc(trap_core)
 
-    async def script(pilot: Pilot[None]) -> None:
-        pane = await open_pane(pilot, app, core=str(trap_core))
+    async def steps(pilot: Pilot[None], pane: RestorerPane) -> None:
         assert pane.state is not None
         addrs = [c.addr for c in pane.state.code]
         following = addrs[addrs.index(pc) + 1]  # the instruction at the PC is a mov
@@ -117,14 +125,11 @@ def test_step_advances_the_pc_to_the_next_instruction(trap_core: Path) -> None:
         assert pane.state.steps == 1
         assert "step 1" in text(pane, "#rp-status")
 
-    drive(app, script)
+    on_pane(steps, core=str(trap_core))
 
 
 def test_checkpoint_then_back_returns_to_the_checkpointed_pc(trap_core: Path) -> None:
-    app = make_app(SyntheticSource(n=5))
-
-    async def script(pilot: Pilot[None]) -> None:
-        pane = await open_pane(pilot, app, core=str(trap_core))
+    async def steps(pilot: Pilot[None], pane: RestorerPane) -> None:
         await press(pilot, pane, "s")
         at_checkpoint = reg(pane, "rip")
         await press(pilot, pane, "t")
@@ -142,14 +147,13 @@ def test_checkpoint_then_back_returns_to_the_checkpointed_pc(trap_core: Path) ->
         assert pane.state is not None and pane.state.steps == 1
         assert "back at checkpoint 1" in text(pane, "#rp-status")
 
-    drive(app, script)
+    on_pane(steps, core=str(trap_core))
 
 
 def test_continue_runs_to_exit_and_the_pane_says_so(trap_core: Path) -> None:
     app = make_app(SyntheticSource(n=5))
 
-    async def script(pilot: Pilot[None]) -> None:
-        pane = await open_pane(pilot, app, core=str(trap_core))
+    async def steps(pilot: Pilot[None], pane: RestorerPane) -> None:
         await press(pilot, pane, "c")
 
         assert pane.state is not None and not pane.state.alive
@@ -160,7 +164,7 @@ def test_continue_runs_to_exit_and_the_pane_says_so(trap_core: Path) -> None:
         await pilot.press("s")  # nothing to step: the key is off, nothing breaks
         assert pane.error is None and pane.busy is None
 
-    drive(app, script)
+    on_pane(steps, app, core=str(trap_core))
 
 
 def test_stop_interrupts_a_running_process_and_jump_moves_the_pc(
@@ -241,11 +245,9 @@ def test_a_multithreaded_core_shows_its_threads_and_w_selects_the_next(
 def test_space_sets_a_listed_breakpoint_on_the_cursor_line_and_u_runs_to_the_cursor(
     trap_core: Path,
 ) -> None:
-    app = make_app(SyntheticSource(n=5))
     pc = core_pc(trap_core)
 
-    async def script(pilot: Pilot[None]) -> None:
-        pane = await open_pane(pilot, app, core=str(trap_core))
+    async def steps(pilot: Pilot[None], pane: RestorerPane) -> None:
         assert pane.state is not None and pane.cursor == pc
         addrs = [c.addr for c in pane.state.code]
         target = addrs[addrs.index(pc) + 3]
@@ -262,17 +264,15 @@ def test_space_sets_a_listed_breakpoint_on_the_cursor_line_and_u_runs_to_the_cur
         assert reg(pane, "rip") == target
         assert not pane.state.breakpoints  # the stop at the cursor was a temporary one
 
-    drive(app, script)
+    on_pane(steps, core=str(trap_core))
 
 
 def test_reverse_continue_goes_back_to_the_breakpoint_and_output_is_not_repeated(
     trap_core: Path, program: Path
 ) -> None:
-    app = make_app(SyntheticSource(n=5))
     work = symbol_address(program, "work")
 
-    async def script(pilot: Pilot[None]) -> None:
-        pane = await open_pane(pilot, app, core=str(trap_core))
+    async def steps(pilot: Pilot[None], pane: RestorerPane) -> None:
         await press(pilot, pane, "g", *"work", "enter")
         assert pane.cursor == work and "<work>" in text(pane, "#rp-code")
         await press(pilot, pane, "space")
@@ -292,36 +292,31 @@ def test_reverse_continue_goes_back_to_the_breakpoint_and_output_is_not_repeated
         assert pane.session is not None
         assert pane.session.log_tail().count("after: 705") == 1  # written once
 
-    drive(app, script)
+    on_pane(steps, core=str(trap_core))
 
 
 def test_e_writes_a_memory_word_and_the_output_changes_as_predicted(
     trap_core: Path, program: Path
 ) -> None:
-    app = make_app(SyntheticSource(n=5))
     counter = symbol_address(program, "counter")
 
-    async def script(pilot: Pilot[None]) -> None:
-        pane = await open_pane(pilot, app, core=str(trap_core))
+    async def steps(pilot: Pilot[None], pane: RestorerPane) -> None:
         await press(pilot, pane, "e", *"counter 5", "enter")
         assert f"wrote 0x5 at {counter:#x}" in text(pane, "#rp-status")
         await press(pilot, pane, "c")  # counter += work(20): 5 + 570
         assert pane.session is not None and "after: 575" in pane.session.log_tail()
 
-    drive(app, script)
+    on_pane(steps, core=str(trap_core))
 
 
 def test_a_bad_register_edit_is_one_line(trap_core: Path) -> None:
-    app = make_app(SyntheticSource(n=5))
-
-    async def script(pilot: Pilot[None]) -> None:
-        pane = await open_pane(pilot, app, core=str(trap_core))
+    async def steps(pilot: Pilot[None], pane: RestorerPane) -> None:
         await press(pilot, pane, "r", *"rxx 1", "enter")
         assert pane.error == "no register 'rxx'"
         await press(pilot, pane, "r", *"rdi zz", "enter")
         assert pane.error is not None and "is not a number" in pane.error
 
-    drive(app, script)
+    on_pane(steps, core=str(trap_core))
 
 
 def test_a_multithreaded_core_refuses_reverse_in_one_line_and_w_picks_a_thread(
@@ -407,8 +402,7 @@ def test_closing_the_pane_kills_the_process_and_its_checkpoints(
 ) -> None:
     app = make_app(SyntheticSource(n=5))
 
-    async def script(pilot: Pilot[None]) -> None:
-        pane = await open_pane(pilot, app, core=str(trap_core))
+    async def steps(pilot: Pilot[None], pane: RestorerPane) -> None:
         await press(pilot, pane, "t")
         assert pane.state is not None
         # the process, its checkpoint, and those reverse execution keeps
@@ -420,7 +414,7 @@ def test_closing_the_pane_kills_the_process_and_its_checkpoints(
         assert not isinstance(app.screen, RestorerPane)
         assert running_from(program.parent) == []
 
-    drive(app, script)
+    on_pane(steps, app, core=str(trap_core))
 
 
 def test_closing_the_pane_while_the_process_runs_leaves_nothing_running(program: Path) -> None:
@@ -450,14 +444,11 @@ def test_closing_the_pane_while_the_process_runs_leaves_nothing_running(program:
 def test_quitting_the_app_with_the_pane_open_leaves_nothing_running(
     program: Path, trap_core: Path
 ) -> None:
-    app = make_app(SyntheticSource(n=5))
-
-    async def script(pilot: Pilot[None]) -> None:
-        pane = await open_pane(pilot, app, core=str(trap_core))
+    async def steps(pilot: Pilot[None], pane: RestorerPane) -> None:
         await press(pilot, pane, "t")
         await pilot.press("q")
 
-    drive(app, script)
+    on_pane(steps, core=str(trap_core))
     assert running_from(program.parent) == []
 
 

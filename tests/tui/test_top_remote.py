@@ -101,15 +101,6 @@ def one_line(capsys: pytest.CaptureFixture[str]) -> str:
     (["--remote", "x", "--replay", "t.trace"], 2, "give one"),
     (["--remote", "x", "--backend", "kmod"], 2, "the agent on the box picks it"),
     (["--remote", "x", "--durations", "all"], 2, "syscap-agent stream --durations"),
-])  # fmt: skip
-def test_a_bad_remote_command_is_one_line(
-    capsys: pytest.CaptureFixture[str], argv: list[str], status: int, words: str
-) -> None:
-    assert prepare(_parse(["top", "--no-config", *argv]), {}) == status
-    assert words in one_line(capsys)
-
-
-@pytest.mark.parametrize(("argv", "status", "words"), [
     (["--ssh", "nosuch.invalid"], 1, "nosuch.invalid"),  # ssh's own words, then its status
     (["--ssh=-oProxyCommand=x"], 2, "give the box as HOST or USER@HOST"),
     (["--ssh", "box", "--ssh-option", "Port"], 2, "give an ssh_config option as NAME=VALUE"),
@@ -118,7 +109,7 @@ def test_a_bad_remote_command_is_one_line(
     (["--ssh", "box", "--remote", "x"], 2, "give one"),
     (["--ssh", "box", "--replay", "t.trace"], 2, "give one"),
 ])  # fmt: skip
-def test_a_bad_ssh_box_is_one_line(
+def test_a_bad_remote_command_or_ssh_box_is_one_line(
     capsys: pytest.CaptureFixture[str], argv: list[str], status: int, words: str
 ) -> None:
     assert prepare(_parse(["top", "--no-config", *argv]), {}) == status

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui.tmux_screen import pane
+from bench.procs import proc_stat
+from tests.tui.tmux_screen import pane, settled, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 HELPER_COMM = "sctop-helper"
@@ -67,13 +69,9 @@ def _top_command() -> list[str]:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is not "behind": it has exited.
-    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    return state != "Z"
+    """Whether pid runs (a zombie is not "behind": it has exited)."""
+    st = proc_stat(pid)
+    return st is not None and st.state != "Z"
 
 
 def _python(code: str) -> Iterator[subprocess.Popen[bytes]]:
@@ -114,20 +112,65 @@ def _helper_rate(screen: str, pid: int) -> float | None:
     return None
 
 
-def _start_top(session: str, tmp: Path) -> tuple[int, Path]:
-    """syscap top in a 120x40 tmux session: (its pid, a file created when it exits)."""
+def start_top(session: str, tmp: Path, *top_args: str) -> tuple[int, Path]:
+    """syscap top TOP_ARGS (1 s refreshes, no saved config) in a 140x40 tmux session:
+    (its pid, a file made at its exit)."""
     pidfile, donefile = tmp / "top.pid", tmp / "done"
-    cmd = " ".join([*_top_command(), "--backend", "bpf", "-d", "1"])
+    cmd = shlex.join([*_top_command(), "--no-config", "-d", "1", *top_args])
     script = f"echo $$ > {pidfile}; cd {ROOT}; exec {cmd}"
-    subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
-         f"sh -c '{script}'; touch {donefile}; sleep 60"],
-        check=True,
-    )  # fmt: skip
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "140", "-y", "40",
+                    f"sh -c {shlex.quote(script)}; touch {donefile}; sleep 60"],
+                   check=True)  # fmt: skip
     deadline = time.monotonic() + 30
-    while not pidfile.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline, pane(session)
+        time.sleep(0.05)
     return int(pidfile.read_text()), donefile
+
+
+def quit_top(session: str, top_pid: int, donefile: Path) -> None:
+    """q: top exits within 15 s, without a traceback."""
+    subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+    deadline = time.monotonic() + 15
+    while not donefile.exists():
+        assert time.monotonic() < deadline, "syscap top did not exit on q\n" + pane(session)
+        time.sleep(0.1)
+    assert not _alive(top_pid)
+    assert "Traceback" not in pane(session)
+
+
+def rate_shown(session: str, pid: int) -> float:
+    """pid's rate once its row is on screen (polled, at most 30 s)."""
+    deadline = time.monotonic() + 30
+    while (rate := _helper_rate(pane(session), pid)) is None:
+        assert time.monotonic() < deadline, pane(session)
+        time.sleep(0.2)
+    return rate
+
+
+def filter_to_pid(session: str, pid: int, dropped: int) -> None:
+    """F4, the pid field, pid, save; then wait (at most 30 s) until the refreshes hold
+    no call of process dropped."""
+    for keys in (["F4"], ["Tab"], ["Tab"], [str(pid)], ["C-s"]):
+        subprocess.run(["tmux", "send-keys", "-t", session, *keys], check=True)
+        settled(session)
+    wait_for(session, f"filter: pid {pid}")
+    deadline = time.monotonic() + 30
+    while _helper_rate(pane(session), dropped) not in (None, 0.0):
+        assert time.monotonic() < deadline, pane(session)
+        time.sleep(0.2)
+
+
+def connection_lost(session: str) -> str:
+    """The screen once the header says the connection is lost, which it must within
+    2 s of the call (the backend name stays)."""
+    t0 = time.monotonic()
+    screen = wait_for(session, "connection lost", timeout=5)
+    lost_after = time.monotonic() - t0
+    assert lost_after < 2, f"shown after {lost_after:.1f} s"
+    head = screen.splitlines()[0]
+    assert "backend bpf" in head and "connection lost" in head, screen
+    return screen
 
 
 def _rate(text: str) -> float:
@@ -139,7 +182,7 @@ def test_live_top_shows_helper_rate_and_q_leaves_nothing_behind(
     helper: subprocess.Popen[bytes], tmux_session: tuple[str, Path]
 ) -> None:
     session, tmp = tmux_session
-    top_pid, donefile = _start_top(session, tmp)
+    top_pid, donefile = start_top(session, tmp, "--backend", "bpf")
     deadline = time.monotonic() + 30
 
     rates: list[float] = []
@@ -163,17 +206,10 @@ def test_live_top_shows_helper_rate_and_q_leaves_nothing_behind(
     print(f"helper shown at {rates}/s, expected {EXPECTED_RATE}/s")
     assert "LIVE" in screen and "backend bpf" in screen
 
-    subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
-    deadline = time.monotonic() + 15
-    while not donefile.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert donefile.exists(), "syscap top did not exit on q"
-    assert not _alive(top_pid)
-    leftovers = subprocess.run(
-        ["pgrep", "-P", str(top_pid)], capture_output=True, text=True
-    ).stdout.split()
-    assert leftovers == []
-    assert "Traceback" not in pane(session)
+    children = subprocess.run(["pgrep", "-P", str(top_pid)], capture_output=True,
+                              text=True).stdout.split()  # fmt: skip
+    quit_top(session, top_pid, donefile)
+    assert not [p for p in children if _alive(int(p))]
 
 
 def _events_per_s(session: str) -> tuple[float, str]:
@@ -196,16 +232,11 @@ def test_live_pid_filter_is_applied_in_the_kernel(
 ) -> None:
     """F4, pids = the helper: events/s (counted in the kernel) fall to the helper's rate."""
     session, tmp = tmux_session
-    top_pid, donefile = _start_top(session, tmp)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and _helper_rate(pane(session), noise.pid) is None:
-        time.sleep(0.5)
+    top_pid, donefile = start_top(session, tmp, "--backend", "bpf")
+    rate_shown(session, noise.pid)
     before, screen = _events_per_s(session)
     assert before >= 0.75 * (EXPECTED_RATE + NOISE_RATE), screen
-    for keys in (["F4"], ["Tab"], ["Tab"], [str(helper.pid)], ["C-s"]):
-        subprocess.run(["tmux", "send-keys", "-t", session, *keys], check=True)
-        time.sleep(0.3)
-    time.sleep(1.5)  # the next interval starts under the new filter
+    filter_to_pid(session, helper.pid, dropped=noise.pid)
     after, screen = _events_per_s(session)
     assert f"filter: pid {helper.pid}" in screen, screen
     print(f"events/s before the pid filter {before}, after {after}; helper {EXPECTED_RATE}")
@@ -213,8 +244,4 @@ def test_live_pid_filter_is_applied_in_the_kernel(
         f"events/s {after} under a pid filter (before {before}), helper makes "
         f"{EXPECTED_RATE}/s\n{screen}"
     )
-    subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
-    end = time.monotonic() + 15
-    while not donefile.exists() and time.monotonic() < end:
-        time.sleep(0.1)
-    assert not _alive(top_pid)
+    quit_top(session, top_pid, donefile)
