@@ -128,7 +128,7 @@ class Session:
         self.filter = Filter()
         self._mode = "records"
         # sampling windows (the eBPF backend) or an entry probe that stays (the module)
-        self.sample_windows_offered = lib.syscap_session_set_sample_duty(s, 1000000) == 0
+        self.sample_windows_offered = lib.syscap_session_set_sample_duty(s, DUTY_FULL) == 0
         self.sample: SamplePlan | None = None  # sampled mode's settings, once planned
 
     @property
@@ -228,7 +228,7 @@ class Session:
         entry probe (the module): then it stays attached. May change while running."""
         if not 0 < duty <= 1:
             raise UsageError(f"sample duty {duty:g} is not a fraction in (0, 1]")
-        ret = self._lib.syscap_session_set_sample_duty(self._s, max(1, round(duty * 1e6)))
+        ret = self._lib.syscap_session_set_sample_duty(self._s, max(1, round(duty * DUTY_FULL)))
         if ret == -errno.ENOTSUP:
             return False
         self._check(ret, "sample duty")
@@ -419,12 +419,12 @@ class _GetppidLoop:
 DURATIONS = ("off", "sampled", "all")
 _MODE_OF = {"off": "counts", "sampled": "sampled", "all": "records"}
 DEFAULT_SAMPLE_BUDGET = 1.0  # percent of one CPU that sampled durations may add
-_MAX_SAMPLE_PERIOD = 1 << 20
-SAMPLE_COST_NS = 500.0  # what one sample adds when calibration could not tell
-
-
+# Sampled mode's constants, each syscap.h's SYSCAP_ one of the same meaning (a test checks).
+MAX_SAMPLE_PERIOD = 1 << 20
+SAMPLE_COST_NS = 500.0  # what one sample adds, if not measured
 ENTER_COST_NS = 100.0  # what the sampler's entry probe adds to every call, if not measured
 MIN_SAMPLE_DUTY = 1e-3  # sampling windows cover at least this fraction of the time
+DUTY_FULL = 1_000_000  # parts per million
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,27 +443,12 @@ class SamplePlan:
 def sample_plan(rate_per_s: float, budget_pct: float, sample_ns: float,
                 enter_ns: float = ENTER_COST_NS, windows: bool = True) -> SamplePlan:
     """The densest sample whose cost stays within budget_pct percent of one CPU
-    at rate_per_s syscalls a second.
-
-    While a window is open the entry probe adds enter_ns to every call and a
-    timed call sample_ns more: rate x duty x (enter_ns + sample_ns / period)
-    ns a second. A sample costs least with period 1 (every call in a window
-    timed), so the duty is cut first and the period raised only below
-    MIN_SAMPLE_DUTY. Without windows (the module's entry probe stays) only the
-    period can be raised, and only the samples' own cost is counted."""
-    budget_ns = budget_pct / 100 * 1e9
-    rate = max(rate_per_s, 1.0)
-    duty = 1.0
-    if windows:
-        duty = min(1.0, budget_ns / (rate * (enter_ns + sample_ns)))
-        if duty >= MIN_SAMPLE_DUTY:
-            return SamplePlan(1, duty)
-        duty = MIN_SAMPLE_DUTY
-    fixed = enter_ns if windows else 0.0
-    period = 1
-    while period < _MAX_SAMPLE_PERIOD and rate * duty * (fixed + sample_ns / period) > budget_ns:
-        period *= 2
-    return SamplePlan(period, duty)
+    at rate_per_s syscalls a second: syscap_sample_plan() of syscap.h, which
+    syscap-agent's stream uses too."""
+    ffi, lib = native.require()
+    out = ffi.new("struct syscap_sample_plan *")
+    lib.syscap_sample_plan(rate_per_s, budget_pct, sample_ns, enter_ns, int(windows), out)
+    return SamplePlan(int(out.period), out.duty_ppm / DUTY_FULL)
 
 
 class LiveSource:
@@ -543,7 +528,7 @@ class LiveSource:
             for durations in self.offered:
                 self._use(durations)
                 if durations == "sampled":
-                    self._session.use_sample_plan(SamplePlan(_MAX_SAMPLE_PERIOD, 1.0))
+                    self._session.use_sample_plan(SamplePlan(MAX_SAMPLE_PERIOD, 1.0))
                 self._session.start()
                 try:
                     after = min(loop.ns_per_call() for _ in range(3))

@@ -6,7 +6,8 @@
  * capture_lib.stream.
  *
  *   syscap-agent record [-o FILE|-] [--force] [--duration S] [COMMON]
- *   syscap-agent stream [--interval S] [--durations | --sampled [--sample-period N]]
+ *   syscap-agent stream [--interval S] [--durations | --sampled [--sample-period N |
+ *                       --sample-budget PERCENT]]
  *                       [COMMON]
  *   syscap-agent info
  *   COMMON: [--backend auto|bpf|kmod] [--buffer-size SIZE]
@@ -57,7 +58,7 @@ static const struct agent_names NAMES = {
 static const char USAGE[] =
 	"usage: syscap-agent record [-o FILE|-] [--force] [--duration S] [COMMON]\n"
 	"       syscap-agent stream [--interval S] [--durations | --sampled\n"
-	"                           [--sample-period N]] [COMMON]\n"
+	"                           [--sample-period N | --sample-budget PERCENT]] [COMMON]\n"
 	"       syscap-agent info\n"
 	"COMMON: [--backend auto|bpf|kmod] [--buffer-size SIZE]\n"
 	"\n"
@@ -67,8 +68,10 @@ static const char USAGE[] =
 	"stream   once per --interval (default 1 s) one block of counts per process\n"
 	"         x syscall on stdout, in syscap's trace format; --durations adds\n"
 	"         latency histograms (a record per syscall: costlier); --sampled\n"
-	"         times one call in about N (--sample-period, a power of two,\n"
-	"         default 64) and keeps the counts exact. Commands on\n"
+	"         keeps the counts exact and times a sample of the calls, as many\n"
+	"         as --sample-budget percent of one CPU allows at the rate seen\n"
+	"         (default 1), or one call in about N (--sample-period, a power\n"
+	"         of two). Commands on\n"
 	"         stdin, one a line, set the filter in the kernel:\n"
 	"           filter syscalls NAME|NR[,...]   filter comm NAME[,...]\n"
 	"           filter pid PID[,...]            filter failed on|off\n"
@@ -104,7 +107,8 @@ struct options {
 	int force;
 	int durations;
 	int sampled;
-	uint32_t sample_period;		/* stream --sampled */
+	uint32_t sample_period;		/* stream --sampled: fixed, or 0 */
+	double sample_budget;		/* stream --sampled: % of a CPU, or 0 */
 };
 
 /* Seconds as a decimal ("1", "0.25") in [min, max] seconds; 0 or -1. */
@@ -166,7 +170,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		int rec = !strcmp(o->mode, "record"), str = !strcmp(o->mode, "stream");
 		int takes = !strcmp(a, "--backend") || !strcmp(a, "--buffer-size") ||
 			    (rec && (!strcmp(a, "-o") || !strcmp(a, "--duration"))) ||
-			    (str && (!strcmp(a, "--interval") || !strcmp(a, "--sample-period")));
+			    (str && (!strcmp(a, "--interval") || !strcmp(a, "--sample-period") ||
+				     !strcmp(a, "--sample-budget")));
 
 		if (takes && !v) {
 			die_line("%s needs a value: see syscap-agent --help", a);
@@ -217,6 +222,18 @@ static int parse_args(int argc, char **argv, struct options *o)
 				return 2;
 			}
 			o->sample_period = (uint32_t)p;
+		} else if (!strcmp(a, "--sample-budget")) {
+			char *end;
+			double b;
+
+			errno = 0;
+			b = strtod(v, &end);
+			if (errno || end == v || *end || !(b > 0 && b <= 100)) {
+				die_line("sample budget '%.40s' is not a percentage in (0, 100]: "
+					 "give e.g. 1", v);
+				return 2;
+			}
+			o->sample_budget = b;
 		} else if (!strcmp(a, "--force")) {
 			o->force = 1;
 		} else if (!strcmp(a, "--sampled")) {
@@ -230,8 +247,14 @@ static int parse_args(int argc, char **argv, struct options *o)
 		die_line("--durations times every call, --sampled a sample: give one of them");
 		return 2;
 	}
-	if (o->sample_period && !o->sampled) {
-		die_line("--sample-period goes with --sampled");
+	if ((o->sample_period || o->sample_budget) && !o->sampled) {
+		die_line("%s goes with --sampled",
+			 o->sample_period ? "--sample-period" : "--sample-budget");
+		return 2;
+	}
+	if (o->sample_period && o->sample_budget) {
+		die_line("--sample-period fixes the sample, --sample-budget plans it: give one "
+			 "of them");
 		return 2;
 	}
 	if (!strcmp(o->mode, "record") && !o->out) {
@@ -420,6 +443,11 @@ struct stream {
 	uint64_t seq;
 	int timed;			/* records mode: every call timed */
 	int latency;			/* durations sent: timed or sampled */
+	double budget;			/* sampled, planned: % of a CPU, else 0 */
+	int windows;			/* sampled: the backend has sampling windows */
+	struct syscap_sample_plan plan;	/* sampled, planned: what is set */
+	uint64_t plan_events;		/* calls counted when it was last planned */
+	uint64_t plan_ns;		/* ... and when */
 	uint8_t *buf;			/* one block's payload */
 	uint8_t *zbuf;			/* the same deflated */
 	unsigned long zcap;
@@ -531,6 +559,46 @@ static void part_reset(struct part *p)
 }
 
 /* One interval: a snapshot, sent as one or more STREAM blocks. 0 or -errno. */
+/*
+ * Sampled mode with a budget: the densest sample within it at the rate of
+ * the calls counted since the last plan (syscap_sample_plan), set in the
+ * kernel when it differs from what is set.
+ */
+static int plan_samples(struct stream *st, double rate_per_s)
+{
+	struct syscap_sample_plan plan;
+	int r;
+
+	syscap_sample_plan(rate_per_s, st->budget, SYSCAP_SAMPLE_COST_NS, SYSCAP_ENTER_COST_NS,
+			   st->windows, &plan);
+	if (plan.period == st->plan.period && plan.duty_ppm == st->plan.duty_ppm)
+		return 0;
+	r = syscap_session_set_sample_period(st->s, plan.period);
+	if (!r && st->windows)
+		r = syscap_session_set_sample_duty(st->s, plan.duty_ppm);
+	if (!r)
+		st->plan = plan;
+	return r;
+}
+
+static int retune(struct stream *st)
+{
+	struct syscap_trace_stats tot;
+	uint64_t now = syscap_mono_ns();
+	int r;
+
+	if (!st->budget)
+		return 0;
+	r = syscap_session_totals(st->s, &tot, NULL, 0);
+	if (r < 0)
+		return r;
+	r = plan_samples(st, (double)(tot.events - st->plan_events) * 1e9 /
+				 (double)(now > st->plan_ns ? now - st->plan_ns : 1));
+	st->plan_events = tot.events;
+	st->plan_ns = now;
+	return r;
+}
+
 static int send_interval(struct stream *st, struct part *p)
 {
 	struct syscap_trace_stats tot;
@@ -781,10 +849,14 @@ static int run_stream(const struct options *o)
 		int r = syscap_session_set_mode(st.s, o->sampled ? SYSCAP_MODE_SAMPLED :
 						SYSCAP_MODE_COUNTS);
 
-		if (!r && o->sampled)
-			r = syscap_session_set_sample_period(st.s, o->sample_period ?
-							     o->sample_period :
-							     SYSCAP_SAMPLE_PERIOD);
+		if (!r && o->sampled && o->sample_period) {
+			r = syscap_session_set_sample_period(st.s, o->sample_period);
+		} else if (!r && o->sampled) {
+			st.budget = o->sample_budget ? o->sample_budget : 1.0;
+			st.windows = !syscap_session_set_sample_duty(st.s, SYSCAP_DUTY_FULL);
+			/* until an interval shows the rate: as if a million calls a second */
+			r = plan_samples(&st, 1e6);
+		}
 		if (r) {
 			die_line("the %s backend has no %s mode here (%s): use --durations",
 				 syscap_session_backend(st.s), o->sampled ? "sampled" : "count",
@@ -801,6 +873,7 @@ static int run_stream(const struct options *o)
 		die_line("%s", err);
 		goto out;
 	}
+	st.plan_ns = syscap_mono_ns();
 	/* the header goes out once the probes are attached: a reader that
 	 * has it knows that counting has begun */
 	if (open_stream_writer(&st))
@@ -819,6 +892,8 @@ static int run_stream(const struct options *o)
 
 		if (now >= next) {
 			r = send_interval(&st, p);
+			if (!r)
+				r = retune(&st);
 			if (r) {
 				ret = stream_failed(&st, r);
 				break;

@@ -138,6 +138,27 @@ int syscap_session_set_sample_period(struct syscap_session *s, uint32_t period);
  * detach its entry probe (the module). May change while running.
  */
 int syscap_session_set_sample_duty(struct syscap_session *s, uint32_t ppm);
+/*
+ * Sampled mode's plan: the densest sample whose cost stays within
+ * budget_pct percent of one CPU at rate_per_s syscalls a second. While a
+ * window is open the entry probe adds enter_ns to every call and a timed
+ * call sample_ns more: rate x duty x (enter_ns + sample_ns / period) ns a
+ * second. A sample costs least with period 1 (every call in a window timed),
+ * so the duty is cut first and the period (a power of two) raised only below
+ * SYSCAP_MIN_DUTY_PPM. Without windows (the module's entry probe stays:
+ * windows 0) the duty is 1 and only the samples' own cost is counted.
+ */
+#define SYSCAP_DUTY_FULL	1000000u	/* duty_ppm of "always" */
+#define SYSCAP_MIN_DUTY_PPM	1000u		/* windows cover at least 0.1 % */
+#define SYSCAP_MAX_SAMPLE_PERIOD	(1u << 20)
+#define SYSCAP_SAMPLE_COST_NS	500	/* a sample's cost, if not measured */
+#define SYSCAP_ENTER_COST_NS	100	/* the entry probe's, if not measured */
+struct syscap_sample_plan {
+	uint32_t period;
+	uint32_t duty_ppm;
+};
+void syscap_sample_plan(double rate_per_s, double budget_pct, double sample_ns, double enter_ns,
+			int windows, struct syscap_sample_plan *out);
 struct syscap_windows {
 	uint64_t opened;		/* sampling windows opened since open */
 	uint64_t open_ns;		/* how long the closed ones were open */

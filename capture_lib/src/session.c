@@ -29,7 +29,7 @@
 /* Sampling windows: one a cycle, a cycle 100 ms long, or longer where the
  * duty is so small that a window would be under MIN_WINDOW_NS (each window
  * attaches and detaches a program), up to MAX_CYCLE_NS. */
-#define DUTY_FULL	1000000u	/* sample_duty in parts per million */
+#define DUTY_FULL	SYSCAP_DUTY_FULL	/* sample_duty in parts per million */
 #define CYCLE_NS	100000000ULL
 #define MIN_WINDOW_NS	500000ULL
 #define MAX_CYCLE_NS	1000000000ULL
@@ -209,6 +209,32 @@ int syscap_session_set_sample_period(struct syscap_session *s, uint32_t period)
 	if (!ret)
 		s->sample_period = period;
 	return ret;
+}
+
+void syscap_sample_plan(double rate_per_s, double budget_pct, double sample_ns, double enter_ns,
+			int windows, struct syscap_sample_plan *out)
+{
+	double budget_ns = budget_pct / 100 * 1e9;
+	double rate = rate_per_s > 1 ? rate_per_s : 1;
+	double duty = 1, fixed = windows ? enter_ns : 0;
+	uint32_t period = 1;
+
+	if (windows) {
+		duty = budget_ns / (rate * (enter_ns + sample_ns));
+		if (duty > 1)
+			duty = 1;
+		if (duty * DUTY_FULL >= SYSCAP_MIN_DUTY_PPM) {
+			out->period = 1;
+			out->duty_ppm = (uint32_t)(duty * DUTY_FULL);
+			return;
+		}
+		duty = (double)SYSCAP_MIN_DUTY_PPM / DUTY_FULL;
+	}
+	while (period < SYSCAP_MAX_SAMPLE_PERIOD &&
+	       rate * duty * (fixed + sample_ns / period) > budget_ns)
+		period *= 2;
+	out->period = period;
+	out->duty_ppm = (uint32_t)(duty * DUTY_FULL + 0.5);
 }
 
 int syscap_session_set_sample_duty(struct syscap_session *s, uint32_t ppm)

@@ -356,8 +356,33 @@ def test_stream_with_sampled_durations_counts_exactly(agent: Path, workload: Pat
         a.close()
 
 
+def test_stream_with_a_sample_budget_counts_exactly(agent: Path, workload: Path) -> None:
+    """A whole CPU's budget at the workload's rate: the sampling windows stay
+    open and every call of the workload is timed; a tiny budget still counts
+    every call (the windows then cover a small part of the time)."""
+    for budget, timed in (("100", True), ("0.001", False)):
+        a = Agent(agent, "--interval", "0.2", "--sampled", "--sample-budget", budget)
+        try:
+            pid = run_workload_pid(workload)
+            got = a.until(time.monotonic_ns())
+            nr = a.nr("getppid")
+            assert calls(got, pid, nr) == GETPPID
+            assert all(i.latency and i.sampled for i in got)
+            rows = [r for i in got for p in i.procs if p.tgid == pid for r in p.rows
+                    if r.nr == nr]
+            if timed:
+                assert rows and sum(r.total_ns for r in rows) > 0
+            rc, _ = a.end()
+            assert rc == 0
+        finally:
+            a.close()
+
+
 @pytest.mark.parametrize("args", [["--sampled", "--durations"], ["--sample-period", "64"],
-                                  ["--sampled", "--sample-period", "3"]])
+                                  ["--sampled", "--sample-period", "3"],
+                                  ["--sample-budget", "1"], ["--sampled", "--sample-budget", "0"],
+                                  ["--sampled", "--sample-budget", "x"],
+                                  ["--sampled", "--sample-period", "4", "--sample-budget", "1"]])
 def test_sampled_options_that_do_not_go_together(agent: Path, args: list[str]) -> None:
     p = subprocess.run([str(agent), "stream", *args], capture_output=True, text=True,
                        timeout=WAIT, stdin=subprocess.DEVNULL)
