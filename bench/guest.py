@@ -1,8 +1,10 @@
 """guest: the kernel module's rows, measured inside one QEMU guest of kmod/lab.
 
 This host cannot load modules, so the module is compared where it can run:
-one guest boot running nginx + ab, then a getppid loop, for baseline, syscap's
-kmod backend, syscap's eBPF backend and sysdig (its own scap module). Under
+one guest boot running nginx + ab, then a getppid loop, for baseline, the
+module's floor (empty probes), syscap recording with the kmod and eBPF
+backends, syscap-agent's stream in count and sampled mode, and sysdig (its
+own scap module). Under
 TCG the balance of user and kernel cost differs from real hardware, so only
 ratios inside one guest run mean anything, and only those are reported next
 to the host rows.
@@ -13,7 +15,7 @@ kmod/lab/images.py; the lab itself imports nothing of bench). Its contract:
     bench_guest(quick: bool[, rounds: int]) -> dict with
         "kernel": str                        # the guest's uname -r
         "method": str                        # one line: workload, sizes
-        "rows": [{"key": str, "name": str,   # keys: baseline, kmod, bpf, sysdig
+        "rows": [{"key": str, "name": str,   # keys: those of ROWS
                   "runs": [float, ...],      # requests/s, one per interleaved round
                   "why": str,                # non-empty: did not run, and why
                   # optional:
@@ -32,7 +34,7 @@ phases.
 bench/guest_rounds.sh runs the rounds in the guest (tracers given as
 start/stop commands in its environment) and from_console() turns the guest's
 console into the dict above.
-Whatever happens, each of the four rows is printed, with numbers or a reason.
+Whatever happens, each row of ROWS is printed, with numbers or a reason.
 Drops are part of the result: a tracer that loses most of its events did less
 work than the others, and the table says it is not comparable.
 """
@@ -51,8 +53,12 @@ from bench.tracers import ROOT
 LAB = ROOT / "kmod" / "lab" / "images.py"
 ROWS = (
     ("baseline", "baseline (guest, no tracing)"),
+    ("kmodfloor", "module floor: empty enter+exit probes (guest)"),
     ("kmod", "syscap record, kmod backend (guest)"),
     ("bpf", "syscap record, eBPF backend (guest)"),
+    ("kmodcount", "syscap-agent stream, kmod count mode (guest)"),
+    ("kmodsampled", "syscap-agent stream, kmod sampled (guest)"),
+    ("bpfcount", "syscap-agent stream, eBPF count mode (guest)"),
     ("sysdig", "sysdig -w /dev/null, scap module (guest)"),
 )
 
@@ -155,12 +161,12 @@ def from_console(text: str, method: str = "") -> dict[str, Any]:
 
 
 def rows_from(result: dict[str, Any] | None, why: str) -> list[Row]:
-    """The requests/s rows (all four, in order), from the lab's result."""
+    """The requests/s rows (every one of ROWS, in order), from the lab's result."""
     return _rows(result, why, "runs")
 
 
 def micro_rows_from(result: dict[str, Any] | None, why: str) -> list[Row]:
-    """The ns per getppid rows (all four, in order), from the lab's result."""
+    """The ns per getppid rows (every one of ROWS, in order), from the lab's result."""
     return _rows(result, why, "micro")
 
 
@@ -310,6 +316,28 @@ def _phase_lines(rows: list[dict[str, Any]], phase: str, cost: str, titles: tupl
     return out
 
 
+# The guest goals, on the getppid rounds' added ns: (key, its limit as a
+# multiple of the other key's added ns, the other key, what it says).
+GOALS = (
+    ("kmod", 0.5, "bpf", "the module's record added ns <= half the eBPF backend's"),
+    ("kmodcount", 1.2, "kmodfloor",
+     "the module's count mode added ns <= 1.2x the module's empty probes"),
+)
+
+
+def goal_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per guest goal whose two rows ran their micro rounds."""
+    added = {str(r["key"]): r.get("micro", {}).get("added_ns") for r in rows}
+    out = []
+    for key, limit, other, what in GOALS:
+        a, b = added.get(key), added.get(other)
+        if not a or not b or b["median"] <= 0:
+            continue
+        x = a["median"] / b["median"]
+        out.append(f"  goal: {what}: {x:.2f}x, {'met' if x <= limit else 'NOT met'}")
+    return out
+
+
 def table(result: dict[str, Any]) -> str:
     rows: list[dict[str, Any]] = result["rows"]
     m = result["machine"]
@@ -323,6 +351,7 @@ def table(result: dict[str, Any]) -> str:
         out += ["  getppid, ns per call (lower is better)",
                 *_phase_lines(rows, "micro", "added_ns", ("added ns", "added interval"), (9, 17),
                               0)]
+    out += goal_lines(rows)
     checks = result.get("checks", {})
     if "no-modules" in checks and "modules-idle" in checks:
         out.append(f"  getppid before loading the modules {checks['no-modules']:.0f} ns, with "

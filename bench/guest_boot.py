@@ -85,7 +85,13 @@ class BenchPlan:
         return cls(rounds or 10, 6_000, 1_000_000)
 
 
-BENCH_KEYS = ("baseline", "kmod", "bpf", "sysdig")
+BENCH_KEYS = ("baseline", "kmodfloor", "kmod", "bpf", "kmodcount", "kmodsampled", "bpfcount",
+              "sysdig")
+# what each key needs on the bench disk, beyond the scripts
+NEEDS = {"kmodfloor": ("floor_kmod.ko",), "kmod": ("syscap.ko", "guest_record"),
+         "bpf": ("guest_record",), "kmodcount": ("syscap.ko", "syscap-agent"),
+         "kmodsampled": ("syscap.ko", "syscap-agent"), "bpfcount": ("syscap-agent",),
+         "sysdig": ("scap.ko",)}
 
 
 def syscall_names() -> bytes:
@@ -113,6 +119,25 @@ def build_recorder(tree: KernelTree) -> tuple[dict[str, Path], str]:
             err = next((ln for ln in lines if "error" in ln), lines[-1])
             return bins, f"building {name} failed: {err.strip()}"
     return bins, ""
+
+
+def build_floor(tree: KernelTree) -> Path:
+    """floor_kmod.ko (bench/native/floor_kmod) for this kernel, with kbuild
+    against the lab's headers."""
+    src = images.build_dir(tree) / "floor_kmod"
+    if src.exists():
+        shutil.rmtree(src)
+    shutil.copytree(HERE / "native" / "floor_kmod", src)
+    cmd = ["make", "-C", str(tree.headers), f"M={src}", "modules",
+           "CONFIG_DEBUG_INFO_BTF_MODULES=", *images.compiler(tree)[0]]  # fmt: skip
+    (src / "build.log").write_text(run(cmd, timeout=600))
+    return src / "floor_kmod.ko"
+
+
+def build_agent() -> Path:
+    """The static x86-64 syscap-agent (capture_lib's `agent` target)."""
+    run(["make", "-s", "-C", str(ROOT / "capture_lib"), "agent"], timeout=900)
+    return ROOT / "capture_lib" / "build" / "agent-x86_64" / "syscap-agent"
 
 
 def bench_init(plan: BenchPlan, keys: list[str]) -> str:
@@ -143,10 +168,12 @@ def bench_init(plan: BenchPlan, keys: list[str]) -> str:
         # their probes only when a capture starts
         f'echo "SYSCAP-BENCH CHECK no-modules $({loop})"',
     ]
-    for k, ko in (("kmod", "syscap.ko"), ("sysdig", "scap.ko")):
-        if k in keys:
-            lines.append(f"insmod /bench/{ko} 2>/tmp/insmod.err || "
-                         f'echo "SYSCAP-BENCH SKIP {k} insmod {ko} failed: $(cat /tmp/insmod.err)"')
+    for ko, users in (("syscap.ko", ("kmod", "kmodcount", "kmodsampled")),
+                      ("scap.ko", ("sysdig",))):
+        if any(k in keys for k in users):
+            failed = "; ".join(f'echo "SYSCAP-BENCH SKIP {k} insmod {ko} failed: '
+                               '$(cat /tmp/insmod.err)"' for k in users if k in keys)
+            lines.append(f"insmod /bench/{ko} 2>/tmp/insmod.err || {{ {failed}; }}")
     lines += [
         f'echo "SYSCAP-BENCH CHECK modules-idle $({loop})"',
         *(f"export {k}='{v}'" for k, v in env.items()),
@@ -201,17 +228,30 @@ def _bench_guest(plan: BenchPlan, quick: bool) -> dict[str, object]:
         why["sysdig"] = f"scap.ko is not built: {BUILD_ONCE}"
     bdir = images.build_dir(tree)
     bdir.mkdir(parents=True, exist_ok=True)
-    ko: Path | None = None
+    have: dict[str, Path] = {"scap.ko": scap}
+    missing: dict[str, str] = {}
     try:
-        ko, _ = images.build_module(tree)
+        have["syscap.ko"] = images.build_module(tree)[0]
     except LabError as e:
-        why["kmod"] = f"syscap.ko did not build: {str(e).splitlines()[0]}"
+        missing["syscap.ko"] = f"syscap.ko did not build: {str(e).splitlines()[0]}"
+    try:
+        have["floor_kmod.ko"] = build_floor(tree)
+    except LabError as e:
+        missing["floor_kmod.ko"] = f"floor_kmod.ko did not build: {str(e).splitlines()[0]}"
+    try:
+        have["syscap-agent"] = build_agent()
+    except LabError as e:
+        missing["syscap-agent"] = f"syscap-agent did not build: {str(e).splitlines()[0]}"
     bins, failed = build_recorder(tree)
     if "getppid_loop" not in bins:
         raise LabError(failed)
     if failed:
-        why.setdefault("kmod", failed)
-        why["bpf"] = failed
+        missing["guest_record"] = failed
+    have.update(bins)
+    for key, needs in NEEDS.items():
+        gone = [missing[n] for n in needs if n in missing]
+        if gone and key not in why:
+            why[key] = gone[0]
     keys = [k for k in BENCH_KEYS if k not in why]
     log(f"image, module, recorder ready in {time.monotonic() - t0:.0f} s")
 
@@ -220,11 +260,9 @@ def _bench_guest(plan: BenchPlan, quick: bool) -> dict[str, object]:
         shutil.rmtree(stage)
     (stage / "work").mkdir(parents=True)
     files = {"guest_rounds.sh": HERE / "guest_rounds.sh",
-             "guest_tracer.sh": HERE / "guest_tracer.sh", **bins}
-    if ko is not None and "kmod" in keys:
-        files["syscap.ko"] = ko
-    if "sysdig" in keys:
-        files["scap.ko"] = scap
+             "guest_tracer.sh": HERE / "guest_tracer.sh", "getppid_loop": bins["getppid_loop"]}
+    for key in keys[1:]:
+        files.update((n, have[n]) for n in NEEDS[key])
     for name, src in files.items():
         shutil.copy(src, stage / name)
     (stage / "syscall_names").write_bytes(syscall_names())
@@ -266,6 +304,7 @@ def bench_method(plan: BenchPlan, tree: KernelTree) -> str:
     return (f"one QEMU TCG guest ({tree.release}, 2 vCPUs on one host thread): nginx (1 worker, "
             f"last vCPU) + ab -n {plan.requests} -c 50 (vCPU 0), then getppid x {plan.calls} "
             f"on the last vCPU; {plan.rounds} interleaved rounds each; tracers on vCPU 0, "
-            f"syscap recording every process to a file on the guest's ext4 disk, sysdig "
+            f"syscap recording every process to a file on the guest's ext4 disk, "
+            f"syscap-agent streaming counts to a file on tmpfs, sysdig "
             f"writing to /dev/null; syscap at {rev}")
 

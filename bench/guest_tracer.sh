@@ -1,5 +1,5 @@
 #!/bin/sh
-# guest_tracer.sh start|stop kmod|bpf|sysdig: the tracers of the guest
+# guest_tracer.sh start|stop KEY: the tracers of the guest
 # benchmark (bench/guest_boot.py), as bench/guest_rounds.sh's
 # BENCH_START_<key> / BENCH_STOP_<key> commands. Runs in the bench guest, with
 # the bench disk at /bench.
@@ -14,12 +14,19 @@
 #              registers its probes when sysdig opens /dev/scap*); attached
 #              once it holds one /dev/scap* per CPU, plus a second for its
 #              capture to start
+#   kmodcount, kmodsampled, bpfcount
+#              /bench/syscap-agent stream (count mode; kmodsampled with
+#              --sampled) of the module or eBPF, its blocks to /dev/null and
+#              its stdin a FIFO held open; attached once the stream's header
+#              is out (the agent writes it after attaching)
+#   kmodfloor  insmod /bench/floor_kmod.ko: empty sys_enter/sys_exit probes,
+#              the module's floor (bench/native/floor_kmod)
 # stop:  SIGINT, wait for the tracer to end, print its own counters as
 #        "events=N drops=N" (and the trace size for syscap); the trace is
 #        then deleted. Every tracer's output goes to /tmp/bench-tracers.log.
 set -u
 action=${1:?start or stop}
-key=${2:?kmod, bpf or sysdig}
+key=${2:?kmod, bpf, sysdig, kmodcount, kmodsampled, bpfcount or kmodfloor}
 state=/tmp/bench-tracer-$key
 trace=/bench/work/$key.trace
 cpus=$(nproc)
@@ -49,6 +56,26 @@ start)
 	sysdig)
 		taskset -c 0 sysdig -v -w /dev/null >"$state.log" 2>&1 &
 		;;
+	kmodcount | kmodsampled | bpfcount)
+		case $key in
+		kmod*) backend=kmod ;;
+		*) backend=bpf ;;
+		esac
+		sampled=""
+		[ "$key" = kmodsampled ] && sampled=--sampled
+		rm -f "$state.in" "$state.out"
+		mkfifo "$state.in"
+		# read-write: the FIFO never reports end of file to the agent
+		taskset -c 0 /bench/syscap-agent stream --backend "$backend" $sampled \
+			0<>"$state.in" >"$state.out" 2>"$state.log" &
+		;;
+	kmodfloor)
+		insmod /bench/floor_kmod.ko >"$state.log" 2>&1 || {
+			echo "kmodfloor: $(tail -n 1 "$state.log")"
+			exit 1
+		}
+		exit 0
+		;;
 	*)
 		echo "unknown tracer $key"
 		exit 2
@@ -69,6 +96,9 @@ start)
 				exit 0
 			fi
 			;;
+		kmodcount | kmodsampled | bpfcount)
+			[ -s "$state.out" ] && exit 0
+			;;
 		*)
 			grep -q "recording to" "$state.log" && exit 0
 			;;
@@ -81,6 +111,10 @@ start)
 	exit 1
 	;;
 stop)
+	if [ "$key" = kmodfloor ]; then
+		rmmod floor_kmod
+		exit 0
+	fi
 	pid=$(cat "$state.pid")
 	kill -INT "$pid"
 	i=0
@@ -93,6 +127,9 @@ stop)
 		echo "$key did not stop in 120 s" >&2
 	fi
 	case $key in
+	kmodcount | kmodsampled | bpfcount)
+		rm -f "$state.in" "$state.out"
+		;;
 	sysdig)
 		awk -F: '/^Driver Events:/ { e = $2 } /^Driver Drops:/ { d = $2 }
 			END { if (e != "") print "events=" e " drops=" d }' "$state.log"

@@ -151,7 +151,7 @@ def test_a_tracer_failing_twice_stops_with_its_reason_and_the_others_go_on() -> 
 
 def test_guest_rows_are_all_printed_when_the_lab_cannot_run() -> None:
     rows = guest.rows_from(None, "kmod/lab/lab.py offers no bench_guest() yet")
-    assert [r.key for r in rows] == ["baseline", "kmod", "bpf", "sysdig"]
+    assert [r.key for r in rows] == [k for k, _ in guest.ROWS]
     assert all(r.why == "kmod/lab/lab.py offers no bench_guest() yet" for r in rows)
 
 
@@ -231,7 +231,7 @@ def test_guest_rows_say_so_when_the_lab_fails(monkeypatch: pytest.MonkeyPatch) -
 
     fake_lab(monkeypatch, bench_guest)
     rows = guest.run(quick=True)["rows"]
-    assert len(rows) == 4
+    assert [r["key"] for r in rows] == [k for k, _ in guest.ROWS]
     assert all(r["why"] == "the guest lab failed: qemu: no KVM and TCG too slow" for r in rows)
 
 
@@ -460,3 +460,19 @@ def test_guest_rounds_reach_the_lab_only_when_given(monkeypatch: pytest.MonkeyPa
     fake_lab(monkeypatch, bench_guest)
     assert guest.run(quick=True)["rows"][0]["runs"] == [0.0]
     assert guest.run(quick=True, rounds=7)["rows"][0]["runs"] == [7.0]
+
+
+def test_guest_goals_compare_added_ns_within_the_run() -> None:
+    """The module's goals read the micro rounds' added ns of two rows of the
+    same guest run; a goal whose rows did not both run prints nothing."""
+    def row(key: str, added: float | None) -> dict[str, Any]:
+        return {"key": key, "micro": {"added_ns": {"median": added}} if added else {}}
+
+    lines = guest.goal_lines([row("kmod", 900.0), row("bpf", 2000.0),
+                              row("kmodcount", 700.0), row("kmodfloor", 500.0)])
+    assert lines == [
+        "  goal: the module's record added ns <= half the eBPF backend's: 0.45x, met",
+        "  goal: the module's count mode added ns <= 1.2x the module's empty probes: 1.40x, "
+        "NOT met",
+    ]
+    assert guest.goal_lines([row("kmod", 900.0), row("bpf", None)]) == []
