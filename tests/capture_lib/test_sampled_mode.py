@@ -17,7 +17,7 @@ import pytest
 
 from capture_lib import native
 from capture_lib.live import Session
-from capture_lib.snapshot import Filter
+from capture_lib.snapshot import Filter, Snapshot, SyscallStats
 from tests.capture_lib.conftest import check_calls_against_spans, read_across_a_restart, run_spans
 
 pytestmark = pytest.mark.usefixtures("bpf_ready")
@@ -48,10 +48,14 @@ def test_a_sample_from_an_earlier_run_is_never_paired() -> None:
     assert min(samples) >= restart, "a sample taken before the restart was paired"
 
 
-def test_counts_stay_exact_with_a_sparse_sample(spans_exe: Path) -> None:
+def sampled_run(spans_exe: Path, period: int, duty: float = 1.0
+                ) -> tuple[Snapshot, dict[str, SyscallStats], tuple[int, float]]:
+    """The spans workload (CALLS iterations) under a sampled session with a
+    consumer thread: its snapshot, its rows by name, and the windows opened."""
     with Session("bpf") as s:
         s.set_mode("sampled")
-        s.set_sample_period(16)
+        s.set_sample_period(period)
+        assert s.set_sample_duty(duty)
         s.aggregate(True)
         s.set_filter(Filter(comms=frozenset({spans_exe.name})))
         s.start()
@@ -59,10 +63,16 @@ def test_counts_stay_exact_with_a_sparse_sample(spans_exe: Path) -> None:
         subprocess.run([str(spans_exe), str(CALLS)], capture_output=True, check=True)
         s.stop()
         snap = s.snapshot()
+        windows = s.sample_windows()
     assert snap.sampled and snap.latency and snap.drops == 0
     rows = {r.name: r for r in snap.syscalls}
     assert rows["getppid"].count == CALLS
     assert rows["sched_setaffinity"].count == CALLS
+    return snap, rows, windows
+
+
+def test_counts_stay_exact_with_a_sparse_sample(spans_exe: Path) -> None:
+    _, rows, _ = sampled_run(spans_exe, 16)
     # about one in 16 of 2000 calls: far from none and far from all
     assert 0 < rows["getppid"].samples < CALLS
     sleep = rows.get("clock_nanosleep") or rows["nanosleep"]
@@ -75,24 +85,9 @@ def test_samples_between_sampling_windows(spans_exe: Path) -> None:
     every call is still counted, calls outside the windows are not timed, and
     a call sampled in a window that closed before its exit keeps its own
     duration (no getppid comes out as long as the sleeps around it)."""
-    with Session("bpf") as s:
-        s.set_mode("sampled")
-        s.set_sample_period(1)
-        assert s.set_sample_duty(0.5)
-        s.aggregate(True)
-        s.set_filter(Filter(comms=frozenset({spans_exe.name})))
-        s.start()
-        s.snapshot()
-        subprocess.run([str(spans_exe), str(CALLS)], capture_output=True, check=True)
-        s.stop()
-        snap = s.snapshot()
-        opened, open_s = s.sample_windows()
-    assert snap.sampled and snap.drops == 0
-    rows = {r.name: r for r in snap.syscalls}
-    assert rows["getppid"].count == CALLS and rows["sched_setaffinity"].count == CALLS
+    _, rows, (opened, open_s) = sampled_run(spans_exe, 1, duty=0.5)
     assert 0 < rows["getppid"].samples < CALLS
     assert rows["getppid"].p99_ns < 100_000
     sleep = rows.get("clock_nanosleep") or rows["nanosleep"]
     assert 0 < sleep.samples < CALLS and sleep.p50_ns >= 100_000
     assert opened >= 2 and open_s > 0
-
