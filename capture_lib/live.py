@@ -127,7 +127,7 @@ class Session:
         self.ring_size = ring_size
         self.filter = Filter()
         self._mode = "records"
-        # sampling windows (the eBPF backend) or an entry probe that stays (the module)
+        # sampling windows (both backends), or an entry probe that stays attached
         self.sample_windows_offered = lib.syscap_session_set_sample_duty(s, DUTY_FULL) == 0
         self.sample: SamplePlan | None = None  # sampled mode's settings, once planned
 
@@ -216,8 +216,8 @@ class Session:
         if self.sample_windows_offered:
             self.set_sample_duty(plan.duty)
         elif plan.duty < 1:
-            raise CaptureError(f"the {self.backend} backend keeps its entry probe attached: "
-                               "sampling windows need the eBPF backend")
+            raise CaptureError(f"the {self.backend} backend here keeps its entry probe "
+                               "attached: give a sample duty of 1")
         self.sample = plan
 
     def set_sample_duty(self, duty: float) -> bool:
@@ -225,7 +225,7 @@ class Session:
         cover this fraction of the time (0 < duty <= 1; 1, the default: always).
         Outside them the entry probe is detached and a call costs what count
         mode costs; counts stay exact. False when the backend cannot detach its
-        entry probe (the module): then it stays attached. May change while running."""
+        entry probe: then it stays attached. May change while running."""
         if not 0 < duty <= 1:
             raise UsageError(f"sample duty {duty:g} is not a fraction in (0, 1]")
         ret = self._lib.syscap_session_set_sample_duty(self._s, max(1, round(duty * DUTY_FULL)))

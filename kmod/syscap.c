@@ -212,6 +212,7 @@ struct syscap_ksession {
 	unsigned int count_bits;
 	struct syscap_probe_ref probes[5];	/* registered, in order */
 	int nprobes;
+	bool sampler_on;		/* probe_sys_enter_sample is registered */
 	wait_queue_head_t wq;
 };
 
@@ -882,6 +883,9 @@ static void __maybe_unused check_probe_types(void)
 static void probes_unregister(struct syscap_ksession *s)
 {
 	/* reverse order of registration: process exit goes last */
+	if (s->sampler_on)
+		tracepoint_probe_unregister(tp_sys_enter, probe_sys_enter_sample, s);
+	s->sampler_on = false;
 	while (s->nprobes > 0) {
 		struct syscap_probe_ref *p = &s->probes[--s->nprobes];
 
@@ -959,9 +963,6 @@ static int capture_start(struct syscap_ksession *s)
 	want[n++] = (struct syscap_probe_ref){ &tp_exec, probe_exec };
 	if (s->count_mode) {
 		want[n++] = (struct syscap_probe_ref){ &tp_sys_exit, probe_sys_exit_count };
-		if (s->sampled)
-			want[n++] = (struct syscap_probe_ref){ &tp_sys_enter,
-							       probe_sys_enter_sample };
 	} else {
 		want[n++] = (struct syscap_probe_ref){ &tp_sys_exit, probe_sys_exit };
 		want[n++] = (struct syscap_probe_ref){ &tp_sys_enter, probe_sys_enter };
@@ -971,6 +972,11 @@ static int capture_start(struct syscap_ksession *s)
 		if (err)
 			break;
 		s->probes[s->nprobes++] = want[i];
+	}
+	/* sampled mode's first sampling window */
+	if (!err && s->sampled) {
+		err = tracepoint_probe_register(tp_sys_enter, probe_sys_enter_sample, s);
+		s->sampler_on = !err;
 	}
 	if (!err) {
 		s->running = true;
@@ -1162,6 +1168,32 @@ static long ioc_set_mode(struct syscap_ksession *s, void __user *arg)
 	return 0;
 }
 
+/*
+ * Open or close a sampling window: the entry probe that takes the samples is
+ * registered only while one is open, so a call outside the windows costs
+ * what count mode costs. The exit probe stays: a call sampled in a window
+ * that closed before it returned is still paired with its own exit, and the
+ * session (the probe's data) lives until STOP, which waits for every probe.
+ */
+static long ioc_sample_window(struct syscap_ksession *s, void __user *arg)
+{
+	u32 open;
+	int err = 0;
+
+	if (get_user(open, (u32 __user *)arg))
+		return -EFAULT;
+	if (open > 1 || !s->running || !s->sampled)
+		return -EINVAL;
+	if (open && !s->sampler_on) {
+		err = tracepoint_probe_register(tp_sys_enter, probe_sys_enter_sample, s);
+		s->sampler_on = !err;
+	} else if (!open && s->sampler_on) {
+		err = tracepoint_probe_unregister(tp_sys_enter, probe_sys_enter_sample, s);
+		s->sampler_on = !!err;
+	}
+	return err;
+}
+
 /* One slot as its CPU's probe last left it (it writes inside an odd seq). */
 static long ioc_set_sample_period(struct syscap_ksession *s, void __user *arg)
 {
@@ -1303,6 +1335,9 @@ static long syscap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		break;
 	case SYSCAP_IOC_SET_SAMPLE_PERIOD:
 		ret = ioc_set_sample_period(s, uarg);
+		break;
+	case SYSCAP_IOC_SAMPLE_WINDOW:
+		ret = ioc_sample_window(s, uarg);
 		break;
 	default:
 		ret = -ENOTTY;

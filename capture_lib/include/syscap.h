@@ -135,7 +135,7 @@ int syscap_session_set_sample_period(struct syscap_session *s, uint32_t period);
  * cover ppm parts per million of the time (1000000, the default: always).
  * Outside them the entry probe is detached and a call costs what count mode
  * costs; counts stay exact throughout. -ENOTSUP when the backend cannot
- * detach its entry probe (the module). May change while running.
+ * detach its entry probe. May change while running.
  */
 int syscap_session_set_sample_duty(struct syscap_session *s, uint32_t ppm);
 /*
@@ -145,8 +145,8 @@ int syscap_session_set_sample_duty(struct syscap_session *s, uint32_t ppm);
  * call sample_ns more: rate x duty x (enter_ns + sample_ns / period) ns a
  * second. A sample costs least with period 1 (every call in a window timed),
  * so the duty is cut first and the period (a power of two) raised only below
- * SYSCAP_MIN_DUTY_PPM. Without windows (the module's entry probe stays:
- * windows 0) the duty is 1 and only the samples' own cost is counted.
+ * SYSCAP_MIN_DUTY_PPM. Without windows (an entry probe that cannot be
+ * detached: windows 0) the duty is 1 and only the samples' own cost is counted.
  */
 #define SYSCAP_DUTY_FULL	1000000u	/* duty_ppm of "always" */
 #define SYSCAP_MIN_DUTY_PPM	1000u		/* windows cover at least 0.1 % */

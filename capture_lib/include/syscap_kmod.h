@@ -39,7 +39,7 @@
 #endif
 #include "syscap_record.h"
 
-#define SYSCAP_KMOD_ABI		3
+#define SYSCAP_KMOD_ABI		4
 #define SYSCAP_KMOD_DEV		"/dev/syscap"
 
 /* Ring sizes accepted by SYSCAP_IOC_SET_RING: powers of two in this range. */
@@ -128,5 +128,11 @@ struct syscap_kmod_counts {
 #define SYSCAP_IOC_FORGET_COUNT	_IOW(SYSCAP_IOC_MAGIC, 10, struct syscap_count_key)
 /* sampled mode's period: a power of two (default 64); allowed while running */
 #define SYSCAP_IOC_SET_SAMPLE_PERIOD	_IOW(SYSCAP_IOC_MAGIC, 11, __u32)
+/*
+ * Sampled mode, while running: 1 registers the entry probe that takes the
+ * samples (a sampling window opens), 0 removes it; START registers it. EINVAL
+ * in another mode or when stopped.
+ */
+#define SYSCAP_IOC_SAMPLE_WINDOW	_IOW(SYSCAP_IOC_MAGIC, 12, __u32)
 
 #endif /* SYSCAP_KMOD_H */

@@ -101,6 +101,13 @@ static int kmod_set_sample_period(struct syscap_backend *b, uint32_t period)
 	return xioctl(b, SYSCAP_IOC_SET_SAMPLE_PERIOD, &period);
 }
 
+static int kmod_sample_window(struct syscap_backend *b, int open)
+{
+	uint32_t v = !!open;
+
+	return xioctl(b, SYSCAP_IOC_SAMPLE_WINDOW, &v);
+}
+
 /* Every CPU's counters, summed per process x syscall. */
 static int kmod_read_counts(struct syscap_backend *b, syscap_count_fn fn, void *ctx)
 {
@@ -162,6 +169,7 @@ static const struct syscap_backend_ops kmod_ops = {
 	.missed = kmod_missed,
 	.set_mode = kmod_set_mode,
 	.set_sample_period = kmod_set_sample_period,
+	.sample_window = kmod_sample_window,
 	.read_counts = kmod_read_counts,
 	.forget_count = kmod_forget_count,
 	.start = kmod_start,

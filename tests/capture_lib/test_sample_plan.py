@@ -38,7 +38,7 @@ def test_windows_shrink_before_the_period_grows() -> None:
 
 
 def test_without_windows_only_the_samples_count() -> None:
-    """The module keeps its entry probe: duty 1, and the period is what holds
+    """An entry probe that stays attached: duty 1, and the period is what holds
     the samples' own cost within the budget (the probe's cost is fixed)."""
     plan = sample_plan(1e6, 1.0, 500, 100, windows=False)
     assert plan.duty == 1.0

@@ -443,6 +443,7 @@ struct run {
 	int ncomm;
 	uint32_t pid_rule;		/* SYSCAP_PID_INCLUDE/EXCLUDE, or 0: none */
 	int pid_of;			/* the workload whose process tree it names */
+	int close_window;		/* sampled: close the sampling window once started */
 	struct child cs[2];		/* out: the workloads' processes */
 };
 
@@ -465,6 +466,10 @@ static int trace_run(struct syscap_backend *b, struct run *r, struct collector *
 		CHECK(!b->ops->set_pid(b, r->cs[r->pid_of].pid, r->pid_rule), "set_pid");
 	ret = b->ops->start(b);
 	CHECK(!ret, "start: %s", strerror(-ret));
+	if (r->close_window) {
+		ret = b->ops->sample_window(b, 0);
+		CHECK(!ret, "closing the sampling window: %s", strerror(-ret));
+	}
 	for (int i = 0; i < nc; i++)
 		go(&r->cs[i]);
 	for (int i = 0; i < nc; i++) {
@@ -632,12 +637,12 @@ static int sampled_workload(long unused)
  * sampled call, flagged SYSCAP_F_SAMPLED, holding that call's own duration.
  * With period 1 every call is sampled: one record per getppid and per
  * nanosleep, each sleep at least as long as asked, and no other records.
+ * With the sampling window closed (the entry probe removed) no call is
+ * sampled and every call is still counted.
  */
 static int test_sampled_mode(void)
 {
 	struct syscap_backend *b = open_backend(8 << 20);
-	struct run r = { .w = { { sampled_workload, 0, "sampled" } },
-			 .flags = SYSCAP_FILTER_PIDS, .pid_rule = SYSCAP_PID_INCLUDE };
 	size_t getppid = 0, sleeps = 0, short_sleeps = 0, other = 0;
 	uint32_t period = 1;
 	struct collector c;
@@ -651,32 +656,47 @@ static int test_sampled_mode(void)
 	ret = b->ops->set_sample_period(b, period);
 	CHECK(!ret, "set_sample_period(1): %s", strerror(-ret));
 	CHECK(b->ops->set_sample_period(b, 3) == -EINVAL, "a period of 3 was taken");
-	if (trace_run(b, &r, &c, &t))
-		return 1;
-	for (size_t i = 0; i < c.n; i++) {
-		const struct syscap_event *ev = &c.recs[i].ev;
+	CHECK(b->ops->sample_window(b, 1) == -EINVAL, "a sampling window opened while stopped");
+	/* the window open (as START leaves it), then closed for the whole run */
+	for (int closed = 0; closed < 2; closed++) {
+		struct run r = { .w = { { sampled_workload, 0, "sampled" } },
+				 .flags = SYSCAP_FILTER_PIDS, .pid_rule = SYSCAP_PID_INCLUDE,
+				 .close_window = closed };
 
-		if (ev->kind != SYSCAP_EV_SYSCALL || ev->tgid != (uint32_t)r.cs[0].pid)
-			continue;
-		if (!(ev->flags & SYSCAP_F_SAMPLED) || ev->seq)
-			other++;
-		else if (ev->nr == SYS_getppid && ev->args[0] == MAGIC)
-			getppid++;
-		else if (ev->nr == SYS_nanosleep) {
-			sleeps++;
-			short_sleeps += ev->dur_ns < S_SLEEP_NS;
+		getppid = sleeps = short_sleeps = other = 0;
+		if (trace_run(b, &r, &c, &t))
+			return 1;
+		for (size_t i = 0; i < c.n; i++) {
+			const struct syscap_event *ev = &c.recs[i].ev;
+
+			if (ev->kind != SYSCAP_EV_SYSCALL || ev->tgid != (uint32_t)r.cs[0].pid)
+				continue;
+			if (!(ev->flags & SYSCAP_F_SAMPLED) || ev->seq)
+				other++;
+			else if (ev->nr == SYS_getppid && ev->args[0] == MAGIC)
+				getppid++;
+			else if (ev->nr == SYS_nanosleep) {
+				sleeps++;
+				short_sleeps += ev->dur_ns < S_SLEEP_NS;
+			}
 		}
+		CHECK(t.calls[SYS_getppid] == S_N && t.calls[SYS_nanosleep] == S_N && !t.drops,
+		      "window %s: counted getppid %llu nanosleep %llu drops %llu, want %d each",
+		      closed ? "closed" : "open", (unsigned long long)t.calls[SYS_getppid],
+		      (unsigned long long)t.calls[SYS_nanosleep], (unsigned long long)t.drops, S_N);
+		if (closed)
+			CHECK(!getppid && !sleeps && !other,
+			      "window closed: samples getppid %zu nanosleep %zu, %zu unflagged",
+			      getppid, sleeps, other);
+		else
+			CHECK(getppid == S_N && sleeps == S_N && !short_sleeps && !other,
+			      "samples: getppid %zu nanosleep %zu (%zu shorter than the sleep), "
+			      "%zu unflagged", getppid, sleeps, short_sleeps, other);
 	}
-	CHECK(t.calls[SYS_getppid] == S_N && t.calls[SYS_nanosleep] == S_N && !t.drops,
-	      "counted getppid %llu nanosleep %llu drops %llu, want %d each",
-	      (unsigned long long)t.calls[SYS_getppid], (unsigned long long)t.calls[SYS_nanosleep],
-	      (unsigned long long)t.drops, S_N);
-	CHECK(getppid == S_N && sleeps == S_N && !short_sleeps && !other,
-	      "samples: getppid %zu nanosleep %zu (%zu shorter than the sleep), %zu unflagged",
-	      getppid, sleeps, short_sleeps, other);
 	b->ops->close(b);
 	snprintf(detail, sizeof(detail), "%d getppid + %d nanosleep counted, every one sampled "
-		 "at period 1 with its own duration", S_N, S_N);
+		 "at period 1 with its own duration; none with the sampling window closed, every "
+		 "one still counted", S_N, S_N);
 	return 0;
 }
 
