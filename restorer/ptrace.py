@@ -8,7 +8,6 @@ regsets (NT_PRSTATUS, NT_ARM_TLS, NT_PRFPREG) through PTRACE_GETREGSET/SETREGSET
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import threading
 
@@ -59,7 +58,9 @@ PTRACE_EVENT_STOP = 128
 NT_PRSTATUS = 1
 NT_PRFPREG = 2
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The C library through the interpreter's own symbols (dlopen(NULL)): ctypes.util's
+# find_library("c") runs `ldconfig -p` in a subprocess, about 10 ms of every restore.
+_libc = ctypes.CDLL(None, use_errno=True)
 _ptrace = _libc.ptrace
 _ptrace.restype = ctypes.c_long
 _ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
@@ -204,7 +205,7 @@ CLONE_PARENT = 0x00008000
 
 # The same libc, called with the GIL held: a child made by clone3 must not have to take
 # the GIL back from a thread that does not exist in it.
-_libc_gil = ctypes.PyDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc_gil = ctypes.PyDLL(None, use_errno=True)
 _syscall_gil = _libc_gil.syscall
 _syscall_gil.restype = ctypes.c_long
 
