@@ -7,7 +7,7 @@ import signal
 from dataclasses import dataclass
 
 from restorer import ptrace
-from restorer.arch import Registers
+from restorer.arch import PAGE_SIZE, Registers
 
 WALL = 0x40000000  # __WALL: wait for all children, clone or not
 
@@ -81,7 +81,8 @@ class Tracee:
         self.alive = True
         self.group: list[Tracee] = []
 
-    # memory through /proc/PID/mem: works on read-only pages (FOLL_FORCE), one syscall per run
+    # memory through /proc/PID/mem: works on read-only pages (FOLL_FORCE), one syscall per
+    # run; large writes through process_vm_writev first (one copy instead of two)
     def _mem_fd(self) -> int:
         if self._mem is None:
             self._mem = os.open(f"/proc/{self.pid}/mem", os.O_RDWR | os.O_CLOEXEC)
@@ -94,9 +95,15 @@ class Tracee:
         return data
 
     def write(self, addr: int, data: bytes | memoryview) -> None:
-        fd = self._mem_fd()
         view = memoryview(data)
         done = 0
+        if len(view) >= PAGE_SIZE:
+            # Large writes (a restore's memory) in one copy where the pages are writable.
+            try:
+                done = ptrace.vm_write(self.pid, addr, view)
+            except OSError:
+                done = 0  # a read-only page first: /proc/PID/mem writes those (FOLL_FORCE)
+        fd = self._mem_fd()
         while done < len(view):
             n = os.pwrite(fd, view[done:], addr + done)
             if n <= 0:
