@@ -33,7 +33,8 @@ import images
 from images import KERNELS, REPO, KernelTree, LabError, log, run
 
 GUEST_KERNEL = "6.1-arm64"
-# The restorer's own imports: pyelftools (symbols), capstone (disassembly).
+# The restorer's own import: capstone (disassembly). pyelftools is no longer one (the
+# restorer reads symbol tables itself); it stays in the list, which names the image.
 # libboost-regex1.74.0 provides what gdb's libsource-highlight4v5 depends on by a virtual
 # name, which debootstrap does not resolve.
 PACKAGES = ("python3", "python3-pytest", "python3-pyelftools", "python3-capstone", "gdb",
