@@ -7,7 +7,14 @@ import signal
 from dataclasses import dataclass
 
 from restorer import ptrace
-from restorer.arch import PAGE_SIZE, Registers
+from restorer.arch import (
+    ARM64,
+    ATOMIC_SEQUENCE_MAX,
+    BREAKPOINT_INSN,
+    PAGE_SIZE,
+    Registers,
+    atomic_sequence_exits,
+)
 
 WALL = 0x40000000  # __WALL: wait for all children, clone or not
 
@@ -117,8 +124,37 @@ class Tracee:
         ptrace.setregs(self.pid, regs)
 
     def step(self, sig: int = 0) -> Stop:
+        """One instruction; on arm64 a whole exclusive load/store sequence (see
+        arch.atomic_sequence_exits), which single steps would never get through."""
+        exits = self._atomic_sequence_exits() if ARM64 else ()
+        if exits:
+            return self._run_to(exits, sig)
         ptrace.singlestep(self.pid, sig)
         return self._after(wait_stop(self.pid))
+
+    def _atomic_sequence_exits(self) -> tuple[int, ...]:
+        try:
+            pc = self.regs().pc
+            return atomic_sequence_exits(pc, self.read(pc, 4 * (ATOMIC_SEQUENCE_MAX + 1)))
+        except OSError:  # the code ends within that: no sequence to run over
+            return ()
+
+    def _run_to(self, places: tuple[int, ...], sig: int) -> Stop:
+        """Continue with a breakpoint at each of `places` until the first stop."""
+        saved = {a: self.read(a, len(BREAKPOINT_INSN)) for a in places}
+        for a in places:
+            self.write(a, BREAKPOINT_INSN)
+        try:
+            ptrace.cont(self.pid, sig)
+            stop = wait_stop(self.pid)
+        finally:
+            if self.alive:
+                for a, original in saved.items():
+                    try:
+                        self.write(a, original)
+                    except OSError:
+                        pass  # it ended meanwhile
+        return self._after(stop)
 
     def cont(self, sig: int = 0) -> Stop:
         ptrace.cont(self.pid, sig)
