@@ -62,12 +62,15 @@ echo "SYSCAP-GUEST FAIL the run's disk did not mount"
 echo o > /proc/sysrq-trigger
 """
 ROOT_IMAGE = images.RootImage("restorer", PACKAGES, STUB, "/sbin/syscap-restorer-init")
-# The single-threaded restore tests and the four-thread test, kernel and gcore cores, and
-# each thread's registers, TLS, FP state and signal mask checked under ptrace.
+# The single-threaded restore tests and the four-thread test, kernel and gcore cores,
+# each thread's registers, TLS, FP state and signal mask checked under ptrace, and reverse
+# execution (its tests and the exclusive-sequence stepping it relies on here).
 DEFAULT_SELECTION = (
     "tests/restorer/test_restore_run.py",
     "tests/restorer/test_threads.py::test_every_thread_resumes_and_prints_the_rest_of_an_uninterrupted_run",
     "tests/restorer/test_threads.py::test_each_thread_gets_its_own_tid_registers_tls_and_signal_mask",
+    "tests/restorer/test_reverse.py",
+    "tests/restorer/test_arch.py",
 )  # fmt: skip
 OUTCOME = re.compile(r"^(PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS) (\S+)")
 
