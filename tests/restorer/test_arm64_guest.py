@@ -7,7 +7,8 @@ the reverse execution tests. One boot for the module; each test here checks one 
 test's outcome.
 
 Runs by default, as the kmod suite's 6.1-amd64 guest does (measured here: about 2 minutes
-with the image built; the first run builds it, about 6 minutes more with the downloads);
+with the image built before the reverse tests joined, which take about 1.5 minutes more;
+the first run builds the image, about 6 minutes more with the downloads);
 SYSCAP_RESTORER_ARM64=0 skips it. On an arm64 machine the restorer's own tests are the
 arm64 tests, and this module skips.
 """
