@@ -6,8 +6,10 @@ the restorer cannot skip zero pages), starts THREADS-1 more threads that wait on
 condition variable (each with its own stack and TLS) and dumps core with SIGQUIT. Then
 restores each core RUNS times in this process through the library (Core + restore, every
 thread, up to the point where the process is ready to continue, then kills it) and prints
-the median; interleaved with that, the whole command (`python -m restorer restore CORE`:
-interpreter start, imports, restore, summary, kill) as "cli median".
+the median; interleaved with that, the whole command as "cli median"
+(`python -m restorer restore CORE`: interpreter start, imports, restore, summary, kill)
+and as "syscap median" (`syscap restore CORE`, which also finds the subcommand among the
+installed packages' entry points, as an installed syscap does).
 
 Run as root from the repo root:  syscap bench restore [--rounds N]
     or  .venv/bin/python -m bench.restore_bench [--runs N] [--cpu C] [--threads 1,16]
@@ -104,12 +106,13 @@ def time_restore(core_path: Path) -> tuple[float, int, int]:
         return elapsed, restored.report.bytes_written, restored.report.regions
 
 
-def time_cli(core_path: Path) -> float:
-    """Wall time of `python -m restorer restore CORE` (start-up, restore, summary, kill)."""
+def time_cli(core_path: Path, module: str = "restorer") -> float:
+    """Wall time of `python -m MODULE restore CORE` (start-up, restore, summary, kill);
+    MODULE capture_lib.cli is the `syscap` command."""
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "restorer", "restore", str(core_path)],
+        [sys.executable, "-m", module, "restore", str(core_path)],
         check=True, capture_output=True, env=env,
     )  # fmt: skip
     return time.perf_counter() - t0
@@ -134,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         exe = work / "fill"
         subprocess.run(["gcc", "-O2", "-fPIE", "-pie", "-pthread", "-o", exe, src], check=True)
         print(f"{'size':>8} {'threads':>7} {'core file':>10} {'written':>9} {'maps':>5} "
-              f"{'median':>9} {'min':>9} {'max':>9} {'cli median':>11}  "
+              f"{'median':>9} {'min':>9} {'max':>9} {'cli median':>11} {'syscap median':>14}  "
               f"runs={args.runs}")  # fmt: skip
         cases = [(int(s), int(t)) for s in args.sizes.split(",") for t in args.threads.split(",")]
         for size, threads in cases:
@@ -142,16 +145,19 @@ def main(argv: list[str] | None = None) -> int:
             times = []
             written = regions = 0
             cli = []
-            for _ in range(args.runs):  # interleaved: library call, then whole command
+            syscap = []
+            for _ in range(args.runs):  # interleaved: library call, then the whole commands
                 t, written, regions = time_restore(core)
                 times.append(t)
                 cli.append(time_cli(core))
+                syscap.append(time_cli(core, "capture_lib.cli"))
             print(
                 f"{size:>6}MB {threads:>7} {core.stat().st_size / 1e6:>8.1f}MB "
                 f"{written / 1e6:>7.1f}MB "
                 f"{regions:>5} {statistics.median(times) * 1000:>7.1f}ms "
                 f"{min(times) * 1000:>7.1f}ms {max(times) * 1000:>7.1f}ms "
-                f"{statistics.median(cli) * 1000:>9.0f}ms"
+                f"{statistics.median(cli) * 1000:>9.0f}ms "
+                f"{statistics.median(syscap) * 1000:>12.0f}ms"
             )
             core.unlink()
     return 0

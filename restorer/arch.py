@@ -249,6 +249,7 @@ class X86Registers(Registers):
 
 
 ARM64_GPRS = tuple(f"x{i}" for i in range(31))
+PSTATE_SS = 1 << 21  # DBG_SPSR_SS: software step
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,8 +309,13 @@ class Arm64Registers(Registers):
 
     @classmethod
     def unpack(cls, data: bytes, tls: int = 0) -> Registers:
-        values = struct.unpack(cls.FORMAT, data[: cls.size()])
-        return cls(**dict(zip(cls.NAMES, values, strict=True)), tpidr_el0=tls)
+        values = dict(zip(cls.NAMES, struct.unpack(cls.FORMAT, data[: cls.size()]), strict=True))
+        # PSTATE.SS is the kernel's, not the program's: set while a tracer single-steps the
+        # thread, and set or cleared by the kernel on every register write to match
+        # (user_regs_reset_single_step). Kept, it would make the same state read
+        # differently after a step and after a continue (x86-64 hides its TF the same way).
+        values["pstate"] &= ~PSTATE_SS
+        return cls(**values, tpidr_el0=tls)
 
     @property
     def fp(self) -> int:
@@ -327,6 +333,47 @@ class Arm64Registers(Registers):
             raise ValueError("at most 6 syscall arguments")
         changes = dict(zip(self.ARGS, args, strict=False))
         return dataclasses.replace(self, x8=nr, pc=at, **changes)
+
+
+ATOMIC_SEQUENCE_MAX = 16  # instructions after a load-exclusive to look for its store (gdb's)
+
+
+def _branch_target(at: int, insn: int) -> int | None:
+    """Where an arm64 conditional branch at `at` goes (B.cond, CBZ/CBNZ, TBZ/TBNZ)."""
+    if insn & 0xFF000010 == 0x54000000 or insn & 0x7E000000 == 0x34000000:
+        imm, bits = (insn >> 5) & 0x7FFFF, 19  # B.cond, CBZ/CBNZ: imm19
+    elif insn & 0x7E000000 == 0x36000000:
+        imm, bits = (insn >> 5) & 0x3FFF, 14  # TBZ/TBNZ: imm14
+    else:
+        return None
+    if imm >> (bits - 1):
+        imm -= 1 << bits
+    return (at + 4 * imm) & MASK64
+
+
+def atomic_sequence_exits(pc: int, code: bytes) -> tuple[int, ...]:
+    """arm64: if `code` (the instructions at pc) starts with a load-exclusive (LDXR,
+    LDAXR, LDXP, ...), the places its sequence can leave to: after the store-exclusive
+    that closes it, and the targets of conditional branches out of it. Empty otherwise.
+
+    Single-stepping such a sequence never gets through it: each step returns from an
+    exception, which clears the exclusive monitor, so the store-exclusive fails and the
+    loop retries. Like gdb (aarch64_software_single_step), the restorer runs it to one
+    of these places instead, as one step.
+    """
+    words = [int.from_bytes(code[i : i + 4], "little") for i in range(0, len(code) - 3, 4)]
+    if not words or words[0] & 0x3FC00000 != 0x08400000:  # load-exclusive
+        return ()
+    exits: list[int] = []
+    for n, insn in enumerate(words[1 : ATOMIC_SEQUENCE_MAX + 1], start=1):
+        at = pc + 4 * n
+        if insn & 0x3FC00000 == 0x08000000:  # the store-exclusive that closes it
+            outside = [t for t in exits if not pc <= t <= at]
+            return tuple(dict.fromkeys([at + 4, *outside]))
+        target = _branch_target(at, insn)
+        if target is not None:
+            exits.append(target)
+    return ()  # no store-exclusive close enough: single-step it after all
 
 
 REGS: type[Registers] = Arm64Registers if ARM64 else X86Registers

@@ -370,8 +370,6 @@ class Controller:
             from restorer.checkpoint import require_single_thread
 
             require_single_thread(self)
-            if ARM64:  # restorer/replay.py's tables name x86-64 syscalls and registers
-                raise ControlError("reverse execution is x86-64 only for now (not on arm64)")
             tl = Timeline(self, every)
             self.timeline = tl
             try:

@@ -12,6 +12,7 @@ page-size field: the kernel writes the real page size (offsets in pages), gdb wr
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import stat
@@ -130,8 +131,10 @@ class Core:
                 raise CoreFormatError(
                     f"cannot map core {self.path}: {e.strerror}; copy it to a local file"
                 ) from e
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        self._fd: int | None = fd  # kept for SEEK_DATA (data_extents)
         self.data = memoryview(self._map)
         try:
             self._parse()
@@ -146,6 +149,9 @@ class Core:
         Slices of `data` still alive (in a traceback being reported, or held by a caller)
         keep the mapping exported; then it is unmapped when the last of them goes.
         """
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
         m, self._map = self._map, None
         if m is None:
             return
@@ -355,6 +361,36 @@ class Core:
             addr += n
             size -= n
         return bytes(out)
+
+    def data_extents(self, offset: int, size: int) -> list[tuple[int, int]]:
+        """The parts of file bytes [offset, offset+size) that are not holes, as (start, end).
+
+        The kernel writes the pages a process never touched as holes (it seeks over them),
+        so most of a thread's 8 MB stack is not in the file at all; SEEK_DATA/SEEK_HOLE
+        find them without reading a byte. Where the file system cannot tell: all of it.
+        """
+        end = offset + size
+        fd = self._fd
+        if fd is None or size <= 0:
+            return [(offset, end)] if size > 0 else []
+        out: list[tuple[int, int]] = []
+        pos = offset
+        try:
+            while pos < end:
+                try:
+                    lo = os.lseek(fd, pos, os.SEEK_DATA)
+                except OSError as e:
+                    if e.errno == errno.ENXIO:  # only a hole from here to the end of the file
+                        break
+                    raise
+                if lo >= end:
+                    break
+                hi = min(os.lseek(fd, lo, os.SEEK_HOLE), end)
+                out.append((lo, hi))
+                pos = hi
+        except OSError:  # no SEEK_DATA here (EINVAL): treat everything as data
+            return [(offset, end)]
+        return out
 
     def read_u64(self, addr: int) -> int | None:
         b = self.read(addr, 8)

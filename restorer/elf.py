@@ -1,13 +1,18 @@
-"""The one ELF reader of the restorer: the ELF header, program headers and notes of
-64-bit little-endian files (cores, executables, libraries, and ELF images in a core's
-memory), read from bytes with every length checked against what is there.
+"""The one ELF reader of the restorer: the ELF header, program headers, notes, section
+headers and symbol tables of 64-bit little-endian files (cores, executables, libraries,
+and ELF images in a core's memory), read from bytes with every length checked against
+what is there.
 
-Why not pyelftools here (symbols.py uses it for symbol tables): its note parser trusts
-the counts inside a note rather than the note's size. A core whose NT_FILE claims 2**40
-entries took pyelftools 0.33 47 s and 2.8 GB before it failed, where this reader
-refuses it at once (measured on a 231 MB core of 16 threads, which both parse in under
-2 ms when it is well formed: 0.3-0.5 ms here, 1.6-1.9 ms with pyelftools). Cores are
-hostile input (fuzzed: tests/restorer/fuzz_core.py).
+Why not pyelftools: its note parser trusts the counts inside a note rather than the
+note's size. A core whose NT_FILE claims 2**40 entries took pyelftools 0.33 47 s and
+2.8 GB before it failed, where this reader refuses it at once (measured on a 231 MB core
+of 16 threads, which both parse in under 2 ms when it is well formed: 0.3-0.5 ms here,
+1.6-1.9 ms with pyelftools). And it is slow on symbol tables: finding one name in
+.dynsym took it 89-97 ms in libc and about 2 ms in ld.so (it builds its name map entry
+by entry with construct, again for each file opened), and a restore of 16 threads looked
+up 33 names; this reader takes 3.7 ms for all of libc's symbols and 0.1 ms for ld.so's
+(struct.iter_unpack), once per file. Cores and the files they name are hostile input
+(fuzzed: tests/restorer/fuzz_core.py).
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ class ElfHeader:
     shoff: int
     phentsize: int
     phnum: int
+    shentsize: int = 0
+    shnum: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +90,10 @@ def parse_header(data: bytes | memoryview) -> ElfHeader | None:
         return None
     e_type, e_machine = struct.unpack_from("<HH", data, 16)
     phoff, shoff = struct.unpack_from("<QQ", data, 32)
-    phentsize, phnum = struct.unpack_from("<HH", data, 54)
-    return ElfHeader(data[4], data[5], e_type, e_machine, phoff, shoff, phentsize, phnum)
+    phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", data, 54)
+    return ElfHeader(
+        data[4], data[5], e_type, e_machine, phoff, shoff, phentsize, phnum, shentsize, shnum
+    )
 
 
 def is_elf64_le(h: ElfHeader) -> bool:
@@ -140,3 +149,75 @@ def find_build_id(block: bytes) -> bytes | None:
     except NoteError:
         pass
     return None
+
+
+# ---------------------------------------------------------------------------------------
+# section headers and symbol tables (of files on disk: restorer/elf_file.py reads them)
+
+SHDR_SIZE = 64
+SHT_SYMTAB = 2
+SHT_DYNSYM = 11
+SYM_SIZE = 24
+STT_OBJECT = 1
+STT_FUNC = 2
+SHN_UNDEF = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SectionHeader:
+    type: int
+    offset: int
+    size: int
+    link: int  # for a symbol table: the index of its string table
+
+
+@dataclass(frozen=True, slots=True)
+class ElfSymbol:
+    name: str
+    value: int
+    size: int
+    type: int  # STT_*
+    shndx: int  # SHN_UNDEF: defined elsewhere
+
+
+def section_count(h: ElfHeader, first: bytes | memoryview) -> int:
+    """The section header count: e_shnum, or (0 with a table) section 0's sh_size.
+
+    `first`: section 0's header (what is there of it)."""
+    if h.shnum or h.shoff == 0:
+        return h.shnum
+    if len(first) < SHDR_SIZE:
+        return 0
+    return int(struct.unpack_from("<Q", first, 32)[0])
+
+
+def parse_section_headers(data: bytes | memoryview, count: int) -> list[SectionHeader] | None:
+    """`count` section headers at data[0:]; None if they do not all fit."""
+    if count * SHDR_SIZE > len(data):
+        return None
+    out = []
+    for i in range(count):
+        _name, sh_type, _flags, _addr, offset, size, link = struct.unpack_from(
+            "<IIQQQQI", data, i * SHDR_SIZE
+        )
+        out.append(SectionHeader(sh_type, offset, size, link))
+    return out
+
+
+def parse_symbols(table: bytes, strings: bytes, types: tuple[int, ...]) -> list[ElfSymbol]:
+    """The symbols of a SHT_SYMTAB/SHT_DYNSYM section whose type is one of `types`, named
+    from its string table (a name offset outside it: an empty name; a trailing partial
+    entry is ignored)."""
+    out = []
+    whole = len(table) - len(table) % SYM_SIZE
+    for name_at, info, _other, shndx, value, size in struct.iter_unpack(
+        "<IBBHQQ", table[:whole]
+    ):
+        if info & 0xF not in types:
+            continue
+        name = ""
+        if name_at < len(strings):
+            end = strings.find(b"\0", name_at)
+            name = strings[name_at : end if end >= 0 else len(strings)].decode("utf-8", "replace")
+        out.append(ElfSymbol(name, value, size, info & 0xF, shndx))
+    return out

@@ -33,6 +33,81 @@ from restorer.layout import (
 )
 from restorer.tracee import Tracee
 
+ZERO_PAGE = bytes(PAGE_SIZE)
+
+
+class _FileContents:
+    """The bytes a private file mapping shows before anything is written to it: the
+    file's from `offset`, and zeros from its end to the end of that page (a page wholly
+    past the end is not readable in a mapping: SIGBUS)."""
+
+    def __init__(self, path: str, offset: int) -> None:
+        self.offset = offset
+        try:
+            self.fd: int | None = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            self.fd = None  # then every page is written
+
+    def read(self, rel: int, size: int) -> bytes:
+        if self.fd is None:
+            return b""
+        try:
+            got = os.pread(self.fd, size, self.offset + rel)
+        except OSError:
+            return b""
+        return got + bytes(-len(got) % PAGE_SIZE)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _page_spans(extents: list[tuple[int, int]], base: int, size: int) -> list[tuple[int, int]]:
+    """File extents as offsets from `base`, widened to whole pages (of the mapping: `base`
+    need not be page aligned in a core) and merged; within [0, size)."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in extents:
+        a = (lo - base) // PAGE_SIZE * PAGE_SIZE
+        b = min(-(-(hi - base) // PAGE_SIZE) * PAGE_SIZE, size)
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def _changed_runs(
+    data: memoryview, base: int, rel: int, stop: int, same: _FileContents | None
+) -> list[tuple[int, int]]:
+    """Runs [a, b) within [rel, stop) (offsets from data[base]) of the pages that differ
+    from what the fresh mapping holds: zeros, or the file's bytes (`same`).
+
+    Compared with bytes.startswith, which is a memcmp: a memoryview's == compares byte
+    by byte (7.7 us for a page of zeros here, against 0.26 us).
+    """
+    runs: list[tuple[int, int]] = []
+    run = -1
+    block = b""
+    block_at = 0
+    for off in range(rel, stop, PAGE_SIZE):
+        page = data[base + off : base + min(off + PAGE_SIZE, stop)]
+        if same is None:
+            unchanged = ZERO_PAGE.startswith(page)
+        else:
+            if not block_at <= off < block_at + len(block):
+                block_at = off  # the file is read 64 pages at a time
+                block = same.read(off, min(64 * PAGE_SIZE, stop - off))
+            unchanged = block.startswith(page, off - block_at)
+        if not unchanged and run < 0:
+            run = off
+        elif unchanged and run >= 0:
+            runs.append((run, off))
+            run = -1
+    if run >= 0:
+        runs.append((run, stop))
+    return runs
+
 
 class MappingBuilder:
     """The memory part of a restore (a mixin of the restore's orchestration)."""
@@ -94,31 +169,36 @@ class MappingBuilder:
         )
 
     def _write_memory(self, tracee: Tracee, regions: list[Region]) -> int:
+        """Write the core's bytes of every region; the number of bytes written.
+
+        Only what differs from what the fresh mapping already holds is written: anonymous
+        memory starts zeroed, so its holes in the core file (found with SEEK_DATA, never
+        read) and zero pages are skipped; a file mapping already shows its file, so pages
+        equal to the file's are skipped too (they stay the file's page-cache pages instead
+        of private copies: a later change of the file shows through them, as it did in
+        the dumped process for the pages it had not written).
+        """
         data = self.core.data
-        zero = bytes(PAGE_SIZE)
         written = 0
         for r in regions:
             seg = r.dump
             if seg is None or seg.filesz == 0:
                 continue
-            if r.path is not None:
-                tracee.write(r.start, data[seg.offset : seg.offset + seg.filesz])
-                written += seg.filesz
-                continue
-            # Anonymous memory starts zeroed: write only the runs of non-zero pages.
-            run_start = -1
-            n = seg.filesz
-            for off in range(0, n + PAGE_SIZE, PAGE_SIZE):
-                is_zero = off >= n or data[seg.offset + off : seg.offset + off + PAGE_SIZE] == zero
-                if not is_zero and run_start < 0:
-                    run_start = off
-                elif is_zero and run_start >= 0:
-                    end = min(off, n)
-                    tracee.write(
-                        r.start + run_start, data[seg.offset + run_start : seg.offset + end]
-                    )
-                    written += end - run_start
-                    run_start = -1
+            same = _FileContents(r.path, r.offset) if r.path is not None else None
+            # A hole reads as zeros: what fresh anonymous memory holds, not a file.
+            extents = (
+                self.core.data_extents(seg.offset, seg.filesz)
+                if same is None
+                else [(seg.offset, seg.offset + seg.filesz)]
+            )
+            try:
+                for rel, stop in _page_spans(extents, seg.offset, seg.filesz):
+                    for a, b in _changed_runs(data, seg.offset, rel, stop, same):
+                        tracee.write(r.start + a, data[seg.offset + a : seg.offset + b])
+                        written += b - a
+            finally:
+                if same is not None:
+                    same.close()
         return written
 
     def _set_brk(

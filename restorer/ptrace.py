@@ -8,7 +8,6 @@ regsets (NT_PRSTATUS, NT_ARM_TLS, NT_PRFPREG) through PTRACE_GETREGSET/SETREGSET
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import threading
 
@@ -59,7 +58,9 @@ PTRACE_EVENT_STOP = 128
 NT_PRSTATUS = 1
 NT_PRFPREG = 2
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The C library through the interpreter's own symbols (dlopen(NULL)): ctypes.util's
+# find_library("c") runs `ldconfig -p` in a subprocess, about 10 ms of every restore.
+_libc = ctypes.CDLL(None, use_errno=True)
 _ptrace = _libc.ptrace
 _ptrace.restype = ctypes.c_long
 _ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
@@ -188,6 +189,49 @@ def setregset(pid: int, note_type: int, data: bytes) -> None:
     _call(PTRACE_SETREGSET, pid, note_type, _addr(iov))
 
 
+class _PyBuffer(ctypes.Structure):  # Py_buffer (Include/pybuffer.h)
+    _fields_ = [
+        ("buf", ctypes.c_void_p), ("obj", ctypes.c_void_p), ("len", ctypes.c_ssize_t),
+        ("itemsize", ctypes.c_ssize_t), ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
+        ("format", ctypes.c_char_p), ("shape", ctypes.c_void_p), ("strides", ctypes.c_void_p),
+        ("suboffsets", ctypes.c_void_p), ("internal", ctypes.c_void_p),
+    ]  # fmt: skip
+
+
+_get_buffer = ctypes.pythonapi.PyObject_GetBuffer
+_get_buffer.argtypes = [ctypes.py_object, ctypes.c_void_p, ctypes.c_int]
+_get_buffer.restype = ctypes.c_int
+_release_buffer = ctypes.pythonapi.PyBuffer_Release
+_release_buffer.argtypes = [ctypes.c_void_p]
+_release_buffer.restype = None
+_process_vm_writev = _libc.process_vm_writev
+_process_vm_writev.restype = ctypes.c_ssize_t
+_process_vm_writev.argtypes = [
+    ctypes.c_int, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong
+]
+
+
+def vm_write(pid: int, addr: int, data: bytes | memoryview) -> int:
+    """process_vm_writev(2) of `data` to `addr` in `pid`: how many bytes it wrote.
+
+    One copy, straight from `data` (e.g. the core's mapping) into the process's pages,
+    where a write to /proc/PID/mem copies each page twice (through a kernel page). It
+    writes only pages the process itself may write: it stops at the first read-only
+    one (a short count; OSError EFAULT if that is the first).
+    """
+    view = _PyBuffer()
+    if _get_buffer(data, ctypes.addressof(view), 0) != 0:  # PyBUF_SIMPLE: C-contiguous bytes
+        raise BufferError("not a contiguous buffer")
+    try:
+        local = _IoVec(view.buf, view.len)
+        remote = _IoVec(addr, view.len)
+        ctypes.set_errno(0)
+        n: int = _process_vm_writev(pid, _addr(local), 1, _addr(remote), 1, 0)
+        return _check(n, f"process_vm_writev(pid {pid}, {addr:#x})")
+    finally:
+        _release_buffer(ctypes.addressof(view))
+
+
 def getsigmask(pid: int) -> int:
     out = ctypes.c_uint64(0)
     _call(PTRACE_GETSIGMASK, pid, 8, ctypes.addressof(out))
@@ -204,7 +248,7 @@ CLONE_PARENT = 0x00008000
 
 # The same libc, called with the GIL held: a child made by clone3 must not have to take
 # the GIL back from a thread that does not exist in it.
-_libc_gil = ctypes.PyDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc_gil = ctypes.PyDLL(None, use_errno=True)
 _syscall_gil = _libc_gil.syscall
 _syscall_gil.restype = ctypes.c_long
 

@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from restorer import ptrace
-from restorer.arch import SYSCALL_INSN, Registers
+from restorer.arch import ARM64, SYSCALL_INSN, Registers
 from restorer.errors import RestoreError
 from restorer.tracee import WALL, Stop, Tracee, stop_from_status
 
@@ -37,40 +37,80 @@ SYSCALL_STOP = signal.SIGTRAP | 0x80  # PTRACE_O_TRACESYSGOOD
 MASK64 = (1 << 64) - 1
 O_CREAT, O_EXCL, O_TRUNC = 0o100, 0o200, 0o1000
 
-# Replayed: skipped and given their recorded result. The value says where an input
+# Per architecture (x86-64: arch/x86/entry/syscalls/syscall_64.tbl; arm64: the generic
+# table, include/uapi/asm-generic/unistd.h, which has no open, rename, mkdir, unlink,
+# chmod or chown but their *at forms only).
+#
+# REPLAYED: skipped and given their recorded result. The value says where an input
 # syscall stored bytes: ("buf", argument index of the buffer) or ("iov", that of the iovec).
-REPLAYED: dict[int, tuple[str, int] | None] = {
-    0: ("buf", 1),  # read
-    17: ("buf", 1),  # pread64
-    19: ("iov", 1),  # readv
-    45: ("buf", 1),  # recvfrom
-    295: ("iov", 1),  # preadv
-    318: ("buf", 0),  # getrandom
-    1: None, 18: None, 20: None, 296: None,  # write, pwrite64, writev, pwritev
-    44: None, 46: None,  # sendto, sendmsg
-    8: None,  # lseek: the file offset is shared with the checkpoints (fork semantics)
-    35: None, 230: None,  # nanosleep, clock_nanosleep
-    74: None, 75: None, 76: None, 77: None,  # fsync, fdatasync, truncate, ftruncate
-    82: None, 264: None, 316: None,  # rename, renameat, renameat2
-    83: None, 258: None, 84: None,  # mkdir, mkdirat, rmdir
-    87: None, 263: None,  # unlink, unlinkat
-    90: None, 91: None, 92: None, 93: None, 94: None,  # chmod, fchmod, chown, fchown, lchown
-}  # fmt: skip
-
-# Re-executed, acting only on the process itself (its memory, descriptor table, signal
-# state) or only reading.
-LOCAL = frozenset({
-    2, 3, 4, 5, 6, 9, 10, 11, 12, 13, 14, 15, 21, 24, 25, 28, 32, 33, 39, 60, 63, 72, 79,
-    89, 96, 97, 98, 99, 102, 104, 107, 108, 110, 131, 158, 186, 200, 201, 202, 204, 218,
-    228, 229, 231, 234, 257, 262, 267, 269, 273, 292, 302, 332, 334, 439,
-})  # fmt: skip
-
-NAMES = {
-    0: "read", 1: "write", 2: "open", 3: "close", 8: "lseek", 16: "ioctl", 22: "pipe",
-    41: "socket", 42: "connect", 49: "bind", 50: "listen", 56: "clone", 57: "fork",
-    59: "execve", 61: "wait4", 62: "kill", 85: "creat", 257: "openat", 293: "pipe2",
-    435: "clone3",
-}  # fmt: skip
+# LOCAL: re-executed, acting only on the process itself (its memory, descriptor table,
+# signal state) or only reading.
+# OPENS: the open syscalls, with the index of their flags argument.
+if ARM64:
+    REPLAYED: dict[int, tuple[str, int] | None] = {
+        63: ("buf", 1),  # read
+        67: ("buf", 1),  # pread64
+        65: ("iov", 1),  # readv
+        207: ("buf", 1),  # recvfrom
+        69: ("iov", 1),  # preadv
+        278: ("buf", 0),  # getrandom
+        64: None, 68: None, 66: None, 70: None,  # write, pwrite64, writev, pwritev
+        206: None, 211: None,  # sendto, sendmsg
+        62: None,  # lseek: the file offset is shared with the checkpoints (fork semantics)
+        101: None, 115: None,  # nanosleep, clock_nanosleep
+        82: None, 83: None, 45: None, 46: None,  # fsync, fdatasync, truncate, ftruncate
+        38: None, 276: None,  # renameat, renameat2
+        34: None,  # mkdirat
+        35: None,  # unlinkat (rmdir too: AT_REMOVEDIR)
+        52: None, 53: None, 55: None, 54: None,  # fchmod, fchmodat, fchown, fchownat
+    }  # fmt: skip
+    LOCAL = frozenset({
+        56, 57, 80, 79, 222, 226, 215, 214, 134, 135, 139, 48, 124, 216, 233, 23, 24, 172,
+        93, 160, 25, 17, 78, 169, 163, 165, 179, 174, 176, 175, 177, 173, 132, 178, 130,
+        98, 123, 96, 113, 114, 94, 131, 99, 261, 291, 293, 439,
+    })  # fmt: skip
+    # openat, close, fstat, newfstatat, mmap, mprotect, munmap, brk, rt_sigaction,
+    # rt_sigprocmask, rt_sigreturn, faccessat, sched_yield, mremap, madvise, dup, dup3,
+    # getpid, exit, uname, fcntl, getcwd, readlinkat, gettimeofday, getrlimit, getrusage,
+    # sysinfo, getuid, getgid, geteuid, getegid, getppid, sigaltstack, gettid, tkill,
+    # futex, sched_getaffinity, set_tid_address, clock_gettime, clock_getres, exit_group,
+    # tgkill, set_robust_list, prlimit64, statx, rseq, faccessat2
+    OPENS = {56: 2}  # openat
+    NAMES = {
+        63: "read", 64: "write", 57: "close", 62: "lseek", 29: "ioctl", 59: "pipe2",
+        198: "socket", 203: "connect", 200: "bind", 201: "listen", 220: "clone",
+        221: "execve", 260: "wait4", 129: "kill", 56: "openat", 435: "clone3",
+    }  # fmt: skip
+else:
+    REPLAYED = {
+        0: ("buf", 1),  # read
+        17: ("buf", 1),  # pread64
+        19: ("iov", 1),  # readv
+        45: ("buf", 1),  # recvfrom
+        295: ("iov", 1),  # preadv
+        318: ("buf", 0),  # getrandom
+        1: None, 18: None, 20: None, 296: None,  # write, pwrite64, writev, pwritev
+        44: None, 46: None,  # sendto, sendmsg
+        8: None,  # lseek: the file offset is shared with the checkpoints (fork semantics)
+        35: None, 230: None,  # nanosleep, clock_nanosleep
+        74: None, 75: None, 76: None, 77: None,  # fsync, fdatasync, truncate, ftruncate
+        82: None, 264: None, 316: None,  # rename, renameat, renameat2
+        83: None, 258: None, 84: None,  # mkdir, mkdirat, rmdir
+        87: None, 263: None,  # unlink, unlinkat
+        90: None, 91: None, 92: None, 93: None, 94: None,  # chmod, fchmod, chown, fchown, lchown
+    }  # fmt: skip
+    LOCAL = frozenset({
+        2, 3, 4, 5, 6, 9, 10, 11, 12, 13, 14, 15, 21, 24, 25, 28, 32, 33, 39, 60, 63, 72, 79,
+        89, 96, 97, 98, 99, 102, 104, 107, 108, 110, 131, 158, 186, 200, 201, 202, 204, 218,
+        228, 229, 231, 234, 257, 262, 267, 269, 273, 292, 302, 332, 334, 439,
+    })  # fmt: skip
+    OPENS = {2: 1, 257: 2}  # open, openat
+    NAMES = {
+        0: "read", 1: "write", 2: "open", 3: "close", 8: "lseek", 16: "ioctl", 22: "pipe",
+        41: "socket", 42: "connect", 49: "bind", 50: "listen", 56: "clone", 57: "fork",
+        59: "execve", 61: "wait4", 62: "kill", 85: "creat", 257: "openat", 293: "pipe2",
+        435: "clone3",
+    }  # fmt: skip
 
 
 def syscall_name(nr: int) -> str:
@@ -173,9 +213,9 @@ class SyscallRecorder:
         if rec is not None and rec.replayed:
             ptrace.skip_syscall(t.pid, regs)  # the kernel skips the call
         elif rec is not None:
-            if nr in (2, 257):  # open, openat: the file was created the first time
-                arg = regs.ARGS[1 if nr == 2 else 2]
-                flags = regs.arg(1 if nr == 2 else 2)
+            if nr in OPENS:  # the file was created the first time
+                arg = regs.ARGS[OPENS[nr]]
+                flags = regs.arg(OPENS[nr])
                 if flags & (O_TRUNC | O_EXCL):
                     t.set_regs(regs.replace(**{arg: flags & ~(O_TRUNC | O_EXCL)}))
             elif nr not in LOCAL:

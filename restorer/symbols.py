@@ -10,7 +10,8 @@ import bisect
 from dataclasses import dataclass
 
 from restorer.core import Core, page_align_down
-from restorer.elf_file import read_elf
+from restorer.elf import SHN_UNDEF, STT_FUNC, STT_OBJECT
+from restorer.elf_file import read_elf, read_symbols
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,8 @@ class SymbolTable:
     def __init__(self, core: Core, path_map: dict[str, str]) -> None:
         self.core = core
         self.path_map = path_map
-        self._loaded: dict[tuple[str, str], list[Symbol]] = {}
+        self._loaded: dict[tuple[str, int], list[Symbol]] = {}
+        self._data: dict[str, dict[str, int]] = {}
         self._biases: dict[str, int] = {}
         for f in core.files:
             if f.offset != 0 or f.path in self._biases:
@@ -57,36 +59,24 @@ class SymbolTable:
     def bias(self, core_path: str) -> int | None:
         return self._biases.get(core_path)
 
-    def _symbols(self, core_path: str, kind: str = "STT_FUNC") -> list[Symbol]:
+    def _symbols(self, core_path: str, kind: int = STT_FUNC) -> list[Symbol]:
         """Symbols of type `kind` (functions; STT_OBJECT: data) of one mapped file."""
         if (core_path, kind) in self._loaded:
             return self._loaded[(core_path, kind)]
         syms: list[Symbol] = []
         bias = self._biases.get(core_path)
-        real = self.path_map.get(core_path, core_path)
         if bias is not None:
-            try:
-                from elftools.elf.elffile import ELFFile
-
-                with open(real, "rb") as fh:
-                    elf = ELFFile(fh)
-                    seen: set[tuple[str, int]] = set()
-                    for secname in (".symtab", ".dynsym"):
-                        sec = elf.get_section_by_name(secname)
-                        if sec is None or not hasattr(sec, "iter_symbols"):
-                            continue
-                        for s in sec.iter_symbols():
-                            if s["st_info"]["type"] != kind or not s["st_value"]:
-                                continue
-                            key = (s.name, s["st_value"])
-                            if key in seen or not s.name:
-                                continue
-                            seen.add(key)
-                            syms.append(
-                                Symbol(s.name, bias + s["st_value"], s["st_size"], core_path)
-                            )
-            except (OSError, ValueError):
-                syms = []
+            tables = read_symbols(self.path_map.get(core_path, core_path))
+            seen: set[tuple[str, int]] = set()
+            for table in (tables.symtab, tables.dynsym):
+                for s in table:
+                    if s.type != kind or not s.value or not s.name:
+                        continue
+                    key = (s.name, s.value)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    syms.append(Symbol(s.name, bias + s.value, s.size, core_path))
         syms.sort(key=lambda s: s.addr)
         self._loaded[(core_path, kind)] = syms
         return syms
@@ -110,28 +100,28 @@ class SymbolTable:
     def data_symbol(self, name: str, in_file_at: int | None = None) -> int | None:
         """Load address of a dynamic data (STT_OBJECT) symbol, e.g. glibc's __rseq_offset.
 
-        `in_file_at`: search only the file mapped at that address (parsing every library's
-        .dynsym with pyelftools costs about 0.1 s).
+        `in_file_at`: search only the file mapped at that address.
         """
         files = list(self._biases.items())
         if in_file_at is not None:
             f = self.core.file_at(in_file_at)
             files = [] if f is None else [(f.path, self._biases.get(f.path, 0))]
         for core_path, bias in files:
-            real = self.path_map.get(core_path, core_path)
-            try:
-                from elftools.elf.elffile import ELFFile
-
-                with open(real, "rb") as fh:
-                    sec = ELFFile(fh).get_section_by_name(".dynsym")
-                    if sec is None or not hasattr(sec, "get_symbol_by_name"):
-                        continue
-                    for s in sec.get_symbol_by_name(name) or []:
-                        if s["st_info"]["type"] == "STT_OBJECT" and s["st_shndx"] != "SHN_UNDEF":
-                            return int(bias + s["st_value"])
-            except (OSError, ValueError):
-                continue
+            value = self._dynamic_data(core_path).get(name)
+            if value is not None:
+                return bias + value
         return None
+
+    def _dynamic_data(self, core_path: str) -> dict[str, int]:
+        """Name -> link-time value of the data objects a file defines in .dynsym."""
+        found = self._data.get(core_path)
+        if found is None:
+            found = {}
+            for s in read_symbols(self.path_map.get(core_path, core_path)).dynsym:
+                if s.type == STT_OBJECT and s.shndx != SHN_UNDEF:
+                    found.setdefault(s.name, s.value)
+            self._data[core_path] = found
+        return found
 
     def resolve(self, name: str) -> int | None:
         """Address of function `name`, searching the executable first; else of the
@@ -145,7 +135,7 @@ class SymbolTable:
             for s in self._symbols(p):
                 if s.name == name:
                     return s.addr
-        for s in self._symbols(exe, "STT_OBJECT") if exe is not None else []:
+        for s in self._symbols(exe, STT_OBJECT) if exe is not None else []:
             if s.name == name:
                 return s.addr
         return None

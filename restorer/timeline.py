@@ -490,5 +490,8 @@ class Timeline:
             if n % self.every == 0:  # a place inside it: valid once it is counted
                 self.at = (j, n)
                 inside.append(self._checkpoint(auto=True).id)
+                # As it goes: a long continue must not keep a stopped process and a
+                # descriptor of /proc/PID/mem per checkpoint until its end.
+                self._thin()
         self.history[j] = Steps(n)
         self._thin()

@@ -7,7 +7,14 @@ import signal
 from dataclasses import dataclass
 
 from restorer import ptrace
-from restorer.arch import Registers
+from restorer.arch import (
+    ARM64,
+    ATOMIC_SEQUENCE_MAX,
+    BREAKPOINT_INSN,
+    PAGE_SIZE,
+    Registers,
+    atomic_sequence_exits,
+)
 
 WALL = 0x40000000  # __WALL: wait for all children, clone or not
 
@@ -81,7 +88,8 @@ class Tracee:
         self.alive = True
         self.group: list[Tracee] = []
 
-    # memory through /proc/PID/mem: works on read-only pages (FOLL_FORCE), one syscall per run
+    # memory through /proc/PID/mem: works on read-only pages (FOLL_FORCE), one syscall per
+    # run; large writes through process_vm_writev first (one copy instead of two)
     def _mem_fd(self) -> int:
         if self._mem is None:
             self._mem = os.open(f"/proc/{self.pid}/mem", os.O_RDWR | os.O_CLOEXEC)
@@ -94,9 +102,15 @@ class Tracee:
         return data
 
     def write(self, addr: int, data: bytes | memoryview) -> None:
-        fd = self._mem_fd()
         view = memoryview(data)
         done = 0
+        if len(view) >= PAGE_SIZE:
+            # Large writes (a restore's memory) in one copy where the pages are writable.
+            try:
+                done = ptrace.vm_write(self.pid, addr, view)
+            except OSError:
+                done = 0  # a read-only page first: /proc/PID/mem writes those (FOLL_FORCE)
+        fd = self._mem_fd()
         while done < len(view):
             n = os.pwrite(fd, view[done:], addr + done)
             if n <= 0:
@@ -110,8 +124,37 @@ class Tracee:
         ptrace.setregs(self.pid, regs)
 
     def step(self, sig: int = 0) -> Stop:
+        """One instruction; on arm64 a whole exclusive load/store sequence (see
+        arch.atomic_sequence_exits), which single steps would never get through."""
+        exits = self._atomic_sequence_exits() if ARM64 else ()
+        if exits:
+            return self._run_to(exits, sig)
         ptrace.singlestep(self.pid, sig)
         return self._after(wait_stop(self.pid))
+
+    def _atomic_sequence_exits(self) -> tuple[int, ...]:
+        try:
+            pc = self.regs().pc
+            return atomic_sequence_exits(pc, self.read(pc, 4 * (ATOMIC_SEQUENCE_MAX + 1)))
+        except OSError:  # the code ends within that: no sequence to run over
+            return ()
+
+    def _run_to(self, places: tuple[int, ...], sig: int) -> Stop:
+        """Continue with a breakpoint at each of `places` until the first stop."""
+        saved = {a: self.read(a, len(BREAKPOINT_INSN)) for a in places}
+        for a in places:
+            self.write(a, BREAKPOINT_INSN)
+        try:
+            ptrace.cont(self.pid, sig)
+            stop = wait_stop(self.pid)
+        finally:
+            if self.alive:
+                for a, original in saved.items():
+                    try:
+                        self.write(a, original)
+                    except OSError:
+                        pass  # it ended meanwhile
+        return self._after(stop)
 
     def cont(self, sig: int = 0) -> Stop:
         ptrace.cont(self.pid, sig)

@@ -10,17 +10,17 @@ queries restore makes of a core. The only exceptions allowed are the restorer's 
 RestoreError classes; anything else is a crash for libFuzzer.
 
 With SYSCAP_FUZZ_TARGET=elf the input is the program instead (seed: PROG itself), given as
---exe to a restore of the real CORE: read_elf (restorer/elf_file.py) and the executable
-checks of resolve_exe.
+--exe to a restore of the real CORE: read_elf and read_symbols (restorer/elf_file.py: the
+section headers and symbol tables) and the executable checks of resolve_exe.
 
 With SYSCAP_FUZZ_TARGET=sidecar the input is a CORE.syscap.json (seed: a real one) for
 restorer/sidecar.py's parse(); its mutator edits the JSON tree (a value of another type,
 a boundary number, a removed key, a doubled list entry) so inputs get past json.loads.
 
-The mutator knows ELF: it changes program header and ELF header fields, note headers and
-note descriptors (NT_PRSTATUS, NT_FILE, NT_AUXV, ...) to boundary values, retypes notes and
-cuts the file at structure boundaries, so most inputs get past the magic and length checks
-that random bit flips would keep hitting.
+The mutator knows ELF: it changes program header, section header and ELF header fields,
+note headers and note descriptors (NT_PRSTATUS, NT_FILE, NT_AUXV, ...) and symbol table
+entries to boundary values, retypes notes and cuts the file at structure boundaries, so
+most inputs get past the magic and length checks that random bit flips would keep hitting.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import atheris
 with atheris.instrument_imports(include=["restorer"]):
     from restorer.checks import check_restorable, resolve_exe
     from restorer.core import Core
-    from restorer.elf_file import read_elf
+    from restorer.elf_file import _read_symbols, read_elf, read_symbols
     from restorer.errors import RestoreError
     from restorer.layout import find_heap, plan_regions, read_maps, specials_span
     from restorer.sidecar import SidecarError, parse, to_json
@@ -53,6 +53,8 @@ NOTE_TYPES = (1, 2, 3, 4, 6, 0x202, 0x53494749, 0x46494C45, 0x12345)
 PHDR_FIELDS = (  # (offset in a program header, struct format)
     (0, "<I"), (4, "<I"), (8, "<Q"), (16, "<Q"), (32, "<Q"), (40, "<Q"),
 )  # fmt: skip
+SHDR_FIELDS = ((4, "<I"), (24, "<Q"), (32, "<Q"), (40, "<I"))  # type, offset, size, link
+SYM_FIELDS = ((0, "<I"), (4, "<B"), (6, "<H"), (8, "<Q"), (16, "<Q"))
 EHDR_FIELDS = (
     (4, "<B"), (5, "<B"), (16, "<H"), (18, "<H"), (32, "<Q"), (40, "<Q"), (54, "<H"), (56, "<H"),
 )  # fmt: skip
@@ -81,11 +83,13 @@ def exercise(path: str, exe: str) -> None:
                 span = specials_span(core, _OWN_MAPS)
                 regions = plan_regions(core, path_map, span, main_sp, _ignore)
                 find_heap(core, exe_path, regions)
-                # The load biases come from the core; symbols come from files on disk
-                # (pyelftools, not fuzzed here: it costs 0.4 s per input).
+                # The load biases come from the core, symbols from the files it names.
                 syms = SymbolTable(core, path_map)
                 for p in core.mapped_paths():
                     syms.bias(p)
+                for t in core.threads[:4]:
+                    syms.lookup(t.regs.pc)
+                syms.data_symbol("__rseq_offset", core.auxv.get(7))
 
 
 def test_one_input(data: bytes) -> None:
@@ -105,10 +109,14 @@ def test_one_elf(data: bytes) -> None:
     _INPUT.write(data)
     _INPUT.flush()
     read_elf.cache_clear()  # same path, new contents
+    _read_symbols.cache_clear()
     info = read_elf(_INPUT.name)
     if info is not None:
         for seg in info.segments[:64]:
             info.prot_for_offset(seg.offset)
+    tables = read_symbols(_INPUT.name)
+    for sym in tables.symtab[:8] + tables.dynsym[:8]:
+        _ = sym.name, sym.value + sym.size
     if SEED_CORE:
         with Core(SEED_CORE) as core:
             try:
@@ -181,11 +189,49 @@ def _notes(buf: bytes | bytearray) -> list[tuple[int, int, int]]:
     return out
 
 
+def _shdrs(buf: bytes | bytearray) -> list[tuple[int, int, int, int]]:
+    """(header offset, sh_type, sh_offset, sh_size) of each section header inside `buf`."""
+    if len(buf) < 64 or buf[:4] != b"\x7fELF":
+        return []
+    shoff = struct.unpack_from("<Q", buf, 40)[0]
+    shnum = struct.unpack_from("<H", buf, 60)[0]
+    out = []
+    for i in range(min(shnum, 4096)):
+        at = shoff + i * 64
+        if at + 64 > len(buf):
+            break
+        _n, sh_type, _f, _a, sh_off, sh_size = struct.unpack_from("<IIQQQQ", buf, at)
+        out.append((at, sh_type, sh_off, sh_size))
+    return out
+
+
+def _mutate_sections(buf: bytearray, rng: random.Random) -> None:
+    """A section header field (type, offset, size, link), the ELF header's section
+    fields, or a field of one symbol table entry (name offset, info, section, value, size)."""
+    shdrs = _shdrs(buf)
+    tables = [s for s in shdrs if s[1] in (2, 11) and s[3] >= 24]
+    pick = rng.randrange(3)
+    if pick == 0 and shdrs:
+        at = rng.choice(shdrs)[0]
+        off, fmt = rng.choice(SHDR_FIELDS)
+        _put(buf, at + off, fmt, rng)
+    elif pick == 1 and tables:
+        _at, _t, sh_off, sh_size = rng.choice(tables)
+        entry = sh_off + rng.randrange(sh_size // 24) * 24
+        off, fmt = rng.choice(SYM_FIELDS)
+        _put(buf, entry + off, fmt, rng)
+    else:
+        off, fmt = rng.choice(((40, "<Q"), (58, "<H"), (60, "<H")))
+        _put(buf, off, fmt, rng)
+
+
 def _mutate_once(buf: bytearray, rng: random.Random) -> bytearray:
-    kind = rng.randrange(8)
+    kind = rng.randrange(9)
     phdrs = _phdrs(buf)
     notes = _notes(buf)
-    if kind == 0 and phdrs:  # a program header field
+    if kind == 8:
+        _mutate_sections(buf, rng)
+    elif kind == 0 and phdrs:  # a program header field
         at = rng.choice(phdrs)[0]
         off, fmt = rng.choice(PHDR_FIELDS)
         _put(buf, at + off, fmt, rng)

@@ -2,11 +2,13 @@
 
 kmod/lab/restorer_guest.py boots Debian's 6.1 arm64 kernel with a Debian bookworm arm64
 root image (Python, pytest, gdb, gcc) and runs the single-threaded restore tests and the
-four-thread test there, with kernel cores (core_pattern to a file) and gcore cores. One
-boot for the module; each test here checks one guest test's outcome.
+four-thread test there, with kernel cores (core_pattern to a file) and gcore cores, and
+the reverse execution tests. One boot for the module; each test here checks one guest
+test's outcome.
 
 Runs by default, as the kmod suite's 6.1-amd64 guest does (measured here: about 2 minutes
-with the image built; the first run builds it, about 6 minutes more with the downloads);
+with the image built before the reverse tests joined, which take about 1.5 minutes more;
+the first run builds the image, about 6 minutes more with the downloads);
 SYSCAP_RESTORER_ARM64=0 skips it. On an arm64 machine the restorer's own tests are the
 arm64 tests, and this module skips.
 """
@@ -27,6 +29,7 @@ import restorer_guest
 
 RUN = "tests/restorer/test_restore_run.py::"
 THREADS = "tests/restorer/test_threads.py::"
+REVERSE = "tests/restorer/test_reverse.py::"
 # What must pass in the guest (the rest of the selection must not fail either).
 MUST_PASS = (
     *(f"{RUN}test_kernel_core_resumes_with_the_rest_of_an_uninterrupted_run[{b}]"
@@ -40,6 +43,11 @@ MUST_PASS = (
     *(f"{THREADS}test_every_thread_resumes_and_prints_the_rest_of_an_uninterrupted_run[{k}]"
       for k in ("kernel", "gcore")),
     f"{THREADS}test_each_thread_gets_its_own_tid_registers_tls_and_signal_mask",
+    f"{REVERSE}test_three_reverse_steps_give_back_every_register_of_three_steps_before",
+    f"{REVERSE}test_reverse_continue_goes_back_to_each_earlier_breakpoint_hit",
+    f"{REVERSE}test_going_back_and_on_again_writes_and_reads_nothing_twice",
+    f"{REVERSE}test_reverse_step_from_the_end_stops_before_exit_group",
+    f"{REVERSE}test_a_register_edited_at_a_breakpoint_changes_the_output_as_predicted",
 )  # fmt: skip
 
 

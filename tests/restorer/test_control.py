@@ -7,7 +7,6 @@ import signal
 import threading
 from pathlib import Path
 
-import pytest
 from restore_helpers import (
     Programs,
     blocked_read_core,
@@ -18,7 +17,7 @@ from restore_helpers import (
 )
 
 from restorer.arch import ARM64, BREAKPOINT_INSN, REGS
-from restorer.control import ControlError, Controller
+from restorer.control import Controller
 from restorer.core import Core
 from restorer.restore import restore
 
@@ -233,16 +232,3 @@ def test_registers_and_memory_can_be_read_and_written(programs: Programs, tmp_pa
         assert ctl.read_memory(sp, 8) == b"syscap!!"
         assert ctl.regs().as_dict()[reg] == 0x1234
         assert ctl.resolve(f"${reg}+0x10") == 0x1244
-
-
-@pytest.mark.skipif(not ARM64, reason="arm64 only: x86-64 records a history")
-def test_reverse_execution_is_refused_in_one_line_on_arm64(
-    programs: Programs, tmp_path: Path
-) -> None:
-    core, _ = kernel_core(programs["crash"], tmp_path, expect=signal.SIGSEGV)
-    with controlled(core, tmp_path / "out") as ctl:
-        with pytest.raises(ControlError, match="x86-64 only"):
-            ctl.record()
-        assert ctl.timeline is None
-        ev = ctl.cont()  # the process is as it was
-        assert ev.stop.signal == signal.SIGSEGV

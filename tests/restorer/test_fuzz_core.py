@@ -14,6 +14,8 @@ from restore_helpers import PYTHON, REPO, Programs, kernel_core, wait_until_in_r
 
 from restorer import sidecar
 from restorer.core import Core
+from restorer.elf import STT_FUNC
+from restorer.elf_file import read_symbols
 from restorer.errors import CoreFormatError, RestoreError
 from restorer.restore import check_restorable
 from tests.libfuzzer import short_run
@@ -191,3 +193,86 @@ def test_executable_with_program_headers_past_its_end_is_not_elf(
     bad.write_bytes(bytes(exe))
     with Core(core) as c, pytest.raises(RestoreError, match="not a 64-bit ELF"):
         check_restorable(c, str(bad), None, lambda _m: None)
+
+
+# ---------------------------------------------------------------------------------------
+# symbol tables of damaged files: no symbols (or fewer), never an exception
+
+
+def _sections(exe: bytes | bytearray) -> list[tuple[int, int, int, int]]:
+    """(header offset, sh_type, sh_offset, sh_size) of each section header."""
+    shoff = struct.unpack_from("<Q", exe, 40)[0]
+    shnum = struct.unpack_from("<H", exe, 60)[0]
+    out = []
+    for i in range(shnum):
+        at = shoff + i * 64
+        _name, sh_type, _flags, _addr, off, size = struct.unpack_from("<IIQQQQ", exe, at)
+        out.append((at, sh_type, off, size))
+    return out
+
+
+def _symtab(exe: bytes | bytearray) -> tuple[int, int, int]:
+    """(header offset, sh_offset, sh_size) of .symtab."""
+    for at, sh_type, off, size in _sections(exe):
+        if sh_type == 2:
+            return at, off, size
+    raise AssertionError("the test program has no .symtab")
+
+
+def section_table_past_the_end(d: bytearray) -> None:
+    struct.pack_into("<Q", d, 40, len(d) + 4096)
+
+
+def section_count_huge(d: bytearray) -> None:
+    struct.pack_into("<H", d, 60, 0xFFFF)
+
+
+def extended_section_count_huge(d: bytearray) -> None:
+    shoff = struct.unpack_from("<Q", d, 40)[0]
+    struct.pack_into("<H", d, 60, 0)  # e_shnum 0: the count is section 0's sh_size
+    struct.pack_into("<Q", d, shoff + 32, 1 << 60)
+
+
+def symtab_size_past_the_end(d: bytearray) -> None:
+    at, _off, _size = _symtab(d)
+    struct.pack_into("<Q", d, at + 32, (1 << 64) - 1)
+
+
+def symtab_string_table_link_out_of_range(d: bytearray) -> None:
+    at, _off, _size = _symtab(d)
+    struct.pack_into("<I", d, at + 40, 0xFFFFFFFF)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        section_table_past_the_end,
+        section_count_huge,
+        extended_section_count_huge,
+        symtab_size_past_the_end,
+        symtab_string_table_link_out_of_range,
+    ],
+)
+def test_damaged_section_tables_lose_their_symbols_without_an_error(
+    programs: Programs, tmp_path: Path, edit: Callable[[bytearray], None]
+) -> None:
+    exe = bytearray(programs["resume"].read_bytes())
+    whole = read_symbols(str(programs["resume"]))
+    assert "main" in [s.name for s in whole.symtab if s.type == STT_FUNC]
+    edit(exe)
+    bad = tmp_path / "resume-bad"
+    bad.write_bytes(bytes(exe))
+    assert "main" not in [s.name for s in read_symbols(str(bad)).symtab]
+
+
+def test_symbol_name_past_its_string_table_is_empty(programs: Programs, tmp_path: Path) -> None:
+    exe = bytearray(programs["resume"].read_bytes())
+    _at, off, size = _symtab(exe)
+    names = [s.name for s in read_symbols(str(programs["resume"])).symtab]
+    # Every entry's st_name past any string table; st_info kept, so each is still listed.
+    for entry in range(off, off + size - size % 24, 24):
+        struct.pack_into("<I", exe, entry, 0xFFFFFFF0)
+    bad = tmp_path / "resume-bad"
+    bad.write_bytes(bytes(exe))
+    damaged = read_symbols(str(bad)).symtab
+    assert len(damaged) == len(names) and {s.name for s in damaged} == {""}

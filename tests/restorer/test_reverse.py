@@ -11,14 +11,13 @@ from pathlib import Path
 import pytest
 from restore_helpers import Programs, controlled, kernel_core
 
-from restorer.arch import ARM64, SYS_EXIT_GROUP, SYSCALL_INSN
+from restorer.arch import REGS, SYS_EXIT_GROUP, SYSCALL_INSN
 from restorer.checkpoint import Checkpoint
 from restorer.control import ControlError, Controller
 from restorer.core import Core
 from restorer.restore import restore
 
-# The syscall record (restorer/replay.py) knows x86-64's syscalls; arm64 refuses `record`.
-pytestmark = pytest.mark.skipif(ARM64, reason="reverse execution is x86-64 only for now")
+FIRST_ARG = REGS.ARGS[0]  # rdi, x0: tick()'s argument at its first instruction
 
 INPUT = b"abcdefghijklmnop"  # four reads of four bytes
 
@@ -176,7 +175,7 @@ def test_a_register_edited_at_a_breakpoint_changes_the_output_as_predicted(
     with recorded(programs, tmp_path) as (ctl, out):
         ctl.remove_breakpoint(break_at_tick(ctl))
 
-        ctl.set_regs(rdi=10)  # tick(1) becomes tick(10): total 100, then +4, +9, +16
+        ctl.set_regs(**{FIRST_ARG: 10})  # tick(1) becomes tick(10): total 100, then +4, +9, +16
         ctl.cont()
 
     lines = out.read_text().splitlines()
@@ -205,7 +204,7 @@ def test_reverse_step_undoes_an_edit_made_after_the_last_instruction(
         break_at_tick(ctl)
         before = ctl.regs()
         ctl.step()
-        ctl.set_regs(rdi=99)
+        ctl.set_regs(**{FIRST_ARG: 99})
 
         ctl.reverse_step()
 
