@@ -1,0 +1,157 @@
+"""`--ssh` against a real arm64 box: the arm64 Debian guest of the lab (Debian's 6.1
+arm64 cloud kernel under QEMU TCG, the bookworm image kmod/lab/restorer_guest.py builds,
+openssh-server in it) runs sshd with throw-away keys (bench/sshd.py's), its port 22
+forwarded to a loopback port here. The real `syscap record --ssh` sends the cross-built
+arm64 agent down its one connection, the agent captures with eBPF in the guest (the
+kernel has BTF) and a known workload's getppid calls come back exact; then the stream
+that `syscap top --ssh` reads (capture_lib.ssh and RemoteSource, as the UI uses them)
+counts the same calls exactly, with a comm filter applied in the guest's kernel.
+
+One guest for the module. Runs by default, as tests/restorer/test_arm64_guest.py does
+(measured here: 23 s with the image built, 9 s of it the boot; the image, shared with the
+restorer's tests, is made once, about 6 minutes more); SYSCAP_SSH_ARM64=0 skips it. On an arm64 machine the loopback sshd tests
+already send and run the arm64 agent, and this module skips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+
+import pytest
+
+from bench.sshd import client_options, make_keys, server_config, write_known_hosts
+from capture_lib.remote import RemoteSource
+from capture_lib.ssh import Bootstrap, ssh_argv
+from tests.capture_lib.conftest import AGENT_GETPPID as GETPPID
+from tests.capture_lib.conftest import SYSCAP, WORKLOADS, report_json
+from tests.capture_lib.test_remote import calls, only, until
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "kmod" / "lab"))
+import images
+import restorer_guest
+
+WAIT = 120.0  # seconds: a bound for what takes a few seconds under TCG
+BOOT_WAIT = 600.0  # the boot, and the image's first build before it
+BOX_DIR = PurePath("/work/sshd")  # the server's keys and configuration in the guest
+BOX_TMP = PurePath("/tmp/box")  # its sessions' TMPDIR: where the agent's copy goes
+WORKLOAD = PurePath("/work/workload")
+# whether a process in the guest holds a BPF link: the agent's probes are in (nothing
+# else in the guest uses BPF)
+ATTACHED = "ls -l /proc/[0-9]*/fd/ 2>/dev/null | grep -q bpf_link"
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    guest: restorer_guest.Running
+    options: list[str]  # ssh -o options that reach the guest's sshd
+    host: str = "root@127.0.0.1"
+
+    def ssh(self, command: str) -> subprocess.CompletedProcess[str]:
+        opts = [w for o in self.options for w in ("-o", o)]
+        argv = ["ssh", *opts, "-o", "BatchMode=yes", "-T", self.host, command]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=WAIT, check=False)
+
+    def run_workload(self) -> tuple[int, int]:
+        """Run the workload in the guest to its end: its pid, and the guest's
+        CLOCK_MONOTONIC (ns) after it ended."""
+        p = self.ssh(f"{WORKLOAD} {GETPPID} 0 0 0 0 0 & pid=$!; wait $pid || exit; echo $pid; "
+                     "python3 -c 'import time; print(time.monotonic_ns())'")  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        pid, t_ns = p.stdout.split()
+        return int(pid), int(t_ns)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory: pytest.TempPathFactory, agents: dict[str, Path]) -> Iterator[Box]:
+    if os.uname().machine == "aarch64":
+        pytest.skip("this machine is arm64: the loopback sshd tests send the arm64 agent")
+    if os.environ.get("SYSCAP_SSH_ARM64", "1") == "0":
+        pytest.skip("arm64 guest not selected (SYSCAP_SSH_ARM64=0); unset it to run it")
+    if os.geteuid() != 0:
+        pytest.skip("the lab's guests need root (its cache, the image's build)")
+    d = tmp_path_factory.mktemp("arm64-box")
+    make_keys(d)
+    port = _free_port()  # QEMU's forward: a port taken meanwhile fails the boot, loudly
+    write_known_hosts(d, port)
+    (d / "sshd_config").write_text(server_config(BOX_DIR, "0.0.0.0:22", "root", BOX_TMP))
+    workload = d / "workload"  # static: the guest's libc is not the cross compiler's
+    subprocess.run(["aarch64-linux-gnu-gcc", "-static", "-O2", "-Wall", "-pthread",
+                    str(WORKLOADS / "workload.c"), "-o", str(workload)], check=True)  # fmt: skip
+    files = {f"sshd/{n}": d / n for n in ("host_key", "authorized_keys", "sshd_config")}
+    files["workload"] = workload
+    script = f"mkdir -p /run/sshd {BOX_TMP} && /usr/sbin/sshd -D -e -f {BOX_DIR}/sshd_config"
+    try:
+        with restorer_guest.booted(script, files, port) as guest:
+            up = guest.wait_for(r"^.*(Server listening on 0\.0\.0\.0 port 22|"
+                                r"SYSCAP-GUEST (FAIL|END)).*$", BOOT_WAIT).group(0)  # fmt: skip
+            if "Server listening" not in up:
+                pytest.fail(f"arm64 guest: {up.strip()} (console: {guest.console})")
+            yield Box(guest, client_options(d, port))
+    except images.LabError as e:
+        pytest.fail(f"arm64 guest: {e}")
+
+
+def test_record_over_ssh_brings_back_the_box_s_exact_counts(
+    box: Box, agents: dict[str, Path], tmp_path: Path
+) -> None:
+    trace = tmp_path / "box.trace"
+    options = [w for opt in box.options for w in ("--ssh-option", opt)]
+    proc = subprocess.Popen([*SYSCAP, "record", "--ssh", box.host, *options, "-o", str(trace)],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert line.startswith(f"syscap record: recording {box.host} to {trace}"), line
+        deadline = time.monotonic() + WAIT
+        while box.ssh(ATTACHED).returncode != 0:  # each look is one ssh round trip
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the agent in the guest never attached"
+        pid, _ = box.run_workload()
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the box stops its agent
+        assert proc.wait(timeout=WAIT) == 0
+        rest = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "bytes of trace written" in rest, rest
+    # what the box ran is this checkout's arm64 agent, sent over the connection
+    copy = BOX_TMP / "syscap-0" / "syscap-agent-aarch64"
+    got = box.ssh(f"sha256sum {copy}")
+    assert got.stdout.split()[:1] == [hashlib.sha256(agents["aarch64"].read_bytes()).hexdigest()]
+    report = report_json(trace)
+    assert (report["arch"], report["kernel"], report["backend"]) == (
+        "aarch64", box.guest.release, "bpf")  # fmt: skip
+    assert report["complete"] and report["dropped"] == 0  # its END block came through
+    mine = [p for p in report["processes"] if p["pid"] == pid]
+    assert mine and mine[0]["syscalls"]["getppid"]["count"] == GETPPID
+
+
+def test_the_stream_top_reads_counts_the_box_s_workload_exactly(box: Box) -> None:
+    boot = Bootstrap(timeout_s=WAIT)
+    src = RemoteSource(ssh_argv(box.host, box.options, ["stream", "--interval", "0.2"]),
+                       prelude=boot)  # fmt: skip
+    try:
+        assert (boot.arch, src.kernel, src.backend) == ("aarch64", box.guest.release, "bpf")
+        only(src, Path(WORKLOAD))  # counted in the guest's kernel for its comm only
+        pid, t_ns = box.run_workload()
+        assert calls(until(src, t_ns), pid, "getppid") == GETPPID
+    finally:
+        src.close()
