@@ -262,11 +262,13 @@ class Running:
 
 
 @contextlib.contextmanager
-def booted(script: str, files: dict[str, Path], ssh_port: int) -> Iterator[Running]:
+def booted(script: str, files: dict[str, Path], ssh_port: int,
+           module: bool = False) -> Iterator[Running]:  # fmt: skip
     """The arm64 guest, booted, its port 22 at 127.0.0.1:ssh_port here, running script
     (sh, as root, in /work: the run's disk with files, path there -> file here) after
-    its network came up; stopped (killed: nothing on it is kept) when the block ends.
-    One guest at a time: holds the lab lock while it runs."""
+    its network came up (and with module, syscap.ko built for its kernel and loaded);
+    stopped (killed: nothing on it is kept) when the block ends. One guest at a time:
+    holds the lab lock while it runs."""
     init = "\n".join([
         "#!/bin/sh",
         "# PID 1's script for one run (written by kmod/lab/restorer_guest.py)",
@@ -278,6 +280,7 @@ def booted(script: str, files: dict[str, Path], ssh_port: int) -> Iterator[Runni
         "cd /work",
         'echo "SYSCAP-GUEST BEGIN $(uname -r) cpus=$(nproc)"',
         NET_UP,
+        'insmod /work/syscap.ko || echo "SYSCAP-GUEST FAIL insmod"' if module else "",
         script,
         'echo "SYSCAP-GUEST END rc=$?"',
         "while :; do sleep 3600; done",  # PID 1 must not exit; the caller stops the guest
@@ -287,6 +290,8 @@ def booted(script: str, files: dict[str, Path], ssh_port: int) -> Iterator[Runni
         tree = images.fetch(KERNELS[GUEST_KERNEL])
         root_img = ROOT_IMAGE.build(tree)
         bdir = images.build_dir(tree)
+        if module:
+            files = {**files, "syscap.ko": images.build_module(tree)[0]}
         disk = _disk(bdir, init, files=files)
         qemu = qemu_command(tree, root_img, disk, ssh_port)
         log(f"booting {tree.release} with its port 22 at 127.0.0.1:{ssh_port}")
