@@ -286,6 +286,8 @@ def booted(script: str, files: dict[str, Path], ssh_port: int,
         "while :; do sleep 3600; done",  # PID 1 must not exit; the caller stops the guest
         "",
     ])  # fmt: skip
+    if not shutil.which("qemu-system-aarch64"):
+        raise LabError("qemu-system-aarch64 not found: apt-get install qemu-system-arm")
     with images.lab_lock():
         tree = images.fetch(KERNELS[GUEST_KERNEL])
         root_img = ROOT_IMAGE.build(tree)
