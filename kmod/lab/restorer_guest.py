@@ -231,21 +231,22 @@ class Running:
         assert self.proc.stdout is not None
         with self.console.open("wb") as out:
             while chunk := os.read(self.proc.stdout.fileno(), 65536):
-                out.write(chunk)
-                out.flush()
                 with self._changed:
                     self._text += chunk.decode(errors="replace")
                     self._changed.notify_all()
+                out.write(chunk)  # after: what the file shows, wait_for has seen
+                out.flush()
         with self._changed:
             self._changed.notify_all()
 
     def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
-        """The first match of pattern (a regular expression, multi-line) on the console;
-        LabError when the guest stopped or timeout s passed first."""
+        """The first match of pattern (a regular expression, multi-line) in the console's
+        whole lines (a line still arriving could match in part); LabError when the guest
+        stopped or timeout s passed first."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
-                m = re.search(pattern, self._text, re.M)
+                m = re.search(pattern, self._text[: self._text.rfind("\n") + 1], re.M)
                 if m is not None:
                     return m
                 left = deadline - time.monotonic()

@@ -168,3 +168,27 @@ def test_the_stream_top_reads_counts_the_box_s_workload_exactly(box: Box, backen
         assert calls(until(src, t_ns), pid, "getppid") == GETPPID
     finally:
         src.close()
+
+
+def test_the_guest_s_console_is_matched_by_whole_lines(tmp_path: Path) -> None:
+    """A console line still arriving does not match in part: the release was once read
+    as "6.1.0-50-clou". A local sh plays the guest (no QEMU needed)."""
+    proc = subprocess.Popen(["sh", "-c", "printf 'SYSCAP-GUEST BEGIN 6.1.0-50-clou'; read -r _; "
+                             "echo 'd-arm64 cpus=2'"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    console = restorer_guest.Running(proc, tmp_path / "console.log")
+    try:
+        deadline = time.monotonic() + WAIT
+        log = console.console
+        while not (log.exists() and log.read_bytes().endswith(b"clou")):  # the part is in
+            assert time.monotonic() < deadline, "the console never got the part line"
+            time.sleep(0.01)
+        with pytest.raises(images.LabError, match="never showed"):
+            console.wait_for(r"SYSCAP-GUEST BEGIN (\S+)", 0)
+        assert proc.stdin is not None
+        proc.stdin.write(b"\n")
+        proc.stdin.close()
+        release = console.wait_for(r"SYSCAP-GUEST BEGIN (\S+)", WAIT).group(1)
+        assert release == "6.1.0-50-cloud-arm64"
+    finally:
+        console.stop()
