@@ -43,7 +43,7 @@ import images
 import restorer_guest
 
 WAIT = 120.0  # seconds: a bound for what takes a few seconds under TCG
-BOOT_WAIT = 600.0  # the boot, and the image's first build before it
+BOOT_WAIT = 600.0  # from the boot to sshd listening, under TCG on a busy machine
 BOX_DIR = PurePath("/work/sshd")  # the server's keys and configuration in the guest
 BOX_TMP = PurePath("/tmp/box")  # its sessions' TMPDIR: where the agent's copy goes
 WORKLOAD = PurePath("/work/workload")
