@@ -20,7 +20,7 @@ import signal
 import socket
 import subprocess
 import time
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from bench.procs import proc_stat, proc_table
 from capture_lib.errors import SyscapError
@@ -73,9 +73,7 @@ class Sshd:
 
     @property
     def client_options(self) -> list[str]:
-        return [f"Port={self.port}", f"IdentityFile={self.dir / 'client_key'}",
-                "IdentitiesOnly=yes", f"UserKnownHostsFile={self.dir / 'known_hosts'}",
-                "StrictHostKeyChecking=yes", "GlobalKnownHostsFile=/dev/null"]  # fmt: skip
+        return client_options(self.dir, self.port)
 
     def ssh_argv(self, *command: str) -> list[str]:
         """ssh to the server, running command there."""
@@ -93,35 +91,15 @@ class Sshd:
         if not SSHD.exists():
             raise SshdError(f"{SSHD} is missing: install openssh-server (./setup.sh --tests)")
         d = self.dir
-        _keygen(d / "host_key")
-        _keygen(d / "client_key")
-        (d / "authorized_keys").write_text((d / "client_key.pub").read_text())
+        make_keys(d)
         PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
         self.box_tmp.mkdir(exist_ok=True)
         for _ in range(5):  # a port taken between _free_port and sshd's bind: another
             self.port = _free_port()
-            (d / "known_hosts").write_text(
-                f"[127.0.0.1]:{self.port} {(d / 'host_key.pub').read_text()}"
-            )
+            write_known_hosts(d, self.port)
             config = d / "sshd_config"
-            config.write_text("\n".join([
-                f"ListenAddress 127.0.0.1:{self.port}",
-                f"HostKey {d / 'host_key'}",
-                f"PidFile {d / 'sshd.pid'}",
-                f"AuthorizedKeysFile {d / 'authorized_keys'}",
-                f"AllowUsers {self.user}",
-                "PermitRootLogin prohibit-password",
-                "PubkeyAuthentication yes",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "UsePAM no",
-                "StrictModes no",  # the keys live under pytest's tmp, not ~/.ssh
-                "PrintMotd no",
-                "X11Forwarding no",
-                "AllowTcpForwarding no",
-                f"SetEnv TMPDIR={self.box_tmp}",  # the box's temporary path is the caller's
-                "",
-            ]))  # fmt: skip
+            config.write_text(server_config(d, f"127.0.0.1:{self.port}", self.user,
+                                            self.box_tmp))  # fmt: skip
             with open(self.log, "ab") as log:
                 self._proc = subprocess.Popen(
                     [str(SSHD), "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
@@ -177,3 +155,51 @@ class Sshd:
                 time.sleep(0.05)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+# The keys and configuration, also for an sshd elsewhere (a guest's, whose port 22 is
+# forwarded to 127.0.0.1:PORT here): made here, the server's part copied there.
+
+
+def make_keys(d: Path) -> None:
+    """Throw-away keys in d: host_key (the server's), client_key (the only authorized
+    one: authorized_keys)."""
+    _keygen(d / "host_key")
+    _keygen(d / "client_key")
+    (d / "authorized_keys").write_text((d / "client_key.pub").read_text())
+
+
+def write_known_hosts(d: Path, port: int) -> None:
+    """d/known_hosts: host_key as the key of 127.0.0.1:port, the only one trusted there."""
+    (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {(d / 'host_key.pub').read_text()}")
+
+
+def client_options(d: Path, port: int) -> list[str]:
+    """The ssh -o options that reach the server on 127.0.0.1:port with d's keys."""
+    return [f"Port={port}", f"IdentityFile={d / 'client_key'}",
+            "IdentitiesOnly=yes", f"UserKnownHostsFile={d / 'known_hosts'}",
+            "StrictHostKeyChecking=yes", "GlobalKnownHostsFile=/dev/null"]  # fmt: skip
+
+
+def server_config(d: PurePath, listen: str, user: str, box_tmp: PurePath) -> str:
+    """sshd_config for a server whose keys (make_keys) are in d (its path where the
+    server runs), listening on listen, letting only user in by key, its sessions'
+    TMPDIR box_tmp."""
+    return "\n".join([
+        f"ListenAddress {listen}",
+        f"HostKey {d / 'host_key'}",
+        f"PidFile {d / 'sshd.pid'}",
+        f"AuthorizedKeysFile {d / 'authorized_keys'}",
+        f"AllowUsers {user}",
+        "PermitRootLogin prohibit-password",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "UsePAM no",
+        "StrictModes no",  # the keys live under pytest's tmp, not ~/.ssh
+        "PrintMotd no",
+        "X11Forwarding no",
+        "AllowTcpForwarding no",
+        f"SetEnv TMPDIR={box_tmp}",  # the box's temporary path is the caller's
+        "",
+    ])  # fmt: skip

@@ -37,7 +37,9 @@ from capture_lib.errors import CaptureError, UsageError
 
 PROTOCOL = "syscap-ssh 1"
 MAX_GREETING = 4096  # bytes before the greeting line (a noisy login script) ...
-BUILD = Path(__file__).resolve().parent / "build"
+# the static agents, one per architecture: `make agent agent-arm64` (./setup.sh) puts
+# them here, next to the sources, and `pip install .` ships them as package data
+AGENTS = Path(__file__).resolve().parent / "agents"
 # uname -m on the box -> the agent build that runs there
 ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
@@ -100,8 +102,8 @@ esac
 
 
 def agent_path(arch: str) -> Path:
-    """This machine's build of the agent for arch (a key of ARCHES' values)."""
-    return BUILD / f"agent-{arch}" / "syscap-agent"
+    """The static agent this syscap sends to a box of arch (one of ARCHES' values)."""
+    return AGENTS / f"syscap-agent-{arch}"
 
 
 def ssh_argv(host: str, options: Sequence[str], agent_args: Sequence[str],
@@ -159,8 +161,9 @@ class Bootstrap:
         except OSError as exc:
             _say(proc, "quit\n")
             raise CaptureError(
-                f"no {arch} agent here ({path}: {exc.strerror}): --ssh sends the agents "
-                "that ./setup.sh builds in a checkout (pip install leaves them out)"
+                f"this syscap has no {arch} agent to send ({path}: {exc.strerror}): build "
+                "both with ./setup.sh (or make -C capture_lib agent agent-arm64) in syscap's "
+                "checkout, then pip install it again"
             ) from None
         digest = hashlib.sha256(agent).hexdigest()
         if digest == box_sum:

@@ -8,6 +8,8 @@ and reads the wheel's RECORD. It needs capture_lib's cffi extension built (./set
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -19,9 +21,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.sshd import Sshd
 from tests.conftest import ROOT
 
 TRACE = ROOT / "tests" / "capture_lib" / "c" / "corpus" / "trace" / "true.trace"
+# the static agents --ssh sends, as ./setup.sh builds them
+AGENTS = {arch: ROOT / "capture_lib" / "agents" / f"syscap-agent-{arch}"
+          for arch in ("x86_64", "aarch64")}  # fmt: skip
 DEV_ONLY_TUI = ("synthetic.py", "screenshots.py", "restorer_demo.py")
 
 
@@ -57,6 +63,9 @@ def shipped_packages() -> list[str]:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     if not list((ROOT / "capture_lib").glob("_native*.so")):
         pytest.fail("capture_lib's cffi extension is not built: run ./setup.sh")
+    missing = [str(a) for a in AGENTS.values() if not a.exists()]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not built: run ./setup.sh")
     work = tmp_path_factory.mktemp("install")
     # A copy of what the build reads, so the build's own build/ and egg-info land there
     # and not in the checkout another test run may be using.
@@ -165,3 +174,38 @@ def test_the_wheel_holds_the_program_and_no_development_tools(installed: Install
         assert not (installed.site / "tui" / name).exists(), name
     assert any(re.fullmatch(r"capture_lib/_native\..*\.so", f) for f in files), files
     assert "tui/top.tcss" in files
+    agents = sorted(f for f in files if f.startswith("capture_lib/agents/"))
+    assert agents == [f"capture_lib/agents/syscap-agent-{a}" for a in sorted(AGENTS)], agents
+
+
+def test_ssh_sends_the_agents_the_install_carries(installed: Installed) -> None:
+    """--ssh finds the agent for either architecture in the installed package (the same
+    bytes ./setup.sh built), not in a checkout."""
+    p = subprocess.run(
+        [str(installed.venv / "bin" / "python"), "-c",
+         "from capture_lib.ssh import agent_path\n"
+         "for arch in ('x86_64', 'aarch64'): print(arch, agent_path(arch))"],
+        cwd=installed.cwd, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    found = dict(line.split(" ", 1) for line in p.stdout.splitlines())
+    assert sorted(found) == sorted(AGENTS), p.stdout
+    for arch, path in found.items():
+        assert Path(path).is_relative_to(installed.site / "capture_lib"), path
+        assert Path(path).read_bytes() == AGENTS[arch].read_bytes(), arch
+
+
+def test_record_over_ssh_from_the_install_sends_its_agent(installed: Installed, sshd: Sshd,
+                                                          tmp_path: Path) -> None:  # fmt: skip
+    """The installed syscap's `record --ssh` against a real sshd: its own agent reaches
+    the box, runs there and the trace it wrote is complete."""
+    trace = tmp_path / "box.trace"
+    options = [w for opt in sshd.client_options for w in ("--ssh-option", opt)]
+    p = installed.run("record", "--ssh", sshd.host, *options, "--duration", "0.5",
+                      "-o", str(trace))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    arch = os.uname().machine
+    copy = sshd.box_tmp / f"syscap-{os.geteuid()}" / f"syscap-agent-{arch}"
+    assert copy.read_bytes() == AGENTS[arch].read_bytes()
+    report = installed.run("report", str(trace), "--json")
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["complete"]

@@ -602,6 +602,14 @@ def foreign_programs_run(arch: str) -> None:
         )
 
 
+def unmount_under(root: Path) -> None:
+    """Unmount what is mounted in root (deepest first): the image is written from it."""
+    points = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    under = [p for p in points if Path(p).is_relative_to(root) and Path(p) != root]
+    for point in sorted(under, key=len, reverse=True):
+        run(["umount", "--lazy", point])  # detached now, even while something reads it
+
+
 def debian_rootfs(suite: str, packages: tuple[str, ...], arch: str = "amd64") -> Path:
     """A debootstrapped Debian (minbase) with packages, made once (downloads).
 
@@ -612,6 +620,7 @@ def debian_rootfs(suite: str, packages: tuple[str, ...], arch: str = "amd64") ->
     root = guest_dir() / f"rootfs-{suite}{tag}-{_digest(*packages)}"
     done = root / ".debootstrapped"
     if done.exists():
+        unmount_under(root)
         return root
     if root.exists():
         shutil.rmtree(root)
@@ -626,6 +635,7 @@ def debian_rootfs(suite: str, packages: tuple[str, ...], arch: str = "amd64") ->
         run([*cmd, "--foreign", suite, str(root), MIRROR], timeout=3600)
         log(f"debootstrap second stage ({arch}, under qemu-user-static)")
         run(["chroot", str(root), "/debootstrap/debootstrap", "--second-stage"], timeout=7200)
+        unmount_under(root)  # the second stage can leave its /proc mounted
     for deb in (root / "var" / "cache" / "apt" / "archives").glob("*.deb"):
         deb.unlink()
     done.touch()
@@ -679,6 +689,10 @@ class RootImage:
         if mods.exists():
             shutil.rmtree(mods)
         shutil.copytree(tree.root / "lib" / "modules" / tree.release, mods, symlinks=True)
+        if (root / "usr" / "bin" / "kmod").exists():  # modprobe in the guest
+            if tree.kernel.arch != host_arch():  # needs modules.dep, made by its depmod
+                foreign_programs_run(tree.kernel.arch)
+            run(["chroot", str(root), "depmod", tree.release], timeout=1800)
         init = root / self.init_path.lstrip("/")
         init.write_text(self.init_script)
         init.chmod(0o755)

@@ -17,16 +17,26 @@ lock), killed with this process.
     python3 kmod/lab/restorer_guest.py [PYTEST ARGS...]   # default: the arm64 selection
     python3 kmod/lab/restorer_guest.py [--copy PATH]... -- COMMAND...
 
+The same image is the arm64 box of `--ssh`'s test (tests/capture_lib/
+test_ssh_arm64_guest.py): booted() starts the guest with QEMU's user network, its port 22
+forwarded to a loopback port here, runs the caller's script (an sshd) and keeps the guest
+up until the caller is done.
+
 Like the rest of the lab, this imports neither bench nor the restorer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import re
 import shutil
+import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import images
@@ -37,8 +47,12 @@ GUEST_KERNEL = "6.1-arm64"
 # restorer reads symbol tables itself); it stays in the list, which names the image.
 # libboost-regex1.74.0 provides what gdb's libsource-highlight4v5 depends on by a virtual
 # name, which debootstrap does not resolve.
+# The same image serves `--ssh` against a real arm64 box (booted()): openssh-server, with
+# iproute2 (the guest's address) and kmod (modprobe virtio-net: the cloud kernel has it as
+# a module).
 PACKAGES = ("python3", "python3-pytest", "python3-pyelftools", "python3-capstone", "gdb",
-            "libboost-regex1.74.0", "gcc", "libc6-dev")  # fmt: skip
+            "libboost-regex1.74.0", "gcc", "libc6-dev",
+            "openssh-server", "iproute2", "kmod")  # fmt: skip
 # What the tests copy into the guest: the restorer and its tests (tests/conftest.py and
 # tests/__init__.py make the repository root importable as pytest's rootdir), with the
 # shared test helpers they import, and the root of every error class (capture_lib's
@@ -108,12 +122,16 @@ def init_script(command: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def qemu_command(tree: KernelTree, root_img: Path, disk: Path) -> list[str]:
+def qemu_command(tree: KernelTree, root_img: Path, disk: Path, ssh_port: int = 0) -> list[str]:
+    """With ssh_port, the guest has a network card whose only way in is its port 22 at
+    127.0.0.1:ssh_port here (QEMU's user networking, restricted: no way out)."""
+    nic = (f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"
+           if ssh_port else "none")  # fmt: skip
     # cortex-a72: no pointer authentication, whose keys a core does not hold (a restored
     # process gets new ones, and every return address signed before the dump would fail).
     return ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72",
             "-accel", "tcg,thread=single", "-m", "2048", "-smp", "2", "-nographic",
-            "-no-reboot", "-nic", "none", "-kernel", str(tree.image),
+            "-no-reboot", "-nic", nic, "-kernel", str(tree.image),
             "-append", "console=ttyAMA0 root=/dev/nvme0n1 rw rootwait "
                        f"init={ROOT_IMAGE.init_path} panic=-1 loglevel=4 nokaslr",
             "-drive", f"file={root_img},if=none,id=root,format=raw,snapshot=on",
@@ -151,11 +169,10 @@ def run_in_guest(
         return _run(command, copied, timeout)
 
 
-def _run(command: list[str], copied: tuple[str, ...], timeout: float) -> GuestRun:
-    t0 = time.monotonic()
-    tree = images.fetch(KERNELS[GUEST_KERNEL])
-    root_img = ROOT_IMAGE.build(tree)
-    bdir = images.build_dir(tree)
+def _disk(bdir: Path, init: str, copied: tuple[str, ...] = (),
+          files: dict[str, Path] | None = None) -> Path:  # fmt: skip
+    """The run's disk: init (PID 1's script), the repository's copied paths under repo/,
+    and files (path on the disk -> file here, mode kept)."""
     stage = bdir / "restorer-disk"
     if stage.exists():
         shutil.rmtree(stage)
@@ -167,17 +184,133 @@ def _run(command: list[str], copied: tuple[str, ...], timeout: float) -> GuestRu
         else:
             (repo / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(src, repo / rel)
-    (stage / "init").write_text(init_script(command))
+    for rel, src in (files or {}).items():
+        (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, stage / rel)
+    (stage / "init").write_text(init)
     (stage / "init").chmod(0o755)
     disk = bdir / "restorer-disk.img"
     disk.unlink(missing_ok=True)
     run(["mke2fs", "-q", "-t", "ext4", "-L", "syscap-work", "-d", str(stage), str(disk), "1G"])
+    return disk
+
+
+def _run(command: list[str], copied: tuple[str, ...], timeout: float) -> GuestRun:
+    t0 = time.monotonic()
+    tree = images.fetch(KERNELS[GUEST_KERNEL])
+    root_img = ROOT_IMAGE.build(tree)
+    bdir = images.build_dir(tree)
+    disk = _disk(bdir, init_script(command), copied)
     console = bdir / "restorer-console.log"
     log(f"booting {tree.release}: {' '.join(command)}")
     text = images.boot_guest(qemu_command(tree, root_img, disk), console, timeout,
                              show="SYSCAP-GUEST")  # fmt: skip
     rc, output = parse(text)
     return GuestRun(tree.release, rc, output, console, time.monotonic() - t0)
+
+
+# ---------------------------------------------------------------- a running guest
+
+# PID 1's script for booted(): the network card up (10.0.2.15 on QEMU's user network),
+# then the caller's script; the guest runs until the caller is done with it.
+NET_UP = """modprobe virtio_pci && modprobe virtio_net || echo "SYSCAP-GUEST FAIL modprobe"
+ip link set lo up && ip addr add 10.0.2.15/24 dev eth0 && ip link set eth0 up ||
+	echo "SYSCAP-GUEST FAIL the network did not come up"
+"""
+
+
+class Running:
+    """A booted guest: its console, as it comes (read by a thread into console)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], console: Path) -> None:
+        self.proc = proc
+        self.console = console
+        self.release = ""
+        self._text = ""
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        with self.console.open("wb") as out:
+            while chunk := os.read(self.proc.stdout.fileno(), 65536):
+                with self._changed:
+                    self._text += chunk.decode(errors="replace")
+                    self._changed.notify_all()
+                out.write(chunk)  # after: what the file shows, wait_for has seen
+                out.flush()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        """The first match of pattern (a regular expression, multi-line) in the console's
+        whole lines (a line still arriving could match in part); LabError when the guest
+        stopped or timeout s passed first."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                m = re.search(pattern, self._text[: self._text.rfind("\n") + 1], re.M)
+                if m is not None:
+                    return m
+                left = deadline - time.monotonic()
+                if not self._reader.is_alive() or left <= 0:
+                    why = "stopped" if not self._reader.is_alive() else f"after {timeout:.0f} s"
+                    raise LabError(f"the guest's console never showed {pattern!r} ({why}); "
+                                   f"see {self.console}")  # fmt: skip
+                self._changed.wait(left)
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self._reader.join()
+
+
+@contextlib.contextmanager
+def booted(script: str, files: dict[str, Path], ssh_port: int,
+           module: bool = False) -> Iterator[Running]:  # fmt: skip
+    """The arm64 guest, booted, its port 22 at 127.0.0.1:ssh_port here, running script
+    (sh, as root, in /work: the run's disk with files, path there -> file here) after
+    its network came up (and with module, syscap.ko built for its kernel and loaded);
+    stopped (killed: nothing on it is kept) when the block ends. One guest at a time:
+    holds the lab lock while it runs."""
+    init = "\n".join([
+        "#!/bin/sh",
+        "# PID 1's script for one run (written by kmod/lab/restorer_guest.py)",
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME=/root",
+        "export PATH HOME",
+        "mount -t tmpfs tmpfs /tmp",
+        "mount -t tmpfs tmpfs /run",
+        "cd /work",
+        'echo "SYSCAP-GUEST BEGIN $(uname -r) cpus=$(nproc)"',
+        NET_UP,
+        'insmod /work/syscap.ko || echo "SYSCAP-GUEST FAIL insmod"' if module else "",
+        script,
+        'echo "SYSCAP-GUEST END rc=$?"',
+        "while :; do sleep 3600; done",  # PID 1 must not exit; the caller stops the guest
+        "",
+    ])  # fmt: skip
+    if not shutil.which("qemu-system-aarch64"):
+        raise LabError("qemu-system-aarch64 not found: apt-get install qemu-system-arm")
+    with images.lab_lock():
+        tree = images.fetch(KERNELS[GUEST_KERNEL])
+        root_img = ROOT_IMAGE.build(tree)
+        bdir = images.build_dir(tree)
+        if module:
+            files = {**files, "syscap.ko": images.build_module(tree)[0]}
+        disk = _disk(bdir, init, files=files)
+        qemu = qemu_command(tree, root_img, disk, ssh_port)
+        log(f"booting {tree.release} with its port 22 at 127.0.0.1:{ssh_port}")
+        proc = subprocess.Popen(qemu, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT,
+                                preexec_fn=images.die_with_parent)  # fmt: skip
+        guest = Running(proc, bdir / "ssh-console.log")
+        try:
+            guest.release = guest.wait_for(r"SYSCAP-GUEST BEGIN (\S+)", 600).group(1)
+            yield guest
+        finally:
+            guest.stop()
 
 
 def main(argv: list[str]) -> int:

@@ -234,8 +234,10 @@ def traced_run(cmd: list[str], mode: str, flt: Filter
 # ---- syscap-agent ---------------------------------------------------------------------------
 
 AGENT_LIB = ROOT / "capture_lib"
-AGENTS = {"x86_64": AGENT_LIB / "build/agent-x86_64/syscap-agent",
-          "aarch64": AGENT_LIB / "build/agent-aarch64/syscap-agent"}  # fmt: skip
+# the copies `make agent agent-arm64` puts beside the sources: what --ssh sends and
+# `pip install .` ships
+AGENTS = {"x86_64": AGENT_LIB / "agents/syscap-agent-x86_64",
+          "aarch64": AGENT_LIB / "agents/syscap-agent-aarch64"}  # fmt: skip
 AGENT_GETPPID = 1000
 
 

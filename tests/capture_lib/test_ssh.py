@@ -188,8 +188,8 @@ def test_record_over_ssh_bad_input_is_one_line_and_leaves_no_file(
 def test_without_the_agents_built_here_it_says_where_they_come_from(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ssh, "BUILD", tmp_path / "build")  # as in a pip-installed syscap
-    with pytest.raises(CaptureError, match=f"no {ARCH} agent here .*: --ssh sends the agents "
-                                           "that ./setup.sh builds in a checkout"):  # fmt: skip
+    monkeypatch.setattr(ssh, "AGENTS", tmp_path / "agents")  # as installed without them
+    with pytest.raises(CaptureError, match=f"this syscap has no {ARCH} agent to send .*: build "
+                                           "both with ./setup.sh"):  # fmt: skip
         RemoteSource(local_box(tmp_path), prelude=Bootstrap(WAIT))
     assert not list((tmp_path / "tmp").glob("*/syscap-agent*"))
