@@ -103,14 +103,20 @@ def quote(args: list[str]) -> str:
     return " ".join("'" + a.replace("'", "'\\''") + "'" for a in args)
 
 
+# How every run's PID 1 script begins.
+INIT_HEAD = [
+    "#!/bin/sh",
+    "# PID 1's script for one run (written by kmod/lab/restorer_guest.py)",
+    "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME=/root",
+    "export PATH HOME",
+    "mount -t tmpfs tmpfs /tmp",
+]
+
+
 def init_script(command: list[str]) -> str:
     lines = [
-        "#!/bin/sh",
-        "# PID 1's script for one run (written by kmod/lab/restorer_guest.py)",
-        "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME=/root",
-        "export PATH HOME",
-        "mount -t tmpfs tmpfs /tmp",
+        *INIT_HEAD,
         "cd /work/repo",
         'echo "SYSCAP-GUEST BEGIN $(uname -r) cpus=$(nproc)"',
         f"{quote(command)} 2>&1",
@@ -275,12 +281,7 @@ def booted(script: str, files: dict[str, Path], ssh_port: int,
     stopped (killed: nothing on it is kept) when the block ends. One guest at a time:
     holds the lab lock while it runs."""
     init = "\n".join([
-        "#!/bin/sh",
-        "# PID 1's script for one run (written by kmod/lab/restorer_guest.py)",
-        "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME=/root",
-        "export PATH HOME",
-        "mount -t tmpfs tmpfs /tmp",
+        *INIT_HEAD,
         "mount -t tmpfs tmpfs /run",
         "cd /work",
         'echo "SYSCAP-GUEST BEGIN $(uname -r) cpus=$(nproc)"',
