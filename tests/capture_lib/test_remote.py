@@ -71,8 +71,8 @@ def calls(snaps: list[Snapshot], pid: int, name: str) -> int:
 
 def test_it_names_the_box_kernel_and_backend(remote: RemoteSource, agent: Path) -> None:
     assert (remote.kernel, remote.backend) == (os.uname().release, "bpf")
-    assert remote.host == "syscap-agent"  # not ssh: the command's name
-    assert remote.lost is None and remote.connection == "connected to syscap-agent"
+    assert remote.host == agent.name  # not ssh: the command's name
+    assert remote.lost is None and remote.connection == f"connected to {agent.name}"
     assert remote.syscall_table.number("getppid") == remote.info.names.index("getppid")
 
 
