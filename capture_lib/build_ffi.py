@@ -27,7 +27,7 @@ CONSTANTS = (
     "SYSCAP_FILTER_COMM_EXCLUDE", "SYSCAP_FILTER_FAILED", "SYSCAP_PID_INCLUDE",
     "SYSCAP_PID_EXCLUDE", "SYSCAP_TRACE_VERSION", "SYSCAP_HIST_BUCKETS", "SYSCAP_CREATE_FORCE",
     "SYSCAP_DUTY_FULL", "SYSCAP_MIN_DUTY_PPM", "SYSCAP_MAX_SAMPLE_PERIOD", "SYSCAP_SAMPLE_COST_NS",
-    "SYSCAP_ENTER_COST_NS",
+    "SYSCAP_ENTER_COST_NS", "SYSCAP_REC_VERSION", "SYSCAP_REC_SIZE", "SYSCAP_REC_ARGS_SIZE",
 )
 
 
@@ -50,7 +50,8 @@ def declarations() -> str:
     decl += "".join(f"\n#define {c} ..." for c in CONSTANTS)
     kernel_types = (
         "typedef unsigned long long __u64; typedef long long __s64;\n"
-        "typedef unsigned int __u32; typedef unsigned short __u16; typedef unsigned char __u8;\n"
+        "typedef unsigned int __u32; typedef int __s32; typedef unsigned short __u16;\n"
+        "typedef unsigned char __u8;\n"
     )
     return kernel_types + decl
 

@@ -84,7 +84,7 @@ def _refuse_local_options(args: argparse.Namespace, mode: str, why: str,
         ("-e", args.syscalls, False), ("--failed", args.failed, False),
         ("--filter", args.filter, False), ("--duration", args.duration, True),
         ("--buffer-size", args.buffer_size, True), ("--backend", args.backend != "auto", True),
-        ("-- COMMAND", args.command, False))  # fmt: skip
+        ("--args", args.args, True), ("-- COMMAND", args.command, False))  # fmt: skip
     local = [opt for opt, given, agents in options if given and (agent_options or not agents)]
     if local:
         raise UsageError(f"{local[0]} with {mode}: {why}")
@@ -132,6 +132,8 @@ def _cmd_record_ssh(args: argparse.Namespace) -> int:
         agent += ["--backend", args.backend]
     if args.buffer_size:
         agent += ["--buffer-size", args.buffer_size]
+    if args.args:
+        agent += ["--args"]
     argv = ssh_argv(args.ssh, args.ssh_options, agent, args.ssh_dir)
 
     def started() -> None:
@@ -174,7 +176,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
     res = record(
         args.output, filter_from_args(args), backend=args.backend, ring_size=ring,
         all_processes=args.all, command=command or None, duration=args.duration,
-        on_started=started, force=args.force,
+        on_started=started, force=args.force, with_args=args.args,
     )
     t = res.totals
     fill = 100.0 * t.max_used / t.ring_size if t.ring_size else 0.0
@@ -311,14 +313,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     add_filter_args(p)
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--buffer-size", metavar="SIZE", help="ring bytes per CPU (default 8M)")
+    p.add_argument("--args", action="store_true",
+                   help="write each syscall's six argument registers into the trace too "
+                        "(records of 96 bytes instead of 48)")
     p.add_argument("--remote", metavar="CMD",
                    help="write the trace that CMD prints, e.g. --remote 'ssh root@box "
                         "syscap-agent record -o -'; Ctrl-C is passed on to it as SIGINT")
     p.add_argument("--ssh", metavar="HOST",
                    help="record every process on HOST over one ssh connection (HOST or "
                         "USER@HOST; key login), sending it the static agent when it has no "
-                        "copy (kept under /tmp/syscap-UID there); --duration, --backend and "
-                        "--buffer-size apply there; Ctrl-C ends the trace cleanly")
+                        "copy (kept under /tmp/syscap-UID there); --duration, --backend, "
+                        "--buffer-size and --args apply there; Ctrl-C ends the trace cleanly")
     p.add_argument("--ssh-option", dest="ssh_options", metavar="NAME=VALUE", action="append",
                    default=[], help="an ssh option for --ssh (ssh -o), e.g. Port=2222 "
                                     "(repeatable)")

@@ -157,12 +157,14 @@ class Session:
         if ret < 0:
             raise CaptureError(f"setting the {what} in the kernel failed: {os.strerror(-ret)}")
 
-    def record(self, path: str, force: bool = False) -> None:
+    def record(self, path: str, force: bool = False, with_args: bool = False) -> None:
         """Write every record to a new trace file at path (mode 0600; an
-        existing file is replaced only with force, a symbolic link never)."""
+        existing file is replaced only with force, a symbolic link never),
+        with each syscall's arguments when with_args."""
         blob, n = names_blob()
         err = native.errbuf()
         flags = self._lib.SYSCAP_CREATE_FORCE if force else 0
+        self._lib.syscap_session_record_args(self._s, int(with_args))
         if self._lib.syscap_session_record(self._s, path.encode(), flags, blob, len(blob), n,
                                            err, native.ERRLEN):
             raise CaptureError(native.errstr(err))

@@ -99,11 +99,13 @@ def record(
     duration: float | None = None,
     on_started: Callable[[], None] | None = None,
     force: bool = False,
+    with_args: bool = False,
 ) -> RecordResult:
     """Record until the command exits, the duration passes, or SIGINT/SIGTERM.
 
     path is created anew (mode 0600); an existing file there is replaced only
-    with force, and a symbolic link never is (see syscap_create_output)."""
+    with force, and a symbolic link never is (see syscap_create_output). With
+    with_args every syscall record carries its six argument registers."""
     if not (all_processes or flt.pids or command):
         raise UsageError("say what to record: -a (everything), -p PID, or -- COMMAND [ARGS]")
     if command is not None and not command:
@@ -124,7 +126,7 @@ def record(
             session.set_filter(replace(flt, exclude_pids=flt.exclude_pids | {child}))
         else:
             session.set_filter(flt)
-        session.record(path, force)
+        session.record(path, force, with_args)
         session.start()
         if child:
             _wait_blocked_in_read(child)

@@ -29,7 +29,9 @@ from capture_lib.errors import TraceError
 
 TRACE_MAGIC = b"SYSCAPTR"
 TRACE_VERSION = 1
-RECORD_SIZE = 96
+# (record version, record size) pairs a trace may hold (syscap_record.h):
+# struct syscap_event, struct syscap_rec, struct syscap_rec with arguments
+RECORD_FORMATS = ((1, 96), (2, 48), (2, 96))
 BLOCK_MAGIC = 0x4B4C4253
 BLOCK_EVENTS, BLOCK_STATS, BLOCK_END, BLOCK_STREAM = 1, 2, 3, 4
 BLOCK_BYTES = 256 * 1024
@@ -230,14 +232,16 @@ class StreamDecoder:
         if len(buf) < HEADER.size:
             return 0
         f = HEADER.unpack_from(buf)
-        version, record_size, header_size = int(f[1]), int(f[3]), int(f[4])
+        version, record_version, record_size = int(f[1]), int(f[2]), int(f[3])
+        header_size = int(f[4])
         arch, release, clock, backend, start_mono, start_real = f[5:11]
         ncpu, nsyscalls, names_len, crc = (int(x) for x in f[11:15])
-        if version != TRACE_VERSION or record_size != RECORD_SIZE:
+        if version != TRACE_VERSION or (record_version, record_size) not in RECORD_FORMATS:
             raise self._fail(
                 8,
-                f"trace format {version} with {record_size}-byte records "
-                f"(this syscap reads {TRACE_VERSION}, {RECORD_SIZE})",
+                f"trace format {version} with {record_size}-byte records of version "
+                f"{record_version} (this syscap reads format {TRACE_VERSION} with "
+                + ", ".join(f"{n}-byte records of version {v}" for v, n in RECORD_FORMATS) + ")",
             )
         if names_len > MAX_NAMES_LEN or header_size != HEADER.size + names_len or names_len % 8:
             raise self._fail(20, f"bad header size {header_size} (names {names_len} bytes)")

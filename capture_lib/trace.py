@@ -56,7 +56,7 @@ def _stdin_map() -> mmap.mmap:
 
 
 class TraceFile:
-    """An open trace. Blocks are handed out in place (valid while it is open).
+    """An open trace. A block's records stay valid until the next block is read.
     The path "-" reads the trace from stdin."""
 
     def __init__(self, path: str) -> None:

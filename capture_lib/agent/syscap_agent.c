@@ -5,7 +5,7 @@
  * syscap's trace format, read on another machine by syscap report, top and
  * capture_lib.stream.
  *
- *   syscap-agent record [-o FILE|-] [--force] [--duration S] [COMMON]
+ *   syscap-agent record [-o FILE|-] [--force] [--duration S] [--args] [COMMON]
  *   syscap-agent stream [--interval S] [--durations | --sampled [--sample-period N |
  *                       --sample-budget PERCENT]]
  *                       [COMMON]
@@ -56,7 +56,7 @@ static const struct agent_names NAMES = {
 };
 
 static const char USAGE[] =
-	"usage: syscap-agent record [-o FILE|-] [--force] [--duration S] [COMMON]\n"
+	"usage: syscap-agent record [-o FILE|-] [--force] [--duration S] [--args] [COMMON]\n"
 	"       syscap-agent stream [--interval S] [--durations | --sampled\n"
 	"                           [--sample-period N | --sample-budget PERCENT]] [COMMON]\n"
 	"       syscap-agent info\n"
@@ -64,7 +64,8 @@ static const char USAGE[] =
 	"\n"
 	"record   every syscall of every process into a syscap trace: FILE (created\n"
 	"         new, mode 0600; --force replaces a regular file) or stdout (-o -),\n"
-	"         until SIGINT/SIGTERM/SIGHUP or --duration seconds\n"
+	"         until SIGINT/SIGTERM/SIGHUP or --duration seconds; --args writes\n"
+	"         each syscall's six argument registers too\n"
 	"stream   once per --interval (default 1 s) one block of counts per process\n"
 	"         x syscall on stdout, in syscap's trace format; --durations adds\n"
 	"         latency histograms (a record per syscall: costlier); --sampled\n"
@@ -105,6 +106,7 @@ struct options {
 	uint64_t duration_ns;		/* record: 0 = until a signal */
 	uint64_t interval_ns;		/* stream */
 	int force;
+	int args;			/* record: arguments into the trace */
 	int durations;
 	int sampled;
 	uint32_t sample_period;		/* stream --sampled: fixed, or 0 */
@@ -177,9 +179,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			die_line("%s needs a value: see syscap-agent --help", a);
 			return 2;
 		}
-		if (!strcmp(o->mode, "info") || !(takes || (rec && !strcmp(a, "--force")) ||
-						  (str && (!strcmp(a, "--durations") ||
-							   !strcmp(a, "--sampled"))))) {
+		if (!strcmp(o->mode, "info") ||
+		    !(takes || (rec && (!strcmp(a, "--force") || !strcmp(a, "--args"))) ||
+		      (str && (!strcmp(a, "--durations") || !strcmp(a, "--sampled"))))) {
 			die_line("unknown option '%.40s' for %s: see syscap-agent --help", a,
 				 o->mode);
 			return 2;
@@ -236,6 +238,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->sample_budget = b;
 		} else if (!strcmp(a, "--force")) {
 			o->force = 1;
+		} else if (!strcmp(a, "--args")) {
+			o->args = 1;
 		} else if (!strcmp(a, "--sampled")) {
 			o->sampled = 1;
 		} else {
@@ -348,6 +352,7 @@ static int run_record(const struct options *o)
 		die_line("setting the filter in the kernel failed: check dmesg");
 		goto out;
 	}
+	syscap_session_record_args(s, o->args);
 	if (to_stdout) {
 		/* the session owns the duplicate; stdout itself stays open for
 		 * the poll below */

@@ -164,6 +164,10 @@ struct syscap_windows {
 	uint64_t open_ns;		/* how long the closed ones were open */
 };
 void syscap_session_sample_windows(struct syscap_session *s, struct syscap_windows *out);
+/* Write each syscall's arguments into the trace (before syscap_session_record;
+ * off by default: records are then SYSCAP_REC_SIZE bytes, with them
+ * SYSCAP_REC_ARGS_SIZE). */
+void syscap_session_record_args(struct syscap_session *s, int on);
 /* Record every drained record into a trace file (before start), created as
  * syscap_create_output(path, flags) does. */
 int syscap_session_record(struct syscap_session *s, const char *path, uint32_t flags,
@@ -250,7 +254,8 @@ struct syscap_trace_block {
 	uint32_t type;			/* enum syscap_block_type */
 	uint32_t count;			/* events, or stats rows */
 	uint64_t offset;		/* in the file */
-	const struct syscap_event *events;		/* EVENTS, in place */
+	const struct syscap_event *events;		/* EVENTS: in place (version 1) or
+							 * decoded, valid until the next call */
 	const struct syscap_trace_stats *stats;		/* STATS/END */
 	const struct syscap_trace_sysrow *rows;		/* STATS/END */
 };
@@ -262,6 +267,9 @@ struct syscap_trace *syscap_trace_open(const char *path, char *err, size_t errle
 struct syscap_trace *syscap_trace_open_mem(const void *buf, size_t size, const char *name,
 					   char *err, size_t errlen);
 const struct syscap_trace_header *syscap_trace_header(struct syscap_trace *t);
+/* 1 if the trace's syscall records carry their arguments (version-1
+ * traces always do; version 2 with syscap record --args), else 0. */
+int syscap_trace_has_args(struct syscap_trace *t);
 /* The name of syscall nr from the trace's own table, or NULL. */
 const char *syscap_trace_name(struct syscap_trace *t, uint32_t nr);
 /* 1 and a block, or 0 at the end of the readable data. */
@@ -270,6 +278,9 @@ int syscap_trace_next(struct syscap_trace *t, struct syscap_trace_block *out);
 int syscap_trace_complete(struct syscap_trace *t);
 /* Newline-separated notes on skipped or truncated data ("" if none). */
 const char *syscap_trace_warnings(struct syscap_trace *t);
+/* Give back the memory of the file's blocks before the last one returned
+ * (a reader of a large trace stays small; a rewind reads them again). */
+void syscap_trace_release_read(struct syscap_trace *t);
 void syscap_trace_rewind(struct syscap_trace *t);
 void syscap_trace_close(struct syscap_trace *t);
 

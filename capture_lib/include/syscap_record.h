@@ -20,7 +20,12 @@
 #include <linux/types.h>
 #endif
 
+/*
+ * Record versions: 1 is struct syscap_event (the rings; traces written
+ * before version 2, still read), 2 struct syscap_rec (traces).
+ */
 #define SYSCAP_RECORD_VERSION	1
+#define SYSCAP_REC_VERSION	2
 
 /*
  * The syscall number space of counters, filters and records: the native
@@ -91,6 +96,45 @@ struct syscap_event {
 };
 
 #define SYSCAP_EVENT_SIZE	96
+
+/*
+ * The compact record (record version 2): what report, top, replay and the
+ * Perfetto export need, in half the bytes of struct syscap_event. Trace files
+ * store it; arguments follow it only when the capture asked for them
+ * (record_size SYSCAP_REC_ARGS_SIZE: struct syscap_rec, then __u64 args[6]).
+ * Readers decode it into struct syscap_event (syscap_rec_decode), whose
+ * fields it keeps: a process record's exit code fits 32 bits (the kernel's
+ * exit code is an int) and its seq is always 0.
+ */
+struct syscap_rec {
+	__u64 ts_ns;		/* as syscap_event.ts_ns */
+	__u32 tgid;
+	__u32 tid;
+	__u8 kind;		/* enum syscap_kind */
+	__u8 flags;		/* SYSCAP_F_* */
+	__u16 cpu;
+	union {
+		__u32 seq;	/* SYSCALL: as syscap_event.seq */
+		__s32 code;	/* EXIT: the exit code; FORK/EXEC: 0 */
+	};
+	union {
+		struct {
+			__s64 ret;
+			__u64 dur_ns;
+			__u16 nr;
+			__u16 reserved;	/* zero */
+			__u32 raw_nr;
+		} sys;		/* SYSCALL */
+		struct {
+			__u32 parent_tgid;
+			__u32 parent_tid;
+			char comm[SYSCAP_COMM_LEN];
+		} proc;		/* FORK / EXEC / EXIT */
+	};
+};
+
+#define SYSCAP_REC_SIZE		48
+#define SYSCAP_REC_ARGS_SIZE	(SYSCAP_REC_SIZE + 6 * 8)
 
 /*
  * Per-CPU counters kept by the probe. Totals are exact even when a ring

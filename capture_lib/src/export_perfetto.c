@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 #include "syscap.h"
 
@@ -262,20 +261,6 @@ static void name_task(struct exporter *x, const struct syscap_event *ev)
 	}
 }
 
-/* Give the pages of the trace before p back: they are read and written out. */
-static void release(const void *p, uintptr_t *done)
-{
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t hi = (uintptr_t)p & ~(page - 1);
-
-	if (!*done)
-		*done = hi;
-	else if (hi > *done) {
-		madvise((void *)*done, hi - *done, MADV_DONTNEED);
-		*done = hi;
-	}
-}
-
 static void proc_event(struct exporter *x, const struct syscap_event *ev)
 {
 	name_task(x, ev);
@@ -286,7 +271,7 @@ static void proc_event(struct exporter *x, const struct syscap_event *ev)
  * child's first calls can come before the FORK record that makes it a child:
  * a first pass collects the fork tree, then membership is settled once.
  */
-static void resolve_pids(struct exporter *x, uintptr_t *done)
+static void resolve_pids(struct exporter *x)
 {
 	struct syscap_trace_block blk;
 
@@ -303,7 +288,7 @@ static void resolve_pids(struct exporter *x, uintptr_t *done)
 			if (child && proc_get(x, ev->proc.parent_tgid, 1))	/* for the walk */
 				child->parent = ev->proc.parent_tgid;
 		}
-		release(blk.events, done);
+		syscap_trace_release_read(x->t);
 	}
 	for (uint32_t i = 0; i < x->procs.cap; i++) {
 		struct proc_entry *p = (struct proc_entry *)x->procs.slots + i;
@@ -317,7 +302,6 @@ static void resolve_pids(struct exporter *x, uintptr_t *done)
 		}
 	}
 	syscap_trace_rewind(x->t);
-	*done = 0;
 }
 
 /* Formatting for the per-slice hot path: into a buffer, one fwrite per slice. */
@@ -451,13 +435,16 @@ static void slice(struct exporter *x, const struct syscap_event *ev)
 	}
 	if (ev->flags & SYSCAP_F_NORETURN)
 		b = fmt_str(b, ",\"noreturn\":true");
-	b = fmt_str(b, ",\"args\":[");
-	for (int i = 0; i < 6; i++) {
-		b = fmt_str(b, i ? ",\"" : "\"");
-		b = fmt_hex(b, ev->args[i]);
-		*b++ = '"';
+	if (syscap_trace_has_args(x->t)) {
+		b = fmt_str(b, ",\"args\":[");
+		for (int i = 0; i < 6; i++) {
+			b = fmt_str(b, i ? ",\"" : "\"");
+			b = fmt_hex(b, ev->args[i]);
+			*b++ = '"';
+		}
+		*b++ = ']';
 	}
-	b = fmt_str(b, "]}}");
+	b = fmt_str(b, "}}");
 	fwrite(buf, 1, (size_t)(b - buf), x->out);
 	x->r->slices++;
 	count_call(x, p, ev->ts_ns + ev->dur_ns);
@@ -504,7 +491,6 @@ int syscap_export_perfetto(const char *trace_path, const char *out_path,
 	struct exporter x = { .o = o, .r = r, .first = 1 };
 	const struct syscap_trace_header *h;
 	struct syscap_trace_block blk;
-	uintptr_t done = 0;
 	char *buf = NULL;
 	int ret = -1, fd;
 
@@ -537,7 +523,7 @@ int syscap_export_perfetto(const char *trace_path, const char *out_path,
 	setvbuf(x.out, buf, _IOFBF, OUT_BUF);
 	h = syscap_trace_header(x.t);
 	if (o->npids)
-		resolve_pids(&x, &done);
+		resolve_pids(&x);
 	if (x.oom) {
 		snprintf(err, errlen, "out of memory exporting %s", trace_path);
 		goto out;
@@ -564,7 +550,7 @@ int syscap_export_perfetto(const char *trace_path, const char *out_path,
 					proc_event(&x, ev);
 			}
 			r->records += blk.count;
-			release(blk.events, &done);
+			syscap_trace_release_read(x.t);
 		}
 		if (x.oom) {
 			snprintf(err, errlen, "out of memory exporting %s", trace_path);

@@ -11,7 +11,9 @@
 struct trace_writer;
 
 /* Create path (as syscap_create_output does with flags) and write its
- * header; NULL and a message in err on failure. */
+ * header; NULL and a message in err on failure. The header's record_size
+ * says whether records carry their arguments (SYSCAP_REC_ARGS_SIZE) or not
+ * (SYSCAP_REC_SIZE, as syscap_trace_header_init sets it). */
 struct trace_writer *trace_writer_open(const char *path, uint32_t flags,
 				       const struct syscap_trace_header *h,
 				       const char *names, uint32_t names_len, char *err,
@@ -37,6 +39,13 @@ void trace_writer_close(struct trace_writer *w);
 const char *trace_writer_error(struct trace_writer *w);
 
 uint32_t syscap_crc32(uint32_t crc, const void *buf, size_t len);
+
+/*
+ * The compact trace record (record.c): ev as a struct syscap_rec into out
+ * (SYSCAP_REC_SIZE bytes, or SYSCAP_REC_ARGS_SIZE with args), and back.
+ */
+void syscap_rec_encode(const struct syscap_event *ev, void *out, int args);
+void syscap_rec_decode(const void *in, int args, struct syscap_event *ev);
 
 /* The log2 bucket of a duration: ns in [2^(b-1), 2^b), b 0 for 0 ns. */
 static inline unsigned int syscap_ns_bucket(uint64_t ns)

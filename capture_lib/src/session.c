@@ -50,6 +50,7 @@ struct syscap_session {
 	uint64_t window_rand;		/* the consumer's: xorshift state */
 	struct count_table *counts;	/* count mode's previous readings */
 	struct trace_writer *tw;
+	int args;			/* the trace gets each syscall's arguments */
 	uint64_t ring_size;
 	pthread_mutex_t lock;		/* guards agg against snapshot() */
 	pthread_mutex_t stats_lock;	/* guards stats, snap_rings, prev_drops */
@@ -284,9 +285,16 @@ static int record_into(struct syscap_session *s, const char *path, uint32_t flag
 		return ret;
 	syscap_trace_header_init(&h, s->b->name, s->b->ncpu);
 	h.nsyscalls = nsyscalls;
+	if (s->args)
+		h.record_size = SYSCAP_REC_ARGS_SIZE;
 	s->tw = path ? trace_writer_open(path, flags, &h, names, names_len, err, errlen) :
 		       trace_writer_open_fd(fd, &h, names, names_len, err, errlen);
 	return s->tw ? 0 : -EIO;
+}
+
+void syscap_session_record_args(struct syscap_session *s, int on)
+{
+	s->args = !!on;
 }
 
 int syscap_session_record(struct syscap_session *s, const char *path, uint32_t flags,

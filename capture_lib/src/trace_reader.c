@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
- * Trace reader: maps the file and hands out blocks in place. A block whose
+ * Trace reader: maps the file and hands out blocks in place (records of
+ * version 2 decoded into struct syscap_event first). A block whose
  * CRC or framing is wrong is skipped by scanning for the next valid block;
  * an incomplete last block (a killed recorder) ends the data. Every skip and
  * the reason the data ended are kept as warnings for the user.
@@ -22,8 +23,13 @@ struct syscap_trace {
 	const struct syscap_trace_header *hdr;
 	const char **names;		/* nr -> name inside the map */
 	uint64_t off;			/* next block */
+	uint64_t cur;			/* the block syscap_trace_next returned last */
+	uint64_t released;		/* the map's pages before this are given back */
 	uint64_t data_start;
 	uint64_t scan_budget;		/* CRC bytes left for resynchronising */
+	uint32_t rec_size;		/* bytes per record in EVENTS blocks */
+	int compact;			/* records are struct syscap_rec (version 2) */
+	struct syscap_event *decoded;	/* compact: the current block, decoded */
 	int complete;
 	int ended;			/* no more blocks this pass */
 	char *warnings;
@@ -72,10 +78,15 @@ static int parse_header(struct syscap_trace *t, const char *name, char *err, siz
 			 "'syscap record -o FILE'", name);
 		return -1;
 	}
-	if (h.version != SYSCAP_TRACE_VERSION || h.record_size != SYSCAP_EVENT_SIZE) {
-		snprintf(err, errlen, "%s has trace format %u with %u-byte records; this syscap "
-			 "reads format %u with %u-byte records: use a matching syscap version",
-			 name, h.version, h.record_size, SYSCAP_TRACE_VERSION, SYSCAP_EVENT_SIZE);
+	if (h.version != SYSCAP_TRACE_VERSION ||
+	    !((h.record_version == SYSCAP_RECORD_VERSION && h.record_size == SYSCAP_EVENT_SIZE) ||
+	      (h.record_version == SYSCAP_REC_VERSION && (h.record_size == SYSCAP_REC_SIZE ||
+							  h.record_size == SYSCAP_REC_ARGS_SIZE)))) {
+		snprintf(err, errlen, "%s has trace format %u with %u-byte records of version %u; "
+			 "this syscap reads format %u with records of versions %u and %u: use a "
+			 "matching syscap version", name, h.version, h.record_size,
+			 h.record_version, SYSCAP_TRACE_VERSION, SYSCAP_RECORD_VERSION,
+			 SYSCAP_REC_VERSION);
 		return -1;
 	}
 	/* blocks start 8-aligned (the writer pads the names), so records are too */
@@ -101,8 +112,12 @@ static int parse_header(struct syscap_trace *t, const char *name, char *err, siz
 		return -1;
 	}
 	t->hdr = (const struct syscap_trace_header *)t->map;
+	t->rec_size = h.record_size;
+	t->compact = h.record_version == SYSCAP_REC_VERSION;
 	t->names = calloc(h.nsyscalls ? h.nsyscalls : 1, sizeof(*t->names));
-	if (!t->names) {
+	if (t->compact)
+		t->decoded = malloc(SYSCAP_BLOCK_BYTES / SYSCAP_REC_SIZE * sizeof(*t->decoded));
+	if (!t->names || (t->compact && !t->decoded)) {
 		snprintf(err, errlen, "out of memory reading %s", name);
 		return -1;
 	}
@@ -193,6 +208,11 @@ const struct syscap_trace_header *syscap_trace_header(struct syscap_trace *t)
 	return t->hdr;
 }
 
+int syscap_trace_has_args(struct syscap_trace *t)
+{
+	return !t->compact || t->rec_size == SYSCAP_REC_ARGS_SIZE;
+}
+
 const char *syscap_trace_name(struct syscap_trace *t, uint32_t nr)
 {
 	return nr < t->hdr->nsyscalls ? t->names[nr] : NULL;
@@ -214,7 +234,7 @@ static int check_block(struct syscap_trace *t, uint64_t off, int scanning)
 	len = bh.len;
 	if (len > SYSCAP_BLOCK_BYTES || len % 8)
 		return 0;
-	if (bh.type == SYSCAP_BLOCK_EVENTS && len != (uint64_t)bh.count * SYSCAP_EVENT_SIZE)
+	if (bh.type == SYSCAP_BLOCK_EVENTS && len != (uint64_t)bh.count * t->rec_size)
 		return 0;
 	if ((bh.type == SYSCAP_BLOCK_STATS || bh.type == SYSCAP_BLOCK_END) &&
 	    len != sizeof(struct syscap_trace_stats) +
@@ -295,9 +315,17 @@ int syscap_trace_next(struct syscap_trace *t, struct syscap_trace_block *out)
 	memset(out, 0, sizeof(*out));
 	out->type = bh->type;
 	out->count = bh->count;
-	out->offset = t->off;
+	out->offset = t->cur = t->off;
 	if (bh->type == SYSCAP_BLOCK_EVENTS) {
-		out->events = (const struct syscap_event *)(bh + 1);
+		if (t->compact) {
+			/* count * rec_size == len <= SYSCAP_BLOCK_BYTES (check_block) */
+			for (uint32_t i = 0; i < bh->count; i++)
+				syscap_rec_decode((const uint8_t *)(bh + 1) + (size_t)i * t->rec_size,
+						  t->rec_size == SYSCAP_REC_ARGS_SIZE, &t->decoded[i]);
+			out->events = t->decoded;
+		} else {
+			out->events = (const struct syscap_event *)(bh + 1);
+		}
 	} else if (bh->type == SYSCAP_BLOCK_STATS || bh->type == SYSCAP_BLOCK_END) {
 		out->stats = (const struct syscap_trace_stats *)(bh + 1);
 		out->rows = (const struct syscap_trace_sysrow *)(out->stats + 1);
@@ -320,9 +348,24 @@ const char *syscap_trace_warnings(struct syscap_trace *t)
 	return t->warnings ? t->warnings : "";
 }
 
+void syscap_trace_release_read(struct syscap_trace *t)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t hi = t->cur & ~(page - 1);
+
+	/* only a file the reader mapped itself: its pages come back from
+	 * the file if they are read again (after a rewind) */
+	if (!t->owns_map || hi <= t->released)
+		return;
+	madvise((void *)(t->map + t->released), (size_t)(hi - t->released), MADV_DONTNEED);
+	t->released = hi;
+}
+
 void syscap_trace_rewind(struct syscap_trace *t)
 {
 	t->off = t->data_start;
+	t->cur = 0;
+	t->released = 0;
 	t->complete = 0;
 	t->ended = 0;
 	t->scan_budget = t->size;
@@ -338,6 +381,7 @@ void syscap_trace_close(struct syscap_trace *t)
 	if (t->owns_map)
 		munmap((void *)t->map, t->size);
 	free(t->names);
+	free(t->decoded);
 	free(t->warnings);
 	free(t);
 }

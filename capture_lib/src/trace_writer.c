@@ -19,11 +19,11 @@ struct trace_writer {
 	int fd;
 	uint64_t seq;
 	uint32_t count;
+	uint32_t rec_size;	/* SYSCAP_REC_SIZE or SYSCAP_REC_ARGS_SIZE */
+	uint32_t max_count;	/* records per block */
 	uint8_t *buf;		/* block header + SYSCAP_BLOCK_BYTES */
 	char err[256];
 };
-
-#define MAX_PER_BLOCK	(SYSCAP_BLOCK_BYTES / SYSCAP_EVENT_SIZE)
 
 uint32_t syscap_crc32(uint32_t crc, const void *buf, size_t len)
 {
@@ -62,8 +62,8 @@ void syscap_trace_header_init(struct syscap_trace_header *h, const char *backend
 	memset(h, 0, sizeof(*h));
 	memcpy(h->magic, SYSCAP_TRACE_MAGIC, 8);
 	h->version = SYSCAP_TRACE_VERSION;
-	h->record_version = SYSCAP_RECORD_VERSION;
-	h->record_size = SYSCAP_EVENT_SIZE;
+	h->record_version = SYSCAP_REC_VERSION;
+	h->record_size = SYSCAP_REC_SIZE;
 	if (uname(&u) == 0) {
 		copy_str(h->arch, sizeof(h->arch), u.machine);
 		copy_str(h->release, sizeof(h->release), u.release);
@@ -104,11 +104,19 @@ struct trace_writer *trace_writer_open_fd(int fd, const struct syscap_trace_head
 	static const uint8_t zeros[8];
 	uint32_t pad = (8 - (sizeof(hdr) + names_len) % 8) % 8;
 
+	if (h->record_version != SYSCAP_REC_VERSION ||
+	    (h->record_size != SYSCAP_REC_SIZE && h->record_size != SYSCAP_REC_ARGS_SIZE)) {
+		snprintf(err, errlen, "cannot write %u-byte records of version %u",
+			 h->record_size, h->record_version);
+		goto fail;
+	}
 	if (!w || !(w->buf = malloc(sizeof(struct syscap_block_header) + SYSCAP_BLOCK_BYTES))) {
 		snprintf(err, errlen, "out of memory for the trace writer");
 		goto fail;
 	}
 	w->fd = fd;
+	w->rec_size = h->record_size;
+	w->max_count = SYSCAP_BLOCK_BYTES / w->rec_size;
 	hdr.names_len = names_len + pad;
 	hdr.header_size = (uint32_t)sizeof(hdr) + hdr.names_len;
 	hdr.crc = 0;
@@ -168,16 +176,16 @@ int trace_writer_flush(struct trace_writer *w)
 
 	if (!w->count)
 		return 0;
-	ret = write_block(w, SYSCAP_BLOCK_EVENTS, w->count, w->count * SYSCAP_EVENT_SIZE);
+	ret = write_block(w, SYSCAP_BLOCK_EVENTS, w->count, w->count * w->rec_size);
 	w->count = 0;
 	return ret;
 }
 
 int trace_writer_add(struct trace_writer *w, const struct syscap_event *ev)
 {
-	memcpy(w->buf + sizeof(struct syscap_block_header) + (size_t)w->count * SYSCAP_EVENT_SIZE,
-	       ev, SYSCAP_EVENT_SIZE);
-	if (++w->count == MAX_PER_BLOCK)
+	syscap_rec_encode(ev, w->buf + sizeof(struct syscap_block_header) +
+			  (size_t)w->count * w->rec_size, w->rec_size == SYSCAP_REC_ARGS_SIZE);
+	if (++w->count == w->max_count)
 		return trace_writer_flush(w);
 	return 0;
 }

@@ -11,6 +11,7 @@ import os
 import queue
 import re
 import signal
+import struct
 import subprocess
 import threading
 import time
@@ -82,6 +83,19 @@ def test_record_to_a_file_counts_the_workload_exactly(
     report = report_json(trace)
     assert getppid_of(report, pid) == GETPPID
     assert report["dropped"] == 0
+
+
+@pytest.mark.parametrize("extra,size", [((), 48), (("--args",), 96)], ids=["compact", "args"])
+def test_record_writes_arguments_only_when_asked(
+    agent: Path, workload: Path, tmp_path: Path, extra: tuple[str, ...], size: int
+) -> None:
+    trace = tmp_path / "agent.trace"
+    proc = start_record(agent, "-o", str(trace), *extra)
+    pid = run_workload_pid(workload)
+    rc, err = stop(proc)
+    assert rc == 0, err
+    assert struct.unpack_from("<I", trace.read_bytes(), 16)[0] == size  # record_size
+    assert getppid_of(report_json(trace), pid) == GETPPID
 
 
 def test_record_to_stdout_is_a_trace_syscap_reads(

@@ -39,9 +39,9 @@ pytestmark = pytest.mark.usefixtures("bpf_ready")
 
 HEADER = struct.Struct("<8s4I16s64s16s16sQQ4I")  # struct syscap_trace_header
 BLOCK = struct.Struct("<4IQ2I")  # struct syscap_block_header
-EVENT_SIZE = 96
+EVENT_SIZE = 48  # struct syscap_rec: what syscap record writes (no --args)
 BLOCK_MAGIC = 0x4B4C4253
-U32 = (0, 1, 7, 8, 95, 96, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 27, 256 * 1024,
+U32 = (0, 1, 7, 8, 47, 48, 95, 96, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 27, 256 * 1024,
        256 * 1024 + 1)
 U64 = (0, 1, (1 << 63) - 1, 1 << 63, (1 << 64) - 1)
 # header field -> (offset, size)
@@ -53,11 +53,12 @@ HEADER_FIELDS = {
 HEADER_STRINGS = ((24, 16), (40, 64), (104, 16), (120, 16))  # arch, release, clock, backend
 BLOCK_FIELDS = {"magic": (0, 4), "type": (4, 4), "len": (8, 4), "count": (12, 4),
                 "seq": (16, 8), "reserved": (28, 4)}
-# struct syscap_event field -> (offset, size)
+# struct syscap_rec field -> (offset, size); a process record's parent and comm
+# lie where a syscall's ret, dur_ns and nr do
 EVENT_FIELDS = {
-    "ts_ns": (0, 8), "dur_ns": (8, 8), "ret": (16, 8), "parent_tgid": (24, 4),
-    "tgid": (72, 4), "tid": (76, 4), "seq": (80, 4), "nr": (84, 2), "kind": (86, 1),
-    "flags": (87, 1), "cpu": (88, 2),
+    "ts_ns": (0, 8), "tgid": (8, 4), "tid": (12, 4), "kind": (16, 1), "flags": (17, 1),
+    "cpu": (18, 2), "seq": (20, 4), "ret": (24, 8), "dur_ns": (32, 8), "nr": (40, 2),
+    "raw_nr": (44, 4), "parent_tid": (28, 4), "comm": (32, 8),
 }
 MUTATIONS = 300
 SUBPROCESS_SAMPLE = 12  # of them also run as real processes (3 commands each)
@@ -178,7 +179,7 @@ def len_and_count(data: bytes, blocks: list[Block], rng: random.Random) -> bytes
     """len and count consistent with each other but not with the file."""
     buf = bytearray(data)
     blk = rng.choice(blocks)
-    count = rng.choice((1 << 27, (1 << 32) // EVENT_SIZE + 1, 2730, 2731, 0xFFFFFFFF, 1 << 31))
+    count = rng.choice((1 << 28, (1 << 32) // EVENT_SIZE + 1, 5461, 5462, 0xFFFFFFFF, 1 << 31))
     put(buf, blk.offset + 12, 4, count)
     put(buf, blk.offset + 8, 4, count * EVENT_SIZE)
     fix_block_crc(buf, blk.offset)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import struct
 import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -86,3 +87,61 @@ def test_trace_from_another_arch_decodes_with_its_own_table(flood: Path,
     # x86-64 getppid is number 110, which is timer_settime on arm64
     assert rep["syscalls"][arm[110]]["count"] == 10
     assert "getppid" not in rep["syscalls"]
+
+
+SEEK_TO = 123456789  # an lseek offset no other call passes
+SEEK = ("import os, sys; fd = os.open(sys.executable, os.O_RDONLY); "
+        f"[os.lseek(fd, {SEEK_TO} + i, os.SEEK_SET) for i in range(5)]")
+
+
+def lseek_records(path: Path) -> tuple[int, int, list[tuple[int, int, int]]]:
+    """The trace's record size, its lseek records, and (fd, offset, whence) of
+    each that returned an offset from SEEK_TO on."""
+    from capture_lib.trace import TraceFile
+
+    out, n = [], 0
+    with TraceFile(str(path)) as t:
+        size = HEADER.unpack_from(path.read_bytes())[3]
+        for blk in t.blocks():
+            if blk.type != 1:
+                continue
+            for i in range(blk.count):
+                ev = blk.events[i]
+                if ev.kind == 1 and t.name(ev.nr) == "lseek":
+                    n += 1
+                    if ev.ret >= SEEK_TO:
+                        out.append((ev.args[0], ev.args[1], ev.args[2]))
+    return size, n, out
+
+
+@pytest.mark.parametrize("with_args", [False, True], ids=["compact", "args"])
+def test_arguments_only_when_asked(trace_path: Path, with_args: bool) -> None:
+    extra = ["--args"] if with_args else []
+    syscap("record", "-o", str(trace_path), "-e", "lseek", *extra, "--",
+           sys.executable, "-c", SEEK)  # fmt: skip
+    size, n, calls = lseek_records(trace_path)
+    assert len(calls) == 5
+    if with_args:
+        assert size == 96
+        assert sorted(off for _, off, _ in calls) == [SEEK_TO + i for i in range(5)]
+        assert {(fd > 2, whence) for fd, _, whence in calls} == {(True, 0)}
+    else:
+        assert size == 48
+        assert calls == [(0, 0, 0)] * 5
+    rep = report_json(trace_path)
+    assert rep["syscalls"]["lseek"]["count"] == n and rep["complete"]
+
+
+CORPUS = Path(__file__).parent / "c" / "corpus" / "trace"
+
+
+def test_version_1_traces_still_read() -> None:
+    """true.trace was written with 96-byte struct syscap_event records (record
+    version 1) by an earlier syscap: `true` run under `syscap record`."""
+    data = (CORPUS / "true.trace").read_bytes()
+    assert HEADER.unpack_from(data)[2:4] == (1, 96)
+    rep = report_json(CORPUS / "true.trace")
+    assert rep["complete"] and rep["warnings"] == []
+    assert rep["syscalls"]["execve"]["count"] == 1
+    assert rep["syscalls"]["exit_group"]["count"] == 1
+    assert rep["events"] > 20

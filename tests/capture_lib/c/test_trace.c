@@ -107,7 +107,7 @@ static void test_corrupt_block_is_skipped(void)
 	/* flip a byte in the second event block's payload */
 	t = syscap_trace_open(path, err, sizeof(err));
 	second = (off_t)syscap_trace_header(t)->header_size +
-		 (off_t)(sizeof(struct syscap_block_header) + 100 * SYSCAP_EVENT_SIZE);
+		 (off_t)(sizeof(struct syscap_block_header) + 100 * SYSCAP_REC_SIZE);
 	syscap_trace_close(t);
 	fd = open(path, O_RDWR);
 	CHECK(pwrite(fd, "\xff", 1, second + 200) == 1);
@@ -175,11 +175,11 @@ static size_t make_header(uint64_t *buf, const char *names, uint32_t names_len,
 
 static void test_event_count_overflowing_32_bits(void)
 {
-	/* count * 96 wraps to 0 in 32 bits: a block claiming 2^27 records in 0 bytes */
+	/* count * 48 wraps to 0 in 32 bits: a block claiming 2^28 records in 0 bytes */
 	uint64_t buf[64] = { 0 };
 	size_t n = make_header(buf, "read\0write\0\0\0\0\0", 16, 2);
 	struct syscap_block_header bh = {
-		.magic = SYSCAP_BLOCK_MAGIC, .type = SYSCAP_BLOCK_EVENTS, .count = 1u << 27,
+		.magic = SYSCAP_BLOCK_MAGIC, .type = SYSCAP_BLOCK_EVENTS, .count = 1u << 28,
 	};
 	struct syscap_trace_block b;
 	struct syscap_trace *t;
@@ -215,6 +215,139 @@ static void test_names_table_must_end_in_nul(void)
 	CHECK(strstr(err, "header is damaged") != NULL);
 }
 
+/* One record of each kind, every field set to something of its own. */
+static void sample_events(struct syscap_event ev[4])
+{
+	memset(ev, 0, 4 * sizeof(*ev));
+	ev[0].kind = SYSCAP_EV_SYSCALL;
+	ev[0].ts_ns = 0x1122334455667788ULL;
+	ev[0].dur_ns = 0x0102030405060708ULL;
+	ev[0].ret = -4095;
+	ev[0].tgid = 4000000;
+	ev[0].tid = 4000001;
+	ev[0].seq = 0xfffffffe;
+	ev[0].nr = SYSCAP_NR_COMPAT;
+	ev[0].raw_nr = 0x12345678;
+	ev[0].flags = SYSCAP_F_COMPAT | SYSCAP_F_NOENTRY;
+	ev[0].cpu = 255;
+	for (int i = 0; i < 6; i++)
+		ev[0].args[i] = 0xa0a0a0a0a0a0a0a0ULL + (uint64_t)i;
+	ev[1].kind = SYSCAP_EV_FORK;
+	ev[1].ts_ns = 7;
+	ev[1].tgid = 9;
+	ev[1].tid = 9;
+	ev[1].cpu = 1;
+	ev[1].proc.parent_tgid = 8;
+	ev[1].proc.parent_tid = 10;
+	memcpy(ev[1].proc.comm, "fifteen-chars!!", 16);
+	ev[2] = ev[1];
+	ev[2].kind = SYSCAP_EV_EXEC;
+	ev[3] = ev[1];
+	ev[3].kind = SYSCAP_EV_EXIT;
+	ev[3].ret = -9;		/* killed: an int exit code */
+	ev[3].flags = SYSCAP_F_GROUP_DEAD;
+}
+
+/* Compact records (version 2), with and without arguments: every field read
+ * back as written, arguments only when the trace has them, half the bytes. */
+static void test_compact_records(void)
+{
+	for (int args = 0; args < 2; args++) {
+		struct syscap_event ev[4], want;
+		struct syscap_trace_header h;
+		struct syscap_trace_block b;
+		struct trace_writer *w;
+		struct syscap_trace *t;
+		char err[256];
+		struct stat st;
+		uint32_t n = 0;
+
+		sample_events(ev);
+		syscap_trace_header_init(&h, "kmod", 1);
+		h.nsyscalls = 4;
+		if (args)
+			h.record_size = SYSCAP_REC_ARGS_SIZE;
+		w = trace_writer_open(path, SYSCAP_CREATE_FORCE, &h, names, sizeof(names) - 1, err,
+				      sizeof(err));
+		CHECK(w != NULL);
+		if (!w)
+			return;
+		for (int i = 0; i < 4; i++)
+			CHECK_EQ(trace_writer_add(w, &ev[i]), 0);
+		CHECK_EQ(trace_writer_flush(w), 0);
+		trace_writer_close(w);
+		CHECK(stat(path, &st) == 0);
+		t = syscap_trace_open(path, err, sizeof(err));
+		CHECK(t != NULL);
+		if (!t)
+			return;
+		CHECK_EQ(syscap_trace_header(t)->record_version, SYSCAP_REC_VERSION);
+		CHECK_EQ((uint64_t)st.st_size, syscap_trace_header(t)->header_size +
+			 sizeof(struct syscap_block_header) +
+			 4 * (args ? SYSCAP_REC_ARGS_SIZE : SYSCAP_REC_SIZE));
+		while (syscap_trace_next(t, &b)) {
+			CHECK_EQ(b.type, SYSCAP_BLOCK_EVENTS);
+			for (uint32_t i = 0; i < b.count && n < 4; i++, n++) {
+				want = ev[n];
+				if (!args && want.kind == SYSCAP_EV_SYSCALL)
+					memset(want.args, 0, sizeof(want.args));
+				CHECK(!memcmp(&b.events[i], &want, sizeof(want)));
+			}
+		}
+		CHECK_EQ(n, 4);
+		syscap_trace_close(t);
+	}
+}
+
+/* A trace of version-1 records (struct syscap_event as is), as syscap wrote
+ * them before version 2, still reads, in place. */
+static void test_version1_records(void)
+{
+	static uint64_t buf[(sizeof(struct syscap_trace_header) + 8 +
+			     sizeof(struct syscap_block_header) + 4 * SYSCAP_EVENT_SIZE) / 8];
+	struct syscap_block_header bh = {
+		.magic = SYSCAP_BLOCK_MAGIC, .type = SYSCAP_BLOCK_EVENTS, .count = 4,
+		.len = 4 * SYSCAP_EVENT_SIZE,
+	};
+	struct syscap_trace_header h;
+	struct syscap_trace_block b;
+	struct syscap_event ev[4];
+	struct syscap_trace *t;
+	uint8_t *p = (uint8_t *)buf;
+	char err[256];
+
+	sample_events(ev);
+	syscap_trace_header_init(&h, "bpf", 1);
+	h.record_version = SYSCAP_RECORD_VERSION;
+	h.record_size = SYSCAP_EVENT_SIZE;
+	h.nsyscalls = 1;
+	h.names_len = 8;
+	h.header_size = sizeof(h) + 8;
+	h.crc = 0;
+	h.crc = syscap_crc32(syscap_crc32(0, &h, sizeof(h)), "read\0\0\0\0", 8);
+	memcpy(p, &h, sizeof(h));
+	memcpy(p + sizeof(h), "read\0\0\0\0", 8);
+	memcpy(p + h.header_size + sizeof(bh), ev, sizeof(ev));
+	bh.crc = syscap_crc32(syscap_crc32(0, &bh, sizeof(bh)), ev, sizeof(ev));
+	memcpy(p + h.header_size, &bh, sizeof(bh));
+	t = syscap_trace_open_mem(buf, sizeof(buf), "v1", err, sizeof(err));
+	CHECK(t != NULL);
+	if (!t)
+		return;
+	CHECK_EQ(syscap_trace_next(t, &b), 1);
+	CHECK_EQ(b.count, 4);
+	CHECK(!memcmp(b.events, ev, sizeof(ev)));
+	CHECK(b.events == (const void *)(p + h.header_size + sizeof(bh)));	/* in place */
+	syscap_trace_close(t);
+	/* a record size that matches neither version is refused in one line */
+	h.record_size = SYSCAP_REC_SIZE;
+	h.crc = 0;
+	h.crc = syscap_crc32(syscap_crc32(0, &h, sizeof(h)), "read\0\0\0\0", 8);
+	memcpy(p, &h, sizeof(h));
+	CHECK(syscap_trace_open_mem(buf, sizeof(buf), "v1", err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "48-byte records of version 1") != NULL);
+}
+
 static void test_not_a_regular_file(void)
 {
 	char err[256] = "";
@@ -236,6 +369,8 @@ int main(void)
 	test_event_count_overflowing_32_bits();
 	test_names_table_must_end_in_nul();
 	test_not_a_regular_file();
+	test_compact_records();
+	test_version1_records();
 	unlink(path);
 	return check_report("test_trace");
 }

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * The compact trace record (struct syscap_rec, record version 2): written
+ * from the rings' struct syscap_event and decoded back into one, so every
+ * reader above the trace sees one record type whatever the file holds.
+ */
+#include <stddef.h>
+#include <string.h>
+#include "internal.h"
+
+_Static_assert(sizeof(struct syscap_rec) == SYSCAP_REC_SIZE, "syscap_rec size");
+_Static_assert(offsetof(struct syscap_rec, sys.ret) == 24, "syscap_rec layout");
+_Static_assert(offsetof(struct syscap_rec, proc.comm) == 32, "syscap_rec layout");
+_Static_assert(sizeof(((struct syscap_event *)0)->args) == SYSCAP_REC_ARGS_SIZE - SYSCAP_REC_SIZE,
+	       "syscap_rec arguments");
+
+void syscap_rec_encode(const struct syscap_event *ev, void *out, int args)
+{
+	struct syscap_rec r;
+
+	memset(&r, 0, sizeof(r));
+	r.ts_ns = ev->ts_ns;
+	r.tgid = ev->tgid;
+	r.tid = ev->tid;
+	r.kind = ev->kind;
+	r.flags = ev->flags;
+	r.cpu = ev->cpu;
+	if (ev->kind == SYSCAP_EV_SYSCALL) {
+		r.seq = ev->seq;
+		r.sys.ret = ev->ret;
+		r.sys.dur_ns = ev->dur_ns;
+		r.sys.nr = ev->nr;
+		r.sys.raw_nr = ev->raw_nr;
+	} else {
+		r.code = (int32_t)ev->ret;
+		r.proc.parent_tgid = ev->proc.parent_tgid;
+		r.proc.parent_tid = ev->proc.parent_tid;
+		memcpy(r.proc.comm, ev->proc.comm, SYSCAP_COMM_LEN);
+	}
+	memcpy(out, &r, sizeof(r));
+	if (args) {
+		if (ev->kind == SYSCAP_EV_SYSCALL)
+			memcpy((uint8_t *)out + SYSCAP_REC_SIZE, ev->args, sizeof(ev->args));
+		else
+			memset((uint8_t *)out + SYSCAP_REC_SIZE, 0, sizeof(ev->args));
+	}
+}
+
+void syscap_rec_decode(const void *in, int args, struct syscap_event *ev)
+{
+	struct syscap_rec r;
+
+	memcpy(&r, in, sizeof(r));
+	memset(ev, 0, sizeof(*ev));
+	ev->ts_ns = r.ts_ns;
+	ev->tgid = r.tgid;
+	ev->tid = r.tid;
+	ev->kind = r.kind;
+	ev->flags = r.flags;
+	ev->cpu = r.cpu;
+	if (r.kind == SYSCAP_EV_SYSCALL) {
+		ev->seq = r.seq;
+		ev->ret = r.sys.ret;
+		ev->dur_ns = r.sys.dur_ns;
+		ev->nr = r.sys.nr;
+		ev->raw_nr = r.sys.raw_nr;
+		if (args)
+			memcpy(ev->args, (const uint8_t *)in + SYSCAP_REC_SIZE, sizeof(ev->args));
+	} else {
+		ev->ret = r.code;
+		ev->proc.parent_tgid = r.proc.parent_tgid;
+		ev->proc.parent_tid = r.proc.parent_tid;
+		memcpy(ev->proc.comm, r.proc.comm, SYSCAP_COMM_LEN);
+	}
+}
