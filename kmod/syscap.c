@@ -115,7 +115,7 @@ static long syscap_compat_ioctl(struct file *file, unsigned int cmd, unsigned lo
 #define syscap_compat_ioctl	NULL
 #endif
 
-#define SYSCAP_REC_SIZE		(8 + SYSCAP_EVENT_SIZE)	/* header + record */
+#define RING_REC_SIZE		(8 + SYSCAP_EVENT_SIZE)	/* header + record */
 #define SYSCAP_PID_SLOTS	16384	/* process set entries, a power of 2 */
 #define SYSCAP_PROBE_MAX	64	/* hash probes before giving up */
 #define SYSCAP_TASK_GONE	((struct task_struct *)1UL)	/* released slot */
@@ -376,7 +376,7 @@ static struct syscap_event *ring_reserve(struct syscap_kring *r, u64 *used)
 	 * position ahead of ours or too far behind only makes the ring look
 	 * full. Offsets come from our own position alone. */
 	*used = r->prod - cons;
-	if (*used > r->mask + 1 - SYSCAP_REC_SIZE)
+	if (*used > r->mask + 1 - RING_REC_SIZE)
 		return NULL;
 	return (struct syscap_event *)(r->data + (r->prod & r->mask) + 8);
 }
@@ -387,10 +387,10 @@ static void ring_commit(struct syscap_kring *r, struct syscap_event *ev, u64 use
 
 	hdr[0] = SYSCAP_EVENT_SIZE;
 	hdr[1] = 0;
-	r->prod += SYSCAP_REC_SIZE;
+	r->prod += RING_REC_SIZE;
 	smp_store_release(r->producer_pos, r->prod);
 	/* Wake only on crossing the watermark: a reader above it is awake. */
-	if (used < r->watermark && used + SYSCAP_REC_SIZE >= r->watermark)
+	if (used < r->watermark && used + RING_REC_SIZE >= r->watermark)
 		irq_work_queue(&r->wakeup);
 }
 
