@@ -164,10 +164,20 @@ class Session:
         blob, n = names_blob()
         err = native.errbuf()
         flags = self._lib.SYSCAP_CREATE_FORCE if force else 0
-        self._lib.syscap_session_record_args(self._s, int(with_args))
+        if with_args:
+            self.set_args(True)
         if self._lib.syscap_session_record(self._s, path.encode(), flags, blob, len(blob), n,
                                            err, native.ERRLEN):
             raise CaptureError(native.errstr(err))
+
+    def set_args(self, on: bool) -> None:
+        """Capture each syscall's six argument registers with its record (and
+        write them into the trace); off by default. Only before recording
+        and while stopped."""
+        ret = self._lib.syscap_session_set_args(self._s, int(on))
+        if ret < 0:
+            raise CaptureError(f"cannot switch the capture of arguments now: "
+                               f"{os.strerror(-ret)}")
 
     @property
     def mode(self) -> str:

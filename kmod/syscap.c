@@ -115,7 +115,6 @@ static long syscap_compat_ioctl(struct file *file, unsigned int cmd, unsigned lo
 #define syscap_compat_ioctl	NULL
 #endif
 
-#define RING_REC_SIZE		(8 + SYSCAP_EVENT_SIZE)	/* header + record */
 #define SYSCAP_PID_SLOTS	16384	/* process set entries, a power of 2 */
 #define SYSCAP_PROBE_MAX	64	/* hash probes before giving up */
 #define SYSCAP_TASK_GONE	((struct task_struct *)1UL)	/* released slot */
@@ -206,6 +205,7 @@ struct syscap_ksession {
 	unsigned int task_bits;
 	bool count_mode;		/* SET_MODE: counters instead of records */
 	bool sampled;			/* ... and the durations of a sample */
+	bool with_args;			/* SET_ARGS: records carry arguments */
 	u32 sample_mask;		/* period - 1; read by the probes */
 	atomic_t *sample_gate;		/* [SYSCAP_SAMPLE_GATE] while running */
 	struct syscap_count_slot **counts;	/* [nr_cpu_ids] in count mode */
@@ -368,7 +368,12 @@ static struct syscap_task *traced_slot(struct syscap_ksession *s, const struct s
 
 /* ------------------------------------------------------------ rings */
 
-static struct syscap_event *ring_reserve(struct syscap_kring *r, u64 *used)
+/*
+ * Room for a record of len bytes (SYSCAP_REC_SIZE, or SYSCAP_RING_ARGS_LEN
+ * with arguments) behind its 8-byte header, or NULL when the ring is full.
+ * The data is mapped twice in a row, so a record may run past the end.
+ */
+static struct syscap_rec *ring_reserve(struct syscap_kring *r, u32 len, u64 *used)
 {
 	u64 cons = smp_load_acquire(r->consumer_pos);
 
@@ -376,21 +381,29 @@ static struct syscap_event *ring_reserve(struct syscap_kring *r, u64 *used)
 	 * position ahead of ours or too far behind only makes the ring look
 	 * full. Offsets come from our own position alone. */
 	*used = r->prod - cons;
-	if (*used > r->mask + 1 - RING_REC_SIZE)
+	if (*used > r->mask + 1 - (8 + len))
 		return NULL;
-	return (struct syscap_event *)(r->data + (r->prod & r->mask) + 8);
+	return (struct syscap_rec *)(r->data + (r->prod & r->mask) + 8);
 }
 
-static void ring_commit(struct syscap_kring *r, struct syscap_event *ev, u64 used)
+/* The arguments' place in a record reserved with SYSCAP_RING_ARGS_LEN. */
+static u64 *ring_args(struct syscap_rec *rec)
 {
-	u32 *hdr = (u32 *)ev - 2;
+	*(u64 *)(rec + 1) = 0;		/* the 8 bytes before them */
+	return (u64 *)((u8 *)rec + SYSCAP_RING_ARGS_OFF);
+}
 
-	hdr[0] = SYSCAP_EVENT_SIZE;
+static void ring_commit(struct syscap_kring *r, struct syscap_rec *rec, u32 len, u64 used)
+{
+	u32 *hdr = (u32 *)rec - 2;
+	u32 bytes = 8 + ALIGN(len, 8);
+
+	hdr[0] = len;
 	hdr[1] = 0;
-	r->prod += RING_REC_SIZE;
+	r->prod += bytes;
 	smp_store_release(r->producer_pos, r->prod);
 	/* Wake only on crossing the watermark: a reader above it is awake. */
-	if (used < r->watermark && used + RING_REC_SIZE >= r->watermark)
+	if (used < r->watermark && used + bytes >= r->watermark)
 		irq_work_queue(&r->wakeup);
 }
 
@@ -513,8 +526,9 @@ static void emit_syscall(struct syscap_ksession *s, struct syscap_task *t, u64 n
 	struct syscap_pcpu *pc = this_cpu_ptr(s->pcpu);
 	int cpu = smp_processor_id();
 	struct syscap_kring *r = s->rings[cpu];
+	u32 len = s->with_args ? SYSCAP_RING_ARGS_LEN : SYSCAP_REC_SIZE;
 	u64 dur = now - t->st.ts, used;
-	struct syscap_event *ev;
+	struct syscap_rec *ev;
 	u32 nr = t->st.nr, seq;
 
 	seq = pc->st.events++;
@@ -523,7 +537,7 @@ static void emit_syscall(struct syscap_ksession *s, struct syscap_task *t, u64 n
 	if (syscap_is_error(ret))
 		pc->st.errors[nr]++;
 
-	ev = ring_reserve(r, &used);
+	ev = ring_reserve(r, len, &used);
 	if (!ev) {
 		pc->st.drops++;
 		return;
@@ -532,11 +546,13 @@ static void emit_syscall(struct syscap_ksession *s, struct syscap_task *t, u64 n
 		flags |= SYSCAP_F_COMPAT;
 	syscap_fill_syscall(ev, t->st.ts, dur, ret, current->tgid, current->pid, seq, nr,
 			    regs ? syscall_get_nr(current, regs) : 0, flags, cpu);
-	if (regs)
-		read_args(regs, ev->args);
-	else
-		memset(ev->args, 0, sizeof(ev->args));
-	ring_commit(r, ev, used);
+	if (s->with_args) {
+		if (regs)
+			read_args(regs, ring_args(ev));
+		else
+			memset(ring_args(ev), 0, 6 * sizeof(u64));
+	}
+	ring_commit(r, ev, len, used);
 }
 
 static void emit_proc(struct syscap_ksession *s, struct task_struct *task, u8 kind,
@@ -545,11 +561,11 @@ static void emit_proc(struct syscap_ksession *s, struct task_struct *task, u8 ki
 	struct syscap_pcpu *pc = this_cpu_ptr(s->pcpu);
 	int cpu = smp_processor_id();
 	struct syscap_kring *r = s->rings[cpu];
-	struct syscap_event *ev;
+	struct syscap_rec *ev;
 	u64 used;
 
 	pc->st.proc_events++;
-	ev = ring_reserve(r, &used);
+	ev = ring_reserve(r, SYSCAP_REC_SIZE, &used);
 	if (!ev) {
 		pc->st.proc_drops++;
 		return;
@@ -557,7 +573,7 @@ static void emit_proc(struct syscap_ksession *s, struct task_struct *task, u8 ki
 	syscap_fill_proc(ev, kind, ktime_get_mono_fast_ns(), ret, task->tgid, task->pid, ptgid,
 			 ptid, flags, cpu);
 	memcpy(ev->proc.comm, task->comm, sizeof(ev->proc.comm));
-	ring_commit(r, ev, used);
+	ring_commit(r, ev, SYSCAP_REC_SIZE, used);
 }
 
 static void probe_sys_enter(void *data, struct pt_regs *regs, long id)
@@ -675,11 +691,12 @@ static void emit_sample(struct syscap_ksession *s, u64 ts, long ret, struct pt_r
 {
 	int cpu = smp_processor_id();
 	struct syscap_kring *r = s->rings[cpu];
+	u32 len = s->with_args ? SYSCAP_RING_ARGS_LEN : SYSCAP_REC_SIZE;
 	u8 flags = SYSCAP_F_SAMPLED;
-	struct syscap_event *ev;
+	struct syscap_rec *ev;
 	u64 used;
 
-	ev = ring_reserve(r, &used);
+	ev = ring_reserve(r, len, &used);
 	if (!ev) {
 		this_cpu_inc(s->pcpu->st.drops);	/* a duration lost; counts stay */
 		return;
@@ -688,8 +705,9 @@ static void emit_sample(struct syscap_ksession *s, u64 ts, long ret, struct pt_r
 		flags |= SYSCAP_F_COMPAT;
 	syscap_fill_syscall(ev, ts, ktime_get_mono_fast_ns() - ts, ret, current->tgid,
 			    current->pid, 0, slot, syscall_get_nr(current, regs), flags, cpu);
-	read_args(regs, ev->args);
-	ring_commit(r, ev, used);
+	if (s->with_args)
+		read_args(regs, ring_args(ev));
+	ring_commit(r, ev, len, used);
 }
 
 /*
@@ -1026,8 +1044,8 @@ static long ioc_get_info(struct syscap_ksession *s, void __user *arg)
 
 	memset(&info, 0, sizeof(info));
 	info.abi = SYSCAP_KMOD_ABI;
-	info.record_version = SYSCAP_RECORD_VERSION;
-	info.record_size = SYSCAP_EVENT_SIZE;
+	info.record_version = SYSCAP_REC_VERSION;
+	info.record_size = SYSCAP_REC_SIZE;
 	info.page_size = PAGE_SIZE;
 	info.nr_cpu_ids = nr_cpu_ids;
 	info.running = s->running;
@@ -1165,6 +1183,21 @@ static long ioc_set_mode(struct syscap_ksession *s, void __user *arg)
 	s->sampled = mode == SYSCAP_KMOD_MODE_SAMPLED;
 	if (!s->count_mode)
 		counts_free(s);
+	return 0;
+}
+
+/* Syscall records with their arguments (1) or without (0); while stopped. */
+static long ioc_set_args(struct syscap_ksession *s, void __user *arg)
+{
+	u32 on;
+
+	if (get_user(on, (u32 __user *)arg))
+		return -EFAULT;
+	if (on > 1)
+		return -EINVAL;
+	if (s->running)
+		return -EBUSY;
+	s->with_args = on;
 	return 0;
 }
 
@@ -1338,6 +1371,9 @@ static long syscap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		break;
 	case SYSCAP_IOC_SAMPLE_WINDOW:
 		ret = ioc_sample_window(s, uarg);
+		break;
+	case SYSCAP_IOC_SET_ARGS:
+		ret = ioc_set_args(s, uarg);
 		break;
 	default:
 		ret = -ENOTTY;

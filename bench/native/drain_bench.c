@@ -3,8 +3,9 @@
  *
  * A producer (this thread, between timed sections) fills a double-mapped
  * ring of 8 MiB with records spread over 1000 processes x 20 syscalls; the
- * timed part is syscap_ring_drain() feeding syscap_agg_add(), exactly the
- * consumer's live path. Prints events per second.
+ * timed part is syscap_ring_drain() feeding syscap_agg_add() through the
+ * record's decoding, exactly the consumer's live path when it aggregates.
+ * Prints events per second.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -13,11 +14,10 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
-#include "syscap.h"
-#include "syscap_backend.h"
+#include "../../capture_lib/src/internal.h"
 
 #define RING (8u << 20)
-#define REC (SYSCAP_RB_HDR_SZ + SYSCAP_EVENT_SIZE)
+#define REC (SYSCAP_RB_HDR_SZ + SYSCAP_REC_SIZE)
 
 static double now(void)
 {
@@ -27,9 +27,12 @@ static double now(void)
 	return t.tv_sec + t.tv_nsec / 1e9;
 }
 
-static void on_event(void *ctx, const struct syscap_event *ev)
+static void on_event(void *ctx, const struct syscap_rec *rec, const uint64_t *args)
 {
-	syscap_agg_add(ctx, ev, 1);
+	struct syscap_event ev;
+
+	syscap_rec_decode(rec, args, &ev);
+	syscap_agg_add(ctx, &ev, 1);
 }
 
 int main(int argc, char **argv)
@@ -53,18 +56,18 @@ int main(int argc, char **argv)
 
 		while (prod - cons + REC <= RING) {	/* fill */
 			uint8_t *p = base + (prod & (RING - 1));
-			struct syscap_event *e = (struct syscap_event *)(p + SYSCAP_RB_HDR_SZ);
+			struct syscap_rec *e = (struct syscap_rec *)(p + SYSCAP_RB_HDR_SZ);
 
 			rng ^= rng << 13;
 			rng ^= rng >> 7;
 			rng ^= rng << 17;
-			*(uint32_t *)p = SYSCAP_EVENT_SIZE;
+			*(uint32_t *)p = SYSCAP_REC_SIZE;
 			memset(e, 0, sizeof(*e));
 			e->kind = SYSCAP_EV_SYSCALL;
 			e->tgid = e->tid = 1000 + (uint32_t)(rng % 1000);
-			e->nr = (uint16_t)((rng >> 20) % 20);
-			e->dur_ns = (rng >> 32) & 0xffff;
-			e->ret = (rng & 0xf) ? 0 : -2;
+			e->sys.nr = (uint16_t)((rng >> 20) % 20);
+			e->sys.dur_ns = (rng >> 32) & 0xffff;
+			e->sys.ret = (rng & 0xf) ? 0 : -2;
 			prod += REC;
 		}
 		t0 = now();

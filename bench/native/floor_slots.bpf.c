@@ -5,14 +5,14 @@
  * syscap's probe does it. The running task's entry lives in a per-CPU slot
  * that sched_switch writes back into task storage when the task leaves the
  * CPU mid-syscall; the record goes into this CPU's ring of 128-byte slots in
- * a mmapable array (capture_lib/include/syscap_slots.h), published by a store
+ * a mmapable array (syscap_slots.h's design before record version 2), published by a store
  * of the producer position. No filters, counters or wake-ups. floor_loader
  * sizes the rings and empties them every 10 ms without reading them.
  *
  * Built a second time with -DFLOOR_COMPACT (floor_compact.bpf.o): the same
- * with the smallest record top and report need (times, return value, ids,
- * number: 40 bytes, no arguments) in 64-byte slots, to measure what the
- * record's size costs.
+ * with the record syscap writes since record version 2 (struct syscap_rec:
+ * 48 bytes, no arguments) in 64-byte slots, to measure what the record's
+ * size costs.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -25,15 +25,15 @@ char LICENSE[] SEC("license") = "GPL";
 #define SLOTS_SHIFT	15	/* 4 MiB per CPU (2 MiB compact) */
 
 #ifdef FLOOR_COMPACT
-#define SLOT_SHIFT	6
+#define SLOT_SHIFT	SYSCAP_SLOT_SHIFT
+#define slot		syscap_slot
+#else
+#define SLOT_SHIFT	7
 struct slot {
 	__u32 len;
 	__u32 pg_off;
-	__u64 r[7];
+	__u64 r[15];
 };
-#else
-#define SLOT_SHIFT	SYSCAP_SLOT_SHIFT
-#define slot		syscap_slot
 #endif
 #define SLOT_SIZE	(1U << SLOT_SHIFT)
 
@@ -150,14 +150,15 @@ int BPF_PROG(slots_exit, struct pt_regs *regs, long ret)
 	slot->len = SLOT_SIZE - 8;
 	slot->pg_off = 0;
 #ifdef FLOOR_COMPACT
-	r = slot->r;
+	r = (__u64 *)&slot->rec;
 	r[0] = e->ts;
-	r[1] = now - e->ts;
-	r[2] = ret;
-	r[3] = (__u64)t->tgid << 32 | t->pid;
-	r[4] = e->nr | (__u64)cpu << 32;
+	r[1] = (__u64)t->pid << 32 | t->tgid;
+	r[2] = (__u64)cpu << 16 | SYSCAP_EV_SYSCALL;
+	r[3] = ret;
+	r[4] = now - e->ts;
+	r[5] = e->nr;
 #else
-	r = (__u64 *)&slot->ev;
+	r = slot->r;
 	floor_fill(r, e, now, ret, regs, t);
 #endif
 #if defined(__TARGET_ARCH_x86)

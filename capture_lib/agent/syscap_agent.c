@@ -352,7 +352,11 @@ static int run_record(const struct options *o)
 		die_line("setting the filter in the kernel failed: check dmesg");
 		goto out;
 	}
-	syscap_session_record_args(s, o->args);
+	if (syscap_session_set_args(s, o->args)) {
+		die_line("--args: the %s backend cannot capture arguments here",
+			 syscap_session_backend(s));
+		goto out;
+	}
 	if (to_stdout) {
 		/* the session owns the duplicate; stdout itself stays open for
 		 * the poll below */

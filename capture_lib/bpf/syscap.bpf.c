@@ -46,6 +46,8 @@ const volatile __u32 slots_shift = 10;
  * is attached instead of sys_exit. */
 __u32 counted;
 __u32 whoami_tgid;	/* written by whoami */
+/* Syscall records carry their arguments (a second slot); set while detached. */
+__u32 with_args;
 
 /*
  * Sampled mode: count mode plus sys_enter_sample, which takes one syscall
@@ -351,53 +353,80 @@ static __always_inline struct syscap_cpu_stats *cpu_stats(void)
 }
 
 /*
- * The next free slot of this CPU's ring, or 0 when the ring is full. The
- * consumer's position is read from its cache line only when the ring looks
- * full by the last copy: most records touch only this CPU's producer line.
+ * The next free slots of this CPU's ring: one, or two when args is given (it
+ * then points at the second). 0 when the ring is full. The consumer's
+ * position is read from its cache line only when the ring looks full by the
+ * last copy: most records touch only this CPU's producer line. Two slots
+ * never straddle the ring's end: a discarded slot fills the last one first.
+ * *bytes: what the record takes in the ring, for slot_commit.
  */
-static __always_inline struct syscap_event *slot_reserve(__u32 cpu, struct syscap_ring_pos **posp)
+static __always_inline struct syscap_rec *slot_reserve(__u32 cpu, struct syscap_ring_pos **posp,
+						       __u64 **args, __u32 *bytes)
 {
+	__u32 nslots = 1U << slots_shift, first = cpu << slots_shift;
 	__u64 size = (__u64)SYSCAP_SLOT_SIZE << slots_shift;
+	struct syscap_args_slot *a;
 	struct syscap_ring_pos *pos;
 	struct syscap_slot *slot;
-	__u64 prod;
-	__u32 idx;
+	__u32 i, idx, pad;
+	__u64 prod, need;
 
 	pos = bpf_map_lookup_elem(&ring_pos, &cpu);
 	if (!pos)
 		return 0;
 	prod = pos->producer;
-	if (prod - pos->consumer_seen >= size) {
+	i = (__u32)(prod >> SYSCAP_SLOT_SHIFT) & (nslots - 1);
+	pad = args && i == nslots - 1;
+	need = (__u64)((args ? 2 : 1) + pad) << SYSCAP_SLOT_SHIFT;
+	if (prod + need - pos->consumer_seen > size) {
 		pos->consumer_seen = *(volatile __u64 *)&pos->consumer;
-		if (prod - pos->consumer_seen >= size)
+		if (prod + need - pos->consumer_seen > size)
 			return 0;
 	}
-	idx = (cpu << slots_shift) | ((__u32)(prod >> SYSCAP_SLOT_SHIFT) & ((1U << slots_shift) - 1));
+	if (pad) {
+		idx = first | i;
+		slot = bpf_map_lookup_elem(&ring_slots, &idx);
+		if (!slot)
+			return 0;
+		slot->len = SYSCAP_SLOT_LEN | SYSCAP_SLOT_DISCARD;
+		slot->pg_off = 0;
+		i = 0;
+	}
+	idx = first | i;
 	slot = bpf_map_lookup_elem(&ring_slots, &idx);
 	if (!slot)
 		return 0;
-	slot->len = SYSCAP_SLOT_LEN;
+	if (args) {
+		idx = first | ((i + 1) & (nslots - 1));
+		a = bpf_map_lookup_elem(&ring_slots, &idx);
+		if (!a)
+			return 0;
+		*args = a->args;
+	}
+	slot->len = args ? SYSCAP_SLOT_ARGS_LEN : SYSCAP_SLOT_LEN;
 	slot->pg_off = 0;
 	*posp = pos;
-	return &slot->ev;
+	*bytes = need;
+	return &slot->rec;
 }
 
 /*
- * Publish the reserved slot: every store into it before the new producer
+ * Publish the reserved slots: every store into them before the new producer
  * position (x86 keeps stores in order, so a compiler barrier is enough;
  * elsewhere an atomic add with fetch is a full barrier). Every 64th record
  * looks at the fill and rings the doorbell past the watermark.
  */
-static __always_inline void slot_commit(struct syscap_ring_pos *pos, __u32 cpu, __u32 seq)
+static __always_inline void slot_commit(struct syscap_ring_pos *pos, __u32 cpu, __u32 seq,
+					__u32 bytes)
 {
 	__u64 prod;
 
 #if defined(__TARGET_ARCH_x86)
-	prod = pos->producer + SYSCAP_SLOT_SIZE;
+	prod = pos->producer + bytes;
 	asm volatile("" ::: "memory");
 	pos->producer = prod;
 #else
-	prod = __sync_fetch_and_add(&pos->producer, SYSCAP_SLOT_SIZE) + SYSCAP_SLOT_SIZE;
+	prod = __sync_fetch_and_add(&pos->producer, bytes) + bytes;
 #endif
 	if ((seq & 63) == 0 && prod - *(volatile __u64 *)&pos->consumer > wakeup_watermark &&
 	    !bpf_ringbuf_query(&doorbell, BPF_RB_AVAIL_DATA))
@@ -413,8 +442,9 @@ static __always_inline void emit_syscall(struct syscap_task_state *st, __u64 now
 	__u32 nr = syscap_slot_index(st->nr);
 	__u64 dur = now - st->ts;
 	struct syscap_ring_pos *pos;
-	struct syscap_event *e;
-	__u32 seq;
+	struct syscap_rec *e;
+	__u64 *args = 0;
+	__u32 seq, bytes;
 
 	if (!s)
 		return;
@@ -424,7 +454,7 @@ static __always_inline void emit_syscall(struct syscap_task_state *st, __u64 now
 	if (syscap_is_error(ret))
 		s->errors[nr]++;
 
-	e = slot_reserve(cpu, &pos);
+	e = slot_reserve(cpu, &pos, with_args ? &args : 0, &bytes);
 	if (!e) {
 		s->drops++;
 		return;
@@ -433,11 +463,13 @@ static __always_inline void emit_syscall(struct syscap_task_state *st, __u64 now
 		flags |= SYSCAP_F_COMPAT;
 	syscap_fill_syscall(e, st->ts, dur, ret, task->tgid, task->pid, seq, nr,
 			    regs ? syscall_nr(regs) : 0, flags, cpu);
-	if (regs)
-		read_args(e->args, regs, nr == SYSCAP_NR_COMPAT);
-	else
-		__builtin_memset(e->args, 0, sizeof(e->args));
-	slot_commit(pos, cpu, seq);
+	if (args) {
+		if (regs)
+			read_args(args, regs, nr == SYSCAP_NR_COMPAT);
+		else
+			__builtin_memset(args, 0, 6 * sizeof(*args));
+	}
+	slot_commit(pos, cpu, seq, bytes);
 }
 
 /*
@@ -474,11 +506,13 @@ static __always_inline void emit_sample(__u64 ts, long ret, struct pt_regs *regs
 	__u32 cpu = bpf_get_smp_processor_id();
 	__u8 flags = SYSCAP_F_SAMPLED;
 	struct syscap_ring_pos *pos;
-	struct syscap_event *e;
+	struct syscap_rec *e;
+	__u64 *args = 0;
+	__u32 bytes;
 
 	if (!s)
 		return;
-	e = slot_reserve(cpu, &pos);
+	e = slot_reserve(cpu, &pos, with_args ? &args : 0, &bytes);
 	if (!e) {
 		s->drops++;	/* a duration lost; the counts stay exact */
 		return;
@@ -487,8 +521,9 @@ static __always_inline void emit_sample(__u64 ts, long ret, struct pt_regs *regs
 		flags |= SYSCAP_F_COMPAT;
 	syscap_fill_syscall(e, ts, bpf_ktime_get_ns() - ts, ret, task->tgid, task->pid, 0, slot,
 			    id, flags, cpu);
-	read_args(e->args, regs, slot == SYSCAP_NR_COMPAT);
-	slot_commit(pos, cpu, 1);
+	if (args)
+		read_args(args, regs, slot == SYSCAP_NR_COMPAT);
+	slot_commit(pos, cpu, 1, bytes);
 }
 
 /*
@@ -661,12 +696,13 @@ static __always_inline void emit_proc(struct task_struct *task, __u8 kind, __u32
 	struct syscap_cpu_stats *s = cpu_stats();
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct syscap_ring_pos *pos;
-	struct syscap_event *e;
+	struct syscap_rec *e;
+	__u32 bytes;
 
 	if (!s)
 		return;
 	s->proc_events++;
-	e = slot_reserve(cpu, &pos);
+	e = slot_reserve(cpu, &pos, 0, &bytes);
 	if (!e) {
 		s->proc_drops++;
 		return;
@@ -674,7 +710,7 @@ static __always_inline void emit_proc(struct task_struct *task, __u8 kind, __u32
 	syscap_fill_proc(e, kind, bpf_ktime_get_ns(), ret, task->tgid, task->pid, ptgid, ptid,
 			 flags, cpu);
 	bpf_probe_read_kernel(e->proc.comm, sizeof(e->proc.comm), task->comm);
-	slot_commit(pos, cpu, 1);
+	slot_commit(pos, cpu, 1, bytes);
 }
 
 SEC("tp_btf/sched_process_fork")

@@ -164,10 +164,11 @@ struct syscap_windows {
 	uint64_t open_ns;		/* how long the closed ones were open */
 };
 void syscap_session_sample_windows(struct syscap_session *s, struct syscap_windows *out);
-/* Write each syscall's arguments into the trace (before syscap_session_record;
- * off by default: records are then SYSCAP_REC_SIZE bytes, with them
- * SYSCAP_REC_ARGS_SIZE). */
-void syscap_session_record_args(struct syscap_session *s, int on);
+/* Capture each syscall's arguments and write them into the trace (before
+ * syscap_session_record; off by default: records are then SYSCAP_REC_SIZE
+ * bytes in the trace, with them SYSCAP_REC_ARGS_SIZE, and they take twice
+ * the ring space). 0, -EBUSY once recording or running. */
+int syscap_session_set_args(struct syscap_session *s, int on);
 /* Record every drained record into a trace file (before start), created as
  * syscap_create_output(path, flags) does. */
 int syscap_session_record(struct syscap_session *s, const char *path, uint32_t flags,

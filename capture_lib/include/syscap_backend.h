@@ -62,6 +62,9 @@ struct syscap_backend_ops {
 	 * that takes the samples. start() opens the first window. NULL: the
 	 * entry probe stays attached while the probes are. */
 	int (*sample_window)(struct syscap_backend *b, int open);
+	/* While stopped: syscall records carry their arguments (and take twice
+	 * the ring space) or not. NULL: they never do. */
+	int (*set_args)(struct syscap_backend *b, int on);
 	/* Hand fn every process x syscall counter, summed over the CPUs. */
 	int (*read_counts)(struct syscap_backend *b, syscap_count_fn fn, void *ctx);
 	/* Remove one counter (its process is gone). */
@@ -80,7 +83,7 @@ struct syscap_backend {
 	int nrings;			/* rings[] used (one per possible CPU) */
 	struct syscap_ring *rings;
 	int wait_fd;			/* readable when a ring wants draining, or -1 */
-	uint32_t record_bytes;		/* ring bytes one record takes */
+	uint32_t record_bytes;		/* ring bytes one syscall record takes */
 	void *priv;
 };
 
@@ -92,14 +95,15 @@ struct syscap_backend {
 int syscap_bpf_open(struct syscap_backend **out, uint64_t ring_size, char *err, size_t errlen);
 int syscap_kmod_open(struct syscap_backend **out, uint64_t ring_size, char *err, size_t errlen);
 
-typedef void (*syscap_event_fn)(void *ctx, const struct syscap_event *ev);
+/* A record in place, and its arguments (NULL when the capture has none). */
+typedef void (*syscap_rec_fn)(void *ctx, const struct syscap_rec *rec, const uint64_t *args);
 
 /*
  * Hand every complete record of the ring to fn, in place (no copy), in
  * order; advance the consumer position once, after the batch. Stops at a
  * record still being written or after max_records. Returns records handed.
  */
-long syscap_ring_drain(struct syscap_ring *r, syscap_event_fn fn, void *ctx, long max_records);
+long syscap_ring_drain(struct syscap_ring *r, syscap_rec_fn fn, void *ctx, long max_records);
 
 /* Bytes written and not yet consumed. */
 uint64_t syscap_ring_used(const struct syscap_ring *r);

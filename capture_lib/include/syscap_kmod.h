@@ -19,9 +19,9 @@
  * page read-write (one page at +0) and the rest read-only (page + 2 *
  * ring_size bytes at +page). A mapping must stay inside one CPU's window.
  * The ring size can only change while nothing is mapped and capture is
- * stopped. Records are struct syscap_event behind the 8-byte header; the
- * module writes no busy bit (it publishes producer_pos after the record) and
- * puts 0 in pg_off.
+ * stopped. Records are struct syscap_rec behind the 8-byte header (with
+ * arguments after SET_ARGS, at SYSCAP_RING_ARGS_OFF); the module writes no
+ * busy bit (it publishes producer_pos after the record) and puts 0 in pg_off.
  *
  * Sequence numbers: syscall records carry a per-CPU sequence that counts
  * records generated on that CPU, dropped ones included (a gap is the loss);
@@ -39,7 +39,7 @@
 #endif
 #include "syscap_record.h"
 
-#define SYSCAP_KMOD_ABI		4
+#define SYSCAP_KMOD_ABI		5
 #define SYSCAP_KMOD_DEV		"/dev/syscap"
 
 /* Ring sizes accepted by SYSCAP_IOC_SET_RING: powers of two in this range. */
@@ -48,8 +48,8 @@
 
 struct syscap_kmod_info {
 	__u32 abi;		/* SYSCAP_KMOD_ABI */
-	__u32 record_version;	/* SYSCAP_RECORD_VERSION */
-	__u32 record_size;	/* SYSCAP_EVENT_SIZE */
+	__u32 record_version;	/* SYSCAP_REC_VERSION */
+	__u32 record_size;	/* SYSCAP_REC_SIZE */
 	__u32 page_size;
 	__u32 nr_cpu_ids;	/* CPU ids are 0..nr_cpu_ids-1 */
 	__u32 running;		/* capture started */
@@ -134,5 +134,8 @@ struct syscap_kmod_counts {
  * in another mode or when stopped.
  */
 #define SYSCAP_IOC_SAMPLE_WINDOW	_IOW(SYSCAP_IOC_MAGIC, 12, __u32)
+/* 1: syscall records carry their arguments (SYSCAP_RING_ARGS_LEN bytes), 0:
+ * not (the default); EBUSY while running */
+#define SYSCAP_IOC_SET_ARGS	_IOW(SYSCAP_IOC_MAGIC, 13, __u32)
 
 #endif /* SYSCAP_KMOD_H */

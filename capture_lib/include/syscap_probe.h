@@ -216,45 +216,44 @@ SYSCAP_PROBE_INLINE void syscap_verdict_store(struct syscap_task_state *t, __u32
 }
 
 /*
- * Every field of a syscall record but the arguments, which the backend reads
- * from the registers (or zeroes when there are none, as at task exit).
+ * Every field of a syscall record. The arguments, when the capture wants
+ * them, the backend reads from the registers into the record's second part.
  */
-SYSCAP_PROBE_INLINE void syscap_fill_syscall(struct syscap_event *e, __u64 ts, __u64 dur,
+SYSCAP_PROBE_INLINE void syscap_fill_syscall(struct syscap_rec *e, __u64 ts, __u64 dur,
 					     long ret, __u32 tgid, __u32 tid, __u32 seq,
 					     __u32 nr, __u32 raw_nr, __u8 flags, __u32 cpu)
 {
 	e->ts_ns = ts;
-	e->dur_ns = dur;
-	e->ret = ret;
 	e->tgid = tgid;
 	e->tid = tid;
-	e->seq = seq;
-	e->nr = nr;
 	e->kind = SYSCAP_EV_SYSCALL;
 	e->flags = flags;
 	e->cpu = cpu;
-	e->reserved0 = 0;
-	e->raw_nr = nr >= SYSCAP_NR_COMPAT ? raw_nr : 0;
+	e->seq = seq;
+	e->sys.ret = ret;
+	e->sys.dur_ns = dur;
+	e->sys.nr = nr;
+	e->sys.reserved = 0;
+	e->sys.raw_nr = nr >= SYSCAP_NR_COMPAT ? raw_nr : 0;
 }
 
 /*
  * Every field of a process record but proc.comm, which the backend copies
- * from the task. Fields a process record does not use are zero.
+ * from the task. code: EXIT's exit code, 0 for the others.
  */
-SYSCAP_PROBE_INLINE void syscap_fill_proc(struct syscap_event *e, __u8 kind, __u64 ts,
-					  long ret, __u32 tgid, __u32 tid, __u32 parent_tgid,
+SYSCAP_PROBE_INLINE void syscap_fill_proc(struct syscap_rec *e, __u8 kind, __u64 ts,
+					  long code, __u32 tgid, __u32 tid, __u32 parent_tgid,
 					  __u32 parent_tid, __u8 flags, __u32 cpu)
 {
-	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = ts;
-	e->ret = ret;
-	e->proc.parent_tgid = parent_tgid;
-	e->proc.parent_tid = parent_tid;
 	e->tgid = tgid;
 	e->tid = tid;
 	e->kind = kind;
 	e->flags = flags;
 	e->cpu = cpu;
+	e->code = (__s32)code;
+	e->proc.parent_tgid = parent_tgid;
+	e->proc.parent_tid = parent_tid;
 }
 
 /*

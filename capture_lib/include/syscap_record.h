@@ -3,10 +3,12 @@
  * syscap record format: the one definition shared by the eBPF program,
  * the kernel module and the user-space consumer (capture_lib).
  *
- * Every record in a ring and in a trace file is one struct syscap_event,
- * fixed size (SYSCAP_EVENT_SIZE bytes), little-endian on every architecture
- * syscap supports. Producers fill every field, cpu included, and zero the
- * reserved ones: both probes do it through syscap_probe.h.
+ * Every record in a ring and in a trace file is one struct syscap_rec
+ * (SYSCAP_REC_SIZE bytes), optionally followed by the call's arguments,
+ * little-endian on every architecture syscap supports. Producers fill every
+ * field, cpu included, and zero the reserved ones: both probes do it through
+ * syscap_probe.h. Consumers decode records into struct syscap_event, the
+ * record of version 1 (what traces held before version 2).
  * Syscall records are written once per syscall, at exit, carrying the entry
  * time and the duration measured from a per-thread entry timestamp.
  * Bump SYSCAP_RECORD_VERSION whenever the layout changes.
@@ -21,8 +23,8 @@
 #endif
 
 /*
- * Record versions: 1 is struct syscap_event (the rings; traces written
- * before version 2, still read), 2 struct syscap_rec (traces).
+ * Record versions: 1 is struct syscap_event (traces written before version
+ * 2, still read), 2 struct syscap_rec (rings and traces).
  */
 #define SYSCAP_RECORD_VERSION	1
 #define SYSCAP_REC_VERSION	2
@@ -99,12 +101,17 @@ struct syscap_event {
 
 /*
  * The compact record (record version 2): what report, top, replay and the
- * Perfetto export need, in half the bytes of struct syscap_event. Trace files
- * store it; arguments follow it only when the capture asked for them
- * (record_size SYSCAP_REC_ARGS_SIZE: struct syscap_rec, then __u64 args[6]).
- * Readers decode it into struct syscap_event (syscap_rec_decode), whose
- * fields it keeps: a process record's exit code fits 32 bits (the kernel's
- * exit code is an int) and its seq is always 0.
+ * Perfetto export need, in half the bytes of struct syscap_event. Rings and
+ * trace files carry it; arguments follow it only when the capture asked for
+ * them. Readers decode it into struct syscap_event, whose fields it keeps: a
+ * process record's exit code fits 32 bits (the kernel's exit code is an int)
+ * and its seq is always 0.
+ *
+ * In a trace, a record with arguments is struct syscap_rec then __u64
+ * args[6] (record_size SYSCAP_REC_ARGS_SIZE). In a ring, behind the 8-byte
+ * ring header, the arguments start at SYSCAP_RING_ARGS_OFF (after 8 bytes of
+ * zeros, so that they fill the second of two 64-byte slots of the eBPF rings)
+ * and a record has them when its length is at least SYSCAP_RING_ARGS_LEN.
  */
 struct syscap_rec {
 	__u64 ts_ns;		/* as syscap_event.ts_ns */
@@ -135,6 +142,8 @@ struct syscap_rec {
 
 #define SYSCAP_REC_SIZE		48
 #define SYSCAP_REC_ARGS_SIZE	(SYSCAP_REC_SIZE + 6 * 8)
+#define SYSCAP_RING_ARGS_OFF	56
+#define SYSCAP_RING_ARGS_LEN	(SYSCAP_RING_ARGS_OFF + 6 * 8)
 
 /*
  * Per-CPU counters kept by the probe. Totals are exact even when a ring

@@ -14,7 +14,10 @@
  * A slot starts with the header of a BPF ring buffer record (len, pg_off) so
  * that the one consumer of syscap_backend.h drains it unchanged: len covers
  * the rest of the slot and the consumer steps exactly one slot per record.
- * The producer writes the record, then publishes producer + SLOT_SIZE with
+ * A record with arguments takes two slots: the second holds them, and len
+ * covers both (syscap_record.h: SYSCAP_RING_ARGS_OFF). Two slots never wrap
+ * around the end of a CPU's ring: a discarded slot pads to its start first.
+ * The producer writes the record, then publishes producer + its slots with
  * release ordering; the consumer publishes what it has read the same way.
  */
 #ifndef SYSCAP_SLOTS_H
@@ -22,16 +25,26 @@
 
 #include "syscap_record.h"
 
-#define SYSCAP_SLOT_SHIFT	7
-#define SYSCAP_SLOT_SIZE	(1U << SYSCAP_SLOT_SHIFT)	/* 128 */
+#define SYSCAP_SLOT_SHIFT	6
+#define SYSCAP_SLOT_SIZE	(1U << SYSCAP_SLOT_SHIFT)	/* 64 */
 #define SYSCAP_SLOT_HDR		8
 #define SYSCAP_SLOT_LEN		(SYSCAP_SLOT_SIZE - SYSCAP_SLOT_HDR)
+#define SYSCAP_SLOT_ARGS_LEN	(2 * SYSCAP_SLOT_SIZE - SYSCAP_SLOT_HDR)
+#define SYSCAP_SLOT_DISCARD	(1U << 30)	/* in len: skip this slot (the
+						 * ring header's discard bit) */
 
 struct syscap_slot {
-	__u32 len;		/* SYSCAP_SLOT_LEN */
+	__u32 len;		/* SYSCAP_SLOT_LEN, SYSCAP_SLOT_ARGS_LEN, or
+				 * SYSCAP_SLOT_LEN | the discard bit */
 	__u32 pg_off;		/* zero */
-	struct syscap_event ev;
-	__u8 pad[SYSCAP_SLOT_LEN - SYSCAP_EVENT_SIZE];
+	struct syscap_rec rec;
+	__u64 pad;		/* unused */
+};
+
+/* The second slot of a record with arguments. */
+struct syscap_args_slot {
+	__u64 args[6];
+	__u64 pad[2];
 };
 
 /*

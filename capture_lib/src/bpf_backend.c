@@ -200,6 +200,17 @@ static uint64_t bpf_missed(struct syscap_backend *b)
 	return total;
 }
 
+static int bpf_set_args(struct syscap_backend *b, int on)
+{
+	struct bpf_priv *p = b->priv;
+
+	if (p->attached)
+		return -EBUSY;
+	p->skel->bss->with_args = !!on;
+	b->record_bytes = on ? 2 * SYSCAP_SLOT_SIZE : SYSCAP_SLOT_SIZE;
+	return 0;
+}
+
 static int bpf_set_mode(struct syscap_backend *b, int mode)
 {
 	struct bpf_priv *p = b->priv;
@@ -430,6 +441,7 @@ static const struct syscap_backend_ops bpf_ops = {
 	.set_mode = bpf_set_mode,
 	.set_sample_period = bpf_set_sample_period,
 	.sample_window = bpf_sample_window,
+	.set_args = bpf_set_args,
 	.read_counts = bpf_read_counts,
 	.forget_count = bpf_forget_count,
 	.start = bpf_start,

@@ -25,6 +25,10 @@ struct trace_writer *trace_writer_open_fd(int fd, const struct syscap_trace_head
 					  size_t errlen);
 /* Queue one record; a full block is written out. 0 or -errno. */
 int trace_writer_add(struct trace_writer *w, const struct syscap_event *ev);
+/* The same from a ring's record and its arguments (NULL: none, written as
+ * zeros if the trace has arguments). */
+int trace_writer_add_rec(struct trace_writer *w, const struct syscap_rec *rec,
+			 const uint64_t *args);
 /* Write the pending partial block, if any. 0 or -errno. */
 int trace_writer_flush(struct trace_writer *w);
 /* Write a STATS or END block. */
@@ -41,11 +45,13 @@ const char *trace_writer_error(struct trace_writer *w);
 uint32_t syscap_crc32(uint32_t crc, const void *buf, size_t len);
 
 /*
- * The compact trace record (record.c): ev as a struct syscap_rec into out
- * (SYSCAP_REC_SIZE bytes, or SYSCAP_REC_ARGS_SIZE with args), and back.
+ * The compact record (record.c): ev as a struct syscap_rec into out
+ * (SYSCAP_REC_SIZE bytes, or SYSCAP_REC_ARGS_SIZE with args, as a trace
+ * holds it), and a record with its arguments (or NULL) back into ev.
  */
 void syscap_rec_encode(const struct syscap_event *ev, void *out, int args);
-void syscap_rec_decode(const void *in, int args, struct syscap_event *ev);
+void syscap_rec_decode(const struct syscap_rec *in, const uint64_t *args,
+		       struct syscap_event *ev);
 
 /* The log2 bucket of a duration: ns in [2^(b-1), 2^b), b 0 for 0 ns. */
 static inline unsigned int syscap_ns_bucket(uint64_t ns)

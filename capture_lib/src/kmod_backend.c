@@ -81,6 +81,16 @@ static int kmod_stop(struct syscap_backend *b)
 	return xioctl(b, SYSCAP_IOC_STOP, NULL);
 }
 
+static int kmod_set_args(struct syscap_backend *b, int on)
+{
+	__u32 v = !!on;
+	int ret = xioctl(b, SYSCAP_IOC_SET_ARGS, &v);
+
+	if (!ret)
+		b->record_bytes = SYSCAP_RB_HDR_SZ + (on ? SYSCAP_RING_ARGS_LEN : SYSCAP_REC_SIZE);
+	return ret;
+}
+
 static int kmod_set_mode(struct syscap_backend *b, int mode)
 {
 	__u32 kmode;
@@ -170,6 +180,7 @@ static const struct syscap_backend_ops kmod_ops = {
 	.set_mode = kmod_set_mode,
 	.set_sample_period = kmod_set_sample_period,
 	.sample_window = kmod_sample_window,
+	.set_args = kmod_set_args,
 	.read_counts = kmod_read_counts,
 	.forget_count = kmod_forget_count,
 	.start = kmod_start,
@@ -243,7 +254,7 @@ int syscap_kmod_open(struct syscap_backend **out, uint64_t ring_size, char *err,
 	b->ops = &kmod_ops;
 	b->priv = p;
 	b->wait_fd = -1;
-	b->record_bytes = SYSCAP_RB_HDR_SZ + SYSCAP_EVENT_SIZE;
+	b->record_bytes = SYSCAP_RB_HDR_SZ + SYSCAP_REC_SIZE;
 	p->fd = open(SYSCAP_KMOD_DEV, O_RDWR | O_CLOEXEC);
 	if (p->fd < 0) {
 		ret = -errno;
@@ -278,7 +289,7 @@ int syscap_kmod_open(struct syscap_backend **out, uint64_t ring_size, char *err,
 		}
 	}
 	ret = xioctl(b, SYSCAP_IOC_GET_INFO, &p->info);
-	if (ret || p->info.abi != SYSCAP_KMOD_ABI || p->info.record_size != SYSCAP_EVENT_SIZE) {
+	if (ret || p->info.abi != SYSCAP_KMOD_ABI || p->info.record_size != SYSCAP_REC_SIZE) {
 		kmod_close(b);
 		return fail(err, errlen, ret ? ret : -EPROTO,
 			    "the loaded syscap module speaks another ABI (%u, want %u): rebuild and reload kmod/",

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
- * The compact trace record (struct syscap_rec, record version 2): written
- * from the rings' struct syscap_event and decoded back into one, so every
- * reader above the trace sees one record type whatever the file holds.
+ * The compact record (struct syscap_rec, record version 2) of the rings and
+ * traces, decoded into struct syscap_event, so every reader above them sees
+ * one record type whatever a file holds; and encoded from one (tests, tools).
  */
 #include <stddef.h>
 #include <string.h>
@@ -46,7 +46,8 @@ void syscap_rec_encode(const struct syscap_event *ev, void *out, int args)
 	}
 }
 
-void syscap_rec_decode(const void *in, int args, struct syscap_event *ev)
+void syscap_rec_decode(const struct syscap_rec *in, const uint64_t *args,
+		       struct syscap_event *ev)
 {
 	struct syscap_rec r;
 
@@ -65,7 +66,7 @@ void syscap_rec_decode(const void *in, int args, struct syscap_event *ev)
 		ev->nr = r.sys.nr;
 		ev->raw_nr = r.sys.raw_nr;
 		if (args)
-			memcpy(ev->args, (const uint8_t *)in + SYSCAP_REC_SIZE, sizeof(ev->args));
+			memcpy(ev->args, args, sizeof(ev->args));
 	} else {
 		ev->ret = r.code;
 		ev->proc.parent_tgid = r.proc.parent_tgid;

@@ -26,7 +26,7 @@ uint64_t syscap_ring_used(const struct syscap_ring *r)
 	return prod - cons;
 }
 
-long syscap_ring_drain(struct syscap_ring *r, syscap_event_fn fn, void *ctx, long max_records)
+long syscap_ring_drain(struct syscap_ring *r, syscap_rec_fn fn, void *ctx, long max_records)
 {
 	uint64_t cons = *r->consumer_pos;	/* only we write it */
 	uint64_t prod = load_acquire(r->producer_pos);
@@ -44,12 +44,16 @@ long syscap_ring_drain(struct syscap_ring *r, syscap_event_fn fn, void *ctx, lon
 
 		if (len & SYSCAP_RB_BUSY_BIT)
 			break;	/* still being written: stop, keep order */
-		if (!(len & SYSCAP_RB_DISCARD_BIT) &&
-		    (len & ~(SYSCAP_RB_BUSY_BIT | SYSCAP_RB_DISCARD_BIT)) >= SYSCAP_EVENT_SIZE) {
-			fn(ctx, (const struct syscap_event *)((const uint8_t *)hdr + SYSCAP_RB_HDR_SZ));
+		len &= ~SYSCAP_RB_BUSY_BIT;
+		if (!(len & SYSCAP_RB_DISCARD_BIT) && len >= SYSCAP_REC_SIZE) {
+			const uint8_t *rec = (const uint8_t *)hdr + SYSCAP_RB_HDR_SZ;
+
+			fn(ctx, (const struct syscap_rec *)rec,
+			   len >= SYSCAP_RING_ARGS_LEN ?
+			   (const uint64_t *)(rec + SYSCAP_RING_ARGS_OFF) : NULL);
 			n++;
 		}
-		len &= ~(SYSCAP_RB_BUSY_BIT | SYSCAP_RB_DISCARD_BIT);
+		len &= ~SYSCAP_RB_DISCARD_BIT;
 		cons += (len + SYSCAP_RB_HDR_SZ + 7) & ~(uint64_t)7;
 		if (cons >= prod)
 			prod = load_acquire(r->producer_pos);

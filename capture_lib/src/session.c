@@ -292,9 +292,18 @@ static int record_into(struct syscap_session *s, const char *path, uint32_t flag
 	return s->tw ? 0 : -EIO;
 }
 
-void syscap_session_record_args(struct syscap_session *s, int on)
+int syscap_session_set_args(struct syscap_session *s, int on)
 {
-	s->args = !!on;
+	int ret;
+
+	if (__atomic_load_n(&s->running, __ATOMIC_ACQUIRE) || s->tw)
+		return -EBUSY;
+	if (!s->b->ops->set_args)
+		return on ? -ENOTSUP : 0;
+	ret = s->b->ops->set_args(s->b, !!on);
+	if (!ret)
+		s->args = !!on;
+	return ret;
 }
 
 int syscap_session_record(struct syscap_session *s, const char *path, uint32_t flags,
@@ -310,12 +319,12 @@ int syscap_session_record_fd(struct syscap_session *s, int fd, const char *names
 	return record_into(s, NULL, 0, fd, names, names_len, nsyscalls, err, errlen);
 }
 
-static void on_event(void *ctx, const struct syscap_event *ev)
+static void on_event(void *ctx, const struct syscap_rec *rec, const uint64_t *args)
 {
 	struct syscap_session *s = ctx;
 
-	if (ev->kind == SYSCAP_EV_SYSCALL) {
-		uint64_t end = ev->ts_ns + ev->dur_ns;
+	if (rec->kind == SYSCAP_EV_SYSCALL) {
+		uint64_t end = rec->ts_ns + rec->sys.dur_ns;
 		uint64_t wait = s->pass_ns > end ? s->pass_ns - end : 0;
 
 		s->delivery.records++;
@@ -324,11 +333,16 @@ static void on_event(void *ctx, const struct syscap_event *ev)
 			s->delivery.max_ns = wait;
 	}
 	/* relaxed loads: plain moves on the per-record path */
-	if (__atomic_load_n(&s->aggregate, __ATOMIC_RELAXED))
-		syscap_agg_add(s->agg, ev, 1);
-	if (s->counts && ev->kind == SYSCAP_EV_EXIT && (ev->flags & SYSCAP_F_GROUP_DEAD))
-		count_table_exited(s->counts, ev->tgid);
-	if (s->tw && !__atomic_load_n(&s->err_set, __ATOMIC_RELAXED) && trace_writer_add(s->tw, ev))
+	if (__atomic_load_n(&s->aggregate, __ATOMIC_RELAXED)) {
+		struct syscap_event ev;
+
+		syscap_rec_decode(rec, NULL, &ev);
+		syscap_agg_add(s->agg, &ev, 1);
+	}
+	if (s->counts && rec->kind == SYSCAP_EV_EXIT && (rec->flags & SYSCAP_F_GROUP_DEAD))
+		count_table_exited(s->counts, rec->tgid);
+	if (s->tw && !__atomic_load_n(&s->err_set, __ATOMIC_RELAXED) &&
+	    trace_writer_add_rec(s->tw, rec, args))
 		set_error(s, trace_writer_error(s->tw));
 }
 
@@ -674,11 +688,11 @@ struct copy_ctx {
 	long n;
 };
 
-static void copy_event(void *ctx, const struct syscap_event *ev)
+static void copy_event(void *ctx, const struct syscap_rec *rec, const uint64_t *args)
 {
 	struct copy_ctx *c = ctx;
 
-	c->out[c->n++] = *ev;
+	syscap_rec_decode(rec, args, &c->out[c->n++]);
 }
 
 long syscap_session_read(struct syscap_session *s, struct syscap_event *out, long max)

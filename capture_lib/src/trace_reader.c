@@ -320,8 +320,14 @@ int syscap_trace_next(struct syscap_trace *t, struct syscap_trace_block *out)
 		if (t->compact) {
 			/* count * rec_size == len <= SYSCAP_BLOCK_BYTES (check_block) */
 			for (uint32_t i = 0; i < bh->count; i++)
-				syscap_rec_decode((const uint8_t *)(bh + 1) + (size_t)i * t->rec_size,
-						  t->rec_size == SYSCAP_REC_ARGS_SIZE, &t->decoded[i]);
+			{
+				const uint8_t *r = (const uint8_t *)(bh + 1) + (size_t)i * t->rec_size;
+
+				syscap_rec_decode((const struct syscap_rec *)r,
+						  t->rec_size == SYSCAP_REC_ARGS_SIZE ?
+						  (const uint64_t *)(r + SYSCAP_REC_SIZE) : NULL,
+						  &t->decoded[i]);
+			}
 			out->events = t->decoded;
 		} else {
 			out->events = (const struct syscap_event *)(bh + 1);

@@ -190,6 +190,23 @@ int trace_writer_add(struct trace_writer *w, const struct syscap_event *ev)
 	return 0;
 }
 
+int trace_writer_add_rec(struct trace_writer *w, const struct syscap_rec *rec,
+			 const uint64_t *args)
+{
+	uint8_t *p = w->buf + sizeof(struct syscap_block_header) + (size_t)w->count * w->rec_size;
+
+	memcpy(p, rec, SYSCAP_REC_SIZE);
+	if (w->rec_size == SYSCAP_REC_ARGS_SIZE) {
+		if (args)
+			memcpy(p + SYSCAP_REC_SIZE, args, SYSCAP_REC_ARGS_SIZE - SYSCAP_REC_SIZE);
+		else
+			memset(p + SYSCAP_REC_SIZE, 0, SYSCAP_REC_ARGS_SIZE - SYSCAP_REC_SIZE);
+	}
+	if (++w->count == w->max_count)
+		return trace_writer_flush(w);
+	return 0;
+}
+
 int trace_writer_stats(struct trace_writer *w, uint32_t type, const struct syscap_trace_stats *st,
 		       const struct syscap_trace_sysrow *rows, uint32_t nrows)
 {

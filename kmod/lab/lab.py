@@ -67,7 +67,7 @@ def build_tests(tree: KernelTree) -> tuple[dict[str, Path], list[str]]:
     workloads = REPO / "tests" / "capture_lib" / "workloads"
     sources = {
         "kmodtest": [LAB / "guest" / "kmodtest.c", CAPTURE_SRC / "kmod_backend.c",
-                     CAPTURE_SRC / "count_sum.c", ring],
+                     CAPTURE_SRC / "count_sum.c", CAPTURE_SRC / "record.c", ring],
         # the workloads the eBPF tests run too
         "edge_syscalls": [workloads / "edge_syscalls.c"],
         "workload": [workloads / "workload.c"],

@@ -59,6 +59,7 @@ def recorded(edge: Path, *args: str, names: tuple[str, ...]) -> tuple[list[objec
     nrs = frozenset(syscalls.number(n) for n in names)
     with Session("bpf") as s:
         s.set_filter(Filter(comms=frozenset({"edge_syscalls"}), syscalls=nrs))
+        s.set_args(True)
         s.attach()
         proc = subprocess.run([str(edge), *args], capture_output=True, text=True)
         s.detach()

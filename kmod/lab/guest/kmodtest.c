@@ -75,6 +75,24 @@ static struct syscap_backend *open_backend(uint64_t ring_size)
 	return b;
 }
 
+/* The same with syscall records carrying their arguments, which the tests
+ * that check them (values the workloads pass) need. */
+static struct syscap_backend *open_backend_args(uint64_t ring_size)
+{
+	struct syscap_backend *b = open_backend(ring_size);
+	int ret;
+
+	if (!b)
+		return NULL;
+	ret = b->ops->set_args(b, 1);
+	if (ret) {
+		failf("set_args(1): %s", strerror(-ret));
+		b->ops->close(b);
+		return NULL;
+	}
+	return b;
+}
+
 struct totals {
 	uint64_t events, drops, proc_events, proc_drops;
 	uint64_t calls[SYSCAP_MAX_SYSCALLS], errors[SYSCAP_MAX_SYSCALLS];
@@ -122,9 +140,14 @@ static uint64_t sum_calls(const struct totals *t)
 
 /* Records read by drain, copied out with the CPU whose ring held them. */
 struct rec {
-	struct syscap_event ev;
+	struct syscap_event ev;		/* decoded */
+	struct syscap_rec raw;		/* as the ring carried it */
 	int cpu;
 };
+
+/* capture_lib's decoder (src/record.c, linked in) */
+void syscap_rec_decode(const struct syscap_rec *in, const uint64_t *args,
+		       struct syscap_event *ev);
 
 struct collector {
 	struct rec *recs;
@@ -138,16 +161,6 @@ struct collector {
 	char first_incomplete[160];
 };
 
-static int all_zero(const void *p, size_t n)
-{
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return 0;
-	return 1;
-}
-
 /*
  * Every field of a record is written by the probe: the CPU whose ring carried
  * it, zero in the reserved fields and in what a process record does not use.
@@ -155,28 +168,24 @@ static int all_zero(const void *p, size_t n)
  */
 static const char *incomplete_field(const struct rec *r)
 {
-	const struct syscap_event *e = &r->ev;
+	const struct syscap_rec *e = &r->raw;
 
 	if (e->cpu != r->cpu)
 		return "cpu";
-	if (e->reserved0)
-		return "reserved";
 	if (e->kind == SYSCAP_EV_SYSCALL) {
-		if (e->raw_nr && e->nr < SYSCAP_NR_COMPAT)
+		if (e->sys.reserved)
+			return "reserved";
+		if (e->sys.raw_nr && e->sys.nr < SYSCAP_NR_COMPAT)
 			return "raw_nr of a native syscall";
-		return e->flags & ~(SYSCAP_F_NORETURN | SYSCAP_F_NOENTRY | SYSCAP_F_COMPAT) ?
-		       "flags" : NULL;
+		return e->flags & ~(SYSCAP_F_NORETURN | SYSCAP_F_NOENTRY | SYSCAP_F_COMPAT |
+				    SYSCAP_F_SAMPLED) ? "flags" : NULL;
 	}
-	if (e->raw_nr)
-		return "raw_nr of a process record";
-	if (e->dur_ns || e->seq || e->nr)
-		return "dur_ns/seq/nr of a process record";
-	if (e->proc.reserved || !all_zero(e->proc.pad, sizeof(e->proc.pad)))
-		return "proc.reserved/pad";
+	if (e->kind != SYSCAP_EV_EXIT && e->code)
+		return "code of a fork or exec record";
 	return NULL;
 }
 
-static void collect(void *ctx, const struct syscap_event *ev)
+static void collect(void *ctx, const struct syscap_rec *raw, const uint64_t *args)
 {
 	struct collector *c = ctx;
 	struct rec *r;
@@ -188,16 +197,16 @@ static void collect(void *ctx, const struct syscap_event *ev)
 			abort();
 	}
 	r = &c->recs[c->n++];
-	memcpy(&r->ev, ev, sizeof(*ev));
+	memcpy(&r->raw, raw, sizeof(*raw));
+	syscap_rec_decode(raw, args, &r->ev);
 	r->cpu = c->cpu;
 	{
 		const char *bad = incomplete_field(r);
 
 		if (bad && !c->incomplete++)
 			snprintf(c->first_incomplete, sizeof(c->first_incomplete),
-				 "kind %u on cpu %d: %s (cpu field %u, reserved %u, raw_nr %u)",
-				 r->ev.kind, r->cpu, bad, r->ev.cpu, r->ev.reserved0,
-				 r->ev.raw_nr);
+				 "kind %u on cpu %d: %s (cpu field %u, raw_nr %u)",
+				 r->ev.kind, r->cpu, bad, r->ev.cpu, r->ev.raw_nr);
 	}
 	if (r->ev.kind == SYSCAP_EV_SYSCALL) {
 		if ((int64_t)r->ev.seq <= c->last_seq[c->cpu])
@@ -486,7 +495,7 @@ static int trace_run(struct syscap_backend *b, struct run *r, struct collector *
 
 static int test_exact_counts(void)
 {
-	struct syscap_backend *b = open_backend(1 << 20);
+	struct syscap_backend *b = open_backend_args(1 << 20);
 	struct run r = { .w = { { exact_workload, 0, "exact" } }, .flags = SYSCAP_FILTER_PIDS,
 			 .pid_rule = SYSCAP_PID_INCLUDE };
 	struct collector c;
@@ -636,7 +645,8 @@ static int sampled_workload(long unused)
  * Sampled mode: the counters as exact as count mode's, plus one record per
  * sampled call, flagged SYSCAP_F_SAMPLED, holding that call's own duration.
  * With period 1 every call is sampled: one record per getppid and per
- * nanosleep, each sleep at least as long as asked, and no other records.
+ * nanosleep, each sleep at least as long as asked and each getppid with its
+ * arguments, and no other records.
  * With the sampling window closed (the entry probe removed) no call is
  * sampled and every call is still counted.
  */
@@ -655,6 +665,9 @@ static int test_sampled_mode(void)
 	CHECK(!ret, "set_mode(sampled): %s", strerror(-ret));
 	ret = b->ops->set_sample_period(b, period);
 	CHECK(!ret, "set_sample_period(1): %s", strerror(-ret));
+	/* the samples carry their arguments: getppid's first is MAGIC */
+	ret = b->ops->set_args(b, 1);
+	CHECK(!ret, "set_args(1): %s", strerror(-ret));
 	CHECK(b->ops->set_sample_period(b, 3) == -EINVAL, "a period of 3 was taken");
 	CHECK(b->ops->sample_window(b, 1) == -EINVAL, "a sampling window opened while stopped");
 	/* the window open (as START leaves it), then closed for the whole run */
@@ -947,7 +960,7 @@ static int test_self_exclusion(void)
  */
 static int flood(uint64_t ring, long per_thread, int drain_sleep_us, const char *what)
 {
-	struct syscap_backend *b = open_backend(ring);
+	struct syscap_backend *b = open_backend_args(ring);
 	int nrs[] = { SYS_getppid };
 	uint64_t captured = 0, seen_gaps = 0, polls = 0;
 	long next[3] = { 0, 0, 0 };
@@ -1096,7 +1109,7 @@ static int flip(struct syscap_backend *b, const struct child *w, long r)
 
 static int test_filter_flips(void)
 {
-	struct syscap_backend *b = open_backend(4 << 20);
+	struct syscap_backend *b = open_backend_args(4 << 20);
 	static uint8_t admitted[FLIPS + 1], marked[FLIPS + 1];
 	struct child w[FLIP_WORKERS];
 	long wrong = 0, first_wrong = -1;
@@ -1566,7 +1579,7 @@ static int test_ioctl_fuzz(long iterations)
 		SYSCAP_IOC_GET_INFO, SYSCAP_IOC_SET_RING, SYSCAP_IOC_SET_FILTER, SYSCAP_IOC_SET_PID,
 		SYSCAP_IOC_READ_STATS, SYSCAP_IOC_START, SYSCAP_IOC_STOP, SYSCAP_IOC_SET_MODE,
 		SYSCAP_IOC_READ_COUNTS, SYSCAP_IOC_FORGET_COUNT, SYSCAP_IOC_SET_SAMPLE_PERIOD,
-		SYSCAP_IOC_SAMPLE_WINDOW,
+		SYSCAP_IOC_SAMPLE_WINDOW, SYSCAP_IOC_SET_ARGS,
 	};
 	const unsigned int ncmds = sizeof(cmds) / sizeof(cmds[0]);
 	long page = getpagesize(), ok = 0, maps = 0;
@@ -1640,9 +1653,11 @@ static int test_ioctl_fuzz(long iterations)
 			s->entry_size = rnd() % 3 ? sizeof(struct syscap_cpu_stats) : (uint32_t)rnd();
 			s->ncpu = (uint32_t)(rnd() % 4);
 		}
-		/* valid modes and windows now and then: sampled mode running,
-		 * its entry probe attached and removed at random */
-		if ((cmd == SYSCAP_IOC_SET_MODE || cmd == SYSCAP_IOC_SAMPLE_WINDOW) &&
+		/* valid modes, windows and argument switches now and then:
+		 * sampled mode running, its entry probe attached and removed at
+		 * random, records with and without arguments */
+		if ((cmd == SYSCAP_IOC_SET_MODE || cmd == SYSCAP_IOC_SAMPLE_WINDOW ||
+		     cmd == SYSCAP_IOC_SET_ARGS) &&
 		    (uint8_t *)arg >= buf && (uint8_t *)arg < buf + page) {
 			uint32_t v = (uint32_t)(rnd() % 4);
 

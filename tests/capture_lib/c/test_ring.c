@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include "check.h"
+#include "syscap_slots.h"
 #include "syscap_backend.h"
 
 #define RING_SIZE (16 * 4096)
@@ -40,40 +41,61 @@ static void teardown(struct ring_fixture *f)
 	munmap(f->data, 2 * RING_SIZE);
 }
 
-/* Produce one record at prod with the given header flags. */
-static void produce(struct ring_fixture *f, uint32_t seq, uint32_t flags)
+#define REC	(SYSCAP_RB_HDR_SZ + SYSCAP_REC_SIZE)
+
+/*
+ * Produce one record of len payload bytes at prod with the given header
+ * flags: a struct syscap_rec, and when len reaches SYSCAP_RING_ARGS_LEN its
+ * arguments (args[i] = seq * 10 + i) at SYSCAP_RING_ARGS_OFF.
+ */
+static void produce_len(struct ring_fixture *f, uint32_t seq, uint32_t flags, uint32_t len)
 {
 	uint64_t off = f->prod & (RING_SIZE - 1);
-	struct syscap_event ev;
-	uint32_t hdr[2] = { SYSCAP_EVENT_SIZE | flags, 0 };
+	uint8_t payload[2 * SYSCAP_SLOT_SIZE] = { 0 };
+	struct syscap_rec rec;
+	uint32_t hdr[2] = { len | flags, 0 };
 
-	memset(&ev, 0, sizeof(ev));
-	ev.kind = SYSCAP_EV_SYSCALL;
-	ev.seq = seq;
-	ev.ts_ns = 1000 + seq;
+	memset(&rec, 0, sizeof(rec));
+	rec.kind = SYSCAP_EV_SYSCALL;
+	rec.seq = seq;
+	rec.ts_ns = 1000 + seq;
+	memcpy(payload, &rec, sizeof(rec));
+	if (len >= SYSCAP_RING_ARGS_LEN)
+		for (int i = 0; i < 6; i++) {
+			uint64_t a = (uint64_t)seq * 10 + (uint64_t)i;
+
+			memcpy(payload + SYSCAP_RING_ARGS_OFF + 8 * i, &a, 8);
+		}
 	/* write through the first mapping, wrapping by hand as a producer does */
 	for (size_t i = 0; i < sizeof(hdr); i++)
 		f->data[(off + i) & (RING_SIZE - 1)] = ((uint8_t *)hdr)[i];
-	for (size_t i = 0; i < sizeof(ev); i++)
-		f->data[(off + 8 + i) & (RING_SIZE - 1)] = ((uint8_t *)&ev)[i];
-	f->prod += SYSCAP_RB_HDR_SZ + SYSCAP_EVENT_SIZE;
+	for (size_t i = 0; i < len; i++)
+		f->data[(off + 8 + i) & (RING_SIZE - 1)] = payload[i];
+	f->prod += (SYSCAP_RB_HDR_SZ + len + 7) & ~7u;
+}
+
+static void produce(struct ring_fixture *f, uint32_t seq, uint32_t flags)
+{
+	produce_len(f, seq, flags, SYSCAP_REC_SIZE);
 }
 
 struct seen {
 	uint32_t seqs[4096];
+	uint64_t arg1[4096];	/* args[1], or ~0 for a record without */
 	int n;
 	struct ring_fixture *f;
 	uint64_t cons_at_start;
 	int cons_moved_mid_batch;
 };
 
-static void collect(void *ctx, const struct syscap_event *ev)
+static void collect(void *ctx, const struct syscap_rec *rec, const uint64_t *args)
 {
 	struct seen *s = ctx;
 
 	if (*s->f->r.consumer_pos != s->cons_at_start)
 		s->cons_moved_mid_batch = 1;
-	s->seqs[s->n++] = ev->seq;
+	s->arg1[s->n] = args ? args[1] : ~0ULL;
+	s->seqs[s->n++] = rec->seq;
 }
 
 static long drain(struct ring_fixture *f, struct seen *s, long max)
@@ -91,14 +113,14 @@ static void test_order_and_batch_publication(void)
 	setup(&f);
 	for (uint32_t i = 0; i < 100; i++)
 		produce(&f, i, 0);
-	CHECK_EQ(syscap_ring_used(&f.r), 100 * (SYSCAP_EVENT_SIZE + 8));
+	CHECK_EQ(syscap_ring_used(&f.r), 100 * (REC));
 	CHECK_EQ(drain(&f, &s, 1000), 100);
 	for (int i = 0; i < 100; i++)
 		CHECK_EQ(s.seqs[i], i);
 	CHECK(!s.cons_moved_mid_batch);
 	CHECK_EQ(f.cons, f.prod);
 	CHECK_EQ(syscap_ring_used(&f.r), 0);
-	CHECK_EQ(f.r.max_used, 100 * (SYSCAP_EVENT_SIZE + 8));
+	CHECK_EQ(f.r.max_used, 100 * (REC));
 	teardown(&f);
 }
 
@@ -112,9 +134,9 @@ static void test_busy_record_stops_drain(void)
 	produce(&f, 1, SYSCAP_RB_BUSY_BIT);
 	produce(&f, 2, 0);
 	CHECK_EQ(drain(&f, &s, 1000), 1);
-	CHECK_EQ(f.cons, SYSCAP_EVENT_SIZE + 8);	/* stops before the busy one */
+	CHECK_EQ(f.cons, REC);	/* stops before the busy one */
 	/* the producer commits: the rest comes, in order */
-	f.data[(SYSCAP_EVENT_SIZE + 8) + 3] &= 0x7f;
+	f.data[(REC) + 3] &= 0x7f;
 	s.n = 0;
 	CHECK_EQ(drain(&f, &s, 1000), 2);
 	CHECK_EQ(s.seqs[0], 1);
@@ -168,10 +190,42 @@ static void test_max_records_limits_batch(void)
 	for (uint32_t i = 0; i < 10; i++)
 		produce(&f, i, 0);
 	CHECK_EQ(drain(&f, &s, 4), 4);
-	CHECK_EQ(f.cons, 4 * (SYSCAP_EVENT_SIZE + 8));
+	CHECK_EQ(f.cons, 4 * (REC));
 	s.n = 0;
 	CHECK_EQ(drain(&f, &s, 100), 6);
 	CHECK_EQ(s.seqs[0], 4);
+	teardown(&f);
+}
+
+/*
+ * Records with arguments as both backends write them: the module's (104
+ * bytes) and the eBPF slots' (two 64-byte slots, a discarded slot before a
+ * pair that would straddle the end), among records without.
+ */
+static void test_records_with_arguments(void)
+{
+	struct ring_fixture f;
+	struct seen s = { 0 };
+	uint32_t seq = 0;
+
+	setup(&f);
+	produce(&f, seq++, 0);
+	produce_len(&f, seq++, 0, SYSCAP_RING_ARGS_LEN);
+	produce_len(&f, seq++, 0, SYSCAP_SLOT_ARGS_LEN);
+	produce_len(&f, seq++, SYSCAP_SLOT_DISCARD, SYSCAP_SLOT_LEN);
+	produce_len(&f, seq++, 0, SYSCAP_SLOT_ARGS_LEN);
+	produce_len(&f, seq++, 0, SYSCAP_SLOT_LEN);
+	CHECK_EQ(drain(&f, &s, 1000), 5);
+	CHECK_EQ(f.cons, f.prod);
+	CHECK_EQ(f.prod, 56 + 112 + 128 + 64 + 128 + 64);
+	CHECK_EQ(s.seqs[0], 0);
+	CHECK_EQ(s.arg1[0], ~0ULL);
+	CHECK_EQ(s.seqs[1], 1);
+	CHECK_EQ(s.arg1[1], 11);
+	CHECK_EQ(s.arg1[2], 21);
+	CHECK_EQ(s.seqs[3], 4);		/* the discarded slot is skipped */
+	CHECK_EQ(s.arg1[3], 41);
+	CHECK_EQ(s.arg1[4], ~0ULL);
 	teardown(&f);
 }
 
@@ -182,5 +236,6 @@ int main(void)
 	test_discarded_record_skipped();
 	test_wraparound_is_contiguous();
 	test_max_records_limits_batch();
+	test_records_with_arguments();
 	return check_report("test_ring");
 }
