@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import pty
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from textual.content import Content
@@ -13,6 +18,7 @@ from textual.pilot import Pilot
 
 from capture_lib.filter_spec import FilterSpec
 from capture_lib.snapshot import Filter, Snapshot
+from tests.conftest import ROOT
 from tests.tui.synthetic import TABLE, SyntheticSource, group_numbers
 from tests.tui.top_fakes import drive, feed, make_app
 from tui import format as fmt
@@ -180,6 +186,78 @@ def test_cli_rejects_a_bad_delay_with_one_line(capsys: pytest.CaptureFixture[str
     assert args.func(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "-d" in err
+
+
+def top_in_a_terminal(*argv: str) -> subprocess.CompletedProcess[str]:
+    """`syscap top ARGV` run with a terminal (a pty nobody reads) as stdin and stdout,
+    as a person runs it; stderr kept."""
+    master, slave = pty.openpty()
+    try:
+        return subprocess.run([sys.executable, "-m", "capture_lib.cli", "top", "--no-config",
+                               *argv], stdin=slave, stdout=slave, stderr=subprocess.PIPE,
+                              text=True, cwd=ROOT, timeout=60)  # fmt: skip
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+@pytest.mark.parametrize("kind", ["missing", "not a trace", "a directory"])
+def test_a_trace_top_cannot_replay_is_one_line(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "t.trace"
+    if kind == "not a trace":
+        path.write_text("hello\n")
+    elif kind == "a directory":
+        path.mkdir()
+    p = top_in_a_terminal("--replay", str(path))
+    assert p.returncode == 1, p.stderr
+    assert len(p.stderr.splitlines()) == 1, p.stderr
+    assert p.stderr.startswith(f"syscap top: cannot replay {path}: "), p.stderr
+    assert "syscap record" in p.stderr  # how to get a trace
+
+
+@pytest.mark.skipif(os.path.exists("/dev/syscap"), reason="the module is loaded here")
+def test_a_backend_that_cannot_start_is_the_apps_one_line() -> None:
+    """Through the real open_source: the app starts and shows why (no exit)."""
+    from tui.cli import prepare
+
+    prepared = prepare(_parse(["top", "--no-config", "--backend", "kmod"]), {})
+    assert not isinstance(prepared, int)
+    source, options = prepared
+    assert source is None
+    assert options.startup_error is not None
+    assert options.startup_error.startswith("/dev/syscap does not exist: load the module")
+    assert "\n" not in options.startup_error
+
+
+def test_the_record_size_is_unknown_where_capture_is_not_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from capture_lib import native
+    from tui.cli import _record_size
+
+    assert _record_size() == native.require()[1].SYSCAP_EVENT_SIZE
+    monkeypatch.setattr(native, "lib", None)  # as where the extension failed to import
+    assert _record_size() is None
+
+
+@pytest.mark.parametrize(("where", "argv"), [
+    ("tui.cli.open_remote", ["--remote", "x"]),
+    ("tui.cli.check_comms", ["--comm", "nginx"]),
+    ("tui.cli.open_replay", ["--replay", "t.trace"]),
+    ("capture_lib.live.open_source", ["--backend", "bpf"]),
+])  # fmt: skip
+def test_a_bug_while_top_starts_keeps_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, where: str, argv: list[str]
+) -> None:
+    """Only SyscapError's are the user's: anything else is not turned into a line."""
+    from tui.cli import prepare
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise KeyError("bug")
+
+    monkeypatch.setattr(where, bug)
+    with pytest.raises(KeyError):
+        prepare(_parse(["top", "--no-config", *argv]), {})
 
 
 def test_table_repaints_only_the_line_that_changed() -> None:

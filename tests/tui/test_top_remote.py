@@ -138,6 +138,19 @@ def test_an_exclusion_is_one_line_and_the_command_is_ended(
     assert not Path(f"/proc/{pid}").exists()  # ended and reaped
 
 
+def test_a_connection_lost_while_the_filter_is_sent_is_one_line(
+    capsys: pytest.CaptureFixture[str], recorded: Path, tmp_path: Path
+) -> None:
+    """The command closes its stdin before the stream starts: the filter cannot
+    reach the agent, which ConnectionLost says in one line (status 1)."""
+    cmd = shlex.join(["sh", "-c", f"exec 0<&-; echo $$ > {tmp_path}/pid; "
+                      f"cat {shlex.quote(str(recorded))} && exec sleep 60"])  # fmt: skip
+    assert prepare(_parse(["top", "--no-config", "--remote", cmd, "-e", "getppid"]), {}) == 1
+    assert one_line(capsys) == "syscap top: connection lost: the command's stdin is closed"
+    pid = int((tmp_path / "pid").read_text())
+    assert not Path(f"/proc/{pid}").exists()  # ended and reaped
+
+
 def text_of(app: SyscapTop, selector: str) -> str:
     return str(app.query_one(selector, Static).render())
 
