@@ -1,4 +1,4 @@
-"""Errors with messages a user can act on: the CLI prints str(e) as one line.
+"""Errors with messages a user can act on: a CLI prints one_line(str(e)).
 
 SyscapError is the root of every error class in capture_lib, tui and restorer.
 This module imports nothing (restorer/errors.py imports it while the restorer
@@ -20,3 +20,8 @@ class CaptureError(SyscapError):
 
 class TraceError(SyscapError):
     """A trace file cannot be read."""
+
+
+def one_line(text: str) -> str:
+    """text on one line: its non-blank lines joined with "; "."""
+    return "; ".join(ln.strip() for ln in text.splitlines() if ln.strip())
