@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import struct
@@ -14,8 +13,6 @@ import psutil
 import pytest
 from restore_helpers import (
     CFLAGS,
-    PYTHON,
-    REPO,
     SOURCES,
     Programs,
     build_libgreet,
@@ -24,9 +21,7 @@ from restore_helpers import (
     restore_cli,
 )
 
-from restorer import __main__ as restorer_main
 from restorer.arch import ARM64, EM_AARCH64, EM_X86_64
-from restorer.errors import RestoreError
 from tests.processes import running_from
 
 
@@ -71,57 +66,6 @@ def test_not_a_core_a_text_file(tmp_path: Path) -> None:
 
 def test_missing_core_file(tmp_path: Path) -> None:
     assert_one_error_line(restore_cli(tmp_path / "nope", "--run"), "cannot open core")
-
-
-@pytest.mark.parametrize("kind", ["missing", "not ELF"])
-def test_both_entry_points_say_a_bad_core_in_the_same_line(tmp_path: Path, kind: str) -> None:
-    """`python -m restorer restore` and `syscap restore`: the same one line, status 2."""
-    core = tmp_path / "core"
-    if kind == "not ELF":
-        core.write_text("this is not a core file\n")
-    said = []
-    for entry in (["restorer"], ["capture_lib.cli"]):
-        result = subprocess.run([PYTHON, "-m", *entry, "restore", str(core), "--run"],
-                                cwd=REPO, capture_output=True, text=True, timeout=60)
-        assert_one_error_line(result, str(core))
-        assert result.returncode == 2
-        said.append(result.stderr)
-    assert said[0] == said[1]
-
-
-def failing(error: BaseException) -> Callable[[argparse._SubParsersAction[argparse.ArgumentParser]],
-                                              None]:
-    """A register() whose restore command raises error."""
-    def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-        def run(args: argparse.Namespace) -> int:
-            raise error
-
-        sub.add_parser("restore").set_defaults(func=run)
-
-    return register
-
-
-def test_python_m_restorer_folds_a_long_error_into_one_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(restorer_main, "register",
-                        failing(RestoreError("core is damaged:\nnote 3 is cut short")))
-    assert restorer_main.main(["restore"]) == 2
-    assert capsys.readouterr().err == "syscap restore: core is damaged:; note 3 is cut short\n"
-
-
-def test_python_m_restorer_ends_on_ctrl_c_with_130(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(restorer_main, "register", failing(KeyboardInterrupt()))
-    assert restorer_main.main(["restore"]) == 130
-    assert capsys.readouterr().err == ""
-
-
-def test_python_m_restorer_keeps_a_bugs_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(restorer_main, "register", failing(KeyError("bug")))
-    with pytest.raises(KeyError):
-        restorer_main.main(["restore"])
 
 
 def test_truncated_core(resume_core: Path, tmp_path: Path) -> None:
