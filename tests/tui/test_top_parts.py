@@ -3,7 +3,6 @@ LiveTable's repaint-only-what-changed promise."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import pty
@@ -20,9 +19,8 @@ from capture_lib.filter_spec import FilterSpec
 from capture_lib.snapshot import Filter, Snapshot
 from tests.conftest import ROOT
 from tests.tui.synthetic import TABLE, SyntheticSource, group_numbers
-from tests.tui.top_fakes import drive, feed, make_app
+from tests.tui.top_fakes import drive, feed, make_app, top_args
 from tui import format as fmt
-from tui.cli import register
 from tui.filters import parse_pids, parse_syscalls
 from tui.panels import HostInfo, header_markup
 from tui.refresh import SnapshotFetcher
@@ -163,26 +161,20 @@ def test_fetcher_reports_backend_errors() -> None:
         fetcher.stop()
 
 
-def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="syscap")
-    register(parser.add_subparsers(dest="command"))
-    return parser.parse_args(argv)
-
-
 def test_cli_accepts_the_documented_options() -> None:
-    args = _parse(
+    args = top_args(
         ["top", "--backend", "bpf", "-p", "1", "-p", "22", "--comm", "nginx", "-e",
          "file,openat", "-d", "0.5", "--no-mouse", "--low-color", "--readonly"]
     )  # fmt: skip
     assert args.backend == "bpf" and args.pids == [1, 22] and args.comms == ["nginx"]
     assert args.syscalls == "file,openat" and args.delay == 0.5
     assert args.no_mouse and args.low_color and args.readonly
-    assert _parse(["top", "--replay", "x.trace"]).replay == "x.trace"
+    assert top_args(["top", "--replay", "x.trace"]).replay == "x.trace"
     assert callable(args.func)
 
 
 def test_cli_rejects_a_bad_delay_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    args = _parse(["top", "-d", "0"])
+    args = top_args(["top", "-d", "0"])
     assert args.func(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "-d" in err
@@ -220,7 +212,7 @@ def test_a_backend_that_cannot_start_is_the_apps_one_line() -> None:
     """Through the real open_source: the app starts and shows why (no exit)."""
     from tui.cli import prepare
 
-    prepared = prepare(_parse(["top", "--no-config", "--backend", "kmod"]), {})
+    prepared = prepare(top_args(["top", "--no-config", "--backend", "kmod"]), {})
     assert not isinstance(prepared, int)
     source, options = prepared
     assert source is None
@@ -257,7 +249,7 @@ def test_a_bug_while_top_starts_keeps_its_traceback(
 
     monkeypatch.setattr(where, bug)
     with pytest.raises(KeyError):
-        prepare(_parse(["top", "--no-config", *argv]), {})
+        prepare(top_args(["top", "--no-config", *argv]), {})
 
 
 def test_table_repaints_only_the_line_that_changed() -> None:
@@ -311,7 +303,7 @@ def test_cli_without_live_capture_starts_the_app_with_the_reason(
 
     monkeypatch.setattr(capture_lib.live, "open_source", refuse)
     env = {"SSH_CONNECTION": "10.0.0.1 5555 10.0.0.2 22"}
-    prepared = prepare(_parse(["top", "--readonly", "-M", "-d", "2", "-p", "7"]), env)
+    prepared = prepare(top_args(["top", "--readonly", "-M", "-d", "2", "-p", "7"]), env)
     assert not isinstance(prepared, int)
     source, options = prepared
     assert source is None
@@ -332,7 +324,7 @@ def test_cli_low_color_selects_16_colours_before_textual_starts(
     monkeypatch.setattr(tui.cli, "open_replay", lambda path: replay)
     env: dict[str, str] = {}
     prepared = tui.cli.prepare(
-        _parse(["top", "--replay", "t.trace", "--low-color", "--comm", "nginx"]), env
+        top_args(["top", "--replay", "t.trace", "--low-color", "--comm", "nginx"]), env
     )
     assert replay.filters == [Filter(comms=frozenset({"nginx"}))]  # -p/--comm/-e apply too
     assert not isinstance(prepared, int)
@@ -346,7 +338,7 @@ def test_cli_low_color_selects_16_colours_before_textual_starts(
 def test_cli_rejects_unknown_syscall(capsys: pytest.CaptureFixture[str]) -> None:
     from tui.cli import prepare
 
-    assert prepare(_parse(["top", "-e", "opneat"]), {}) == 2
+    assert prepare(top_args(["top", "-e", "opneat"]), {}) == 2
     assert "opneat" in capsys.readouterr().err
 
 
@@ -372,7 +364,7 @@ def test_many_cpus_fit_one_line_at_80_columns() -> None:
 
 
 def test_cli_needs_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
-    args = _parse(["top", "--replay", "missing.trace"])
+    args = top_args(["top", "--replay", "missing.trace"])
     assert args.func(args) == 2  # pytest's stdin and stdout are not terminals
     assert "needs a terminal" in capsys.readouterr().err
 
@@ -435,7 +427,7 @@ def test_drilled_process_that_goes_quiet_says_so() -> None:
 def test_cli_rejects_a_comm_the_kernel_cannot_hold(capsys: pytest.CaptureFixture[str]) -> None:
     from tui.cli import prepare
 
-    assert prepare(_parse(["top", "--comm", "a-very-long-command-name"]), {}) == 2
+    assert prepare(top_args(["top", "--comm", "a-very-long-command-name"]), {}) == 2
     assert "1 to 15 bytes" in capsys.readouterr().err
 
 
@@ -446,7 +438,7 @@ def test_cli_failed_and_long_syscalls_option(monkeypatch: pytest.MonkeyPatch) ->
     replay = FakeReplay()
     monkeypatch.setattr(tui.cli, "open_replay", lambda path: replay)
     argv = ["top", "--replay", "t", "--failed", "--syscalls", "openat"]
-    prepared = tui.cli.prepare(_parse(argv), {})
+    prepared = tui.cli.prepare(top_args(argv), {})
     assert not isinstance(prepared, int)
     from capture_lib import syscalls
 
