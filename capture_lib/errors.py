@@ -22,6 +22,10 @@ class TraceError(SyscapError):
     """A trace file cannot be read."""
 
 
-def one_line(text: str) -> str:
-    """text on one line: its non-blank lines joined with "; "."""
-    return "; ".join(ln.strip() for ln in text.splitlines() if ln.strip())
+def one_line(message: str | BaseException) -> str:
+    """A message (or an error's) on one line: its non-blank lines joined with "; ";
+    for an error without one, its class's name."""
+    line = "; ".join(ln.strip() for ln in str(message).splitlines() if ln.strip())
+    if not line and isinstance(message, BaseException):
+        return type(message).__name__
+    return line

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from capture_lib import cli
-from capture_lib.errors import SyscapError
+from capture_lib.errors import SyscapError, one_line
 from restorer import __main__ as restorer_main
 from restorer.errors import RestoreError
 from tests.conftest import ROOT
@@ -132,3 +132,11 @@ def test_python_m_restorer_keeps_a_bugs_traceback(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(restorer_main, "register", failing(KeyError("bug")))
     with pytest.raises(KeyError):
         restorer_main.main(["restore"])
+
+
+def test_one_line_folds_a_message_and_names_an_error_that_has_none() -> None:
+    """What every product (the CLIs, the UI's status lines) prints of an error."""
+    assert one_line("cannot read x:\n  not a trace\n\n") == "cannot read x:; not a trace"
+    assert one_line(RestoreError("core is damaged:\nnote 3")) == "core is damaged:; note 3"
+    assert one_line(RuntimeError()) == "RuntimeError"
+    assert one_line("") == ""

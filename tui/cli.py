@@ -13,7 +13,7 @@ import sys
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING
 
-from capture_lib.errors import CaptureError, SyscapError, UsageError
+from capture_lib.errors import CaptureError, SyscapError, UsageError, one_line
 from capture_lib.filter_spec import FILTER_HELP, FilterSpec, SyscallTable, load_alone
 from capture_lib.snapshot import Filter
 from tui.filters import check_comms, parse_syscalls, split_words
@@ -278,7 +278,7 @@ def prepare(
             _say(str(exc))
             return 2
         except SyscapError as exc:  # CaptureError: ssh, the command, the box or its stream failed
-            _say(_one_line(exc))
+            _say(one_line(exc))
             return 1
         table = remote.syscall_table  # the box's numbers, for -e and F4
     try:
@@ -296,7 +296,7 @@ def prepare(
     except SyscapError as exc:  # ConnectionLost: the connection ended meanwhile
         if remote is not None:
             remote.close()
-        _say(_one_line(exc))
+        _say(one_line(exc))
         return 1
     if args.low_color:
         # Read by Textual when it is first imported, which happens below.
@@ -312,7 +312,7 @@ def prepare(
             if flt != Filter():
                 source.set_filter(flt)  # replay applies it while reading
         except SyscapError as exc:  # TraceError: missing, not a trace, damaged
-            _say(f"cannot replay {args.replay}: {_one_line(exc)}")
+            _say(f"cannot replay {args.replay}: {one_line(exc)}")
             return 1
     else:
         try:
@@ -327,7 +327,7 @@ def prepare(
                                                    sample_budget=args.sample_budget)
                 source = live
             except SyscapError as exc:  # CaptureError: one actionable line
-                startup_error = _one_line(exc)
+                startup_error = one_line(exc)
 
     from tui import settings
     from tui.app import TopOptions
@@ -378,8 +378,3 @@ def _record_size() -> int | None:
 
 def _no_user(pid: int) -> str:
     return "-"
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
