@@ -93,22 +93,27 @@ def test_a_stop_by_signal_ends_as_ctrl_c_does(monkeypatch: pytest.MonkeyPatch,
     assert capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize("kind", ["missing", "not ELF"])
-def test_python_m_restorer_says_a_bad_core_as_syscap_restore_does(tmp_path: Path,
-                                                                  kind: str) -> None:
+@pytest.mark.parametrize("kind", ["missing", "not ELF", "no CORE", "--run and --hold"])
+def test_python_m_restorer_says_bad_input_as_syscap_restore_does(tmp_path: Path,
+                                                                 kind: str) -> None:
     core = tmp_path / "core"
     if kind == "not ELF":
         core.write_text("this is not a core file\n")
+    args, start = {
+        "missing": ([str(core), "--run"], f"syscap restore: cannot open core {core}"),
+        "not ELF": ([str(core), "--run"], f"syscap restore: {core} is not an ELF core"),
+        "no CORE": ([], "syscap restore: the following arguments are required: CORE"),
+        "--run and --hold": ([str(core), "--run", "--hold"],
+                             "syscap restore: argument --hold: not allowed with argument --run"),
+    }[kind]
     said = []
     for entry in ("restorer", "capture_lib.cli"):
-        p = subprocess.run([sys.executable, "-m", entry, "restore", str(core), "--run"],
-                           capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL,
-                           timeout=60)  # fmt: skip
+        p = subprocess.run([sys.executable, "-m", entry, "restore", *args], capture_output=True,
+                           text=True, cwd=ROOT, stdin=subprocess.DEVNULL, timeout=60)
         assert p.returncode == 2, p.stderr
         assert p.stdout == ""
         assert len(p.stderr.splitlines()) == 1, p.stderr
-        assert p.stderr.startswith(f"syscap restore: {core}" if kind == "not ELF"
-                                   else f"syscap restore: cannot open core {core}"), p.stderr
+        assert p.stderr.startswith(start), p.stderr
         said.append(p.stderr)
     assert said[0] == said[1]
 
