@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from capture_lib import filter_spec, syscalls
-from capture_lib.errors import SyscapError, UsageError
+from capture_lib.errors import SyscapError, UsageError, one_line
 from capture_lib.snapshot import Filter
 
 if TYPE_CHECKING:
@@ -27,11 +27,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {one_line(message)}: see {self.prog} --help\n")
-
-
-def one_line(text: str) -> str:
-    """text on one line: its non-blank lines joined with "; "."""
-    return "; ".join(ln.strip() for ln in text.splitlines() if ln.strip())
 
 
 def _pid(text: str) -> int:

@@ -1,4 +1,4 @@
-"""Errors with messages a user can act on: the CLI prints str(e) as one line.
+"""Errors with messages a user can act on: a CLI prints one_line(str(e)).
 
 SyscapError is the root of every error class in capture_lib, tui and restorer.
 This module imports nothing (restorer/errors.py imports it while the restorer
@@ -20,3 +20,12 @@ class CaptureError(SyscapError):
 
 class TraceError(SyscapError):
     """A trace file cannot be read."""
+
+
+def one_line(message: str | BaseException) -> str:
+    """A message (or an error's) on one line: its non-blank lines joined with "; ";
+    for an error without one, its class's name."""
+    line = "; ".join(ln.strip() for ln in str(message).splitlines() if ln.strip())
+    if not line and isinstance(message, BaseException):
+        return type(message).__name__
+    return line

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from capture_lib.config import config_dir, write_config_file
-from capture_lib.errors import UsageError
+from capture_lib.errors import SyscapError, UsageError
 from capture_lib.snapshot import Filter
 
 GROUP_ORDER = ("file", "network", "process", "memory", "signal", "ipc", "time", "other")
@@ -45,7 +45,7 @@ class ModuleTable:
     def number(self, name: str) -> int:
         try:
             return self.lookup(name)
-        except Exception as exc:  # capture_lib raises UsageError with close matches
+        except SyscapError as exc:  # capture_lib raises UsageError with close matches
             raise ValueError(str(exc)) from None
 
 

@@ -127,9 +127,9 @@ class Session:
         self.ring_size = ring_size
         self.filter = Filter()
         self._mode = "records"
-        # sampling windows (both backends), or an entry probe that stays attached
-        self.sample_windows_offered = lib.syscap_session_set_sample_duty(s, DUTY_FULL) == 0
-        self.sample: SamplePlan | None = None  # sampled mode's settings, once planned
+        # the plan that set the sample period and duty (plan_samples); None
+        # once either is set directly, as the C session forgets it then
+        self.sample: SamplePlan | None = None
 
     @property
     def backend(self) -> str:
@@ -207,30 +207,25 @@ class Session:
         duration measured. May change while running."""
         if period < 1 or period & (period - 1) or period > 1 << 30:
             raise UsageError(f"sample period {period} is not a power of two up to 2^30")
+        self.sample = None  # the session forgets its plan too
         self._check(self._lib.syscap_session_set_sample_period(self._s, period), "sample period")
-        self.sample = None
 
     def plan_samples(self, rate_per_s: float, budget_pct: float, sample_ns: float = 0.0,
                      enter_ns: float = 0.0) -> SamplePlan:
-        """Sampled mode: set the densest sample whose cost stays within
-        budget_pct of one CPU at rate_per_s syscalls a second (sample_plan;
-        costs not measured, 0, are taken as SAMPLE_COST_NS and ENTER_COST_NS)."""
-        plan = sample_plan(rate_per_s, budget_pct, sample_ns or SAMPLE_COST_NS,
-                           enter_ns or ENTER_COST_NS, self.sample_windows_offered)
-        self.use_sample_plan(plan)
-        return plan
-
-    def use_sample_plan(self, plan: SamplePlan) -> None:
-        """Set a sample period and duty (a duty below 1 needs sampling windows)."""
-        if plan == self.sample:
-            return
-        self.set_sample_period(plan.period)
-        if self.sample_windows_offered:
-            self.set_sample_duty(plan.duty)
-        elif plan.duty < 1:
-            raise CaptureError(f"the {self.backend} backend here keeps its entry probe "
-                               "attached: give a sample duty of 1")
-        self.sample = plan
+        """Sampled mode: the densest sample whose cost stays within budget_pct
+        of one CPU at rate_per_s syscalls a second (sample_plan, with sampling
+        windows where the backend has them; costs not measured, 0, are taken
+        as SAMPLE_COST_NS and ENTER_COST_NS), set in the kernel when it
+        differs from the plan set last (syscap_session_plan_samples)."""
+        out = self._ffi.new("struct syscap_sample_plan *")
+        self.sample = None
+        ret = self._lib.syscap_session_plan_samples(self._s, rate_per_s, budget_pct, sample_ns,
+                                                    enter_ns, out)
+        if ret == -errno.EINVAL:
+            raise UsageError(f"sample budget {budget_pct:g}% is not in (0, 100]")
+        self._check(ret, "sample plan")
+        self.sample = SamplePlan(int(out.period), out.duty_ppm / DUTY_FULL)
+        return self.sample
 
     def set_sample_duty(self, duty: float) -> bool:
         """Sampled mode: take samples only inside sampling windows that together
@@ -240,6 +235,7 @@ class Session:
         entry probe: then it stays attached. May change while running."""
         if not 0 < duty <= 1:
             raise UsageError(f"sample duty {duty:g} is not a fraction in (0, 1]")
+        self.sample = None  # the session forgets its plan too
         ret = self._lib.syscap_session_set_sample_duty(self._s, max(1, round(duty * DUTY_FULL)))
         if ret == -errno.ENOTSUP:
             return False
@@ -455,8 +451,9 @@ class SamplePlan:
 def sample_plan(rate_per_s: float, budget_pct: float, sample_ns: float,
                 enter_ns: float = ENTER_COST_NS, windows: bool = True) -> SamplePlan:
     """The densest sample whose cost stays within budget_pct percent of one CPU
-    at rate_per_s syscalls a second: syscap_sample_plan() of syscap.h, which
-    syscap-agent's stream uses too."""
+    at rate_per_s syscalls a second: syscap_sample_plan() of syscap.h (the
+    arithmetic alone; Session.plan_samples and syscap-agent's stream plan and
+    set it with syscap_session_plan_samples)."""
     ffi, lib = native.require()
     out = ffi.new("struct syscap_sample_plan *")
     lib.syscap_sample_plan(rate_per_s, budget_pct, sample_ns, enter_ns, int(windows), out)
@@ -539,8 +536,9 @@ class LiveSource:
             self._session.set_filter(Filter(pids=frozenset({loop.pid})))
             for durations in self.offered:
                 self._use(durations)
-                if durations == "sampled":
-                    self._session.use_sample_plan(SamplePlan(MAX_SAMPLE_PERIOD, 1.0))
+                if durations == "sampled":  # the window always open, (almost) no sample
+                    self._session.set_sample_period(MAX_SAMPLE_PERIOD)
+                    self._session.set_sample_duty(1.0)
                 self._session.start()
                 try:
                     after = min(loop.ns_per_call() for _ in range(3))
@@ -549,7 +547,6 @@ class LiveSource:
                 self._cost[durations] = max(after - before, 0.0)
         finally:
             loop.close()
-            self._session.sample = None  # planned afresh with the costs measured
         self._session.set_filter(Filter())
 
     def _sample_cost_ns(self) -> float:

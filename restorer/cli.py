@@ -6,8 +6,6 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from restorer.errors import RestoreError
-
 if TYPE_CHECKING:
     from restorer.control import Controller
 
@@ -69,18 +67,14 @@ def run(args: argparse.Namespace) -> int:
             tid = int(args.tid)
         except ValueError:
             return _error(f"--tid {args.tid!r} is not a thread id; pass a number (or leave it out)")
-    try:
-        core = Core(args.core)
-    except RestoreError as e:
-        return _error(str(e))
-    with core:
+    # A RestoreError (a bad core, a bad --exe, ...) is the entry point's to say:
+    # `syscap`'s dispatcher or `python -m restorer`, both in one line.
+    with Core(args.core) as core:
         try:
             restored = restore(
                 core, exe=args.exe, tid=tid, warn=lambda m: _say(f"warning: {m}"),
                 as_core_user=not args.as_root, sidecar=not args.no_sidecar,
             )  # fmt: skip
-        except RestoreError as e:
-            return _error(str(e))
         except OSError as e:
             return _error(
                 f"ptrace or /proc access failed ({e.strerror}); run as root, and check "

@@ -9,7 +9,9 @@ of capture_lib, its native library or its kernel backends.
 
 from __future__ import annotations
 
-from capture_lib.errors import SyscapError
+from capture_lib.errors import SyscapError, one_line
+
+__all__ = ["CoreFormatError", "RestoreError", "one_line"]
 
 
 class RestoreError(SyscapError):

@@ -5,8 +5,11 @@ over the packages pyproject.toml names (tests/ among them), and the layer contra
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,3 +62,27 @@ def test_the_lab_uses_no_benchmark_and_no_product_uses_the_lab() -> None:
         for path in (ROOT / package).rglob("*.py"):
             used = imported_names(path, paths_too=False) & {"lab", "images"}
             assert not used, f"{path.relative_to(ROOT)} imports the lab ({used})"
+
+
+def canonical(dist: str) -> str:
+    """A distribution's name as the package index compares it (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", dist).lower()
+
+
+def test_every_dependency_is_imported_by_a_product() -> None:
+    """A dependency that no module of capture_lib, tui or restorer imports is only
+    something more to install (pyelftools was one once the restorer read ELF itself)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {}
+    for requirement in project["dependencies"]:
+        m = re.match(r"[A-Za-z0-9._-]+", requirement)
+        assert m, requirement
+        wanted[canonical(m.group())] = requirement
+    used: set[str] = set()
+    for package in ("capture_lib", "tui", "restorer"):
+        for path in (ROOT / package).rglob("*.py"):
+            used |= imported_names(path, paths_too=False)
+    providers = importlib.metadata.packages_distributions()
+    imported = {canonical(dist) for name in used for dist in providers.get(name, ())}
+    unused = sorted(req for dist, req in wanted.items() if dist not in imported)
+    assert not unused, f"no product imports {unused}: drop them from pyproject.toml"

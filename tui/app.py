@@ -27,6 +27,7 @@ from textual.markup import escape
 from textual.message import Message
 from textual.widgets import Footer, Input, Static
 
+from capture_lib.errors import one_line
 from capture_lib.filter_spec import FilterSpec, SyscallTable
 from capture_lib.snapshot import Filter, Snapshot, SnapshotSource
 from tui.model import TopModel, local_user
@@ -326,7 +327,7 @@ class SyscapTop(App[None]):
         self.post_message(SnapshotReady(snap))  # from the fetch thread: thread-safe
 
     def _post_failure(self, exc: BaseException) -> None:
-        self.post_message(SourceFailed(_one_line(exc)))
+        self.post_message(SourceFailed(one_line(exc)))
 
     def _open_replay(self, path: str) -> str | None:
         """NoCaptureScreen's replay offer: open the trace, or say why not."""
@@ -337,7 +338,7 @@ class SyscapTop(App[None]):
             if not self.filter_choice.is_empty:  # -p/--comm/-e given on the command line
                 source.set_filter(self.filter_choice.to_filter(self.options.syscall_table))
         except Exception as exc:
-            return _one_line(exc)
+            return one_line(exc)
         self.options.cpu_meter = self._cpu_meter
         self.options.replay_path = path
         self.model.set_user_lookup(lambda pid: "-")  # recorded pids are not this machine's
@@ -711,7 +712,7 @@ class SyscapTop(App[None]):
         before = previous if previous is not None else self.filter_choice
 
         def rejected(exc: BaseException) -> None:
-            self.post_message(FilterFailed(before, _one_line(exc)))
+            self.post_message(FilterFailed(before, one_line(exc)))
 
         self._source_call(lambda: source.set_filter(flt), rejected)
 
@@ -733,7 +734,7 @@ class SyscapTop(App[None]):
             if on_error is not None:
                 on_error(exc)
             else:
-                self.post_message(SourceFailed(_one_line(exc)))
+                self.post_message(SourceFailed(one_line(exc)))
 
     # -- other screens -----------------------------------------------------------------------------
     def action_help(self) -> None:
@@ -795,8 +796,3 @@ class SyscapTop(App[None]):
 
 def _esc(text: str) -> str:
     return escape(text)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

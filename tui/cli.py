@@ -13,7 +13,7 @@ import sys
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING
 
-from capture_lib.errors import UsageError
+from capture_lib.errors import CaptureError, SyscapError, UsageError, one_line
 from capture_lib.filter_spec import FILTER_HELP, FilterSpec, SyscallTable, load_alone
 from capture_lib.snapshot import Filter
 from tui.filters import check_comms, parse_syscalls, split_words
@@ -277,8 +277,8 @@ def prepare(
         except UsageError as exc:
             _say(str(exc))
             return 2
-        except Exception as exc:  # CaptureError: ssh, the command, the box or its stream failed
-            _say(_one_line(exc))
+        except SyscapError as exc:  # CaptureError: ssh, the command, the box or its stream failed
+            _say(one_line(exc))
             return 1
         table = remote.syscall_table  # the box's numbers, for -e and F4
     try:
@@ -293,10 +293,10 @@ def prepare(
             remote.close()
         _say(str(exc))
         return 2
-    except Exception as exc:  # the connection ended meanwhile
+    except SyscapError as exc:  # ConnectionLost: the connection ended meanwhile
         if remote is not None:
             remote.close()
-        _say(_one_line(exc))
+        _say(one_line(exc))
         return 1
     if args.low_color:
         # Read by Textual when it is first imported, which happens below.
@@ -311,8 +311,8 @@ def prepare(
             source = open_replay(args.replay)
             if flt != Filter():
                 source.set_filter(flt)  # replay applies it while reading
-        except Exception as exc:
-            _say(f"cannot replay {args.replay}: {_one_line(exc)}")
+        except SyscapError as exc:  # TraceError: missing, not a trace, damaged
+            _say(f"cannot replay {args.replay}: {one_line(exc)}")
             return 1
     else:
         try:
@@ -326,8 +326,8 @@ def prepare(
                 live: SnapshotSource = open_source(args.backend, flt, durations=args.durations,
                                                    sample_budget=args.sample_budget)
                 source = live
-            except Exception as exc:  # CaptureError: one actionable line
-                startup_error = _one_line(exc)
+            except SyscapError as exc:  # CaptureError: one actionable line
+                startup_error = one_line(exc)
 
     from tui import settings
     from tui.app import TopOptions
@@ -374,14 +374,9 @@ def _record_size() -> int | None:
 
         _, lib = native.require()
         return int(lib.SYSCAP_REC_SIZE) + 8
-    except Exception:
+    except CaptureError:  # not built here
         return None
 
 
 def _no_user(pid: int) -> str:
     return "-"
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

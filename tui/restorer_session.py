@@ -29,7 +29,7 @@ from pathlib import Path
 from restorer.arch import REGS
 from restorer.control import ControlError, Controller, Event
 from restorer.core import Core
-from restorer.errors import RestoreError
+from restorer.errors import RestoreError, one_line
 from restorer.restore import restore
 from restorer.tracee import signal_name
 
@@ -493,8 +493,3 @@ def _number(text: str) -> int:
         return int(text.strip(), 0)
     except ValueError:
         raise ValueError(f"{text.strip()!r} is not a number (decimal, or hex with 0x)") from None
-
-
-def one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

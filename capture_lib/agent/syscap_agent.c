@@ -453,8 +453,6 @@ struct stream {
 	int timed;			/* records mode: every call timed */
 	int latency;			/* durations sent: timed or sampled */
 	double budget;			/* sampled, planned: % of a CPU, else 0 */
-	int windows;			/* sampled: the backend has sampling windows */
-	struct syscap_sample_plan plan;	/* sampled, planned: what is set */
 	uint64_t plan_events;		/* calls counted when it was last planned */
 	uint64_t plan_ns;		/* ... and when */
 	uint8_t *buf;			/* one block's payload */
@@ -567,29 +565,11 @@ static void part_reset(struct part *p)
 	p->nprocs = p->nrows = p->nrings = p->nhist = 0;
 }
 
-/* One interval: a snapshot, sent as one or more STREAM blocks. 0 or -errno. */
 /*
  * Sampled mode with a budget: the densest sample within it at the rate of
- * the calls counted since the last plan (syscap_sample_plan), set in the
- * kernel when it differs from what is set.
+ * the calls counted since the last plan (the session sets it in the kernel
+ * when it differs from what is set).
  */
-static int plan_samples(struct stream *st, double rate_per_s)
-{
-	struct syscap_sample_plan plan;
-	int r;
-
-	syscap_sample_plan(rate_per_s, st->budget, SYSCAP_SAMPLE_COST_NS, SYSCAP_ENTER_COST_NS,
-			   st->windows, &plan);
-	if (plan.period == st->plan.period && plan.duty_ppm == st->plan.duty_ppm)
-		return 0;
-	r = syscap_session_set_sample_period(st->s, plan.period);
-	if (!r && st->windows)
-		r = syscap_session_set_sample_duty(st->s, plan.duty_ppm);
-	if (!r)
-		st->plan = plan;
-	return r;
-}
-
 static int retune(struct stream *st)
 {
 	struct syscap_trace_stats tot;
@@ -601,13 +581,15 @@ static int retune(struct stream *st)
 	r = syscap_session_totals(st->s, &tot, NULL, 0);
 	if (r < 0)
 		return r;
-	r = plan_samples(st, (double)(tot.events - st->plan_events) * 1e9 /
-				 (double)(now > st->plan_ns ? now - st->plan_ns : 1));
+	r = syscap_session_plan_samples(st->s, (double)(tot.events - st->plan_events) * 1e9 /
+					(double)(now > st->plan_ns ? now - st->plan_ns : 1),
+					st->budget, 0, 0, NULL);
 	st->plan_events = tot.events;
 	st->plan_ns = now;
 	return r;
 }
 
+/* One interval: a snapshot, sent as one or more STREAM blocks. 0 or -errno. */
 static int send_interval(struct stream *st, struct part *p)
 {
 	struct syscap_trace_stats tot;
@@ -862,9 +844,8 @@ static int run_stream(const struct options *o)
 			r = syscap_session_set_sample_period(st.s, o->sample_period);
 		} else if (!r && o->sampled) {
 			st.budget = o->sample_budget ? o->sample_budget : 1.0;
-			st.windows = !syscap_session_set_sample_duty(st.s, SYSCAP_DUTY_FULL);
 			/* until an interval shows the rate: as if a million calls a second */
-			r = plan_samples(&st, 1e6);
+			r = syscap_session_plan_samples(st.s, 1e6, st.budget, 0, 0, NULL);
 		}
 		if (r) {
 			die_line("the %s backend has no %s mode here (%s): use --durations",

@@ -159,6 +159,17 @@ struct syscap_sample_plan {
 };
 void syscap_sample_plan(double rate_per_s, double budget_pct, double sample_ns, double enter_ns,
 			int windows, struct syscap_sample_plan *out);
+/*
+ * SAMPLED with a budget: plan the sample (syscap_sample_plan, windows where
+ * the backend has them) and set its period and duty, only when the plan
+ * differs from the one the session set last; setting either directly
+ * forgets that plan. sample_ns, enter_ns: measured costs, or 0 for
+ * SYSCAP_SAMPLE_COST_NS and SYSCAP_ENTER_COST_NS. out (may be NULL): the
+ * plan. 0, -EINVAL for a budget_pct outside (0, 100], or the -errno of
+ * setting it (nothing is then remembered).
+ */
+int syscap_session_plan_samples(struct syscap_session *s, double rate_per_s, double budget_pct,
+				double sample_ns, double enter_ns, struct syscap_sample_plan *out);
 struct syscap_windows {
 	uint64_t opened;		/* sampling windows opened since open */
 	uint64_t open_ns;		/* how long the closed ones were open */

@@ -43,6 +43,8 @@ struct syscap_session {
 	uint32_t sample_period;		/* SAMPLED: one call in about this many */
 	uint32_t sample_duty;		/* atomic: SAMPLED: parts per million of
 					 * the time a sampling window is open */
+	struct syscap_sample_plan plan;	/* the plan period and duty were set
+					 * from (period 0: none, or set since) */
 	struct syscap_windows windows;	/* guarded by stats_lock */
 	int window_open;		/* the consumer's: the sampler is attached */
 	uint64_t window_next;		/* the consumer's: when to open or close */
@@ -209,6 +211,7 @@ int syscap_session_set_sample_period(struct syscap_session *s, uint32_t period)
 	ret = s->b->ops->set_sample_period(s->b, period);
 	if (!ret)
 		s->sample_period = period;
+	s->plan.period = 0;
 	return ret;
 }
 
@@ -245,6 +248,31 @@ int syscap_session_set_sample_duty(struct syscap_session *s, uint32_t ppm)
 	if (!ppm || ppm > DUTY_FULL)
 		return -EINVAL;
 	__atomic_store_n(&s->sample_duty, ppm, __ATOMIC_RELAXED);
+	s->plan.period = 0;
+	return 0;
+}
+
+int syscap_session_plan_samples(struct syscap_session *s, double rate_per_s, double budget_pct,
+				double sample_ns, double enter_ns, struct syscap_sample_plan *out)
+{
+	int windows = s->b->ops->sample_window != NULL;
+	struct syscap_sample_plan plan;
+	int ret;
+
+	if (!(budget_pct > 0 && budget_pct <= 100))
+		return -EINVAL;
+	syscap_sample_plan(rate_per_s, budget_pct, sample_ns > 0 ? sample_ns : SYSCAP_SAMPLE_COST_NS,
+			   enter_ns > 0 ? enter_ns : SYSCAP_ENTER_COST_NS, windows, &plan);
+	if (plan.period != s->plan.period || plan.duty_ppm != s->plan.duty_ppm) {
+		ret = syscap_session_set_sample_period(s, plan.period);
+		if (!ret && windows)
+			ret = syscap_session_set_sample_duty(s, plan.duty_ppm);
+		if (ret)
+			return ret;
+		s->plan = plan;
+	}
+	if (out)
+		*out = plan;
 	return 0;
 }
 

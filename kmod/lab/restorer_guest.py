@@ -43,14 +43,13 @@ import images
 from images import KERNELS, REPO, KernelTree, LabError, log, run
 
 GUEST_KERNEL = "6.1-arm64"
-# The restorer's own import: capstone (disassembly). pyelftools is no longer one (the
-# restorer reads symbol tables itself); it stays in the list, which names the image.
+# The restorer's own import: capstone (disassembly); it reads ELF files itself.
 # libboost-regex1.74.0 provides what gdb's libsource-highlight4v5 depends on by a virtual
 # name, which debootstrap does not resolve.
 # The same image serves `--ssh` against a real arm64 box (booted()): openssh-server, with
 # iproute2 (the guest's address) and kmod (modprobe virtio-net: the cloud kernel has it as
 # a module).
-PACKAGES = ("python3", "python3-pytest", "python3-pyelftools", "python3-capstone", "gdb",
+PACKAGES = ("python3", "python3-pytest", "python3-capstone", "gdb",
             "libboost-regex1.74.0", "gcc", "libc6-dev",
             "openssh-server", "iproute2", "kmod")  # fmt: skip
 # What the tests copy into the guest: the restorer and its tests (tests/conftest.py and

@@ -91,3 +91,16 @@ def test_record_with_a_saved_filter_records_exactly_that_filter(
     rep = report_json(trace)
     assert {name: s["count"] for name, s in rep["syscalls"].items()} == {"getppid": 1500}
     assert json.loads((config / "tuned.json").read_text())["comms"] == [workload.name]
+
+
+def test_the_host_table_turns_only_unknown_names_into_value_errors() -> None:
+    """An unknown syscall (capture_lib's UsageError) is the ValueError to_filter
+    reports; a bug in the lookup keeps its own type and traceback."""
+    with pytest.raises(ValueError, match=r"unknown syscall 'opneat'.*openat"):
+        filter_spec.host_table().number("opneat")
+
+    def bug(name: str) -> int:
+        raise TypeError(name)
+
+    with pytest.raises(TypeError):
+        filter_spec.ModuleTable(filter_spec.host_table().groups, bug).number("openat")

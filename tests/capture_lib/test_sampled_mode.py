@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from capture_lib import native
-from capture_lib.live import Session
+from capture_lib.errors import UsageError
+from capture_lib.live import MAX_SAMPLE_PERIOD, SamplePlan, Session
 from capture_lib.snapshot import Filter, Snapshot, SyscallStats
 from tests.capture_lib.conftest import check_calls_against_spans, read_across_a_restart, run_spans
 
@@ -48,22 +49,29 @@ def test_a_sample_from_an_earlier_run_is_never_paired() -> None:
     assert min(samples) >= restart, "a sample taken before the restart was paired"
 
 
-def sampled_run(spans_exe: Path, period: int, duty: float = 1.0
-                ) -> tuple[Snapshot, dict[str, SyscallStats], tuple[int, float]]:
+Run = tuple[Snapshot, dict[str, SyscallStats], tuple[int, float]]
+
+
+def sampled_run(spans_exe: Path, period: int, duty: float = 1.0) -> Run:
     """The spans workload (CALLS iterations) under a sampled session with a
     consumer thread: its snapshot, its rows by name, and the windows opened."""
     with Session("bpf") as s:
         s.set_mode("sampled")
         s.set_sample_period(period)
         assert s.set_sample_duty(duty)
-        s.aggregate(True)
-        s.set_filter(Filter(comms=frozenset({spans_exe.name})))
-        s.start()
-        s.snapshot()
-        subprocess.run([str(spans_exe), str(CALLS)], capture_output=True, check=True)
-        s.stop()
-        snap = s.snapshot()
-        windows = s.sample_windows()
+        return run_in(s, spans_exe)
+
+
+def run_in(s: Session, spans_exe: Path) -> Run:
+    """The spans workload under s, a session in sampled mode, started here."""
+    s.aggregate(True)
+    s.set_filter(Filter(comms=frozenset({spans_exe.name})))
+    s.start()
+    s.snapshot()
+    subprocess.run([str(spans_exe), str(CALLS)], capture_output=True, check=True)
+    s.stop()
+    snap = s.snapshot()
+    windows = s.sample_windows()
     assert snap.sampled and snap.latency and snap.drops == 0
     rows = {r.name: r for r in snap.syscalls}
     assert rows["getppid"].count == CALLS
@@ -91,3 +99,28 @@ def test_samples_between_sampling_windows(spans_exe: Path) -> None:
     sleep = rows.get("clock_nanosleep") or rows["nanosleep"]
     assert 0 < sleep.samples < CALLS and sleep.p50_ns >= 100_000
     assert opened >= 2 and open_s > 0
+
+
+def test_a_planned_sample_is_set_again_once_it_was_changed(spans_exe: Path) -> None:
+    """The session sets a plan's period and duty only when the plan changed; a
+    period set directly meanwhile counts as a change, so the same plan is set
+    again: here every call timed, which the period left behind would not give."""
+    with Session("bpf") as s:
+        s.set_mode("sampled")
+        whole = s.plan_samples(1e3, 100.0)
+        assert whole == SamplePlan(1, 1.0) and s.sample == whole
+        assert s.plan_samples(1e3, 100.0) == whole
+        s.set_sample_period(MAX_SAMPLE_PERIOD)
+        assert s.sample is None
+        assert s.plan_samples(1e3, 100.0) == whole
+        _, rows, _ = run_in(s, spans_exe)
+    assert rows["getppid"].samples == CALLS
+
+
+@pytest.mark.parametrize("budget", [0.0, -1.0, 100.5, float("nan")])
+def test_a_budget_that_is_not_a_percentage_is_refused(budget: float) -> None:
+    with Session("bpf") as s:
+        s.set_mode("sampled")
+        with pytest.raises(UsageError, match="is not in"):
+            s.plan_samples(1e3, budget)
+        assert s.sample is None

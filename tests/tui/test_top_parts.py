@@ -3,9 +3,13 @@ LiveTable's repaint-only-what-changed promise."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import os
+import pty
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from textual.content import Content
@@ -13,10 +17,10 @@ from textual.pilot import Pilot
 
 from capture_lib.filter_spec import FilterSpec
 from capture_lib.snapshot import Filter, Snapshot
+from tests.conftest import ROOT
 from tests.tui.synthetic import TABLE, SyntheticSource, group_numbers
-from tests.tui.top_fakes import drive, feed, make_app
+from tests.tui.top_fakes import drive, feed, make_app, top_args
 from tui import format as fmt
-from tui.cli import register
 from tui.filters import parse_pids, parse_syscalls
 from tui.panels import HostInfo, header_markup
 from tui.refresh import SnapshotFetcher
@@ -157,29 +161,95 @@ def test_fetcher_reports_backend_errors() -> None:
         fetcher.stop()
 
 
-def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="syscap")
-    register(parser.add_subparsers(dest="command"))
-    return parser.parse_args(argv)
-
-
 def test_cli_accepts_the_documented_options() -> None:
-    args = _parse(
+    args = top_args(
         ["top", "--backend", "bpf", "-p", "1", "-p", "22", "--comm", "nginx", "-e",
          "file,openat", "-d", "0.5", "--no-mouse", "--low-color", "--readonly"]
     )  # fmt: skip
     assert args.backend == "bpf" and args.pids == [1, 22] and args.comms == ["nginx"]
     assert args.syscalls == "file,openat" and args.delay == 0.5
     assert args.no_mouse and args.low_color and args.readonly
-    assert _parse(["top", "--replay", "x.trace"]).replay == "x.trace"
+    assert top_args(["top", "--replay", "x.trace"]).replay == "x.trace"
     assert callable(args.func)
 
 
 def test_cli_rejects_a_bad_delay_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    args = _parse(["top", "-d", "0"])
+    args = top_args(["top", "-d", "0"])
     assert args.func(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "-d" in err
+
+
+def top_in_a_terminal(*argv: str) -> subprocess.CompletedProcess[str]:
+    """`syscap top ARGV` run with a terminal (a pty nobody reads) as stdin and stdout,
+    as a person runs it; stderr kept."""
+    master, slave = pty.openpty()
+    try:
+        return subprocess.run([sys.executable, "-m", "capture_lib.cli", "top", "--no-config",
+                               *argv], stdin=slave, stdout=slave, stderr=subprocess.PIPE,
+                              text=True, cwd=ROOT, timeout=60)  # fmt: skip
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+@pytest.mark.parametrize("kind", ["missing", "not a trace", "a directory"])
+def test_a_trace_top_cannot_replay_is_one_line(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "t.trace"
+    if kind == "not a trace":
+        path.write_text("hello\n")
+    elif kind == "a directory":
+        path.mkdir()
+    p = top_in_a_terminal("--replay", str(path))
+    assert p.returncode == 1, p.stderr
+    assert len(p.stderr.splitlines()) == 1, p.stderr
+    assert p.stderr.startswith(f"syscap top: cannot replay {path}: "), p.stderr
+    assert "syscap record" in p.stderr  # how to get a trace
+
+
+@pytest.mark.skipif(os.path.exists("/dev/syscap"), reason="the module is loaded here")
+def test_a_backend_that_cannot_start_is_the_apps_one_line() -> None:
+    """Through the real open_source: the app starts and shows why (no exit)."""
+    from tui.cli import prepare
+
+    prepared = prepare(top_args(["top", "--no-config", "--backend", "kmod"]), {})
+    assert not isinstance(prepared, int)
+    source, options = prepared
+    assert source is None
+    assert options.startup_error is not None
+    assert options.startup_error.startswith("/dev/syscap does not exist: load the module")
+    assert "\n" not in options.startup_error
+
+
+def test_the_record_size_is_unknown_where_capture_is_not_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from capture_lib import native
+    from tui.cli import _record_size
+
+    assert _record_size() == native.require()[1].SYSCAP_REC_SIZE + 8
+    monkeypatch.setattr(native, "lib", None)  # as where the extension failed to import
+    assert _record_size() is None
+
+
+@pytest.mark.parametrize(("where", "argv"), [
+    ("tui.cli.open_remote", ["--remote", "x"]),
+    ("tui.cli.check_comms", ["--comm", "nginx"]),
+    ("tui.cli.open_replay", ["--replay", "t.trace"]),
+    ("capture_lib.live.open_source", ["--backend", "bpf"]),
+])  # fmt: skip
+def test_a_bug_while_top_starts_keeps_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, where: str, argv: list[str]
+) -> None:
+    """Only SyscapError's are the user's: anything else is not turned into a line."""
+    from tui.cli import prepare
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise KeyError("bug")
+
+    monkeypatch.setattr(where, bug)
+    with pytest.raises(KeyError):
+        prepare(top_args(["top", "--no-config", *argv]), {})
 
 
 def test_table_repaints_only_the_line_that_changed() -> None:
@@ -233,7 +303,7 @@ def test_cli_without_live_capture_starts_the_app_with_the_reason(
 
     monkeypatch.setattr(capture_lib.live, "open_source", refuse)
     env = {"SSH_CONNECTION": "10.0.0.1 5555 10.0.0.2 22"}
-    prepared = prepare(_parse(["top", "--readonly", "-M", "-d", "2", "-p", "7"]), env)
+    prepared = prepare(top_args(["top", "--readonly", "-M", "-d", "2", "-p", "7"]), env)
     assert not isinstance(prepared, int)
     source, options = prepared
     assert source is None
@@ -254,7 +324,7 @@ def test_cli_low_color_selects_16_colours_before_textual_starts(
     monkeypatch.setattr(tui.cli, "open_replay", lambda path: replay)
     env: dict[str, str] = {}
     prepared = tui.cli.prepare(
-        _parse(["top", "--replay", "t.trace", "--low-color", "--comm", "nginx"]), env
+        top_args(["top", "--replay", "t.trace", "--low-color", "--comm", "nginx"]), env
     )
     assert replay.filters == [Filter(comms=frozenset({"nginx"}))]  # -p/--comm/-e apply too
     assert not isinstance(prepared, int)
@@ -268,7 +338,7 @@ def test_cli_low_color_selects_16_colours_before_textual_starts(
 def test_cli_rejects_unknown_syscall(capsys: pytest.CaptureFixture[str]) -> None:
     from tui.cli import prepare
 
-    assert prepare(_parse(["top", "-e", "opneat"]), {}) == 2
+    assert prepare(top_args(["top", "-e", "opneat"]), {}) == 2
     assert "opneat" in capsys.readouterr().err
 
 
@@ -294,7 +364,7 @@ def test_many_cpus_fit_one_line_at_80_columns() -> None:
 
 
 def test_cli_needs_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
-    args = _parse(["top", "--replay", "missing.trace"])
+    args = top_args(["top", "--replay", "missing.trace"])
     assert args.func(args) == 2  # pytest's stdin and stdout are not terminals
     assert "needs a terminal" in capsys.readouterr().err
 
@@ -357,7 +427,7 @@ def test_drilled_process_that_goes_quiet_says_so() -> None:
 def test_cli_rejects_a_comm_the_kernel_cannot_hold(capsys: pytest.CaptureFixture[str]) -> None:
     from tui.cli import prepare
 
-    assert prepare(_parse(["top", "--comm", "a-very-long-command-name"]), {}) == 2
+    assert prepare(top_args(["top", "--comm", "a-very-long-command-name"]), {}) == 2
     assert "1 to 15 bytes" in capsys.readouterr().err
 
 
@@ -368,7 +438,7 @@ def test_cli_failed_and_long_syscalls_option(monkeypatch: pytest.MonkeyPatch) ->
     replay = FakeReplay()
     monkeypatch.setattr(tui.cli, "open_replay", lambda path: replay)
     argv = ["top", "--replay", "t", "--failed", "--syscalls", "openat"]
-    prepared = tui.cli.prepare(_parse(argv), {})
+    prepared = tui.cli.prepare(top_args(argv), {})
     assert not isinstance(prepared, int)
     from capture_lib import syscalls
 

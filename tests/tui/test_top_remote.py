@@ -8,7 +8,6 @@ RemoteSource keeps them. The source against the real agent: tests/capture_lib/te
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import time
 from pathlib import Path
@@ -20,17 +19,11 @@ from textual.widgets import Static
 from capture_lib.filter_spec import FilterSpec
 from capture_lib.remote import RemoteSource
 from tests.capture_lib.test_stream_decoder import header, interval
-from tests.tui.top_fakes import drive
+from tests.tui.top_fakes import drive, top_args
 from tui.app import SyscapTop
-from tui.cli import prepare, register
+from tui.cli import prepare
 
 WAIT = 10.0
-
-
-def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="syscap")
-    register(parser.add_subparsers(dest="command"))
-    return parser.parse_args(argv)
 
 
 @pytest.fixture
@@ -55,7 +48,7 @@ def said(src: RemoteSource, count: int) -> tuple[str, ...]:
 
 
 def test_remote_filters_use_the_boxs_syscall_numbers(recorded: Path) -> None:
-    prepared = prepare(_parse(["top", "--no-config", "--remote", box(recorded), "-e", "getppid",
+    prepared = prepare(top_args(["top", "--no-config", "--remote", box(recorded), "-e", "getppid",
                                "--comm", "nginx"]), {})  # fmt: skip
     assert not isinstance(prepared, int)
     source, options = prepared
@@ -74,7 +67,7 @@ def test_a_saved_filter_goes_to_the_boxs_kernel(recorded: Path, tmp_path: Path) 
     saved = tmp_path / "tuned.json"
     saved.write_text(FilterSpec(syscalls=frozenset({"getppid"}),
                                 comms=frozenset({"nginx"})).to_json())
-    prepared = prepare(_parse(["top", "--no-config", "--remote", box(recorded),
+    prepared = prepare(top_args(["top", "--no-config", "--remote", box(recorded),
                                "--filter", str(saved)]), {})  # fmt: skip
     assert not isinstance(prepared, int)
     source, _ = prepared
@@ -112,7 +105,7 @@ def one_line(capsys: pytest.CaptureFixture[str]) -> str:
 def test_a_bad_remote_command_or_ssh_box_is_one_line(
     capsys: pytest.CaptureFixture[str], argv: list[str], status: int, words: str
 ) -> None:
-    assert prepare(_parse(["top", "--no-config", *argv]), {}) == status
+    assert prepare(top_args(["top", "--no-config", *argv]), {}) == status
     assert words in one_line(capsys)
 
 
@@ -120,7 +113,7 @@ def test_without_ssh_it_says_what_to_install(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no ssh in it
-    assert prepare(_parse(["top", "--no-config", "--ssh", "box"]), {}) == 1
+    assert prepare(top_args(["top", "--no-config", "--ssh", "box"]), {}) == 1
     assert "cannot run 'ssh': No such file or directory: install OpenSSH's client" in (
         one_line(capsys))
 
@@ -131,9 +124,22 @@ def test_an_exclusion_is_one_line_and_the_command_is_ended(
     saved = tmp_path / "f.json"
     saved.write_text(FilterSpec(exclude_comms=frozenset({"sshd"})).to_json())
     cmd = box(recorded, f"echo $$ > {tmp_path}/pid && exec cat >&2")
-    assert prepare(_parse(["top", "--no-config", "--remote", cmd,
+    assert prepare(top_args(["top", "--no-config", "--remote", cmd,
                            "--filter", str(saved)]), {}) == 2  # fmt: skip
     assert "the remote agent cannot exclude processes or comms" in one_line(capsys)
+    pid = int((tmp_path / "pid").read_text())
+    assert not Path(f"/proc/{pid}").exists()  # ended and reaped
+
+
+def test_a_connection_lost_while_the_filter_is_sent_is_one_line(
+    capsys: pytest.CaptureFixture[str], recorded: Path, tmp_path: Path
+) -> None:
+    """The command closes its stdin before the stream starts: the filter cannot
+    reach the agent, which ConnectionLost says in one line (status 1)."""
+    cmd = shlex.join(["sh", "-c", f"exec 0<&-; echo $$ > {tmp_path}/pid; "
+                      f"cat {shlex.quote(str(recorded))} && exec sleep 60"])  # fmt: skip
+    assert prepare(top_args(["top", "--no-config", "--remote", cmd, "-e", "getppid"]), {}) == 1
+    assert one_line(capsys) == "syscap top: connection lost: the command's stdin is closed"
     pid = int((tmp_path / "pid").read_text())
     assert not Path(f"/proc/{pid}").exists()  # ended and reaped
 
@@ -146,7 +152,7 @@ def test_the_header_names_the_box_and_a_lost_connection_keeps_the_screen(
     recorded: Path,
 ) -> None:
     # The command plays the stream and exits: the connection is lost at once.
-    prepared = prepare(_parse(["top", "--no-config", "-d", "0.05",
+    prepared = prepare(top_args(["top", "--no-config", "-d", "0.05",
                                "--remote", box(recorded, "exit 3")]), {})  # fmt: skip
     assert not isinstance(prepared, int)
     source, options = prepared

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 
 from tests.tui.synthetic import SyntheticSource
-from tests.tui.top_fakes import drive, feed, make_app
+from tests.tui.top_fakes import drive, feed, make_app, top_args
 from tui import cli, settings
 from tui.app import SyscapTop
 from tui.settings import TopSettings
@@ -65,9 +64,7 @@ def test_remembered_keys_remap_bindings_and_the_environment_wins(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     settings.save(settings.settings_path(), TopSettings(keys={"quit": "x", "help": "j"}))
-    parser = argparse.ArgumentParser(prog="syscap")
-    cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["top", "--replay", str(TRACE)])  # every option top has
+    args = top_args(["top", "--replay", str(TRACE)])  # every option top has
     env = {"SYSCAP_TOP_KEYS": "help=k"}
     for no_config, keymap in ((False, {"quit": "x", "help": "k"}), (True, {"help": "k"})):
         args.no_config = no_config

@@ -1,19 +1,27 @@
-"""Helpers for syscap top tests: a replay-like fake and an app with the fetch thread off."""
+"""Helpers for syscap top tests: a replay-like fake, an app with the fetch thread off, and
+top's command line parsed."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 
 from textual.pilot import Pilot
 
+from capture_lib.cli import build_parser
 from capture_lib.snapshot import ProcessStats, Snapshot
 from tests.tui.synthetic import TABLE, SyntheticSource, synthetic_user
 from tui.app import SyscapTop, TopOptions
 from tui.panels import HostInfo
 
 Script = Callable[[Pilot[None]], Awaitable[None]]
+
+
+def top_args(argv: list[str]) -> argparse.Namespace:
+    """argv (["top", OPTIONS...]) parsed by syscap's own parser, as `syscap` parses it."""
+    return build_parser("top").parse_args(argv)
 
 
 def drive(app: SyscapTop, script: Script, size: tuple[int, int] = (120, 40)) -> None:
