@@ -189,14 +189,19 @@ def attached_programs(pid: int) -> set[str]:
 
 
 def capabilities(pid: int) -> dict[str, set[int]]:
-    """CapEff and CapPrm of every thread of pid -> the values seen."""
+    """CapEff and CapPrm of every thread of pid -> the values seen (a thread
+    that ends while we look, such as a scrape's, is skipped)."""
     seen: dict[str, set[int]] = {"CapEff": set(), "CapPrm": set()}
     for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/status") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key in seen:
-                    seen[key].add(int(value, 16))
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                lines = f.readlines()
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            key, _, value = line.partition(":")
+            if key in seen:
+                seen[key].add(int(value, 16))
     return seen
 
 
