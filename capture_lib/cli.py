@@ -8,10 +8,10 @@ import importlib.metadata
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from capture_lib import filter_spec, syscalls
-from capture_lib.errors import SyscapError, UsageError, one_line
+from capture_lib.errors import Parser, SyscapError, UsageError, run_command
 from capture_lib.snapshot import Filter
 
 if TYPE_CHECKING:
@@ -19,14 +19,6 @@ if TYPE_CHECKING:
 
 # Subcommands that other packages register (pyproject.toml's entry points).
 COMMANDS_GROUP = "syscap.commands"
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with the one error style: a bad option is one line and exit
-    status 2, like every other user error (subcommands inherit it)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {one_line(message)}: see {self.prog} --help\n")
 
 
 def _pid(text: str) -> int:
@@ -356,15 +348,8 @@ def command_word(argv: list[str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(command_word(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except SyscapError as e:
-        # Every product's errors derive from SyscapError (the restorer's too).
-        # One error style everywhere: syscap COMMAND: what is wrong: how to fix it
-        print(f"syscap {args.cmd}: {one_line(str(e))}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    # every product's errors derive from SyscapError (the restorer's too)
+    return run_command(args, args.cmd)
 
 
 if __name__ == "__main__":

@@ -7,18 +7,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
 
 from restorer.cli import register
-from restorer.errors import RestoreError, one_line
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse's errors in one line, as capture_lib.cli.Parser gives them to `syscap`
-    (which the restorer does not import)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {one_line(message)}: see {self.prog} --help\n")
+from restorer.errors import Parser, run_command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,13 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     register(sub)
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except RestoreError as e:
-        print(f"{parser.prog} {args.command}: {one_line(e)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run_command(args, args.command)
 
 
 if __name__ == "__main__":

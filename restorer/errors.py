@@ -9,9 +9,9 @@ of capture_lib, its native library or its kernel backends.
 
 from __future__ import annotations
 
-from capture_lib.errors import SyscapError, one_line
+from capture_lib.errors import Parser, SyscapError, one_line, run_command
 
-__all__ = ["CoreFormatError", "RestoreError", "one_line"]
+__all__ = ["CoreFormatError", "Parser", "RestoreError", "one_line", "run_command"]
 
 
 class RestoreError(SyscapError):
