@@ -1,7 +1,8 @@
 """kmod/dkms.conf with the real dkms: the tree `make -C kmod dkms-src` writes is
 one dkms builds syscap.ko from, against a Debian kernel's headers (the lab's
 unpacked 6.1-amd64 kernel, never downloaded here), with no warning and for that
-kernel. dkms works in private trees under tmp_path: nothing is installed."""
+kernel. dkms works in private trees under tmp_path: nothing is installed, and its
+sign_file points nowhere, so it neither signs nor makes a signing key on this machine."""
 
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ def test_dkms_builds_the_module_from_the_dkms_source_tree(tmp_path: Path) -> Non
          "--kernelsourcedir", str(tree.headers), "--dkmstree", str(built),
          "--sourcetree", str(sources), "-j", "1"],
         capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "sign_file": str(tmp_path / "no-sign-file")},
     )  # fmt: skip
     out = built / "syscap" / version / tree.release / "x86_64"
     log = out / "log" / "make.log"
