@@ -148,3 +148,19 @@ def test_unknown_only_test_is_named(tmp_path: Path) -> None:
         "lab run-custom: --only no_such_test: no such guest test: give some of "
         + ",".join(lab.GUEST_TESTS)
     ]
+
+
+def guest_run(tmp_path: Path, statuses: dict[str, str]) -> lab.GuestRun:
+    results = {n: lab.TestResult("PASS", "") for n in [*lab.INIT_TESTS, *lab.GUEST_TESTS]}
+    results.update({n: lab.TestResult(s, "") for n, s in statuses.items()})
+    return lab.GuestRun("custom-arm64", "4.19.1", results, {}, True, tmp_path / "console.log",
+                        [], [], "", 1.0)  # fmt: skip
+
+
+def test_a_skipped_guest_test_is_no_failure_but_a_failed_one_is(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """4.19 runs no eBPF: its SKIPs leave run-custom's exit status 0."""
+    assert lab.report(guest_run(tmp_path, {"agent_record_bpf": "SKIP"}), None) == 0
+    assert "  SKIP agent_record_bpf: " in capsys.readouterr().out
+    assert lab.report(guest_run(tmp_path, {"agent_record_bpf": "SKIP",
+                                           "exact_counts": "FAIL"}), None) == 1
