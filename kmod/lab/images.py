@@ -381,6 +381,22 @@ def check_custom(arch: str, image: Path | None, build_tree: Path | None) -> str:
     return release.read_text().strip()
 
 
+def check_module(module: Path, release: str) -> None:
+    """LabError unless module is a kernel module built for release (its vermagic
+    says so): the guest would refuse it only after the boot."""
+    if not module.is_file():
+        raise LabError(f"--module {module}: no such file: give the syscap.ko built for "
+                       f"{release} (by dkms, or make -C kmod KDIR=BUILD)")  # fmt: skip
+    data = module.read_bytes()
+    if not data.startswith(b"\x7fELF"):
+        raise LabError(f"--module {module}: not an ELF file: give a built syscap.ko")
+    found = re.search(rb"vermagic=(\S+)", data)
+    if found is None or found.group(1).decode(errors="replace") != release:
+        built = found.group(1).decode(errors="replace") if found else "no vermagic"
+        raise LabError(f"--module {module}: built for {built}, the kernel is {release}: "
+                       f"build it against --build-tree")  # fmt: skip
+
+
 def lab_busybox(arch: str) -> Path:
     """The statically linked busybox the matrix's guests run, for arch."""
     apt = PrivateApt(CUSTOM_SUITE, arch)

@@ -40,6 +40,11 @@ def fake_build_tree(root: Path, arch: str, *, prepared: bool = True,
     return root
 
 
+def fake_module(release: str) -> bytes:
+    """An ELF header and a .modinfo vermagic for release (as modpost writes it)."""
+    return b"\x7fELF\x02\x01\x01" + b"\0" * 57 + f"vermagic={release} SMP mod_unload \0".encode()
+
+
 def run_custom(cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(LAB_PY), "run-custom", *args],
@@ -67,6 +72,12 @@ def run_custom(cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
         ("bad arch", r"^lab run-custom: --arch riscv: give arm64 or amd64$"),
         ("a matrix kernel too", r"^lab run-custom: 6.1-amd64: run-custom boots the kernel "
                                 r"of --image, name no matrix kernel$"),
+        ("module not there", r"^lab run-custom: --module \S+/none.ko: no such file: give the "
+                             r"syscap.ko built for 4.19.1 "),
+        ("module not ELF", r"^lab run-custom: --module \S+/text.ko: not an ELF file: "),
+        ("module of another kernel", r"^lab run-custom: --module \S+/other.ko: built for "
+                                     r"6.1.0-50-cloud-arm64, the kernel is 4.19.1: build it "
+                                     r"against --build-tree$"),
     ],
 )
 def test_each_bad_argument_is_one_line_and_touches_nothing(
@@ -75,6 +86,11 @@ def test_each_bad_argument_is_one_line_and_touches_nothing(
     good = fake_build_tree(tmp_path / "arm64", "arm64")
     empty = tmp_path / "empty"
     empty.mkdir()
+    text_ko = tmp_path / "text.ko"
+    text_ko.write_text("vermagic=4.19.1 SMP mod_unload aarch64\n")
+    other_ko = tmp_path / "other.ko"
+    other_ko.write_bytes(fake_module("6.1.0-50-cloud-arm64"))
+    chosen = ["--arch", "arm64", "--image", str(image), "--build-tree", str(good)]
     args = {
         "no image": ["--arch", "arm64", "--build-tree", str(good)],
         "image not there": ["--arch", "arm64", "--image", str(tmp_path / "nothing"),
@@ -96,6 +112,9 @@ def test_each_bad_argument_is_one_line_and_touches_nothing(
         "bad arch": ["--arch", "riscv", "--image", str(image), "--build-tree", str(good)],
         "a matrix kernel too": ["6.1-amd64", "--arch", "arm64", "--image", str(image),
                                 "--build-tree", str(good)],
+        "module not there": [*chosen, "--module", str(tmp_path / "none.ko")],
+        "module not ELF": [*chosen, "--module", str(text_ko)],
+        "module of another kernel": [*chosen, "--module", str(other_ko)],
     }[case]
     cache = tmp_path / "cache"
     p = run_custom(cache, *args)
@@ -113,6 +132,15 @@ def test_a_prepared_tree_and_its_image_give_the_tree_kernel_release(tmp_path: Pa
     assert images.check_custom("amd64", image, tree) == "4.19.1"
 
 
+def test_a_module_built_for_the_tree_kernel_passes(tmp_path: Path) -> None:
+    ko = tmp_path / "syscap.ko"
+    ko.write_bytes(fake_module("4.19.1"))
+    images.check_module(ko, "4.19.1")
+    other = re.escape("built for 4.19.1, the kernel is 4.19.10:")
+    with pytest.raises(images.LabError, match=other):
+        images.check_module(ko, "4.19.10")
+
+
 def test_unknown_only_test_is_named(tmp_path: Path) -> None:
     p = run_custom(tmp_path / "cache", "--only", "exact_counts,no_such_test")
     assert p.returncode == 2
@@ -120,3 +148,19 @@ def test_unknown_only_test_is_named(tmp_path: Path) -> None:
         "lab run-custom: --only no_such_test: no such guest test: give some of "
         + ",".join(lab.GUEST_TESTS)
     ]
+
+
+def guest_run(tmp_path: Path, statuses: dict[str, str]) -> lab.GuestRun:
+    results = {n: lab.TestResult("PASS", "") for n in [*lab.INIT_TESTS, *lab.GUEST_TESTS]}
+    results.update({n: lab.TestResult(s, "") for n, s in statuses.items()})
+    return lab.GuestRun("custom-arm64", "4.19.1", results, {}, True, tmp_path / "console.log",
+                        [], [], "", 1.0)  # fmt: skip
+
+
+def test_a_skipped_guest_test_is_no_failure_but_a_failed_one_is(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """4.19 runs no eBPF: its SKIPs leave run-custom's exit status 0."""
+    assert lab.report(guest_run(tmp_path, {"agent_record_bpf": "SKIP"}), None) == 0
+    assert "  SKIP agent_record_bpf: " in capsys.readouterr().out
+    assert lab.report(guest_run(tmp_path, {"agent_record_bpf": "SKIP",
+                                           "exact_counts": "FAIL"}), None) == 1
