@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -171,19 +172,43 @@ def spinner(flood: Path) -> Iterator[subprocess.Popen[bytes]]:
     p.wait(timeout=30)
 
 
-def attached(pid: int) -> bool:
-    """Whether process pid holds BPF links (its probes are in)."""
+def bpf_links(pid: int) -> int:
+    """The BPF links process pid holds (0 when it is gone)."""
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
     except FileNotFoundError:
-        return False
+        return 0
+    n = 0
     for fd in fds:
         try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:bpf_link":
-                return True
+            n += os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:bpf_link"
         except FileNotFoundError:
             continue
-    return False
+    return n
+
+
+def attached(pid: int) -> bool:
+    """Whether process pid holds BPF links (some of its probes are in)."""
+    return bpf_links(pid) > 0
+
+
+@pytest.fixture(scope="session")
+def record_links(agents: dict[str, Path]) -> int:
+    """The BPF links of an eBPF agent in record mode once all its probes are in:
+    the local agent's after it said it records (it says so once start returned).
+    A box's agent holding fewer is still attaching, one program after another."""
+    proc = subprocess.Popen([str(agents[os.uname().machine]), "record", "-o", "/dev/null",
+                             "--backend", "bpf"], stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline().decode()
+        assert "recording to" in line, line
+        n = bpf_links(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    assert n > 0
+    return n
 
 
 def syscap(*args: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:

@@ -25,7 +25,7 @@ from capture_lib.remote import ConnectionLost, RemoteSource, _filter_commands, r
 from capture_lib.snapshot import Filter, Snapshot
 from capture_lib.stream import StreamInfo
 from tests.capture_lib.conftest import AGENT_GETPPID as GETPPID
-from tests.capture_lib.conftest import SYSCAP, attached, report_json, run_workload_pid
+from tests.capture_lib.conftest import SYSCAP, bpf_links, report_json, run_workload_pid
 from tests.conftest import ROOT
 
 WAIT = 30.0  # seconds: a bound for things that take milliseconds
@@ -305,11 +305,11 @@ def test_the_host_is_sshs_destination(argv: list[str], host: str) -> None:
 
 
 def record_from_a_box(args: list[str], trace: Path, started: str,
-                      agents: Callable[[int], list[int]], workload: Path) -> list[int]:
+                      agents: Callable[[int], list[int]], workload: Path, links: int) -> list[int]:
     """`syscap record ARGS -o TRACE`, which must say started first; once an agent
-    (of agents(record's pid)) has attached, the workload runs, then Ctrl-C: record
-    exits 0, saying where the trace went, and the trace is complete, with the
-    workload's exact count. The agents' pids."""
+    (of agents(record's pid)) holds all its links (record_links), the workload runs,
+    then Ctrl-C: record exits 0, saying where the trace went, and the trace is
+    complete, with the workload's exact count. The agents' pids."""
     proc = subprocess.Popen([*SYSCAP, "record", *args, "-o", str(trace)], cwd=ROOT,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
@@ -318,7 +318,8 @@ def record_from_a_box(args: list[str], trace: Path, started: str,
         assert line.startswith(started), line
         deadline = time.monotonic() + WAIT
         box = agents(proc.pid)
-        while not any(attached(p) for p in box):  # the header comes before the probes
+        # the header comes before the probes, which attach one after another
+        while not any(bpf_links(p) >= links for p in box):
             assert time.monotonic() < deadline, "the agent never attached"
             box = agents(proc.pid)
         pid = run_workload_pid(workload)
@@ -338,7 +339,7 @@ def record_from_a_box(args: list[str], trace: Path, started: str,
 
 
 def test_record_remote_writes_the_boxs_trace_and_passes_ctrl_c_on(
-    agent: Path, workload: Path, tmp_path: Path
+    agent: Path, workload: Path, tmp_path: Path, record_links: int
 ) -> None:
     def the_command(record: int) -> list[int]:
         kids = subprocess.run(["pgrep", "-P", str(record)], capture_output=True,
@@ -347,9 +348,9 @@ def test_record_remote_writes_the_boxs_trace_and_passes_ctrl_c_on(
         return [int(kids[0])]
 
     trace = tmp_path / "box.trace"
-    cmd = shlex.join([str(agent), "record", "-o", "-"])
+    cmd = shlex.join([str(agent), "record", "-o", "-", "--backend", "bpf"])
     (box,) = record_from_a_box(["--remote", cmd], trace, f"syscap record: recording to {trace}",
-                               the_command, workload)  # fmt: skip
+                               the_command, workload, record_links)  # fmt: skip
     assert gone(box)  # Ctrl-C was passed on to it
     assert trace.stat().st_mode & 0o777 == 0o600
 

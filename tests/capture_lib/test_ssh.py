@@ -155,14 +155,14 @@ def test_the_arm64_agent_is_picked_for_an_aarch64_box(agents: dict[str, Path],
 
 
 def test_record_over_ssh_ends_its_trace_cleanly_on_ctrl_c(
-    agent: Path, sshd: Sshd, workload: Path, tmp_path: Path
+    agent: Path, sshd: Sshd, workload: Path, tmp_path: Path, record_links: int
 ) -> None:
     trace = tmp_path / "box.trace"
     options = [w for opt in sshd.client_options for w in ("--ssh-option", opt)]
     # Ctrl-C closes the connection's stdin, on which the box stops its agent
-    record_from_a_box(["--ssh", sshd.host, *options], trace,
+    record_from_a_box(["--ssh", sshd.host, "--backend", "bpf", *options], trace,
                       f"syscap record: recording {sshd.host} to {trace}",
-                      lambda _: sshd.sessions(), workload)  # fmt: skip
+                      lambda _: sshd.sessions(), workload, record_links)  # fmt: skip
     deadline = time.monotonic() + WAIT
     while sshd.sessions():
         assert time.monotonic() < deadline, sshd.sessions()
