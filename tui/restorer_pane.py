@@ -670,8 +670,11 @@ def _memory_markup(st: DebugState | None) -> str:
         chunk = st.memory[off : off + 16]
         hexes = " ".join(f"{b:02x}" for b in chunk[:8]) + "  "
         hexes += " ".join(f"{b:02x}" for b in chunk[8:])
-        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        lines.append(f"{base + off:012x}  {hexes:<48}  {escape(text)}")
+        # memory is anything: every "[" is escaped, not only those that close a tag
+        # on this line (escape() leaves "[/..b" alone, and a "]" on a later line
+        # would close it); a backslash, which escapes, shows as "."
+        text = "".join(chr(b) if 32 <= b < 127 and b != 0x5C else "." for b in chunk)
+        lines.append(f"{base + off:012x}  {hexes:<48}  {text.replace('[', chr(92) + '[')}")
     return "\n".join(lines)
 
 

@@ -561,3 +561,23 @@ def test_pane_snapshot_120x40(snap_compare: SnapCompare, trap_core: Path, progra
     """After a step and a checkpoint, memory shown at `message`; the PID is masked."""
     app, before = demo_app(trap_core, symbol_address(program, "message"))
     assert snap_compare(app, terminal_size=(120, 40), run_before=before)
+
+
+def test_memory_that_looks_like_markup_shows_as_it_is() -> None:
+    """A dump's text column is memory: "[/..b" with a "]" on a later line once made
+    the whole pane fail to render (a closing tag that escape() leaves alone)."""
+    from dataclasses import dataclass
+
+    from textual.markup import to_content
+
+    from tui.restorer_pane import _memory_markup
+
+    @dataclass
+    class State:
+        memory_addr: int
+        memory: bytes
+
+    data = b"[/..b" + bytes(11) + b"xx]yy[b]zz\\[q" + bytes(3)
+    plain = to_content(_memory_markup(State(0x1000, data))).plain  # type: ignore[arg-type]
+    assert plain.splitlines()[0].endswith("[/..b...........")
+    assert plain.splitlines()[1].endswith("xx]yy[b]zz.[q...")
