@@ -195,6 +195,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             "arch": rep.info.arch,
             "kernel": rep.info.kernel,
             "backend": rep.info.backend,
+            "clock": rep.info.clock,
             "events": rep.events,
             "dropped": rep.dropped,
             "dropped_process_events": rep.dropped_process_events,

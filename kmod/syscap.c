@@ -40,6 +40,7 @@
 #include <linux/spinlock.h>
 #include <linux/string.h>
 #include <linux/timekeeping.h>
+#include <linux/timex.h>
 #include <linux/tracepoint.h>
 #include <linux/uaccess.h>
 #include <linux/version.h>
@@ -47,6 +48,13 @@
 #include <linux/wait.h>
 #include <asm/syscall.h>
 #include <asm/unistd.h>
+#ifdef CONFIG_X86
+#include <asm/cpufeature.h>
+#include <asm/tsc.h>
+#endif
+#ifdef CONFIG_ARM64
+#include <asm/arch_timer.h>
+#endif
 #include <trace/events/sched.h>
 #include <trace/events/syscalls.h>
 
@@ -206,6 +214,7 @@ struct syscap_ksession {
 	bool count_mode;		/* SET_MODE: counters instead of records */
 	bool sampled;			/* ... and the durations of a sample */
 	bool with_args;			/* SET_ARGS: records carry arguments */
+	bool counter;			/* SET_CLOCK: times in counter ticks */
 	u32 sample_mask;		/* period - 1; read by the probes */
 	atomic_t *sample_gate;		/* [SYSCAP_SAMPLE_GATE] while running */
 	struct syscap_count_slot **counts;	/* [nr_cpu_ids] in count mode */
@@ -225,6 +234,51 @@ static atomic_long_t syscap_busy = ATOMIC_LONG_INIT(0);
 /* The tracepoints, found by name at load. */
 static struct tracepoint *tp_sys_enter, *tp_sys_exit;
 static struct tracepoint *tp_fork, *tp_exec, *tp_exit;
+
+/* ------------------------------------------------------------ clock */
+
+/*
+ * The CPU's cycle counter as get_cycles() reads it (the TSC; arm64's virtual
+ * counter, through the kernel's erratum-aware accessor): its ticks per
+ * second, 0 where there is none.
+ */
+static u64 counter_hz(void)
+{
+#if defined(CONFIG_X86)
+	return boot_cpu_has(X86_FEATURE_TSC) ? (u64)tsc_khz * 1000 : 0;
+#elif defined(CONFIG_ARM64)
+	return arch_timer_get_cntfrq();
+#else
+	return 0;
+#endif
+}
+
+/*
+ * The counter is a clock across CPUs: it runs at one rate whatever the
+ * CPU's state, and the kernel found the CPUs' counters in step (its own
+ * check of the TSC, which a hypervisor or firmware can fail). arm64's
+ * counter is architecturally one for the whole system.
+ */
+static bool counter_trusted(void)
+{
+#if defined(CONFIG_X86)
+	return boot_cpu_has(X86_FEATURE_CONSTANT_TSC) &&
+	       boot_cpu_has(X86_FEATURE_NONSTOP_TSC) && !check_tsc_unstable();
+#else
+	return true;
+#endif
+}
+
+/*
+ * The probes' clock: a counter read costs a few instructions where the
+ * monotonic clock also goes through the clocksource's read function and its
+ * conversion (and, where the clocksource is a device such as the HPET, a
+ * device read). The consumer converts ticks to nanoseconds.
+ */
+static __always_inline u64 syscap_now(const struct syscap_ksession *s)
+{
+	return s->counter ? (u64)get_cycles() : ktime_get_mono_fast_ns();
+}
 
 /* ------------------------------------------------------------ process set */
 
@@ -570,7 +624,7 @@ static void emit_proc(struct syscap_ksession *s, struct task_struct *task, u8 ki
 		pc->st.proc_drops++;
 		return;
 	}
-	syscap_fill_proc(ev, kind, ktime_get_mono_fast_ns(), ret, task->tgid, task->pid, ptgid,
+	syscap_fill_proc(ev, kind, syscap_now(s), ret, task->tgid, task->pid, ptgid,
 			 ptid, flags, cpu);
 	memcpy(ev->proc.comm, task->comm, sizeof(ev->proc.comm));
 	ring_commit(r, ev, SYSCAP_REC_SIZE, used);
@@ -592,7 +646,7 @@ static void probe_sys_enter(void *data, struct pt_regs *regs, long id)
 		goto out;
 	t->st.nr = slot;
 	t->st.pending = 1;
-	t->st.ts = ktime_get_mono_fast_ns();
+	t->st.ts = syscap_now(s);
 out:
 	preempt_enable_notrace();
 }
@@ -612,7 +666,7 @@ static void exit_without_entry(struct syscap_ksession *s, const struct syscap_fi
 	if (!syscap_syscall_wanted(f, slot) || !syscap_ret_wanted(f, ret) ||
 	    syscap_is_new_task_return(id, ret, compat))
 		return;
-	now = ktime_get_mono_fast_ns();
+	now = syscap_now(s);
 	t->st.nr = slot;
 	t->st.ts = now;
 	emit_syscall(s, t, now, ret, regs, SYSCAP_F_NOENTRY);
@@ -632,7 +686,7 @@ static void probe_sys_exit(void *data, struct pt_regs *regs, long ret)
 	if (t && t->st.pending) {
 		t->st.pending = 0;
 		if (syscap_ret_wanted(f, ret))
-			emit_syscall(s, t, ktime_get_mono_fast_ns(), ret, regs, 0);
+			emit_syscall(s, t, syscap_now(s), ret, regs, 0);
 		goto out;
 	}
 	if (t && syscap_entry_skipped(&t->st, f->generation))
@@ -703,7 +757,7 @@ static void emit_sample(struct syscap_ksession *s, u64 ts, long ret, struct pt_r
 	}
 	if (slot == SYSCAP_NR_COMPAT)
 		flags |= SYSCAP_F_COMPAT;
-	syscap_fill_syscall(ev, ts, ktime_get_mono_fast_ns() - ts, ret, current->tgid,
+	syscap_fill_syscall(ev, ts, syscap_now(s) - ts, ret, current->tgid,
 			    current->pid, 0, slot, syscall_get_nr(current, regs), flags, cpu);
 	if (s->with_args)
 		read_args(regs, ring_args(ev));
@@ -771,7 +825,7 @@ static void probe_sys_enter_sample(void *data, struct pt_regs *regs, long id)
 	if (!t || t->st.pending)
 		goto out;
 	t->st.nr = slot;
-	t->st.ts = ktime_get_mono_fast_ns();
+	t->st.ts = syscap_now(s);
 	t->st.pending = 1;
 	atomic_inc(&s->sample_gate[current->pid & (SYSCAP_SAMPLE_GATE - 1)]);
 out:
@@ -851,7 +905,7 @@ static void exit_call(struct syscap_ksession *s, const struct syscap_filter *f,
 			count_syscall(s, current->tgid, slot, 0);
 	} else if (t && t->st.pending) {
 		t->st.pending = 0;
-		emit_syscall(s, t, ktime_get_mono_fast_ns(), 0, regs, SYSCAP_F_NORETURN);
+		emit_syscall(s, t, syscap_now(s), 0, regs, SYSCAP_F_NORETURN);
 	}
 }
 
@@ -1201,6 +1255,50 @@ static long ioc_set_args(struct syscap_ksession *s, void __user *arg)
 	return 0;
 }
 
+/* The probes' clock, SYSCAP_KMOD_CLOCK_*; while stopped. */
+static long ioc_set_clock(struct syscap_ksession *s, void __user *arg)
+{
+	u32 clock;
+
+	if (get_user(clock, (u32 __user *)arg))
+		return -EFAULT;
+	if (clock > SYSCAP_KMOD_CLOCK_COUNTER)
+		return -EINVAL;
+	if (s->running)
+		return -EBUSY;
+	if (clock == SYSCAP_KMOD_CLOCK_COUNTER && !counter_hz())
+		return -EOPNOTSUPP;
+	s->counter = clock == SYSCAP_KMOD_CLOCK_COUNTER ||
+		     (clock == SYSCAP_KMOD_CLOCK_AUTO && counter_hz() && counter_trusted());
+	return 0;
+}
+
+/*
+ * The clock in use and, for the counter, one reading of it paired with the
+ * monotonic clock: the two are read back to back with interrupts off, the
+ * counter before and after, and its midpoint taken.
+ */
+static long ioc_get_clock(struct syscap_ksession *s, void __user *arg)
+{
+	struct syscap_kmod_clock c;
+	unsigned long flags;
+	u64 t0, t1;
+
+	memset(&c, 0, sizeof(c));
+	c.clock = SYSCAP_KMOD_CLOCK_MONOTONIC;
+	if (s->counter) {
+		c.clock = SYSCAP_KMOD_CLOCK_COUNTER;
+		c.hz = counter_hz();
+		local_irq_save(flags);
+		t0 = get_cycles();
+		c.ref_ns = ktime_get_mono_fast_ns();
+		t1 = get_cycles();
+		local_irq_restore(flags);
+		c.ref_ticks = t0 + (t1 - t0) / 2;
+	}
+	return copy_to_user(arg, &c, sizeof(c)) ? -EFAULT : 0;
+}
+
 /*
  * Open or close a sampling window: the entry probe that takes the samples is
  * registered only while one is open, so a call outside the windows costs
@@ -1375,6 +1473,12 @@ static long syscap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case SYSCAP_IOC_SET_ARGS:
 		ret = ioc_set_args(s, uarg);
 		break;
+	case SYSCAP_IOC_SET_CLOCK:
+		ret = ioc_set_clock(s, uarg);
+		break;
+	case SYSCAP_IOC_GET_CLOCK:
+		ret = ioc_get_clock(s, uarg);
+		break;
 	default:
 		ret = -ENOTTY;
 	}
@@ -1514,6 +1618,7 @@ static int syscap_open(struct inode *inode, struct file *file)
 	    s->ring_size < SYSCAP_KMOD_RING_MIN || s->ring_size > SYSCAP_KMOD_RING_MAX)
 		s->ring_size = 8UL << 20;
 	s->watermark = s->ring_size / 4;
+	s->counter = counter_hz() && counter_trusted();
 	s->pcpu = alloc_percpu(struct syscap_pcpu);
 	s->pidset = kvcalloc(SYSCAP_PID_SLOTS, sizeof(u64), GFP_KERNEL);
 	if (!s->pcpu || !s->pidset)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * guest_record --backend kmod|bpf -o TRACE [--names FILE] [--buffer-size BYTES]
+ *              [--clock auto|monotonic|counter]
  *
  * `syscap record -a` in C, for the guest benchmark (kmod/lab bench): the
  * guest has no Python, so this drives capture_lib's session API the way
@@ -29,7 +30,7 @@
 static int usage(void)
 {
 	fprintf(stderr, "usage: guest_record --backend kmod|bpf -o TRACE [--names FILE] "
-		"[--buffer-size BYTES]\n");
+		"[--buffer-size BYTES] [--clock auto|monotonic|counter]\n");
 	return 2;
 }
 
@@ -74,7 +75,7 @@ int main(int argc, char **argv)
 	size_t names_len = 0;
 	char err[256] = "";
 	sigset_t stop;
-	int sig, ret = 1;
+	int sig, ret = 1, clock = SYSCAP_CLOCK_AUTO;
 
 	for (int i = 1; i < argc; i++) {
 		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -89,6 +90,12 @@ int main(int argc, char **argv)
 			names_path = next;
 		else if (!strcmp(argv[i], "--buffer-size"))
 			ring = strtoull(next, NULL, 0);
+		else if (!strcmp(argv[i], "--clock") && !strcmp(next, "auto"))
+			clock = SYSCAP_CLOCK_AUTO;
+		else if (!strcmp(argv[i], "--clock") && !strcmp(next, "monotonic"))
+			clock = SYSCAP_CLOCK_MONOTONIC;
+		else if (!strcmp(argv[i], "--clock") && !strcmp(next, "counter"))
+			clock = SYSCAP_CLOCK_COUNTER;
 		else
 			return usage();
 		i++;
@@ -117,6 +124,12 @@ int main(int argc, char **argv)
 		free(names);
 		return 1;
 	}
+	sig = syscap_session_set_clock(s, clock);
+	if (sig) {
+		fprintf(stderr, "syscap: the %s backend cannot use that clock: %s\n",
+			syscap_session_backend(s), strerror(-sig));
+		goto out;
+	}
 	memset(&flt, 0, sizeof(flt));	/* no filter flags: every process */
 	if (syscap_session_set_filter(s, &flt) < 0) {
 		fprintf(stderr, "syscap: setting the filter in the kernel failed\n");
@@ -128,7 +141,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "syscap: %s\n", err);
 		goto out;
 	}
-	printf("syscap: recording to %s (%s)\n", out, syscap_session_backend(s));
+	printf("syscap: recording to %s (%s, clock %s)\n", out, syscap_session_backend(s),
+	       syscap_session_clock(s));
 	fflush(stdout);
 
 	for (;;) {

@@ -180,6 +180,24 @@ void syscap_session_sample_windows(struct syscap_session *s, struct syscap_windo
  * bytes in the trace, with them SYSCAP_REC_ARGS_SIZE, and they take twice
  * the ring space). 0, -EBUSY once recording or running. */
 int syscap_session_set_args(struct syscap_session *s, int on);
+/*
+ * The probes' clock (before start and before syscap_session_record). Times
+ * reach the caller in CLOCK_MONOTONIC nanoseconds whatever the clock: a
+ * counter's ticks are converted as they are drained. AUTO: the cheapest clock
+ * the kernel trusts across CPUs (the module: the CPU's counter where it is
+ * one, else the monotonic clock; eBPF: always the monotonic clock).
+ * COUNTER: the CPU's counter even where the kernel has not found it in step
+ * across CPUs. 0, -EBUSY once recording or running, -ENOTSUP where the
+ * backend or CPU has no such clock.
+ */
+enum syscap_clock_kind {
+	SYSCAP_CLOCK_AUTO = 0,
+	SYSCAP_CLOCK_MONOTONIC = 1,
+	SYSCAP_CLOCK_COUNTER = 2,
+};
+int syscap_session_set_clock(struct syscap_session *s, int clock);
+/* The clock the probes read: "monotonic", "tsc" or "cntvct". */
+const char *syscap_session_clock(struct syscap_session *s);
 /* Record every drained record into a trace file (before start), created as
  * syscap_create_output(path, flags) does. */
 int syscap_session_record(struct syscap_session *s, const char *path, uint32_t flags,
@@ -282,6 +300,9 @@ const struct syscap_trace_header *syscap_trace_header(struct syscap_trace *t);
 /* 1 if the trace's syscall records carry their arguments (version-1
  * traces always do; version 2 with syscap record --args), else 0. */
 int syscap_trace_has_args(struct syscap_trace *t);
+/* 1 with *out filled when the probes read a counter (the header's clock
+ * names it) and the recorder converted its ticks; 0 otherwise. */
+int syscap_trace_clock(struct syscap_trace *t, struct syscap_trace_clock *out);
 /* The name of syscall nr from the trace's own table, or NULL. */
 const char *syscap_trace_name(struct syscap_trace *t, uint32_t nr);
 /* 1 and a block, or 0 at the end of the readable data. */

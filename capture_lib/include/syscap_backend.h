@@ -25,6 +25,26 @@
 #define SYSCAP_RB_DISCARD_BIT	(1U << 30)
 #define SYSCAP_RB_HDR_SZ	8
 
+/*
+ * The clock of a backend's times (records' ts_ns and dur_ns, the per-CPU
+ * total_ns). hz 0: CLOCK_MONOTONIC nanoseconds, used as they are. Otherwise
+ * ticks of a counter, which the consumer converts to CLOCK_MONOTONIC
+ * nanoseconds as ref_ns + (ticks - ref_ticks) x mult / 2^32, from one paired
+ * reading of the two clocks (syscap_clock_set).
+ */
+struct syscap_clock {
+	char source[16];	/* what the probes read: "monotonic", "tsc", "cntvct" */
+	uint64_t hz;		/* ticks per second, or 0 */
+	uint64_t ref_ticks;
+	uint64_t ref_ns;
+	uint64_t mult;		/* nanoseconds per tick, x 2^32 */
+};
+
+void syscap_clock_set(struct syscap_clock *c, const char *source, uint64_t hz,
+		      uint64_t ref_ticks, uint64_t ref_ns);
+uint64_t syscap_clock_ns(const struct syscap_clock *c, uint64_t ticks);
+uint64_t syscap_clock_dur(const struct syscap_clock *c, uint64_t ticks);
+
 struct syscap_ring {
 	int cpu;
 	uint64_t size;				/* data bytes, a power of two */
@@ -32,6 +52,7 @@ struct syscap_ring {
 	const volatile uint64_t *producer_pos;	/* mapped read-only */
 	const uint8_t *data;			/* mapped twice */
 	uint64_t max_used;			/* highest fill seen by drain */
+	const struct syscap_clock *clock;	/* records in ticks, or NULL */
 	void *map_base;				/* for munmap */
 	size_t map_len;
 };
@@ -65,6 +86,9 @@ struct syscap_backend_ops {
 	/* While stopped: syscall records carry their arguments (and take twice
 	 * the ring space) or not. NULL: they never do. */
 	int (*set_args)(struct syscap_backend *b, int on);
+	/* While stopped: the probes' clock, a SYSCAP_CLOCK_* of syscap.h;
+	 * b->clock then says which it is. NULL: CLOCK_MONOTONIC only. */
+	int (*set_clock)(struct syscap_backend *b, int clock);
 	/* Hand fn every process x syscall counter, summed over the CPUs. */
 	int (*read_counts)(struct syscap_backend *b, syscap_count_fn fn, void *ctx);
 	/* Remove one counter (its process is gone). */
@@ -84,6 +108,7 @@ struct syscap_backend {
 	struct syscap_ring *rings;
 	int wait_fd;			/* readable when a ring wants draining, or -1 */
 	uint32_t record_bytes;		/* ring bytes one syscall record takes */
+	struct syscap_clock clock;	/* of the records and total_ns */
 	void *priv;
 };
 

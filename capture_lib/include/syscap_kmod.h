@@ -39,7 +39,7 @@
 #endif
 #include "syscap_record.h"
 
-#define SYSCAP_KMOD_ABI		5
+#define SYSCAP_KMOD_ABI		6
 #define SYSCAP_KMOD_DEV		"/dev/syscap"
 
 /* Ring sizes accepted by SYSCAP_IOC_SET_RING: powers of two in this range. */
@@ -61,6 +61,27 @@ struct syscap_kmod_info {
 	__u64 pidset_full;	/* children not added: process set full */
 	__u64 count_slots;	/* count mode: counters per CPU */
 	__u64 reserved[3];
+};
+
+/*
+ * The clock of the records' ts_ns and dur_ns, and of the per-CPU total_ns.
+ * MONOTONIC: CLOCK_MONOTONIC nanoseconds (ktime_get_mono_fast_ns). COUNTER:
+ * ticks of the CPU's cycle counter (get_cycles(): the TSC on x86, CNTVCT on
+ * arm64), which the consumer converts with SYSCAP_IOC_GET_CLOCK's reading.
+ * AUTO (SET_CLOCK only): the counter where the kernel trusts it as a clock
+ * across CPUs (x86: a constant, nonstop TSC the kernel has not marked
+ * unstable; arm64: always), else MONOTONIC. AUTO is what a new file has.
+ */
+#define SYSCAP_KMOD_CLOCK_AUTO		0
+#define SYSCAP_KMOD_CLOCK_MONOTONIC	1
+#define SYSCAP_KMOD_CLOCK_COUNTER	2
+
+struct syscap_kmod_clock {
+	__u32 clock;		/* SYSCAP_KMOD_CLOCK_MONOTONIC or _COUNTER */
+	__u32 reserved;
+	__u64 hz;		/* COUNTER: ticks per second; MONOTONIC: 0 */
+	__u64 ref_ticks;	/* COUNTER: a reading of the counter ... */
+	__u64 ref_ns;		/* ... and CLOCK_MONOTONIC at that instant */
 };
 
 struct syscap_kmod_ring {
@@ -137,5 +158,10 @@ struct syscap_kmod_counts {
 /* 1: syscall records carry their arguments (SYSCAP_RING_ARGS_LEN bytes), 0:
  * not (the default); EBUSY while running */
 #define SYSCAP_IOC_SET_ARGS	_IOW(SYSCAP_IOC_MAGIC, 13, __u32)
+/* SYSCAP_KMOD_CLOCK_*: EBUSY while running, EOPNOTSUPP for COUNTER where the
+ * CPU has none */
+#define SYSCAP_IOC_SET_CLOCK	_IOW(SYSCAP_IOC_MAGIC, 14, __u32)
+/* The clock in use, with a fresh reference reading for COUNTER */
+#define SYSCAP_IOC_GET_CLOCK	_IOR(SYSCAP_IOC_MAGIC, 15, struct syscap_kmod_clock)
 
 #endif /* SYSCAP_KMOD_H */

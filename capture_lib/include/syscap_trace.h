@@ -29,6 +29,7 @@ enum syscap_block_type {
 	SYSCAP_BLOCK_END = 3,		/* payload: struct syscap_trace_stats + rows */
 	SYSCAP_BLOCK_STREAM = 4,	/* payload: one interval's aggregate (below);
 					 * count = its rows */
+	SYSCAP_BLOCK_CLOCK = 5,		/* payload: struct syscap_trace_clock; count 1 */
 };
 
 struct syscap_trace_header {
@@ -39,7 +40,10 @@ struct syscap_trace_header {
 	uint32_t header_size;		/* this struct + names */
 	char arch[16];			/* "x86_64", "aarch64" (uname -m) */
 	char release[64];		/* kernel release (uname -r) */
-	char clock[16];			/* "monotonic": the clock of ts_ns */
+	char clock[16];			/* the clock the probes read: "monotonic",
+					 * or a counter ("tsc", "cntvct") whose
+					 * ticks the recorder converted to
+					 * CLOCK_MONOTONIC ns (CLOCK block) */
 	char backend[16];		/* "bpf", "kmod" */
 	uint64_t start_mono_ns;		/* capture start, CLOCK_MONOTONIC */
 	uint64_t start_real_ns;		/* the same instant, CLOCK_REALTIME */
@@ -47,6 +51,20 @@ struct syscap_trace_header {
 	uint32_t nsyscalls;		/* entries in the names table */
 	uint32_t names_len;		/* bytes of names that follow */
 	uint32_t crc;			/* CRC-32 of this struct (crc = 0) + names */
+};
+
+/*
+ * CLOCK payload: the first block of a trace whose probes read a counter.
+ * Every time in the trace is CLOCK_MONOTONIC nanoseconds all the same: the
+ * recorder converted the ticks as ns = ref_ns + (ticks - ref_ticks) x mult /
+ * 2^32 (a duration: ticks x mult / 2^32), from one reading of both clocks.
+ */
+struct syscap_trace_clock {
+	char source[16];		/* as the header's clock */
+	uint64_t hz;			/* ticks per second */
+	uint64_t ref_ticks;
+	uint64_t ref_ns;
+	uint64_t mult;			/* nanoseconds per tick, x 2^32 */
 };
 
 struct syscap_block_header {

@@ -494,6 +494,7 @@ int syscap_bpf_open(struct syscap_backend **out, uint64_t ring_size, char *err, 
 		goto nomem;
 	b->wait_fd = -1;
 	b->name = "bpf";
+	syscap_clock_set(&b->clock, "monotonic", 0, 0, 0);
 	b->ops = &bpf_ops;
 	b->priv = p;
 	b->ncpu = b->nrings = ncpu;

@@ -40,6 +40,12 @@ int trace_writer_block(struct trace_writer *w, uint32_t type, uint32_t count, co
 		       uint32_t len);
 /* Close the file (does not flush). */
 void trace_writer_close(struct trace_writer *w);
+/* Free w but leave its fd open (a failed start: the fd stays the caller's). */
+void trace_writer_free(struct trace_writer *w);
+/* Say how the records' times were converted: a CLOCK block for a counter
+ * clock (nothing for CLOCK_MONOTONIC); right after opening. */
+struct syscap_clock;
+int trace_writer_clock(struct trace_writer *w, const struct syscap_clock *c);
 const char *trace_writer_error(struct trace_writer *w);
 
 uint32_t syscap_crc32(uint32_t crc, const void *buf, size_t len);

@@ -20,6 +20,12 @@
 #include "syscap_backend.h"
 #include "syscap_kmod.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#define COUNTER_NAME	"tsc"
+#else
+#define COUNTER_NAME	"cntvct"
+#endif
+
 struct kmod_priv {
 	int fd;
 	struct syscap_kmod_info info;
@@ -57,9 +63,46 @@ static int kmod_read_stats(struct syscap_backend *b, struct syscap_cpu_stats *ou
 		.entry_size = sizeof(*out),
 	};
 
+	int ret, cpu, nr;
+
 	if (ncpu <= 0 || ncpu > SYSCAP_MAX_CPUS)
 		return -EINVAL;
-	return xioctl(b, SYSCAP_IOC_READ_STATS, &req);
+	ret = xioctl(b, SYSCAP_IOC_READ_STATS, &req);
+	if (ret || !b->clock.hz)
+		return ret;
+	for (cpu = 0; cpu < ncpu; cpu++)
+		for (nr = 0; nr < SYSCAP_MAX_SYSCALLS; nr++)
+			out[cpu].total_ns[nr] = syscap_clock_dur(&b->clock, out[cpu].total_ns[nr]);
+	return 0;
+}
+
+/*
+ * The module's clock, as b->clock; the rings convert what they hand on when
+ * it is a counter. The counter's name is the architecture's.
+ */
+static int read_clock(struct syscap_backend *b)
+{
+	struct syscap_kmod_clock c;
+	int ret = xioctl(b, SYSCAP_IOC_GET_CLOCK, &c);
+	int i;
+
+	if (ret)
+		return ret;
+	if (c.clock == SYSCAP_KMOD_CLOCK_COUNTER && c.hz)
+		syscap_clock_set(&b->clock, COUNTER_NAME, c.hz, c.ref_ticks, c.ref_ns);
+	else
+		syscap_clock_set(&b->clock, "monotonic", 0, 0, 0);
+	for (i = 0; i < b->nrings; i++)
+		b->rings[i].clock = b->clock.hz ? &b->clock : NULL;
+	return 0;
+}
+
+static int kmod_set_clock(struct syscap_backend *b, int clock)
+{
+	__u32 v = (__u32)clock;
+	int ret = xioctl(b, SYSCAP_IOC_SET_CLOCK, &v);
+
+	return ret ? ret : read_clock(b);
 }
 
 static uint64_t kmod_missed(struct syscap_backend *b)
@@ -181,6 +224,7 @@ static const struct syscap_backend_ops kmod_ops = {
 	.set_sample_period = kmod_set_sample_period,
 	.sample_window = kmod_sample_window,
 	.set_args = kmod_set_args,
+	.set_clock = kmod_set_clock,
 	.read_counts = kmod_read_counts,
 	.forget_count = kmod_forget_count,
 	.start = kmod_start,
@@ -251,6 +295,7 @@ int syscap_kmod_open(struct syscap_backend **out, uint64_t ring_size, char *err,
 		return fail(err, errlen, -ENOMEM, "kmod backend: out of memory");
 	}
 	b->name = "kmod";
+	syscap_clock_set(&b->clock, "monotonic", 0, 0, 0);
 	b->ops = &kmod_ops;
 	b->priv = p;
 	b->wait_fd = -1;
@@ -311,6 +356,11 @@ int syscap_kmod_open(struct syscap_backend **out, uint64_t ring_size, char *err,
 				    strerror(-ret));
 		}
 		b->nrings++;
+	}
+	ret = read_clock(b);
+	if (ret) {
+		kmod_close(b);
+		return fail(err, errlen, ret, "cannot read the module's clock: %s", strerror(-ret));
 	}
 	/* Until the caller sets its own filter: everything but ourselves. */
 	memset(&filter, 0, sizeof(filter));

@@ -312,12 +312,43 @@ static int record_into(struct syscap_session *s, const char *path, uint32_t flag
 	if (ret)
 		return ret;
 	syscap_trace_header_init(&h, s->b->name, s->b->ncpu);
+	memcpy(h.clock, s->b->clock.source, sizeof(h.clock));
 	h.nsyscalls = nsyscalls;
 	if (s->args)
 		h.record_size = SYSCAP_REC_ARGS_SIZE;
 	s->tw = path ? trace_writer_open(path, flags, &h, names, names_len, err, errlen) :
 		       trace_writer_open_fd(fd, &h, names, names_len, err, errlen);
-	return s->tw ? 0 : -EIO;
+	if (!s->tw)
+		return -EIO;
+	ret = trace_writer_clock(s->tw, &s->b->clock);
+	if (ret) {
+		snprintf(err, errlen, "%s", trace_writer_error(s->tw));
+		if (path)
+			trace_writer_close(s->tw);
+		else
+			trace_writer_free(s->tw);
+		s->tw = NULL;
+	}
+	return ret;
+}
+
+int syscap_session_set_clock(struct syscap_session *s, int clock)
+{
+	int ret;
+
+	if (__atomic_load_n(&s->running, __ATOMIC_ACQUIRE) || s->tw)
+		return -EBUSY;
+	if (clock < SYSCAP_CLOCK_AUTO || clock > SYSCAP_CLOCK_COUNTER)
+		return -EINVAL;
+	if (!s->b->ops->set_clock)
+		return clock == SYSCAP_CLOCK_COUNTER ? -ENOTSUP : 0;
+	ret = s->b->ops->set_clock(s->b, clock);
+	return ret == -EOPNOTSUPP ? -ENOTSUP : ret;
+}
+
+const char *syscap_session_clock(struct syscap_session *s)
+{
+	return s->b->clock.source;
 }
 
 int syscap_session_set_args(struct syscap_session *s, int on)

@@ -261,6 +261,20 @@ static int check_block(struct syscap_trace *t, uint64_t off, int scanning)
 	return 1;
 }
 
+int syscap_trace_clock(struct syscap_trace *t, struct syscap_trace_clock *out)
+{
+	const struct syscap_block_header *bh;
+
+	if (check_block(t, t->data_start, 0) != 1)
+		return 0;
+	bh = (const struct syscap_block_header *)(t->map + t->data_start);
+	if (bh->type != SYSCAP_BLOCK_CLOCK || bh->count != 1 || bh->len != sizeof(*out))
+		return 0;
+	memcpy(out, bh + 1, sizeof(*out));
+	out->source[sizeof(out->source) - 1] = 0;
+	return out->hz != 0;
+}
+
 static int end_of_data(struct syscap_trace *t)
 {
 	t->ended = 1;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "internal.h"
+#include "syscap_backend.h"
 
 struct trace_writer {
 	int fd;
@@ -239,6 +240,30 @@ int trace_writer_block(struct trace_writer *w, uint32_t type, uint32_t count, co
 const char *trace_writer_error(struct trace_writer *w)
 {
 	return w->err[0] ? w->err : NULL;
+}
+
+int trace_writer_clock(struct trace_writer *w, const struct syscap_clock *c)
+{
+	struct syscap_trace_clock tc;
+
+	if (!c->hz)
+		return 0;
+	memset(&tc, 0, sizeof(tc));
+	memcpy(tc.source, c->source, sizeof(tc.source));
+	tc.source[sizeof(tc.source) - 1] = 0;
+	tc.hz = c->hz;
+	tc.ref_ticks = c->ref_ticks;
+	tc.ref_ns = c->ref_ns;
+	tc.mult = c->mult;
+	return trace_writer_block(w, SYSCAP_BLOCK_CLOCK, 1, &tc, sizeof(tc));
+}
+
+void trace_writer_free(struct trace_writer *w)
+{
+	if (!w)
+		return;
+	free(w->buf);
+	free(w);
 }
 
 void trace_writer_close(struct trace_writer *w)

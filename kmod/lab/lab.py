@@ -108,6 +108,7 @@ GUEST_TESTS = [
     "count_mode",
     "sampled_mode",
     "process_tree",
+    "clock",
     "syscall_filter",
     "failed_only",
     "comm_filter",

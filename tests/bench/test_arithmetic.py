@@ -439,7 +439,8 @@ def test_guest_table_and_markdown_print_both_phases_with_drops() -> None:
     text = guest.table(res)
     assert "nginx + ab, requests/s" in text and "getppid, ns per call" in text
     assert "getppid before loading the modules 400 ns, with both loaded and idle 386 ns" in text
-    kmod_lines = [ln for ln in text.splitlines() if ln.strip().startswith("syscap record, kmod")]
+    kmod_lines = [ln for ln in text.splitlines()
+                  if ln.strip().startswith("syscap record, kmod backend (guest)")]
     assert len(kmod_lines) == 2 and kmod_lines[0].endswith("0.01 %")
     md = markdown.guest(res | {"rounds": 2})
     assert "| ns/getppid (median) |" in md

@@ -111,6 +111,10 @@ def test_process_set_follows_children(guest: lab.GuestRun) -> None:
     assert_guest_test(guest, "process_tree")
 
 
+def test_times_are_monotonic_nanoseconds_under_every_clock(guest: lab.GuestRun) -> None:
+    assert_guest_test(guest, "clock")
+
+
 def test_syscall_bitmap_filter(guest: lab.GuestRun) -> None:
     assert_guest_test(guest, "syscall_filter")
 

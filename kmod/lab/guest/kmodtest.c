@@ -856,6 +856,99 @@ static int test_process_tree(void)
 	return 0;
 }
 
+/* N sleeps of 20 ms. */
+#define SLEEP_NS	20000000LL
+
+static int sleeper(long n)
+{
+	struct timespec ts = { 0, SLEEP_NS };
+
+	for (long i = 0; i < n; i++)
+		syscall(SYS_nanosleep, &ts, NULL);
+	return 0;
+}
+
+/*
+ * One capture of 5 sleeps under the clock asked for: every time reaches the
+ * consumer in CLOCK_MONOTONIC nanoseconds, whatever the probes read. Each
+ * sleep lies inside the capture as this process's own clock saw it and lasts
+ * its 20 ms; the totals say the same. The allowance covers the counter's
+ * rate as the kernel calibrated it (2 ms plus 5 % of the time since the
+ * reference reading) and the guest's slowness (a sleep may overrun 200 ms).
+ */
+static int clock_round(int clock, char *source, size_t len)
+{
+	struct syscap_backend *b = open_backend(1 << 20);
+	struct run r = { .w = { { sleeper, 5, "wl-clock" } }, .flags = SYSCAP_FILTER_PIDS,
+			 .pid_rule = SYSCAP_PID_INCLUDE };
+	uint64_t t_ref, t0, t1, slack, n = 0;
+	struct collector c;
+	struct totals t;
+	int ret;
+
+	if (!b)
+		return 1;
+	t_ref = now_ns();
+	ret = b->ops->set_clock(b, clock);
+	CHECK(!ret, "set_clock(%d): %s", clock, strerror(-ret));
+	snprintf(source, len, "%s", b->clock.source);
+	CHECK(!strcmp(b->clock.source, "monotonic") == !b->clock.hz,
+	      "clock %s with %llu Hz", b->clock.source, (unsigned long long)b->clock.hz);
+	if (clock == SYSCAP_CLOCK_COUNTER)
+		CHECK(b->clock.hz, "COUNTER gave %s", b->clock.source);
+	if (clock == SYSCAP_CLOCK_MONOTONIC)
+		CHECK(!b->clock.hz, "MONOTONIC gave %s", b->clock.source);
+	t0 = now_ns();
+	if (trace_run(b, &r, &c, &t))
+		return 1;
+	t1 = now_ns();
+	slack = 2000000 + (t1 - t_ref) / 20;
+	for (size_t i = 0; i < c.n; i++) {
+		const struct syscap_event *e = &c.recs[i].ev;
+
+		if ((int)e->tgid != r.cs[0].pid)
+			continue;
+		CHECK(e->ts_ns + slack >= t0 && e->ts_ns + e->dur_ns <= t1 + slack,
+		      "%s: record of kind %u at %lld..%lld ns, capture %llu..%llu", b->clock.source,
+		      e->kind, (long long)(e->ts_ns - t0), (long long)(e->ts_ns + e->dur_ns - t0),
+		      0ULL, (unsigned long long)(t1 - t0));
+		if (e->kind != SYSCAP_EV_SYSCALL || e->nr != SYS_nanosleep)
+			continue;
+		n++;
+		CHECK(e->dur_ns >= SLEEP_NS * 95 / 100 && e->dur_ns <= SLEEP_NS + 200000000,
+		      "%s: a 20 ms sleep lasted %llu ns", b->clock.source,
+		      (unsigned long long)e->dur_ns);
+	}
+	CHECK(n == 5, "%s: %llu sleep records, want 5", b->clock.source, (unsigned long long)n);
+	CHECK(t.total_ns[SYS_nanosleep] >= 5 * SLEEP_NS * 95 / 100 &&
+	      t.total_ns[SYS_nanosleep] <= t1 - t0 + slack,
+	      "%s: nanosleep total_ns %llu, capture %llu", b->clock.source,
+	      (unsigned long long)t.total_ns[SYS_nanosleep], (unsigned long long)(t1 - t0));
+	ret = b->ops->start(b);
+	CHECK(!ret, "start: %s", strerror(-ret));
+	ret = b->ops->set_clock(b, SYSCAP_CLOCK_MONOTONIC);
+	CHECK(ret == -EBUSY, "set_clock while running: %d, want EBUSY", ret);
+	b->ops->stop(b);
+	ret = b->ops->set_clock(b, 7);
+	CHECK(ret == -EINVAL, "set_clock(7): %d, want EINVAL", ret);
+	free(c.recs);
+	b->ops->close(b);
+	return 0;
+}
+
+static int test_clock(void)
+{
+	char autos[16], mono[16], counter[16];
+
+	if (clock_round(SYSCAP_CLOCK_AUTO, autos, sizeof(autos)) ||
+	    clock_round(SYSCAP_CLOCK_MONOTONIC, mono, sizeof(mono)) ||
+	    clock_round(SYSCAP_CLOCK_COUNTER, counter, sizeof(counter)))
+		return 1;
+	snprintf(detail, sizeof(detail), "auto: %s; monotonic; counter: %s; 5 x 20 ms sleeps "
+		 "in place under each", autos, counter);
+	return 0;
+}
+
 static int test_syscall_filter(void)
 {
 	struct syscap_backend *b = open_backend(1 << 20);
@@ -1579,7 +1672,8 @@ static int test_ioctl_fuzz(long iterations)
 		SYSCAP_IOC_GET_INFO, SYSCAP_IOC_SET_RING, SYSCAP_IOC_SET_FILTER, SYSCAP_IOC_SET_PID,
 		SYSCAP_IOC_READ_STATS, SYSCAP_IOC_START, SYSCAP_IOC_STOP, SYSCAP_IOC_SET_MODE,
 		SYSCAP_IOC_READ_COUNTS, SYSCAP_IOC_FORGET_COUNT, SYSCAP_IOC_SET_SAMPLE_PERIOD,
-		SYSCAP_IOC_SAMPLE_WINDOW, SYSCAP_IOC_SET_ARGS,
+		SYSCAP_IOC_SAMPLE_WINDOW, SYSCAP_IOC_SET_ARGS, SYSCAP_IOC_SET_CLOCK,
+		SYSCAP_IOC_GET_CLOCK,
 	};
 	const unsigned int ncmds = sizeof(cmds) / sizeof(cmds[0]);
 	long page = getpagesize(), ok = 0, maps = 0;
@@ -1655,9 +1749,9 @@ static int test_ioctl_fuzz(long iterations)
 		}
 		/* valid modes, windows and argument switches now and then:
 		 * sampled mode running, its entry probe attached and removed at
-		 * random, records with and without arguments */
+		 * random, records with and without arguments, under each clock */
 		if ((cmd == SYSCAP_IOC_SET_MODE || cmd == SYSCAP_IOC_SAMPLE_WINDOW ||
-		     cmd == SYSCAP_IOC_SET_ARGS) &&
+		     cmd == SYSCAP_IOC_SET_ARGS || cmd == SYSCAP_IOC_SET_CLOCK) &&
 		    (uint8_t *)arg >= buf && (uint8_t *)arg < buf + page) {
 			uint32_t v = (uint32_t)(rnd() % 4);
 
@@ -1798,6 +1892,8 @@ int main(int argc, char **argv)
 		ret = test_exact_counts();
 	else if (!strcmp(test_name, "process_tree"))
 		ret = test_process_tree();
+	else if (!strcmp(test_name, "clock"))
+		ret = test_clock();
 	else if (!strcmp(test_name, "syscall_filter"))
 		ret = test_syscall_filter();
 	else if (!strcmp(test_name, "failed_only"))

@@ -51,6 +51,12 @@ static void touch_names(struct syscap_trace *t)
 			sink += strlen(name);
 	}
 	sink += syscap_trace_name(t, UINT32_MAX) != NULL;
+	{
+		struct syscap_trace_clock c;
+
+		if (syscap_trace_clock(t, &c))
+			sink += strlen(c.source) + c.hz + c.mult;
+	}
 }
 
 /* One pass as build_report does: all records into the aggregator. */

@@ -229,8 +229,89 @@ static void test_records_with_arguments(void)
 	teardown(&f);
 }
 
+/* Records in a counter's ticks come out in nanoseconds. */
+struct timed {
+	uint64_t ts[8], dur[8];
+	uint32_t parent_tid[8];
+	int n;
+};
+
+static void collect_times(void *ctx, const struct syscap_rec *rec, const uint64_t *args)
+{
+	struct timed *t = ctx;
+
+	(void)args;
+	t->ts[t->n] = rec->ts_ns;
+	t->dur[t->n] = rec->kind == SYSCAP_EV_SYSCALL ? rec->sys.dur_ns : 0;
+	t->parent_tid[t->n] = rec->kind == SYSCAP_EV_SYSCALL ? 0 : rec->proc.parent_tid;
+	t->n++;
+}
+
+static void produce_timed(struct ring_fixture *f, uint8_t kind, uint64_t ts, uint64_t dur)
+{
+	uint64_t off = f->prod & (RING_SIZE - 1);
+	uint32_t hdr[2] = { SYSCAP_REC_SIZE, 0 };
+	struct syscap_rec rec;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.kind = kind;
+	rec.ts_ns = ts;
+	if (kind == SYSCAP_EV_SYSCALL) {
+		rec.sys.dur_ns = dur;
+	} else {
+		rec.proc.parent_tgid = 77;
+		rec.proc.parent_tid = 78;
+	}
+	memcpy(f->data + off, hdr, sizeof(hdr));
+	memcpy(f->data + off + 8, &rec, sizeof(rec));
+	f->prod += REC;
+}
+
+static void test_counter_ticks_become_nanoseconds(void)
+{
+	struct ring_fixture f;
+	struct syscap_clock c;
+	struct timed t = { 0 };
+
+	setup(&f);
+	/* 2.5 GHz, 1000 ticks read at 5 ms */
+	syscap_clock_set(&c, "tsc", 2500000000ULL, 1000, 5000000);
+	CHECK(!strcmp(c.source, "tsc"));
+	f.r.clock = &c;
+	produce_timed(&f, SYSCAP_EV_SYSCALL, 1000 + 2500, 2500);
+	produce_timed(&f, SYSCAP_EV_SYSCALL, 0, 25);		/* before the reference */
+	produce_timed(&f, SYSCAP_EV_FORK, 1000 + 25000, 0);
+	produce_timed(&f, SYSCAP_EV_SYSCALL, 1000 + (1ULL << 62), 0);	/* no overflow */
+	CHECK_EQ(syscap_ring_drain(&f.r, collect_times, &t, 100), 4);
+	CHECK_EQ(t.ts[0], 5001000);
+	CHECK_EQ(t.dur[0], 1000);
+	CHECK_EQ(t.ts[1], 5000000 - 400);
+	CHECK_EQ(t.dur[1], 10);
+	CHECK_EQ(t.ts[2], 5010000);
+	CHECK_EQ(t.parent_tid[2], 78);	/* a process record keeps its other fields */
+	/* 2^62 ticks: 58 years, within a part in 10^9 (the rate's rounding) */
+	CHECK(t.ts[3] >= 5000000 + (1ULL << 62) / 5 * 2 - (1ULL << 62) / 1000000000 &&
+	      t.ts[3] <= 5000000 + (1ULL << 62) / 5 * 2 + (1ULL << 62) / 1000000000);
+	/* the ring itself still holds ticks: the records are converted copies */
+	CHECK_EQ(((const struct syscap_rec *)(f.data + 8))->ts_ns, 3500);
+	teardown(&f);
+
+	/* a rate that is no whole number of nanoseconds a tick: 24 MHz */
+	syscap_clock_set(&c, "cntvct", 24000000, 0, 0);
+	CHECK_EQ(syscap_clock_ns(&c, 24000000), 1000000000);
+	CHECK_EQ(syscap_clock_dur(&c, 24), 1000);
+	/* three hours of ticks: within 100 ns */
+	CHECK(syscap_clock_ns(&c, 3 * 24000000ULL * 3600) + 100 >= 3ULL * 3600 * 1000000000 &&
+	      syscap_clock_ns(&c, 3 * 24000000ULL * 3600) <= 3ULL * 3600 * 1000000000 + 100);
+	/* monotonic: as they are */
+	syscap_clock_set(&c, "monotonic", 0, 0, 0);
+	CHECK_EQ(syscap_clock_ns(&c, 123456789), 123456789);
+	CHECK_EQ(syscap_clock_dur(&c, 42), 42);
+}
+
 int main(void)
 {
+	test_counter_ticks_become_nanoseconds();
 	test_order_and_batch_publication();
 	test_busy_record_stops_drain();
 	test_discarded_record_skipped();

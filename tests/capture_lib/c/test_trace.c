@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include "check.h"
 #include "../../../capture_lib/src/internal.h"
+#include "syscap_backend.h"
 
 static char path[] = "/tmp/syscap-test-trace-XXXXXX";
 
@@ -57,7 +58,7 @@ static uint32_t read_all(struct syscap_trace *t, int *stats_blocks, uint32_t *ga
 				next = b.events[i].seq + 1;
 			}
 			n += b.count;
-		} else {
+		} else if (b.type == SYSCAP_BLOCK_STATS || b.type == SYSCAP_BLOCK_END) {
 			CHECK_EQ(b.stats->events, 42);
 			CHECK_EQ(b.rows[0].calls, 42);
 			(*stats_blocks)++;
@@ -356,6 +357,73 @@ static void test_not_a_regular_file(void)
 	CHECK(strstr(err, "not a regular file") != NULL);
 }
 
+/*
+ * A trace recorded with a counter clock names it in the header and says how
+ * its ticks became nanoseconds in a CLOCK block, which readers of the events
+ * pass over; a trace of the monotonic clock has no such block.
+ */
+static void test_clock_block(void)
+{
+	struct syscap_trace_stats st = { .events = 42 };
+	struct syscap_trace_sysrow row = { .nr = 3, .calls = 42 };
+	struct syscap_trace_header h;
+	struct syscap_trace_clock tc;
+	struct syscap_trace_block b;
+	struct syscap_clock c;
+	struct trace_writer *w;
+	struct syscap_trace *t;
+	struct syscap_event e;
+	char err[256];
+	int stats;
+	uint32_t gaps;
+
+	syscap_clock_set(&c, "tsc", 2500000000ULL, 1000, 5000000);
+	syscap_trace_header_init(&h, "kmod", 2);
+	memcpy(h.clock, c.source, sizeof(h.clock));
+	h.nsyscalls = 4;
+	w = trace_writer_open(path, SYSCAP_CREATE_FORCE, &h, names, sizeof(names) - 1, err,
+			      sizeof(err));
+	CHECK(w != NULL);
+	if (!w)
+		return;
+	CHECK_EQ(trace_writer_clock(w, &c), 0);
+	memset(&e, 0, sizeof(e));
+	e.kind = SYSCAP_EV_SYSCALL;
+	e.nr = 3;
+	CHECK_EQ(trace_writer_add(w, &e), 0);
+	CHECK_EQ(trace_writer_stats(w, SYSCAP_BLOCK_END, &st, &row, 1), 0);
+	trace_writer_close(w);
+	t = syscap_trace_open(path, err, sizeof(err));
+	CHECK(t != NULL);
+	if (!t)
+		return;
+	CHECK(!strcmp(syscap_trace_header(t)->clock, "tsc"));
+	CHECK_EQ(syscap_trace_clock(t, &tc), 1);
+	CHECK(!strcmp(tc.source, "tsc"));
+	CHECK_EQ(tc.hz, 2500000000ULL);
+	CHECK_EQ(tc.ref_ticks, 1000);
+	CHECK_EQ(tc.ref_ns, 5000000);
+	CHECK_EQ(tc.mult, c.mult);
+	CHECK(syscap_trace_next(t, &b) == 1);
+	CHECK_EQ(b.type, SYSCAP_BLOCK_CLOCK);
+	CHECK_EQ(b.count, 0);	/* no records, no rows */
+	syscap_trace_rewind(t);
+	CHECK_EQ(read_all(t, &stats, &gaps), 1);
+	CHECK(syscap_trace_complete(t));
+	syscap_trace_close(t);
+
+	/* the monotonic clock: no block */
+	syscap_clock_set(&c, "monotonic", 0, 0, 0);
+	write_trace(1, 1);
+	t = syscap_trace_open(path, err, sizeof(err));
+	CHECK(t != NULL);
+	if (!t)
+		return;
+	CHECK(!strcmp(syscap_trace_header(t)->clock, "monotonic"));
+	CHECK_EQ(syscap_trace_clock(t, &tc), 0);
+	syscap_trace_close(t);
+}
+
 int main(void)
 {
 	int fd = mkstemp(path);
@@ -371,6 +439,7 @@ int main(void)
 	test_not_a_regular_file();
 	test_compact_records();
 	test_version1_records();
+	test_clock_block();
 	unlink(path);
 	return check_report("test_trace");
 }
