@@ -19,7 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -259,18 +259,40 @@ def cpu_loss(values: list[float], base: list[float]) -> stats.Estimate | None:
     return stats.loss_pct(runs, bruns) if stats.paired(runs, bruns) else None
 
 
+@dataclass
+class CpuRounds:
+    """Per row key, one value per round of its main ab run (NaN: not measured)."""
+
+    worker: dict[str, list[float]] = field(default_factory=dict)  # CPU ns per request
+    tracer: dict[str, list[float]] = field(default_factory=dict)  # its processes', the same
+    # the worker's CPU time in % of the run's wall time: CPU loss predicts the
+    # requests/s loss only where this is near 100 (the worker is the bottleneck)
+    busy: dict[str, list[float]] = field(default_factory=dict)
+
+    @classmethod
+    def unmeasured(cls, keys: list[str], rounds: int) -> CpuRounds:
+        return cls(*({k: [math.nan] * rounds for k in keys} for _ in range(3)))
+
+    def put(self, key: str, rnd: int, worker: tuple[int | None, int | None],
+            tracer: tuple[int | None, int | None], requests: int, seconds: float) -> None:
+        """Round rnd of key from (before, after) CPU ns readings around its run."""
+        self.worker[key][rnd] = per_request(*worker, requests)
+        self.tracer[key][rnd] = per_request(*tracer, requests)
+        w = per_request(*worker, 1)
+        self.busy[key][rnd] = 100 * w / (seconds * 1e9) if seconds > 0 else math.nan
+
+
 def _cpu_json(runs: list[float]) -> dict[str, Any] | None:
     xs = stats.finite(runs)
     return {"runs": runs, **stats.estimate(xs).as_json()} if xs else None
 
 
 def summarise(rows: list[Row], sweep: dict[str, dict[int, list[float]]],
-              cpu: dict[str, list[float]] | None = None,
-              tracer_cpu: dict[str, list[float]] | None = None) -> list[dict[str, Any]]:
-    """The rows as JSON. cpu: per row key, the worker's CPU ns per request of
-    each round's main run (NaN where not measured); tracer_cpu: the same for
-    the tracer's processes, where it had any."""
-    cpu, tracer_cpu = cpu or {}, tracer_cpu or {}
+              cpu_rounds: CpuRounds | None = None) -> list[dict[str, Any]]:
+    """The rows as JSON: requests/s and its loss, and where measured the
+    worker's CPU per request and the loss it implies, paired the same way."""
+    cr = cpu_rounds or CpuRounds()
+    cpu = cr.worker
     base = next(r for r in rows if r.key == BASELINE)
     floor = next((r for r in rows if r.key == FLOOR), None)
     floor_loss = (stats.loss_pct(floor.runs, base.runs).median
@@ -293,8 +315,10 @@ def summarise(rows: list[Row], sweep: dict[str, dict[int, list[float]]],
                 d["cpu_loss_pct"] = closs.as_json()
                 d["cpu_loss_minus_floor_points"] = (
                     None if floor_cpu is None else round(closs.median - floor_cpu.median, 2))
-        if r.ok and (t := _cpu_json(tracer_cpu.get(r.key, []))):
+        if r.ok and (t := _cpu_json(cr.tracer.get(r.key, []))):
             d["tracer_cpu_per_request_ns"] = t
+        if r.ok and (b := _cpu_json(cr.busy.get(r.key, []))):
+            d["worker_busy_pct"] = b
         levels: dict[str, Any] = {}
         for c, runs in sweep.get(r.key, {}).items():
             xs = stats.finite(runs)
@@ -327,8 +351,7 @@ def run(opts: Options) -> dict[str, Any]:
         t.key: {c: [math.nan] * opts.sweep_rounds for c in LEVELS} for t in tracers}
     sweep_notes: dict[str, dict[str, str]] = {}
     # CPU ns per request of each round's main run: the worker's, the tracer's
-    cpu = {t.key: [math.nan] * opts.rounds for t in tracers}
-    tracer_cpu = {t.key: [math.nan] * opts.rounds for t in tracers}
+    cpu = CpuRounds.unmeasured([t.key for t in tracers], opts.rounds)
     if not why_not():
         more_files()
         with tempfile.TemporaryDirectory(prefix="syscap-bench-nginx-") as d:
@@ -344,7 +367,9 @@ def run(opts: Options) -> dict[str, Any]:
                         alive(server)
                         tpid = proc.popen.pid if proc is not None else None
                         w0, t0 = cpu_ns(worker), tree_cpu_ns(tpid) if tpid else None
+                        started = time.monotonic()
                         main = ab(port, requests_for(t.key, main_n), CONCURRENCY)
+                        took = time.monotonic() - started
                         w1, t1 = cpu_ns(worker), tree_cpu_ns(tpid) if tpid else None
                         if rnd < opts.sweep_rounds:
                             for j in harness.rotated(len(LEVELS), rnd + i):
@@ -357,8 +382,7 @@ def run(opts: Options) -> dict[str, Any]:
                     # kept only now that the tracer is known to have lived throughout
                     for c, v in got.items():
                         sweep[t.key][c][rnd] = v
-                    cpu[t.key][rnd] = per_request(w0, w1, main.complete)
-                    tracer_cpu[t.key][rnd] = per_request(t0, t1, main.complete)
+                    cpu.put(t.key, rnd, (w0, w1), (t0, t1), main.complete, took)
                     return main.rps
 
                 harness.interleave(rows, opts.rounds, one, harness.say)
@@ -378,7 +402,7 @@ def run(opts: Options) -> dict[str, Any]:
         "sweep_requests": {t.key: requests_for(t.key, sweep_n) for t in tracers},
         "concurrency": CONCURRENCY,
         "levels": list(LEVELS),
-        "rows": summarise(rows, sweep, cpu, tracer_cpu),
+        "rows": summarise(rows, sweep, cpu),
         "concurrency_failures": sweep_notes,  # tracer -> level -> last failure
     }
 
@@ -427,6 +451,9 @@ def table(result: dict[str, Any]) -> str:
     out.append("  (µs/req: the nginx worker's CPU time per request (schedstat); CPU loss: the "
                "loss % that implies were the worker CPU-bound, 100 (1 - baseline's µs/req / "
                "row's), paired per round; tracer: the tracer's processes' CPU µs per request)")
+    if busy := next((r.get("worker_busy_pct") for r in rows if r["key"] == BASELINE), None):
+        out.append(f"  (the worker was busy {busy['median']:.0f} % of the baseline's ab runs: "
+                   "CPU loss is the requests/s loss only where it is the bottleneck, near 100 %)")
     out.append(f"  (c=N columns: baseline requests/s, tracers loss % at that concurrency, "
                f"median of {result['sweep_rounds']} rounds)")
     out += goal_lines(rows)

@@ -33,8 +33,13 @@ def rows() -> list[Row]:
             Row("bpftrace", "bpftrace count", list(BASE))]  # ran, but no CPU measured
 
 
+def rounds(worker: dict[str, list[float]] = CPU, busy: dict[str, list[float]] | None = None
+           ) -> nginx.CpuRounds:
+    return nginx.CpuRounds(worker, TRACER, busy or {})
+
+
 def summary() -> dict[str, dict[str, Any]]:
-    return {r["key"]: r for r in nginx.summarise(rows(), {}, CPU, TRACER)}
+    return {r["key"]: r for r in nginx.summarise(rows(), {}, rounds())}
 
 
 def result(out: list[dict[str, Any]]) -> dict[str, Any]:
@@ -76,8 +81,8 @@ def test_cpu_per_request_keeps_the_runs_and_the_requests_s_metric_is_untouched()
     assert "tracer_cpu_per_request_ns" not in base
     plain = {r["key"]: r for r in nginx.summarise(rows(), {})}
     for key, r in plain.items():
-        assert {k: v for k, v in out[key].items() if not k.startswith(("cpu_", "tracer_"))} \
-            .keys() == r.keys()
+        new = ("cpu_", "tracer_", "worker_")
+        assert {k for k in out[key] if not k.startswith(new)} == r.keys()
         assert r.get("loss_pct") == out[key].get("loss_pct")
         assert "cpu_per_request_ns" not in r
 
@@ -85,9 +90,9 @@ def test_cpu_per_request_keeps_the_runs_and_the_requests_s_metric_is_untouched()
 def test_a_row_without_cpu_data_has_no_cpu_keys() -> None:
     out = summary()
     assert "loss_pct" in out["bpftrace"]
-    assert not any(k.startswith(("cpu_", "tracer_")) for k in out["bpftrace"])
+    assert not any(k.startswith(("cpu_", "tracer_", "worker_")) for k in out["bpftrace"])
     # every CPU reading of the baseline failed: no CPU loss anywhere, no crash
-    none = {r["key"]: r for r in nginx.summarise(rows(), {}, CPU | {"baseline": [NAN] * 4})}
+    none = {r["key"]: r for r in nginx.summarise(rows(), {}, rounds(CPU | {"baseline": [NAN] * 4}))}
     assert "cpu_per_request_ns" not in none["baseline"]
     assert "cpu_loss_pct" not in none["syscap-record"]
     assert "cpu_per_request_ns" in none["syscap-record"]
@@ -96,13 +101,13 @@ def test_a_row_without_cpu_data_has_no_cpu_keys() -> None:
 def test_a_stopped_row_gets_no_cpu_numbers() -> None:
     rs = rows()
     rs[2].why = "failed: syscap record died"
-    out = {r["key"]: r for r in nginx.summarise(rs, {}, CPU, TRACER)}
+    out = {r["key"]: r for r in nginx.summarise(rs, {}, rounds())}
     assert out["syscap-record"]["status"] == "failed"
     assert "cpu_per_request_ns" not in out["syscap-record"]
 
 
 def test_table_and_markdown_print_the_cpu_columns() -> None:
-    res = result(nginx.summarise(rows(), {}, CPU, TRACER))
+    res = result(nginx.summarise(rows(), {}, rounds()))
     text = nginx.table(res)
     header = next(ln for ln in text.splitlines() if ln.strip().startswith("configuration"))
     for col in ("µs/req", "CPU loss", "CPU interval", "tracer"):
@@ -127,7 +132,7 @@ def test_table_and_markdown_print_the_cpu_columns() -> None:
 
 def test_a_row_that_did_not_run_still_fills_the_markdown_table() -> None:
     rs = [*rows(), Row("sysdig", "sysdig", why="sysdig needs its scap kernel module")]
-    md = markdown.nginx(result(nginx.summarise(rs, {}, CPU)))
+    md = markdown.nginx(result(nginx.summarise(rs, {}, rounds())))
     line = next(ln for ln in md.splitlines() if ln.startswith("| sysdig"))
     assert line.count("|") == md.splitlines()[0].count("|")
 
@@ -189,3 +194,23 @@ def test_ab_report_gives_the_completed_requests() -> None:
     out = "Complete requests:      30000\nFailed requests:        12\n"
     assert nginx.parse_complete(out) == 30000
     assert nginx.parse_complete("apr_socket_recv: Connection refused (111)") == 0
+
+
+def test_rounds_are_filled_from_readings_around_each_run() -> None:
+    cr = nginx.CpuRounds.unmeasured(["baseline", "floor"], 2)
+    # 0.15 s of worker CPU and 3 ms of the tracer's over 3000 requests in 0.3 s
+    cr.put("floor", 1, (10**9, 10**9 + 150_000_000), (0, 3_000_000), 3000, 0.3)
+    cr.put("baseline", 1, (None, 5), (None, None), 3000, 0.3)  # the worker's reading failed
+    assert math.isnan(cr.worker["floor"][0]) and cr.worker["floor"][1] == pytest.approx(50_000.0)
+    assert cr.tracer["floor"][1] == pytest.approx(1000.0)
+    assert cr.busy["floor"][1] == pytest.approx(50.0)
+    assert all(math.isnan(x) for k in ("worker", "tracer", "busy")
+               for x in getattr(cr, k)["baseline"])
+
+
+def test_the_table_says_how_busy_the_worker_was() -> None:
+    busy = {"baseline": [52.0, 49.0, 50.0, 51.0]}
+    res = result(nginx.summarise(rows(), {}, rounds(busy=busy)))
+    assert res["rows"][0]["worker_busy_pct"]["median"] == pytest.approx(50.5)
+    assert "the worker was busy 50 % of the baseline's ab runs" in nginx.table(res)
+    assert "busy" not in nginx.table(result(nginx.summarise(rows(), {}, rounds())))
