@@ -7,6 +7,18 @@ run too. One nginx serves the whole run. Each round starts every tracer in
 turn (rotated order), runs ab against it, and in the first sweep_rounds rounds
 also at concurrency 1, 10, 100 and 1000 (rotated), then stops the tracer.
 Loss is paired per round against the baseline run of the same round.
+
+A second, quieter metric: around every main ab run (not the concurrency
+sweep) the worker's CPU time (sum_exec_runtime from /proc/PID/task/*/schedstat,
+which leaves out steal and waiting) is read, and divided by the requests ab
+completed: worker CPU ns per request. Where the tracer has processes their CPU
+is read the same way (tracer ns per request; work a consumer does after the
+run is missed). CPU loss % = 100 (1 - baseline's ns/request / the row's), paired
+per round like the loss: what the tracer's added CPU in the worker would cost
+were the worker CPU-bound. It is not here (about half busy on the 2-CPU VM:
+CPU 0, with ab, loopback and the consumers, is the limit), so the CPU loss
+leaves out the tracer's cost on CPU 0 that the requests/s loss includes; the
+worker's busy share is kept per round. The goals are read on both metrics.
 """
 
 from __future__ import annotations
