@@ -30,7 +30,8 @@ from capture_lib.errors import UsageError
 
 NAMES = ("micro", "nginx", "throughput", "guest")
 SUMMARY_KEYS = ("median", "interval", "interval_level", "n", "added_ns", "x_floor", "loss_pct",
-                "loss_minus_floor_points", "micro", "counts")
+                "loss_minus_floor_points", "cpu_loss_pct", "cpu_loss_minus_floor_points",
+                "micro", "counts")
 
 
 def register(sub: Any) -> None:

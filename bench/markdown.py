@@ -46,13 +46,16 @@ def micro(result: dict[str, Any]) -> str:
 def nginx(result: dict[str, Any]) -> str:
     levels = result["levels"]
     out = ["| configuration | requests/s (median) | interval | loss % | loss interval | "
+           "worker µs/request | CPU loss % | CPU loss interval | "
            + " | ".join(f"loss % c={c}" for c in levels) + " |",
-           "|---|---:|---:|---:|---:|" + "---:|" * len(levels)]
+           "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(levels)]
     for r in result["rows"]:
         if r["status"] != "ok":
-            out.append(_not_run(r, 5 + len(levels)))
+            out.append(_not_run(r, 8 + len(levels)))
             continue
         loss = r.get("loss_pct")
+        w = r.get("cpu_per_request_ns")
+        closs = r.get("cpu_loss_pct")
         conc = r.get("concurrency", {})
         cells = []
         for c in levels:
@@ -65,7 +68,12 @@ def nginx(result: dict[str, Any]) -> str:
                 cells.append("-")
         out.append(f"| {r['name']} | {r['median']:.0f} | {_iv(r, 0)} | "
                    + (f"{loss['median']:.1f} | {_iv(loss, 1)} | " if loss else "- | - | ")
+                   + (f"{w['median'] / 1000:.1f} | " if w else "- | ")
+                   + (f"{closs['median']:.1f} | {_iv(closs, 1)} | " if closs else "- | - | ")
                    + " | ".join(cells) + " |")
+    out += ["", "Worker µs/request: the nginx worker's CPU time per request (schedstat, no "
+            "steal); CPU loss %: the loss that implies were the worker CPU-bound, "
+            "100 (1 - baseline's µs/request / the row's), paired per round."]
     return "\n".join([*out, "", _source(result)])
 
 
