@@ -371,6 +371,10 @@ def run(opts: Options) -> dict[str, Any]:
             server, worker = start_nginx(Path(d), port)
             try:
                 target = Target(pids=(worker,))
+                # one untimed run first: the first ab against a fresh nginx was
+                # the slowest of the whole run, and the rotation gives round 1's
+                # first slot to the baseline every time
+                ab(port, main_n // 10, CONCURRENCY)
 
                 def one(i: int, rnd: int) -> float:
                     t = tracers[i]
