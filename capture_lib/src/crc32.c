@@ -114,33 +114,37 @@ static inline CLMUL_TARGET __m128i fold(__m128i x, __m128i k, __m128i next)
 	return _mm_xor_si128(_mm_xor_si128(hi, lo), next);
 }
 
-/* len >= 64 */
+/* len >= 16 */
 static CLMUL_TARGET uint32_t crc32_clmul(uint32_t crc, const void *buf, size_t len)
 {
 	const __m128i *p = buf;
-	__m128i k = _mm_loadu_si128((const __m128i *)fold_4x128);
-	__m128i x0, x1, x2, x3, t;
+	__m128i k1 = _mm_loadu_si128((const __m128i *)fold_1x128);
+	__m128i k, x0, x1, x2, x3, t;
 	uint32_t rem;
 
 	/* the entering register state is the message's first 32 terms flipped */
 	x0 = _mm_xor_si128(_mm_loadu_si128(p), _mm_cvtsi32_si128((int)~crc));
-	x1 = _mm_loadu_si128(p + 1);
-	x2 = _mm_loadu_si128(p + 2);
-	x3 = _mm_loadu_si128(p + 3);
-	p += 4;
-	len -= 64;
-	for (; len >= 64; len -= 64, p += 4) {
-		x0 = fold(x0, k, _mm_loadu_si128(p));
-		x1 = fold(x1, k, _mm_loadu_si128(p + 1));
-		x2 = fold(x2, k, _mm_loadu_si128(p + 2));
-		x3 = fold(x3, k, _mm_loadu_si128(p + 3));
+	p++;
+	len -= 16;
+	if (len >= 48) {
+		k = _mm_loadu_si128((const __m128i *)fold_4x128);
+		x1 = _mm_loadu_si128(p);
+		x2 = _mm_loadu_si128(p + 1);
+		x3 = _mm_loadu_si128(p + 2);
+		p += 3;
+		len -= 48;
+		for (; len >= 64; len -= 64, p += 4) {
+			x0 = fold(x0, k, _mm_loadu_si128(p));
+			x1 = fold(x1, k, _mm_loadu_si128(p + 1));
+			x2 = fold(x2, k, _mm_loadu_si128(p + 2));
+			x3 = fold(x3, k, _mm_loadu_si128(p + 3));
+		}
+		x0 = fold(x0, k1, x1);
+		x0 = fold(x0, k1, x2);
+		x0 = fold(x0, k1, x3);
 	}
-	k = _mm_loadu_si128((const __m128i *)fold_1x128);
-	x0 = fold(x0, k, x1);
-	x0 = fold(x0, k, x2);
-	x0 = fold(x0, k, x3);
 	for (; len >= 16; len -= 16, p++)
-		x0 = fold(x0, k, _mm_loadu_si128(p));
+		x0 = fold(x0, k1, _mm_loadu_si128(p));
 
 	/*
 	 * The register state is x0 * x^32 mod P. 128 -> 96 bits: H x^96 + L x^32,
@@ -169,8 +173,8 @@ static CLMUL_TARGET uint32_t crc32_clmul(uint32_t crc, const void *buf, size_t l
 
 static uint32_t crc32_x86(uint32_t crc, const void *buf, size_t len)
 {
-	/* below 64 bytes the table's few steps win over the set-up */
-	return len < 64 ? crc32_zlib(crc, buf, len) : crc32_clmul(crc, buf, len);
+	/* the table, a byte at a time, only for what is less than one fold */
+	return len < 16 ? crc32_zlib(crc, buf, len) : crc32_clmul(crc, buf, len);
 }
 
 __attribute__((constructor)) static void crc32_select(void)
