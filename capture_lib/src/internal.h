@@ -48,7 +48,10 @@ struct syscap_clock;
 int trace_writer_clock(struct trace_writer *w, const struct syscap_clock *c);
 const char *trace_writer_error(struct trace_writer *w);
 
+/* zlib's CRC-32, by the fastest way this CPU has (src/crc32.c) */
 uint32_t syscap_crc32(uint32_t crc, const void *buf, size_t len);
+/* which: "pclmul", "armv8-crc" or "zlib" */
+const char *syscap_crc32_impl(void);
 
 /*
  * The compact record (record.c): ev as a struct syscap_rec into out

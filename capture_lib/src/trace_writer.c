@@ -12,7 +12,6 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 #include "internal.h"
 #include "syscap_backend.h"
 
@@ -25,11 +24,6 @@ struct trace_writer {
 	uint8_t *buf;		/* block header + SYSCAP_BLOCK_BYTES */
 	char err[256];
 };
-
-uint32_t syscap_crc32(uint32_t crc, const void *buf, size_t len)
-{
-	return (uint32_t)crc32(crc, buf, (uInt)len);
-}
 
 uint64_t syscap_mono_ns(void)
 {
