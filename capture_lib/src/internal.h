@@ -52,6 +52,9 @@ const char *trace_writer_error(struct trace_writer *w);
 uint32_t syscap_crc32(uint32_t crc, const void *buf, size_t len);
 /* which: "pclmul", "armv8-crc" or "zlib" */
 const char *syscap_crc32_impl(void);
+/* Tests: use the CPU's faster code even where the table was timed faster;
+ * its name, or NULL where the CPU has none (not thread-safe: before use). */
+const char *syscap_crc32_force_fast(void);
 
 /*
  * The compact record (record.c): ev as a struct syscap_rec into out
