@@ -62,7 +62,6 @@ static int kmod_read_stats(struct syscap_backend *b, struct syscap_cpu_stats *ou
 		.ncpu = (__u32)ncpu,
 		.entry_size = sizeof(*out),
 	};
-
 	int ret, cpu, nr;
 
 	if (ncpu <= 0 || ncpu > SYSCAP_MAX_CPUS)

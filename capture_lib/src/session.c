@@ -322,7 +322,9 @@ static int record_into(struct syscap_session *s, const char *path, uint32_t flag
 		return -EIO;
 	ret = trace_writer_clock(s->tw, &s->b->clock);
 	if (ret) {
-		snprintf(err, errlen, "%s", trace_writer_error(s->tw));
+		const char *why = trace_writer_error(s->tw);
+
+		snprintf(err, errlen, "%s", why ? why : "writing the trace's clock block failed");
 		if (path)
 			trace_writer_close(s->tw);
 		else
