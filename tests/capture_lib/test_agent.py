@@ -83,6 +83,8 @@ def test_record_to_a_file_counts_the_workload_exactly(
     report = report_json(trace)
     assert getppid_of(report, pid) == GETPPID
     assert report["dropped"] == 0
+    # eBPF has no clock cheaper than the monotonic one: no CLOCK block, nothing converted
+    assert report["clock"] == "monotonic"
 
 
 @pytest.mark.parametrize("extra,size", [((), 48), (("--args",), 96)], ids=["compact", "args"])
