@@ -189,6 +189,17 @@ struct syscap_pcpu {
  */
 #define SYSCAP_SAMPLE_GATE	1024
 
+/*
+ * Count mode: what each CPU's forgotten counters held. The per-CPU totals
+ * are the table's slots plus these (READ_STATS adds them up), so the probe
+ * does not keep a second copy; only the ioctls, under the session's lock,
+ * touch these.
+ */
+struct syscap_retired {
+	u64 calls[SYSCAP_MAX_SYSCALLS];
+	u64 errors[SYSCAP_MAX_SYSCALLS];
+};
+
 struct syscap_probe_ref {
 	struct tracepoint **tp;
 	void *probe;
@@ -218,6 +229,7 @@ struct syscap_ksession {
 	u32 sample_mask;		/* period - 1; read by the probes */
 	atomic_t *sample_gate;		/* [SYSCAP_SAMPLE_GATE] while running */
 	struct syscap_count_slot **counts;	/* [nr_cpu_ids] in count mode */
+	struct syscap_retired *retired;		/* [nr_cpu_ids] with counts */
 	unsigned int count_bits;
 	struct syscap_probe_ref probes[5];	/* registered, in order */
 	int nprobes;
@@ -704,15 +716,17 @@ out:
  */
 static void count_syscall(struct syscap_ksession *s, u32 tgid, u32 nr, long ret)
 {
-	struct syscap_pcpu *pc = this_cpu_ptr(s->pcpu);
+	struct syscap_pcpu *pc;
 	int err = syscap_is_error(ret);
 
+	if (likely(!syscap_count_add(s->counts[smp_processor_id()], s->count_bits,
+				     syscap_count_key(tgid, nr), err)))
+		return;		/* the totals are the table's (count_totals) */
+	pc = this_cpu_ptr(s->pcpu);
 	pc->st.events++;
 	pc->st.calls[nr]++;
 	pc->st.errors[nr] += err;
-	if (syscap_count_add(s->counts[smp_processor_id()], s->count_bits,
-			     syscap_count_key(tgid, nr), err))
-		pc->st.drops++;
+	pc->st.drops++;
 }
 
 /*
@@ -976,6 +990,8 @@ static void counts_free(struct syscap_ksession *s)
 		vfree(s->counts[cpu]);
 	kfree(s->counts);
 	s->counts = NULL;
+	vfree(s->retired);
+	s->retired = NULL;
 }
 
 /* Zeroed count tables for every possible CPU (START resets the counters). */
@@ -986,8 +1002,11 @@ static int counts_alloc(struct syscap_ksession *s)
 	counts_free(s);
 	s->count_bits = ilog2(roundup_pow_of_two(clamp(count_slots, 1024U, 1U << 22)));
 	s->counts = kcalloc(nr_cpu_ids, sizeof(*s->counts), GFP_KERNEL);
-	if (!s->counts)
+	s->retired = vzalloc(array_size(nr_cpu_ids, sizeof(*s->retired)));
+	if (!s->counts || !s->retired) {
+		counts_free(s);
 		return -ENOMEM;
+	}
 	for_each_possible_cpu(cpu) {
 		s->counts[cpu] = vzalloc(sizeof(struct syscap_count_slot) << s->count_bits);
 		if (!s->counts[cpu]) {
@@ -1196,10 +1215,39 @@ static long ioc_set_pid(struct syscap_ksession *s, void __user *arg)
 	return err ? err : ret;
 }
 
+static bool count_read(const struct syscap_count_slot *e, struct syscap_kmod_count *out);
+
+/*
+ * Count mode: one CPU's totals, its probe's own counters (the calls a full
+ * table left out, and everything but calls) plus its table's live slots and
+ * what its forgotten ones held.
+ */
+static void count_totals(struct syscap_ksession *s, int cpu, struct syscap_cpu_stats *st)
+{
+	const struct syscap_retired *r = &s->retired[cpu];
+	struct syscap_kmod_count c;
+	unsigned int i;
+
+	memcpy(st, &per_cpu_ptr(s->pcpu, cpu)->st, sizeof(*st));
+	for (i = 0; i < SYSCAP_MAX_SYSCALLS; i++) {
+		st->calls[i] += r->calls[i];
+		st->errors[i] += r->errors[i];
+		st->events += r->calls[i];
+	}
+	for (i = 0; i < 1U << s->count_bits; i++) {
+		if (!count_read(&s->counts[cpu][i], &c))
+			continue;
+		st->calls[c.nr] += c.calls;
+		st->errors[c.nr] += c.errors;
+		st->events += c.calls;
+	}
+}
+
 static long ioc_read_stats(struct syscap_ksession *s, void __user *arg)
 {
 	struct syscap_kmod_stats req;
 	struct syscap_cpu_stats __user *out;
+	struct syscap_cpu_stats *st = NULL;
 	u32 cpu;
 
 	if (copy_from_user(&req, arg, sizeof(req)))
@@ -1208,17 +1256,29 @@ static long ioc_read_stats(struct syscap_ksession *s, void __user *arg)
 	    req.ncpu > SYSCAP_MAX_CPUS)
 		return -EINVAL;
 	out = u64_to_user_ptr(req.buf);
+	if (s->counts) {
+		st = kvmalloc(sizeof(*st), GFP_KERNEL);
+		if (!st)
+			return -ENOMEM;
+	}
 	for (cpu = 0; cpu < req.ncpu; cpu++) {
 		unsigned long left;
 
-		if (cpu < nr_cpu_ids && cpu_possible(cpu))
+		if (cpu < nr_cpu_ids && cpu_possible(cpu) && st) {
+			count_totals(s, cpu, st);
+			left = copy_to_user(&out[cpu], st, sizeof(out[cpu]));
+		} else if (cpu < nr_cpu_ids && cpu_possible(cpu)) {
 			left = copy_to_user(&out[cpu], &per_cpu_ptr(s->pcpu, cpu)->st,
 					    sizeof(out[cpu]));
-		else
+		} else {
 			left = clear_user(&out[cpu], sizeof(out[cpu]));
-		if (left)
+		}
+		if (left) {
+			kvfree(st);
 			return -EFAULT;
+		}
 	}
+	kvfree(st);
 	return 0;
 }
 
@@ -1415,6 +1475,13 @@ static long ioc_forget_count(struct syscap_ksession *s, void __user *arg)
 			if (!k)
 				break;
 			if (k == key && !READ_ONCE(e->dead)) {
+				struct syscap_kmod_count c;
+
+				/* the process is gone: its slot no longer moves */
+				if (count_read(e, &c)) {
+					s->retired[cpu].calls[c.nr] += c.calls;
+					s->retired[cpu].errors[c.nr] += c.errors;
+				}
 				WRITE_ONCE(e->dead, 1);
 				break;
 			}

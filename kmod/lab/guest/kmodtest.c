@@ -779,6 +779,20 @@ static int test_count_mode(void)
 	      "after forgetting the grandchild: %llu/%llu getppid",
 	      (unsigned long long)cs->calls[0][SYS_getppid],
 	      (unsigned long long)cs->calls[1][SYS_getppid]);
+	/* the totals keep what the forgotten counters held */
+	{
+		struct totals after;
+
+		if (read_totals(b, &after))
+			return 1;
+		CHECK(after.calls[SYS_getppid] == t.calls[SYS_getppid] &&
+		      after.errors[SYS_openat] == t.errors[SYS_openat] &&
+		      after.events == t.events,
+		      "totals after forgetting: getppid %llu, was %llu; events %llu, was %llu",
+		      (unsigned long long)after.calls[SYS_getppid],
+		      (unsigned long long)t.calls[SYS_getppid],
+		      (unsigned long long)after.events, (unsigned long long)t.events);
+	}
 	/* no condition on the task: the probe skips the task table, and the
 	 * child's counters are as exact (the rest of the guest is counted too) */
 	b->ops->close(b);
