@@ -287,6 +287,13 @@ static bool counter_trusted(void)
  * conversion (and, where the clocksource is a device such as the HPET, a
  * device read). The consumer converts ticks to nanoseconds.
  */
+/* Whether a SYSCAP_KMOD_CLOCK_* choice (checked) means the counter. */
+static bool clock_is_counter(u32 clock)
+{
+	return clock == SYSCAP_KMOD_CLOCK_COUNTER ||
+	       (clock == SYSCAP_KMOD_CLOCK_AUTO && counter_hz() && counter_trusted());
+}
+
 static __always_inline u64 syscap_now(const struct syscap_ksession *s)
 {
 	return s->counter ? (u64)get_cycles() : ktime_get_mono_fast_ns();
@@ -984,14 +991,14 @@ static void counts_free(struct syscap_ksession *s)
 {
 	int cpu;
 
+	vfree(s->retired);	/* allocated with counts, freed even if they were not */
+	s->retired = NULL;
 	if (!s->counts)
 		return;
 	for (cpu = 0; cpu < nr_cpu_ids; cpu++)
 		vfree(s->counts[cpu]);
 	kfree(s->counts);
 	s->counts = NULL;
-	vfree(s->retired);
-	s->retired = NULL;
 }
 
 /* Zeroed count tables for every possible CPU (START resets the counters). */
@@ -1328,8 +1335,7 @@ static long ioc_set_clock(struct syscap_ksession *s, void __user *arg)
 		return -EBUSY;
 	if (clock == SYSCAP_KMOD_CLOCK_COUNTER && !counter_hz())
 		return -EOPNOTSUPP;
-	s->counter = clock == SYSCAP_KMOD_CLOCK_COUNTER ||
-		     (clock == SYSCAP_KMOD_CLOCK_AUTO && counter_hz() && counter_trusted());
+	s->counter = clock_is_counter(clock);
 	return 0;
 }
 
@@ -1685,7 +1691,7 @@ static int syscap_open(struct inode *inode, struct file *file)
 	    s->ring_size < SYSCAP_KMOD_RING_MIN || s->ring_size > SYSCAP_KMOD_RING_MAX)
 		s->ring_size = 8UL << 20;
 	s->watermark = s->ring_size / 4;
-	s->counter = counter_hz() && counter_trusted();
+	s->counter = clock_is_counter(SYSCAP_KMOD_CLOCK_AUTO);
 	s->pcpu = alloc_percpu(struct syscap_pcpu);
 	s->pidset = kvcalloc(SYSCAP_PID_SLOTS, sizeof(u64), GFP_KERNEL);
 	if (!s->pcpu || !s->pidset)
