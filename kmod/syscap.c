@@ -95,6 +95,21 @@
 #pragma GCC diagnostic ignored "-Wmissing-attributes"
 #endif
 
+/*
+ * The syscall probes run with preemption off, which their per-CPU state and
+ * the RCU-sched filter pointer need. The tracepoint itself disables it around
+ * its probes, except where syscall tracepoints may fault
+ * (DECLARE_TRACE_SYSCALL, 6.14): there it calls them preemptible, under RCU
+ * tasks trace, and the probes disable preemption themselves.
+ */
+#ifdef DECLARE_TRACE_SYSCALL
+#define syscall_probe_begin()	preempt_disable_notrace()
+#define syscall_probe_end()	preempt_enable_notrace()
+#else
+#define syscall_probe_begin()	do { } while (0)
+#define syscall_probe_end()	do { } while (0)
+#endif
+
 /* Before 5.1 syscall_get_arguments() took a first index and a count. */
 static inline void syscap_syscall_args(struct pt_regs *regs, unsigned long *a)
 {
@@ -656,7 +671,7 @@ static void probe_sys_enter(void *data, struct pt_regs *regs, long id)
 	const struct syscap_filter *f;
 	struct syscap_task *t;
 
-	preempt_disable_notrace();
+	syscall_probe_begin();
 	f = &rcu_dereference_sched(s->filter)->f;
 	if (!syscap_syscall_wanted(f, slot) || current->tgid == f->self_tgid)
 		goto out;
@@ -667,7 +682,7 @@ static void probe_sys_enter(void *data, struct pt_regs *regs, long id)
 	t->st.pending = 1;
 	t->st.ts = syscap_now(s);
 out:
-	preempt_enable_notrace();
+	syscall_probe_end();
 }
 
 /*
@@ -697,7 +712,7 @@ static void probe_sys_exit(void *data, struct pt_regs *regs, long ret)
 	const struct syscap_filter *f;
 	struct syscap_task *t;
 
-	preempt_disable_notrace();
+	syscall_probe_begin();
 	f = &rcu_dereference_sched(s->filter)->f;
 	if (current->tgid == f->self_tgid)
 		goto out;
@@ -711,25 +726,20 @@ static void probe_sys_exit(void *data, struct pt_regs *regs, long ret)
 	if (t && syscap_entry_skipped(&t->st, f->generation))
 		exit_without_entry(s, f, t, regs, ret);
 out:
-	preempt_enable_notrace();
+	syscall_probe_end();
 }
 
 /* ------------------------------------------------------------ count mode */
 
 /*
- * One call of tgid x nr in this CPU's table; preemption is off. The per-CPU
- * totals stay exact when the table is full: only the split by process is
- * lost then, counted as a drop.
+ * A call the full table of this CPU could not take: the per-CPU totals keep
+ * it, so they stay exact; only its split by process is lost, counted as a
+ * drop. Out of line: count mode's probe stays a leaf without it.
  */
-static void count_syscall(struct syscap_ksession *s, u32 tgid, u32 nr, long ret)
+static noinline void count_full(struct syscap_ksession *s, u32 nr, int err)
 {
-	struct syscap_pcpu *pc;
-	int err = syscap_is_error(ret);
+	struct syscap_pcpu *pc = this_cpu_ptr(s->pcpu);
 
-	if (likely(!syscap_count_add(s->counts[smp_processor_id()], s->count_bits,
-				     syscap_count_key(tgid, nr), err)))
-		return;		/* the totals are the table's (count_totals) */
-	pc = this_cpu_ptr(s->pcpu);
 	pc->st.events++;
 	pc->st.calls[nr]++;
 	pc->st.errors[nr] += err;
@@ -737,10 +747,32 @@ static void count_syscall(struct syscap_ksession *s, u32 tgid, u32 nr, long ret)
 }
 
 /*
- * Count mode's only syscall probe: everything it needs is at exit (the
- * number is still in pt_regs), so it takes no timestamps and needs no
- * sys_enter probe.
+ * One call of tgid x nr in this CPU's table; preemption is off. The per-CPU
+ * totals are the table's (count_totals) unless it is full.
  */
+static __always_inline void count_syscall(struct syscap_ksession *s, u32 tgid, u32 nr,
+					  long ret)
+{
+	int err = syscap_is_error(ret);
+
+	if (unlikely(syscap_count_add(s->counts[smp_processor_id()], s->count_bits,
+				      syscap_count_key(tgid, nr), err)))
+		count_full(s, nr, err);
+}
+
+/*
+ * Whether count mode counts this exit: the call, its return and its task pass
+ * the filter. A new task's first return is no call of its own.
+ */
+static __always_inline bool count_wanted(struct syscap_ksession *s, const struct syscap_filter *f,
+					 long id, int compat, u32 slot, long ret, u32 tgid)
+{
+	if (!syscap_syscall_wanted(f, slot) || !syscap_ret_wanted(f, ret) ||
+	    syscap_is_new_task_return(id, ret, compat) || tgid == f->self_tgid)
+		return false;
+	return !syscap_needs_verdict(f) || traced_slot(s, f);
+}
+
 /*
  * Sampled mode: the entry time of the task's sample, if it has one, and the
  * gate released; 0 if it has none. t: the task's slot, if already found.
@@ -786,10 +818,31 @@ static void emit_sample(struct syscap_ksession *s, u64 ts, long ret, struct pt_r
 }
 
 /*
+ * Count mode's exit in sampled mode: the count, and the end of the task's
+ * sample if probe_sys_enter_sample took one. Out of line, so that plain
+ * count mode's probe saves no registers for it.
+ */
+static noinline void exit_count_sampled(struct syscap_ksession *s,
+					const struct syscap_filter *f, struct pt_regs *regs,
+					long id, int compat, u32 slot, long ret)
+{
+	u64 sample_ts = take_sample(s, NULL, slot);
+	u32 tgid = current->tgid;
+
+	if (!count_wanted(s, f, id, compat, slot, ret, tgid))
+		return;
+	count_syscall(s, tgid, slot, ret);
+	if (sample_ts)
+		emit_sample(s, sample_ts, ret, regs, slot);
+}
+
+/*
  * Count mode's only syscall probe: everything it needs is at exit (the
  * number is still in pt_regs), so it takes no timestamps and needs no
  * sys_enter probe. In sampled mode it also ends the samples
- * probe_sys_enter_sample took.
+ * probe_sys_enter_sample took. Its every call runs this, so what it does
+ * not always need stays out of line (count_full, traced_slot,
+ * exit_count_sampled): no call, few registers to save.
  */
 static void probe_sys_exit_count(void *data, struct pt_regs *regs, long ret)
 {
@@ -798,22 +851,19 @@ static void probe_sys_exit_count(void *data, struct pt_regs *regs, long ret)
 	u32 slot = syscap_nr_slot(id, compat);
 	struct syscap_ksession *s = data;
 	const struct syscap_filter *f;
-	u64 sample_ts = 0;
+	u32 tgid;
 
-	preempt_disable_notrace();
+	syscall_probe_begin();
 	f = &rcu_dereference_sched(s->filter)->f;
-	if (s->sampled)
-		sample_ts = take_sample(s, NULL, slot);
-	if (!syscap_syscall_wanted(f, slot) || !syscap_ret_wanted(f, ret) ||
-	    syscap_is_new_task_return(id, ret, compat) || current->tgid == f->self_tgid)
+	if (unlikely(s->sampled)) {
+		exit_count_sampled(s, f, regs, id, compat, slot, ret);
 		goto out;
-	if (syscap_needs_verdict(f) && !traced_slot(s, f))
-		goto out;
-	count_syscall(s, current->tgid, slot, ret);
-	if (sample_ts)
-		emit_sample(s, sample_ts, ret, regs, slot);
+	}
+	tgid = current->tgid;
+	if (count_wanted(s, f, id, compat, slot, ret, tgid))
+		count_syscall(s, tgid, slot, ret);
 out:
-	preempt_enable_notrace();
+	syscall_probe_end();
 }
 
 /*
@@ -831,7 +881,7 @@ static void probe_sys_enter_sample(void *data, struct pt_regs *regs, long id)
 	struct syscap_task *t;
 	u32 mask;
 
-	preempt_disable_notrace();
+	syscall_probe_begin();
 	pc = this_cpu_ptr(s->pcpu);
 	if (pc->sample_left > 1) {
 		pc->sample_left--;
@@ -850,7 +900,7 @@ static void probe_sys_enter_sample(void *data, struct pt_regs *regs, long id)
 	t->st.pending = 1;
 	atomic_inc(&s->sample_gate[current->pid & (SYSCAP_SAMPLE_GATE - 1)]);
 out:
-	preempt_enable_notrace();
+	syscall_probe_end();
 }
 
 static void probe_fork(void *data, struct task_struct *parent, struct task_struct *child)

@@ -327,7 +327,8 @@ SYSCAP_PROBE_INLINE int syscap_count_add(struct syscap_count_slot *tbl, __u32 bi
 		*(volatile __u32 *)&e->dead = 0;
 	}
 	e->calls++;
-	e->errors += err;
+	if (err)
+		e->errors++;
 	SYSCAP_SEQ_BUMP(&e->seq);
 	return 0;
 }
