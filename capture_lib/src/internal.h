@@ -23,10 +23,8 @@ struct trace_writer *trace_writer_open(const char *path, uint32_t flags,
 struct trace_writer *trace_writer_open_fd(int fd, const struct syscap_trace_header *h,
 					  const char *names, uint32_t names_len, char *err,
 					  size_t errlen);
-/* Queue one record; a full block is written out. 0 or -errno. */
-int trace_writer_add(struct trace_writer *w, const struct syscap_event *ev);
-/* The same from a ring's record and its arguments (NULL: none, written as
- * zeros if the trace has arguments). */
+/* Queue a ring's record and its arguments (NULL: none, written as zeros if
+ * the trace has arguments); a full block is written out. 0 or -errno. */
 int trace_writer_add_rec(struct trace_writer *w, const struct syscap_rec *rec,
 			 const uint64_t *args);
 /* Write the pending partial block, if any. 0 or -errno. */
@@ -56,12 +54,7 @@ const char *syscap_crc32_impl(void);
  * its name, or NULL where the CPU has none (not thread-safe: before use). */
 const char *syscap_crc32_force_fast(void);
 
-/*
- * The compact record (record.c): ev as a struct syscap_rec into out
- * (SYSCAP_REC_SIZE bytes, or SYSCAP_REC_ARGS_SIZE with args, as a trace
- * holds it), and a record with its arguments (or NULL) back into ev.
- */
-void syscap_rec_encode(const struct syscap_event *ev, void *out, int args);
+/* The compact record (record.c) with its arguments (or NULL) as an event. */
 void syscap_rec_decode(const struct syscap_rec *in, const uint64_t *args,
 		       struct syscap_event *ev);
 

@@ -2,7 +2,7 @@
 /*
  * The compact record (struct syscap_rec, record version 2) of the rings and
  * traces, decoded into struct syscap_event, so every reader above them sees
- * one record type whatever a file holds; and encoded from one (tests, tools).
+ * one record type whatever a file holds.
  */
 #include <stddef.h>
 #include <string.h>
@@ -13,38 +13,6 @@ _Static_assert(offsetof(struct syscap_rec, sys.ret) == 24, "syscap_rec layout");
 _Static_assert(offsetof(struct syscap_rec, proc.comm) == 32, "syscap_rec layout");
 _Static_assert(sizeof(((struct syscap_event *)0)->args) == SYSCAP_REC_ARGS_SIZE - SYSCAP_REC_SIZE,
 	       "syscap_rec arguments");
-
-void syscap_rec_encode(const struct syscap_event *ev, void *out, int args)
-{
-	struct syscap_rec r;
-
-	memset(&r, 0, sizeof(r));
-	r.ts_ns = ev->ts_ns;
-	r.tgid = ev->tgid;
-	r.tid = ev->tid;
-	r.kind = ev->kind;
-	r.flags = ev->flags;
-	r.cpu = ev->cpu;
-	if (ev->kind == SYSCAP_EV_SYSCALL) {
-		r.seq = ev->seq;
-		r.sys.ret = ev->ret;
-		r.sys.dur_ns = ev->dur_ns;
-		r.sys.nr = ev->nr;
-		r.sys.raw_nr = ev->raw_nr;
-	} else {
-		r.code = (int32_t)ev->ret;
-		r.proc.parent_tgid = ev->proc.parent_tgid;
-		r.proc.parent_tid = ev->proc.parent_tid;
-		memcpy(r.proc.comm, ev->proc.comm, SYSCAP_COMM_LEN);
-	}
-	memcpy(out, &r, sizeof(r));
-	if (args) {
-		if (ev->kind == SYSCAP_EV_SYSCALL)
-			memcpy((uint8_t *)out + SYSCAP_REC_SIZE, ev->args, sizeof(ev->args));
-		else
-			memset((uint8_t *)out + SYSCAP_REC_SIZE, 0, sizeof(ev->args));
-	}
-}
 
 void syscap_rec_decode(const struct syscap_rec *in, const uint64_t *args,
 		       struct syscap_event *ev)

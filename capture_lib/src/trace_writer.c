@@ -176,15 +176,6 @@ int trace_writer_flush(struct trace_writer *w)
 	return ret;
 }
 
-int trace_writer_add(struct trace_writer *w, const struct syscap_event *ev)
-{
-	syscap_rec_encode(ev, w->buf + sizeof(struct syscap_block_header) +
-			  (size_t)w->count * w->rec_size, w->rec_size == SYSCAP_REC_ARGS_SIZE);
-	if (++w->count == w->max_count)
-		return trace_writer_flush(w);
-	return 0;
-}
-
 int trace_writer_add_rec(struct trace_writer *w, const struct syscap_rec *rec,
 			 const uint64_t *args)
 {
