@@ -426,6 +426,20 @@ static struct syscap_task *task_slot(struct syscap_ksession *s, struct task_stru
 	return NULL;
 }
 
+/*
+ * current's slot, or NULL: the probes' lookup. Its first place is nearly
+ * always the answer, so that one compare is inlined into the probe and the
+ * search runs only when it is not.
+ */
+static __always_inline struct syscap_task *current_slot(struct syscap_ksession *s, bool create)
+{
+	struct syscap_task *t = &s->tasks[hash_ptr(current, s->task_bits)];
+
+	if (likely(READ_ONCE(t->owner) == current))
+		return t;
+	return task_slot(s, current, create);
+}
+
 /* The cached verdict, recomputed under f's own generation when stale. */
 static bool task_traced(struct syscap_ksession *s, const struct syscap_filter *f,
 			struct syscap_task *t, struct task_struct *task)
@@ -445,7 +459,7 @@ static bool task_traced(struct syscap_ksession *s, const struct syscap_filter *f
  */
 static struct syscap_task *traced_slot(struct syscap_ksession *s, const struct syscap_filter *f)
 {
-	struct syscap_task *t = task_slot(s, current, true);
+	struct syscap_task *t = current_slot(s, true);
 
 	if (!t) {
 		this_cpu_inc(s->pcpu->missed);
@@ -607,9 +621,12 @@ static void read_args(struct pt_regs *regs, u64 *out)
 		out[i] = a[i];
 }
 
-/* Count a finished syscall and write its record; preemption is off. */
-static void emit_syscall(struct syscap_ksession *s, struct syscap_task *t, u64 now, long ret,
-			 struct pt_regs *regs, u8 flags)
+/*
+ * Count a finished syscall and write its record; preemption is off. Inlined:
+ * probe_sys_exit then saves its registers once, for one frame.
+ */
+static __always_inline void emit_syscall(struct syscap_ksession *s, struct syscap_task *t,
+					 u64 now, long ret, struct pt_regs *regs, u8 flags)
 {
 	struct syscap_pcpu *pc = this_cpu_ptr(s->pcpu);
 	int cpu = smp_processor_id();
@@ -689,8 +706,9 @@ out:
  * A syscall whose entry the kernel skipped (syscap_entry_skipped): seccomp
  * denied it before sys_enter. It is recorded at its exit, with no duration.
  */
-static void exit_without_entry(struct syscap_ksession *s, const struct syscap_filter *f,
-			       struct syscap_task *t, struct pt_regs *regs, long ret)
+static noinline void exit_without_entry(struct syscap_ksession *s,
+					const struct syscap_filter *f, struct syscap_task *t,
+					struct pt_regs *regs, long ret)
 {
 	long id = syscall_get_nr(current, regs);
 	int compat = in_compat_syscall();
@@ -716,7 +734,7 @@ static void probe_sys_exit(void *data, struct pt_regs *regs, long ret)
 	f = &rcu_dereference_sched(s->filter)->f;
 	if (current->tgid == f->self_tgid)
 		goto out;
-	t = task_slot(s, current, false);
+	t = current_slot(s, false);
 	if (t && t->st.pending) {
 		t->st.pending = 0;
 		if (syscap_ret_wanted(f, ret))
