@@ -6,39 +6,31 @@
 #include "check.h"
 #include "../../../capture_lib/src/internal.h"
 #include "syscap_backend.h"
+#define SYSCAP_PROBE_INLINE static inline
+#include "syscap_probe.h"
 
 static char path[] = "/tmp/syscap-test-trace-XXXXXX";
 
 static const char names[] = "read\0write\0\0getppid\0";
 
 /*
- * ev as the probes write it: a compact record and, for a syscall, its
- * arguments, queued as the recorder queues a ring's record. Field by field
- * here, so the round trips check the library's decoder against the layout.
+ * ev as the probes write it, filled by their own code (syscap_probe.h), and
+ * queued as the recorder queues a ring's record: the round trips check the
+ * library's decoder against what both backends write.
  */
 static int add_event(struct trace_writer *w, const struct syscap_event *ev)
 {
 	struct syscap_rec r;
 
 	memset(&r, 0, sizeof(r));
-	r.ts_ns = ev->ts_ns;
-	r.tgid = ev->tgid;
-	r.tid = ev->tid;
-	r.kind = ev->kind;
-	r.flags = ev->flags;
-	r.cpu = ev->cpu;
 	if (ev->kind != SYSCAP_EV_SYSCALL) {
-		r.code = (int32_t)ev->ret;
-		r.proc.parent_tgid = ev->proc.parent_tgid;
-		r.proc.parent_tid = ev->proc.parent_tid;
+		syscap_fill_proc(&r, ev->kind, ev->ts_ns, ev->ret, ev->tgid, ev->tid,
+				 ev->proc.parent_tgid, ev->proc.parent_tid, ev->flags, ev->cpu);
 		memcpy(r.proc.comm, ev->proc.comm, SYSCAP_COMM_LEN);
 		return trace_writer_add_rec(w, &r, NULL);
 	}
-	r.seq = ev->seq;
-	r.sys.ret = ev->ret;
-	r.sys.dur_ns = ev->dur_ns;
-	r.sys.nr = ev->nr;
-	r.sys.raw_nr = ev->raw_nr;
+	syscap_fill_syscall(&r, ev->ts_ns, ev->dur_ns, ev->ret, ev->tgid, ev->tid, ev->seq,
+			    ev->nr, ev->raw_nr, ev->flags, ev->cpu);
 	return trace_writer_add_rec(w, &r, (const uint64_t *)ev->args);
 }
 
