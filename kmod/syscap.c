@@ -60,8 +60,8 @@
 
 #include "syscap_kmod.h"
 #define SYSCAP_PROBE_INLINE static inline
-/* count slots: one increment of seq between stores (syscap_count_add) */
-#define SYSCAP_SEQ_BUMP(seq)	do { smp_wmb(); WRITE_ONCE(*(seq), *(seq) + 1); smp_wmb(); } while (0)
+/* count slots: an increment between stores (syscap_count_add) */
+#define SYSCAP_BUMP(p)		do { smp_wmb(); WRITE_ONCE(*(p), *(p) + 1); smp_wmb(); } while (0)
 #define SYSCAP_RMB()		smp_rmb()
 #include "syscap_probe.h"
 
@@ -457,7 +457,8 @@ static bool task_traced(struct syscap_ksession *s, const struct syscap_filter *f
  * current's slot if the process part of the filter admits it, else NULL; a
  * full task table counts as a missed syscall.
  */
-static struct syscap_task *traced_slot(struct syscap_ksession *s, const struct syscap_filter *f)
+static noinline struct syscap_task *traced_slot_slow(struct syscap_ksession *s,
+						     const struct syscap_filter *f)
 {
 	struct syscap_task *t = current_slot(s, true);
 
@@ -466,6 +467,31 @@ static struct syscap_task *traced_slot(struct syscap_ksession *s, const struct s
 		return NULL;
 	}
 	return task_traced(s, f, t, current) ? t : NULL;
+}
+
+/*
+ * current's first place, if it is current's and holds a verdict under f: the
+ * common case, which the probes look at inline.
+ */
+static __always_inline struct syscap_task *fresh_slot(struct syscap_ksession *s,
+						       const struct syscap_filter *f)
+{
+	struct syscap_task *t = &s->tasks[hash_ptr(current, s->task_bits)];
+
+	if (likely(READ_ONCE(t->owner) == current && !syscap_verdict_stale(&t->st, f->generation)))
+		return t;
+	return NULL;
+}
+
+/* traced_slot_slow's answer, looked for inline first (fresh_slot). */
+static __always_inline struct syscap_task *traced_slot(struct syscap_ksession *s,
+							const struct syscap_filter *f)
+{
+	struct syscap_task *t = fresh_slot(s, f);
+
+	if (likely(t))
+		return t->st.traced ? t : NULL;
+	return traced_slot_slow(s, f);
 }
 
 /* ------------------------------------------------------------ rings */
@@ -681,6 +707,24 @@ static void emit_proc(struct syscap_ksession *s, struct task_struct *task, u8 ki
 	ring_commit(r, ev, SYSCAP_REC_SIZE, used);
 }
 
+/* A traced task's entry: its number and time, for its exit. */
+static __always_inline void enter_note(struct syscap_ksession *s, struct syscap_task *t, u32 slot)
+{
+	t->st.nr = slot;
+	t->st.pending = 1;
+	t->st.ts = syscap_now(s);
+}
+
+/* probe_sys_enter when fresh_slot has no answer: out of line, a tail call. */
+static noinline void enter_slow(struct syscap_ksession *s, const struct syscap_filter *f,
+				u32 slot)
+{
+	struct syscap_task *t = traced_slot_slow(s, f);
+
+	if (t)
+		enter_note(s, t, slot);
+}
+
 static void probe_sys_enter(void *data, struct pt_regs *regs, long id)
 {
 	u32 slot = syscap_nr_slot(id, in_compat_syscall());
@@ -692,12 +736,11 @@ static void probe_sys_enter(void *data, struct pt_regs *regs, long id)
 	f = &rcu_dereference_sched(s->filter)->f;
 	if (!syscap_syscall_wanted(f, slot) || current->tgid == f->self_tgid)
 		goto out;
-	t = traced_slot(s, f);
-	if (!t)
-		goto out;
-	t->st.nr = slot;
-	t->st.pending = 1;
-	t->st.ts = syscap_now(s);
+	t = fresh_slot(s, f);
+	if (unlikely(!t))
+		enter_slow(s, f, slot);
+	else if (t->st.traced)
+		enter_note(s, t, slot);
 out:
 	syscall_probe_end();
 }
@@ -750,14 +793,20 @@ out:
 /* ------------------------------------------------------------ count mode */
 
 /*
- * A call the full table of this CPU could not take: the per-CPU totals keep
- * it, so they stay exact; only its split by process is lost, counted as a
- * drop. Out of line: count mode's probe stays a leaf without it.
+ * One call of key in this CPU's table tbl, whose first slot for it was not
+ * the key's. A call the table could not take stays in the per-CPU totals, so
+ * they stay exact; only its split by process is lost, counted as a drop.
+ * Out of line: count mode's probe stays a leaf without it.
  */
-static noinline void count_full(struct syscap_ksession *s, u32 nr, int err)
+static noinline void count_slow(struct syscap_ksession *s, struct syscap_count_slot *tbl,
+				u64 key, int err)
 {
-	struct syscap_pcpu *pc = this_cpu_ptr(s->pcpu);
+	struct syscap_pcpu *pc;
+	u32 nr = key & (SYSCAP_MAX_SYSCALLS - 1);
 
+	if (!syscap_count_add(tbl, s->count_bits, key, err))
+		return;
+	pc = this_cpu_ptr(s->pcpu);
 	pc->st.events++;
 	pc->st.calls[nr]++;
 	pc->st.errors[nr] += err;
@@ -766,29 +815,33 @@ static noinline void count_full(struct syscap_ksession *s, u32 nr, int err)
 
 /*
  * One call of tgid x nr in this CPU's table; preemption is off. The per-CPU
- * totals are the table's (count_totals) unless it is full.
+ * totals are the table's (count_totals) unless it is full. The first slot
+ * looked at is nearly always the key's: the probe looks there inline.
  */
 static __always_inline void count_syscall(struct syscap_ksession *s, u32 tgid, u32 nr,
 					  long ret)
 {
+	struct syscap_count_slot *tbl = s->counts[smp_processor_id()], *e;
+	u64 key = syscap_count_key(tgid, nr);
 	int err = syscap_is_error(ret);
 
-	if (unlikely(syscap_count_add(s->counts[smp_processor_id()], s->count_bits,
-				      syscap_count_key(tgid, nr), err)))
-		count_full(s, nr, err);
+	e = syscap_count_first(tbl, s->count_bits, key);
+	if (likely(e))
+		syscap_count_hit(e, err);
+	else
+		count_slow(s, tbl, key, err);
 }
 
 /*
- * Whether count mode counts this exit: the call, its return and its task pass
- * the filter. A new task's first return is no call of its own.
+ * Whether count mode counts this exit, the task's verdict aside: the call and
+ * its return pass the filter, and it is a call of its own (a new task's
+ * first return is not) by another process than the consumer.
  */
-static __always_inline bool count_wanted(struct syscap_ksession *s, const struct syscap_filter *f,
-					 long id, int compat, u32 slot, long ret, u32 tgid)
+static __always_inline bool count_wanted(const struct syscap_filter *f, long id, int compat,
+					 u32 slot, long ret, u32 tgid)
 {
-	if (!syscap_syscall_wanted(f, slot) || !syscap_ret_wanted(f, ret) ||
-	    syscap_is_new_task_return(id, ret, compat) || tgid == f->self_tgid)
-		return false;
-	return !syscap_needs_verdict(f) || traced_slot(s, f);
+	return syscap_syscall_wanted(f, slot) && syscap_ret_wanted(f, ret) &&
+	       !syscap_is_new_task_return(id, ret, compat) && tgid != f->self_tgid;
 }
 
 /*
@@ -836,18 +889,22 @@ static void emit_sample(struct syscap_ksession *s, u64 ts, long ret, struct pt_r
 }
 
 /*
- * Count mode's exit in sampled mode: the count, and the end of the task's
- * sample if probe_sys_enter_sample took one. Out of line, so that plain
- * count mode's probe saves no registers for it.
+ * Count mode's exit when the filter needs the task's verdict or the session
+ * takes samples: the count, and the end of the task's sample if
+ * probe_sys_enter_sample took one. Out of line and entered by a tail call,
+ * so that count mode's probe saves no registers for it.
  */
-static noinline void exit_count_sampled(struct syscap_ksession *s,
-					const struct syscap_filter *f, struct pt_regs *regs,
-					long id, int compat, u32 slot, long ret)
+static noinline void exit_count_slow(struct syscap_ksession *s, const struct syscap_filter *f,
+				     struct pt_regs *regs, long ret)
 {
-	u64 sample_ts = take_sample(s, NULL, slot);
+	long id = syscall_get_nr(current, regs);
+	int compat = in_compat_syscall();
+	u32 slot = syscap_nr_slot(id, compat);
+	u64 sample_ts = s->sampled ? take_sample(s, NULL, slot) : 0;
 	u32 tgid = current->tgid;
 
-	if (!count_wanted(s, f, id, compat, slot, ret, tgid))
+	if (!count_wanted(f, id, compat, slot, ret, tgid) ||
+	    (syscap_needs_verdict(f) && !traced_slot(s, f)))
 		return;
 	count_syscall(s, tgid, slot, ret);
 	if (sample_ts)
@@ -857,30 +914,41 @@ static noinline void exit_count_sampled(struct syscap_ksession *s,
 /*
  * Count mode's only syscall probe: everything it needs is at exit (the
  * number is still in pt_regs), so it takes no timestamps and needs no
- * sys_enter probe. In sampled mode it also ends the samples
- * probe_sys_enter_sample took. Its every call runs this, so what it does
- * not always need stays out of line (count_full, traced_slot,
- * exit_count_sampled): no call, few registers to save.
+ * sys_enter probe. Its every call runs this, so it makes no call but tail
+ * calls (exit_count_slow, count_slow) and keeps no value across one: it
+ * saves no registers.
  */
 static void probe_sys_exit_count(void *data, struct pt_regs *regs, long ret)
 {
-	long id = syscall_get_nr(current, regs);
-	int compat = in_compat_syscall();
-	u32 slot = syscap_nr_slot(id, compat);
 	struct syscap_ksession *s = data;
 	const struct syscap_filter *f;
-	u32 tgid;
+	long id;
+	int compat;
+	u32 slot, tgid;
 
 	syscall_probe_begin();
 	f = &rcu_dereference_sched(s->filter)->f;
-	if (unlikely(s->sampled)) {
-		exit_count_sampled(s, f, regs, id, compat, slot, ret);
+	if (unlikely(syscap_needs_verdict(f))) {
+		exit_count_slow(s, f, regs, ret);
 		goto out;
 	}
+	id = syscall_get_nr(current, regs);
+	compat = in_compat_syscall();
+	slot = syscap_nr_slot(id, compat);
 	tgid = current->tgid;
-	if (count_wanted(s, f, id, compat, slot, ret, tgid))
+	if (count_wanted(f, id, compat, slot, ret, tgid))
 		count_syscall(s, tgid, slot, ret);
 out:
+	syscall_probe_end();
+}
+
+/* Sampled mode's exit probe: count mode's, and the end of a sample. */
+static void probe_sys_exit_sampled(void *data, struct pt_regs *regs, long ret)
+{
+	struct syscap_ksession *s = data;
+
+	syscall_probe_begin();
+	exit_count_slow(s, &rcu_dereference_sched(s->filter)->f, regs, ret);
 	syscall_probe_end();
 }
 
@@ -1034,6 +1102,7 @@ static void __maybe_unused check_probe_types(void)
 	check_trace_callback_type_sys_enter(probe_sys_enter);
 	check_trace_callback_type_sys_exit(probe_sys_exit);
 	check_trace_callback_type_sys_exit(probe_sys_exit_count);
+	check_trace_callback_type_sys_exit(probe_sys_exit_sampled);
 	check_trace_callback_type_sched_process_fork(probe_fork);
 	check_trace_callback_type_sched_process_exec(probe_exec);
 	check_trace_callback_type_sched_process_exit(probe_exit);
@@ -1127,7 +1196,9 @@ static int capture_start(struct syscap_ksession *s)
 	want[n++] = (struct syscap_probe_ref){ &tp_exit, probe_exit };
 	want[n++] = (struct syscap_probe_ref){ &tp_fork, probe_fork };
 	want[n++] = (struct syscap_probe_ref){ &tp_exec, probe_exec };
-	if (s->count_mode) {
+	if (s->sampled) {
+		want[n++] = (struct syscap_probe_ref){ &tp_sys_exit, probe_sys_exit_sampled };
+	} else if (s->count_mode) {
 		want[n++] = (struct syscap_probe_ref){ &tp_sys_exit, probe_sys_exit_count };
 	} else {
 		want[n++] = (struct syscap_probe_ref){ &tp_sys_exit, probe_sys_exit };

@@ -20,14 +20,14 @@
  * whose result is used (BPF_FETCH) is a full barrier.
  */
 #if defined(__TARGET_ARCH_x86)
-#define SYSCAP_SEQ_BUMP(seq)	do {						\
+#define SYSCAP_BUMP(p)	do {							\
 		asm volatile("" ::: "memory");					\
-		*(volatile __u32 *)(seq) += 1;					\
+		*(volatile __typeof__(*(p)) *)(p) += 1;				\
 		asm volatile("" ::: "memory");					\
 	} while (0)
 #else
-#define SYSCAP_SEQ_BUMP(seq)	do {						\
-		__u32 __old = __sync_fetch_and_add((seq), 1);			\
+#define SYSCAP_BUMP(p)	do {							\
+		__typeof__(*(p)) __old = __sync_fetch_and_add((p), 1);		\
 		asm volatile("" :: "r"(__old) : "memory");			\
 	} while (0)
 #endif

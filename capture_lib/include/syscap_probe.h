@@ -258,20 +258,24 @@ SYSCAP_PROBE_INLINE void syscap_fill_proc(struct syscap_rec *e, __u8 kind, __u64
 
 /*
  * Count mode's table: one open-addressed table of counters per CPU, keyed by
- * process x syscall. Only that CPU's probe writes a slot's key, calls and
- * errors (preemption off), inside an odd seq, so a reader on another CPU
- * copies a consistent slot without a lock (syscap_count_read). Forgetting a
- * dead process's counter only sets dead; the owning probe reuses such a slot.
- * The backend supplies SYSCAP_SEQ_BUMP(seq), an increment of *seq ordered
- * after the stores before it and before the stores after it, and the reader
- * SYSCAP_RMB(), a read barrier (user space includes this file for the
- * reader only).
+ * process x syscall. Only that CPU's probe writes a slot (preemption off), so
+ * a reader on another CPU copies it without a lock (syscap_count_read):
+ * - a hit, the common case, only adds to calls and then to errors; the
+ *   reader takes errors before calls, so it never sees more errors than
+ *   calls;
+ * - a new key is written inside an odd seq, so the reader never takes one
+ *   key's counts for another's.
+ * Forgetting a dead process's counter only sets dead; the owning probe reuses
+ * such a slot. The backend supplies SYSCAP_BUMP(p), an increment of *p (32 or
+ * 64 bits) ordered after the stores before it and before the stores after it,
+ * and the reader SYSCAP_RMB(), a read barrier (user space includes this file
+ * for the reader only).
  */
 struct syscap_count_slot {
 	__u64 key;		/* syscap_count_key(); 0: never used */
 	__u64 calls;
 	__u64 errors;
-	__u32 seq;		/* odd while the probe writes the slot */
+	__u32 seq;		/* odd while the probe writes a new key */
 	__u32 dead;		/* set by the reader: the process is gone */
 };
 
@@ -288,7 +292,27 @@ SYSCAP_PROBE_INLINE __u32 syscap_count_hash(__u64 key, __u32 bits)
 	return (__u32)((key * 0x61C8864680B583EBULL) >> (64 - bits));
 }
 
-#ifdef SYSCAP_SEQ_BUMP
+#ifdef SYSCAP_BUMP
+/*
+ * The first slot syscap_count_add looks at for key, if it holds key's live
+ * counter (a probe's fast path); 0 otherwise.
+ */
+SYSCAP_PROBE_INLINE struct syscap_count_slot *syscap_count_first(struct syscap_count_slot *tbl,
+								 __u32 bits, __u64 key)
+{
+	struct syscap_count_slot *e = &tbl[syscap_count_hash(key, bits)];
+
+	return e->key == key && !*(volatile __u32 *)&e->dead ? e : 0;
+}
+
+/* One call counted in its key's slot e. */
+SYSCAP_PROBE_INLINE void syscap_count_hit(struct syscap_count_slot *e, int err)
+{
+	*(volatile __u64 *)&e->calls = e->calls + 1;
+	if (err)
+		SYSCAP_BUMP(&e->errors);
+}
+
 /*
  * One call of key, counted in this CPU's table tbl of 2^bits slots. Returns 0,
  * or -1 when no slot was free near the key's (the caller counts a drop).
@@ -316,23 +340,21 @@ SYSCAP_PROBE_INLINE int syscap_count_add(struct syscap_count_slot *tbl, __u32 bi
 			break;
 		}
 	}
-	if (!hit && !reuse)
-		return -1;
-	e = hit ? hit : reuse;
-	SYSCAP_SEQ_BUMP(&e->seq);
-	if (!hit) {
-		e->key = key;
-		e->calls = 0;
-		e->errors = 0;
-		*(volatile __u32 *)&e->dead = 0;
+	if (hit) {
+		syscap_count_hit(hit, err);
+		return 0;
 	}
-	e->calls++;
-	if (err)
-		e->errors++;
-	SYSCAP_SEQ_BUMP(&e->seq);
+	if (!reuse)
+		return -1;
+	SYSCAP_BUMP(&reuse->seq);
+	reuse->key = key;
+	reuse->calls = 1;
+	reuse->errors = err ? 1 : 0;
+	*(volatile __u32 *)&reuse->dead = 0;
+	SYSCAP_BUMP(&reuse->seq);
 	return 0;
 }
-#endif /* SYSCAP_SEQ_BUMP */
+#endif /* SYSCAP_BUMP */
 
 #ifdef SYSCAP_RMB
 /*
@@ -349,8 +371,9 @@ SYSCAP_PROBE_INLINE int syscap_count_read(const struct syscap_count_slot *e, __u
 		seq = v->seq;
 		SYSCAP_RMB();
 		*key = v->key;
-		*calls = v->calls;
 		*errors = v->errors;
+		SYSCAP_RMB();
+		*calls = v->calls;
 		if (v->dead)
 			*key = 0;
 		SYSCAP_RMB();
