@@ -234,6 +234,24 @@ def not_comparable(row: dict[str, Any]) -> list[str]:
             if c.get("drop_pct") is not None and c["drop_pct"] > DROPS_NOT_COMPARABLE_PCT]
 
 
+def run_time_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """How long each recording tracer ran per event in the getppid rounds
+    (guest_tracer.sh's cpu_ms, from the scheduler's own sums). Its vCPU shares
+    the one host thread with the loop's, so this time is taken from the loop;
+    but a vCPU's run time also counts the other vCPU's turns, so it is time
+    runnable, not time spent."""
+    parts = []
+    for r in rows:
+        c = r.get("counts", {}).get("micro", {})
+        if c.get("cpu_ms") and c.get("events"):
+            parts.append(f"{r['name']} {c['cpu_ms'] * 1e6 / c['events']:.0f}")
+    if not parts:
+        return []
+    return ["tracer run time per event in the getppid rounds, ns (runnable time: under TCG a "
+            "vCPU's time also counts the other vCPU's turns on the host thread): "
+            + "; ".join(parts)]
+
+
 def result(lab: dict[str, Any] | None, why: str, quick: bool) -> dict[str, Any]:
     """The guest benchmark's result (as the other sub-benchmarks' results) from
     the lab's dict, or from why it did not run."""
@@ -243,6 +261,7 @@ def result(lab: dict[str, Any] | None, why: str, quick: bool) -> dict[str, Any]:
     rows = summarise(rows_from(lab, why), micro_rows_from(lab, why) if has_micro else None,
                      counts)
     notes = [str(n) for n in (lab or {}).get("notes", [])]
+    notes += run_time_notes(rows)
     for r in rows:
         for phase, c in r.get("counts", {}).items():
             pct = c.get("drop_pct")

@@ -25,7 +25,8 @@
 #   kmodfloor  insmod /bench/floor_kmod.ko: empty sys_enter/sys_exit probes,
 #              the module's floor (bench/native/floor_kmod)
 # stop:  SIGINT, wait for the tracer to end, print its own counters as
-#        "events=N drops=N" (and the trace size for syscap); the trace is
+#        "events=N drops=N" (and the trace size for syscap) and the time it
+#        ran between attaching and the SIGINT as "cpu_ms=N"; the trace is
 #        then deleted. Every tracer's output goes to /tmp/bench-tracers.log.
 set -u
 action=${1:?start or stop}
@@ -38,6 +39,13 @@ alive() {	# alive PID: running (a zombie counts as ended)
 	[ -r "/proc/$1/stat" ] || return 1
 	st=$(sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f1)
 	[ "$st" != Z ]
+}
+
+cpu_ms() {	# cpu_ms PID: the time PID's threads have run so far, in ms (the
+	# scheduler's own sums: tick-sampled utime and stime overcharge a task
+	# that wakes with the timer tick)
+	cat /proc/"$1"/task/*/schedstat 2>/dev/null |
+		awk '{ ns += $1 } END { if (NR) printf "%d\n", ns / 1000000 }'
 }
 
 scap_fds() {	# open /dev/scap* of PID
@@ -96,20 +104,27 @@ start)
 			echo "$key ended: $(tail -n 1 "$state.log")"
 			exit 1
 		fi
+		attached=""
 		case $key in
 		sysdig)
 			if [ "$(scap_fds "$pid")" -ge "$cpus" ]; then
 				sleep 1
-				exit 0
+				attached=1
 			fi
 			;;
 		kmodcount | kmodsampled | bpfcount)
-			[ -s "$state.out" ] && exit 0
+			[ -s "$state.out" ] && attached=1
 			;;
 		*)
-			grep -q "recording to" "$state.log" && exit 0
+			grep -q "recording to" "$state.log" && attached=1
 			;;
 		esac
+		if [ -n "$attached" ]; then
+			# what it ran to attach (a BPF load is seconds under TCG)
+			# is no part of what it costs the measured run
+			cpu_ms "$pid" >"$state.cpu"
+			exit 0
+		fi
 		sleep 0.1
 		i=$((i + 1))
 	done
@@ -123,6 +138,11 @@ stop)
 		exit 0
 	fi
 	pid=$(cat "$state.pid")
+	# the consumer's CPU time: under TCG every vCPU runs on one host thread,
+	# so it comes out of the measured loop's time
+	cpu=$(cpu_ms "$pid")
+	cpu0=$(cat "$state.cpu" 2>/dev/null)
+	[ -n "$cpu" ] && [ -n "$cpu0" ] && cpu=$((cpu - cpu0)) || cpu=""
 	kill -INT "$pid"
 	i=0
 	while alive "$pid" && [ "$i" -lt 1200 ]; do
@@ -136,19 +156,20 @@ stop)
 	case $key in
 	kmodcount | kmodsampled | bpfcount)
 		rm -f "$state.in" "$state.out"
+		echo "cpu_ms=${cpu:-nan}"
 		;;
 	sysdig)
-		awk -F: '/^Driver Events:/ { e = $2 } /^Driver Drops:/ { d = $2 }
-			END { if (e != "") print "events=" e " drops=" d }' "$state.log"
+		awk -F: -v cpu="${cpu:-nan}" '/^Driver Events:/ { e = $2 } /^Driver Drops:/ { d = $2 }
+			END { if (e != "") print "events=" e " drops=" d " cpu_ms=" cpu }' "$state.log"
 		;;
 	*)
 		size=$(stat -c %s "$trace" 2>/dev/null || echo 0)
-		awk -v size="$size" '$2 == "events" {
+		awk -v size="$size" -v cpu="${cpu:-nan}" '$2 == "events" {
 			print "events=" $3 " drops=" $5 " proc_drops=" $9 " missed=" $11 \
-				" max_fill_pct=" $15 " trace_bytes=" size }' "$state.log"
+				" max_fill_pct=" $15 " trace_bytes=" size " cpu_ms=" cpu }' "$state.log"
 		;;
 	esac
 	{ echo "== $key"; cat "$state.log"; } >>/tmp/bench-tracers.log
-	rm -f "$trace" "$state.pid"
+	rm -f "$trace" "$state.pid" "$state.cpu"
 	;;
 esac

@@ -409,6 +409,19 @@ def test_guest_notes_say_which_tracer_dropped_most_and_which_trace_was_empty() -
     assert not any("kmod" in n and "lost" in n for n in notes)  # 0.01 % is comparable
 
 
+def test_guest_notes_give_each_recorders_run_time_per_event() -> None:
+    lab = {"rows": [
+        {"key": "baseline", "name": "b", "runs": [100.0], "micro": [400.0]},
+        {"key": "kmod", "name": "k", "runs": [90.0], "micro": [1300.0],
+         "counts": {"micro": {"events": [1000.0, 3000.0], "drops": [0.0, 0.0],
+                              "cpu_ms": [1.0, 1.0]}}},
+        {"key": "kmodcount", "name": "c", "runs": [90.0], "micro": [500.0],
+         "counts": {"micro": {"cpu_ms": [4.0]}}}]}
+    notes = guest.result(lab, "", False)["notes"]
+    # 2 ms over 4000 events; a tracer without events (count mode) gets none
+    assert [n.rsplit(": ", 1)[1] for n in notes if n.startswith("tracer run time")] == ["k 500"]
+
+
 def test_guest_failed_runs_are_named_with_their_reason() -> None:
     res = guest.from_console("SYSCAP-BENCH RUN 1 baseline 1000\n"
                              "SYSCAP-BENCH RUN 1 kmod nan\n"
