@@ -29,19 +29,46 @@
  * The clock of a backend's times (records' ts_ns and dur_ns, the per-CPU
  * total_ns). hz 0: CLOCK_MONOTONIC nanoseconds, used as they are. Otherwise
  * ticks of a counter, which the consumer converts to CLOCK_MONOTONIC
- * nanoseconds as ref_ns + (ticks - ref_ticks) x mult / 2^32, from one paired
- * reading of the two clocks (syscap_clock_set).
+ * nanoseconds, starting from one paired reading of the two clocks
+ * (syscap_clock_set): ref_ns + (ticks - ref_ticks) x mult / 2^32.
+ *
+ * Over a long capture the two clocks part: the counter runs at the rate the
+ * kernel calibrated, CLOCK_MONOTONIC at the one NTP steers. The consumer
+ * takes a new paired reading now and then (syscap_clock_anchor), and a time
+ * then comes from a line of segments: each starts where the line was at its
+ * first tick, at the rate measured between the last two readings, and slews
+ * onto the newest reading over SYSCAP_CLOCK_SLEW_NS, at most
+ * SYSCAP_CLOCK_MAX_PPM off that rate. The times it gives never jump back and
+ * never jump forward but to catch up more than SYSCAP_CLOCK_STEP_NS.
+ * Durations keep the calibrated rate (mult).
  */
+#define SYSCAP_CLOCK_SEGS	64
+#define SYSCAP_CLOCK_SLEW_NS	1000000000ULL	/* 1 s */
+#define SYSCAP_CLOCK_MAX_PPM	500		/* NTP's own limit */
+#define SYSCAP_CLOCK_STEP_NS	1000000ULL	/* 1 ms */
+
+struct syscap_clock_seg {
+	uint64_t ticks;		/* its first tick */
+	uint64_t ns;		/* the time there */
+	uint64_t mult;		/* nanoseconds per tick, x 2^32 */
+};
+
 struct syscap_clock {
 	char source[16];	/* what the probes read: "monotonic", "tsc", "cntvct" */
 	uint64_t hz;		/* ticks per second, or 0 */
-	uint64_t ref_ticks;
+	uint64_t ref_ticks;	/* the first paired reading */
 	uint64_t ref_ns;
-	uint64_t mult;		/* nanoseconds per tick, x 2^32 */
+	uint64_t mult;		/* nanoseconds per tick at hz, x 2^32 */
+	uint64_t last_ticks;	/* the newest paired reading */
+	uint64_t last_ns;
+	uint32_t nseg;		/* seg[0..nseg), oldest first */
+	struct syscap_clock_seg seg[SYSCAP_CLOCK_SEGS];
 };
 
 void syscap_clock_set(struct syscap_clock *c, const char *source, uint64_t hz,
 		      uint64_t ref_ticks, uint64_t ref_ns);
+/* A new paired reading: ticks of the counter at CLOCK_MONOTONIC ns. */
+void syscap_clock_anchor(struct syscap_clock *c, uint64_t ticks, uint64_t ns);
 uint64_t syscap_clock_ns(const struct syscap_clock *c, uint64_t ticks);
 uint64_t syscap_clock_dur(const struct syscap_clock *c, uint64_t ticks);
 
@@ -89,6 +116,9 @@ struct syscap_backend_ops {
 	/* While stopped: the probes' clock, a SYSCAP_CLOCK_* of syscap.h;
 	 * b->clock then says which it is. NULL: CLOCK_MONOTONIC only. */
 	int (*set_clock)(struct syscap_backend *b, int clock);
+	/* A counter clock: take a new paired reading into b->clock
+	 * (syscap_clock_anchor), between drains. NULL: nothing to do. */
+	int (*clock_anchor)(struct syscap_backend *b);
 	/* Hand fn every process x syscall counter, summed over the CPUs. */
 	int (*read_counts)(struct syscap_backend *b, syscap_count_fn fn, void *ctx);
 	/* Remove one counter (its process is gone). */

@@ -96,6 +96,22 @@ static int read_clock(struct syscap_backend *b)
 	return 0;
 }
 
+/* A new paired reading of the counter and CLOCK_MONOTONIC (a counter only). */
+static int kmod_clock_anchor(struct syscap_backend *b)
+{
+	struct syscap_kmod_clock c;
+	int ret;
+
+	if (!b->clock.hz)
+		return 0;
+	ret = xioctl(b, SYSCAP_IOC_GET_CLOCK, &c);
+	if (ret)
+		return ret;
+	if (c.clock == SYSCAP_KMOD_CLOCK_COUNTER && c.hz == b->clock.hz)
+		syscap_clock_anchor(&b->clock, c.ref_ticks, c.ref_ns);
+	return 0;
+}
+
 static int kmod_set_clock(struct syscap_backend *b, int clock)
 {
 	__u32 v = (__u32)clock;
@@ -224,6 +240,7 @@ static const struct syscap_backend_ops kmod_ops = {
 	.sample_window = kmod_sample_window,
 	.set_args = kmod_set_args,
 	.set_clock = kmod_set_clock,
+	.clock_anchor = kmod_clock_anchor,
 	.read_counts = kmod_read_counts,
 	.forget_count = kmod_forget_count,
 	.start = kmod_start,

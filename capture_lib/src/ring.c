@@ -19,6 +19,12 @@ static inline uint32_t load_acquire32(const volatile uint32_t *p)
 	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 }
 
+/* ticks x mult / 2^32, rounded */
+static uint64_t scale(uint64_t ticks, uint64_t mult)
+{
+	return (uint64_t)(((unsigned __int128)ticks * mult + (1U << 31)) >> 32);
+}
+
 void syscap_clock_set(struct syscap_clock *c, const char *source, uint64_t hz,
 		      uint64_t ref_ticks, uint64_t ref_ns)
 {
@@ -29,26 +35,75 @@ void syscap_clock_set(struct syscap_clock *c, const char *source, uint64_t hz,
 	if (!hz)
 		return;
 	c->hz = hz;
-	c->ref_ticks = ref_ticks;
-	c->ref_ns = ref_ns;
+	c->ref_ticks = c->last_ticks = ref_ticks;
+	c->ref_ns = c->last_ns = ref_ns;
 	c->mult = (uint64_t)((((unsigned __int128)1000000000 << 32) + hz / 2) / hz);
+	c->seg[0] = (struct syscap_clock_seg){ ref_ticks, ref_ns, c->mult };
+	c->nseg = 1;
 }
 
 uint64_t syscap_clock_dur(const struct syscap_clock *c, uint64_t ticks)
 {
 	if (!c->hz)
 		return ticks;
-	return (uint64_t)(((unsigned __int128)ticks * c->mult + (1U << 31)) >> 32);
+	return scale(ticks, c->mult);
 }
 
-/* Ticks before the reference reading count back from it. */
+/*
+ * The segment a tick falls in: the newest that starts at or before it (most
+ * times are recent: the search starts there). Ticks before the oldest count
+ * back from it.
+ */
 uint64_t syscap_clock_ns(const struct syscap_clock *c, uint64_t ticks)
 {
+	const struct syscap_clock_seg *g;
+	uint32_t i;
+
 	if (!c->hz)
 		return ticks;
-	if (ticks >= c->ref_ticks)
-		return c->ref_ns + syscap_clock_dur(c, ticks - c->ref_ticks);
-	return c->ref_ns - syscap_clock_dur(c, c->ref_ticks - ticks);
+	for (i = c->nseg; i-- > 0;) {
+		g = &c->seg[i];
+		if (ticks >= g->ticks)
+			return g->ns + scale(ticks - g->ticks, g->mult);
+	}
+	g = &c->seg[0];
+	return g->ns - scale(g->ticks - ticks, g->mult);
+}
+
+void syscap_clock_anchor(struct syscap_clock *c, uint64_t ticks, uint64_t ns)
+{
+	/* the slew's length in ticks, at least one */
+	uint64_t slew = (uint64_t)((unsigned __int128)c->hz * SYSCAP_CLOCK_SLEW_NS / 1000000000) + 1;
+	__int128 adj, lim;
+	uint64_t at, rate, lo, hi;
+	unsigned __int128 m;
+	int64_t err;
+
+	if (!c->hz || !c->nseg || ticks <= c->last_ticks || ns <= c->last_ns)
+		return;		/* no counter, or not a newer reading */
+	/* the rate between the last two readings, within MAX_PPM of hz's */
+	m = ((unsigned __int128)(ns - c->last_ns) << 32) / (ticks - c->last_ticks);
+	lo = c->mult - c->mult / 1000000 * SYSCAP_CLOCK_MAX_PPM;
+	hi = c->mult + c->mult / 1000000 * SYSCAP_CLOCK_MAX_PPM;
+	rate = m < lo ? lo : m > hi ? hi : (uint64_t)m;
+	c->last_ticks = ticks;
+	c->last_ns = ns;
+	at = syscap_clock_ns(c, ticks);
+	err = (int64_t)(ns - at);
+	if (err > (int64_t)SYSCAP_CLOCK_STEP_NS) {
+		at = ns;	/* far behind: catch up at once, forward */
+		err = 0;
+	}
+	/* and err away over the slew, at most MAX_PPM faster or slower */
+	adj = ((__int128)err * ((__int128)1 << 32)) / (__int128)slew;
+	lim = (__int128)(rate / 1000000 * SYSCAP_CLOCK_MAX_PPM);
+	adj = adj < -lim ? -lim : adj > lim ? lim : adj;
+	rate = (uint64_t)((__int128)rate + adj);
+	if (c->nseg == SYSCAP_CLOCK_SEGS) {
+		memmove(&c->seg[0], &c->seg[1], (SYSCAP_CLOCK_SEGS - 1) * sizeof(c->seg[0]));
+		c->nseg--;
+	}
+	c->seg[c->nseg++] = (struct syscap_clock_seg){ ticks, at, rate };
 }
 
 /* A record in ticks, as one in nanoseconds. */

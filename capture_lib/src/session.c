@@ -61,6 +61,7 @@ struct syscap_session {
 	int stopping;			/* atomic */
 	uint64_t consumed;		/* atomic */
 	uint64_t pass_ns;		/* when the current drain pass began */
+	uint64_t anchor_ns;		/* the clock's last paired reading (drain_all) */
 	struct syscap_delivery delivery;	/* guarded by lock */
 	uint64_t last_flush;		/* the consumer's */
 	uint64_t prev_drops;
@@ -413,6 +414,13 @@ static long drain_all(struct syscap_session *s)
 
 	pthread_mutex_lock(&s->lock);
 	s->pass_ns = syscap_mono_ns();	/* one clock reading per pass, not per record */
+	/* a counter's conversion follows CLOCK_MONOTONIC (syscap_clock_anchor).
+	 * Read before the drain: every tick converted so far is older than the
+	 * reading, so no time already handed on would have come out otherwise */
+	if (s->b->ops->clock_anchor && s->pass_ns - s->anchor_ns >= SYSCAP_CLOCK_SLEW_NS) {
+		s->b->ops->clock_anchor(s->b);
+		s->anchor_ns = s->pass_ns;
+	}
 	for (int i = 0; i < s->b->nrings; i++) {
 		long n;
 

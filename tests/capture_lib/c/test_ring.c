@@ -309,9 +309,127 @@ static void test_counter_ticks_become_nanoseconds(void)
 	CHECK_EQ(syscap_clock_dur(&c, 42), 42);
 }
 
+#define HZ24	24000000ULL
+
+/* CLOCK_MONOTONIC at tick t of a 24 MHz counter that runs ppm slow, plus off */
+static uint64_t truth(uint64_t t, int64_t ppm, int64_t off)
+{
+	return (uint64_t)((__int128)t * 1000000000 * (1000000 + ppm) / ((__int128)HZ24 * 1000000)) +
+	       (uint64_t)off;
+}
+
+/* ns of ticks from..to (step apart) never go back; the last one's */
+static uint64_t check_monotonic(const struct syscap_clock *c, uint64_t from, uint64_t to,
+				uint64_t step)
+{
+	uint64_t prev = syscap_clock_ns(c, from), t, ns;
+
+	for (t = from + step; t <= to; t += step) {
+		ns = syscap_clock_ns(c, t);
+		CHECK(ns >= prev);
+		prev = ns;
+	}
+	return prev;
+}
+
+static void test_a_drifting_counter_is_followed_without_a_step(void)
+{
+	struct syscap_clock c;
+	uint64_t before[8], t, k, i, worst = 0;
+
+	/* the counter runs 200 ppm slow against CLOCK_MONOTONIC: at the rate
+	 * the kernel calibrated, a second of ticks is 200 us short */
+	syscap_clock_set(&c, "cntvct", HZ24, 0, 0);
+	for (k = 1; k <= 20; k++) {
+		t = k * HZ24;
+		for (i = 0; i < 8; i++)	/* times already handed on */
+			before[i] = syscap_clock_ns(&c, t - HZ24 + i * (HZ24 / 8));
+		syscap_clock_anchor(&c, t, truth(t, 200, 0));
+		for (i = 0; i < 8; i++)	/* ... do not change */
+			CHECK_EQ(syscap_clock_ns(&c, t - HZ24 + i * (HZ24 / 8)), before[i]);
+		/* no step at the reading: one tick is 42 ns */
+		CHECK(syscap_clock_ns(&c, t) - syscap_clock_ns(&c, t - 1) <= 43);
+		check_monotonic(&c, t - HZ24, t + HZ24, 9973);
+		if (k >= 3)	/* once the rate is measured: on the line */
+			for (i = 0; i <= 16; i++) {
+				uint64_t x = t + i * (HZ24 / 16), a = syscap_clock_ns(&c, x);
+				uint64_t b = truth(x, 200, 0), d = a > b ? a - b : b - a;
+
+				worst = d > worst ? d : worst;
+			}
+	}
+	CHECK(worst <= 50);
+	/* without the readings the same second would be 200 us off */
+	syscap_clock_set(&c, "cntvct", HZ24, 0, 0);
+	CHECK(truth(20 * HZ24, 200, 0) - syscap_clock_ns(&c, 20 * HZ24) >= 20 * 199000);
+}
+
+static void test_a_reading_ahead_is_caught_up_forward_and_one_behind_by_slewing(void)
+{
+	struct syscap_clock c;
+	uint64_t t = HZ24, k, last;
+	int64_t d;
+
+	/* CLOCK_MONOTONIC steps 5 ms ahead of the line: the times follow at
+	 * once, forward */
+	syscap_clock_set(&c, "tsc", HZ24, 0, 0);
+	syscap_clock_anchor(&c, t, truth(t, 0, 5000000));
+	CHECK_EQ(syscap_clock_ns(&c, t), truth(t, 0, 5000000));
+	CHECK(syscap_clock_ns(&c, t - 1) < syscap_clock_ns(&c, t));
+
+	/* a reading 5 ms behind the line: never back; slower by the measured
+	 * rate (within 500 ppm) and the slew (500 ppm more) */
+	syscap_clock_set(&c, "tsc", HZ24, 0, 0);
+	last = 0;
+	for (k = 1; k <= 14; k++) {
+		t = k * HZ24;
+		syscap_clock_anchor(&c, t, truth(t, 0, -5000000));
+		CHECK(syscap_clock_ns(&c, t) >= last);
+		last = check_monotonic(&c, t, t + HZ24, 10007);
+		d = (int64_t)(syscap_clock_ns(&c, t + HZ24) - truth(t + HZ24, 0, -5000000));
+		if (k == 1)	/* one second: 500 us to 1 ms closer */
+			CHECK(d >= 3999000 && d <= 4501000);
+		if (k == 2)	/* the rate is measured: 500 us a second */
+			CHECK(d >= 3499000 && d <= 3501000);
+		if (k >= 10)
+			CHECK(d >= -50 && d <= 50);
+	}
+	/* a reading no newer than the last changes nothing */
+	k = c.nseg;
+	syscap_clock_anchor(&c, t, truth(t, 0, 0));
+	syscap_clock_anchor(&c, t - 5, truth(t, 0, 0));
+	CHECK_EQ(c.nseg, k);
+	/* a monotonic clock takes no readings */
+	syscap_clock_set(&c, "monotonic", 0, 0, 0);
+	syscap_clock_anchor(&c, 10, 10);
+	CHECK_EQ(syscap_clock_ns(&c, 123), 123);
+}
+
+static void test_old_readings_are_let_go_and_older_ticks_count_back(void)
+{
+	struct syscap_clock c;
+	uint64_t k;
+
+	syscap_clock_set(&c, "cntvct", HZ24, 1000, 7000000000ULL);
+	for (k = 1; k <= 3 * SYSCAP_CLOCK_SEGS; k++)
+		syscap_clock_anchor(&c, 1000 + k * HZ24, truth(k * HZ24, 100, 7000000000LL));
+	CHECK_EQ(c.nseg, SYSCAP_CLOCK_SEGS);
+	CHECK_EQ(c.seg[0].ticks, 1000 + (2 * SYSCAP_CLOCK_SEGS + 1) * HZ24);
+	/* a syscall that entered before the oldest kept reading: its time
+	 * counts back from there, in order, and no later than the start */
+	check_monotonic(&c, 0, c.seg[1].ticks, HZ24 / 3);
+	CHECK(syscap_clock_ns(&c, 1000) <= 7000000000ULL + 100 * 200 * SYSCAP_CLOCK_SEGS * 1000);
+	/* the first reading stays the trace's reference */
+	CHECK_EQ(c.ref_ticks, 1000);
+	CHECK_EQ(c.ref_ns, 7000000000ULL);
+}
+
 int main(void)
 {
 	test_counter_ticks_become_nanoseconds();
+	test_a_drifting_counter_is_followed_without_a_step();
+	test_a_reading_ahead_is_caught_up_forward_and_one_behind_by_slewing();
+	test_old_readings_are_let_go_and_older_ticks_count_back();
 	test_order_and_batch_publication();
 	test_busy_record_stops_drain();
 	test_discarded_record_skipped();
