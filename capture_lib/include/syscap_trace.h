@@ -56,8 +56,10 @@ struct syscap_trace_header {
 /*
  * CLOCK payload: the first block of a trace whose probes read a counter.
  * Every time in the trace is CLOCK_MONOTONIC nanoseconds all the same: the
- * recorder converted the ticks as ns = ref_ns + (ticks - ref_ticks) x mult /
- * 2^32 (a duration: ticks x mult / 2^32), from one reading of both clocks.
+ * recorder converted the ticks from this first reading of both clocks, as
+ * ns = ref_ns + (ticks - ref_ticks) x mult / 2^32 (a duration: ticks x mult /
+ * 2^32), and from then on slewed onto a new reading each second
+ * (syscap_clock_anchor in syscap_backend.h).
  */
 struct syscap_trace_clock {
 	char source[16];		/* as the header's clock */
