@@ -427,17 +427,22 @@ static struct syscap_task *task_slot(struct syscap_ksession *s, struct task_stru
 }
 
 /*
- * current's slot, or NULL: the probes' lookup. Its first place is nearly
- * always the answer, so that one compare is inlined into the probe and the
- * search runs only when it is not.
+ * current's first place in the task table if current holds it, else NULL:
+ * nearly always the answer, so the probes look there inline.
  */
-static __always_inline struct syscap_task *current_slot(struct syscap_ksession *s, bool create)
+static __always_inline struct syscap_task *first_slot(struct syscap_ksession *s)
 {
 	struct syscap_task *t = &s->tasks[hash_ptr(current, s->task_bits)];
 
-	if (likely(READ_ONCE(t->owner) == current))
-		return t;
-	return task_slot(s, current, create);
+	return likely(READ_ONCE(t->owner) == current) ? t : NULL;
+}
+
+/* current's slot, or NULL: the probes' lookup; the search only past first_slot. */
+static __always_inline struct syscap_task *current_slot(struct syscap_ksession *s, bool create)
+{
+	struct syscap_task *t = first_slot(s);
+
+	return likely(t) ? t : task_slot(s, current, create);
 }
 
 /* The cached verdict, recomputed under f's own generation when stale. */
@@ -469,18 +474,13 @@ static noinline struct syscap_task *traced_slot_slow(struct syscap_ksession *s,
 	return task_traced(s, f, t, current) ? t : NULL;
 }
 
-/*
- * current's first place, if it is current's and holds a verdict under f: the
- * common case, which the probes look at inline.
- */
+/* first_slot, if it holds a verdict under f: the probes' common case. */
 static __always_inline struct syscap_task *fresh_slot(struct syscap_ksession *s,
 						       const struct syscap_filter *f)
 {
-	struct syscap_task *t = &s->tasks[hash_ptr(current, s->task_bits)];
+	struct syscap_task *t = first_slot(s);
 
-	if (likely(READ_ONCE(t->owner) == current && !syscap_verdict_stale(&t->st, f->generation)))
-		return t;
-	return NULL;
+	return likely(t && !syscap_verdict_stale(&t->st, f->generation)) ? t : NULL;
 }
 
 /* traced_slot_slow's answer, looked for inline first (fresh_slot). */

@@ -79,7 +79,7 @@ void syscap_clock_anchor(struct syscap_clock *c, uint64_t ticks, uint64_t ns)
 	unsigned __int128 m;
 	int64_t err;
 
-	if (!c->hz || !c->nseg || ticks <= c->last_ticks || ns <= c->last_ns)
+	if (!c->hz || ticks <= c->last_ticks || ns <= c->last_ns)
 		return;		/* no counter, or not a newer reading */
 	/* the rate between the last two readings, within MAX_PPM of hz's */
 	m = ((unsigned __int128)(ns - c->last_ns) << 32) / (ticks - c->last_ticks);
