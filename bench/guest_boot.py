@@ -85,12 +85,13 @@ class BenchPlan:
         return cls(rounds or 10, 6_000, 1_000_000)
 
 
-BENCH_KEYS = ("baseline", "kmodfloor", "kmod", "kmodcounter", "bpf", "kmodcount", "kmodsampled",
-              "bpfcount", "sysdig")
+BENCH_KEYS = ("baseline", "kmodfloor", "kmod", "kmodcounter", "bpf", "kmodheld", "bpfheld",
+              "kmodcount", "kmodsampled", "bpfcount", "sysdig")
 # what each key needs on the bench disk, beyond the scripts
 NEEDS = {"kmodfloor": ("floor_kmod.ko",), "kmod": ("syscap.ko", "guest_record"),
          "kmodcounter": ("syscap.ko", "guest_record"),
-         "bpf": ("guest_record",), "kmodcount": ("syscap.ko", "syscap-agent"),
+         "bpf": ("guest_record",), "kmodheld": ("syscap.ko", "guest_record"),
+         "bpfheld": ("guest_record",), "kmodcount": ("syscap.ko", "syscap-agent"),
          "kmodsampled": ("syscap.ko", "syscap-agent"), "bpfcount": ("syscap-agent",),
          "sysdig": ("scap.ko",)}
 
@@ -169,7 +170,8 @@ def bench_init(plan: BenchPlan, keys: list[str]) -> str:
         # their probes only when a capture starts
         f'echo "SYSCAP-BENCH CHECK no-modules $({loop})"',
     ]
-    for ko, users in (("syscap.ko", ("kmod", "kmodcounter", "kmodcount", "kmodsampled")),
+    for ko, users in (("syscap.ko", ("kmod", "kmodcounter", "kmodheld", "kmodcount",
+                                   "kmodsampled")),
                       ("scap.ko", ("sysdig",))):
         if any(k in keys for k in users):
             failed = "; ".join(f'echo "SYSCAP-BENCH SKIP {k} insmod {ko} failed: '

@@ -17,6 +17,12 @@
 #              registers its probes when sysdig opens /dev/scap*); attached
 #              once it holds one /dev/scap* per CPU, plus a second for its
 #              capture to start
+#   kmodheld, bpfheld
+#              the same as kmod and bpf with 128 MiB rings and the recorder
+#              stopped (SIGSTOP) once attached, continued at stop: the
+#              probes' cost alone, with no consumer taking turns with the
+#              loop on TCG's one host thread (the rings hold a whole run:
+#              drops show if not)
 #   kmodcount, kmodsampled, bpfcount
 #              /bench/syscap-agent stream (count mode; kmodsampled with
 #              --sampled) of the module or eBPF, its blocks to /dev/null and
@@ -30,7 +36,7 @@
 #        then deleted. Every tracer's output goes to /tmp/bench-tracers.log.
 set -u
 action=${1:?start or stop}
-key=${2:?kmod, kmodcounter, bpf, sysdig, kmodcount, kmodsampled, bpfcount or kmodfloor}
+key=${2:?kmod, kmodcounter, bpf, kmodheld, bpfheld, sysdig, kmodcount, kmodsampled, bpfcount or kmodfloor}
 state=/tmp/bench-tracer-$key
 trace=/bench/work/$key.trace
 cpus=$(nproc)
@@ -66,6 +72,10 @@ start)
 		;;
 	kmodcounter)
 		taskset -c 0 /bench/guest_record --backend kmod --clock counter \
+			--names /bench/syscall_names -o "$trace" >"$state.log" 2>&1 &
+		;;
+	kmodheld | bpfheld)
+		taskset -c 0 /bench/guest_record --backend "${key%held}" --buffer-size 134217728 \
 			--names /bench/syscall_names -o "$trace" >"$state.log" 2>&1 &
 		;;
 	sysdig)
@@ -123,6 +133,7 @@ start)
 			# what it ran to attach (a BPF load is seconds under TCG)
 			# is no part of what it costs the measured run
 			cpu_ms "$pid" >"$state.cpu"
+			case $key in *held) kill -STOP "$pid" ;; esac
 			exit 0
 		fi
 		sleep 0.1
@@ -143,6 +154,7 @@ stop)
 	cpu=$(cpu_ms "$pid")
 	cpu0=$(cat "$state.cpu" 2>/dev/null)
 	[ -n "$cpu" ] && [ -n "$cpu0" ] && cpu=$((cpu - cpu0)) || cpu=""
+	case $key in *held) kill -CONT "$pid" ;; esac
 	kill -INT "$pid"
 	i=0
 	while alive "$pid" && [ "$i" -lt 1200 ]; do

@@ -490,3 +490,6 @@ def test_guest_goals_compare_added_ns_within_the_run() -> None:
         "NOT met",
     ]
     assert guest.goal_lines([row("kmod", 900.0), row("bpf", None)]) == []
+    assert guest.goal_lines([row("kmodheld", 400.0), row("bpfheld", 800.0)]) == [
+        "  beside it: the module's record probes' added ns against eBPF's, consumer stopped: "
+        "0.50x"]
