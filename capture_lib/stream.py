@@ -30,8 +30,8 @@ from capture_lib.errors import TraceError
 TRACE_MAGIC = b"SYSCAPTR"
 TRACE_VERSION = 1
 # (record version, record size) pairs a trace may hold (syscap_record.h):
-# struct syscap_event, struct syscap_rec, struct syscap_rec with arguments
-RECORD_FORMATS = ((1, 96), (2, 48), (2, 96))
+# struct syscap_event, struct syscap_rec (with arguments), packed struct syscap_rec (ditto)
+RECORD_FORMATS = ((1, 96), (2, 48), (2, 96), (3, 48), (3, 96))
 BLOCK_MAGIC = 0x4B4C4253
 BLOCK_EVENTS, BLOCK_STATS, BLOCK_END, BLOCK_STREAM = 1, 2, 3, 4
 BLOCK_BYTES = 256 * 1024

@@ -298,7 +298,7 @@ struct syscap_trace *syscap_trace_open_mem(const void *buf, size_t size, const c
 					   char *err, size_t errlen);
 const struct syscap_trace_header *syscap_trace_header(struct syscap_trace *t);
 /* 1 if the trace's syscall records carry their arguments (version-1
- * traces always do; version 2 with syscap record --args), else 0. */
+ * traces always do; versions 2 and 3 with syscap record --args), else 0. */
 int syscap_trace_has_args(struct syscap_trace *t);
 /* 1 with *out filled when the probes read a counter (the header's clock
  * names it) and the recorder converted its ticks; 0 otherwise. */

@@ -24,7 +24,8 @@
 #define SYSCAP_BLOCK_MAGIC	0x4b4c4253u	/* "SBLK" little-endian */
 
 enum syscap_block_type {
-	SYSCAP_BLOCK_EVENTS = 1,	/* payload: count struct syscap_event */
+	SYSCAP_BLOCK_EVENTS = 1,	/* payload: count records of the header's
+					 * record version (below) */
 	SYSCAP_BLOCK_STATS = 2,		/* payload: struct syscap_trace_stats + rows */
 	SYSCAP_BLOCK_END = 3,		/* payload: struct syscap_trace_stats + rows */
 	SYSCAP_BLOCK_STREAM = 4,	/* payload: one interval's aggregate (below);
@@ -68,6 +69,41 @@ struct syscap_trace_clock {
 	uint64_t ref_ns;
 	uint64_t mult;			/* nanoseconds per tick, x 2^32 */
 };
+
+/*
+ * EVENTS payloads by the header's record_version:
+ *   1  count struct syscap_event (96 bytes each)
+ *   2  count struct syscap_rec (record_size 48, or 96 with the arguments)
+ *   3  count packed struct syscap_rec (SYSCAP_TRACE_PACKED, what syscap
+ *      writes; record_size as in 2), then zeros to the next 8 bytes:
+ *
+ *      tag       one byte (SYSCAP_PACK_*)
+ *      ts_ns     minus the previous record's, zigzag varint
+ *      tgid tid  varints, unless SAME_TASK: the previous record's
+ *      cpu seq   varints, unless NEXT_SEQ: the previous record's cpu and
+ *                its seq (code) plus one, modulo 2^32
+ *      flags     one byte, unless NO_FLAGS: 0
+ *      SYSCALL   ret (zigzag varint), dur_ns, nr (varints), and unless
+ *                NO_RAW: raw_nr and reserved (varints, else 0); then
+ *                with arguments 6 varints
+ *      FORK EXEC EXIT
+ *                parent_tgid, parent_tid (varints), the comm's length
+ *                (one byte, at most 16) and its bytes (zeros after them)
+ *      kind 0    a raw struct syscap_rec (and its 6 arguments), 48 or 96
+ *                bytes: any other kind, as is; its tag has no other bit
+ *
+ *    Varints are LEB128 (7 bits a byte, low first, at most 10 bytes); the
+ *    previous record is all zeros at each block's start, so a block decodes
+ *    on its own. Typical syscall records take 6-9 bytes.
+ */
+#define SYSCAP_TRACE_PACKED		3	/* header record_version */
+#define SYSCAP_PACK_KIND		0x07	/* the record's kind; 0: raw */
+#define SYSCAP_PACK_SAME_TASK		0x08
+#define SYSCAP_PACK_NEXT_SEQ		0x10
+#define SYSCAP_PACK_NO_FLAGS		0x20
+#define SYSCAP_PACK_NO_RAW		0x40
+#define SYSCAP_PACK_MAX_BYTES		128	/* one packed record, at most */
+#define SYSCAP_PACK_MAX_COUNT		8192	/* packed records in one block */
 
 struct syscap_block_header {
 	uint32_t magic;			/* SYSCAP_BLOCK_MAGIC */

@@ -54,6 +54,29 @@ const char *syscap_crc32_impl(void);
  * its name, or NULL where the CPU has none (not thread-safe: before use). */
 const char *syscap_crc32_force_fast(void);
 
+/*
+ * Packing records (pack.c, record version 3 in syscap_trace.h). The state is
+ * the previous record of the block: zero it at each block's start. args:
+ * whether records carry their 6 arguments.
+ */
+struct syscap_pack {
+	int args;
+	struct {
+		uint64_t ts_ns;
+		uint32_t tgid, tid, seq;
+		uint16_t cpu;
+	} prev;
+};
+
+/* rec (its arguments from args, zeros if NULL) into out, which has room for
+ * SYSCAP_PACK_MAX_BYTES; returns the bytes written. */
+size_t syscap_pack_rec(struct syscap_pack *st, const struct syscap_rec *rec, const uint64_t *args,
+		       uint8_t *out);
+/* One record from the len bytes at in into *rec and args (6, may be NULL);
+ * returns the bytes it took, or -1 if they are not a packed record. */
+long syscap_unpack_rec(struct syscap_pack *st, const uint8_t *in, size_t len,
+		       struct syscap_rec *rec, uint64_t *args);
+
 /* The compact record (record.c) with its arguments (or NULL) as an event. */
 void syscap_rec_decode(const struct syscap_rec *in, const uint64_t *args,
 		       struct syscap_event *ev);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * Trace reader: maps the file and hands out blocks in place (records of
- * version 2 decoded into struct syscap_event first). A block whose
+ * versions 2 and 3 decoded into struct syscap_event first). A block whose
  * CRC or framing is wrong is skipped by scanning for the next valid block;
  * an incomplete last block (a killed recorder) ends the data. Every skip and
  * the reason the data ended are kept as warnings for the user.
@@ -28,8 +28,9 @@ struct syscap_trace {
 	uint64_t data_start;
 	uint64_t scan_budget;		/* CRC bytes left for resynchronising */
 	uint32_t rec_size;		/* bytes per record in EVENTS blocks */
-	int compact;			/* records are struct syscap_rec (version 2) */
-	struct syscap_event *decoded;	/* compact: the current block, decoded */
+	uint32_t rec_version;		/* 1: struct syscap_event, 2: struct syscap_rec,
+					 * 3: packed syscap_rec (syscap_trace.h) */
+	struct syscap_event *decoded;	/* versions 2, 3: the current block, decoded */
 	int complete;
 	int ended;			/* no more blocks this pass */
 	char *warnings;
@@ -80,13 +81,13 @@ static int parse_header(struct syscap_trace *t, const char *name, char *err, siz
 	}
 	if (h.version != SYSCAP_TRACE_VERSION ||
 	    !((h.record_version == SYSCAP_RECORD_VERSION && h.record_size == SYSCAP_EVENT_SIZE) ||
-	      (h.record_version == SYSCAP_REC_VERSION && (h.record_size == SYSCAP_REC_SIZE ||
-							  h.record_size == SYSCAP_REC_ARGS_SIZE)))) {
+	      ((h.record_version == SYSCAP_REC_VERSION || h.record_version == SYSCAP_TRACE_PACKED) &&
+	       (h.record_size == SYSCAP_REC_SIZE || h.record_size == SYSCAP_REC_ARGS_SIZE)))) {
 		snprintf(err, errlen, "%s has trace format %u with %u-byte records of version %u; "
-			 "this syscap reads format %u with records of versions %u and %u: use a "
+			 "this syscap reads format %u with records of versions %u to %u: use a "
 			 "matching syscap version", name, h.version, h.record_size,
 			 h.record_version, SYSCAP_TRACE_VERSION, SYSCAP_RECORD_VERSION,
-			 SYSCAP_REC_VERSION);
+			 SYSCAP_TRACE_PACKED);
 		return -1;
 	}
 	/* blocks start 8-aligned (the writer pads the names), so records are too */
@@ -113,11 +114,13 @@ static int parse_header(struct syscap_trace *t, const char *name, char *err, siz
 	}
 	t->hdr = (const struct syscap_trace_header *)t->map;
 	t->rec_size = h.record_size;
-	t->compact = h.record_version == SYSCAP_REC_VERSION;
+	t->rec_version = h.record_version;
 	t->names = calloc(h.nsyscalls ? h.nsyscalls : 1, sizeof(*t->names));
-	if (t->compact)
+	if (t->rec_version == SYSCAP_REC_VERSION)
 		t->decoded = malloc(SYSCAP_BLOCK_BYTES / SYSCAP_REC_SIZE * sizeof(*t->decoded));
-	if (!t->names || (t->compact && !t->decoded)) {
+	else if (t->rec_version == SYSCAP_TRACE_PACKED)
+		t->decoded = malloc(SYSCAP_PACK_MAX_COUNT * sizeof(*t->decoded));
+	if (!t->names || (t->rec_version != SYSCAP_RECORD_VERSION && !t->decoded)) {
 		snprintf(err, errlen, "out of memory reading %s", name);
 		return -1;
 	}
@@ -210,7 +213,7 @@ const struct syscap_trace_header *syscap_trace_header(struct syscap_trace *t)
 
 int syscap_trace_has_args(struct syscap_trace *t)
 {
-	return !t->compact || t->rec_size == SYSCAP_REC_ARGS_SIZE;
+	return t->rec_version == SYSCAP_RECORD_VERSION || t->rec_size == SYSCAP_REC_ARGS_SIZE;
 }
 
 const char *syscap_trace_name(struct syscap_trace *t, uint32_t nr)
@@ -234,7 +237,10 @@ static int check_block(struct syscap_trace *t, uint64_t off, int scanning)
 	len = bh.len;
 	if (len > SYSCAP_BLOCK_BYTES || len % 8)
 		return 0;
-	if (bh.type == SYSCAP_BLOCK_EVENTS && len != (uint64_t)bh.count * t->rec_size)
+	if (bh.type == SYSCAP_BLOCK_EVENTS &&
+	    /* a packed record takes 5 bytes at least */
+	    (t->rec_version == SYSCAP_TRACE_PACKED ? bh.count > SYSCAP_PACK_MAX_COUNT || len < bh.count * 5ULL :
+	     len != (uint64_t)bh.count * t->rec_size))
 		return 0;
 	if ((bh.type == SYSCAP_BLOCK_STATS || bh.type == SYSCAP_BLOCK_END) &&
 	    len != sizeof(struct syscap_trace_stats) +
@@ -281,7 +287,47 @@ static int end_of_data(struct syscap_trace *t)
 	return 0;
 }
 
+/*
+ * A packed block's records into t->decoded; -1 if its bytes are not count
+ * packed records and zeros to the end (the CRC matched: a writer's bug or a
+ * crafted file).
+ */
+static int unpack_block(struct syscap_trace *t, const struct syscap_block_header *bh)
+{
+	const uint8_t *p = (const uint8_t *)(bh + 1), *end = p + bh->len;
+	struct syscap_pack st = { .args = t->rec_size == SYSCAP_REC_ARGS_SIZE };
+	uint64_t args[6];
+	struct syscap_rec r;
+
+	for (uint32_t i = 0; i < bh->count; i++) {
+		long n = syscap_unpack_rec(&st, p, (size_t)(end - p), &r, args);
+
+		if (n < 0)
+			return -1;
+		p += n;
+		syscap_rec_decode(&r, st.args ? args : NULL, &t->decoded[i]);
+	}
+	if (end - p >= 8)
+		return -1;
+	for (; p < end; p++)
+		if (*p)
+			return -1;
+	return 0;
+}
+
+static int next_block(struct syscap_trace *t, struct syscap_trace_block *out);
+
 int syscap_trace_next(struct syscap_trace *t, struct syscap_trace_block *out)
+{
+	int ret;
+
+	while ((ret = next_block(t, out)) == 2)
+		;	/* a block whose records did not decode: warned, skipped */
+	return ret;
+}
+
+/* 1 and the next block in out; 0 at the end; 2: a block was skipped. */
+static int next_block(struct syscap_trace *t, struct syscap_trace_block *out)
 {
 	const struct syscap_block_header *bh;
 	int ok;
@@ -331,7 +377,16 @@ int syscap_trace_next(struct syscap_trace *t, struct syscap_trace_block *out)
 	out->count = bh->count;
 	out->offset = t->cur = t->off;
 	if (bh->type == SYSCAP_BLOCK_EVENTS) {
-		if (t->compact) {
+		if (t->rec_version == SYSCAP_TRACE_PACKED) {
+			if (unpack_block(t, bh)) {
+				warn(t, "corrupt block at offset %llu: its %llu bytes are not "
+				     "packed records; skipped", (unsigned long long)t->off,
+				     (unsigned long long)bh->len);
+				t->off += sizeof(*bh) + bh->len;
+				return 2;
+			}
+			out->events = t->decoded;
+		} else if (t->rec_version == SYSCAP_REC_VERSION) {
 			/* count * rec_size == len <= SYSCAP_BLOCK_BYTES (check_block) */
 			for (uint32_t i = 0; i < bh->count; i++)
 			{

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
- * Trace writer: records are gathered into a block buffer and written with a
+ * Trace writer: records are packed (record version 3, pack.c) into a block
+ * buffer, which is written with a
  * single write() per block (header and payload together), so a recorder
  * killed at any moment leaves only whole blocks behind it.
  */
@@ -18,9 +19,9 @@
 struct trace_writer {
 	int fd;
 	uint64_t seq;
-	uint32_t count;
-	uint32_t rec_size;	/* SYSCAP_REC_SIZE or SYSCAP_REC_ARGS_SIZE */
-	uint32_t max_count;	/* records per block */
+	uint32_t count;		/* records in the block being filled */
+	uint32_t used;		/* their packed bytes */
+	struct syscap_pack pack;
 	uint8_t *buf;		/* block header + SYSCAP_BLOCK_BYTES */
 	char err[256];
 };
@@ -110,8 +111,8 @@ struct trace_writer *trace_writer_open_fd(int fd, const struct syscap_trace_head
 		goto fail;
 	}
 	w->fd = fd;
-	w->rec_size = h->record_size;
-	w->max_count = SYSCAP_BLOCK_BYTES / w->rec_size;
+	w->pack.args = h->record_size == SYSCAP_REC_ARGS_SIZE;
+	hdr.record_version = SYSCAP_TRACE_PACKED;
 	hdr.names_len = names_len + pad;
 	hdr.header_size = (uint32_t)sizeof(hdr) + hdr.names_len;
 	hdr.crc = 0;
@@ -167,28 +168,27 @@ static int write_block(struct trace_writer *w, uint32_t type, uint32_t count, ui
 
 int trace_writer_flush(struct trace_writer *w)
 {
+	uint32_t len = (w->used + 7) & ~7u;
 	int ret;
 
 	if (!w->count)
 		return 0;
-	ret = write_block(w, SYSCAP_BLOCK_EVENTS, w->count, w->count * w->rec_size);
+	memset(w->buf + sizeof(struct syscap_block_header) + w->used, 0, len - w->used);
+	ret = write_block(w, SYSCAP_BLOCK_EVENTS, w->count, len);
 	w->count = 0;
+	w->used = 0;
+	memset(&w->pack.prev, 0, sizeof(w->pack.prev));
 	return ret;
 }
 
 int trace_writer_add_rec(struct trace_writer *w, const struct syscap_rec *rec,
 			 const uint64_t *args)
 {
-	uint8_t *p = w->buf + sizeof(struct syscap_block_header) + (size_t)w->count * w->rec_size;
+	uint8_t *p = w->buf + sizeof(struct syscap_block_header) + w->used;
 
-	memcpy(p, rec, SYSCAP_REC_SIZE);
-	if (w->rec_size == SYSCAP_REC_ARGS_SIZE) {
-		if (args)
-			memcpy(p + SYSCAP_REC_SIZE, args, SYSCAP_REC_ARGS_SIZE - SYSCAP_REC_SIZE);
-		else
-			memset(p + SYSCAP_REC_SIZE, 0, SYSCAP_REC_ARGS_SIZE - SYSCAP_REC_SIZE);
-	}
-	if (++w->count == w->max_count)
+	w->used += (uint32_t)syscap_pack_rec(&w->pack, rec, w->pack.args ? args : NULL, p);
+	if (++w->count == SYSCAP_PACK_MAX_COUNT ||
+	    w->used > SYSCAP_BLOCK_BYTES - SYSCAP_PACK_MAX_BYTES)
 		return trace_writer_flush(w);
 	return 0;
 }

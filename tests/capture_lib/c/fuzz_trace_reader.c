@@ -5,7 +5,7 @@
  * memory (the same parser the file path uses after mmap), every block and
  * record is read and aggregated as the report does, the trace is replayed
  * in steps as top does, and it is exported to Perfetto JSON through the real
- * file path.
+ * file path. The input's bytes are also decoded as packed records.
  *
  *   make -C capture_lib fuzz fuzz-run FUZZ_SECONDS=30
  */
@@ -184,6 +184,32 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
 	return size;
 }
 
+/*
+ * The input as the payload of a packed EVENTS block (record version 3), with
+ * and without arguments. A block's CRC keeps mutated payloads from reaching
+ * the decoder through a file, but a crafted file carries a matching CRC: the
+ * decoder must stand any bytes on its own.
+ */
+static void unpack_pass(const uint8_t *data, size_t size)
+{
+	for (int args = 0; args < 2; args++) {
+		struct syscap_pack st = { .args = args };
+		const uint8_t *p = data, *end = data + size;
+		struct syscap_event ev;
+		struct syscap_rec r;
+		uint64_t a[6];
+		long n;
+
+		while (p < end && (n = syscap_unpack_rec(&st, p, (size_t)(end - p), &r, a)) > 0) {
+			if (n > end - p)
+				abort();	/* took bytes it was not given */
+			syscap_rec_decode(&r, args ? a : NULL, &ev);
+			sink += ev.ts_ns + ev.dur_ns + ev.nr + ev.args[5] + ev.proc.comm[15];
+			p += n;
+		}
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* The file path hands the parser a page-aligned mapping. */
@@ -208,5 +234,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	free(buf);
 	export_file(data, size);
+	unpack_pass(data, size);
 	return 0;
 }

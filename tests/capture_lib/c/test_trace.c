@@ -130,11 +130,16 @@ static void test_corrupt_block_is_skipped(void)
 	CHECK(stat(path, &st) == 0);
 	/* flip a byte in the second event block's payload */
 	t = syscap_trace_open(path, err, sizeof(err));
-	second = (off_t)syscap_trace_header(t)->header_size +
-		 (off_t)(sizeof(struct syscap_block_header) + 100 * SYSCAP_REC_SIZE);
+	{
+		struct syscap_trace_block b;
+
+		CHECK(syscap_trace_next(t, &b) && syscap_trace_next(t, &b));
+		CHECK_EQ(b.type, SYSCAP_BLOCK_EVENTS);
+		second = (off_t)b.offset;
+	}
 	syscap_trace_close(t);
 	fd = open(path, O_RDWR);
-	CHECK(pwrite(fd, "\xff", 1, second + 200) == 1);
+	CHECK(pwrite(fd, "\xff", 1, second + (off_t)sizeof(struct syscap_block_header) + 200) == 1);
 	close(fd);
 
 	t = syscap_trace_open(path, err, sizeof(err));
@@ -143,6 +148,44 @@ static void test_corrupt_block_is_skipped(void)
 	CHECK_EQ(gaps, 1);			/* the 100 records of the bad block */
 	CHECK(syscap_trace_complete(t));
 	CHECK(strstr(syscap_trace_warnings(t), "corrupt block at offset") != NULL);
+	syscap_trace_close(t);
+}
+
+/* A block whose CRC matches but whose bytes are not packed records (a
+ * crafted file) is skipped like a corrupt one. */
+static void test_undecodable_packed_block(void)
+{
+	struct syscap_block_header bh;
+	struct syscap_trace_block b;
+	struct syscap_trace *t;
+	uint8_t payload[SYSCAP_BLOCK_BYTES];
+	char err[256];
+	int fd, stats;
+	uint32_t gaps;
+	off_t second;
+
+	write_trace(3, 1);
+	t = syscap_trace_open(path, err, sizeof(err));
+	CHECK(syscap_trace_next(t, &b) && syscap_trace_next(t, &b));
+	second = (off_t)b.offset;
+	syscap_trace_close(t);
+	fd = open(path, O_RDWR);
+	CHECK(pread(fd, &bh, sizeof(bh), second) == (ssize_t)sizeof(bh));
+	CHECK(bh.len <= sizeof(payload));
+	CHECK(pread(fd, payload, bh.len, second + (off_t)sizeof(bh)) == (ssize_t)bh.len);
+	payload[0] |= 0x80;		/* a tag bit no record has */
+	bh.crc = 0;
+	bh.crc = syscap_crc32(syscap_crc32(0, &bh, sizeof(bh)), payload, bh.len);
+	CHECK(pwrite(fd, &bh, sizeof(bh), second) == (ssize_t)sizeof(bh));
+	CHECK(pwrite(fd, payload, bh.len, second + (off_t)sizeof(bh)) == (ssize_t)bh.len);
+	close(fd);
+
+	t = syscap_trace_open(path, err, sizeof(err));
+	CHECK(t != NULL);
+	CHECK_EQ(read_all(t, &stats, &gaps), 200);
+	CHECK_EQ(gaps, 1);
+	CHECK(syscap_trace_complete(t));
+	CHECK(strstr(syscap_trace_warnings(t), "are not packed records; skipped") != NULL);
 	syscap_trace_close(t);
 }
 
@@ -305,10 +348,11 @@ static void test_compact_records(void)
 		CHECK(t != NULL);
 		if (!t)
 			return;
-		CHECK_EQ(syscap_trace_header(t)->record_version, SYSCAP_REC_VERSION);
-		CHECK_EQ((uint64_t)st.st_size, syscap_trace_header(t)->header_size +
-			 sizeof(struct syscap_block_header) +
-			 4 * (args ? SYSCAP_REC_ARGS_SIZE : SYSCAP_REC_SIZE));
+		/* packed: one block, each record in less than its struct */
+		CHECK_EQ(syscap_trace_header(t)->record_version, SYSCAP_TRACE_PACKED);
+		CHECK((uint64_t)st.st_size < syscap_trace_header(t)->header_size +
+		      sizeof(struct syscap_block_header) +
+		      4 * (args ? SYSCAP_REC_ARGS_SIZE : SYSCAP_REC_SIZE));
 		while (syscap_trace_next(t, &b)) {
 			CHECK_EQ(b.type, SYSCAP_BLOCK_EVENTS);
 			for (uint32_t i = 0; i < b.count && n < 4; i++, n++) {
@@ -447,6 +491,131 @@ static void test_clock_block(void)
 	syscap_trace_close(t);
 }
 
+
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+/* A value of up to 64 bits, small ones most often (as in real records). */
+static uint64_t rnd_val(void)
+{
+	switch (rnd() % 4) {
+	case 0:
+		return rnd() % 4;
+	case 1:
+		return rnd() % 100000;
+	case 2:
+		return ~0ULL - rnd() % 4;
+	default:
+		return rnd();
+	}
+}
+
+/* A record as a ring holds it; the previous one's fields now and then. */
+static void rnd_rec(struct syscap_rec *r, const struct syscap_rec *prev, uint64_t *args)
+{
+	static const uint8_t kinds[] = { SYSCAP_EV_SYSCALL, SYSCAP_EV_SYSCALL, SYSCAP_EV_FORK,
+					 SYSCAP_EV_EXEC, SYSCAP_EV_EXIT, 0, 5, 200 };
+
+	memset(r, 0, sizeof(*r));
+	r->kind = kinds[rnd() % sizeof(kinds)];
+	r->ts_ns = rnd() % 2 ? prev->ts_ns + rnd() % 5000 : rnd_val();
+	r->tgid = rnd() % 2 ? prev->tgid : (uint32_t)rnd_val();
+	r->tid = rnd() % 2 ? prev->tid : (uint32_t)rnd_val();
+	r->cpu = rnd() % 2 ? prev->cpu : (uint16_t)rnd_val();
+	r->seq = rnd() % 2 ? prev->seq + 1 : (uint32_t)rnd_val();
+	r->flags = rnd() % 2 ? 0 : (uint8_t)rnd();
+	if (r->kind != SYSCAP_EV_SYSCALL && r->kind > SYSCAP_EV_EXIT) {
+		/* a kind unknown to the packing: any bytes */
+		for (size_t i = 0; i < sizeof(r->sys); i++)
+			((uint8_t *)&r->sys)[i] = (uint8_t)rnd();
+	} else if (r->kind == SYSCAP_EV_SYSCALL) {
+		r->sys.ret = (int64_t)rnd_val();
+		r->sys.dur_ns = rnd_val();
+		r->sys.nr = (uint16_t)rnd_val();
+		r->sys.reserved = rnd() % 4 ? 0 : (uint16_t)rnd_val();
+		r->sys.raw_nr = rnd() % 2 ? 0 : (uint32_t)rnd_val();
+	} else {
+		size_t n = rnd() % (SYSCAP_COMM_LEN + 1);
+
+		r->proc.parent_tgid = (uint32_t)rnd_val();
+		r->proc.parent_tid = (uint32_t)rnd_val();
+		for (size_t i = 0; i < n; i++)
+			r->proc.comm[i] = (char)(1 + rnd() % 255);
+	}
+	for (int i = 0; i < 6; i++)
+		args[i] = rnd_val();
+}
+
+/* Packed records unpack to the very bytes packed, and a cut one does not. */
+static void test_pack_round_trip(void)
+{
+	uint8_t buf[SYSCAP_PACK_MAX_BYTES * 64];
+
+	for (int round = 0; round < 2000; round++) {
+		struct syscap_pack w = { .args = round % 2 }, r = { .args = round % 2 };
+		struct syscap_rec in[64], prev, out;
+		uint64_t args[64][6], got[6];
+		size_t len[64], off = 0;
+		int n = 1 + (int)(rnd() % 64);
+
+		memset(&prev, 0, sizeof(prev));
+		for (int i = 0; i < n; i++) {
+			rnd_rec(&in[i], &prev, args[i]);
+			prev = in[i];
+			len[i] = syscap_pack_rec(&w, &in[i], args[i], buf + off);
+			CHECK(len[i] >= 5 && len[i] <= SYSCAP_PACK_MAX_BYTES);
+			off += len[i];
+		}
+		off = 0;
+		for (int i = 0; i < n; i++) {
+			struct syscap_pack cut = r;
+
+			/* every shorter prefix is refused */
+			if (rnd() % 8 == 0)
+				for (size_t k = 0; k < len[i]; k++)
+					CHECK_EQ(syscap_unpack_rec(&cut, buf + off, k, &out, got), -1);
+			CHECK_EQ(syscap_unpack_rec(&r, buf + off, len[i] + 7, &out, got),
+				 (long)len[i]);
+			CHECK(!memcmp(&out, &in[i], sizeof(out)));
+			if (r.args && in[i].kind == SYSCAP_EV_SYSCALL)
+				CHECK(!memcmp(got, args[i], sizeof(got)));
+			off += len[i];
+		}
+	}
+}
+
+/* A typical run of one process's syscalls on one CPU packs small. */
+static void test_pack_size(void)
+{
+	struct syscap_pack w = { 0 };
+	struct syscap_rec r;
+	uint8_t buf[SYSCAP_PACK_MAX_BYTES];
+	size_t total = 0;
+
+	memset(&r, 0, sizeof(r));
+	r.kind = SYSCAP_EV_SYSCALL;
+	r.tgid = r.tid = 4242;
+	r.cpu = 1;
+	r.ts_ns = 123456789012345ULL;
+	syscap_pack_rec(&w, &r, NULL, buf);
+	for (int i = 0; i < 1000; i++) {
+		r.ts_ns += 1500 + (uint64_t)(i % 7) * 100;
+		r.seq++;
+		r.sys.nr = (uint16_t)(i % 3 ? 110 : 0);
+		r.sys.ret = i % 3 ? 4241 : 64;
+		r.sys.dur_ns = 300 + (uint64_t)(i % 5) * 40;
+		total += syscap_pack_rec(&w, &r, NULL, buf);
+	}
+	CHECK(total <= 1000 * 9);
+}
+
 int main(void)
 {
 	int fd = mkstemp(path);
@@ -455,6 +624,7 @@ int main(void)
 	close(fd);
 	test_round_trip();
 	test_corrupt_block_is_skipped();
+	test_undecodable_packed_block();
 	test_cut_short_file();
 	test_not_a_trace();
 	test_event_count_overflowing_32_bits();
@@ -463,6 +633,8 @@ int main(void)
 	test_compact_records();
 	test_version1_records();
 	test_clock_block();
+	test_pack_round_trip();
+	test_pack_size();
 	unlink(path);
 	return check_report("test_trace");
 }

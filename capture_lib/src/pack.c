@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * Packed records (trace record version 3, layout in syscap_trace.h): each
+ * struct syscap_rec as its differences from the one before it in the block.
+ * A syscall record takes 6-9 bytes instead of 48, so the recorder hands the
+ * kernel's page cache a fifth of the bytes; that copy and the file system's
+ * work per page were most of what recording to a file cost the traced
+ * machine's CPUs after the probes (docs/capture.md).
+ */
+#include <string.h>
+#include "internal.h"
+
+static uint8_t *put_u(uint8_t *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
+}
+
+static uint8_t *put_s(uint8_t *p, int64_t v)
+{
+	return put_u(p, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+size_t syscap_pack_rec(struct syscap_pack *st, const struct syscap_rec *in, const uint64_t *args,
+		       uint8_t *out)
+{
+	struct syscap_rec r;
+	uint8_t *p = out + 1;
+	uint8_t tag;
+
+	memcpy(&r, in, sizeof(r));
+	if (r.kind < SYSCAP_EV_SYSCALL || r.kind > SYSCAP_EV_EXIT) {
+		out[0] = 0;	/* a kind this version does not know: as is */
+		memcpy(p, &r, sizeof(r));
+		p += sizeof(r);
+		if (st->args) {
+			if (args)
+				memcpy(p, args, 6 * sizeof(*args));
+			else
+				memset(p, 0, 6 * sizeof(*args));
+			p += 6 * sizeof(*args);
+		}
+		goto done;
+	}
+	tag = r.kind;
+	p = put_s(p, (int64_t)(r.ts_ns - st->prev.ts_ns));
+	if (r.tgid == st->prev.tgid && r.tid == st->prev.tid) {
+		tag |= SYSCAP_PACK_SAME_TASK;
+	} else {
+		p = put_u(p, r.tgid);
+		p = put_u(p, r.tid);
+	}
+	if (r.cpu == st->prev.cpu && r.seq == (uint32_t)(st->prev.seq + 1)) {
+		tag |= SYSCAP_PACK_NEXT_SEQ;
+	} else {
+		p = put_u(p, r.cpu);
+		p = put_u(p, r.seq);
+	}
+	if (!r.flags)
+		tag |= SYSCAP_PACK_NO_FLAGS;
+	else
+		*p++ = r.flags;
+	if (r.kind == SYSCAP_EV_SYSCALL) {
+		p = put_s(p, r.sys.ret);
+		p = put_u(p, r.sys.dur_ns);
+		p = put_u(p, r.sys.nr);
+		if (!r.sys.raw_nr && !r.sys.reserved) {
+			tag |= SYSCAP_PACK_NO_RAW;
+		} else {
+			p = put_u(p, r.sys.raw_nr);
+			p = put_u(p, r.sys.reserved);
+		}
+		if (st->args)
+			for (int i = 0; i < 6; i++)
+				p = put_u(p, args ? args[i] : 0);
+	} else {
+		size_t n = strnlen(r.proc.comm, SYSCAP_COMM_LEN);
+
+		p = put_u(p, r.proc.parent_tgid);
+		p = put_u(p, r.proc.parent_tid);
+		*p++ = (uint8_t)n;
+		memcpy(p, r.proc.comm, n);
+		p += n;
+	}
+	out[0] = tag;
+done:
+	st->prev.ts_ns = r.ts_ns;
+	st->prev.tgid = r.tgid;
+	st->prev.tid = r.tid;
+	st->prev.cpu = r.cpu;
+	st->prev.seq = r.seq;
+	return (size_t)(p - out);
+}
+
+/* A varint of at most 64 bits from [*p, end), or -1. */
+static int get_u(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	for (unsigned int shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+
+		/* the tenth byte holds bit 63 only */
+		if (shift == 63 && b > 1)
+			return -1;
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = x;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int get_max(const uint8_t **p, const uint8_t *end, uint64_t max, uint64_t *v)
+{
+	return get_u(p, end, v) || *v > max ? -1 : 0;
+}
+
+static int get_s(const uint8_t **p, const uint8_t *end, int64_t *v)
+{
+	uint64_t u;
+
+	if (get_u(p, end, &u))
+		return -1;
+	*v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+	return 0;
+}
+
+long syscap_unpack_rec(struct syscap_pack *st, const uint8_t *in, size_t len,
+		       struct syscap_rec *r, uint64_t *args)
+{
+	const uint8_t *p = in + 1, *end = in + len;
+	uint64_t v;
+	int64_t d;
+	uint8_t tag;
+
+	if (!len)
+		return -1;
+	tag = in[0];
+	memset(r, 0, sizeof(*r));
+	if (args)
+		memset(args, 0, 6 * sizeof(*args));
+	if (!(tag & SYSCAP_PACK_KIND)) {
+		size_t n = sizeof(*r) + (st->args ? 6 * sizeof(*args) : 0);
+
+		if (tag || (size_t)(end - p) < n)
+			return -1;
+		memcpy(r, p, sizeof(*r));
+		if (st->args && args)
+			memcpy(args, p + sizeof(*r), 6 * sizeof(*args));
+		p += n;
+		goto done;
+	}
+	r->kind = tag & SYSCAP_PACK_KIND;
+	if (r->kind > SYSCAP_EV_EXIT || tag & 0x80 ||
+	    (r->kind != SYSCAP_EV_SYSCALL && tag & SYSCAP_PACK_NO_RAW))
+		return -1;
+	if (get_s(&p, end, &d))
+		return -1;
+	r->ts_ns = st->prev.ts_ns + (uint64_t)d;
+	if (tag & SYSCAP_PACK_SAME_TASK) {
+		r->tgid = st->prev.tgid;
+		r->tid = st->prev.tid;
+	} else {
+		if (get_max(&p, end, UINT32_MAX, &v))
+			return -1;
+		r->tgid = (uint32_t)v;
+		if (get_max(&p, end, UINT32_MAX, &v))
+			return -1;
+		r->tid = (uint32_t)v;
+	}
+	if (tag & SYSCAP_PACK_NEXT_SEQ) {
+		r->cpu = st->prev.cpu;
+		r->seq = st->prev.seq + 1;
+	} else {
+		if (get_max(&p, end, UINT16_MAX, &v))
+			return -1;
+		r->cpu = (uint16_t)v;
+		if (get_max(&p, end, UINT32_MAX, &v))
+			return -1;
+		r->seq = (uint32_t)v;
+	}
+	if (!(tag & SYSCAP_PACK_NO_FLAGS)) {
+		if (p >= end)
+			return -1;
+		r->flags = *p++;
+	}
+	if (r->kind == SYSCAP_EV_SYSCALL) {
+		if (get_s(&p, end, &d))
+			return -1;
+		r->sys.ret = d;
+		if (get_u(&p, end, &v))
+			return -1;
+		r->sys.dur_ns = v;
+		if (get_max(&p, end, UINT16_MAX, &v))
+			return -1;
+		r->sys.nr = (uint16_t)v;
+		if (!(tag & SYSCAP_PACK_NO_RAW)) {
+			if (get_max(&p, end, UINT32_MAX, &v))
+				return -1;
+			r->sys.raw_nr = (uint32_t)v;
+			if (get_max(&p, end, UINT16_MAX, &v))
+				return -1;
+			r->sys.reserved = (uint16_t)v;
+		}
+		if (st->args)
+			for (int i = 0; i < 6; i++) {
+				if (get_u(&p, end, &v))
+					return -1;
+				if (args)
+					args[i] = v;
+			}
+	} else {
+		if (get_max(&p, end, UINT32_MAX, &v))
+			return -1;
+		r->proc.parent_tgid = (uint32_t)v;
+		if (get_max(&p, end, UINT32_MAX, &v))
+			return -1;
+		r->proc.parent_tid = (uint32_t)v;
+		if (p >= end || *p > SYSCAP_COMM_LEN || (size_t)(end - p - 1) < *p)
+			return -1;
+		memcpy(r->proc.comm, p + 1, *p);
+		p += 1 + *p;
+	}
+done:
+	st->prev.ts_ns = r->ts_ns;
+	st->prev.tgid = r->tgid;
+	st->prev.tid = r->tid;
+	st->prev.cpu = r->cpu;
+	st->prev.seq = r->seq;
+	return (long)(p - in);
+}
