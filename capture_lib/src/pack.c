@@ -116,9 +116,24 @@ static int get_u(const uint8_t **p, const uint8_t *end, uint64_t *v)
 	return -1;
 }
 
-static int get_max(const uint8_t **p, const uint8_t *end, uint64_t max, uint64_t *v)
+static int get_u32(const uint8_t **p, const uint8_t *end, uint32_t *out)
 {
-	return get_u(p, end, v) || *v > max ? -1 : 0;
+	uint64_t v;
+
+	if (get_u(p, end, &v) || v > UINT32_MAX)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int get_u16(const uint8_t **p, const uint8_t *end, uint16_t *out)
+{
+	uint64_t v;
+
+	if (get_u(p, end, &v) || v > UINT16_MAX)
+		return -1;
+	*out = (uint16_t)v;
+	return 0;
 }
 
 static int get_s(const uint8_t **p, const uint8_t *end, int64_t *v)
@@ -166,24 +181,14 @@ long syscap_unpack_rec(struct syscap_pack *st, const uint8_t *in, size_t len,
 	if (tag & SYSCAP_PACK_SAME_TASK) {
 		r->tgid = st->prev.tgid;
 		r->tid = st->prev.tid;
-	} else {
-		if (get_max(&p, end, UINT32_MAX, &v))
-			return -1;
-		r->tgid = (uint32_t)v;
-		if (get_max(&p, end, UINT32_MAX, &v))
-			return -1;
-		r->tid = (uint32_t)v;
+	} else if (get_u32(&p, end, &r->tgid) || get_u32(&p, end, &r->tid)) {
+		return -1;
 	}
 	if (tag & SYSCAP_PACK_NEXT_SEQ) {
 		r->cpu = st->prev.cpu;
 		r->seq = st->prev.seq + 1;
-	} else {
-		if (get_max(&p, end, UINT16_MAX, &v))
-			return -1;
-		r->cpu = (uint16_t)v;
-		if (get_max(&p, end, UINT32_MAX, &v))
-			return -1;
-		r->seq = (uint32_t)v;
+	} else if (get_u16(&p, end, &r->cpu) || get_u32(&p, end, &r->seq)) {
+		return -1;
 	}
 	if (!(tag & SYSCAP_PACK_NO_FLAGS)) {
 		if (p >= end)
@@ -194,20 +199,12 @@ long syscap_unpack_rec(struct syscap_pack *st, const uint8_t *in, size_t len,
 		if (get_s(&p, end, &d))
 			return -1;
 		r->sys.ret = d;
-		if (get_u(&p, end, &v))
+		if (get_u(&p, end, &v) || get_u16(&p, end, &r->sys.nr))
 			return -1;
 		r->sys.dur_ns = v;
-		if (get_max(&p, end, UINT16_MAX, &v))
+		if (!(tag & SYSCAP_PACK_NO_RAW) &&
+		    (get_u32(&p, end, &r->sys.raw_nr) || get_u16(&p, end, &r->sys.reserved)))
 			return -1;
-		r->sys.nr = (uint16_t)v;
-		if (!(tag & SYSCAP_PACK_NO_RAW)) {
-			if (get_max(&p, end, UINT32_MAX, &v))
-				return -1;
-			r->sys.raw_nr = (uint32_t)v;
-			if (get_max(&p, end, UINT16_MAX, &v))
-				return -1;
-			r->sys.reserved = (uint16_t)v;
-		}
 		if (st->args)
 			for (int i = 0; i < 6; i++) {
 				if (get_u(&p, end, &v))
@@ -216,13 +213,8 @@ long syscap_unpack_rec(struct syscap_pack *st, const uint8_t *in, size_t len,
 					args[i] = v;
 			}
 	} else {
-		if (get_max(&p, end, UINT32_MAX, &v))
-			return -1;
-		r->proc.parent_tgid = (uint32_t)v;
-		if (get_max(&p, end, UINT32_MAX, &v))
-			return -1;
-		r->proc.parent_tid = (uint32_t)v;
-		if (p >= end || *p > SYSCAP_COMM_LEN || (size_t)(end - p - 1) < *p)
+		if (get_u32(&p, end, &r->proc.parent_tgid) ||
+		    get_u32(&p, end, &r->proc.parent_tid) || p >= end || *p > SYSCAP_COMM_LEN || (size_t)(end - p - 1) < *p)
 			return -1;
 		memcpy(r->proc.comm, p + 1, *p);
 		p += 1 + *p;

@@ -2,6 +2,7 @@
 #ifndef SYSCAP_CHECK_H
 #define SYSCAP_CHECK_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -25,6 +26,17 @@ static int checks_run;
 			__FILE__, __LINE__, #a, _a, #b, _b); \
 	} \
 } while (0)
+
+/* A fixed xorshift sequence: the same inputs every run. */
+static uint64_t check_rand_state = 0x9e3779b97f4a7c15ULL;
+
+static inline uint64_t check_rand(void)
+{
+	check_rand_state ^= check_rand_state << 13;
+	check_rand_state ^= check_rand_state >> 7;
+	check_rand_state ^= check_rand_state << 17;
+	return check_rand_state;
+}
 
 static inline int check_report(const char *name)
 {

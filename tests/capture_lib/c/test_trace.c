@@ -492,28 +492,18 @@ static void test_clock_block(void)
 }
 
 
-static uint64_t rnd_state = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t rnd(void)
-{
-	rnd_state ^= rnd_state << 13;
-	rnd_state ^= rnd_state >> 7;
-	rnd_state ^= rnd_state << 17;
-	return rnd_state;
-}
-
 /* A value of up to 64 bits, small ones most often (as in real records). */
 static uint64_t rnd_val(void)
 {
-	switch (rnd() % 4) {
+	switch (check_rand() % 4) {
 	case 0:
-		return rnd() % 4;
+		return check_rand() % 4;
 	case 1:
-		return rnd() % 100000;
+		return check_rand() % 100000;
 	case 2:
-		return ~0ULL - rnd() % 4;
+		return ~0ULL - check_rand() % 4;
 	default:
-		return rnd();
+		return check_rand();
 	}
 }
 
@@ -524,30 +514,30 @@ static void rnd_rec(struct syscap_rec *r, const struct syscap_rec *prev, uint64_
 					 SYSCAP_EV_EXEC, SYSCAP_EV_EXIT, 0, 5, 200 };
 
 	memset(r, 0, sizeof(*r));
-	r->kind = kinds[rnd() % sizeof(kinds)];
-	r->ts_ns = rnd() % 2 ? prev->ts_ns + rnd() % 5000 : rnd_val();
-	r->tgid = rnd() % 2 ? prev->tgid : (uint32_t)rnd_val();
-	r->tid = rnd() % 2 ? prev->tid : (uint32_t)rnd_val();
-	r->cpu = rnd() % 2 ? prev->cpu : (uint16_t)rnd_val();
-	r->seq = rnd() % 2 ? prev->seq + 1 : (uint32_t)rnd_val();
-	r->flags = rnd() % 2 ? 0 : (uint8_t)rnd();
+	r->kind = kinds[check_rand() % sizeof(kinds)];
+	r->ts_ns = check_rand() % 2 ? prev->ts_ns + check_rand() % 5000 : rnd_val();
+	r->tgid = check_rand() % 2 ? prev->tgid : (uint32_t)rnd_val();
+	r->tid = check_rand() % 2 ? prev->tid : (uint32_t)rnd_val();
+	r->cpu = check_rand() % 2 ? prev->cpu : (uint16_t)rnd_val();
+	r->seq = check_rand() % 2 ? prev->seq + 1 : (uint32_t)rnd_val();
+	r->flags = check_rand() % 2 ? 0 : (uint8_t)check_rand();
 	if (r->kind != SYSCAP_EV_SYSCALL && r->kind > SYSCAP_EV_EXIT) {
 		/* a kind unknown to the packing: any bytes */
 		for (size_t i = 0; i < sizeof(r->sys); i++)
-			((uint8_t *)&r->sys)[i] = (uint8_t)rnd();
+			((uint8_t *)&r->sys)[i] = (uint8_t)check_rand();
 	} else if (r->kind == SYSCAP_EV_SYSCALL) {
 		r->sys.ret = (int64_t)rnd_val();
 		r->sys.dur_ns = rnd_val();
 		r->sys.nr = (uint16_t)rnd_val();
-		r->sys.reserved = rnd() % 4 ? 0 : (uint16_t)rnd_val();
-		r->sys.raw_nr = rnd() % 2 ? 0 : (uint32_t)rnd_val();
+		r->sys.reserved = check_rand() % 4 ? 0 : (uint16_t)rnd_val();
+		r->sys.raw_nr = check_rand() % 2 ? 0 : (uint32_t)rnd_val();
 	} else {
-		size_t n = rnd() % (SYSCAP_COMM_LEN + 1);
+		size_t n = check_rand() % (SYSCAP_COMM_LEN + 1);
 
 		r->proc.parent_tgid = (uint32_t)rnd_val();
 		r->proc.parent_tid = (uint32_t)rnd_val();
 		for (size_t i = 0; i < n; i++)
-			r->proc.comm[i] = (char)(1 + rnd() % 255);
+			r->proc.comm[i] = (char)(1 + check_rand() % 255);
 	}
 	for (int i = 0; i < 6; i++)
 		args[i] = rnd_val();
@@ -563,7 +553,7 @@ static void test_pack_round_trip(void)
 		struct syscap_rec in[64], prev, out;
 		uint64_t args[64][6], got[6];
 		size_t len[64], off = 0;
-		int n = 1 + (int)(rnd() % 64);
+		int n = 1 + (int)(check_rand() % 64);
 
 		memset(&prev, 0, sizeof(prev));
 		for (int i = 0; i < n; i++) {
@@ -578,7 +568,7 @@ static void test_pack_round_trip(void)
 			struct syscap_pack cut = r;
 
 			/* every shorter prefix is refused */
-			if (rnd() % 8 == 0)
+			if (check_rand() % 8 == 0)
 				for (size_t k = 0; k < len[i]; k++)
 					CHECK_EQ(syscap_unpack_rec(&cut, buf + off, k, &out, got), -1);
 			CHECK_EQ(syscap_unpack_rec(&r, buf + off, len[i] + 7, &out, got),
