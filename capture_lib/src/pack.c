@@ -213,8 +213,10 @@ long syscap_unpack_rec(struct syscap_pack *st, const uint8_t *in, size_t len,
 					args[i] = v;
 			}
 	} else {
+		/* then the comm's length, at most 16, and that many bytes */
 		if (get_u32(&p, end, &r->proc.parent_tgid) ||
-		    get_u32(&p, end, &r->proc.parent_tid) || p >= end || *p > SYSCAP_COMM_LEN || (size_t)(end - p - 1) < *p)
+		    get_u32(&p, end, &r->proc.parent_tid) || p >= end ||
+		    *p > SYSCAP_COMM_LEN || (size_t)(end - p - 1) < *p)
 			return -1;
 		memcpy(r->proc.comm, p + 1, *p);
 		p += 1 + *p;

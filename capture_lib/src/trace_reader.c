@@ -237,10 +237,12 @@ static int check_block(struct syscap_trace *t, uint64_t off, int scanning)
 	len = bh.len;
 	if (len > SYSCAP_BLOCK_BYTES || len % 8)
 		return 0;
-	if (bh.type == SYSCAP_BLOCK_EVENTS &&
-	    /* a packed record takes 5 bytes at least */
-	    (t->rec_version == SYSCAP_TRACE_PACKED ? bh.count > SYSCAP_PACK_MAX_COUNT || len < bh.count * 5ULL :
-	     len != (uint64_t)bh.count * t->rec_size))
+	if (bh.type == SYSCAP_BLOCK_EVENTS && t->rec_version != SYSCAP_TRACE_PACKED &&
+	    len != (uint64_t)bh.count * t->rec_size)
+		return 0;
+	/* a packed record takes 5 bytes at least */
+	if (bh.type == SYSCAP_BLOCK_EVENTS && t->rec_version == SYSCAP_TRACE_PACKED &&
+	    (bh.count > SYSCAP_PACK_MAX_COUNT || len < bh.count * 5ULL))
 		return 0;
 	if ((bh.type == SYSCAP_BLOCK_STATS || bh.type == SYSCAP_BLOCK_END) &&
 	    len != sizeof(struct syscap_trace_stats) +

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * Trace writer: records are packed (record version 3, pack.c) into a block
- * buffer, which is written with a
- * single write() per block (header and payload together), so a recorder
- * killed at any moment leaves only whole blocks behind it.
+ * buffer, written with a single write() per block (header and payload
+ * together), so a recorder killed at any moment leaves only whole blocks
+ * behind it.
  */
 #include <errno.h>
 #include <fcntl.h>
