@@ -2,10 +2,10 @@
 /*
  * Packed records (trace record version 3, layout in syscap_trace.h): each
  * struct syscap_rec as its differences from the one before it in the block.
- * A syscall record takes 6-9 bytes instead of 48, so the recorder hands the
- * kernel's page cache a fifth of the bytes; that copy and the file system's
- * work per page were most of what recording to a file cost the traced
- * machine's CPUs after the probes (docs/capture.md).
+ * A syscall record takes about 8 bytes instead of 48, so the recorder hands
+ * the kernel's page cache a sixth of the bytes; that copy and the file
+ * system's work per page were most of what recording to a file cost the
+ * traced machine's CPUs after the probes (docs/capture.md).
  */
 #include <string.h>
 #include "internal.h"
