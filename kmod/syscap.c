@@ -280,17 +280,53 @@ static u64 counter_hz(void)
 #endif
 }
 
+#if defined(CONFIG_X86)
+/*
+ * The kernel keeps its own time with the TSC: its clocksource's reading is
+ * the very value get_cycles() returns. Three readings must each fall between
+ * two reads of the counter around them: another clocksource's value (HPET,
+ * kvm-clock, ACPI PM) does not, except by a coincidence that does not repeat.
+ */
+static bool counter_is_clocksource(void)
+{
+	struct system_time_snapshot snap;
+	unsigned long flags;
+	u64 t0, t1;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		local_irq_save(flags);
+		t0 = get_cycles();
+		ktime_get_snapshot(&snap);
+		t1 = get_cycles();
+		local_irq_restore(flags);
+		if (snap.cycles < t0 || snap.cycles > t1)
+			return false;
+	}
+	return true;
+}
+#endif
+
 /*
  * The counter is a clock across CPUs: it runs at one rate whatever the
  * CPU's state, and the kernel found the CPUs' counters in step (its own
- * check of the TSC, which a hypervisor or firmware can fail). arm64's
- * counter is architecturally one for the whole system.
+ * check of the TSC, which a hypervisor or firmware can fail). On x86 either
+ * the CPU says its TSC is constant and nonstop, or the kernel times itself
+ * with the TSC: it leaves that clocksource when it sees the TSC change rate
+ * (cpufreq), stop in idle or drift between CPUs, and marks the TSC unstable
+ * then. Where the CPU does not say so but the administrator vouched for the
+ * TSC (tsc=reliable, as in a TCG guest), the kernel's clock is the TSC and
+ * so is the probes'. arm64's counter is architecturally one for the whole
+ * system. The consumer follows CLOCK_MONOTONIC's rate either way
+ * (syscap_clock_anchor).
  */
 static bool counter_trusted(void)
 {
 #if defined(CONFIG_X86)
-	return boot_cpu_has(X86_FEATURE_CONSTANT_TSC) &&
-	       boot_cpu_has(X86_FEATURE_NONSTOP_TSC) && !check_tsc_unstable();
+	if (check_tsc_unstable())
+		return false;
+	return (boot_cpu_has(X86_FEATURE_CONSTANT_TSC) &&
+		boot_cpu_has(X86_FEATURE_NONSTOP_TSC)) || counter_is_clocksource();
 #else
 	return true;
 #endif

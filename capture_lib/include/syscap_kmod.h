@@ -69,8 +69,9 @@ struct syscap_kmod_info {
  * ticks of the CPU's cycle counter (get_cycles(): the TSC on x86, CNTVCT on
  * arm64), which the consumer converts with SYSCAP_IOC_GET_CLOCK's reading.
  * AUTO (SET_CLOCK only): the counter where the kernel trusts it as a clock
- * across CPUs (x86: a constant, nonstop TSC the kernel has not marked
- * unstable; arm64: always), else MONOTONIC. AUTO is what a new file has.
+ * across CPUs (x86: a TSC the kernel has not marked unstable that is
+ * constant and nonstop, or is the kernel's own clocksource; arm64: always),
+ * else MONOTONIC. AUTO is what a new file has.
  */
 #define SYSCAP_KMOD_CLOCK_AUTO		0
 #define SYSCAP_KMOD_CLOCK_MONOTONIC	1

@@ -950,16 +950,102 @@ static int clock_round(int clock, char *source, size_t len)
 	return 0;
 }
 
+#if defined(__x86_64__)
+#define CLOCKSOURCE "/sys/devices/system/clocksource/clocksource0/current_clocksource"
+
+/* The kernel's clocksource into buf, "" if unreadable. */
+static void clocksource(char *buf, size_t len)
+{
+	FILE *f = fopen(CLOCKSOURCE, "r");
+
+	buf[0] = 0;
+	if (f && fgets(buf, (int)len, f))
+		buf[strcspn(buf, "\n")] = 0;
+	if (f)
+		fclose(f);
+}
+
+static int set_clocksource(const char *name)
+{
+	int fd = open(CLOCKSOURCE, O_WRONLY), ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, name, strlen(name)) == (ssize_t)strlen(name);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/* The CPU flag in /proc/cpuinfo's first flags line. */
+static int cpu_flag(const char *flag)
+{
+	char line[4096], *tok, *save;
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	int found = 0;
+
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "flags", 5))
+			continue;
+		for (tok = strtok_r(strchr(line, ':'), " :\n", &save); tok;
+		     tok = strtok_r(NULL, " \n", &save))
+			found |= !strcmp(tok, flag);
+		break;
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/*
+ * x86: AUTO takes the TSC where the kernel keeps its time with it, even when
+ * the CPU does not call its TSC constant and nonstop (TCG's does not; the lab
+ * boots with tsc=reliable). Then, on another clocksource, AUTO leaves the TSC:
+ * the clocksource is switched for one round and back. Appends to out.
+ */
+static int clock_source_rounds(const char *autos, char *out, size_t len)
+{
+	char cs[32], other[16];
+	int ret;
+
+	clocksource(cs, sizeof(cs));
+	if (strcmp(cs, "tsc")) {
+		snprintf(out, len, "; clocksource %s", cs);
+		return 0;
+	}
+	CHECK(!strcmp(autos, "tsc"), "the kernel keeps time with the TSC, auto chose %s", autos);
+	if (cpu_flag("constant_tsc") && cpu_flag("nonstop_tsc")) {
+		snprintf(out, len, "; clocksource tsc, constant and nonstop");
+		return 0;
+	}
+	CHECK(!set_clocksource("hpet") || !set_clocksource("acpi_pm"),
+	      "no clocksource but the TSC to switch to");
+	clocksource(cs, sizeof(cs));
+	ret = clock_round(SYSCAP_CLOCK_AUTO, other, sizeof(other));
+	CHECK(!set_clocksource("tsc"), "switching the clocksource back to tsc failed");
+	if (ret)
+		return 1;
+	CHECK(!strcmp(other, "monotonic"), "on clocksource %s, without constant_tsc and "
+	      "nonstop_tsc, auto chose %s", cs, other);
+	snprintf(out, len, "; clocksource tsc without constant_tsc/nonstop_tsc; auto on %s: %s",
+		 cs, other);
+	return 0;
+}
+#endif
+
 static int test_clock(void)
 {
-	char autos[16], mono[16], counter[16];
+	char autos[16], mono[16], counter[16], sources[128] = "";
 
 	if (clock_round(SYSCAP_CLOCK_AUTO, autos, sizeof(autos)) ||
 	    clock_round(SYSCAP_CLOCK_MONOTONIC, mono, sizeof(mono)) ||
 	    clock_round(SYSCAP_CLOCK_COUNTER, counter, sizeof(counter)))
 		return 1;
+#if defined(__x86_64__)
+	if (clock_source_rounds(autos, sources, sizeof(sources)))
+		return 1;
+#endif
 	snprintf(detail, sizeof(detail), "auto: %s; monotonic; counter: %s; 5 x 20 ms sleeps "
-		 "in place under each", autos, counter);
+		 "in place under each%s", autos, counter, sources);
 	return 0;
 }
 
