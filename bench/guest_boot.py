@@ -85,11 +85,11 @@ class BenchPlan:
         return cls(rounds or 10, 6_000, 1_000_000)
 
 
-BENCH_KEYS = ("baseline", "kmodfloor", "kmod", "kmodcounter", "bpf", "kmodheld", "bpfheld",
+BENCH_KEYS = ("baseline", "kmodfloor", "kmod", "kmodmono", "bpf", "kmodheld", "bpfheld",
               "kmodcount", "kmodsampled", "bpfcount", "sysdig")
 # what each key needs on the bench disk, beyond the scripts
 NEEDS = {"kmodfloor": ("floor_kmod.ko",), "kmod": ("syscap.ko", "guest_record"),
-         "kmodcounter": ("syscap.ko", "guest_record"),
+         "kmodmono": ("syscap.ko", "guest_record"),
          "bpf": ("guest_record",), "kmodheld": ("syscap.ko", "guest_record"),
          "bpfheld": ("guest_record",), "kmodcount": ("syscap.ko", "syscap-agent"),
          "kmodsampled": ("syscap.ko", "syscap-agent"), "bpfcount": ("syscap-agent",),
@@ -170,7 +170,7 @@ def bench_init(plan: BenchPlan, keys: list[str]) -> str:
         # their probes only when a capture starts
         f'echo "SYSCAP-BENCH CHECK no-modules $({loop})"',
     ]
-    for ko, users in (("syscap.ko", ("kmod", "kmodcounter", "kmodheld", "kmodcount",
+    for ko, users in (("syscap.ko", ("kmod", "kmodmono", "kmodheld", "kmodcount",
                                    "kmodsampled")),
                       ("scap.ko", ("sysdig",))):
         if any(k in keys for k in users):

@@ -10,9 +10,9 @@
 #   kmod, bpf  /bench/guest_record --backend KEY: syscap recording every
 #              process to /bench/work/KEY.trace; attached once it says
 #              "recording to"
-#   kmodcounter  the same with the module's probes timing with the TSC
-#              (--clock counter: TCG's CPU model has no invariant TSC, so
-#              the module's own choice there is the monotonic clock)
+#   kmodmono   the same with the module's probes on the monotonic clock
+#              (--clock monotonic: the module's own choice in this guest is
+#              the TSC, which the kernel keeps its time with: tsc=reliable)
 #   sysdig     sysdig -v -w /dev/null (its scap module, loaded at boot, only
 #              registers its probes when sysdig opens /dev/scap*); attached
 #              once it holds one /dev/scap* per CPU, plus a second for its
@@ -36,7 +36,7 @@
 #        then deleted. Every tracer's output goes to /tmp/bench-tracers.log.
 set -u
 action=${1:?start or stop}
-key=${2:?kmod, kmodcounter, bpf, kmodheld, bpfheld, sysdig, kmodcount, kmodsampled, bpfcount or kmodfloor}
+key=${2:?kmod, kmodmono, bpf, kmodheld, bpfheld, sysdig, kmodcount, kmodsampled, bpfcount or kmodfloor}
 state=/tmp/bench-tracer-$key
 trace=/bench/work/$key.trace
 cpus=$(nproc)
@@ -70,8 +70,8 @@ start)
 		taskset -c 0 /bench/guest_record --backend "$key" --names /bench/syscall_names \
 			-o "$trace" >"$state.log" 2>&1 &
 		;;
-	kmodcounter)
-		taskset -c 0 /bench/guest_record --backend kmod --clock counter \
+	kmodmono)
+		taskset -c 0 /bench/guest_record --backend kmod --clock monotonic \
 			--names /bench/syscall_names -o "$trace" >"$state.log" 2>&1 &
 		;;
 	kmodheld | bpfheld)

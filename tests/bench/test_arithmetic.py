@@ -493,3 +493,5 @@ def test_guest_goals_compare_added_ns_within_the_run() -> None:
     assert guest.goal_lines([row("kmodheld", 400.0), row("bpfheld", 800.0)]) == [
         "  beside it: the module's record probes' added ns against eBPF's, consumer stopped: "
         "0.50x"]
+    assert guest.goal_lines([row("kmodmono", 1300.0), row("bpf", 2000.0)]) == [
+        "  beside it: the module's record on the monotonic clock against eBPF's: 0.65x"]
