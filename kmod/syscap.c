@@ -284,8 +284,10 @@ static u64 counter_hz(void)
 /*
  * The kernel keeps its own time with the TSC: its clocksource's reading is
  * the very value get_cycles() returns. Three readings must each fall between
- * two reads of the counter around them: another clocksource's value (HPET,
- * kvm-clock, ACPI PM) does not, except by a coincidence that does not repeat.
+ * two reads of the TSC around them, ordered as the TSC clocksource's own are
+ * (a plain RDTSC may run before the instructions ahead of it): another
+ * clocksource's value (HPET, kvm-clock, ACPI PM) does not, except by a
+ * coincidence that does not repeat.
  */
 static bool counter_is_clocksource(void)
 {
@@ -296,9 +298,9 @@ static bool counter_is_clocksource(void)
 
 	for (i = 0; i < 3; i++) {
 		local_irq_save(flags);
-		t0 = get_cycles();
+		t0 = rdtsc_ordered();
 		ktime_get_snapshot(&snap);
-		t1 = get_cycles();
+		t1 = rdtsc_ordered();
 		local_irq_restore(flags);
 		if (snap.cycles < t0 || snap.cycles > t1)
 			return false;
