@@ -1000,34 +1000,38 @@ static int cpu_flag(const char *flag)
  * x86: AUTO takes the TSC where the kernel keeps its time with it, even when
  * the CPU does not call its TSC constant and nonstop (TCG's does not; the lab
  * boots with tsc=reliable). Then, on another clocksource, AUTO leaves the TSC:
- * the clocksource is switched for one round and back. Appends to out.
+ * the clocksource is switched for one round and back. Appends to out. Soon
+ * after boot the TSC's clocksource may still be "tsc-early" (before the
+ * kernel refines its rate), which reads the same counter.
  */
 static int clock_source_rounds(const char *autos, char *out, size_t len)
 {
-	char cs[32], other[16];
+	char cs[32], orig[32], other[16];
 	int ret;
 
-	clocksource(cs, sizeof(cs));
-	if (strcmp(cs, "tsc")) {
-		snprintf(out, len, "; clocksource %s", cs);
+	clocksource(orig, sizeof(orig));
+	if (strcmp(orig, "tsc") && strcmp(orig, "tsc-early")) {
+		snprintf(out, len, "; clocksource %s", orig);
 		return 0;
 	}
-	CHECK(!strcmp(autos, "tsc"), "the kernel keeps time with the TSC, auto chose %s", autos);
+	CHECK(!strcmp(autos, "tsc"), "the kernel keeps time with the TSC (%s), auto chose %s",
+	      orig, autos);
 	if (cpu_flag("constant_tsc") && cpu_flag("nonstop_tsc")) {
-		snprintf(out, len, "; clocksource tsc, constant and nonstop");
+		snprintf(out, len, "; clocksource %s, constant and nonstop", orig);
 		return 0;
 	}
 	CHECK(!set_clocksource("hpet") || !set_clocksource("acpi_pm"),
 	      "no clocksource but the TSC to switch to");
 	clocksource(cs, sizeof(cs));
 	ret = clock_round(SYSCAP_CLOCK_AUTO, other, sizeof(other));
-	CHECK(!set_clocksource("tsc"), "switching the clocksource back to tsc failed");
+	CHECK(!set_clocksource(orig) || !set_clocksource("tsc"),
+	      "switching the clocksource back to %s failed", orig);
 	if (ret)
 		return 1;
 	CHECK(!strcmp(other, "monotonic"), "on clocksource %s, without constant_tsc and "
 	      "nonstop_tsc, auto chose %s", cs, other);
-	snprintf(out, len, "; clocksource tsc without constant_tsc/nonstop_tsc; auto on %s: %s",
-		 cs, other);
+	snprintf(out, len, "; clocksource %s without constant_tsc/nonstop_tsc; auto on %s: %s",
+		 orig, cs, other);
 	return 0;
 }
 #endif
