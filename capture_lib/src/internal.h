@@ -7,8 +7,18 @@
 #include <stdint.h>
 #include "syscap.h"
 #include "syscap_backend.h"
+#include "pack.h"
 
-struct trace_writer;
+/* A trace being written: records are packed into buf's block as they come. */
+struct trace_writer {
+	int fd;
+	uint64_t seq;
+	uint32_t count;		/* records in the block being filled */
+	uint32_t used;		/* their packed bytes */
+	struct syscap_pack pack;
+	uint8_t *buf;		/* block header + SYSCAP_BLOCK_BYTES */
+	char err[256];
+};
 
 /* Create path (as syscap_create_output does with flags) and write its
  * header; NULL and a message in err on failure. The header's record_size
@@ -23,12 +33,22 @@ struct trace_writer *trace_writer_open(const char *path, uint32_t flags,
 struct trace_writer *trace_writer_open_fd(int fd, const struct syscap_trace_header *h,
 					  const char *names, uint32_t names_len, char *err,
 					  size_t errlen);
-/* Queue a ring's record and its arguments (NULL: none, written as zeros if
- * the trace has arguments); a full block is written out. 0 or -errno. */
-int trace_writer_add_rec(struct trace_writer *w, const struct syscap_rec *rec,
-			 const uint64_t *args);
 /* Write the pending partial block, if any. 0 or -errno. */
 int trace_writer_flush(struct trace_writer *w);
+/* Queue a ring's record and its arguments (NULL: none, written as zeros if
+ * the trace has arguments); a full block is written out. 0 or -errno.
+ * Inline: it runs for every record the recorder takes. */
+static inline int trace_writer_add_rec(struct trace_writer *w, const struct syscap_rec *rec,
+				       const uint64_t *args)
+{
+	uint8_t *p = w->buf + sizeof(struct syscap_block_header) + w->used;
+
+	w->used += (uint32_t)syscap_pack_rec(&w->pack, rec, w->pack.args ? args : NULL, p);
+	if (++w->count == SYSCAP_PACK_MAX_COUNT ||
+	    w->used > SYSCAP_BLOCK_BYTES - SYSCAP_PACK_MAX_BYTES)
+		return trace_writer_flush(w);
+	return 0;
+}
 /* Write a STATS or END block. */
 int trace_writer_stats(struct trace_writer *w, uint32_t type, const struct syscap_trace_stats *st,
 		       const struct syscap_trace_sysrow *rows, uint32_t nrows);
@@ -53,29 +73,6 @@ const char *syscap_crc32_impl(void);
 /* Tests: use the CPU's faster code even where the table was timed faster;
  * its name, or NULL where the CPU has none (not thread-safe: before use). */
 const char *syscap_crc32_force_fast(void);
-
-/*
- * Packing records (pack.c, record version 3 in syscap_trace.h). The state is
- * the previous record of the block: zero it at each block's start. args:
- * whether records carry their 6 arguments.
- */
-struct syscap_pack {
-	int args;
-	struct {
-		uint64_t ts_ns;
-		uint32_t tgid, tid, seq;
-		uint16_t cpu;
-	} prev;
-};
-
-/* rec (its arguments from args, zeros if NULL) into out, which has room for
- * SYSCAP_PACK_MAX_BYTES; returns the bytes written. */
-size_t syscap_pack_rec(struct syscap_pack *st, const struct syscap_rec *rec, const uint64_t *args,
-		       uint8_t *out);
-/* One record from the len bytes at in into *rec and args (6, may be NULL);
- * returns the bytes it took, or -1 if they are not a packed record. */
-long syscap_unpack_rec(struct syscap_pack *st, const uint8_t *in, size_t len,
-		       struct syscap_rec *rec, uint64_t *args);
 
 /* The compact record (record.c) with its arguments (or NULL) as an event. */
 void syscap_rec_decode(const struct syscap_rec *in, const uint64_t *args,

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * Packed records (trace record version 3, layout in syscap_trace.h): each
- * struct syscap_rec as its differences from the one before it in the block.
+ * struct syscap_rec as its differences from the one before it in the block
+ * (the encoder, inline, is in pack.h; this is the decoder).
  * A syscall record takes about 8 bytes instead of 48, so the recorder hands
  * the kernel's page cache a sixth of the bytes; that copy and the file
  * system's work per page were most of what recording to a file cost the
@@ -9,92 +10,6 @@
  */
 #include <string.h>
 #include "internal.h"
-
-static uint8_t *put_u(uint8_t *p, uint64_t v)
-{
-	while (v >= 0x80) {
-		*p++ = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	*p++ = (uint8_t)v;
-	return p;
-}
-
-static uint8_t *put_s(uint8_t *p, int64_t v)
-{
-	return put_u(p, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
-}
-
-size_t syscap_pack_rec(struct syscap_pack *st, const struct syscap_rec *in, const uint64_t *args,
-		       uint8_t *out)
-{
-	struct syscap_rec r;
-	uint8_t *p = out + 1;
-	uint8_t tag;
-
-	memcpy(&r, in, sizeof(r));
-	if (r.kind < SYSCAP_EV_SYSCALL || r.kind > SYSCAP_EV_EXIT) {
-		out[0] = 0;	/* a kind this version does not know: as is */
-		memcpy(p, &r, sizeof(r));
-		p += sizeof(r);
-		if (st->args) {
-			if (args)
-				memcpy(p, args, 6 * sizeof(*args));
-			else
-				memset(p, 0, 6 * sizeof(*args));
-			p += 6 * sizeof(*args);
-		}
-		goto done;
-	}
-	tag = r.kind;
-	p = put_s(p, (int64_t)(r.ts_ns - st->prev.ts_ns));
-	if (r.tgid == st->prev.tgid && r.tid == st->prev.tid) {
-		tag |= SYSCAP_PACK_SAME_TASK;
-	} else {
-		p = put_u(p, r.tgid);
-		p = put_u(p, r.tid);
-	}
-	if (r.cpu == st->prev.cpu && r.seq == (uint32_t)(st->prev.seq + 1)) {
-		tag |= SYSCAP_PACK_NEXT_SEQ;
-	} else {
-		p = put_u(p, r.cpu);
-		p = put_u(p, r.seq);
-	}
-	if (!r.flags)
-		tag |= SYSCAP_PACK_NO_FLAGS;
-	else
-		*p++ = r.flags;
-	if (r.kind == SYSCAP_EV_SYSCALL) {
-		p = put_s(p, r.sys.ret);
-		p = put_u(p, r.sys.dur_ns);
-		p = put_u(p, r.sys.nr);
-		if (!r.sys.raw_nr && !r.sys.reserved) {
-			tag |= SYSCAP_PACK_NO_RAW;
-		} else {
-			p = put_u(p, r.sys.raw_nr);
-			p = put_u(p, r.sys.reserved);
-		}
-		if (st->args)
-			for (int i = 0; i < 6; i++)
-				p = put_u(p, args ? args[i] : 0);
-	} else {
-		size_t n = strnlen(r.proc.comm, SYSCAP_COMM_LEN);
-
-		p = put_u(p, r.proc.parent_tgid);
-		p = put_u(p, r.proc.parent_tid);
-		*p++ = (uint8_t)n;
-		memcpy(p, r.proc.comm, n);
-		p += n;
-	}
-	out[0] = tag;
-done:
-	st->prev.ts_ns = r.ts_ns;
-	st->prev.tgid = r.tgid;
-	st->prev.tid = r.tid;
-	st->prev.cpu = r.cpu;
-	st->prev.seq = r.seq;
-	return (size_t)(p - out);
-}
 
 /* A varint of at most 64 bits from [*p, end), or -1. */
 static int get_u(const uint8_t **p, const uint8_t *end, uint64_t *v)

@@ -4,20 +4,11 @@
  * syscap_backend.h). Records are read where the producer wrote them; the
  * consumer position is published once per batch, not per record, so the
  * producer sees space freed in steps and the consumer writes one cache line
- * per batch instead of one per record.
+ * per batch instead of one per record. The drain loop itself is inline in
+ * drain.h; this file has its callable form and the counter clock.
  */
 #include <string.h>
-#include "syscap_backend.h"
-
-static inline uint64_t load_acquire(const volatile uint64_t *p)
-{
-	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
-}
-
-static inline uint32_t load_acquire32(const volatile uint32_t *p)
-{
-	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
-}
+#include "drain.h"
 
 /* ticks x mult / 2^32, rounded */
 static uint64_t scale(uint64_t ticks, uint64_t mult)
@@ -106,63 +97,15 @@ void syscap_clock_anchor(struct syscap_clock *c, uint64_t ticks, uint64_t ns)
 	c->seg[c->nseg++] = (struct syscap_clock_seg){ ticks, at, rate };
 }
 
-/* A record in ticks, as one in nanoseconds. */
-static void rec_to_ns(const struct syscap_clock *c, struct syscap_rec *rec)
-{
-	rec->ts_ns = syscap_clock_ns(c, rec->ts_ns);
-	if (rec->kind == SYSCAP_EV_SYSCALL)
-		rec->sys.dur_ns = syscap_clock_dur(c, rec->sys.dur_ns);
-}
-
 uint64_t syscap_ring_used(const struct syscap_ring *r)
 {
-	uint64_t prod = load_acquire(r->producer_pos);
-	uint64_t cons = load_acquire(r->consumer_pos);
+	uint64_t prod = syscap_load_acquire(r->producer_pos);
+	uint64_t cons = syscap_load_acquire(r->consumer_pos);
 
 	return prod - cons;
 }
 
 long syscap_ring_drain(struct syscap_ring *r, syscap_rec_fn fn, void *ctx, long max_records)
 {
-	uint64_t cons = *r->consumer_pos;	/* only we write it */
-	uint64_t prod = load_acquire(r->producer_pos);
-	uint64_t mask = r->size - 1;
-	long n = 0;
-
-	/* read by other threads for snapshots and totals; only we write it */
-	if (prod - cons > r->max_used)
-		__atomic_store_n(&r->max_used, prod - cons, __ATOMIC_RELAXED);
-
-	while (cons < prod && n < max_records) {
-		const volatile uint32_t *hdr =
-			(const volatile uint32_t *)(r->data + (cons & mask));
-		uint32_t len = load_acquire32(hdr);
-
-		if (len & SYSCAP_RB_BUSY_BIT)
-			break;	/* still being written: stop, keep order */
-		len &= ~SYSCAP_RB_BUSY_BIT;
-		if (!(len & SYSCAP_RB_DISCARD_BIT) && len >= SYSCAP_REC_SIZE) {
-			const uint8_t *rec = (const uint8_t *)hdr + SYSCAP_RB_HDR_SZ;
-			const uint64_t *args = len >= SYSCAP_RING_ARGS_LEN ?
-				(const uint64_t *)(rec + SYSCAP_RING_ARGS_OFF) : NULL;
-
-			if (r->clock) {
-				struct syscap_rec copy;
-
-				memcpy(&copy, rec, sizeof(copy));
-				rec_to_ns(r->clock, &copy);
-				fn(ctx, &copy, args);
-			} else {
-				fn(ctx, (const struct syscap_rec *)rec, args);
-			}
-			n++;
-		}
-		len &= ~SYSCAP_RB_DISCARD_BIT;
-		cons += (len + SYSCAP_RB_HDR_SZ + 7) & ~(uint64_t)7;
-		if (cons >= prod)
-			prod = load_acquire(r->producer_pos);
-	}
-	/* One release store per batch: everything before it is consumed. */
-	__atomic_store_n(r->consumer_pos, cons, __ATOMIC_RELEASE);
-	return n;
+	return syscap_ring_drain_inline(r, fn, ctx, max_records);
 }

@@ -16,16 +16,6 @@
 #include "internal.h"
 #include "syscap_backend.h"
 
-struct trace_writer {
-	int fd;
-	uint64_t seq;
-	uint32_t count;		/* records in the block being filled */
-	uint32_t used;		/* their packed bytes */
-	struct syscap_pack pack;
-	uint8_t *buf;		/* block header + SYSCAP_BLOCK_BYTES */
-	char err[256];
-};
-
 uint64_t syscap_mono_ns(void)
 {
 	struct timespec ts;
@@ -179,18 +169,6 @@ int trace_writer_flush(struct trace_writer *w)
 	w->used = 0;
 	memset(&w->pack.prev, 0, sizeof(w->pack.prev));
 	return ret;
-}
-
-int trace_writer_add_rec(struct trace_writer *w, const struct syscap_rec *rec,
-			 const uint64_t *args)
-{
-	uint8_t *p = w->buf + sizeof(struct syscap_block_header) + w->used;
-
-	w->used += (uint32_t)syscap_pack_rec(&w->pack, rec, w->pack.args ? args : NULL, p);
-	if (++w->count == SYSCAP_PACK_MAX_COUNT ||
-	    w->used > SYSCAP_BLOCK_BYTES - SYSCAP_PACK_MAX_BYTES)
-		return trace_writer_flush(w);
-	return 0;
 }
 
 int trace_writer_stats(struct trace_writer *w, uint32_t type, const struct syscap_trace_stats *st,

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The drain loop of a per-CPU ring (ring.c), inline: a caller that passes
+ * its own per-record function (session.c's on_event) gets it inlined into
+ * the loop, with no indirect call a record. That path runs for every record
+ * the recorder takes, on the traced machine's CPUs; under an emulator each
+ * call and return costs a lookup of the next block of translated code.
+ */
+#ifndef SYSCAP_DRAIN_H
+#define SYSCAP_DRAIN_H
+
+#include <string.h>
+#include "syscap_backend.h"
+
+static inline uint64_t syscap_load_acquire(const volatile uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline uint32_t syscap_load_acquire32(const volatile uint32_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+/* A record in ticks, as one in nanoseconds. */
+static inline void syscap_rec_to_ns(const struct syscap_clock *c, struct syscap_rec *rec)
+{
+	rec->ts_ns = syscap_clock_ns(c, rec->ts_ns);
+	if (rec->kind == SYSCAP_EV_SYSCALL)
+		rec->sys.dur_ns = syscap_clock_dur(c, rec->sys.dur_ns);
+}
+
+/* syscap_ring_drain (syscap_backend.h), for a caller that wants fn inlined. */
+static inline __attribute__((always_inline)) long
+syscap_ring_drain_inline(struct syscap_ring *r, syscap_rec_fn fn, void *ctx, long max_records)
+{
+	uint64_t cons = *r->consumer_pos;	/* only we write it */
+	uint64_t prod = syscap_load_acquire(r->producer_pos);
+	uint64_t mask = r->size - 1;
+	long n = 0;
+
+	/* read by other threads for snapshots and totals; only we write it */
+	if (prod - cons > r->max_used)
+		__atomic_store_n(&r->max_used, prod - cons, __ATOMIC_RELAXED);
+
+	while (cons < prod && n < max_records) {
+		const volatile uint32_t *hdr =
+			(const volatile uint32_t *)(r->data + (cons & mask));
+		uint32_t len = syscap_load_acquire32(hdr);
+
+		if (len & SYSCAP_RB_BUSY_BIT)
+			break;	/* still being written: stop, keep order */
+		len &= ~SYSCAP_RB_BUSY_BIT;
+		if (!(len & SYSCAP_RB_DISCARD_BIT) && len >= SYSCAP_REC_SIZE) {
+			const uint8_t *rec = (const uint8_t *)hdr + SYSCAP_RB_HDR_SZ;
+			const uint64_t *args = len >= SYSCAP_RING_ARGS_LEN ?
+				(const uint64_t *)(rec + SYSCAP_RING_ARGS_OFF) : NULL;
+
+			const struct syscap_rec *out = (const struct syscap_rec *)rec;
+			struct syscap_rec copy;
+
+			if (r->clock) {
+				memcpy(&copy, rec, sizeof(copy));
+				syscap_rec_to_ns(r->clock, &copy);
+				out = &copy;
+			}
+			fn(ctx, out, args);	/* one call: a caller's fn inlines once */
+			n++;
+		}
+		len &= ~SYSCAP_RB_DISCARD_BIT;
+		cons += (len + SYSCAP_RB_HDR_SZ + 7) & ~(uint64_t)7;
+		if (cons >= prod)
+			prod = syscap_load_acquire(r->producer_pos);
+	}
+	/* One release store per batch: everything before it is consumed. */
+	__atomic_store_n(r->consumer_pos, cons, __ATOMIC_RELEASE);
+	return n;
+}
+
+#endif /* SYSCAP_DRAIN_H */
