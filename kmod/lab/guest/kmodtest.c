@@ -1038,7 +1038,7 @@ static int clock_source_rounds(const char *autos, char *out, size_t len)
 
 static int test_clock(void)
 {
-	char autos[16], mono[16], counter[16], sources[128] = "";
+	char autos[16], mono[16], counter[16], sources[256] = "";
 
 	if (clock_round(SYSCAP_CLOCK_AUTO, autos, sizeof(autos)) ||
 	    clock_round(SYSCAP_CLOCK_MONOTONIC, mono, sizeof(mono)) ||
