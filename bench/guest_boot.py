@@ -170,9 +170,10 @@ def bench_init(plan: BenchPlan, keys: list[str]) -> str:
         # their probes only when a capture starts
         f'echo "SYSCAP-BENCH CHECK no-modules $({loop})"',
     ]
-    for ko, users in (("syscap.ko", ("kmod", "kmodmono", "kmodheld", "kmodcount",
-                                   "kmodsampled")),
-                      ("scap.ko", ("sysdig",))):
+    # the modules loaded at boot (floor_kmod.ko is its key's own start), and
+    # the keys that need each: a failed insmod skips them
+    for ko in ("syscap.ko", "scap.ko"):
+        users = [k for k, needs in NEEDS.items() if ko in needs]
         if any(k in keys for k in users):
             failed = "; ".join(f'echo "SYSCAP-BENCH SKIP {k} insmod {ko} failed: '
                                '$(cat /tmp/insmod.err)"' for k in users if k in keys)
