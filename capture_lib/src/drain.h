@@ -55,7 +55,6 @@ syscap_ring_drain_inline(struct syscap_ring *r, syscap_rec_fn fn, void *ctx, lon
 			const uint8_t *rec = (const uint8_t *)hdr + SYSCAP_RB_HDR_SZ;
 			const uint64_t *args = len >= SYSCAP_RING_ARGS_LEN ?
 				(const uint64_t *)(rec + SYSCAP_RING_ARGS_OFF) : NULL;
-
 			const struct syscap_rec *out = (const struct syscap_rec *)rec;
 			struct syscap_rec copy;
 

@@ -137,10 +137,6 @@ long syscap_unpack_rec(struct syscap_pack *st, const uint8_t *in, size_t len,
 		p += 1 + *p;
 	}
 done:
-	st->prev.ts_ns = r->ts_ns;
-	st->prev.tgid = r->tgid;
-	st->prev.tid = r->tid;
-	st->prev.cpu = r->cpu;
-	st->prev.seq = r->seq;
+	syscap_pack_prev(st, r);
 	return (long)(p - in);
 }

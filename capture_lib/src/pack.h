@@ -28,6 +28,16 @@ struct syscap_pack {
 	} prev;
 };
 
+/* r becomes the record the next one is packed (or unpacked) against. */
+static inline void syscap_pack_prev(struct syscap_pack *st, const struct syscap_rec *r)
+{
+	st->prev.ts_ns = r->ts_ns;
+	st->prev.tgid = r->tgid;
+	st->prev.tid = r->tid;
+	st->prev.cpu = r->cpu;
+	st->prev.seq = r->seq;
+}
+
 static inline uint8_t *syscap_put_u(uint8_t *p, uint64_t v)
 {
 	while (v >= 0x80) {
@@ -108,11 +118,7 @@ static inline size_t syscap_pack_rec(struct syscap_pack *st, const struct syscap
 	}
 	out[0] = tag;
 done:
-	st->prev.ts_ns = r.ts_ns;
-	st->prev.tgid = r.tgid;
-	st->prev.tid = r.tid;
-	st->prev.cpu = r.cpu;
-	st->prev.seq = r.seq;
+	syscap_pack_prev(st, &r);
 	return (size_t)(p - out);
 }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
- * Trace writer: records are packed (record version 3, pack.c) into a block
+ * Trace writer: records are packed (record version 3, pack.h) into a block
  * buffer, written with a single write() per block (header and payload
  * together), so a recorder killed at any moment leaves only whole blocks
  * behind it.
