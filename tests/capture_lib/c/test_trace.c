@@ -491,7 +491,6 @@ static void test_clock_block(void)
 	syscap_trace_close(t);
 }
 
-
 /* A value of up to 64 bits, small ones most often (as in real records). */
 static uint64_t rnd_val(void)
 {
@@ -521,7 +520,7 @@ static void rnd_rec(struct syscap_rec *r, const struct syscap_rec *prev, uint64_
 	r->cpu = check_rand() % 2 ? prev->cpu : (uint16_t)rnd_val();
 	r->seq = check_rand() % 2 ? prev->seq + 1 : (uint32_t)rnd_val();
 	r->flags = check_rand() % 2 ? 0 : (uint8_t)check_rand();
-	if (r->kind != SYSCAP_EV_SYSCALL && r->kind > SYSCAP_EV_EXIT) {
+	if (r->kind < SYSCAP_EV_SYSCALL || r->kind > SYSCAP_EV_EXIT) {
 		/* a kind unknown to the packing: any bytes */
 		for (size_t i = 0; i < sizeof(r->sys); i++)
 			((uint8_t *)&r->sys)[i] = (uint8_t)check_rand();
