@@ -94,14 +94,14 @@ long syscap_unpack_rec(struct syscap_pack *st, const uint8_t *in, size_t len,
 		return -1;
 	r->ts_ns = st->prev.ts_ns + (uint64_t)d;
 	if (tag & SYSCAP_PACK_SAME_TASK) {
-		r->tgid = st->prev.tgid;
-		r->tid = st->prev.tid;
+		r->tgid = (uint32_t)st->prev.task;
+		r->tid = (uint32_t)(st->prev.task >> 32);
 	} else if (get_u32(&p, end, &r->tgid) || get_u32(&p, end, &r->tid)) {
 		return -1;
 	}
 	if (tag & SYSCAP_PACK_NEXT_SEQ) {
-		r->cpu = st->prev.cpu;
-		r->seq = st->prev.seq + 1;
+		r->cpu = (uint16_t)st->prev.place;
+		r->seq = (uint32_t)(st->prev.place >> 16) + 1;
 	} else if (get_u16(&p, end, &r->cpu) || get_u32(&p, end, &r->seq)) {
 		return -1;
 	}

@@ -506,20 +506,27 @@ static uint64_t rnd_val(void)
 	}
 }
 
-/* A record as a ring holds it; the previous one's fields now and then. */
+/*
+ * A record as a ring holds it; the previous one's fields now and then, and
+ * half the time a syscall that continues it as most do (same task, next seq,
+ * no flags, no raw number: the packer's fast path), but for one field.
+ */
 static void rnd_rec(struct syscap_rec *r, const struct syscap_rec *prev, uint64_t *args)
 {
 	static const uint8_t kinds[] = { SYSCAP_EV_SYSCALL, SYSCAP_EV_SYSCALL, SYSCAP_EV_FORK,
 					 SYSCAP_EV_EXEC, SYSCAP_EV_EXIT, 0, 5, 200 };
+	int next = check_rand() % 2, odd = next ? (int)(check_rand() % 16) : -1;
 
 	memset(r, 0, sizeof(*r));
-	r->kind = kinds[check_rand() % sizeof(kinds)];
+	r->kind = next && odd != 0 ? SYSCAP_EV_SYSCALL : kinds[check_rand() % sizeof(kinds)];
 	r->ts_ns = check_rand() % 2 ? prev->ts_ns + check_rand() % 5000 : rnd_val();
-	r->tgid = check_rand() % 2 ? prev->tgid : (uint32_t)rnd_val();
-	r->tid = check_rand() % 2 ? prev->tid : (uint32_t)rnd_val();
-	r->cpu = check_rand() % 2 ? prev->cpu : (uint16_t)rnd_val();
-	r->seq = check_rand() % 2 ? prev->seq + 1 : (uint32_t)rnd_val();
-	r->flags = check_rand() % 2 ? 0 : (uint8_t)check_rand();
+	r->tgid = next && odd != 1 ? prev->tgid :
+		  check_rand() % 2 ? prev->tgid : (uint32_t)rnd_val();
+	r->tid = next && odd != 2 ? prev->tid : check_rand() % 2 ? prev->tid : (uint32_t)rnd_val();
+	r->cpu = next && odd != 3 ? prev->cpu : check_rand() % 2 ? prev->cpu : (uint16_t)rnd_val();
+	r->seq = next && odd != 4 ? prev->seq + 1 :
+		 check_rand() % 2 ? prev->seq + 1 : (uint32_t)rnd_val();
+	r->flags = next && odd != 5 ? 0 : check_rand() % 2 ? 0 : (uint8_t)check_rand();
 	if (r->kind < SYSCAP_EV_SYSCALL || r->kind > SYSCAP_EV_EXIT) {
 		/* a kind unknown to the packing: any bytes */
 		for (size_t i = 0; i < sizeof(r->sys); i++)
@@ -528,8 +535,8 @@ static void rnd_rec(struct syscap_rec *r, const struct syscap_rec *prev, uint64_
 		r->sys.ret = (int64_t)rnd_val();
 		r->sys.dur_ns = rnd_val();
 		r->sys.nr = (uint16_t)rnd_val();
-		r->sys.reserved = check_rand() % 4 ? 0 : (uint16_t)rnd_val();
-		r->sys.raw_nr = check_rand() % 2 ? 0 : (uint32_t)rnd_val();
+		r->sys.reserved = (next && odd != 6) || check_rand() % 4 ? 0 : (uint16_t)rnd_val();
+		r->sys.raw_nr = (next && odd != 7) || check_rand() % 2 ? 0 : (uint32_t)rnd_val();
 	} else {
 		size_t n = check_rand() % (SYSCAP_COMM_LEN + 1);
 
@@ -580,6 +587,56 @@ static void test_pack_round_trip(void)
 	}
 }
 
+/*
+ * The bytes of a syscall that continues the record before it (the packer's
+ * fast path), as syscap_trace.h lays them out, also where its seq wraps.
+ */
+static void test_pack_bytes(void)
+{
+	static const uint8_t want[] = {
+		SYSCAP_EV_SYSCALL | SYSCAP_PACK_SAME_TASK | SYSCAP_PACK_NEXT_SEQ |
+			SYSCAP_PACK_NO_FLAGS | SYSCAP_PACK_NO_RAW,
+		0xb8, 0x17,	/* ts_ns +1500, zigzag 3000 */
+		0xa2, 0x42,	/* ret 4241, zigzag 8482 */
+		0xac, 0x02,	/* dur_ns 300 */
+		0x6e,		/* nr 110 */
+	};
+	struct syscap_pack w = { 0 }, r = { 0 };
+	struct syscap_rec rec, out;
+	uint8_t buf[SYSCAP_PACK_MAX_BYTES];
+
+	memset(&rec, 0, sizeof(rec));
+	rec.kind = SYSCAP_EV_SYSCALL;
+	rec.tgid = 4242;
+	rec.tid = 4243;
+	rec.cpu = 3;
+	rec.seq = UINT32_MAX;
+	rec.ts_ns = 1000000;
+	CHECK(syscap_pack_rec(&w, &rec, NULL, buf) > 0);
+	CHECK(syscap_unpack_rec(&r, buf, sizeof(buf), &out, NULL) > 0);
+	rec.ts_ns += 1500;
+	rec.seq = 0;
+	rec.sys.ret = 4241;
+	rec.sys.dur_ns = 300;
+	rec.sys.nr = 110;
+	CHECK_EQ(syscap_pack_rec(&w, &rec, NULL, buf), sizeof(want));
+	CHECK(!memcmp(buf, want, sizeof(want)));
+	CHECK_EQ(syscap_unpack_rec(&r, buf, sizeof(buf), &out, NULL), (long)sizeof(want));
+	CHECK(!memcmp(&out, &rec, sizeof(out)));
+	/* another CPU, or a seq that skips one, is written out (1 byte each) */
+	for (int i = 0; i < 2; i++) {
+		rec.ts_ns += 1500;
+		rec.cpu = 4;
+		rec.seq = i ? 3 : 1;
+		CHECK_EQ(syscap_pack_rec(&w, &rec, NULL, buf), sizeof(want) + 2);
+		CHECK_EQ(buf[0], want[0] & ~SYSCAP_PACK_NEXT_SEQ);
+		CHECK(!memcmp(buf + 1, want + 1, 2));
+		CHECK_EQ(syscap_unpack_rec(&r, buf, sizeof(buf), &out, NULL),
+			 (long)sizeof(want) + 2);
+		CHECK(!memcmp(&out, &rec, sizeof(out)));
+	}
+}
+
 /* A typical run of one process's syscalls on one CPU packs small. */
 static void test_pack_size(void)
 {
@@ -623,6 +680,7 @@ int main(void)
 	test_version1_records();
 	test_clock_block();
 	test_pack_round_trip();
+	test_pack_bytes();
 	test_pack_size();
 	unlink(path);
 	return check_report("test_trace");
