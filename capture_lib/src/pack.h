@@ -63,6 +63,14 @@ static inline uint8_t *syscap_put_s(uint8_t *p, int64_t v)
 	return syscap_put_u(p, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
 }
 
+/* A syscall record's ret (zigzag), dur_ns and nr, in the layout's order. */
+static inline uint8_t *syscap_put_call(uint8_t *p, const struct syscap_rec *r)
+{
+	p = syscap_put_s(p, r->sys.ret);
+	p = syscap_put_u(p, r->sys.dur_ns);
+	return syscap_put_u(p, r->sys.nr);
+}
+
 /* A syscall's 6 arguments (zeros if args is NULL), when records carry them. */
 static inline uint8_t *syscap_put_args(const struct syscap_pack *st, uint8_t *p,
 				       const uint64_t *args)
@@ -95,9 +103,7 @@ static inline size_t syscap_pack_rec(struct syscap_pack *st, const struct syscap
 		out[0] = SYSCAP_EV_SYSCALL | SYSCAP_PACK_SAME_TASK | SYSCAP_PACK_NEXT_SEQ |
 			 SYSCAP_PACK_NO_FLAGS | SYSCAP_PACK_NO_RAW;
 		p = syscap_put_s(p, (int64_t)(ts - st->prev.ts_ns));
-		p = syscap_put_s(p, in->sys.ret);
-		p = syscap_put_u(p, in->sys.dur_ns);
-		p = syscap_put_u(p, in->sys.nr);
+		p = syscap_put_call(p, in);
 		p = syscap_put_args(st, p, args);
 		st->prev.ts_ns = ts;
 		st->prev.place = next;
@@ -136,9 +142,7 @@ static inline size_t syscap_pack_rec(struct syscap_pack *st, const struct syscap
 	else
 		*p++ = r.flags;
 	if (r.kind == SYSCAP_EV_SYSCALL) {
-		p = syscap_put_s(p, r.sys.ret);
-		p = syscap_put_u(p, r.sys.dur_ns);
-		p = syscap_put_u(p, r.sys.nr);
+		p = syscap_put_call(p, &r);
 		if (!r.sys.raw_nr && !r.sys.reserved) {
 			tag |= SYSCAP_PACK_NO_RAW;
 		} else {
