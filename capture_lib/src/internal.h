@@ -43,7 +43,7 @@ static inline int trace_writer_add_rec(struct trace_writer *w, const struct sysc
 {
 	uint8_t *p = w->buf + sizeof(struct syscap_block_header) + w->used;
 
-	w->used += (uint32_t)syscap_pack_rec(&w->pack, rec, w->pack.args ? args : NULL, p);
+	w->used += (uint32_t)syscap_pack_rec(&w->pack, rec, args, p);
 	if (++w->count == SYSCAP_PACK_MAX_COUNT ||
 	    w->used > SYSCAP_BLOCK_BYTES - SYSCAP_PACK_MAX_BYTES)
 		return trace_writer_flush(w);
