@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import threading
 import time
@@ -20,6 +21,25 @@ def free_pid(start: int = 20000) -> int:
     while os.path.exists(f"/proc/{pid}"):
         pid += 1
     return pid
+
+
+def fork_at_a_free_pid() -> tuple[int, int]:
+    """fork_with_pid at the first pid that looks free; (pid wanted, fork's result).
+
+    A pid can look free and still be taken: another process may get it between the look and the
+    clone3, and a pid still held as a process group or session id has no /proc entry. Both give
+    EEXIST, which is fork_with_pid's right answer; the next free pid is tried then.
+    """
+    start = 20000
+    for _ in range(100):
+        want = free_pid(start)
+        try:
+            return want, ptrace.fork_with_pid(want)
+        except OSError as e:
+            if e.errno != errno.EEXIST:
+                raise
+            start = want + 1
+    pytest.fail("no free pid from 20000 on in 100 tries")
 
 
 @pytest.fixture
@@ -49,11 +69,10 @@ def test_children_with_a_chosen_pid_never_hang_while_another_thread_runs(
     libc = ctypes.CDLL(None)
     hung = []
     for _ in range(60):
-        want = free_pid()
         busy_until = time.perf_counter() + 0.02
         while time.perf_counter() < busy_until:  # hold the GIL as the restore does
             pass
-        pid = ptrace.fork_with_pid(want)
+        want, pid = fork_at_a_free_pid()
         if pid == 0:
             for _ in range(20):
                 libc.getpid()  # each call releases and takes back the GIL
