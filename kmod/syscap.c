@@ -1190,7 +1190,7 @@ static int counts_alloc(struct syscap_ksession *s)
 		return -ENOMEM;
 	}
 	for_each_possible_cpu(cpu) {
-		s->counts[cpu] = vzalloc(sizeof(struct syscap_count_slot) << s->count_bits);
+		s->counts[cpu] = vzalloc(SYSCAP_COUNT_TABLE_BYTES(s->count_bits));
 		if (!s->counts[cpu]) {
 			counts_free(s);
 			return -ENOMEM;
@@ -1409,6 +1409,8 @@ static bool count_read(const struct syscap_count_slot *e, struct syscap_kmod_cou
 static void count_totals(struct syscap_ksession *s, int cpu, struct syscap_cpu_stats *st)
 {
 	const struct syscap_retired *r = &s->retired[cpu];
+	const struct syscap_count_used *used = syscap_count_used(s->counts[cpu], s->count_bits);
+	u32 mask = (1U << s->count_bits) - 1, n = syscap_count_nused(used, s->count_bits);
 	struct syscap_kmod_count c;
 	unsigned int i;
 
@@ -1418,8 +1420,8 @@ static void count_totals(struct syscap_ksession *s, int cpu, struct syscap_cpu_s
 		st->errors[i] += r->errors[i];
 		st->events += r->calls[i];
 	}
-	for (i = 0; i < 1U << s->count_bits; i++) {
-		if (!count_read(&s->counts[cpu][i], &c))
+	for (i = 0; i < n; i++) {
+		if (!count_read(&s->counts[cpu][used->idx[i] & mask], &c))
 			continue;
 		st->calls[c.nr] += c.calls;
 		st->errors[c.nr] += c.errors;
@@ -1605,10 +1607,12 @@ static long ioc_read_counts(struct syscap_ksession *s, void __user *arg)
 	if (!s->counts)
 		return put_user(0, &uarg->n);
 	for_each_possible_cpu(cpu) {
-		const struct syscap_count_slot *tbl = s->counts[cpu];
+		struct syscap_count_slot *tbl = s->counts[cpu];
+		const struct syscap_count_used *used = syscap_count_used(tbl, s->count_bits);
+		u32 mask = (1U << s->count_bits) - 1, nused = syscap_count_nused(used, s->count_bits);
 
-		for (i = 0; i < (1U << s->count_bits); i++) {
-			if (!count_read(&tbl[i], &batch[nb]))
+		for (i = 0; i < nused; i++) {
+			if (!count_read(&tbl[used->idx[i] & mask], &batch[nb]))
 				continue;
 			n++;
 			if (n > req.max)

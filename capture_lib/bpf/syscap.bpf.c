@@ -152,9 +152,9 @@ struct {
 
 /*
  * Count mode: calls and errors per process x syscall, in one table of
- * 2^count_bits slots per CPU (syscap_probe.h), which user space reads in
- * place. The loader sets the value size to the table's and max_entries to
- * the CPU count.
+ * 2^count_bits slots per CPU and the list of those used (syscap_probe.h),
+ * which user space reads in place. The loader sets the value size to
+ * SYSCAP_COUNT_TABLE_BYTES(count_bits) and max_entries to the CPU count.
  */
 #define COUNT_BITS_DEFAULT	10
 const volatile __u32 count_bits = COUNT_BITS_DEFAULT;
@@ -492,7 +492,7 @@ static __always_inline void count_syscall(__u32 tgid, __u32 nr, long ret)
 	if (err)
 		s->errors[nr]++;
 	tbl = bpf_map_lookup_elem(&count_tables, &cpu);
-	/* the value is 2^count_bits slots, not the 2^COUNT_BITS_DEFAULT declared */
+	/* the value is 2^count_bits slots and their list, not the slots declared */
 	if (!tbl || syscap_count_add((struct syscap_count_slot *)(void *)tbl, count_bits,
 				     syscap_count_key(tgid, nr), err))
 		s->drops++;	/* no free slot near the key's */

@@ -281,6 +281,31 @@ struct syscap_count_slot {
 
 #define SYSCAP_COUNT_PROBES	64	/* slots looked at before the table is full */
 
+/*
+ * Each table's 2^bits slots are followed by the list of the slots its probe
+ * has taken for a key, each once, in the order taken: readers visit those
+ * (syscap_count_nused), not the whole table, whose size is set for the most
+ * processes a machine runs. A slot is listed when first used; a forgotten one
+ * that its probe reuses is listed already. The probe stores idx[n], then
+ * bumps n with SYSCAP_BUMP.
+ */
+struct syscap_count_used {
+	__u32 n;
+	__u32 pad;
+	__u32 idx[];
+};
+
+/* The bytes of one table of 2^bits slots with its list (a multiple of 8). */
+#define SYSCAP_COUNT_TABLE_BYTES(bits)					\
+	((sizeof(struct syscap_count_slot) << (bits)) + sizeof(struct syscap_count_used) + \
+	 (sizeof(__u32) << (bits)))
+
+SYSCAP_PROBE_INLINE struct syscap_count_used *syscap_count_used(struct syscap_count_slot *tbl,
+								__u32 bits)
+{
+	return (struct syscap_count_used *)(void *)&tbl[1U << bits];
+}
+
 SYSCAP_PROBE_INLINE __u64 syscap_count_key(__u32 tgid, __u32 nr)
 {
 	return (__u64)tgid << 32 | 1U << 31 | nr;	/* never 0 */
@@ -320,14 +345,18 @@ SYSCAP_PROBE_INLINE void syscap_count_hit(struct syscap_count_slot *e, int err)
 SYSCAP_PROBE_INLINE int syscap_count_add(struct syscap_count_slot *tbl, __u32 bits, __u64 key,
 					 int err)
 {
-	__u32 h = syscap_count_hash(key, bits), mask = (1U << bits) - 1, i;
+	__u32 h = syscap_count_hash(key, bits), mask = (1U << bits) - 1, i, ri = 0;
 	struct syscap_count_slot *e, *hit = 0, *reuse = 0;
+	struct syscap_count_used *used;
+	int fresh;
 
 	for (i = 0; i < SYSCAP_COUNT_PROBES; i++) {
 		e = &tbl[(h + i) & mask];
 		if (*(volatile __u32 *)&e->dead) {
-			if (!reuse)
+			if (!reuse) {
 				reuse = e;
+				ri = (h + i) & mask;
+			}
 			continue;
 		}
 		if (e->key == key) {
@@ -335,8 +364,10 @@ SYSCAP_PROBE_INLINE int syscap_count_add(struct syscap_count_slot *tbl, __u32 bi
 			break;
 		}
 		if (!e->key) {
-			if (!reuse)
+			if (!reuse) {
 				reuse = e;
+				ri = (h + i) & mask;
+			}
 			break;
 		}
 	}
@@ -346,12 +377,18 @@ SYSCAP_PROBE_INLINE int syscap_count_add(struct syscap_count_slot *tbl, __u32 bi
 	}
 	if (!reuse)
 		return -1;
+	fresh = !reuse->key;
 	SYSCAP_BUMP(&reuse->seq);
 	reuse->key = key;
 	reuse->calls = 1;
 	reuse->errors = err ? 1 : 0;
 	*(volatile __u32 *)&reuse->dead = 0;
 	SYSCAP_BUMP(&reuse->seq);
+	if (fresh) {
+		used = syscap_count_used(tbl, bits);
+		used->idx[used->n & mask] = ri;
+		SYSCAP_BUMP(&used->n);
+	}
 	return 0;
 }
 #endif /* SYSCAP_BUMP */
@@ -379,6 +416,18 @@ SYSCAP_PROBE_INLINE int syscap_count_read(const struct syscap_count_slot *e, __u
 		SYSCAP_RMB();
 	} while ((seq & 1) || seq != v->seq);
 	return *key != 0;
+}
+
+/*
+ * How many slots the table's probe has listed: used->idx[0..n) name them
+ * (each still masked by the reader: the list is in memory user space maps).
+ */
+SYSCAP_PROBE_INLINE __u32 syscap_count_nused(const struct syscap_count_used *used, __u32 bits)
+{
+	__u32 n = *(const volatile __u32 *)&used->n;
+
+	SYSCAP_RMB();
+	return n < (1U << bits) ? n : (1U << bits);
 }
 #endif /* SYSCAP_RMB */
 

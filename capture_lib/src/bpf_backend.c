@@ -43,7 +43,7 @@ struct bpf_priv {
 	int nlinks;
 	struct bpf_link *sampler;	/* sampled mode: sys_enter_sample while
 					 * a sampling window is open */
-	struct syscap_count_slot *counts;	/* count_tables, mapped read-write */
+	void *counts;			/* count_tables, mapped read-write */
 	size_t counts_len;
 	uint32_t count_bits;		/* each CPU's table has 2^count_bits slots */
 	struct syscap_kmod_count *seen;	/* read_counts' copies */
@@ -238,30 +238,44 @@ static int bpf_set_sample_period(struct syscap_backend *b, uint32_t period)
 	return 0;
 }
 
-/* Every CPU's table, read in place; each slot copied consistently. */
+/* CPU cpu's count table (its slots, then their list), in the mapping. */
+static struct syscap_count_slot *count_table(const struct bpf_priv *p, int cpu)
+{
+	return (struct syscap_count_slot *)(void *)((char *)p->counts +
+						    (size_t)cpu * SYSCAP_COUNT_TABLE_BYTES(p->count_bits));
+}
+
+/* Every CPU's listed slots, read in place; each slot copied consistently. */
 static int bpf_read_counts(struct syscap_backend *b, syscap_count_fn fn, void *ctx)
 {
 	struct bpf_priv *p = b->priv;
-	size_t n = 0, per_cpu = (size_t)1 << p->count_bits;
+	uint32_t mask = (1U << p->count_bits) - 1;
+	size_t n = 0;
 
-	for (size_t i = 0; i < (size_t)b->ncpu * per_cpu; i++) {
-		struct syscap_kmod_count c;
-		__u64 key;
+	for (int cpu = 0; cpu < b->ncpu; cpu++) {
+		struct syscap_count_slot *tbl = count_table(p, cpu);
+		const struct syscap_count_used *used = syscap_count_used(tbl, p->count_bits);
+		uint32_t nused = syscap_count_nused(used, p->count_bits);
 
-		if (!syscap_count_read(&p->counts[i], &key, &c.calls, &c.errors))
-			continue;
-		if (n == p->nseen) {
-			size_t more = p->nseen ? 2 * p->nseen : 1024;
-			void *grown = realloc(p->seen, more * sizeof(*p->seen));
+		for (uint32_t i = 0; i < nused; i++) {
+			struct syscap_kmod_count c;
+			__u64 key;
 
-			if (!grown)
-				return -ENOMEM;
-			p->seen = grown;
-			p->nseen = more;
+			if (!syscap_count_read(&tbl[used->idx[i] & mask], &key, &c.calls, &c.errors))
+				continue;
+			if (n == p->nseen) {
+				size_t more = p->nseen ? 2 * p->nseen : 1024;
+				void *grown = realloc(p->seen, more * sizeof(*p->seen));
+
+				if (!grown)
+					return -ENOMEM;
+				p->seen = grown;
+				p->nseen = more;
+			}
+			c.tgid = (uint32_t)(key >> 32);
+			c.nr = (uint32_t)(key & (SYSCAP_MAX_SYSCALLS - 1));
+			p->seen[n++] = c;
 		}
-		c.tgid = (uint32_t)(key >> 32);
-		c.nr = (uint32_t)(key & (SYSCAP_MAX_SYSCALLS - 1));
-		p->seen[n++] = c;
 	}
 	syscap_count_sum(p->seen, n, fn, ctx);
 	return 0;
@@ -277,7 +291,7 @@ static int bpf_forget_count(struct syscap_backend *b, const struct syscap_count_
 	if (k->nr >= SYSCAP_MAX_SYSCALLS)
 		return -EINVAL;
 	for (int cpu = 0; cpu < b->ncpu; cpu++) {
-		struct syscap_count_slot *tbl = p->counts + ((size_t)cpu << p->count_bits);
+		struct syscap_count_slot *tbl = count_table(p, cpu);
 
 		for (uint32_t i = 0; i < SYSCAP_COUNT_PROBES; i++) {
 			struct syscap_count_slot *e = &tbl[(h + i) & mask];
@@ -520,14 +534,14 @@ int syscap_bpf_open(struct syscap_backend **out, uint64_t ring_size, char *err, 
 	}
 	p->skel->rodata->slots_shift = shift;
 	p->count_bits = COUNT_MAX_BITS;
-	while (p->count_bits > 10 && ((size_t)ncpu * sizeof(struct syscap_count_slot)
-				      << p->count_bits) > COUNT_BUDGET)
+	while (p->count_bits > 10 &&
+	       (size_t)ncpu * SYSCAP_COUNT_TABLE_BYTES(p->count_bits) > COUNT_BUDGET)
 		p->count_bits--;
 	p->skel->rodata->count_bits = p->count_bits;
 	if (bpf_map__set_max_entries(p->skel->maps.ring_slots, (uint32_t)ncpu << shift) ||
 	    bpf_map__set_max_entries(p->skel->maps.ring_pos, (uint32_t)ncpu) ||
 	    bpf_map__set_value_size(p->skel->maps.count_tables,
-				    (uint32_t)sizeof(struct syscap_count_slot) << p->count_bits) ||
+				    (uint32_t)SYSCAP_COUNT_TABLE_BYTES(p->count_bits)) ||
 	    bpf_map__set_max_entries(p->skel->maps.count_tables, (uint32_t)ncpu))
 		goto sysfail;
 	ret = syscap_bpf__load(p->skel);
@@ -558,7 +572,7 @@ int syscap_bpf_open(struct syscap_backend **out, uint64_t ring_size, char *err, 
 	if (m == MAP_FAILED)
 		goto sysfail;
 	p->slots = m;
-	p->counts_len = (size_t)ncpu * (sizeof(struct syscap_count_slot) << p->count_bits);
+	p->counts_len = (size_t)ncpu * SYSCAP_COUNT_TABLE_BYTES(p->count_bits);
 	m = mmap(NULL, p->counts_len, PROT_READ | PROT_WRITE, MAP_SHARED,
 		 bpf_map__fd(p->skel->maps.count_tables), 0);
 	if (m == MAP_FAILED)
