@@ -22,12 +22,28 @@ static inline uint32_t syscap_load_acquire32(const volatile uint32_t *p)
 	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 }
 
-/* A record in ticks, as one in nanoseconds. */
+/* ticks x mult / 2^32, rounded (ring.c's conversions) */
+static inline uint64_t syscap_clock_scale(uint64_t ticks, uint64_t mult)
+{
+	return (uint64_t)(((unsigned __int128)ticks * mult + (1U << 31)) >> 32);
+}
+
+/*
+ * A record in ticks, as one in nanoseconds; c has a counter (hz). Nearly
+ * every tick falls in the newest segment: that case is inline, with no call
+ * and return a record (under an emulator each costs a lookup).
+ */
 static inline void syscap_rec_to_ns(const struct syscap_clock *c, struct syscap_rec *rec)
 {
-	rec->ts_ns = syscap_clock_ns(c, rec->ts_ns);
+	const struct syscap_clock_seg *g = &c->seg[c->nseg - 1];
+	uint64_t ticks = rec->ts_ns;
+
+	if (__builtin_expect(ticks >= g->ticks, 1))
+		rec->ts_ns = g->ns + syscap_clock_scale(ticks - g->ticks, g->mult);
+	else
+		rec->ts_ns = syscap_clock_ns(c, ticks);
 	if (rec->kind == SYSCAP_EV_SYSCALL)
-		rec->sys.dur_ns = syscap_clock_dur(c, rec->sys.dur_ns);
+		rec->sys.dur_ns = syscap_clock_scale(rec->sys.dur_ns, c->mult);
 }
 
 /* syscap_ring_drain (syscap_backend.h), for a caller that wants fn inlined. */

@@ -10,12 +10,6 @@
 #include <string.h>
 #include "drain.h"
 
-/* ticks x mult / 2^32, rounded */
-static uint64_t scale(uint64_t ticks, uint64_t mult)
-{
-	return (uint64_t)(((unsigned __int128)ticks * mult + (1U << 31)) >> 32);
-}
-
 void syscap_clock_set(struct syscap_clock *c, const char *source, uint64_t hz,
 		      uint64_t ref_ticks, uint64_t ref_ns)
 {
@@ -37,7 +31,7 @@ uint64_t syscap_clock_dur(const struct syscap_clock *c, uint64_t ticks)
 {
 	if (!c->hz)
 		return ticks;
-	return scale(ticks, c->mult);
+	return syscap_clock_scale(ticks, c->mult);
 }
 
 /*
@@ -55,10 +49,10 @@ uint64_t syscap_clock_ns(const struct syscap_clock *c, uint64_t ticks)
 	for (i = c->nseg; i-- > 0;) {
 		g = &c->seg[i];
 		if (ticks >= g->ticks)
-			return g->ns + scale(ticks - g->ticks, g->mult);
+			return g->ns + syscap_clock_scale(ticks - g->ticks, g->mult);
 	}
 	g = &c->seg[0];
-	return g->ns - scale(g->ticks - ticks, g->mult);
+	return g->ns - syscap_clock_scale(g->ticks - ticks, g->mult);
 }
 
 void syscap_clock_anchor(struct syscap_clock *c, uint64_t ticks, uint64_t ns)

@@ -296,6 +296,30 @@ static void test_counter_ticks_become_nanoseconds(void)
 	CHECK_EQ(((const struct syscap_rec *)(f.data + 8))->ts_ns, 3500);
 	teardown(&f);
 
+	/* after anchors, a record in any segment converts as syscap_clock_ns does
+	 * (the drain's newest-segment path and the search agree) */
+	setup(&f);
+	syscap_clock_set(&c, "tsc", 2500000000ULL, 1000, 5000000);
+	syscap_clock_anchor(&c, 1000 + 2500000000ULL, 5000000 + 1000000000 + 3000);
+	syscap_clock_anchor(&c, 1000 + 5000000000ULL, 5000000 + 2000000000 - 7000);
+	CHECK_EQ(c.nseg, 3);
+	f.r.clock = &c;
+	memset(&t, 0, sizeof(t));
+	{
+		const uint64_t at[4] = { 500, 1000 + 1250000000ULL, 1000 + 3750000000ULL,
+					 1000 + 6000000000ULL };
+
+		for (int i = 0; i < 4; i++)
+			produce_timed(&f, SYSCAP_EV_SYSCALL, at[i], 2500);
+		CHECK_EQ(syscap_ring_drain(&f.r, collect_times, &t, 100), 4);
+		for (int i = 0; i < 4; i++) {
+			CHECK_EQ(t.ts[i], syscap_clock_ns(&c, at[i]));
+			CHECK_EQ(t.dur[i], 1000);
+		}
+		CHECK(t.ts[1] < t.ts[2] && t.ts[2] < t.ts[3]);
+	}
+	teardown(&f);
+
 	/* a rate that is no whole number of nanoseconds a tick: 24 MHz */
 	syscap_clock_set(&c, "cntvct", 24000000, 0, 0);
 	CHECK_EQ(syscap_clock_ns(&c, 24000000), 1000000000);
