@@ -864,7 +864,7 @@ static __always_inline void count_syscall(struct syscap_ksession *s, u32 tgid, u
 	int err = syscap_is_error(ret);
 
 	e = syscap_count_first(tbl, s->count_bits, key);
-	if (likely(e))
+	if (likely(syscap_count_holds(e, key)))
 		syscap_count_hit(e, err);
 	else
 		count_slow(s, tbl, key, err);
@@ -954,28 +954,28 @@ static noinline void exit_count_slow(struct syscap_ksession *s, const struct sys
  * number is still in pt_regs), so it takes no timestamps and needs no
  * sys_enter probe. Its every call runs this, so it makes no call but tail
  * calls (exit_count_slow, count_slow) and keeps no value across one: it
- * saves no registers.
+ * saves no registers. A filter or a compat call takes exit_count_slow; the
+ * common case tests with bitwise ors, not chains of branches (under an
+ * emulator each branch ends a block of translated code).
  */
 static void probe_sys_exit_count(void *data, struct pt_regs *regs, long ret)
 {
 	struct syscap_ksession *s = data;
 	const struct syscap_filter *f;
+	u32 tgid;
 	long id;
-	int compat;
-	u32 slot, tgid;
 
 	syscall_probe_begin();
 	f = &rcu_dereference_sched(s->filter)->f;
-	if (unlikely(syscap_needs_verdict(f))) {
+	if (unlikely((f->flags != 0) | in_compat_syscall())) {
 		exit_count_slow(s, f, regs, ret);
 		goto out;
 	}
+	/* no filter, a native call: what count_wanted checks is left */
 	id = syscall_get_nr(current, regs);
-	compat = in_compat_syscall();
-	slot = syscap_nr_slot(id, compat);
 	tgid = current->tgid;
-	if (count_wanted(f, id, compat, slot, ret, tgid))
-		count_syscall(s, tgid, slot, ret);
+	if (!(syscap_is_new_task_return(id, ret, 0) | (tgid == f->self_tgid)))
+		count_syscall(s, tgid, syscap_nr_slot(id, 0), ret);
 out:
 	syscall_probe_end();
 }

@@ -120,15 +120,14 @@ SYSCAP_PROBE_INLINE int syscap_syscall_wanted(const struct syscap_filter *f, __u
  */
 SYSCAP_PROBE_INLINE int syscap_is_new_task_return(long id, long ret, int compat)
 {
-	if (ret != 0)
-		return 0;
+	/* bitwise, not short-circuit: one branch at the caller, not five */
 #ifdef SYSCAP_X86
 	if (compat)
-		return id == 2 || id == 120 || id == 190 || id == 435;
-	return id == 56 || id == 57 || id == 58 || id == 435;
+		return (ret == 0) & ((id == 2) | (id == 120) | (id == 190) | (id == 435));
+	return (ret == 0) & ((id == 56) | (id == 57) | (id == 58) | (id == 435));
 #else
 	(void)compat;
-	return id == -1;
+	return (ret == 0) & (id == -1);
 #endif
 }
 
@@ -318,16 +317,17 @@ SYSCAP_PROBE_INLINE __u32 syscap_count_hash(__u64 key, __u32 bits)
 }
 
 #ifdef SYSCAP_BUMP
-/*
- * The first slot syscap_count_add looks at for key, if it holds key's live
- * counter (a probe's fast path); 0 otherwise.
- */
+/* The first slot syscap_count_add looks at for key. */
 SYSCAP_PROBE_INLINE struct syscap_count_slot *syscap_count_first(struct syscap_count_slot *tbl,
 								 __u32 bits, __u64 key)
 {
-	struct syscap_count_slot *e = &tbl[syscap_count_hash(key, bits)];
+	return &tbl[syscap_count_hash(key, bits)];
+}
 
-	return e->key == key && !*(volatile __u32 *)&e->dead ? e : 0;
+/* Whether slot e holds key's live counter (a probe's fast path: one branch). */
+SYSCAP_PROBE_INLINE int syscap_count_holds(const struct syscap_count_slot *e, __u64 key)
+{
+	return (e->key == key) & !*(const volatile __u32 *)&e->dead;
 }
 
 /* One call counted in its key's slot e. */

@@ -714,6 +714,32 @@ static int test_sampled_mode(void)
 }
 
 /*
+ * The exact workload's fork and thread, as counted: two successful clone or
+ * clone3 calls in the process (a clone3 that failed, e.g. ENOSYS before 5.3,
+ * left out), none in its child: a new task's first return is no call.
+ */
+static int check_clones(const struct count_sink *cs, const char *pass)
+{
+	uint64_t own = cs->calls[0][SYS_clone] + cs->calls[0][SYS_clone3] -
+		       cs->errors[0][SYS_clone3] - cs->errors[0][SYS_clone];
+	uint64_t child = cs->calls[1][SYS_clone] + cs->calls[1][SYS_clone3];
+
+	CHECK(own == 2 && child == 0, "%s: clone/clone3 %llu in the process, %llu in its child, "
+	      "want 2 (a fork, a thread) and 0", pass, (unsigned long long)own,
+	      (unsigned long long)child);
+	return 0;
+}
+
+/* The grandchild of run r's child: the other tgid with a FORK record in c. */
+static uint32_t grandchild(const struct collector *c, pid_t child)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (c->recs[i].ev.kind == SYSCAP_EV_FORK && c->recs[i].ev.tgid != (uint32_t)child)
+			return c->recs[i].ev.tgid;
+	return 0;
+}
+
+/*
  * Count mode: the exact workload counted per process x syscall in the kernel,
  * no syscall records; the counters agree with records mode's numbers; a
  * forgotten process's counters are gone on every CPU.
@@ -739,12 +765,12 @@ static int test_count_mode(void)
 	ch = r.cs[0];
 	CHECK(count_recs(&c, SYSCAP_EV_SYSCALL, -1, 0, 0) == 0, "syscall records in count mode");
 	cs->tgids[0] = (uint32_t)ch.pid;
-	for (size_t i = 0; i < c.n; i++)
-		if (c.recs[i].ev.kind == SYSCAP_EV_FORK && c.recs[i].ev.tgid != (uint32_t)ch.pid)
-			cs->tgids[1] = c.recs[i].ev.tgid;
+	cs->tgids[1] = grandchild(&c, ch.pid);
 	CHECK(cs->tgids[1], "no FORK record of the grandchild");
 	ret = b->ops->read_counts(b, count_sink, cs);
 	CHECK(!ret, "read_counts: %s", strerror(-ret));
+	if (check_clones(cs, "process filter"))
+		return 1;
 	CHECK(cs->calls[0][SYS_getppid] == W_N + W_THREAD && cs->calls[1][SYS_getppid] == W_GRAND,
 	      "getppid per process %llu/%llu, want %d/%d",
 	      (unsigned long long)cs->calls[0][SYS_getppid],
@@ -807,7 +833,11 @@ static int test_count_mode(void)
 		return 1;
 	ch = r.cs[0];
 	cs->tgids[0] = (uint32_t)ch.pid;
+	cs->tgids[1] = grandchild(&c, ch.pid);
+	CHECK(cs->tgids[1], "no filter: no FORK record of the grandchild");
 	CHECK(!b->ops->read_counts(b, count_sink, cs), "read_counts, no filter");
+	if (check_clones(cs, "no filter"))
+		return 1;
 	CHECK(cs->calls[0][SYS_getppid] == W_N + W_THREAD && cs->calls[0][SYS_openat] == W_M &&
 	      cs->errors[0][SYS_openat] == W_K && cs->calls[0][SYS_exit_group] == 1 &&
 	      cs->calls[0][SYS_exit] == 1,
