@@ -29,26 +29,39 @@ static inline uint64_t syscap_clock_scale(uint64_t ticks, uint64_t mult)
 }
 
 /*
- * A record in ticks, as one in nanoseconds; c has a counter (hz). Nearly
- * every tick falls in the newest segment: that case is inline, with no call
- * and return a record (under an emulator each costs a lookup).
+ * A record's time and (a syscall's) duration in nanoseconds: c, the ring's
+ * clock if its records are in counter ticks, converts them. Nearly every tick
+ * falls in the newest segment: that case is inline, with no call and return
+ * a record (under an emulator each costs a lookup).
  */
-static inline void syscap_rec_to_ns(const struct syscap_clock *c, struct syscap_rec *rec)
+static inline void syscap_rec_times(const struct syscap_clock *c, const struct syscap_rec *rec,
+				    uint64_t *ts_ns, uint64_t *dur_ns)
 {
-	const struct syscap_clock_seg *g = &c->seg[c->nseg - 1];
 	uint64_t ticks = rec->ts_ns;
+	const struct syscap_clock_seg *g;
 
+	*dur_ns = rec->kind == SYSCAP_EV_SYSCALL ? rec->sys.dur_ns : 0;
+	if (!c) {
+		*ts_ns = ticks;
+		return;
+	}
+	g = &c->seg[c->nseg - 1];
 	if (__builtin_expect(ticks >= g->ticks, 1))
-		rec->ts_ns = g->ns + syscap_clock_scale(ticks - g->ticks, g->mult);
+		*ts_ns = g->ns + syscap_clock_scale(ticks - g->ticks, g->mult);
 	else
-		rec->ts_ns = syscap_clock_ns(c, ticks);
-	if (rec->kind == SYSCAP_EV_SYSCALL)
-		rec->sys.dur_ns = syscap_clock_scale(rec->sys.dur_ns, c->mult);
+		*ts_ns = syscap_clock_ns(c, ticks);
+	*dur_ns = syscap_clock_scale(*dur_ns, c->mult);
 }
 
-/* syscap_ring_drain (syscap_backend.h), for a caller that wants fn inlined. */
+/*
+ * syscap_ring_drain (syscap_backend.h), for a caller that wants fn inlined.
+ * With in_place, fn gets every record where the ring holds it, in the ring's
+ * clock: the caller takes its times with syscap_rec_times(r->clock, ...).
+ * Without, a counter clock's records reach fn as converted copies.
+ */
 static inline __attribute__((always_inline)) long
-syscap_ring_drain_inline(struct syscap_ring *r, syscap_rec_fn fn, void *ctx, long max_records)
+syscap_ring_drain_inline(struct syscap_ring *r, syscap_rec_fn fn, void *ctx, long max_records,
+			 int in_place)
 {
 	uint64_t cons = *r->consumer_pos;	/* only we write it */
 	uint64_t prod = syscap_load_acquire(r->producer_pos);
@@ -74,9 +87,14 @@ syscap_ring_drain_inline(struct syscap_ring *r, syscap_rec_fn fn, void *ctx, lon
 			const struct syscap_rec *out = (const struct syscap_rec *)rec;
 			struct syscap_rec copy;
 
-			if (r->clock) {
+			if (!in_place && r->clock) {
+				uint64_t ts, dur;
+
 				memcpy(&copy, rec, sizeof(copy));
-				syscap_rec_to_ns(r->clock, &copy);
+				syscap_rec_times(r->clock, out, &ts, &dur);
+				copy.ts_ns = ts;
+				if (copy.kind == SYSCAP_EV_SYSCALL)
+					copy.sys.dur_ns = dur;
 				out = &copy;
 			}
 			fn(ctx, out, args);	/* one call: a caller's fn inlines once */

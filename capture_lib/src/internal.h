@@ -35,15 +35,16 @@ struct trace_writer *trace_writer_open_fd(int fd, const struct syscap_trace_head
 					  size_t errlen);
 /* Write the pending partial block, if any. 0 or -errno. */
 int trace_writer_flush(struct trace_writer *w);
-/* Queue a ring's record and its arguments (NULL: none, written as zeros if
- * the trace has arguments); a full block is written out. 0 or -errno.
- * Inline: it runs for every record the recorder takes. */
+/* Queue a ring's record at ts_ns, lasting dur_ns (syscap_pack_rec), and its
+ * arguments (NULL: none, written as zeros if the trace has arguments); a full
+ * block is written out. 0 or -errno. Inline: it runs for every record the
+ * recorder takes. */
 static inline int trace_writer_add_rec(struct trace_writer *w, const struct syscap_rec *rec,
-				       const uint64_t *args)
+				       uint64_t ts_ns, uint64_t dur_ns, const uint64_t *args)
 {
 	uint8_t *p = w->buf + sizeof(struct syscap_block_header) + w->used;
 
-	w->used += (uint32_t)syscap_pack_rec(&w->pack, rec, args, p);
+	w->used += (uint32_t)syscap_pack_rec(&w->pack, rec, ts_ns, dur_ns, args, p);
 	if (++w->count == SYSCAP_PACK_MAX_COUNT ||
 	    w->used > SYSCAP_BLOCK_BYTES - SYSCAP_PACK_MAX_BYTES)
 		return trace_writer_flush(w);

@@ -63,11 +63,11 @@ static inline uint8_t *syscap_put_s(uint8_t *p, int64_t v)
 	return syscap_put_u(p, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
 }
 
-/* A syscall record's ret (zigzag), dur_ns and nr, in the layout's order. */
-static inline uint8_t *syscap_put_call(uint8_t *p, const struct syscap_rec *r)
+/* A syscall record's ret (zigzag), duration and nr, in the layout's order. */
+static inline uint8_t *syscap_put_call(uint8_t *p, const struct syscap_rec *r, uint64_t dur_ns)
 {
 	p = syscap_put_s(p, r->sys.ret);
-	p = syscap_put_u(p, r->sys.dur_ns);
+	p = syscap_put_u(p, dur_ns);
 	return syscap_put_u(p, r->sys.nr);
 }
 
@@ -81,10 +81,16 @@ static inline uint8_t *syscap_put_args(const struct syscap_pack *st, uint8_t *p,
 	return p;
 }
 
-/* rec (its arguments from args, zeros if NULL) into out, which has room for
- * SYSCAP_PACK_MAX_BYTES; returns the bytes written. */
+/*
+ * Record in, at time ts_ns and (a syscall) lasting dur_ns, with its arguments
+ * from args (zeros if NULL), into out, which has room for
+ * SYSCAP_PACK_MAX_BYTES; returns the bytes written. The time and duration
+ * are the caller's, not in's: a record read in place from a ring in counter
+ * ticks needs no converted copy (syscap_rec_times).
+ */
 static inline size_t syscap_pack_rec(struct syscap_pack *st, const struct syscap_rec *in,
-				     const uint64_t *args, uint8_t *out)
+				     uint64_t ts_ns, uint64_t dur_ns, const uint64_t *args,
+				     uint8_t *out)
 {
 	/* the place next to the previous record's: its CPU, seq + 1 (mod 2^32) */
 	uint64_t next = (st->prev.place + (1U << 16)) & 0xffffffffffffULL;
@@ -98,18 +104,19 @@ static inline size_t syscap_pack_rec(struct syscap_pack *st, const struct syscap
 	if (in->kind == SYSCAP_EV_SYSCALL && !in->flags && !in->sys.reserved &&
 	    !in->sys.raw_nr && syscap_pack_task(in->tgid, in->tid) == st->prev.task &&
 	    syscap_pack_place(in->cpu, in->seq) == next) {
-		uint64_t ts = in->ts_ns;
-
 		out[0] = SYSCAP_EV_SYSCALL | SYSCAP_PACK_SAME_TASK | SYSCAP_PACK_NEXT_SEQ |
 			 SYSCAP_PACK_NO_FLAGS | SYSCAP_PACK_NO_RAW;
-		p = syscap_put_s(p, (int64_t)(ts - st->prev.ts_ns));
-		p = syscap_put_call(p, in);
+		p = syscap_put_s(p, (int64_t)(ts_ns - st->prev.ts_ns));
+		p = syscap_put_call(p, in, dur_ns);
 		p = syscap_put_args(st, p, args);
-		st->prev.ts_ns = ts;
+		st->prev.ts_ns = ts_ns;
 		st->prev.place = next;
 		return (size_t)(p - out);
 	}
 	memcpy(&r, in, sizeof(r));
+	r.ts_ns = ts_ns;
+	if (r.kind == SYSCAP_EV_SYSCALL)
+		r.sys.dur_ns = dur_ns;
 	if (r.kind < SYSCAP_EV_SYSCALL || r.kind > SYSCAP_EV_EXIT) {
 		out[0] = 0;	/* a kind this version does not know: as is */
 		memcpy(p, &r, sizeof(r));
@@ -142,7 +149,7 @@ static inline size_t syscap_pack_rec(struct syscap_pack *st, const struct syscap
 	else
 		*p++ = r.flags;
 	if (r.kind == SYSCAP_EV_SYSCALL) {
-		p = syscap_put_call(p, &r);
+		p = syscap_put_call(p, &r, r.sys.dur_ns);
 		if (!r.sys.raw_nr && !r.sys.reserved) {
 			tag |= SYSCAP_PACK_NO_RAW;
 		} else {

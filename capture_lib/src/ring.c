@@ -101,5 +101,5 @@ uint64_t syscap_ring_used(const struct syscap_ring *r)
 
 long syscap_ring_drain(struct syscap_ring *r, syscap_rec_fn fn, void *ctx, long max_records)
 {
-	return syscap_ring_drain_inline(r, fn, ctx, max_records);
+	return syscap_ring_drain_inline(r, fn, ctx, max_records, 0);
 }

@@ -63,6 +63,7 @@ struct syscap_session {
 	uint64_t consumed;		/* atomic */
 	uint64_t pass_ns;		/* when the current drain pass began */
 	uint64_t anchor_ns;		/* the clock's last paired reading (drain_all) */
+	const struct syscap_clock *clock;	/* the rings' counter clock, or NULL (ns) */
 	struct syscap_delivery delivery;	/* guarded by lock */
 	uint64_t last_flush;		/* the consumer's */
 	uint64_t prev_drops;
@@ -382,13 +383,19 @@ int syscap_session_record_fd(struct syscap_session *s, int fd, const char *names
 	return record_into(s, NULL, 0, fd, names, names_len, nsyscalls, err, errlen);
 }
 
-/* inline: into drain_all's loop (drain.h), the recorder's path for every record */
+/*
+ * inline: into drain_all's loop (drain.h), the recorder's path for every
+ * record. rec is read in place, in the ring's clock: its times come from
+ * syscap_rec_times, not a converted copy.
+ */
 static inline void on_event(void *ctx, const struct syscap_rec *rec, const uint64_t *args)
 {
 	struct syscap_session *s = ctx;
+	uint64_t ts, dur;
 
+	syscap_rec_times(s->clock, rec, &ts, &dur);
 	if (rec->kind == SYSCAP_EV_SYSCALL) {
-		uint64_t end = rec->ts_ns + rec->sys.dur_ns;
+		uint64_t end = ts + dur;
 		uint64_t wait = s->pass_ns > end ? s->pass_ns - end : 0;
 
 		s->delivery.records++;
@@ -401,12 +408,15 @@ static inline void on_event(void *ctx, const struct syscap_rec *rec, const uint6
 		struct syscap_event ev;
 
 		syscap_rec_decode(rec, NULL, &ev);
+		ev.ts_ns = ts;
+		if (ev.kind == SYSCAP_EV_SYSCALL)
+			ev.dur_ns = dur;
 		syscap_agg_add(s->agg, &ev, 1);
 	}
 	if (s->counts && rec->kind == SYSCAP_EV_EXIT && (rec->flags & SYSCAP_F_GROUP_DEAD))
 		count_table_exited(s->counts, rec->tgid);
 	if (s->tw && !__atomic_load_n(&s->err_set, __ATOMIC_RELAXED) &&
-	    trace_writer_add_rec(s->tw, rec, args))
+	    trace_writer_add_rec(s->tw, rec, ts, dur, args))
 		set_error(s, trace_writer_error(s->tw));
 }
 
@@ -423,11 +433,12 @@ static long drain_all(struct syscap_session *s)
 		s->b->ops->clock_anchor(s->b);
 		s->anchor_ns = s->pass_ns;
 	}
+	s->clock = s->b->nrings ? s->b->rings[0].clock : NULL;	/* every ring's */
 	for (int i = 0; i < s->b->nrings; i++) {
 		long n;
 
 		do {
-			n = syscap_ring_drain_inline(&s->b->rings[i], on_event, s, DRAIN_BATCH);
+			n = syscap_ring_drain_inline(&s->b->rings[i], on_event, s, DRAIN_BATCH, 1);
 			total += n;
 		} while (n == DRAIN_BATCH);
 	}

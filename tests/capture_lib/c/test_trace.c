@@ -27,11 +27,19 @@ static int add_event(struct trace_writer *w, const struct syscap_event *ev)
 		syscap_fill_proc(&r, ev->kind, ev->ts_ns, ev->ret, ev->tgid, ev->tid,
 				 ev->proc.parent_tgid, ev->proc.parent_tid, ev->flags, ev->cpu);
 		memcpy(r.proc.comm, ev->proc.comm, SYSCAP_COMM_LEN);
-		return trace_writer_add_rec(w, &r, NULL);
+		return trace_writer_add_rec(w, &r, r.ts_ns, 0, NULL);
 	}
 	syscap_fill_syscall(&r, ev->ts_ns, ev->dur_ns, ev->ret, ev->tgid, ev->tid, ev->seq,
 			    ev->nr, ev->raw_nr, ev->flags, ev->cpu);
-	return trace_writer_add_rec(w, &r, (const uint64_t *)ev->args);
+	return trace_writer_add_rec(w, &r, r.ts_ns, r.sys.dur_ns, (const uint64_t *)ev->args);
+}
+
+/* syscap_pack_rec with the record's own time and duration */
+static size_t pack(struct syscap_pack *st, const struct syscap_rec *r, const uint64_t *args,
+		   uint8_t *out)
+{
+	return syscap_pack_rec(st, r, r->ts_ns, r->kind == SYSCAP_EV_SYSCALL ? r->sys.dur_ns : 0,
+			       args, out);
 }
 
 static void write_trace(uint32_t blocks_of_events, int finish)
@@ -565,7 +573,7 @@ static void test_pack_round_trip(void)
 		for (int i = 0; i < n; i++) {
 			rnd_rec(&in[i], &prev, args[i]);
 			prev = in[i];
-			len[i] = syscap_pack_rec(&w, &in[i], args[i], buf + off);
+			len[i] = pack(&w, &in[i], args[i], buf + off);
 			CHECK(len[i] >= 5 && len[i] <= SYSCAP_PACK_MAX_BYTES);
 			off += len[i];
 		}
@@ -583,6 +591,39 @@ static void test_pack_round_trip(void)
 			if (r.args && in[i].kind == SYSCAP_EV_SYSCALL)
 				CHECK(!memcmp(got, args[i], sizeof(got)));
 			off += len[i];
+		}
+	}
+}
+
+/*
+ * The packer writes the time and duration it is given, not the record's (the
+ * recorder reads records in place in counter ticks and converts them apart):
+ * on the one-test path and the general one alike.
+ */
+static void test_pack_takes_the_callers_times(void)
+{
+	uint8_t buf[SYSCAP_PACK_MAX_BYTES];
+
+	for (int round = 0; round < 200; round++) {
+		struct syscap_pack w = { 0 }, r = { 0 };
+		struct syscap_rec in, prev, want, out;
+		uint64_t args[6], ts = 0;
+
+		memset(&prev, 0, sizeof(prev));
+		for (int i = 0; i < 32; i++) {
+			uint64_t dur;
+
+			rnd_rec(&in, &prev, args);
+			prev = in;
+			want = in;
+			ts += 1 + check_rand() % 100000;	/* "converted": any rising time */
+			want.ts_ns = ts;
+			dur = in.kind == SYSCAP_EV_SYSCALL ? in.sys.dur_ns / 3 + 1 : 0;
+			if (in.kind == SYSCAP_EV_SYSCALL)
+				want.sys.dur_ns = dur;
+			CHECK(syscap_pack_rec(&w, &in, ts, dur, NULL, buf) > 0);
+			CHECK(syscap_unpack_rec(&r, buf, sizeof(buf), &out, NULL) > 0);
+			CHECK(!memcmp(&out, &want, sizeof(out)));
 		}
 	}
 }
@@ -612,14 +653,14 @@ static void test_pack_bytes(void)
 	rec.cpu = 3;
 	rec.seq = UINT32_MAX;
 	rec.ts_ns = 1000000;
-	CHECK(syscap_pack_rec(&w, &rec, NULL, buf) > 0);
+	CHECK(pack(&w, &rec, NULL, buf) > 0);
 	CHECK(syscap_unpack_rec(&r, buf, sizeof(buf), &out, NULL) > 0);
 	rec.ts_ns += 1500;
 	rec.seq = 0;
 	rec.sys.ret = 4241;
 	rec.sys.dur_ns = 300;
 	rec.sys.nr = 110;
-	CHECK_EQ(syscap_pack_rec(&w, &rec, NULL, buf), sizeof(want));
+	CHECK_EQ(pack(&w, &rec, NULL, buf), sizeof(want));
 	CHECK(!memcmp(buf, want, sizeof(want)));
 	CHECK_EQ(syscap_unpack_rec(&r, buf, sizeof(buf), &out, NULL), (long)sizeof(want));
 	CHECK(!memcmp(&out, &rec, sizeof(out)));
@@ -628,7 +669,7 @@ static void test_pack_bytes(void)
 		rec.ts_ns += 1500;
 		rec.cpu = 4;
 		rec.seq = i ? 3 : 1;
-		CHECK_EQ(syscap_pack_rec(&w, &rec, NULL, buf), sizeof(want) + 2);
+		CHECK_EQ(pack(&w, &rec, NULL, buf), sizeof(want) + 2);
 		CHECK_EQ(buf[0], want[0] & ~SYSCAP_PACK_NEXT_SEQ);
 		CHECK(!memcmp(buf + 1, want + 1, 2));
 		CHECK_EQ(syscap_unpack_rec(&r, buf, sizeof(buf), &out, NULL),
@@ -650,14 +691,14 @@ static void test_pack_size(void)
 	r.tgid = r.tid = 4242;
 	r.cpu = 1;
 	r.ts_ns = 123456789012345ULL;
-	syscap_pack_rec(&w, &r, NULL, buf);
+	pack(&w, &r, NULL, buf);
 	for (int i = 0; i < 1000; i++) {
 		r.ts_ns += 1500 + (uint64_t)(i % 7) * 100;
 		r.seq++;
 		r.sys.nr = (uint16_t)(i % 3 ? 110 : 0);
 		r.sys.ret = i % 3 ? 4241 : 64;
 		r.sys.dur_ns = 300 + (uint64_t)(i % 5) * 40;
-		total += syscap_pack_rec(&w, &r, NULL, buf);
+		total += pack(&w, &r, NULL, buf);
 	}
 	CHECK(total <= 1000 * 9);
 }
@@ -680,6 +721,7 @@ int main(void)
 	test_version1_records();
 	test_clock_block();
 	test_pack_round_trip();
+	test_pack_takes_the_callers_times();
 	test_pack_bytes();
 	test_pack_size();
 	unlink(path);
