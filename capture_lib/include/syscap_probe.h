@@ -120,14 +120,17 @@ SYSCAP_PROBE_INLINE int syscap_syscall_wanted(const struct syscap_filter *f, __u
  */
 SYSCAP_PROBE_INLINE int syscap_is_new_task_return(long id, long ret, int compat)
 {
-	/* bitwise, not short-circuit: one branch at the caller, not five */
+	/* one branch for the common case; the numbers compared bitwise, not in a
+	 * chain of branches where the target has set-on-compare (not BPF) */
+	if (ret != 0)
+		return 0;
 #ifdef SYSCAP_X86
 	if (compat)
-		return (ret == 0) & ((id == 2) | (id == 120) | (id == 190) | (id == 435));
-	return (ret == 0) & ((id == 56) | (id == 57) | (id == 58) | (id == 435));
+		return (id == 2) | (id == 120) | (id == 190) | (id == 435);
+	return (id == 56) | (id == 57) | (id == 58) | (id == 435);
 #else
 	(void)compat;
-	return (ret == 0) & (id == -1);
+	return id == -1;
 #endif
 }
 
