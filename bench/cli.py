@@ -5,7 +5,9 @@ concurrency), throughput (zero-drop rate by ring size), guest (the kernel
 module, in a QEMU guest of kmod/lab); all runs them in that order. restore
 (the coredump restorer's restore time, not part of all) prints its table only; board
 (syscap-agent's stream bandwidth, CPU and memory against syscap top's, its size and
-top --ssh's time to a first screen, not part of all) writes board.json and board.md. Each prints
+top --ssh's time to a first screen, not part of all) writes board.json and board.md; profile
+(the guest's getppid block by block under TCG's plugin, bench/guest_profile.py, not part of all)
+writes guest_profile.json and guest_profile.md. Each prints
 a table and writes bench/results/NAME.json (NAME.quick.json for --quick, so a
 quick run never replaces a full one), the table as Markdown for the README
 (NAME.md) and its plot (NAME.png).
@@ -37,7 +39,8 @@ SUMMARY_KEYS = ("median", "interval", "interval_level", "n", "added_ns", "x_floo
 def register(sub: Any) -> None:
     p = sub.add_parser("bench", help="benchmark syscap against other tracers (root)",
                        description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("which", nargs="?", choices=(*NAMES, "all", "restore", "board"), default="all",
+    p.add_argument("which", nargs="?", choices=(*NAMES, "all", "restore", "board", "profile"),
+                   default="all",
                    help="sub-benchmark (default: all)")
     p.add_argument("--quick", action="store_true",
                    help="reduced run, under 3 minutes for all; every row still printed")
@@ -139,6 +142,10 @@ def run(args: argparse.Namespace) -> int:
     harness.require_root()
     if args.which == "restore":  # 10 and 100 MB cores, 1 and 16 threads
         return restore_bench.main(["--runs", str(args.rounds or (3 if args.quick else 7))])
+    if args.which == "profile":  # where a guest getppid's cost goes, by translated block
+        from bench import guest_profile  # the lab's modules: only where it runs
+
+        return guest_profile.main(args.quick, args.results)
     if args.which == "board":  # syscap-agent's stream and top --ssh, on this machine as the box
         return board.main(["--quick"] if args.quick else ["--rounds", str(args.rounds or 3)],
                           args.results)  # fmt: skip

@@ -17,6 +17,7 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.guest import from_console
@@ -142,15 +143,9 @@ def build_agent() -> Path:
     return ROOT / "capture_lib" / "build" / "agent-x86_64" / "syscap-agent"
 
 
-def bench_init(plan: BenchPlan, keys: list[str]) -> str:
-    """/bench/init: mounts, both modules, the rounds, the logs, power off."""
-    env = {"BENCH_KEYS": " ".join(keys),
-           "BENCH_MICRO": f"/bench/getppid_loop {plan.calls}",
-           "BENCH_MICRO_ROUNDS": str(plan.rounds)}  # fmt: skip
-    loop = f"taskset -c $last /bench/getppid_loop {plan.calls}"
-    for k in keys[1:]:
-        env[f"BENCH_START_{k}"] = f"/bench/guest_tracer.sh start {k}"
-        env[f"BENCH_STOP_{k}"] = f"/bench/guest_tracer.sh stop {k}"
+def init_prologue(keys: list[str], before_modules: Sequence[str] = ()) -> list[str]:
+    """The start of /bench/init: mounts, loopback, before_modules, then the
+    modules the keys need."""
     lines = [
         "#!/bin/sh",
         "# PID 1's script for one guest benchmark (written by bench/guest_boot.py)",
@@ -166,9 +161,7 @@ def bench_init(plan: BenchPlan, keys: list[str]) -> str:
         "last=$(($(nproc) - 1))",
         'echo "SYSCAP-BENCH-LAB BEGIN $(uname -r) cpus=$(nproc)"',
         'echo "SYSCAP-BENCH-LAB meltdown: $(cat /sys/devices/system/cpu/vulnerabilities/meltdown)"',
-        # loaded but idle, the modules must cost nothing: both register
-        # their probes only when a capture starts
-        f'echo "SYSCAP-BENCH CHECK no-modules $({loop})"',
+        *before_modules,
     ]
     # the modules loaded at boot (floor_kmod.ko is its key's own start), and
     # the keys that need each: a failed insmod skips them
@@ -178,15 +171,36 @@ def bench_init(plan: BenchPlan, keys: list[str]) -> str:
             failed = "; ".join(f'echo "SYSCAP-BENCH SKIP {k} insmod {ko} failed: '
                                '$(cat /tmp/insmod.err)"' for k in users if k in keys)
             lines.append(f"insmod /bench/{ko} 2>/tmp/insmod.err || {{ {failed}; }}")
+    return lines
+
+
+# The end of /bench/init: the tracers' logs, dmesg, power off.
+INIT_EPILOGUE = [
+    'echo "SYSCAP-BENCH-LOG BEGIN"; cat /tmp/bench-tracers.log; echo "SYSCAP-BENCH-LOG END"',
+    'echo "SYSCAP-DMESG bench BEGIN"; dmesg --color=never; echo "SYSCAP-DMESG bench END"',
+    'echo "SYSCAP-BENCH-LAB END uptime $(cut -d" " -f1 /proc/uptime)"',
+    "sync",
+    "echo o > /proc/sysrq-trigger",
+]
+
+
+def bench_init(plan: BenchPlan, keys: list[str]) -> str:
+    """/bench/init: mounts, both modules, the rounds, the logs, power off."""
+    env = {"BENCH_KEYS": " ".join(keys),
+           "BENCH_MICRO": f"/bench/getppid_loop {plan.calls}",
+           "BENCH_MICRO_ROUNDS": str(plan.rounds)}  # fmt: skip
+    loop = f"taskset -c $last /bench/getppid_loop {plan.calls}"
+    for k in keys[1:]:
+        env[f"BENCH_START_{k}"] = f"/bench/guest_tracer.sh start {k}"
+        env[f"BENCH_STOP_{k}"] = f"/bench/guest_tracer.sh stop {k}"
+    # loaded but idle, the modules must cost nothing: both register
+    # their probes only when a capture starts
+    lines = init_prologue(keys, [f'echo "SYSCAP-BENCH CHECK no-modules $({loop})"'])
     lines += [
         f'echo "SYSCAP-BENCH CHECK modules-idle $({loop})"',
         *(f"export {k}='{v}'" for k, v in env.items()),
         f"sh /bench/guest_rounds.sh {plan.rounds} {plan.requests}",
-        'echo "SYSCAP-BENCH-LOG BEGIN"; cat /tmp/bench-tracers.log; echo "SYSCAP-BENCH-LOG END"',
-        'echo "SYSCAP-DMESG bench BEGIN"; dmesg --color=never; echo "SYSCAP-DMESG bench END"',
-        'echo "SYSCAP-BENCH-LAB END uptime $(cut -d" " -f1 /proc/uptime)"',
-        "sync",
-        "echo o > /proc/sysrq-trigger",
+        *INIT_EPILOGUE,
     ]
     return "\n".join(lines) + "\n"
 
@@ -216,7 +230,23 @@ def bench_guest(quick: bool, rounds: int | None = None) -> dict[str, object]:
         return _bench_guest(BenchPlan.of(quick, rounds), quick)
 
 
-def _bench_guest(plan: BenchPlan, quick: bool) -> dict[str, object]:
+@dataclasses.dataclass(frozen=True, slots=True)
+class Staged:
+    """A bench guest ready to boot: its kernel, root image and bench disk."""
+
+    tree: KernelTree
+    root_img: Path
+    disk: Path
+    keys: list[str]  # the rows that can run, baseline first
+    why: dict[str, str]  # the rows that cannot, and why
+    seconds: float  # what building and staging took
+
+
+def stage_guest(quick: bool, keys: Sequence[str], init: Callable[[list[str]], str],
+                extra: dict[str, Path] | None = None) -> Staged:
+    """Build what the keys need (quick: only what is already built) and the
+    bench disk with init(keys that can run) as /bench/init, plus extra files
+    (name on the disk: source)."""
     t0 = time.monotonic()
     if quick:
         built = ROOT_IMAGE.built(images.KERNELS[BENCH_KERNEL])
@@ -228,12 +258,12 @@ def _bench_guest(plan: BenchPlan, quick: bool) -> dict[str, object]:
         root_img = ROOT_IMAGE.build(tree)
     why: dict[str, str] = {}
     scap = images.guest_dir() / f"scap-{tree.abi}" / "scap.ko"
-    if not quick:
+    if "sysdig" in keys and not quick:
         try:
             scap = build_scap(tree)
         except LabError as e:
             why["sysdig"] = f"scap.ko did not build: {str(e).splitlines()[0]}"
-    elif not scap.exists():
+    elif "sysdig" in keys and not scap.exists():
         why["sysdig"] = f"scap.ko is not built: {BUILD_ONCE}"
     bdir = images.build_dir(tree)
     bdir.mkdir(parents=True, exist_ok=True)
@@ -261,28 +291,36 @@ def _bench_guest(plan: BenchPlan, quick: bool) -> dict[str, object]:
         gone = [missing[n] for n in needs if n in missing]
         if gone and key not in why:
             why[key] = gone[0]
-    keys = [k for k in BENCH_KEYS if k not in why]
-    log(f"image, module, recorder ready in {time.monotonic() - t0:.0f} s")
+    runs = [k for k in keys if k not in why]
 
     stage = bdir / "bench-disk"
     if stage.exists():
         shutil.rmtree(stage)
     (stage / "work").mkdir(parents=True)
     files = {"guest_rounds.sh": HERE / "guest_rounds.sh",
-             "guest_tracer.sh": HERE / "guest_tracer.sh", "getppid_loop": bins["getppid_loop"]}
-    for key in keys[1:]:
+             "guest_tracer.sh": HERE / "guest_tracer.sh", "getppid_loop": bins["getppid_loop"],
+             **(extra or {})}
+    for key in runs[1:]:
         files.update((n, have[n]) for n in NEEDS[key])
     for name, src in files.items():
         shutil.copy(src, stage / name)
     (stage / "syscall_names").write_bytes(syscall_names())
-    (stage / "init").write_text(bench_init(plan, keys))
+    (stage / "init").write_text(init(runs))
     (stage / "init").chmod(0o755)
     disk = bdir / "bench-disk.img"
     disk.unlink(missing_ok=True)
     run(["mke2fs", "-q", "-t", "ext4", "-L", "syscap-disk", "-d", str(stage), str(disk), "1G"])
+    return Staged(tree, root_img, disk, runs, why, time.monotonic() - t0)
 
+
+def _bench_guest(plan: BenchPlan, quick: bool) -> dict[str, object]:
+    t0 = time.monotonic()
+    staged = stage_guest(quick, BENCH_KEYS, lambda keys: bench_init(plan, keys))
+    tree, keys, why = staged.tree, staged.keys, staged.why
+    log(f"image, module, recorder ready in {staged.seconds:.0f} s")
+    bdir = images.build_dir(tree)
     console = bdir / "bench-console.log"
-    qemu = bench_qemu(tree, root_img, disk)
+    qemu = bench_qemu(tree, staged.root_img, staged.disk)
     log(f"booting {tree.release} for the benchmark: {plan.rounds} rounds x {len(keys)} "
         f"configurations ({', '.join(keys)})")
     timeout = 300 + plan.rounds * len(keys) * 120
