@@ -161,6 +161,8 @@ const volatile __u32 count_bits = COUNT_BITS_DEFAULT;
 
 struct count_table {
 	struct syscap_count_slot slot[1 << COUNT_BITS_DEFAULT];
+	/* the list of used slots (struct syscap_count_used), sized for them */
+	__u8 used[sizeof(struct syscap_count_used) + (sizeof(__u32) << COUNT_BITS_DEFAULT)];
 };
 
 struct {
