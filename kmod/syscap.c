@@ -1409,8 +1409,7 @@ static bool count_read(const struct syscap_count_slot *e, struct syscap_kmod_cou
 static void count_totals(struct syscap_ksession *s, int cpu, struct syscap_cpu_stats *st)
 {
 	const struct syscap_retired *r = &s->retired[cpu];
-	const struct syscap_count_used *used = syscap_count_used(s->counts[cpu], s->count_bits);
-	u32 mask = (1U << s->count_bits) - 1, n = syscap_count_nused(used, s->count_bits);
+	u32 n = syscap_count_nused(s->counts[cpu], s->count_bits);
 	struct syscap_kmod_count c;
 	unsigned int i;
 
@@ -1421,7 +1420,7 @@ static void count_totals(struct syscap_ksession *s, int cpu, struct syscap_cpu_s
 		st->events += r->calls[i];
 	}
 	for (i = 0; i < n; i++) {
-		if (!count_read(&s->counts[cpu][used->idx[i] & mask], &c))
+		if (!count_read(syscap_count_listed(s->counts[cpu], s->count_bits, i), &c))
 			continue;
 		st->calls[c.nr] += c.calls;
 		st->errors[c.nr] += c.errors;
@@ -1607,12 +1606,11 @@ static long ioc_read_counts(struct syscap_ksession *s, void __user *arg)
 	if (!s->counts)
 		return put_user(0, &uarg->n);
 	for_each_possible_cpu(cpu) {
-		struct syscap_count_slot *tbl = s->counts[cpu];
-		const struct syscap_count_used *used = syscap_count_used(tbl, s->count_bits);
-		u32 mask = (1U << s->count_bits) - 1, nused = syscap_count_nused(used, s->count_bits);
+		const struct syscap_count_slot *tbl = s->counts[cpu];
+		u32 nused = syscap_count_nused(tbl, s->count_bits);
 
 		for (i = 0; i < nused; i++) {
-			if (!count_read(&tbl[used->idx[i] & mask], &batch[nb]))
+			if (!count_read(syscap_count_listed(tbl, s->count_bits, i), &batch[nb]))
 				continue;
 			n++;
 			if (n > req.max)

@@ -421,16 +421,26 @@ SYSCAP_PROBE_INLINE int syscap_count_read(const struct syscap_count_slot *e, __u
 	return *key != 0;
 }
 
-/*
- * How many slots the table's probe has listed: used->idx[0..n) name them
- * (each still masked by the reader: the list is in memory user space maps).
- */
-SYSCAP_PROBE_INLINE __u32 syscap_count_nused(const struct syscap_count_used *used, __u32 bits)
+/* How many slots the probe of table tbl (2^bits slots) has listed. */
+SYSCAP_PROBE_INLINE __u32 syscap_count_nused(const struct syscap_count_slot *tbl, __u32 bits)
 {
+	const struct syscap_count_used *used = (const void *)&tbl[1U << bits];
 	__u32 n = *(const volatile __u32 *)&used->n;
 
 	SYSCAP_RMB();
 	return n < (1U << bits) ? n : (1U << bits);
+}
+
+/*
+ * The i-th slot listed in table tbl, i < syscap_count_nused(): its index is
+ * masked, as the list is in memory user space maps.
+ */
+SYSCAP_PROBE_INLINE const struct syscap_count_slot *
+syscap_count_listed(const struct syscap_count_slot *tbl, __u32 bits, __u32 i)
+{
+	const struct syscap_count_used *used = (const void *)&tbl[1U << bits];
+
+	return &tbl[used->idx[i] & ((1U << bits) - 1)];
 }
 #endif /* SYSCAP_RMB */
 

@@ -249,19 +249,18 @@ static struct syscap_count_slot *count_table(const struct bpf_priv *p, int cpu)
 static int bpf_read_counts(struct syscap_backend *b, syscap_count_fn fn, void *ctx)
 {
 	struct bpf_priv *p = b->priv;
-	uint32_t mask = (1U << p->count_bits) - 1;
 	size_t n = 0;
 
 	for (int cpu = 0; cpu < b->ncpu; cpu++) {
-		struct syscap_count_slot *tbl = count_table(p, cpu);
-		const struct syscap_count_used *used = syscap_count_used(tbl, p->count_bits);
-		uint32_t nused = syscap_count_nused(used, p->count_bits);
+		const struct syscap_count_slot *tbl = count_table(p, cpu);
+		uint32_t nused = syscap_count_nused(tbl, p->count_bits);
 
 		for (uint32_t i = 0; i < nused; i++) {
+			const struct syscap_count_slot *e = syscap_count_listed(tbl, p->count_bits, i);
 			struct syscap_kmod_count c;
 			__u64 key;
 
-			if (!syscap_count_read(&tbl[used->idx[i] & mask], &key, &c.calls, &c.errors))
+			if (!syscap_count_read(e, &key, &c.calls, &c.errors))
 				continue;
 			if (n == p->nseen) {
 				size_t more = p->nseen ? 2 * p->nseen : 1024;
