@@ -239,6 +239,7 @@ class Staged:
     disk: Path
     keys: list[str]  # the rows that can run, baseline first
     why: dict[str, str]  # the rows that cannot, and why
+    built: dict[str, Path]  # what was built for the guest, by its name on the disk
     seconds: float  # what building and staging took
 
 
@@ -310,7 +311,7 @@ def stage_guest(quick: bool, keys: Sequence[str], init: Callable[[list[str]], st
     disk = bdir / "bench-disk.img"
     disk.unlink(missing_ok=True)
     run(["mke2fs", "-q", "-t", "ext4", "-L", "syscap-disk", "-d", str(stage), str(disk), "1G"])
-    return Staged(tree, root_img, disk, runs, why, time.monotonic() - t0)
+    return Staged(tree, root_img, disk, runs, why, have, time.monotonic() - t0)
 
 
 def _bench_guest(plan: BenchPlan, quick: bool) -> dict[str, object]:

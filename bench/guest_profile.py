@@ -298,28 +298,28 @@ def profile_guest(quick: bool, keys: Sequence[str] = PROFILE_KEYS) -> dict[str, 
         plugin, mark = build_plugin()
         staged = guest_boot.stage_guest(quick, keys, lambda ks: profile_init(ks, calls),
                                         {"tcgprof_mark": mark})
-        snaps = images.build_dir(staged.tree) / "tcgprof-snapshots"
+        bdir = images.build_dir(staged.tree)
+        snaps = bdir / "tcgprof-snapshots"
         if snaps.exists():
             for old in snaps.iterdir():
                 old.unlink()
         snaps.mkdir(parents=True, exist_ok=True)
         qemu = guest_boot.bench_qemu(staged.tree, staged.root_img, staged.disk)
         qemu[1:1] = ["-plugin", f"{plugin},out={snaps},mark={MARK:#x}"]
-        console = images.build_dir(staged.tree) / "profile-console.log"
+        console = bdir / "profile-console.log"
         log(f"booting {staged.tree.release} with the TCG profiler: {', '.join(staged.keys)}")
         text = images.boot_guest(qemu, console, 300 + 120 * len(staged.keys),
                                  show="SYSCAP-PROF RAN")
-    return from_boot(text, snaps, calls, staged.tree, staged.why)
+    return from_boot(text, snaps, calls, staged)
 
 
-def from_boot(text: str, snaps: Path, calls: int, tree: images.KernelTree,
-              why: dict[str, str]) -> dict[str, Any]:
+def from_boot(text: str, snaps: Path, calls: int, staged: guest_boot.Staged) -> dict[str, Any]:
     ktext, runs, skipped = key_runs(text)
     base = kallsyms(ktext)
     if not base:
         raise ProfileError("the guest printed no kernel symbols (see its console)")
-    binaries = {"guest_record": images.build_dir(tree) / "native" / "guest_record",
-                "syscap-agent": ROOT / "capture_lib" / "build" / "agent-x86_64" / "syscap-agent"}
+    tree, why = staged.tree, staged.why
+    binaries = {n: staged.built[n] for n in TRACER_BINARIES if n in staged.built}
     elf: dict[str, tuple[Symbols, bool]] = {}
     rows = []
     for i, kr in enumerate(runs):
