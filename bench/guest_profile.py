@@ -9,8 +9,10 @@ instructions and their memory accesses, by part (the kernel, syscap.ko or the
 floor module, the BPF programs, the tracer's own process, other user code)
 and by function.
 
-These are counts, not times: exact and the same from run to run, whatever the
-host does meanwhile, so a change's effect shows without rounds or medians.
+These are counts, not times: whatever the host does meanwhile, two runs of the
+same code differ only by the guest's own background work (timer ticks, the
+recorder's wake-ups), about a block a getppid at most, so a change's effect
+shows without rounds or medians.
 Under TCG a block ends at every branch, and what it costs is about its
 instructions plus its memory accesses (each a software TLB lookup), plus a
 lookup after a return or an indirect jump; the guest benchmark's times are
