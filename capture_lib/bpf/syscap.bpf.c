@@ -646,9 +646,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	st = cur_state_of(task, 1);
 	if (!st || !st->traced)
 		return 0;
-	st->nr = slot;
-	st->pending = 1;
-	st->ts = bpf_ktime_get_ns();
+	syscap_note_entry(st, slot, bpf_ktime_get_ns());
 	return 0;
 }
 

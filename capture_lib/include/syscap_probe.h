@@ -19,6 +19,18 @@
 #error "define SYSCAP_PROBE_INLINE before including syscap_probe.h"
 #endif
 
+/* Records and task state are written a word at a time, little-endian. */
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "syscap: records are little-endian; this target is not"
+#endif
+
+/*
+ * A word stored over narrower fields: may alias them, and aligned, so that
+ * it is one store (a memcpy of unknown alignment is byte stores in BPF).
+ */
+typedef __u64 __attribute__((__may_alias__, __aligned__(8))) syscap_word64;
+typedef __u32 __attribute__((__may_alias__, __aligned__(4))) syscap_word32;
+
 /*
  * Syscall numbers the probes treat specially (ABI: they never change), in the
  * native table and in the 32-bit compat one (i386; arm EABI on arm64).
@@ -48,6 +60,14 @@ struct syscap_task_state {
 	__u8 traced;		/* verdict: the task passes the process filters */
 	__u8 pending;		/* a syscall entered and has not been recorded */
 };
+
+/* syscap_note_entry writes nr, traced and pending as one word. */
+_Static_assert(__builtin_offsetof(struct syscap_task_state, nr) % 4 == 0 &&
+	       __builtin_offsetof(struct syscap_task_state, traced) ==
+	       __builtin_offsetof(struct syscap_task_state, nr) + 2 &&
+	       __builtin_offsetof(struct syscap_task_state, pending) ==
+	       __builtin_offsetof(struct syscap_task_state, nr) + 3,
+	       "syscap_task_state layout");
 
 SYSCAP_PROBE_INLINE int syscap_comm_eq(const char *a, const char *b)
 {
@@ -185,7 +205,8 @@ SYSCAP_PROBE_INLINE int syscap_task_passes(const struct syscap_filter *f, __u32 
 }
 
 /*
- * Whether a cached verdict must be recomputed. gen is the filter generation
+ * Whether a cached verdict must be recomputed (nonzero: a difference of
+ * generations, which a probe can or with its other tests). gen is the filter generation
  * as read ONCE by this probe run, before any other field of the filter and
  * before the process set: the recomputed verdict is then stored under that
  * same value (syscap_verdict_store). Reading the generation a second time to
@@ -195,7 +216,7 @@ SYSCAP_PROBE_INLINE int syscap_task_passes(const struct syscap_filter *f, __u32 
  */
 SYSCAP_PROBE_INLINE int syscap_verdict_stale(const struct syscap_task_state *t, __u32 gen)
 {
-	return t->gen != gen;
+	return t->gen ^ gen;
 }
 
 /*
@@ -210,11 +231,46 @@ SYSCAP_PROBE_INLINE int syscap_entry_skipped(const struct syscap_task_state *t, 
 	return t && t->traced && !t->pending && t->gen == gen;
 }
 
+/*
+ * A traced task's entry: its syscall's slot, now pending, entered at ts. Only
+ * a traced task enters one, so traced stays 1: the three are one store.
+ */
+SYSCAP_PROBE_INLINE void syscap_note_entry(struct syscap_task_state *t, __u32 slot, __u64 ts)
+{
+	__u32 w = (slot & 0xffff) | 1U << 16 | 1U << 24;	/* nr, traced, pending */
+
+	*(syscap_word32 *)&t->nr = w;
+	t->ts = ts;
+}
+
 SYSCAP_PROBE_INLINE void syscap_verdict_store(struct syscap_task_state *t, __u32 gen,
 					      int traced)
 {
 	t->traced = !!traced;
 	t->gen = gen;
+}
+
+/* The words the probes write whole (below): 8-aligned, in order. */
+_Static_assert(__builtin_offsetof(struct syscap_rec, tgid) == 8 &&
+	       __builtin_offsetof(struct syscap_rec, tid) == 12 &&
+	       __builtin_offsetof(struct syscap_rec, kind) == 16 &&
+	       __builtin_offsetof(struct syscap_rec, flags) == 17 &&
+	       __builtin_offsetof(struct syscap_rec, cpu) == 18 &&
+	       __builtin_offsetof(struct syscap_rec, seq) == 20 &&
+	       __builtin_offsetof(struct syscap_rec, sys.nr) == 40 &&
+	       __builtin_offsetof(struct syscap_rec, sys.reserved) == 42 &&
+	       __builtin_offsetof(struct syscap_rec, sys.raw_nr) == 44 &&
+	       sizeof(struct syscap_rec) == SYSCAP_REC_SIZE, "syscap_rec layout");
+
+/*
+ * The 8 bytes at word (8-aligned, in a record) as one store. Compilers do not
+ * merge stores of computed fields narrower than a word on their own; the
+ * probes write a record's small fields this way, 6 stores a record instead
+ * of 10.
+ */
+SYSCAP_PROBE_INLINE void syscap_put_word(void *word, __u64 v)
+{
+	*(syscap_word64 *)word = v;
 }
 
 /*
@@ -226,17 +282,15 @@ SYSCAP_PROBE_INLINE void syscap_fill_syscall(struct syscap_rec *e, __u64 ts, __u
 					     __u32 nr, __u32 raw_nr, __u8 flags, __u32 cpu)
 {
 	e->ts_ns = ts;
-	e->tgid = tgid;
-	e->tid = tid;
-	e->kind = SYSCAP_EV_SYSCALL;
-	e->flags = flags;
-	e->cpu = cpu;
-	e->seq = seq;
+	syscap_put_word(&e->tgid, (__u64)tid << 32 | tgid);
+	/* kind, flags, cpu, seq */
+	syscap_put_word(&e->kind, (__u64)seq << 32 | (__u64)(__u16)cpu << 16 |
+			(__u64)flags << 8 | SYSCAP_EV_SYSCALL);
 	e->sys.ret = ret;
 	e->sys.dur_ns = dur;
-	e->sys.nr = nr;
-	e->sys.reserved = 0;
-	e->sys.raw_nr = nr >= SYSCAP_NR_COMPAT ? raw_nr : 0;
+	/* nr, reserved (zero), raw_nr */
+	syscap_put_word(&e->sys.nr, (__u64)(nr >= SYSCAP_NR_COMPAT ? raw_nr : 0) << 32 |
+			(__u16)nr);
 }
 
 /*
@@ -330,7 +384,7 @@ SYSCAP_PROBE_INLINE struct syscap_count_slot *syscap_count_first(struct syscap_c
 /* Whether slot e holds key's live counter (a probe's fast path: one branch). */
 SYSCAP_PROBE_INLINE int syscap_count_holds(const struct syscap_count_slot *e, __u64 key)
 {
-	return (e->key == key) & !*(const volatile __u32 *)&e->dead;
+	return !((e->key ^ key) | *(const volatile __u32 *)&e->dead);
 }
 
 /* One call counted in its key's slot e. */
