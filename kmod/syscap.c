@@ -192,6 +192,8 @@ struct syscap_kfilter {
 
 struct syscap_pcpu {
 	struct syscap_cpu_stats st;	/* copied out by READ_STATS */
+	struct syscap_kring *ring;	/* this CPU's, while running: the probes */
+	u32 cpu;			/* find it and their CPU in one place */
 	u64 missed;
 	u64 pidset_full;
 	u32 sample_left;		/* sampled mode: calls to the next sample */
@@ -347,9 +349,14 @@ static bool clock_is_counter(u32 clock)
 	       (clock == SYSCAP_KMOD_CLOCK_AUTO && counter_hz() && counter_trusted());
 }
 
+static __always_inline u64 syscap_clock(bool counter)
+{
+	return counter ? (u64)get_cycles() : ktime_get_mono_fast_ns();
+}
+
 static __always_inline u64 syscap_now(const struct syscap_ksession *s)
 {
-	return s->counter ? (u64)get_cycles() : ktime_get_mono_fast_ns();
+	return syscap_clock(s->counter);
 }
 
 /* ------------------------------------------------------------ process set */
@@ -464,13 +471,19 @@ static struct syscap_task *task_slot(struct syscap_ksession *s, struct task_stru
 	return NULL;
 }
 
+/* current's first place in the task table, whoever holds it. */
+static __always_inline struct syscap_task *home_slot(struct syscap_ksession *s)
+{
+	return &s->tasks[hash_ptr(current, s->task_bits)];
+}
+
 /*
  * current's first place in the task table if current holds it, else NULL:
  * nearly always the answer, so the probes look there inline.
  */
 static __always_inline struct syscap_task *first_slot(struct syscap_ksession *s)
 {
-	struct syscap_task *t = &s->tasks[hash_ptr(current, s->task_bits)];
+	struct syscap_task *t = home_slot(s);
 
 	return likely(READ_ONCE(t->owner) == current) ? t : NULL;
 }
@@ -512,44 +525,53 @@ static noinline struct syscap_task *traced_slot_slow(struct syscap_ksession *s,
 	return task_traced(s, f, t, current) ? t : NULL;
 }
 
-/* first_slot, if it holds a verdict under f: the probes' common case. */
-static __always_inline struct syscap_task *fresh_slot(struct syscap_ksession *s,
-						       const struct syscap_filter *f)
+/*
+ * Whether current holds its home slot t with a verdict under f: the probes'
+ * common case, one branch (t's verdict is read whoever holds it).
+ */
+static __always_inline bool holds_fresh(const struct syscap_filter *f, struct syscap_task *t)
 {
-	struct syscap_task *t = first_slot(s);
-
-	return likely(t && !syscap_verdict_stale(&t->st, f->generation)) ? t : NULL;
+	return !(((unsigned long)READ_ONCE(t->owner) ^ (unsigned long)current) |
+		 syscap_verdict_stale(&t->st, f->generation));
 }
 
-/* traced_slot_slow's answer, looked for inline first (fresh_slot). */
+/* traced_slot_slow's answer, looked for inline first (holds_fresh). */
 static __always_inline struct syscap_task *traced_slot(struct syscap_ksession *s,
 							const struct syscap_filter *f)
 {
-	struct syscap_task *t = fresh_slot(s, f);
+	struct syscap_task *t = home_slot(s);
 
-	if (likely(t))
+	if (likely(holds_fresh(f, t)))
 		return t->st.traced ? t : NULL;
 	return traced_slot_slow(s, f);
 }
 
 /* ------------------------------------------------------------ rings */
 
+/* A record's place in a ring, reserved: ring_commit() publishes it. */
+struct syscap_kslot {
+	struct syscap_rec *rec;		/* behind its 8-byte header */
+	u64 prod;			/* the header's position */
+	u64 used;			/* bytes the ring held before it */
+};
+
 /*
  * Room for a record of len bytes (SYSCAP_REC_SIZE, or SYSCAP_RING_ARGS_LEN
- * with arguments) behind its 8-byte header, or NULL when the ring is full.
- * The data is mapped twice in a row, so a record may run past the end.
+ * with arguments) behind its 8-byte header: false when the ring is full. The
+ * data is mapped twice in a row, so a record may run past the end. Inline,
+ * with the slot's fields in registers: the producer position is loaded once.
  */
-static struct syscap_rec *ring_reserve(struct syscap_kring *r, u32 len, u64 *used)
+static __always_inline bool ring_reserve(struct syscap_kring *r, u32 len, struct syscap_kslot *k)
 {
 	u64 cons = smp_load_acquire(r->consumer_pos);
 
 	/* The reader owns consumer_pos and may write anything there: a
 	 * position ahead of ours or too far behind only makes the ring look
 	 * full. Offsets come from our own position alone. */
-	*used = r->prod - cons;
-	if (*used > r->mask + 1 - (8 + len))
-		return NULL;
-	return (struct syscap_rec *)(r->data + (r->prod & r->mask) + 8);
+	k->prod = r->prod;
+	k->used = k->prod - cons;
+	k->rec = (struct syscap_rec *)(r->data + (k->prod & r->mask) + 8);
+	return k->used <= r->mask + 1 - (8 + len);
 }
 
 /* The arguments' place in a record reserved with SYSCAP_RING_ARGS_LEN. */
@@ -559,17 +581,19 @@ static u64 *ring_args(struct syscap_rec *rec)
 	return (u64 *)((u8 *)rec + SYSCAP_RING_ARGS_OFF);
 }
 
-static void ring_commit(struct syscap_kring *r, struct syscap_rec *rec, u32 len, u64 used)
+static __always_inline void ring_commit(struct syscap_kring *r, const struct syscap_kslot *k,
+					u32 len)
 {
-	u32 *hdr = (u32 *)rec - 2;
 	u32 bytes = 8 + ALIGN(len, 8);
+	u64 prod = k->prod + bytes;
 
-	hdr[0] = len;
-	hdr[1] = 0;
-	r->prod += bytes;
-	smp_store_release(r->producer_pos, r->prod);
-	/* Wake only on crossing the watermark: a reader above it is awake. */
-	if (used < r->watermark && used + bytes >= r->watermark)
+	/* the header, length then zero, as one store (little-endian) */
+	*((u64 *)k->rec - 1) = len;
+	r->prod = prod;
+	smp_store_release(r->producer_pos, prod);
+	/* Wake only on crossing the watermark (used < watermark <= used +
+	 * bytes, one unsigned compare): a reader above it is awake. */
+	if (r->watermark - k->used - 1 < bytes)
 		irq_work_queue(&r->wakeup);
 }
 
@@ -686,18 +710,19 @@ static void read_args(struct pt_regs *regs, u64 *out)
 }
 
 /*
- * Count a finished syscall and write its record; preemption is off. Inlined:
- * probe_sys_exit then saves its registers once, for one frame.
+ * Count a finished syscall and write its record of len bytes (SYSCAP_REC_SIZE,
+ * or SYSCAP_RING_ARGS_LEN with the arguments from regs); preemption is off. Inlined, with len a constant: the probe's common
+ * path then makes no call and keeps no value across one (the arguments' case
+ * is emit_syscall_args, out of line).
  */
 static __always_inline void emit_syscall(struct syscap_ksession *s, struct syscap_task *t,
-					 u64 now, long ret, struct pt_regs *regs, u8 flags)
+					 u64 now, long ret, struct pt_regs *regs, u8 flags,
+					 u32 len)
 {
 	struct syscap_pcpu *pc = this_cpu_ptr(s->pcpu);
-	int cpu = smp_processor_id();
-	struct syscap_kring *r = s->rings[cpu];
-	u32 len = s->with_args ? SYSCAP_RING_ARGS_LEN : SYSCAP_REC_SIZE;
-	u64 dur = now - t->st.ts, used;
-	struct syscap_rec *ev;
+	struct syscap_kring *r = pc->ring;
+	u64 dur = now - t->st.ts;
+	struct syscap_kslot k;
 	u32 nr = t->st.nr, seq;
 
 	seq = pc->st.events++;
@@ -706,64 +731,69 @@ static __always_inline void emit_syscall(struct syscap_ksession *s, struct sysca
 	if (syscap_is_error(ret))
 		pc->st.errors[nr]++;
 
-	ev = ring_reserve(r, len, &used);
-	if (!ev) {
+	if (unlikely(!ring_reserve(r, len, &k))) {
 		pc->st.drops++;
 		return;
 	}
 	if (nr == SYSCAP_NR_COMPAT)
 		flags |= SYSCAP_F_COMPAT;
-	syscap_fill_syscall(ev, t->st.ts, dur, ret, current->tgid, current->pid, seq, nr,
-			    regs ? syscall_get_nr(current, regs) : 0, flags, cpu);
-	if (s->with_args) {
-		if (regs)
-			read_args(regs, ring_args(ev));
-		else
-			memset(ring_args(ev), 0, 6 * sizeof(u64));
-	}
-	ring_commit(r, ev, len, used);
+	syscap_fill_syscall(k.rec, t->st.ts, dur, ret, current->tgid, current->pid, seq, nr,
+			    syscall_get_nr(current, regs), flags, pc->cpu);
+	if (len == SYSCAP_RING_ARGS_LEN)
+		read_args(regs, ring_args(k.rec));
+	ring_commit(r, &k, len);
+}
+
+/* emit_syscall with the session's record length: arguments or not. */
+static noinline void emit_syscall_args(struct syscap_ksession *s, struct syscap_task *t,
+				       u64 now, long ret, struct pt_regs *regs, u8 flags)
+{
+	emit_syscall(s, t, now, ret, regs, flags, SYSCAP_RING_ARGS_LEN);
+}
+
+static void emit_syscall_any(struct syscap_ksession *s, struct syscap_task *t, u64 now,
+			     long ret, struct pt_regs *regs, u8 flags)
+{
+	if (s->with_args)
+		emit_syscall_args(s, t, now, ret, regs, flags);
+	else
+		emit_syscall(s, t, now, ret, regs, flags, SYSCAP_REC_SIZE);
 }
 
 static void emit_proc(struct syscap_ksession *s, struct task_struct *task, u8 kind,
 		      u32 ptgid, u32 ptid, long ret, u8 flags)
 {
 	struct syscap_pcpu *pc = this_cpu_ptr(s->pcpu);
-	int cpu = smp_processor_id();
-	struct syscap_kring *r = s->rings[cpu];
-	struct syscap_rec *ev;
-	u64 used;
+	struct syscap_kring *r = pc->ring;
+	struct syscap_kslot k;
 
 	pc->st.proc_events++;
-	ev = ring_reserve(r, SYSCAP_REC_SIZE, &used);
-	if (!ev) {
+	if (!ring_reserve(r, SYSCAP_REC_SIZE, &k)) {
 		pc->st.proc_drops++;
 		return;
 	}
-	syscap_fill_proc(ev, kind, syscap_now(s), ret, task->tgid, task->pid, ptgid,
-			 ptid, flags, cpu);
-	memcpy(ev->proc.comm, task->comm, sizeof(ev->proc.comm));
-	ring_commit(r, ev, SYSCAP_REC_SIZE, used);
+	syscap_fill_proc(k.rec, kind, syscap_now(s), ret, task->tgid, task->pid, ptgid,
+			 ptid, flags, pc->cpu);
+	memcpy(k.rec->proc.comm, task->comm, sizeof(k.rec->proc.comm));
+	ring_commit(r, &k, SYSCAP_REC_SIZE);
 }
 
-/* A traced task's entry: its number and time, for its exit. */
-static __always_inline void enter_note(struct syscap_ksession *s, struct syscap_task *t, u32 slot)
-{
-	t->st.nr = slot;
-	t->st.pending = 1;
-	t->st.ts = syscap_now(s);
-}
-
-/* probe_sys_enter when fresh_slot has no answer: out of line, a tail call. */
+/* probe_sys_enter when holds_fresh says no: out of line, a tail call. */
 static noinline void enter_slow(struct syscap_ksession *s, const struct syscap_filter *f,
 				u32 slot)
 {
 	struct syscap_task *t = traced_slot_slow(s, f);
 
 	if (t)
-		enter_note(s, t, slot);
+		syscap_note_entry(&t->st, slot, syscap_now(s));
 }
 
-static void probe_sys_enter(void *data, struct pt_regs *regs, long id)
+/*
+ * The record probes come in one pair per clock (s->counter, fixed while the
+ * capture runs), each with its clock inline: the counter's pair then makes
+ * no call on its common path, so it saves no registers.
+ */
+static __always_inline void sys_enter(void *data, long id, bool counter)
 {
 	u32 slot = syscap_nr_slot(id, in_compat_syscall());
 	struct syscap_ksession *s = data;
@@ -774,13 +804,23 @@ static void probe_sys_enter(void *data, struct pt_regs *regs, long id)
 	f = &rcu_dereference_sched(s->filter)->f;
 	if (!syscap_syscall_wanted(f, slot) || current->tgid == f->self_tgid)
 		goto out;
-	t = fresh_slot(s, f);
-	if (unlikely(!t))
+	t = home_slot(s);
+	if (unlikely(!holds_fresh(f, t)))
 		enter_slow(s, f, slot);
 	else if (t->st.traced)
-		enter_note(s, t, slot);
+		syscap_note_entry(&t->st, slot, syscap_clock(counter));
 out:
 	syscall_probe_end();
+}
+
+static void probe_sys_enter(void *data, struct pt_regs *regs, long id)
+{
+	sys_enter(data, id, false);
+}
+
+static void probe_sys_enter_counter(void *data, struct pt_regs *regs, long id)
+{
+	sys_enter(data, id, true);
 }
 
 /*
@@ -802,10 +842,39 @@ static noinline void exit_without_entry(struct syscap_ksession *s,
 	now = syscap_now(s);
 	t->st.nr = slot;
 	t->st.ts = now;
-	emit_syscall(s, t, now, ret, regs, SYSCAP_F_NOENTRY);
+	emit_syscall_any(s, t, now, ret, regs, SYSCAP_F_NOENTRY);
 }
 
-static void probe_sys_exit(void *data, struct pt_regs *regs, long ret)
+/* The exit of a task that holds slot t: its pending syscall's record. */
+static __always_inline void exit_task(struct syscap_ksession *s, const struct syscap_filter *f,
+				      struct syscap_task *t, struct pt_regs *regs, long ret,
+				      bool counter)
+{
+	if (unlikely(!t->st.pending)) {
+		if (syscap_entry_skipped(&t->st, f->generation))
+			exit_without_entry(s, f, t, regs, ret);
+		return;
+	}
+	t->st.pending = 0;
+	if (!syscap_ret_wanted(f, ret))
+		return;
+	if (unlikely(s->with_args))
+		emit_syscall_args(s, t, syscap_clock(counter), ret, regs, 0);
+	else
+		emit_syscall(s, t, syscap_clock(counter), ret, regs, 0, SYSCAP_REC_SIZE);
+}
+
+/* sys_exit when current's slot is not the first it looks at: a tail call. */
+static noinline void exit_search(struct syscap_ksession *s, const struct syscap_filter *f,
+				 struct pt_regs *regs, long ret)
+{
+	struct syscap_task *t = task_slot(s, current, false);
+
+	if (t)
+		exit_task(s, f, t, regs, ret, s->counter);
+}
+
+static __always_inline void sys_exit(void *data, struct pt_regs *regs, long ret, bool counter)
 {
 	struct syscap_ksession *s = data;
 	const struct syscap_filter *f;
@@ -815,17 +884,23 @@ static void probe_sys_exit(void *data, struct pt_regs *regs, long ret)
 	f = &rcu_dereference_sched(s->filter)->f;
 	if (current->tgid == f->self_tgid)
 		goto out;
-	t = current_slot(s, false);
-	if (t && t->st.pending) {
-		t->st.pending = 0;
-		if (syscap_ret_wanted(f, ret))
-			emit_syscall(s, t, syscap_now(s), ret, regs, 0);
-		goto out;
-	}
-	if (t && syscap_entry_skipped(&t->st, f->generation))
-		exit_without_entry(s, f, t, regs, ret);
+	t = home_slot(s);
+	if (likely(READ_ONCE(t->owner) == current))
+		exit_task(s, f, t, regs, ret, counter);
+	else
+		exit_search(s, f, regs, ret);
 out:
 	syscall_probe_end();
+}
+
+static void probe_sys_exit(void *data, struct pt_regs *regs, long ret)
+{
+	sys_exit(data, regs, ret, false);
+}
+
+static void probe_sys_exit_counter(void *data, struct pt_regs *regs, long ret)
+{
+	sys_exit(data, regs, ret, true);
 }
 
 /* ------------------------------------------------------------ count mode */
@@ -905,25 +980,23 @@ static u64 take_sample(struct syscap_ksession *s, struct syscap_task *t, u32 slo
 static void emit_sample(struct syscap_ksession *s, u64 ts, long ret, struct pt_regs *regs,
 			u32 slot)
 {
-	int cpu = smp_processor_id();
-	struct syscap_kring *r = s->rings[cpu];
+	struct syscap_pcpu *pc = this_cpu_ptr(s->pcpu);
+	struct syscap_kring *r = pc->ring;
 	u32 len = s->with_args ? SYSCAP_RING_ARGS_LEN : SYSCAP_REC_SIZE;
 	u8 flags = SYSCAP_F_SAMPLED;
-	struct syscap_rec *ev;
-	u64 used;
+	struct syscap_kslot k;
 
-	ev = ring_reserve(r, len, &used);
-	if (!ev) {
-		this_cpu_inc(s->pcpu->st.drops);	/* a duration lost; counts stay */
+	if (!ring_reserve(r, len, &k)) {
+		pc->st.drops++;	/* a duration lost; counts stay */
 		return;
 	}
 	if (slot == SYSCAP_NR_COMPAT)
 		flags |= SYSCAP_F_COMPAT;
-	syscap_fill_syscall(ev, ts, syscap_now(s) - ts, ret, current->tgid,
-			    current->pid, 0, slot, syscall_get_nr(current, regs), flags, cpu);
+	syscap_fill_syscall(k.rec, ts, syscap_now(s) - ts, ret, current->tgid,
+			    current->pid, 0, slot, syscall_get_nr(current, regs), flags, pc->cpu);
 	if (s->with_args)
-		read_args(regs, ring_args(ev));
-	ring_commit(r, ev, len, used);
+		read_args(regs, ring_args(k.rec));
+	ring_commit(r, &k, len);
 }
 
 /*
@@ -1100,7 +1173,7 @@ static void exit_call(struct syscap_ksession *s, const struct syscap_filter *f,
 			count_syscall(s, current->tgid, slot, 0);
 	} else if (t && t->st.pending) {
 		t->st.pending = 0;
-		emit_syscall(s, t, syscap_now(s), 0, regs, SYSCAP_F_NORETURN);
+		emit_syscall_any(s, t, syscap_now(s), 0, regs, SYSCAP_F_NORETURN);
 	}
 }
 
@@ -1138,7 +1211,9 @@ static void probe_exit(void *data, struct task_struct *task)
 static void __maybe_unused check_probe_types(void)
 {
 	check_trace_callback_type_sys_enter(probe_sys_enter);
+	check_trace_callback_type_sys_enter(probe_sys_enter_counter);
 	check_trace_callback_type_sys_exit(probe_sys_exit);
+	check_trace_callback_type_sys_exit(probe_sys_exit_counter);
 	check_trace_callback_type_sys_exit(probe_sys_exit_count);
 	check_trace_callback_type_sys_exit(probe_sys_exit_sampled);
 	check_trace_callback_type_sched_process_fork(probe_fork);
@@ -1226,8 +1301,13 @@ static int capture_start(struct syscap_ksession *s)
 		s->sample_gate = NULL;
 		return -ENOMEM;
 	}
-	for_each_possible_cpu(cpu)
-		memset(per_cpu_ptr(s->pcpu, cpu), 0, sizeof(struct syscap_pcpu));
+	for_each_possible_cpu(cpu) {
+		struct syscap_pcpu *pc = per_cpu_ptr(s->pcpu, cpu);
+
+		memset(pc, 0, sizeof(*pc));
+		pc->ring = s->rings[cpu];
+		pc->cpu = cpu;
+	}
 
 	/* process exit first and last: a slot claimed in sys_enter is always
 	 * released when its task exits; count mode needs no sys_enter */
@@ -1238,6 +1318,9 @@ static int capture_start(struct syscap_ksession *s)
 		want[n++] = (struct syscap_probe_ref){ &tp_sys_exit, probe_sys_exit_sampled };
 	} else if (s->count_mode) {
 		want[n++] = (struct syscap_probe_ref){ &tp_sys_exit, probe_sys_exit_count };
+	} else if (s->counter) {
+		want[n++] = (struct syscap_probe_ref){ &tp_sys_exit, probe_sys_exit_counter };
+		want[n++] = (struct syscap_probe_ref){ &tp_sys_enter, probe_sys_enter_counter };
 	} else {
 		want[n++] = (struct syscap_probe_ref){ &tp_sys_exit, probe_sys_exit };
 		want[n++] = (struct syscap_probe_ref){ &tp_sys_enter, probe_sys_enter };
