@@ -12,10 +12,6 @@
  * block carries a CRC of its payload; a reader skips a corrupt block by
  * scanning for the next block magic, and reports what it skipped. A clean
  * end is marked by an END block; its absence means "truncated".
- * A recorder writing with direct I/O writes whole pages of SYSCAP_TRACE_PAGE
- * bytes, its last one padded with zeros, and cuts the padding off when it
- * ends: a file it did not finish may end in fewer than SYSCAP_TRACE_PAGE
- * zero bytes after its last block, which readers take for the end of data.
  */
 #ifndef SYSCAP_TRACE_H
 #define SYSCAP_TRACE_H
@@ -141,7 +137,6 @@ struct syscap_trace_sysrow {
 };
 
 #define SYSCAP_BLOCK_BYTES	(256 * 1024)	/* payload per block, at most */
-#define SYSCAP_TRACE_PAGE	4096		/* direct I/O's unit (above) */
 
 /*
  * STREAM payload: what syscap-agent's stream mode sends once per interval,

@@ -17,12 +17,6 @@ struct trace_writer {
 	uint32_t used;		/* their packed bytes */
 	struct syscap_pack pack;
 	uint8_t *buf;		/* block header + SYSCAP_BLOCK_BYTES */
-	/* direct I/O (a file trace_writer_open created, where the file system
-	 * takes O_DIRECT): whole aligned pages written from dbuf, whose first
-	 * dtail bytes are the file's last, partial page, at offset doff */
-	uint8_t *dbuf;
-	size_t dtail;
-	uint64_t doff;
 	char err[256];
 };
 

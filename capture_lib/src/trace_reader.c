@@ -328,20 +328,6 @@ int syscap_trace_next(struct syscap_trace *t, struct syscap_trace_block *out)
 	return ret;
 }
 
-/*
- * Whether the file ends at off in a direct I/O writer's padding: fewer than
- * SYSCAP_TRACE_PAGE zero bytes (syscap_trace.h).
- */
-static int padding_at(const struct syscap_trace *t, uint64_t off)
-{
-	if (t->size - off >= SYSCAP_TRACE_PAGE)
-		return 0;
-	for (uint64_t o = off; o < t->size; o++)
-		if (t->map[o])
-			return 0;
-	return 1;
-}
-
 /* 1 and the next block in out; 0 at the end; 2: a block was skipped. */
 static int next_block(struct syscap_trace *t, struct syscap_trace_block *out)
 {
@@ -351,9 +337,7 @@ static int next_block(struct syscap_trace *t, struct syscap_trace_block *out)
 	if (t->complete || t->ended)
 		return 0;
 	ok = check_block(t, t->off, 0);
-	if (ok != 1 && padding_at(t, t->off))
-		ok = 0;		/* the end of what an unfinished writer wrote */
-	else if (ok == 0 && t->off < t->size) {
+	if (ok == 0 && t->off < t->size) {
 		uint64_t bad = t->off, o;
 		int found = 0;
 

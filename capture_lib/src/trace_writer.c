@@ -4,24 +4,12 @@
  * buffer, written with a single write() per block (header and payload
  * together), so a recorder killed at any moment leaves only whole blocks
  * behind it.
- *
- * A trace file the writer creates itself is written with direct I/O where
- * its file system allows it: the trace's bytes go from the writer's buffer
- * to the disk, with no copy into the page cache and no page the kernel
- * allocates and zeroes for them (under an emulator, where copying and
- * zeroing run a byte at a time, that was most of what writing a record cost
- * the traced machine, docs/capture.md), and the trace does not push the
- * traced programs' files out of the cache. Direct I/O writes whole aligned
- * pages: the file's last, partial page is written padded with zeros and
- * written again with the next block; the padding is cut off at the end
- * (syscap_trace.h). Elsewhere, writes are plain.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,115 +61,9 @@ void syscap_trace_header_init(struct syscap_trace_header *h, const char *backend
 	h->ncpu = (uint32_t)ncpu;
 }
 
-static int write_failed(struct trace_writer *w, int e)
-{
-	snprintf(w->err, sizeof(w->err), "writing the trace file failed: %s", strerror(e));
-	return -e;
-}
-
-/* dbuf's room: the partial page, a whole block, and the padding after it */
-#define DIO_BYTES (SYSCAP_BLOCK_BYTES + 3 * SYSCAP_TRACE_PAGE)
-
-/*
- * Write dbuf's whole pages and its partial one padded; keep the partial one,
- * and pack the next block right after it (buf), so that no block is copied.
- */
-static int dio_flush(struct trace_writer *w)
-{
-	size_t whole = w->dtail & ~(size_t)(SYSCAP_TRACE_PAGE - 1), part = w->dtail - whole;
-	size_t out = whole + (part ? SYSCAP_TRACE_PAGE : 0), done = 0;
-
-	memset(w->dbuf + w->dtail, 0, out - w->dtail);
-	while (done < out) {
-		ssize_t n = pwrite(w->fd, w->dbuf + done, out - done, (off_t)(w->doff + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EINVAL && (fcntl(w->fd, F_GETFL) & O_DIRECT)) {
-			/* the file system took O_DIRECT but not these writes:
-			 * the same pages, through the page cache */
-			int fl = fcntl(w->fd, F_GETFL);
-
-			if (fl >= 0 && fcntl(w->fd, F_SETFL, fl & ~O_DIRECT) == 0)
-				continue;
-			errno = EINVAL;
-		}
-		if (n < 0)
-			return write_failed(w, errno);
-		if (n == 0)
-			return write_failed(w, EIO);
-		done += (size_t)n;
-	}
-	w->doff += whole;
-	memmove(w->dbuf, w->dbuf + whole, part);
-	w->dtail = part;
-	w->buf = w->dbuf + part;
-	return 0;
-}
-
-static int dio_write(struct trace_writer *w, const void *p, size_t len)
-{
-	const uint8_t *b = p;
-
-	while (len) {
-		size_t n = DIO_BYTES - SYSCAP_TRACE_PAGE - w->dtail;
-		int ret;
-
-		if (n > len)
-			n = len;
-		memcpy(w->dbuf + w->dtail, b, n);
-		w->dtail += n;
-		b += n;
-		len -= n;
-		ret = dio_flush(w);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
-/*
- * Direct I/O for a regular file fd, where the file system takes it; left as
- * it is (plain writes) otherwise.
- */
-static void dio_start(struct trace_writer *w)
-{
-	struct stat st;
-	void *buf;
-	int fl = fcntl(w->fd, F_GETFL);
-
-	if (fl < 0 || fstat(w->fd, &st) || !S_ISREG(st.st_mode) || st.st_size != 0)
-		return;
-	if (posix_memalign(&buf, SYSCAP_TRACE_PAGE, DIO_BYTES))
-		return;
-	if (fcntl(w->fd, F_SETFL, fl | O_DIRECT)) {
-		free(buf);
-		return;
-	}
-	free(w->buf);
-	w->buf = w->dbuf = buf;
-	w->dtail = 0;
-	w->doff = 0;
-}
-
-/* The end of direct I/O: the padding after the last byte cut off. */
-static void dio_end(struct trace_writer *w)
-{
-	if (!w->dbuf)
-		return;
-	if (ftruncate(w->fd, (off_t)(w->doff + w->dtail)) != 0) {
-		/* the padding stays: readers take it for the end */
-	}
-	free(w->dbuf);
-	w->buf = w->dbuf = NULL;
-}
-
 static int write_all(struct trace_writer *w, const void *p, size_t len)
 {
 	const uint8_t *b = p;
-
-	if (w->dbuf)
-		return dio_write(w, p, len);
 
 	while (len) {
 		ssize_t n = write(w->fd, b, len);
@@ -189,7 +71,9 @@ static int write_all(struct trace_writer *w, const void *p, size_t len)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return write_failed(w, errno);
+			snprintf(w->err, sizeof(w->err), "writing the trace file failed: %s",
+				 strerror(errno));
+			return -errno;
 		}
 		b += n;
 		len -= (size_t)n;
@@ -197,9 +81,9 @@ static int write_all(struct trace_writer *w, const void *p, size_t len)
 	return 0;
 }
 
-static struct trace_writer *writer_open(int fd, int direct, const struct syscap_trace_header *h,
-				       const char *names, uint32_t names_len, char *err,
-				       size_t errlen)
+struct trace_writer *trace_writer_open_fd(int fd, const struct syscap_trace_header *h,
+					  const char *names, uint32_t names_len, char *err,
+					  size_t errlen)
 {
 	struct trace_writer *w = calloc(1, sizeof(*w));
 	struct syscap_trace_header hdr = *h;
@@ -217,8 +101,6 @@ static struct trace_writer *writer_open(int fd, int direct, const struct syscap_
 		goto fail;
 	}
 	w->fd = fd;
-	if (direct)
-		dio_start(w);
 	w->pack.args = h->record_size == SYSCAP_REC_ARGS_SIZE;
 	hdr.record_version = SYSCAP_TRACE_PACKED;
 	hdr.names_len = names_len + pad;
@@ -234,20 +116,10 @@ static struct trace_writer *writer_open(int fd, int direct, const struct syscap_
 	}
 	return w;
 fail:
-	if (w) {
-		dio_end(w);
+	if (w)
 		free(w->buf);
-	}
 	free(w);
 	return NULL;
-}
-
-struct trace_writer *trace_writer_open_fd(int fd, const struct syscap_trace_header *h,
-					  const char *names, uint32_t names_len, char *err,
-					  size_t errlen)
-{
-	/* the caller's file, flags included: written as it is */
-	return writer_open(fd, 0, h, names, names_len, err, errlen);
 }
 
 struct trace_writer *trace_writer_open(const char *path, uint32_t flags,
@@ -261,7 +133,7 @@ struct trace_writer *trace_writer_open(const char *path, uint32_t flags,
 
 	if (fd < 0)
 		return NULL;
-	w = writer_open(fd, 1, h, names, names_len, why, sizeof(why));
+	w = trace_writer_open_fd(fd, h, names, names_len, why, sizeof(why));
 	if (!w) {
 		snprintf(err, errlen, "%s: %s", path, why);
 		close(fd);
@@ -281,10 +153,6 @@ static int write_block(struct trace_writer *w, uint32_t type, uint32_t count, ui
 	bh->crc = 0;
 	bh->reserved = 0;
 	bh->crc = syscap_crc32(0, w->buf, sizeof(*bh) + len);
-	if (w->dbuf) {	/* packed in place, after the file's partial page */
-		w->dtail += sizeof(*bh) + len;
-		return dio_flush(w);
-	}
 	return write_all(w, w->buf, sizeof(*bh) + len);
 }
 
@@ -306,17 +174,16 @@ int trace_writer_flush(struct trace_writer *w)
 int trace_writer_stats(struct trace_writer *w, uint32_t type, const struct syscap_trace_stats *st,
 		       const struct syscap_trace_sysrow *rows, uint32_t nrows)
 {
+	uint8_t *p = w->buf + sizeof(struct syscap_block_header);
 	size_t len = sizeof(*st) + (size_t)nrows * sizeof(*rows);
 	int ret = trace_writer_flush(w);
-	uint8_t *p = w->buf + sizeof(struct syscap_block_header);	/* after the flush */
 
 	if (ret)
 		return ret;
 	if (len > SYSCAP_BLOCK_BYTES)
 		return -E2BIG;
 	memcpy(p, st, sizeof(*st));
-	if (nrows)
-		memcpy(p + sizeof(*st), rows, (size_t)nrows * sizeof(*rows));
+	memcpy(p + sizeof(*st), rows, (size_t)nrows * sizeof(*rows));
 	return write_block(w, type, nrows, (uint32_t)len);
 }
 
@@ -358,7 +225,6 @@ void trace_writer_free(struct trace_writer *w)
 {
 	if (!w)
 		return;
-	dio_end(w);
 	free(w->buf);
 	free(w);
 }
@@ -367,7 +233,6 @@ void trace_writer_close(struct trace_writer *w)
 {
 	if (!w)
 		return;
-	dio_end(w);
 	if (w->fd >= 0)
 		close(w->fd);
 	free(w->buf);

@@ -1,7 +1,5 @@
 /* Trace files: round trip, a corrupt block skipped, a cut-short file. */
 #include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -426,162 +424,6 @@ static void test_version1_records(void)
 	CHECK(strstr(err, "48-byte records of version 1") != NULL);
 }
 
-/*
- * Events of random tasks in blocks of the given sizes: their packed bytes
- * vary, so blocks end anywhere in a page, some blocks span pages, and the
- * header's names fill part of the first.
- */
-static void write_blocks(struct trace_writer *w, const uint32_t *sizes, int nblocks)
-{
-	uint32_t seq = 0;
-
-	check_rand_state = 0x243f6a8885a308d3ULL;
-	for (int b = 0; b < nblocks; b++) {
-		for (uint32_t i = 0; i < sizes[b]; i++) {
-			struct syscap_event e;
-
-			memset(&e, 0, sizeof(e));
-			e.kind = SYSCAP_EV_SYSCALL;
-			e.seq = seq++;
-			e.nr = check_rand() % 4;
-			e.tgid = e.tid = 100 + (uint32_t)(check_rand() % 3);
-			e.ts_ns = seq * 1000 + check_rand() % 100000;
-			e.dur_ns = check_rand() % (1ULL << (check_rand() % 40));
-			e.ret = (int64_t)(check_rand() % 3000) - 100;
-			CHECK_EQ(add_event(w, &e), 0);
-		}
-		CHECK_EQ(trace_writer_flush(w), 0);
-	}
-}
-
-static const uint32_t dio_sizes[] = { 1, 100, 7, 600, 3, 8000, 2, 1500, 700, 5 };
-#define DIO_NBLOCKS ((int)(sizeof(dio_sizes) / sizeof(dio_sizes[0])))
-
-static uint8_t *file_bytes(const char *p, size_t *len)
-{
-	struct stat st;
-	uint8_t *buf;
-	int fd = open(p, O_RDONLY);
-
-	CHECK(fd >= 0 && fstat(fd, &st) == 0);
-	if (fd < 0)
-		return NULL;
-	*len = (size_t)st.st_size;
-	buf = malloc(*len + 1);
-	CHECK(buf && read(fd, buf, *len) == (ssize_t)*len);
-	close(fd);
-	return buf;
-}
-
-/* Whether the file system of dir takes O_DIRECT writes (tmpfs did not before 6.6). */
-static int dir_takes_direct_io(const char *dir)
-{
-	char p[64];
-	void *page;
-	int fd, ok;
-
-	snprintf(p, sizeof(p), "%s/syscap-dio-probe-XXXXXX", dir);
-	fd = mkstemp(p);
-	if (fd < 0)
-		return 0;
-	unlink(p);
-	ok = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_DIRECT) == 0 &&
-	     posix_memalign(&page, SYSCAP_TRACE_PAGE, SYSCAP_TRACE_PAGE) == 0;
-	if (ok) {
-		memset(page, 0, SYSCAP_TRACE_PAGE);
-		ok = pwrite(fd, page, SYSCAP_TRACE_PAGE, 0) == SYSCAP_TRACE_PAGE;
-		free(page);
-	}
-	close(fd);
-	return ok;
-}
-
-/*
- * A trace file the writer creates is written with direct I/O where the file
- * system takes it, and holds exactly the bytes a plain write() of the same
- * blocks gives; unfinished (the recorder killed before it ended), it ends in
- * its last page's zero padding, which readers take for the end of data.
- */
-static void test_direct_io(void)
-{
-	static char plain[] = "/tmp/syscap-test-plain-XXXXXX";
-	struct syscap_trace_stats st = { .events = 1 };
-	struct syscap_trace_header h;
-	struct trace_writer *w, *pw;
-	size_t dlen, plen, cut_len;
-	uint8_t *dbytes, *pbytes;
-	struct syscap_trace *t;
-	char err[256];
-	uint32_t n = 0, total = 0;
-	struct syscap_trace_block b;
-	int pfd = mkstemp(plain), direct = dir_takes_direct_io("/tmp");
-
-	CHECK(pfd >= 0);
-	syscap_trace_header_init(&h, "kmod", 2);
-	h.nsyscalls = 4;
-	w = trace_writer_open(path, SYSCAP_CREATE_FORCE, &h, names, sizeof(names) - 1, err,
-			      sizeof(err));
-	pw = trace_writer_open_fd(pfd, &h, names, sizeof(names) - 1, err, sizeof(err));
-	CHECK(w != NULL && pw != NULL);
-	if (!w || !pw)
-		return;
-	if (direct)
-		CHECK(fcntl(w->fd, F_GETFL) & O_DIRECT);
-	else
-		fprintf(stderr, "test_direct_io: /tmp takes no O_DIRECT: plain writes checked\n");
-	CHECK(!(fcntl(pfd, F_GETFL) & O_DIRECT));	/* a caller's fd stays as it is */
-	for (int i = 0; i < DIO_NBLOCKS; i++)
-		total += dio_sizes[i];
-	write_blocks(w, dio_sizes, DIO_NBLOCKS);
-	write_blocks(pw, dio_sizes, DIO_NBLOCKS);
-
-	/* unfinished: whole pages on disk, the last one padded */
-	dbytes = file_bytes(path, &dlen);
-	if (direct)
-		CHECK_EQ(dlen % SYSCAP_TRACE_PAGE, 0);
-	t = syscap_trace_open(path, err, sizeof(err));
-	CHECK(t != NULL);
-	if (t) {
-		while (syscap_trace_next(t, &b))
-			if (b.type == SYSCAP_BLOCK_EVENTS)
-				n += b.count;
-		CHECK_EQ(n, total);
-		CHECK(!syscap_trace_complete(t));
-		CHECK(strstr(syscap_trace_warnings(t), "no end marker") != NULL);
-		CHECK(strstr(syscap_trace_warnings(t), "unreadable") == NULL);
-		syscap_trace_close(t);
-	}
-	free(dbytes);
-
-	CHECK_EQ(trace_writer_stats(w, SYSCAP_BLOCK_END, &st, NULL, 0), 0);
-	CHECK_EQ(trace_writer_stats(pw, SYSCAP_BLOCK_END, &st, NULL, 0), 0);
-	trace_writer_close(w);
-	trace_writer_close(pw);
-	dbytes = file_bytes(path, &dlen);
-	pbytes = file_bytes(plain, &plen);
-	CHECK_EQ(dlen, plen);
-	CHECK(dbytes && pbytes && dlen == plen && memcmp(dbytes, pbytes, dlen) == 0);
-	free(dbytes);
-
-	/* a page of zeros or more is not padding: damage, reported */
-	pfd = open(plain, O_WRONLY);
-	cut_len = plen - 90;	/* into the END block's header, then a page of zeros */
-	CHECK(pfd >= 0 && ftruncate(pfd, (off_t)cut_len) == 0 &&
-	      ftruncate(pfd, (off_t)(cut_len + SYSCAP_TRACE_PAGE)) == 0);
-	close(pfd);
-	t = syscap_trace_open(plain, err, sizeof(err));
-	CHECK(t != NULL);
-	if (t) {
-		while (syscap_trace_next(t, &b))
-			;
-		CHECK(!syscap_trace_complete(t));
-		CHECK(strstr(syscap_trace_warnings(t), "unreadable") != NULL);
-		syscap_trace_close(t);
-	}
-	free(pbytes);
-	unlink(plain);
-}
-
 static void test_not_a_regular_file(void)
 {
 	char err[256] = "";
@@ -871,7 +713,6 @@ int main(void)
 	test_corrupt_block_is_skipped();
 	test_undecodable_packed_block();
 	test_cut_short_file();
-	test_direct_io();
 	test_not_a_trace();
 	test_event_count_overflowing_32_bits();
 	test_names_table_must_end_in_nul();
