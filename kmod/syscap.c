@@ -711,9 +711,9 @@ static void read_args(struct pt_regs *regs, u64 *out)
 
 /*
  * Count a finished syscall and write its record of len bytes (SYSCAP_REC_SIZE,
- * or SYSCAP_RING_ARGS_LEN with the arguments from regs); preemption is off. Inlined, with len a constant: the probe's common
- * path then makes no call and keeps no value across one (the arguments' case
- * is emit_syscall_args, out of line).
+ * or SYSCAP_RING_ARGS_LEN with the arguments from regs); preemption is off.
+ * Inlined, with len a constant: the probe's common path then makes no call
+ * (the arguments' case is emit_syscall_args, out of line).
  */
 static __always_inline void emit_syscall(struct syscap_ksession *s, struct syscap_task *t,
 					 u64 now, long ret, struct pt_regs *regs, u8 flags,
