@@ -477,6 +477,12 @@ static __always_inline struct syscap_task *home_slot(struct syscap_ksession *s)
 	return &s->tasks[hash_ptr(current, s->task_bits)];
 }
 
+/* Whether current holds slot t. */
+static __always_inline bool holds_slot(const struct syscap_task *t)
+{
+	return READ_ONCE(t->owner) == current;
+}
+
 /*
  * current's first place in the task table if current holds it, else NULL:
  * nearly always the answer, so the probes look there inline.
@@ -485,7 +491,7 @@ static __always_inline struct syscap_task *first_slot(struct syscap_ksession *s)
 {
 	struct syscap_task *t = home_slot(s);
 
-	return likely(READ_ONCE(t->owner) == current) ? t : NULL;
+	return likely(holds_slot(t)) ? t : NULL;
 }
 
 /* current's slot, or NULL: the probes' lookup; the search only past first_slot. */
@@ -744,17 +750,18 @@ static __always_inline void emit_syscall(struct syscap_ksession *s, struct sysca
 	ring_commit(r, &k, len);
 }
 
-/* emit_syscall with the session's record length: arguments or not. */
+/* emit_syscall of a record with arguments: out of line, a tail call. */
 static noinline void emit_syscall_args(struct syscap_ksession *s, struct syscap_task *t,
 				       u64 now, long ret, struct pt_regs *regs, u8 flags)
 {
 	emit_syscall(s, t, now, ret, regs, flags, SYSCAP_RING_ARGS_LEN);
 }
 
-static void emit_syscall_any(struct syscap_ksession *s, struct syscap_task *t, u64 now,
-			     long ret, struct pt_regs *regs, u8 flags)
+/* emit_syscall with the session's record length: arguments or not. */
+static __always_inline void emit_syscall_any(struct syscap_ksession *s, struct syscap_task *t,
+					     u64 now, long ret, struct pt_regs *regs, u8 flags)
 {
-	if (s->with_args)
+	if (unlikely(s->with_args))
 		emit_syscall_args(s, t, now, ret, regs, flags);
 	else
 		emit_syscall(s, t, now, ret, regs, flags, SYSCAP_REC_SIZE);
@@ -856,12 +863,8 @@ static __always_inline void exit_task(struct syscap_ksession *s, const struct sy
 		return;
 	}
 	t->st.pending = 0;
-	if (!syscap_ret_wanted(f, ret))
-		return;
-	if (unlikely(s->with_args))
-		emit_syscall_args(s, t, syscap_clock(counter), ret, regs, 0);
-	else
-		emit_syscall(s, t, syscap_clock(counter), ret, regs, 0, SYSCAP_REC_SIZE);
+	if (syscap_ret_wanted(f, ret))
+		emit_syscall_any(s, t, syscap_clock(counter), ret, regs, 0);
 }
 
 /* sys_exit when current's slot is not the first it looks at: a tail call. */
@@ -885,7 +888,7 @@ static __always_inline void sys_exit(void *data, struct pt_regs *regs, long ret,
 	if (current->tgid == f->self_tgid)
 		goto out;
 	t = home_slot(s);
-	if (likely(READ_ONCE(t->owner) == current))
+	if (likely(holds_slot(t)))
 		exit_task(s, f, t, regs, ret, counter);
 	else
 		exit_search(s, f, regs, ret);

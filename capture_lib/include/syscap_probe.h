@@ -206,10 +206,10 @@ SYSCAP_PROBE_INLINE int syscap_task_passes(const struct syscap_filter *f, __u32 
 
 /*
  * Whether a cached verdict must be recomputed (nonzero: a difference of
- * generations, which a probe can or with its other tests). gen is the filter generation
- * as read ONCE by this probe run, before any other field of the filter and
- * before the process set: the recomputed verdict is then stored under that
- * same value (syscap_verdict_store). Reading the generation a second time to
+ * generations, which a probe can or with its other tests). gen is the filter
+ * generation as read ONCE by this probe run, before any other field of the
+ * filter and before the process set: the recomputed verdict is then stored
+ * under that same value (syscap_verdict_store). Reading the generation a second time to
  * tag the verdict would let a filter change between the two reads cache the
  * old verdict under the new generation, where it would stay until the next
  * change. Writers store every other field first and the generation last.
@@ -356,7 +356,8 @@ struct syscap_count_used {
 	((sizeof(struct syscap_count_slot) << (bits)) + sizeof(struct syscap_count_used) + \
 	 (sizeof(__u32) << (bits)))
 
-SYSCAP_PROBE_INLINE struct syscap_count_used *syscap_count_used(struct syscap_count_slot *tbl,
+/* The list behind table tbl of 2^bits slots (the probe writes it, readers only read). */
+SYSCAP_PROBE_INLINE struct syscap_count_used *syscap_count_used(const struct syscap_count_slot *tbl,
 								__u32 bits)
 {
 	return (struct syscap_count_used *)(void *)&tbl[1U << bits];
@@ -478,7 +479,7 @@ SYSCAP_PROBE_INLINE int syscap_count_read(const struct syscap_count_slot *e, __u
 /* How many slots the probe of table tbl (2^bits slots) has listed. */
 SYSCAP_PROBE_INLINE __u32 syscap_count_nused(const struct syscap_count_slot *tbl, __u32 bits)
 {
-	const struct syscap_count_used *used = (const void *)&tbl[1U << bits];
+	const struct syscap_count_used *used = syscap_count_used(tbl, bits);
 	__u32 n = *(const volatile __u32 *)&used->n;
 
 	SYSCAP_RMB();
@@ -492,9 +493,7 @@ SYSCAP_PROBE_INLINE __u32 syscap_count_nused(const struct syscap_count_slot *tbl
 SYSCAP_PROBE_INLINE const struct syscap_count_slot *
 syscap_count_listed(const struct syscap_count_slot *tbl, __u32 bits, __u32 i)
 {
-	const struct syscap_count_used *used = (const void *)&tbl[1U << bits];
-
-	return &tbl[used->idx[i] & ((1U << bits) - 1)];
+	return &tbl[syscap_count_used(tbl, bits)->idx[i] & ((1U << bits) - 1)];
 }
 #endif /* SYSCAP_RMB */
 
