@@ -458,6 +458,9 @@ struct stream {
 	uint8_t *buf;			/* one block's payload */
 	uint8_t *zbuf;			/* the same deflated */
 	unsigned long zcap;
+	z_stream z;			/* one deflater for every block: set up
+					 * once, reset per block */
+	int z_ready;
 	/* stdin's current line */
 	char line[AGENT_MAX_LINE + 1];
 	size_t llen;
@@ -481,11 +484,17 @@ static int send_block(struct stream *st, uint32_t nrows, size_t len)
 {
 	struct syscap_stream_head *h = (struct syscap_stream_head *)st->zbuf;
 	size_t body = len - sizeof(*h);
-	uLongf zlen = st->zcap - sizeof(*h);
+	size_t zlen = 0;
 
-	if (body > 64 && compress2(st->zbuf + sizeof(*h), &zlen, st->buf + sizeof(*h), body,
-				   Z_DEFAULT_COMPRESSION) == Z_OK &&
-	    (zlen + 7) / 8 * 8 < body) {
+	if (body > 64 && st->z_ready && deflateReset(&st->z) == Z_OK) {
+		st->z.next_in = st->buf + sizeof(*h);
+		st->z.avail_in = (uInt)body;
+		st->z.next_out = st->zbuf + sizeof(*h);
+		st->z.avail_out = (uInt)(st->zcap - sizeof(*h));
+		if (deflate(&st->z, Z_FINISH) == Z_STREAM_END)
+			zlen = st->z.total_out;
+	}
+	if (zlen && (zlen + 7) / 8 * 8 < body) {
 		size_t padded = (zlen + 7) / 8 * 8;
 
 		memcpy(h, st->buf, sizeof(*h));
@@ -828,6 +837,10 @@ static int run_stream(const struct options *o)
 	st.buf = malloc(SYSCAP_BLOCK_BYTES);
 	st.zcap = compressBound(SYSCAP_BLOCK_BYTES) + 8;
 	st.zbuf = malloc(st.zcap);
+	/* compress2()'s settings, its tables allocated once: compress2 took and
+	 * zeroed some 256 KiB for every block */
+	st.z_ready = deflateInit2(&st.z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15, 8,
+				  Z_DEFAULT_STRATEGY) == Z_OK;
 	p = malloc(sizeof(*p));
 	if (!st.buf || !st.zbuf || !p) {
 		die_line("out of memory");
@@ -940,6 +953,8 @@ out:
 	trace_writer_close(st.w);
 	syscap_session_close(st.s);
 out_sfd:
+	if (st.z_ready)
+		deflateEnd(&st.z);
 	free(st.buf);
 	free(st.zbuf);
 	free(p);

@@ -48,7 +48,15 @@ struct syscap_agg {
 	struct syscap_snap_row *out_rows;
 	struct syscap_snap_row *out_sys;
 	uint32_t out_rcap;
+	/* The snapshot's histograms per syscall; hist_rows marks the rows that
+	 * are not zero, so that the next snapshot clears only those (a snapshot
+	 * costs what the interval saw, not the size of its tables). */
 	uint32_t sys_hist[SYSCAP_MAX_SYSCALLS][SYSCAP_HIST_BUCKETS];
+	uint64_t hist_rows[SYSCAP_MAX_SYSCALLS / 64];
+	struct sys_sum {
+		uint64_t count, errors, total_ns, samples;
+		int32_t last_errno;
+	} sys[SYSCAP_MAX_SYSCALLS];	/* zero between snapshots */
 };
 
 
@@ -312,10 +320,7 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 	struct agg_entry **order = NULL;
 	uint32_t n = 0, np = 0, ns = 0;
 	uint32_t (*sys_hist)[SYSCAP_HIST_BUCKETS] = a->sys_hist;
-	struct sys_sum {
-		uint64_t count, errors, total_ns, samples;
-		int32_t last_errno;
-	} *sys = NULL;
+	struct sys_sum *sys = a->sys;
 	uint32_t phist[SYSCAP_HIST_BUCKETS];
 	uint64_t psamples;
 
@@ -343,13 +348,13 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 			return -ENOMEM;
 	}
 	order = malloc((a->tab.used + 1) * sizeof(*order));
-	sys = calloc(SYSCAP_MAX_SYSCALLS, sizeof(*sys));
-	if (!order || !sys) {
-		free(order);
-		free(sys);
+	if (!order)
 		return -ENOMEM;
+	for (uint32_t w = 0; w < SYSCAP_MAX_SYSCALLS / 64; w++) {
+		for (uint64_t m = a->hist_rows[w]; m; m &= m - 1)
+			memset(sys_hist[w * 64 + __builtin_ctzll(m)], 0, sizeof(sys_hist[0]));
+		a->hist_rows[w] = 0;
 	}
-	memset(a->sys_hist, 0, sizeof(a->sys_hist));
 	for (uint32_t i = 0; i < a->tab.cap; i++) {
 		struct agg_entry *e = hash_slot(&a->tab, i);
 
@@ -392,6 +397,7 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 			sys[nr].samples += e->samples;
 			if (e->last_errno)
 				sys[nr].last_errno = e->last_errno;
+			a->hist_rows[nr / 64] |= 1ULL << (nr % 64);
 			for (unsigned int b = 0; b < SYSCAP_HIST_BUCKETS; b++) {
 				phist[b] += e->hist[b];
 				sys_hist[nr][b] += e->hist[b];
@@ -421,11 +427,13 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 		}
 	}
 	qsort(a->out_procs, np, sizeof(*a->out_procs), cmp_proc);
-	for (uint32_t nr = 0; nr < SYSCAP_MAX_SYSCALLS; nr++)
+	for (uint32_t nr = 0; nr < SYSCAP_MAX_SYSCALLS; nr++) {
 		if (sys[nr].count)
 			fill_row(&a->out_sys[ns++], 0, nr, sys[nr].count, sys[nr].errors,
 				 sys[nr].total_ns, sys[nr].samples, sys[nr].last_errno,
 				 sys_hist[nr]);
+		memset(&sys[nr], 0, sizeof(sys[nr]));
+	}
 	qsort(a->out_sys, ns, sizeof(*a->out_sys), cmp_sys);
 
 	out->procs = a->out_procs;
@@ -434,12 +442,12 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 	out->nrows = n;
 	out->sys = a->out_sys;
 	out->nsys = ns;
-	free(order);
-	free(sys);
 
-	/* New interval: counters restart; the process table keeps comms but
-	 * forgets processes that have exited (they were reported once). */
-	hash_clear(&a->tab);
+	/* New interval: counters restart (order lists every entry of the
+	 * table); the process table keeps comms but forgets processes that
+	 * have exited (they were reported once). */
+	hash_clear_listed(&a->tab, (void *const *)order, n);
+	free(order);
 	a->last = NULL;
 	a->events = 0;
 	a->untimed = 0;

@@ -52,8 +52,13 @@ void *hash_insert(struct hash_table *h, uint64_t key)
 	return k;
 }
 
-void hash_clear(struct hash_table *h)
+void hash_clear_listed(struct hash_table *h, void *const *entries, uint32_t n)
 {
-	memset(h->slots, 0, (size_t)h->cap * h->size);
+	if (n != h->used) {
+		memset(h->slots, 0, (size_t)h->cap * h->size);
+	} else {
+		for (uint32_t i = 0; i < n; i++)
+			memset(entries[i], 0, h->size);
+	}
 	h->used = 0;
 }

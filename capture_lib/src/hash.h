@@ -71,7 +71,9 @@ static inline void *hash_get(struct hash_table *h, uint64_t key)
 /* Move the entries into a fresh table of cap slots, leaving out those
  * keep() refuses (keep NULL: all stay). 0, or -ENOMEM with h unchanged. */
 int hash_rebuild(struct hash_table *h, uint32_t cap, int (*keep)(const void *entry));
-/* Empty every slot; the capacity stays. */
-void hash_clear(struct hash_table *h);
+/* Empty the table, the capacity kept, given its n used entries (as a walk of
+ * hash_slot found them): only those are written, unless n is not the count
+ * of used entries, when every slot is. */
+void hash_clear_listed(struct hash_table *h, void *const *entries, uint32_t n);
 
 #endif /* SYSCAP_HASH_H */

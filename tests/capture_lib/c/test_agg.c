@@ -180,6 +180,48 @@ static void test_pid_filter_and_add_until(void)
 	syscap_agg_free(a);
 }
 
+/* A snapshot clears what the last one reported, and only that shows once. */
+static void test_intervals_do_not_carry_over(void)
+{
+	struct syscap_agg *a = syscap_agg_new();
+	struct syscap_snapshot s;
+	struct syscap_event e;
+	uint64_t hist = 0;
+
+	for (uint32_t pid = 1; pid <= 300; pid++) {
+		e = sc(pid, (uint16_t)(pid % 7), 0, 0, 1000);
+		syscap_agg_add(a, &e, 1);
+	}
+	CHECK_EQ(syscap_agg_snapshot(a, &s), 0);
+	CHECK_EQ(s.nrows, 300);
+	CHECK_EQ(s.nsys, 7);
+	for (uint32_t i = 0; i < SYSCAP_MAX_SYSCALLS * SYSCAP_HIST_BUCKETS; i++)
+		hist += s.sys_hist[i];
+	CHECK_EQ(hist, 300);
+
+	e = sc(5, 9, 0, 0, 1000000);
+	syscap_agg_add(a, &e, 1);
+	CHECK_EQ(syscap_agg_snapshot(a, &s), 0);
+	CHECK_EQ(s.nrows, 1);
+	CHECK_EQ(s.nsys, 1);
+	CHECK_EQ(s.sys[0].nr, 9);
+	CHECK_EQ(s.sys[0].count, 1);
+	CHECK_EQ(s.sys[0].total_ns, 1000000);
+	hist = 0;
+	for (uint32_t i = 0; i < SYSCAP_MAX_SYSCALLS * SYSCAP_HIST_BUCKETS; i++)
+		hist += s.sys_hist[i] * (i / SYSCAP_HIST_BUCKETS == 9 ? 1 : 1000);
+	CHECK_EQ(hist, 1);
+
+	CHECK_EQ(syscap_agg_snapshot(a, &s), 0);	/* an empty interval */
+	CHECK_EQ(s.nrows, 0);
+	CHECK_EQ(s.nsys, 0);
+	hist = 0;
+	for (uint32_t i = 0; i < SYSCAP_MAX_SYSCALLS * SYSCAP_HIST_BUCKETS; i++)
+		hist += s.sys_hist[i];
+	CHECK_EQ(hist, 0);
+	syscap_agg_free(a);
+}
+
 static void test_many_processes_grow_tables(void)
 {
 	struct syscap_agg *a = syscap_agg_new();
@@ -208,6 +250,7 @@ int main(void)
 	test_sampled_durations_scale_to_the_counts();
 	test_exited_process_reported_once();
 	test_pid_filter_and_add_until();
+	test_intervals_do_not_carry_over();
 	test_many_processes_grow_tables();
 	return check_report("test_agg");
 }

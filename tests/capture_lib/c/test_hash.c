@@ -62,9 +62,37 @@ static void test_rebuild_keeps_what_keep_keeps(void)
 		wrong += (k & 1) ? !e || e->value != k : e != NULL;
 	}
 	CHECK_EQ(wrong, 0);
-	hash_clear(&h);
+	hash_free(&h);
+}
+
+/* Clearing writes the listed entries, or every slot when the list is short. */
+static void test_clear_listed_empties_the_table(void)
+{
+	struct hash_table h;
+	void *listed[64];
+	uint32_t n = 0, left = 0;
+
+	CHECK_EQ(hash_init(&h, 64, sizeof(struct entry)), 0);
+	for (uint64_t k = 1; k <= 40; k++)
+		((struct entry *)hash_insert(&h, k))->value = k;
+	for (uint32_t i = 0; i < h.cap; i++)
+		if (*(uint64_t *)hash_slot(&h, i))
+			listed[n++] = hash_slot(&h, i);
+	CHECK_EQ(n, 40);
+	hash_clear_listed(&h, listed, n);
 	CHECK_EQ(h.used, 0);
-	CHECK(hash_find(&h, 1) == NULL);
+	for (uint32_t i = 0; i < h.cap; i++)
+		left += ((struct entry *)hash_slot(&h, i))->key != 0 ||
+			((struct entry *)hash_slot(&h, i))->value != 0;
+	CHECK_EQ(left, 0);
+
+	for (uint64_t k = 1; k <= 10; k++)
+		((struct entry *)hash_insert(&h, k))->value = k;
+	hash_clear_listed(&h, listed, 3);	/* not all of them: every slot */
+	CHECK_EQ(h.used, 0);
+	for (uint64_t k = 1; k <= 10; k++)
+		left += hash_find(&h, k) != NULL;
+	CHECK_EQ(left, 0);
 	hash_free(&h);
 }
 
@@ -72,5 +100,6 @@ int main(void)
 {
 	test_entries_survive_growth();
 	test_rebuild_keeps_what_keep_keeps();
+	test_clear_listed_empties_the_table();
 	return check_report("test_hash");
 }
