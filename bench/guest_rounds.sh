@@ -22,6 +22,9 @@
 #                                              (e.g. "getppid_loop 1000000"); runs
 #                                              on the last CPU, as nginx's worker
 #   BENCH_MICRO_ROUNDS=N                       its rounds (default ROUNDS)
+#   BENCH_MICRO_MORE="key key..."              then more micro rounds of these keys
+#   BENCH_MICRO_MORE_ROUNDS=N                  alone (numbered after the others): rows
+#                                              whose comparison is a small difference
 #
 # Output, one line per run or skip (everything else is ignored):
 #   SYSCAP-BENCH RUN <round> <key> <requests/s>
@@ -105,15 +108,16 @@ micro_once() {	# ns per call of one BENCH_MICRO run
 	pin "$last" sh -c "$BENCH_MICRO" 2>"$dir/why" | tail -n 1
 }
 
-# phase PHASE ROUNDS MEASURE LABEL: ROUNDS rounds of every key, the order
-# rotated by one per round; MEASURE prints the value, LABEL names the line.
+# phase PHASE ROUNDS MEASURE LABEL [KEYS FIRST]: ROUNDS rounds of every key
+# (or of KEYS, numbered from FIRST + 1), the order rotated by one per round;
+# MEASURE prints the value, LABEL names the line.
 phase() {
 	name=$1
-	n=$2
 	measure=$3
 	label=$4
-	order=$keys
-	r=0
+	order=${5:-$keys}
+	r=${6:-0}
+	n=$(($2 + r))
 	while [ "$r" -lt "$n" ]; do
 		r=$((r + 1))
 		for k in $order; do
@@ -149,4 +153,8 @@ phase() {
 phase nginx "$rounds" nginx_once RUN
 if [ -n "${BENCH_MICRO:-}" ]; then
 	phase micro "${BENCH_MICRO_ROUNDS:-$rounds}" micro_once MICRO
+	if [ -n "${BENCH_MICRO_MORE:-}" ]; then
+		phase micro "${BENCH_MICRO_MORE_ROUNDS:-0}" micro_once MICRO \
+			"$BENCH_MICRO_MORE" "${BENCH_MICRO_ROUNDS:-$rounds}"
+	fi
 fi

@@ -332,6 +332,20 @@ def test_guest_console_of_guest_rounds_becomes_the_labs_result() -> None:
         statistics.median([100 * (1 - 950 / 1000.5), 100 * (1 - 940 / 990)]), abs=0.01)
 
 
+def test_guest_rows_with_more_micro_rounds_pair_each_of_them_with_the_baseline() -> None:
+    lines = [f"SYSCAP-BENCH RUN 1 {k} 600" for k in ("baseline", "kmodfloor", "kmod")]
+    lines += [f"SYSCAP-BENCH MICRO {r} baseline {800 + r}" for r in range(1, 5)]
+    lines += [f"SYSCAP-BENCH MICRO {r} kmodfloor {900 + 2 * r}" for r in range(1, 5)]
+    lines += [f"SYSCAP-BENCH MICRO {r} kmod {1400 + r}" for r in range(1, 3)]
+    res = guest.from_console("\n".join(lines))
+    out = {r["key"]: r for r in guest.summarise(guest.rows_from(res, ""),
+                                                guest.micro_rows_from(res, ""))}
+    assert out["kmodfloor"]["micro"]["added_ns"]["n"] == 4
+    assert out["kmodfloor"]["micro"]["added_ns"]["median"] == pytest.approx(102.5)
+    assert out["kmod"]["micro"]["added_ns"]["n"] == 2
+    assert out["kmod"]["micro"]["added_ns"]["median"] == pytest.approx(600)
+
+
 # From a quick guest run (2 rounds, WIP tree), trimmed; a kernel message shares a line.
 GUEST_CONSOLE = """\
 SYSCAP-BENCH CHECK no-modules 400.50
