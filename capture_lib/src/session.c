@@ -4,7 +4,8 @@
  * CPU's ring in place, and what the records feed (the aggregator for
  * snapshots, the trace writer for record). The consumer sleeps between
  * passes for as long as the rate it sees allows (1 to 32 ms, see
- * next_sleep_ms); the probes wake it early when a ring passes half full.
+ * next_sleep_ms; up to 256 ms idle in count and sampled modes); the probes
+ * wake it early when a ring passes half full, stop() at once.
  *
  * Shared with the threads that call the API while the consumer runs: the
  * aggregator (lock), the per-CPU counters and what is built from them
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 #include "drain.h"
@@ -27,6 +29,10 @@
 #define DRAIN_BATCH	4096
 #define FLUSH_NS	1000000000ULL	/* trace blocks hit the disk at least this often */
 #define MAX_SLEEP_MS	32
+/* Counting (count and sampled modes): a snapshot drains the rings itself,
+ * so the consumer's passes only keep them from filling, which the probes'
+ * wake-up at half full covers: idle, it backs off further. */
+#define COUNT_SLEEP_MS	256
 /* Sampling windows: one a cycle, a cycle 100 ms long, or longer where the
  * duty is so small that a window would be under MIN_WINDOW_NS (each window
  * attaches and detaches a program), up to MAX_CYCLE_NS. */
@@ -60,6 +66,7 @@ struct syscap_session {
 	pthread_t thread;
 	int running;			/* atomic */
 	int stopping;			/* atomic */
+	int stop_fd;			/* eventfd: stop() wakes the consumer */
 	uint64_t consumed;		/* atomic */
 	uint64_t pass_ns;		/* when the current drain pass began */
 	uint64_t anchor_ns;		/* the clock's last paired reading (drain_all) */
@@ -101,6 +108,7 @@ struct syscap_session *syscap_session_open(const char *backend, uint64_t ring_si
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	s->stop_fd = -1;
 	if (!strcmp(backend, "kmod") ||
 	    (!strcmp(backend, "auto") && access("/dev/syscap", F_OK) == 0)) {
 		ret = syscap_kmod_open(&s->b, ring_size, err, errlen);
@@ -468,10 +476,11 @@ static int write_stats(struct syscap_session *s, uint32_t type)
  */
 static int next_sleep_ms(const struct syscap_session *s, long n, uint64_t elapsed_ms, int prev)
 {
+	int idle_ms = s->mode == SYSCAP_MODE_RECORDS ? MAX_SLEEP_MS : COUNT_SLEEP_MS;
 	uint64_t bytes, ms;
 
 	if (!n)
-		return prev < MAX_SLEEP_MS ? prev * 2 : MAX_SLEEP_MS;
+		return prev * 2 < idle_ms ? prev * 2 : idle_ms;
 	bytes = (uint64_t)n * s->b->record_bytes;
 	ms = s->ring_size / 4 * (elapsed_ms ? elapsed_ms : 1) / bytes;
 	return ms < 1 ? 1 : ms > MAX_SLEEP_MS ? MAX_SLEEP_MS : (int)ms;
@@ -555,7 +564,10 @@ static void *consumer(void *arg)
 		pthread_mutex_unlock(&s->stats_lock);
 	}
 	while (!__atomic_load_n(&s->stopping, __ATOMIC_ACQUIRE)) {
-		struct pollfd pfd = { .fd = s->b->wait_fd, .events = POLLIN };
+		struct pollfd pfd[2] = {
+			{ .fd = s->b->wait_fd, .events = POLLIN },
+			{ .fd = s->stop_fd, .events = POLLIN },
+		};
 		long n = drain_all(s);
 		uint64_t now = syscap_mono_ns();
 		uint64_t toggle = window_step(s, now), wait_ns;
@@ -574,7 +586,7 @@ static void *consumer(void *arg)
 		ts.tv_sec = (time_t)(wait_ns / 1000000000);
 		ts.tv_nsec = (long)(wait_ns % 1000000000);
 		/* readable while a ring is past its watermark (-1: just sleep) */
-		if (ppoll(&pfd, 1, &ts, NULL) > 0 && s->b->ops->woken)
+		if (ppoll(pfd, 2, &ts, NULL) > 0 && pfd[0].revents && s->b->ops->woken)
 			s->b->ops->woken(s->b);
 	}
 	if (s->window_open) {
@@ -615,8 +627,12 @@ int syscap_session_start(struct syscap_session *s, char *err, size_t errlen)
 		return ret;
 	s->last_flush = syscap_mono_ns();
 	s->stopping = 0;
+	s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);	/* -1: stop waits a pass */
 	ret = pthread_create(&s->thread, NULL, consumer, s);
 	if (ret) {
+		if (s->stop_fd >= 0)
+			close(s->stop_fd);
+		s->stop_fd = -1;
 		s->b->ops->stop(s->b);
 		snprintf(err, errlen, "cannot start the consumer thread: %s", strerror(ret));
 		return -ret;
@@ -631,7 +647,12 @@ int syscap_session_stop(struct syscap_session *s)
 
 	if (__atomic_load_n(&s->running, __ATOMIC_ACQUIRE)) {
 		__atomic_store_n(&s->stopping, 1, __ATOMIC_RELEASE);
+		if (s->stop_fd >= 0)	/* failing, the consumer ends at its next pass */
+			(void)eventfd_write(s->stop_fd, 1);
 		pthread_join(s->thread, NULL);
+		if (s->stop_fd >= 0)
+			close(s->stop_fd);
+		s->stop_fd = -1;
 		__atomic_store_n(&s->running, 0, __ATOMIC_RELEASE);
 	}
 	s->b->ops->stop(s->b);

@@ -678,6 +678,29 @@ static void test_pack_bytes(void)
 	}
 }
 
+/* Varints as LEB128 writes them, at every length's edges; the byte after a
+ * short one may be written but is not counted. */
+static void test_varint_edges(void)
+{
+	for (int bits = 0; bits <= 64; bits++) {
+		for (int d = -1; d <= 1; d++) {
+			uint64_t v = (bits == 64 ? 0 : 1ULL << bits) + (uint64_t)d;
+			uint8_t got[16], want[16];
+			size_t n = 0, len;
+
+			if (bits == 64 && d >= 0)
+				v = UINT64_MAX - (uint64_t)d;
+			for (uint64_t x = v; x >= 0x80; x >>= 7)
+				want[n++] = (uint8_t)(x | 0x80);
+			want[n] = (uint8_t)(v >> (7 * n));
+			n++;
+			len = (size_t)(syscap_put_u(got, v) - got);
+			CHECK_EQ(len, n);
+			CHECK(!memcmp(got, want, n));
+		}
+	}
+}
+
 /* A typical run of one process's syscalls on one CPU packs small. */
 static void test_pack_size(void)
 {
@@ -724,6 +747,7 @@ int main(void)
 	test_pack_takes_the_callers_times();
 	test_pack_bytes();
 	test_pack_size();
+	test_varint_edges();
 	unlink(path);
 	return check_report("test_trace");
 }
