@@ -48,11 +48,12 @@ struct syscap_agg {
 	struct syscap_snap_row *out_rows;
 	struct syscap_snap_row *out_sys;
 	uint32_t out_rcap;
-	/* The snapshot's histograms per syscall; hist_rows marks the rows that
-	 * are not zero, so that the next snapshot clears only those (a snapshot
-	 * costs what the interval saw, not the size of its tables). */
+	/* The snapshot's sums and histograms per syscall. sys_seen marks the
+	 * syscalls the last snapshot summed: it reads and zeroes only their
+	 * sums, and the next one clears only their histogram rows (a snapshot
+	 * costs what its interval saw, not the size of its tables). */
 	uint32_t sys_hist[SYSCAP_MAX_SYSCALLS][SYSCAP_HIST_BUCKETS];
-	uint64_t hist_rows[SYSCAP_MAX_SYSCALLS / 64];
+	uint64_t sys_seen[SYSCAP_MAX_SYSCALLS / 64];
 	struct sys_sum {
 		uint64_t count, errors, total_ns, samples;
 		int32_t last_errno;
@@ -351,9 +352,9 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 	if (!order)
 		return -ENOMEM;
 	for (uint32_t w = 0; w < SYSCAP_MAX_SYSCALLS / 64; w++) {
-		for (uint64_t m = a->hist_rows[w]; m; m &= m - 1)
+		for (uint64_t m = a->sys_seen[w]; m; m &= m - 1)
 			memset(sys_hist[w * 64 + __builtin_ctzll(m)], 0, sizeof(sys_hist[0]));
-		a->hist_rows[w] = 0;
+		a->sys_seen[w] = 0;
 	}
 	for (uint32_t i = 0; i < a->tab.cap; i++) {
 		struct agg_entry *e = hash_slot(&a->tab, i);
@@ -397,7 +398,7 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 			sys[nr].samples += e->samples;
 			if (e->last_errno)
 				sys[nr].last_errno = e->last_errno;
-			a->hist_rows[nr / 64] |= 1ULL << (nr % 64);
+			a->sys_seen[nr / 64] |= 1ULL << (nr % 64);
 			for (unsigned int b = 0; b < SYSCAP_HIST_BUCKETS; b++) {
 				phist[b] += e->hist[b];
 				sys_hist[nr][b] += e->hist[b];
@@ -427,12 +428,16 @@ int syscap_agg_snapshot(struct syscap_agg *a, struct syscap_snapshot *out)
 		}
 	}
 	qsort(a->out_procs, np, sizeof(*a->out_procs), cmp_proc);
-	for (uint32_t nr = 0; nr < SYSCAP_MAX_SYSCALLS; nr++) {
-		if (sys[nr].count)
-			fill_row(&a->out_sys[ns++], 0, nr, sys[nr].count, sys[nr].errors,
-				 sys[nr].total_ns, sys[nr].samples, sys[nr].last_errno,
-				 sys_hist[nr]);
-		memset(&sys[nr], 0, sizeof(sys[nr]));
+	for (uint32_t w = 0; w < SYSCAP_MAX_SYSCALLS / 64; w++) {
+		for (uint64_t m = a->sys_seen[w]; m; m &= m - 1) {
+			uint32_t nr = w * 64 + (uint32_t)__builtin_ctzll(m);
+
+			if (sys[nr].count)
+				fill_row(&a->out_sys[ns++], 0, nr, sys[nr].count, sys[nr].errors,
+					 sys[nr].total_ns, sys[nr].samples, sys[nr].last_errno,
+					 sys_hist[nr]);
+			memset(&sys[nr], 0, sizeof(sys[nr]));
+		}
 	}
 	qsort(a->out_sys, ns, sizeof(*a->out_sys), cmp_sys);
 

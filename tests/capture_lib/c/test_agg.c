@@ -219,6 +219,16 @@ static void test_intervals_do_not_carry_over(void)
 	for (uint32_t i = 0; i < SYSCAP_MAX_SYSCALLS * SYSCAP_HIST_BUCKETS; i++)
 		hist += s.sys_hist[i];
 	CHECK_EQ(hist, 0);
+
+	/* a syscall of the first interval again: only its new call */
+	e = sc(6, 3, -2, 0, 2000);
+	syscap_agg_add(a, &e, 1);
+	CHECK_EQ(syscap_agg_snapshot(a, &s), 0);
+	CHECK_EQ(s.nsys, 1);
+	CHECK_EQ(s.sys[0].nr, 3);
+	CHECK_EQ(s.sys[0].count, 1);
+	CHECK_EQ(s.sys[0].errors, 1);
+	CHECK_EQ(s.sys[0].total_ns, 2000);
 	syscap_agg_free(a);
 }
 
