@@ -209,10 +209,11 @@ SYSCAP_PROBE_INLINE int syscap_task_passes(const struct syscap_filter *f, __u32 
  * generations, which a probe can or with its other tests). gen is the filter
  * generation as read ONCE by this probe run, before any other field of the
  * filter and before the process set: the recomputed verdict is then stored
- * under that same value (syscap_verdict_store). Reading the generation a second time to
- * tag the verdict would let a filter change between the two reads cache the
- * old verdict under the new generation, where it would stay until the next
- * change. Writers store every other field first and the generation last.
+ * under that same value (syscap_verdict_store). Reading the generation a
+ * second time to tag the verdict would let a filter change between the two
+ * reads cache the old verdict under the new generation, where it would stay
+ * until the next change. Writers store every other field first and the
+ * generation last.
  */
 SYSCAP_PROBE_INLINE int syscap_verdict_stale(const struct syscap_task_state *t, __u32 gen)
 {
