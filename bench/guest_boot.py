@@ -99,6 +99,13 @@ BENCH_KEYS = ("baseline", "kmodfloor", "kmod", "kmodmono", "bpf", "kmodheld", "b
 # the loop on the one host thread), so these get BenchPlan.more_rounds more
 # micro rounds, alone.
 MORE_KEYS = ("baseline", "kmodfloor", "kmod", "bpf", "kmodcount")
+
+
+def more_keys(keys: Sequence[str]) -> list[str]:
+    """The MORE_KEYS among the rows that run: none unless two can pair."""
+    more = [k for k in MORE_KEYS if k in keys]
+    return more if len(more) > 1 else []
+
 # what each key needs on the bench disk, beyond the scripts
 NEEDS = {"kmodfloor": ("floor_kmod.ko",), "kmod": ("syscap.ko", "guest_record"),
          "kmodmono": ("syscap.ko", "guest_record"),
@@ -200,8 +207,8 @@ def bench_init(plan: BenchPlan, keys: list[str]) -> str:
     env = {"BENCH_KEYS": " ".join(keys),
            "BENCH_MICRO": f"/bench/getppid_loop {plan.calls}",
            "BENCH_MICRO_ROUNDS": str(plan.rounds)}  # fmt: skip
-    more = [k for k in MORE_KEYS if k in keys]
-    if len(more) > 1:
+    more = more_keys(keys)
+    if more:
         env |= {"BENCH_MICRO_MORE": " ".join(more),
                 "BENCH_MICRO_MORE_ROUNDS": str(plan.more_rounds)}
     loop = f"taskset -c $last /bench/getppid_loop {plan.calls}"
@@ -341,7 +348,7 @@ def _bench_guest(plan: BenchPlan, quick: bool) -> dict[str, object]:
         f"configurations ({', '.join(keys)})")
     timeout = 300 + plan.rounds * len(keys) * 120
     text = images.boot_guest(qemu, console, timeout, show="SYSCAP-BENCH")
-    res = from_console(text, method=bench_method(plan, tree))
+    res = from_console(text, method=bench_method(plan, tree, keys))
     rows: list[dict[str, object]] = res["rows"]
     for row in rows:
         if row["key"] in why:
@@ -359,16 +366,17 @@ def _bench_guest(plan: BenchPlan, quick: bool) -> dict[str, object]:
     return res
 
 
-def bench_method(plan: BenchPlan, tree: KernelTree) -> str:
+def bench_method(plan: BenchPlan, tree: KernelTree, keys: Sequence[str]) -> str:
     try:
         rev = run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"]).strip()
     except LabError:
         rev = "?"
+    alone = more_keys(keys)
+    more = (f", then {plan.more_rounds} more getppid rounds of {', '.join(alone)} alone"
+            if alone else "")
     return (f"one QEMU TCG guest ({tree.release}, 2 vCPUs on one host thread): nginx (1 worker, "
             f"last vCPU) + ab -n {plan.requests} -c 50 (vCPU 0), then getppid x {plan.calls} "
-            f"on the last vCPU; {plan.rounds} interleaved rounds each, then "
-            f"{plan.more_rounds} more getppid rounds of {', '.join(MORE_KEYS)} alone; "
-            f"tracers on vCPU 0, "
+            f"on the last vCPU; {plan.rounds} interleaved rounds each{more}; tracers on vCPU 0, "
             f"syscap recording every process to a file on the guest's ext4 disk, "
             f"syscap-agent streaming counts to a file on tmpfs, sysdig "
             f"writing to /dev/null; syscap at {rev}")
