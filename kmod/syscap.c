@@ -63,6 +63,11 @@
 /* count slots: an increment between stores (syscap_count_add) */
 #define SYSCAP_BUMP(p)		do { smp_wmb(); WRITE_ONCE(*(p), *(p) + 1); smp_wmb(); } while (0)
 #define SYSCAP_RMB()		smp_rmb()
+/* a count: one store, in one instruction where there is one (the probe's
+ * every call runs it) */
+#ifdef CONFIG_X86_64
+#define SYSCAP_INC(p)		asm volatile("incq %0" : "+m"(*(p)))
+#endif
 #include "syscap_probe.h"
 
 /*
@@ -193,7 +198,8 @@ struct syscap_kfilter {
 struct syscap_pcpu {
 	struct syscap_cpu_stats st;	/* copied out by READ_STATS */
 	struct syscap_kring *ring;	/* this CPU's, while running: the probes */
-	u32 cpu;			/* find it and their CPU in one place */
+	struct syscap_count_slot *counts;	/* and its count table */
+	u32 cpu;			/* find them and their CPU in one place */
 	u64 missed;
 	u64 pidset_full;
 	u32 sample_left;		/* sampled mode: calls to the next sample */
@@ -248,6 +254,7 @@ struct syscap_ksession {
 	struct syscap_count_slot **counts;	/* [nr_cpu_ids] in count mode */
 	struct syscap_retired *retired;		/* [nr_cpu_ids] with counts */
 	unsigned int count_bits;
+	unsigned int count_shift;		/* 64 - count_bits: the probe's */
 	struct syscap_probe_ref probes[5];	/* registered, in order */
 	int nprobes;
 	bool sampler_on;		/* probe_sys_enter_sample is registered */
@@ -915,12 +922,14 @@ static void probe_sys_exit_counter(void *data, struct pt_regs *regs, long ret)
  * Out of line: count mode's probe stays a leaf without it.
  */
 static noinline void count_slow(struct syscap_ksession *s, struct syscap_count_slot *tbl,
-				u64 key, int err)
+				u64 key, long ret)
 {
 	struct syscap_pcpu *pc;
 	u32 nr = key & (SYSCAP_MAX_SYSCALLS - 1);
+	int err = syscap_is_error(ret);
 
-	if (!syscap_count_add(tbl, s->count_bits, key, err))
+	if (!syscap_count_add(tbl, s->count_bits, key, err) ||
+	    key >> 32 == rcu_dereference_sched(s->filter)->f.self_tgid)
 		return;
 	pc = this_cpu_ptr(s->pcpu);
 	pc->st.events++;
@@ -937,15 +946,14 @@ static noinline void count_slow(struct syscap_ksession *s, struct syscap_count_s
 static __always_inline void count_syscall(struct syscap_ksession *s, u32 tgid, u32 nr,
 					  long ret)
 {
-	struct syscap_count_slot *tbl = s->counts[smp_processor_id()], *e;
+	struct syscap_count_slot *tbl = __this_cpu_read(s->pcpu->counts), *e;
 	u64 key = syscap_count_key(tgid, nr);
-	int err = syscap_is_error(ret);
 
-	e = syscap_count_first(tbl, s->count_bits, key);
+	e = syscap_count_first(tbl, s->count_shift, key);
 	if (likely(syscap_count_holds(e, key)))
-		syscap_count_hit(e, err);
+		syscap_count_hit(e, syscap_is_error(ret));
 	else
-		count_slow(s, tbl, key, err);
+		count_slow(s, tbl, key, ret);
 }
 
 /*
@@ -1037,8 +1045,8 @@ static noinline void exit_count_slow(struct syscap_ksession *s, const struct sys
 static void probe_sys_exit_count(void *data, struct pt_regs *regs, long ret)
 {
 	struct syscap_ksession *s = data;
+	struct task_struct *task = current;
 	const struct syscap_filter *f;
-	u32 tgid;
 	long id;
 
 	syscall_probe_begin();
@@ -1047,11 +1055,11 @@ static void probe_sys_exit_count(void *data, struct pt_regs *regs, long ret)
 		exit_count_slow(s, f, regs, ret);
 		goto out;
 	}
-	/* no filter, a native call: what count_wanted checks is left */
-	id = syscall_get_nr(current, regs);
-	tgid = current->tgid;
-	if (!(syscap_is_new_task_return(id, ret, 0) | (tgid == f->self_tgid)))
-		count_syscall(s, tgid, syscap_nr_slot(id, 0), ret);
+	/* no filter, a native call: what count_wanted checks is left but the
+	 * consumer, whose calls the readers leave out (count_read) */
+	id = syscall_get_nr(task, regs);
+	if (likely(ret != 0) || !syscap_is_new_task_return(id, ret, 0))
+		count_syscall(s, task->tgid, syscap_nr_slot(id, 0), ret);
 out:
 	syscall_probe_end();
 }
@@ -1261,6 +1269,7 @@ static int counts_alloc(struct syscap_ksession *s)
 
 	counts_free(s);
 	s->count_bits = ilog2(roundup_pow_of_two(clamp(count_slots, 1024U, 1U << 22)));
+	s->count_shift = 64 - s->count_bits;
 	s->counts = kcalloc(nr_cpu_ids, sizeof(*s->counts), GFP_KERNEL);
 	s->retired = vzalloc(array_size(nr_cpu_ids, sizeof(*s->retired)));
 	if (!s->counts || !s->retired) {
@@ -1309,6 +1318,7 @@ static int capture_start(struct syscap_ksession *s)
 
 		memset(pc, 0, sizeof(*pc));
 		pc->ring = s->rings[cpu];
+		pc->counts = s->counts ? s->counts[cpu] : NULL;
 		pc->cpu = cpu;
 	}
 
@@ -1485,7 +1495,8 @@ static long ioc_set_pid(struct syscap_ksession *s, void __user *arg)
 	return err ? err : ret;
 }
 
-static bool count_read(const struct syscap_count_slot *e, struct syscap_kmod_count *out);
+static bool count_read(struct syscap_ksession *s, const struct syscap_count_slot *e,
+		       struct syscap_kmod_count *out);
 
 /*
  * Count mode: one CPU's totals, its probe's own counters (the calls a full
@@ -1506,7 +1517,7 @@ static void count_totals(struct syscap_ksession *s, int cpu, struct syscap_cpu_s
 		st->events += r->calls[i];
 	}
 	for (i = 0; i < n; i++) {
-		if (!count_read(syscap_count_listed(s->counts[cpu], s->count_bits, i), &c))
+		if (!count_read(s, syscap_count_listed(s->counts[cpu], s->count_bits, i), &c))
 			continue;
 		st->calls[c.nr] += c.calls;
 		st->errors[c.nr] += c.errors;
@@ -1655,7 +1666,6 @@ static long ioc_sample_window(struct syscap_ksession *s, void __user *arg)
 	return err;
 }
 
-/* One slot as its CPU's probe last left it (it writes inside an odd seq). */
 static long ioc_set_sample_period(struct syscap_ksession *s, void __user *arg)
 {
 	u32 period;
@@ -1668,11 +1678,22 @@ static long ioc_set_sample_period(struct syscap_ksession *s, void __user *arg)
 	return 0;
 }
 
-static bool count_read(const struct syscap_count_slot *e, struct syscap_kmod_count *out)
+/*
+ * One slot as its CPU's probe last left it (it writes inside an odd seq):
+ * false for a slot never used or forgotten, and for the consumer's own calls,
+ * which count mode's probe counts (one compare less on its every call) and
+ * the readers leave out. Under the session's lock.
+ */
+static bool count_read(struct syscap_ksession *s, const struct syscap_count_slot *e,
+		       struct syscap_kmod_count *out)
 {
+	const struct syscap_kfilter *f;
 	u64 key;
 
 	if (!syscap_count_read(e, &key, &out->calls, &out->errors))
+		return false;
+	f = rcu_dereference_protected(s->filter, lockdep_is_held(&s->lock));
+	if (key >> 32 == f->f.self_tgid)
 		return false;
 	out->tgid = key >> 32;
 	out->nr = key & (SYSCAP_MAX_SYSCALLS - 1);
@@ -1696,7 +1717,7 @@ static long ioc_read_counts(struct syscap_ksession *s, void __user *arg)
 		u32 nused = syscap_count_nused(tbl, s->count_bits);
 
 		for (i = 0; i < nused; i++) {
-			if (!count_read(syscap_count_listed(tbl, s->count_bits, i), &batch[nb]))
+			if (!count_read(s, syscap_count_listed(tbl, s->count_bits, i), &batch[nb]))
 				continue;
 			n++;
 			if (n > req.max)
@@ -1749,7 +1770,7 @@ static long ioc_forget_count(struct syscap_ksession *s, void __user *arg)
 				struct syscap_kmod_count c;
 
 				/* the process is gone: its slot no longer moves */
-				if (count_read(e, &c)) {
+				if (count_read(s, e, &c)) {
 					s->retired[cpu].calls[c.nr] += c.calls;
 					s->retired[cpu].errors[c.nr] += c.errors;
 				}

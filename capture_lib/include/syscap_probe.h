@@ -91,7 +91,9 @@ SYSCAP_PROBE_INLINE __u32 syscap_nr_slot(long id, int compat)
 {
 	if (compat)
 		return SYSCAP_NR_COMPAT;
-	if ((unsigned long)id >= SYSCAP_NR_COMPAT)
+	/* the kernel's number is an int (syscall_get_nr): as unsigned, its low
+	 * half puts a negative one outside the table too, in one compare */
+	if ((__u32)id >= SYSCAP_NR_COMPAT)
 		return SYSCAP_NR_OTHER;
 	return id;
 }
@@ -369,18 +371,24 @@ SYSCAP_PROBE_INLINE __u64 syscap_count_key(__u32 tgid, __u32 nr)
 	return (__u64)tgid << 32 | 1U << 31 | nr;	/* never 0 */
 }
 
+#define SYSCAP_COUNT_MULT	0x61C8864680B583EBULL	/* the kernel's hash_64 */
+
 /* The first slot to look at, of 2^bits (the kernel's hash_64). */
 SYSCAP_PROBE_INLINE __u32 syscap_count_hash(__u64 key, __u32 bits)
 {
-	return (__u32)((key * 0x61C8864680B583EBULL) >> (64 - bits));
+	return (__u32)((key * SYSCAP_COUNT_MULT) >> (64 - bits));
 }
 
 #ifdef SYSCAP_BUMP
-/* The first slot syscap_count_add looks at for key. */
+/*
+ * The first slot syscap_count_add looks at for key, in a table of 2^bits
+ * slots given as shift = 64 - bits: a probe that keeps the shift saves the
+ * subtraction, and a 64-bit index its truncation.
+ */
 SYSCAP_PROBE_INLINE struct syscap_count_slot *syscap_count_first(struct syscap_count_slot *tbl,
-								 __u32 bits, __u64 key)
+								 __u32 shift, __u64 key)
 {
-	return &tbl[syscap_count_hash(key, bits)];
+	return &tbl[(key * SYSCAP_COUNT_MULT) >> shift];
 }
 
 /* Whether slot e holds key's live counter (a probe's fast path: one branch). */
@@ -389,10 +397,17 @@ SYSCAP_PROBE_INLINE int syscap_count_holds(const struct syscap_count_slot *e, __
 	return !((e->key ^ key) | *(const volatile __u32 *)&e->dead);
 }
 
-/* One call counted in its key's slot e. */
+/*
+ * One call counted in its key's slot e. The backend may supply SYSCAP_INC(p),
+ * a single store of *p + 1 that may be one instruction (x86's incq); errors
+ * are bumped after it, so a reader never sees more errors than calls.
+ */
+#ifndef SYSCAP_INC
+#define SYSCAP_INC(p)	(*(volatile __u64 *)(p) = *(p) + 1)
+#endif
 SYSCAP_PROBE_INLINE void syscap_count_hit(struct syscap_count_slot *e, int err)
 {
-	*(volatile __u64 *)&e->calls = e->calls + 1;
+	SYSCAP_INC(&e->calls);
 	if (err)
 		SYSCAP_BUMP(&e->errors);
 }
