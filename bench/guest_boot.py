@@ -78,17 +78,13 @@ class BenchPlan:
     rounds: int  # interleaved nginx rounds, then as many micro rounds
     requests: int  # ab -n per run
     calls: int  # getppid calls per micro run
-
-    @property
-    def more_rounds(self) -> int:
-        """The micro rounds of MORE_KEYS alone after the others'."""
-        return 3 * self.rounds
+    more_boots: int  # boots after the first, each with `rounds` micro rounds of MORE_KEYS
 
     @classmethod
     def of(cls, quick: bool, rounds: int | None = None) -> BenchPlan:
         if quick:
-            return cls(rounds or 2, 1000, 100_000)
-        return cls(rounds or 10, 6_000, 1_000_000)
+            return cls(rounds or 2, 1000, 100_000, 0)
+        return cls(rounds or 10, 6_000, 1_000_000, 3)
 
 
 BENCH_KEYS = ("baseline", "kmodfloor", "kmod", "kmodmono", "bpf", "kmodheld", "bpfheld",
@@ -96,8 +92,11 @@ BENCH_KEYS = ("baseline", "kmodfloor", "kmod", "kmodmono", "bpf", "kmodheld", "b
 # The rows of the guest goals (bench/guest.py GOALS): count mode against the
 # module's empty probes is a difference of some 100 ns under TCG, and a run
 # of the recorder scatters by several hundred (its consumer takes turns with
-# the loop on the one host thread), so these get BenchPlan.more_rounds more
-# micro rounds, alone.
+# the loop on the one host thread). More than that, a boot's layout (KASLR
+# places the kernel, the modules and their data anew) moved count mode's
+# ratio to the floor between 0.95x and 2.19x over eight boots of one build:
+# these rows get BenchPlan.more_boots more boots of micro rounds alone,
+# pooled with the first boot's.
 MORE_KEYS = ("baseline", "kmodfloor", "kmod", "bpf", "kmodcount")
 
 
@@ -202,26 +201,28 @@ INIT_EPILOGUE = [
 ]
 
 
-def bench_init(plan: BenchPlan, keys: list[str]) -> str:
-    """/bench/init: mounts, both modules, the rounds, the logs, power off."""
+def bench_init(plan: BenchPlan, keys: list[str], boot: int = 0) -> str:
+    """/bench/init: mounts, both modules, the rounds, the logs, power off.
+    Boot 0 runs every phase; a later boot (1 .. plan.more_boots) only the
+    micro rounds of more_keys(keys), numbered after the boots before it."""
     env = {"BENCH_KEYS": " ".join(keys),
            "BENCH_MICRO": f"/bench/getppid_loop {plan.calls}",
            "BENCH_MICRO_ROUNDS": str(plan.rounds)}  # fmt: skip
-    more = more_keys(keys)
-    if more:
-        env |= {"BENCH_MICRO_MORE": " ".join(more),
-                "BENCH_MICRO_MORE_ROUNDS": str(plan.more_rounds)}
+    if boot:
+        env |= {"BENCH_KEYS": " ".join(more_keys(keys)),
+                "BENCH_MICRO_FIRST": str(boot * plan.rounds)}
     loop = f"taskset -c $last /bench/getppid_loop {plan.calls}"
-    for k in keys[1:]:
+    for k in env["BENCH_KEYS"].split()[1:]:
         env[f"BENCH_START_{k}"] = f"/bench/guest_tracer.sh start {k}"
         env[f"BENCH_STOP_{k}"] = f"/bench/guest_tracer.sh stop {k}"
     # loaded but idle, the modules must cost nothing: both register
     # their probes only when a capture starts
-    lines = init_prologue(keys, [f'echo "SYSCAP-BENCH CHECK no-modules $({loop})"'])
+    checks = [] if boot else [f'echo "SYSCAP-BENCH CHECK no-modules $({loop})"']
+    lines = init_prologue(env["BENCH_KEYS"].split(), checks)
     lines += [
-        f'echo "SYSCAP-BENCH CHECK modules-idle $({loop})"',
+        *([] if boot else [f'echo "SYSCAP-BENCH CHECK modules-idle $({loop})"']),
         *(f"export {k}='{v}'" for k, v in env.items()),
-        f"sh /bench/guest_rounds.sh {plan.rounds} {plan.requests}",
+        f"sh /bench/guest_rounds.sh {0 if boot else plan.rounds} {plan.requests}",
         *INIT_EPILOGUE,
     ]
     return "\n".join(lines) + "\n"
@@ -328,12 +329,19 @@ def stage_guest(quick: bool, keys: Sequence[str], init: Callable[[list[str]], st
     for name, src in files.items():
         shutil.copy(src, stage / name)
     (stage / "syscall_names").write_bytes(syscall_names())
-    (stage / "init").write_text(init(runs))
+    disk = make_disk(stage, init(runs))
+    return Staged(tree, root_img, disk, runs, why, have, time.monotonic() - t0)
+
+
+def make_disk(stage: Path, init: str) -> Path:
+    """The bench disk (a fresh ext4 image beside stage) of the files staged
+    in stage, with init as /bench/init."""
+    (stage / "init").write_text(init)
     (stage / "init").chmod(0o755)
-    disk = bdir / "bench-disk.img"
+    disk = stage.parent / "bench-disk.img"
     disk.unlink(missing_ok=True)
     run(["mke2fs", "-q", "-t", "ext4", "-L", "syscap-disk", "-d", str(stage), str(disk), "1G"])
-    return Staged(tree, root_img, disk, runs, why, have, time.monotonic() - t0)
+    return disk
 
 
 def _bench_guest(plan: BenchPlan, quick: bool) -> dict[str, object]:
@@ -347,23 +355,42 @@ def _bench_guest(plan: BenchPlan, quick: bool) -> dict[str, object]:
     log(f"booting {tree.release} for the benchmark: {plan.rounds} rounds x {len(keys)} "
         f"configurations ({', '.join(keys)})")
     timeout = 300 + plan.rounds * len(keys) * 120
-    text = images.boot_guest(qemu, console, timeout, show="SYSCAP-BENCH")
-    res = from_console(text, method=bench_method(plan, tree, keys))
+    texts = [images.boot_guest(qemu, console, timeout, show="SYSCAP-BENCH")]
+    more = more_keys(keys)
+    consoles = [console]
+    for boot in range(1, plan.more_boots + 1 if more else 1):
+        log(f"boot {boot + 1} of {plan.more_boots + 1}: {plan.rounds} getppid rounds of "
+            f"{', '.join(more)}")
+        make_disk(staged.disk.parent / "bench-disk", bench_init(plan, keys, boot))
+        consoles.append(bdir / f"bench-console-{boot + 1}.log")
+        texts.append(images.boot_guest(qemu, consoles[-1], 300 + plan.rounds * len(more) * 120,
+                                       show="SYSCAP-BENCH"))
+    res = from_console("\n".join(texts), method=bench_method(plan, tree, keys))
     rows: list[dict[str, object]] = res["rows"]
     for row in rows:
         if row["key"] in why:
             row["why"] = why[str(row["key"])]
+    for text, path in zip(texts, consoles, strict=True):
+        res.setdefault("notes", []).extend(boot_problems(text, path))
+    if not res["notes"]:
+        del res["notes"]
+    res["console"] = str(console)
+    res["seconds"] = round(time.monotonic() - t0, 1)
+    return res
+
+
+def boot_problems(text: str, console: Path) -> list[str]:
+    """What went wrong in one boot's console: it did not finish, or the
+    kernel complained."""
+    out = []
     if "SYSCAP-BENCH-LAB END" not in text:
-        res.setdefault("notes", []).append(
-            f"the guest did not finish (console: {console})")
+        out.append(f"the guest did not finish (console: {console})")
     dmesg = re.search(r"SYSCAP-DMESG bench BEGIN\n(.*?)SYSCAP-DMESG bench END", text, re.S)
     bad = [ln for ln in (dmesg.group(1) if dmesg else "").splitlines()
            if images.DMESG_BAD.search(ln)]
     if bad:
-        res.setdefault("notes", []).append(f"kernel problems in the guest: {bad[0]}")
-    res["console"] = str(console)
-    res["seconds"] = round(time.monotonic() - t0, 1)
-    return res
+        out.append(f"kernel problems in the guest ({console.name}): {bad[0]}")
+    return out
 
 
 def bench_method(plan: BenchPlan, tree: KernelTree, keys: Sequence[str]) -> str:
@@ -372,8 +399,9 @@ def bench_method(plan: BenchPlan, tree: KernelTree, keys: Sequence[str]) -> str:
     except LabError:
         rev = "?"
     alone = more_keys(keys)
-    more = (f", then {plan.more_rounds} more getppid rounds of {', '.join(alone)} alone"
-            if alone else "")
+    more = (f"; then {plan.more_boots} more boots, each {plan.rounds} getppid rounds of "
+            f"{', '.join(alone)} alone (a boot's layout moves these rows' cost: pooled)"
+            if alone and plan.more_boots else "")
     return (f"one QEMU TCG guest ({tree.release}, 2 vCPUs on one host thread): nginx (1 worker, "
             f"last vCPU) + ab -n {plan.requests} -c 50 (vCPU 0), then getppid x {plan.calls} "
             f"on the last vCPU; {plan.rounds} interleaved rounds each{more}; tracers on vCPU 0, "

@@ -22,9 +22,10 @@
 #                                              (e.g. "getppid_loop 1000000"); runs
 #                                              on the last CPU, as nginx's worker
 #   BENCH_MICRO_ROUNDS=N                       its rounds (default ROUNDS)
-#   BENCH_MICRO_MORE="key key..."              then more micro rounds of these keys
-#   BENCH_MICRO_MORE_ROUNDS=N                  alone (numbered after the others): rows
-#                                              whose comparison is a small difference
+#   BENCH_MICRO_KEYS="key key..."              its rows (default BENCH_KEYS)
+#   BENCH_MICRO_FIRST=N                        its rounds numbered from N + 1
+#                                              (default 0): a later boot's rounds
+#                                              follow an earlier boot's
 #
 # Output, one line per run or skip (everything else is ignored):
 #   SYSCAP-BENCH RUN <round> <key> <requests/s>
@@ -152,9 +153,6 @@ phase() {
 
 phase nginx "$rounds" nginx_once RUN
 if [ -n "${BENCH_MICRO:-}" ]; then
-	phase micro "${BENCH_MICRO_ROUNDS:-$rounds}" micro_once MICRO
-	if [ -n "${BENCH_MICRO_MORE:-}" ]; then
-		phase micro "${BENCH_MICRO_MORE_ROUNDS:-0}" micro_once MICRO \
-			"$BENCH_MICRO_MORE" "${BENCH_MICRO_ROUNDS:-$rounds}"
-	fi
+	phase micro "${BENCH_MICRO_ROUNDS:-$rounds}" micro_once MICRO \
+		"${BENCH_MICRO_KEYS:-$keys}" "${BENCH_MICRO_FIRST:-0}"
 fi

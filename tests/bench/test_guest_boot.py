@@ -38,13 +38,46 @@ def test_guest_init_loads_the_modules_of_the_rows_that_run_and_names_their_trace
     assert text.rstrip().endswith("echo o > /proc/sysrq-trigger")
 
 
-def test_the_goals_rows_get_more_micro_rounds_when_two_of_them_run() -> None:
+def test_later_boots_run_only_the_goals_rows_micro_rounds_numbered_after_the_boots_before(
+        ) -> None:
     plan = guest_boot.BenchPlan.of(quick=False, rounds=5)
-    text = guest_boot.bench_init(plan, ["baseline", "kmodfloor", "kmod", "sysdig", "kmodcount"])
-    assert "export BENCH_MICRO_MORE='baseline kmodfloor kmod kmodcount'" in text
-    assert "export BENCH_MICRO_MORE_ROUNDS='15'" in text
-    text = guest_boot.bench_init(plan, ["baseline", "sysdig"])
-    assert "BENCH_MICRO_MORE" not in text
+    keys = ["baseline", "kmodfloor", "kmod", "sysdig", "kmodcount"]
+    first = guest_boot.bench_init(plan, keys)
+    assert "BENCH_MICRO_FIRST" not in first and "CHECK no-modules" in first
+    text = guest_boot.bench_init(plan, keys, boot=2)
+    assert "export BENCH_KEYS='baseline kmodfloor kmod kmodcount'" in text
+    assert "export BENCH_MICRO_FIRST='10'" in text  # boot 0: 1-5, boot 1: 6-10
+    assert "export BENCH_MICRO_ROUNDS='5'" in text
+    assert "sh /bench/guest_rounds.sh 0 " in text  # no nginx rounds
+    assert "/bench/scap.ko" not in text and "BENCH_START_sysdig" not in text
+    assert "CHECK" not in text  # the idle checks are the first boot's
+    assert "insmod /bench/syscap.ko" in text
+
+
+def test_guest_rounds_numbers_a_later_boots_micro_rounds_after_the_first(
+        tmp_path: Path) -> None:
+    """guest_rounds.sh itself, with a stub micro command and tracer: the rows
+    and round numbers a later boot prints."""
+    import os
+    import subprocess
+
+    script = Path(guest_boot.__file__).with_name("guest_rounds.sh")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    # no nginx here: a stub that "starts"; taskset absent on purpose is fine
+    (fake / "nginx").write_text("#!/bin/sh\nexit 0\n")
+    (fake / "nginx").chmod(0o755)
+    (fake / "pgrep").write_text("#!/bin/sh\nexit 1\n")
+    (fake / "pgrep").chmod(0o755)
+    env = {"PATH": f"{fake}:/usr/bin:/bin", "BENCH_KEYS": "baseline t",
+           "BENCH_MICRO": "echo 700", "BENCH_MICRO_ROUNDS": "2", "BENCH_MICRO_FIRST": "4",
+           "BENCH_START_t": "true", "BENCH_STOP_t": "echo events=1 drops=0",
+           "TMPDIR": str(tmp_path), "HOME": os.environ.get("HOME", "/root")}
+    out = subprocess.run(["sh", str(script), "0", "10"], env=env, capture_output=True,
+                         text=True, timeout=60, check=False).stdout
+    micro = [ln.split()[2:4] for ln in out.splitlines() if ln.startswith("SYSCAP-BENCH MICRO")]
+    assert sorted(micro) == [["5", "baseline"], ["5", "t"], ["6", "baseline"], ["6", "t"]]
+    assert "SYSCAP-BENCH RUN" not in out
 
 
 def test_full_runs_have_ten_rounds_unless_told() -> None:
