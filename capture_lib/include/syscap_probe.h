@@ -92,8 +92,13 @@ SYSCAP_PROBE_INLINE __u32 syscap_nr_slot(long id, int compat)
 	if (compat)
 		return SYSCAP_NR_COMPAT;
 	/* the kernel's number is an int (syscall_get_nr): as unsigned, its low
-	 * half puts a negative one outside the table too, in one compare */
+	 * half puts a negative one outside the table too, one compare on a CPU;
+	 * BPF before v3 has no 32-bit compare and would widen it first */
+#if defined(__bpf__)
+	if ((unsigned long)id >= SYSCAP_NR_COMPAT)
+#else
 	if ((__u32)id >= SYSCAP_NR_COMPAT)
+#endif
 		return SYSCAP_NR_OTHER;
 	return id;
 }
