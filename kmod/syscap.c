@@ -198,8 +198,7 @@ struct syscap_kfilter {
 struct syscap_pcpu {
 	struct syscap_cpu_stats st;	/* copied out by READ_STATS */
 	struct syscap_kring *ring;	/* this CPU's, while running: the probes */
-	struct syscap_count_slot *counts;	/* and its count table */
-	u32 cpu;			/* find them and their CPU in one place */
+	u32 cpu;			/* find it and their CPU in one place */
 	u64 missed;
 	u64 pidset_full;
 	u32 sample_left;		/* sampled mode: calls to the next sample */
@@ -251,10 +250,17 @@ struct syscap_ksession {
 	bool counter;			/* SET_CLOCK: times in counter ticks */
 	u32 sample_mask;		/* period - 1; read by the probes */
 	atomic_t *sample_gate;		/* [SYSCAP_SAMPLE_GATE] while running */
-	struct syscap_count_slot **counts;	/* [nr_cpu_ids] in count mode */
+	/*
+	 * All that count mode's probe reads of its own on its common path:
+	 * neither the filter copy nor the per-CPU area is a page it touches
+	 * there (under an emulator each page may miss its TLB)
+	 */
+	u32 filter_flags;		/* the filter's, copied by filter_publish */
+	unsigned int count_shift;	/* 64 - count_bits */
+	void *counts;			/* count mode: each CPU's table (count_table) */
+	size_t count_stride;		/* bytes from one CPU's table to the next */
 	struct syscap_retired *retired;		/* [nr_cpu_ids] with counts */
 	unsigned int count_bits;
-	unsigned int count_shift;		/* 64 - count_bits: the probe's */
 	struct syscap_probe_ref probes[5];	/* registered, in order */
 	int nprobes;
 	bool sampler_on;		/* probe_sys_enter_sample is registered */
@@ -915,6 +921,19 @@ static void probe_sys_exit_counter(void *data, struct pt_regs *regs, long ret)
 
 /* ------------------------------------------------------------ count mode */
 
+/* CPU cpu's count table (counts_alloc), while s->counts is set. */
+static __always_inline struct syscap_count_slot *count_table(const struct syscap_ksession *s,
+							     int cpu)
+{
+	return s->counts + (size_t)(u32)cpu * s->count_stride;
+}
+
+/* Whether count key is the consumer's, whose calls the readers leave out. */
+static bool count_is_self(const struct syscap_filter *f, u64 key)
+{
+	return key >> 32 == f->self_tgid;
+}
+
 /*
  * One call of key in this CPU's table tbl, whose first slot for it was not
  * the key's. A call the table could not take stays in the per-CPU totals, so
@@ -929,7 +948,7 @@ static noinline void count_slow(struct syscap_ksession *s, struct syscap_count_s
 	int err = syscap_is_error(ret);
 
 	if (!syscap_count_add(tbl, s->count_bits, key, err) ||
-	    key >> 32 == rcu_dereference_sched(s->filter)->f.self_tgid)
+	    count_is_self(&rcu_dereference_sched(s->filter)->f, key))
 		return;
 	pc = this_cpu_ptr(s->pcpu);
 	pc->st.events++;
@@ -946,7 +965,7 @@ static noinline void count_slow(struct syscap_ksession *s, struct syscap_count_s
 static __always_inline void count_syscall(struct syscap_ksession *s, u32 tgid, u32 nr,
 					  long ret)
 {
-	struct syscap_count_slot *tbl = __this_cpu_read(s->pcpu->counts), *e;
+	struct syscap_count_slot *tbl = count_table(s, smp_processor_id()), *e;
 	u64 key = syscap_count_key(tgid, nr);
 
 	e = syscap_count_first(tbl, s->count_shift, key);
@@ -1016,9 +1035,9 @@ static void emit_sample(struct syscap_ksession *s, u64 ts, long ret, struct pt_r
  * probe_sys_enter_sample took one. Out of line and entered by a tail call,
  * so that count mode's probe saves no registers for it.
  */
-static noinline void exit_count_slow(struct syscap_ksession *s, const struct syscap_filter *f,
-				     struct pt_regs *regs, long ret)
+static noinline void exit_count_slow(struct syscap_ksession *s, struct pt_regs *regs, long ret)
 {
+	const struct syscap_filter *f = &rcu_dereference_sched(s->filter)->f;
 	long id = syscall_get_nr(current, regs);
 	int compat = in_compat_syscall();
 	u32 slot = syscap_nr_slot(id, compat);
@@ -1046,17 +1065,17 @@ static void probe_sys_exit_count(void *data, struct pt_regs *regs, long ret)
 {
 	struct syscap_ksession *s = data;
 	struct task_struct *task = current;
-	const struct syscap_filter *f;
 	long id;
 
 	syscall_probe_begin();
-	f = &rcu_dereference_sched(s->filter)->f;
-	if (unlikely((f->flags != 0) | in_compat_syscall())) {
-		exit_count_slow(s, f, regs, ret);
+	if (unlikely((READ_ONCE(s->filter_flags) != 0) | in_compat_syscall())) {
+		exit_count_slow(s, regs, ret);
 		goto out;
 	}
 	/* no filter, a native call: what count_wanted checks is left but the
-	 * consumer, whose calls the readers leave out (count_read) */
+	 * consumer, whose calls the readers leave out (count_read). The
+	 * shared test's own first test, ret != 0, stands here too: with it
+	 * gcc keeps the common path in line (one translated block less). */
 	id = syscall_get_nr(task, regs);
 	if (likely(ret != 0) || !syscap_is_new_task_return(id, ret, 0))
 		count_syscall(s, task->tgid, syscap_nr_slot(id, 0), ret);
@@ -1070,7 +1089,7 @@ static void probe_sys_exit_sampled(void *data, struct pt_regs *regs, long ret)
 	struct syscap_ksession *s = data;
 
 	syscall_probe_begin();
-	exit_count_slow(s, &rcu_dereference_sched(s->filter)->f, regs, ret);
+	exit_count_slow(s, regs, ret);
 	syscall_probe_end();
 }
 
@@ -1250,38 +1269,28 @@ static void probes_unregister(struct syscap_ksession *s)
 
 static void counts_free(struct syscap_ksession *s)
 {
-	int cpu;
-
 	vfree(s->retired);	/* allocated with counts, freed even if they were not */
 	s->retired = NULL;
-	if (!s->counts)
-		return;
-	for (cpu = 0; cpu < nr_cpu_ids; cpu++)
-		vfree(s->counts[cpu]);
-	kfree(s->counts);
+	vfree(s->counts);
 	s->counts = NULL;
 }
 
-/* Zeroed count tables for every possible CPU (START resets the counters). */
+/*
+ * Zeroed count tables for CPUs 0 to nr_cpu_ids - 1 (START resets the
+ * counters), in one allocation: the probe finds its CPU's from the CPU's
+ * number, with no pointer of its own to load.
+ */
 static int counts_alloc(struct syscap_ksession *s)
 {
-	int cpu;
-
 	counts_free(s);
 	s->count_bits = ilog2(roundup_pow_of_two(clamp(count_slots, 1024U, 1U << 22)));
 	s->count_shift = 64 - s->count_bits;
-	s->counts = kcalloc(nr_cpu_ids, sizeof(*s->counts), GFP_KERNEL);
+	s->count_stride = SYSCAP_COUNT_TABLE_BYTES(s->count_bits);
+	s->counts = vzalloc(array_size(nr_cpu_ids, s->count_stride));
 	s->retired = vzalloc(array_size(nr_cpu_ids, sizeof(*s->retired)));
 	if (!s->counts || !s->retired) {
 		counts_free(s);
 		return -ENOMEM;
-	}
-	for_each_possible_cpu(cpu) {
-		s->counts[cpu] = vzalloc(SYSCAP_COUNT_TABLE_BYTES(s->count_bits));
-		if (!s->counts[cpu]) {
-			counts_free(s);
-			return -ENOMEM;
-		}
 	}
 	return 0;
 }
@@ -1318,7 +1327,6 @@ static int capture_start(struct syscap_ksession *s)
 
 		memset(pc, 0, sizeof(*pc));
 		pc->ring = s->rings[cpu];
-		pc->counts = s->counts ? s->counts[cpu] : NULL;
 		pc->cpu = cpu;
 	}
 
@@ -1454,6 +1462,10 @@ static int filter_publish(struct syscap_ksession *s, const struct syscap_filter 
 	nf->f.generation = s->gen;
 	old = rcu_dereference_protected(s->filter, lockdep_is_held(&s->lock));
 	rcu_assign_pointer(s->filter, nf);
+	/* count mode's probe tests this copy, not the filter's: for a moment
+	 * after the new filter it may still go by the old one, as a probe
+	 * that loaded the old pointer does */
+	WRITE_ONCE(s->filter_flags, nf->f.flags);
 	kfree_rcu(old, rcu);
 	return 0;
 }
@@ -1506,7 +1518,8 @@ static bool count_read(struct syscap_ksession *s, const struct syscap_count_slot
 static void count_totals(struct syscap_ksession *s, int cpu, struct syscap_cpu_stats *st)
 {
 	const struct syscap_retired *r = &s->retired[cpu];
-	u32 n = syscap_count_nused(s->counts[cpu], s->count_bits);
+	const struct syscap_count_slot *tbl = count_table(s, cpu);
+	u32 n = syscap_count_nused(tbl, s->count_bits);
 	struct syscap_kmod_count c;
 	unsigned int i;
 
@@ -1517,7 +1530,7 @@ static void count_totals(struct syscap_ksession *s, int cpu, struct syscap_cpu_s
 		st->events += r->calls[i];
 	}
 	for (i = 0; i < n; i++) {
-		if (!count_read(s, syscap_count_listed(s->counts[cpu], s->count_bits, i), &c))
+		if (!count_read(s, syscap_count_listed(tbl, s->count_bits, i), &c))
 			continue;
 		st->calls[c.nr] += c.calls;
 		st->errors[c.nr] += c.errors;
@@ -1693,7 +1706,7 @@ static bool count_read(struct syscap_ksession *s, const struct syscap_count_slot
 	if (!syscap_count_read(e, &key, &out->calls, &out->errors))
 		return false;
 	f = rcu_dereference_protected(s->filter, lockdep_is_held(&s->lock));
-	if (key >> 32 == f->f.self_tgid)
+	if (count_is_self(&f->f, key))
 		return false;
 	out->tgid = key >> 32;
 	out->nr = key & (SYSCAP_MAX_SYSCALLS - 1);
@@ -1713,7 +1726,7 @@ static long ioc_read_counts(struct syscap_ksession *s, void __user *arg)
 	if (!s->counts)
 		return put_user(0, &uarg->n);
 	for_each_possible_cpu(cpu) {
-		const struct syscap_count_slot *tbl = s->counts[cpu];
+		const struct syscap_count_slot *tbl = count_table(s, cpu);
 		u32 nused = syscap_count_nused(tbl, s->count_bits);
 
 		for (i = 0; i < nused; i++) {
@@ -1758,7 +1771,7 @@ static long ioc_forget_count(struct syscap_ksession *s, void __user *arg)
 	h = syscap_count_hash(key, s->count_bits);
 	mask = (1U << s->count_bits) - 1;
 	for_each_possible_cpu(cpu) {
-		struct syscap_count_slot *tbl = s->counts[cpu];
+		struct syscap_count_slot *tbl = count_table(s, cpu);
 
 		for (i = 0; i < SYSCAP_COUNT_PROBES; i++) {
 			struct syscap_count_slot *e = &tbl[(h + i) & mask];

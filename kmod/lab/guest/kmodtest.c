@@ -741,15 +741,16 @@ static uint32_t grandchild(const struct collector *c, pid_t child)
 
 /*
  * Count mode: the exact workload counted per process x syscall in the kernel,
- * no syscall records; the counters agree with records mode's numbers; a
- * forgotten process's counters are gone on every CPU.
+ * no syscall records, and another process beside it not at all (the process
+ * filter); the counters agree with records mode's numbers; a forgotten
+ * process's counters are gone on every CPU.
  */
 static int test_count_mode(void)
 {
 	struct syscap_backend *b = open_backend(1 << 20);
 	struct count_sink *cs = calloc(1, sizeof(*cs));
-	struct run r = { .w = { { exact_workload, 0, "exact" } }, .flags = SYSCAP_FILTER_PIDS,
-			 .pid_rule = SYSCAP_PID_INCLUDE };
+	struct run r = { .w = { { exact_workload, 0, "exact" }, { getppid_workload, 100, "other" } },
+			 .flags = SYSCAP_FILTER_PIDS, .pid_rule = SYSCAP_PID_INCLUDE };
 	uint64_t sum = 0;
 	struct collector c;
 	struct totals t;
@@ -771,6 +772,8 @@ static int test_count_mode(void)
 	CHECK(!ret, "read_counts: %s", strerror(-ret));
 	if (check_clones(cs, "process filter"))
 		return 1;
+	CHECK(!cs->calls[2][SYS_getppid], "%llu getppid of processes outside the filter counted",
+	      (unsigned long long)cs->calls[2][SYS_getppid]);
 	CHECK(cs->calls[0][SYS_getppid] == W_N + W_THREAD && cs->calls[1][SYS_getppid] == W_GRAND,
 	      "getppid per process %llu/%llu, want %d/%d",
 	      (unsigned long long)cs->calls[0][SYS_getppid],
@@ -847,6 +850,8 @@ static int test_count_mode(void)
 	      (unsigned long long)cs->errors[0][SYS_openat],
 	      (unsigned long long)cs->calls[0][SYS_exit_group],
 	      (unsigned long long)cs->calls[0][SYS_exit]);
+	CHECK(cs->calls[2][SYS_getppid] >= 100, "no filter: %llu getppid of the other process, "
+	      "want 100", (unsigned long long)cs->calls[2][SYS_getppid]);
 	CHECK(b->ops->start(b) == 0 && b->ops->set_mode(b, 0) == -EBUSY && b->ops->stop(b) == 0 &&
 	      b->ops->set_mode(b, 0) == 0, "SET_MODE must be refused while running, only then");
 	snprintf(detail, sizeof(detail),
