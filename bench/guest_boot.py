@@ -260,6 +260,7 @@ class Staged:
     tree: KernelTree
     root_img: Path
     disk: Path
+    stage: Path  # the disk's files, for make_disk to make it again
     keys: list[str]  # the rows that can run, baseline first
     why: dict[str, str]  # the rows that cannot, and why
     built: dict[str, Path]  # what was built for the guest, by its name on the disk
@@ -330,7 +331,7 @@ def stage_guest(quick: bool, keys: Sequence[str], init: Callable[[list[str]], st
         shutil.copy(src, stage / name)
     (stage / "syscall_names").write_bytes(syscall_names())
     disk = make_disk(stage, init(runs))
-    return Staged(tree, root_img, disk, runs, why, have, time.monotonic() - t0)
+    return Staged(tree, root_img, disk, stage, runs, why, have, time.monotonic() - t0)
 
 
 def make_disk(stage: Path, init: str) -> Path:
@@ -361,7 +362,7 @@ def _bench_guest(plan: BenchPlan, quick: bool) -> dict[str, object]:
     for boot in range(1, plan.more_boots + 1 if more else 1):
         log(f"boot {boot + 1} of {plan.more_boots + 1}: {plan.rounds} getppid rounds of "
             f"{', '.join(more)}")
-        make_disk(staged.disk.parent / "bench-disk", bench_init(plan, keys, boot))
+        make_disk(staged.stage, bench_init(plan, keys, boot))
         consoles.append(bdir / f"bench-console-{boot + 1}.log")
         texts.append(images.boot_guest(qemu, consoles[-1], 300 + plan.rounds * len(more) * 120,
                                        show="SYSCAP-BENCH"))
