@@ -211,17 +211,6 @@ struct syscap_pcpu {
  */
 #define SYSCAP_SAMPLE_GATE	1024
 
-/*
- * Count mode: what each CPU's forgotten counters held. The per-CPU totals
- * are the table's slots plus these (READ_STATS adds them up), so the probe
- * does not keep a second copy; only the ioctls, under the session's lock,
- * touch these.
- */
-struct syscap_retired {
-	u64 calls[SYSCAP_MAX_SYSCALLS];
-	u64 errors[SYSCAP_MAX_SYSCALLS];
-};
-
 struct syscap_probe_ref {
 	struct tracepoint **tp;
 	void *probe;
@@ -259,7 +248,8 @@ struct syscap_ksession {
 	unsigned int count_shift;	/* 64 - count_bits */
 	void *counts;			/* count mode: each CPU's table (count_table) */
 	size_t count_stride;		/* bytes from one CPU's table to the next */
-	struct syscap_retired *retired;		/* [nr_cpu_ids] with counts */
+	/* [nr_cpu_ids] with counts; the ioctls, under lock, use them */
+	struct syscap_count_retired *retired;
 	unsigned int count_bits;
 	struct syscap_probe_ref probes[5];	/* registered, in order */
 	int nprobes;
@@ -1507,35 +1497,18 @@ static long ioc_set_pid(struct syscap_ksession *s, void __user *arg)
 	return err ? err : ret;
 }
 
-static bool count_read(struct syscap_ksession *s, const struct syscap_count_slot *e,
-		       struct syscap_kmod_count *out);
+/* The consumer's tgid, whose calls the readers leave out. Under the session's lock. */
+static u32 consumer_tgid(struct syscap_ksession *s)
+{
+	return rcu_dereference_protected(s->filter, lockdep_is_held(&s->lock))->f.self_tgid;
+}
 
-/*
- * Count mode: one CPU's totals, its probe's own counters (the calls a full
- * table left out, and everything but calls) plus its table's live slots and
- * what its forgotten ones held.
- */
+/* Count mode: one CPU's totals (syscap_count_totals). */
 static void count_totals(struct syscap_ksession *s, int cpu, struct syscap_cpu_stats *st)
 {
-	const struct syscap_retired *r = &s->retired[cpu];
-	const struct syscap_count_slot *tbl = count_table(s, cpu);
-	u32 n = syscap_count_nused(tbl, s->count_bits);
-	struct syscap_kmod_count c;
-	unsigned int i;
-
 	memcpy(st, &per_cpu_ptr(s->pcpu, cpu)->st, sizeof(*st));
-	for (i = 0; i < SYSCAP_MAX_SYSCALLS; i++) {
-		st->calls[i] += r->calls[i];
-		st->errors[i] += r->errors[i];
-		st->events += r->calls[i];
-	}
-	for (i = 0; i < n; i++) {
-		if (!count_read(s, syscap_count_listed(tbl, s->count_bits, i), &c))
-			continue;
-		st->calls[c.nr] += c.calls;
-		st->errors[c.nr] += c.errors;
-		st->events += c.calls;
-	}
+	syscap_count_totals(count_table(s, cpu), s->count_bits, &s->retired[cpu],
+			    consumer_tgid(s), st);
 }
 
 static long ioc_read_stats(struct syscap_ksession *s, void __user *arg)
@@ -1757,7 +1730,6 @@ static long ioc_read_counts(struct syscap_ksession *s, void __user *arg)
 static long ioc_forget_count(struct syscap_ksession *s, void __user *arg)
 {
 	struct syscap_count_key req;
-	unsigned int i, h, mask;
 	u64 key;
 	int cpu;
 
@@ -1768,29 +1740,14 @@ static long ioc_forget_count(struct syscap_ksession *s, void __user *arg)
 	if (!s->counts)
 		return 0;
 	key = syscap_count_key(req.tgid, req.nr);
-	h = syscap_count_hash(key, s->count_bits);
-	mask = (1U << s->count_bits) - 1;
 	for_each_possible_cpu(cpu) {
-		struct syscap_count_slot *tbl = count_table(s, cpu);
+		struct syscap_count_slot *e = syscap_count_find(count_table(s, cpu), s->count_bits,
+								key);
 
-		for (i = 0; i < SYSCAP_COUNT_PROBES; i++) {
-			struct syscap_count_slot *e = &tbl[(h + i) & mask];
-			u64 k = READ_ONCE(e->key);
-
-			if (!k)
-				break;
-			if (k == key && !READ_ONCE(e->dead)) {
-				struct syscap_kmod_count c;
-
-				/* the process is gone: its slot no longer moves */
-				if (count_read(s, e, &c)) {
-					s->retired[cpu].calls[c.nr] += c.calls;
-					s->retired[cpu].errors[c.nr] += c.errors;
-				}
-				WRITE_ONCE(e->dead, 1);
-				break;
-			}
-		}
+		if (!e)
+			continue;
+		syscap_count_retire(&s->retired[cpu], e, consumer_tgid(s));
+		smp_store_release(&e->dead, 1);	/* the probe may reuse it from now on */
 	}
 	return 0;
 }

@@ -475,29 +475,32 @@ static __always_inline void emit_syscall(struct syscap_task_state *st, __u64 now
 }
 
 /*
- * Count mode: one call counted for tgid x nr. The per-CPU totals stay exact
- * when the map is full; only the split by process is lost then, counted as
- * a drop.
+ * Count mode: one call counted for tgid x nr in this CPU's table, whose
+ * slots are the per-CPU totals too (read by syscap_count_totals). A call the
+ * table cannot take goes to the per-CPU counters, so the totals stay exact;
+ * only its split by process is lost, counted as a drop.
  */
 static __always_inline void count_syscall(__u32 tgid, __u32 nr, long ret)
 {
-	struct syscap_cpu_stats *s = cpu_stats();
 	__u32 cpu = bpf_get_smp_processor_id();
 	int err = syscap_is_error(ret);
+	struct syscap_cpu_stats *s;
 	struct count_table *tbl;
 
 	nr = syscap_slot_index(nr);
+	tbl = bpf_map_lookup_elem(&count_tables, &cpu);
+	/* the value is 2^count_bits slots and their list, not the slots declared */
+	if (tbl && !syscap_count_add((struct syscap_count_slot *)(void *)tbl, count_bits,
+				     syscap_count_key(tgid, nr), err))
+		return;	/* the totals are the table's (syscap_count_totals) */
+	s = cpu_stats();
 	if (!s)
 		return;
 	s->events++;
 	s->calls[nr]++;
 	if (err)
 		s->errors[nr]++;
-	tbl = bpf_map_lookup_elem(&count_tables, &cpu);
-	/* the value is 2^count_bits slots and their list, not the slots declared */
-	if (!tbl || syscap_count_add((struct syscap_count_slot *)(void *)tbl, count_bits,
-				     syscap_count_key(tgid, nr), err))
-		s->drops++;	/* no free slot near the key's */
+	s->drops++;	/* no free slot near the key's */
 }
 
 /* A sample's record: like emit_syscall's, but its call is counted already. */

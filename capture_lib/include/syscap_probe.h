@@ -516,6 +516,81 @@ syscap_count_listed(const struct syscap_count_slot *tbl, __u32 bits, __u32 i)
 {
 	return &tbl[syscap_count_used(tbl, bits)->idx[i] & ((1U << bits) - 1)];
 }
+
+/*
+ * Count mode keeps a CPU's per-syscall totals in its table's slots, not in a
+ * second copy the probe would update on its every call: the totals are the
+ * probe's own counters (the calls a full table could not take, and all but
+ * calls), plus the live slots, plus what the slots forgotten since held.
+ * Readers serialise syscap_count_retire and syscap_count_totals.
+ */
+struct syscap_count_retired {
+	__u64 calls[SYSCAP_MAX_SYSCALLS];
+	__u64 errors[SYSCAP_MAX_SYSCALLS];
+};
+
+/* The slot of key's live counter in table tbl of 2^bits slots, or 0. */
+SYSCAP_PROBE_INLINE struct syscap_count_slot *syscap_count_find(struct syscap_count_slot *tbl,
+								__u32 bits, __u64 key)
+{
+	__u32 h = syscap_count_hash(key, bits), mask = (1U << bits) - 1, i;
+
+	for (i = 0; i < SYSCAP_COUNT_PROBES; i++) {
+		struct syscap_count_slot *e = &tbl[(h + i) & mask];
+		__u64 k = *(const volatile __u64 *)&e->key;
+
+		if (!k)
+			break;
+		if (k == key && !*(const volatile __u32 *)&e->dead)
+			return e;
+	}
+	return 0;
+}
+
+/*
+ * Adds to r what slot e holds, the live counter of a process that is gone
+ * (so it no longer moves), but the consumer's (self_tgid). The reader then
+ * sets e->dead with a store ordered after these reads: from then on the
+ * probe may reuse the slot.
+ */
+SYSCAP_PROBE_INLINE void syscap_count_retire(struct syscap_count_retired *r,
+					     const struct syscap_count_slot *e, __u32 self_tgid)
+{
+	__u64 key, calls, errors;
+
+	if (!syscap_count_read(e, &key, &calls, &errors) || key >> 32 == self_tgid)
+		return;
+	r->calls[key & (SYSCAP_MAX_SYSCALLS - 1)] += calls;
+	r->errors[key & (SYSCAP_MAX_SYSCALLS - 1)] += errors;
+}
+
+/*
+ * A CPU's totals: st holds its probe's own counters; adds what retired r
+ * holds and the live slots of its table tbl (2^bits slots), but the
+ * consumer's (self_tgid), which the readers leave out.
+ */
+SYSCAP_PROBE_INLINE void syscap_count_totals(const struct syscap_count_slot *tbl, __u32 bits,
+					     const struct syscap_count_retired *r,
+					     __u32 self_tgid, struct syscap_cpu_stats *st)
+{
+	__u32 n = syscap_count_nused(tbl, bits), i, nr;
+	__u64 key, calls, errors;
+
+	for (i = 0; i < SYSCAP_MAX_SYSCALLS; i++) {
+		st->calls[i] += r->calls[i];
+		st->errors[i] += r->errors[i];
+		st->events += r->calls[i];
+	}
+	for (i = 0; i < n; i++) {
+		if (!syscap_count_read(syscap_count_listed(tbl, bits, i), &key, &calls, &errors) ||
+		    key >> 32 == self_tgid)
+			continue;
+		nr = key & (SYSCAP_MAX_SYSCALLS - 1);
+		st->calls[nr] += calls;
+		st->errors[nr] += errors;
+		st->events += calls;
+	}
+}
 #endif /* SYSCAP_RMB */
 
 #endif /* SYSCAP_PROBE_H */

@@ -6,6 +6,7 @@
  * missing.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,10 @@ struct bpf_priv {
 	uint32_t count_bits;		/* each CPU's table has 2^count_bits slots */
 	struct syscap_kmod_count *seen;	/* read_counts' copies */
 	size_t nseen;
+	/* what each CPU's forgotten slots held, [ncpu] from the first forget;
+	 * the lock keeps forget and read_stats apart (syscap_count_totals) */
+	struct syscap_count_retired *retired;
+	pthread_mutex_t count_lock;
 };
 
 /* Count tables: at most this many bytes for all CPUs, at most 2^16 slots a CPU. */
@@ -171,6 +176,17 @@ static int bpf_set_pid(struct syscap_backend *b, uint32_t tgid, int value)
 	return 0;
 }
 
+/* CPU cpu's count table (its slots, then their list), in the mapping. */
+static struct syscap_count_slot *count_table(const struct bpf_priv *p, int cpu)
+{
+	return (struct syscap_count_slot *)(void *)((char *)p->counts +
+						    (size_t)cpu * SYSCAP_COUNT_TABLE_BYTES(p->count_bits));
+}
+
+/* A CPU's totals before anything was forgotten. */
+static const struct syscap_count_retired no_retired;
+
+/* A CPU's totals: its probes' counters and its count table's (syscap_count_totals). */
 static int bpf_read_stats(struct syscap_backend *b, struct syscap_cpu_stats *out, int ncpu)
 {
 	struct bpf_priv *p = b->priv;
@@ -180,6 +196,13 @@ static int bpf_read_stats(struct syscap_backend *b, struct syscap_cpu_stats *out
 		return -EINVAL;
 	if (bpf_map_lookup_elem(bpf_map__fd(p->skel->maps.stats), &zero, out))
 		return -errno;
+	/* in every mode: the tables keep what count mode counted before a switch */
+	pthread_mutex_lock(&p->count_lock);
+	for (int cpu = 0; cpu < b->ncpu; cpu++)
+		syscap_count_totals(count_table(p, cpu), p->count_bits,
+				    p->retired ? &p->retired[cpu] : &no_retired, p->self_tgid,
+				    &out[cpu]);
+	pthread_mutex_unlock(&p->count_lock);
 	return 0;
 }
 
@@ -238,13 +261,6 @@ static int bpf_set_sample_period(struct syscap_backend *b, uint32_t period)
 	return 0;
 }
 
-/* CPU cpu's count table (its slots, then their list), in the mapping. */
-static struct syscap_count_slot *count_table(const struct bpf_priv *p, int cpu)
-{
-	return (struct syscap_count_slot *)(void *)((char *)p->counts +
-						    (size_t)cpu * SYSCAP_COUNT_TABLE_BYTES(p->count_bits));
-}
-
 /* Every CPU's listed slots, read in place; each slot copied consistently. */
 static int bpf_read_counts(struct syscap_backend *b, syscap_count_fn fn, void *ctx)
 {
@@ -285,25 +301,26 @@ static int bpf_forget_count(struct syscap_backend *b, const struct syscap_count_
 {
 	struct bpf_priv *p = b->priv;
 	uint64_t key = syscap_count_key(k->tgid, k->nr);
-	uint32_t h = syscap_count_hash(key, p->count_bits), mask = (1U << p->count_bits) - 1;
 
 	if (k->nr >= SYSCAP_MAX_SYSCALLS)
 		return -EINVAL;
+	pthread_mutex_lock(&p->count_lock);
+	if (!p->retired)
+		p->retired = calloc((size_t)b->ncpu, sizeof(*p->retired));
+	if (!p->retired) {
+		pthread_mutex_unlock(&p->count_lock);
+		return -ENOMEM;
+	}
 	for (int cpu = 0; cpu < b->ncpu; cpu++) {
-		struct syscap_count_slot *tbl = count_table(p, cpu);
+		struct syscap_count_slot *e = syscap_count_find(count_table(p, cpu), p->count_bits,
+								key);
 
-		for (uint32_t i = 0; i < SYSCAP_COUNT_PROBES; i++) {
-			struct syscap_count_slot *e = &tbl[(h + i) & mask];
-			uint64_t cur = __atomic_load_n(&e->key, __ATOMIC_RELAXED);
-
-			if (!cur)
-				break;
-			if (cur == key && !__atomic_load_n(&e->dead, __ATOMIC_RELAXED)) {
-				__atomic_store_n(&e->dead, 1, __ATOMIC_RELEASE);
-				break;
-			}
+		if (e) {
+			syscap_count_retire(&p->retired[cpu], e, p->self_tgid);
+			__atomic_store_n(&e->dead, 1, __ATOMIC_RELEASE);
 		}
 	}
+	pthread_mutex_unlock(&p->count_lock);
 	return 0;
 }
 
@@ -431,6 +448,8 @@ static void bpf_close(struct syscap_backend *b)
 			munmap(p->counts, p->counts_len);
 		syscap_bpf__destroy(p->skel);	/* closes wait_fd, the doorbell's */
 		free(p->seen);
+		free(p->retired);
+		pthread_mutex_destroy(&p->count_lock);
 		free(p);
 	}
 	free(b->rings);
@@ -505,6 +524,7 @@ int syscap_bpf_open(struct syscap_backend **out, uint64_t ring_size, char *err, 
 	p = calloc(1, sizeof(*p));
 	if (!b || !p)
 		goto nomem;
+	pthread_mutex_init(&p->count_lock, NULL);
 	b->wait_fd = -1;
 	b->name = "bpf";
 	syscap_clock_set(&b->clock, "monotonic", 0, 0, 0);

@@ -199,3 +199,27 @@ def test_counts_are_exact_per_process_with_no_filter(workload: Path) -> None:
                 if pid != proc.pid and c.get("getppid") == (child, 0)]
     assert len(children) == 1 and children[0]["exit_group"] == (1, 0)
     assert os.getpid() not in by_pid
+
+
+@pytest.mark.parametrize("mode", ["counts", "sampled"])
+def test_totals_keep_the_calls_of_processes_gone(workload: Path, mode: str) -> None:
+    """The per-syscall totals (what the exporter serves) are the kernel's
+    tables plus what their forgotten counters held: a process gone, and its
+    counters forgotten, still counts there, exactly."""
+    getppid, opens, fails, writes, child, thread = ARGS
+    with Session("bpf") as s:
+        s.set_mode(mode)
+        s.aggregate(True)
+        s.set_filter(Filter(comms=frozenset({workload.name})))
+        s.start()
+        proc = subprocess.Popen([str(workload), *map(str, ARGS)])
+        assert proc.wait() == 0
+        s.snapshot()
+        assert proc.pid not in s.counted_tgids(), "the process's counters were not forgotten"
+        totals = s.totals()
+        s.stop()
+    assert totals.drops == 0
+    assert totals.syscalls[syscalls.number("getppid")].count == getppid + child + thread
+    assert totals.syscalls[syscalls.number("write")].count == writes
+    opened = totals.syscalls[syscalls.number("openat")]
+    assert opened.errors == fails and opened.count >= opens + 1
