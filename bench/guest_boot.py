@@ -92,11 +92,11 @@ BENCH_KEYS = ("baseline", "kmodfloor", "kmod", "kmodmono", "bpf", "kmodheld", "b
 # The rows of the guest goals (bench/guest.py GOALS): count mode against the
 # module's empty probes is a difference of some 100 ns under TCG, and a run
 # of the recorder scatters by several hundred (its consumer takes turns with
-# the loop on the one host thread). More than that, a boot's layout (KASLR
-# places the kernel, the modules and their data anew) moved count mode's
-# ratio to the floor between 0.95x and 2.19x over eight boots of one build:
-# these rows get BenchPlan.more_boots more boots of micro rounds alone,
-# pooled with the first boot's.
+# the loop on the one host thread): a boot's 10 rounds of count mode less
+# the floor scattered by 30 to 400 ns (standard deviation) over 30 boots,
+# and its mean put count mode between 0.95x and 2.19x the floor over eight
+# boots of one build. These rows get BenchPlan.more_boots more boots of
+# micro rounds alone, pooled with the first boot's.
 MORE_KEYS = ("baseline", "kmodfloor", "kmod", "bpf", "kmodcount")
 
 
@@ -401,7 +401,8 @@ def bench_method(plan: BenchPlan, tree: KernelTree, keys: Sequence[str]) -> str:
         rev = "?"
     alone = more_keys(keys)
     more = (f"; then {plan.more_boots} more boots, each {plan.rounds} getppid rounds of "
-            f"{', '.join(alone)} alone (a boot's layout moves these rows' cost: pooled)"
+            f"{', '.join(alone)} alone (pooled: a boot's rounds scatter more than these rows "
+            f"differ)"
             if alone and plan.more_boots else "")
     return (f"one QEMU TCG guest ({tree.release}, 2 vCPUs on one host thread): nginx (1 worker, "
             f"last vCPU) + ab -n {plan.requests} -c 50 (vCPU 0), then getppid x {plan.calls} "
