@@ -198,7 +198,7 @@ struct syscap_kfilter {
 struct syscap_pcpu {
 	struct syscap_cpu_stats st;	/* copied out by READ_STATS */
 	struct syscap_kring *ring;	/* this CPU's, while running: the probes */
-	u32 cpu;			/* find it and their CPU in one place */
+	u32 cpu;			/* find it and its CPU in one place */
 	u64 missed;
 	u64 pidset_full;
 	u32 sample_left;		/* sampled mode: calls to the next sample */
