@@ -918,12 +918,6 @@ static __always_inline struct syscap_count_slot *count_table(const struct syscap
 	return s->counts + (size_t)(u32)cpu * s->count_stride;
 }
 
-/* Whether count key is the consumer's, whose calls the readers leave out. */
-static bool count_is_self(const struct syscap_filter *f, u64 key)
-{
-	return key >> 32 == f->self_tgid;
-}
-
 /*
  * One call of key in this CPU's table tbl, whose first slot for it was not
  * the key's. A call the table could not take stays in the per-CPU totals, so
@@ -937,8 +931,9 @@ static noinline void count_slow(struct syscap_ksession *s, struct syscap_count_s
 	u32 nr = key & (SYSCAP_MAX_SYSCALLS - 1);
 	int err = syscap_is_error(ret);
 
+	/* the consumer's calls: the readers leave them out */
 	if (!syscap_count_add(tbl, s->count_bits, key, err) ||
-	    count_is_self(&rcu_dereference_sched(s->filter)->f, key))
+	    key >> 32 == rcu_dereference_sched(s->filter)->f.self_tgid)
 		return;
 	pc = this_cpu_ptr(s->pcpu);
 	pc->st.events++;
@@ -1673,13 +1668,10 @@ static long ioc_set_sample_period(struct syscap_ksession *s, void __user *arg)
 static bool count_read(struct syscap_ksession *s, const struct syscap_count_slot *e,
 		       struct syscap_kmod_count *out)
 {
-	const struct syscap_kfilter *f;
 	u64 key;
 
-	if (!syscap_count_read(e, &key, &out->calls, &out->errors))
-		return false;
-	f = rcu_dereference_protected(s->filter, lockdep_is_held(&s->lock));
-	if (count_is_self(&f->f, key))
+	if (!syscap_count_read(e, &key, &out->calls, &out->errors) ||
+	    key >> 32 == consumer_tgid(s))
 		return false;
 	out->tgid = key >> 32;
 	out->nr = key & (SYSCAP_MAX_SYSCALLS - 1);
