@@ -366,7 +366,8 @@ def goal_lines(rows: list[dict[str, Any]]) -> list[str]:
         if not a or not b or b["median"] <= 0:
             continue
         x = a["median"] / b["median"]
-        out.append(f"  goal: {what}: {x:.2f}x, {'met' if x <= limit else 'NOT met'}")
+        n = f" ({a['n']} and {b['n']} rounds)" if a.get("n") and b.get("n") else ""
+        out.append(f"  goal: {what}: {x:.2f}x{n}, {'met' if x <= limit else 'NOT met'}")
     for key, other, what in BESIDE:
         a, b = added.get(key), added.get(other)
         if a and b and b["median"] > 0:

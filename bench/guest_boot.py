@@ -79,12 +79,17 @@ class BenchPlan:
     requests: int  # ab -n per run
     calls: int  # getppid calls per micro run
     more_boots: int  # boots after the first, each with `rounds` micro rounds of MORE_KEYS
+    count_boots: int  # then boots with `rounds` micro rounds of COUNT_KEYS
 
     @classmethod
     def of(cls, quick: bool, rounds: int | None = None) -> BenchPlan:
         if quick:
-            return cls(rounds or 2, 1000, 100_000, 0)
-        return cls(rounds or 10, 6_000, 1_000_000, 3)
+            return cls(rounds or 2, 1000, 100_000, 0, 0)
+        return cls(rounds or 10, 6_000, 1_000_000, 3, 6)
+
+    @property
+    def boots(self) -> int:
+        return 1 + self.more_boots + self.count_boots
 
 
 BENCH_KEYS = ("baseline", "kmodfloor", "kmod", "kmodmono", "bpf", "kmodheld", "bpfheld",
@@ -96,14 +101,33 @@ BENCH_KEYS = ("baseline", "kmodfloor", "kmod", "kmodmono", "bpf", "kmodheld", "b
 # the floor scattered by 30 to 400 ns (standard deviation) over 30 boots,
 # and its mean put count mode between 0.95x and 2.19x the floor over eight
 # boots of one build. These rows get BenchPlan.more_boots more boots of
-# micro rounds alone, pooled with the first boot's.
+# micro rounds alone, pooled with the first boot's. The count goal's rows,
+# whose difference is the smaller one, get BenchPlan.count_boots boots more:
+# 100 rounds at the default 10. Twenty put count mode at 1.01x the floor one
+# day and 1.21x the next; 100 over 10 boots at 1.02x [0.85, 1.13] (the run of
+# 30 boots in docs/benchmarks.md). Without a recorder a boot takes a minute.
 MORE_KEYS = ("baseline", "kmodfloor", "kmod", "bpf", "kmodcount")
+COUNT_KEYS = ("baseline", "kmodfloor", "kmodcount")
+
+
+def _among(wanted: Sequence[str], keys: Sequence[str]) -> list[str]:
+    """The wanted keys among the rows that run: none unless two can pair."""
+    got = [k for k in wanted if k in keys]
+    return got if len(got) > 1 else []
 
 
 def more_keys(keys: Sequence[str]) -> list[str]:
-    """The MORE_KEYS among the rows that run: none unless two can pair."""
-    more = [k for k in MORE_KEYS if k in keys]
-    return more if len(more) > 1 else []
+    """The MORE_KEYS among the rows that run."""
+    return _among(MORE_KEYS, keys)
+
+
+def boot_keys(plan: BenchPlan, keys: Sequence[str], boot: int) -> list[str]:
+    """The rows boot runs: every one in boot 0, then more_boots boots of
+    MORE_KEYS, then count_boots boots of COUNT_KEYS (each among keys)."""
+    if not boot:
+        return list(keys)
+    return _among(MORE_KEYS if boot <= plan.more_boots else COUNT_KEYS, keys)
+
 
 # what each key needs on the bench disk, beyond the scripts
 NEEDS = {"kmodfloor": ("floor_kmod.ko",), "kmod": ("syscap.ko", "guest_record"),
@@ -203,14 +227,13 @@ INIT_EPILOGUE = [
 
 def bench_init(plan: BenchPlan, keys: list[str], boot: int = 0) -> str:
     """/bench/init: mounts, both modules, the rounds, the logs, power off.
-    Boot 0 runs every phase; a later boot (1 .. plan.more_boots) only the
-    micro rounds of more_keys(keys), numbered after the boots before it."""
-    env = {"BENCH_KEYS": " ".join(keys),
+    Boot 0 runs every phase; a later boot only the micro rounds of
+    boot_keys(plan, keys, boot), numbered after the boots before it."""
+    env = {"BENCH_KEYS": " ".join(boot_keys(plan, keys, boot)),
            "BENCH_MICRO": f"/bench/getppid_loop {plan.calls}",
            "BENCH_MICRO_ROUNDS": str(plan.rounds)}  # fmt: skip
     if boot:
-        env |= {"BENCH_KEYS": " ".join(more_keys(keys)),
-                "BENCH_MICRO_FIRST": str(boot * plan.rounds)}
+        env["BENCH_MICRO_FIRST"] = str(boot * plan.rounds)
     loop = f"taskset -c $last /bench/getppid_loop {plan.calls}"
     for k in env["BENCH_KEYS"].split()[1:]:
         env[f"BENCH_START_{k}"] = f"/bench/guest_tracer.sh start {k}"
@@ -357,10 +380,12 @@ def _bench_guest(plan: BenchPlan, quick: bool) -> dict[str, object]:
         f"configurations ({', '.join(keys)})")
     timeout = 300 + plan.rounds * len(keys) * 120
     texts = [images.boot_guest(qemu, console, timeout, show="SYSCAP-BENCH")]
-    more = more_keys(keys)
     consoles = [console]
-    for boot in range(1, plan.more_boots + 1 if more else 1):
-        log(f"boot {boot + 1} of {plan.more_boots + 1}: {plan.rounds} getppid rounds of "
+    for boot in range(1, plan.boots):
+        more = boot_keys(plan, keys, boot)
+        if not more:
+            continue
+        log(f"boot {boot + 1} of {plan.boots}: {plan.rounds} getppid rounds of "
             f"{', '.join(more)}")
         make_disk(staged.stage, bench_init(plan, keys, boot))
         consoles.append(bdir / f"bench-console-{boot + 1}.log")
@@ -399,11 +424,13 @@ def bench_method(plan: BenchPlan, tree: KernelTree, keys: Sequence[str]) -> str:
         rev = run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"]).strip()
     except LabError:
         rev = "?"
-    alone = more_keys(keys)
+    alone, count = more_keys(keys), _among(COUNT_KEYS, keys)
     more = (f"; then {plan.more_boots} more boots, each {plan.rounds} getppid rounds of "
-            f"{', '.join(alone)} alone (pooled: a boot's rounds scatter more than these rows "
-            f"differ)"
+            f"{', '.join(alone)} alone"
             if alone and plan.more_boots else "")
+    more += (f"; then {plan.count_boots} boots of {', '.join(count)} alone"
+             if count and plan.count_boots else "")
+    more += " (pooled: a boot's rounds scatter more than these rows differ)" if more else ""
     return (f"one QEMU TCG guest ({tree.release}, 2 vCPUs on one host thread): nginx (1 worker, "
             f"last vCPU) + ab -n {plan.requests} -c 50 (vCPU 0), then getppid x {plan.calls} "
             f"on the last vCPU; {plan.rounds} interleaved rounds each{more}; tracers on vCPU 0, "

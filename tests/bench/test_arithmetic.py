@@ -493,15 +493,16 @@ def test_guest_rounds_reach_the_lab_only_when_given(monkeypatch: pytest.MonkeyPa
 def test_guest_goals_compare_added_ns_within_the_run() -> None:
     """The module's goals read the micro rounds' added ns of two rows of the
     same guest run; a goal whose rows did not both run prints nothing."""
-    def row(key: str, added: float | None) -> dict[str, Any]:
-        return {"key": key, "micro": {"added_ns": {"median": added}} if added else {}}
+    def row(key: str, added: float | None, n: int = 0) -> dict[str, Any]:
+        est = {"median": added, **({"n": n} if n else {})}
+        return {"key": key, "micro": {"added_ns": est} if added else {}}
 
     lines = guest.goal_lines([row("kmod", 900.0), row("bpf", 2000.0),
-                              row("kmodcount", 700.0), row("kmodfloor", 500.0)])
+                              row("kmodcount", 700.0, 100), row("kmodfloor", 500.0, 98)])
     assert lines == [
         "  goal: the module's record added ns <= half the eBPF backend's: 0.45x, met",
-        "  goal: the module's count mode added ns <= 1.2x the module's empty probes: 1.40x, "
-        "NOT met",
+        "  goal: the module's count mode added ns <= 1.2x the module's empty probes: 1.40x "
+        "(100 and 98 rounds), NOT met",
     ]
     assert guest.goal_lines([row("kmod", 900.0), row("bpf", None)]) == []
     assert guest.goal_lines([row("kmodheld", 400.0), row("bpfheld", 800.0)]) == [

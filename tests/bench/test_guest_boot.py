@@ -54,6 +54,22 @@ def test_later_boots_run_only_the_goals_rows_micro_rounds_numbered_after_the_boo
     assert "insmod /bench/syscap.ko" in text
 
 
+def test_the_count_goals_rows_get_boots_of_their_own_after_the_goals_boots() -> None:
+    plan = guest_boot.BenchPlan.of(quick=False, rounds=5)
+    keys = ["baseline", "kmodfloor", "kmod", "bpf", "kmodcount", "kmodsampled"]
+    assert plan.boots == 1 + plan.more_boots + plan.count_boots
+    last_more = guest_boot.bench_init(plan, keys, boot=plan.more_boots)
+    assert "export BENCH_KEYS='baseline kmodfloor kmod bpf kmodcount'" in last_more
+    first_count = plan.more_boots + 1
+    text = guest_boot.bench_init(plan, keys, boot=first_count)
+    assert "export BENCH_KEYS='baseline kmodfloor kmodcount'" in text
+    assert f"export BENCH_MICRO_FIRST='{first_count * 5}'" in text
+    assert "BENCH_START_kmod'" not in text and "BENCH_START_bpf'" not in text
+    # a row set with nothing to pair runs no later boot
+    assert guest_boot.boot_keys(plan, ["baseline", "bpf"], first_count) == []
+    assert guest_boot.BenchPlan.of(quick=True).boots == 1
+
+
 def test_guest_rounds_numbers_a_later_boots_micro_rounds_after_the_first(
         tmp_path: Path) -> None:
     """guest_rounds.sh itself, with a stub micro command and tracer: the rows
@@ -84,3 +100,10 @@ def test_full_runs_have_ten_rounds_unless_told() -> None:
     assert guest_boot.BenchPlan.of(quick=False).rounds == 10
     assert guest_boot.BenchPlan.of(quick=False, rounds=12).rounds == 12
     assert guest_boot.BenchPlan.of(quick=True).rounds < 10
+
+
+def test_a_full_run_gives_the_count_goals_rows_a_hundred_rounds() -> None:
+    plan = guest_boot.BenchPlan.of(quick=False)
+    rounds = sum(plan.rounds for boot in range(plan.boots)
+                 if "kmodcount" in guest_boot.boot_keys(plan, guest_boot.BENCH_KEYS, boot))
+    assert rounds == 100
