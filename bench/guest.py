@@ -357,17 +357,23 @@ BESIDE = (("kmodmono", "bpf", "the module's record on the monotonic clock agains
 
 
 def goal_lines(rows: list[dict[str, Any]]) -> list[str]:
-    """One line per guest goal whose two rows ran their micro rounds, and the
-    records goal's ratio for the rows beside it (BESIDE)."""
+    """One line per guest goal whose two rows ran their micro rounds (the
+    ratio of their added ns, its interval from stats.ratio_interval and the
+    rounds behind it), and the records goal's ratio for the rows beside it
+    (BESIDE)."""
     added = {str(r["key"]): r.get("micro", {}).get("added_ns") for r in rows}
+    runs = {str(r["key"]): r.get("micro", {}).get("runs") for r in rows}
     out = []
     for key, limit, other, what in GOALS:
         a, b = added.get(key), added.get(other)
         if not a or not b or b["median"] <= 0:
             continue
         x = a["median"] / b["median"]
+        num, den, base = runs.get(key), runs.get(other), runs.get("baseline")
+        iv = stats.ratio_interval(num, den, base) if num and den and base else None
         n = f" ({a['n']} and {b['n']} rounds)" if a.get("n") and b.get("n") else ""
-        out.append(f"  goal: {what}: {x:.2f}x{n}, {'met' if x <= limit else 'NOT met'}")
+        out.append(f"  goal: {what}: {x:.2f}x{f' [{iv[0]:.2f}, {iv[1]:.2f}]' if iv else ''}{n}, "
+                   f"{'met' if x <= limit else 'NOT met'}")
     for key, other, what in BESIDE:
         a, b = added.get(key), added.get(other)
         if a and b and b["median"] > 0:

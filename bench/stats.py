@@ -13,6 +13,7 @@ with fewer runs the interval is [min, max] and its real level is reported.
 from __future__ import annotations
 
 import math
+import random
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,3 +94,27 @@ def ratio(num: float, den: float) -> float | None:
 
 def finite(values: Sequence[float]) -> list[float]:
     return [v for v in values if math.isfinite(v)]
+
+
+def ratio_interval(num: Sequence[float], den: Sequence[float], base: Sequence[float],
+                   level: float = LEVEL, resamples: int = 2000) -> tuple[float, float] | None:
+    """An interval for median(num - base) / median(den - base), the three paired
+    per round. A ratio of medians has no order-statistic interval: this one is a
+    percentile bootstrap over whole rounds (a drawn round keeps its three runs),
+    with a fixed seed so that a result reproduces. Rounds of one boot share its
+    moment, so it is narrower than one over boots would be. A resample whose
+    denominator is not > 0 counts as an infinite ratio. None with fewer than 6
+    rounds where all three ran."""
+    rounds = [(n - b, d - b) for n, d, b in zip(num, den, base, strict=False)
+              if math.isfinite(n) and math.isfinite(d) and math.isfinite(b)]
+    if len(rounds) < 6:
+        return None
+    rnd = random.Random(1)
+    xs = []
+    for _ in range(resamples):
+        drawn = rnd.choices(rounds, k=len(rounds))
+        d = statistics.median(r[1] for r in drawn)
+        xs.append(statistics.median(r[0] for r in drawn) / d if d > 0 else math.inf)
+    xs.sort()
+    tail = int((1.0 - level) / 2.0 * resamples)
+    return xs[tail], xs[resamples - 1 - tail]

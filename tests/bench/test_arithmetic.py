@@ -75,6 +75,25 @@ def test_ratio_is_none_without_a_positive_denominator() -> None:
     assert stats.ratio(3.0, -1.0) is None
 
 
+def test_ratio_interval_resamples_whole_rounds() -> None:
+    # the record row costs twice the floor in every round: no resample can differ
+    base = [100.0 + i for i in range(10)]
+    floor = [b + 50.0 + 3 * i for i, b in enumerate(base)]
+    record = [b + 2 * (f - b) for b, f in zip(base, floor, strict=True)]
+    assert stats.ratio_interval(record, floor, base) == (2.0, 2.0)
+    # the recorded runs: the interval holds the ratio of the medians, and is
+    # reproducible (fixed seed)
+    iv = stats.ratio_interval(RECORD, FLOOR, BASE)
+    assert iv is not None and iv == stats.ratio_interval(RECORD, FLOOR, BASE)
+    x = stats.added(RECORD, BASE).median / stats.added(FLOOR, BASE).median
+    assert iv[0] < x < iv[1]
+    # a round where any of the three failed is left out; fewer than 6 left: none
+    assert stats.ratio_interval([*record[:5], math.nan], floor[:6], base[:6]) is None
+    assert stats.ratio_interval(record[:5], floor[:5], base[:5]) is None
+    # a floor that adds nothing: no bound
+    assert stats.ratio_interval(record, base, base) == (math.inf, math.inf)
+
+
 def test_micro_summary_gives_added_ns_and_cost_in_floors() -> None:
     rows = [Row("baseline", "baseline", BASE), Row("floor", "floor", FLOOR),
             Row("syscap-record", "record", RECORD),
@@ -505,6 +524,16 @@ def test_guest_goals_compare_added_ns_within_the_run() -> None:
         "(100 and 98 rounds), NOT met",
     ]
     assert guest.goal_lines([row("kmod", 900.0), row("bpf", None)]) == []
+    # with the rounds' runs, the ratio gets its interval
+    def runs(key: str, values: list[float]) -> dict[str, Any]:
+        added = stats.added(values, BASE).as_json() if key != "baseline" else None
+        return {"key": key, "micro": {"runs": values, "added_ns": added}}
+
+    (count,) = guest.goal_lines([runs("baseline", BASE), runs("kmodfloor", FLOOR),
+                                 runs("kmodcount", RECORD)])
+    iv = stats.ratio_interval(RECORD, FLOOR, BASE)
+    assert iv is not None
+    assert count.endswith(f": 1.60x [{iv[0]:.2f}, {iv[1]:.2f}] (10 and 10 rounds), NOT met")
     assert guest.goal_lines([row("kmodheld", 400.0), row("bpfheld", 800.0)]) == [
         "  beside it: the module's record probes' added ns against eBPF's, consumer stopped: "
         "0.50x"]
