@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import throughput as throughput_mod
+
 
 def _iv(d: dict[str, Any], digits: int) -> str:
     lo, hi = d["interval"]
@@ -79,12 +81,12 @@ def nginx(result: dict[str, Any]) -> str:
 
 def throughput(result: dict[str, Any]) -> str:
     out = ["| ring per CPU | syscalls/s recorded, zero drops | interval | consumer CPU "
-           "| max ring fill |", "|---:|---:|---:|---:|---:|"]
+           "| max ring fill | delivery p99 |", "|---:|---:|---:|---:|---:|---:|"]
     for r in result["rows"]:
         b = r.get("best")
         if b is None:
             out.append(f"| {r['ring_mib']} MiB | {r.get('why') or 'drops at every rate tried'} "
-                       "| | | |")
+                       "| | | | |")
             continue
         ge = "≥ " if r["bound"] == "generator" else ""
         rec = r.get("recorded")
@@ -92,9 +94,14 @@ def throughput(result: dict[str, Any]) -> str:
         med = rec["median"] if rec else b["recorded"]
         cpu = r["consumer_cpu_pct"]["median"] if "consumer_cpu_pct" in r else b["consumer_cpu_pct"]
         out.append(f"| {r['ring_mib']} MiB | {ge}{med:,.0f} | {iv} | "
-                   f"{cpu:.1f} % | {b['max_fill_pct']:.1f} % |")
+                   f"{cpu:.1f} % | {b['max_fill_pct']:.1f} % | "
+                   f"{b.get('delivery_p99_ms', 0.0):.1f} ms |")
     out += ["", f"≥: no drops even at the load generator's full speed. "
-            f"{result['trial_s']} s trials.", "", _source(result)]
+            f"{result['trial_s']} s trials. Delivery: how long the best trial's records waited "
+            "between their syscall's exit and the consumer (p99 as its log2 bucket's top)."]
+    if result.get("trickle"):
+        out += ["", throughput_mod.trickle_line(result["trickle"]).strip()]
+    out += ["", _source(result)]
     return "\n".join(out)
 
 

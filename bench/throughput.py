@@ -11,6 +11,13 @@ drop counter stays at 0 for the whole trial; the rate reported is the
 recorded rate (every syscall on the machine, from the exact in-kernel
 counters) of the best passing trial. Short trials favour big rings (they
 absorb the whole trial), so the trial length is part of the result.
+
+Then delivery at a trickle: the generator makes one getppid every 100 ms
+(only its getppid pass the filter, so nothing else feeds the rings), recorded
+to a file at the goal's ring size; the probes never wake the consumer, so
+this says how long a lone record waits for the consumer's next pass (from
+its syscall's exit; p99 as its log2 bucket's top), which must stay within
+one snapshot interval.
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ STEPS = (6, 3)  # bisection steps after the unpaced trial
 CONFIRM = (3, 0)  # repeats of the best rate that must drop nothing too
 MAX_LOWER = 5  # times a dropping repeat may lower the rate by 10 % (to 59 %)
 GOAL_RATE, GOAL_RING_MIB = 3_000_000, 8  # the records issue: 3 M/s at 8 MiB per CPU
+TRICKLE_CALLS = (100, 10)  # full, quick: one getppid per TRICKLE_GAP_S
+TRICKLE_GAP_S = 0.1
+SNAPSHOT_S = 1.0  # top's snapshot interval: the bound on a record's wait
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,55 @@ def trial(ring: int, rate: float, seconds: float, work: Path) -> Trial:
         else 0.0, consumer_cpu_pct=100.0 * cpu / (t1 - t0),
         delivery_p99_ms=delivery.upper_ns(0.99) / 1e6, delivery_max_ms=delivery.max_ns / 1e6,
     )
+
+
+def trickle(calls: int, work: Path) -> dict[str, Any]:
+    """Delivery at a trickle (see the module's doc): calls getppid, one per
+    TRICKLE_GAP_S, from the generator on the last CPU."""
+    from capture_lib import syscalls
+    from capture_lib.errors import SyscapError
+    from capture_lib.live import Session
+    from capture_lib.snapshot import Filter
+
+    trace = work / "trickle.trace"
+    seconds = (calls + 0.5) * TRICKLE_GAP_S  # the last call is due at calls x the gap
+    gen = [str(NATIVE / "syscall_rate"), f"{1 / TRICKLE_GAP_S:.0f}", f"{seconds:.1f}",
+           str(cpus()[-1])]
+    try:
+        s = Session("bpf", GOAL_RING_MIB << 20)
+    except SyscapError as e:
+        raise BenchError(f"the eBPF backend cannot start: {e}") from e
+    try:
+        s.set_filter(Filter(comms=frozenset({"syscall_rate"}),
+                            syscalls=frozenset({syscalls.number("getppid")})))
+        s.record(str(trace), force=True)
+        s.start()
+        try:
+            p = subprocess.run(gen, capture_output=True, text=True, timeout=seconds + 60,
+                               check=False)
+        finally:
+            s.stop()
+        if p.returncode:
+            raise BenchError(f"syscall_rate failed ({p.returncode}): {p.stderr.strip()}")
+        delivery = s.delivery()
+    finally:
+        s.close()
+        trace.unlink(missing_ok=True)
+    return {"calls": int(p.stdout.split()[0]), "gap_ms": TRICKLE_GAP_S * 1e3,
+            "records": delivery.records, "p99_ms": delivery.upper_ns(0.99) / 1e6,
+            "max_ms": delivery.max_ns / 1e6}
+
+
+def trickle_line(t: dict[str, Any]) -> str:
+    """The trickle's goal line: every record within one snapshot interval."""
+    if t.get("why"):
+        return f"  delivery at a trickle: not run: {t['why']}"
+    ok = t["records"] == t["calls"] and t["max_ms"] < SNAPSHOT_S * 1e3
+    lost = "" if t["records"] == t["calls"] else f", {t['records']} of {t['calls']} delivered"
+    return (f"  goal: at a trickle (one getppid per {t['gap_ms']:.0f} ms, {t['calls']} calls) "
+            f"each record reaches the consumer within a snapshot interval ({SNAPSHOT_S:.0f} s): "
+            f"p99 {t['p99_ms']:.1f} ms, longest {t['max_ms']:.1f} ms{lost}, "
+            f"{'met' if ok else 'NOT met'}")
 
 
 def search(ring: int, seconds: float, steps: int, confirm: int, work: Path) -> dict[str, Any]:
@@ -173,6 +232,11 @@ def run(opts: Options) -> dict[str, Any]:
                 continue
             harness.say(f"throughput: ring {mib} MiB per CPU")
             rows.append(search(mib << 20, seconds, steps, confirm, Path(d)))
+        if why:
+            slow: dict[str, Any] = {"why": why}
+        else:
+            harness.say("throughput: delivery at a trickle")
+            slow = trickle(TRICKLE_CALLS[1] if opts.quick else TRICKLE_CALLS[0], Path(d))
     return {
         "benchmark": "throughput",
         "method": f"syscall_rate: getppid from one pinned thread per CPU ({len(cpus())}), "
@@ -183,6 +247,7 @@ def run(opts: Options) -> dict[str, Any]:
         "steps": steps,
         "confirm": confirm,
         "rows": rows,
+        "trickle": slow,
     }
 
 
@@ -226,4 +291,6 @@ def table(result: dict[str, Any]) -> str:
             verdict = "NOT met"
         out.append(f"  goal: >= {GOAL_RATE / 1e6:.0f} M/s with zero drops at {GOAL_RING_MIB} MiB: "
                    f"{rate / 1e6:.2f} M/s, {verdict}")
+    if result.get("trickle"):
+        out.append(trickle_line(result["trickle"]))
     return "\n".join(out)

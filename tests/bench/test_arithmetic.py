@@ -207,6 +207,30 @@ def test_throughput_summary_marks_generator_bound_and_dropping_rings() -> None:
     assert s["ring-1MiB"]["status"] == "drops"
 
 
+def test_trickle_delivery_is_met_only_with_every_record_within_an_interval() -> None:
+    from bench import markdown, throughput
+
+    t = {"calls": 100, "gap_ms": 100.0, "records": 100, "p99_ms": 31.9, "max_ms": 40.2}
+    assert throughput.trickle_line(t) == (
+        "  goal: at a trickle (one getppid per 100 ms, 100 calls) each record reaches the "
+        "consumer within a snapshot interval (1 s): p99 31.9 ms, longest 40.2 ms, met")
+    assert throughput.trickle_line({**t, "max_ms": 1000.0}).endswith("NOT met")
+    assert throughput.trickle_line({**t, "records": 99}).endswith(
+        "longest 40.2 ms, 99 of 100 delivered, NOT met")
+    assert throughput.trickle_line({"why": "no BPF"}) == (
+        "  delivery at a trickle: not run: no BPF")
+    best = {"offered": 0, "generated": 1.8e6, "recorded": 1.85e6, "drops": 0,
+            "max_fill_pct": 10.0, "consumer_cpu_pct": 10.3, "delivery_p99_ms": 8.4}
+    result = {"rows": [{"ring_mib": 8, "best": best, "bound": "generator", "trials": [best]}],
+              "trial_s": 5.0, "trickle": t,
+              "machine": {"host": "vm", "cpus": 2, "cpu_model": "EPYC", "arch": "x86_64",
+                          "kernel": "6.18", "distro": "Debian 12", "date": "2026-12-05",
+                          "loadavg_at_start": [0.1, 0.1, 0.1]}}
+    text = markdown.throughput(result)
+    assert "| 8 MiB | ≥ 1,850,000 | - | 10.3 % | 10.0 % | 8.4 ms |" in text
+    assert "\ngoal: at a trickle (one getppid per 100 ms, 100 calls)" in text
+
+
 def test_markdown_tables_list_every_row_with_its_source() -> None:
     from bench import markdown
 

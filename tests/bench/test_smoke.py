@@ -94,6 +94,10 @@ def test_throughput_finds_a_drop_free_rate_for_a_ring() -> None:
         assert row["best"]["drops"] == 0
         assert row["best"]["recorded"] > 0
     assert row["bound"] in ("generator", "drops")
+    # a trickle's every record delivered, within a snapshot interval
+    t = res["trickle"]
+    assert t["calls"] == throughput.TRICKLE_CALLS[1] and t["records"] == t["calls"], t
+    assert 0 < t["max_ms"] < throughput.SNAPSHOT_S * 1e3, t
     assert leftovers() == []
 
 
