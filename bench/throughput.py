@@ -69,19 +69,32 @@ def cpus() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
-def trial(ring: int, rate: float, seconds: float, work: Path) -> Trial:
+@dataclass(frozen=True)
+class Recorded:
+    """One generator run under a recording session."""
+
+    out: str  # the generator's stdout: "CALLS SECONDS"
+    totals: Any  # the session's totals (capture_lib.live)
+    delivery: Any  # and its delivery histogram
+    cpu_s: float  # this process's CPU seconds (the consumer's) while the generator ran
+    wall_s: float
+
+
+def record_while(ring: int, gen: list[str], seconds: float, trace: Path,
+                 flt: Any = None) -> Recorded:
+    """Run gen while a session (eBPF, ring bytes per CPU, filter flt if any)
+    records to trace, as `syscap record` does."""
     from capture_lib.errors import SyscapError
     from capture_lib.live import Session
 
-    trace = work / "throughput.trace"
-    gen = [str(NATIVE / "syscall_rate"), f"{rate:.0f}", f"{seconds}",
-           ",".join(map(str, cpus()))]
     try:
         s = Session("bpf", ring)
     except SyscapError as e:
         raise BenchError(f"the eBPF backend cannot start: {e}") from e
     try:
-        s.record(str(trace), force=True)  # one scratch file for every trial
+        if flt is not None:
+            s.set_filter(flt)
+        s.record(str(trace), force=True)  # one scratch file for every run
         s.start()
         r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
         try:
@@ -92,18 +105,25 @@ def trial(ring: int, rate: float, seconds: float, work: Path) -> Trial:
         if p.returncode:
             raise BenchError(f"syscall_rate failed ({p.returncode}): {p.stderr.strip()}")
         r1, t1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
-        tot = s.totals()
-        delivery = s.delivery()
+        return Recorded(p.stdout, s.totals(), s.delivery(),
+                        (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime), t1 - t0)
     finally:
         s.close()
         trace.unlink(missing_ok=True)
-    calls, gen_s = p.stdout.split()
-    cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+
+
+def trial(ring: int, rate: float, seconds: float, work: Path) -> Trial:
+    gen = [str(NATIVE / "syscall_rate"), f"{rate:.0f}", f"{seconds}",
+           ",".join(map(str, cpus()))]
+    r = record_while(ring, gen, seconds, work / "throughput.trace")
+    calls, gen_s = r.out.split()
+    tot = r.totals
     return Trial(
         offered=rate, generated=int(calls) / float(gen_s), recorded=tot.events / float(gen_s),
         drops=tot.drops, max_fill_pct=100.0 * tot.max_used / tot.ring_size if tot.ring_size
-        else 0.0, consumer_cpu_pct=100.0 * cpu / (t1 - t0),
-        delivery_p99_ms=delivery.upper_ns(0.99) / 1e6, delivery_max_ms=delivery.max_ns / 1e6,
+        else 0.0, consumer_cpu_pct=100.0 * r.cpu_s / r.wall_s,
+        delivery_p99_ms=r.delivery.upper_ns(0.99) / 1e6,
+        delivery_max_ms=r.delivery.max_ns / 1e6,
     )
 
 
@@ -111,37 +131,17 @@ def trickle(calls: int, work: Path) -> dict[str, Any]:
     """Delivery at a trickle (see the module's doc): calls getppid, one per
     TRICKLE_GAP_S, from the generator on the last CPU."""
     from capture_lib import syscalls
-    from capture_lib.errors import SyscapError
-    from capture_lib.live import Session
     from capture_lib.snapshot import Filter
 
-    trace = work / "trickle.trace"
     seconds = (calls + 0.5) * TRICKLE_GAP_S  # the last call is due at calls x the gap
     gen = [str(NATIVE / "syscall_rate"), f"{1 / TRICKLE_GAP_S:.0f}", f"{seconds:.1f}",
            str(cpus()[-1])]
-    try:
-        s = Session("bpf", GOAL_RING_MIB << 20)
-    except SyscapError as e:
-        raise BenchError(f"the eBPF backend cannot start: {e}") from e
-    try:
-        s.set_filter(Filter(comms=frozenset({"syscall_rate"}),
-                            syscalls=frozenset({syscalls.number("getppid")})))
-        s.record(str(trace), force=True)
-        s.start()
-        try:
-            p = subprocess.run(gen, capture_output=True, text=True, timeout=seconds + 60,
-                               check=False)
-        finally:
-            s.stop()
-        if p.returncode:
-            raise BenchError(f"syscall_rate failed ({p.returncode}): {p.stderr.strip()}")
-        delivery = s.delivery()
-    finally:
-        s.close()
-        trace.unlink(missing_ok=True)
-    return {"calls": int(p.stdout.split()[0]), "gap_ms": TRICKLE_GAP_S * 1e3,
-            "records": delivery.records, "p99_ms": delivery.upper_ns(0.99) / 1e6,
-            "max_ms": delivery.max_ns / 1e6}
+    flt = Filter(comms=frozenset({"syscall_rate"}),
+                 syscalls=frozenset({syscalls.number("getppid")}))
+    r = record_while(GOAL_RING_MIB << 20, gen, seconds, work / "trickle.trace", flt)
+    return {"calls": int(r.out.split()[0]), "gap_ms": TRICKLE_GAP_S * 1e3,
+            "records": r.delivery.records, "p99_ms": r.delivery.upper_ns(0.99) / 1e6,
+            "max_ms": r.delivery.max_ns / 1e6}
 
 
 def trickle_line(t: dict[str, Any]) -> str:

@@ -18,6 +18,9 @@ from bench.tracers import TracerError
 BASE = [168.7, 107.1, 435.7, 131.2, 129.9, 128.4, 133.0, 126.8, 130.5, 127.9]
 FLOOR = [231.0, 157.3, 313.9, 262.1, 259.4, 258.8, 266.0, 255.2, 260.7, 257.5]
 RECORD = [382.2, 328.2, 602.3, 339.0, 336.1, 331.7, 340.4, 333.3, 337.9, 335.0]
+# harness.machine() of a result file, for the Markdown tables' footers
+MACHINE = {"host": "vm", "cpus": 2, "cpu_model": "Xeon", "arch": "x86_64", "kernel": "6.18",
+           "distro": "Debian 12", "date": "2026-11-25", "loadavg_at_start": [0.1, 0.1, 0.1]}
 
 
 def test_median_interval_uses_order_statistics_for_95_percent() -> None:
@@ -223,9 +226,7 @@ def test_trickle_delivery_is_met_only_with_every_record_within_an_interval() -> 
             "max_fill_pct": 10.0, "consumer_cpu_pct": 10.3, "delivery_p99_ms": 8.4}
     result = {"rows": [{"ring_mib": 8, "best": best, "bound": "generator", "trials": [best]}],
               "trial_s": 5.0, "trickle": t,
-              "machine": {"host": "vm", "cpus": 2, "cpu_model": "EPYC", "arch": "x86_64",
-                          "kernel": "6.18", "distro": "Debian 12", "date": "2026-12-05",
-                          "loadavg_at_start": [0.1, 0.1, 0.1]}}
+              "machine": MACHINE}
     text = markdown.throughput(result)
     assert "| 8 MiB | ≥ 1,850,000 | - | 10.3 % | 10.0 % | 8.4 ms |" in text
     assert "\ngoal: at a trickle (one getppid per 100 ms, 100 calls)" in text
@@ -237,9 +238,7 @@ def test_markdown_tables_list_every_row_with_its_source() -> None:
     rows = [Row("baseline", "baseline", BASE), Row("floor", "floor", FLOOR),
             Row("sysdig", "sysdig", why="sysdig needs its scap kernel module")]
     result = {"rows": micro.summarise(rows), "rounds": 10, "quick": False,
-              "machine": {"host": "vm", "cpus": 2, "cpu_model": "Xeon", "arch": "x86_64",
-                          "kernel": "6.18", "distro": "Debian 12", "date": "2026-11-25",
-                          "loadavg_at_start": [0.1, 0.1, 0.1]}}
+              "machine": MACHINE}
     text = markdown.micro(result)
     assert "| floor | 259.1 | [231.0, 266.0] |" in text
     assert "| sysdig | not run: sysdig needs its scap kernel module |" in text
