@@ -116,11 +116,6 @@ def _among(wanted: Sequence[str], keys: Sequence[str]) -> list[str]:
     return got if len(got) > 1 else []
 
 
-def more_keys(keys: Sequence[str]) -> list[str]:
-    """The MORE_KEYS among the rows that run."""
-    return _among(MORE_KEYS, keys)
-
-
 def boot_keys(plan: BenchPlan, keys: Sequence[str], boot: int) -> list[str]:
     """The rows boot runs: every one in boot 0, then more_boots boots of
     MORE_KEYS, then count_boots boots of COUNT_KEYS (each among keys)."""
@@ -424,7 +419,7 @@ def bench_method(plan: BenchPlan, tree: KernelTree, keys: Sequence[str]) -> str:
         rev = run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"]).strip()
     except LabError:
         rev = "?"
-    alone, count = more_keys(keys), _among(COUNT_KEYS, keys)
+    alone, count = _among(MORE_KEYS, keys), _among(COUNT_KEYS, keys)
     more = (f"; then {plan.more_boots} more boots, each {plan.rounds} getppid rounds of "
             f"{', '.join(alone)} alone"
             if alone and plan.more_boots else "")
